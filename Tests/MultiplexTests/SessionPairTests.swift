@@ -135,6 +135,7 @@ struct SessionPairTests {
     @Test("a live peer survives an hour of keepalives, and pings measure the round trip")
     func livePeer() throws {
         let pair = SessionPair()
+        pair.pump()
         for _ in 0..<240 {
             pair.advance(by: .seconds(15))
             pair.pump()
