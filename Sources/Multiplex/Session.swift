@@ -263,8 +263,10 @@ public final class Session {
     public func pollTransmit(into buffer: inout [UInt8], maxBytes: Int = 64 * 1024) -> Int {
         let start = buffer.count
         while buffer.count - start < maxBytes, let frame = control.first {
-            if peer == nil && frame.needsPeerHello { break }
+            if peer == nil && frame.needsPeerHello && closedWith == nil { break }
             _ = control.popFirst()
+            // A closed session that never heard the peer's HELLO has no stream to speak of.
+            if peer == nil && frame.needsPeerHello { continue }
             emit(frame, into: &buffer)
         }
         guard closedWith == nil, peer != nil, control.isEmpty else { return buffer.count - start }

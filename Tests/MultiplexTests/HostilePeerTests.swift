@@ -310,6 +310,18 @@ struct HostilePeerTests {
         #expect(!updates.isEmpty)
     }
 
+    @Test("a session that goes away before the peer's HELLO still says so")
+    func goAwayBeforeHello() throws {
+        let peer = RawPeer(role: .acceptor, hello: nil)
+        let id = try peer.session.openStream(metadata: [])
+        peer.session.reset(id)
+        peer.session.goAway()
+        peer.readOutput()
+        #expect(peer.closure?.code == .noError)
+        #expect(peer.sentGoAway == .noError)
+        #expect(!peer.sent.contains { if case .open = $0 { true } else { false } })
+    }
+
     @Test("a go-away may lower its last stream but never raise it")
     func goAwayOnlyLowers() {
         let peer = RawPeer(role: .dialer)

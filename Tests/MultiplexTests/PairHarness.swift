@@ -13,14 +13,30 @@ struct SeededRandom: RandomNumberGenerator {
     }
 }
 
+/// 64 KiB of varied bytes; a stream's content is this table read from an offset of its own.
+let patternTable: [UInt8] = {
+    var random = SeededRandom(seed: 0x7E57)
+    return (0..<65_536).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+}()
+
 /// The byte at `offset` of the stream `id`: lets a receiver check order and completeness
 /// without keeping a copy of what was sent.
 func patternByte(stream id: StreamID, offset: Int) -> UInt8 {
-    UInt8(truncatingIfNeeded: (offset &* 31) ^ (offset >> 8) ^ Int(id) &* 7)
+    patternTable[(offset &+ Int(id) &* 4099) & 0xFFFF]
 }
 
 func pattern(stream id: StreamID, from offset: Int, count: Int) -> [UInt8] {
-    (offset..<(offset + count)).map { patternByte(stream: id, offset: $0) }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(count)
+    var position = (offset &+ Int(id) &* 4099) & 0xFFFF
+    var remaining = count
+    while remaining > 0 {
+        let take = min(remaining, 65_536 - position)
+        bytes.append(contentsOf: patternTable[position..<(position + take)])
+        remaining -= take
+        position = 0
+    }
+    return bytes
 }
 
 /// How the wire between the two sessions cuts the byte stream.
@@ -47,6 +63,8 @@ final class Peer {
     /// Accept every stream the peer opens.
     var acceptsStreams = true
     var patternErrors: [String] = []
+    /// Streams whose `write` asked the application to wait for `.writable`.
+    var waiting: Set<StreamID> = []
 
     init(_ session: Session) { self.session = session }
 
@@ -59,9 +77,8 @@ final class Peer {
                 if acceptsStreams { try? session.accept(id) }
             case .data(let id, let bytes):
                 let offset = received[id, default: 0]
-                for (index, byte) in bytes.enumerated() where byte != patternByte(stream: id, offset: offset + index) {
-                    patternErrors.append("stream \(id) byte \(offset + index) is wrong")
-                    break
+                if bytes.elementsEqual(pattern(stream: id, from: offset, count: bytes.count)) == false {
+                    patternErrors.append("stream \(id) bytes from \(offset) are wrong")
                 }
                 received[id] = offset + bytes.count
                 if consumesData {
@@ -72,7 +89,8 @@ final class Peer {
             case .finished(let id): finished.insert(id)
             case .streamReset(let id, let failure): resets[id] = failure
             case .closed(let failure): closed = failure
-            case .streamAccepted, .writable, .pong, .peerGoingAway: break
+            case .writable(let id): waiting.remove(id)
+            case .streamAccepted, .pong, .peerGoingAway: break
             }
         }
     }
