@@ -10,7 +10,10 @@ let package = Package(
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
         .target(name: "Multiplex"),
-        .testTarget(name: "MultiplexTests", dependencies: ["Multiplex"]),
+        /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
+        /// that replay the corpus and every committed crasher.
+        .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),
+        .testTarget(name: "MultiplexTests", dependencies: ["Multiplex", "MultiplexFuzzing"]),
     ],
     swiftLanguageModes: [.v6]
 )

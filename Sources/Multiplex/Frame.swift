@@ -66,6 +66,14 @@ public struct HelloFrame: Hashable, Sendable {
     public var maxConcurrentStreams: UInt32
     public var initialStreamWindow: UInt32
     public var connectionWindow: UInt32
+
+    public init(minVersion: UInt8, maxVersion: UInt8, maxConcurrentStreams: UInt32, initialStreamWindow: UInt32, connectionWindow: UInt32) {
+        self.minVersion = minVersion
+        self.maxVersion = maxVersion
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.initialStreamWindow = initialStreamWindow
+        self.connectionWindow = connectionWindow
+    }
 }
 
 /// One decoded frame. Payload bytes are slices of the received buffer where possible.
@@ -80,7 +88,7 @@ public enum Frame: Hashable, Sendable {
     case goAway(lastStreamID: StreamID, ErrorCode, message: ArraySlice<UInt8>)
 }
 
-/// Appends frames to an output buffer; the one place that knows the byte layout for writing.
+/// Writes frames into an output buffer; the one place that knows the byte layout for writing.
 public enum FrameEncoder {
     static func appendHeader(
         _ type: FrameType, flags: FrameFlags, length: Int, streamID: StreamID, to buffer: inout [UInt8]
@@ -99,7 +107,7 @@ public enum FrameEncoder {
         buffer.append(UInt8(truncatingIfNeeded: value))
     }
 
-    static func append(_ frame: Frame, to buffer: inout [UInt8]) {
+    public static func append(_ frame: Frame, to buffer: inout [UInt8]) {
         switch frame {
         case .hello(let hello):
             appendHeader(.hello, flags: [], length: HelloFrame.encodedLength, streamID: 0, to: &buffer)
