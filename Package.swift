@@ -13,6 +13,13 @@ let package = Package(
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),
+        /// Counts heap allocations for the benchmarks by standing in for glibc's allocator entry points.
+        .target(name: "CAllocationCounter", path: "Benchmarks/CAllocationCounter"),
+        .executableTarget(
+            name: "multiplex-bench",
+            dependencies: ["Multiplex", "CAllocationCounter"],
+            path: "Benchmarks/MultiplexBench"
+        ),
         .testTarget(name: "MultiplexTests", dependencies: ["Multiplex", "MultiplexFuzzing"]),
     ],
     swiftLanguageModes: [.v6]

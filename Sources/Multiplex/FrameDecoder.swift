@@ -15,6 +15,7 @@ public struct FrameDecoder {
     /// Hands the decoder more received bytes. Call `next()` until it returns nil before the
     /// next `append`, or the remaining bytes are copied once to keep them.
     public mutating func append(_ bytes: ArraySlice<UInt8>) {
+        if bytes.isEmpty { return }
         if input.isEmpty {
             input = bytes
         } else {
@@ -43,6 +44,7 @@ public struct FrameDecoder {
             let payloadStart = input.startIndex + Limits.frameHeaderLength
             let payload = input[payloadStart..<(payloadStart + header.length)]
             input = input[(payloadStart + header.length)...]
+            releaseInputIfEmpty()
             return try Self.decodeBody(header, payload)
         }
         if partial.count < Limits.frameHeaderLength {
@@ -64,6 +66,13 @@ public struct FrameDecoder {
         let take = min(target - partial.count, input.count)
         partial.append(contentsOf: input.prefix(take))
         input = input.dropFirst(take)
+        releaseInputIfEmpty()
+    }
+
+    /// An empty slice still pins the caller's whole buffer; dropping it lets the caller reuse
+    /// that buffer in place instead of copying it on its next write.
+    private mutating func releaseInputIfEmpty() {
+        if input.isEmpty { input = [] }
     }
 
     struct Header {

@@ -152,6 +152,14 @@ struct HostilePeerTests {
         #expect(streamLevel.closure == nil)
         streamLevel.send(.data(1, [0][...], fin: false))
         #expect(streamLevel.closure?.code == .flowControlError)
+
+        // Two streams, each within its own window, together beyond the connection's.
+        let connectionLevel = RawPeer(role: .acceptor, configuration: configuration)
+        connectionLevel.send(.open(1, metadata: [], interactive: false, fin: false), .open(3, metadata: [], interactive: false, fin: false))
+        connectionLevel.send(.data(1, Array(repeating: 0, count: 16_384)[...], fin: false))
+        #expect(connectionLevel.closure == nil)
+        connectionLevel.send(.data(3, [0][...], fin: false))
+        #expect(connectionLevel.closure?.code == .flowControlError)
     }
 
     @Test("a window update that overflows 2^31-1 ends the session")

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tunnel builds and tests with; a no-op when they are present.
+# Swift itself (6.x, with Swift Testing) must already be on PATH.
+set -euo pipefail
+
+packages=(pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6 (swift.org) first" >&2; exit 1; }
