@@ -6,10 +6,16 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Multiplex", targets: ["Multiplex"]),
+        .library(name: "TunnelIO", targets: ["TunnelIO"]),
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
         .target(name: "Multiplex"),
+        /// libuv from Debian's libuv1-dev, with shims for what Swift cannot call directly.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        /// Thin, loop-confined libuv wrappers: loop, TCP, timers, signals, DNS. No protocol knowledge.
+        .target(name: "TunnelIO", dependencies: ["CLibUV"]),
+        .testTarget(name: "TunnelIOTests", dependencies: ["TunnelIO"]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),

@@ -1,0 +1,130 @@
+#ifndef TUNNEL_CLIBUV_H
+#define TUNNEL_CLIBUV_H
+
+/// Shims over libuv for Swift. libuv models handle "inheritance" as a shared
+/// struct prefix and leaves some socket options to the raw file descriptor;
+/// neither is expressible from Swift, so each gap gets one small prefixed
+/// `static inline` function here.
+
+#include <uv.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+// MARK: - Handle casts (every uv_*_t starts with the uv_handle_t fields)
+
+static inline uv_handle_t *tunnel_uv_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }
+static inline uv_stream_t *tunnel_uv_tcp_as_stream(uv_tcp_t *tcp) { return (uv_stream_t *)tcp; }
+static inline uv_handle_t *tunnel_uv_timer_as_handle(uv_timer_t *timer) { return (uv_handle_t *)timer; }
+static inline uv_handle_t *tunnel_uv_signal_as_handle(uv_signal_t *signal) { return (uv_handle_t *)signal; }
+static inline uv_handle_t *tunnel_uv_async_as_handle(uv_async_t *async) { return (uv_handle_t *)async; }
+static inline uv_req_t *tunnel_uv_getaddrinfo_as_req(uv_getaddrinfo_t *req) { return (uv_req_t *)req; }
+
+// MARK: - Buffers
+
+/// uv_buf_t takes a `char *` and an `unsigned int` length; this takes what Swift has.
+static inline uv_buf_t tunnel_uv_buf(void *base, size_t length) {
+    return uv_buf_init((char *)base, (unsigned int)length);
+}
+
+// MARK: - Socket options libuv does not expose
+
+/// Sets TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before
+/// the kernel drops the connection. Needs an open socket (after connect/accept).
+static inline int tunnel_uv_tcp_set_user_timeout(uv_tcp_t *tcp, unsigned int milliseconds) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &milliseconds, sizeof milliseconds) != 0) return -errno;
+    return 0;
+}
+
+/// Sets the keepalive probe interval and count; libuv 1.44's uv_tcp_keepalive
+/// only sets the idle delay and leaves the kernel defaults (75 s x 9) for these.
+static inline int tunnel_uv_tcp_set_keepalive_probes(uv_tcp_t *tcp, int interval_seconds, int probe_count) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_seconds, sizeof interval_seconds) != 0) return -errno;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probe_count, sizeof probe_count) != 0) return -errno;
+    return 0;
+}
+
+// MARK: - Socket addresses (always carried in a sockaddr_storage)
+
+/// Parses a numeric IPv4 or IPv6 address (with optional %scope) into `out`.
+static inline int tunnel_sockaddr_from_ip(const char *ip, int port, struct sockaddr_storage *out) {
+    memset(out, 0, sizeof *out);
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)out) == 0) return 0;
+    memset(out, 0, sizeof *out);
+    return uv_ip6_addr(ip, port, (struct sockaddr_in6 *)out);
+}
+
+/// Copies an address of either family into `out`; returns UV_EAFNOSUPPORT for others.
+static inline int tunnel_sockaddr_copy(const struct sockaddr *address, struct sockaddr_storage *out) {
+    memset(out, 0, sizeof *out);
+    switch (address->sa_family) {
+    case AF_INET: memcpy(out, address, sizeof(struct sockaddr_in)); return 0;
+    case AF_INET6: memcpy(out, address, sizeof(struct sockaddr_in6)); return 0;
+    default: return UV_EAFNOSUPPORT;
+    }
+}
+
+static inline int tunnel_sockaddr_is_ipv6(const struct sockaddr_storage *address) {
+    return address->ss_family == AF_INET6;
+}
+
+static inline int tunnel_sockaddr_port(const struct sockaddr_storage *address) {
+    switch (address->ss_family) {
+    case AF_INET: return ntohs(((const struct sockaddr_in *)address)->sin_port);
+    case AF_INET6: return ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+    default: return 0;
+    }
+}
+
+/// Writes the numeric host (no port, no brackets) into `buffer`.
+static inline int tunnel_sockaddr_ip(const struct sockaddr_storage *address, char *buffer, size_t size) {
+    return uv_ip_name((const struct sockaddr *)address, buffer, size);
+}
+
+static inline int tunnel_uv_tcp_bind(uv_tcp_t *tcp, const struct sockaddr_storage *address, int ipv6_only) {
+    return uv_tcp_bind(tcp, (const struct sockaddr *)address, ipv6_only ? UV_TCP_IPV6ONLY : 0);
+}
+
+static inline int tunnel_uv_tcp_connect(uv_connect_t *request, uv_tcp_t *tcp,
+                                        const struct sockaddr_storage *address, uv_connect_cb callback) {
+    return uv_tcp_connect(request, tcp, (const struct sockaddr *)address, callback);
+}
+
+static inline int tunnel_uv_tcp_local_address(const uv_tcp_t *tcp, struct sockaddr_storage *out) {
+    int length = (int)sizeof *out;
+    memset(out, 0, sizeof *out);
+    return uv_tcp_getsockname(tcp, (struct sockaddr *)out, &length);
+}
+
+static inline int tunnel_uv_tcp_peer_address(const uv_tcp_t *tcp, struct sockaddr_storage *out) {
+    int length = (int)sizeof *out;
+    memset(out, 0, sizeof *out);
+    return uv_tcp_getpeername(tcp, (struct sockaddr *)out, &length);
+}
+
+// MARK: - Name resolution
+
+/// Starts a TCP-only lookup with a numeric service, so "host:port" never
+/// consults /etc/services and never yields UDP or raw duplicates.
+static inline int tunnel_uv_getaddrinfo_tcp(uv_loop_t *loop, uv_getaddrinfo_t *request, uv_getaddrinfo_cb callback,
+                                            const char *host, const char *port) {
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_NUMERICSERV;
+    return uv_getaddrinfo(loop, request, callback, host, port, &hints);
+}
+
+#endif

@@ -1,0 +1,331 @@
+internal import CLibUV
+
+/// One TCP connection (`uv_tcp_t`), made by `connect` or by a `TCPListener`.
+///
+/// The connection keeps itself alive while open: whoever created it must
+/// `close()` it, which also releases every callback it holds (so callbacks
+/// may capture the connection without leaking it past close).
+public final class TCPConnection: HandleOwner {
+    /// What a read delivers.
+    public enum ReadEvent {
+        /// Bytes received, in a buffer the connection owns and reuses: they are
+        /// valid only until the handler returns; copy what you keep.
+        case data(UnsafeRawBufferPointer)
+        /// The peer shut down its write side. Reading has stopped; writing still works.
+        case end
+        /// Reading failed and has stopped; close the connection.
+        case error(IOError)
+    }
+
+    /// The size of the reusable read buffer unless the creator asks otherwise.
+    public static let defaultReadBufferSize = 64 * 1024
+
+    public let loop: EventLoop
+    private let handle: UnsafeMutablePointer<uv_tcp_t>
+    /// Handed to libuv for every read; one allocation per connection, not per read.
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private var state = HandleState.open
+    private var onRead: ((ReadEvent) -> Void)?
+    private var onConnect: ((Result<Void, IOError>) -> Void)?
+    private var connectTimer: Timer?
+    private var onClosed: (() -> Void)?
+    /// Remembered for error messages, since getpeername fails once the peer is gone.
+    private var peerDescription: String?
+
+    /// Whether `startReading`/`resumeReading` is in effect (false after end or error).
+    public private(set) var isReading = false
+
+    init(loop: EventLoop, readBufferSize: Int) {
+        precondition(readBufferSize > 0, "read buffer must not be empty")
+        let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        // uv_tcp_init without flags cannot fail: the socket is created later.
+        uv_tcp_init(loop.loop, handle)
+        self.handle = handle
+        self.loop = loop
+        self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    // MARK: Connecting
+
+    /// Starts connecting to `address` and returns the connection at once.
+    ///
+    /// `onConnect` runs exactly once: with success, or with an `IOError`
+    /// naming the address (for example `ECONNREFUSED`, or `ETIMEDOUT` when
+    /// `timeoutMilliseconds` passes first). On failure the connection is
+    /// already closing and must not be used. Throws, without calling
+    /// `onConnect`, if the connect cannot even start.
+    public static func connect(
+        loop: EventLoop,
+        to address: SocketAddress,
+        timeoutMilliseconds: UInt64? = nil,
+        readBufferSize: Int = defaultReadBufferSize,
+        _ onConnect: @escaping (Result<Void, IOError>) -> Void
+    ) throws(IOError) -> TCPConnection {
+        let connection = TCPConnection(loop: loop, readBufferSize: readBufferSize)
+        connection.peerDescription = address.description
+        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        var storage = address.storage
+        let status = tunnel_uv_tcp_connect(request, connection.handle, &storage) { request, status in
+            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            request!.deallocate()
+            connection.didConnect(status: status)
+        }
+        if status != 0 {
+            request.deallocate()
+            connection.close()
+            throw IOError(code: status, operation: "connect", address: address.description)
+        }
+        connection.onConnect = onConnect
+        if let timeoutMilliseconds {
+            let timer = Timer(loop: loop)
+            timer.start(after: timeoutMilliseconds) { [unowned connection] in
+                connection.connectTimedOut()
+            }
+            connection.connectTimer = timer
+        }
+        return connection
+    }
+
+    private func didConnect(status: Int32) {
+        connectTimer?.close()
+        connectTimer = nil
+        // Nil when the timeout already reported; libuv then reports ECANCELED here.
+        guard let onConnect else { return }
+        self.onConnect = nil
+        if status == 0 {
+            onConnect(.success(()))
+        } else {
+            close()
+            onConnect(.failure(IOError(code: status, operation: "connect", address: peerDescription)))
+        }
+    }
+
+    private func connectTimedOut() {
+        connectTimer?.close()
+        connectTimer = nil
+        guard let onConnect else { return }
+        self.onConnect = nil
+        close()
+        onConnect(.failure(IOError(UV_ETIMEDOUT, operation: "connect", address: peerDescription)))
+    }
+
+    /// Called by `TCPListener` after `uv_accept` succeeded.
+    func didAccept() {
+        peerDescription = try? peerAddress().description
+    }
+
+    var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
+
+    // MARK: Reading
+
+    /// Starts reading; `handler` receives every read until `stopReading()`,
+    /// end, error or close. A later `resumeReading()` reuses the handler.
+    public func startReading(_ handler: @escaping (ReadEvent) -> Void) throws(IOError) {
+        onRead = handler
+        try resumeReading()
+    }
+
+    /// Resumes reading after `stopReading()`, with the handler given to `startReading`.
+    public func resumeReading() throws(IOError) {
+        guard state == .open else {
+            throw IOError(UV_EBADF, operation: "read", address: peerDescription)
+        }
+        precondition(onRead != nil, "resumeReading before startReading")
+        guard !isReading else { return }
+        let status = uv_read_start(stream, { handle, _, buffer in
+            let connection = owner(handle?.pointee.data, as: TCPConnection.self)
+            buffer!.pointee = tunnel_uv_buf(connection.readBuffer.baseAddress, connection.readBuffer.count)
+        }, { stream, count, _ in
+            owner(stream?.pointee.data, as: TCPConnection.self).didRead(count: count)
+        })
+        try check(status, "read", address: peerDescription)
+        isReading = true
+    }
+
+    /// Stops reading, for backpressure: the kernel buffers then fill and the
+    /// peer's writes stall. Safe to call from inside the read handler.
+    public func stopReading() {
+        guard state == .open, isReading else { return }
+        uv_read_stop(stream)
+        isReading = false
+    }
+
+    private func didRead(count: Int) {
+        guard let onRead else { return }
+        if count > 0 {
+            onRead(.data(UnsafeRawBufferPointer(rebasing: readBuffer[..<count])))
+        } else if count == Int(UV_EOF.rawValue) {
+            // libuv has already stopped reading.
+            isReading = false
+            onRead(.end)
+        } else if count < 0 {
+            isReading = false
+            onRead(.error(IOError(code: Int32(count), operation: "read", address: peerDescription)))
+        }
+        // count == 0 is libuv's EAGAIN: nothing was read and nothing ended.
+    }
+
+    // MARK: Writing
+
+    /// Queues a copy of `bytes`; the caller's memory is free again on return.
+    ///
+    /// `completion` runs exactly once unless this throws: with nil once the
+    /// kernel took every byte, or with an error (ECANCELED if closed first).
+    public func write(_ bytes: UnsafeRawBufferPointer, completion: ((IOError?) -> Void)? = nil) throws(IOError) {
+        guard state == .open else {
+            throw IOError(UV_EBADF, operation: "write", address: peerDescription)
+        }
+        // One allocation holds the request and the bytes, which stay pinned
+        // until the write callback frees them together.
+        let headerSize = MemoryLayout<uv_write_t>.stride
+        let block = UnsafeMutableRawPointer.allocate(
+            byteCount: headerSize + bytes.count, alignment: MemoryLayout<uv_write_t>.alignment)
+        let request = block.bindMemory(to: uv_write_t.self, capacity: 1)
+        let payload = block + headerSize
+        if let base = bytes.baseAddress {
+            payload.copyMemory(from: base, byteCount: bytes.count)
+        }
+        request.pointee.data = completion.map { Unmanaged.passRetained(WriteCompletion($0)).toOpaque() }
+        var buffer = tunnel_uv_buf(payload, bytes.count)
+        let status = uv_write(request, stream, &buffer, 1) { request, status in
+            let completion = request!.pointee.data.map {
+                Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+            }
+            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            UnsafeMutableRawPointer(request!).deallocate()
+            completion?.run(status == 0 ? nil : IOError(code: status, operation: "write", address: connection.peerDescription))
+        }
+        if status != 0 {
+            if let data = request.pointee.data { Unmanaged<WriteCompletion>.fromOpaque(data).release() }
+            block.deallocate()
+            throw IOError(code: status, operation: "write", address: peerDescription)
+        }
+    }
+
+    /// Queues a copy of `bytes`; see `write(_:completion:)` for the completion contract.
+    public func write(_ bytes: [UInt8], completion: ((IOError?) -> Void)? = nil) throws(IOError) {
+        // Array.withUnsafeBytes only rethrows untyped errors, so carry ours out in a Result.
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(IOError) in try write(raw, completion: completion) }
+        }
+        try result.get()
+    }
+
+    /// Bytes queued in libuv that the kernel has not yet accepted: the
+    /// backpressure signal. Writers should stop producing above their own limit.
+    public var writeQueueSize: Int {
+        state == .open ? uv_stream_get_write_queue_size(stream) : 0
+    }
+
+    /// Half-closes: sends FIN after every queued write, while reading goes on.
+    /// `completion` runs exactly once unless this throws.
+    public func shutdown(_ completion: ((IOError?) -> Void)? = nil) throws(IOError) {
+        guard state == .open else {
+            throw IOError(UV_EBADF, operation: "shutdown", address: peerDescription)
+        }
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        request.pointee.data = completion.map { Unmanaged.passRetained(WriteCompletion($0)).toOpaque() }
+        let status = uv_shutdown(request, stream) { request, status in
+            let completion = request!.pointee.data.map {
+                Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+            }
+            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            request!.deallocate()
+            completion?.run(status == 0 ? nil : IOError(code: status, operation: "shutdown", address: connection.peerDescription))
+        }
+        if status != 0 {
+            if let data = request.pointee.data { Unmanaged<WriteCompletion>.fromOpaque(data).release() }
+            request.deallocate()
+            throw IOError(code: status, operation: "shutdown", address: peerDescription)
+        }
+    }
+
+    // MARK: Options and addresses
+
+    /// Disables (true) or re-enables Nagle's algorithm.
+    public func setNoDelay(_ enabled: Bool) throws(IOError) {
+        try requireOpen("set TCP_NODELAY")
+        try check(uv_tcp_nodelay(handle, enabled ? 1 : 0), "set TCP_NODELAY", address: peerDescription)
+    }
+
+    /// Enables TCP keepalive: the first probe after `idleSeconds` of silence,
+    /// then one every `intervalSeconds`, dropping the link after `probeCount`
+    /// unanswered. Call once connected (interval and count need the socket).
+    public func setKeepAlive(idleSeconds: UInt32, intervalSeconds: UInt32, probeCount: UInt32) throws(IOError) {
+        try requireOpen("set TCP keepalive")
+        try check(uv_tcp_keepalive(handle, 1, idleSeconds), "set TCP keepalive", address: peerDescription)
+        try check(
+            tunnel_uv_tcp_set_keepalive_probes(handle, Int32(intervalSeconds), Int32(probeCount)),
+            "set TCP keepalive", address: peerDescription)
+    }
+
+    /// Turns TCP keepalive off.
+    public func disableKeepAlive() throws(IOError) {
+        try requireOpen("set TCP keepalive")
+        try check(uv_tcp_keepalive(handle, 0, 0), "set TCP keepalive", address: peerDescription)
+    }
+
+    /// Sets TCP_USER_TIMEOUT: the connection fails once sent data stays
+    /// unacknowledged this long (0 restores the kernel default). Call once connected.
+    public func setUserTimeout(milliseconds: UInt32) throws(IOError) {
+        try requireOpen("set TCP_USER_TIMEOUT")
+        try check(tunnel_uv_tcp_set_user_timeout(handle, milliseconds), "set TCP_USER_TIMEOUT", address: peerDescription)
+    }
+
+    public func localAddress() throws(IOError) -> SocketAddress {
+        try requireOpen("getsockname")
+        var storage = sockaddr_storage()
+        try check(tunnel_uv_tcp_local_address(handle, &storage), "getsockname", address: peerDescription)
+        return SocketAddress(storage: storage)
+    }
+
+    public func peerAddress() throws(IOError) -> SocketAddress {
+        try requireOpen("getpeername")
+        var storage = sockaddr_storage()
+        try check(tunnel_uv_tcp_peer_address(handle, &storage), "getpeername", address: peerDescription)
+        return SocketAddress(storage: storage)
+    }
+
+    private func requireOpen(_ operation: String) throws(IOError) {
+        guard state == .open else { throw IOError(UV_EBADF, operation: operation, address: peerDescription) }
+    }
+
+    // MARK: Closing
+
+    /// Whether `close()` has been called (or a failed connect closed it).
+    public var isClosed: Bool { state != .open }
+
+    /// Closes the connection. Pending writes and shutdown complete with
+    /// ECANCELED, a pending connect reports failure, then `onClosed` runs and
+    /// every handler is released. Idempotent.
+    public func close(_ onClosed: (() -> Void)? = nil) {
+        guard state == .open else { return }
+        state = .closing
+        isReading = false
+        self.onClosed = onClosed
+        connectTimer?.close()
+        connectTimer = nil
+        beginClose(tunnel_uv_tcp_as_handle(handle))
+    }
+
+    func handleDidClose() {
+        state = .closed
+        handle.deallocate()
+        readBuffer.deallocate()
+        onRead = nil
+        onConnect = nil
+        let onClosed = self.onClosed
+        self.onClosed = nil
+        onClosed?()
+    }
+}
+
+@available(*, unavailable, message: "TCPConnection is confined to its loop's thread")
+extension TCPConnection: Sendable {}
+
+/// Boxes a write or shutdown completion so a request's `data` slot can hold it.
+private final class WriteCompletion {
+    let run: (IOError?) -> Void
+    init(_ run: @escaping (IOError?) -> Void) { self.run = run }
+}

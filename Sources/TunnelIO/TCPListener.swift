@@ -1,0 +1,106 @@
+internal import CLibUV
+
+/// A listening TCP socket (`uv_tcp_t`) that hands each accepted peer to
+/// `onAccept` as a new, open `TCPConnection` which the handler then owns.
+public final class TCPListener: HandleOwner {
+    public let loop: EventLoop
+    /// The bound address, with the real port when port 0 was requested.
+    public private(set) var localAddress: SocketAddress
+    private let handle: UnsafeMutablePointer<uv_tcp_t>
+    private let readBufferSize: Int
+    private var state = HandleState.open
+    private var onAccept: ((Result<TCPConnection, IOError>) -> Void)?
+    private var onClosed: (() -> Void)?
+
+    /// Binds and listens at once, so bind errors surface here: libuv defers
+    /// EADDRINUSE from `uv_tcp_bind` to `uv_listen`.
+    ///
+    /// - Parameters:
+    ///   - ipv6Only: for `::`, refuse IPv4-mapped peers instead of serving both families.
+    ///   - readBufferSize: the read buffer each accepted connection allocates.
+    ///   - onAccept: called per peer; an error means one accept failed, the
+    ///     listener keeps listening.
+    public init(
+        loop: EventLoop,
+        address: SocketAddress,
+        backlog: Int32 = 511,
+        ipv6Only: Bool = false,
+        readBufferSize: Int = TCPConnection.defaultReadBufferSize,
+        onAccept: @escaping (Result<TCPConnection, IOError>) -> Void
+    ) throws(IOError) {
+        let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        // uv_tcp_init without flags cannot fail: the socket is created by bind.
+        uv_tcp_init(loop.loop, handle)
+        self.handle = handle
+        self.loop = loop
+        self.localAddress = address
+        self.readBufferSize = readBufferSize
+        self.onAccept = onAccept
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        do {
+            var storage = address.storage
+            try check(tunnel_uv_tcp_bind(handle, &storage, ipv6Only ? 1 : 0), "bind", address: address.description)
+            let status = uv_listen(tunnel_uv_tcp_as_stream(handle), backlog) { server, status in
+                owner(server?.pointee.data, as: TCPListener.self).didReceiveConnection(status: status)
+            }
+            try check(status, "listen", address: address.description)
+            var bound = sockaddr_storage()
+            try check(tunnel_uv_tcp_local_address(handle, &bound), "getsockname", address: address.description)
+            localAddress = SocketAddress(storage: bound)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Listens on a numeric IP, for example `("::1", 0)`.
+    public convenience init(
+        loop: EventLoop,
+        host: String,
+        port: UInt16,
+        backlog: Int32 = 511,
+        onAccept: @escaping (Result<TCPConnection, IOError>) -> Void
+    ) throws(IOError) {
+        try self.init(loop: loop, address: SocketAddress(ip: host, port: port), backlog: backlog, onAccept: onAccept)
+    }
+
+    private func didReceiveConnection(status: Int32) {
+        guard state == .open, let onAccept else { return }
+        if status < 0 {
+            onAccept(.failure(IOError(code: status, operation: "accept", address: localAddress.description)))
+            return
+        }
+        let connection = TCPConnection(loop: loop, readBufferSize: readBufferSize)
+        let accepted = uv_accept(tunnel_uv_tcp_as_stream(handle), connection.stream)
+        if accepted != 0 {
+            connection.close()
+            onAccept(.failure(IOError(code: accepted, operation: "accept", address: localAddress.description)))
+            return
+        }
+        connection.didAccept()
+        onAccept(.success(connection))
+    }
+
+    /// Whether `close()` has been called.
+    public var isClosed: Bool { state != .open }
+
+    /// Stops listening; connections already accepted stay open. Idempotent.
+    public func close(_ onClosed: (() -> Void)? = nil) {
+        guard state == .open else { return }
+        state = .closing
+        self.onClosed = onClosed
+        beginClose(tunnel_uv_tcp_as_handle(handle))
+    }
+
+    func handleDidClose() {
+        state = .closed
+        handle.deallocate()
+        onAccept = nil
+        let onClosed = self.onClosed
+        self.onClosed = nil
+        onClosed?()
+    }
+}
+
+@available(*, unavailable, message: "TCPListener is confined to its loop's thread")
+extension TCPListener: Sendable {}
