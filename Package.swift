@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Multiplex", targets: ["Multiplex"]),
         .library(name: "TunnelIO", targets: ["TunnelIO"]),
+        .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
@@ -16,6 +17,12 @@ let package = Package(
         /// Thin, loop-confined libuv wrappers: loop, TCP, timers, signals, DNS. No protocol knowledge.
         .target(name: "TunnelIO", dependencies: ["CLibUV"]),
         .testTarget(name: "TunnelIOTests", dependencies: ["TunnelIO"]),
+        /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,
+        /// CAs, identities from certificates, durable key files.
+        .target(name: "TunnelTLS", dependencies: ["COpenSSL"]),
+        .testTarget(name: "TunnelTLSTests", dependencies: ["TunnelTLS", "COpenSSL"]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),

@@ -3,7 +3,7 @@
 # Swift itself (6.x, with Swift Testing) must already be on PATH.
 set -euo pipefail
 
-packages=(pkg-config libuv1-dev)
+packages=(pkg-config libuv1-dev libssl-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")

@@ -1,0 +1,88 @@
+/*
+ * OpenSSL surface used by TunnelTLS.
+ *
+ * Swift cannot call C function-like macros, and OpenSSL 3 implements many of its
+ * public calls (protocol bounds, stack accessors, SNI, memory-BIO access) as macros.
+ * Each shim below wraps exactly one such macro so the Swift side stays a thin,
+ * auditable layer. All shims are prefixed `tunnel_` to avoid clashing with OpenSSL.
+ */
+#ifndef TUNNEL_OPENSSL_H
+#define TUNNEL_OPENSSL_H
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+/* MARK: Error queue */
+
+static inline int tunnel_err_get_lib(unsigned long code) { return ERR_GET_LIB(code); }
+static inline int tunnel_err_get_reason(unsigned long code) { return ERR_GET_REASON(code); }
+
+/* MARK: Memory */
+
+static inline void tunnel_openssl_free(void *pointer) { OPENSSL_free(pointer); }
+
+/* MARK: SSL_CTX configuration */
+
+static inline int tunnel_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline int tunnel_ssl_ctx_set_max_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_max_proto_version(ctx, version);
+}
+static inline int tunnel_ssl_ctx_add1_chain_cert(SSL_CTX *ctx, X509 *certificate) {
+    return (int)SSL_CTX_add1_chain_cert(ctx, certificate);
+}
+static inline void tunnel_ssl_ctx_set_session_cache_off(SSL_CTX *ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+}
+/* SSL_OP_* constants are built with SSL_OP_BIT(), which Swift cannot import. */
+static inline uint64_t tunnel_ssl_op_no_ticket(void) { return SSL_OP_NO_TICKET; }
+static inline uint64_t tunnel_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+static inline uint64_t tunnel_ssl_op_no_compression(void) { return SSL_OP_NO_COMPRESSION; }
+static inline uint64_t tunnel_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
+static inline uint64_t tunnel_ssl_op_prioritize_chacha(void) { return SSL_OP_PRIORITIZE_CHACHA; }
+static inline void tunnel_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { SSL_CTX_set_mode(ctx, mode); }
+
+/* MARK: SSL connection */
+
+static inline int tunnel_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+
+/* MARK: Memory BIOs */
+
+static inline long tunnel_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+static inline void tunnel_bio_set_mem_eof_return(BIO *bio, int value) { BIO_set_mem_eof_return(bio, value); }
+
+/* MARK: Stacks */
+
+static inline int tunnel_sk_X509_num(const STACK_OF(X509) *stack) { return sk_X509_num(stack); }
+static inline X509 *tunnel_sk_X509_value(const STACK_OF(X509) *stack, int index) { return sk_X509_value(stack, index); }
+static inline STACK_OF(X509) *tunnel_sk_X509_new_null(void) { return sk_X509_new_null(); }
+static inline int tunnel_sk_X509_push(STACK_OF(X509) *stack, X509 *certificate) { return sk_X509_push(stack, certificate); }
+/* Frees the stack only; the certificates stay owned by whoever owned them before. */
+static inline void tunnel_sk_X509_free(STACK_OF(X509) *stack) { sk_X509_free(stack); }
+
+static inline int tunnel_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+static inline GENERAL_NAME *tunnel_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int index) {
+    return sk_GENERAL_NAME_value(names, index);
+}
+static inline int tunnel_sk_GENERAL_NAME_push(GENERAL_NAMES *names, GENERAL_NAME *name) {
+    return sk_GENERAL_NAME_push(names, name);
+}
+
+/* MARK: Constants Swift cannot import (defined through other macros) */
+
+static inline int tunnel_mbstring_utf8(void) { return MBSTRING_UTF8; }
+
+#endif

@@ -1,0 +1,505 @@
+internal import COpenSSL
+internal import Glibc
+
+/// One TLS session over memory BIOs (sans-IO): ciphertext in from the socket, plaintext out
+/// to the application, and back. The one Swift owner of its `SSL` and both BIOs.
+///
+/// Loop-confined and deliberately not `Sendable`: create, use and drop it on the thread that
+/// owns the socket.
+///
+/// Driving it: after every socket read, `feedCiphertext`; then `advanceHandshake()` until it is
+/// `.done` (or `readPlaintext`, which advances it too); after anything, `drainCiphertext` and
+/// send the result, including after a failure — that is how the alert reaches the peer. The
+/// handshake timeout (10 s) is the caller's: this type has no clock.
+///
+/// With TLS 1.3 a client finishes its handshake before the server has checked the client
+/// certificate; a refusal then surfaces as an error from the client's next `readPlaintext`.
+public final class TLSConnection {
+    public enum HandshakeState: Sendable {
+        case inProgress
+        case done
+        case failed(TLSError)
+    }
+
+    public enum ReadResult: Sendable, Equatable {
+        /// This many plaintext bytes were written to the start of the buffer.
+        case bytes(Int)
+        /// Nothing decrypted yet; feed more ciphertext.
+        case wouldBlock
+        /// The peer sent close_notify; no more plaintext will come.
+        case closed
+    }
+
+    /// Suggested plaintext read buffer: four full TLS records per call amortises the call overhead.
+    public static let recommendedReadBufferSize = 64 * 1024
+
+    let context: TLSContext
+    private let ssl: OpaquePointer
+    /// Ciphertext received from the peer, waiting for OpenSSL. Owned by `ssl`.
+    private let networkInput: OpaquePointer
+    /// Ciphertext produced by OpenSSL, waiting for the socket. Owned by `ssl`.
+    private let networkOutput: OpaquePointer
+    private let serverHost: String?
+
+    public private(set) var handshakeState: HandshakeState = .inProgress
+    /// The negotiated ALPN protocol, once the handshake is done.
+    public private(set) var applicationProtocol: String?
+    /// The verified peer certificate (leaf), once the handshake is done.
+    public private(set) var peerCertificate: Certificate?
+    /// Servers only: the client's identity from its certificate's single `tunnel://` URI, once the
+    /// handshake is done. Check its role against `applicationProtocol` and `verifiedBy`.
+    public private(set) var peerIdentity: TunnelIdentity?
+    /// The negotiated TLS 1.3 cipher suite (for logs), once the handshake is done.
+    public private(set) var cipherSuite: String?
+    /// The trusted CA at the root of the peer's verified chain, once the handshake is done.
+    /// In CA-pin mode its label is `pinnedCALabel`.
+    public private(set) var verifiedBy: TrustedCA?
+
+    public static let pinnedCALabel = "pinned CA"
+
+    /// The first certificate-verification failure of this handshake, for the error message.
+    private var verificationFailure: VerificationFailure?
+    /// The one-element trust stack used in CA-pin mode; OpenSSL borrows it, so we free it.
+    private var pinnedTrustStack: OpaquePointer?
+    /// A failure after the handshake; every later call reports it again.
+    private var terminalError: TLSError?
+    private var receivedCloseNotify = false
+
+    /// - Parameter serverHost: clients only: the DNS name or IP address that was dialed. It is
+    ///   sent as SNI (names only) and the gateway certificate must carry it as a DNS or IP SAN.
+    public init(context: TLSContext, serverHost: String? = nil) throws {
+        let isClient = context.configuration.role == .client
+        guard isClient == (serverHost != nil) else {
+            throw TLSError(.invalidArgument, isClient ? "a client connection needs the host it dialed" : "a server connection takes no server host")
+        }
+        OpenSSLErrorQueue.clear()
+        guard let ssl = SSL_new(context.pointer) else {
+            throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL connection")
+        }
+        guard let input = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a memory BIO")
+        }
+        guard let output = BIO_new(BIO_s_mem()) else {
+            BIO_free(input)
+            SSL_free(ssl)
+            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a memory BIO")
+        }
+        // An empty input BIO means "no data yet" (retry), not end of stream; see `feedEndOfCiphertext`.
+        tunnel_bio_set_mem_eof_return(input, -1)
+        SSL_set_bio(ssl, input, output)
+        self.context = context
+        self.ssl = ssl
+        self.networkInput = input
+        self.networkOutput = output
+        self.serverHost = serverHost
+        SSL_set_ex_data(ssl, Self.appDataIndex, Unmanaged.passUnretained(self).toOpaque())
+        if let serverHost {
+            SSL_set_connect_state(ssl)
+            try configureServerHost(serverHost)
+        } else {
+            SSL_set_accept_state(ssl)
+        }
+    }
+
+    deinit {
+        SSL_free(ssl)  // frees both BIOs
+        if let pinnedTrustStack {
+            tunnel_sk_X509_free(pinnedTrustStack)
+        }
+    }
+
+    // MARK: Driving the handshake
+
+    /// Runs the handshake as far as the fed ciphertext allows. Idempotent once done or failed.
+    @discardableResult
+    public func advanceHandshake() -> HandshakeState {
+        guard case .inProgress = handshakeState else { return handshakeState }
+        OpenSSLErrorQueue.clear()
+        let result = SSL_do_handshake(ssl)
+        if result == 1 {
+            handshakeState = completeHandshake()
+        } else if let error = error(for: result) {
+            handshakeState = .failed(error)
+        }
+        return handshakeState
+    }
+
+    // MARK: Ciphertext side
+
+    /// Hands bytes received from the socket to TLS. Copies them once into the input BIO.
+    public func feedCiphertext(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let chunk = min(bytes.count - offset, Int(Int32.max))
+            let written = BIO_write(networkInput, bytes.baseAddress! + offset, Int32(chunk))
+            // A memory BIO only fails to grow when memory is exhausted.
+            precondition(written == Int32(chunk), "memory BIO write failed")
+            offset += chunk
+        }
+    }
+
+    public func feedCiphertext(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { feedCiphertext($0) }
+    }
+
+    /// Tells TLS the socket reached end of stream. Pending data is still decrypted; after that, a
+    /// missing close_notify is reported as `.truncated` (a cut connection, not a clean close).
+    public func feedEndOfCiphertext() {
+        tunnel_bio_set_mem_eof_return(networkInput, 0)
+    }
+
+    /// Ciphertext waiting for the socket.
+    public var pendingCiphertextCount: Int {
+        Int(BIO_ctrl_pending(networkOutput))
+    }
+
+    /// Appends all ciphertext waiting for the socket to `buffer`, as a freshly allocated array of
+    /// exactly the right size (ready to be pinned for a socket write). Pending bytes are copied
+    /// once, never zero-filled first; existing contents of `buffer` are copied along. For
+    /// allocation-free draining into pooled memory, use `drainCiphertext(into:)` with a raw buffer.
+    public func drainCiphertext(into buffer: inout [UInt8]) {
+        let pending = pendingCiphertextCount
+        guard pending > 0 else { return }
+        let existing = buffer.count
+        buffer = [UInt8](unsafeUninitializedCapacity: existing + pending) { storage, initialized in
+            let raw = UnsafeMutableRawBufferPointer(storage)
+            buffer.withUnsafeBytes { raw.copyMemory(from: $0) }
+            initialized = existing + readOutput(into: UnsafeMutableRawBufferPointer(rebasing: raw[existing...]))
+        }
+    }
+
+    /// Moves up to `buffer.count` bytes of pending ciphertext into caller-owned memory (e.g. a pooled
+    /// socket write buffer) and returns how many; call again while `pendingCiphertextCount > 0`.
+    public func drainCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        readOutput(into: buffer)
+    }
+
+    private func readOutput(into storage: UnsafeMutableRawBufferPointer) -> Int {
+        var total = 0
+        while total < storage.count {
+            var read = 0
+            guard BIO_read_ex(networkOutput, storage.baseAddress! + total, storage.count - total, &read) == 1, read > 0 else { break }
+            total += read
+        }
+        return total
+    }
+
+    // MARK: Plaintext side
+
+    /// Decrypts as much as fits in `buffer` (several records per call). Advances the handshake
+    /// first if needed. Throws the handshake error, a fatal alert from the peer, or `.truncated`.
+    public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
+        guard try handshakeIsDone() else { return .wouldBlock }
+        if let terminalError { throw terminalError }
+        if receivedCloseNotify { return .closed }
+        var total = 0
+        // Successful reads queue no errors, so one clear serves the whole loop.
+        OpenSSLErrorQueue.clear()
+        while total < buffer.count {
+            var read = 0
+            let result = SSL_read_ex(ssl, buffer.baseAddress! + total, buffer.count - total, &read)
+            if result == 1 {
+                total += read
+                continue
+            }
+            if SSL_get_error(ssl, result) == SSL_ERROR_ZERO_RETURN {
+                receivedCloseNotify = true
+            } else if let error = error(for: result) {
+                terminalError = error
+            }
+            break
+        }
+        // Bytes decrypted before an error or close_notify were authenticated: deliver them first.
+        if total > 0 { return .bytes(total) }
+        if let terminalError { throw terminalError }
+        return receivedCloseNotify ? .closed : .wouldBlock
+    }
+
+    /// Encrypts plaintext straight from the caller's memory and returns how many bytes were taken:
+    /// all of them once the handshake is done (the output BIO grows), 0 while it is in progress.
+    public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        guard try handshakeIsDone() else { return 0 }
+        if let terminalError { throw terminalError }
+        guard !bytes.isEmpty else { return 0 }
+        var written = 0
+        OpenSSLErrorQueue.clear()
+        let result = SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written)
+        if result == 1 { return written }
+        if let error = error(for: result) {
+            terminalError = error
+            throw error
+        }
+        return 0
+    }
+
+    public func writePlaintext(_ bytes: [UInt8]) throws -> Int {
+        try bytes.withUnsafeBytes { try writePlaintext($0) }
+    }
+
+    /// Queues close_notify (drain and send it afterwards). Later writes fail.
+    public func shutdown() {
+        guard case .done = handshakeState else { return }
+        OpenSSLErrorQueue.clear()
+        // Returns 0 ("sent, peer's not yet seen"), 1, or an error for an already broken
+        // connection; all mean the same to us: nothing more to send but what is queued.
+        _ = SSL_shutdown(ssl)
+        OpenSSLErrorQueue.clear()
+    }
+
+    /// True if this session could be resumed: never, with tickets and the cache disabled.
+    /// Exposed for tests that check no NewSessionTicket was accepted.
+    var sessionIsResumable: Bool {
+        guard let session = SSL_get_session(ssl) else { return false }
+        return SSL_SESSION_is_resumable(session) == 1
+    }
+
+    // MARK: Internals
+
+    /// Slot 0 of the SSL ex-data is the conventional "app data" slot (SSL_set_app_data).
+    private static let appDataIndex: Int32 = 0
+
+    /// Recovers the Swift owner inside an OpenSSL callback.
+    static func owning(ssl: OpaquePointer) -> TLSConnection? {
+        SSL_get_ex_data(ssl, appDataIndex).map { Unmanaged<TLSConnection>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    static func owning(storeContext: OpaquePointer) -> TLSConnection? {
+        guard let ssl = X509_STORE_CTX_get_ex_data(storeContext, SSL_get_ex_data_X509_STORE_CTX_idx()) else { return nil }
+        return owning(ssl: OpaquePointer(ssl))
+    }
+
+    private func configureServerHost(_ host: String) throws {
+        let parameters = SSL_get0_param(ssl)
+        X509_VERIFY_PARAM_set_hostflags(parameters, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+        let configured: Bool
+        if Self.isIPAddress(host) {
+            // RFC 6066 forbids IP literals in SNI; the address is checked against IP SANs instead.
+            configured = X509_VERIFY_PARAM_set1_ip_asc(parameters, host) == 1
+        } else {
+            configured = X509_VERIFY_PARAM_set1_host(parameters, host, 0) == 1
+                && tunnel_ssl_set_tlsext_host_name(ssl, host) == 1
+        }
+        guard configured else {
+            throw OpenSSLErrorQueue.error(.invalidArgument, "\"\(host)\" is not a usable gateway host name or IP address")
+        }
+    }
+
+    private static func isIPAddress(_ host: String) -> Bool {
+        var storage = in6_addr()
+        return inet_pton(AF_INET, host, &storage) == 1 || inet_pton(AF_INET6, host, &storage) == 1
+    }
+
+    /// Checks the handshake state, advancing it if still in progress.
+    private func handshakeIsDone() throws -> Bool {
+        switch advanceHandshake() {
+        case .inProgress: return false
+        case .done: return true
+        case .failed(let error): throw error
+        }
+    }
+
+    /// Records what was verified once OpenSSL reports the handshake finished.
+    private func completeHandshake() -> HandshakeState {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else {
+            return .failed(TLSError(.noCommonApplicationProtocol, "the gateway selected no application protocol (ALPN); it is too old or not a tunnel gateway"))
+        }
+        applicationProtocol = String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+        cipherSuite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) }
+
+        guard SSL_get_verify_result(ssl) == X509_V_OK,
+              let peer = SSL_get0_peer_certificate(ssl),
+              let chain = SSL_get0_verified_chain(ssl),
+              tunnel_sk_X509_num(chain) > 0,
+              let anchorPointer = tunnel_sk_X509_value(chain, tunnel_sk_X509_num(chain) - 1)
+        else {
+            return .failed(TLSError(.peerCertificateMissing, "the \(peerKind) presented no verified certificate"))
+        }
+        do {
+            peerCertificate = try Certificate.retaining(peer)
+            let anchor = try Certificate.retaining(anchorPointer)
+            if case .pinnedCA = context.configuration.peerVerification {
+                verifiedBy = TrustedCA(label: Self.pinnedCALabel, certificate: anchor)
+            } else if let trusted = context.trustedCA(matching: anchor) {
+                verifiedBy = trusted
+            } else {
+                return .failed(TLSError(.untrustedCertificate, "the \(peerKind)'s chain ends at \(anchor.displayName), which is not a configured CA"))
+            }
+        } catch let error as TLSError {
+            return .failed(error)
+        } catch {
+            return .failed(TLSError(.openSSL, "\(error)"))
+        }
+        return .done
+    }
+
+    private var peerKind: String {
+        context.configuration.role == .server ? "client" : "gateway"
+    }
+
+    /// Maps an OpenSSL call result to an error; nil for WANT_READ / WANT_WRITE ("not yet").
+    private func error(for result: Int32) -> TLSError? {
+        let code = SSL_get_error(ssl, result)
+        switch code {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return nil
+        case SSL_ERROR_ZERO_RETURN:
+            return TLSError(.truncated, "the \(peerKind) closed the TLS session during the handshake")
+        default:
+            let (entries, texts) = OpenSSLErrorQueue.drain()
+            if let verificationFailure {
+                return verificationFailure.error(peerKind: peerKind, trusted: context.configuration.peerVerification, host: serverHost, openSSLErrors: texts)
+            }
+            let reason = entries.first { $0.library == ERR_LIB_SSL }?.reason
+            return Self.error(reason: reason, anyQueued: !entries.isEmpty, openSSLErrors: texts, peerKind: peerKind)
+        }
+    }
+
+    /// - Parameter anyQueued: false when OpenSSL failed without queueing anything, which with
+    ///   memory BIOs only happens at end of input (`feedEndOfCiphertext`).
+    private static func error(reason: Int32?, anyQueued: Bool, openSSLErrors: [String], peerKind: String) -> TLSError {
+        let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
+        let (code, message): (TLSError.Code, String)
+        switch reason {
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+            (code, message) = (.certificateExpired, "the \(peerKind) refused our certificate as expired: renew it (\(clock))")
+        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+            (code, message) = (.untrustedCertificate, "the \(peerKind) does not trust the CA that issued our certificate: enroll with the CA this \(peerKind) trusts")
+        case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE, SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE, SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+            (code, message) = (.peerAlert, "the \(peerKind) refused our certificate: by its checks it is not yet valid, not usable for this role, not issued for the name it dialed, or not under its CA pin; its log names the reason")
+        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+            (code, message) = (.peerCertificateMissing, peerKind == "client"
+                ? "the client sent no certificate; every connection needs a node or operator certificate"
+                : "the gateway requires a client certificate and we sent none; configure our certificate and key")
+        case SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_TLSV1_ALERT_PROTOCOL_VERSION, SSL_R_WRONG_VERSION_NUMBER, SSL_R_VERSION_TOO_LOW, SSL_R_NO_PROTOCOLS_AVAILABLE:
+            (code, message) = (.protocolVersion, "the \(peerKind) does not speak TLS 1.3, the only version allowed; upgrade it")
+        case SSL_R_NO_APPLICATION_PROTOCOL, SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
+            (code, message) = (.noCommonApplicationProtocol, "the \(peerKind) offers no common application protocol (ALPN); client and gateway versions do not match")
+        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            (code, message) = (.truncated, "the connection to the \(peerKind) ended without a TLS close_notify")
+        case let reason? where (1000...1200).contains(reason):
+            // SSL_R_*_ALERT_* reasons are 1000 + the TLS alert number.
+            (code, message) = (.peerAlert, "the \(peerKind) aborted the TLS session with alert \(reason - 1000)")
+        case nil where !anyQueued:
+            (code, message) = (.truncated, "the connection to the \(peerKind) ended without a TLS close_notify")
+        default:
+            (code, message) = (.openSSL, "TLS with the \(peerKind) failed")
+        }
+        return TLSError(code, message, openSSLErrors: openSSLErrors)
+    }
+
+    // MARK: Verification callbacks (called by OpenSSL during SSL_do_handshake)
+
+    /// Called for each certificate that passed OpenSSL's checks, the leaf (depth 0) last. On a
+    /// server the leaf must name exactly one tunnel identity; refusing it here, inside the
+    /// handshake, lets OpenSSL send the alert instead of failing silently afterwards.
+    func acceptVerifiedCertificate(_ storeContext: OpaquePointer) -> Int32 {
+        guard context.configuration.role == .server, X509_STORE_CTX_get_error_depth(storeContext) == 0,
+              let leaf = X509_STORE_CTX_get_current_cert(storeContext)
+        else { return 1 }
+        do {
+            peerIdentity = try Certificate.retaining(leaf).tunnelIdentity()
+            return 1
+        } catch let error as TLSError {
+            verificationFailure = .identity(error)
+        } catch {
+            verificationFailure = .identity(TLSError(.invalidIdentity, "\(error)"))
+        }
+        X509_STORE_CTX_set_error(storeContext, X509_V_ERR_APPLICATION_VERIFICATION)
+        return 0
+    }
+
+    func recordVerificationFailure(_ storeContext: OpaquePointer) {
+        guard verificationFailure == nil else { return }
+        let certificate = X509_STORE_CTX_get_current_cert(storeContext).flatMap { try? Certificate.retaining($0) }
+        verificationFailure = .x509(
+            code: X509_STORE_CTX_get_error(storeContext),
+            depth: X509_STORE_CTX_get_error_depth(storeContext),
+            certificate: certificate
+        )
+    }
+
+    /// CA-pin mode: find the certificate in the presented chain whose SHA-256 is the pin, make it
+    /// the only trust anchor, and run the normal verification (signatures, dates, host) against it.
+    func verifyAgainstPin(_ storeContext: OpaquePointer) -> Int32 {
+        guard case .pinnedCA(let pin) = context.configuration.peerVerification,
+              let presented = X509_STORE_CTX_get0_untrusted(storeContext)
+        else { return 0 }
+        var presentedCertificates: [Certificate] = []
+        for index in 0..<tunnel_sk_X509_num(presented) {
+            guard let x509 = tunnel_sk_X509_value(presented, index), let certificate = try? Certificate.retaining(x509) else { continue }
+            presentedCertificates.append(certificate)
+            guard certificate.sha256Fingerprint == pin else { continue }
+            guard let stack = tunnel_sk_X509_new_null(), tunnel_sk_X509_push(stack, x509) > 0 else { return 0 }
+            if let previous = pinnedTrustStack { tunnel_sk_X509_free(previous) }
+            pinnedTrustStack = stack
+            X509_STORE_CTX_set0_trusted_stack(storeContext, stack)
+            return X509_verify_cert(storeContext)
+        }
+        verificationFailure = .pinMismatch(pin: pin, presented: presentedCertificates)
+        X509_STORE_CTX_set_error(storeContext, X509_V_ERR_CERT_UNTRUSTED)
+        return 0
+    }
+}
+
+/// Loop-confined: OpenSSL's `SSL` must not be used from two threads at once.
+@available(*, unavailable)
+extension TLSConnection: Sendable {}
+
+/// Why the peer's certificate chain was refused, with what is needed to explain it.
+private enum VerificationFailure {
+    case x509(code: Int32, depth: Int32, certificate: Certificate?)
+    case pinMismatch(pin: [UInt8], presented: [Certificate])
+    case identity(TLSError)
+
+    func error(peerKind: String, trusted: TLSConfiguration.PeerVerification, host: String?, openSSLErrors: [String]) -> TLSError {
+        switch self {
+        case .identity(let error):
+            return TLSError(error.code, "client \(error.message)", openSSLErrors: openSSLErrors)
+        case .pinMismatch(let pin, let presented):
+            return TLSError(
+                .pinMismatch,
+                "no certificate in the gateway's chain (\(presented.map(\.displayName).joined(separator: ", "))) has the pinned CA hash sha256:\(Hex.encode(pin)); check the CA hash in the enrollment token and that the gateway sends its CA certificate in its chain",
+                openSSLErrors: openSSLErrors
+            )
+        case .x509(let code, let depth, let certificate):
+            let subject = certificate.map { (depth == 0 ? "\(peerKind) certificate " : "CA certificate ") + $0.displayName }
+                ?? "\(peerKind) certificate"
+            let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
+            let (errorCode, message): (TLSError.Code, String)
+            switch code {
+            case X509_V_ERR_CERT_HAS_EXPIRED:
+                let date = certificate.map { " at \(UTCTime.format($0.notAfter))" } ?? ""
+                (errorCode, message) = (.certificateExpired, "\(subject) expired\(date); renew it (renewal runs at 2/3 of the lifetime; after expiry re-enroll with a token). If it should still be valid, fix the clock: \(clock)")
+            case X509_V_ERR_CERT_NOT_YET_VALID:
+                let date = certificate.map { " before \(UTCTime.format($0.notBefore))" } ?? " yet"
+                (errorCode, message) = (.certificateNotYetValid, "\(subject) is not valid\(date) and \(clock); fix the clock (enable NTP) — a clock at 1970 after a cold boot causes exactly this")
+            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+                 X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_CERT_UNTRUSTED:
+                let issuer = certificate.flatMap { X509Name.commonName(X509_get_issuer_name($0.pointer)) }.map { " (issued by \"\($0)\")" } ?? ""
+                (errorCode, message) = (.untrustedCertificate, "\(subject)\(issuer) was not signed by \(Self.trustedDescription(trusted)); it belongs to another CA or fleet — enroll it with the right CA")
+            case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
+                let names = certificate.map { $0.subjectAlternativeNames.map(\.description).joined(separator: ", ") } ?? "none"
+                (errorCode, message) = (.hostMismatch, "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the gateway certificate with this one")
+            case X509_V_ERR_INVALID_PURPOSE:
+                (errorCode, message) = (.untrustedCertificate, "\(subject) is not issued for use as a TLS \(peerKind == "client" ? "client" : "server") (extendedKeyUsage); node and operator certificates cannot act as the gateway, and vice versa")
+            default:
+                (errorCode, message) = (.untrustedCertificate, "\(subject) failed verification: \(String(cString: X509_verify_cert_error_string(Int(code))))")
+            }
+            return TLSError(errorCode, message, openSSLErrors: openSSLErrors)
+        }
+    }
+
+    private static func trustedDescription(_ trusted: TLSConfiguration.PeerVerification) -> String {
+        switch trusted {
+        case .trustedCAs(let authorities):
+            authorities.count == 1 ? "the \(authorities[0].label)" : "any trusted CA (\(authorities.map(\.label).joined(separator: ", ")))"
+        case .pinnedCA(let pin):
+            "the pinned CA sha256:\(Hex.encode(pin))"
+        }
+    }
+}

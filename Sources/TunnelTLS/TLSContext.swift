@@ -1,0 +1,272 @@
+internal import COpenSSL
+internal import Glibc
+
+/// A certificate chain and the private key it certifies: what one side presents in the handshake.
+public struct TLSIdentity: Sendable {
+    /// Leaf first, then any intermediates. The gateway also appends its CA certificate so
+    /// that clients in CA-pin mode can find the pinned certificate in the chain.
+    public let chain: [Certificate]
+    public let key: PrivateKey
+    /// Where the chain and key came from; used only to name them in error messages.
+    public let certificatePath: String
+    public let keyPath: String
+
+    public init(chain: [Certificate], key: PrivateKey, certificatePath: String = "certificate", keyPath: String = "private key") {
+        self.chain = chain
+        self.key = key
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+    }
+
+    /// Reads a PEM chain file and a PEM key file.
+    public static func load(certificatePath: String, keyPath: String) throws -> TLSIdentity {
+        TLSIdentity(
+            chain: try Certificate.chainFromPEM(DurableFile.read(path: certificatePath), source: certificatePath),
+            key: try PrivateKey(pem: DurableFile.read(path: keyPath), source: keyPath),
+            certificatePath: certificatePath,
+            keyPath: keyPath
+        )
+    }
+}
+
+/// A CA trusted to vouch for peers, with the label used to report which CA verified a peer
+/// and in error messages ("node CA", "operator CA").
+public struct TrustedCA: Sendable {
+    public let label: String
+    public let certificate: Certificate
+
+    public init(label: String, certificate: Certificate) {
+        self.label = label
+        self.certificate = certificate
+    }
+}
+
+/// Everything a `TLSContext` is built from.
+public struct TLSConfiguration: Sendable {
+    public enum Role: Sendable, Equatable {
+        case server
+        case client
+    }
+
+    /// How the peer's certificate chain is checked.
+    public enum PeerVerification: Sendable {
+        /// The chain must lead to one of these CAs. The gateway lists both the node CA and the
+        /// operator CA and learns from `TLSConnection.verifiedBy` which one it was.
+        case trustedCAs([TrustedCA])
+        /// Client only, for token enrollment before the node has the CA: some certificate in the
+        /// gateway's chain must have this SHA-256 fingerprint, and the chain must verify up to it.
+        case pinnedCA(sha256: [UInt8])
+    }
+
+    public let role: Role
+    /// Required for servers. A client without one can only complete handshakes with a server that
+    /// does not demand client certificates, which no `TLSContext` server does.
+    public let identity: TLSIdentity?
+    public let peerVerification: PeerVerification
+    /// ALPN protocols: for a server in preference order, for a client the ones it offers.
+    public let applicationProtocols: [String]
+
+    public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String]) {
+        self.role = role
+        self.identity = identity
+        self.peerVerification = peerVerification
+        self.applicationProtocols = applicationProtocols
+    }
+}
+
+/// The one Swift owner of an `SSL_CTX`: TLS 1.3 only, mutual authentication, no session
+/// resumption, ALPN required. Build one per role and configuration and share it between
+/// connections.
+///
+/// `@unchecked Sendable`: the `SSL_CTX` is fully configured in `init` and never changed
+/// afterwards; OpenSSL allows `SSL_new` on one `SSL_CTX` from several threads.
+public final class TLSContext: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let configuration: TLSConfiguration
+    /// ALPN protocols in wire form (length-prefixed), the form OpenSSL hands to the callback.
+    let applicationProtocolsWire: [[UInt8]]
+
+    /// Longest ALPN protocol name the wire format allows (one length byte).
+    public static let maximumApplicationProtocolLength = 255
+
+    public init(configuration: TLSConfiguration) throws {
+        let protocols = configuration.applicationProtocols.map { Array($0.utf8) }
+        guard !protocols.isEmpty, protocols.allSatisfy({ (1...Self.maximumApplicationProtocolLength).contains($0.count) }) else {
+            throw TLSError(.invalidArgument, "ALPN needs at least one protocol name of 1–255 bytes (got \(configuration.applicationProtocols))")
+        }
+        if configuration.role == .server, configuration.identity == nil {
+            throw TLSError(.invalidArgument, "a TLS server needs a certificate and key")
+        }
+        if configuration.role == .server, case .pinnedCA = configuration.peerVerification {
+            throw TLSError(.invalidArgument, "CA pinning is for clients during enrollment; a server must verify clients against its trusted CAs")
+        }
+        OpenSSLErrorQueue.clear()
+        guard let context = SSL_CTX_new(configuration.role == .server ? TLS_server_method() : TLS_client_method()) else {
+            throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL context")
+        }
+        pointer = context
+        self.configuration = configuration
+        applicationProtocolsWire = protocols
+        try configureProtocol()
+        if let identity = configuration.identity {
+            try configureIdentity(identity)
+        }
+        try configureVerification(protocols)
+    }
+
+    deinit {
+        SSL_CTX_free(pointer)
+    }
+
+    /// TLS 1.3 cipher suites, most preferred first. AES-128-GCM leads because it is the cheapest
+    /// per byte with AES instructions (the gateway decrypts and re-encrypts every relayed byte);
+    /// ChaCha20 follows for edge CPUs without them (see `configureProtocol`).
+    public static let cipherSuites = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+
+    /// TLS 1.3 only and no resumption of any kind: resumption has skipped client authentication
+    /// in other products, and reconnects are rare enough to afford a full handshake.
+    private func configureProtocol() throws {
+        guard tunnel_ssl_ctx_set_min_proto_version(pointer, TLS1_3_VERSION) == 1,
+              tunnel_ssl_ctx_set_max_proto_version(pointer, TLS1_3_VERSION) == 1,
+              SSL_CTX_set_ciphersuites(pointer, Self.cipherSuites) == 1,
+              SSL_CTX_set_num_tickets(pointer, 0) == 1
+        else {
+            throw OpenSSLErrorQueue.error(.openSSL, "could not restrict the context to TLS 1.3 without tickets")
+        }
+        // The server's order wins, except that a client listing ChaCha20 first (one without AES
+        // instructions) gets ChaCha20.
+        SSL_CTX_set_options(
+            pointer,
+            tunnel_ssl_op_no_ticket() | tunnel_ssl_op_no_renegotiation() | tunnel_ssl_op_no_compression()
+                | tunnel_ssl_op_cipher_server_preference() | tunnel_ssl_op_prioritize_chacha()
+        )
+        tunnel_ssl_ctx_set_session_cache_off(pointer)
+        // Swift arrays may move between a WANT_* and the retry; partial writes let a large
+        // plaintext write report progress instead of all-or-nothing.
+        tunnel_ssl_ctx_set_mode(pointer, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+    }
+
+    private func configureIdentity(_ identity: TLSIdentity) throws {
+        guard let leaf = identity.chain.first else {
+            throw TLSError(.invalidArgument, "\(identity.certificatePath) contains no certificate")
+        }
+        guard SSL_CTX_use_certificate(pointer, leaf.pointer) == 1 else {
+            throw OpenSSLErrorQueue.error(.invalidArgument, "OpenSSL refused certificate \(identity.certificatePath) (\(leaf.displayName))")
+        }
+        for intermediate in identity.chain.dropFirst() {
+            guard tunnel_ssl_ctx_add1_chain_cert(pointer, intermediate.pointer) == 1 else {
+                throw OpenSSLErrorQueue.error(.invalidArgument, "OpenSSL refused chain certificate \(intermediate.displayName) from \(identity.certificatePath)")
+            }
+        }
+        guard SSL_CTX_use_PrivateKey(pointer, identity.key.pointer) == 1, SSL_CTX_check_private_key(pointer) == 1 else {
+            throw OpenSSLErrorQueue.error(
+                .keyMismatch,
+                "private key \(identity.keyPath) does not match certificate \(identity.certificatePath) (\(leaf.displayName)); they must come from the same enrollment — re-enroll or restore the matching pair"
+            )
+        }
+    }
+
+    private func configureVerification(_ protocols: [[UInt8]]) throws {
+        let mode = configuration.role == .server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER
+        SSL_CTX_set_verify(pointer, mode, recordingVerifyCallback)
+        // Strict RFC 5280 checks: we issue every certificate ourselves, so anything malformed is suspect.
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(pointer), UInt(X509_V_FLAG_X509_STRICT))
+        switch configuration.peerVerification {
+        case .trustedCAs(let authorities):
+            try addTrustedCAs(authorities)
+        case .pinnedCA(let sha256):
+            guard sha256.count == SHA256.byteCount else {
+                throw TLSError(.invalidArgument, "a CA pin must be a SHA-256 hash of 32 bytes (got \(sha256.count))")
+            }
+            SSL_CTX_set_cert_verify_callback(pointer, pinnedCAVerifyCallback, nil)
+        }
+        switch configuration.role {
+        case .server:
+            SSL_CTX_set_alpn_select_cb(pointer, selectApplicationProtocol, nil)
+        case .client:
+            let wire = protocols.flatMap { [UInt8($0.count)] + $0 }
+            // Unlike most of OpenSSL, SSL_CTX_set_alpn_protos returns 0 on success.
+            guard SSL_CTX_set_alpn_protos(pointer, wire, UInt32(wire.count)) == 0 else {
+                throw OpenSSLErrorQueue.error(.openSSL, "could not set the ALPN protocol list")
+            }
+        }
+    }
+
+    private func addTrustedCAs(_ authorities: [TrustedCA]) throws {
+        guard !authorities.isEmpty else {
+            throw TLSError(.invalidArgument, "no trusted CA configured: every peer must be verified against at least one CA")
+        }
+        // OpenSSL finds issuers by subject name; two trusted CAs with one name would make
+        // "which CA verified this peer" ambiguous.
+        for (index, authority) in authorities.enumerated() {
+            for other in authorities[..<index] where X509_NAME_cmp(X509_get_subject_name(authority.certificate.pointer), X509_get_subject_name(other.certificate.pointer)) == 0 {
+                throw TLSError(.invalidArgument, "trusted CAs \"\(other.label)\" and \"\(authority.label)\" have the same subject name; give each CA a distinct common name")
+            }
+        }
+        let store = SSL_CTX_get_cert_store(pointer)
+        for authority in authorities {
+            guard X509_check_ca(authority.certificate.pointer) == 1 else {
+                throw TLSError(.invalidArgument, "trusted \(authority.label) certificate \(authority.certificate.displayName) is not a CA certificate")
+            }
+            guard X509_STORE_add_cert(store, authority.certificate.pointer) == 1 else {
+                throw OpenSSLErrorQueue.error(.openSSL, "could not add \(authority.label) to the trust store")
+            }
+        }
+    }
+
+    /// The configured CA whose certificate is `anchor`, compared by DER fingerprint.
+    func trustedCA(matching anchor: Certificate) -> TrustedCA? {
+        guard case .trustedCAs(let authorities) = configuration.peerVerification else { return nil }
+        return authorities.first { $0.certificate.sha256Fingerprint == anchor.sha256Fingerprint }
+    }
+}
+
+/// ALPN selection on the server: the first of our protocols, in our order, that the client offered.
+/// No overlap fails the handshake (no_application_protocol alert) instead of continuing without ALPN,
+/// so a client speaking another protocol version is stopped before any application data.
+private func selectApplicationProtocol(
+    ssl: OpaquePointer?,
+    out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    outLength: UnsafeMutablePointer<UInt8>?,
+    offered: UnsafePointer<UInt8>?,
+    offeredLength: UInt32,
+    argument: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let ssl, let out, let outLength, let offered,
+          let connection = TLSConnection.owning(ssl: ssl)
+    else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+    let offeredList = UnsafeBufferPointer(start: offered, count: Int(offeredLength))
+    for wanted in connection.context.applicationProtocolsWire {
+        var index = 0
+        while index < offeredList.count {
+            let length = Int(offeredList[index])
+            let start = index + 1
+            guard start + length <= offeredList.count else { break }
+            if length == wanted.count, offeredList[start..<start + length].elementsEqual(wanted) {
+                out.pointee = offered + start
+                outLength.pointee = UInt8(length)
+                return SSL_TLSEXT_ERR_OK
+            }
+            index = start + length
+        }
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL
+}
+
+/// Verify callback for every certificate check: remembers the first failure on the connection so
+/// the handshake error can name the certificate, the date and the fix, and on a server refuses a
+/// verified client leaf without exactly one tunnel identity.
+private func recordingVerifyCallback(preverifyOK: Int32, storeContext: OpaquePointer?) -> Int32 {
+    guard let storeContext, let connection = TLSConnection.owning(storeContext: storeContext) else { return 0 }
+    guard preverifyOK == 1 else {
+        connection.recordVerificationFailure(storeContext)
+        return 0
+    }
+    return connection.acceptVerifiedCertificate(storeContext)
+}
+
+/// Replaces chain verification in CA-pin mode (see `TLSConnection.verifyAgainstPin`).
+private func pinnedCAVerifyCallback(storeContext: OpaquePointer?, argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let storeContext, let connection = TLSConnection.owning(storeContext: storeContext) else { return 0 }
+    return connection.verifyAgainstPin(storeContext)
+}
