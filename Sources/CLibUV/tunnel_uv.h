@@ -24,6 +24,15 @@ static inline uv_handle_t *tunnel_uv_signal_as_handle(uv_signal_t *signal) { ret
 static inline uv_handle_t *tunnel_uv_async_as_handle(uv_async_t *async) { return (uv_handle_t *)async; }
 static inline uv_req_t *tunnel_uv_getaddrinfo_as_req(uv_getaddrinfo_t *req) { return (uv_req_t *)req; }
 
+/// Memory for whichever stream handle a StreamConnection owns: a TCP socket or a pipe.
+typedef union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} tunnel_uv_stream_storage;
+
+static inline uv_tcp_t *_Nonnull tunnel_uv_storage_tcp(tunnel_uv_stream_storage *_Nonnull storage) { return &storage->tcp; }
+static inline uv_pipe_t *_Nonnull tunnel_uv_storage_pipe(tunnel_uv_stream_storage *_Nonnull storage) { return &storage->pipe; }
+
 // MARK: - Buffers
 
 /// uv_buf_t takes a `char *` and an `unsigned int` length; this takes what Swift has.

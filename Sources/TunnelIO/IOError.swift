@@ -33,7 +33,7 @@ public struct IOError: Error, Sendable, CustomStringConvertible {
     /// Whether the error is the given libuv code.
     func isCode(_ expected: uv_errno_t) -> Bool { code == expected.rawValue }
 
-    /// True for `ETIMEDOUT`, including connect timeouts raised by `TCPConnection`.
+    /// True for `ETIMEDOUT`, including connect timeouts raised by `StreamConnection`.
     public var isTimeout: Bool { isCode(UV_ETIMEDOUT) }
 
     /// True for `ECANCELED`: the operation was abandoned because its handle closed.

@@ -1,7 +1,7 @@
 internal import CLibUV
 
 /// A listening TCP socket (`uv_tcp_t`) that hands each accepted peer to
-/// `onAccept` as a new, open `TCPConnection` which the handler then owns.
+/// `onAccept` as a new, open `StreamConnection` which the handler then owns.
 public final class TCPListener: HandleOwner {
     public let loop: EventLoop
     /// The bound address, with the real port when port 0 was requested.
@@ -9,7 +9,7 @@ public final class TCPListener: HandleOwner {
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private let readBufferSize: Int
     private var state = HandleState.open
-    private var onAccept: ((Result<TCPConnection, IOError>) -> Void)?
+    private var onAccept: ((Result<StreamConnection, IOError>) -> Void)?
     private var onClosed: (() -> Void)?
 
     /// Binds and listens at once, so bind errors surface here: libuv defers
@@ -25,8 +25,8 @@ public final class TCPListener: HandleOwner {
         address: SocketAddress,
         backlog: Int32 = 511,
         ipv6Only: Bool = false,
-        readBufferSize: Int = TCPConnection.defaultReadBufferSize,
-        onAccept: @escaping (Result<TCPConnection, IOError>) -> Void
+        readBufferSize: Int = StreamConnection.defaultReadBufferSize,
+        onAccept: @escaping (Result<StreamConnection, IOError>) -> Void
     ) throws(IOError) {
         let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
         // uv_tcp_init without flags cannot fail: the socket is created by bind.
@@ -59,7 +59,7 @@ public final class TCPListener: HandleOwner {
         host: String,
         port: UInt16,
         backlog: Int32 = 511,
-        onAccept: @escaping (Result<TCPConnection, IOError>) -> Void
+        onAccept: @escaping (Result<StreamConnection, IOError>) -> Void
     ) throws(IOError) {
         try self.init(loop: loop, address: SocketAddress(ip: host, port: port), backlog: backlog, onAccept: onAccept)
     }
@@ -70,7 +70,7 @@ public final class TCPListener: HandleOwner {
             onAccept(.failure(IOError(code: status, operation: "accept", address: localAddress.description)))
             return
         }
-        let connection = TCPConnection(loop: loop, readBufferSize: readBufferSize)
+        let connection = StreamConnection(loop: loop, readBufferSize: readBufferSize)
         let accepted = uv_accept(tunnel_uv_tcp_as_stream(handle), connection.stream)
         if accepted != 0 {
             connection.close()

@@ -6,14 +6,14 @@ import TunnelIO
     @Test func closeCancelsQueuedWritesAndLaterWritesThrow() throws {
         let harness = try LoopHarness()
         let loop = harness.loop
-        var accepted: TCPConnection?
+        var accepted: StreamConnection?
         let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
             // Accept but never read, so the writer's queue cannot drain.
             if case .success(let server) = result { accepted = server }
         }
         let payload = patternBytes(count: 1024 * 1024, seed: 3)
         var results: [String] = []
-        let client = try TCPConnection.connect(loop: loop, to: listener.localAddress) { _ in }
+        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress) { _ in }
         let closer = Timer(loop: loop)
         closer.start(after: 1, repeat: 1) {
             guard let server = accepted, client.writeQueueSize > 0 else { return }

@@ -36,7 +36,7 @@ import TunnelIO
         // Distinct chunks, so a reordering or a repeated chunk changes the checksum.
         let chunks = (0..<(total / chunk)).map { patternBytes(count: chunk, seed: UInt64($0 + 1)) }
         for bytes in chunks { bytes.withUnsafeBytes { sent.add($0) } }
-        let client = try TCPConnection.connect(loop: loop, to: listener.localAddress) { result in
+        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress) { result in
             if case .failure(let error) = result { Issue.record("connect failed: \(error)") }
         }
         try client.setNoDelay(true)
@@ -93,7 +93,7 @@ import TunnelIO
                 }
             }
         }
-        let client = try TCPConnection.connect(loop: loop, to: listener.localAddress) { result in
+        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress) { result in
             if case .failure(let error) = result { Issue.record("connect failed: \(error)") }
         }
         try client.write(Array("ping".utf8))
@@ -127,8 +127,8 @@ import TunnelIO
         let address = probe.localAddress
         probe.close()
         var failure: IOError?
-        var client: TCPConnection?
-        client = try TCPConnection.connect(loop: loop, to: address) { result in
+        var client: StreamConnection?
+        client = try StreamConnection.connect(loop: loop, to: address) { result in
             if case .failure(let error) = result { failure = error }
             #expect(client?.isClosed == true)
             harness.finish()
@@ -149,8 +149,8 @@ import TunnelIO
         let chunk = patternBytes(count: 1024 * 1024, seed: 7)
         let chunks = 32
         let total = chunk.count * chunks
-        var client: TCPConnection?
-        var server: TCPConnection?
+        var client: StreamConnection?
+        var server: StreamConnection?
         var serverReceived = 0
         var receivedWhilePaused: Int?
         var queueSamples: [Int] = []
@@ -173,7 +173,7 @@ import TunnelIO
                 }
             }
         }
-        let writer = try TCPConnection.connect(loop: loop, to: listener.localAddress) { result in
+        let writer = try StreamConnection.connect(loop: loop, to: listener.localAddress) { result in
             if case .failure(let error) = result { Issue.record("connect failed: \(error)") }
         }
         client = writer
@@ -208,13 +208,13 @@ import TunnelIO
         let loop = harness.loop
         var serverPeer: String?
         var clientLocal: String?
-        var client: TCPConnection?
+        var client: StreamConnection?
         let listener = try TCPListener(loop: loop, host: "::1", port: 0) { result in
             guard case .success(let server) = result else { return }
             serverPeer = try? server.peerAddress().description
             server.close()
         }
-        client = try TCPConnection.connect(loop: loop, to: listener.localAddress) { result in
+        client = try StreamConnection.connect(loop: loop, to: listener.localAddress) { result in
             guard let connection = client else { return }
             do {
                 try result.get()
@@ -246,7 +246,7 @@ import TunnelIO
         // the poll phase could report the connect, so the timeout always wins.
         var failure: IOError?
         var calls = 0
-        let client = try TCPConnection.connect(loop: loop, to: listener.localAddress, timeoutMilliseconds: 0) { result in
+        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress, timeoutMilliseconds: 0) { result in
             calls += 1
             if case .failure(let error) = result { failure = error }
             listener.close()

@@ -1,11 +1,13 @@
 internal import CLibUV
 
-/// One TCP connection (`uv_tcp_t`), made by `connect` or by a `TCPListener`.
+/// One byte stream: a TCP connection (`uv_tcp_t`) made by `connect` or by a `TCPListener`, or
+/// an inherited pipe or socket descriptor (`uv_pipe_t`, e.g. stdin and stdout of a ProxyCommand)
+/// opened with `openPipe`. The TCP-only options fail on a pipe with the system's error.
 ///
 /// The connection keeps itself alive while open: whoever created it must
 /// `close()` it, which also releases every callback it holds (so callbacks
 /// may capture the connection without leaking it past close).
-public final class TCPConnection: HandleOwner {
+public final class StreamConnection: HandleOwner {
     /// What a read delivers.
     public enum ReadEvent {
         /// Bytes received, in a buffer the connection owns and reuses: they are
@@ -21,7 +23,9 @@ public final class TCPConnection: HandleOwner {
     public static let defaultReadBufferSize = 64 * 1024
 
     public let loop: EventLoop
-    private let handle: UnsafeMutablePointer<uv_tcp_t>
+    private let storage: UnsafeMutablePointer<tunnel_uv_stream_storage>
+    /// The TCP view of the handle; only meaningful (and only used) for TCP connections.
+    private var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
     /// Handed to libuv for every read; one allocation per connection, not per read.
     private let readBuffer: UnsafeMutableRawBufferPointer
     private var state = HandleState.open
@@ -37,13 +41,43 @@ public final class TCPConnection: HandleOwner {
 
     init(loop: EventLoop, readBufferSize: Int) {
         precondition(readBufferSize > 0, "read buffer must not be empty")
-        let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
-        // uv_tcp_init without flags cannot fail: the socket is created later.
-        uv_tcp_init(loop.loop, handle)
-        self.handle = handle
+        storage = .allocate(capacity: 1)
         self.loop = loop
         self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        // uv_tcp_init without flags cannot fail: the socket is created later.
+        uv_tcp_init(loop.loop, tunnel_uv_storage_tcp(storage))
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    private init(loop: EventLoop, pipeFileDescriptor: Int32, readBufferSize: Int) throws(IOError) {
+        storage = .allocate(capacity: 1)
+        self.loop = loop
+        self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        let pipe = tunnel_uv_storage_pipe(storage)
+        // uv_pipe_init without IPC cannot fail.
+        uv_pipe_init(loop.loop, pipe, 0)
+        pipe.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        peerDescription = "file descriptor \(pipeFileDescriptor)"
+        let status = uv_pipe_open(pipe, pipeFileDescriptor)
+        if status != 0 {
+            close()
+            throw IOError(code: status, operation: "open pipe", address: peerDescription)
+        }
+    }
+
+    /// Wraps an inherited pipe or socket descriptor (not a regular file: those cannot be polled).
+    /// The descriptor is made non-blocking and is closed with the connection.
+    public static func openPipe(
+        loop: EventLoop, fileDescriptor: Int32, readBufferSize: Int = defaultReadBufferSize
+    ) throws(IOError) -> StreamConnection {
+        // libuv accepts a regular file here and fails only at the first read; refuse it up front.
+        switch uv_guess_handle(fileDescriptor) {
+        case UV_NAMED_PIPE, UV_TCP, UV_TTY:
+            return try StreamConnection(loop: loop, pipeFileDescriptor: fileDescriptor, readBufferSize: readBufferSize)
+        default:
+            throw IOError(UV_EINVAL, operation: "open pipe", address: "file descriptor \(fileDescriptor)",
+                          detail: "it is not a pipe, socket or terminal (a regular file cannot be streamed)")
+        }
     }
 
     // MARK: Connecting
@@ -61,13 +95,13 @@ public final class TCPConnection: HandleOwner {
         timeoutMilliseconds: UInt64? = nil,
         readBufferSize: Int = defaultReadBufferSize,
         _ onConnect: @escaping (Result<Void, IOError>) -> Void
-    ) throws(IOError) -> TCPConnection {
-        let connection = TCPConnection(loop: loop, readBufferSize: readBufferSize)
+    ) throws(IOError) -> StreamConnection {
+        let connection = StreamConnection(loop: loop, readBufferSize: readBufferSize)
         connection.peerDescription = address.description
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         var storage = address.storage
         let status = tunnel_uv_tcp_connect(request, connection.handle, &storage) { request, status in
-            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             request!.deallocate()
             connection.didConnect(status: status)
         }
@@ -134,10 +168,10 @@ public final class TCPConnection: HandleOwner {
         precondition(onRead != nil, "resumeReading before startReading")
         guard !isReading else { return }
         let status = uv_read_start(stream, { handle, _, buffer in
-            let connection = owner(handle?.pointee.data, as: TCPConnection.self)
+            let connection = owner(handle?.pointee.data, as: StreamConnection.self)
             buffer!.pointee = tunnel_uv_buf(connection.readBuffer.baseAddress, connection.readBuffer.count)
         }, { stream, count, _ in
-            owner(stream?.pointee.data, as: TCPConnection.self).didRead(count: count)
+            owner(stream?.pointee.data, as: StreamConnection.self).didRead(count: count)
         })
         try check(status, "read", address: peerDescription)
         isReading = true
@@ -192,7 +226,7 @@ public final class TCPConnection: HandleOwner {
             let completion = request!.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
             }
-            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             UnsafeMutableRawPointer(request!).deallocate()
             completion?.run(status == 0 ? nil : IOError(code: status, operation: "write", address: connection.peerDescription))
         }
@@ -230,7 +264,7 @@ public final class TCPConnection: HandleOwner {
             let completion = request!.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
             }
-            let connection = owner(request!.pointee.handle.pointee.data, as: TCPConnection.self)
+            let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             request!.deallocate()
             completion?.run(status == 0 ? nil : IOError(code: status, operation: "shutdown", address: connection.peerDescription))
         }
@@ -311,7 +345,7 @@ public final class TCPConnection: HandleOwner {
 
     func handleDidClose() {
         state = .closed
-        handle.deallocate()
+        storage.deallocate()
         readBuffer.deallocate()
         onRead = nil
         onConnect = nil
@@ -321,8 +355,8 @@ public final class TCPConnection: HandleOwner {
     }
 }
 
-@available(*, unavailable, message: "TCPConnection is confined to its loop's thread")
-extension TCPConnection: Sendable {}
+@available(*, unavailable, message: "StreamConnection is confined to its loop's thread")
+extension StreamConnection: Sendable {}
 
 /// Boxes a write or shutdown completion so a request's `data` slot can hold it.
 private final class WriteCompletion {
