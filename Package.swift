@@ -9,6 +9,10 @@ let package = Package(
         .library(name: "TunnelIO", targets: ["TunnelIO"]),
         .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
     ],
+    dependencies: [
+        // Structured logging with a Logger passed into libraries, as the Swift server ecosystem does.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
         .target(name: "Multiplex"),
@@ -23,6 +27,18 @@ let package = Package(
         /// CAs, identities from certificates, durable key files.
         .target(name: "TunnelTLS", dependencies: ["COpenSSL"]),
         .testTarget(name: "TunnelTLSTests", dependencies: ["TunnelTLS", "COpenSSL"]),
+        /// The shared runtime: a mux session over TLS over a socket, splices and relays of streams.
+        .target(name: "TunnelRuntime", dependencies: [
+            "Multiplex", "TunnelIO", "TunnelTLS", .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The gateway's logic: node registry, operator requests, relays. A library so tests drive it.
+        .target(name: "TunnelGateway", dependencies: [
+            "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The edge client's logic: dial out, reconnect, serve the configured services.
+        .target(name: "TunnelClient", dependencies: [
+            "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
+        ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),

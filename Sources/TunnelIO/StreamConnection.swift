@@ -31,7 +31,7 @@ public final class StreamConnection: HandleOwner {
     private var state = HandleState.open
     private var onRead: ((ReadEvent) -> Void)?
     private var onConnect: ((Result<Void, IOError>) -> Void)?
-    private var connectTimer: Timer?
+    private var connectTimer: LoopTimer?
     private var onClosed: (() -> Void)?
     /// Remembered for error messages, since getpeername fails once the peer is gone.
     private var peerDescription: String?
@@ -112,7 +112,7 @@ public final class StreamConnection: HandleOwner {
         }
         connection.onConnect = onConnect
         if let timeoutMilliseconds {
-            let timer = Timer(loop: loop)
+            let timer = LoopTimer(loop: loop)
             timer.start(after: timeoutMilliseconds) { [unowned connection] in
                 connection.connectTimedOut()
             }
@@ -239,7 +239,12 @@ public final class StreamConnection: HandleOwner {
 
     /// Queues a copy of `bytes`; see `write(_:completion:)` for the completion contract.
     public func write(_ bytes: [UInt8], completion: ((IOError?) -> Void)? = nil) throws(IOError) {
-        // Array.withUnsafeBytes only rethrows untyped errors, so carry ours out in a Result.
+        try write(bytes[...], completion: completion)
+    }
+
+    /// Queues a copy of `bytes`; see `write(_:completion:)` for the completion contract.
+    public func write(_ bytes: ArraySlice<UInt8>, completion: ((IOError?) -> Void)? = nil) throws(IOError) {
+        // withUnsafeBytes only rethrows untyped errors, so carry ours out in a Result.
         let result = bytes.withUnsafeBytes { raw in
             Result { () throws(IOError) in try write(raw, completion: completion) }
         }

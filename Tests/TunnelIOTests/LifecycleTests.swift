@@ -14,7 +14,7 @@ import TunnelIO
         let payload = patternBytes(count: 1024 * 1024, seed: 3)
         var results: [String] = []
         let client = try StreamConnection.connect(loop: loop, to: listener.localAddress) { _ in }
-        let closer = Timer(loop: loop)
+        let closer = LoopTimer(loop: loop)
         closer.start(after: 1, repeat: 1) {
             guard let server = accepted, client.writeQueueSize > 0 else { return }
             closer.close()

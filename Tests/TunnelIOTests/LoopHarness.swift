@@ -7,14 +7,14 @@ import TunnelIO
 /// handle closed and `uv_loop_close` succeeding.
 final class LoopHarness {
     let loop: EventLoop
-    private let watchdog: Timer
+    private let watchdog: LoopTimer
     private let timeoutMilliseconds: UInt64
     private let sourceLocation: SourceLocation
     private var finished = false
 
     init(timeoutMilliseconds: UInt64 = 10_000, sourceLocation: SourceLocation = #_sourceLocation) throws {
         loop = try EventLoop()
-        watchdog = Timer(loop: loop)
+        watchdog = LoopTimer(loop: loop)
         self.timeoutMilliseconds = timeoutMilliseconds
         self.sourceLocation = sourceLocation
     }

@@ -13,7 +13,7 @@ import TunnelIO
         let start = loop.now
         var fired: [(delay: UInt64, at: UInt64)] = []
         let delays: [UInt64] = [30, 10, 20, 0]
-        let timers = delays.map { _ in Timer(loop: loop) }
+        let timers = delays.map { _ in LoopTimer(loop: loop) }
         for (timer, delay) in zip(timers, delays) {
             timer.start(after: delay) {
                 fired.append((delay, loop.now))
@@ -32,7 +32,7 @@ import TunnelIO
 
     @Test func repeatingTimerStopsAndRestarts() throws {
         let harness = try LoopHarness()
-        let timer = Timer(loop: harness.loop)
+        let timer = LoopTimer(loop: harness.loop)
         var ticks = 0
         timer.start(after: 1, repeat: 1) {
             ticks += 1
@@ -77,12 +77,12 @@ import TunnelIO
         }
         // Send to the process rather than raise() to this thread: test runner
         // threads may block SIGHUP, and a thread-directed signal then stays pending.
-        let trigger = Timer(loop: harness.loop)
+        let trigger = LoopTimer(loop: harness.loop)
         trigger.start(after: 0) {
             kill(getpid(), SIGHUP)
             trigger.close()
         }
-        let poll = Timer(loop: harness.loop)
+        let poll = LoopTimer(loop: harness.loop)
         poll.start(after: 1, repeat: 1) {
             guard !received.isEmpty else { return }
             poll.close()
@@ -95,7 +95,7 @@ import TunnelIO
 
     @Test func closeReportsLeftoverHandles() throws {
         let loop = try EventLoop()
-        let timer = Timer(loop: loop)
+        let timer = LoopTimer(loop: loop)
         #expect(loop.openHandles() == ["timer"])
         #expect(!loop.close())
         timer.close()

@@ -155,7 +155,7 @@ import TunnelIO
         var receivedWhilePaused: Int?
         var queueSamples: [Int] = []
         var writesCompleted = 0
-        let sampler = Timer(loop: loop)
+        let sampler = LoopTimer(loop: loop)
 
         let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
             guard case .success(let accepted) = result else { return }

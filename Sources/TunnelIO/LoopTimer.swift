@@ -2,7 +2,7 @@ internal import CLibUV
 
 /// A `uv_timer_t`. Deadlines are measured on the loop clock (`EventLoop.now`),
 /// so timers started in the same iteration fire in deadline order.
-public final class Timer: HandleOwner {
+public final class LoopTimer: HandleOwner {
     public let loop: EventLoop
     private let handle: UnsafeMutablePointer<uv_timer_t>
     private var state = HandleState.open
@@ -21,10 +21,10 @@ public final class Timer: HandleOwner {
     /// (Re)starts the timer: `handler` runs after `milliseconds`, then every
     /// `repeatMilliseconds` if that is non-zero. Replaces any earlier handler.
     public func start(after milliseconds: UInt64, repeat repeatMilliseconds: UInt64 = 0, _ handler: @escaping () -> Void) {
-        precondition(state == .open, "Timer.start after close")
+        precondition(state == .open, "LoopTimer.start after close")
         onFire = handler
         uv_timer_start(handle, { handle in
-            owner(handle?.pointee.data, as: Timer.self).onFire?()
+            owner(handle?.pointee.data, as: LoopTimer.self).onFire?()
         }, milliseconds, repeatMilliseconds)
     }
 
@@ -60,5 +60,5 @@ public final class Timer: HandleOwner {
     }
 }
 
-@available(*, unavailable, message: "Timer is confined to its loop's thread")
-extension Timer: Sendable {}
+@available(*, unavailable, message: "LoopTimer is confined to its loop's thread")
+extension LoopTimer: Sendable {}

@@ -1,0 +1,413 @@
+import Logging
+import Multiplex
+import TunnelIO
+import TunnelTLS
+
+/// What a `MuxConnection` reports to its owner (the gateway's or the client's bookkeeping).
+public protocol MuxConnectionDelegate: AnyObject {
+    /// The TLS handshake is done and the peer's certificate verified. Return a failure to refuse
+    /// this peer anyway (wrong role, wrong CA for the protocol): it is sent to the peer in GOAWAY.
+    func connectionEstablished(_ connection: MuxConnection) -> Failure?
+    /// The peer opened a stream: accept it (with a handler) or reset it before returning.
+    func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool)
+    /// The peer announced it is going away; no new streams on this connection.
+    func connectionPeerGoingAway(_ connection: MuxConnection, failure: Failure)
+    /// The connection is over; every stream handler has already been told.
+    func connectionClosed(_ connection: MuxConnection, failure: Failure)
+}
+
+/// One multiplexed session over TLS over a socket: the runtime's composition of `Multiplex`,
+/// `TunnelTLS` and `TunnelIO`. After every socket read or timer it feeds ciphertext through TLS
+/// into the session, dispatches the session's events, then drains the session's frames back
+/// through TLS to the socket and re-arms its timer for the session's next deadline.
+///
+/// Backpressure: frames are pulled from the session only while the socket's write queue is short,
+/// so a slow network leaves data in the streams' queues, whose writers are then told to wait.
+/// Loop-confined, like everything it owns.
+public final class MuxConnection {
+    public let loop: EventLoop
+    public let logger: Logger
+    /// The peer's address, for logs and `tunnel nodes`.
+    public let remoteAddress: String
+    public weak var delegate: MuxConnectionDelegate?
+
+    private let socket: StreamConnection
+    private let tls: TLSConnection
+    private let session: Session
+    private let timer: LoopTimer
+    private let flushTimer: LoopTimer
+    private var handlers: [StreamID: any StreamHandler] = [:]
+    /// Streams that may have closed at the last flush (a FIN went out or came in).
+    private var closingStreams: Set<StreamID> = []
+    private var phase = Phase.handshaking
+    /// Set while inside a read or timer callback: commands then flush once at its end.
+    private var dispatching = false
+    private var flushScheduled = false
+    private var blockedOnSocket = false
+    private var plaintextOut: [UInt8] = []
+    private let scratch: UnsafeMutableRawBufferPointer
+
+    /// Above this many bytes queued in the socket, no more frames are pulled from the session.
+    static let socketHighWater = 1 << 20
+    /// Once the socket's queue drains below this, pulling resumes.
+    static let socketLowWater = 256 * 1024
+    /// Bytes of plaintext pulled from the session per TLS write.
+    static let transmitChunk = 64 * 1024
+    /// A closing connection whose last bytes cannot be delivered in this time is dropped.
+    static let closeTimeoutMilliseconds: UInt64 = 5_000
+
+    private enum Phase: Equatable {
+        case handshaking
+        case established
+        /// The session ended; the last frames are being written before the socket closes.
+        case closing
+        case closed
+    }
+
+    /// After the handshake: the peer's verified certificate, identity, ALPN protocol and the CA
+    /// that verified it.
+    public var peerCertificate: Certificate? { tls.peerCertificate }
+    public var peerIdentity: TunnelIdentity? { tls.peerIdentity }
+    public var applicationProtocol: String? { tls.applicationProtocol }
+    public var verifiedBy: TrustedCA? { tls.verifiedBy }
+    public var isEstablished: Bool { phase == .established }
+    public var canOpenStream: Bool { phase == .established && session.canOpenStream }
+    /// Smoothed round-trip time of the keepalive pings.
+    public var roundTrip: Duration? { session.roundTrip }
+    /// When the last keepalive ping was answered (loop clock, milliseconds).
+    public private(set) var lastPongAt: UInt64?
+    public var streamCount: Int { session.streamCount }
+
+    public init(
+        loop: EventLoop, socket: StreamConnection, tls: TLSConnection, role: Role,
+        configuration: SessionConfiguration, handshakeTimeout: Duration, logger: Logger
+    ) {
+        self.loop = loop
+        self.socket = socket
+        self.tls = tls
+        self.logger = logger
+        remoteAddress = (try? socket.peerAddress().description) ?? "unknown"
+        session = Session(role: role, configuration: configuration, now: Self.now())
+        timer = LoopTimer(loop: loop)
+        flushTimer = LoopTimer(loop: loop)
+        scratch = .allocate(byteCount: 256 * 1024, alignment: 16)
+        plaintextOut.reserveCapacity(Self.transmitChunk + Limits.maxDataPayload + 64)
+        let milliseconds = UInt64(handshakeTimeout.components.seconds * 1000)
+        timer.start(after: milliseconds) { [unowned self] in
+            guard phase == .handshaking else { return }
+            close(Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)"))
+        }
+    }
+
+    deinit {
+        scratch.deallocate()
+    }
+
+    static func now() -> Timestamp {
+        Timestamp(nanoseconds: EventLoop.monotonicNanoseconds)
+    }
+
+    /// Starts reading and the TLS handshake.
+    public func start() {
+        do {
+            try socket.startReading { [unowned self] event in
+                dispatch {
+                    switch event {
+                    case .data(let bytes):
+                        tls.feedCiphertext(bytes)
+                        process()
+                    case .end:
+                        tls.feedEndOfCiphertext()
+                        process()
+                        close(Failure(.noError, "\(remoteAddress) closed the connection"))
+                    case .error(let error):
+                        close(Failure(.internalError, "network error with \(remoteAddress): \(error)"))
+                    }
+                }
+            }
+        } catch {
+            close(Failure(.internalError, "cannot read from \(remoteAddress): \(error)"))
+            return
+        }
+        dispatch { process() }
+    }
+
+    // MARK: - Stream commands
+
+    /// Opens a stream whose events go to `handler`.
+    public func openStream(metadata: [UInt8], interactive: Bool, handler: any StreamHandler) throws(MultiplexError) -> StreamID {
+        let id = try session.openStream(metadata: metadata, interactive: interactive)
+        handlers[id] = handler
+        scheduleFlush()
+        return id
+    }
+
+    /// Gives a stream the peer opened a handler before it is accepted, so data the peer
+    /// pipelined behind its OPEN is not lost while the acceptor makes up its mind.
+    public func attach(_ handler: any StreamHandler, to id: StreamID) {
+        handlers[id] = handler
+    }
+
+    /// Accepts a stream the peer opened; its events go to `handler` (or the attached one).
+    public func accept(_ id: StreamID, metadata: [UInt8] = [], handler: (any StreamHandler)? = nil) throws(MultiplexError) {
+        try session.accept(id, metadata: metadata)
+        if let handler { handlers[id] = handler }
+        closingStreams.insert(id)
+        scheduleFlush()
+    }
+
+    /// Queues bytes; false asks the writer to wait for `streamWritable`. Throws if the stream is gone.
+    @discardableResult
+    public func write(_ bytes: ArraySlice<UInt8>, on id: StreamID) throws(MultiplexError) -> Bool {
+        let keepGoing = try session.write(bytes, on: id)
+        scheduleFlush()
+        return keepGoing
+    }
+
+    public func finish(_ id: StreamID) {
+        guard (try? session.finish(id)) != nil else { return }
+        closingStreams.insert(id)
+        scheduleFlush()
+    }
+
+    /// Resets a stream; its handler hears nothing more.
+    public func reset(_ id: StreamID, code: ErrorCode) {
+        handlers[id] = nil
+        session.reset(id, code: code)
+        scheduleFlush()
+    }
+
+    public func consumed(_ count: Int, on id: StreamID) {
+        session.consumed(count, on: id)
+        scheduleFlush()
+    }
+
+    /// Graceful shutdown: no new streams; the connection closes when the last stream is done.
+    public func goAway(reason: String) {
+        session.goAway(reason: reason)
+        scheduleFlush()
+    }
+
+    /// Ends the connection now, telling the peer why.
+    public func abort(_ failure: Failure) {
+        dispatch { session.abort(failure.code, reason: failure.reason) }
+    }
+
+    // MARK: - The pump
+
+    /// Runs `body`, then dispatches the session's events and flushes once.
+    private func dispatch(_ body: () -> Void) {
+        let outermost = !dispatching
+        dispatching = true
+        body()
+        if outermost {
+            dispatching = false
+            drainEvents()
+            flush()
+        }
+    }
+
+    private func process() {
+        if phase == .handshaking {
+            switch tls.advanceHandshake() {
+            case .inProgress:
+                return
+            case .failed(let error):
+                // Write the alert first, so the peer learns why (expired, unknown CA…).
+                beginClosing(Failure(.protocolError, "TLS handshake with \(remoteAddress) failed: \(error)"))
+                return
+            case .done:
+                phase = .established
+                if let refusal = delegate?.connectionEstablished(self) {
+                    logger.notice("refusing peer", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(refusal.reason)"])
+                    session.abort(refusal.code, reason: refusal.reason)
+                    return
+                }
+            }
+        }
+        guard phase == .established else { return }
+        while phase == .established {
+            let result: TLSConnection.ReadResult
+            do {
+                result = try tls.readPlaintext(into: scratch)
+            } catch {
+                close(Failure(.protocolError, "TLS error with \(remoteAddress): \(error)"))
+                return
+            }
+            switch result {
+            case .bytes(let count):
+                // One copy out of the scratch buffer; stream data events are slices of it.
+                let bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                session.receive(bytes[...], now: Self.now())
+                drainEvents()
+            case .wouldBlock:
+                return
+            case .closed:
+                session.abort(.noError, reason: "TLS closed")
+                return
+            }
+        }
+    }
+
+    private func drainEvents() {
+        while let event = session.pollEvent() {
+            switch event {
+            case .streamOpened(let id, let metadata, let interactive):
+                if let delegate {
+                    delegate.connection(self, peerOpened: id, metadata: metadata, interactive: interactive)
+                } else {
+                    session.reset(id, code: .refusedStream)
+                }
+            case .streamAccepted(let id, let metadata):
+                handlers[id]?.streamAccepted(metadata: metadata)
+            case .data(let id, let bytes):
+                if let handler = handlers[id] {
+                    handler.streamReceived(bytes)
+                } else {
+                    session.consumed(bytes.count, on: id)
+                }
+            case .finished(let id):
+                closingStreams.insert(id)
+                handlers[id]?.streamFinished()
+            case .streamReset(let id, let failure):
+                handlers.removeValue(forKey: id)?.streamReset(failure)
+            case .writable(let id):
+                handlers[id]?.streamWritable()
+            case .pong:
+                lastPongAt = loop.now
+            case .peerGoingAway(_, let failure):
+                delegate?.connectionPeerGoingAway(self, failure: failure)
+            case .closed(let failure):
+                beginClosing(failure)
+            }
+        }
+    }
+
+    private func scheduleFlush() {
+        guard !dispatching, !flushScheduled, phase != .closed else { return }
+        flushScheduled = true
+        flushTimer.start(after: 0) { [unowned self] in
+            flushScheduled = false
+            dispatch {}
+        }
+    }
+
+    /// Pulls frames from the session while the socket keeps up, encrypts and writes them.
+    private func flush() {
+        if phase == .handshaking { writeCiphertext() }
+        guard phase == .established else { return }
+        while socket.writeQueueSize < Self.socketHighWater {
+            plaintextOut.removeAll(keepingCapacity: true)
+            guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
+            do {
+                _ = try plaintextOut.withUnsafeBytes { raw in try tls.writePlaintext(raw) }
+            } catch {
+                close(Failure(.internalError, "TLS write failed: \(error)"))
+                return
+            }
+        }
+        blockedOnSocket = socket.writeQueueSize >= Self.socketHighWater
+        writeCiphertext()
+        sweepClosedStreams()
+        armTimer()
+    }
+
+    /// Moves everything TLS has produced to the socket.
+    private func writeCiphertext() {
+        while tls.pendingCiphertextCount > 0, !socket.isClosed {
+            let count = tls.drainCiphertext(into: scratch)
+            guard count > 0 else { break }
+            do {
+                try socket.write(UnsafeRawBufferPointer(rebasing: scratch[..<count])) { [unowned self] error in
+                    if error == nil, blockedOnSocket, socket.writeQueueSize < Self.socketLowWater {
+                        blockedOnSocket = false
+                        dispatch {}
+                    }
+                }
+            } catch {
+                close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
+                return
+            }
+        }
+    }
+
+    private func sweepClosedStreams() {
+        guard !closingStreams.isEmpty else { return }
+        for id in closingStreams where session.state(of: id) == .closed {
+            handlers[id] = nil
+            closingStreams.remove(id)
+        }
+    }
+
+    private func armTimer() {
+        guard phase == .established, let deadline = session.nextDeadline else { return }
+        let now = Self.now()
+        let milliseconds = deadline > now ? (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000 : 0
+        timer.start(after: milliseconds) { [unowned self] in
+            dispatch { session.advanceTime(to: Self.now()) }
+        }
+    }
+
+    // MARK: - Closing
+
+    /// The session ended: tell every stream, write the final frames, then close the socket.
+    private func beginClosing(_ failure: Failure) {
+        guard phase == .established || phase == .handshaking else { return }
+        phase = .closing
+        logger.debug("session closing", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(failure)"])
+        failAllStreams(failure)
+        delegate?.connectionClosed(self, failure: failure)
+        delegate = nil
+        flushFinalBytes()
+        do {
+            try socket.shutdown { [unowned self] _ in close(failure) }
+        } catch {
+            close(failure)
+        }
+        timer.start(after: Self.closeTimeoutMilliseconds) { [unowned self] in close(failure) }
+    }
+
+    /// Writes whatever the ended session still has (its final GOAWAY), ignoring the high-water mark.
+    private func flushFinalBytes() {
+        while tls.handshakeState.isDone {
+            plaintextOut.removeAll(keepingCapacity: true)
+            guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
+            _ = try? plaintextOut.withUnsafeBytes { raw in try tls.writePlaintext(raw) }
+        }
+        if tls.handshakeState.isDone { tls.shutdown() }
+        writeCiphertext()
+    }
+
+    /// Closes the socket and every timer at once. Idempotent.
+    public func close(_ failure: Failure) {
+        guard phase != .closed else { return }
+        let wasClosing = phase == .closing
+        phase = .closed
+        if !wasClosing {
+            logger.debug("connection closed", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(failure)"])
+            failAllStreams(failure)
+            delegate?.connectionClosed(self, failure: failure)
+            delegate = nil
+        }
+        timer.close()
+        flushTimer.close()
+        socket.close()
+    }
+
+    private func failAllStreams(_ failure: Failure) {
+        let remaining = handlers
+        handlers.removeAll()
+        for (_, handler) in remaining.sorted(by: { $0.key < $1.key }) {
+            handler.streamReset(failure)
+        }
+    }
+}
+
+@available(*, unavailable, message: "MuxConnection is confined to its loop's thread")
+extension MuxConnection: Sendable {}
+
+extension TLSConnection.HandshakeState {
+    var isDone: Bool {
+        if case .done = self { true } else { false }
+    }
+}

@@ -1,0 +1,109 @@
+import Multiplex
+import TunnelIO
+
+/// Joins one mux stream to a local byte stream: a TCP socket (the node's sshd, an operator's
+/// forwarded connection) or a pair of pipes (stdin and stdout of `tunnel proxy`).
+///
+/// Backpressure both ways: when the stream's send buffer is full the splice stops reading the
+/// socket until the stream is writable again; bytes from the stream are reported consumed only
+/// once the socket's kernel buffer took them, so a slow local reader stops the remote sender.
+/// Half-close both ways: EOF on the socket finishes the stream; the peer's FIN shuts the
+/// socket's write side (or closes the output pipe).
+public final class SocketSplice: StreamHandler {
+    private let connection: MuxConnection
+    private let stream: StreamID
+    private let input: StreamConnection
+    private let output: StreamConnection
+    private var inputEnded = false
+    private var outputEnded = false
+    private var ended = false
+    /// Called once, when both directions are done or the splice was torn down.
+    private var onEnd: ((Failure?) -> Void)?
+
+    /// `input` and `output` are the same object for a socket, two objects for stdin/stdout.
+    public init(connection: MuxConnection, stream: StreamID, input: StreamConnection, output: StreamConnection,
+                onEnd: ((Failure?) -> Void)? = nil) {
+        self.connection = connection
+        self.stream = stream
+        self.input = input
+        self.output = output
+        self.onEnd = onEnd
+    }
+
+    public convenience init(connection: MuxConnection, stream: StreamID, socket: StreamConnection,
+                            onEnd: ((Failure?) -> Void)? = nil) {
+        self.init(connection: connection, stream: stream, input: socket, output: socket, onEnd: onEnd)
+    }
+
+    /// Starts moving bytes from the local side into the stream.
+    public func start() {
+        do {
+            try input.startReading { [self] event in
+                switch event {
+                case .data(let bytes):
+                    do {
+                        if try !connection.write(Array(bytes)[...], on: stream) { input.stopReading() }
+                    } catch {
+                        end(Failure(.cancel, "stream \(stream) is gone: \(error)"))
+                    }
+                case .end:
+                    inputEnded = true
+                    connection.finish(stream)
+                    endIfDone()
+                case .error(let error):
+                    connection.reset(stream, code: .cancel)
+                    end(Failure(.cancel, "local read failed: \(error)"))
+                }
+            }
+        } catch {
+            connection.reset(stream, code: .cancel)
+            end(Failure(.cancel, "cannot read the local side: \(error)"))
+        }
+    }
+
+    public func streamReceived(_ bytes: ArraySlice<UInt8>) {
+        let count = bytes.count
+        do {
+            try output.write(bytes) { [self] error in
+                if error == nil { connection.consumed(count, on: stream) }
+            }
+        } catch {
+            connection.reset(stream, code: .cancel)
+            end(Failure(.cancel, "local write failed: \(error)"))
+        }
+    }
+
+    public func streamFinished() {
+        outputEnded = true
+        if input === output {
+            try? output.shutdown { [self] _ in endIfDone() }
+        } else {
+            // A pipe has no half-close: closing it is how the reader sees EOF.
+            output.close()
+            endIfDone()
+        }
+    }
+
+    public func streamReset(_ failure: Failure) {
+        end(failure)
+    }
+
+    public func streamWritable() {
+        guard !inputEnded, !ended else { return }
+        try? input.resumeReading()
+    }
+
+    private func endIfDone() {
+        if inputEnded && outputEnded { end(nil) }
+    }
+
+    private func end(_ failure: Failure?) {
+        guard !ended else { return }
+        ended = true
+        input.close()
+        output.close()
+        let onEnd = self.onEnd
+        self.onEnd = nil
+        onEnd?(failure)
+    }
+}

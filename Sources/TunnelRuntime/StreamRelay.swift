@@ -1,0 +1,97 @@
+import Multiplex
+
+/// Joins a stream the peer opened on one mux connection (an operator's, at the gateway) to a
+/// stream the relay opens on another (to the node). Bytes move without a copy: the slices go
+/// straight into the other session's queue. Credit goes back to a sender only while the other
+/// side keeps up, so the relay holds at most a window plus a send buffer per direction.
+public final class StreamRelay {
+    public enum Outcome {
+        /// The second stream's peer accepted it; time to accept the first.
+        case accepted
+        /// Either stream was reset; the relay is over.
+        case ended(Failure)
+    }
+
+    /// One end of the relay, and the stream handler of its connection's stream.
+    public final class End: StreamHandler {
+        let connection: MuxConnection
+        public fileprivate(set) var stream: StreamID
+        /// Unowned: the relay holds both ends, and each end holds the relay.
+        unowned var other: End!
+        unowned var relay: StreamRelay!
+        /// Bytes received here and queued on the other side, whose credit is held back because
+        /// the other side asked its writer to wait.
+        private var heldBack = 0
+        private var otherIsFull = false
+
+        init(connection: MuxConnection, stream: StreamID) {
+            self.connection = connection
+            self.stream = stream
+        }
+
+        public func streamAccepted(metadata: [UInt8]) {
+            relay.report(.accepted)
+        }
+
+        public func streamReceived(_ bytes: ArraySlice<UInt8>) {
+            do {
+                let keepGoing = try other.connection.write(bytes, on: other.stream)
+                if keepGoing && !otherIsFull {
+                    connection.consumed(bytes.count, on: stream)
+                } else {
+                    heldBack += bytes.count
+                    otherIsFull = true
+                }
+            } catch {
+                connection.reset(stream, code: .cancel)
+                relay.report(.ended(Failure(.cancel, "the other side of the relay is gone")))
+            }
+        }
+
+        public func streamFinished() {
+            other.connection.finish(other.stream)
+        }
+
+        public func streamReset(_ failure: Failure) {
+            other.connection.reset(other.stream, code: failure.code)
+            relay.report(.ended(failure))
+        }
+
+        public func streamWritable() {
+            // This side drained: the bytes the other end held back are delivered now.
+            guard other.otherIsFull else { return }
+            other.otherIsFull = false
+            let held = other.heldBack
+            other.heldBack = 0
+            if held > 0 { other.connection.consumed(held, on: other.stream) }
+        }
+    }
+
+    public let first: End
+    public let second: End
+    private var onEvent: ((StreamRelay, Outcome) -> Void)?
+
+    /// Prepares a relay from `first` (already open, not yet accepted) to a stream that
+    /// `openSecond` will open on `secondConnection`.
+    public init(first: (MuxConnection, StreamID), secondConnection: MuxConnection,
+                onEvent: @escaping (StreamRelay, Outcome) -> Void) {
+        self.first = End(connection: first.0, stream: first.1)
+        second = End(connection: secondConnection, stream: 0)
+        self.onEvent = onEvent
+        self.first.other = second
+        second.other = self.first
+        self.first.relay = self
+        second.relay = self
+    }
+
+    /// Opens the second stream, carrying `metadata`; its acceptance or reset is reported.
+    public func openSecond(metadata: [UInt8], interactive: Bool) throws(MultiplexError) {
+        second.stream = try second.connection.openStream(metadata: metadata, interactive: interactive, handler: second)
+    }
+
+    fileprivate func report(_ outcome: Outcome) {
+        guard let onEvent else { return }
+        if case .ended = outcome { self.onEvent = nil }
+        onEvent(self, outcome)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Multiplex
+
+/// What rides in stream metadata between operators, the gateway and nodes (`docs/TUNNEL.md`).
+/// JSON, so a stranger can read it in a packet capture of the plaintext and so fields can be
+/// added without a new protocol version.
+public enum TunnelProtocol {
+    /// ALPN protocol of an edge node's connection to the gateway.
+    public static let nodeALPN = "tunnel-node/1"
+    /// ALPN protocol of an operator's connection to the gateway.
+    public static let operatorALPN = "tunnel-operator/1"
+    /// Label of the trusted CA that signs node certificates (as reported by `verifiedBy`).
+    public static let nodeCALabel = "node CA"
+    /// Label of the trusted CA that signs operator certificates.
+    public static let operatorCALabel = "operator CA"
+    /// The version string nodes report in their announcement.
+    public static let softwareVersion = "0.1.0"
+
+    public static func encode<Value: Encodable>(_ value: Value) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(value)) ?? Data())
+    }
+
+    public static func decode<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8]) -> Value? {
+        try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// What an operator asks the gateway for, in the metadata of the stream it opens.
+public enum OperatorRequest: Codable, Equatable, Sendable {
+    /// Splice this stream to `service` on `node`.
+    case connect(node: String, service: String)
+    /// Reply with the list of known nodes as JSON data, then finish.
+    case listNodes
+}
+
+/// What the gateway asks a node for: one of the node's own configured services, by name.
+public struct ServiceRequest: Codable, Equatable, Sendable {
+    public var service: String
+    public init(service: String) { self.service = service }
+}
+
+/// What a node says about itself in the metadata of the one stream it opens after connecting
+/// (nodes open no other streams). Descriptive only: the node's name comes from its certificate.
+public struct NodeAnnouncement: Codable, Equatable, Sendable {
+    public var labels: [String: String]
+    public var services: [String]
+    public var version: String
+    /// The kernel's boot id: a different one than last time means the node rebooted.
+    public var bootID: String
+    public var uptimeSeconds: Double
+
+    public init(labels: [String: String], services: [String], version: String, bootID: String, uptimeSeconds: Double) {
+        self.labels = labels
+        self.services = services
+        self.version = version
+        self.bootID = bootID
+        self.uptimeSeconds = uptimeSeconds
+    }
+}
+
+/// One row of `tunnel nodes`.
+public struct NodeStatus: Codable, Equatable, Sendable {
+    public var name: String
+    public var online: Bool
+    public var labels: [String: String]
+    public var services: [String]
+    public var remoteAddress: String
+    /// Unix seconds.
+    public var connectedSince: Double?
+    /// Seconds since the last answered keepalive.
+    public var lastKeepaliveSecondsAgo: Double?
+    public var version: String
+    public var previousSessionEnded: String?
+
+    public init(
+        name: String, online: Bool, labels: [String: String], services: [String], remoteAddress: String,
+        connectedSince: Double?, lastKeepaliveSecondsAgo: Double?, version: String, previousSessionEnded: String?
+    ) {
+        self.name = name
+        self.online = online
+        self.labels = labels
+        self.services = services
+        self.remoteAddress = remoteAddress
+        self.connectedSince = connectedSince
+        self.lastKeepaliveSecondsAgo = lastKeepaliveSecondsAgo
+        self.version = version
+        self.previousSessionEnded = previousSessionEnded
+    }
+}
+
+/// RESET and GOAWAY codes the tunnel adds to the protocol's own (`docs/PROTOCOL.md` §8).
+public enum TunnelErrorCode {
+    public static let unknownNode = ErrorCode(rawValue: 0x101)
+    public static let unknownService = ErrorCode(rawValue: 0x102)
+    public static let serviceUnreachable = ErrorCode(rawValue: 0x103)
+    public static let badRequest = ErrorCode(rawValue: 0x104)
+    public static let wrongRole = ErrorCode(rawValue: 0x105)
+    public static let replaced = ErrorCode(rawValue: 0x106)
+    public static let nodeDisconnected = ErrorCode(rawValue: 0x107)
+
+    /// A sentence for an operator who got `code` while asking for `service` on `node`.
+    public static func explain(_ code: ErrorCode, node: String, service: String) -> String {
+        switch code {
+        case unknownNode: "node \(node) is not connected to the gateway; `tunnel nodes` lists the connected ones"
+        case unknownService: "node \(node) offers no service \"\(service)\"; `tunnel nodes` lists each node's services"
+        case serviceUnreachable: "node \(node) could not reach its \(service) service (is it running on the node?)"
+        case badRequest: "the gateway did not understand the request (is this tunnel older than the gateway?)"
+        case nodeDisconnected: "node \(node) disconnected"
+        case .refusedStream: "the gateway or node refused the stream (going away or too many streams); retry"
+        default: "the stream to \(service) on \(node) was reset (\(code))"
+        }
+    }
+}
