@@ -39,6 +39,10 @@ let package = Package(
         .target(name: "TunnelClient", dependencies: [
             "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "TunnelIntegrationTests", dependencies: [
+            "TunnelGateway", "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),

@@ -71,6 +71,8 @@ public final class Session {
     /// Streams not yet closed, in either direction.
     public var streamCount: Int { streams.count }
     public var isGoingAway: Bool { sentGoAway != nil || receivedGoAway != nil }
+    /// Whether the peer's HELLO has arrived (its limits are known and it accepted the transport).
+    public var hasPeerHello: Bool { peer != nil }
     /// Whether `openStream` would succeed now.
     public var canOpenStream: Bool {
         guard closedWith == nil, !isGoingAway, nextLocalStreamID <= Limits.maxStreamID else { return false }
@@ -551,7 +553,11 @@ public final class Session {
     private func fail(_ failure: Failure) {
         guard closedWith == nil else { return }
         closedWith = failure
+        // A session that fails before its HELLO went out still sends it, so the peer can read
+        // the GOAWAY that follows instead of failing on a first frame that is not HELLO.
+        let helloPending = control.first.map { if case .hello = $0 { true } else { false } } ?? false
         control.removeAll()
+        if helloPending { control.append(.hello) }
         control.append(.goAway(lastPeerStreamID, failure.code, message: Self.truncatedMessage(failure.reason)))
         for id in streams.keys.sorted() {
             events.append(.streamReset(id, failure))

@@ -256,11 +256,14 @@ public final class EdgeClient {
 
 extension EdgeClient: MuxConnectionDelegate {
     public func connectionEstablished(_ connection: MuxConnection) -> Failure? {
+        announce(on: connection)
+        return nil
+    }
+
+    public func connectionReady(_ connection: MuxConnection) {
         connectedAt = loop.now
         logger.info("connected to the gateway", metadata: ["peer.address": "\(connection.remoteAddress)"])
-        announce(on: connection)
         onStateChange?(true, nil)
-        return nil
     }
 
     public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {

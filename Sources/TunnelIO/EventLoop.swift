@@ -12,6 +12,9 @@ public final class EventLoop {
 
     /// Creates a private loop (not `uv_default_loop`, so tests can run many).
     public init() throws(IOError) {
+        // A write to a socket the peer already closed must come back as EPIPE from libuv, not
+        // kill the process; libuv leaves SIGPIPE to its user.
+        signal(SIGPIPE, SIG_IGN)
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let status = uv_loop_init(loop)
         if status != 0 {

@@ -8,12 +8,19 @@ public protocol MuxConnectionDelegate: AnyObject {
     /// The TLS handshake is done and the peer's certificate verified. Return a failure to refuse
     /// this peer anyway (wrong role, wrong CA for the protocol): it is sent to the peer in GOAWAY.
     func connectionEstablished(_ connection: MuxConnection) -> Failure?
+    /// The peer's first frame arrived, so it accepted our certificate too (a TLS 1.3 client
+    /// finishes its handshake before the server has checked the client's certificate).
+    func connectionReady(_ connection: MuxConnection)
     /// The peer opened a stream: accept it (with a handler) or reset it before returning.
     func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool)
     /// The peer announced it is going away; no new streams on this connection.
     func connectionPeerGoingAway(_ connection: MuxConnection, failure: Failure)
     /// The connection is over; every stream handler has already been told.
     func connectionClosed(_ connection: MuxConnection, failure: Failure)
+}
+
+extension MuxConnectionDelegate {
+    public func connectionReady(_ connection: MuxConnection) {}
 }
 
 /// One multiplexed session over TLS over a socket: the runtime's composition of `Multiplex`,
@@ -23,7 +30,8 @@ public protocol MuxConnectionDelegate: AnyObject {
 ///
 /// Backpressure: frames are pulled from the session only while the socket's write queue is short,
 /// so a slow network leaves data in the streams' queues, whose writers are then told to wait.
-/// Loop-confined, like everything it owns.
+/// Lifetime: the socket's and timers' callbacks hold the connection strongly, so it lives until
+/// `close` closes them, whoever else lets go of it first. Loop-confined.
 public final class MuxConnection {
     public let loop: EventLoop
     public let logger: Logger
@@ -44,6 +52,7 @@ public final class MuxConnection {
     private var dispatching = false
     private var flushScheduled = false
     private var blockedOnSocket = false
+    private var reportedReady = false
     private var plaintextOut: [UInt8] = []
     private let scratch: UnsafeMutableRawBufferPointer
 
@@ -93,7 +102,7 @@ public final class MuxConnection {
         scratch = .allocate(byteCount: 256 * 1024, alignment: 16)
         plaintextOut.reserveCapacity(Self.transmitChunk + Limits.maxDataPayload + 64)
         let milliseconds = UInt64(handshakeTimeout.components.seconds * 1000)
-        timer.start(after: milliseconds) { [unowned self] in
+        timer.start(after: milliseconds) { [self] in
             guard phase == .handshaking else { return }
             close(Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)"))
         }
@@ -110,7 +119,7 @@ public final class MuxConnection {
     /// Starts reading and the TLS handshake.
     public func start() {
         do {
-            try socket.startReading { [unowned self] event in
+            try socket.startReading { [self] event in
                 dispatch {
                     switch event {
                     case .data(let bytes):
@@ -239,6 +248,10 @@ public final class MuxConnection {
                 // One copy out of the scratch buffer; stream data events are slices of it.
                 let bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
                 session.receive(bytes[...], now: Self.now())
+                if !reportedReady, session.hasPeerHello {
+                    reportedReady = true
+                    delegate?.connectionReady(self)
+                }
                 drainEvents()
             case .wouldBlock:
                 return
@@ -286,7 +299,7 @@ public final class MuxConnection {
     private func scheduleFlush() {
         guard !dispatching, !flushScheduled, phase != .closed else { return }
         flushScheduled = true
-        flushTimer.start(after: 0) { [unowned self] in
+        flushTimer.start(after: 0) { [self] in
             flushScheduled = false
             dispatch {}
         }
@@ -300,7 +313,7 @@ public final class MuxConnection {
             plaintextOut.removeAll(keepingCapacity: true)
             guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
             do {
-                _ = try plaintextOut.withUnsafeBytes { raw in try tls.writePlaintext(raw) }
+                try encryptPlaintextOut()
             } catch {
                 close(Failure(.internalError, "TLS write failed: \(error)"))
                 return
@@ -312,13 +325,25 @@ public final class MuxConnection {
         armTimer()
     }
 
+    /// Hands all of `plaintextOut` to TLS; OpenSSL may take it one record at a time.
+    private func encryptPlaintextOut() throws {
+        try plaintextOut.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                guard written > 0 else { throw TLSError(.openSSL, "TLS accepted no plaintext") }
+                offset += written
+            }
+        }
+    }
+
     /// Moves everything TLS has produced to the socket.
     private func writeCiphertext() {
         while tls.pendingCiphertextCount > 0, !socket.isClosed {
             let count = tls.drainCiphertext(into: scratch)
             guard count > 0 else { break }
             do {
-                try socket.write(UnsafeRawBufferPointer(rebasing: scratch[..<count])) { [unowned self] error in
+                try socket.write(UnsafeRawBufferPointer(rebasing: scratch[..<count])) { [self] error in
                     if error == nil, blockedOnSocket, socket.writeQueueSize < Self.socketLowWater {
                         blockedOnSocket = false
                         dispatch {}
@@ -343,7 +368,7 @@ public final class MuxConnection {
         guard phase == .established, let deadline = session.nextDeadline else { return }
         let now = Self.now()
         let milliseconds = deadline > now ? (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000 : 0
-        timer.start(after: milliseconds) { [unowned self] in
+        timer.start(after: milliseconds) { [self] in
             dispatch { session.advanceTime(to: Self.now()) }
         }
     }
@@ -360,11 +385,11 @@ public final class MuxConnection {
         delegate = nil
         flushFinalBytes()
         do {
-            try socket.shutdown { [unowned self] _ in close(failure) }
+            try socket.shutdown { [self] _ in close(failure) }
         } catch {
             close(failure)
         }
-        timer.start(after: Self.closeTimeoutMilliseconds) { [unowned self] in close(failure) }
+        timer.start(after: Self.closeTimeoutMilliseconds) { [self] in close(failure) }
     }
 
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the high-water mark.
@@ -372,7 +397,7 @@ public final class MuxConnection {
         while tls.handshakeState.isDone {
             plaintextOut.removeAll(keepingCapacity: true)
             guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
-            _ = try? plaintextOut.withUnsafeBytes { raw in try tls.writePlaintext(raw) }
+            guard (try? encryptPlaintextOut()) != nil else { break }
         }
         if tls.handshakeState.isDone { tls.shutdown() }
         writeCiphertext()

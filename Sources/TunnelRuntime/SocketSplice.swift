@@ -11,28 +11,37 @@ import TunnelIO
 /// socket's write side (or closes the output pipe).
 public final class SocketSplice: StreamHandler {
     private let connection: MuxConnection
-    private let stream: StreamID
+    /// Set after `openStream` returns when the splice serves a stream we open.
+    public var stream: StreamID
     private let input: StreamConnection
     private let output: StreamConnection
     private var inputEnded = false
     private var outputEnded = false
     private var ended = false
+    /// For a stream we open: read the local side only once the peer accepted.
+    private let startWhenAccepted: Bool
     /// Called once, when both directions are done or the splice was torn down.
     private var onEnd: ((Failure?) -> Void)?
 
     /// `input` and `output` are the same object for a socket, two objects for stdin/stdout.
     public init(connection: MuxConnection, stream: StreamID, input: StreamConnection, output: StreamConnection,
-                onEnd: ((Failure?) -> Void)? = nil) {
+                startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil) {
         self.connection = connection
         self.stream = stream
         self.input = input
         self.output = output
+        self.startWhenAccepted = startWhenAccepted
         self.onEnd = onEnd
     }
 
     public convenience init(connection: MuxConnection, stream: StreamID, socket: StreamConnection,
-                            onEnd: ((Failure?) -> Void)? = nil) {
-        self.init(connection: connection, stream: stream, input: socket, output: socket, onEnd: onEnd)
+                            startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil) {
+        self.init(connection: connection, stream: stream, input: socket, output: socket,
+                  startWhenAccepted: startWhenAccepted, onEnd: onEnd)
+    }
+
+    public func streamAccepted(metadata: [UInt8]) {
+        if startWhenAccepted { start() }
     }
 
     /// Starts moving bytes from the local side into the stream.

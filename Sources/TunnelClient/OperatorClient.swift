@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+import Multiplex
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// Why an operator command could not do what it was asked; `message` is meant for the operator.
+public struct OperatorFailure: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The operator's side: one connection to the gateway with an operator certificate, and the
+/// requests `tunnel nodes`, `tunnel proxy` and `tunnel forward` make over it. Loop-confined.
+public final class OperatorClient {
+    public let loop: EventLoop
+    public let logger: Logger
+    private let endpoint: GatewayEndpoint
+    private let tlsContext: TLSContext
+    private var connection: MuxConnection?
+    private var resolver: Resolver?
+    private var onConnected: ((Result<MuxConnection, OperatorFailure>) -> Void)?
+    /// Why the gateway refused us, if it said so in a GOAWAY.
+    private var refusal: Failure?
+    private var splices: [ObjectIdentifier: SocketSplice] = [:]
+    /// Told when the connection ends after it was up.
+    public var onClosed: ((Failure) -> Void)?
+
+    public init(loop: EventLoop, endpoint: GatewayEndpoint, logger: Logger) throws {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.logger = logger
+        tlsContext = try endpoint.tlsContext(applicationProtocol: TunnelProtocol.operatorALPN)
+    }
+
+    /// Connects and completes the TLS handshake; `completion` gets the connection or a sentence.
+    public func connect(_ completion: @escaping (Result<MuxConnection, OperatorFailure>) -> Void) {
+        onConnected = completion
+        let target = "\(endpoint.host):\(endpoint.port)"
+        do {
+            resolver = try Resolver.resolve(target, loop: loop) { [unowned self] result in
+                resolver = nil
+                switch result {
+                case .success(let addresses) where !addresses.isEmpty:
+                    dial(addresses[0])
+                case .success:
+                    finishConnecting(.failure(OperatorFailure("\(target) resolved to no address")))
+                case .failure(let error):
+                    finishConnecting(.failure(OperatorFailure("cannot resolve the gateway \(target): \(error)")))
+                }
+            }
+        } catch {
+            finishConnecting(.failure(OperatorFailure("bad gateway address \(target): \(error)")))
+        }
+    }
+
+    private func dial(_ address: SocketAddress) {
+        do {
+            var pending: StreamConnection?
+            pending = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: 10_000) { [unowned self] result in
+                switch result {
+                case .success:
+                    if let socket = pending { startSession(on: socket) }
+                case .failure(let error):
+                    finishConnecting(.failure(OperatorFailure("cannot reach the gateway at \(address): \(error)")))
+                }
+                pending = nil
+            }
+        } catch {
+            finishConnecting(.failure(OperatorFailure("cannot reach the gateway at \(address): \(error)")))
+        }
+    }
+
+    private func startSession(on socket: StreamConnection) {
+        try? socket.setNoDelay(true)
+        do {
+            let tls = try TLSConnection(context: tlsContext, serverHost: endpoint.serverName)
+            let connection = MuxConnection(
+                loop: loop, socket: socket, tls: tls, role: .dialer, configuration: SessionConfiguration(),
+                handshakeTimeout: .seconds(10), logger: logger)
+            connection.delegate = self
+            self.connection = connection
+            connection.start()
+        } catch {
+            socket.close()
+            finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)")))
+        }
+    }
+
+    private func finishConnecting(_ result: Result<MuxConnection, OperatorFailure>) {
+        let completion = onConnected
+        onConnected = nil
+        completion?(result)
+    }
+
+    public func close() {
+        connection?.close(Failure(.noError, "operator done"))
+    }
+
+    // MARK: - Requests
+
+    /// `tunnel nodes`: the gateway's list of known nodes.
+    public func listNodes(on connection: MuxConnection, _ completion: @escaping (Result<[NodeStatus], OperatorFailure>) -> Void) {
+        let collector = ReplyCollector(connection: connection) { result in
+            completion(result.flatMap { bytes in
+                TunnelProtocol.decode([NodeStatus].self, from: bytes).map { .success($0) }
+                    ?? .failure(OperatorFailure("the gateway sent a node list this tunnel cannot read"))
+            })
+        }
+        do {
+            collector.stream = try connection.openStream(metadata: TunnelProtocol.encode(OperatorRequest.listNodes), interactive: false, handler: collector)
+        } catch {
+            completion(.failure(OperatorFailure("cannot ask the gateway: \(error)")))
+        }
+    }
+
+    /// Opens a stream to `service` on `node` and splices it to `input`/`output` once the node
+    /// accepted. `completion` runs once: nil when both directions finished, or a sentence.
+    public func splice(
+        on connection: MuxConnection, node: String, service: String, interactive: Bool,
+        input: StreamConnection, output: StreamConnection, completion: @escaping (OperatorFailure?) -> Void
+    ) {
+        var spliceKey: ObjectIdentifier?
+        let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [unowned self] failure in
+            if let spliceKey { splices[spliceKey] = nil }
+            completion(failure.map { failure in
+                OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
+                    ? TunnelErrorCode.explain(failure.code, node: node, service: service)
+                    : "stream to \(service) on \(node) ended: \(failure.reason)")
+            })
+        }
+        spliceKey = ObjectIdentifier(splice)
+        splices[ObjectIdentifier(splice)] = splice
+        do {
+            let request = OperatorRequest.connect(node: node, service: service)
+            splice.stream = try connection.openStream(metadata: TunnelProtocol.encode(request), interactive: interactive, handler: splice)
+        } catch {
+            splices[ObjectIdentifier(splice)] = nil
+            input.close()
+            output.close()
+            completion(OperatorFailure("cannot open a stream: \(error)"))
+        }
+    }
+}
+
+extension OperatorClient: MuxConnectionDelegate {
+    public func connectionEstablished(_ connection: MuxConnection) -> Failure? {
+        nil
+    }
+
+    /// Only now has the gateway accepted our certificate; a refusal would have come as a TLS
+    /// alert or a GOAWAY instead of its HELLO.
+    public func connectionReady(_ connection: MuxConnection) {
+        finishConnecting(.success(connection))
+    }
+
+    public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {
+        connection.reset(stream, code: .refusedStream)
+    }
+
+    public func connectionPeerGoingAway(_ connection: MuxConnection, failure: Failure) {
+        if failure.code != .noError { refusal = failure }
+    }
+
+    public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
+        let reason = refusal ?? failure
+        if onConnected != nil {
+            finishConnecting(.failure(OperatorFailure("the gateway refused the connection: \(reason.reason)")))
+        } else {
+            onClosed?(reason)
+        }
+    }
+}
+
+/// Collects a one-shot reply stream's bytes until the gateway finishes it.
+private final class ReplyCollector: StreamHandler {
+    private let connection: MuxConnection
+    var stream: StreamID = 0
+    private var bytes: [UInt8] = []
+    private var completion: ((Result<[UInt8], OperatorFailure>) -> Void)?
+    static let limit = 16 << 20
+
+    init(connection: MuxConnection, completion: @escaping (Result<[UInt8], OperatorFailure>) -> Void) {
+        self.connection = connection
+        self.completion = completion
+    }
+
+    func streamReceived(_ received: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: received)
+        connection.consumed(received.count, on: stream)
+        if bytes.count > Self.limit {
+            connection.reset(stream, code: .cancel)
+            finish(.failure(OperatorFailure("the gateway's reply exceeded \(Self.limit) bytes")))
+        }
+    }
+
+    func streamFinished() {
+        connection.finish(stream)
+        finish(.success(bytes))
+    }
+
+    func streamReset(_ failure: Failure) {
+        finish(.failure(OperatorFailure("the gateway refused the request: \(failure)")))
+    }
+
+    func streamWritable() {}
+
+    private func finish(_ result: Result<[UInt8], OperatorFailure>) {
+        let completion = self.completion
+        self.completion = nil
+        completion?(result)
+    }
+}

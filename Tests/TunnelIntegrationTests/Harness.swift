@@ -1,0 +1,133 @@
+import Glibc
+import Logging
+import Multiplex
+import Testing
+import TunnelClient
+import TunnelGateway
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// A complete small PKI made in memory for one test: node CA, operator CA, gateway certificate.
+struct TestPKI {
+    let nodeCA: CertificateAuthority
+    let operatorCA: CertificateAuthority
+    let gateway: TLSIdentity
+
+    init() throws {
+        let now = Int64(time(nil))
+        let year = try CertificateValidity(now: now, lifetime: 365 * 86_400)
+        nodeCA = try CertificateAuthority.createSelfSigned(commonName: "test node CA", key: try PrivateKey.generateP256(), validity: year)
+        operatorCA = try CertificateAuthority.createSelfSigned(commonName: "test operator CA", key: try PrivateKey.generateP256(), validity: year)
+        let key = try PrivateKey.generateP256()
+        let certificate = try nodeCA.issueGatewayCertificate(
+            for: try key.publicKey(), commonName: "gateway", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validity: year)
+        gateway = TLSIdentity(chain: [certificate, nodeCA.certificate], key: key)
+    }
+
+    /// A client identity signed by `issuer` (the matching CA unless a test wants a wrong one).
+    func identity(_ role: TunnelIdentity.Role, _ name: String, issuer: CertificateAuthority? = nil,
+                  notBefore: Int64? = nil, lifetime: Int64 = 86_400) throws -> TLSIdentity {
+        let ca = issuer ?? (role == .node ? nodeCA : operatorCA)
+        let key = try PrivateKey.generateP256()
+        let validity = try CertificateValidity(now: notBefore ?? Int64(time(nil)), lifetime: lifetime)
+        let certificate = try ca.issueClientCertificate(for: try key.publicKey(), identity: try TunnelIdentity(role: role, name: name), validity: validity)
+        return TLSIdentity(chain: [certificate], key: key)
+    }
+
+    func endpoint(port: UInt16, identity: TLSIdentity) -> GatewayEndpoint {
+        GatewayEndpoint(host: "127.0.0.1", port: port, identity: identity, gatewayCA: nodeCA.certificate)
+    }
+}
+
+/// One event loop for a test, with bounded waits and a final check that every handle closed.
+final class LoopRunner {
+    let loop: EventLoop
+    var logger = Logger(label: "test")
+
+    init() throws {
+        loop = try EventLoop()
+        // TUNNEL_TEST_LOG=debug shows what the gateway, clients and connections do.
+        logger.logLevel = getenv("TUNNEL_TEST_LOG").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .warning
+    }
+
+    /// Runs the loop until `condition` holds or `timeout` passes; a 20 ms ticker wakes the loop
+    /// so the condition is re-checked even when nothing else happens. Returns the condition.
+    @discardableResult
+    func run(until condition: () -> Bool, timeout: Duration = .seconds(10)) -> Bool {
+        if condition() { return true }
+        let deadline = EventLoop.monotonicNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000
+        let ticker = LoopTimer(loop: loop)
+        ticker.start(after: 20, repeat: 20) {}
+        while !condition(), EventLoop.monotonicNanoseconds < deadline {
+            _ = loop.runOnce()
+        }
+        ticker.close()
+        _ = loop.runNoWait()
+        return condition()
+    }
+
+    /// Lets everything close, then checks nothing is left open.
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) {
+        // One short-lived ticker per round, so the ticker itself never counts as a leftover.
+        let deadline = EventLoop.monotonicNanoseconds + 10_000_000_000
+        while !loop.openHandles().isEmpty, EventLoop.monotonicNanoseconds < deadline {
+            let ticker = LoopTimer(loop: loop)
+            ticker.start(after: 20) {}
+            _ = loop.runOnce()
+            ticker.close()
+            _ = loop.runNoWait()
+        }
+        #expect(loop.openHandles() == [], "handles left open", sourceLocation: sourceLocation)
+        #expect(loop.close(), "uv_loop_close failed", sourceLocation: sourceLocation)
+    }
+}
+
+/// A TCP service on loopback that echoes what it receives and half-closes after the peer does.
+final class EchoServer {
+    let listener: TCPListener
+    var port: UInt16 { listener.localAddress.port }
+    private(set) var connections = 0
+
+    init(loop: EventLoop) throws {
+        var accepted: [StreamConnection] = []
+        listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
+            guard case .success(let socket) = result else { return }
+            accepted.append(socket)
+            try? socket.startReading { event in
+                switch event {
+                case .data(let bytes): try? socket.write(bytes)
+                case .end: try? socket.shutdown { _ in socket.close() }
+                case .error: socket.close()
+                }
+            }
+        }
+        _ = accepted
+    }
+
+    func close() { listener.close() }
+}
+
+/// The operator end of a test stream: a socketpair whose one end the tunnel splices, and whose
+/// other end the test writes and reads.
+final class LocalPipe {
+    let tunnelSide: StreamConnection
+    let testSide: StreamConnection
+    private(set) var received: [UInt8] = []
+    private(set) var ended = false
+
+    init(loop: EventLoop) throws {
+        var descriptors: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &descriptors) == 0 else {
+            throw OperatorFailure("socketpair failed")
+        }
+        tunnelSide = try StreamConnection.openPipe(loop: loop, fileDescriptor: descriptors[0])
+        testSide = try StreamConnection.openPipe(loop: loop, fileDescriptor: descriptors[1])
+        try testSide.startReading { [unowned self] event in
+            switch event {
+            case .data(let bytes): received.append(contentsOf: bytes)
+            case .end, .error: ended = true
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Glibc
+import Logging
+import Multiplex
+import Testing
+import TunnelClient
+import TunnelGateway
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// Gateway, edge client and operator in one process over real loopback TCP and real TLS.
+@Suite("Gateway, client and operator in one process", .serialized)
+struct TunnelTests {
+    /// Everything a scenario needs, started: gateway, an echo service, a connected node.
+    final class Scenario {
+        let runner: LoopRunner
+        let pki: TestPKI
+        let gateway: Gateway
+        let port: UInt16
+        let echo: EchoServer
+        var clients: [EdgeClient] = []
+
+        init(nodeName: String = "node-17") throws {
+            runner = try LoopRunner()
+            pki = try TestPKI()
+            var configuration = GatewayConfiguration(
+                listenHost: "127.0.0.1", listenPort: 0, identity: pki.gateway,
+                nodeCA: pki.nodeCA.certificate, operatorCA: pki.operatorCA.certificate)
+            configuration.drainTimeout = .seconds(2)
+            gateway = try Gateway(loop: runner.loop, configuration: configuration, logger: runner.logger)
+            port = try gateway.start().port
+            echo = try EchoServer(loop: runner.loop)
+            try addNode(nodeName)
+        }
+
+        @discardableResult
+        func addNode(_ name: String, identity: TLSIdentity? = nil, port: UInt16? = nil) throws -> EdgeClient {
+            let configuration = EdgeClientConfiguration(
+                gateway: pki.endpoint(port: port ?? self.port, identity: try identity ?? pki.identity(.node, name)),
+                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port),
+                           "closed": LocalService(host: "127.0.0.1", port: 1)],
+                labels: ["site": "plant-a"])
+            let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
+            client.start()
+            clients.append(client)
+            return client
+        }
+
+        func online(_ name: String) -> Bool {
+            gateway.nodeStatuses().contains { $0.name == name && $0.online && !$0.services.isEmpty }
+        }
+
+        func connectOperator(_ identity: TLSIdentity? = nil) throws -> (OperatorClient, Result<MuxConnection, OperatorFailure>?) {
+            let client = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: try identity ?? pki.identity(.operator, "alice")), logger: runner.logger)
+            var outcome: Result<MuxConnection, OperatorFailure>?
+            client.connect { outcome = $0 }
+            runner.run(until: { outcome != nil })
+            return (client, outcome)
+        }
+
+        func tearDown() {
+            for client in clients { client.stop() }
+            echo.close()
+            var stopped = false
+            gateway.stop { stopped = true }
+            runner.run(until: { stopped })
+            runner.finish()
+        }
+    }
+
+    @Test("bytes cross operator → gateway → node → service and back, with half-close")
+    func echoThroughTheTunnel() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        let (operatorClient, outcome) = try scenario.connectOperator()
+        let connection = try #require(try outcome?.get())
+        let pipe = try LocalPipe(loop: scenario.runner.loop)
+        var result: OperatorFailure??
+        operatorClient.splice(on: connection, node: "node-17", service: "echo", interactive: true,
+                              input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        var payload = [UInt8](repeating: 0, count: 4 << 20)
+        for index in payload.indices { payload[index] = UInt8(truncatingIfNeeded: index &* 2654435761 >> 13) }
+        try pipe.testSide.write(payload)
+        try pipe.testSide.shutdown()
+        #expect(scenario.runner.run(until: { pipe.ended }, timeout: .seconds(30)))
+        #expect(pipe.received.count == payload.count)
+        #expect(pipe.received == payload)
+        #expect(scenario.runner.run(until: { result != nil }))
+        #expect(result.map { $0 == nil } == true, "\(String(describing: result))")
+        pipe.testSide.close()
+        operatorClient.close()
+    }
+
+    @Test("an unknown node, an unknown service and an unreachable service each get their own sentence",
+          arguments: [("node-99", "echo", "node-99 is not connected"), ("node-17", "smtp", "offers no service \"smtp\""),
+                      ("node-17", "closed", "could not reach its closed service")])
+    func refusals(node: String, service: String, expected: String) throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        let (operatorClient, outcome) = try scenario.connectOperator()
+        let connection = try #require(try outcome?.get())
+        let pipe = try LocalPipe(loop: scenario.runner.loop)
+        var result: OperatorFailure??
+        operatorClient.splice(on: connection, node: node, service: service, interactive: false,
+                              input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        #expect(scenario.runner.run(until: { result != nil }))
+        let message = try #require(result ?? nil).message
+        #expect(message.contains(expected), "\(message)")
+        pipe.testSide.close()
+        operatorClient.close()
+    }
+
+    @Test("tunnel nodes lists the node with its labels and services")
+    func listNodes() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        let (operatorClient, outcome) = try scenario.connectOperator()
+        let connection = try #require(try outcome?.get())
+        var nodes: Result<[NodeStatus], OperatorFailure>?
+        operatorClient.listNodes(on: connection) { nodes = $0 }
+        #expect(scenario.runner.run(until: { nodes != nil }))
+        let list = try #require(try nodes?.get())
+        #expect(list.map(\.name) == ["node-17"])
+        #expect(list.first?.labels == ["site": "plant-a"])
+        #expect(list.first?.services == ["closed", "echo"])
+        #expect(list.first?.version == TunnelProtocol.softwareVersion)
+        operatorClient.close()
+    }
+
+    @Test("a newer session of the same node replaces the older one")
+    func newestSessionWins() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        let first = scenario.clients[0]
+        var firstLost: Failure?
+        first.onStateChange = { up, failure in
+            if !up {
+                firstLost = failure
+                first.stop()  // a real duplicate would keep fighting; the test needs one winner
+            }
+        }
+        let second = try scenario.addNode("node-17")
+        #expect(scenario.runner.run(until: { firstLost != nil && second.isConnected }))
+        #expect(firstLost?.code == TunnelErrorCode.replaced)
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        #expect(scenario.gateway.nodeStatuses().first?.previousSessionEnded == "replaced by a newer session")
+    }
+
+    @Test("certificates of the wrong role, from a foreign CA, expired or not yet valid are refused")
+    func refusedCertificates() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let now = Int64(time(nil))
+        let foreign = try CertificateAuthority.createSelfSigned(
+            commonName: "foreign", key: try PrivateKey.generateP256(), validity: try CertificateValidity(now: now, lifetime: 86_400))
+        let cases: [(String, TLSIdentity, String)] = [
+            ("node certificate as operator", try scenario.pki.identity(.node, "node-17"), "cannot connect as an operator"),
+            ("foreign CA", try scenario.pki.identity(.operator, "mallory", issuer: foreign), "refused"),
+            ("expired", try scenario.pki.identity(.operator, "bob", notBefore: now - 7200, lifetime: 3000), "refused"),
+            ("not yet valid", try scenario.pki.identity(.operator, "carol", notBefore: now + 86_400 * 10), "refused"),
+        ]
+        for (name, identity, expected) in cases {
+            let (client, outcome) = try scenario.connectOperator(identity)
+            guard case .failure(let failure) = outcome else {
+                Issue.record("\(name): connection was not refused")
+                client.close()
+                continue
+            }
+            #expect(failure.message.contains(expected), "\(name): \(failure.message)")
+        }
+        // An operator certificate used by a node never makes the node appear.
+        try scenario.addNode("impostor", identity: try scenario.pki.identity(.operator, "impostor"))
+        scenario.runner.run(until: { false }, timeout: .seconds(1))
+        #expect(!scenario.gateway.nodeStatuses().contains { $0.name == "impostor" })
+    }
+
+    @Test("the client comes back after the gateway restarts")
+    func reconnectAfterRestart() throws {
+        let scenario = try Scenario()
+        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
+        let client = scenario.clients[0]
+        var stopped = false
+        scenario.gateway.stop { stopped = true }
+        #expect(scenario.runner.run(until: { stopped && !client.isConnected }))
+        var configuration = GatewayConfiguration(
+            listenHost: "127.0.0.1", listenPort: scenario.port, identity: scenario.pki.gateway,
+            nodeCA: scenario.pki.nodeCA.certificate, operatorCA: scenario.pki.operatorCA.certificate)
+        configuration.drainTimeout = .seconds(2)
+        let restarted = try Gateway(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
+        try restarted.start()
+        let started = EventLoop.monotonicNanoseconds
+        #expect(scenario.runner.run(until: { restarted.nodeStatuses().contains { $0.online } }, timeout: .seconds(10)))
+        let seconds = Double(EventLoop.monotonicNanoseconds - started) / 1e9
+        #expect(seconds < 5, "back after \(seconds) s")
+        client.stop()
+        scenario.echo.close()
+        var done = false
+        restarted.stop { done = true }
+        scenario.runner.run(until: { done })
+        scenario.runner.finish()
+    }
+}
