@@ -287,10 +287,15 @@ public final class Session {
 
     private func handle(_ frame: Frame) throws(Failure) {
         guard let peer else {
-            guard case .hello(let hello) = frame else {
+            switch frame {
+            case .hello(let hello):
+                try receiveHello(hello)
+            case .goAway(let last, let code, let message):
+                // A side that refuses the connection outright says why without a HELLO.
+                try receiveGoAway(last: last, code: code, message: message)
+            default:
                 throw Failure(.protocolError, "first frame was not HELLO")
             }
-            try receiveHello(hello)
             return
         }
         switch frame {
@@ -553,11 +558,7 @@ public final class Session {
     private func fail(_ failure: Failure) {
         guard closedWith == nil else { return }
         closedWith = failure
-        // A session that fails before its HELLO went out still sends it, so the peer can read
-        // the GOAWAY that follows instead of failing on a first frame that is not HELLO.
-        let helloPending = control.first.map { if case .hello = $0 { true } else { false } } ?? false
         control.removeAll()
-        if helloPending { control.append(.hello) }
         control.append(.goAway(lastPeerStreamID, failure.code, message: Self.truncatedMessage(failure.reason)))
         for id in streams.keys.sorted() {
             events.append(.streamReset(id, failure))

@@ -61,6 +61,22 @@ struct HostilePeerTests {
         #expect(peer.sentGoAway == .protocolError)
     }
 
+    @Test("a GOAWAY instead of HELLO is a refusal the receiver can read")
+    func refusalBeforeHello() {
+        let peer = RawPeer(hello: nil)
+        peer.send(.goAway(lastStreamID: 0, ErrorCode(rawValue: 0x105), message: Array("wrong role".utf8)[...]))
+        #expect(peer.closure == Failure(ErrorCode(rawValue: 0x105), "peer is going away: wrong role"))
+    }
+
+    @Test("a session refused before it said HELLO sends only its GOAWAY")
+    func refusingSendsNoHello() {
+        let peer = RawPeer(hello: nil)
+        peer.session.abort(ErrorCode(rawValue: 0x105), reason: "wrong role")
+        peer.readOutput()
+        #expect(peer.sent.count == 1)
+        #expect(peer.sentGoAway == ErrorCode(rawValue: 0x105))
+    }
+
     @Test("no common version ends the session with unsupported-version", arguments: [(UInt8(2), UInt8(3)), (0, 0)])
     func versionMismatch(min: UInt8, max: UInt8) {
         let peer = RawPeer(hello: .hello(HelloFrame(minVersion: min, maxVersion: max, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1)))
