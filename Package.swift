@@ -8,10 +8,15 @@ let package = Package(
         .library(name: "Multiplex", targets: ["Multiplex"]),
         .library(name: "TunnelIO", targets: ["TunnelIO"]),
         .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
+        .executable(name: "tunnel", targets: ["tunnel"]),
     ],
     dependencies: [
         // Structured logging with a Logger passed into libraries, as the Swift server ecosystem does.
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Subcommands, flags and help text for the one `tunnel` binary.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // YAML config files (/etc/tunnel/*.yaml), parsed strictly so unknown keys can be refused.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
@@ -42,6 +47,19 @@ let package = Package(
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
             "TunnelGateway", "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
+        /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
+        .target(name: "TunnelCommands", dependencies: [
+            "TunnelGateway", "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The thin executable: only the entry point.
+        .executableTarget(name: "tunnel", dependencies: ["TunnelCommands"]),
+        .testTarget(name: "TunnelCommandsTests", dependencies: [
+            "TunnelCommands", "TunnelTLS", .product(name: "Yams", package: "Yams"),
         ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.

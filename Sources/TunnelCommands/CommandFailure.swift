@@ -1,0 +1,42 @@
+/// The one error type every `tunnel` command throws.
+///
+/// `TunnelMain.run` prints it as `tunnel: <message>` on stderr, with no stack trace and no
+/// "Error:" prefix, and exits with `exitCode`. Messages are one line that names the culprit
+/// (file and line, variable or flag), what is wrong, and how to fix it.
+public struct CommandFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Exit code for usage and configuration errors (bad flag, bad config file, missing setting).
+    public static let usageExitCode: Int32 = 2
+    /// Exit code for everything else that went wrong (a file could not be written, a refused overwrite).
+    public static let failureExitCode: Int32 = 1
+
+    public let message: String
+    public let exitCode: Int32
+
+    public init(_ message: String, exitCode: Int32 = CommandFailure.failureExitCode) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    /// A usage or configuration error (exit code 2).
+    public static func usage(_ message: String) -> CommandFailure {
+        CommandFailure(message, exitCode: usageExitCode)
+    }
+
+    /// A runtime failure (exit code 1).
+    public static func failed(_ message: String) -> CommandFailure {
+        CommandFailure(message, exitCode: failureExitCode)
+    }
+
+    public var description: String { message }
+}
+
+/// Converts any error from a lower layer (TunnelTLS, Yams, Foundation) into a one-line failure.
+func oneLine(_ error: any Error) -> String {
+    let text: String
+    if let failure = error as? CommandFailure {
+        text = failure.message
+    } else {
+        text = String(describing: error)
+    }
+    return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+}

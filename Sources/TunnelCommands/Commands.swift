@@ -1,0 +1,332 @@
+import ArgumentParser
+import Foundation
+import TunnelTLS
+
+// Commands stay thin: parse arguments, call one library function, print its result.
+
+extension SettingsSchema {
+    /// `--help` text for a setting's flag, straight from the schema.
+    func argumentHelp(_ key: String) -> ArgumentHelp {
+        guard let spec = spec(key) else { preconditionFailure("no setting \(key) in \(command)") }
+        let valueName: String
+        switch spec.kind {
+        case .hostPort: valueName = "host:port"
+        case .duration: valueName = "duration"
+        case .path: valueName = "path"
+        case .map: valueName = "k=v,..."
+        case .bool: valueName = "bool"
+        case .integer: valueName = "n"
+        case .hostName: valueName = "name"
+        case .choice, .string: valueName = "value"
+        }
+        return ArgumentHelp(spec.fullHelp, valueName: valueName)
+    }
+}
+
+/// Loads settings for a command from the real environment.
+func loadSettings(_ schema: SettingsSchema, config: String?, flags: [String: [String]]) throws(CommandFailure) -> ResolvedSettings {
+    try SettingsLoader.load(schema, SettingsInput(configPath: config, environment: ProcessInfo.processInfo.environment, flags: flags))
+}
+
+/// Collects the flags that were given, keyed by schema key.
+func given(_ pairs: [(String, String?)]) -> [String: [String]] {
+    var flags: [String: [String]] = [:]
+    for (key, value) in pairs { if let value { flags[key, default: []].append(value) } }
+    return flags
+}
+
+/// The root command, `tunnel`.
+public struct Tunnel: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tunnel",
+        abstract: "Reverse-tunnel maintenance gateway for edge fleets.",
+        subcommands: [GatewayCommand.self, ClientCommand.self, CACommand.self, LoginCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self]
+    )
+    public init() {}
+}
+
+public struct GatewayCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Run the central gateway.")
+    static let schema = Schemas.gateway
+
+    @Option(help: "Config file (default \(Schemas.gateway.defaultConfigPath) if it exists; env TUNNEL_CONFIG)") var config: String?
+    @Option(help: schema.argumentHelp("listen")) var listen: String?
+    @Option(help: schema.argumentHelp("data-dir")) var dataDir: String?
+    @Option(help: schema.argumentHelp("pki-dir")) var pkiDir: String?
+    @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
+    @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
+    @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
+    @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+    @Flag(help: "Print the resolved settings with their sources and exit") var checkConfig = false
+
+    public init() {}
+
+    var flags: [String: [String]] {
+        given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("drain-timeout", drainTimeout),
+               ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
+    }
+
+    public func run() throws {
+        let settings = try loadSettings(Self.schema, config: config, flags: flags)
+        if checkConfig { print(settings.report()); return }
+        let gateway = GatewaySettings(settings)
+        let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
+        logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
+        // The integrator replaces this line with the gateway runtime, passing `gateway` and `logger`.
+        throw CommandFailure.failed("the gateway runtime is not linked into this build; use --check-config to check the settings")
+    }
+}
+
+public struct ClientCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "client", abstract: "Run the edge agent: dial the gateway and serve the configured services.")
+    static let schema = Schemas.client
+
+    @Option(help: "Config file (default \(Schemas.client.defaultConfigPath) if it exists; env TUNNEL_CONFIG)") var config: String?
+    @Option(help: schema.argumentHelp("gateway")) var gateway: String?
+    @Option(help: schema.argumentHelp("server-name")) var serverName: String?
+    @Option(help: schema.argumentHelp("cert")) var cert: String?
+    @Option(help: schema.argumentHelp("key")) var key: String?
+    @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
+    @Option(help: schema.argumentHelp("services")) var services: [String] = []
+    @Option(help: ArgumentHelp("One service NAME=HOST:PORT; repeatable, same as --services", valueName: "name=host:port")) var service: [String] = []
+    @Option(help: schema.argumentHelp("node-labels")) var nodeLabels: [String] = []
+    @Option(help: ArgumentHelp("One label KEY=VALUE; repeatable, same as --node-labels", valueName: "k=v")) var nodeLabel: [String] = []
+    @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
+    @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+    @Flag(help: "Print the resolved settings with their sources and exit") var checkConfig = false
+
+    public init() {}
+
+    var flags: [String: [String]] {
+        var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa),
+                           ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
+        if !(services + service).isEmpty { flags["services"] = services + service }
+        if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
+        return flags
+    }
+
+    public func run() throws {
+        let settings = try loadSettings(Self.schema, config: config, flags: flags)
+        if checkConfig { print(settings.report()); return }
+        let client = ClientSettings(settings)
+        let logger = TunnelLogging.bootstrap(level: client.logLevel)
+        logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
+        // The integrator replaces this line with the client runtime, passing `client` and `logger`.
+        throw CommandFailure.failed("the client runtime is not linked into this build; use --check-config to check the settings")
+    }
+}
+
+public struct CACommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ca", abstract: "Offline PKI: create the CAs, issue node and operator certificates.",
+        subcommands: [CAInitCommand.self, CAIssueCommand.self])
+    public init() {}
+}
+
+/// Parses `--lifetime` with the settings' duration rules.
+func lifetimeSeconds(_ text: String) throws(CommandFailure) -> Int64 {
+    do throws(ValueProblem) {
+        let seconds = DurationText.seconds(try DurationText.parse(text))
+        guard seconds >= 60 else { throw ValueProblem("\"\(text)\" is shorter than a minute") }
+        return seconds
+    } catch {
+        throw .usage("--lifetime: \(error.text)")
+    }
+}
+
+func printFiles(_ files: [WrittenFile]) {
+    let width = files.map(\.path.count).max() ?? 0
+    for file in files {
+        print("  \(file.path.padding(toLength: width, withPad: " ", startingAt: 0))  \(String(file.mode, radix: 8).leftPadded(to: 4))  \(file.what)")
+    }
+}
+
+public struct CAInitCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the node CA, the operator CA and the gateway certificate.")
+
+    @Option(help: "Directory for the CA files (created 0700)") var dir: String
+    @Option(help: "DNS name clients dial for the gateway; repeatable (default: localhost and this host's name)") var gatewayName: [String] = []
+    @Option(help: "IP address clients dial for the gateway; repeatable (default: 127.0.0.1 and ::1)") var gatewayIp: [String] = []
+    @Option(help: "Lifetime of the gateway certificate") var gatewayLifetime = "8760h"
+    @Flag(help: "Replace an existing CA (every certificate it issued stops working)") var force = false
+
+    public init() {}
+
+    public func run() throws {
+        let result = try OfflinePKI.initialize(.init(directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
+                                                     gatewayLifetime: try lifetimeSeconds(gatewayLifetime)))
+        print("Created in \(dir):")
+        printFiles(result.files)
+        print("Gateway certificate names: \((result.gatewayNames + result.gatewayIPs).joined(separator: ", "))")
+        print("Node CA \(fingerprintText(result.nodeCAFingerprint))")
+        print("Operator CA \(fingerprintText(result.operatorCAFingerprint))")
+        print("Copy gateway.crt, gateway.key, node-ca.crt and operator-ca.crt to the gateway's pki-dir; keep the *-ca.key files offline.")
+    }
+}
+
+public struct CAIssueCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "issue", abstract: "Issue a certificate with a new key.",
+                                                           subcommands: [IssueNodeCommand.self, IssueOperatorCommand.self])
+    public init() {}
+}
+
+public struct IssueNodeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "node", abstract: "Issue a node certificate, key and gateway CA for `tunnel client`.")
+
+    @Argument(help: "Node name: lower-case letters, digits and '-' (e.g. node-17)") var name: String
+    @Option(help: "The CA directory made by `tunnel ca init`") var dir: String
+    @Option(help: "Where to write NAME.crt, NAME.key and gateway-ca.crt") var out = "."
+    @Option(help: "Certificate lifetime") var lifetime = "720h"
+
+    public init() {}
+
+    public func run() throws {
+        let (issued, files) = try OfflinePKI.issueNode(name: name, caDirectory: dir, outputDirectory: out, lifetime: try lifetimeSeconds(lifetime))
+        print("Issued \(issued.identity), valid until \(isoDate(issued.certificate.notAfter)):")
+        printFiles(files)
+        print("On the node: cert, key and gateway-ca in /etc/tunnel/client.yaml point at these files.")
+    }
+}
+
+public struct IssueOperatorCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "operator", abstract: "Issue an operator bundle for `tunnel login`.")
+
+    @Argument(help: "Operator name (letters, digits, '.', '_', '-', '@')") var name: String
+    @Option(help: "The CA directory made by `tunnel ca init`") var dir: String
+    @Option(help: "The gateway operators dial, HOST:PORT") var gateway: String
+    @Option(help: "TLS name of the gateway when it differs from the gateway's host") var serverName: String?
+    @Option(help: "Bundle file to write (default NAME.tunnel-operator.yaml)") var out: String?
+    @Option(help: "Certificate lifetime") var lifetime = "720h"
+
+    public init() {}
+
+    public func run() throws {
+        let address: HostPort
+        do { address = try HostPort.parse(gateway) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
+        let (issued, file) = try OfflinePKI.issueOperatorBundle(
+            name: name, caDirectory: dir, gateway: address, serverName: serverName,
+            outputPath: out ?? "\(name).tunnel-operator.yaml", lifetime: try lifetimeSeconds(lifetime))
+        print("Issued \(issued.identity), valid until \(isoDate(issued.certificate.notAfter)):")
+        printFiles([file])
+        print("The bundle contains a private key: hand it over safely; the operator runs `tunnel login \(file.path)`.")
+    }
+}
+
+public struct LoginCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "login", abstract: "Install an operator bundle as your tunnel identity.")
+
+    @Argument(help: "The bundle from `tunnel ca issue operator`") var bundle: String
+    @Option(help: "Where to install (default $XDG_CONFIG_HOME/tunnel or ~/.config/tunnel)") var configDir: String?
+
+    public init() {}
+
+    public func run() throws {
+        let dir = try configDir ?? OperatorLogin.defaultConfigDirectory(environment: ProcessInfo.processInfo.environment)
+        let result = try OperatorLogin.install(bundlePath: bundle, configDirectory: dir)
+        print("Logged in as \(result.identity) for gateway \(result.gateway)\(result.serverName.map { " (TLS name \($0))" } ?? ""), certificate valid until \(isoDate(result.notAfter)).")
+        printFiles(result.files)
+        print("You may now delete \(bundle).")
+    }
+}
+
+public struct WhoamiCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the operator identity and gateway in use.")
+    static let schema = Schemas.operator
+
+    @Option(help: "Config file (default ~/.config/tunnel/operator.yaml; env TUNNEL_CONFIG)") var config: String?
+    @Option(help: schema.argumentHelp("gateway")) var gateway: String?
+    @Option(help: schema.argumentHelp("server-name")) var serverName: String?
+    @Option(help: schema.argumentHelp("cert")) var cert: String?
+    @Option(help: schema.argumentHelp("key")) var key: String?
+    @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
+    @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+
+    public init() {}
+
+    var flags: [String: [String]] {
+        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("log-level", logLevel)])
+    }
+
+    public func run() throws {
+        let settings = OperatorSettings(try loadSettings(Self.schema, config: config, flags: flags))
+        print(try OperatorStatus.describe(settings))
+    }
+}
+
+public struct SSHConfigCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "ssh-config", abstract: "Print an ~/.ssh/config block so that `ssh USER@NODE.tunnel` works.")
+
+    @Option(help: "Operator config file the ProxyCommand uses (default ~/.config/tunnel/operator.yaml)") var config: String?
+
+    public init() {}
+
+    public func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let configPath = config ?? SettingsLoader.expandDefaultPath(Schemas.operator.defaultConfigPath, environment: env)
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        print(sshConfigBlock(tunnelPath: executable, configPath: configPath), terminator: "")
+    }
+}
+
+public struct KubeconfigCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "kubeconfig", abstract: "Rewrite a node's kubeconfig to use a local tunnel port (prints to stdout).")
+
+    @Argument(help: "The node's kubeconfig (e.g. a copy of /etc/rancher/k3s/k3s.yaml)") var file: String
+    @Option(help: "Local port the tunnel listens on") var port: UInt16
+    @Option(help: "TLS name to verify (default: the original server's host)") var tlsServerName: String?
+
+    public init() {}
+
+    public func run() throws {
+        let bytes: [UInt8]
+        do { bytes = try DurableFile.read(path: file) } catch { throw CommandFailure.usage(oneLine(error)) }
+        do {
+            print(try kubeconfigRewritten(original: String(decoding: bytes, as: UTF8.self), localPort: port, tlsServerName: tlsServerName), terminator: "")
+        } catch {
+            // YAML errors already carry "kubeconfig:LINE:"; name the file instead.
+            let prefix = "kubeconfig:"
+            throw CommandFailure.usage(error.message.hasPrefix(prefix) ? file + ":" + error.message.dropFirst(prefix.count) : "\(file): \(error.message)")
+        }
+    }
+}
+
+/// The process entry point: runs `Tunnel`, printing failures as `tunnel: MESSAGE`.
+public enum TunnelMain {
+    /// What the process prints and returns for an error thrown by parsing or `run()`.
+    public struct Outcome: Sendable, Equatable {
+        public let message: String
+        public let toStandardError: Bool
+        public let exitCode: Int32
+    }
+
+    /// `CommandFailure` → `tunnel: MESSAGE` with its code; argument-parser errors keep their
+    /// text, but usage errors exit 2 (argument-parser's own default is 64).
+    public static func outcome(of error: any Error) -> Outcome {
+        if let failure = error as? CommandFailure {
+            return Outcome(message: "tunnel: \(failure.message)", toStandardError: true, exitCode: failure.exitCode)
+        }
+        let code = Tunnel.exitCode(for: error)
+        let message = Tunnel.fullMessage(for: error)
+        if code == .success { return Outcome(message: message, toStandardError: false, exitCode: 0) }
+        return Outcome(message: message, toStandardError: true,
+                       exitCode: code == .validationFailure ? CommandFailure.usageExitCode : code.rawValue)
+    }
+
+    public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        do {
+            var command = try Tunnel.parseAsRoot(arguments)
+            try command.run()
+            exit(0)
+        } catch {
+            let outcome = outcome(of: error)
+            if !outcome.message.isEmpty {
+                if outcome.toStandardError {
+                    FileHandle.standardError.write(Data((outcome.message + "\n").utf8))
+                } else {
+                    print(outcome.message)
+                }
+            }
+            exit(outcome.exitCode)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Yams
+
+/// The host-name suffix that routes `ssh` through the tunnel: `ssh root@node-17.tunnel`.
+public let sshHostSuffix = ".tunnel"
+
+/// An `~/.ssh/config` block so that `ssh USER@NODE.tunnel` goes through the gateway.
+///
+/// ```
+/// Host *.tunnel
+///     ProxyCommand '/usr/local/bin/tunnel' proxy --config '/home/ann/.config/tunnel/operator.yaml' %h ssh
+///     UserKnownHostsFile ~/.ssh/known_hosts.tunnel
+/// ```
+///
+/// Choices (OpenSSH 9.2, `man ssh_config`, TOKENS):
+/// - `%h`, not `%n`: ProxyCommand accepts `%h`, `%n`, `%p`, `%r`. `%h` is the host name ssh
+///   actually uses after `Hostname` and lower-casing, and it is the same name ssh uses to look
+///   up the host key in known_hosts. Routing by `%h` therefore guarantees that the node we
+///   connect to and the name whose host key is checked are the same string. `%n` is the raw
+///   command-line text and can differ (a `Hostname` line, upper case), which would check one
+///   node's key while routing to another. `tunnel proxy` strips the `.tunnel` suffix
+///   (`nodeName(fromSSHHost:)`); node names are lower-case DNS labels, so lower-casing is harmless.
+/// - No `HostKeyAlias`: it accepts no tokens, so `HostKeyAlias %h` would be the literal text
+///   `%h` for every node and all nodes would share one known_hosts entry. Without it,
+///   known_hosts entries are already keyed by `%h` (`node-17.tunnel`).
+/// - `UserKnownHostsFile` (it does accept tokens and `~`) keeps fleet host keys in their own
+///   file, so re-provisioned nodes can be cleaned up without touching other hosts' keys.
+/// - `StrictHostKeyChecking` is left at its default (ask on first use, refuse on change).
+/// - `%p` is not passed: the gateway dials only services by name; `ssh -p` has no effect.
+/// - Paths are single-quoted for `sh -c` (ssh runs ProxyCommand through the shell) and `%` is
+///   doubled so ssh does not read it as a token.
+public func sshConfigBlock(tunnelPath: String, configPath: String) -> String {
+    func quoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''").replacingOccurrences(of: "%", with: "%%") + "'"
+    }
+    return """
+    # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
+    Host *\(sshHostSuffix)
+        ProxyCommand \(quoted(tunnelPath)) proxy --config \(quoted(configPath)) %h ssh
+        UserKnownHostsFile ~/.ssh/known_hosts.tunnel
+
+    """
+}
+
+/// The node name in a host name from ssh's `%h`: `node-17.tunnel` → `node-17`.
+///
+/// Exactly one trailing `.tunnel` is removed (case-insensitively, since ssh lower-cases);
+/// a name without the suffix is taken as it is. Returns nil when what remains is not a valid
+/// node name, so `tunnel proxy` can refuse with a clear message.
+public func nodeName(fromSSHHost host: String) -> String? {
+    var name = host.lowercased()
+    if name.hasSuffix(".") { name.removeLast() }
+    if name.hasSuffix(sshHostSuffix) { name.removeLast(sshHostSuffix.count) }
+    return Names.isDNSLabel(name) ? name : nil
+}
+
+/// Errors of `kubeconfigRewritten`.
+public struct KubeconfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Rewrites a node's kubeconfig to reach its k3s API through a local tunnel port.
+///
+/// The cluster of the current context gets `server: https://127.0.0.1:PORT` and
+/// `tls-server-name:` the original server's host (or `tlsServerName`), so the k3s serving
+/// certificate is still verified against the name it was issued for. Everything else is kept.
+/// Only the current context's cluster changes; other clusters in the file stay as they are.
+public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerName: String? = nil) throws(KubeconfigError) -> String {
+    func fail(_ message: String) -> KubeconfigError { KubeconfigError(message: message) }
+    guard localPort > 0 else { throw fail("the local port must be 1–65535") }
+    let parsed: Node?
+    do { parsed = try Yams.compose(yaml: original) } catch {
+        throw fail(StrictYAML.describeYAMLError(error, source: "kubeconfig"))
+    }
+    guard var root = parsed?.mapping else { throw fail("the kubeconfig is empty or not a mapping") }
+    guard let current = root["current-context"].flatMap(StrictYAML.scalarText), !current.isEmpty else {
+        throw fail("the kubeconfig has no current-context; run `kubectl config use-context NAME` on the node first")
+    }
+    guard let contexts = root["contexts"]?.sequence,
+          let context = contexts.first(where: { $0.mapping?["name"]?.string == current }),
+          let clusterName = context.mapping?["context"]?.mapping?["cluster"]?.string else {
+        throw fail("the kubeconfig has no context \"\(current)\" with a cluster (current-context points at nothing)")
+    }
+    guard var clusters = root["clusters"]?.sequence,
+          let index = clusters.firstIndex(where: { $0.mapping?["name"]?.string == clusterName }),
+          var entry = clusters[index].mapping,
+          var cluster = entry["cluster"]?.mapping else {
+        throw fail("the kubeconfig has no cluster \"\(clusterName)\" (used by context \"\(current)\")")
+    }
+    guard let server = cluster["server"]?.string, let components = URLComponents(string: server), let host = components.host, !host.isEmpty else {
+        throw fail("cluster \"\(clusterName)\" has no usable server URL")
+    }
+    // URLComponents keeps the brackets of an IPv6 host; a TLS name is the bare address.
+    let originalHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    let name = tlsServerName ?? (cluster["tls-server-name"]?.string ?? originalHost)
+    cluster["server"] = Node("https://127.0.0.1:\(localPort)")
+    cluster["tls-server-name"] = Node(name)
+    entry["cluster"] = .mapping(cluster)
+    clusters[index] = .mapping(entry)
+    root["clusters"] = .sequence(clusters)
+    do {
+        return try Yams.serialize(node: .mapping(root))
+    } catch {
+        throw fail("could not write the kubeconfig: \(oneLine(error))")
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import TunnelTLS
+import Yams
+
+/// Everything a command hands to `SettingsLoader.load` besides its schema.
+public struct SettingsInput: Sendable {
+    /// `--config PATH`, if given.
+    public var configPath: String?
+    /// The process environment (tests pass their own).
+    public var environment: [String: String]
+    /// Raw command-line values by schema key (`["gateway": ["gw:7443"]]`). A map key may
+    /// carry several values (`k=v,k2=v2` each); they are merged. Flags that were not given
+    /// are simply absent.
+    public var flags: [String: [String]]
+    /// The other schemas whose `TUNNEL_*` variables are legitimate in this environment and
+    /// therefore ignored rather than refused (a laptop may set `TUNNEL_GATEWAY` for the
+    /// operator commands and also run `tunnel ca`).
+    public var knownSchemas: [SettingsSchema]
+
+    public init(configPath: String? = nil, environment: [String: String], flags: [String: [String]] = [:], knownSchemas: [SettingsSchema] = Schemas.all) {
+        self.configPath = configPath
+        self.environment = environment
+        self.flags = flags
+        self.knownSchemas = knownSchemas
+    }
+}
+
+/// Resolves a schema's values: default < config file < `TUNNEL_*` variables < flags.
+///
+/// Every problem is a `CommandFailure` with exit code 2 and a one-line message naming the
+/// source (file:line, variable or flag), the problem and the fix.
+public enum SettingsLoader {
+    /// Names this many: `TUNNEL_CONFIG` picks the config file when `--config` is not given.
+    public static let configEnvironmentName = "TUNNEL_CONFIG"
+    /// Config files are small; a larger one is the wrong file.
+    public static let configSizeLimit = 256 * 1024
+
+    public static func load(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> ResolvedSettings {
+        var values: [String: SettingValue] = [:]
+        var sources: [String: SettingSource] = [:]
+        let env = input.environment
+
+        // 1. defaults
+        for spec in schema.settings {
+            guard case .defaultValue(let text) = spec.requirement else { continue }
+            let expanded = spec.kind == .path ? expandDefaultPath(text, environment: env) : text
+            do {
+                values[spec.key] = try parse(expanded, as: spec, relativeTo: nil, environment: env)
+            } catch {
+                preconditionFailure("schema \(schema.command): default of \(spec.key) is invalid: \(error)")
+            }
+            sources[spec.key] = .defaultValue
+        }
+
+        // 2. config file
+        let configFile = try locateConfigFile(schema, input)
+        if let configFile {
+            for (key, entry) in try readConfigFile(configFile, schema: schema, environment: env) {
+                values[key] = entry.value
+                sources[key] = .file(path: configFile, line: entry.line)
+            }
+        }
+
+        // 3. environment
+        let ownNames = Dictionary(uniqueKeysWithValues: schema.settings.map { ($0.environmentName, $0) })
+        let otherNames = Set(input.knownSchemas.flatMap { $0.settings.map(\.environmentName) } + [configEnvironmentName])
+        for name in env.keys.sorted() where name.hasPrefix("TUNNEL_") {
+            guard let spec = ownNames[name] else {
+                if otherNames.contains(name) { continue }
+                // Suggest only this command's names: pointing at another command's variable would mislead.
+                let suggestion = Suggest.closest(to: name, in: Array(ownNames.keys))
+                let hint = suggestion.map { "did you mean \($0)?" } ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
+                throw .usage("\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name")
+            }
+            do {
+                values[spec.key] = try parse(env[name]!, as: spec, relativeTo: nil, environment: env)
+            } catch {
+                throw .usage("\(name): \(error.text)")
+            }
+            sources[spec.key] = .environment(name)
+        }
+
+        // 4. flags
+        for spec in schema.settings {
+            guard let raw = input.flags[spec.key], !raw.isEmpty else { continue }
+            let flag = spec.singularFlag.map { "\(spec.flagName)/--\($0)" } ?? spec.flagName
+            do {
+                if case .map = spec.kind {
+                    var merged: [String: String] = [:]
+                    for text in raw {
+                        guard case .map(let part) = try parse(text, as: spec, relativeTo: nil, environment: env) else { continue }
+                        merged.merge(part) { _, new in new }
+                    }
+                    values[spec.key] = .map(merged)
+                } else {
+                    values[spec.key] = try parse(raw.last!, as: spec, relativeTo: nil, environment: env)
+                }
+            } catch {
+                throw .usage("\(flag): \(error.text)")
+            }
+            sources[spec.key] = .flag(flag)
+        }
+
+        // 5. derived defaults and required settings
+        for spec in schema.settings {
+            if case .derived(let derivation) = spec.requirement, values[spec.key] == nil {
+                switch derivation {
+                case .pathInside(let key, let component):
+                    if case .path(let base)? = values[key] {
+                        values[spec.key] = .path(base.hasSuffix("/") ? base + component : base + "/" + component)
+                        sources[spec.key] = .derived(from: key)
+                    }
+                case .hostOf(let key):
+                    if case .hostPort(let hostPort)? = values[key] {
+                        values[spec.key] = .string(hostPort.host)
+                        sources[spec.key] = .derived(from: key)
+                    }
+                }
+            }
+            if spec.requirement == .required {
+                let missing: Bool
+                switch values[spec.key] {
+                case nil: missing = true
+                case .map(let m)?: missing = m.isEmpty
+                default: missing = false
+                }
+                if missing {
+                    let file = configFile ?? expandDefaultPath(schema.defaultConfigPath, environment: env)
+                    let what: String
+                    if case .map = spec.kind {
+                        what = "missing required setting \"\(spec.key)\" (at least one entry)"
+                    } else {
+                        what = "missing required setting \"\(spec.key)\""
+                    }
+                    let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
+                    throw .usage("\(what): set it in \(file), \(spec.environmentName) or \(flags)")
+                }
+            }
+        }
+        return ResolvedSettings(schema: schema, configFile: configFile, values: values, sources: sources)
+    }
+
+    /// `--config`, else `TUNNEL_CONFIG`, else the schema's default path if that file exists.
+    /// An explicitly named file must exist.
+    static func locateConfigFile(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> String? {
+        let explicit: (path: String, origin: String)?
+        if let path = input.configPath {
+            explicit = (path, "--config")
+        } else if let path = input.environment[configEnvironmentName], !path.isEmpty {
+            explicit = (path, configEnvironmentName)
+        } else {
+            explicit = nil
+        }
+        if let explicit {
+            var path = (try? expandUserPath(explicit.path, environment: input.environment)) ?? explicit.path
+            // Absolute, so that relative paths inside the file resolve against its directory.
+            if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw .usage("\(explicit.origin): config file \(path) does not exist; check the path or leave \(explicit.origin) out to use \(expandDefaultPath(schema.defaultConfigPath, environment: input.environment))")
+            }
+            return path
+        }
+        let path = expandDefaultPath(schema.defaultConfigPath, environment: input.environment)
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// Reads and validates a config file: a YAML mapping of known keys, each at most once.
+    static func readConfigFile(_ path: String, schema: SettingsSchema, environment: [String: String]) throws(CommandFailure) -> [String: (value: SettingValue, line: Int)] {
+        let entries = try StrictYAML.readMapping(path: path, allowedKeys: schema.keys, what: "tunnel \(schema.command) setting", sizeLimit: configSizeLimit)
+        let directory = (path as NSString).deletingLastPathComponent
+        var result: [String: (value: SettingValue, line: Int)] = [:]
+        for entry in entries {
+            let spec = schema.spec(entry.key)!
+            do throws(ValueProblem) {
+                let value: SettingValue
+                if case .map = spec.kind {
+                    value = try parseMapNode(entry.value, as: spec)
+                } else {
+                    guard let text = StrictYAML.scalarText(entry.value) else {
+                        throw ValueProblem("expected a single value, not a \(StrictYAML.shape(entry.value))\(spec.example.map { " (e.g. \(spec.key): \($0))" } ?? "")")
+                    }
+                    value = try parse(text, as: spec, relativeTo: directory, environment: environment)
+                }
+                result[entry.key] = (value, entry.line)
+            } catch {
+                throw .usage("\(path):\(entry.line): \(entry.key): \(error.text)")
+            }
+        }
+        return result
+    }
+
+    private static func parseMapNode(_ node: Node, as spec: SettingSpec) throws(ValueProblem) -> SettingValue {
+        guard case .map(let entries) = spec.kind else { preconditionFailure() }
+        guard case .mapping(let mapping) = node else {
+            throw ValueProblem("expected a mapping of NAME: VALUE lines, not a \(StrictYAML.shape(node))")
+        }
+        var map: [String: String] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = StrictYAML.scalarText(keyNode), let value = StrictYAML.scalarText(valueNode) ?? (StrictYAML.isNull(valueNode) ? "" : nil) else {
+                throw ValueProblem("entries must be NAME: VALUE with plain values (line \(keyNode.mark?.line ?? 0))")
+            }
+            guard map[key] == nil else { throw ValueProblem("\"\(key)\" appears twice") }
+            try checkEntry(key, value, entries)
+            map[key] = value
+        }
+        return .map(map)
+    }
+
+    private static func checkEntry(_ key: String, _ value: String, _ entries: MapEntries) throws(ValueProblem) {
+        switch entries {
+        case .labels:
+            try Names.checkLabelKey(key)
+            try Names.checkLabelValue(value, key: key)
+        case .services:
+            try Names.checkServiceName(key)
+            do {
+                _ = try HostPort.parse(value, example: "127.0.0.1:22")
+            } catch {
+                throw ValueProblem("service \"\(key)\": \(error.text)")
+            }
+        }
+    }
+
+    /// Parses one textual value (from a variable, a flag, a default or a YAML scalar).
+    public static func parse(_ text: String, as spec: SettingSpec, relativeTo directory: String?, environment: [String: String]) throws(ValueProblem) -> SettingValue {
+        switch spec.kind {
+        case .string:
+            return .string(text)
+        case .path:
+            guard !text.isEmpty else { throw ValueProblem("the path is empty\(spec.example.map { " (e.g. \($0))" } ?? "")") }
+            var path = try expandUserPath(text, environment: environment)
+            if let directory, !path.hasPrefix("/") { path = directory + "/" + path }
+            return .path(path)
+        case .hostPort:
+            return .hostPort(try HostPort.parse(text, example: spec.example ?? "gateway.example.com:7443"))
+        case .hostName:
+            guard HostPort.isValidHost(text) || HostPort.isIPv6(text) else {
+                throw ValueProblem("\"\(text)\" is not a host name or IP address (e.g. \(spec.example ?? "gateway.example.com"))")
+            }
+            return .string(text)
+        case .duration:
+            return .duration(try DurationText.parse(text))
+        case .integer:
+            guard let value = Int(text) else { throw ValueProblem("\"\(text)\" is not a whole number") }
+            return .integer(value)
+        case .bool:
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": return .bool(true)
+            case "false", "no", "off", "0": return .bool(false)
+            default: throw ValueProblem("\"\(text)\" is not true or false")
+            }
+        case .choice(let choices):
+            guard choices.contains(text) else {
+                let hint = Suggest.closest(to: text, in: choices).map { "did you mean \"\($0)\"? " } ?? ""
+                throw ValueProblem("\"\(text)\" is not valid (\(hint)use one of: \(choices.joined(separator: ", ")))")
+            }
+            return .string(text)
+        case .map(let entries):
+            var map: [String: String] = [:]
+            for item in text.split(separator: ",", omittingEmptySubsequences: true) {
+                let item = item.trimmingCharacters(in: .whitespaces)
+                guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                    throw ValueProblem("\"\(item)\" is not NAME=VALUE (write k=v,k2=v2\(spec.example.map { ", e.g. \($0)" } ?? ""))")
+                }
+                let key = String(item[..<equals])
+                let value = String(item[item.index(after: equals)...])
+                guard map[key] == nil else { throw ValueProblem("\"\(key)\" appears twice") }
+                try checkEntry(key, value, entries)
+                map[key] = value
+            }
+            return .map(map)
+        }
+    }
+
+    /// `~` and `~/x` → `$HOME`, `$HOME/x`.
+    public static func expandUserPath(_ path: String, environment: [String: String]) throws(ValueProblem) -> String {
+        guard path == "~" || path.hasPrefix("~/") else { return path }
+        guard let home = environment["HOME"], home.hasPrefix("/") else {
+            throw ValueProblem("\"\(path)\" needs $HOME, which is not set; use an absolute path")
+        }
+        return home + path.dropFirst()
+    }
+
+    /// Like `expandUserPath`, but `~/.config/` means `$XDG_CONFIG_HOME/` when that is set
+    /// (only for schema defaults: an explicit `~/.config/x` means what it says).
+    public static func expandDefaultPath(_ path: String, environment: [String: String]) -> String {
+        if path.hasPrefix("~/.config/"), let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") {
+            return xdg + "/" + path.dropFirst("~/.config/".count)
+        }
+        return (try? expandUserPath(path, environment: environment)) ?? path
+    }
+}
