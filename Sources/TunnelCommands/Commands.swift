@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import TunnelClient
+import TunnelIO
 import TunnelTLS
 
 // Commands stay thin: parse arguments, call one library function, print its result.
@@ -40,7 +42,11 @@ public struct Tunnel: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tunnel",
         abstract: "Reverse-tunnel maintenance gateway for edge fleets.",
-        subcommands: [GatewayCommand.self, ClientCommand.self, CACommand.self, LoginCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self]
+        subcommands: [
+            GatewayCommand.self, ClientCommand.self, DevCommand.self,
+            NodesCommand.self, SSHCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
+            CACommand.self, LoginCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
+        ]
     )
     public init() {}
 }
@@ -72,8 +78,16 @@ public struct GatewayCommand: ParsableCommand {
         let gateway = GatewaySettings(settings)
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
-        // The integrator replaces this line with the gateway runtime, passing `gateway` and `logger`.
-        throw CommandFailure.failed("the gateway runtime is not linked into this build; use --check-config to check the settings")
+        let configuration = try gateway.runtimeConfiguration()
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)") }
+        let (running, _) = try startGateway(configuration, loop: loop, logger: logger)
+        var signals: StopSignals?
+        signals = StopSignals(loop: loop, logger: logger) {
+            running.stop { signals?.close() }
+        }
+        loop.run()
+        logger.info("gateway stopped")
     }
 }
 
@@ -111,8 +125,24 @@ public struct ClientCommand: ParsableCommand {
         let client = ClientSettings(settings)
         let logger = TunnelLogging.bootstrap(level: client.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
-        // The integrator replaces this line with the client runtime, passing `client` and `logger`.
-        throw CommandFailure.failed("the client runtime is not linked into this build; use --check-config to check the settings")
+        let configuration = try client.runtimeConfiguration()
+        let loop: EventLoop
+        let edge: EdgeClient
+        do {
+            loop = try EventLoop()
+            edge = try EdgeClient(loop: loop, configuration: configuration, logger: logger)
+        } catch {
+            throw CommandFailure.failed("cannot start: \(oneLine(error))")
+        }
+        // Network and gateway failures never end the client: it retries until it is stopped.
+        edge.start()
+        var signals: StopSignals?
+        signals = StopSignals(loop: loop, logger: logger) {
+            edge.stop()
+            signals?.close()
+        }
+        loop.run()
+        logger.info("client stopped")
     }
 }
 
@@ -231,25 +261,13 @@ public struct LoginCommand: ParsableCommand {
 
 public struct WhoamiCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the operator identity and gateway in use.")
-    static let schema = Schemas.operator
 
-    @Option(help: "Config file (default ~/.config/tunnel/operator.yaml; env TUNNEL_CONFIG)") var config: String?
-    @Option(help: schema.argumentHelp("gateway")) var gateway: String?
-    @Option(help: schema.argumentHelp("server-name")) var serverName: String?
-    @Option(help: schema.argumentHelp("cert")) var cert: String?
-    @Option(help: schema.argumentHelp("key")) var key: String?
-    @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
-    @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+    @OptionGroup var options: OperatorOptions
 
     public init() {}
 
-    var flags: [String: [String]] {
-        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("log-level", logLevel)])
-    }
-
     public func run() throws {
-        let settings = OperatorSettings(try loadSettings(Self.schema, config: config, flags: flags))
-        print(try OperatorStatus.describe(settings))
+        print(try OperatorStatus.describe(try options.settings()))
     }
 }
 

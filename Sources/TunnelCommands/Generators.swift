@@ -29,14 +29,16 @@ public let sshHostSuffix = ".tunnel"
 /// - `%p` is not passed: the gateway dials only services by name; `ssh -p` has no effect.
 /// - Paths are single-quoted for `sh -c` (ssh runs ProxyCommand through the shell) and `%` is
 ///   doubled so ssh does not read it as a token.
+/// `text` quoted for the shell that runs an ssh_config ProxyCommand, with `%` escaped for ssh.
+func sshConfigQuoted(_ text: String) -> String {
+    "'" + text.replacingOccurrences(of: "'", with: "'\\''").replacingOccurrences(of: "%", with: "%%") + "'"
+}
+
 public func sshConfigBlock(tunnelPath: String, configPath: String) -> String {
-    func quoted(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''").replacingOccurrences(of: "%", with: "%%") + "'"
-    }
-    return """
+    """
     # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
     Host *\(sshHostSuffix)
-        ProxyCommand \(quoted(tunnelPath)) proxy --config \(quoted(configPath)) %h ssh
+        ProxyCommand \(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh
         UserKnownHostsFile ~/.ssh/known_hosts.tunnel
 
     """

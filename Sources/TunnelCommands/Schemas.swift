@@ -72,7 +72,9 @@ public struct GatewaySettings: Sendable, Equatable {
     public var handshakeTimeout: Duration
     public var keepaliveInterval: Duration
     public var logLevel: Logger.Level
+}
 
+extension GatewaySettings {
     public init(_ s: ResolvedSettings) {
         precondition(s.schema == Schemas.gateway)
         listen = s.hostPort("listen")!
@@ -97,7 +99,9 @@ public struct ClientSettings: Sendable, Equatable {
     public var nodeLabels: [String: String]
     public var keepaliveInterval: Duration
     public var logLevel: Logger.Level
+}
 
+extension ClientSettings {
     public init(_ s: ResolvedSettings) {
         precondition(s.schema == Schemas.client)
         gateway = s.hostPort("gateway")!
@@ -121,7 +125,9 @@ public struct OperatorSettings: Sendable, Equatable {
     public var key: String
     public var gatewayCA: String
     public var logLevel: Logger.Level
+}
 
+extension OperatorSettings {
     public init(_ s: ResolvedSettings) {
         precondition(s.schema == Schemas.operator)
         gateway = s.hostPort("gateway")!

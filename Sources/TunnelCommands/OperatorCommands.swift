@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Multiplex
+import TunnelClient
+import TunnelIO
+import TunnelRuntime
+
+/// The settings every operator command shares (`~/.config/tunnel/operator.yaml` by default).
+struct OperatorOptions: ParsableArguments {
+    static let schema = Schemas.operator
+
+    @Option(help: "Config file (default ~/.config/tunnel/operator.yaml; env TUNNEL_CONFIG)") var config: String?
+    @Option(help: schema.argumentHelp("gateway")) var gateway: String?
+    @Option(help: schema.argumentHelp("server-name")) var serverName: String?
+    @Option(help: schema.argumentHelp("cert")) var cert: String?
+    @Option(help: schema.argumentHelp("key")) var key: String?
+    @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
+    @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+
+    var flags: [String: [String]] {
+        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("log-level", logLevel)])
+    }
+
+    func settings() throws(CommandFailure) -> OperatorSettings {
+        OperatorSettings(try loadSettings(Self.schema, config: config, flags: flags))
+    }
+
+    /// The settings and a stderr logger (warnings and up unless log-level says otherwise).
+    func settingsAndLogger() throws(CommandFailure) -> (OperatorSettings, Logger) {
+        let settings = try settings()
+        return (settings, TunnelLogging.bootstrap(level: max(settings.logLevel, .warning)))
+    }
+
+    /// The config file the ProxyCommand of `tunnel ssh` should use: the one in effect here.
+    func resolvedConfigPath() -> String {
+        config ?? ProcessInfo.processInfo.environment["TUNNEL_CONFIG"]
+            ?? SettingsLoader.expandDefaultPath(Schemas.operator.defaultConfigPath, environment: ProcessInfo.processInfo.environment)
+    }
+}
+
+/// Validates a node name given on the command line; `node-17.tunnel` (ssh's %h) means `node-17`.
+func checkedNodeName(_ text: String) throws(CommandFailure) -> String {
+    guard let name = nodeName(fromSSHHost: text) else {
+        throw .usage("\"\(text)\" is not a node name (lower-case letters, digits and '-', like node-17)")
+    }
+    return name
+}
+
+public struct NodesCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "nodes", abstract: "List the nodes the gateway knows, online first.")
+
+    @OptionGroup var options: OperatorOptions
+    @Flag(help: "Print JSON instead of a table") var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let (settings, logger) = try options.settingsAndLogger()
+        var output = ""
+        let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+            client.listNodes(on: connection) { result in
+                switch result {
+                case .success(let nodes):
+                    output = json ? String(decoding: TunnelProtocol.encode(nodes), as: UTF8.self) + "\n" : Self.table(nodes)
+                    finish(0)
+                case .failure(let failure):
+                    output = "tunnel: \(failure.message)\n"
+                    finish(CommandFailure.failureExitCode)
+                }
+            }
+        }
+        if code == 0 { print(output, terminator: "") } else { throw CommandFailure.failed(output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "tunnel: ", with: "")) }
+    }
+
+    static func table(_ nodes: [NodeStatus]) -> String {
+        guard !nodes.isEmpty else { return "no nodes have connected to this gateway yet\n" }
+        let now = Date().timeIntervalSince1970
+        let rows = [["NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION", "PREVIOUS SESSION ENDED"]] + nodes.map { node in
+            [
+                node.name, node.online ? "online" : "offline",
+                node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                node.services.joined(separator: ","), node.remoteAddress,
+                node.connectedSince.map { ago(now - $0) } ?? "-",
+                node.lastKeepaliveSecondsAgo.map { ago($0) } ?? "-",
+                node.version.isEmpty ? "-" : node.version,
+                node.previousSessionEnded ?? "-",
+            ]
+        }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func ago(_ seconds: Double) -> String {
+        let whole = Int(max(0, seconds))
+        if whole < 120 { return "\(whole)s ago" }
+        if whole < 7200 { return "\(whole / 60)m ago" }
+        return "\(whole / 3600)h ago"
+    }
+}
+
+public struct ProxyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Splice stdin/stdout to a service on a node (an OpenSSH ProxyCommand).",
+        discussion: "ssh -o ProxyCommand='tunnel proxy %h ssh' node-17 — or let `tunnel ssh-config` write that for you.")
+
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "The node (node-17, or node-17.tunnel as ssh's %h gives it)") var node: String
+    @Argument(help: "The service name on the node (ssh, k3s, ...)") var service: String
+
+    public init() {}
+
+    public func run() throws {
+        let node = try checkedNodeName(node)
+        let (settings, logger) = try options.settingsAndLogger()
+        var message: String?
+        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+            let input: StreamConnection
+            let output: StreamConnection
+            do {
+                input = try StreamConnection.openPipe(loop: loop, fileDescriptor: 0)
+                output = try StreamConnection.openPipe(loop: loop, fileDescriptor: 1)
+            } catch {
+                message = "stdin and stdout must be pipes or sockets (as ssh's ProxyCommand gives them): \(error)"
+                finish(CommandFailure.usageExitCode)
+                return
+            }
+            client.splice(on: connection, node: node, service: service, interactive: service == "ssh",
+                          input: input, output: output) { failure in
+                message = failure?.message
+                finish(failure == nil ? 0 : CommandFailure.failureExitCode)
+            }
+        }
+        if let message { throw CommandFailure(message, exitCode: code) }
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+public struct ForwardCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "forward", abstract: "Listen locally; every connection becomes a stream to a service on a node.")
+
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "The node") var node: String
+    @Argument(help: "The service name on the node") var service: String
+    @Option(help: "Local address to listen on (port 0 picks a free one)") var listen = "127.0.0.1:0"
+
+    public init() {}
+
+    public func run() throws {
+        let node = try checkedNodeName(node)
+        let address: HostPort
+        do { address = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        let (settings, logger) = try options.settingsAndLogger()
+        var message: String?
+        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+            do {
+                let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
+                                              listen: address, logger: logger)
+                print("forwarding \(forwarder.address) → \(node)/\(service); Ctrl-C stops")
+                fflush(nil)
+                client.onClosed = { reason in
+                    message = "the gateway closed the connection: \(reason.reason)"
+                    forwarder.close()
+                    finish(CommandFailure.failureExitCode)
+                }
+            } catch {
+                message = "cannot listen on \(address): \(error)"
+                finish(CommandFailure.failureExitCode)
+            }
+        }
+        if let message { throw CommandFailure(message, exitCode: code) }
+    }
+}
+
+/// A local listener whose every accepted connection is spliced to its own stream.
+final class Forwarder {
+    let address: SocketAddress
+    private let listener: TCPListener
+
+    init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
+         listen: HostPort, logger: Logger) throws {
+        listener = try TCPListener(loop: loop, address: try SocketAddress(ip: listen.host, port: listen.port)) { result in
+            guard case .success(let socket) = result else { return }
+            try? socket.setNoDelay(true)
+            client.splice(on: connection, node: node, service: service, interactive: false, input: socket, output: socket) { failure in
+                if let failure { logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"]) }
+            }
+        }
+        address = listener.localAddress
+    }
+
+    func close() { listener.close() }
+}
+
+public struct SSHCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ssh", abstract: "Run the system ssh to a node through the gateway (host keys checked, keyed by node name).")
+
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "[USER@]NODE") var destination: String
+    @Argument(parsing: .postTerminator, help: "Arguments for ssh after --, e.g. -- uname -a") var sshArguments: [String] = []
+
+    public init() {}
+
+    public func run() throws {
+        let user = destination.contains("@") ? String(destination[..<destination.firstIndex(of: "@")!]) : nil
+        let node = try checkedNodeName(String(destination.split(separator: "@").last ?? ""))
+        _ = try options.settings()  // refuse bad settings here, not inside ssh's ProxyCommand
+        let tunnel = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), user: user, node: node, extra: sshArguments)
+        try execute(arguments)
+    }
+}
+
+/// The ssh command line `tunnel ssh` runs: the same ProxyCommand and known_hosts file as the
+/// `tunnel ssh-config` block, and the host named NODE.tunnel, so both ways share host keys.
+func sshInvocation(tunnelPath: String, configPath: String, user: String?, node: String, extra: [String]) -> [String] {
+    let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh"
+    return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=~/.ssh/known_hosts.tunnel"]
+        + (user.map { ["-l", $0] } ?? []) + ["\(node)\(sshHostSuffix)"] + extra
+}
+
+/// Replaces this process with `arguments[0]` found on PATH; returns only by throwing.
+func execute(_ arguments: [String]) throws -> Never {
+    var cArguments = arguments.map { strdup($0) } + [nil]
+    execvp(arguments[0], &cArguments)
+    throw CommandFailure.failed("cannot run \(arguments[0]): \(String(cString: strerror(errno))); is it installed?")
+}
