@@ -180,21 +180,30 @@ public struct ForwardCommand: ParsableCommand {
 /// A local listener whose every accepted connection is spliced to its own stream.
 final class Forwarder {
     let address: SocketAddress
-    private let listener: TCPListener
+    private var listener: TCPListener!
+    /// Set once the forwarder itself is shutting down: streams it cuts are not worth a warning.
+    private var closed = false
 
     init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
          listen: HostPort, logger: Logger) throws {
-        listener = try TCPListener(loop: loop, address: try SocketAddress(ip: listen.host, port: listen.port)) { result in
+        let address = try SocketAddress(ip: listen.host, port: listen.port)
+        weak var forwarder: Forwarder?
+        listener = try TCPListener(loop: loop, address: address) { result in
             guard case .success(let socket) = result else { return }
             try? socket.setNoDelay(true)
             client.splice(on: connection, node: node, service: service, interactive: false, input: socket, output: socket) { failure in
-                if let failure { logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"]) }
+                guard let failure, forwarder?.closed == false else { return }
+                logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"])
             }
         }
-        address = listener.localAddress
+        self.address = listener.localAddress
+        forwarder = self
     }
 
-    func close() { listener.close() }
+    func close() {
+        closed = true
+        listener.close()
+    }
 }
 
 public struct SSHCommand: ParsableCommand {
@@ -221,7 +230,9 @@ public struct SSHCommand: ParsableCommand {
 /// `tunnel ssh-config` block, and the host named NODE.tunnel, so both ways share host keys.
 func sshInvocation(tunnelPath: String, configPath: String, user: String?, node: String, extra: [String]) -> [String] {
     let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh"
-    return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=~/.ssh/known_hosts.tunnel"]
+    // ssh expands ~ from the password database; $HOME is what the rest of tunnel uses.
+    let home = ProcessInfo.processInfo.environment["HOME"] ?? "~"
+    return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=\(home)/.ssh/known_hosts.tunnel"]
         + (user.map { ["-l", $0] } ?? []) + ["\(node)\(sshHostSuffix)"] + extra
 }
 

@@ -381,15 +381,17 @@ public final class MuxConnection {
         phase = .closing
         logger.debug("session closing", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(failure)"])
         failAllStreams(failure)
-        delegate?.connectionClosed(self, failure: failure)
-        delegate = nil
+        let delegate = self.delegate
+        self.delegate = nil
         flushFinalBytes()
         do {
             try socket.shutdown { [self] _ in close(failure) }
+            timer.start(after: Self.closeTimeoutMilliseconds) { [self] in close(failure) }
         } catch {
             close(failure)
         }
-        timer.start(after: Self.closeTimeoutMilliseconds) { [self] in close(failure) }
+        // Last: the delegate may close this connection outright.
+        delegate?.connectionClosed(self, failure: failure)
     }
 
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the high-water mark.

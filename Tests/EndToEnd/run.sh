@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# End-to-end tests with real programs on loopback: the built `tunnel` binary as gateway, node
+# client and operator CLI; Debian's OpenSSH sshd started here on a free port with a generated
+# host key; the real ssh, scp and kubectl; and the Kubernetes API stand-in of Tests/Fixtures/kube
+# (no k3s binary can be installed here). Every process started here is ended by PID, every file
+# lives in one temporary directory that is removed at the end.
+#   Tests/EndToEnd/run.sh [path/to/tunnel]        (default: .build/debug/tunnel)
+# Prints one line per check and "N passed, N failed" last; exits non-zero on any failure.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
+WORK=$(mktemp -d /tmp/tunnel-e2e.XXXXXX)
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
+check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
+
+# A free loopback TCP port (the kernel picks it; the tiny race with our own bind is acceptable on loopback).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# Waits (at most SECONDS) until FILE contains PATTERN, following it as it grows: an event, not a sleep.
+wait_for_line() {
+    local file=$1 pattern=$2 seconds=${3:-20}
+    timeout "$seconds" bash -c "tail -n +1 -F '$file' 2>/dev/null | grep -q -m1 -E '$pattern'"
+}
+
+# Starts a background process with its output in LOG; its PID is remembered for cleanup.
+start() {
+    local log=$1; shift
+    "$@" >"$log" 2>&1 &
+    PIDS+=($!)
+    LAST_PID=$!
+}
+
+[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
+for tool in /usr/sbin/sshd ssh scp ssh-keygen python3 openssl sha256sum kubectl curl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)"; exit 2; }
+done
+
+export HOME="$WORK/home"
+mkdir -p "$HOME/.ssh" /run/sshd
+chmod 700 "$HOME/.ssh"
+
+# --- PKI and operator login, as an administrator would do it --------------------------------
+check "ca init creates both CAs and the gateway certificate" \
+    "$TUNNEL" ca init --dir "$WORK/pki" --gateway-name localhost --gateway-ip 127.0.0.1
+check "ca issue node writes the node's certificate and key" \
+    "$TUNNEL" ca issue node node-17 --dir "$WORK/pki" --out "$WORK/node"
+GATEWAY_PORT=$(free_port)
+check "ca issue operator writes a bundle" \
+    "$TUNNEL" ca issue operator alice --dir "$WORK/pki" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/alice.yaml"
+# Installed in the default place ($HOME/.config/tunnel), so operator commands need no flags.
+check "login installs the bundle" "$TUNNEL" login "$WORK/alice.yaml"
+
+# --- the node's own services: sshd and the k3s API stand-in --------------------------------
+SSH_PORT=$(free_port)
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/id"
+cp "$WORK/id.pub" "$WORK/authorized_keys"
+cat >"$WORK/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $WORK/ssh_host_key
+AuthorizedKeysFile $WORK/authorized_keys
+PidFile $WORK/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+start "$WORK/sshd.log" /usr/sbin/sshd -D -e -f "$WORK/sshd_config"
+wait_for_line "$WORK/sshd.log" "Server listening" 10 || fail "sshd started" "$(cat "$WORK/sshd.log")"
+
+start "$WORK/kube.log" python3 "$ROOT/Tests/Fixtures/kube/kube-apiserver-standin.py" --dir "$WORK/kube"
+wait_for_line "$WORK/kube.log" "READY port=" 30 || fail "kube API stand-in started" "$(cat "$WORK/kube.log")"
+KUBE_PORT=$(grep -o 'READY port=[0-9]*' "$WORK/kube.log" | head -1 | cut -d= -f2)
+
+# --- gateway and node client ------------------------------------------------------------------
+start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
+GATEWAY_PID=$LAST_PID
+wait_for_line "$WORK/gateway.log" "gateway listening" 10 || fail "gateway started" "$(cat "$WORK/gateway.log")"
+
+start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost \
+    --cert "$WORK/node/node-17.crt" --key "$WORK/node/node-17.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
+    --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --node-label site=plant-a
+if wait_for_line "$WORK/client.log" "connected to the gateway" 15; then pass "client connects"; else fail "client connects" "$(cat "$WORK/client.log")"; fi
+
+nodes=$("$TUNNEL" nodes 2>&1)
+if grep -q 'node-17 *online *site=plant-a *k3s,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
+
+# --- ssh, scp through the tunnel ---------------------------------------------------------------
+SSH_OPTS=(-i "$WORK/id" -o StrictHostKeyChecking=accept-new -o BatchMode=yes)
+out=$("$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" 'echo hello from $(hostname); exit 7' 2>&1); status=$?
+if [ "$status" = 7 ] && grep -q 'hello from' <<<"$out"; then pass "tunnel ssh runs a command and returns its output and exit status"; else fail "tunnel ssh (status $status)" "$out"; fi
+if ssh-keygen -F node-17.tunnel -f "$HOME/.ssh/known_hosts.tunnel" | grep -q ssh-ed25519; then pass "the host key is recorded under the node's name"; else fail "known_hosts entry" "$(cat "$HOME/.ssh/known_hosts.tunnel" 2>&1)"; fi
+
+head -c 100000000 /dev/urandom >"$WORK/big"
+PROXY="$(printf '%q' "$TUNNEL") proxy %h ssh"
+if out=$(scp -q "${SSH_OPTS[@]}" -o UserKnownHostsFile="$HOME/.ssh/known_hosts.tunnel" -o "ProxyCommand=$PROXY" \
+        "$WORK/big" "root@node-17.tunnel:$WORK/big.copy" 2>&1) \
+    && [ "$(sha256sum <"$WORK/big")" = "$(sha256sum <"$WORK/big.copy")" ]; then
+    pass "100 MB copied with scp through tunnel proxy arrives with the same SHA-256"
+else
+    fail "scp 100 MB" "$out"
+fi
+rm -f "$WORK/big" "$WORK/big.copy"
+
+"$TUNNEL" ssh-config >"$HOME/.ssh/config"
+# ssh reads ~ from the password database, not $HOME: point it at the test's files explicitly.
+out=$(ssh -F "$HOME/.ssh/config" -o UserKnownHostsFile="$HOME/.ssh/known_hosts.tunnel" "${SSH_OPTS[@]}" root@node-17.tunnel 'echo via-ssh-config' 2>&1)
+if grep -q via-ssh-config <<<"$out"; then pass "plain ssh node-17.tunnel works with the ssh-config block"; else fail "ssh-config block" "$out"; fi
+
+# --- kubectl against the k3s API stand-in --------------------------------------------------------
+KUBECONFIG_FILE="$WORK/kube/kubeconfig"
+out=$("$TUNNEL" kubectl node-17 --kubeconfig "$KUBECONFIG_FILE" -- get nodes 2>&1)
+if grep -q 'node-17' <<<"$out"; then pass "tunnel kubectl get nodes"; else fail "tunnel kubectl get nodes" "$out"; fi
+out=$("$TUNNEL" kubectl node-17 --kubeconfig "$KUBECONFIG_FILE" -- exec demo -- echo hello 2>&1)
+if [ "$out" = hello ]; then pass "tunnel kubectl exec (an upgraded connection)"; else fail "tunnel kubectl exec" "$out"; fi
+start "$WORK/logs.log" "$TUNNEL" kubectl node-17 --kubeconfig "$KUBECONFIG_FILE" -- logs -f demo
+LOGS_PID=$LAST_PID
+if timeout 20 bash -c "tail -n +1 -F '$WORK/logs.log' 2>/dev/null | grep -m2 . | wc -l | grep -q 2"; then pass "tunnel kubectl logs -f streams and stays open"; else fail "tunnel kubectl logs -f" "$(cat "$WORK/logs.log")"; fi
+kill "$LOGS_PID" 2>/dev/null
+FORWARD_PORT=$(free_port)
+start "$WORK/pf.log" "$TUNNEL" kubectl node-17 --kubeconfig "$KUBECONFIG_FILE" -- port-forward pod/demo "$FORWARD_PORT:80"
+PF_PID=$LAST_PID
+if wait_for_line "$WORK/pf.log" "Forwarding from" 20 && out=$(curl -s --max-time 10 "http://127.0.0.1:$FORWARD_PORT/") && grep -q 'hello from demo' <<<"$out"; then
+    pass "tunnel kubectl port-forward"
+else
+    fail "tunnel kubectl port-forward" "$(cat "$WORK/pf.log") $out"
+fi
+kill "$PF_PID" 2>/dev/null
+
+# --- refusals: one clear line and a non-zero exit -----------------------------------------------
+expect_refusal() {
+    local name=$1 pattern=$2; shift 2
+    local out status
+    out=$(: | "$@" 2>&1); status=$?
+    if [ "$status" != 0 ] && grep -qE "$pattern" <<<"$out" && [ "$(wc -l <<<"$out")" -le 2 ]; then pass "$name"; else fail "$name (status $status)" "$out"; fi
+}
+expect_refusal "an unknown node is named" "node-99 is not connected" "$TUNNEL" proxy node-99 ssh
+expect_refusal "an unknown service is named" "offers no service \"smtp\"" "$TUNNEL" proxy node-17 smtp
+expect_refusal "an unknown config key is named with a suggestion" 'unknown key "service".*did you mean "services"' \
+    env TUNNEL_CONFIG= bash -c "printf 'gateway: 127.0.0.1:1\nservice:\n  ssh: 127.0.0.1:22\n' >'$WORK/bad.yaml'; '$TUNNEL' client --config '$WORK/bad.yaml'"
+expect_refusal "a missing certificate file is named" "$WORK/nope.crt" \
+    "$TUNNEL" client --gateway 127.0.0.1:1 --cert "$WORK/nope.crt" --key "$WORK/node/node-17.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service ssh=127.0.0.1:22
+expect_refusal "an operator certificate cannot run a node client" "not a node certificate" \
+    "$TUNNEL" client --gateway 127.0.0.1:1 --cert "$HOME/.config/tunnel/operator.crt" --key "$HOME/.config/tunnel/operator.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service ssh=127.0.0.1:22
+expect_refusal "a node certificate cannot act as an operator" "cannot connect as an operator" \
+    "$TUNNEL" nodes --cert "$WORK/node/node-17.crt" --key "$WORK/node/node-17.key"
+"$TUNNEL" ca init --dir "$WORK/other-pki" >/dev/null 2>&1
+"$TUNNEL" ca issue operator mallory --dir "$WORK/other-pki" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/mallory.yaml" >/dev/null 2>&1
+"$TUNNEL" login "$WORK/mallory.yaml" --config-dir "$WORK/mallory" >/dev/null 2>&1
+expect_refusal "a certificate from another CA is refused" "refused|certificate" \
+    "$TUNNEL" nodes --cert "$WORK/mallory/operator.crt" --key "$WORK/mallory/operator.key"
+
+# --- the client survives the gateway being killed and restarted --------------------------------
+kill -9 "$GATEWAY_PID"
+wait "$GATEWAY_PID" 2>/dev/null
+wait_for_line "$WORK/client.log" "gateway unreachable" 60 || fail "client notices the gateway is gone" "$(tail -5 "$WORK/client.log")"
+CONNECTS_BEFORE=$(grep -c "connected to the gateway" "$WORK/client.log")
+start "$WORK/gateway2.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
+GATEWAY_PID=$LAST_PID
+wait_for_line "$WORK/gateway2.log" "gateway listening" 10
+RESTARTED=$(date +%s%N)
+if timeout 10 bash -c "until [ \$(grep -c 'connected to the gateway' '$WORK/client.log') -gt $CONNECTS_BEFORE ]; do tail -n0 -F '$WORK/client.log' 2>/dev/null | grep -q -m1 'connected to the gateway'; done"; then
+    BACK_MS=$(( ($(date +%s%N) - RESTARTED) / 1000000 ))
+    if [ "$BACK_MS" -lt 5000 ]; then pass "client is back ${BACK_MS} ms after the gateway returned"; else fail "client back within 5 s (took ${BACK_MS} ms)"; fi
+else
+    fail "client reconnects after a gateway restart" "$(tail -5 "$WORK/client.log")"
+fi
+out=$("$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" 'echo again' 2>&1)
+if grep -q again <<<"$out"; then pass "ssh works again after the restart"; else fail "ssh after restart" "$out"; fi
+
+# --- SIGTERM drains and exits cleanly ----------------------------------------------------------
+kill -TERM "$GATEWAY_PID"
+if timeout 40 tail --pid="$GATEWAY_PID" -f /dev/null; then pass "gateway exits on SIGTERM after draining"; else fail "gateway SIGTERM"; fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
