@@ -3,11 +3,17 @@
 # Swift itself (6.x, with Swift Testing) must already be on PATH.
 set -euo pipefail
 
-packages=(pkg-config libuv1-dev libssl-dev)
+packages=(
+    pkg-config libuv1-dev libssl-dev          # build: the system-library targets
+    openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
+    python3 openssl curl                      # the Kubernetes API stand-in and its checks
+)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
 done
+# Any kubectl will do; Debian's own is kubernetes-client (some images ship another one).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq

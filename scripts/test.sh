@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: system packages, every `swift test` suite, then each fuzz harness for a
-# short run (FUZZ_SECONDS, default 60) that also fails on any new crasher.
+# The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
+# run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
+# sshd, ssh, scp and kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,3 +9,4 @@ scripts/setup.sh
 swift build --build-tests
 swift test
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+Tests/EndToEnd/run.sh .build/debug/tunnel

@@ -1,7 +1,7 @@
 import Foundation
 import Multiplex
 
-/// What rides in stream metadata between operators, the gateway and nodes (`docs/TUNNEL.md`).
+/// What rides in stream metadata between operators, the gateway and nodes (`docs/TUNNEL.md` §3).
 /// JSON, so a stranger can read it in a packet capture of the plaintext and so fields can be
 /// added without a new protocol version.
 public enum TunnelProtocol {
