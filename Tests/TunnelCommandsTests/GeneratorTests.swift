@@ -134,7 +134,7 @@ import Yams
         }
         for spec in Schemas.operator.settings {
             let command = try WhoamiCommand.parse([spec.flagName, spec.example ?? "x"])
-            #expect(command.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
+            #expect(command.options.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
         }
         let labels = try ClientCommand.parse(["--node-label", "a=1", "--node-label", "b=2", "--service", "ssh=127.0.0.1:22"])
         #expect(labels.flags["node-labels"] == ["a=1", "b=2"])
