@@ -88,6 +88,25 @@ start "$WORK/kube.log" python3 "$ROOT/Tests/Fixtures/kube/kube-apiserver-standin
 wait_for_line "$WORK/kube.log" "READY port=" 30 || fail "kube API stand-in started" "$(cat "$WORK/kube.log")"
 KUBE_PORT=$(grep -o 'READY port=[0-9]*' "$WORK/kube.log" | head -1 | cut -d= -f2)
 
+# A service that answers only after its client half-closes: it proves stdin EOF crosses the tunnel.
+EOF_PORT=$(free_port)
+start "$WORK/eof.log" python3 -u -c '
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(8)
+print("READY", flush=True)
+while True:
+    connection, _ = server.accept()
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    connection.sendall(data[::-1])
+    connection.close()
+' "$EOF_PORT"
+wait_for_line "$WORK/eof.log" READY 10 || fail "EOF echo service started" "$(cat "$WORK/eof.log")"
+
 # --- gateway and node client ------------------------------------------------------------------
 start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
 GATEWAY_PID=$LAST_PID
@@ -95,11 +114,15 @@ wait_for_line "$WORK/gateway.log" "gateway listening" 10 || fail "gateway starte
 
 start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost \
     --cert "$WORK/node/node-17.crt" --key "$WORK/node/node-17.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
-    --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --node-label site=plant-a
+    --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --service "reverse=127.0.0.1:$EOF_PORT" \
+    --node-label site=plant-a
 if wait_for_line "$WORK/client.log" "connected to the gateway" 15; then pass "client connects"; else fail "client connects" "$(cat "$WORK/client.log")"; fi
 
 nodes=$("$TUNNEL" nodes 2>&1)
-if grep -q 'node-17 *online *site=plant-a *k3s,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
+if grep -q 'node-17 *online *site=plant-a *k3s,reverse,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
+
+out=$(printf 'stressed' | "$TUNNEL" proxy node-17 reverse 2>&1)
+if [ "$out" = desserts ]; then pass "stdin EOF through tunnel proxy reaches the service, and its answer comes back"; else fail "half-close through tunnel proxy" "$out"; fi
 
 # --- ssh, scp through the tunnel ---------------------------------------------------------------
 SSH_OPTS=(-i "$WORK/id" -o StrictHostKeyChecking=accept-new -o BatchMode=yes)

@@ -56,7 +56,8 @@ final class LoopRunner {
     @discardableResult
     func run(until condition: () -> Bool, timeout: Duration = .seconds(10)) -> Bool {
         if condition() { return true }
-        let deadline = EventLoop.monotonicNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000
+        let (seconds, attoseconds) = timeout.components
+        let deadline = EventLoop.monotonicNanoseconds + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
         let ticker = LoopTimer(loop: loop)
         ticker.start(after: 20, repeat: 20) {}
         while !condition(), EventLoop.monotonicNanoseconds < deadline {

@@ -112,6 +112,50 @@ struct TunnelTests {
         operatorClient.close()
     }
 
+    @Test("a reader that stops reading stops the service: nothing in between buffers more than the windows")
+    func endToEndBackpressure() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        // A service that offers 64 MiB as fast as the kernel takes it.
+        let offered = 64 << 20
+        var accepted = 0
+        var source: StreamConnection?
+        let chunk = [UInt8](repeating: 0x42, count: 1 << 20)
+        let listener = try TCPListener(loop: scenario.runner.loop, host: "127.0.0.1", port: 0) { result in
+            guard case .success(let socket) = result else { return }
+            source = socket
+            for _ in 0..<(offered / chunk.count) {
+                try? socket.write(chunk) { error in if error == nil { accepted += chunk.count } }
+            }
+        }
+        defer { listener.close(); source?.close() }
+        let configuration = EdgeClientConfiguration(
+            gateway: scenario.pki.endpoint(port: scenario.port, identity: try scenario.pki.identity(.node, "node-18")),
+            services: ["source": LocalService(host: "127.0.0.1", port: listener.localAddress.port)])
+        let client = try EdgeClient(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
+        client.start()
+        scenario.clients.append(client)
+        #expect(scenario.runner.run(until: { scenario.online("node-18") }))
+        let (operatorClient, outcome) = try scenario.connectOperator()
+        let connection = try #require(try outcome?.get())
+        let pipe = try LocalPipe(loop: scenario.runner.loop)
+        pipe.testSide.stopReading()  // the operator's reader stalls
+        operatorClient.splice(on: connection, node: "node-18", service: "source", interactive: false,
+                              input: pipe.tunnelSide, output: pipe.tunnelSide) { _ in }
+        // Let the pipeline fill until nothing moves for a while, then look at what left the service.
+        var lastAccepted = -1
+        for _ in 0..<50 where accepted != lastAccepted {
+            lastAccepted = accepted
+            scenario.runner.run(until: { false }, timeout: .milliseconds(200))
+        }
+        // Two stream windows (node→gateway, gateway→operator), two send buffers, and the kernel's
+        // socket buffers on four sockets: a few MiB, far from the 64 MiB offered.
+        #expect(accepted < 24 << 20, "the service got rid of \(accepted) bytes while nobody read")
+        #expect(accepted > 0)
+        pipe.testSide.close()
+        operatorClient.close()
+    }
+
     @Test("tunnel nodes lists the node with its labels and services")
     func listNodes() throws {
         let scenario = try Scenario()
