@@ -20,7 +20,10 @@ let package = Package(
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
-        .target(name: "Multiplex"),
+        /// Dynamic exclusivity checks are off here: they cost about a third of the per-frame work
+        /// (docs/BENCHMARKS.md), and the session is a single-threaded state machine whose accesses
+        /// the compiler checks statically; the test suite runs it with the checks on.
+        .target(name: "Multiplex", swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         /// libuv from Debian's libuv1-dev, with shims for what Swift cannot call directly.
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         /// Thin, loop-confined libuv wrappers: loop, TCP, timers, signals, DNS. No protocol knowledge.
