@@ -58,6 +58,13 @@ struct TunnelTests {
             return (client, outcome)
         }
 
+        /// Waits until `node` is online, then connects an operator.
+        func operatorOnceOnline(_ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (OperatorClient, MuxConnection) {
+            #expect(runner.run(until: { online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
+            let (client, outcome) = try connectOperator()
+            return (client, try #require(try outcome?.get(), sourceLocation: sourceLocation))
+        }
+
         func tearDown() {
             for client in clients { client.stop() }
             echo.close()
@@ -72,9 +79,7 @@ struct TunnelTests {
     func echoThroughTheTunnel() throws {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
-        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        let (operatorClient, outcome) = try scenario.connectOperator()
-        let connection = try #require(try outcome?.get())
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         var result: OperatorFailure??
         operatorClient.splice(on: connection, node: "node-17", service: "echo", interactive: true,
@@ -98,9 +103,7 @@ struct TunnelTests {
     func refusals(node: String, service: String, expected: String) throws {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
-        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        let (operatorClient, outcome) = try scenario.connectOperator()
-        let connection = try #require(try outcome?.get())
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         var result: OperatorFailure??
         operatorClient.splice(on: connection, node: node, service: service, interactive: false,
@@ -135,9 +138,7 @@ struct TunnelTests {
         let client = try EdgeClient(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
         client.start()
         scenario.clients.append(client)
-        #expect(scenario.runner.run(until: { scenario.online("node-18") }))
-        let (operatorClient, outcome) = try scenario.connectOperator()
-        let connection = try #require(try outcome?.get())
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-18")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         pipe.testSide.stopReading()  // the operator's reader stalls
         operatorClient.splice(on: connection, node: "node-18", service: "source", interactive: false,
@@ -160,9 +161,7 @@ struct TunnelTests {
     func listNodes() throws {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
-        #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        let (operatorClient, outcome) = try scenario.connectOperator()
-        let connection = try #require(try outcome?.get())
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
         var nodes: Result<[NodeStatus], OperatorFailure>?
         operatorClient.listNodes(on: connection) { nodes = $0 }
         #expect(scenario.runner.run(until: { nodes != nil }))
