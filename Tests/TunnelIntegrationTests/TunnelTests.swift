@@ -60,7 +60,7 @@ struct TunnelTests {
 
         /// Waits until `node` is online, then connects an operator.
         func operatorOnceOnline(_ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (OperatorClient, MuxConnection) {
-            #expect(runner.run(until: { online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
+            #expect(runner.run(until: { self.online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
             let (client, outcome) = try connectOperator()
             return (client, try #require(try outcome?.get(), sourceLocation: sourceLocation))
         }
