@@ -17,6 +17,7 @@
 #     --bytes SIZE  bytes per throughput test, iperf3 syntax (default 1G; with -P 8 it is the total)
 #     --rtts N      64-byte round trips per latency test after 200 warm-up ones (default 2000)
 #     --conns N     connections per new-stream test (default 1000)
+#     --limit S     seconds after which a throughput test counts as stalled and is cut (default 90)
 #     --tunnel PATH the binary (default .build-bench/release/tunnel, then .build/release/tunnel)
 #     --out DIR     keep raw outputs (iperf3 JSON, samples, logs, table) in DIR
 #     --keep        keep the temporary directory
@@ -26,10 +27,11 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" KEEP=0 TUNNEL=""
+QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" KEEP=0 TUNNEL="" LIMIT=90
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; RUNS=1; BYTES=64M; CONNS=200; RTTS=300 ;;
+        --quick) QUICK=1; RUNS=1; BYTES=64M; CONNS=200; RTTS=300; LIMIT=40 ;;
+        --limit) LIMIT=$2; shift ;;
         --runs) RUNS=$2; shift ;;
         --bytes) BYTES=$2; shift ;;
         --conns) CONNS=$2; shift ;;
@@ -110,23 +112,31 @@ cat >"$WORK/echo.py" <<'PY'
 import socket, sys, threading, time, json, statistics
 
 def serve():
+    # One thread, non-blocking accept and reads: per-connection cost stays small and steady.
+    import selectors
+    sel = selectors.DefaultSelector()
     srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0)); srv.listen(1024)
+    srv.bind(("127.0.0.1", 0)); srv.listen(1024); srv.setblocking(False)
+    sel.register(srv, selectors.EVENT_READ, None)
     print("READY port=%d" % srv.getsockname()[1], flush=True)
-    def handle(c):
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d: break
-                c.sendall(d)
-        except OSError:
-            pass
-        finally:
-            c.close()
     while True:
-        c, _ = srv.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
+        for key, _ in sel.select():
+            if key.data is None:
+                try: c, _ = srv.accept()
+                except BlockingIOError: continue
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1); c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ, 1)
+                continue
+            c = key.fileobj
+            try: d = c.recv(65536)
+            except BlockingIOError: continue
+            except OSError: d = b""
+            if not d:
+                sel.unregister(c); c.close(); continue
+            try:
+                c.setblocking(True); c.settimeout(10); c.sendall(d); c.setblocking(False)
+            except OSError:
+                sel.unregister(c); c.close()
 
 def recv_exactly(s, n):
     buf = b""
@@ -332,7 +342,7 @@ throughput() {
         sampler=$!
         SAMPLER=$sampler
     fi
-    timeout 300 iperf3 -c 127.0.0.1 -p "$port" -n "$BYTES" --connect-timeout 5000 -J "$@" >"$json" 2>&1
+    timeout "$LIMIT" iperf3 -c 127.0.0.1 -p "$port" -n "$BYTES" --connect-timeout 5000 -J "$@" >"$json" 2>&1
     status=$?
     if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null; SAMPLER=""; fi
     local s1 c1 o1
@@ -350,7 +360,20 @@ PY
     if [ $status != 0 ] || [ -z "$parsed" ]; then
         FAILURES=$((FAILURES + 1))
         echo "FAILED: iperf3 $name through $path (rep $rep, exit $status): $(grep -o '"error":.*' "$json" | head -1)" >&2
-        echo "        $(all_alive)" >&2
+        # What did arrive, and the longest run of one-second intervals without a byte.
+        python3 - "$json" "$LIMIT" <<'PY' >&2
+import json, sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print("        (no iperf3 JSON: %s)" % e); raise SystemExit
+iv = [i["sum"]["bytes"] for i in d.get("intervals", [])]
+gap = best = 0
+for b in iv:
+    gap = gap + 1 if b == 0 else 0; best = max(best, gap)
+nz = [(k, b) for k, b in enumerate(iv) if b]
+print("        sender moved %.1f MiB in %d s; longest silence %d s; non-empty seconds: %s"
+      % (sum(iv) / 2**20, len(iv), best, ", ".join("%d:%.2fMiB" % (k, b / 2**20) for k, b in nz[:12])))
+PY
+        all_alive >&2
         record "$rep" "$path" "${name}_gbps" FAIL
         # A stalled test can leave the iperf3 server busy: start a fresh one.
         kill "$IPERF_PID" 2>/dev/null; wait "$IPERF_PID" 2>/dev/null
@@ -359,6 +382,8 @@ PY
     fi
     local gbps bytes
     read -r gbps bytes <<<"$parsed"
+    printf '%s\t%s\t%s\tserver %s→%s client %s→%s operator %s→%s ticks (pids %s | %s | %s)\n' "$rep" "$path" "$name" \
+        "$s0" "$s1" "$c0" "$c1" "$o0" "$o1" "$s" "$c" "$o" >>"$RAW/cpu-ticks.txt"
     record "$rep" "$path" "${name}_gbps" "$gbps"
     if [ "$path" != direct ]; then
         local gib; gib=$(python3 -c "print($bytes / 2**30)")
@@ -440,26 +465,26 @@ table = [
     ("1 stream op→node, Gbit/s", "p1_gbps", 2),
     ("1 stream node→op (-R), Gbit/s", "p1r_gbps", 2),
     ("8 streams op→node, Gbit/s", "p8_gbps", 2),
-    ("CPU s/GiB, gateway | sshd (1 stream)", "p1_cpu_server_s_per_gib", 2),
-    ("CPU s/GiB, client | ssh -R (1 stream)", "p1_cpu_client_s_per_gib", 2),
+    ("CPU s/GiB, gateway / sshd (1 stream)", "p1_cpu_server_s_per_gib", 2),
+    ("CPU s/GiB, client / ssh -R (1 stream)", "p1_cpu_client_s_per_gib", 2),
     ("CPU s/GiB, operator forward (1 stream)", "p1_cpu_operator_s_per_gib", 2),
-    ("CPU s/GiB, gateway | sshd (8 streams)", "p8_cpu_server_s_per_gib", 2),
-    ("CPU s/GiB, client | ssh -R (8 streams)", "p8_cpu_client_s_per_gib", 2),
+    ("CPU s/GiB, gateway / sshd (8 streams)", "p8_cpu_server_s_per_gib", 2),
+    ("CPU s/GiB, client / ssh -R (8 streams)", "p8_cpu_client_s_per_gib", 2),
     ("CPU s/GiB, operator forward (8 streams)", "p8_cpu_operator_s_per_gib", 2),
     ("64-byte RTT p50, µs", "rtt_p50_us", 1),
     ("64-byte RTT p99, µs", "rtt_p99_us", 1),
     ("new streams per second (connect, 1 B echo, close)", "conn_per_s", 0),
     ("new stream usable (connect → 1 B echoed) p50, µs", "conn_usable_p50_us", 0),
     ("new stream usable p99, µs", "conn_usable_p99_us", 0),
-    ("RSS idle, gateway | sshd, MiB", "rss_idle_server_kib", 1),
-    ("RSS idle, client | ssh -R, MiB", "rss_idle_client_kib", 1),
+    ("RSS idle, gateway / sshd, MiB", "rss_idle_server_kib", 1),
+    ("RSS idle, client / ssh -R, MiB", "rss_idle_client_kib", 1),
     ("RSS idle, operator forward, MiB", "rss_idle_operator_kib", 1),
-    ("RSS under 8-stream load (max), gateway | sshd, MiB", "rss_load_server_kib", 1),
-    ("RSS under 8-stream load (max), client | ssh -R, MiB", "rss_load_client_kib", 1),
-    ("RSS peak (VmHWM) at the end, gateway | sshd, MiB", "rss_hwm_server_kib", 1),
-    ("RSS peak (VmHWM) at the end, client | ssh -R, MiB", "rss_hwm_client_kib", 1),
-    ("RSS idle after the run, gateway | sshd, MiB", "rss_after_server_kib", 1),
-    ("RSS idle after the run, client | ssh -R, MiB", "rss_after_client_kib", 1),
+    ("RSS under 8-stream load (max), gateway / sshd, MiB", "rss_load_server_kib", 1),
+    ("RSS under 8-stream load (max), client / ssh -R, MiB", "rss_load_client_kib", 1),
+    ("RSS peak (VmHWM) at the end, gateway / sshd, MiB", "rss_hwm_server_kib", 1),
+    ("RSS peak (VmHWM) at the end, client / ssh -R, MiB", "rss_hwm_client_kib", 1),
+    ("RSS idle after the run, gateway / sshd, MiB", "rss_after_server_kib", 1),
+    ("RSS idle after the run, client / ssh -R, MiB", "rss_after_client_kib", 1),
 ]
 print(f"medians of {sys.argv[3]} repetition(s), {sys.argv[2]} per throughput test")
 print()

@@ -7,6 +7,7 @@ packages=(
     pkg-config libuv1-dev libssl-dev          # build: the system-library targets
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks
+    iproute2                                  # network namespaces for the half-open link test
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -18,6 +18,7 @@ FAILED=0
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    declare -F cleanup_namespaces >/dev/null && cleanup_namespaces
     [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -206,6 +207,48 @@ else
 fi
 out=$("$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" 'echo again' 2>&1)
 if grep -q again <<<"$out"; then pass "ssh works again after the restart"; else fail "ssh after restart" "$out"; fi
+
+# --- a half-open link is found on both sides, in two network namespaces of our own ---------------
+# The link between the namespaces is cut (the node's veth goes down, taking its peer's carrier
+# with it), as when a cable is pulled or the far side loses power: no FIN, no RST, just silence.
+# Keepalive is 2 s here, so both sides must give up after 3 silent intervals (6 s), well inside
+# the bound of this wait.
+NS_GW=tnl-gw-$$ NS_NODE=tnl-node-$$
+cleanup_namespaces() { ip netns del "$NS_GW" 2>/dev/null; ip netns del "$NS_NODE" 2>/dev/null; }
+if ip netns add "$NS_GW" 2>/dev/null && ip netns add "$NS_NODE"; then
+    ip link add veth-gw netns "$NS_GW" type veth peer name veth-node netns "$NS_NODE"
+    ip -n "$NS_GW" addr add 10.213.0.1/24 dev veth-gw
+    ip -n "$NS_NODE" addr add 10.213.0.2/24 dev veth-node
+    for ns in "$NS_GW" "$NS_NODE"; do ip -n "$ns" link set lo up; done
+    ip -n "$NS_GW" link set veth-gw up
+    ip -n "$NS_NODE" link set veth-node up
+    "$TUNNEL" ca init --dir "$WORK/pki-ns" --gateway-ip 10.213.0.1 >/dev/null
+    "$TUNNEL" ca issue node node-ns --dir "$WORK/pki-ns" --out "$WORK/node-ns" >/dev/null
+    start "$WORK/gateway-ns.log" ip netns exec "$NS_GW" "$TUNNEL" gateway --listen 10.213.0.1:7443 \
+        --pki-dir "$WORK/pki-ns" --data-dir "$WORK/data-ns" --keepalive-interval 2s
+    wait_for_line "$WORK/gateway-ns.log" "gateway listening" 10
+    start "$WORK/client-ns.log" ip netns exec "$NS_NODE" "$TUNNEL" client --gateway 10.213.0.1:7443 \
+        --cert "$WORK/node-ns/node-ns.crt" --key "$WORK/node-ns/node-ns.key" --gateway-ca "$WORK/node-ns/gateway-ca.crt" \
+        --service ssh=127.0.0.1:22 --keepalive-interval 2s
+    if wait_for_line "$WORK/client-ns.log" "connected to the gateway" 15; then
+        ip -n "$NS_NODE" link set veth-node down
+        CUT=$(date +%s)
+        if wait_for_line "$WORK/gateway-ns.log" "keepalive-timeout.*node disconnected" 30; then
+            pass "the gateway declares a half-open node gone after $(( $(date +%s) - CUT )) s (keepalive 2 s × 3)"
+        else
+            fail "gateway detects a half-open link" "$(tail -5 "$WORK/gateway-ns.log")"
+        fi
+        if wait_for_line "$WORK/client-ns.log" "gateway unreachable" 30; then
+            pass "the client declares a half-open gateway gone after $(( $(date +%s) - CUT )) s and retries"
+        else
+            fail "client detects a half-open link" "$(tail -5 "$WORK/client-ns.log")"
+        fi
+    else
+        fail "client connects across namespaces" "$(cat "$WORK/client-ns.log")"
+    fi
+else
+    echo "skip - network namespaces are not available here (half-open link test)"
+fi
 
 # --- SIGTERM drains and exits cleanly ----------------------------------------------------------
 kill -TERM "$GATEWAY_PID"
