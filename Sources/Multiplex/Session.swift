@@ -283,6 +283,10 @@ public final class Session {
         events.popFirst()
     }
 
+    /// Whether events wait to be polled. Sending can raise events too (`.writable` when a send
+    /// buffer drains), so an owner checks this after `pollTransmit`, not only after input.
+    public var hasPendingEvents: Bool { !events.isEmpty }
+
     // MARK: - Frame handling
 
     private func handle(_ frame: Frame) throws(Failure) {

@@ -204,16 +204,19 @@ public final class MuxConnection {
 
     // MARK: - The pump
 
-    /// Runs `body`, then dispatches the session's events and flushes once.
+    /// Runs `body`, then dispatches the session's events and flushes, until flushing raises no
+    /// new events: a flush that drains a send buffer raises `.writable`, and a writer waiting
+    /// for it must hear now, not at the next packet or timer.
     private func dispatch(_ body: () -> Void) {
         let outermost = !dispatching
         dispatching = true
         body()
-        if outermost {
-            dispatching = false
+        guard outermost else { return }
+        repeat {
             drainEvents()
             flush()
-        }
+        } while session.hasPendingEvents && phase != .closed
+        dispatching = false
     }
 
     private func process() {

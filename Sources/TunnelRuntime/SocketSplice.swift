@@ -84,10 +84,15 @@ public final class SocketSplice: StreamHandler {
 
     public func streamFinished() {
         outputEnded = true
-        if input === output {
-            try? output.shutdown { [self] _ in endIfDone() }
-        } else {
-            // A pipe has no half-close: closing it is how the reader sees EOF.
+        // A shutdown completes once every queued write is out. On a socket it half-closes; a pipe
+        // has no half-close (the shutdown itself fails), so there closing is how the reader sees EOF.
+        let separateOutput = input !== output
+        do {
+            try output.shutdown { [self] _ in
+                if separateOutput { output.close() }
+                endIfDone()
+            }
+        } catch {
             output.close()
             endIfDone()
         }

@@ -125,6 +125,11 @@ if grep -q 'node-17 *online *site=plant-a *k3s,reverse,ssh' <<<"$nodes"; then pa
 out=$(printf 'stressed' | "$TUNNEL" proxy node-17 reverse 2>&1)
 if [ "$out" = desserts ]; then pass "stdin EOF through tunnel proxy reaches the service, and its answer comes back"; else fail "half-close through tunnel proxy" "$out"; fi
 
+# A bulk stream of the non-interactive class through separate stdin and stdout pipes: every byte
+# must come back, and without stalls (a stalled splice would run into the timeout).
+got=$(head -c 64000000 /dev/zero | timeout 60 "$TUNNEL" proxy node-17 reverse 2>&1 | wc -c)
+if [ "$got" = 64000000 ]; then pass "64 MB through tunnel proxy to a bulk service and back, every byte"; else fail "bulk tunnel proxy" "$got bytes back"; fi
+
 # --- ssh, scp through the tunnel ---------------------------------------------------------------
 SSH_OPTS=(-i "$WORK/id" -o StrictHostKeyChecking=accept-new -o BatchMode=yes)
 out=$("$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" 'echo hello from $(hostname); exit 7' 2>&1); status=$?

@@ -33,12 +33,20 @@ struct TunnelTests {
             try addNode(nodeName)
         }
 
+        /// A loopback port with nothing listening: one the kernel handed out and that was let go.
+        lazy var closedPort: UInt16 = {
+            let probe = try! TCPListener(loop: runner.loop, host: "127.0.0.1", port: 0) { _ in }
+            let port = probe.localAddress.port
+            probe.close()
+            return port
+        }()
+
         @discardableResult
         func addNode(_ name: String, identity: TLSIdentity? = nil, port: UInt16? = nil) throws -> EdgeClient {
             let configuration = EdgeClientConfiguration(
                 gateway: pki.endpoint(port: port ?? self.port, identity: try identity ?? pki.identity(.node, name)),
                 services: ["echo": LocalService(host: "127.0.0.1", port: echo.port),
-                           "closed": LocalService(host: "127.0.0.1", port: 1)],
+                           "closed": LocalService(host: "127.0.0.1", port: closedPort)],
                 labels: ["site": "plant-a"])
             let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
             client.start()
@@ -94,6 +102,27 @@ struct TunnelTests {
         #expect(scenario.runner.run(until: { result != nil }))
         #expect(result.map { $0 == nil } == true, "\(String(describing: result))")
         pipe.testSide.close()
+        operatorClient.close()
+    }
+
+    @Test("separate input and output pipes, as stdin and stdout of tunnel proxy: every byte arrives")
+    func separatePipes() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
+        let stdin = try LocalPipe(loop: scenario.runner.loop)
+        let stdout = try LocalPipe(loop: scenario.runner.loop)
+        var result: OperatorFailure??
+        operatorClient.splice(on: connection, node: "node-17", service: "echo", interactive: false,
+                              input: stdin.tunnelSide, output: stdout.tunnelSide) { result = .some($0) }
+        let payload = [UInt8](repeating: 7, count: 8 << 20)
+        try stdin.testSide.write(payload)
+        try stdin.testSide.shutdown()
+        #expect(scenario.runner.run(until: { stdout.ended }, timeout: .seconds(30)))
+        #expect(stdout.received.count == payload.count)
+        #expect(scenario.runner.run(until: { result != nil }))
+        stdin.testSide.close()
+        stdout.testSide.close()
         operatorClient.close()
     }
 
