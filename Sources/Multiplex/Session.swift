@@ -16,6 +16,9 @@ public final class Session {
     private var now: Timestamp
 
     private var streams: [StreamID: StreamRecord] = [:]
+    /// The stream looked up last: bulk traffic hits the same stream frame after frame, and this
+    /// spares the hashing. A removed stream is `.closed`, which is how a stale entry is noticed.
+    private var recentStream: StreamRecord?
     /// Internal, not private, so tests can start near the end of the ID space.
     var nextLocalStreamID: StreamID
     private var lastPeerStreamID: StreamID = 0
@@ -210,7 +213,7 @@ public final class Session {
 
     /// Abandons a stream in both directions; queued bytes are dropped and the peer is told `code`.
     public func reset(_ id: StreamID, code: ErrorCode = .cancel) {
-        guard closedWith == nil, let stream = streams[id] else { return }
+        guard closedWith == nil, let stream = lookUp(id) else { return }
         if stream.openSent || !stream.isLocal(role) {
             control.append(.reset(id, code))
         }
@@ -226,7 +229,7 @@ public final class Session {
     /// peer under the window-update rule (see `ReceiveWindow`). Counts for closed streams too.
     public func consumed(_ count: Int, on id: StreamID) {
         guard closedWith == nil, count > 0 else { return }
-        if let stream = streams[id] {
+        if let stream = lookUp(id) {
             let before = stream.receiveWindow.unconsumed
             stream.receiveWindow.consume(count)
             returnConnectionCredit(Int(before - stream.receiveWindow.unconsumed))
@@ -475,6 +478,13 @@ public final class Session {
 
     // MARK: - Stream bookkeeping
 
+    private func lookUp(_ id: StreamID) -> StreamRecord? {
+        if let recent = recentStream, recent.id == id, recent.state != .closed { return recent }
+        let stream = streams[id]
+        if stream != nil { recentStream = stream }
+        return stream
+    }
+
     private func isLocalID(_ id: StreamID) -> Bool {
         (id & 1 == 1) == (role == .dialer)
     }
@@ -482,7 +492,7 @@ public final class Session {
     /// The live stream for a frame's ID; nil for a stream that existed and is closed (a frame
     /// racing a reset, counted as idle); a protocol error for a stream that never existed.
     private func liveStream(_ id: StreamID) throws(Failure) -> StreamRecord? {
-        if let stream = streams[id] { return stream }
+        if let stream = lookUp(id) { return stream }
         let existed = isLocalID(id) ? id < nextLocalStreamID : id <= lastPeerStreamID
         guard existed else {
             throw Failure(.protocolError, "frame for stream \(id), which was never opened")
@@ -509,7 +519,7 @@ public final class Session {
     }
 
     private func existingStream(_ id: StreamID) throws(MultiplexError) -> StreamRecord {
-        guard let stream = streams[id] else { throw .unknownStream(id) }
+        guard let stream = lookUp(id) else { throw .unknownStream(id) }
         return stream
     }
 
@@ -568,6 +578,7 @@ public final class Session {
             events.append(.streamReset(id, failure))
         }
         streams.removeAll()
+        recentStream = nil
         interactiveReady.removeAll()
         bulkReady.removeAll()
         events.append(.closed(failure))
@@ -603,7 +614,7 @@ public final class Session {
                 || (!bulkReady.isEmpty && interactiveRun >= configuration.interactiveBurst)
             guard let id = useBulk ? bulkReady.popFirst() : interactiveReady.popFirst() else { return nil }
             interactiveRun = useBulk ? 0 : interactiveRun
-            guard let stream = streams[id] else { continue }
+            guard let stream = lookUp(id) else { continue }
             stream.scheduled = false
             if stream.canEmitData(connectionCredit: connectionCredit.available) { return stream }
         }
