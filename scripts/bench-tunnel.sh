@@ -496,10 +496,12 @@ for label, metric, digits in table:
         vals = [v / 1024 if isinstance(v, float) else v for v in vals]
     if all(v is None for v in vals): continue
     print(f"| {label} | {fmt(vals[0], digits)} | {fmt(vals[1], digits)} | {fmt(vals[2], digits)} | {ratio(vals[2], vals[1])} | {ratio(vals[2], vals[0])} |")
-g = med("p1_cpu_server_s_per_gib", "tunnel")
-if isinstance(g, float):
-    print()
-    print(f"gateway CPU per relayed byte (1 stream): {g * 1e9 / 2**30:.2f} ns")
+print()
+for test, what in (("p1", "1 stream"), ("p8", "8 streams")):
+    for role, name in (("server", "gateway"), ("client", "client")):
+        g = med(f"{test}_cpu_{role}_s_per_gib", "tunnel")
+        if isinstance(g, float):
+            print(f"tunnel {name} CPU per relayed byte ({what}): {g * 1e9 / 2**30:.2f} ns")
 for p in ("ssh-R", "tunnel"):
     a, d = med("rtt_p50_us", p), med("rtt_p50_us", "direct")
     if isinstance(a, float) and isinstance(d, float):

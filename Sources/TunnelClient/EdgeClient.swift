@@ -102,7 +102,8 @@ public final class EdgeClient {
         retryTimer.close()
         resolver?.cancel()
         pendingSocket?.close()
-        connection?.close(Failure(.noError, "client stopping"))
+        // GOAWAY and TLS close_notify, so the gateway logs a clean goodbye rather than a cut link.
+        connection?.abort(Failure(.noError, "client stopping"))
     }
 
     private func dial() {

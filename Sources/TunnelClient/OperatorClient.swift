@@ -95,8 +95,9 @@ public final class OperatorClient {
         completion?(result)
     }
 
+    /// Says goodbye (GOAWAY, TLS close_notify) and closes once that is written.
     public func close() {
-        connection?.close(Failure(.noError, "operator done"))
+        connection?.abort(Failure(.noError, "operator done"))
     }
 
     // MARK: - Requests

@@ -103,12 +103,13 @@ enum DevelopmentFiles {
         if !files.fileExists(atPath: paths.nodeCertificate) {
             _ = try OfflinePKI.issueNode(name: node, caDirectory: pki, outputDirectory: nodeDirectory)
         }
-        if !files.fileExists(atPath: paths.operatorConfig) {
-            let bundle = "\(directory)/dev.tunnel-operator.yaml"
-            _ = try OfflinePKI.issueOperatorBundle(
-                name: "dev", caDirectory: pki, gateway: gateway, serverName: "localhost", outputPath: bundle)
-            _ = try OperatorLogin.install(bundlePath: bundle, configDirectory: operatorDirectory)
-        }
+        // The operator login is made anew each time, so it always names this run's gateway address;
+        // the bundle holds a private key and goes once it is installed.
+        let bundle = "\(directory)/dev.tunnel-operator.yaml"
+        _ = try OfflinePKI.issueOperatorBundle(
+            name: "dev", caDirectory: pki, gateway: gateway, serverName: "localhost", outputPath: bundle)
+        _ = try OperatorLogin.install(bundlePath: bundle, configDirectory: operatorDirectory)
+        try? files.removeItem(atPath: bundle)
         return paths
     }
 }

@@ -35,34 +35,44 @@ public struct KubectlCommand: ParsableCommand {
         let (settings, logger) = try options.settingsAndLogger()
         var message: String?
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+            var forwarder: Forwarder?
+            var temporary: TemporaryKubeconfig?
+            var waker: EventLoop.Waker?
+            let process = Process()
+            let teardown = {
+                waker?.close()
+                forwarder?.close()
+                temporary?.remove()
+                if process.isRunning { process.terminate() }
+            }
             do {
-                let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
-                                              listen: HostPort(host: "127.0.0.1", port: 0), logger: logger)
-                let rewritten = try kubeconfigRewritten(original: original, localPort: forwarder.address.port)
-                let temporary = try TemporaryKubeconfig(contents: rewritten)
-                let waker = try EventLoop.Waker(loop: loop)
-                let done = LoopBound({ (status: Int32) in
-                    waker.close()
-                    forwarder.close()
-                    temporary.remove()
-                    finish(status)
-                }, loop: loop)
-                let process = Process()
+                let listener = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
+                                             listen: HostPort(host: "127.0.0.1", port: 0), logger: logger)
+                forwarder = listener
+                let file = try TemporaryKubeconfig(contents: try kubeconfigRewritten(original: original, localPort: listener.address.port))
+                temporary = file
+                let wakeUp = try EventLoop.Waker(loop: loop)
+                waker = wakeUp
+                let done = LoopBound({ (status: Int32) in finish(status) }, loop: loop)
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = ["kubectl"] + kubectlArguments
-                process.environment = environment.merging(["KUBECONFIG": temporary.path]) { $1 }
+                process.environment = environment.merging(["KUBECONFIG": file.path]) { $1 }
                 process.terminationHandler = { process in
                     let status = process.terminationStatus
-                    _ = waker.execute { done.value(status) }
+                    _ = wakeUp.execute { done.value(status) }
                 }
                 try process.run()
+                return teardown
             } catch let error as KubeconfigError {
                 message = "\(source): \(error.message)"
+                teardown()
                 finish(CommandFailure.usageExitCode)
             } catch {
                 message = "cannot run kubectl: \(oneLine(error))"
+                teardown()
                 finish(CommandFailure.failureExitCode)
             }
+            return nil
         }
         if let message { throw CommandFailure(message, exitCode: code) }
         if code != 0 { throw ExitCode(code) }

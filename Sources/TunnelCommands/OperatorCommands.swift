@@ -69,6 +69,7 @@ public struct NodesCommand: ParsableCommand {
                     finish(CommandFailure.failureExitCode)
                 }
             }
+            return nil
         }
         if code == 0 { print(output, terminator: "") } else { throw CommandFailure.failed(output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "tunnel: ", with: "")) }
     }
@@ -127,13 +128,14 @@ public struct ProxyCommand: ParsableCommand {
             } catch {
                 message = "stdin and stdout must be pipes or sockets (as ssh's ProxyCommand gives them): \(error)"
                 finish(CommandFailure.usageExitCode)
-                return
+                return nil
             }
             client.splice(on: connection, node: node, service: service, interactive: service == "ssh",
                           input: input, output: output) { failure in
                 message = failure?.message
                 finish(failure == nil ? 0 : CommandFailure.failureExitCode)
             }
+            return nil
         }
         if let message { throw CommandFailure(message, exitCode: code) }
         if code != 0 { throw ExitCode(code) }
@@ -163,14 +165,11 @@ public struct ForwardCommand: ParsableCommand {
                                               listen: address, logger: logger)
                 print("forwarding \(forwarder.address) → \(node)/\(service); Ctrl-C stops")
                 fflush(nil)
-                client.onClosed = { reason in
-                    message = "the gateway closed the connection: \(reason.reason)"
-                    forwarder.close()
-                    finish(CommandFailure.failureExitCode)
-                }
+                return forwarder.close
             } catch {
                 message = "cannot listen on \(address): \(error)"
                 finish(CommandFailure.failureExitCode)
+                return nil
             }
         }
         if let message { throw CommandFailure(message, exitCode: code) }

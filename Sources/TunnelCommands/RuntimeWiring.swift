@@ -130,10 +130,12 @@ extension OperatorSettings {
 }
 
 /// Connects to the gateway as an operator, runs `body` once connected, and returns the exit code
-/// `body` finishes with. Connection failures print one line and return 1.
+/// `body` finishes with. Connection failures print one line and return 1. `body` may return a
+/// teardown (closing its listeners, say) that runs however the command ends: finished, signal,
+/// or the gateway going away.
 func withOperatorConnection(
     _ settings: OperatorSettings, logger: Logger,
-    _ body: @escaping (EventLoop, OperatorClient, MuxConnection, _ finish: @escaping (Int32) -> Void) -> Void
+    _ body: @escaping (EventLoop, OperatorClient, MuxConnection, _ finish: @escaping (Int32) -> Void) -> (() -> Void)?
 ) throws(CommandFailure) -> Int32 {
     let endpoint = try settings.endpoint()
     let loop: EventLoop
@@ -147,9 +149,11 @@ func withOperatorConnection(
     var exitCode: Int32?
     var failure: String?
     var signals: StopSignals?
+    var teardown: (() -> Void)?
     let finish: (Int32) -> Void = { code in
         guard exitCode == nil else { return }
         exitCode = code
+        teardown?()
         client.close()
         signals?.close()
     }
@@ -161,7 +165,7 @@ func withOperatorConnection(
                 if exitCode == nil { failure = "the gateway closed the connection: \(reason.reason)" }
                 finish(CommandFailure.failureExitCode)
             }
-            body(loop, client, connection, finish)
+            teardown = body(loop, client, connection, finish)
         case .failure(let error):
             failure = error.message
             finish(CommandFailure.failureExitCode)

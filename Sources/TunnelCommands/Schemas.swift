@@ -21,7 +21,7 @@ public enum Schemas {
         defaultConfigPath: "/etc/tunnel/gateway.yaml",
         settings: [
             SettingSpec("listen", .hostPort, .defaultValue("0.0.0.0:7443"), help: "Address to accept node and operator connections on", example: "0.0.0.0:7443"),
-            SettingSpec("data-dir", .path, .defaultValue("/var/lib/tunnel/gateway"), help: "Directory for the gateway's state and audit log", example: "/var/lib/tunnel/gateway"),
+            SettingSpec("data-dir", .path, .defaultValue("/var/lib/tunnel/gateway"), help: "Directory for the gateway's state (today only its pki-dir; the database and audit log come later)", example: "/var/lib/tunnel/gateway"),
             SettingSpec("pki-dir", .path, .derived(.pathInside(key: "data-dir", component: "pki")), help: "Directory with gateway.crt, gateway.key, node-ca.crt, operator-ca.crt", example: "/var/lib/tunnel/gateway/pki"),
             SettingSpec("drain-timeout", .duration, .defaultValue("30s"), help: "How long shutdown waits for open streams", example: "30s"),
             SettingSpec("handshake-timeout", .duration, .defaultValue("10s"), help: "Time allowed for a TLS handshake", example: "10s"),
