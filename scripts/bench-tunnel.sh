@@ -7,7 +7,8 @@
 #            `tunnel forward NODE SERVICE --listen 127.0.0.1:PORT`; the operator connects to it
 #            (PORT is picked here: `--listen 127.0.0.1:0`, the documented default, is refused)
 # Every figure is measured for the three paths in the same run (interleaved, order rotated per
-# repetition); the table shows medians over the repetitions and the ratios tunnel/ssh-R and
+# repetition); the table shows medians over the repetitions that succeeded (failures are counted
+# in the cell) and the ratios tunnel/ssh-R and
 # tunnel/direct.
 #
 #   scripts/bench-tunnel.sh [--quick] [--runs N] [--bytes SIZE] [--conns N] [--rtts N]
@@ -449,15 +450,21 @@ rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     rep, path, metric, value = line.rstrip("\n").split("\t")
     rows[(metric, path)].append(value)
+failed = {}
 def med(metric, path):
+    # The median of the repetitions that succeeded; failures are counted and shown.
     vs = rows.get((metric, path))
     if not vs: return None
-    if any(v == "FAIL" for v in vs): return "FAIL"
-    return statistics.median(float(v) for v in vs)
-def fmt(v, digits):
+    ok = [float(v) for v in vs if v != "FAIL"]
+    failed[(metric, path)] = (len(vs) - len(ok), len(vs))
+    if not ok: return "FAIL"
+    return statistics.median(ok)
+def cell(metric, path, v, digits):
     if v is None: return "–"
     if v == "FAIL": return "**FAIL**"
-    return f"{v:.{digits}f}"
+    text = f"{v:.{digits}f}"
+    bad, n = failed.get((metric, path), (0, 0))
+    return text + (f" (**{bad}/{n} failed**)" if bad else "")
 def ratio(a, b):
     if not isinstance(a, float) or not isinstance(b, float) or b == 0: return "–"
     return f"{a / b:.2f}×"
@@ -486,7 +493,7 @@ table = [
     ("RSS idle after the run, gateway / sshd, MiB", "rss_after_server_kib", 1),
     ("RSS idle after the run, client / ssh -R, MiB", "rss_after_client_kib", 1),
 ]
-print(f"medians of {sys.argv[3]} repetition(s), {sys.argv[2]} per throughput test")
+print(f"medians of {sys.argv[3]} repetition(s) (of those that succeeded), {sys.argv[2]} per throughput test")
 print()
 print("| figure | direct | ssh -R | tunnel | tunnel/ssh-R | tunnel/direct |")
 print("|---|---:|---:|---:|---:|---:|")
@@ -495,7 +502,8 @@ for label, metric, digits in table:
     if metric.startswith("rss_"):
         vals = [v / 1024 if isinstance(v, float) else v for v in vals]
     if all(v is None for v in vals): continue
-    print(f"| {label} | {fmt(vals[0], digits)} | {fmt(vals[1], digits)} | {fmt(vals[2], digits)} | {ratio(vals[2], vals[1])} | {ratio(vals[2], vals[0])} |")
+    cells = [cell(metric, p, v, digits) for p, v in zip(("direct", "ssh-R", "tunnel"), vals)]
+    print(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {ratio(vals[2], vals[1])} | {ratio(vals[2], vals[0])} |")
 print()
 for test, what in (("p1", "1 stream"), ("p8", "8 streams")):
     for role, name in (("server", "gateway"), ("client", "client")):

@@ -156,7 +156,7 @@ public struct ForwardCommand: ParsableCommand {
     public func run() throws {
         let node = try checkedNodeName(node)
         let address: HostPort
-        do { address = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        do { address = try HostPort.parse(listen, example: "127.0.0.1:8443", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
         let (settings, logger) = try options.settingsAndLogger()
         var message: String?
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in

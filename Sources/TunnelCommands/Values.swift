@@ -36,7 +36,8 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     ///
     /// Every refusal starts with `"TEXT" is not HOST:PORT` and ends with an example of what
     /// would be accepted. `example` is used when no better one can be built from the input.
-    public static func parse(_ text: String, example: String = "gateway.example.com:7443") throws(ValueProblem) -> HostPort {
+    /// `allowAnyPort` accepts port 0, "any free port", for local listeners such as `tunnel forward`.
+    public static func parse(_ text: String, example: String = "gateway.example.com:7443", allowAnyPort: Bool = false) throws(ValueProblem) -> HostPort {
         func refuse(_ reason: String? = nil, example: String) -> ValueProblem {
             ValueProblem("\"\(text)\" is not HOST:PORT" + (reason.map { ": \($0)" } ?? "") + " (e.g. \(example))")
         }
@@ -84,8 +85,8 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         }
         guard !portPart.isEmpty else { throw refuse("the port is missing", example: "\(hostPart):7443") }
         guard portPart.allSatisfy({ $0.isASCII && $0.isNumber }), portPart.count <= 5,
-              let port = Int(portPart), (1...65535).contains(port) else {
-            throw refuse("the port must be a number from 1 to 65535", example: bracketed ? "[\(host)]:7443" : "\(host):7443")
+              let port = Int(portPart), ((allowAnyPort ? 0 : 1)...65535).contains(port) else {
+            throw refuse("the port must be a number from \(allowAnyPort ? 0 : 1) to 65535", example: bracketed ? "[\(host)]:7443" : "\(host):7443")
         }
         return HostPort(host: host, port: UInt16(port))
     }

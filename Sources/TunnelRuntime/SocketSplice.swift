@@ -60,13 +60,11 @@ public final class SocketSplice: StreamHandler {
                     connection.finish(stream)
                     endIfDone()
                 case .error(let error):
-                    connection.reset(stream, code: .cancel)
-                    end(Failure(.cancel, "local read failed: \(error)"))
+                    failLocally(Failure(.cancel, "local read failed: \(error)"))
                 }
             }
         } catch {
-            connection.reset(stream, code: .cancel)
-            end(Failure(.cancel, "cannot read the local side: \(error)"))
+            failLocally(Failure(.cancel, "cannot read the local side: \(error)"))
         }
     }
 
@@ -74,12 +72,26 @@ public final class SocketSplice: StreamHandler {
         let count = bytes.count
         do {
             try output.write(bytes) { [self] error in
-                if error == nil { connection.consumed(count, on: stream) }
+                if let error {
+                    // The local reader is gone (EPIPE, reset): nobody will ever consume this
+                    // stream's bytes, so the stream must end, or its window stays spent on the
+                    // connection budget for good.
+                    failLocally(Failure(.cancel, "local write failed: \(error)"))
+                } else {
+                    connection.consumed(count, on: stream)
+                }
             }
         } catch {
-            connection.reset(stream, code: .cancel)
-            end(Failure(.cancel, "local write failed: \(error)"))
+            failLocally(Failure(.cancel, "local write failed: \(error)"))
         }
+    }
+
+    /// The local side failed: reset the stream (its unconsumed bytes go back to the connection's
+    /// budget) and close the local side.
+    private func failLocally(_ failure: Failure) {
+        guard !ended else { return }
+        connection.reset(stream, code: .cancel)
+        end(failure)
     }
 
     public func streamFinished() {

@@ -126,6 +126,47 @@ struct TunnelTests {
         operatorClient.close()
     }
 
+    @Test("a service that hangs up mid-stream ends the stream and gives its budget back")
+    func serviceHangsUp() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        // Reads the first bytes, then closes: the rest of what the operator sends can never be delivered.
+        let rude = try TCPListener(loop: scenario.runner.loop, host: "127.0.0.1", port: 0) { result in
+            guard case .success(let socket) = result else { return }
+            try? socket.startReading { _ in socket.close() }
+        }
+        defer { rude.close() }
+        let configuration = EdgeClientConfiguration(
+            gateway: scenario.pki.endpoint(port: scenario.port, identity: try scenario.pki.identity(.node, "node-19")),
+            services: ["rude": LocalService(host: "127.0.0.1", port: rude.localAddress.port),
+                       "echo": LocalService(host: "127.0.0.1", port: scenario.echo.port)])
+        let client = try EdgeClient(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
+        client.start()
+        scenario.clients.append(client)
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-19")
+        // 12 × 8 MiB is more than the node connection's 64 MiB budget: if stuck streams kept
+        // their unconsumed bytes, the later rounds and the echo below would stall.
+        let payload = [UInt8](repeating: 1, count: 8 << 20)
+        for round in 0..<12 {
+            let pipe = try LocalPipe(loop: scenario.runner.loop)
+            var result: OperatorFailure??
+            operatorClient.splice(on: connection, node: "node-19", service: "rude", interactive: false,
+                                  input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+            try pipe.testSide.write(payload)
+            #expect(scenario.runner.run(until: { result != nil }, timeout: .seconds(20)), "round \(round) never ended")
+            pipe.testSide.close()
+        }
+        let pipe = try LocalPipe(loop: scenario.runner.loop)
+        operatorClient.splice(on: connection, node: "node-19", service: "echo", interactive: false,
+                              input: pipe.tunnelSide, output: pipe.tunnelSide) { _ in }
+        try pipe.testSide.write(Array("still alive".utf8))
+        try pipe.testSide.shutdown()
+        #expect(scenario.runner.run(until: { pipe.ended }, timeout: .seconds(20)))
+        #expect(String(decoding: pipe.received, as: UTF8.self) == "still alive")
+        pipe.testSide.close()
+        operatorClient.close()
+    }
+
     @Test("an unknown node, an unknown service and an unreachable service each get their own sentence",
           arguments: [("node-99", "echo", "node-99 is not connected"), ("node-17", "smtp", "offers no service \"smtp\""),
                       ("node-17", "closed", "could not reach its closed service")])
