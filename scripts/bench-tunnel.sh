@@ -5,7 +5,6 @@
 #            the operator connects to the port sshd allocated
 #   tunnel   `tunnel gateway` + `tunnel client --service ...` + a long-running operator
 #            `tunnel forward NODE SERVICE --listen 127.0.0.1:PORT`; the operator connects to it
-#            (PORT is picked here: `--listen 127.0.0.1:0`, the documented default, is refused)
 # Every figure is measured for the three paths in the same run (interleaved, order rotated per
 # repetition); the table shows medians over the repetitions that succeeded (failures are counted
 # in the cell) and the ratios tunnel/ssh-R and
@@ -19,7 +18,7 @@
 #     --rtts N      64-byte round trips per latency test after 200 warm-up ones (default 2000)
 #     --conns N     connections per new-stream test (default 1000)
 #     --limit S     seconds after which a throughput test counts as stalled and is cut (default 90)
-#     --tunnel PATH the binary (default .build-bench/release/tunnel, then .build/release/tunnel)
+#     --tunnel PATH the binary (default .build/release/tunnel)
 #     --out DIR     keep raw outputs (iperf3 JSON, samples, logs, table) in DIR
 #     --keep        keep the temporary directory
 # Needs: iperf3, python3, /usr/sbin/sshd, ssh, ssh-keygen (apt-get install iperf3 openssh-server).
@@ -45,13 +44,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ -z "$TUNNEL" ]; then
-    for candidate in "$ROOT/.build-bench/release/tunnel" "$ROOT/.build/release/tunnel"; do
-        [ -x "$candidate" ] && { TUNNEL=$candidate; break; }
-    done
-fi
-[ -n "$TUNNEL" ] && [ -x "$TUNNEL" ] || {
-    echo "bench-tunnel: no tunnel binary (swift build -c release --product tunnel --scratch-path .build-bench, or --tunnel PATH)" >&2; exit 2; }
+TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
+[ -x "$TUNNEL" ] || {
+    echo "bench-tunnel: no tunnel binary at $TUNNEL (swift build -c release --product tunnel, or --tunnel PATH)" >&2; exit 2; }
 TUNNEL=$(readlink -f "$TUNNEL")
 for tool in iperf3 python3 /usr/sbin/sshd ssh ssh-keygen timeout tail grep; do
     command -v "$tool" >/dev/null || { echo "bench-tunnel: missing $tool (apt-get install iperf3 openssh-server)" >&2; exit 2; }
