@@ -79,22 +79,8 @@ trap 'exit 130' INT TERM
 die() { echo "bench-tunnel: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
 note() { echo "== $*" >&2; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-# Waits (at most SECONDS) until FILE contains a line matching PATTERN: an event, not a sleep.
-# With PID, gives up as soon as that process exits (tail --pid ends, grep sees end of file).
-wait_for_line() {
-    local file=$1 pattern=$2 seconds=${3:-20} pid=${4:-}
-    timeout "$seconds" bash -c "tail -n +1 -F ${pid:+--pid=$pid} '$file' 2>/dev/null | grep -q -m1 -E '$pattern'"
-}
-
-# start LOG CMD...: runs CMD in the background, output to LOG, PID remembered for cleanup.
-start() {
-    local log=$1; shift
-    "$@" >"$log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
+# shellcheck source=lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
 
 # Fails loudly if the process has died or the ready line does not appear in time.
 expect_ready() {
@@ -232,22 +218,7 @@ ECHO_PORT=$(grep -o 'READY port=[0-9]*' "$WORK/echo.log" | cut -d= -f2)
 
 # --- path b: sshd + ssh -R -------------------------------------------------------------------------
 SSHD_PORT=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id"
-cp "$WORK/id.pub" "$WORK/authorized_keys"
-cat >"$WORK/sshd_config" <<EOF
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh_host_key
-AuthorizedKeysFile $WORK/authorized_keys
-PidFile $WORK/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-EOF
+prepare_sshd "$SSHD_PORT" "AllowTcpForwarding yes"
 start "$WORK/sshd.log" /usr/sbin/sshd -D -e -f "$WORK/sshd_config"
 SSHD_PID=$LAST_PID
 expect_ready "sshd" "$SSHD_PID" "$WORK/sshd.log" "Server listening" 10

@@ -27,22 +27,8 @@ pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
 check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
 
-# A free loopback TCP port (the kernel picks it; the tiny race with our own bind is acceptable on loopback).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-# Waits (at most SECONDS) until FILE contains PATTERN, following it as it grows: an event, not a sleep.
-wait_for_line() {
-    local file=$1 pattern=$2 seconds=${3:-20}
-    timeout "$seconds" bash -c "tail -n +1 -F '$file' 2>/dev/null | grep -q -m1 -E '$pattern'"
-}
-
-# Starts a background process with its output in LOG; its PID is remembered for cleanup.
-start() {
-    local log=$1; shift
-    "$@" >"$log" 2>&1 &
-    PIDS+=($!)
-    LAST_PID=$!
-}
+# shellcheck source=../../scripts/lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
 
 [ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
 for tool in /usr/sbin/sshd ssh scp ssh-keygen python3 openssl sha256sum kubectl curl; do
@@ -50,7 +36,7 @@ for tool in /usr/sbin/sshd ssh scp ssh-keygen python3 openssl sha256sum kubectl 
 done
 
 export HOME="$WORK/home"
-mkdir -p "$HOME/.ssh" /run/sshd
+mkdir -p "$HOME/.ssh"
 chmod 700 "$HOME/.ssh"
 
 # --- PKI and operator login, as an administrator would do it --------------------------------
@@ -66,22 +52,7 @@ check "login installs the bundle" "$TUNNEL" login "$WORK/alice.yaml"
 
 # --- the node's own services: sshd and the k3s API stand-in --------------------------------
 SSH_PORT=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id"
-cp "$WORK/id.pub" "$WORK/authorized_keys"
-cat >"$WORK/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/ssh_host_key
-AuthorizedKeysFile $WORK/authorized_keys
-PidFile $WORK/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-Subsystem sftp /usr/lib/openssh/sftp-server
-EOF
+prepare_sshd "$SSH_PORT" "Subsystem sftp /usr/lib/openssh/sftp-server"
 start "$WORK/sshd.log" /usr/sbin/sshd -D -e -f "$WORK/sshd_config"
 wait_for_line "$WORK/sshd.log" "Server listening" 10 || fail "sshd started" "$(cat "$WORK/sshd.log")"
 
