@@ -69,6 +69,7 @@ public final class EdgeClient {
     public let logger: Logger
     private var configuration: EdgeClientConfiguration
     private let tlsContext: TLSContext
+    private let buffers = MuxBuffers()
     private var connection: MuxConnection?
     private var pendingSocket: StreamConnection?
     private var resolver: Resolver?
@@ -158,7 +159,7 @@ public final class EdgeClient {
         }
         let connection = MuxConnection(
             loop: loop, socket: socket, tls: tls, role: .dialer, configuration: configuration.session,
-            handshakeTimeout: configuration.handshakeTimeout, logger: logger)
+            handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
         self.connection = connection
         connection.start()

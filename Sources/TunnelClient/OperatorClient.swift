@@ -79,7 +79,7 @@ public final class OperatorClient {
             let tls = try TLSConnection(context: tlsContext, serverHost: endpoint.serverName)
             let connection = MuxConnection(
                 loop: loop, socket: socket, tls: tls, role: .dialer, configuration: SessionConfiguration(),
-                handshakeTimeout: .seconds(10), logger: logger)
+                handshakeTimeout: .seconds(10), buffers: MuxBuffers(), logger: logger)
             connection.delegate = self
             self.connection = connection
             connection.start()

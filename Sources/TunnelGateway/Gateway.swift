@@ -36,6 +36,8 @@ public final class Gateway {
     public let logger: Logger
     private let configuration: GatewayConfiguration
     private let tlsContext: TLSContext
+    /// One set of scratch buffers for all connections: they share the loop.
+    private let buffers = MuxBuffers()
     private var listener: TCPListener?
     /// Every node ever seen in this run, online or not.
     private var nodes: [String: NodeRecord] = [:]
@@ -144,8 +146,7 @@ public final class Gateway {
         }
         let connection = MuxConnection(
             loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
-            handshakeTimeout: configuration.handshakeTimeout,
-            logger: logger)
+            handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
         connections[ObjectIdentifier(connection)] = .unclassified(connection)
         connection.start()

@@ -53,8 +53,7 @@ public final class MuxConnection {
     private var flushScheduled = false
     private var blockedOnSocket = false
     private var reportedReady = false
-    private var plaintextOut: [UInt8] = []
-    private let scratch: UnsafeMutableRawBufferPointer
+    private let buffers: MuxBuffers
 
     /// Above this many bytes queued in the socket, no more frames are pulled from the session.
     static let socketHighWater = 1 << 20
@@ -89,7 +88,7 @@ public final class MuxConnection {
 
     public init(
         loop: EventLoop, socket: StreamConnection, tls: TLSConnection, role: Role,
-        configuration: SessionConfiguration, handshakeTimeout: Duration, logger: Logger
+        configuration: SessionConfiguration, handshakeTimeout: Duration, buffers: MuxBuffers, logger: Logger
     ) {
         self.loop = loop
         self.socket = socket
@@ -99,17 +98,12 @@ public final class MuxConnection {
         session = Session(role: role, configuration: configuration, now: Self.now())
         timer = LoopTimer(loop: loop)
         flushTimer = LoopTimer(loop: loop)
-        scratch = .allocate(byteCount: 256 * 1024, alignment: 16)
-        plaintextOut.reserveCapacity(Self.transmitChunk + Limits.maxDataPayload + 64)
+        self.buffers = buffers
         let milliseconds = UInt64(handshakeTimeout.components.seconds * 1000)
         timer.start(after: milliseconds) { [self] in
             guard phase == .handshaking else { return }
             close(Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)"))
         }
-    }
-
-    deinit {
-        scratch.deallocate()
     }
 
     static func now() -> Timestamp {
@@ -241,7 +235,7 @@ public final class MuxConnection {
         while phase == .established {
             let result: TLSConnection.ReadResult
             do {
-                result = try tls.readPlaintext(into: scratch)
+                result = try tls.readPlaintext(into: buffers.scratch)
             } catch {
                 close(Failure(.protocolError, "TLS error with \(remoteAddress): \(error)"))
                 return
@@ -249,7 +243,7 @@ public final class MuxConnection {
             switch result {
             case .bytes(let count):
                 // One copy out of the scratch buffer; stream data events are slices of it.
-                let bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                let bytes = Array(UnsafeRawBufferPointer(rebasing: buffers.scratch[..<count]))
                 session.receive(bytes[...], now: Self.now())
                 if !reportedReady, session.hasPeerHello {
                     reportedReady = true
@@ -313,8 +307,8 @@ public final class MuxConnection {
         if phase == .handshaking { writeCiphertext() }
         guard phase == .established else { return }
         while socket.writeQueueSize < Self.socketHighWater {
-            plaintextOut.removeAll(keepingCapacity: true)
-            guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
+            buffers.plaintext.removeAll(keepingCapacity: true)
+            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }
             do {
                 try encryptPlaintextOut()
             } catch {
@@ -328,9 +322,9 @@ public final class MuxConnection {
         armTimer()
     }
 
-    /// Hands all of `plaintextOut` to TLS; OpenSSL may take it one record at a time.
+    /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.
     private func encryptPlaintextOut() throws {
-        try plaintextOut.withUnsafeBytes { raw in
+        try buffers.plaintext.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset...]))
@@ -343,10 +337,10 @@ public final class MuxConnection {
     /// Moves everything TLS has produced to the socket.
     private func writeCiphertext() {
         while tls.pendingCiphertextCount > 0, !socket.isClosed {
-            let count = tls.drainCiphertext(into: scratch)
+            let count = tls.drainCiphertext(into: buffers.scratch)
             guard count > 0 else { break }
             do {
-                try socket.write(UnsafeRawBufferPointer(rebasing: scratch[..<count])) { [self] error in
+                try socket.write(UnsafeRawBufferPointer(rebasing: buffers.scratch[..<count])) { [self] error in
                     if error == nil, blockedOnSocket, socket.writeQueueSize < Self.socketLowWater {
                         blockedOnSocket = false
                         dispatch {}
@@ -400,8 +394,8 @@ public final class MuxConnection {
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the high-water mark.
     private func flushFinalBytes() {
         while tls.handshakeState.isDone {
-            plaintextOut.removeAll(keepingCapacity: true)
-            guard session.pollTransmit(into: &plaintextOut, maxBytes: Self.transmitChunk) > 0 else { break }
+            buffers.plaintext.removeAll(keepingCapacity: true)
+            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }
             guard (try? encryptPlaintextOut()) != nil else { break }
         }
         if tls.handshakeState.isDone { tls.shutdown() }
@@ -435,6 +429,27 @@ public final class MuxConnection {
 
 @available(*, unavailable, message: "MuxConnection is confined to its loop's thread")
 extension MuxConnection: Sendable {}
+
+/// Scratch memory for every `MuxConnection` on one loop. Each use fills and empties it within a
+/// single callback (TLS plaintext out of OpenSSL, frames into OpenSSL, ciphertext to the socket),
+/// and a loop runs one callback at a time, so one set serves all of a gateway's connections
+/// instead of 330 KiB per idle node.
+public final class MuxBuffers {
+    let scratch: UnsafeMutableRawBufferPointer
+    var plaintext: [UInt8] = []
+
+    public init() {
+        scratch = .allocate(byteCount: 256 * 1024, alignment: 16)
+        plaintext.reserveCapacity(MuxConnection.transmitChunk + Limits.maxDataPayload + 64)
+    }
+
+    deinit {
+        scratch.deallocate()
+    }
+}
+
+@available(*, unavailable, message: "MuxBuffers belong to one loop's thread")
+extension MuxBuffers: Sendable {}
 
 extension TLSConnection.HandshakeState {
     var isDone: Bool {
