@@ -63,7 +63,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
-    @Flag(help: "Print the resolved settings with their sources and exit") var checkConfig = false
+    @Flag(help: "Print the resolved settings with their sources, check the certificate files, and exit") var checkConfig = false
 
     public init() {}
 
@@ -74,8 +74,14 @@ public struct GatewayCommand: ParsableCommand {
 
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
-        if checkConfig { print(settings.report()); return }
         let gateway = GatewaySettings(settings)
+        if checkConfig {
+            print(settings.report())
+            // The files too: a missing or mismatched certificate should show up here, not at start.
+            _ = try gateway.runtimeConfiguration()
+            print("pki-dir files: readable, matching and valid now")
+            return
+        }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
@@ -121,8 +127,13 @@ public struct ClientCommand: ParsableCommand {
 
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
-        if checkConfig { print(settings.report()); return }
         let client = ClientSettings(settings)
+        if checkConfig {
+            print(settings.report())
+            _ = try client.runtimeConfiguration()
+            print("certificate, key and gateway CA: readable, matching and valid now")
+            return
+        }
         let logger = TunnelLogging.bootstrap(level: client.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try client.runtimeConfiguration()
