@@ -207,6 +207,18 @@ public final class StreamConnection: HandleOwner {
     /// `completion` runs exactly once unless this throws: with nil once the
     /// kernel took every byte, or with an error (ECANCELED if closed first).
     public func write(_ bytes: UnsafeRawBufferPointer, completion: ((IOError?) -> Void)? = nil) throws(IOError) {
+        try write(capacity: bytes.count, filling: { payload in
+            payload.copyMemory(from: bytes)
+            return bytes.count
+        }, completion: completion)
+    }
+
+    /// Queues bytes that `fill` writes straight into the pinned write buffer (up to `capacity`;
+    /// it returns how many it wrote), so a producer such as TLS needs no scratch copy of its own.
+    /// Same completion contract as `write(_:completion:)`; nothing is queued if `fill` writes 0.
+    public func write(
+        capacity: Int, filling fill: (UnsafeMutableRawBufferPointer) -> Int, completion: ((IOError?) -> Void)? = nil
+    ) throws(IOError) {
         guard state == .open else {
             throw IOError(UV_EBADF, operation: "write", address: peerDescription)
         }
@@ -214,14 +226,17 @@ public final class StreamConnection: HandleOwner {
         // until the write callback frees them together.
         let headerSize = MemoryLayout<uv_write_t>.stride
         let block = UnsafeMutableRawPointer.allocate(
-            byteCount: headerSize + bytes.count, alignment: MemoryLayout<uv_write_t>.alignment)
+            byteCount: headerSize + capacity, alignment: MemoryLayout<uv_write_t>.alignment)
         let request = block.bindMemory(to: uv_write_t.self, capacity: 1)
         let payload = block + headerSize
-        if let base = bytes.baseAddress {
-            payload.copyMemory(from: base, byteCount: bytes.count)
+        let count = min(capacity, fill(UnsafeMutableRawBufferPointer(start: payload, count: capacity)))
+        guard count > 0 else {
+            block.deallocate()
+            completion?(nil)
+            return
         }
         request.pointee.data = completion.map { Unmanaged.passRetained(WriteCompletion($0)).toOpaque() }
-        var buffer = tunnel_uv_buf(payload, bytes.count)
+        var buffer = tunnel_uv_buf(payload, count)
         let status = uv_write(request, stream, &buffer, 1) { request, status in
             let completion = request!.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()

@@ -334,13 +334,14 @@ public final class MuxConnection {
         }
     }
 
-    /// Moves everything TLS has produced to the socket.
+    /// Moves everything TLS has produced to the socket, drained straight into the socket's pinned
+    /// write buffer (no copy through scratch memory).
     private func writeCiphertext() {
-        while tls.pendingCiphertextCount > 0, !socket.isClosed {
-            let count = tls.drainCiphertext(into: buffers.scratch)
-            guard count > 0 else { break }
+        while !socket.isClosed {
+            let pending = tls.pendingCiphertextCount
+            guard pending > 0 else { return }
             do {
-                try socket.write(UnsafeRawBufferPointer(rebasing: buffers.scratch[..<count])) { [self] error in
+                try socket.write(capacity: pending, filling: { tls.drainCiphertext(into: $0) }) { [self] error in
                     if error == nil, blockedOnSocket, socket.writeQueueSize < Self.socketLowWater {
                         blockedOnSocket = false
                         dispatch {}
@@ -350,6 +351,7 @@ public final class MuxConnection {
                 close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
                 return
             }
+            guard tls.pendingCiphertextCount < pending else { return }  // no progress: never spin
         }
     }
 
@@ -431,7 +433,7 @@ public final class MuxConnection {
 extension MuxConnection: Sendable {}
 
 /// Scratch memory for every `MuxConnection` on one loop. Each use fills and empties it within a
-/// single callback (TLS plaintext out of OpenSSL, frames into OpenSSL, ciphertext to the socket),
+/// single callback (TLS plaintext out of OpenSSL, frames into OpenSSL),
 /// and a loop runs one callback at a time, so one set serves all of a gateway's connections
 /// instead of 330 KiB per idle node.
 public final class MuxBuffers {
