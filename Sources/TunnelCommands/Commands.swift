@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import TunnelClient
-import TunnelIO
 import TunnelTLS
 
 // Commands stay thin: parse arguments, call one library function, print its result.
@@ -85,14 +83,10 @@ public struct GatewayCommand: ParsableCommand {
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)") }
-        let (running, _) = try startGateway(configuration, loop: loop, logger: logger)
-        var signals: StopSignals?
-        signals = StopSignals(loop: loop, logger: logger) {
-            running.stop { signals?.close() }
+        try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
+            let (running, _) = try startGateway(configuration, loop: loop, logger: logger)
+            return { stopped in running.stop(completion: stopped) }
         }
-        loop.run()
         logger.info("gateway stopped")
     }
 }
@@ -137,22 +131,13 @@ public struct ClientCommand: ParsableCommand {
         let logger = TunnelLogging.bootstrap(level: client.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try client.runtimeConfiguration()
-        let loop: EventLoop
-        let edge: EdgeClient
-        do {
-            loop = try EventLoop()
-            edge = try EdgeClient(loop: loop, configuration: configuration, logger: logger)
-        } catch {
-            throw CommandFailure.failed("cannot start: \(oneLine(error))")
+        try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
+            let edge = try startEdgeClient(configuration, loop: loop, logger: logger)
+            return { stopped in
+                edge.stop()
+                stopped()
+            }
         }
-        // Network and gateway failures never end the client: it retries until it is stopped.
-        edge.start()
-        var signals: StopSignals?
-        signals = StopSignals(loop: loop, logger: logger) {
-            edge.stop()
-            signals?.close()
-        }
-        loop.run()
         logger.info("client stopped")
     }
 }

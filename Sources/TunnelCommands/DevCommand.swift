@@ -33,37 +33,28 @@ public struct DevCommand: ParsableCommand {
         let logger = TunnelLogging.bootstrap(level: level)
 
         let pki = GatewaySettings.forDevelopment(listen: listenAddress, pkiDir: paths.pki)
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)") }
-        let (gateway, bound) = try startGateway(try pki.runtimeConfiguration(), loop: loop, logger: logger)
-        let clientSettings = ClientSettings(
-            gateway: HostPort(host: bound.ip, port: bound.port), serverName: "localhost",
-            cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA,
-            services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level)
-        let edge: EdgeClient
-        do {
-            edge = try EdgeClient(loop: loop, configuration: try clientSettings.runtimeConfiguration(), logger: logger)
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure.failed("cannot start the node client: \(oneLine(error))")
+        let configuration = try pki.runtimeConfiguration()
+        try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
+            let (gateway, bound) = try startGateway(configuration, loop: loop, logger: logger)
+            let clientSettings = ClientSettings(
+                gateway: HostPort(host: bound.ip, port: bound.port), serverName: "localhost",
+                cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA,
+                services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level)
+            let edge = try startEdgeClient(try clientSettings.runtimeConfiguration(), loop: loop, logger: logger)
+            print("""
+                tunnel dev: gateway on \(bound), node "\(node)" offering \(services.keys.sorted().map { "\($0) → \(services[$0]!)" }.joined(separator: ", "))
+                Files in \(directory). In another terminal:
+                  export TUNNEL_CONFIG=\(paths.operatorConfig)
+                  tunnel nodes
+                  tunnel ssh \(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(node) -- uname -a
+                Ctrl-C stops.
+                """)
+            fflush(nil)
+            return { stopped in
+                edge.stop()
+                gateway.stop(completion: stopped)
+            }
         }
-        edge.start()
-        print("""
-            tunnel dev: gateway on \(bound), node "\(node)" offering \(services.keys.sorted().map { "\($0) → \(services[$0]!)" }.joined(separator: ", "))
-            Files in \(directory). In another terminal:
-              export TUNNEL_CONFIG=\(paths.operatorConfig)
-              tunnel nodes
-              tunnel ssh \(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(node) -- uname -a
-            Ctrl-C stops.
-            """)
-        fflush(nil)
-        var signals: StopSignals?
-        signals = StopSignals(loop: loop, logger: logger) {
-            edge.stop()
-            gateway.stop { signals?.close() }
-        }
-        loop.run()
     }
 
     private func parseServices(_ entries: [String]) throws(CommandFailure) -> [String: HostPort] {

@@ -67,6 +67,43 @@ final class StopSignals {
     }
 }
 
+/// Runs a long-lived role on a new loop until SIGTERM or SIGINT. `start` sets the role up on the
+/// loop and returns how to stop it; that stop calls its argument once everything has closed, so
+/// the loop runs out of handles and this returns.
+func runUntilSignalled(
+    logger: Logger, _ start: (EventLoop) throws(CommandFailure) -> (_ stopped: @escaping () -> Void) -> Void
+) throws(CommandFailure) {
+    let loop: EventLoop
+    do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+    // Signals are watched before the role starts: one that arrives while it starts up (after it
+    // printed that it is ready, say) is then handled once the loop runs, not fatal by default.
+    var stop: ((@escaping () -> Void) -> Void)?
+    var signals: StopSignals?
+    signals = StopSignals(loop: loop, logger: logger) {
+        guard let stop else { return signals?.close() ?? () }
+        stop { signals?.close() }
+    }
+    do {
+        stop = try start(loop)
+    } catch {
+        signals?.close()
+        throw error
+    }
+    loop.run()
+}
+
+/// Starts a node client on `loop`. Network and gateway failures never end it: it retries until
+/// it is stopped.
+func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, logger: Logger) throws(CommandFailure) -> EdgeClient {
+    do {
+        let client = try EdgeClient(loop: loop, configuration: configuration, logger: logger)
+        client.start()
+        return client
+    } catch {
+        throw .failed("cannot start the node client: \(oneLine(error))")
+    }
+}
+
 extension GatewaySettings {
     /// The gateway's runtime configuration from its PKI directory.
     func runtimeConfiguration() throws(CommandFailure) -> GatewayConfiguration {

@@ -72,19 +72,14 @@ public final class MuxConnection {
         case closed
     }
 
-    /// After the handshake: the peer's verified certificate, identity, ALPN protocol and the CA
-    /// that verified it.
-    public var peerCertificate: Certificate? { tls.peerCertificate }
+    /// After the handshake: the peer's verified identity, ALPN protocol and the CA that verified it.
     public var peerIdentity: TunnelIdentity? { tls.peerIdentity }
     public var applicationProtocol: String? { tls.applicationProtocol }
     public var verifiedBy: TrustedCA? { tls.verifiedBy }
     public var isEstablished: Bool { phase == .established }
     public var canOpenStream: Bool { phase == .established && session.canOpenStream }
-    /// Smoothed round-trip time of the keepalive pings.
-    public var roundTrip: Duration? { session.roundTrip }
     /// When the last keepalive ping was answered (loop clock, milliseconds).
     public private(set) var lastPongAt: UInt64?
-    public var streamCount: Int { session.streamCount }
 
     public init(
         loop: EventLoop, socket: StreamConnection, tls: TLSConnection, role: Role,
