@@ -57,6 +57,23 @@ public final class TLSConnection {
 
     public static let pinnedCALabel = "pinned CA"
 
+    /// Servers with an enrollment protocol: the client offered only that protocol, so it may
+    /// present no certificate or an expired one (`TLSConfiguration.enrollmentProtocol`).
+    public private(set) var isEnrollment = false
+    /// Enrollment connections only: the client's certificate verified except that it expired.
+    public private(set) var peerCertificateExpired = false
+
+    /// Which time certificates are checked against.
+    public enum CertificateTime: Sendable, Equatable {
+        /// This machine's clock.
+        case systemClock
+        /// This Unix time: a client whose clock is known to be wrong checks at the gateway's time.
+        case fixed(Int64)
+        /// No date checks at all, only signatures and names: for a client with a wrong clock to
+        /// reach the gateway once and learn its time. Never for servers.
+        case unchecked
+    }
+
     /// The first certificate-verification failure of this handshake, for the error message.
     private var verificationFailure: VerificationFailure?
     /// The one-element trust stack used in CA-pin mode; OpenSSL borrows it, so we free it.
@@ -67,10 +84,14 @@ public final class TLSConnection {
 
     /// - Parameter serverHost: clients only: the DNS name or IP address that was dialed. It is
     ///   sent as SNI (names only) and the gateway certificate must carry it as a DNS or IP SAN.
-    public init(context: TLSContext, serverHost: String? = nil) throws {
+    /// - Parameter certificateTime: clients only; see `CertificateTime`.
+    public init(context: TLSContext, serverHost: String? = nil, certificateTime: CertificateTime = .systemClock) throws {
         let isClient = context.configuration.role == .client
         guard isClient == (serverHost != nil) else {
             throw TLSError(.invalidArgument, isClient ? "a client connection needs the host it dialed" : "a server connection takes no server host")
+        }
+        guard isClient || certificateTime == .systemClock else {
+            throw TLSError(.invalidArgument, "a server checks certificates against its own clock")
         }
         OpenSSLErrorQueue.clear()
         guard let ssl = SSL_new(context.pointer) else {
@@ -94,6 +115,11 @@ public final class TLSConnection {
         self.networkOutput = output
         self.serverHost = serverHost
         SSL_set_ex_data(ssl, Self.appDataIndex, Unmanaged.passUnretained(self).toOpaque())
+        switch certificateTime {
+        case .systemClock: break
+        case .fixed(let time): X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl), time_t(time))
+        case .unchecked: X509_VERIFY_PARAM_set_flags(SSL_get0_param(ssl), UInt(X509_V_FLAG_NO_CHECK_TIME))
+        }
         if let serverHost {
             SSL_set_connect_state(ssl)
             try configureServerHost(serverHost)
@@ -310,6 +336,9 @@ public final class TLSConnection {
         applicationProtocol = String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
         cipherSuite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) }
 
+        if isEnrollment, SSL_get_verify_result(ssl) == X509_V_OK, SSL_get0_peer_certificate(ssl) == nil {
+            return .done
+        }
         guard SSL_get_verify_result(ssl) == X509_V_OK,
               let peer = SSL_get0_peer_certificate(ssl),
               let chain = SSL_get0_verified_chain(ssl),
@@ -410,6 +439,35 @@ public final class TLSConnection {
         }
         X509_STORE_CTX_set_error(storeContext, X509_V_ERR_APPLICATION_VERIFICATION)
         return 0
+    }
+
+    /// Called from the ClientHello callback: an offer of the enrollment protocol alone makes this
+    /// an enrollment connection, whose client certificate is optional.
+    func classifyClientHello() {
+        guard let enrollment = context.enrollmentProtocolWire else { return }
+        var data: UnsafePointer<UInt8>?
+        var length = 0
+        guard SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length) == 1,
+              let data, length >= 2
+        else { return }
+        // The extension body is a 2-byte list length, then the list.
+        let list = UnsafeBufferPointer(start: data + 2, count: min(length - 2, Int(data[0]) << 8 | Int(data[1])))
+        let names = applicationProtocolNames(list)
+        guard names.count == 1, list[names[0]].elementsEqual(enrollment) else { return }
+        isEnrollment = true
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, recordingVerifyCallback)
+    }
+
+    /// On an enrollment connection, an expired client certificate that is otherwise valid (a
+    /// trusted chain, good signatures) is let through and flagged, so a node that slept past its
+    /// expiry can prove its enrolled key. Nothing else is tolerated.
+    func toleratesExpiredEnrollmentCertificate(_ storeContext: OpaquePointer) -> Bool {
+        guard isEnrollment, X509_STORE_CTX_get_error_depth(storeContext) == 0,
+              X509_STORE_CTX_get_error(storeContext) == X509_V_ERR_CERT_HAS_EXPIRED
+        else { return false }
+        peerCertificateExpired = true
+        X509_STORE_CTX_set_error(storeContext, X509_V_OK)
+        return true
     }
 
     func recordVerificationFailure(_ storeContext: OpaquePointer) {

@@ -65,12 +65,20 @@ public struct TLSConfiguration: Sendable {
     public let peerVerification: PeerVerification
     /// ALPN protocols: for a server in preference order, for a client the ones it offers.
     public let applicationProtocols: [String]
+    /// Servers only: the one ALPN protocol (one of `applicationProtocols`) for enrolling nodes.
+    /// A client offering it and nothing else may present no certificate (a new node with a
+    /// token) or an expired one from a trusted CA (a node back from a long power-off, proving
+    /// its key); `TLSConnection.isEnrollment` tells the application, which must then grant
+    /// nothing but enrollment. Every other connection needs a valid certificate, checked inside
+    /// the handshake.
+    public let enrollmentProtocol: String?
 
-    public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String]) {
+    public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String], enrollmentProtocol: String? = nil) {
         self.role = role
         self.identity = identity
         self.peerVerification = peerVerification
         self.applicationProtocols = applicationProtocols
+        self.enrollmentProtocol = enrollmentProtocol
     }
 }
 
@@ -85,6 +93,8 @@ public final class TLSContext: @unchecked Sendable {
     let configuration: TLSConfiguration
     /// ALPN protocols in wire form (length-prefixed), the form OpenSSL hands to the callback.
     let applicationProtocolsWire: [[UInt8]]
+    /// `configuration.enrollmentProtocol` in wire form (without its length byte).
+    let enrollmentProtocolWire: [UInt8]?
 
     /// Longest ALPN protocol name the wire format allows (one length byte).
     public static let maximumApplicationProtocolLength = 255
@@ -100,6 +110,10 @@ public final class TLSContext: @unchecked Sendable {
         if configuration.role == .server, case .pinnedCA = configuration.peerVerification {
             throw TLSError(.invalidArgument, "CA pinning is for clients during enrollment; a server must verify clients against its trusted CAs")
         }
+        if let enrollment = configuration.enrollmentProtocol,
+           configuration.role != .server || !configuration.applicationProtocols.contains(enrollment) {
+            throw TLSError(.invalidArgument, "an enrollment protocol is for servers and must be one of their ALPN protocols (got \(enrollment))")
+        }
         OpenSSLErrorQueue.clear()
         guard let context = SSL_CTX_new(configuration.role == .server ? TLS_server_method() : TLS_client_method()) else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL context")
@@ -107,6 +121,7 @@ public final class TLSContext: @unchecked Sendable {
         pointer = context
         self.configuration = configuration
         applicationProtocolsWire = protocols
+        enrollmentProtocolWire = configuration.enrollmentProtocol.map { Array($0.utf8) }
         try configureProtocol()
         if let identity = configuration.identity {
             try configureIdentity(identity)
@@ -183,6 +198,9 @@ public final class TLSContext: @unchecked Sendable {
         switch configuration.role {
         case .server:
             SSL_CTX_set_alpn_select_cb(pointer, selectApplicationProtocol, nil)
+            if enrollmentProtocolWire != nil {
+                SSL_CTX_set_client_hello_cb(pointer, inspectClientHello, nil)
+            }
         case .client:
             let wire = protocols.flatMap { [UInt8($0.count)] + $0 }
             // Unlike most of OpenSSL, SSL_CTX_set_alpn_protos returns 0 on success.
@@ -236,29 +254,49 @@ private func selectApplicationProtocol(
           let connection = TLSConnection.owning(ssl: ssl)
     else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     let offeredList = UnsafeBufferPointer(start: offered, count: Int(offeredLength))
-    for wanted in connection.context.applicationProtocolsWire {
-        var index = 0
-        while index < offeredList.count {
-            let length = Int(offeredList[index])
-            let start = index + 1
-            guard start + length <= offeredList.count else { break }
-            if length == wanted.count, offeredList[start..<start + length].elementsEqual(wanted) {
-                out.pointee = offered + start
-                outLength.pointee = UInt8(length)
-                return SSL_TLSEXT_ERR_OK
-            }
-            index = start + length
+    let offeredNames = applicationProtocolNames(offeredList)
+    // The enrollment protocol is chosen only for an enrollment connection, and then nothing else.
+    for wanted in connection.context.applicationProtocolsWire where (wanted == connection.context.enrollmentProtocolWire) == connection.isEnrollment {
+        if let range = offeredNames.first(where: { offeredList[$0].elementsEqual(wanted) }) {
+            out.pointee = offered + range.lowerBound
+            outLength.pointee = UInt8(range.count)
+            return SSL_TLSEXT_ERR_OK
         }
     }
     return SSL_TLSEXT_ERR_ALERT_FATAL
 }
 
+/// The ranges of the names in an ALPN protocol list (each name prefixed by its length byte).
+/// A malformed tail is ignored; what came before it still counts.
+func applicationProtocolNames(_ list: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
+    var names: [Range<Int>] = []
+    var index = 0
+    while index < list.count {
+        let start = index + 1
+        let end = start + Int(list[index])
+        guard end <= list.count else { break }
+        names.append(start..<end)
+        index = end
+    }
+    return names
+}
+
+/// Runs before the server processes a ClientHello, when a context has an enrollment protocol:
+/// a client offering only that protocol gets an optional client certificate (see
+/// `TLSConfiguration.enrollmentProtocol`); every other client still must present one.
+private func inspectClientHello(ssl: OpaquePointer?, alert: UnsafeMutablePointer<Int32>?, argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let ssl, let connection = TLSConnection.owning(ssl: ssl) else { return SSL_CLIENT_HELLO_ERROR }
+    connection.classifyClientHello()
+    return SSL_CLIENT_HELLO_SUCCESS
+}
+
 /// Verify callback for every certificate check: remembers the first failure on the connection so
 /// the handshake error can name the certificate, the date and the fix, and on a server refuses a
 /// verified client leaf without exactly one tunnel identity.
-private func recordingVerifyCallback(preverifyOK: Int32, storeContext: OpaquePointer?) -> Int32 {
+func recordingVerifyCallback(preverifyOK: Int32, storeContext: OpaquePointer?) -> Int32 {
     guard let storeContext, let connection = TLSConnection.owning(storeContext: storeContext) else { return 0 }
     guard preverifyOK == 1 else {
+        if connection.toleratesExpiredEnrollmentCertificate(storeContext) { return 1 }
         connection.recordVerificationFailure(storeContext)
         return 0
     }
