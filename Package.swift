@@ -39,22 +39,32 @@ let package = Package(
         .target(name: "TunnelRuntime", dependencies: [
             "Multiplex", "TunnelIO", "TunnelTLS", .product(name: "Logging", package: "swift-log"),
         ]),
-        /// The gateway's logic: node registry, operator requests, relays. A library so tests drive it.
+        /// SQLite from Debian's libsqlite3-dev, for the gateway's embedded state database.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        /// The fleet's durable state (nodes, join tokens, users, revocations) behind a small
+        /// storage protocol; SQLite today, a shared SQL database when several gateways serve a fleet.
+        .target(name: "TunnelState", dependencies: ["CSQLite"]),
+        .testTarget(name: "TunnelStateTests", dependencies: ["TunnelState", "CSQLite"]),
+        /// Roles → services on nodes chosen by name and labels: parsed strictly, checked per stream.
+        .target(name: "TunnelPolicy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),
+        /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
+        /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelState", "TunnelPolicy", .product(name: "Logging", package: "swift-log"),
         ]),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
             "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
         /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelRuntime", "TunnelIO", "TunnelTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),

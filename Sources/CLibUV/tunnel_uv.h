@@ -14,11 +14,15 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 // MARK: - Handle casts (every uv_*_t starts with the uv_handle_t fields)
 
 static inline uv_handle_t *tunnel_uv_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }
 static inline uv_stream_t *tunnel_uv_tcp_as_stream(uv_tcp_t *tcp) { return (uv_stream_t *)tcp; }
+static inline uv_handle_t *tunnel_uv_pipe_as_handle(uv_pipe_t *pipe) { return (uv_handle_t *)pipe; }
+static inline uv_stream_t *tunnel_uv_pipe_as_stream(uv_pipe_t *pipe) { return (uv_stream_t *)pipe; }
 static inline uv_handle_t *tunnel_uv_timer_as_handle(uv_timer_t *timer) { return (uv_handle_t *)timer; }
 static inline uv_handle_t *tunnel_uv_signal_as_handle(uv_signal_t *signal) { return (uv_handle_t *)signal; }
 static inline uv_handle_t *tunnel_uv_async_as_handle(uv_async_t *async) { return (uv_handle_t *)async; }
@@ -109,16 +113,93 @@ static inline int tunnel_uv_tcp_connect(uv_connect_t *request, uv_tcp_t *tcp,
     return uv_tcp_connect(request, tcp, (const struct sockaddr *)address, callback);
 }
 
+/// Refuses what SocketAddress cannot describe, such as the AF_UNIX name of a Unix socket
+/// connection that asks for its IP address.
+static inline int tunnel_sockaddr_require_ip(int status, const struct sockaddr_storage *address) {
+    if (status != 0) return status;
+    return address->ss_family == AF_INET || address->ss_family == AF_INET6 ? 0 : UV_EAFNOSUPPORT;
+}
+
 static inline int tunnel_uv_tcp_local_address(const uv_tcp_t *tcp, struct sockaddr_storage *out) {
     int length = (int)sizeof *out;
     memset(out, 0, sizeof *out);
-    return uv_tcp_getsockname(tcp, (struct sockaddr *)out, &length);
+    return tunnel_sockaddr_require_ip(uv_tcp_getsockname(tcp, (struct sockaddr *)out, &length), out);
 }
 
 static inline int tunnel_uv_tcp_peer_address(const uv_tcp_t *tcp, struct sockaddr_storage *out) {
     int length = (int)sizeof *out;
     memset(out, 0, sizeof *out);
-    return uv_tcp_getpeername(tcp, (struct sockaddr *)out, &length);
+    return tunnel_sockaddr_require_ip(uv_tcp_getpeername(tcp, (struct sockaddr *)out, &length), out);
+}
+
+// MARK: - Unix domain sockets
+
+/// libuv 1.44 silently truncates a path longer than `sun_path` (1.46's uv_pipe_bind2 refuses it),
+/// which would bind or connect to some other file; an empty path would name an abstract socket.
+/// Both are refused here, before libuv sees them.
+static inline int tunnel_uv_unix_path_check(const char *path) {
+    size_t length = strlen(path);
+    if (length == 0) return UV_EINVAL;
+    return length < sizeof(((struct sockaddr_un *)0)->sun_path) ? 0 : UV_ENAMETOOLONG;
+}
+
+static inline int tunnel_uv_pipe_bind(uv_pipe_t *pipe, const char *path) {
+    int rc = tunnel_uv_unix_path_check(path);
+    return rc != 0 ? rc : uv_pipe_bind(pipe, path);
+}
+
+/// Returns only the path check's error: libuv reports every other failure to `callback`.
+static inline int tunnel_uv_pipe_connect(uv_connect_t *request, uv_pipe_t *pipe, const char *path,
+                                         uv_connect_cb callback) {
+    int rc = tunnel_uv_unix_path_check(path);
+    if (rc != 0) return rc;
+    uv_pipe_connect(request, pipe, path, callback);
+    return 0;
+}
+
+/// Whether something listens on the Unix socket file at `path`: 1 if a connect is accepted or
+/// queued, 0 if it is refused (a file left behind by a process that died without unlinking it),
+/// or a negative libuv error. Non-blocking, so a listener with a full backlog counts as live
+/// (EAGAIN) rather than stalling the caller.
+static inline int tunnel_uv_unix_has_listener(const char *path) {
+    int rc = tunnel_uv_unix_path_check(path);
+    if (rc != 0) return rc;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int error = connect(fd, (const struct sockaddr *)&address, sizeof address) == 0 ? 0 : errno;
+    close(fd);
+    switch (error) {
+    case 0: case EAGAIN: case EINPROGRESS: return 0;
+    case ECONNREFUSED: return 0;
+    default: return -error;
+    }
+}
+
+/// The peer's pid, uid and gid as the kernel recorded them at connect time (SO_PEERCRED).
+/// UV_EAFNOSUPPORT for a socket of another family (Linux would report placeholder ids for TCP),
+/// UV_ENOTSOCK for a pipe or terminal.
+static inline int tunnel_uv_peer_credentials(const uv_stream_t *stream, int *pid, unsigned int *uid,
+                                             unsigned int *gid) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)stream, &fd);
+    if (rc != 0) return rc;
+    int domain = 0;
+    socklen_t length = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0) return -errno;
+    if (domain != AF_UNIX) return UV_EAFNOSUPPORT;
+    // struct ucred's layout (the Linux ABI): glibc declares it only under _GNU_SOURCE, which this
+    // header cannot switch on for <sys/socket.h>, built separately in the Glibc module.
+    struct { pid_t pid; uid_t uid; gid_t gid; } credentials;
+    length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -errno;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
 }
 
 // MARK: - Name resolution

@@ -48,40 +48,57 @@ public struct EdgeClientConfiguration: Sendable {
     /// for an address, so nothing it sends can turn the node into a pivot into the plant network.
     public var services: [String: LocalService]
     public var labels: [String: String]
+    /// Where renewed certificates are saved; nil keeps them in memory only.
+    public var credentialFiles: NodeCredentialFiles?
     public var session = SessionConfiguration()
     public var handshakeTimeout: Duration = .seconds(10)
     public var connectTimeout: Duration = .seconds(10)
     public var serviceConnectTimeout: Duration = .seconds(5)
     public var backoff = Backoff()
 
-    public init(gateway: GatewayEndpoint, services: [String: LocalService], labels: [String: String] = [:]) {
+    public init(gateway: GatewayEndpoint, services: [String: LocalService], labels: [String: String] = [:], credentialFiles: NodeCredentialFiles? = nil) {
         self.gateway = gateway
         self.services = services
         self.labels = labels
+        self.credentialFiles = credentialFiles
     }
 }
 
 /// The edge side: dials out to the gateway, keeps one session up for as long as it runs,
 /// reconnecting with full-jitter backoff after any network or gateway failure, and splices each
 /// stream the gateway opens to the named local service. It never exits on a network error.
+///
+/// It also keeps its identity alive: it renews its certificate over the session at two thirds of
+/// its life, re-enrolls with its expired certificate after a long power-off, and, when the
+/// gateway's certificate looks not yet valid or expired by this machine's clock, learns the
+/// gateway's time and checks certificates at that time until the clock is fixed.
 public final class EdgeClient {
     public let loop: EventLoop
     public let logger: Logger
     private var configuration: EdgeClientConfiguration
-    private let tlsContext: TLSContext
+    private var tlsContext: TLSContext
     private let buffers = MuxBuffers()
     private var connection: MuxConnection?
-    private var pendingSocket: StreamConnection?
-    private var resolver: Resolver?
+    private var dialer: GatewayDialer?
     private let retryTimer: LoopTimer
+    private let renewalTimer: LoopTimer
     private var stopped = false
     private var connectedAt: UInt64?
     private var splices: [ObjectIdentifier: SocketSplice] = [:]
+    /// The gateway's clock minus ours, in seconds, once learned.
+    public private(set) var clockOffset: Int64 = 0
+    /// Set after a time check, so a second certificate-time failure is not blamed on the clock.
+    private var clockChecked = false
+    private var renewing = false
     /// Called whenever the session comes up (true) or goes down (false); for tests and status.
     public var onStateChange: ((Bool, Failure?) -> Void)?
+    /// Called with each certificate the gateway issued (renewal or re-enrollment).
+    public var onCertificate: ((Certificate) -> Void)?
 
     /// A session that lasted this long was healthy: the next failure retries quickly again.
     static let stableAfterMilliseconds: UInt64 = 30_000
+    /// A difference from the gateway's clock smaller than this is left alone.
+    static let toleratedClockSkew: Int64 = 60
 
     public init(loop: EventLoop, configuration: EdgeClientConfiguration, logger: Logger) throws {
         self.loop = loop
@@ -89,9 +106,20 @@ public final class EdgeClient {
         self.logger = logger
         tlsContext = try configuration.gateway.tlsContext(applicationProtocol: TunnelProtocol.nodeALPN)
         retryTimer = LoopTimer(loop: loop)
+        renewalTimer = LoopTimer(loop: loop)
     }
 
     public var isConnected: Bool { connection?.isEstablished ?? false }
+
+    /// The certificate in use.
+    public var certificate: Certificate { configuration.gateway.identity.chain[0] }
+
+    /// Now by the gateway's clock, as far as we know it.
+    private var now: Int64 { Int64(Date().timeIntervalSince1970) + clockOffset }
+
+    private var certificateTime: TLSConnection.CertificateTime {
+        clockOffset == 0 ? .systemClock : .fixed(now)
+    }
 
     public func start() {
         dial()
@@ -101,49 +129,26 @@ public final class EdgeClient {
     public func stop() {
         stopped = true
         retryTimer.close()
-        resolver?.cancel()
-        pendingSocket?.close()
+        renewalTimer.close()
+        dialer?.cancel()
         // GOAWAY and TLS close_notify, so the gateway logs a clean goodbye rather than a cut link.
         connection?.abort(Failure(.noError, "client stopping"))
     }
 
     private func dial() {
         guard !stopped else { return }
-        let target = "\(configuration.gateway.host):\(configuration.gateway.port)"
-        do {
-            resolver = try Resolver.resolve(target, loop: loop) { [unowned self] result in
-                resolver = nil
-                switch result {
-                case .success(let addresses) where !addresses.isEmpty:
-                    connect(to: addresses[0])
-                case .success:
-                    retry(after: Failure(.internalError, "\(target) resolved to no address"))
-                case .failure(let error):
-                    retry(after: Failure(.internalError, "cannot resolve \(target): \(error)"))
-                }
-            }
-        } catch {
-            retry(after: Failure(.internalError, "cannot resolve \(target): \(error)"))
+        if certificate.notAfter <= now {
+            reenroll()
+            return
         }
-    }
-
-    private func connect(to address: SocketAddress) {
-        guard !stopped else { return }
-        let timeout = UInt64(configuration.connectTimeout.components.seconds * 1000)
-        do {
-            let socket = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: timeout) { [unowned self] result in
-                let socket = pendingSocket
-                pendingSocket = nil
-                switch result {
-                case .success:
-                    if let socket { startSession(on: socket) }
-                case .failure(let error):
-                    retry(after: Failure(.internalError, "cannot connect to the gateway at \(address): \(error)"))
-                }
+        let endpoint = configuration.gateway
+        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port,
+                               timeoutMilliseconds: UInt64(configuration.connectTimeout.components.seconds * 1000)) { [unowned self] result in
+            dialer = nil
+            switch result {
+            case .success(let socket): startSession(on: socket)
+            case .failure(let failure): retry(after: Failure(.internalError, failure.message))
             }
-            pendingSocket = socket
-        } catch {
-            retry(after: Failure(.internalError, "cannot connect to the gateway at \(address): \(error)"))
         }
     }
 
@@ -151,7 +156,7 @@ public final class EdgeClient {
         configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
         let tls: TLSConnection
         do {
-            tls = try TLSConnection(context: tlsContext, serverHost: configuration.gateway.serverName)
+            tls = try TLSConnection(context: tlsContext, serverHost: configuration.gateway.serverName, certificateTime: certificateTime)
         } catch {
             socket.close()
             retry(after: Failure(.internalError, "cannot start TLS: \(error)"))
@@ -179,6 +184,136 @@ public final class EdgeClient {
         retryTimer.start(after: milliseconds) { [unowned self] in dial() }
     }
 
+    // MARK: - Identity upkeep
+
+    /// Two thirds into the certificate's validity.
+    private var renewalTime: Int64 {
+        let certificate = self.certificate
+        return certificate.notBefore + (certificate.notAfter - certificate.notBefore) * 2 / 3
+    }
+
+    private func scheduleRenewal() {
+        let delay = max(0, renewalTime - now)
+        renewalTimer.start(after: UInt64(delay) * 1000) { [unowned self] in renew() }
+    }
+
+    /// Asks for a new certificate for the same key over the live session; streams carry on.
+    private func renew() {
+        guard let connection, connection.isEstablished, !renewing else { return }
+        let csr: String
+        do {
+            csr = try certificateRequest()
+        } catch {
+            logger.error("cannot make a certificate request", metadata: ["error": "\(error)"])
+            return
+        }
+        renewing = true
+        connection.request(metadata: TunnelProtocol.encode(NodeRequest.renew(csr: csr)), reply: CertificateReply.self) { [unowned self] result in
+            renewing = false
+            switch result.flatMap({ reply in reply.error.map { .failure(FleetFailure($0)) } ?? .success(reply) }) {
+            case .success(let reply):
+                if adopt(reply, how: "renewed") { scheduleRenewal() }
+            case .failure(let failure):
+                logger.warning("certificate renewal failed; retrying in a minute", metadata: ["reason": "\(failure.message)"])
+                renewalTimer.start(after: UInt64(min(60, max(1, (certificate.notAfter - now) / 10))) * 1000) { [unowned self] in renew() }
+            }
+        }
+    }
+
+    /// After a long power-off the certificate has expired: prove the enrolled key with it on an
+    /// enrollment connection and get a fresh one. Revoked or removed nodes are told why.
+    private func reenroll() {
+        logger.notice("the node certificate has expired; re-enrolling with it", metadata: [
+            "certificate.not_after": "\(UTCTime.format(certificate.notAfter))",
+        ])
+        let csr: String
+        do {
+            csr = try certificateRequest()
+        } catch {
+            retry(after: Failure(.internalError, "cannot make a certificate request: \(error)"))
+            return
+        }
+        let endpoint = configuration.gateway
+        EnrollmentCall(
+            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
+            verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
+            identity: endpoint.identity, certificateTime: certificateTime, request: .reenroll(csr: csr), logger: logger
+        ) { [unowned self] result, tlsError in
+            switch result {
+            case .success(let reply):
+                if adopt(reply, how: "re-enrolled") { dial() } else { retry(after: Failure(.internalError, "unusable certificate")) }
+            case .failure(let failure):
+                if let tlsError, checkClockAfter(tlsError) { return }
+                retry(after: Failure(.internalError, "re-enrollment failed: \(failure.message)"))
+            }
+        }
+    }
+
+    /// A certificate-time failure may be this machine's clock (no RTC after a cold boot): ask
+    /// the gateway's time once, on a connection that checks signatures and names but no dates.
+    /// Returns true when it took over the retry.
+    private func checkClockAfter(_ error: TLSError) -> Bool {
+        guard !clockChecked, error.code == .certificateNotYetValid || error.code == .certificateExpired else { return false }
+        clockChecked = true
+        let endpoint = configuration.gateway
+        EnrollmentCall(
+            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
+            verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
+            identity: nil, certificateTime: .unchecked, request: .time, logger: logger
+        ) { [unowned self] result, _ in
+            switch result {
+            case .success(let reply):
+                let local = Int64(Date().timeIntervalSince1970)
+                let offset = reply.gatewayTime - local
+                if abs(offset) > Self.toleratedClockSkew {
+                    clockOffset = offset
+                    logger.error("this machine's clock is wrong; checking certificates at the gateway's time until it is fixed (enable NTP or set the clock)", metadata: [
+                        "clock.local": "\(UTCTime.format(local))", "clock.gateway": "\(UTCTime.format(reply.gatewayTime))",
+                        "clock.offset_s": "\(offset)",
+                    ])
+                    dial()
+                } else {
+                    retry(after: Failure(.internalError, "certificate check failed and the clock is right: \(error)"))
+                }
+            case .failure(let failure):
+                retry(after: Failure(.internalError, "cannot learn the gateway's time: \(failure.message)"))
+            }
+        }
+        return true
+    }
+
+    private func certificateRequest() throws -> String {
+        let identity = try certificate.tunnelIdentity()
+        return String(decoding: try CertificateSigningRequest(key: configuration.gateway.identity.key, commonName: identity.name).pem(), as: UTF8.self)
+    }
+
+    /// Checks an issued certificate (our key, our name, the gateway's CA), saves it durably and
+    /// uses it for the next connections. False if it was unusable.
+    private func adopt(_ reply: CertificateReply, how: String) -> Bool {
+        do {
+            guard let pem = reply.certificate else { throw FleetFailure("the gateway sent no certificate") }
+            let identity = try NodeCredentials.accept(
+                chainPEM: pem, key: configuration.gateway.identity.key, expectedName: try certificate.tunnelIdentity().name,
+                gatewayCA: configuration.gateway.gatewayCA)
+            if let files = configuration.credentialFiles {
+                try NodeCredentials.save(certificateChain: pem, gatewayCA: nil, to: files)
+            }
+            configuration.gateway.identity = TLSIdentity(
+                chain: identity.chain, key: identity.key,
+                certificatePath: configuration.gateway.identity.certificatePath, keyPath: configuration.gateway.identity.keyPath)
+            tlsContext = try configuration.gateway.tlsContext(applicationProtocol: TunnelProtocol.nodeALPN)
+            logger.info("node certificate \(how)", metadata: [
+                "certificate.not_after": "\(UTCTime.format(identity.chain[0].notAfter))",
+                "certificate.serial": "\(identity.chain[0].serialNumberHex)",
+            ])
+            onCertificate?(identity.chain[0])
+            return true
+        } catch {
+            logger.error("the gateway's certificate reply was unusable", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
     private func announce(on connection: MuxConnection) {
         let announcement = NodeAnnouncement(
             labels: configuration.labels, services: configuration.services.keys.sorted(),
@@ -186,7 +321,7 @@ public final class EdgeClient {
         do {
             let handler = DiscardingHandler(connection: connection)
             handler.stream = try connection.openStream(
-                metadata: TunnelProtocol.encode(announcement), interactive: false, handler: handler)
+                metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false, handler: handler)
             connection.finish(handler.stream)
         } catch {
             logger.warning("cannot announce to the gateway", metadata: ["error": "\(error)"])
@@ -264,7 +399,9 @@ extension EdgeClient: MuxConnectionDelegate {
 
     public func connectionReady(_ connection: MuxConnection) {
         connectedAt = loop.now
+        clockChecked = false
         logger.info("connected to the gateway", metadata: ["peer.address": "\(connection.remoteAddress)"])
+        scheduleRenewal()
         onStateChange?(true, nil)
     }
 
@@ -279,7 +416,9 @@ extension EdgeClient: MuxConnectionDelegate {
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
         guard connection === self.connection else { return }
         self.connection = nil
+        renewalTimer.stop()
         onStateChange?(false, failure)
+        if !stopped, let tlsError = connection.tlsFailure, checkClockAfter(tlsError) { return }
         retry(after: failure)
     }
 }

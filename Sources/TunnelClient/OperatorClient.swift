@@ -104,16 +104,16 @@ public final class OperatorClient {
 
     /// `tunnel nodes`: the gateway's list of known nodes.
     public func listNodes(on connection: MuxConnection, _ completion: @escaping (Result<[NodeStatus], OperatorFailure>) -> Void) {
-        let collector = ReplyCollector(connection: connection) { result in
-            completion(result.flatMap { bytes in
-                TunnelProtocol.decode([NodeStatus].self, from: bytes).map { .success($0) }
-                    ?? .failure(OperatorFailure("the gateway sent a node list this tunnel cannot read"))
-            })
-        }
-        do {
-            collector.stream = try connection.openStream(metadata: TunnelProtocol.encode(OperatorRequest.listNodes), interactive: false, handler: collector)
-        } catch {
-            completion(.failure(OperatorFailure("cannot ask the gateway: \(error)")))
+        ask(.listNodes, on: connection, reply: [NodeStatus].self, completion)
+    }
+
+    /// Sends one request and decodes its one reply.
+    public func ask<Reply: Decodable>(
+        _ request: OperatorRequest, on connection: MuxConnection, reply: Reply.Type,
+        _ completion: @escaping (Result<Reply, OperatorFailure>) -> Void
+    ) {
+        connection.request(metadata: TunnelProtocol.encode(request), reply: reply) { result in
+            completion(result.mapError { OperatorFailure($0.message) })
         }
     }
 
@@ -124,10 +124,12 @@ public final class OperatorClient {
         input: StreamConnection, output: StreamConnection, completion: @escaping (OperatorFailure?) -> Void
     ) {
         var spliceKey: ObjectIdentifier?
+        var refusal: StreamRefusal?
         let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [unowned self] failure in
-            if let spliceKey { splices[spliceKey] = nil }
+            if let spliceKey { refusal = splices.removeValue(forKey: spliceKey)?.refusal }
             completion(failure.map { failure in
-                OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
+                if let refusal { return OperatorFailure(refusal.message) }
+                return OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
                     ? TunnelErrorCode.explain(failure.code, node: node, service: service)
                     : "stream to \(service) on \(node) ended: \(failure.reason)")
             })
@@ -172,45 +174,5 @@ extension OperatorClient: MuxConnectionDelegate {
         } else {
             onClosed?(reason)
         }
-    }
-}
-
-/// Collects a one-shot reply stream's bytes until the gateway finishes it.
-private final class ReplyCollector: StreamHandler {
-    private let connection: MuxConnection
-    var stream: StreamID = 0
-    private var bytes: [UInt8] = []
-    private var completion: ((Result<[UInt8], OperatorFailure>) -> Void)?
-    static let limit = 16 << 20
-
-    init(connection: MuxConnection, completion: @escaping (Result<[UInt8], OperatorFailure>) -> Void) {
-        self.connection = connection
-        self.completion = completion
-    }
-
-    func streamReceived(_ received: ArraySlice<UInt8>) {
-        bytes.append(contentsOf: received)
-        connection.consumed(received.count, on: stream)
-        if bytes.count > Self.limit {
-            connection.reset(stream, code: .cancel)
-            finish(.failure(OperatorFailure("the gateway's reply exceeded \(Self.limit) bytes")))
-        }
-    }
-
-    func streamFinished() {
-        connection.finish(stream)
-        finish(.success(bytes))
-    }
-
-    func streamReset(_ failure: Failure) {
-        finish(.failure(OperatorFailure("the gateway refused the request: \(failure)")))
-    }
-
-    func streamWritable() {}
-
-    private func finish(_ result: Result<[UInt8], OperatorFailure>) {
-        let completion = self.completion
-        self.completion = nil
-        completion?(result)
     }
 }

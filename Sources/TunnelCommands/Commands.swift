@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import TunnelGateway
+import TunnelIO
 import TunnelTLS
 
 // Commands stay thin: parse arguments, call one library function, print its result.
@@ -43,7 +45,8 @@ public struct Tunnel: ParsableCommand {
         subcommands: [
             GatewayCommand.self, ClientCommand.self, DevCommand.self,
             NodesCommand.self, SSHCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
-            CACommand.self, LoginCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
+            TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self,
+            CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
         ]
     )
     public init() {}
@@ -57,6 +60,9 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("listen")) var listen: String?
     @Option(help: schema.argumentHelp("data-dir")) var dataDir: String?
     @Option(help: schema.argumentHelp("pki-dir")) var pkiDir: String?
+    @Option(help: schema.argumentHelp("admin-socket")) var adminSocket: String?
+    @Option(help: schema.argumentHelp("policy")) var policy: String?
+    @Option(help: schema.argumentHelp("node-certificate-ttl")) var nodeCertificateTtl: String?
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
@@ -66,7 +72,8 @@ public struct GatewayCommand: ParsableCommand {
     public init() {}
 
     var flags: [String: [String]] {
-        given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("drain-timeout", drainTimeout),
+        given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
+               ("node-certificate-ttl", nodeCertificateTtl), ("drain-timeout", drainTimeout),
                ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
     }
 
@@ -76,16 +83,24 @@ public struct GatewayCommand: ParsableCommand {
         if checkConfig {
             print(settings.report())
             // The files too: a missing or mismatched certificate should show up here, not at start.
-            _ = try gateway.runtimeConfiguration()
+            let configuration = try gateway.runtimeConfiguration()
             print("pki-dir files: readable, matching and valid now")
+            do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
+            print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
             return
         }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
+        do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
+        let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
-            let (running, _) = try startGateway(configuration, loop: loop, logger: logger)
-            return { stopped in running.stop(completion: stopped) }
+            let (running, _) = try startGateway(configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)
+            let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in running.reloadPolicy() }
+            return { stopped in
+                hangup?.close()
+                running.stop(completion: stopped)
+            }
         }
         logger.info("gateway stopped")
     }
@@ -101,6 +116,8 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("cert")) var cert: String?
     @Option(help: schema.argumentHelp("key")) var key: String?
     @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
+    @Option(help: schema.argumentHelp("node-name")) var nodeName: String?
+    @Option(help: "Join token from `tunnel token create`; used only while the node has no certificate (env TUNNEL_TOKEN)") var token: String?
     @Option(help: schema.argumentHelp("services")) var services: [String] = []
     @Option(help: ArgumentHelp("One service NAME=HOST:PORT; repeatable, same as --services", valueName: "name=host:port")) var service: [String] = []
     @Option(help: schema.argumentHelp("node-labels")) var nodeLabels: [String] = []
@@ -112,7 +129,7 @@ public struct ClientCommand: ParsableCommand {
     public init() {}
 
     var flags: [String: [String]] {
-        var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa),
+        var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("node-name", nodeName),
                            ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
         if !(services + service).isEmpty { flags["services"] = services + service }
         if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
@@ -122,14 +139,24 @@ public struct ClientCommand: ParsableCommand {
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
         let client = ClientSettings(settings)
+        let token = token ?? ProcessInfo.processInfo.environment["TUNNEL_TOKEN"]
         if checkConfig {
             print(settings.report())
+            guard !client.isEnrolled, token == nil else {
+                print("not enrolled yet: the first start enrolls with the token")
+                return
+            }
             _ = try client.runtimeConfiguration()
-            print("certificate, key and gateway CA: readable, matching and valid now")
+            print("certificate, key and gateway CA: readable and matching")
             return
         }
         let logger = TunnelLogging.bootstrap(level: client.logLevel)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
+        if client.isEnrolled {
+            if token != nil { logger.info("already enrolled; the token is not needed any more", metadata: ["cert": "\(client.cert)"]) }
+        } else if let token {
+            try client.enroll(token: token, logger: logger)
+        }
         let configuration = try client.runtimeConfiguration()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let edge = try startEdgeClient(configuration, loop: loop, logger: logger)
@@ -144,8 +171,8 @@ public struct ClientCommand: ParsableCommand {
 
 public struct CACommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "ca", abstract: "Offline PKI: create the CAs, issue node and operator certificates.",
-        subcommands: [CAInitCommand.self, CAIssueCommand.self])
+        commandName: "ca", abstract: "Create the gateway's PKI before its first start, to choose the names in its certificate.",
+        subcommands: [CAInitCommand.self])
     public init() {}
 }
 
@@ -179,69 +206,21 @@ public struct CAInitCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let result = try OfflinePKI.initialize(.init(directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
+        let result = try GatewayPKI.initialize(.init(directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
                                                      gatewayLifetime: try lifetimeSeconds(gatewayLifetime)))
         print("Created in \(dir):")
         printFiles(result.files)
         print("Gateway certificate names: \((result.gatewayNames + result.gatewayIPs).joined(separator: ", "))")
         print("Node CA \(fingerprintText(result.nodeCAFingerprint))")
         print("Operator CA \(fingerprintText(result.operatorCAFingerprint))")
-        print("Copy gateway.crt, gateway.key, node-ca.crt and operator-ca.crt to the gateway's pki-dir; keep the *-ca.key files offline.")
-    }
-}
-
-public struct CAIssueCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "issue", abstract: "Issue a certificate with a new key.",
-                                                           subcommands: [IssueNodeCommand.self, IssueOperatorCommand.self])
-    public init() {}
-}
-
-public struct IssueNodeCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "node", abstract: "Issue a node certificate, key and gateway CA for `tunnel client`.")
-
-    @Argument(help: "Node name: lower-case letters, digits and '-' (e.g. node-17)") var name: String
-    @Option(help: "The CA directory made by `tunnel ca init`") var dir: String
-    @Option(help: "Where to write NAME.crt, NAME.key and gateway-ca.crt") var out = "."
-    @Option(help: "Certificate lifetime") var lifetime = "720h"
-
-    public init() {}
-
-    public func run() throws {
-        let (issued, files) = try OfflinePKI.issueNode(name: name, caDirectory: dir, outputDirectory: out, lifetime: try lifetimeSeconds(lifetime))
-        print("Issued \(issued.identity), valid until \(isoDate(issued.certificate.notAfter)):")
-        printFiles(files)
-        print("On the node: cert, key and gateway-ca in /etc/tunnel/client.yaml point at these files.")
-    }
-}
-
-public struct IssueOperatorCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "operator", abstract: "Issue an operator bundle for `tunnel login`.")
-
-    @Argument(help: "Operator name (letters, digits, '.', '_', '-', '@')") var name: String
-    @Option(help: "The CA directory made by `tunnel ca init`") var dir: String
-    @Option(help: "The gateway operators dial, HOST:PORT") var gateway: String
-    @Option(help: "TLS name of the gateway when it differs from the gateway's host") var serverName: String?
-    @Option(help: "Bundle file to write (default NAME.tunnel-operator.yaml)") var out: String?
-    @Option(help: "Certificate lifetime") var lifetime = "720h"
-
-    public init() {}
-
-    public func run() throws {
-        let address: HostPort
-        do { address = try HostPort.parse(gateway) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
-        let (issued, file) = try OfflinePKI.issueOperatorBundle(
-            name: name, caDirectory: dir, gateway: address, serverName: serverName,
-            outputPath: out ?? "\(name).tunnel-operator.yaml", lifetime: try lifetimeSeconds(lifetime))
-        print("Issued \(issued.identity), valid until \(isoDate(issued.certificate.notAfter)):")
-        printFiles([file])
-        print("The bundle contains a private key: hand it over safely; the operator runs `tunnel login \(file.path)`.")
+        print("Point the gateway's pki-dir here (default /var/lib/tunnel/gateway/pki); it signs with the CA keys, so keep this directory on the gateway only.")
     }
 }
 
 public struct LoginCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "login", abstract: "Install an operator bundle as your tunnel identity.")
 
-    @Argument(help: "The bundle from `tunnel ca issue operator`") var bundle: String
+    @Argument(help: "The bundle from `tunnel user add`") var bundle: String
     @Option(help: "Where to install (default $XDG_CONFIG_HOME/tunnel or ~/.config/tunnel)") var configDir: String?
 
     public init() {}

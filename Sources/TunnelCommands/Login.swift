@@ -135,18 +135,18 @@ public enum OperatorLogin {
         let (identity, certificate, key, gatewayCA) = try validate(bundle, source: bundlePath, now: now)
 
         let dir = configDirectory.hasPrefix("/") ? configDirectory : FileManager.default.currentDirectoryPath + "/" + configDirectory
-        try OfflinePKI.makeDirectory(dir)
-        let crt = "\(dir)/\(certificateFile)", keyPath = "\(dir)/\(keyFile)", caPath = "\(dir)/\(OfflinePKI.gatewayCAFile)"
+        try GatewayPKI.makeDirectory(dir)
+        let crt = "\(dir)/\(certificateFile)", keyPath = "\(dir)/\(keyFile)", caPath = "\(dir)/\(GatewayPKI.gatewayCAFile)"
         var config = "# Written by `tunnel login` for \(identity) from \(bundlePath).\n"
         config += "gateway: \(yamlQuoted(bundle.gateway.description))\n"
         if let serverName = bundle.serverName { config += "server-name: \(yamlQuoted(serverName))\n" }
         config += "cert: \(yamlQuoted(crt))\nkey: \(yamlQuoted(keyPath))\ngateway-ca: \(yamlQuoted(caPath))\n"
         do {
             let files = [
-                try OfflinePKI.write(keyPath, try key.pem(), 0o600, "operator key"),
-                try OfflinePKI.write(crt, try certificate.pem(), 0o644, "operator certificate \(identity)"),
-                try OfflinePKI.write(caPath, try gatewayCA.pem(), 0o644, "CA that verifies the gateway"),
-                try OfflinePKI.write("\(dir)/\(configFile)", Array(config.utf8), 0o644, "operator settings"),
+                try GatewayPKI.write(keyPath, try key.pem(), 0o600, "operator key"),
+                try GatewayPKI.write(crt, try certificate.pem(), 0o644, "operator certificate \(identity)"),
+                try GatewayPKI.write(caPath, try gatewayCA.pem(), 0o644, "CA that verifies the gateway"),
+                try GatewayPKI.write("\(dir)/\(configFile)", Array(config.utf8), 0o644, "operator settings"),
             ]
             return Result(identity: identity, gateway: bundle.gateway, serverName: bundle.serverName, notAfter: certificate.notAfter, files: files)
         } catch let failure as CommandFailure {

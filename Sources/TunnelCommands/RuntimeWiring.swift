@@ -5,6 +5,7 @@ import TunnelClient
 import TunnelGateway
 import TunnelIO
 import TunnelRuntime
+import TunnelState
 import TunnelTLS
 
 // Turns checked settings into running gateways, clients and operator connections. Every file
@@ -31,7 +32,7 @@ func loadCertificate(_ path: String, fix: String) throws(CommandFailure) -> Cert
 func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) {
     guard let leaf = identity.chain.first else { throw .usage("\(path) holds no certificate") }
     if now >= leaf.notAfter {
-        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); issue a new certificate (tunnel ca issue)")
+        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)")
     }
     if now < leaf.notBefore {
         throw .usage("\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))")
@@ -105,52 +106,128 @@ func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, 
 }
 
 extension GatewaySettings {
-    /// The gateway's runtime configuration from its PKI directory.
+    /// The gateway's runtime configuration. On first start it creates its PKI (node CA, operator
+    /// CA, gateway certificate) in pki-dir; afterwards it loads and checks it.
     func runtimeConfiguration() throws(CommandFailure) -> GatewayConfiguration {
-        let fix = "create it with `tunnel ca init --dir \(pkiDir)` or point pki-dir at the right directory"
+        let fix = "restore pki-dir from a backup, or move it aside to start a new fleet"
+        if !FileManager.default.fileExists(atPath: "\(pkiDir)/\(GatewayPKI.nodeCACertificate)") {
+            try GatewayPKI.makeDirectory(dataDir)
+            _ = try GatewayPKI.initialize(.init(directory: pkiDir))
+        }
         let identity = try loadIdentity(
-            certificate: "\(pkiDir)/\(OfflinePKI.gatewayCertificate)", key: "\(pkiDir)/\(OfflinePKI.gatewayKey)", fix: fix)
-        try checkValidity(identity, path: "\(pkiDir)/\(OfflinePKI.gatewayCertificate)")
+            certificate: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)", key: "\(pkiDir)/\(GatewayPKI.gatewayKey)", fix: fix)
+        try checkValidity(identity, path: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)")
         var configuration = GatewayConfiguration(
             listenHost: listen.host, listenPort: listen.port, identity: identity,
-            nodeCA: try loadCertificate("\(pkiDir)/\(OfflinePKI.nodeCACertificate)", fix: fix),
-            operatorCA: try loadCertificate("\(pkiDir)/\(OfflinePKI.operatorCACertificate)", fix: fix))
+            nodeCA: try GatewayPKI.loadCA(.node, directory: pkiDir), operatorCA: try GatewayPKI.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
         configuration.session.keepaliveInterval = keepaliveInterval
+        configuration.nodeCertificateLifetime = Int64(nodeCertificateTTL.components.seconds)
+        configuration.policyPath = policy
         return configuration
+    }
+
+    /// The fleet database in data-dir.
+    func openStore() throws(CommandFailure) -> SQLiteFleetStore {
+        try GatewayPKI.makeDirectory(dataDir)
+        do {
+            return try SQLiteFleetStore(path: "\(dataDir)/fleet.db")
+        } catch {
+            throw .failed(error.message)
+        }
     }
 }
 
-/// Starts a gateway on `loop`; a port already in use is one clear line.
-func startGateway(_ configuration: GatewayConfiguration, loop: EventLoop, logger: Logger) throws(CommandFailure) -> (Gateway, SocketAddress) {
+/// Starts a gateway on `loop` with its admin socket; a port already in use is one clear line.
+func startGateway(
+    _ configuration: GatewayConfiguration, store: FleetStore, adminSocket: String?, loop: EventLoop, logger: Logger
+) throws(CommandFailure) -> (Gateway, SocketAddress) {
+    let gateway: Gateway
     do {
-        let gateway = try Gateway(loop: loop, configuration: configuration, logger: logger)
-        do {
-            return (gateway, try gateway.start())
-        } catch {
-            throw CommandFailure.failed("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen")
-        }
-    } catch let failure as CommandFailure {
-        throw failure
+        gateway = try Gateway(loop: loop, configuration: configuration, store: store, logger: logger)
     } catch {
         throw .failed("cannot start the gateway: \(oneLine(error))")
     }
+    let bound: SocketAddress
+    do {
+        bound = try gateway.start()
+    } catch {
+        throw .failed("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen")
+    }
+    if let adminSocket {
+        do {
+            try gateway.startAdminSocket(path: adminSocket)
+        } catch {
+            throw .failed("cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?")
+        }
+    }
+    return (gateway, bound)
 }
 
 extension ClientSettings {
-    func runtimeConfiguration() throws(CommandFailure) -> EdgeClientConfiguration {
-        let fix = "issue one with `tunnel ca issue node NAME` and set cert/key in the client config"
-        let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
-        try checkValidity(identity, path: cert)
-        guard (try? identity.chain[0].tunnelIdentity().role) == .node else {
-            throw .usage("\(cert) is not a node certificate; the client needs one from `tunnel ca issue node NAME`")
+    var credentialFiles: NodeCredentialFiles {
+        NodeCredentialFiles(certificate: cert, key: key, gatewayCA: gatewayCA)
+    }
+
+    /// The certificate file exists: enrollment completed once (it is written last).
+    var isEnrolled: Bool { FileManager.default.fileExists(atPath: cert) }
+
+    /// Enrolls with a join token before the client starts. A refusal (used, expired or unknown
+    /// token; a gateway that does not match the token's CA pin) ends the command with the
+    /// gateway's sentence; network failures are retried with backoff, as the client itself does.
+    func enroll(token text: String, logger: Logger) throws(CommandFailure) {
+        let token: JoinToken
+        do { token = try JoinToken.parse(text) } catch { throw .usage("--token: \(error.message)") }
+        for path in [cert, key, gatewayCA] {
+            try GatewayPKI.makeDirectory((path as NSString).deletingLastPathComponent)
         }
-        let gatewayCA = try loadCertificate(self.gatewayCA, fix: "copy gateway-ca.crt from `tunnel ca issue node` to the node")
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+        var outcome: Result<TLSIdentity, FleetFailure>?
+        var backoff = Backoff()
+        let retryTimer = LoopTimer(loop: loop)
+        let name = nodeName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init)
+        func attempt() {
+            NodeCredentials.enroll(
+                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token, nodeName: name,
+                labels: nodeLabels, files: credentialFiles, logger: logger
+            ) { result in
+                if case .failure(let failure) = result, !failure.isFinal {
+                    let delay = backoff.nextDelay()
+                    logger.warning("enrollment failed; retrying", metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
+                    retryTimer.start(after: UInt64(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)) { attempt() }
+                    return
+                }
+                outcome = result
+                retryTimer.close()
+            }
+        }
+        attempt()
+        loop.run()
+        switch outcome {
+        case .success(let identity):
+            let subject = (try? identity.chain[0].tunnelIdentity().description) ?? "?"
+            logger.notice("enrolled", metadata: ["identity": "\(subject)", "certificate.not_after": "\(isoDate(identity.chain[0].notAfter))", "cert": "\(cert)"])
+        case .failure(let failure):
+            throw .failed("enrollment refused: \(failure.message)")
+        case nil:
+            throw .failed("enrollment did not finish")
+        }
+    }
+
+    func runtimeConfiguration() throws(CommandFailure) -> EdgeClientConfiguration {
+        let fix = "enroll this node with a join token: tunnel client --token TOKEN (from `tunnel token create` on the gateway)"
+        // An expired certificate is fine: the client re-enrolls with it.
+        let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
+        guard (try? identity.chain[0].tunnelIdentity().role) == .node else {
+            throw .usage("\(cert) is not a node certificate; \(fix)")
+        }
+        let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
         var configuration = EdgeClientConfiguration(
             gateway: GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA),
             services: services.mapValues { LocalService(host: $0.host, port: $0.port) },
-            labels: nodeLabels)
+            labels: nodeLabels, credentialFiles: credentialFiles)
         configuration.session.keepaliveInterval = keepaliveInterval
         return configuration
     }

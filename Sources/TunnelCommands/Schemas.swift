@@ -21,8 +21,11 @@ public enum Schemas {
         defaultConfigPath: "/etc/tunnel/gateway.yaml",
         settings: [
             SettingSpec("listen", .hostPort, .defaultValue("0.0.0.0:7443"), help: "Address to accept node and operator connections on", example: "0.0.0.0:7443"),
-            SettingSpec("data-dir", .path, .defaultValue("/var/lib/tunnel/gateway"), help: "Directory for the gateway's state (today only its pki-dir; the database and audit log come later)", example: "/var/lib/tunnel/gateway"),
-            SettingSpec("pki-dir", .path, .derived(.pathInside(key: "data-dir", component: "pki")), help: "Directory with gateway.crt, gateway.key, node-ca.crt, operator-ca.crt", example: "/var/lib/tunnel/gateway/pki"),
+            SettingSpec("data-dir", .path, .defaultValue("/var/lib/tunnel/gateway"), help: "Directory for the gateway's state: its PKI, the fleet database (fleet.db), the admin socket", example: "/var/lib/tunnel/gateway"),
+            SettingSpec("pki-dir", .path, .derived(.pathInside(key: "data-dir", component: "pki")), help: "Directory with the CAs and the gateway certificate; created on first start", example: "/var/lib/tunnel/gateway/pki"),
+            SettingSpec("admin-socket", .path, .derived(.pathInside(key: "data-dir", component: "admin.sock")), help: "Unix socket (mode 0600) where root on this host runs admin commands", example: "/var/lib/tunnel/gateway/admin.sock"),
+            SettingSpec("policy", .path, .optional, help: "Access policy file (roles → services on nodes); without one only role admin may do anything", example: "/etc/tunnel/policy.yaml"),
+            SettingSpec("node-certificate-ttl", .duration, .defaultValue("24h"), help: "Lifetime of node certificates; nodes renew at two thirds of it", example: "24h"),
             SettingSpec("drain-timeout", .duration, .defaultValue("30s"), help: "How long shutdown waits for open streams", example: "30s"),
             SettingSpec("handshake-timeout", .duration, .defaultValue("10s"), help: "Time allowed for a TLS handshake", example: "10s"),
             keepalive(),
@@ -36,9 +39,10 @@ public enum Schemas {
         settings: [
             SettingSpec("gateway", .hostPort, .required, help: "The gateway to dial, HOST:PORT", example: "gateway.example.com:7443"),
             SettingSpec("server-name", .hostName, .derived(.hostOf(key: "gateway")), help: "TLS name the gateway certificate must carry", example: "gateway.example.com"),
-            SettingSpec("cert", .path, .defaultValue("/etc/tunnel/node.crt"), help: "This node's certificate (PEM)", example: "/etc/tunnel/node.crt"),
-            SettingSpec("key", .path, .defaultValue("/etc/tunnel/node.key"), help: "This node's private key (PEM)", example: "/etc/tunnel/node.key"),
-            SettingSpec("gateway-ca", .path, .defaultValue("/etc/tunnel/gateway-ca.crt"), help: "CA certificate that verifies the gateway", example: "/etc/tunnel/gateway-ca.crt"),
+            SettingSpec("cert", .path, .defaultValue("/var/lib/tunnel/client/node.crt"), help: "This node's certificate (PEM); written by enrollment and renewal", example: "/var/lib/tunnel/client/node.crt"),
+            SettingSpec("key", .path, .defaultValue("/var/lib/tunnel/client/node.key"), help: "This node's private key (PEM, 0600); made on the node at enrollment", example: "/var/lib/tunnel/client/node.key"),
+            SettingSpec("gateway-ca", .path, .defaultValue("/var/lib/tunnel/client/gateway-ca.crt"), help: "CA certificate that verifies the gateway; written by enrollment", example: "/var/lib/tunnel/client/gateway-ca.crt"),
+            SettingSpec("node-name", .string, .optional, help: "Name to enroll as, when the token does not fix it (default: this host's name)", example: "plant-a-press-3"),
             SettingSpec("services", .map(.services), .required, help: "Services the gateway may ask for, NAME=HOST:PORT; nothing else is ever dialed", example: "ssh=127.0.0.1:22,k3s=127.0.0.1:6443", singularFlag: "service"),
             SettingSpec("node-labels", .map(.labels), .defaultValue(""), help: "Labels reported to the gateway, KEY=VALUE", example: "site=berlin,line=3", singularFlag: "node-label"),
             keepalive(),
@@ -68,6 +72,9 @@ public struct GatewaySettings: Sendable, Equatable {
     public var listen: HostPort
     public var dataDir: String
     public var pkiDir: String
+    public var adminSocket: String
+    public var policy: String?
+    public var nodeCertificateTTL: Duration
     public var drainTimeout: Duration
     public var handshakeTimeout: Duration
     public var keepaliveInterval: Duration
@@ -80,6 +87,9 @@ extension GatewaySettings {
         listen = s.hostPort("listen")!
         dataDir = s.path("data-dir")!
         pkiDir = s.path("pki-dir")!
+        adminSocket = s.path("admin-socket")!
+        policy = s.path("policy")
+        nodeCertificateTTL = s.duration("node-certificate-ttl")!
         drainTimeout = s.duration("drain-timeout")!
         handshakeTimeout = s.duration("handshake-timeout")!
         keepaliveInterval = s.duration("keepalive-interval")!
@@ -94,6 +104,7 @@ public struct ClientSettings: Sendable, Equatable {
     public var cert: String
     public var key: String
     public var gatewayCA: String
+    public var nodeName: String?
     /// Never empty: the schema requires at least one service.
     public var services: [String: HostPort]
     public var nodeLabels: [String: String]
@@ -109,6 +120,7 @@ extension ClientSettings {
         cert = s.path("cert")!
         key = s.path("key")!
         gatewayCA = s.path("gateway-ca")!
+        nodeName = s.string("node-name")
         // Entries were validated as host:port during loading.
         services = s.map("services").mapValues { try! HostPort.parse($0) }
         nodeLabels = s.map("node-labels")

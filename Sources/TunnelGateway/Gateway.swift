@@ -2,7 +2,9 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelIO
+import TunnelPolicy
 import TunnelRuntime
+import TunnelState
 import TunnelTLS
 
 /// Everything the gateway needs to run, already loaded and checked by the caller.
@@ -11,14 +13,20 @@ public struct GatewayConfiguration: Sendable {
     public var listenPort: UInt16
     /// The gateway's own certificate chain (leaf, then the node CA) and key.
     public var identity: TLSIdentity
-    public var nodeCA: Certificate
-    public var operatorCA: Certificate
+    /// Signs node certificates (and the gateway's own); its hash is the pin in join tokens.
+    public var nodeCA: CertificateAuthority
+    public var operatorCA: CertificateAuthority
+    /// Lifetime of the node certificates the gateway issues (renewed at two thirds).
+    public var nodeCertificateLifetime: Int64 = 86_400
+    /// The policy file, re-read on `reloadPolicy()` and whenever its content changes; nil for
+    /// the built-in policy (role `admin` may do everything, other roles nothing).
+    public var policyPath: String?
     public var handshakeTimeout: Duration = .seconds(10)
     /// How long SIGTERM waits for streams to finish before cutting them.
     public var drainTimeout: Duration = .seconds(30)
     public var session = SessionConfiguration()
 
-    public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: Certificate, operatorCA: Certificate) {
+    public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.identity = identity
@@ -27,35 +35,47 @@ public struct GatewayConfiguration: Sendable {
     }
 }
 
-/// The central gateway: one port for edge nodes and operators, told apart by ALPN and by the CA
-/// that signed the certificate. Holds exactly one live session per node (the newest
-/// authenticated one wins) and splices each operator stream to a service stream on its node.
-/// Identity comes only from verified certificates. Loop-confined.
+/// The central gateway: one port for edge nodes, operators and enrolling nodes, told apart by
+/// ALPN and by the CA that signed the certificate. Holds exactly one live session per node (the
+/// newest authenticated one wins), checks the policy at every stream an operator opens, and
+/// splices allowed streams to a service stream on the node. Identity comes only from verified
+/// certificates, and what those may do from the fleet store and the policy. Loop-confined.
 public final class Gateway {
     public let loop: EventLoop
     public let logger: Logger
     private let configuration: GatewayConfiguration
     private let tlsContext: TLSContext
+    let authority: FleetAuthority
     /// One set of scratch buffers for all connections: they share the loop.
     private let buffers = MuxBuffers()
     private var listener: TCPListener?
-    /// Every node ever seen in this run, online or not.
+    /// The local admin socket, once `startAdminSocket` opened it.
+    var adminListener: UnixListener?
+    /// Nodes seen in this run, online or not (the store has every enrolled one).
     private var nodes: [String: NodeRecord] = [:]
-    /// Connections whose peer is not yet classified, and operators' connections.
+    /// Every connection, classified once its handshake is done.
     private var connections: [ObjectIdentifier: Peer] = [:]
+    /// When each authenticated connection's certificate expires; it is closed then unless renewed.
+    private var certificateDeadlines: [ObjectIdentifier: Int64] = [:]
     private var relays: [ObjectIdentifier: StreamRelay] = [:]
+    private let housekeeping: LoopTimer
+    private var policyFileContent: [UInt8]?
     private var drainTimer: LoopTimer?
     private var onStopped: (() -> Void)?
+
+    /// How often certificate deadlines and the policy file are checked.
+    static let housekeepingMilliseconds: UInt64 = 1_000
 
     /// What a connection turned out to be after its handshake.
     private enum Peer {
         case unclassified(MuxConnection)
+        case enrolling(MuxConnection)
         case node(String, MuxConnection)
         case `operator`(String, MuxConnection)
 
         var connection: MuxConnection {
             switch self {
-            case .unclassified(let connection), .node(_, let connection), .operator(_, let connection): connection
+            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection), .operator(_, let connection): connection
             }
         }
     }
@@ -74,7 +94,8 @@ public final class Gateway {
         var previousSessionEnded: String?
     }
 
-    public init(loop: EventLoop, configuration: GatewayConfiguration, logger: Logger) throws {
+    /// - Parameter store: the fleet's nodes, tokens and users; the gateway uses it from its loop.
+    public init(loop: EventLoop, configuration: GatewayConfiguration, store: FleetStore, logger: Logger) throws {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
@@ -82,10 +103,17 @@ public final class Gateway {
             role: .server,
             identity: configuration.identity,
             peerVerification: .trustedCAs([
-                TrustedCA(label: TunnelProtocol.nodeCALabel, certificate: configuration.nodeCA),
-                TrustedCA(label: TunnelProtocol.operatorCALabel, certificate: configuration.operatorCA),
+                TrustedCA(label: TunnelProtocol.nodeCALabel, certificate: configuration.nodeCA.certificate),
+                TrustedCA(label: TunnelProtocol.operatorCALabel, certificate: configuration.operatorCA.certificate),
             ]),
-            applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN]))
+            applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN],
+            enrollmentProtocol: TunnelProtocol.enrollALPN))
+        let (policy, content) = try Self.loadPolicy(configuration.policyPath)
+        policyFileContent = content
+        authority = FleetAuthority(
+            store: store, nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
+            nodeCertificateLifetime: configuration.nodeCertificateLifetime, policy: policy)
+        housekeeping = LoopTimer(loop: loop)
     }
 
     /// Starts listening; returns the bound address (its port is the real one when 0 was asked).
@@ -99,7 +127,14 @@ public final class Gateway {
             }
         }
         self.listener = listener
-        logger.info("gateway listening", metadata: ["listen": "\(listener.localAddress)"])
+        housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) { [unowned self] in
+            closeExpiredSessions()
+            reloadPolicyIfChanged()
+        }
+        logger.info("gateway listening", metadata: [
+            "listen": "\(listener.localAddress)", "policy.version": "\(authority.policy.version)",
+            "ca.pin": "\(Hex.encode(authority.caPin))",
+        ])
         return listener.localAddress
     }
 
@@ -108,6 +143,9 @@ public final class Gateway {
     public func stop(completion: @escaping () -> Void) {
         listener?.close()
         listener = nil
+        adminListener?.close()
+        adminListener = nil
+        housekeeping.close()
         onStopped = completion
         let open = connections.values.map(\.connection)
         logger.info("gateway stopping", metadata: ["connections": "\(open.count)"])
@@ -152,20 +190,86 @@ public final class Gateway {
         connection.start()
     }
 
+    // MARK: - Policy
+
+    /// Reads the policy file, or the built-in policy when there is none.
+    public static func loadPolicy(_ path: String?) throws(FleetFailure) -> (Policy, [UInt8]?) {
+        guard let path else { return (Policy.builtIn, nil) }
+        let bytes: [UInt8]
+        do { bytes = try DurableFile.read(path: path) } catch { throw FleetFailure("cannot read the policy file: \(error)") }
+        let version = String(Hex.encode(SHA256.hash(bytes)).prefix(16))
+        do {
+            return (try Policy.parse(bytes, source: path, version: version), bytes)
+        } catch {
+            throw FleetFailure(error.message)
+        }
+    }
+
+    /// SIGHUP: re-read the policy file. An invalid one keeps the policy in force and says why.
+    public func reloadPolicy() {
+        guard let path = configuration.policyPath else {
+            logger.notice("no policy file configured; the built-in policy stays")
+            return
+        }
+        do {
+            let (policy, content) = try Self.loadPolicy(path)
+            policyFileContent = content
+            let previous = authority.policy.version
+            authority.replacePolicy(policy)
+            logger.notice("policy reloaded", metadata: ["policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)"])
+        } catch {
+            logger.error("policy not reloaded; the previous one stays in force", metadata: [
+                "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
+            ])
+        }
+    }
+
+    /// The file is re-read when its bytes change, so an edit applies within a second.
+    private func reloadPolicyIfChanged() {
+        guard let path = configuration.policyPath, let bytes = try? DurableFile.read(path: path), bytes != policyFileContent else { return }
+        policyFileContent = bytes
+        reloadPolicy()
+    }
+
+    // MARK: - Certificates in use
+
+    /// Sessions whose certificate expired without a renewal on that session are closed: a
+    /// certificate's short life is only worth something if it bounds the session too.
+    private func closeExpiredSessions() {
+        let now = authority.now
+        for (key, deadline) in certificateDeadlines where deadline <= now {
+            certificateDeadlines[key] = nil
+            guard let peer = connections[key] else { continue }
+            logger.notice("closing a session whose certificate expired", metadata: ["peer.address": "\(peer.connection.remoteAddress)"])
+            peer.connection.abort(Failure(TunnelErrorCode.revoked, "your certificate expired at \(isoTime(deadline)) and was not renewed"))
+        }
+    }
+
     // MARK: - Nodes
 
-    /// The nodes `tunnel nodes` lists: online first, then by name.
-    public func nodeStatuses() -> [NodeStatus] {
+    /// Every node the gateway knows: enrolled ones from the store, with the live view merged in.
+    /// Online first, then by name. `visibleTo` limits it to nodes an operator can reach.
+    public func nodeStatuses(visibleTo operatorName: String? = nil) -> [NodeStatus] {
         let now = loop.now
-        return nodes.values.map { record in
-            NodeStatus(
-                name: record.name, online: record.connection != nil,
-                labels: record.announcement?.labels ?? [:], services: record.announcement?.services ?? [],
-                remoteAddress: record.remoteAddress,
-                connectedSince: record.connectedSince?.timeIntervalSince1970,
-                lastKeepaliveSecondsAgo: record.connection?.lastPongAt.map { Double(now &- $0) / 1000 },
-                version: record.announcement?.version ?? "",
-                previousSessionEnded: record.connection == nil ? record.lastDisconnectReason : record.previousSessionEnded)
+        let stored = (try? authority.store.nodes()) ?? []
+        var names = Set(nodes.keys)
+        names.formUnion(stored.map(\.name))
+        let entries = Dictionary(stored.map { ($0.name, $0) }) { first, _ in first }
+        let roles = operatorName.map { authority.roles(of: $0) }
+        return names.compactMap { name -> NodeStatus? in
+            let record = nodes[name]
+            let entry = entries[name]
+            let labels = entry?.labels ?? record?.announcement?.labels ?? [:]
+            if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
+            return NodeStatus(
+                name: name, online: record?.connection != nil,
+                labels: labels, services: record?.announcement?.services ?? [],
+                remoteAddress: record?.remoteAddress ?? entry?.lastAddress ?? "",
+                connectedSince: record?.connection != nil ? record?.connectedSince?.timeIntervalSince1970 : nil,
+                lastKeepaliveSecondsAgo: record?.connection?.lastPongAt.map { Double(now &- $0) / 1000 },
+                version: record?.announcement?.version ?? "",
+                previousSessionEnded: record.map { $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded } ?? entry?.lastDisconnectReason,
+                certificateNotAfter: entry?.certificateNotAfter, lastSeen: entry?.lastSeen, revokedAt: entry?.revokedAt)
         }.sorted { ($0.online ? 0 : 1, $0.name) < ($1.online ? 0 : 1, $1.name) }
     }
 
@@ -186,12 +290,32 @@ public final class Gateway {
         record.previousSessionEnded = record.lastDisconnectReason
         nodes[name] = record
         connections[ObjectIdentifier(connection)] = .node(name, connection)
+        authority.nodeSeen(name, address: connection.remoteAddress, disconnectReason: nil)
         logger.info("node connected", metadata: ["node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "node.epoch": "\(record.epoch)"])
     }
 
-    private func receiveAnnouncement(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8]) {
-        guard var record = nodes[name], record.connection === connection,
-              let announcement = TunnelProtocol.decode(NodeAnnouncement.self, from: metadata) else {
+    private func handleNodeRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8]) {
+        switch TunnelProtocol.decode(NodeRequest.self, from: metadata) {
+        case .announce(let announcement):
+            receiveAnnouncement(announcement, from: name, connection: connection, stream: stream)
+        case .renew(let csr):
+            guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
+            do {
+                let (pem, notAfter) = try authority.renewNode(name: name, presented: presented, csr: csr)
+                certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                logger.info("node certificate renewed", metadata: ["node.name": "\(name)", "certificate.not_after": "\(isoTime(notAfter))"])
+                connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
+            } catch {
+                logger.notice("node renewal refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
+                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
+            }
+        case nil:
+            connection.reset(stream, code: TunnelErrorCode.badRequest)
+        }
+    }
+
+    private func receiveAnnouncement(_ announcement: NodeAnnouncement, from name: String, connection: MuxConnection, stream: StreamID) {
+        guard var record = nodes[name], record.connection === connection else {
             connection.reset(stream, code: TunnelErrorCode.badRequest)
             return
         }
@@ -209,29 +333,105 @@ public final class Gateway {
         }
     }
 
-    // MARK: - Operators
+    // MARK: - Enrollment
 
-    private func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
-        switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
-        case .listNodes:
+    private func handleEnrollment(_ connection: MuxConnection, stream: StreamID, metadata: [UInt8]) {
+        let now = authority.now
+        let address = connection.remoteAddress
+        switch TunnelProtocol.decode(EnrollmentRequest.self, from: metadata) {
+        case .time:
+            connection.reply(CertificateReply(gatewayTime: now), on: stream)
+        case .redeem(let request):
             do {
-                try connection.accept(stream, handler: DiscardingHandler(connection: connection, stream: stream))
-                try connection.write(TunnelProtocol.encode(nodeStatuses())[...], on: stream)
-                connection.finish(stream)
+                let pem = try authority.redeem(request, from: address)
+                logger.notice("node enrolled", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)"])
+                connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
-                connection.reset(stream, code: .cancel)
+                logger.notice("enrollment refused", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)", "reason": "\(error.message)"])
+                connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
             }
-        case .connect(let node, let service):
-            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, interactive: interactive)
+        case .reenroll(let csr):
+            guard let identity = connection.peerIdentity, identity.role == .node,
+                  connection.verifiedBy?.label == TunnelProtocol.nodeCALabel, let presented = connection.peerCertificate else {
+                connection.reply(CertificateReply(gatewayTime: now, error: "re-enrollment needs the node's previous certificate in the handshake"), on: stream)
+                return
+            }
+            do {
+                let pem = try authority.reenroll(name: identity.name, presented: presented, csr: csr)
+                logger.notice("node re-enrolled with its expired certificate", metadata: ["node.name": "\(identity.name)", "peer.address": "\(address)"])
+                connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
+            } catch {
+                logger.notice("re-enrollment refused", metadata: ["node.name": "\(identity.name)", "reason": "\(error.message)"])
+                connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
+            }
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
     }
 
+    // MARK: - Operators
+
+    private func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
+        switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
+        case .listNodes:
+            connection.reply(nodeStatuses(visibleTo: name), on: stream)
+        case .connect(let node, let service):
+            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, interactive: interactive)
+        case .renew(let csr):
+            guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
+            do {
+                let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
+                certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
+            } catch {
+                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
+            }
+        case .admin(let request):
+            guard authority.isAdmin(name) else {
+                logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
+                connection.reply(AdminReply(error: "you (\(name), roles \(authority.roles(of: name).joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
+                return
+            }
+            connection.reply(administer(request, actor: "operator \(name)"), on: stream)
+        case nil:
+            connection.reset(stream, code: TunnelErrorCode.badRequest)
+        }
+    }
+
+    /// Carries out an admin request from an admin operator or the local admin socket.
+    public func administer(_ request: AdminRequest, actor: String) -> AdminReply {
+        var (reply, effects) = authority.administer(request, actor: actor)
+        if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
+        logger.notice("admin request", metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
+        for effect in effects {
+            switch effect {
+            case .disconnectNode(let name, let reason):
+                nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
+            case .disconnectOperator(let name, let reason):
+                for case .operator(name, let connection) in connections.values {
+                    connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
+                }
+            }
+        }
+        return reply
+    }
+
     private func connect(operatorName: String, connection: MuxConnection, stream: StreamID, node: String, service: String, interactive: Bool) {
-        let logMetadata: Logger.Metadata = [
+        var logMetadata: Logger.Metadata = [
             "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
+            "policy.version": "\(authority.policy.version)",
         ]
+        switch authority.decide(operatorName: operatorName, node: node, service: service) {
+        case .denied(let reason):
+            logger.notice("stream denied by policy", metadata: logMetadata.merging(["reason": "\(reason)"]) { $1 })
+            do {
+                try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: reason)))
+            } catch {}
+            connection.reset(stream, code: TunnelErrorCode.denied)
+            return
+        case .allowed(let rule):
+            logMetadata["policy.rule"] = "\(rule)"
+        }
         guard let record = nodes[node], let nodeConnection = record.connection, nodeConnection.canOpenStream else {
             logger.info("stream refused: node not connected", metadata: logMetadata)
             connection.reset(stream, code: TunnelErrorCode.unknownNode)
@@ -264,9 +464,31 @@ public final class Gateway {
     }
 }
 
+extension AdminRequest {
+    /// For logs: the request without certificate requests.
+    var summary: String {
+        switch self {
+        case .createToken(let spec): "create token for \(spec.nodeName ?? spec.namePrefix.map { "\($0)*" } ?? "any name")"
+        case .listTokens: "list tokens"
+        case .addUser(let name, let roles, _, _): "add user \(name) (\(roles.joined(separator: ",")))"
+        case .listUsers: "list users"
+        case .revokeUser(let name): "revoke user \(name)"
+        case .listNodes: "list nodes"
+        case .revokeNode(let name): "revoke node \(name)"
+        case .removeNode(let name): "remove node \(name)"
+        case .showPolicy: "show policy"
+        }
+    }
+}
+
 extension Gateway: MuxConnectionDelegate {
     public func connectionEstablished(_ connection: MuxConnection) -> Failure? {
-        guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy else {
+        let key = ObjectIdentifier(connection)
+        if connection.applicationProtocol == TunnelProtocol.enrollALPN {
+            connections[key] = .enrolling(connection)
+            return nil
+        }
+        guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy, let certificate = connection.peerCertificate else {
             return Failure(TunnelErrorCode.wrongRole, "no verified tunnel identity")
         }
         switch connection.applicationProtocol {
@@ -274,25 +496,34 @@ extension Gateway: MuxConnectionDelegate {
             guard verifiedBy.label == TunnelProtocol.nodeCALabel, identity.role == .node else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate")
             }
+            if let refusal = authority.admitNode(identity.name, certificate: certificate) {
+                return Failure(TunnelErrorCode.revoked, refusal.message)
+            }
             registerNode(identity.name, connection: connection)
         case TunnelProtocol.operatorALPN:
             guard verifiedBy.label == TunnelProtocol.operatorCALabel, identity.role == .operator else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate")
             }
-            connections[ObjectIdentifier(connection)] = .operator(identity.name, connection)
+            if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
+                return Failure(TunnelErrorCode.revoked, refusal.message)
+            }
+            connections[key] = .operator(identity.name, connection)
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
         }
+        certificateDeadlines[key] = certificate.notAfter
         return nil
     }
 
     public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {
         switch connections[ObjectIdentifier(connection)] {
         case .node(let name, _):
-            receiveAnnouncement(from: name, connection: connection, stream: stream, metadata: metadata)
+            handleNodeRequest(from: name, connection: connection, stream: stream, metadata: metadata)
         case .operator(let name, _):
             handleOperatorRequest(from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
+        case .enrolling:
+            handleEnrollment(connection, stream: stream, metadata: metadata)
         case .unclassified, nil:
             connection.reset(stream, code: .refusedStream)
         }
@@ -301,11 +532,14 @@ extension Gateway: MuxConnectionDelegate {
     public func connectionPeerGoingAway(_ connection: MuxConnection, failure: Failure) {}
 
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
-        let peer = connections.removeValue(forKey: ObjectIdentifier(connection))
+        let key = ObjectIdentifier(connection)
+        let peer = connections.removeValue(forKey: key)
+        certificateDeadlines[key] = nil
         if case .node(let name, _) = peer, nodes[name]?.connection === connection {
+            let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
             nodes[name]?.connection = nil
-            nodes[name]?.lastDisconnectReason = failure.code == .keepaliveTimeout
-                ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
+            nodes[name]?.lastDisconnectReason = reason
+            authority.nodeSeen(name, address: nil, disconnectReason: reason)
             logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
         }
         finishStopIfDrained()

@@ -1,8 +1,9 @@
 internal import CLibUV
 
-/// One byte stream: a TCP connection (`uv_tcp_t`) made by `connect` or by a `TCPListener`, or
-/// an inherited pipe or socket descriptor (`uv_pipe_t`, e.g. stdin and stdout of a ProxyCommand)
-/// opened with `openPipe`. The TCP-only options fail on a pipe with the system's error.
+/// One byte stream: a TCP connection (`uv_tcp_t`) made by `connect` or by a `TCPListener`, or a
+/// `uv_pipe_t`: a Unix domain socket connection made by `connect(loop:unixPath:...)` or by a
+/// `UnixListener`, or an inherited pipe or socket descriptor (e.g. stdin and stdout of a
+/// ProxyCommand) opened with `openPipe`. The TCP-only options fail on a pipe with the system's error.
 ///
 /// The connection keeps itself alive while open: whoever created it must
 /// `close()` it, which also releases every callback it holds (so callbacks
@@ -22,10 +23,18 @@ public final class StreamConnection: HandleOwner {
     /// The size of the reusable read buffer unless the creator asks otherwise.
     public static let defaultReadBufferSize = 64 * 1024
 
+    /// Which member of the storage union the handle is.
+    enum Kind {
+        case tcp
+        case pipe
+    }
+
     public let loop: EventLoop
     private let storage: UnsafeMutablePointer<tunnel_uv_stream_storage>
     /// The TCP view of the handle; only meaningful (and only used) for TCP connections.
     private var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
+    /// The pipe view of the handle; only meaningful for pipes and Unix sockets.
+    private var pipe: UnsafeMutablePointer<uv_pipe_t> { tunnel_uv_storage_pipe(storage) }
     /// Handed to libuv for every read; one allocation per connection, not per read.
     private let readBuffer: UnsafeMutableRawBufferPointer
     private var state = HandleState.open
@@ -39,30 +48,18 @@ public final class StreamConnection: HandleOwner {
     /// Whether `startReading`/`resumeReading` is in effect (false after end or error).
     public private(set) var isReading = false
 
-    init(loop: EventLoop, readBufferSize: Int) {
+    /// An initialised handle without a socket yet: connect, accept or `uv_pipe_open` provides it.
+    private init(loop: EventLoop, kind: Kind, readBufferSize: Int) {
         precondition(readBufferSize > 0, "read buffer must not be empty")
         storage = .allocate(capacity: 1)
         self.loop = loop
         self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
-        // uv_tcp_init without flags cannot fail: the socket is created later.
-        uv_tcp_init(loop.loop, tunnel_uv_storage_tcp(storage))
-        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-    }
-
-    private init(loop: EventLoop, pipeFileDescriptor: Int32, readBufferSize: Int) throws(IOError) {
-        storage = .allocate(capacity: 1)
-        self.loop = loop
-        self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
-        let pipe = tunnel_uv_storage_pipe(storage)
-        // uv_pipe_init without IPC cannot fail.
-        uv_pipe_init(loop.loop, pipe, 0)
-        pipe.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        peerDescription = "file descriptor \(pipeFileDescriptor)"
-        let status = uv_pipe_open(pipe, pipeFileDescriptor)
-        if status != 0 {
-            close()
-            throw IOError(code: status, operation: "open pipe", address: peerDescription)
+        // Neither init can fail without flags or IPC: they only link the handle into the loop.
+        switch kind {
+        case .tcp: uv_tcp_init(loop.loop, handle)
+        case .pipe: uv_pipe_init(loop.loop, pipe, 0)
         }
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 
     /// Wraps an inherited pipe or socket descriptor (not a regular file: those cannot be polled).
@@ -73,11 +70,19 @@ public final class StreamConnection: HandleOwner {
         // libuv accepts a regular file here and fails only at the first read; refuse it up front.
         switch uv_guess_handle(fileDescriptor) {
         case UV_NAMED_PIPE, UV_TCP, UV_TTY:
-            return try StreamConnection(loop: loop, pipeFileDescriptor: fileDescriptor, readBufferSize: readBufferSize)
+            break
         default:
             throw IOError(UV_EINVAL, operation: "open pipe", address: "file descriptor \(fileDescriptor)",
                           detail: "it is not a pipe, socket or terminal (a regular file cannot be streamed)")
         }
+        let connection = StreamConnection(loop: loop, kind: .pipe, readBufferSize: readBufferSize)
+        connection.peerDescription = "file descriptor \(fileDescriptor)"
+        let status = uv_pipe_open(connection.pipe, fileDescriptor)
+        if status != 0 {
+            connection.close()
+            throw IOError(code: status, operation: "open pipe", address: connection.peerDescription)
+        }
+        return connection
     }
 
     // MARK: Connecting
@@ -96,11 +101,48 @@ public final class StreamConnection: HandleOwner {
         readBufferSize: Int = defaultReadBufferSize,
         _ onConnect: @escaping (Result<Void, IOError>) -> Void
     ) throws(IOError) -> StreamConnection {
-        let connection = StreamConnection(loop: loop, readBufferSize: readBufferSize)
-        connection.peerDescription = address.description
-        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         var storage = address.storage
-        let status = tunnel_uv_tcp_connect(request, connection.handle, &storage) { request, status in
+        return try connect(
+            loop: loop, kind: .tcp, peer: address.description, timeoutMilliseconds: timeoutMilliseconds,
+            readBufferSize: readBufferSize, onConnect
+        ) { connection, request, callback in
+            tunnel_uv_tcp_connect(request, connection.handle, &storage, callback)
+        }
+    }
+
+    /// Starts connecting to the Unix domain socket at `unixPath` and returns the connection at
+    /// once; the same contract as the TCP `connect`, with errors naming the path (for example
+    /// `ENOENT` when nothing is there, `EACCES` when the socket's mode keeps us out).
+    public static func connect(
+        loop: EventLoop,
+        unixPath: String,
+        timeoutMilliseconds: UInt64,
+        readBufferSize: Int = defaultReadBufferSize,
+        completion: @escaping (Result<Void, IOError>) -> Void
+    ) throws(IOError) -> StreamConnection {
+        try connect(
+            loop: loop, kind: .pipe, peer: unixPath, timeoutMilliseconds: timeoutMilliseconds,
+            readBufferSize: readBufferSize, completion
+        ) { connection, request, callback in
+            tunnel_uv_pipe_connect(request, connection.pipe, unixPath, callback)
+        }
+    }
+
+    /// The machinery both `connect`s share: `start` issues the libuv connect for the new
+    /// connection's handle, passing on `callback`, and returns its status.
+    private static func connect(
+        loop: EventLoop,
+        kind: Kind,
+        peer: String,
+        timeoutMilliseconds: UInt64?,
+        readBufferSize: Int,
+        _ onConnect: @escaping (Result<Void, IOError>) -> Void,
+        start: (StreamConnection, UnsafeMutablePointer<uv_connect_t>, uv_connect_cb) -> Int32
+    ) throws(IOError) -> StreamConnection {
+        let connection = StreamConnection(loop: loop, kind: kind, readBufferSize: readBufferSize)
+        connection.peerDescription = peer
+        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        let status = start(connection, request) { request, status in
             let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             request!.deallocate()
             connection.didConnect(status: status)
@@ -108,7 +150,7 @@ public final class StreamConnection: HandleOwner {
         if status != 0 {
             request.deallocate()
             connection.close()
-            throw IOError(code: status, operation: "connect", address: address.description)
+            throw IOError(code: status, operation: "connect", address: peer)
         }
         connection.onConnect = onConnect
         if let timeoutMilliseconds {
@@ -144,12 +186,36 @@ public final class StreamConnection: HandleOwner {
         onConnect(.failure(IOError(UV_ETIMEDOUT, operation: "connect", address: peerDescription)))
     }
 
-    /// Called by `TCPListener` after `uv_accept` succeeded.
-    func didAccept() {
-        peerDescription = try? peerAddress().description
+    // MARK: Accepting
+
+    /// The accept path `TCPListener` and `UnixListener` share: turns one connection callback of
+    /// the listening `server` (of the same kind) into an open connection or the error to report.
+    /// A Unix socket's peer is usually unnamed, so its connections are described by `listener`.
+    static func accept(
+        from server: UnsafeMutablePointer<uv_stream_t>,
+        status: Int32,
+        kind: Kind,
+        loop: EventLoop,
+        readBufferSize: Int,
+        listener: String
+    ) -> Result<StreamConnection, IOError> {
+        if status < 0 {
+            return .failure(IOError(code: status, operation: "accept", address: listener))
+        }
+        let connection = StreamConnection(loop: loop, kind: kind, readBufferSize: readBufferSize)
+        let accepted = uv_accept(server, connection.stream)
+        if accepted != 0 {
+            connection.close()
+            return .failure(IOError(code: accepted, operation: "accept", address: listener))
+        }
+        switch kind {
+        case .tcp: connection.peerDescription = try? connection.peerAddress().description
+        case .pipe: connection.peerDescription = listener
+        }
+        return .success(connection)
     }
 
-    var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
+    private var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
 
     // MARK: Reading
 
@@ -339,6 +405,25 @@ public final class StreamConnection: HandleOwner {
         var storage = sockaddr_storage()
         try check(tunnel_uv_tcp_peer_address(handle, &storage), "getpeername", address: peerDescription)
         return SocketAddress(storage: storage)
+    }
+
+    /// The process at the other end of a Unix domain socket as the kernel recorded it when the
+    /// connection was made (SO_PEERCRED): unlike anything the peer sends, it cannot be forged, so
+    /// it can decide what a local peer may do. Trust the uid and gid; the pid may have exited (and
+    /// been reused) since. Throws for TCP connections and pipes, which carry no credentials.
+    public func peerCredentials() throws(IOError) -> (pid: Int32, uid: UInt32, gid: UInt32) {
+        let operation = "read peer credentials"
+        try requireOpen(operation)
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+        let status = tunnel_uv_peer_credentials(stream, &pid, &uid, &gid)
+        if status == UV_EAFNOSUPPORT.rawValue || status == UV_ENOTSOCK.rawValue {
+            throw IOError(code: status, operation: operation, address: peerDescription,
+                          detail: "only a Unix domain socket connection has peer credentials")
+        }
+        try check(status, operation, address: peerDescription)
+        return (pid, uid, gid)
     }
 
     private func requireOpen(_ operation: String) throws(IOError) {

@@ -66,19 +66,9 @@ public final class TCPListener: HandleOwner {
 
     private func didReceiveConnection(status: Int32) {
         guard state == .open, let onAccept else { return }
-        if status < 0 {
-            onAccept(.failure(IOError(code: status, operation: "accept", address: localAddress.description)))
-            return
-        }
-        let connection = StreamConnection(loop: loop, readBufferSize: readBufferSize)
-        let accepted = uv_accept(tunnel_uv_tcp_as_stream(handle), connection.stream)
-        if accepted != 0 {
-            connection.close()
-            onAccept(.failure(IOError(code: accepted, operation: "accept", address: localAddress.description)))
-            return
-        }
-        connection.didAccept()
-        onAccept(.success(connection))
+        onAccept(StreamConnection.accept(
+            from: tunnel_uv_tcp_as_stream(handle), status: status, kind: .tcp, loop: loop,
+            readBufferSize: readBufferSize, listener: localAddress.description))
     }
 
     /// Whether `close()` has been called.

@@ -76,6 +76,11 @@ public final class MuxConnection {
     public var peerIdentity: TunnelIdentity? { tls.peerIdentity }
     public var applicationProtocol: String? { tls.applicationProtocol }
     public var verifiedBy: TrustedCA? { tls.verifiedBy }
+    /// The peer's verified certificate (leaf); for its key, serial and expiry.
+    public var peerCertificate: Certificate? { tls.peerCertificate }
+    /// Why the handshake or TLS failed, when it did: lets a client tell a wrong clock or an
+    /// expired certificate from a network problem.
+    public private(set) var tlsFailure: TLSError?
     public var isEstablished: Bool { phase == .established }
     public var canOpenStream: Bool { phase == .established && session.canOpenStream }
     /// When the last keepalive ping was answered (loop clock, milliseconds).
@@ -214,6 +219,7 @@ public final class MuxConnection {
             case .inProgress:
                 return
             case .failed(let error):
+                tlsFailure = error
                 // Write the alert first, so the peer learns why (expired, unknown CA…).
                 beginClosing(Failure(.protocolError, "TLS handshake with \(remoteAddress) failed: \(error)"))
                 return
@@ -232,6 +238,7 @@ public final class MuxConnection {
             do {
                 result = try tls.readPlaintext(into: buffers.scratch)
             } catch {
+                tlsFailure = error as? TLSError
                 close(Failure(.protocolError, "TLS error with \(remoteAddress): \(error)"))
                 return
             }

@@ -40,7 +40,14 @@ public final class SocketSplice: StreamHandler {
                   startWhenAccepted: startWhenAccepted, onEnd: onEnd)
     }
 
+    /// The gateway's reason, when it accepted only to refuse (the RESET follows).
+    public private(set) var refusal: StreamRefusal?
+
     public func streamAccepted(metadata: [UInt8]) {
+        if !metadata.isEmpty, let refusal = TunnelProtocol.decode(StreamRefusal.self, from: metadata) {
+            self.refusal = refusal
+            return
+        }
         if startWhenAccepted { start() }
     }
 

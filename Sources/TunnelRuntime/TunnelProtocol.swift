@@ -9,6 +9,9 @@ public enum TunnelProtocol {
     public static let nodeALPN = "tunnel-node/1"
     /// ALPN protocol of an operator's connection to the gateway.
     public static let operatorALPN = "tunnel-operator/1"
+    /// ALPN protocol of a node enrolling (token, expired certificate, or only asking the time);
+    /// offered alone, it lets the client present no certificate or an expired one.
+    public static let enrollALPN = "tunnel-enroll/1"
     /// Label of the trusted CA that signs node certificates (as reported by `verifiedBy`).
     public static let nodeCALabel = "node CA"
     /// Label of the trusted CA that signs operator certificates.
@@ -33,6 +36,17 @@ public enum OperatorRequest: Codable, Equatable, Sendable {
     case connect(node: String, service: String)
     /// Reply with the list of known nodes as JSON data, then finish.
     case listNodes
+    /// A fresh certificate for the operator's key, answered with a `CertificateReply`.
+    case renew(csr: String)
+    /// Fleet administration, answered with an `AdminReply`; needs an admin role.
+    case admin(AdminRequest)
+}
+
+/// Why the gateway refused an operator's stream, sent as the ACCEPT metadata right before the
+/// RESET, because a RESET carries only a code.
+public struct StreamRefusal: Codable, Equatable, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
 }
 
 /// What the gateway asks a node for: one of the node's own configured services, by name.
@@ -41,8 +55,9 @@ public struct ServiceRequest: Codable, Equatable, Sendable {
     public init(service: String) { self.service = service }
 }
 
-/// What a node says about itself in the metadata of the one stream it opens after connecting
-/// (nodes open no other streams). Descriptive only: the node's name comes from its certificate.
+/// What a node says about itself once it is connected (`NodeRequest.announce`). Descriptive
+/// only: the node's name comes from its certificate, and the labels the policy uses are the
+/// ones recorded at enrollment.
 public struct NodeAnnouncement: Codable, Equatable, Sendable {
     public var labels: [String: String]
     public var services: [String]
@@ -73,10 +88,16 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var lastKeepaliveSecondsAgo: Double?
     public var version: String
     public var previousSessionEnded: String?
+    /// Unix seconds; nil for a node that never enrolled.
+    public var certificateNotAfter: Int64?
+    /// Unix seconds of the last connect or disconnect.
+    public var lastSeen: Int64?
+    public var revokedAt: Int64?
 
     public init(
         name: String, online: Bool, labels: [String: String], services: [String], remoteAddress: String,
-        connectedSince: Double?, lastKeepaliveSecondsAgo: Double?, version: String, previousSessionEnded: String?
+        connectedSince: Double?, lastKeepaliveSecondsAgo: Double?, version: String, previousSessionEnded: String?,
+        certificateNotAfter: Int64? = nil, lastSeen: Int64? = nil, revokedAt: Int64? = nil
     ) {
         self.name = name
         self.online = online
@@ -87,6 +108,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
         self.lastKeepaliveSecondsAgo = lastKeepaliveSecondsAgo
         self.version = version
         self.previousSessionEnded = previousSessionEnded
+        self.certificateNotAfter = certificateNotAfter
+        self.lastSeen = lastSeen
+        self.revokedAt = revokedAt
     }
 }
 
@@ -99,6 +123,10 @@ public enum TunnelErrorCode {
     public static let wrongRole = ErrorCode(rawValue: 0x105)
     public static let replaced = ErrorCode(rawValue: 0x106)
     public static let nodeDisconnected = ErrorCode(rawValue: 0x107)
+    /// The policy does not allow this operator this service on this node.
+    public static let denied = ErrorCode(rawValue: 0x108)
+    /// The node's or operator's identity was revoked, or its certificate expired unrenewed.
+    public static let revoked = ErrorCode(rawValue: 0x109)
 
     /// A sentence for an operator who got `code` while asking for `service` on `node`.
     public static func explain(_ code: ErrorCode, node: String, service: String) -> String {
@@ -108,6 +136,7 @@ public enum TunnelErrorCode {
         case serviceUnreachable: "node \(node) could not reach its \(service) service (is it running on the node?)"
         case badRequest: "the gateway did not understand the request (is this tunnel older than the gateway?)"
         case nodeDisconnected: "node \(node) disconnected"
+        case denied: "the policy does not allow you \(service) on \(node)"
         case .refusedStream: "the gateway or node refused the stream (going away or too many streams); retry"
         default: "the stream to \(service) on \(node) was reset (\(code))"
         }

@@ -94,9 +94,9 @@ public enum SHA256 {
 }
 
 /// Converts between epoch seconds and the UTC text used in messages.
-enum UTCTime {
+public enum UTCTime {
     /// `2026-11-28T05:40:12Z`
-    static func format(_ epochSeconds: Int64) -> String {
+    public static func format(_ epochSeconds: Int64) -> String {
         var seconds = time_t(epochSeconds)
         var parts = tm()
         guard gmtime_r(&seconds, &parts) != nil else { return "\(epochSeconds) s since 1970" }

@@ -8,10 +8,10 @@ import TunnelTLS
 
     func makeBundle(_ dir: String, now: Int64? = nil, lifetime: Int64 = 3600, serverName: String? = nil) throws -> String {
         if !FileManager.default.fileExists(atPath: "\(dir)/ca/node-ca.crt") {
-            _ = try OfflinePKI.initialize(.init(directory: "\(dir)/ca", now: self.now - 30 * 86_400))
+            _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: self.now - 30 * 86_400))
         }
         let path = "\(dir)/alice.yaml"
-        _ = try OfflinePKI.issueOperatorBundle(name: "alice", caDirectory: "\(dir)/ca", gateway: HostPort(host: "gw.example.com", port: 7443),
+        _ = try GatewayPKI.issueOperatorBundle(name: "alice", caDirectory: "\(dir)/ca", gateway: HostPort(host: "gw.example.com", port: 7443),
                                                serverName: serverName, outputPath: path, lifetime: lifetime, now: now ?? self.now)
         return path
     }
@@ -74,8 +74,8 @@ import TunnelTLS
 
     @Test func refusesNodeCertificate() throws {
         try withTemporaryDirectory { dir in
-            _ = try OfflinePKI.initialize(.init(directory: "\(dir)/ca", now: now))
-            let (node, _) = try OfflinePKI.issueNode(name: "node-17", caDirectory: "\(dir)/ca", outputDirectory: "\(dir)/n", now: now)
+            _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: now))
+            let (node, _) = try GatewayPKI.issueNode(name: "node-17", caDirectory: "\(dir)/ca", outputDirectory: "\(dir)/n", now: now)
             let bundle = OperatorBundle(gateway: HostPort(host: "gw", port: 7443), serverName: nil,
                                         certificatePEM: String(decoding: try node.certificate.pem(), as: UTF8.self),
                                         keyPEM: String(decoding: try node.key.pem(), as: UTF8.self),

@@ -15,7 +15,7 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
     @Test func initCreatesSeparateCAsAndGatewayChain() throws {
         try withTemporaryDirectory { dir in
             let ca = "\(dir)/ca"
-            let result = try OfflinePKI.initialize(.init(directory: ca, now: now, hostName: "gw-host"))
+            let result = try GatewayPKI.initialize(.init(directory: ca, now: now, hostName: "gw-host"))
             #expect(result.gatewayNames == ["localhost", "gw-host"])
             #expect(result.gatewayIPs == ["127.0.0.1", "::1"])
             for key in ["node-ca.key", "operator-ca.key", "gateway.key"] { #expect(try mode("\(ca)/\(key)") == 0o600) }
@@ -42,14 +42,14 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func initRefusesToOverwriteWithoutForce() throws {
         try withTemporaryDirectory { dir in
-            let first = try OfflinePKI.initialize(.init(directory: dir, now: now, hostName: nil))
-            let refused = failure { try OfflinePKI.initialize(.init(directory: dir, now: now)) }
+            let first = try GatewayPKI.initialize(.init(directory: dir, now: now, hostName: nil))
+            let refused = failure { try GatewayPKI.initialize(.init(directory: dir, now: now)) }
             #expect(refused?.message == "\(dir)/node-ca.crt already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it")
             #expect(refused?.exitCode == 1)
             let unchanged = try Certificate.fromPEM(try DurableFile.read(path: "\(dir)/node-ca.crt"))
             #expect(unchanged.sha256Fingerprint == first.nodeCAFingerprint)
 
-            let forced = try OfflinePKI.initialize(.init(directory: dir, force: true, now: now))
+            let forced = try GatewayPKI.initialize(.init(directory: dir, force: true, now: now))
             #expect(forced.nodeCAFingerprint != first.nodeCAFingerprint)
             let replaced = try Certificate.fromPEM(try DurableFile.read(path: "\(dir)/node-ca.crt"))
             #expect(replaced.sha256Fingerprint == forced.nodeCAFingerprint)
@@ -59,13 +59,13 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func initWithExplicitNamesAndBadNames() throws {
         try withTemporaryDirectory { dir in
-            let result = try OfflinePKI.initialize(.init(directory: dir, gatewayNames: ["gw.example.com"], gatewayIPs: ["192.0.2.10"], now: now))
+            let result = try GatewayPKI.initialize(.init(directory: dir, gatewayNames: ["gw.example.com"], gatewayIPs: ["192.0.2.10"], now: now))
             #expect(result.gatewayNames == ["gw.example.com"] && result.gatewayIPs == ["192.0.2.10"])
             let chain = try Certificate.chainFromPEM(try DurableFile.read(path: "\(dir)/gateway.crt"))
             #expect(chain[0].subjectAlternativeNames.count == 2)
-            let badName = failure { try OfflinePKI.initialize(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now)) }
+            let badName = failure { try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now)) }
             #expect(badName?.message.hasPrefix("--gateway-name: \"*.example.com\" is not a DNS name") == true)
-            let badIP = failure { try OfflinePKI.initialize(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now)) }
+            let badIP = failure { try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now)) }
             #expect(badIP?.message.hasPrefix("--gateway-ip: \"300.1.1.1\" is not an IPv4 or IPv6 address") == true)
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/x"))
         }
@@ -74,8 +74,8 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
     @Test func issueNodeRoundTrip() throws {
         try withTemporaryDirectory { dir in
             let ca = "\(dir)/ca", out = "\(dir)/out"
-            _ = try OfflinePKI.initialize(.init(directory: ca, now: now))
-            let (issued, files) = try OfflinePKI.issueNode(name: "node-17", caDirectory: ca, outputDirectory: out, lifetime: 720 * 3600, now: now)
+            _ = try GatewayPKI.initialize(.init(directory: ca, now: now))
+            let (issued, files) = try GatewayPKI.issueNode(name: "node-17", caDirectory: ca, outputDirectory: out, lifetime: 720 * 3600, now: now)
             #expect(files.map(\.path) == ["\(out)/node-17.key", "\(out)/node-17.crt", "\(out)/gateway-ca.crt"])
             #expect(try mode("\(out)/node-17.key") == 0o600)
             #expect(try mode("\(out)/node-17.crt") == 0o644)
@@ -101,8 +101,8 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func issueOperatorIsSignedByTheOperatorCAOnly() throws {
         try withTemporaryDirectory { dir in
-            _ = try OfflinePKI.initialize(.init(directory: dir, now: now))
-            let (issued, file) = try OfflinePKI.issueOperatorBundle(name: "alice", caDirectory: dir, gateway: try HostPort.parse("gw.example.com:7443"),
+            _ = try GatewayPKI.initialize(.init(directory: dir, now: now))
+            let (issued, file) = try GatewayPKI.issueOperatorBundle(name: "alice", caDirectory: dir, gateway: try HostPort.parse("gw.example.com:7443"),
                                                                    serverName: "gw.internal", outputPath: "\(dir)/b/alice.yaml", now: now)
             #expect(try mode(file.path) == 0o600)
             #expect(issued.identity == (try TunnelIdentity(role: .operator, name: "alice")))
@@ -121,18 +121,18 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func issueErrors() throws {
         try withTemporaryDirectory { dir in
-            let noCA = failure { try OfflinePKI.issueNode(name: "n1", caDirectory: dir, outputDirectory: dir) }
+            let noCA = failure { try GatewayPKI.issueNode(name: "n1", caDirectory: dir, outputDirectory: dir) }
             #expect(noCA?.message == "--dir: \(dir)/node-ca.crt does not exist; run `tunnel ca init --dir \(dir)` first, or point --dir at the CA directory")
-            _ = try OfflinePKI.initialize(.init(directory: dir, now: now))
+            _ = try GatewayPKI.initialize(.init(directory: dir, now: now))
             for bad in ["Node-17", "node_17", "-node", "node.17", "", String(repeating: "a", count: 64)] {
-                let f = failure { try OfflinePKI.issueNode(name: bad, caDirectory: dir, outputDirectory: dir) }
+                let f = failure { try GatewayPKI.issueNode(name: bad, caDirectory: dir, outputDirectory: dir) }
                 #expect(f?.message.hasPrefix("invalid node name \"\(bad)\": use 1–63 lower-case letters") == true)
                 #expect(f?.exitCode == 2)
             }
-            let tooLong = failure { try OfflinePKI.issueNode(name: "n1", caDirectory: dir, outputDirectory: dir, lifetime: 20 * 365 * 86_400, now: now) }
+            let tooLong = failure { try GatewayPKI.issueNode(name: "n1", caDirectory: dir, outputDirectory: dir, lifetime: 20 * 365 * 86_400, now: now) }
             #expect(tooLong?.message.hasPrefix("--lifetime: the certificate would outlive the node CA") == true)
             let badOperator = failure {
-                try OfflinePKI.issueOperatorBundle(name: "al ice", caDirectory: dir, gateway: HostPort(host: "gw", port: 1), serverName: nil, outputPath: "\(dir)/x.yaml")
+                try GatewayPKI.issueOperatorBundle(name: "al ice", caDirectory: dir, gateway: HostPort(host: "gw", port: 1), serverName: nil, outputPath: "\(dir)/x.yaml")
             }
             #expect(badOperator?.message.hasPrefix("invalid operator name \"al ice\"") == true)
         }

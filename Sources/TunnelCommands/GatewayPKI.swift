@@ -9,16 +9,18 @@ public struct WrittenFile: Sendable, Equatable {
     public let what: String
 }
 
-/// The offline PKI behind `tunnel ca`: two separate CAs and the certificates they issue.
+/// The gateway's PKI directory: two separate CAs, which the gateway uses to sign enrolled nodes'
+/// and operators' certificates, and its own server certificate. The gateway creates it on first
+/// start; `tunnel ca init` creates it beforehand when the certificate must carry chosen names.
 ///
-/// Layout of a CA directory (all names fixed):
+/// Layout (all names fixed):
 ///
 /// | file | mode | what |
 /// |---|---|---|
 /// | node-ca.crt / node-ca.key | 0644 / 0600 | signs node certificates and the gateway's certificate |
 /// | operator-ca.crt / operator-ca.key | 0644 / 0600 | signs operator certificates |
 /// | gateway.crt / gateway.key | 0644 / 0600 | the gateway's server certificate: leaf, then the node CA |
-public enum OfflinePKI {
+public enum GatewayPKI {
     public static let nodeCACertificate = "node-ca.crt"
     public static let nodeCAKey = "node-ca.key"
     public static let operatorCACertificate = "operator-ca.crt"
@@ -30,7 +32,6 @@ public enum OfflinePKI {
 
     public static let caLifetime: Int64 = 10 * 365 * 86_400 + 2 * 86_400
     public static let defaultGatewayLifetime: Int64 = 365 * 86_400
-    public static let defaultLeafLifetime: Int64 = 720 * 3600
 
     public struct InitOptions: Sendable {
         public var directory: String
@@ -45,7 +46,7 @@ public enum OfflinePKI {
         public var hostName: String?
 
         public init(directory: String, gatewayNames: [String] = [], gatewayIPs: [String] = [], force: Bool = false,
-                    gatewayLifetime: Int64 = OfflinePKI.defaultGatewayLifetime, now: Int64 = Int64(Date().timeIntervalSince1970), hostName: String? = nil) {
+                    gatewayLifetime: Int64 = GatewayPKI.defaultGatewayLifetime, now: Int64 = Int64(Date().timeIntervalSince1970), hostName: String? = nil) {
             self.directory = directory
             self.gatewayNames = gatewayNames
             self.gatewayIPs = gatewayIPs
@@ -102,8 +103,8 @@ public enum OfflinePKI {
                 validity: try CertificateValidity(now: options.now, lifetime: min(options.gatewayLifetime, caLifetime)))
             var files: [WrittenFile] = []
             // Keys first: a crash part-way leaves files that make the next run stop and ask for --force.
-            files.append(try write("\(dir)/\(nodeCAKey)", try nodeCA.key.pem(), 0o600, "node CA key (keep offline)"))
-            files.append(try write("\(dir)/\(operatorCAKey)", try operatorCA.key.pem(), 0o600, "operator CA key (keep offline)"))
+            files.append(try write("\(dir)/\(nodeCAKey)", try nodeCA.key.pem(), 0o600, "node CA key (the gateway signs node certificates with it)"))
+            files.append(try write("\(dir)/\(operatorCAKey)", try operatorCA.key.pem(), 0o600, "operator CA key (the gateway signs operator certificates with it)"))
             files.append(try write("\(dir)/\(Self.gatewayKey)", try gatewayKey.pem(), 0o600, "gateway key"))
             files.append(try write("\(dir)/\(nodeCACertificate)", try nodeCA.certificate.pem(), 0o644, "node CA certificate"))
             files.append(try write("\(dir)/\(operatorCACertificate)", try operatorCA.certificate.pem(), 0o644, "operator CA certificate"))
@@ -128,80 +129,6 @@ public enum OfflinePKI {
             let certificate = try Certificate.fromPEM(try DurableFile.read(path: crtPath), source: crtPath)
             let privateKey = try PrivateKey(pem: try DurableFile.read(path: keyPath), source: keyPath)
             return try CertificateAuthority(certificate: certificate, key: privateKey, certificatePath: crtPath, keyPath: keyPath)
-        } catch {
-            throw .failed(oneLine(error))
-        }
-    }
-
-    /// A freshly issued client certificate with its key, born here.
-    public struct IssuedClient: Sendable {
-        public let identity: TunnelIdentity
-        public let certificate: Certificate
-        public let key: PrivateKey
-        /// The node CA certificate (verifies the gateway).
-        public let gatewayCA: Certificate
-    }
-
-    /// Issues a node or operator certificate with a new key. Node names must be DNS labels.
-    public static func issue(_ role: TunnelIdentity.Role, name: String, caDirectory: String, lifetime: Int64, now: Int64) throws(CommandFailure) -> IssuedClient {
-        if role == .node {
-            do { try Names.checkNodeName(name) } catch { throw .usage(error.text) }
-        }
-        let identity: TunnelIdentity
-        do { identity = try TunnelIdentity(role: role, name: name) } catch { throw .usage(oneLine(error)) }
-        let ca = try loadCA(role, directory: caDirectory)
-        let gatewayCA = role == .node ? ca.certificate : try loadCA(.node, directory: caDirectory).certificate
-        guard now + lifetime <= ca.certificate.notAfter else {
-            throw .usage("--lifetime: the certificate would outlive the \(role.rawValue) CA, which expires at \(isoDate(ca.certificate.notAfter)); use a shorter --lifetime")
-        }
-        do {
-            let key = try PrivateKey.generateP256()
-            let certificate = try ca.issueClientCertificate(for: try key.publicKey(), identity: identity,
-                                                            validity: try CertificateValidity(now: now, lifetime: lifetime))
-            return IssuedClient(identity: identity, certificate: certificate, key: key, gatewayCA: gatewayCA)
-        } catch {
-            throw .failed(oneLine(error))
-        }
-    }
-
-    /// `tunnel ca issue node`: writes OUT/NAME.crt (0644), OUT/NAME.key (0600), OUT/gateway-ca.crt (0644).
-    public static func issueNode(name: String, caDirectory: String, outputDirectory: String, lifetime: Int64 = defaultLeafLifetime,
-                                 now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> (IssuedClient, [WrittenFile]) {
-        let issued = try issue(.node, name: name, caDirectory: caDirectory, lifetime: lifetime, now: now)
-        try makeDirectory(outputDirectory)
-        do {
-            let files = [
-                try write("\(outputDirectory)/\(name).key", try issued.key.pem(), 0o600, "node key"),
-                try write("\(outputDirectory)/\(name).crt", try issued.certificate.pem(), 0o644, "node certificate \(issued.identity)"),
-                try write("\(outputDirectory)/\(gatewayCAFile)", try issued.gatewayCA.pem(), 0o644, "CA that verifies the gateway"),
-            ]
-            return (issued, files)
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw .failed(oneLine(error))
-        }
-    }
-
-    /// `tunnel ca issue operator`: writes one bundle file (0600) for `tunnel login`.
-    public static func issueOperatorBundle(name: String, caDirectory: String, gateway: HostPort, serverName: String?, outputPath: String,
-                                           lifetime: Int64 = defaultLeafLifetime, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> (IssuedClient, WrittenFile) {
-        if let serverName, !(HostPort.isValidHost(serverName) || HostPort.isIPv6(serverName)) {
-            throw .usage("--server-name: \"\(serverName)\" is not a host name or IP address (e.g. gateway.example.com)")
-        }
-        let issued = try issue(.operator, name: name, caDirectory: caDirectory, lifetime: lifetime, now: now)
-        do {
-            let bundle = OperatorBundle(gateway: gateway, serverName: serverName,
-                                        certificatePEM: String(decoding: try issued.certificate.pem(), as: UTF8.self),
-                                        keyPEM: String(decoding: try issued.key.pem(), as: UTF8.self),
-                                        gatewayCAPEM: String(decoding: try issued.gatewayCA.pem(), as: UTF8.self))
-            let parent = (outputPath as NSString).deletingLastPathComponent
-            if !parent.isEmpty { try makeDirectory(parent) }
-            let file = try write(outputPath, Array(bundle.render(identity: issued.identity, notAfter: issued.certificate.notAfter).utf8), 0o600,
-                                 "operator bundle for \(issued.identity) (contains a private key)")
-            return (issued, file)
-        } catch let failure as CommandFailure {
-            throw failure
         } catch {
             throw .failed(oneLine(error))
         }

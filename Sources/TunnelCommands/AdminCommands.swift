@@ -1,0 +1,314 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TunnelClient
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// How an admin command reaches the gateway: its local admin socket (root on the gateway host),
+/// or an operator connection whose user has an admin role.
+struct AdminOptions: ParsableArguments {
+    static let defaultSocket = "/var/lib/tunnel/gateway/admin.sock"
+
+    @Option(help: "The gateway's admin socket (default \(defaultSocket) when it exists; otherwise your operator login is used)")
+    var adminSocket: String?
+    @OptionGroup var operatorOptions: OperatorOptions
+
+    /// Sends one request and returns the reply; a refusal or an error reply is one line and exit 1.
+    func send(_ request: AdminRequest) throws(CommandFailure) -> AdminReply {
+        let socket = adminSocket ?? (FileManager.default.fileExists(atPath: Self.defaultSocket) ? Self.defaultSocket : nil)
+        var outcome: Result<AdminReply, FleetFailure>?
+        if let socket {
+            let loop: EventLoop
+            do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+            AdminChannel.send(request, to: socket, loop: loop) { outcome = $0 }
+            loop.run()
+        } else {
+            let (settings, logger) = try operatorOptions.settingsAndLogger()
+            _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+                client.ask(.admin(request), on: connection, reply: AdminReply.self) { result in
+                    outcome = result.mapError { FleetFailure($0.message) }
+                    finish(0)
+                }
+                return nil
+            }
+        }
+        switch outcome {
+        case .success(let reply):
+            if let error = reply.error { throw .failed(error) }
+            return reply
+        case .failure(let failure):
+            throw .failed(failure.message)
+        case nil:
+            throw .failed("no reply from the gateway")
+        }
+    }
+}
+
+/// Parses `k=v` labels from repeated flags.
+func parseLabels(_ entries: [String], flag: String) throws(CommandFailure) -> [String: String] {
+    var labels: [String: String] = [:]
+    for entry in entries {
+        let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else { throw .usage("\(flag): \"\(entry)\" is not KEY=VALUE (e.g. site=plant-a)") }
+        labels[parts[0]] = parts[1]
+    }
+    return labels
+}
+
+/// Parses a duration flag like `1h` or `90s` into seconds.
+func durationSeconds(_ text: String, flag: String) throws(CommandFailure) -> Int64 {
+    do throws(ValueProblem) {
+        let seconds = DurationText.seconds(try DurationText.parse(text))
+        guard seconds > 0 else { throw ValueProblem("\"\(text)\" is not a positive duration") }
+        return seconds
+    } catch {
+        throw .usage("\(flag): \(error.text)")
+    }
+}
+
+/// Prints rows as aligned columns, the first row being the header.
+func printTable(_ rows: [[String]]) {
+    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+    for row in rows {
+        print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            .trimmingCharacters(in: .whitespaces))
+    }
+}
+
+func labelText(_ labels: [String: String]) -> String {
+    labels.isEmpty ? "-" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+}
+
+// MARK: - tunnel token
+
+public struct TokenCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Join tokens: one command on a new node enrolls it.",
+        subcommands: [TokenCreateCommand.self, TokenListCommand.self])
+    public init() {}
+}
+
+public struct TokenCreateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Create a join token (printed once; the gateway keeps only its hash).",
+        discussion: "On the node: tunnel client --gateway GATEWAY:7443 --token TOKEN --service ssh=127.0.0.1:22")
+
+    @Option(help: "The token enrolls exactly this node name") var node: String?
+    @Option(help: "The token enrolls names starting with this prefix") var namePrefix: String?
+    @Option(help: "How long the token stays valid") var ttl = "1h"
+    @Option(help: "How many nodes may enroll with it") var uses = 1
+    @Option(help: "Label given to every node enrolled with it, KEY=VALUE; repeatable") var label: [String] = []
+    @OptionGroup var admin: AdminOptions
+
+    public init() {}
+
+    public func run() throws {
+        let spec = TokenSpec(nodeName: node, namePrefix: namePrefix, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"),
+                             uses: uses, labels: try parseLabels(label, flag: "--label"))
+        let reply = try admin.send(.createToken(spec))
+        print(reply.token ?? "")
+        if let message = reply.message { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+    }
+}
+
+public struct TokenListCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List join tokens (never their secrets).")
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        let tokens = try admin.send(.listTokens).tokens ?? []
+        let now = Int64(Date().timeIntervalSince1970)
+        printTable([["ID", "ENROLLS", "LABELS", "USES", "EXPIRES", "CREATED BY"]] + tokens.map {
+            [$0.id, $0.nodeName ?? $0.namePrefix.map { "\($0)*" } ?? "any name", labelText($0.labels), "\($0.usesCount)/\($0.usesAllowed)",
+             $0.expiresAt <= now ? "expired" : isoDate($0.expiresAt), $0.createdBy]
+        })
+    }
+}
+
+// MARK: - tunnel user
+
+public struct UserCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Operators: add (issues a bundle for `tunnel login`), list, revoke.",
+        subcommands: [UserAddCommand.self, UserListCommand.self, UserRevokeCommand.self])
+    public init() {}
+}
+
+public struct UserAddCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Add an operator (or re-issue their certificate) and write their bundle.",
+        discussion: "The key is made here and written only into the bundle (mode 0600); hand it over safely, then `tunnel login BUNDLE`.")
+
+    @Argument(help: "User name (letters, digits, '.', '_', '-', '@')") var name: String
+    @Option(help: "Role from the policy; repeatable") var role: [String] = []
+    @Option(help: "Certificate lifetime; renew with `tunnel renew`") var ttl = "12h"
+    @Option(help: "The gateway address written into the bundle, HOST:PORT") var gateway: String
+    @Option(help: "TLS name of the gateway when it differs from the gateway's host") var serverName: String?
+    @Option(help: "Bundle file to write (default NAME.tunnel-operator.yaml)") var out: String?
+    @OptionGroup var admin: AdminOptions
+
+    public init() {}
+
+    public func run() throws {
+        let address: HostPort
+        do { address = try HostPort.parse(gateway) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
+        let key = try PrivateKey.generateP256()
+        let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
+        let reply = try admin.send(.addUser(name: name, roles: role, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"), csr: csr))
+        guard let certificatePEM = reply.certificate, let gatewayCA = reply.gatewayCA,
+              let certificate = try? Certificate.chainFromPEM(Array(certificatePEM.utf8)).first,
+              let identity = try? certificate.tunnelIdentity()
+        else { throw CommandFailure.failed("the gateway sent no usable certificate") }
+        let bundle = OperatorBundle(gateway: address, serverName: serverName, certificatePEM: certificatePEM,
+                                    keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
+        let path = out ?? "\(name).tunnel-operator.yaml"
+        let file = try GatewayPKI.write(path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
+                                        "operator bundle for \(identity) (contains a private key)")
+        print(reply.message ?? "")
+        printFiles([file])
+        print("Hand it over safely; the operator runs `tunnel login \(path)`.")
+    }
+}
+
+public struct UserListCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List operators.")
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        let users = try admin.send(.listUsers).users ?? []
+        printTable([["NAME", "ROLES", "CERTIFICATE UNTIL", "STATUS", "CREATED BY"]] + users.map {
+            [$0.name, $0.roles.joined(separator: ","), $0.certificateNotAfter.map(isoDate) ?? "-",
+             $0.revokedAt.map { "revoked \(isoDate($0))" } ?? "active", $0.createdBy]
+        })
+    }
+}
+
+public struct UserRevokeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an operator: sessions close now, new ones are refused.")
+    @Argument(help: "User name") var name: String
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        print(try admin.send(.revokeUser(name: name)).message ?? "")
+    }
+}
+
+// MARK: - tunnel node
+
+public struct NodeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Enrolled nodes: list every one, revoke, remove.",
+        subcommands: [NodeListCommand.self, NodeRevokeCommand.self, NodeRemoveCommand.self])
+    public init() {}
+}
+
+public struct NodeListCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List every known node, online or not.")
+    @OptionGroup var admin: AdminOptions
+    @Flag(help: "Print JSON instead of a table") var json = false
+    public init() {}
+
+    public func run() throws {
+        let nodes = try admin.send(.listNodes).nodes ?? []
+        if json {
+            print(String(decoding: TunnelProtocol.encode(nodes), as: UTF8.self))
+            return
+        }
+        printTable([["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]] + nodes.map {
+            [$0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline", labelText($0.labels),
+             $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-", $0.previousSessionEnded ?? "-"]
+        })
+    }
+}
+
+public struct NodeRevokeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a node: its session closes now; it cannot connect, renew or re-enroll.")
+    @Argument(help: "Node name") var name: String
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        print(try admin.send(.revokeNode(name: name)).message ?? "")
+    }
+}
+
+public struct NodeRemoveCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "rm", abstract: "Forget a node: its certificate stops working; it must enroll again with a token.")
+    @Argument(help: "Node name") var name: String
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        print(try admin.send(.removeNode(name: name)).message ?? "")
+    }
+}
+
+// MARK: - tunnel policy
+
+public struct PolicyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "The access policy in force.",
+        discussion: "Edit the gateway's policy file; the gateway reloads it on change and on SIGHUP, and keeps the old one if the new one is invalid.",
+        subcommands: [PolicyShowCommand.self])
+    public init() {}
+}
+
+public struct PolicyShowCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "show", abstract: "Show which policy version the gateway uses.")
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        print(try admin.send(.showPolicy).policy ?? "")
+    }
+}
+
+// MARK: - tunnel renew
+
+public struct RenewCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "renew", abstract: "Renew your operator certificate (same key, same lifetime) before it expires.")
+    @OptionGroup var options: OperatorOptions
+    public init() {}
+
+    public func run() throws {
+        let (settings, logger) = try options.settingsAndLogger()
+        let key: PrivateKey
+        let name: String
+        do {
+            key = try PrivateKey(pem: DurableFile.read(path: settings.key), source: settings.key)
+            name = try Certificate.fromPEM(DurableFile.read(path: settings.cert), source: settings.cert).tunnelIdentity().name
+        } catch {
+            throw CommandFailure.failed("\(oneLine(error)); run `tunnel login BUNDLE` first")
+        }
+        let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
+        var outcome: Result<CertificateReply, FleetFailure>?
+        _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+            client.ask(.renew(csr: csr), on: connection, reply: CertificateReply.self) { result in
+                outcome = result.mapError { FleetFailure($0.message) }
+                finish(0)
+            }
+            return nil
+        }
+        switch outcome {
+        case .success(let reply):
+            guard let pem = reply.certificate, let certificate = try? Certificate.chainFromPEM(Array(pem.utf8)).first else {
+                throw CommandFailure.failed(reply.error ?? "the gateway sent no certificate")
+            }
+            guard (try? certificate.publicKey().der()) == (try? key.publicKey().der()) else {
+                throw CommandFailure.failed("the gateway issued a certificate for another key")
+            }
+            _ = try GatewayPKI.write(settings.cert, Array(pem.utf8), 0o644, "operator certificate")
+            print("renewed \(name): valid until \(isoDate(certificate.notAfter))")
+        case .failure(let failure):
+            throw CommandFailure.failed(failure.message)
+        case nil:
+            throw CommandFailure.failed("no reply from the gateway")
+        }
+    }
+}

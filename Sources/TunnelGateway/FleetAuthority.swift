@@ -1,0 +1,373 @@
+import Foundation
+import TunnelPolicy
+import TunnelRuntime
+import TunnelState
+import TunnelTLS
+
+/// The gateway's identity decisions: who may enroll, renew, connect and open what, and the
+/// admin commands that change that. It owns the two CAs and the fleet store, and holds no
+/// connections: the `Gateway` carries out what it decides (closing a revoked node's session,
+/// say). Loop-confined.
+final class FleetAuthority {
+    let store: FleetStore
+    let nodeCA: CertificateAuthority
+    let operatorCA: CertificateAuthority
+    /// Node certificates live this long; renewal runs at two thirds of it.
+    let nodeCertificateLifetime: Int64
+    private(set) var policy: Policy
+    private let clock: () -> Int64
+
+    /// What an admin command asks the gateway to do to live connections.
+    enum Effect: Equatable {
+        case disconnectNode(String, reason: String)
+        case disconnectOperator(String, reason: String)
+    }
+
+    init(store: FleetStore, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority, nodeCertificateLifetime: Int64,
+         policy: Policy, clock: @escaping () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+        self.store = store
+        self.nodeCA = nodeCA
+        self.operatorCA = operatorCA
+        self.nodeCertificateLifetime = nodeCertificateLifetime
+        self.policy = policy
+        self.clock = clock
+    }
+
+    var now: Int64 { clock() }
+
+    /// The pin a join token carries: the SHA-256 of the node CA certificate, which signs the
+    /// gateway's own certificate.
+    var caPin: [UInt8] { nodeCA.certificate.sha256Fingerprint }
+
+    func replacePolicy(_ policy: Policy) {
+        self.policy = policy
+    }
+
+    // MARK: - Enrollment and renewal
+
+    /// A new node trades a token and a CSR for its first certificate.
+    func redeem(_ request: RedeemRequest, from address: String) throws(FleetFailure) -> String {
+        let (csr, keyHash) = try readRequest(request.csr)
+        let tokenHash = Hex.encode(SHA256.hash(Array(request.secret.utf8)))
+        // The name is decided before the token is spent, so a refused name leaves it usable.
+        guard let token = try storeCall({ try store.tokens() }).first(where: { $0.id == request.tokenID }) else {
+            throw FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
+        }
+        let name = try nodeName(for: request, token: token, csr: csr)
+        switch try storeCall({ try store.redeemToken(id: request.tokenID, secretSHA256: tokenHash, keySHA256: keyHash, nodeName: name, now: now) }) {
+        case .unknown:
+            throw FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
+        case .expired(let at):
+            throw FleetFailure("this token expired at \(isoTime(at)); create a new one with `tunnel token create`")
+        case .usedUp(let uses):
+            throw FleetFailure("this token was already used (\(uses) of \(uses) enrollments); create a new one with `tunnel token create`")
+        case .alreadyRedeemed(let enrolledName):
+            // The same key again: a node that crashed before saving its certificate retries.
+            guard enrolledName == name else { throw FleetFailure("this key already enrolled as \(enrolledName) with this token") }
+        case .redeemed:
+            break
+        }
+        var labels = request.labels
+        labels.merge(token.labels) { _, fromToken in fromToken }
+        let issued = try issueNode(name: name, publicKey: csr.key, keyHash: keyHash)
+        var entry = try storeCall({ try store.node(named: name) }) ?? NodeEntry(name: name)
+        entry.labels = labels
+        entry.keySHA256 = keyHash
+        entry.enrolledAt = now
+        entry.enrolledWithToken = token.id
+        entry.lastAddress = address
+        entry.revokedAt = nil
+        entry.revokedBy = nil
+        try record(&entry, issued)
+        return try pem(issued, nodeCA)
+    }
+
+    /// The name a token enrolls: fixed by the token, or asked for (within the token's prefix),
+    /// or the CSR's common name; never one another key already holds.
+    private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure) -> String {
+        let asked = request.nodeName ?? csr.commonName
+        let name: String
+        if let fixed = token.nodeName {
+            guard asked == nil || asked == fixed else {
+                throw FleetFailure("this token enrolls only the node \(fixed), not \(asked!); drop --node-name or use a token for \(asked!)")
+            }
+            name = fixed
+        } else if let asked {
+            if let prefix = token.namePrefix, !asked.hasPrefix(prefix) {
+                throw FleetFailure("this token enrolls only names starting with \(prefix); \(asked) does not (set --node-name \(prefix)…)")
+            }
+            name = asked
+        } else {
+            throw FleetFailure("the node sent no name; set --node-name")
+        }
+        guard (try? TunnelIdentity(role: .node, name: name)) != nil else {
+            throw FleetFailure("\"\(name)\" is not a valid node name: use letters, digits, '.', '_', '-' (1–64, starting with a letter or digit)")
+        }
+        if let existing = try storeCall({ try store.node(named: name) }), let enrolledKey = existing.keySHA256, enrolledKey != csr.keyHash {
+            if existing.revokedAt != nil {
+                throw FleetFailure("node \(name) was revoked; remove it with `tunnel node rm \(name)` before enrolling a replacement under that name")
+            }
+            throw FleetFailure("node \(name) is already enrolled with another key; to replace that box, `tunnel node rm \(name)` first")
+        }
+        return name
+    }
+
+    /// A node whose certificate expired while it was off presents it (proving its key in the
+    /// handshake) and gets a new one, if the gateway still knows it under that key.
+    func reenroll(name: String, presented: Certificate, csr text: String) throws(FleetFailure) -> String {
+        let entry = try knownNode(name, presented: presented)
+        let (csr, keyHash) = try readRequest(text)
+        guard keyHash == entry.keySHA256 else {
+            throw FleetFailure("re-enrollment must keep the enrolled key; the request carries another one")
+        }
+        var updated = entry
+        let issued = try issueNode(name: name, publicKey: csr.key, keyHash: keyHash)
+        try record(&updated, issued)
+        return try pem(issued, nodeCA)
+    }
+
+    /// A connected node renews its certificate for the same key.
+    func renewNode(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (pem: String, notAfter: Int64) {
+        var entry = try knownNode(name, presented: presented)
+        let (request, keyHash) = try readRequest(csr)
+        guard keyHash == entry.keySHA256 else {
+            throw FleetFailure("renewal must keep the enrolled key; the request carries another one")
+        }
+        let issued = try issueNode(name: name, publicKey: request.key, keyHash: keyHash)
+        try record(&entry, issued)
+        return (try pem(issued, nodeCA), issued.notAfter)
+    }
+
+    /// A connected operator renews for the same key and the lifetime they had.
+    func renewOperator(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (pem: String, notAfter: Int64) {
+        guard var user = try storeCall({ try store.user(named: name) }), user.revokedAt == nil else {
+            throw FleetFailure("operator \(name) is unknown or revoked")
+        }
+        let (request, keyHash) = try readRequest(csr)
+        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == keyHash else {
+            throw FleetFailure("renewal must keep your key; the request carries another one")
+        }
+        let issued = try issueOperator(name: name, publicKey: request.key, lifetime: presented.notAfter - presented.notBefore - backdate(for: presented.notAfter - presented.notBefore))
+        user.certificateSerial = issued.serialNumberHex
+        user.certificateNotAfter = issued.notAfter
+        try storeCall { try store.saveUser(user) }
+        return (try pem(issued, operatorCA), issued.notAfter)
+    }
+
+    // MARK: - Admission
+
+    /// A node with a valid certificate may connect only if the gateway enrolled that key under
+    /// that name and has not revoked it; nil admits.
+    func admitNode(_ name: String, certificate: Certificate) -> FleetFailure? {
+        do {
+            _ = try knownNode(name, presented: certificate)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// An operator may connect only with the latest certificate issued to a user not revoked.
+    func admitOperator(_ name: String, certificate: Certificate) -> FleetFailure? {
+        guard let user = try? store.user(named: name) else {
+            return FleetFailure("operator \(name) is not a user of this gateway; an admin adds users with `tunnel user add`")
+        }
+        if let revoked = user.revokedAt {
+            return FleetFailure("operator \(name) was revoked at \(isoTime(revoked))")
+        }
+        guard user.certificateSerial == certificate.serialNumberHex else {
+            return FleetFailure("this certificate of \(name) was replaced by a newer one (renewed or re-issued); use the newest bundle")
+        }
+        return nil
+    }
+
+    func roles(of operatorName: String) -> [String] {
+        (try? store.user(named: operatorName))?.roles ?? []
+    }
+
+    func isAdmin(_ operatorName: String) -> Bool {
+        policy.isAdmin(roles: roles(of: operatorName))
+    }
+
+    /// Labels the policy matches on: the ones recorded at enrollment (token labels win).
+    func labels(of node: String) -> [String: String] {
+        (try? store.node(named: node))?.labels ?? [:]
+    }
+
+    func decide(operatorName: String, node: String, service: String) -> PolicyDecision {
+        policy.decide(roles: roles(of: operatorName), node: node, labels: labels(of: node), service: service)
+    }
+
+    // MARK: - Node bookkeeping
+
+    func nodeSeen(_ name: String, address: String?, disconnectReason: String?) {
+        guard var entry = try? store.node(named: name) else { return }
+        entry.lastSeen = now
+        if let address { entry.lastAddress = address }
+        if let disconnectReason { entry.lastDisconnectReason = disconnectReason }
+        try? store.saveNode(entry)
+    }
+
+    // MARK: - Administration
+
+    /// Carries out one admin request on behalf of `actor` (already checked to be an admin).
+    func administer(_ request: AdminRequest, actor: String) -> (AdminReply, [Effect]) {
+        do {
+            return try perform(request, actor: actor)
+        } catch {
+            return (AdminReply(error: error.message), [])
+        }
+    }
+
+    private func perform(_ request: AdminRequest, actor: String) throws(FleetFailure) -> (AdminReply, [Effect]) {
+        var reply = AdminReply()
+        switch request {
+        case .createToken(let spec):
+            guard spec.lifetimeSeconds > 0, spec.uses > 0 else { throw FleetFailure("--ttl and --uses must be positive") }
+            guard spec.nodeName == nil || spec.namePrefix == nil else { throw FleetFailure("give --node or --name-prefix, not both") }
+            if let node = spec.nodeName, (try? TunnelIdentity(role: .node, name: node)) == nil {
+                throw FleetFailure("--node \(node) is not a valid node name")
+            }
+            let token = JoinToken.generate(caPin: caPin)
+            try storeCall { try store.insertToken(TokenEntry(
+                id: token.id, secretSHA256: token.secretHash, nodeName: spec.nodeName, namePrefix: spec.namePrefix,
+                labels: spec.labels, createdAt: now, expiresAt: now + spec.lifetimeSeconds, usesAllowed: spec.uses, usesCount: 0, createdBy: actor)) }
+            reply.token = token.description
+            reply.message = "token \(token.id) enrolls \(spec.nodeName ?? spec.namePrefix.map { "names starting with \($0)" } ?? "any name"), \(spec.uses) time(s), until \(isoTime(now + spec.lifetimeSeconds))"
+        case .listTokens:
+            reply.tokens = try storeCall { try store.tokens() }.map {
+                TokenInfo(id: $0.id, nodeName: $0.nodeName, namePrefix: $0.namePrefix, labels: $0.labels, createdAt: $0.createdAt,
+                          expiresAt: $0.expiresAt, usesAllowed: $0.usesAllowed, usesCount: $0.usesCount, createdBy: $0.createdBy)
+            }
+        case .addUser(let name, let roles, let lifetime, let csrText):
+            guard (try? TunnelIdentity(role: .operator, name: name)) != nil else {
+                throw FleetFailure("\"\(name)\" is not a valid user name: letters, digits, '.', '_', '-', '@' (1–64)")
+            }
+            guard !roles.isEmpty else { throw FleetFailure("give the user a role with --role") }
+            let unknown = roles.filter { !policy.roleNames.contains($0) }
+            guard unknown.isEmpty else {
+                throw FleetFailure("role \(unknown.joined(separator: ", ")) is not defined in policy \(policy.version) (roles: \(policy.roleNames.joined(separator: ", "))); add it to the policy first")
+            }
+            guard lifetime > 0 else { throw FleetFailure("--ttl must be positive") }
+            let (csr, _) = try readRequest(csrText)
+            let issued = try issueOperator(name: name, publicKey: csr.key, lifetime: lifetime)
+            let previous = try storeCall { try store.user(named: name) }
+            try storeCall { try store.saveUser(UserEntry(
+                name: name, roles: roles, createdAt: previous?.createdAt ?? now, createdBy: previous?.createdBy ?? actor,
+                certificateSerial: issued.serialNumberHex, certificateNotAfter: issued.notAfter, revokedAt: nil, revokedBy: nil)) }
+            reply.certificate = try pem(issued, operatorCA)
+            reply.gatewayCA = String(decoding: try tls { try self.nodeCA.certificate.pem() }, as: UTF8.self)
+            reply.message = "\(previous == nil ? "added" : "re-issued") \(name) with role \(roles.joined(separator: ", ")), certificate valid until \(isoTime(issued.notAfter))"
+            // A re-issue replaces the old certificate, so sessions made with it end.
+            if previous != nil { return (reply, [.disconnectOperator(name, reason: "certificate re-issued by \(actor)")]) }
+        case .listUsers:
+            reply.users = try storeCall { try store.users() }.map {
+                UserInfo(name: $0.name, roles: $0.roles, createdAt: $0.createdAt, createdBy: $0.createdBy,
+                         certificateNotAfter: $0.certificateNotAfter, revokedAt: $0.revokedAt)
+            }
+        case .revokeUser(let name):
+            guard var user = try storeCall({ try store.user(named: name) }) else { throw FleetFailure("there is no user \(name); `tunnel user ls` lists them") }
+            user.revokedAt = now
+            user.revokedBy = actor
+            try storeCall { try store.saveUser(user) }
+            reply.message = "revoked user \(name): open sessions are closed now and new ones refused"
+            return (reply, [.disconnectOperator(name, reason: "revoked by \(actor)")])
+        case .listNodes:
+            break  // The gateway fills in the live view.
+        case .revokeNode(let name):
+            guard var node = try storeCall({ try store.node(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
+            node.revokedAt = now
+            node.revokedBy = actor
+            try storeCall { try store.saveNode(node) }
+            reply.message = "revoked node \(name): its session is closed now and it cannot connect, renew or re-enroll"
+            return (reply, [.disconnectNode(name, reason: "revoked by \(actor)")])
+        case .removeNode(let name):
+            guard try storeCall({ try store.removeNode(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
+            reply.message = "removed node \(name): its certificate no longer connects; it must enroll again with a token"
+            return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
+        case .showPolicy:
+            reply.policy = "policy \(policy.version) from \(policy.source)"
+        }
+        return (reply, [])
+    }
+
+    // MARK: - Helpers
+
+    private struct ParsedRequest {
+        let key: PublicKey
+        let keyHash: String
+        let commonName: String?
+    }
+
+    /// Parses and checks a PEM CSR; returns it with the SHA-256 of its key.
+    private func readRequest(_ text: String) throws(FleetFailure) -> (ParsedRequest, String) {
+        do {
+            let csr = try CertificateSigningRequest.fromPEM(Array(text.utf8))
+            try csr.verifySignature()
+            let key = try csr.publicKey()
+            let hash = Hex.encode(SHA256.hash(try key.der()))
+            return (ParsedRequest(key: key, keyHash: hash, commonName: csr.commonName), hash)
+        } catch {
+            throw FleetFailure("the certificate request is unreadable: \(error)")
+        }
+    }
+
+    /// The enrolled, unrevoked node `name` whose key is the one in `presented`.
+    private func knownNode(_ name: String, presented: Certificate) throws(FleetFailure) -> NodeEntry {
+        guard let entry = try storeCall({ try store.node(named: name) }), let enrolledKey = entry.keySHA256 else {
+            throw FleetFailure("node \(name) is not enrolled with this gateway (removed, or never enrolled); enroll it with a token: tunnel client --token …")
+        }
+        if let revoked = entry.revokedAt {
+            throw FleetFailure("node \(name) was revoked at \(isoTime(revoked)) by \(entry.revokedBy ?? "an admin")")
+        }
+        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == enrolledKey else {
+            throw FleetFailure("this certificate of node \(name) is not for the key the gateway enrolled; the box was replaced or the certificate copied — enroll it again with a token")
+        }
+        return entry
+    }
+
+    private func issueNode(name: String, publicKey: PublicKey, keyHash: String) throws(FleetFailure) -> Certificate {
+        try tls {
+            try self.nodeCA.issueClientCertificate(
+                for: publicKey, identity: TunnelIdentity(role: .node, name: name),
+                validity: CertificateValidity(now: now, lifetime: nodeCertificateLifetime, backdate: backdate(for: nodeCertificateLifetime)))
+        }
+    }
+
+    private func issueOperator(name: String, publicKey: PublicKey, lifetime: Int64) throws(FleetFailure) -> Certificate {
+        try tls {
+            try self.operatorCA.issueClientCertificate(
+                for: publicKey, identity: TunnelIdentity(role: .operator, name: name),
+                validity: CertificateValidity(now: now, lifetime: lifetime, backdate: backdate(for: lifetime)))
+        }
+    }
+
+    /// A little clock skew is tolerated by starting validity early; a tenth of the lifetime at
+    /// most, so that two thirds of the validity window stays two thirds of the usable life.
+    private func backdate(for lifetime: Int64) -> Int64 {
+        min(300, lifetime / 10)
+    }
+
+    private func record(_ entry: inout NodeEntry, _ issued: Certificate) throws(FleetFailure) {
+        entry.certificateSerial = issued.serialNumberHex
+        entry.certificateNotAfter = issued.notAfter
+        entry.lastSeen = now
+        let saved = entry
+        try storeCall { try store.saveNode(saved) }
+    }
+
+    private func pem(_ certificate: Certificate, _ authority: CertificateAuthority) throws(FleetFailure) -> String {
+        String(decoding: try tls { try Certificate.pem(chain: [certificate, authority.certificate]) }, as: UTF8.self)
+    }
+
+    private func tls<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
+        do { return try body() } catch { throw FleetFailure("certificate work failed: \(error)") }
+    }
+
+    private func storeCall<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
+        do { return try body() } catch { throw FleetFailure("the gateway's state database failed: \(error)") }
+    }
+}
+
+/// `2026-11-28T08:00:00Z`
+func isoTime(_ seconds: Int64) -> String { UTCTime.format(seconds) }

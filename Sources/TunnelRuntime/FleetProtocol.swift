@@ -1,0 +1,215 @@
+import Foundation
+import TunnelTLS
+
+/// A join token, as `tunnel token create` prints it: `tnl1.ID.SECRET.CAPIN`.
+///
+/// The gateway keeps only a hash of the secret. The CA pin (the SHA-256 of the gateway's node
+/// CA certificate) lets the node check the gateway before it sends anything, so a man in the
+/// middle learns nothing; the ID lets the gateway find the token without scanning.
+public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
+    public static let prefix = "tnl1"
+    /// 8 hex digits.
+    public let id: String
+    /// 32 hex digits: 128 random bits.
+    public let secret: String
+    public let caPin: [UInt8]
+
+    public init(id: String, secret: String, caPin: [UInt8]) {
+        self.id = id
+        self.secret = secret
+        self.caPin = caPin
+    }
+
+    /// A fresh token from the system's cryptographic random source.
+    public static func generate(caPin: [UInt8]) -> JoinToken {
+        var random = SystemRandomNumberGenerator()
+        func hex(_ count: Int) -> String { Hex.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }) }
+        return JoinToken(id: hex(4), secret: hex(16), caPin: caPin)
+    }
+
+    public var description: String { "\(Self.prefix).\(id).\(secret).\(Hex.encode(caPin))" }
+
+    /// What the gateway stores instead of the secret.
+    public var secretHash: String { Hex.encode(SHA256.hash(Array(secret.utf8))) }
+
+    /// Parses a token, saying which part is wrong.
+    public static func parse(_ text: String) throws(FleetFailure) -> JoinToken {
+        let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let shape = "a join token looks like tnl1.ID.SECRET.CAHASH, as printed by `tunnel token create`"
+        guard parts.count == 4, parts[0] == prefix else { throw FleetFailure("this is not a join token: \(shape)") }
+        func isHex(_ part: String, _ count: Int) -> Bool { part.count == count && Hex.decode(part) != nil }
+        guard isHex(parts[1], 8), isHex(parts[2], 32) else { throw FleetFailure("the token's ID or secret is malformed: \(shape)") }
+        guard isHex(parts[3], 64), let pin = Hex.decode(parts[3]) else {
+            throw FleetFailure("the token's CA hash is not 64 hex digits (a SHA-256): \(shape)")
+        }
+        return JoinToken(id: parts[1].lowercased(), secret: parts[2].lowercased(), caPin: pin)
+    }
+}
+
+/// A refusal or failure in fleet identity work, as one sentence for the person who must act.
+public struct FleetFailure: Error, Equatable, Sendable, CustomStringConvertible {
+    public let message: String
+    /// The gateway (or the token's CA pin) said no: retrying the same request cannot help,
+    /// unlike a network failure.
+    public let isFinal: Bool
+    public init(_ message: String, isFinal: Bool = false) {
+        self.message = message
+        self.isFinal = isFinal
+    }
+    public var description: String { message }
+}
+
+/// What a client asks on an enrollment connection (ALPN `tunnel-enroll/1`), in the metadata of
+/// the one stream it opens. The gateway answers with a `CertificateReply` as the stream's data.
+public enum EnrollmentRequest: Codable, Equatable, Sendable {
+    /// Only the gateway's time: for a node whose clock is wrong (no RTC, 1970 after a cold boot).
+    case time
+    /// A new node: its first certificate, for a key it just made, in exchange for a token.
+    case redeem(RedeemRequest)
+    /// A known node whose certificate expired while it was off: it presents the expired
+    /// certificate in the handshake (proving its enrolled key) and asks for a new one.
+    case reenroll(csr: String)
+}
+
+public struct RedeemRequest: Codable, Equatable, Sendable {
+    public var tokenID: String
+    public var secret: String
+    /// The name the node asks for; the token may fix it or require a prefix.
+    public var nodeName: String?
+    public var labels: [String: String]
+    /// PEM certificate signing request for the node's own key.
+    public var csr: String
+
+    public init(tokenID: String, secret: String, nodeName: String?, labels: [String: String], csr: String) {
+        self.tokenID = tokenID
+        self.secret = secret
+        self.nodeName = nodeName
+        self.labels = labels
+        self.csr = csr
+    }
+}
+
+/// The gateway's answer to enrollment and renewal requests.
+public struct CertificateReply: Codable, Equatable, Sendable {
+    /// The gateway's clock (Unix seconds), so a node with a wrong clock can check at this time.
+    public var gatewayTime: Int64
+    /// PEM: the new certificate, then the CA that signed it.
+    public var certificate: String?
+    /// Why nothing was issued, for the person running the client.
+    public var error: String?
+
+    public init(gatewayTime: Int64, certificate: String? = nil, error: String? = nil) {
+        self.gatewayTime = gatewayTime
+        self.certificate = certificate
+        self.error = error
+    }
+}
+
+/// What a node asks on its authenticated connection, in the metadata of a stream it opens.
+public enum NodeRequest: Codable, Equatable, Sendable {
+    /// What the node says about itself, once per connection (no reply).
+    case announce(NodeAnnouncement)
+    /// A fresh certificate for the same key and name, answered with a `CertificateReply`.
+    case renew(csr: String)
+}
+
+/// Fleet administration: tokens, operators, nodes, policy. Allowed to operators whose role the
+/// policy marks `admin: true`, and to root on the gateway host through the admin socket.
+public enum AdminRequest: Codable, Equatable, Sendable {
+    case createToken(TokenSpec)
+    case listTokens
+    /// Issues a certificate for an operator key made on the admin's machine.
+    case addUser(name: String, roles: [String], lifetimeSeconds: Int64, csr: String)
+    case listUsers
+    case revokeUser(name: String)
+    case listNodes
+    case revokeNode(name: String)
+    case removeNode(name: String)
+    case showPolicy
+}
+
+/// What `tunnel token create` asks for.
+public struct TokenSpec: Codable, Equatable, Sendable {
+    /// The token enrolls exactly this node name.
+    public var nodeName: String?
+    /// The token enrolls names starting with this.
+    public var namePrefix: String?
+    public var lifetimeSeconds: Int64
+    public var uses: Int
+    /// Labels every node enrolled with this token gets; they win over labels the node asks for.
+    public var labels: [String: String]
+
+    public init(nodeName: String?, namePrefix: String?, lifetimeSeconds: Int64, uses: Int, labels: [String: String]) {
+        self.nodeName = nodeName
+        self.namePrefix = namePrefix
+        self.lifetimeSeconds = lifetimeSeconds
+        self.uses = uses
+        self.labels = labels
+    }
+}
+
+/// One row of `tunnel token ls` (never the secret or its hash).
+public struct TokenInfo: Codable, Equatable, Sendable {
+    public var id: String
+    public var nodeName: String?
+    public var namePrefix: String?
+    public var labels: [String: String]
+    public var createdAt: Int64
+    public var expiresAt: Int64
+    public var usesAllowed: Int
+    public var usesCount: Int
+    public var createdBy: String
+
+    public init(id: String, nodeName: String?, namePrefix: String?, labels: [String: String], createdAt: Int64, expiresAt: Int64, usesAllowed: Int, usesCount: Int, createdBy: String) {
+        self.id = id
+        self.nodeName = nodeName
+        self.namePrefix = namePrefix
+        self.labels = labels
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.usesAllowed = usesAllowed
+        self.usesCount = usesCount
+        self.createdBy = createdBy
+    }
+}
+
+/// One row of `tunnel user ls`.
+public struct UserInfo: Codable, Equatable, Sendable {
+    public var name: String
+    public var roles: [String]
+    public var createdAt: Int64
+    public var createdBy: String
+    public var certificateNotAfter: Int64?
+    public var revokedAt: Int64?
+
+    public init(name: String, roles: [String], createdAt: Int64, createdBy: String, certificateNotAfter: Int64?, revokedAt: Int64?) {
+        self.name = name
+        self.roles = roles
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.certificateNotAfter = certificateNotAfter
+        self.revokedAt = revokedAt
+    }
+}
+
+/// The gateway's answer to an `AdminRequest`; the fields the request calls for are set.
+public struct AdminReply: Codable, Equatable, Sendable {
+    public var error: String?
+    /// A sentence saying what was done.
+    public var message: String?
+    public var token: String?
+    public var tokens: [TokenInfo]?
+    public var users: [UserInfo]?
+    public var nodes: [NodeStatus]?
+    /// PEM: an issued operator certificate, then the operator CA.
+    public var certificate: String?
+    /// PEM of the CA that verifies the gateway, for operator bundles.
+    public var gatewayCA: String?
+    /// The policy in force: its version and source, then its text.
+    public var policy: String?
+
+    public init(error: String? = nil, message: String? = nil) {
+        self.error = error
+        self.message = message
+    }
+}

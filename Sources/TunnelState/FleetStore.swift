@@ -1,0 +1,70 @@
+/// Fleet state storage: nodes, join tokens and operators, with their revocations.
+///
+/// A protocol so that the embedded database (`SQLiteFleetStore`) can later be replaced by a
+/// shared SQL database when several gateways serve one fleet. Implementations must make every
+/// change durable before returning and must not rely on being the only writer: correctness of
+/// `redeemToken` comes from the database, not from the caller's single thread.
+///
+/// Loop-confined (not Sendable): the gateway calls it from its one loop thread.
+public protocol FleetStore: AnyObject {
+    /// The node called `name`, or nil if there is none.
+    func node(named name: String) throws(StoreError) -> NodeEntry?
+    /// All nodes, sorted by name.
+    func nodes() throws(StoreError) -> [NodeEntry]
+    /// Inserts `node`, or replaces the node of the same name.
+    func saveNode(_ node: NodeEntry) throws(StoreError)
+    /// Removes the node called `name`; false if there was none.
+    func removeNode(named name: String) throws(StoreError) -> Bool
+
+    /// Adds a new token; a token with the same id already existing is an error.
+    func insertToken(_ token: TokenEntry) throws(StoreError)
+    /// All tokens, sorted by id.
+    func tokens() throws(StoreError) -> [TokenEntry]
+    /// Removes the token with `id` and the record of who redeemed it; false if there was none.
+    func removeToken(id: String) throws(StoreError) -> Bool
+    /// Atomically uses one redemption of a token.
+    ///
+    /// Decides, in this order: unknown id → `.unknown`; secret hash mismatch → `.unknown`
+    /// (compared in constant time); the same key already redeemed this token →
+    /// `.alreadyRedeemed` with that redemption's node name (checked before expiry and uses, so a
+    /// client that crashed after redeeming but before saving its certificate can retry);
+    /// `expiresAt <= now` → `.expired`; `usesCount >= usesAllowed` → `.usedUp`; otherwise one
+    /// use is consumed, the redemption (token, key, node name, time) is recorded, and the token
+    /// after the increment is returned. The store does not check `nodeName` against the token's
+    /// `nodeName`/`namePrefix`: that is the gateway's policy.
+    /// - Parameters:
+    ///   - secretSHA256: lowercase hex SHA-256 of the secret the client presented.
+    ///   - keySHA256: hex SHA-256 of the client key's DER SubjectPublicKeyInfo.
+    ///   - now: the current time, seconds since 1970; passed in so expiry is testable.
+    func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption
+
+    /// The operator called `name`, or nil if there is none.
+    func user(named name: String) throws(StoreError) -> UserEntry?
+    /// All operators, sorted by name.
+    func users() throws(StoreError) -> [UserEntry]
+    /// Inserts `user`, or replaces the operator of the same name.
+    func saveUser(_ user: UserEntry) throws(StoreError)
+}
+
+/// A failure of the state store, written for the person who has to fix it: one sentence
+/// naming the database and what to do.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Compares two strings in time that depends only on their lengths, not on where they differ,
+/// so that timing does not reveal how much of a guessed secret hash was right.
+func constantTimeEquals(_ left: String, _ right: String) -> Bool {
+    let left = Array(left.utf8), right = Array(right.utf8)
+    var difference: UInt8 = left.count == right.count ? 0 : 1
+    for index in 0..<max(left.count, right.count) {
+        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
+    }
+    return difference == 0
+}

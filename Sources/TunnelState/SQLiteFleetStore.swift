@@ -1,0 +1,296 @@
+internal import Foundation
+
+/// The fleet state in an embedded SQLite database file, the way k3s keeps its state.
+///
+/// Every change is committed durably (WAL with `synchronous=FULL`) before a call returns.
+/// Several instances, in this or other processes, may open the same file: token redemption
+/// is one IMMEDIATE transaction guarded by a conditional UPDATE, so exactly one of them wins.
+public final class SQLiteFleetStore: FleetStore {
+    private let database: SQLiteDatabase
+    /// Sorted keys, so the same labels are always stored as the same text.
+    private let encoder: JSONEncoder
+    private let decoder = JSONDecoder()
+
+    /// The database file.
+    public var path: String { database.path }
+
+    /// Opens the database at `path`, creating it (mode 0600) if missing and bringing its
+    /// schema up to date. The directory is the caller's to create and protect.
+    /// - Throws: `StoreError` if the file cannot be opened, is not a tunnel state database,
+    ///   or was written by a newer tunnel.
+    public init(path: String) throws(StoreError) {
+        database = try SQLiteDatabase(path: path)
+        encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try enableWriteAheadLog()
+        // FULL: a committed change survives power loss, not only a crash of the process.
+        // foreign_keys: removing a token removes its redemptions (ON DELETE CASCADE).
+        try database.executeScript("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", operation: "configure the connection")
+        try migrate()
+    }
+
+    // MARK: Nodes
+
+    private static let nodeColumns = """
+        name, labels, key_sha256, certificate_serial, certificate_not_after, enrolled_at, \
+        enrolled_with_token, last_seen, last_address, last_disconnect_reason, revoked_at, revoked_by
+        """
+
+    public func node(named name: String) throws(StoreError) -> NodeEntry? {
+        try database.query("SELECT \(Self.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)", row: nodeEntry).first
+    }
+
+    public func nodes() throws(StoreError) -> [NodeEntry] {
+        try database.query("SELECT \(Self.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: nodeEntry)
+    }
+
+    public func saveNode(_ node: NodeEntry) throws(StoreError) {
+        try database.execute(
+            "INSERT OR REPLACE INTO nodes (\(Self.nodeColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                node.name, try json(node.labels, "the labels of node \(node.name)"), node.keySHA256,
+                node.certificateSerial, node.certificateNotAfter, node.enrolledAt, node.enrolledWithToken,
+                node.lastSeen, node.lastAddress, node.lastDisconnectReason, node.revokedAt, node.revokedBy,
+            ],
+            operation: "save node \(node.name)"
+        )
+    }
+
+    public func removeNode(named name: String) throws(StoreError) -> Bool {
+        try database.execute("DELETE FROM nodes WHERE name = ?", [name], operation: "remove node \(name)") > 0
+    }
+
+    private func nodeEntry(_ row: SQLiteRow) throws(StoreError) -> NodeEntry {
+        let name = row.text(0)
+        return NodeEntry(
+            name: name,
+            labels: try decodeJSON(row.text(1), "the labels of node \(name)"),
+            keySHA256: row.optionalText(2),
+            certificateSerial: row.optionalText(3),
+            certificateNotAfter: row.optionalInt64(4),
+            enrolledAt: row.optionalInt64(5),
+            enrolledWithToken: row.optionalText(6),
+            lastSeen: row.optionalInt64(7),
+            lastAddress: row.optionalText(8),
+            lastDisconnectReason: row.optionalText(9),
+            revokedAt: row.optionalInt64(10),
+            revokedBy: row.optionalText(11)
+        )
+    }
+
+    // MARK: Tokens
+
+    private static let tokenColumns = """
+        id, secret_sha256, node_name, name_prefix, labels, created_at, expires_at, uses_allowed, uses_count, created_by
+        """
+
+    public func insertToken(_ token: TokenEntry) throws(StoreError) {
+        // DO NOTHING turns a duplicate id into "0 rows changed", which gets its own message;
+        // other constraint failures (e.g. negative uses) still fail the statement.
+        let inserted = try database.execute(
+            "INSERT INTO tokens (\(Self.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [
+                token.id, token.secretSHA256, token.nodeName, token.namePrefix,
+                try json(token.labels, "the labels of token \(token.id)"), token.createdAt, token.expiresAt,
+                token.usesAllowed, token.usesCount, token.createdBy,
+            ],
+            operation: "insert token \(token.id)"
+        )
+        guard inserted == 1 else {
+            throw StoreError("state database \(path): token \(token.id) already exists; create the token with a new random id")
+        }
+    }
+
+    public func tokens() throws(StoreError) -> [TokenEntry] {
+        try database.query("SELECT \(Self.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: tokenEntry)
+    }
+
+    public func removeToken(id: String) throws(StoreError) -> Bool {
+        try database.execute("DELETE FROM tokens WHERE id = ?", [id], operation: "remove token \(id)") > 0
+    }
+
+    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption {
+        let operation = "redeem token \(id)"
+        return try database.immediateTransaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
+            guard
+                let token = try database.query("SELECT \(Self.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: tokenEntry).first,
+                constantTimeEquals(token.secretSHA256, secretSHA256)
+            else { return .unknown }
+            if let earlier = try database.query(
+                "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?", [id, keySHA256], operation: operation,
+                row: { $0.text(0) }
+            ).first {
+                return .alreadyRedeemed(nodeName: earlier)
+            }
+            guard token.expiresAt > now else { return .expired(at: token.expiresAt) }
+            guard token.usesCount < token.usesAllowed else { return .usedUp(uses: token.usesAllowed) }
+            // The lock taken by IMMEDIATE already excludes other writers here; the conditions
+            // repeat the checks above so the UPDATE stays correct on a shared database whose
+            // transactions do not lock on begin.
+            let updated = try database.execute(
+                "UPDATE tokens SET uses_count = uses_count + 1 WHERE id = ? AND uses_count < uses_allowed AND expires_at > ?",
+                [id, now], operation: operation
+            )
+            guard updated == 1 else { return .usedUp(uses: token.usesAllowed) }
+            try database.execute(
+                "INSERT INTO token_redemptions (token_id, key_sha256, node_name, redeemed_at) VALUES (?, ?, ?, ?)",
+                [id, keySHA256, nodeName, now], operation: operation
+            )
+            var redeemed = token
+            redeemed.usesCount += 1
+            return .redeemed(redeemed)
+        }
+    }
+
+    private func tokenEntry(_ row: SQLiteRow) throws(StoreError) -> TokenEntry {
+        let id = row.text(0)
+        return TokenEntry(
+            id: id,
+            secretSHA256: row.text(1),
+            nodeName: row.optionalText(2),
+            namePrefix: row.optionalText(3),
+            labels: try decodeJSON(row.text(4), "the labels of token \(id)"),
+            createdAt: row.int64(5),
+            expiresAt: row.int64(6),
+            usesAllowed: Int(row.int64(7)),
+            usesCount: Int(row.int64(8)),
+            createdBy: row.text(9)
+        )
+    }
+
+    // MARK: Users
+
+    private static let userColumns = """
+        name, roles, created_at, created_by, certificate_serial, certificate_not_after, revoked_at, revoked_by
+        """
+
+    public func user(named name: String) throws(StoreError) -> UserEntry? {
+        try database.query("SELECT \(Self.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)", row: userEntry).first
+    }
+
+    public func users() throws(StoreError) -> [UserEntry] {
+        try database.query("SELECT \(Self.userColumns) FROM users ORDER BY name", operation: "list users", row: userEntry)
+    }
+
+    public func saveUser(_ user: UserEntry) throws(StoreError) {
+        try database.execute(
+            "INSERT OR REPLACE INTO users (\(Self.userColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                user.name, try json(user.roles, "the roles of user \(user.name)"), user.createdAt, user.createdBy,
+                user.certificateSerial, user.certificateNotAfter, user.revokedAt, user.revokedBy,
+            ],
+            operation: "save user \(user.name)"
+        )
+    }
+
+    private func userEntry(_ row: SQLiteRow) throws(StoreError) -> UserEntry {
+        let name = row.text(0)
+        return UserEntry(
+            name: name,
+            roles: try decodeJSON(row.text(1), "the roles of user \(name)"),
+            createdAt: row.int64(2),
+            createdBy: row.text(3),
+            certificateSerial: row.optionalText(4),
+            certificateNotAfter: row.optionalInt64(5),
+            revokedAt: row.optionalInt64(6),
+            revokedBy: row.optionalText(7)
+        )
+    }
+
+    // MARK: Opening
+
+    /// Schema changes, append only: entry `n` takes the schema from version `n` to `n + 1`
+    /// and ends by recording that version. A shipped entry is never edited.
+    private static let migrations = [
+        """
+        CREATE TABLE nodes (
+            name TEXT PRIMARY KEY NOT NULL,
+            labels TEXT NOT NULL,
+            key_sha256 TEXT,
+            certificate_serial TEXT,
+            certificate_not_after INTEGER,
+            enrolled_at INTEGER,
+            enrolled_with_token TEXT,
+            last_seen INTEGER,
+            last_address TEXT,
+            last_disconnect_reason TEXT,
+            revoked_at INTEGER,
+            revoked_by TEXT
+        ) STRICT;
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY NOT NULL,
+            secret_sha256 TEXT NOT NULL,
+            node_name TEXT,
+            name_prefix TEXT,
+            labels TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            uses_allowed INTEGER NOT NULL CHECK (uses_allowed >= 0),
+            uses_count INTEGER NOT NULL CHECK (uses_count BETWEEN 0 AND uses_allowed),
+            created_by TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE token_redemptions (
+            token_id TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+            key_sha256 TEXT NOT NULL,
+            node_name TEXT NOT NULL,
+            redeemed_at INTEGER NOT NULL,
+            PRIMARY KEY (token_id, key_sha256)
+        ) STRICT;
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY NOT NULL,
+            roles TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            certificate_serial TEXT,
+            certificate_not_after INTEGER,
+            revoked_at INTEGER,
+            revoked_by TEXT
+        ) STRICT;
+        PRAGMA user_version = 1;
+        """,
+    ]
+
+    /// WAL lets readers proceed while one connection writes, and commits with one fsync.
+    private func enableWriteAheadLog() throws(StoreError) {
+        let operation = "enable write-ahead logging"
+        let mode = try database.query("PRAGMA journal_mode = WAL", operation: operation) { $0.text(0) }.first
+        guard mode == "wal" else {
+            throw StoreError("state database \(path): could not \(operation) (the journal mode stayed \(mode ?? "unknown")); keep the database on a local file system")
+        }
+    }
+
+    /// Brings the schema to the newest version, inside one transaction so that concurrent
+    /// openers migrate once and a failed migration leaves the file as it was.
+    private func migrate() throws(StoreError) {
+        try database.immediateTransaction(operation: "upgrade the schema") { () throws(StoreError) in
+            let version = try database.query("PRAGMA user_version", operation: "read the schema version") { $0.int64(0) }.first ?? 0
+            guard version <= Self.migrations.count else {
+                throw StoreError("state database \(path) was written by a newer tunnel (schema \(version)); upgrade tunnel or restore a backup")
+            }
+            guard version >= 0 else {
+                throw StoreError("state database \(path) has the invalid schema version \(version); restore a backup")
+            }
+            for script in Self.migrations[Int(version)...] {
+                try database.executeScript(script, operation: "upgrade the schema")
+            }
+        }
+    }
+
+    // MARK: JSON columns
+
+    private func json(_ value: some Encodable, _ what: String) throws(StoreError) -> String {
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw StoreError("state database \(path): could not encode \(what) as JSON (\(error)); this is likely a bug in tunnel, please report it")
+        }
+    }
+
+    private func decodeJSON<Value: Decodable>(_ text: String, _ what: String) throws(StoreError) -> Value {
+        do {
+            return try decoder.decode(Value.self, from: Data(text.utf8))
+        } catch {
+            throw StoreError("state database \(path): \(what) are not valid JSON (\(error)); restore a backup or correct the row")
+        }
+    }
+}
