@@ -2,7 +2,7 @@ import Foundation
 import TunnelTLS
 import Yams
 
-/// The file `tunnel ca issue operator` writes and `tunnel login` reads: one YAML mapping with
+/// The file `tunnel user add` writes and `tunnel login` reads: one YAML mapping with
 /// `gateway`, optional `server-name`, and the PEM texts `certificate`, `key`, `gateway-ca`.
 public struct OperatorBundle: Sendable, Equatable {
     public static let keys = ["gateway", "server-name", "certificate", "key", "gateway-ca"]
@@ -51,7 +51,7 @@ public struct OperatorBundle: Sendable, Equatable {
             values[entry.key] = (value, entry.line)
         }
         for key in keys where key != "server-name" && values[key] == nil {
-            throw .usage("\(source): \"\(key)\" is missing; this is not a complete operator bundle (make one with `tunnel ca issue operator`)")
+            throw .usage("\(source): \"\(key)\" is missing; this is not a complete operator bundle (an admin makes one with `tunnel user add`)")
         }
         let gateway: HostPort
         do {
@@ -112,7 +112,7 @@ public enum OperatorLogin {
         do { identity = try certificate.tunnelIdentity() }
         catch { throw .usage("\(source): the certificate carries no tunnel identity (\(oneLine(error)))") }
         guard identity.role == .operator else {
-            throw .usage("\(source): the certificate is for \(identity), not an operator; ask for an operator bundle (tunnel ca issue operator NAME)")
+            throw .usage("\(source): the certificate is for \(identity), not an operator; ask an admin for an operator bundle (tunnel user add NAME)")
         }
         guard now < certificate.notAfter else {
             throw .usage("\(source): certificate \(identity) expired at \(isoDate(certificate.notAfter)) (this machine's clock reads \(isoDate(now))); ask for a new bundle")

@@ -48,15 +48,16 @@ final class FleetAuthority {
     /// A new node trades a token and a CSR for its first certificate.
     func redeem(_ request: RedeemRequest, from address: String) throws(FleetFailure) -> String {
         let (csr, keyHash) = try readRequest(request.csr)
-        let tokenHash = Hex.encode(SHA256.hash(Array(request.secret.utf8)))
-        // The name is decided before the token is spent, so a refused name leaves it usable.
-        guard let token = try storeCall({ try store.tokens() }).first(where: { $0.id == request.tokenID }) else {
-            throw FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
-        }
+        let unknown = FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
+        // The secret is checked before anything about the token is revealed, then expiry and
+        // uses, then the name; the store's atomic redemption below has the last word on races.
+        guard let token = try storeCall({ try store.tokens() }).first(where: { $0.id == request.tokenID }),
+              constantTimeEqual(token.secretSHA256, Hex.encode(SHA256.hash(Array(request.secret.utf8))))
+        else { throw unknown }
         let name = try nodeName(for: request, token: token, csr: csr)
-        switch try storeCall({ try store.redeemToken(id: request.tokenID, secretSHA256: tokenHash, keySHA256: keyHash, nodeName: name, now: now) }) {
+        switch try storeCall({ try store.redeemToken(id: request.tokenID, secretSHA256: token.secretSHA256, keySHA256: keyHash, nodeName: name, now: now) }) {
         case .unknown:
-            throw FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
+            throw unknown
         case .expired(let at):
             throw FleetFailure("this token expired at \(isoTime(at)); create a new one with `tunnel token create`")
         case .usedUp(let uses):
@@ -82,10 +83,17 @@ final class FleetAuthority {
         return try pem(issued, nodeCA)
     }
 
-    /// The name a token enrolls: fixed by the token, or asked for (within the token's prefix),
-    /// or the CSR's common name; never one another key already holds.
+    /// The name a token enrolls: fixed by the token, or asked for (within the token's prefix);
+    /// never one another key already holds. The CSR's subject is not a name request.
     private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure) -> String {
-        let asked = request.nodeName ?? csr.commonName
+        let asked = request.nodeName
+        if token.expiresAt <= now {
+            throw FleetFailure("this token expired at \(isoTime(token.expiresAt)); create a new one with `tunnel token create`")
+        }
+        let retry = try storeCall({ try store.node(named: asked ?? token.nodeName ?? "") }).map { $0.keySHA256 == csr.keyHash && $0.enrolledWithToken == token.id } ?? false
+        if token.usesCount >= token.usesAllowed, !retry {
+            throw FleetFailure("this token was already used (\(token.usesCount) of \(token.usesAllowed) enrollments); create a new one with `tunnel token create`")
+        }
         let name: String
         if let fixed = token.nodeName {
             guard asked == nil || asked == fixed else {
@@ -296,7 +304,6 @@ final class FleetAuthority {
     private struct ParsedRequest {
         let key: PublicKey
         let keyHash: String
-        let commonName: String?
     }
 
     /// Parses and checks a PEM CSR; returns it with the SHA-256 of its key.
@@ -306,7 +313,7 @@ final class FleetAuthority {
             try csr.verifySignature()
             let key = try csr.publicKey()
             let hash = Hex.encode(SHA256.hash(try key.der()))
-            return (ParsedRequest(key: key, keyHash: hash, commonName: csr.commonName), hash)
+            return (ParsedRequest(key: key, keyHash: hash), hash)
         } catch {
             throw FleetFailure("the certificate request is unreadable: \(error)")
         }
@@ -367,6 +374,16 @@ final class FleetAuthority {
     private func storeCall<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
         do { return try body() } catch { throw FleetFailure("the gateway's state database failed: \(error)") }
     }
+}
+
+/// Compares two hex digests without stopping at the first difference, so timing tells a
+/// guesser nothing about how close a secret was.
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let left = Array(a.utf8), right = Array(b.utf8)
+    guard left.count == right.count else { return false }
+    var difference: UInt8 = 0
+    for index in left.indices { difference |= left[index] ^ right[index] }
+    return difference == 0
 }
 
 /// `2026-11-28T08:00:00Z`

@@ -43,13 +43,13 @@ import TunnelTLS
         try withTemporaryDirectory { dir in
             let ca = "\(dir)/ca"
             _ = try GatewayPKI.initialize(.init(directory: ca, now: now))
-            _ = try GatewayPKI.issueNode(name: "node-17", caDirectory: ca, outputDirectory: "\(dir)/node", now: now)
+            _ = try TestIssuer.issueNode(name: "node-17", caDirectory: ca, outputDirectory: "\(dir)/node", now: now)
             let (_, server) = try handshake(gatewayDir: ca, clientCert: "\(dir)/node/node-17.crt", clientKey: "\(dir)/node/node-17.key",
                                             gatewayCA: "\(dir)/node/gateway-ca.crt")
             #expect(server.verifiedBy?.label == "node CA")
             #expect(server.peerIdentity == (try TunnelIdentity(role: .node, name: "node-17")))
 
-            _ = try GatewayPKI.issueOperatorBundle(name: "alice", caDirectory: ca, gateway: HostPort(host: "localhost", port: 7443),
+            _ = try TestIssuer.issueOperatorBundle(name: "alice", caDirectory: ca, gateway: HostPort(host: "localhost", port: 7443),
                                                    serverName: nil, outputPath: "\(dir)/alice.yaml", now: now)
             let login = try OperatorLogin.install(bundlePath: "\(dir)/alice.yaml", configDirectory: "\(dir)/cfg", now: now)
             let op = OperatorSettings(try SettingsLoader.load(Schemas.operator, SettingsInput(configPath: "\(dir)/cfg/operator.yaml", environment: ["HOME": dir])))

@@ -11,7 +11,7 @@ import TunnelTLS
             _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: self.now - 30 * 86_400))
         }
         let path = "\(dir)/alice.yaml"
-        _ = try GatewayPKI.issueOperatorBundle(name: "alice", caDirectory: "\(dir)/ca", gateway: HostPort(host: "gw.example.com", port: 7443),
+        _ = try TestIssuer.issueOperatorBundle(name: "alice", caDirectory: "\(dir)/ca", gateway: HostPort(host: "gw.example.com", port: 7443),
                                                serverName: serverName, outputPath: path, lifetime: lifetime, now: now ?? self.now)
         return path
     }
@@ -75,14 +75,14 @@ import TunnelTLS
     @Test func refusesNodeCertificate() throws {
         try withTemporaryDirectory { dir in
             _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: now))
-            let (node, _) = try GatewayPKI.issueNode(name: "node-17", caDirectory: "\(dir)/ca", outputDirectory: "\(dir)/n", now: now)
+            let (node, _) = try TestIssuer.issueNode(name: "node-17", caDirectory: "\(dir)/ca", outputDirectory: "\(dir)/n", now: now)
             let bundle = OperatorBundle(gateway: HostPort(host: "gw", port: 7443), serverName: nil,
                                         certificatePEM: String(decoding: try node.certificate.pem(), as: UTF8.self),
                                         keyPEM: String(decoding: try node.key.pem(), as: UTF8.self),
                                         gatewayCAPEM: String(decoding: try node.gatewayCA.pem(), as: UTF8.self))
             try writeFile("\(dir)/b.yaml", bundle.render(identity: node.identity, notAfter: node.certificate.notAfter))
             let f = failure { try OperatorLogin.install(bundlePath: "\(dir)/b.yaml", configDirectory: "\(dir)/cfg", now: now) }
-            #expect(f?.message == "\(dir)/b.yaml: the certificate is for tunnel://node/node-17, not an operator; ask for an operator bundle (tunnel ca issue operator NAME)")
+            #expect(f?.message == "\(dir)/b.yaml: the certificate is for tunnel://node/node-17, not an operator; ask an admin for an operator bundle (tunnel user add NAME)")
         }
     }
 
@@ -106,7 +106,7 @@ import TunnelTLS
                 return failure { try OperatorLogin.install(bundlePath: "\(dir)/bad.yaml", configDirectory: "\(dir)/cfg", now: now) }?.message
             }
             #expect(message(text.replacingOccurrences(of: "gateway-ca:", with: "gateway_ca:"))?.hasSuffix("unknown key \"gateway_ca\" (did you mean \"gateway-ca\"?)") == true)
-            #expect(message(text.replacingOccurrences(of: "gateway: gw.example.com:7443", with: "")) == "\(dir)/bad.yaml: \"gateway\" is missing; this is not a complete operator bundle (make one with `tunnel ca issue operator`)")
+            #expect(message(text.replacingOccurrences(of: "gateway: gw.example.com:7443", with: "")) == "\(dir)/bad.yaml: \"gateway\" is missing; this is not a complete operator bundle (an admin makes one with `tunnel user add`)")
             #expect(message(text.replacingOccurrences(of: "gateway: gw.example.com:7443", with: "gateway: gw.example.com")) == "\(dir)/bad.yaml:4: gateway: \"gw.example.com\" is not HOST:PORT (e.g. gw.example.com:7443)")
             #expect(message(text.replacingOccurrences(of: "BEGIN CERTIFICATE", with: "BEGIN CERTIFICAT"))?.hasPrefix("\(dir)/bad.yaml: the certificate does not parse") == true)
             #expect(message("just text") == "\(dir)/bad.yaml:1: expected KEY: VALUE lines at the top level, not a single value")

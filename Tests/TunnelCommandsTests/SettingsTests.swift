@@ -66,7 +66,7 @@ import Testing
             #expect(c.serverName == "gw.example.com")
             #expect(c.services == ["ssh": HostPort(host: "127.0.0.1", port: 22), "k3s": HostPort(host: "::1", port: 6443)])
             #expect(c.nodeLabels == ["site": "berlin", "example.com/rack": "7"])
-            #expect(c.cert == "/etc/tunnel/node.crt")
+            #expect(c.cert == "/var/lib/tunnel/client/node.crt")
 
             // Flags replace a map as a whole (as k3s does), merging all flag occurrences.
             let f = try SettingsLoader.load(Schemas.client, SettingsInput(

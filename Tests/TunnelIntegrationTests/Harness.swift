@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import Multiplex
@@ -6,15 +7,59 @@ import TunnelClient
 import TunnelGateway
 import TunnelIO
 import TunnelRuntime
+import TunnelState
 import TunnelTLS
 
-/// A complete small PKI made in memory for one test: node CA, operator CA, gateway certificate.
+/// A fleet database in a temporary directory, removed when the test lets go of it.
+final class TestFleet {
+    let directory: String
+    let store: SQLiteFleetStore
+
+    init() throws {
+        var template = Array("/tmp/tunnel-fleet-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
+        directory = String(cString: made)
+        store = try SQLiteFleetStore(path: "\(directory)/fleet.db")
+    }
+
+    deinit {
+        _ = try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Records an identity as enrolled: a node with its key and labels, an operator with this
+    /// certificate and roles — what enrollment and `tunnel user add` would have stored.
+    func enroll(_ identity: TLSIdentity, labels: [String: String] = ["site": "plant-a"], roles: [String] = ["admin"]) throws {
+        let certificate = identity.chain[0]
+        let subject = try certificate.tunnelIdentity()
+        let now = Int64(time(nil))
+        switch subject.role {
+        case .node:
+            try store.saveNode(NodeEntry(
+                name: subject.name, labels: labels, keySHA256: Hex.encode(SHA256.hash(try certificate.publicKey().der())),
+                certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter, enrolledAt: now))
+        case .operator:
+            try store.saveUser(UserEntry(
+                name: subject.name, roles: roles, createdAt: now, createdBy: "test",
+                certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter))
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A complete small PKI made in memory for one test: node CA, operator CA, gateway certificate,
+/// and the fleet database the gateway checks identities against.
 struct TestPKI {
     let nodeCA: CertificateAuthority
     let operatorCA: CertificateAuthority
     let gateway: TLSIdentity
+    let fleet: TestFleet
 
     init() throws {
+        fleet = try TestFleet()
         let now = Int64(time(nil))
         let year = try CertificateValidity(now: now, lifetime: 365 * 86_400)
         nodeCA = try CertificateAuthority.createSelfSigned(commonName: "test node CA", key: try PrivateKey.generateP256(), validity: year)
@@ -25,14 +70,23 @@ struct TestPKI {
         gateway = TLSIdentity(chain: [certificate, nodeCA.certificate], key: key)
     }
 
-    /// A client identity signed by `issuer` (the matching CA unless a test wants a wrong one).
+    /// A client identity signed by `issuer` (the matching CA unless a test wants a wrong one),
+    /// recorded in the fleet database as enrolled unless `enrolled` is false.
     func identity(_ role: TunnelIdentity.Role, _ name: String, issuer: CertificateAuthority? = nil,
-                  notBefore: Int64? = nil, lifetime: Int64 = 86_400) throws -> TLSIdentity {
+                  notBefore: Int64? = nil, lifetime: Int64 = 86_400, enrolled: Bool = true, roles: [String] = ["admin"]) throws -> TLSIdentity {
         let ca = issuer ?? (role == .node ? nodeCA : operatorCA)
         let key = try PrivateKey.generateP256()
-        let validity = try CertificateValidity(now: notBefore ?? Int64(time(nil)), lifetime: lifetime)
+        let validity = try CertificateValidity(now: notBefore ?? Int64(time(nil)), lifetime: lifetime, backdate: min(300, lifetime / 10))
         let certificate = try ca.issueClientCertificate(for: try key.publicKey(), identity: try TunnelIdentity(role: role, name: name), validity: validity)
-        return TLSIdentity(chain: [certificate], key: key)
+        let identity = TLSIdentity(chain: [certificate], key: key)
+        if enrolled { try fleet.enroll(identity, roles: roles) }
+        return identity
+    }
+
+    func gatewayConfiguration(port: UInt16 = 0) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: port, identity: gateway, nodeCA: nodeCA, operatorCA: operatorCA)
+        configuration.drainTimeout = .seconds(2)
+        return configuration
     }
 
     func endpoint(port: UInt16, identity: TLSIdentity) -> GatewayEndpoint {

@@ -23,11 +23,7 @@ struct TunnelTests {
         init(nodeName: String = "node-17") throws {
             runner = try LoopRunner()
             pki = try TestPKI()
-            var configuration = GatewayConfiguration(
-                listenHost: "127.0.0.1", listenPort: 0, identity: pki.gateway,
-                nodeCA: pki.nodeCA.certificate, operatorCA: pki.operatorCA.certificate)
-            configuration.drainTimeout = .seconds(2)
-            gateway = try Gateway(loop: runner.loop, configuration: configuration, logger: runner.logger)
+            gateway = try Gateway(loop: runner.loop, configuration: pki.gatewayConfiguration(), store: pki.fleet.store, logger: runner.logger)
             port = try gateway.start().port
             echo = try EchoServer(loop: runner.loop)
             try addNode(nodeName)
@@ -299,11 +295,9 @@ struct TunnelTests {
         var stopped = false
         scenario.gateway.stop { stopped = true }
         #expect(scenario.runner.run(until: { stopped && !client.isConnected }))
-        var configuration = GatewayConfiguration(
-            listenHost: "127.0.0.1", listenPort: scenario.port, identity: scenario.pki.gateway,
-            nodeCA: scenario.pki.nodeCA.certificate, operatorCA: scenario.pki.operatorCA.certificate)
-        configuration.drainTimeout = .seconds(2)
-        let restarted = try Gateway(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
+        let restarted = try Gateway(
+            loop: scenario.runner.loop, configuration: scenario.pki.gatewayConfiguration(port: scenario.port),
+            store: scenario.pki.fleet.store, logger: scenario.runner.logger)
         try restarted.start()
         let started = EventLoop.monotonicNanoseconds
         #expect(scenario.runner.run(until: { restarted.nodeStatuses().contains { $0.online } }, timeout: .seconds(10)))
