@@ -173,7 +173,7 @@ static inline int tunnel_uv_unix_has_listener(const char *path) {
     int error = connect(fd, (const struct sockaddr *)&address, sizeof address) == 0 ? 0 : errno;
     close(fd);
     switch (error) {
-    case 0: case EAGAIN: case EINPROGRESS: return 0;
+    case 0: case EAGAIN: case EINPROGRESS: return 1;
     case ECONNREFUSED: return 0;
     default: return -error;
     }

@@ -82,7 +82,9 @@ public enum NodeCredentials {
         } catch {
             return completion(.failure(FleetFailure("cannot prepare the node key \(files.key): \(error)")))
         }
-        let request = EnrollmentRequest.redeem(RedeemRequest(tokenID: token.id, secret: token.secret, nodeName: nodeName, labels: labels, csr: csr))
+        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init)
+        let request = EnrollmentRequest.redeem(RedeemRequest(
+            tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels, csr: csr))
         func call(at time: TLSConnection.CertificateTime, checkClock: Bool) {
             EnrollmentCall(
                 loop: loop, host: host, port: port, serverName: serverName, verification: .pinnedCA(sha256: token.caPin),

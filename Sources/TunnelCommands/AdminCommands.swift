@@ -145,16 +145,20 @@ public struct UserAddCommand: ParsableCommand {
     @Argument(help: "User name (letters, digits, '.', '_', '-', '@')") var name: String
     @Option(help: "Role from the policy; repeatable") var role: [String] = []
     @Option(help: "Certificate lifetime; renew with `tunnel renew`") var ttl = "12h"
-    @Option(help: "The gateway address written into the bundle, HOST:PORT") var gateway: String
-    @Option(help: "TLS name of the gateway when it differs from the gateway's host") var serverName: String?
     @Option(help: "Bundle file to write (default NAME.tunnel-operator.yaml)") var out: String?
     @OptionGroup var admin: AdminOptions
 
     public init() {}
 
     public func run() throws {
+        // The bundle names the gateway as --gateway (and --server-name) give it, else as your own login does.
+        let login = try? admin.operatorOptions.settings()
+        guard let gatewayText = admin.operatorOptions.gateway ?? login?.gateway.description else {
+            throw CommandFailure.usage("--gateway: give the address operators dial, HOST:PORT (it goes into the bundle)")
+        }
         let address: HostPort
-        do { address = try HostPort.parse(gateway) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
+        do { address = try HostPort.parse(gatewayText) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
+        let serverName = admin.operatorOptions.serverName ?? (admin.operatorOptions.gateway == nil ? login?.serverName : nil)
         let key = try PrivateKey.generateP256()
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
         let reply = try admin.send(.addUser(name: name, roles: role, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"), csr: csr))

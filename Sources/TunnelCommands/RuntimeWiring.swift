@@ -187,10 +187,9 @@ extension ClientSettings {
         var outcome: Result<TLSIdentity, FleetFailure>?
         var backoff = Backoff()
         let retryTimer = LoopTimer(loop: loop)
-        let name = nodeName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init)
         func attempt() {
             NodeCredentials.enroll(
-                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token, nodeName: name,
+                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token, nodeName: nodeName,
                 labels: nodeLabels, files: credentialFiles, logger: logger
             ) { result in
                 if case .failure(let failure) = result, !failure.isFinal {

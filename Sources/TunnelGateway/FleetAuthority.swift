@@ -86,7 +86,7 @@ final class FleetAuthority {
     /// The name a token enrolls: fixed by the token, or asked for (within the token's prefix);
     /// never one another key already holds. The CSR's subject is not a name request.
     private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure) -> String {
-        let asked = request.nodeName
+        let asked = request.nodeName ?? (token.nodeName == nil ? request.hostName : nil)
         if token.expiresAt <= now {
             throw FleetFailure("this token expired at \(isoTime(token.expiresAt)); create a new one with `tunnel token create`")
         }

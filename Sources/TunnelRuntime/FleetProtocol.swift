@@ -74,16 +74,19 @@ public enum EnrollmentRequest: Codable, Equatable, Sendable {
 public struct RedeemRequest: Codable, Equatable, Sendable {
     public var tokenID: String
     public var secret: String
-    /// The name the node asks for; the token may fix it or require a prefix.
+    /// The name the node asks for explicitly; the token may fix it or require a prefix.
     public var nodeName: String?
+    /// The node's host name: its name when it asked for none and the token fixes none.
+    public var hostName: String?
     public var labels: [String: String]
     /// PEM certificate signing request for the node's own key.
     public var csr: String
 
-    public init(tokenID: String, secret: String, nodeName: String?, labels: [String: String], csr: String) {
+    public init(tokenID: String, secret: String, nodeName: String?, hostName: String?, labels: [String: String], csr: String) {
         self.tokenID = tokenID
         self.secret = secret
         self.nodeName = nodeName
+        self.hostName = hostName
         self.labels = labels
         self.csr = csr
     }

@@ -39,16 +39,20 @@ export HOME="$WORK/home"
 mkdir -p "$HOME/.ssh"
 chmod 700 "$HOME/.ssh"
 
-# --- PKI and operator login, as an administrator would do it --------------------------------
-check "ca init creates both CAs and the gateway certificate" \
-    "$TUNNEL" ca init --dir "$WORK/pki" --gateway-name localhost --gateway-ip 127.0.0.1
-check "ca issue node writes the node's certificate and key" \
-    "$TUNNEL" ca issue node node-17 --dir "$WORK/pki" --out "$WORK/node"
 GATEWAY_PORT=$(free_port)
-check "ca issue operator writes a bundle" \
-    "$TUNNEL" ca issue operator alice --dir "$WORK/pki" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/alice.yaml"
-# Installed in the default place ($HOME/.config/tunnel), so operator commands need no flags.
-check "login installs the bundle" "$TUNNEL" login "$WORK/alice.yaml"
+ADMIN=(--admin-socket "$WORK/data/admin.sock")
+cat >"$WORK/policy.yaml" <<'POLICY'
+roles:
+  admin:
+    admin: true
+    allow:
+      - services: ["*"]
+        nodes: ["*"]
+  vendor-acme:
+    allow:
+      - services: [reverse]
+        labels: {site: plant-a}
+POLICY
 
 # --- the node's own services: sshd and the k3s API stand-in --------------------------------
 SSH_PORT=$(free_port)
@@ -79,16 +83,34 @@ while True:
 ' "$EOF_PORT"
 wait_for_line "$WORK/eof.log" READY 10 || fail "EOF echo service started" "$(cat "$WORK/eof.log")"
 
-# --- gateway and node client ------------------------------------------------------------------
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
+# --- gateway, admin bootstrap, node enrollment with a token --------------------------------------
+start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
 GATEWAY_PID=$LAST_PID
-wait_for_line "$WORK/gateway.log" "gateway listening" 10 || fail "gateway started" "$(cat "$WORK/gateway.log")"
+wait_for_line "$WORK/gateway.log" "admin socket open" 10 || fail "gateway started" "$(cat "$WORK/gateway.log")"
+if [ -f "$WORK/data/pki/node-ca.crt" ] && [ "$(stat -c %a "$WORK/data/pki/node-ca.key")" = 600 ] && [ "$(stat -c %a "$WORK/data/admin.sock")" = 600 ]; then
+    pass "the gateway creates its CAs (keys 0600) and a 0600 admin socket on first start"
+else
+    fail "gateway-owned PKI" "$(ls -l "$WORK/data" "$WORK/data/pki" 2>&1)"
+fi
+# Root on the gateway host bootstraps the first admin through the admin socket.
+check "user add (admin socket) writes alice's bundle" \
+    "$TUNNEL" user add alice --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/alice.yaml" "${ADMIN[@]}"
+# Installed in the default place ($HOME/.config/tunnel), so operator commands need no flags.
+check "login installs the bundle" "$TUNNEL" login "$WORK/alice.yaml"
+# From here on admin commands go through alice's operator connection (no socket given, none at the default path).
+TOKEN=$("$TUNNEL" token create --node node-17 --label site=plant-a 2>"$WORK/token.err")
+if [[ "$TOKEN" == tnl1.* ]]; then pass "an admin operator creates a join token"; else fail "token create" "$TOKEN $(cat "$WORK/token.err")"; fi
 
-start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost \
-    --cert "$WORK/node/node-17.crt" --key "$WORK/node/node-17.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
+NODE_FILES=(--cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt")
+start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" "${NODE_FILES[@]}" \
     --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --service "reverse=127.0.0.1:$EOF_PORT" \
     --node-label site=plant-a
-if wait_for_line "$WORK/client.log" "connected to the gateway" 15; then pass "client connects"; else fail "client connects" "$(cat "$WORK/client.log")"; fi
+if wait_for_line "$WORK/client.log" "connected to the gateway" 15 && grep -q "enrolled" "$WORK/client.log"; then
+    pass "the node enrolls with the token and connects"
+else
+    fail "client enrolls and connects" "$(cat "$WORK/client.log")"
+fi
+if [ "$(stat -c %a "$WORK/node/node.key")" = 600 ]; then pass "the node's key was made on the node, mode 0600"; else fail "node key mode" "$(ls -l "$WORK/node")"; fi
 
 nodes=$("$TUNNEL" nodes 2>&1)
 if grep -q 'node-17 *online *site=plant-a *k3s,reverse,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
@@ -154,24 +176,49 @@ expect_refusal "an unknown node is named" "node-99 is not connected" "$TUNNEL" p
 expect_refusal "an unknown service is named" "offers no service \"smtp\"" "$TUNNEL" proxy node-17 smtp
 expect_refusal "an unknown config key is named with a suggestion" 'unknown key "service".*did you mean "services"' \
     env TUNNEL_CONFIG= bash -c "printf 'gateway: 127.0.0.1:1\nservice:\n  ssh: 127.0.0.1:22\n' >'$WORK/bad.yaml'; '$TUNNEL' client --config '$WORK/bad.yaml'"
-expect_refusal "a missing certificate file is named" "$WORK/nope.crt" \
-    "$TUNNEL" client --gateway 127.0.0.1:1 --cert "$WORK/nope.crt" --key "$WORK/node/node-17.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service ssh=127.0.0.1:22
+expect_refusal "a missing certificate file is named, with how to enroll" "$WORK/nope.crt.*--token" \
+    "$TUNNEL" client --gateway 127.0.0.1:1 --cert "$WORK/nope.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service ssh=127.0.0.1:22
 expect_refusal "an operator certificate cannot run a node client" "not a node certificate" \
     "$TUNNEL" client --gateway 127.0.0.1:1 --cert "$HOME/.config/tunnel/operator.crt" --key "$HOME/.config/tunnel/operator.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service ssh=127.0.0.1:22
 expect_refusal "a node certificate cannot act as an operator" "cannot connect as an operator" \
-    "$TUNNEL" nodes --cert "$WORK/node/node-17.crt" --key "$WORK/node/node-17.key"
-"$TUNNEL" ca init --dir "$WORK/other-pki" >/dev/null 2>&1
-"$TUNNEL" ca issue operator mallory --dir "$WORK/other-pki" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/mallory.yaml" >/dev/null 2>&1
+    "$TUNNEL" nodes --cert "$WORK/node/node.crt" --key "$WORK/node/node.key"
+# Another fleet's gateway, briefly, to get an operator certificate from a foreign CA.
+OTHER_PORT=$(free_port)
+start "$WORK/other.log" "$TUNNEL" gateway --listen "127.0.0.1:$OTHER_PORT" --data-dir "$WORK/other"
+OTHER_PID=$LAST_PID
+wait_for_line "$WORK/other.log" "admin socket open" 10
+"$TUNNEL" user add mallory --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/mallory.yaml" --admin-socket "$WORK/other/admin.sock" >/dev/null 2>&1
+kill "$OTHER_PID"
 "$TUNNEL" login "$WORK/mallory.yaml" --config-dir "$WORK/mallory" >/dev/null 2>&1
 expect_refusal "a certificate from another CA is refused" "refused|certificate" \
     "$TUNNEL" nodes --cert "$WORK/mallory/operator.crt" --key "$WORK/mallory/operator.key"
+
+expect_refusal "a used token is refused, saying so" "already used" \
+    "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
+    --cert "$WORK/thief/node.crt" --key "$WORK/thief/node.key" --gateway-ca "$WORK/thief/ca.crt" --service ssh=127.0.0.1:22
+expect_refusal "a token checked against the wrong CA pin gives the gateway nothing" "pinned CA hash" \
+    "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "${TOKEN%.*}.$(printf '%064d' 0)" \
+    --cert "$WORK/pin/node.crt" --key "$WORK/pin/node.key" --gateway-ca "$WORK/pin/ca.crt" --service ssh=127.0.0.1:22
+
+# --- policy and revocation ---------------------------------------------------------------------------
+check "user add vendor with a policy role" \
+    "$TUNNEL" user add vendor --role vendor-acme --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/vendor.yaml"
+"$TUNNEL" login "$WORK/vendor.yaml" --config-dir "$WORK/vendor" >/dev/null
+VENDOR=(--config "$WORK/vendor/operator.yaml")
+out=$(printf 'abc' | "$TUNNEL" proxy node-17 reverse "${VENDOR[@]}" 2>&1)
+if [ "$out" = cba ]; then pass "the vendor may open what its role allows"; else fail "vendor allowed stream" "$out"; fi
+expect_refusal "the vendor is denied ssh, with the rule named" "vendor-acme.*reverse" "$TUNNEL" proxy node-17 ssh "${VENDOR[@]}"
+out=$("$TUNNEL" node ls 2>&1)
+if grep -qE 'node-17 +online +site=plant-a' <<<"$out"; then pass "tunnel node ls shows the node with labels and certificate expiry"; else fail "node ls" "$out"; fi
+check "user revoke" "$TUNNEL" user revoke vendor
+expect_refusal "a revoked operator is refused" "revoked" "$TUNNEL" nodes "${VENDOR[@]}"
 
 # --- the client survives the gateway being killed and restarted --------------------------------
 kill -9 "$GATEWAY_PID"
 wait "$GATEWAY_PID" 2>/dev/null
 wait_for_line "$WORK/client.log" "gateway unreachable" 60 || fail "client notices the gateway is gone" "$(tail -5 "$WORK/client.log")"
 CONNECTS_BEFORE=$(grep -c "connected to the gateway" "$WORK/client.log")
-start "$WORK/gateway2.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
+start "$WORK/gateway2.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
 GATEWAY_PID=$LAST_PID
 wait_for_line "$WORK/gateway2.log" "gateway listening" 10
 RESTARTED=$(date +%s%N)
@@ -183,6 +230,7 @@ else
 fi
 out=$("$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" 'echo again' 2>&1)
 if grep -q again <<<"$out"; then pass "ssh works again after the restart"; else fail "ssh after restart" "$out"; fi
+expect_refusal "the revocation survived the restart" "revoked" "$TUNNEL" nodes "${VENDOR[@]}"
 
 # --- a half-open link is found on both sides, in two network namespaces of our own ---------------
 # The link between the namespaces is cut (the node's veth goes down, taking its peer's carrier
@@ -198,13 +246,13 @@ if ip netns add "$NS_GW" 2>/dev/null && ip netns add "$NS_NODE"; then
     for ns in "$NS_GW" "$NS_NODE"; do ip -n "$ns" link set lo up; done
     ip -n "$NS_GW" link set veth-gw up
     ip -n "$NS_NODE" link set veth-node up
-    "$TUNNEL" ca init --dir "$WORK/pki-ns" --gateway-ip 10.213.0.1 >/dev/null
-    "$TUNNEL" ca issue node node-ns --dir "$WORK/pki-ns" --out "$WORK/node-ns" >/dev/null
+    "$TUNNEL" ca init --dir "$WORK/data-ns/pki" --gateway-ip 10.213.0.1 >/dev/null
     start "$WORK/gateway-ns.log" ip netns exec "$NS_GW" "$TUNNEL" gateway --listen 10.213.0.1:7443 \
-        --pki-dir "$WORK/pki-ns" --data-dir "$WORK/data-ns" --keepalive-interval 2s
-    wait_for_line "$WORK/gateway-ns.log" "gateway listening" 10
-    start "$WORK/client-ns.log" ip netns exec "$NS_NODE" "$TUNNEL" client --gateway 10.213.0.1:7443 \
-        --cert "$WORK/node-ns/node-ns.crt" --key "$WORK/node-ns/node-ns.key" --gateway-ca "$WORK/node-ns/gateway-ca.crt" \
+        --data-dir "$WORK/data-ns" --keepalive-interval 2s
+    wait_for_line "$WORK/gateway-ns.log" "admin socket open" 10
+    NS_TOKEN=$("$TUNNEL" token create --node node-ns --admin-socket "$WORK/data-ns/admin.sock" 2>/dev/null)
+    start "$WORK/client-ns.log" ip netns exec "$NS_NODE" "$TUNNEL" client --gateway 10.213.0.1:7443 --token "$NS_TOKEN" \
+        --cert "$WORK/node-ns/node.crt" --key "$WORK/node-ns/node.key" --gateway-ca "$WORK/node-ns/gateway-ca.crt" \
         --service ssh=127.0.0.1:22 --keepalive-interval 2s
     if wait_for_line "$WORK/client-ns.log" "connected to the gateway" 15; then
         ip -n "$NS_NODE" link set veth-node down

@@ -2,6 +2,8 @@ import Glibc
 import Testing
 import TunnelIO
 
+/// Where a call must throw, the test closes whatever it returns anyway, so a regression fails
+/// the test instead of leaving a handle open that keeps the loop running.
 @Suite struct UnixSocketTests {
     @Test func echoesAndReportsThePeersCredentials() throws {
         let directory = try ScratchDirectory()
@@ -116,7 +118,7 @@ import TunnelIO
         try writeFile(path, contents)
         let harness = try LoopHarness()
         #expect {
-            try UnixListener(loop: harness.loop, path: path) { _ in }
+            try UnixListener(loop: harness.loop, path: path) { _ in }.close()
         } throws: { error in
             (error as? IOError)?.name == "EEXIST" && "\(error)".contains(path) && "\(error)".contains("not a socket")
         }
@@ -136,7 +138,7 @@ import TunnelIO
             if case .success(let server) = result { server.close() }
         }
         #expect {
-            try UnixListener(loop: loop, path: path) { _ in }
+            try UnixListener(loop: loop, path: path) { _ in }.close()
         } throws: { error in
             (error as? IOError)?.name == "EADDRINUSE" && "\(error)".contains(path)
                 && "\(error)".contains("already listening")
@@ -192,14 +194,14 @@ import TunnelIO
         let harness = try LoopHarness()
         let path = "/tmp/" + String(repeating: "x", count: 120)
         #expect {
-            try UnixListener(loop: harness.loop, path: path) { _ in }
+            try UnixListener(loop: harness.loop, path: path) { _ in }.close()
         } throws: { error in
             (error as? IOError)?.name == "ENAMETOOLONG"
         }
         #expect {
             try StreamConnection.connect(loop: harness.loop, unixPath: path, timeoutMilliseconds: 5_000) { _ in
                 Issue.record("completion ran for a connect that never started")
-            }
+            }.close()
         } throws: { error in
             (error as? IOError)?.name == "ENAMETOOLONG" && "\(error)".contains(path)
         }
