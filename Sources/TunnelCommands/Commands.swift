@@ -117,7 +117,7 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("key")) var key: String?
     @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
     @Option(help: schema.argumentHelp("node-name")) var nodeName: String?
-    @Option(help: "Join token from `tunnel token create`; used only while the node has no certificate (env TUNNEL_TOKEN)") var token: String?
+    @Option(help: "Join token from `tunnel token create`; used only while the node has no certificate") var token: String?
     @Option(help: schema.argumentHelp("services")) var services: [String] = []
     @Option(help: ArgumentHelp("One service NAME=HOST:PORT; repeatable, same as --services", valueName: "name=host:port")) var service: [String] = []
     @Option(help: schema.argumentHelp("node-labels")) var nodeLabels: [String] = []
@@ -139,10 +139,9 @@ public struct ClientCommand: ParsableCommand {
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
         let client = ClientSettings(settings)
-        let token = token ?? ProcessInfo.processInfo.environment["TUNNEL_TOKEN"]
         if checkConfig {
             print(settings.report())
-            guard !client.isEnrolled, token == nil else {
+            if !client.isEnrolled, token != nil {
                 print("not enrolled yet: the first start enrolls with the token")
                 return
             }

@@ -30,9 +30,9 @@ public enum OperatorStatus {
             "valid until: \(isoDate(certificate.notAfter))",
         ]
         if now >= certificate.notAfter {
-            lines.append("EXPIRED: ask your CA administrator for a new bundle")
+            lines.append("EXPIRED: ask an admin for a new bundle (tunnel user add)")
         } else if certificate.notAfter - now < 7 * 86_400 {
-            lines.append("expires in less than 7 days: ask for a new bundle soon")
+            lines.append("expires in less than 7 days: run `tunnel renew`")
         }
         return lines.joined(separator: "\n")
     }

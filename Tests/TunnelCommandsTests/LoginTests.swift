@@ -47,7 +47,7 @@ import TunnelTLS
 
             let status = try OperatorStatus.describe(op, now: now)
             #expect(status.hasPrefix("identity:    tunnel://operator/alice\ngateway:     gw.example.com:7443 (TLS name gw.internal)\nvalid until: "))
-            #expect(status.hasSuffix("expires in less than 7 days: ask for a new bundle soon"))
+            #expect(status.hasSuffix("expires in less than 7 days: run `tunnel renew`"))
 
             // Logging in again (renewal) replaces the files.
             #expect(throws: Never.self) { try OperatorLogin.install(bundlePath: bundle, configDirectory: config, now: now) }
