@@ -31,6 +31,13 @@ public struct GatewayEndpoint: Sendable {
     }
 }
 
+/// A service the client itself provides on a stream (the recorded `shell`, device `logs`),
+/// rather than a local address it dials. It owns the stream once `serve` is called: it must
+/// accept or reset it. Loop-confined.
+public protocol BuiltInService: AnyObject {
+    func serve(_ stream: StreamID, on connection: MuxConnection, parameters: [String: String])
+}
+
 /// A service the node offers: a name the gateway may ask for, and the address only the node knows.
 public struct LocalService: Sendable, Equatable {
     public var host: String
@@ -42,11 +49,13 @@ public struct LocalService: Sendable, Equatable {
     }
 }
 
-public struct EdgeClientConfiguration: Sendable {
+public struct EdgeClientConfiguration {
     public var gateway: GatewayEndpoint
     /// Name → local address. The client dials only these: the gateway can ask for a name, never
     /// for an address, so nothing it sends can turn the node into a pivot into the plant network.
     public var services: [String: LocalService]
+    /// Services the client provides itself, by name; their names never clash with `services`.
+    public var builtInServices: [String: any BuiltInService] = [:]
     public var labels: [String: String]
     /// Where renewed certificates are saved; nil keeps them in memory only.
     public var credentialFiles: NodeCredentialFiles?
@@ -316,7 +325,7 @@ public final class EdgeClient {
 
     private func announce(on connection: MuxConnection) {
         let announcement = NodeAnnouncement(
-            labels: configuration.labels, services: configuration.services.keys.sorted(),
+            labels: configuration.labels, services: (Array(configuration.services.keys) + configuration.builtInServices.keys).sorted(),
             version: TunnelProtocol.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
         do {
             let handler = DiscardingHandler(connection: connection)
@@ -343,6 +352,10 @@ public final class EdgeClient {
     private func serve(_ stream: StreamID, on connection: MuxConnection, metadata: [UInt8]) {
         guard let request = TunnelProtocol.decode(ServiceRequest.self, from: metadata) else {
             connection.reset(stream, code: TunnelErrorCode.badRequest)
+            return
+        }
+        if let builtIn = configuration.builtInServices[request.service] {
+            builtIn.serve(stream, on: connection, parameters: request.parameters ?? [:])
             return
         }
         guard let service = configuration.services[request.service] else {

@@ -120,7 +120,7 @@ public final class OperatorClient {
     /// Opens a stream to `service` on `node` and splices it to `input`/`output` once the node
     /// accepted. `completion` runs once: nil when both directions finished, or a sentence.
     public func splice(
-        on connection: MuxConnection, node: String, service: String, interactive: Bool,
+        on connection: MuxConnection, node: String, service: String, parameters: [String: String]? = nil, interactive: Bool,
         input: StreamConnection, output: StreamConnection, completion: @escaping (OperatorFailure?) -> Void
     ) {
         var spliceKey: ObjectIdentifier?
@@ -137,7 +137,7 @@ public final class OperatorClient {
         spliceKey = ObjectIdentifier(splice)
         splices[ObjectIdentifier(splice)] = splice
         do {
-            let request = OperatorRequest.connect(node: node, service: service)
+            let request = OperatorRequest.connect(node: node, service: service, parameters: parameters)
             splice.stream = try connection.openStream(metadata: TunnelProtocol.encode(request), interactive: interactive, handler: splice)
         } catch {
             splices[ObjectIdentifier(splice)] = nil

@@ -375,8 +375,8 @@ public final class Gateway {
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
         case .listNodes:
             connection.reply(nodeStatuses(visibleTo: name), on: stream)
-        case .connect(let node, let service):
-            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, interactive: interactive)
+        case .connect(let node, let service, let parameters):
+            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, parameters: parameters, interactive: interactive)
         case .renew(let csr):
             guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
             do {
@@ -416,7 +416,8 @@ public final class Gateway {
         return reply
     }
 
-    private func connect(operatorName: String, connection: MuxConnection, stream: StreamID, node: String, service: String, interactive: Bool) {
+    private func connect(operatorName: String, connection: MuxConnection, stream: StreamID, node: String, service: String,
+                         parameters: [String: String]?, interactive: Bool) {
         var logMetadata: Logger.Metadata = [
             "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
             "policy.version": "\(authority.policy.version)",
@@ -439,9 +440,10 @@ public final class Gateway {
         }
         let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
             switch outcome {
-            case .accepted:
+            case .accepted(let metadata):
                 do {
-                    try connection.accept(stream)
+                    // A node's refusal (an unknown log source, say) travels on to the operator.
+                    try connection.accept(stream, metadata: metadata)
                     logger.info("stream open", metadata: logMetadata)
                 } catch {
                     nodeConnection.reset(relay.second.stream, code: .cancel)
@@ -449,11 +451,11 @@ public final class Gateway {
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
-                logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure)"]) { $1 })
+                logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
             }
         }
         do {
-            try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service)), interactive: interactive)
+            try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service, parameters: parameters)), interactive: interactive)
         } catch {
             logger.info("stream refused: cannot open a stream to the node", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
             connection.reset(stream, code: .refusedStream)

@@ -6,10 +6,16 @@ import Multiplex
 /// side keeps up, so the relay holds at most a window plus a send buffer per direction.
 public final class StreamRelay {
     public enum Outcome {
-        /// The second stream's peer accepted it; time to accept the first.
-        case accepted
-        /// Either stream was reset; the relay is over.
-        case ended(Failure)
+        /// The second stream's peer accepted it, with this metadata; time to accept the first.
+        case accepted([UInt8])
+        /// Both directions finished (nil), or either stream was reset; the relay is over.
+        case ended(Failure?)
+    }
+
+    /// Which way bytes went, for a tap: from the first stream's peer (the operator) or the second's (the node).
+    public enum Direction: Sendable {
+        case fromFirst
+        case fromSecond
     }
 
     /// One end of the relay, and the stream handler of its connection's stream.
@@ -23,6 +29,10 @@ public final class StreamRelay {
         /// the other side asked its writer to wait.
         private var heldBack = 0
         private var otherIsFull = false
+        /// Bytes this end's peer sent through the relay.
+        public private(set) var bytesReceived = 0
+        /// This end's peer finished its direction.
+        fileprivate var finished = false
 
         init(connection: MuxConnection, stream: StreamID) {
             self.connection = connection
@@ -30,10 +40,12 @@ public final class StreamRelay {
         }
 
         public func streamAccepted(metadata: [UInt8]) {
-            relay.report(.accepted)
+            relay.report(.accepted(metadata))
         }
 
         public func streamReceived(_ bytes: ArraySlice<UInt8>) {
+            bytesReceived += bytes.count
+            relay.tap?(bytes, self === relay.first ? .fromFirst : .fromSecond)
             do {
                 let keepGoing = try other.connection.write(bytes, on: other.stream)
                 if keepGoing && !otherIsFull {
@@ -49,7 +61,9 @@ public final class StreamRelay {
         }
 
         public func streamFinished() {
+            finished = true
             other.connection.finish(other.stream)
+            if other.finished { relay.report(.ended(nil)) }
         }
 
         public func streamReset(_ failure: Failure) {
@@ -70,6 +84,9 @@ public final class StreamRelay {
     public let first: End
     public let second: End
     private var onEvent: ((StreamRelay, Outcome) -> Void)?
+    /// Sees every byte relayed, in order per direction (a session recorder). It must not keep
+    /// the slices beyond the call.
+    public var tap: ((ArraySlice<UInt8>, Direction) -> Void)?
 
     /// Prepares a relay from `first` (already open, not yet accepted) to a stream that
     /// `openSecond` will open on `secondConnection`.

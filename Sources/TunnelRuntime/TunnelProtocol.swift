@@ -32,8 +32,9 @@ public enum TunnelProtocol {
 
 /// What an operator asks the gateway for, in the metadata of the stream it opens.
 public enum OperatorRequest: Codable, Equatable, Sendable {
-    /// Splice this stream to `service` on `node`.
-    case connect(node: String, service: String)
+    /// Splice this stream to `service` on `node`; `parameters` go to the service (a log
+    /// source and its options, say) and into the audit record.
+    case connect(node: String, service: String, parameters: [String: String]? = nil)
     /// Reply with the list of known nodes as JSON data, then finish.
     case listNodes
     /// A fresh certificate for the operator's key, answered with a `CertificateReply`.
@@ -49,10 +50,15 @@ public struct StreamRefusal: Codable, Equatable, Sendable {
     public init(message: String) { self.message = message }
 }
 
-/// What the gateway asks a node for: one of the node's own configured services, by name.
+/// What the gateway asks a node for: one of the node's own configured services, by name, with
+/// the operator's parameters for the node's built-in services (`logs`, `shell`).
 public struct ServiceRequest: Codable, Equatable, Sendable {
     public var service: String
-    public init(service: String) { self.service = service }
+    public var parameters: [String: String]?
+    public init(service: String, parameters: [String: String]? = nil) {
+        self.service = service
+        self.parameters = parameters
+    }
 }
 
 /// What a node says about itself once it is connected (`NodeRequest.announce`). Descriptive
