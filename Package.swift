@@ -48,23 +48,28 @@ let package = Package(
         /// Roles → services on nodes chosen by name and labels: parsed strictly, checked per stream.
         .target(name: "TunnelPolicy", dependencies: [.product(name: "Yams", package: "Yams")]),
         .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),
+        /// The audit trail: hash-chained JSON Lines segments with Ed25519-signed checkpoints, crash
+        /// recovery, and the offline verifier auditors run (`docs/AUDIT.md`).
+        .target(name: "TunnelAudit", dependencies: ["COpenSSL"]),
+        .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit"]),
+        .executableTarget(name: "audit-bench", dependencies: ["TunnelAudit"], path: "Benchmarks/AuditBench"),
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", "TunnelState", "TunnelPolicy", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", .product(name: "Logging", package: "swift-log"),
         ]),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
             "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
         /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelRuntime", "TunnelIO", "TunnelTLS",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),

@@ -103,8 +103,8 @@ public final class OperatorClient {
     // MARK: - Requests
 
     /// `tunnel nodes`: the gateway's list of known nodes.
-    public func listNodes(on connection: MuxConnection, _ completion: @escaping (Result<[NodeStatus], OperatorFailure>) -> Void) {
-        ask(.listNodes, on: connection, reply: [NodeStatus].self, completion)
+    public func listNodes(on connection: MuxConnection, _ completion: @escaping (Result<NodeList, OperatorFailure>) -> Void) {
+        ask(.listNodes, on: connection, reply: NodeList.self, completion)
     }
 
     /// Sends one request and decodes its one reply.

@@ -61,8 +61,9 @@ public struct NodesCommand: ParsableCommand {
         let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
             client.listNodes(on: connection) { result in
                 switch result {
-                case .success(let nodes):
-                    output = json ? String(decoding: TunnelProtocol.encode(nodes), as: UTF8.self) + "\n" : Self.table(nodes)
+                case .success(let list):
+                    output = json ? String(decoding: TunnelProtocol.encode(list), as: UTF8.self) + "\n" : Self.table(list.nodes)
+                    for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(warning)\n".utf8)) }
                     finish(0)
                 case .failure(let failure):
                     output = "tunnel: \(failure.message)\n"

@@ -125,6 +125,8 @@ extension GatewaySettings {
         configuration.session.keepaliveInterval = keepaliveInterval
         configuration.nodeCertificateLifetime = Int64(nodeCertificateTTL.components.seconds)
         configuration.policyPath = policy
+        configuration.auditDirectory = "\(dataDir)/audit"
+        configuration.auditKeyDirectory = "\(dataDir)/audit-key"
         return configuration
     }
 

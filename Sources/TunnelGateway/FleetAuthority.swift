@@ -295,6 +295,8 @@ final class FleetAuthority {
             return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
         case .showPolicy:
             reply.policy = "policy \(policy.version) from \(policy.source)"
+        case .recordAuditRead:
+            reply.message = "audit read recorded"
         }
         return (reply, [])
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Multiplex
+import TunnelAudit
 import TunnelIO
 import TunnelPolicy
 import TunnelRuntime
@@ -21,6 +22,12 @@ public struct GatewayConfiguration: Sendable {
     /// The policy file, re-read on `reloadPolicy()` and whenever its content changes; nil for
     /// the built-in policy (role `admin` may do everything, other roles nothing).
     public var policyPath: String?
+    /// The audit log's directory and its signing key's; nil runs without an audit trail
+    /// (only tests do: the commands always set them).
+    public var auditDirectory: String?
+    public var auditKeyDirectory: String?
+    /// Shell sessions are recorded here (asciicast v2), named by stream.
+    public var recordingsDirectory: String? { auditDirectory.map { "\($0)/recordings" } }
     public var handshakeTimeout: Duration = .seconds(10)
     /// How long SIGTERM waits for streams to finish before cutting them.
     public var drainTimeout: Duration = .seconds(30)
@@ -59,6 +66,9 @@ public final class Gateway {
     private var certificateDeadlines: [ObjectIdentifier: Int64] = [:]
     private var relays: [ObjectIdentifier: StreamRelay] = [:]
     private let housekeeping: LoopTimer
+    let audit: AuditTrail?
+    /// A random id per connection, so audit records of one session can be found together.
+    private var sessionIDs: [ObjectIdentifier: String] = [:]
     private var policyFileContent: [UInt8]?
     private var drainTimer: LoopTimer?
     private var onStopped: (() -> Void)?
@@ -114,6 +124,15 @@ public final class Gateway {
             store: store, nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
             nodeCertificateLifetime: configuration.nodeCertificateLifetime, policy: policy)
         housekeeping = LoopTimer(loop: loop)
+        if let directory = configuration.auditDirectory {
+            do {
+                audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key", logger: logger)
+            } catch {
+                throw FleetFailure("cannot open the audit log in \(directory): \(error.message)")
+            }
+        } else {
+            audit = nil
+        }
     }
 
     /// Starts listening; returns the bound address (its port is the real one when 0 was asked).
@@ -130,7 +149,12 @@ public final class Gateway {
         housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) { [unowned self] in
             closeExpiredSessions()
             reloadPolicyIfChanged()
+            audit?.tick()
         }
+        audit?.record("gateway_start", [
+            "listen": .string("\(listener.localAddress)"), "version": .string(TunnelProtocol.softwareVersion),
+            "policy_version": .string(authority.policy.version), "ca_pin": .string(Hex.encode(authority.caPin)),
+        ], durable: true)
         logger.info("gateway listening", metadata: [
             "listen": "\(listener.localAddress)", "policy.version": "\(authority.policy.version)",
             "ca.pin": "\(Hex.encode(authority.caPin))",
@@ -165,7 +189,23 @@ public final class Gateway {
         self.onStopped = nil
         drainTimer?.close()
         drainTimer = nil
+        audit?.record("gateway_stop", ["reason": "stopped"])
+        audit?.close()
         onStopped()
+    }
+
+    /// The audit fields naming a connection's peer: session id and source address.
+    private func peerFields(_ connection: MuxConnection) -> [String: AuditValue?] {
+        ["session": .string(sessionIDs[ObjectIdentifier(connection)] ?? "?"), "source": .string(connection.remoteAddress)]
+    }
+
+    /// An operator as audit records name them: certificate subject and serial, roles now.
+    private func operatorFields(_ name: String, _ connection: MuxConnection) -> [String: AuditValue?] {
+        peerFields(connection).merging([
+            "operator": .string(name), "operator_subject": connection.peerIdentity.map { .string($0.uri) },
+            "operator_serial": connection.peerCertificate.map { .string($0.serialNumberHex) },
+            "roles": .strings(authority.roles(of: name)),
+        ]) { $1 }
     }
 
     private func accepted(_ socket: StreamConnection) {
@@ -187,7 +227,14 @@ public final class Gateway {
             handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
         connections[ObjectIdentifier(connection)] = .unclassified(connection)
+        sessionIDs[ObjectIdentifier(connection)] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         connection.start()
+    }
+
+    /// What every operator should know about the gateway's own state.
+    public var warnings: [String] {
+        guard let failure = audit?.failure else { return [] }
+        return ["the gateway's audit log cannot be written (\(failure)): no new streams are admitted until it recovers"]
     }
 
     // MARK: - Policy
@@ -217,10 +264,12 @@ public final class Gateway {
             let previous = authority.policy.version
             authority.replacePolicy(policy)
             logger.notice("policy reloaded", metadata: ["policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)"])
+            audit?.record("policy_reload", ["outcome": "ok", "policy_version": .string(policy.version), "previous_version": .string(previous), "file": .string(path)])
         } catch {
             logger.error("policy not reloaded; the previous one stays in force", metadata: [
                 "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
             ])
+            audit?.record("policy_reload", ["outcome": "invalid", "policy_version": .string(authority.policy.version), "reason": .string(error.message), "file": .string(path)])
         }
     }
 
@@ -280,6 +329,7 @@ public final class Gateway {
                 "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "old.address": "\(stale.remoteAddress)",
             ])
             connections[ObjectIdentifier(stale)] = .unclassified(stale)
+            audit?.record("node_disconnect", peerFields(stale).merging(["node": .string(name), "reason": "replaced by a newer session"]) { $1 })
             stale.abort(Failure(TunnelErrorCode.replaced, "replaced by a newer session of \(name) from \(connection.remoteAddress)"))
             record.lastDisconnectReason = "replaced by a newer session"
         }
@@ -291,6 +341,9 @@ public final class Gateway {
         nodes[name] = record
         connections[ObjectIdentifier(connection)] = .node(name, connection)
         authority.nodeSeen(name, address: connection.remoteAddress, disconnectReason: nil)
+        audit?.record("node_connect", peerFields(connection).merging([
+            "node": .string(name), "node_serial": connection.peerCertificate.map { .string($0.serialNumberHex) }, "epoch": .int(Int64(record.epoch)),
+        ]) { $1 })
         logger.info("node connected", metadata: ["node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "node.epoch": "\(record.epoch)"])
     }
 
@@ -304,9 +357,11 @@ public final class Gateway {
                 let (pem, notAfter) = try authority.renewNode(name: name, presented: presented, csr: csr)
                 certificateDeadlines[ObjectIdentifier(connection)] = notAfter
                 logger.info("node certificate renewed", metadata: ["node.name": "\(name)", "certificate.not_after": "\(isoTime(notAfter))"])
+                audit?.record("renew", peerFields(connection).merging(["node": .string(name), "outcome": "ok", "not_after": .int(notAfter)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
             } catch {
                 logger.notice("node renewal refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
+                audit?.record("renew", peerFields(connection).merging(["node": .string(name), "outcome": "refused", "reason": .string(error.message)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
             }
         case nil:
@@ -345,9 +400,12 @@ public final class Gateway {
             do {
                 let pem = try authority.redeem(request, from: address)
                 logger.notice("node enrolled", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)"])
+                let subject = (try? Certificate.chainFromPEM(Array(pem.utf8)).first?.tunnelIdentity().name) ?? nil
+                audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "node": subject.map { .string($0) }, "outcome": "ok"]) { $1 }, durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
                 logger.notice("enrollment refused", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)", "reason": "\(error.message)"])
+                audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "outcome": "refused", "reason": .string(error.message)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
             }
         case .reenroll(let csr):
@@ -359,9 +417,11 @@ public final class Gateway {
             do {
                 let pem = try authority.reenroll(name: identity.name, presented: presented, csr: csr)
                 logger.notice("node re-enrolled with its expired certificate", metadata: ["node.name": "\(identity.name)", "peer.address": "\(address)"])
+                audit?.record("reenroll", peerFields(connection).merging(["node": .string(identity.name), "outcome": "ok"]) { $1 }, durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
                 logger.notice("re-enrollment refused", metadata: ["node.name": "\(identity.name)", "reason": "\(error.message)"])
+                audit?.record("reenroll", peerFields(connection).merging(["node": .string(identity.name), "outcome": "refused", "reason": .string(error.message)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
             }
         case nil:
@@ -374,7 +434,7 @@ public final class Gateway {
     private func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
         case .listNodes:
-            connection.reply(nodeStatuses(visibleTo: name), on: stream)
+            connection.reply(NodeList(nodes: nodeStatuses(visibleTo: name), warnings: warnings), on: stream)
         case .connect(let node, let service, let parameters):
             connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, parameters: parameters, interactive: interactive)
         case .renew(let csr):
@@ -382,6 +442,7 @@ public final class Gateway {
             do {
                 let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
                 certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                audit?.record("renew", operatorFields(name, connection).merging(["outcome": "ok", "not_after": .int(notAfter)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
             } catch {
                 connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
@@ -389,18 +450,26 @@ public final class Gateway {
         case .admin(let request):
             guard authority.isAdmin(name) else {
                 logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
+                audit?.record("admin", operatorFields(name, connection).merging(["action": .string(request.summary), "outcome": "denied", "reason": "no admin role"]) { $1 })
                 connection.reply(AdminReply(error: "you (\(name), roles \(authority.roles(of: name).joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
                 return
             }
-            connection.reply(administer(request, actor: "operator \(name)"), on: stream)
+            connection.reply(administer(request, actor: "operator \(name)", actorFields: operatorFields(name, connection)), on: stream)
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
     }
 
     /// Carries out an admin request from an admin operator or the local admin socket.
-    public func administer(_ request: AdminRequest, actor: String) -> AdminReply {
+    public func administer(_ request: AdminRequest, actor: String, actorFields: [String: AuditValue?] = [:]) -> AdminReply {
         var (reply, effects) = authority.administer(request, actor: actor)
+        let recorded = audit?.record(request.auditType, actorFields.merging([
+            "actor": .string(actor), "action": .string(request.summary), "outcome": .string(reply.error == nil ? "ok" : "refused"),
+            "reason": reply.error.map { .string($0) }, "token": reply.token.flatMap { try? JoinToken.parse($0) }.map { .string($0.id) },
+        ]) { $1 }, durable: true)
+        if recorded == false, case .recordAuditRead = request {
+            return AdminReply(error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
+        }
         if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
         logger.notice("admin request", metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
         for effect in effects {
@@ -422,22 +491,39 @@ public final class Gateway {
             "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
             "policy.version": "\(authority.policy.version)",
         ]
+        let session = sessionIDs[ObjectIdentifier(connection)] ?? "?"
+        let streamKey = "\(session)/\(stream)"
+        var fields = operatorFields(operatorName, connection).merging([
+            "stream": .string(streamKey), "node": .string(node), "service": .string(service),
+            "parameters": AuditValue.map(parameters), "policy_version": .string(authority.policy.version),
+        ]) { $1 }
+        func refuse(_ code: ErrorCode, _ message: String, outcome: String) {
+            logger.notice("stream refused", metadata: logMetadata.merging(["reason": "\(message)"]) { $1 })
+            audit?.record("stream_deny", fields.merging(["outcome": .string(outcome), "reason": .string(message)]) { $1 })
+            do {
+                try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: message)))
+            } catch {}
+            connection.reset(stream, code: code)
+        }
         switch authority.decide(operatorName: operatorName, node: node, service: service) {
         case .denied(let reason):
-            logger.notice("stream denied by policy", metadata: logMetadata.merging(["reason": "\(reason)"]) { $1 })
-            do {
-                try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: reason)))
-            } catch {}
-            connection.reset(stream, code: TunnelErrorCode.denied)
-            return
+            return refuse(TunnelErrorCode.denied, reason, outcome: "denied")
         case .allowed(let rule):
             logMetadata["policy.rule"] = "\(rule)"
+            fields["rule"] = .string(rule)
         }
         guard let record = nodes[node], let nodeConnection = record.connection, nodeConnection.canOpenStream else {
-            logger.info("stream refused: node not connected", metadata: logMetadata)
-            connection.reset(stream, code: TunnelErrorCode.unknownNode)
-            return
+            return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
         }
+        // The open record is on disk before a byte moves; without it, no stream.
+        guard audit?.record("stream_open", fields, durable: true) != false else {
+            return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed", outcome: "audit_unavailable")
+        }
+        let opened = Date()
+        var closeFields: [String: AuditValue?] = [
+            "stream": .string(streamKey), "session": .string(session), "operator": .string(operatorName),
+            "node": .string(node), "service": .string(service),
+        ]
         let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
             switch outcome {
             case .accepted(let metadata):
@@ -447,17 +533,23 @@ public final class Gateway {
                     logger.info("stream open", metadata: logMetadata)
                 } catch {
                     nodeConnection.reset(relay.second.stream, code: .cancel)
-                    relays[ObjectIdentifier(relay)] = nil
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
                 logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+                closeFields.merge([
+                    "outcome": .string(failure == nil ? "closed" : "reset"), "reason": failure.map { .string($0.reason) },
+                    "bytes_to_node": .int(Int64(relay.first.bytesReceived)), "bytes_from_node": .int(Int64(relay.second.bytesReceived)),
+                    "duration_ms": .int(Int64(Date().timeIntervalSince(opened) * 1000)),
+                ]) { $1 }
+                audit?.record("stream_close", closeFields)
             }
         }
         do {
             try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service, parameters: parameters)), interactive: interactive)
         } catch {
             logger.info("stream refused: cannot open a stream to the node", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
+            audit?.record("stream_close", closeFields.merging(["outcome": "refused", "reason": .string("cannot open a stream to the node: \(error)")]) { $1 })
             connection.reset(stream, code: .refusedStream)
             return
         }
@@ -467,6 +559,18 @@ public final class Gateway {
 }
 
 extension AdminRequest {
+    /// The audit record type of this request.
+    var auditType: String {
+        switch self {
+        case .createToken: "token_create"
+        case .addUser: "user_add"
+        case .revokeUser, .revokeNode: "revoke"
+        case .removeNode: "node_remove"
+        case .recordAuditRead: "audit_read"
+        case .listTokens, .listUsers, .listNodes, .showPolicy: "admin_read"
+        }
+    }
+
     /// For logs: the request without certificate requests.
     var summary: String {
         switch self {
@@ -479,6 +583,7 @@ extension AdminRequest {
         case .revokeNode(let name): "revoke node \(name)"
         case .removeNode(let name): "remove node \(name)"
         case .showPolicy: "show policy"
+        case .recordAuditRead(let what): "read audit \(what)"
         }
     }
 }
@@ -499,6 +604,7 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate")
             }
             if let refusal = authority.admitNode(identity.name, certificate: certificate) {
+                audit?.record("connection_refused", peerFields(connection).merging(["node": .string(identity.name), "reason": .string(refusal.message)]) { $1 })
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             registerNode(identity.name, connection: connection)
@@ -507,9 +613,11 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate")
             }
             if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
+                audit?.record("connection_refused", peerFields(connection).merging(["operator": .string(identity.name), "reason": .string(refusal.message)]) { $1 })
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             connections[key] = .operator(identity.name, connection)
+            audit?.record("operator_connect", operatorFields(identity.name, connection))
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
@@ -537,13 +645,22 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         let peer = connections.removeValue(forKey: key)
         certificateDeadlines[key] = nil
-        if case .node(let name, _) = peer, nodes[name]?.connection === connection {
+        switch peer {
+        case .node(let name, _):
             let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
-            nodes[name]?.connection = nil
-            nodes[name]?.lastDisconnectReason = reason
-            authority.nodeSeen(name, address: nil, disconnectReason: reason)
-            logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
+            if nodes[name]?.connection === connection {
+                nodes[name]?.connection = nil
+                nodes[name]?.lastDisconnectReason = reason
+                authority.nodeSeen(name, address: nil, disconnectReason: reason)
+                logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
+            }
+            audit?.record("node_disconnect", peerFields(connection).merging(["node": .string(name), "reason": .string(reason)]) { $1 })
+        case .operator(let name, _):
+            audit?.record("operator_disconnect", peerFields(connection).merging(["operator": .string(name), "reason": .string(failure.reason)]) { $1 })
+        case .enrolling, .unclassified, nil:
+            break
         }
+        sessionIDs[key] = nil
         finishStopIfDrained()
     }
 }

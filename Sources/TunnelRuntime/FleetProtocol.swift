@@ -129,6 +129,9 @@ public enum AdminRequest: Codable, Equatable, Sendable {
     case revokeNode(name: String)
     case removeNode(name: String)
     case showPolicy
+    /// Records in the audit trail that `what` of the audit log is about to be read on the
+    /// gateway host (`tunnel audit ls|show|export`); reads are audited too.
+    case recordAuditRead(what: String)
 }
 
 /// What `tunnel token create` asks for.

@@ -81,6 +81,17 @@ public struct NodeAnnouncement: Codable, Equatable, Sendable {
     }
 }
 
+/// The reply to `OperatorRequest.listNodes`: the nodes, and what the operator should know about
+/// the gateway itself (its audit log failing, say).
+public struct NodeList: Codable, Equatable, Sendable {
+    public var nodes: [NodeStatus]
+    public var warnings: [String]
+    public init(nodes: [NodeStatus], warnings: [String]) {
+        self.nodes = nodes
+        self.warnings = warnings
+    }
+}
+
 /// One row of `tunnel nodes`.
 public struct NodeStatus: Codable, Equatable, Sendable {
     public var name: String
@@ -133,6 +144,8 @@ public enum TunnelErrorCode {
     public static let denied = ErrorCode(rawValue: 0x108)
     /// The node's or operator's identity was revoked, or its certificate expired unrenewed.
     public static let revoked = ErrorCode(rawValue: 0x109)
+    /// The gateway cannot write its audit log, so it admits no new streams.
+    public static let auditUnavailable = ErrorCode(rawValue: 0x10A)
 
     /// A sentence for an operator who got `code` while asking for `service` on `node`.
     public static func explain(_ code: ErrorCode, node: String, service: String) -> String {

@@ -228,10 +228,12 @@ struct TunnelTests {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
-        var nodes: Result<[NodeStatus], OperatorFailure>?
+        var nodes: Result<NodeList, OperatorFailure>?
         operatorClient.listNodes(on: connection) { nodes = $0 }
         #expect(scenario.runner.run(until: { nodes != nil }))
-        let list = try #require(try nodes?.get())
+        let reply = try #require(try nodes?.get())
+        #expect(reply.warnings.isEmpty)
+        let list = reply.nodes
         #expect(list.map(\.name) == ["node-17"])
         #expect(list.first?.labels == ["site": "plant-a"])
         #expect(list.first?.services == ["closed", "echo"])
