@@ -12,6 +12,12 @@ wait_for_line() {
     timeout "$seconds" bash -c "tail -n +1 -F ${pid:+--pid=$pid} '$file' 2>/dev/null | grep -q -m1 -E '$pattern'"
 }
 
+# Waits (at most SECONDS) until FILE holds COUNT lines matching PATTERN, counting from its start.
+wait_for_lines() {
+    local file=$1 pattern=$2 count=$3 seconds=${4:-20}
+    timeout "$seconds" bash -c "tail -n +1 -F '$file' 2>/dev/null | grep -m $count -E '$pattern' | tail -n +$count | grep -q ."
+}
+
 # start LOG CMD...: runs CMD in the background, output to LOG, PID remembered in PIDS and LAST_PID.
 start() {
     local log=$1; shift

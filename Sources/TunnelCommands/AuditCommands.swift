@@ -1,0 +1,342 @@
+import ArgumentParser
+import Foundation
+import TunnelAudit
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// One audit record as the auditor commands read it.
+struct AuditEntry {
+    let file: String
+    let fields: [String: AuditValue]
+
+    var seq: Int64 { if case .int(let value)? = fields["seq"] { value } else { 0 } }
+    var type: String { string("type") ?? "" }
+    var time: String { string("time") ?? "" }
+    var date: Date? { AuditEntry.parseTime(time) }
+
+    func string(_ key: String) -> String? {
+        if case .string(let value)? = fields[key] { return value }
+        return nil
+    }
+
+    func int(_ key: String) -> Int64? {
+        if case .int(let value)? = fields[key] { return value }
+        return nil
+    }
+
+    static func parseTime(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+}
+
+/// Reading an audit directory for `tunnel audit ls|show|export|replay`. Verification is
+/// `AuditVerifier`'s; these commands only present what is there.
+enum AuditReader {
+    static let defaultDirectory = "/var/lib/tunnel/gateway/audit"
+
+    static func segments(in directory: String) throws(CommandFailure) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw .usage("\(directory) is not a readable audit directory; give --dir")
+        }
+        return names.filter { $0.hasPrefix("audit-") && $0.hasSuffix(".jsonl") }.sorted().map { "\(directory)/\($0)" }
+    }
+
+    static func entries(of file: String) throws(CommandFailure) -> [AuditEntry] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw .failed("cannot read \(file)") }
+        let decoder = JSONDecoder()
+        return text.split(separator: "\n").compactMap { line in
+            (try? decoder.decode([String: AuditValue].self, from: Data(line.utf8))).map { AuditEntry(file: file, fields: $0) }
+        }
+    }
+
+    static func entries(in directory: String) throws(CommandFailure) -> [AuditEntry] {
+        var all: [AuditEntry] = []
+        for file in try segments(in: directory) { all += try entries(of: file) }
+        return all
+    }
+
+    /// Reads of a gateway's audit log are themselves audited: when the gateway's admin socket is
+    /// there, it records the read first, and a read it could not record does not happen.
+    /// Without a socket (a copy on an auditor's machine) there is nobody to tell.
+    static func recordRead(_ what: String, adminSocket: String?) throws(CommandFailure) {
+        let socket = adminSocket ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
+        guard let socket else { return }
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+        var outcome: Result<AdminReply, FleetFailure>?
+        AdminChannel.send(.recordAuditRead(what: what), to: socket, loop: loop) { outcome = $0 }
+        loop.run()
+        switch outcome {
+        case .success(let reply) where reply.error == nil: return
+        case .success(let reply): throw .failed("the gateway did not record this audit read, so it is not done: \(reply.error ?? "")")
+        case .failure(let failure): throw .failed("the gateway did not record this audit read, so it is not done: \(failure.message)")
+        case nil: throw .failed("no answer from the admin socket \(socket)")
+        }
+    }
+
+    /// `--since 24h` (ago) or an RFC 3339 time.
+    static func time(_ text: String, flag: String) throws(CommandFailure) -> Date {
+        if let date = AuditEntry.parseTime(text) { return date }
+        return Date().addingTimeInterval(-Double(try durationSeconds(text, flag: flag)))
+    }
+}
+
+/// Where the auditor commands read and who to tell about the read.
+struct AuditSourceOptions: ParsableArguments {
+    @Option(help: "Audit directory (default \(AuditReader.defaultDirectory))") var dir: String = AuditReader.defaultDirectory
+    @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)") var adminSocket: String?
+}
+
+public struct AuditCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "The audit trail: list, show, verify, export, replay.",
+        discussion: "Format and guarantees: docs/AUDIT.md. verify works offline on a copy or an export.",
+        subcommands: [AuditListCommand.self, AuditShowCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditReplayCommand.self])
+    public init() {}
+}
+
+/// A stream as `audit ls` shows it: its open record with its close record, when there is one.
+struct AuditedStream {
+    let open: AuditEntry
+    let close: AuditEntry?
+
+    static func pair(_ entries: [AuditEntry]) -> [AuditedStream] {
+        var closes: [String: AuditEntry] = [:]
+        for entry in entries where entry.type == "stream_close" {
+            if let stream = entry.string("stream") { closes[stream] = entry }
+        }
+        return entries.filter { $0.type == "stream_open" || $0.type == "stream_deny" }.map {
+            AuditedStream(open: $0, close: $0.string("stream").flatMap { closes[$0] })
+        }
+    }
+}
+
+public struct AuditListCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams (or, with --events, all records).")
+    @OptionGroup var source: AuditSourceOptions
+    @Option(help: "Only this node") var node: String?
+    @Option(help: "Only this operator") var user: String?
+    @Option(help: "Only this service") var service: String?
+    @Option(help: "Only since this long ago (24h) or this time (RFC 3339)") var since: String?
+    @Flag(help: "Every record, not only streams") var events = false
+    public init() {}
+
+    public func run() throws {
+        let since = try since.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--since") }
+        try AuditReader.recordRead("ls \(source.dir)", adminSocket: source.adminSocket)
+        let entries = try AuditReader.entries(in: source.dir).filter { entry in
+            (since == nil || (entry.date ?? .distantPast) >= since!)
+                && (node == nil || entry.string("node") == node)
+                && (user == nil || entry.string("operator") == user)
+                && (service == nil || entry.string("service") == service)
+        }
+        if events {
+            for entry in entries {
+                let rest = entry.fields.filter { !["seq", "time", "type", "prev"].contains($0.key) }.sorted { $0.key < $1.key }
+                print("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\(Self.text($0.value))" }.joined(separator: " "))
+            }
+            return
+        }
+        let rows = AuditedStream.pair(entries).map { stream -> [String] in
+            let open = stream.open, close = stream.close
+            let outcome = open.type == "stream_deny" ? "denied" : close?.string("outcome") ?? "open"
+            return [open.time, open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", outcome,
+                    close.flatMap { $0.int("bytes_to_node") }.map(String.init) ?? "-", close.flatMap { $0.int("bytes_from_node") }.map(String.init) ?? "-",
+                    close.flatMap { $0.int("duration_ms") }.map { "\($0) ms" } ?? "-"]
+        }
+        printTable([["TIME", "STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows)
+    }
+
+    static func text(_ value: AuditValue) -> String {
+        switch value {
+        case .string(let text): text
+        case .int(let number): "\(number)"
+        case .double(let number): "\(number)"
+        case .bool(let flag): "\(flag)"
+        case .null: "null"
+        case .strings(let list): list.joined(separator: ",")
+        case .object(let map): map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+    }
+}
+
+public struct AuditShowCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "show", abstract: "Every record of one session or stream (ids from `audit ls`).")
+    @Argument(help: "A session id, or a stream id SESSION/N") var id: String
+    @OptionGroup var source: AuditSourceOptions
+    public init() {}
+
+    public func run() throws {
+        try AuditReader.recordRead("show \(id) in \(source.dir)", adminSocket: source.adminSocket)
+        let matching = try AuditReader.entries(in: source.dir).filter { entry in
+            entry.string("session") == id || entry.string("stream") == id || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
+        }
+        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.dir); `tunnel audit ls` lists streams") }
+        for entry in matching {
+            print(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self))
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+public struct AuditVerifyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Verify an audit directory or an export, offline; names the first bad record.",
+        discussion: "Take the public key (or its key id) from somewhere other than the machine being audited.")
+    @Argument(help: "An audit directory or a bundle from `tunnel audit export` (default \(AuditReader.defaultDirectory))") var path: String = AuditReader.defaultDirectory
+    @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
+    @Flag(help: "Also require the log to end with a clean close (a stopped gateway's log)") var closed = false
+    public init() {}
+
+    public func run() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CommandFailure.usage("\(path) does not exist")
+        }
+        let report: AuditReport
+        if isDirectory.boolValue {
+            report = AuditVerifier.verify(directory: path, publicKeyFile: key, requireClosed: closed)
+        } else {
+            report = try AuditBundle.verify(bundle: path, publicKeyFile: key)
+        }
+        print(report.summary)
+        if !report.isValid { throw ExitCode(1) }
+    }
+}
+
+/// Evidence bundles: a tar of whole segments (the chain and its checkpoints need them whole),
+/// the recordings of the streams in range, the public key and a SHA-256 manifest of all of them.
+enum AuditBundle {
+    static let manifest = "MANIFEST.sha256"
+
+    static func run(_ arguments: [String]) throws(CommandFailure) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/tar")
+        process.arguments = arguments
+        do { try process.run() } catch { throw .failed("cannot run tar: \(error)") }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed") }
+    }
+
+    static func sha256(of path: String) throws(CommandFailure) -> String {
+        do { return Hex.encode(SHA256.hash(try DurableFile.read(path: path, limit: 1 << 30))) } catch { throw .failed("cannot read \(path): \(error)") }
+    }
+
+    static func temporaryDirectory() throws(CommandFailure) -> String {
+        let path = NSTemporaryDirectory() + "tunnel-audit-\(UUID().uuidString)"
+        try GatewayPKI.makeDirectory(path)
+        return path
+    }
+
+    /// Unpacks a bundle, checks every file against the manifest, then verifies the chain and signatures.
+    static func verify(bundle: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try run(["-xf", bundle, "-C", directory])
+        guard let listed = try? String(contentsOfFile: "\(directory)/\(manifest)", encoding: .utf8) else {
+            throw .failed("\(bundle) has no \(manifest); it is not a bundle from `tunnel audit export`")
+        }
+        for line in listed.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            let name = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: " *"))
+            guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else { throw .failed("\(bundle): \(name) is listed in the manifest but missing") }
+            guard try sha256(of: "\(directory)/\(name)") == parts[0] else { throw .failed("\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed") }
+        }
+        let keyPath = publicKeyFile ?? "\(directory)/\(AuditSigningKey.publicKeyFileName)"
+        let key: AuditPublicKey
+        do { key = try AuditPublicKey(pemFile: keyPath) } catch { throw .failed("cannot read the public key \(keyPath): \(error)") }
+        let segments = try AuditReader.segments(in: directory)
+        guard !segments.isEmpty else { throw .failed("\(bundle) holds no audit segments") }
+        return AuditVerifier.verify(files: segments, publicKey: key)
+    }
+}
+
+public struct AuditExportCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write an evidence bundle (tar) of the records, recordings, hashes and checkpoints of a period.")
+    @OptionGroup var source: AuditSourceOptions
+    @Option(help: "From this long ago (24h) or this time (RFC 3339)") var since: String
+    @Option(help: "Until this long ago or this time (default now)") var until: String?
+    @Option(help: "The bundle file to write") var out: String
+    public init() {}
+
+    public func run() throws {
+        let from = try AuditReader.time(since, flag: "--since")
+        let to = try until.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--until") } ?? Date()
+        try AuditReader.recordRead("export \(since)…\(until ?? "now") of \(source.dir)", adminSocket: source.adminSocket)
+        let staging = try AuditBundle.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        var names: [String] = []
+        var recordings: Set<String> = []
+        for segment in try AuditReader.segments(in: source.dir) {
+            let entries = try AuditReader.entries(of: segment)
+            guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
+            let name = (segment as NSString).lastPathComponent
+            try FileManager.default.copyItem(atPath: segment, toPath: "\(staging)/\(name)")
+            names.append(name)
+            for entry in entries where entry.type == "stream_close" {
+                if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
+            }
+        }
+        guard !names.isEmpty else { throw CommandFailure.failed("no audit records between \(from) and \(to) in \(source.dir)") }
+        if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/recordings") }
+        for recording in recordings.sorted() {
+            let name = "recordings/\(recording)"
+            try FileManager.default.copyItem(atPath: "\(source.dir)/\(name)", toPath: "\(staging)/\(name)")
+            names.append(name)
+        }
+        let key = "\(source.dir)/\(AuditSigningKey.publicKeyFileName)"
+        if FileManager.default.fileExists(atPath: key) {
+            try FileManager.default.copyItem(atPath: key, toPath: "\(staging)/\(AuditSigningKey.publicKeyFileName)")
+            names.append(AuditSigningKey.publicKeyFileName)
+        }
+        var manifest = ""
+        for name in names { manifest += "\(try AuditBundle.sha256(of: "\(staging)/\(name)"))  \(name)\n" }
+        try DurableFile.write(path: "\(staging)/\(AuditBundle.manifest)", bytes: Array(manifest.utf8), mode: 0o644)
+        try AuditBundle.run(["-cf", out, "-C", staging, AuditBundle.manifest] + names)
+        print("wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`")
+    }
+}
+
+public struct AuditReplayCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "replay", abstract: "Play a recorded shell session in this terminal (asciinema play reads the same file).")
+    @Argument(help: "The stream id of a shell session (from `tunnel audit ls --service shell`)") var id: String
+    @OptionGroup var source: AuditSourceOptions
+    @Option(help: "Speed factor") var speed: Double = 1
+    @Option(help: "Longest pause, in seconds") var idleLimit: Double = 2
+    public init() {}
+
+    public func run() throws {
+        try AuditReader.recordRead("replay \(id) in \(source.dir)", adminSocket: source.adminSocket)
+        guard let close = try AuditReader.entries(in: source.dir).last(where: { $0.type == "stream_close" && $0.string("stream") == id }),
+              let recording = close.string("recording") else {
+            throw CommandFailure.failed("no recording of stream \(id) in \(source.dir); `tunnel audit ls --service shell` lists recorded sessions")
+        }
+        let path = "\(source.dir)/recordings/\(recording)"
+        if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
+            throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure.failed("cannot read \(path)") }
+        var previous = 0.0
+        for line in text.split(separator: "\n").dropFirst() {
+            guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any], event.count == 3,
+                  let time = event[0] as? Double, let kind = event[1] as? String, let data = event[2] as? String, kind == "o" else { continue }
+            let pause = min(idleLimit, max(0, time - previous)) / max(speed, 0.01)
+            previous = time
+            if pause > 0 { usleep(useconds_t(pause * 1_000_000)) }
+            FileHandle.standardOutput.write(Data(data.utf8))
+        }
+    }
+}

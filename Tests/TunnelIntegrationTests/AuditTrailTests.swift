@@ -1,0 +1,172 @@
+import Foundation
+import Glibc
+import Multiplex
+import Testing
+import TunnelAudit
+import TunnelClient
+@testable import TunnelGateway
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// Issue #5's audit trail through the in-process gateway: what is recorded, that it verifies,
+/// and that a log that cannot be written stops new streams.
+@Suite("Audit trail", .serialized)
+struct AuditTrailTests {
+    /// A gateway with its audit trail in `directory`, plus one node offering an echo service.
+    final class Audited {
+        let runner: LoopRunner
+        let pki: TestPKI
+        let gateway: Gateway
+        let echo: EchoServer
+        let directory: String
+        let port: UInt16
+        var clients: [EdgeClient] = []
+        var operators: [OperatorClient] = []
+
+        init(auditDirectory: String? = nil) throws {
+            runner = try LoopRunner()
+            pki = try TestPKI()
+            directory = auditDirectory ?? "\(pki.fleet.directory)/audit"
+            var configuration = pki.gatewayConfiguration()
+            configuration.auditDirectory = directory
+            configuration.auditKeyDirectory = "\(pki.fleet.directory)/audit-key"
+            gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
+            port = try gateway.start().port
+            echo = try EchoServer(loop: runner.loop)
+            let client = try EdgeClient(loop: runner.loop, configuration: EdgeClientConfiguration(
+                gateway: pki.endpoint(port: port, identity: pki.identity(.node, "node-1")),
+                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)]), logger: runner.logger)
+            client.start()
+            clients.append(client)
+            #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.online && !$0.services.isEmpty } }))
+        }
+
+        func operatorSession(_ name: String, roles: [String] = ["admin"]) throws -> (OperatorClient, MuxConnection) {
+            let client = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: pki.identity(.operator, name, roles: roles)), logger: runner.logger)
+            operators.append(client)
+            var outcome: Result<MuxConnection, OperatorFailure>?
+            client.connect { outcome = $0 }
+            runner.run(until: { outcome != nil })
+            return (client, try #require(try outcome?.get()))
+        }
+
+        /// Echoes `bytes` through `service` on node-1; nil when they came back, else the sentence.
+        func echo(_ client: OperatorClient, _ connection: MuxConnection, service: String = "echo", bytes: [UInt8]) throws -> String? {
+            let pipe = try LocalPipe(loop: runner.loop)
+            defer { pipe.testSide.close() }
+            var result: OperatorFailure??
+            client.splice(on: connection, node: "node-1", service: service, interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+            try pipe.testSide.write(bytes)
+            try pipe.testSide.shutdown()
+            runner.run(until: { result != nil })
+            return result.flatMap { $0?.message }
+        }
+
+        func stop() {
+            for client in clients { client.stop() }
+            for client in operators { client.close() }
+            echo.close()
+            var stopped = false
+            gateway.stop { stopped = true }
+            runner.run(until: { stopped })
+            runner.finish()
+        }
+
+        func records() throws -> [[String: AuditValue]] {
+            let decoder = JSONDecoder()
+            return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted().flatMap { name in
+                try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8).split(separator: "\n").map {
+                    try decoder.decode([String: AuditValue].self, from: Data($0.utf8))
+                }
+            }
+        }
+    }
+
+    @Test("streams, denials and admin actions are recorded once each, with their fields, and the log verifies")
+    func recordsAndVerifies() throws {
+        let audited = try Audited()
+        let (alice, session) = try audited.operatorSession("alice")
+        #expect(try audited.echo(alice, session, bytes: Array(repeating: 7, count: 1000)) == nil)
+        let (bob, bobSession) = try audited.operatorSession("bob", roles: ["nobody"])
+        #expect(try audited.echo(bob, bobSession, bytes: [1])?.contains("nobody") == true)
+        _ = audited.gateway.administer(.revokeUser(name: "bob"), actor: "test")
+        audited.stop()
+
+        let report = AuditVerifier.verify(directory: audited.directory, requireClosed: true)
+        #expect(report.isValid, "\(report.summary)")
+        let records = try audited.records()
+        func of(_ type: String) -> [[String: AuditValue]] { records.filter { $0["type"] == .string(type) } }
+        let opens = of("stream_open"), closes = of("stream_close"), denials = of("stream_deny")
+        #expect(opens.count == 1 && closes.count == 1 && denials.count == 1)
+        let open = try #require(opens.first), close = try #require(closes.first)
+        for key in ["operator", "operator_subject", "operator_serial", "roles", "node", "service", "source", "session", "stream", "policy_version", "rule"] {
+            #expect(open[key] != nil, "stream_open lacks \(key)")
+        }
+        #expect(open["stream"] == close["stream"])
+        #expect(close["bytes_to_node"] == .int(1000) && close["bytes_from_node"] == .int(1000))
+        #expect(close["outcome"] == "closed")
+        #expect(denials.first?["operator"] == "bob" && denials.first?["outcome"] == "denied")
+        #expect(of("revoke").first?["actor"] == "test")
+        for type in ["gateway_start", "node_connect", "operator_connect", "operator_disconnect", "gateway_stop"] {
+            #expect(!of(type).isEmpty, "no \(type) record")
+        }
+    }
+
+    @Test("a crash leaves streams open: the next start closes each once, as gateway_crash, and the log verifies")
+    func crashClosesOpenStreams() throws {
+        let directory = NSTemporaryDirectory() + "audit-crash-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = directory + "-key"
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        // What a crash leaves: two open records and no close, no clean shutdown.
+        do {
+            let log = try AuditLog(directory: directory, signingKey: AuditSigningKey.loadOrCreate(keyDirectory: keys), policy: AuditLogConfiguration(streamRecords: AuditTrail.streamRecords), now: Date())
+            for stream in ["s1/1", "s1/3"] {
+                try log.append(type: "stream_open", fields: ["stream": .string(stream), "operator": "alice", "node": "node-1", "service": "ssh"], now: Date(), durable: true)
+            }
+        }
+        let trail = try AuditTrail(directory: directory, keyDirectory: keys, logger: .init(label: "test"))
+        trail.close()
+        #expect(AuditVerifier.verify(directory: directory, requireClosed: true).isValid)
+        let text = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }
+            .map { try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8) }.joined()
+        for stream in ["s1/1", "s1/3"] {
+            let closes = text.split(separator: "\n").filter { $0.contains("\"type\":\"stream_close\"") && $0.contains("\"stream\":\"\(stream)\"") }
+            #expect(closes.count == 1 && closes.first?.contains("gateway_crash") == true, "\(stream): \(closes)")
+        }
+    }
+
+    @Test("while the audit disk is full no stream is admitted, tunnel nodes says so, and streams resume once it has room", .enabled(if: geteuid() == 0))
+    func fullDiskStopsStreams() throws {
+        let mountPoint = NSTemporaryDirectory() + "audit-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=256k") == 0 else {
+            Issue.record("cannot mount a tmpfs: \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        let audited = try Audited(auditDirectory: "\(mountPoint)/audit")
+        let (alice, session) = try audited.operatorSession("alice")
+        #expect(try audited.echo(alice, session, bytes: [1, 2, 3]) == nil)
+        // Fill the file system to the last byte.
+        let filler = "\(mountPoint)/filler"
+        let fd = open(filler, O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0, count: 4096)
+        while write(fd, block, block.count) > 0 {}
+        close(fd)
+        // The segment's last page may still take a record or two; the next ones find no room.
+        var refused: String?
+        for _ in 0..<40 where refused == nil {
+            refused = try audited.echo(alice, session, bytes: [4])
+        }
+        #expect(refused?.contains("audit log") == true, "\(refused ?? "admitted")")
+        #expect(!audited.gateway.warnings.isEmpty)
+        unlink(filler)
+        #expect(audited.runner.run(until: { audited.gateway.warnings.isEmpty }, timeout: .seconds(5)))
+        #expect(try audited.echo(alice, session, bytes: [5]) == nil)
+        audited.stop()
+        #expect(AuditVerifier.verify(directory: audited.directory, requireClosed: true).isValid)
+    }
+}
