@@ -58,9 +58,12 @@ let package = Package(
         .target(name: "TunnelGateway", dependencies: [
             "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", .product(name: "Logging", package: "swift-log"),
         ]),
+        /// Pseudo-terminals and login shells, in C because the child between fork and exec may
+        /// run only async-signal-safe code; and the operator's local terminal (raw mode, size).
+        .target(name: "CPseudoTerminal"),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
-            "TunnelRuntime", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "CPseudoTerminal", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
             "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",

@@ -8,6 +8,7 @@ packages=(
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks
     iproute2                                  # network namespaces for the half-open link test
+    asciinema                                 # plays the gateway's shell recordings in the tests
 )
 missing=()
 for package in "${packages[@]}"; do

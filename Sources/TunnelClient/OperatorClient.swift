@@ -20,7 +20,7 @@ public final class OperatorClient {
     private let endpoint: GatewayEndpoint
     private let tlsContext: TLSContext
     private var connection: MuxConnection?
-    private var resolver: Resolver?
+    private var dialer: GatewayDialer?
     private var onConnected: ((Result<MuxConnection, OperatorFailure>) -> Void)?
     /// Why the gateway refused us, if it said so in a GOAWAY.
     private var refusal: Failure?
@@ -38,38 +38,12 @@ public final class OperatorClient {
     /// Connects and completes the TLS handshake; `completion` gets the connection or a sentence.
     public func connect(_ completion: @escaping (Result<MuxConnection, OperatorFailure>) -> Void) {
         onConnected = completion
-        let target = "\(endpoint.host):\(endpoint.port)"
-        do {
-            resolver = try Resolver.resolve(target, loop: loop) { [unowned self] result in
-                resolver = nil
-                switch result {
-                case .success(let addresses) where !addresses.isEmpty:
-                    dial(addresses[0])
-                case .success:
-                    finishConnecting(.failure(OperatorFailure("\(target) resolved to no address")))
-                case .failure(let error):
-                    finishConnecting(.failure(OperatorFailure("cannot resolve the gateway \(target): \(error)")))
-                }
+        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) { [unowned self] result in
+            dialer = nil
+            switch result {
+            case .success(let socket): startSession(on: socket)
+            case .failure(let failure): finishConnecting(.failure(OperatorFailure(failure.message)))
             }
-        } catch {
-            finishConnecting(.failure(OperatorFailure("bad gateway address \(target): \(error)")))
-        }
-    }
-
-    private func dial(_ address: SocketAddress) {
-        do {
-            var pending: StreamConnection?
-            pending = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: 10_000) { [unowned self] result in
-                switch result {
-                case .success:
-                    if let socket = pending { startSession(on: socket) }
-                case .failure(let error):
-                    finishConnecting(.failure(OperatorFailure("cannot reach the gateway at \(address): \(error)")))
-                }
-                pending = nil
-            }
-        } catch {
-            finishConnecting(.failure(OperatorFailure("cannot reach the gateway at \(address): \(error)")))
         }
     }
 

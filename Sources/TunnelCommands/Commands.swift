@@ -44,8 +44,8 @@ public struct Tunnel: ParsableCommand {
         abstract: "Reverse-tunnel maintenance gateway for edge fleets.",
         subcommands: [
             GatewayCommand.self, ClientCommand.self, DevCommand.self,
-            NodesCommand.self, SSHCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
-            TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self,
+            NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
+            TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self, AuditCommand.self,
             CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
         ]
     )
@@ -122,6 +122,10 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: ArgumentHelp("One service NAME=HOST:PORT; repeatable, same as --services", valueName: "name=host:port")) var service: [String] = []
     @Option(help: schema.argumentHelp("node-labels")) var nodeLabels: [String] = []
     @Option(help: ArgumentHelp("One label KEY=VALUE; repeatable, same as --node-labels", valueName: "k=v")) var nodeLabel: [String] = []
+    @Option(help: schema.argumentHelp("log-sources")) var logSources: [String] = []
+    @Option(help: ArgumentHelp("One log source NAME=SOURCE; repeatable, same as --log-sources", valueName: "name=source")) var logSource: [String] = []
+    @Option(help: schema.argumentHelp("log-root")) var logRoot: String?
+    @Option(help: schema.argumentHelp("shell-user")) var shellUser: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Flag(help: "Print the resolved settings with their sources and exit") var checkConfig = false
@@ -130,9 +134,10 @@ public struct ClientCommand: ParsableCommand {
 
     var flags: [String: [String]] {
         var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("node-name", nodeName),
-                           ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
+                           ("shell-user", shellUser), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
         if !(services + service).isEmpty { flags["services"] = services + service }
         if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
+        if !(logSources + logSource).isEmpty { flags["log-sources"] = logSources + logSource }
         return flags
     }
 

@@ -230,6 +230,22 @@ extension ClientSettings {
             services: services.mapValues { LocalService(host: $0.host, port: $0.port) },
             labels: nodeLabels, credentialFiles: credentialFiles)
         configuration.session.keepaliveInterval = keepaliveInterval
+        if let shellUser {
+            guard services[ShellStream.serviceName] == nil else {
+                throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name")
+            }
+            do {
+                configuration.builtInServices[ShellStream.serviceName] = try ShellService(user: shellUser)
+            } catch {
+                throw .usage("shell-user: \(error.reason)")
+            }
+        }
+        if !logSources.isEmpty {
+            guard services[LogService.serviceName] == nil else {
+                throw .usage("services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name")
+            }
+            configuration.builtInServices[LogService.serviceName] = LogService(sources: logSources, root: logRoot)
+        }
         return configuration
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import TunnelClient
 
 /// The settings schemas of the long-running roles, defined once, as data.
 ///
@@ -45,6 +46,9 @@ public enum Schemas {
             SettingSpec("node-name", .string, .optional, help: "Name to enroll as, when the token does not fix it (default: this host's name)", example: "plant-a-press-3"),
             SettingSpec("services", .map(.services), .required, help: "Services the gateway may ask for, NAME=HOST:PORT; nothing else is ever dialed", example: "ssh=127.0.0.1:22,k3s=127.0.0.1:6443", singularFlag: "service"),
             SettingSpec("node-labels", .map(.labels), .defaultValue(""), help: "Labels reported to the gateway, KEY=VALUE", example: "site=berlin,line=3", singularFlag: "node-label"),
+            SettingSpec("log-sources", .map(.logSources(rootKey: "log-root")), .defaultValue(""), help: "Logs `tunnel logs` may read, NAME=SOURCE: a file or glob under log-root, or journald:UNIT; no logs service unless set", example: "syslog=/var/log/syslog,app=/var/log/app/*.log,k3s=journald:k3s", singularFlag: "log-source"),
+            SettingSpec("log-root", .path, .defaultValue("/var/log"), help: "Directory every file log source must lie under, symlinks resolved", example: "/var/log"),
+            SettingSpec("shell-user", .string, .optional, help: "Local user whose login shell the built-in shell service runs (`tunnel shell`); no shell service unless set", example: "maint"),
             keepalive(),
             logLevel(),
         ]
@@ -110,6 +114,11 @@ public struct ClientSettings: Sendable, Equatable {
     public var nodeLabels: [String: String]
     public var keepaliveInterval: Duration
     public var logLevel: Logger.Level
+    /// The user of the built-in `shell` service; nil offers no shell.
+    public var shellUser: String? = nil
+    /// The sources of the built-in `logs` service; empty offers no logs.
+    public var logSources: [String: LogSource] = [:]
+    public var logRoot = "/var/log"
 }
 
 extension ClientSettings {
@@ -124,6 +133,10 @@ extension ClientSettings {
         // Entries were validated as host:port during loading.
         services = s.map("services").mapValues { try! HostPort.parse($0) }
         nodeLabels = s.map("node-labels")
+        shellUser = s.string("shell-user")
+        // Entries were validated as log sources during loading.
+        logSources = s.map("log-sources").mapValues { try! LogSource.parse($0) }
+        logRoot = s.path("log-root")!
         keepaliveInterval = s.duration("keepalive-interval")!
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TunnelClient
 import TunnelTLS
 import Yams
 
@@ -137,6 +138,7 @@ public enum SettingsLoader {
                 }
             }
         }
+        try checkLogSourceRoots(schema, values: values, sources: sources)
         return ResolvedSettings(schema: schema, configFile: configFile, values: values, sources: sources)
     }
 
@@ -217,6 +219,40 @@ public enum SettingsLoader {
                 _ = try HostPort.parse(value, example: "127.0.0.1:22")
             } catch {
                 throw ValueProblem("service \"\(key)\": \(error.text)")
+            }
+        case .logSources:
+            guard Names.isDNSLabel(key) else {
+                throw ValueProblem("invalid log source name \"\(key)\": use 1–63 lower-case letters, digits and '-' (e.g. syslog, app)")
+            }
+            do {
+                _ = try LogSource.parse(value)
+            } catch {
+                throw ValueProblem("log source \"\(key)\": \(error.message)")
+            }
+        }
+    }
+
+    /// Refuses a file log source outside its root directory, naming where the map was set.
+    /// Lexical, after `..` is resolved; the client checks real paths again when it reads.
+    static func checkLogSourceRoots(_ schema: SettingsSchema, values: [String: SettingValue], sources: [String: SettingSource]) throws(CommandFailure) {
+        /// Names the culprit as other messages do: `file:line: key: `, or the variable or flag.
+        func origin(_ key: String) -> String {
+            switch sources[key] {
+            case .file(let path, let line)?: "\(path):\(line): \(key): "
+            case let source?: "\(source): "
+            case nil: "\(key): "
+            }
+        }
+        for spec in schema.settings {
+            guard case .map(.logSources(let rootKey)) = spec.kind, case .map(let map)? = values[spec.key], !map.isEmpty,
+                  case .path(let rootText)? = values[rootKey] else { continue }
+            guard rootText.hasPrefix("/") else {
+                throw .usage("\(origin(rootKey))\"\(rootText)\" must be an absolute path (e.g. /var/log)")
+            }
+            let root = LogPaths.normalize(rootText)
+            for name in map.keys.sorted() {
+                guard case .files(let pattern) = try? LogSource.parse(map[name]!), !LogPaths.isInside(pattern, root: root) else { continue }
+                throw .usage("\(origin(spec.key))\"\(name)\" is \(pattern), outside \(rootKey) \(root); serve only files under \(root), or set \(rootKey)")
             }
         }
     }

@@ -28,6 +28,10 @@ public enum MapEntries: Sendable, Equatable {
     case labels
     /// Service name → `host:port` to dial (see `Names.checkServiceName`).
     case services
+    /// Source name → a file, a glob or `journald:UNIT` (see `LogSource.parse`); every file
+    /// source must lie under the directory in the path setting `rootKey`, checked lexically
+    /// once everything is resolved.
+    case logSources(rootKey: String)
 }
 
 /// Where a setting's value comes from when nobody sets it.

@@ -515,6 +515,23 @@ public final class Gateway {
         guard let record = nodes[node], let nodeConnection = record.connection, nodeConnection.canOpenStream else {
             return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
         }
+        // A shell is recorded by the gateway itself, so an operator who may only use `shell` (not
+        // the end-to-end encrypted `ssh`) is always on record.
+        var recorder: ShellRecorder?
+        if service == TunnelProtocol.shellService, let directory = configuration.recordingsDirectory {
+            do {
+                let shell = try ShellParameters(parameters ?? [:])
+                let file = streamKey.replacingOccurrences(of: "/", with: "-") + ".cast"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                recorder = try ShellRecorder(path: "\(directory)/\(file)", parameters: shell,
+                                             recordInput: authority.policy.recordsInput(roles: authority.roles(of: operatorName)))
+                fields["recording"] = .string(file)
+            } catch let failure as Failure {
+                return refuse(TunnelErrorCode.badRequest, failure.reason, outcome: "bad_request")
+            } catch {
+                return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot record this shell session (\(error)), so it does not open it", outcome: "audit_unavailable")
+            }
+        }
         // The open record is on disk before a byte moves; without it, no stream.
         guard audit?.record("stream_open", fields, durable: true) != false else {
             return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed", outcome: "audit_unavailable")
@@ -536,6 +553,16 @@ public final class Gateway {
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
+                if let recorder {
+                    closeFields["recording"] = fields["recording"] ?? nil
+                    do {
+                        let (sha256, bytes) = try recorder.finish()
+                        closeFields["recording_sha256"] = .string(sha256)
+                        closeFields["recording_bytes"] = .int(Int64(bytes))
+                    } catch {
+                        closeFields["recording_error"] = .string("\(error)")
+                    }
+                }
                 logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
                 closeFields.merge([
                     "outcome": .string(failure == nil ? "closed" : "reset"), "reason": failure.map { .string($0.reason) },
@@ -545,6 +572,7 @@ public final class Gateway {
                 audit?.record("stream_close", closeFields)
             }
         }
+        relay.tap = recorder.map { recorder in { bytes, direction in recorder.feed(bytes, direction: direction) } }
         do {
             try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service, parameters: parameters)), interactive: interactive)
         } catch {

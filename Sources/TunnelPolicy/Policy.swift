@@ -8,8 +8,9 @@
 ///       - services: ["*"]
 ///         nodes: ["*"]
 ///   vendor-acme:
+///     record-input: true           # its recorded shells keep keystrokes too
 ///     allow:
-///       - services: [logs]
+///       - services: [logs, shell]
 ///         labels: {site: plant-a}  # every label must match; value "*" = key present
 ///   plant-a-tech:
 ///     allow:
@@ -20,6 +21,7 @@
 ///
 /// - `roles` (required, non-empty) maps role names to roles. A role has `admin: true|false`
 ///   and/or `allow`, a non-empty list of rules; a role must have `admin: true` or rules.
+///   `record-input: true` makes the gateway record keystrokes in its `shell` sessions too.
 /// - A rule has `services` (required, non-empty; `"*"` = every service) and at least one of
 ///   `nodes` (name globs, any may match) and `labels` (all must match). Requiring one of them
 ///   keeps a forgotten key from granting every node; write `nodes: ["*"]` to mean every node.
@@ -57,6 +59,11 @@ public struct Policy: Sendable {
             Rule(reference: "admin.allow[0]", role: "admin", services: .any, nodes: [NodePattern("*")], labels: []),
         ]),
     ])
+
+    /// Whether recorded shell sessions of `roles` keep keystrokes (`record-input: true` on any of them).
+    public func recordsInput(roles: [String]) -> Bool {
+        roles.contains { self.roles[$0]?.recordsInput == true }
+    }
 
     /// Whether any of `roles` has `admin: true`, which the token/user/node/policy commands need.
     public func isAdmin(roles: [String]) -> Bool {
@@ -105,6 +112,8 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
 struct Role: Sendable {
     let name: String
     let isAdmin: Bool
+    /// Recorded shell sessions of this role keep the keystrokes too, not only the output.
+    var recordsInput = false
     let rules: [Rule]
 }
 

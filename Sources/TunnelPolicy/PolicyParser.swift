@@ -56,14 +56,17 @@ struct PolicyParser {
         guard PolicyNames.isDNSLabel(definition.key) else {
             throw failure(definition.keyNode, definition.path, "invalid role name \"\(definition.key)\": \(PolicyNames.roleRule)")
         }
-        let fields = try entries(of: definition.value, path: definition.path, allowedKeys: ["admin", "allow"],
-                                 expected: "a role: a mapping with admin and/or allow")
+        let fields = try entries(of: definition.value, path: definition.path, allowedKeys: ["admin", "allow", "record-input"],
+                                 expected: "a role: a mapping with admin and/or allow (and record-input)")
         var isAdmin = false
+        var recordsInput = false
         var rules: [Rule] = []
         for field in fields {
             switch field.key {
             case "admin":
                 isAdmin = try bool(field)
+            case "record-input":
+                recordsInput = try bool(field)
             default:
                 let items = try list(field, example: "[{services: [ssh], nodes: [\"*\"]}]", whenEmpty: "add a rule, or remove allow")
                 for (index, item) in items.enumerated() {
@@ -74,7 +77,7 @@ struct PolicyParser {
         guard isAdmin || !rules.isEmpty else {
             throw failure(definition.value, definition.path, "grants nothing; give it admin: true or an allow list of rules")
         }
-        return Role(name: definition.key, isAdmin: isAdmin, rules: rules)
+        return Role(name: definition.key, isAdmin: isAdmin, recordsInput: recordsInput, rules: rules)
     }
 
     private func rule(_ node: Node, role: String, index: Int, path: String) throws(PolicyError) -> Rule {

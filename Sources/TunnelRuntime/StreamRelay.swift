@@ -22,9 +22,11 @@ public final class StreamRelay {
     public final class End: StreamHandler {
         let connection: MuxConnection
         public fileprivate(set) var stream: StreamID
-        /// Unowned: the relay holds both ends, and each end holds the relay.
-        unowned var other: End!
-        unowned var relay: StreamRelay!
+        /// Weak: the relay holds both ends. Once the relay has ended and been dropped, an end can
+        /// still get callbacks (it stays its connection's handler until the stream is swept, and a
+        /// connection closing fails every stream); it then only gives credit back.
+        weak var other: End?
+        weak var relay: StreamRelay?
         /// Bytes received here and queued on the other side, whose credit is held back because
         /// the other side asked its writer to wait.
         private var heldBack = 0
@@ -40,10 +42,14 @@ public final class StreamRelay {
         }
 
         public func streamAccepted(metadata: [UInt8]) {
-            relay.report(.accepted(metadata))
+            relay?.report(.accepted(metadata))
         }
 
         public func streamReceived(_ bytes: ArraySlice<UInt8>) {
+            guard let relay, let other else {
+                connection.consumed(bytes.count, on: stream)
+                return
+            }
             bytesReceived += bytes.count
             relay.tap?(bytes, self === relay.first ? .fromFirst : .fromSecond)
             do {
@@ -62,18 +68,20 @@ public final class StreamRelay {
 
         public func streamFinished() {
             finished = true
+            guard let other else { return }
             other.connection.finish(other.stream)
-            if other.finished { relay.report(.ended(nil)) }
+            if other.finished { relay?.report(.ended(nil)) }
         }
 
         public func streamReset(_ failure: Failure) {
+            guard let other else { return }
             other.connection.reset(other.stream, code: failure.code)
-            relay.report(.ended(failure))
+            relay?.report(.ended(failure))
         }
 
         public func streamWritable() {
             // This side drained: the bytes the other end held back are delivered now.
-            guard other.otherIsFull else { return }
+            guard let other, other.otherIsFull else { return }
             other.otherIsFull = false
             let held = other.heldBack
             other.heldBack = 0

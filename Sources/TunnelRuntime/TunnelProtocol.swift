@@ -16,6 +16,10 @@ public enum TunnelProtocol {
     public static let nodeCALabel = "node CA"
     /// Label of the trusted CA that signs operator certificates.
     public static let operatorCALabel = "operator CA"
+    /// The node's built-in recorded shell; the gateway records every session of it.
+    public static let shellService = "shell"
+    /// The node's built-in device logs.
+    public static let logsService = "logs"
     /// The version string nodes report in their announcement.
     public static let softwareVersion = "0.1.0"
 

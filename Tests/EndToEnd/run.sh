@@ -75,10 +75,16 @@ server.listen(8)
 print("READY", flush=True)
 while True:
     connection, _ = server.accept()
-    data = b""
-    while chunk := connection.recv(65536):
-        data += chunk
-    connection.sendall(data[::-1])
+    # A bytearray grows in amortised linear time (bytes += would copy 64 MB a thousand times), and
+    # a peer that resets must not end the service for everyone after it.
+    data = bytearray()
+    try:
+        while chunk := connection.recv(65536):
+            data += chunk
+        data.reverse()
+        connection.sendall(data)
+    except OSError:
+        pass
     connection.close()
 ' "$EOF_PORT"
 wait_for_line "$WORK/eof.log" READY 10 || fail "EOF echo service started" "$(cat "$WORK/eof.log")"
@@ -104,7 +110,7 @@ if [[ "$TOKEN" == tnl1.* ]]; then pass "an admin operator creates a join token";
 NODE_FILES=(--cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt")
 start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" "${NODE_FILES[@]}" \
     --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --service "reverse=127.0.0.1:$EOF_PORT" \
-    --node-label site=plant-a
+    --node-label site=plant-a --log-source "app=$WORK/logs/app.log" --log-root "$WORK/logs"
 if wait_for_line "$WORK/client.log" "connected to the gateway" 15 && grep -q "enrolled" "$WORK/client.log"; then
     pass "the node enrolls with the token and connects"
 else
@@ -113,7 +119,7 @@ fi
 if [ "$(stat -c %a "$WORK/node/node.key")" = 600 ]; then pass "the node's key was made on the node, mode 0600"; else fail "node key mode" "$(ls -l "$WORK/node")"; fi
 
 nodes=$("$TUNNEL" nodes 2>&1)
-if grep -q 'node-17 *online *site=plant-a *k3s,reverse,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
+if grep -q 'node-17 *online *site=plant-a *k3s,logs,reverse,ssh' <<<"$nodes"; then pass "tunnel nodes lists node-17 online with labels and services"; else fail "tunnel nodes" "$nodes"; fi
 
 out=$(printf 'stressed' | "$TUNNEL" proxy node-17 reverse 2>&1)
 if [ "$out" = desserts ]; then pass "stdin EOF through tunnel proxy reaches the service, and its answer comes back"; else fail "half-close through tunnel proxy" "$out"; fi
@@ -213,14 +219,42 @@ if grep -qE 'node-17 +online +site=plant-a' <<<"$out"; then pass "tunnel node ls
 check "user revoke" "$TUNNEL" user revoke vendor
 expect_refusal "a revoked operator is refused" "revoked" "$TUNNEL" nodes "${VENDOR[@]}"
 
+# --- device logs: the last lines, following across a rotation, a source the node does not serve ---
+mkdir -p "$WORK/logs"
+seq -f 'app line %g' 1 20 >"$WORK/logs/app.log"
+out=$("$TUNNEL" logs node-17 app -n 5 2>&1)
+if [ "$out" = "$(seq -f 'app line %g' 16 20)" ]; then pass "tunnel logs -n 5 prints the last 5 lines"; else fail "tunnel logs -n 5" "$out"; fi
+# Output to a file, as `start` gives it; logrotate's way: rename, the writer's last line still
+# goes to the old file, then a new file.
+start "$WORK/follow.log" "$TUNNEL" logs node-17 app -f -n 1
+FOLLOW_PID=$LAST_PID
+if wait_for_line "$WORK/follow.log" "app line 20" 10 "$FOLLOW_PID"; then
+    echo "before rotation" >>"$WORK/logs/app.log"
+    wait_for_line "$WORK/follow.log" "before rotation" 10 "$FOLLOW_PID"
+    mv "$WORK/logs/app.log" "$WORK/logs/app.log.1"
+    echo "late line in the rotated file" >>"$WORK/logs/app.log.1"
+    echo "after rotation" >"$WORK/logs/app.log"
+fi
+if wait_for_line "$WORK/follow.log" "after rotation" 10 "$FOLLOW_PID" \
+    && [ "$(cat "$WORK/follow.log")" = "$(printf 'app line 20\nbefore rotation\nlate line in the rotated file\nafter rotation')" ]; then
+    pass "tunnel logs -f follows across a rotation, every line once and in order"
+else
+    fail "tunnel logs -f across a rotation" "$(cat "$WORK/follow.log")"
+fi
+kill "$FOLLOW_PID" 2>/dev/null
+if timeout 10 tail --pid="$FOLLOW_PID" -f /dev/null; then pass "tunnel logs -f ends on a signal"; else fail "tunnel logs -f still runs after SIGTERM"; fi
+expect_refusal "a log source the node does not serve is refused, naming the ones it does" \
+    'no log source "shadow"; it has: app' "$TUNNEL" logs node-17 shadow
+
 # --- the client survives the gateway being killed and restarted --------------------------------
 kill -9 "$GATEWAY_PID"
 wait "$GATEWAY_PID" 2>/dev/null
 wait_for_line "$WORK/client.log" "gateway unreachable" 60 || fail "client notices the gateway is gone" "$(tail -5 "$WORK/client.log")"
 CONNECTS_BEFORE=$(grep -c "connected to the gateway" "$WORK/client.log")
-start "$WORK/gateway2.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
+GATEWAY_LOG="$WORK/gateway2.log"
+start "$GATEWAY_LOG" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
 GATEWAY_PID=$LAST_PID
-wait_for_line "$WORK/gateway2.log" "gateway listening" 10
+wait_for_line "$GATEWAY_LOG" "gateway listening" 10
 RESTARTED=$(date +%s%N)
 if timeout 10 bash -c "until [ \$(grep -c 'connected to the gateway' '$WORK/client.log') -gt $CONNECTS_BEFORE ]; do tail -n0 -F '$WORK/client.log' 2>/dev/null | grep -q -m1 'connected to the gateway'; done"; then
     BACK_MS=$(( ($(date +%s%N) - RESTARTED) / 1000000 ))
@@ -274,9 +308,85 @@ else
     echo "skip - network namespaces are not available here (half-open link test)"
 fi
 
+# --- the audit trail: a scenario checked against its own ground truth, then crashes -------------
+AUDIT_DIR="$WORK/data/audit"
+ADMIN_SOCKET="$WORK/data/admin.sock"
+LAST_SEQ=$(python3 -c 'import glob,json,sys; print(max([json.loads(l)["seq"] for p in glob.glob(sys.argv[1]+"/audit-*.jsonl") for l in open(p) if l.strip()] or [0]))' "$AUDIT_DIR")
+EXPECTED="$WORK/expected-audit"
+: >"$EXPECTED"
+"$TUNNEL" user add vendor2 --role vendor-acme --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/vendor2.yaml" >/dev/null 2>&1
+echo "event user_add outcome=ok" >>"$EXPECTED"
+"$TUNNEL" login "$WORK/vendor2.yaml" --config-dir "$WORK/vendor2" >/dev/null 2>&1
+for operator_config in "" "$WORK/vendor2/operator.yaml"; do
+    who=alice; [ -n "$operator_config" ] && who=vendor2
+    printf 'abc' | "$TUNNEL" proxy node-17 reverse ${operator_config:+--config "$operator_config"} >/dev/null 2>&1
+    echo "open $who node-17 reverse" >>"$EXPECTED"
+done
+"$TUNNEL" proxy node-17 ssh --config "$WORK/vendor2/operator.yaml" </dev/null >/dev/null 2>&1
+echo "deny vendor2 node-17 ssh denied" >>"$EXPECTED"
+"$TUNNEL" proxy node-99 ssh </dev/null >/dev/null 2>&1
+echo "deny alice node-99 ssh unavailable" >>"$EXPECTED"
+"$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" true >/dev/null 2>&1
+echo "open alice node-17 ssh" >>"$EXPECTED"
+"$TUNNEL" user revoke vendor2 >/dev/null 2>&1
+echo "event revoke outcome=ok" >>"$EXPECTED"
+"$TUNNEL" audit ls --dir "$AUDIT_DIR" --admin-socket "$ADMIN_SOCKET" >"$WORK/audit-ls.txt" 2>&1
+echo "event audit_read outcome=ok" >>"$EXPECTED"
+if grep -q "vendor2 *node-17 *ssh *denied" "$WORK/audit-ls.txt"; then pass "tunnel audit ls lists streams and denials"; else fail "audit ls" "$(cat "$WORK/audit-ls.txt")"; fi
+check "every action of the scenario is in the audit log exactly once, with every field" \
+    python3 "$ROOT/Tests/EndToEnd/audit-check.py" "$AUDIT_DIR" "$LAST_SEQ" "$EXPECTED"
+
+# kill -9 during live streams, three times: afterwards every stream still has one open and one close.
+for round in 1 2 3; do
+    OPENS=$(grep -c "stream open" "$GATEWAY_LOG")
+    # The stream's stdin is a FIFO whose only writer is this shell's fd 8: it stays open, without a
+    # helper process, until fd 8 is closed.
+    mkfifo "$WORK/hold-$round.fifo"
+    exec 8<>"$WORK/hold-$round.fifo"
+    "$TUNNEL" proxy node-17 reverse <"$WORK/hold-$round.fifo" >"$WORK/hold-$round.log" 2>&1 &
+    HOLD_PID=$!
+    PIDS+=("$HOLD_PID")
+    wait_for_lines "$GATEWAY_LOG" "stream open" $((OPENS + 1)) 15 || fail "round $round: a stream to hold open" "$(tail -3 "$GATEWAY_LOG")"
+    CONNECTS_BEFORE=$(grep -c "connected to the gateway" "$WORK/client.log")
+    kill -9 "$GATEWAY_PID"
+    wait "$GATEWAY_PID" 2>/dev/null
+    GATEWAY_LOG="$WORK/gateway-crash-$round.log"
+    start "$GATEWAY_LOG" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
+    GATEWAY_PID=$LAST_PID
+    wait_for_line "$GATEWAY_LOG" "admin socket open" 10 || fail "round $round: gateway restarts after kill -9" "$(cat "$GATEWAY_LOG")"
+    wait_for_lines "$WORK/client.log" "connected to the gateway" $((CONNECTS_BEFORE + 1)) 40 || fail "round $round: client back" "$(tail -3 "$WORK/client.log")"
+    exec 8>&-
+    kill "$HOLD_PID" 2>/dev/null
+done
+if grep -q "audit log recovered after an unclean stop" "$GATEWAY_LOG"; then pass "after kill -9 the gateway recovers its audit log"; else fail "audit recovery" "$(cat "$GATEWAY_LOG")"; fi
+
 # --- SIGTERM drains and exits cleanly ----------------------------------------------------------
 kill -TERM "$GATEWAY_PID"
 if timeout 40 tail --pid="$GATEWAY_PID" -f /dev/null; then pass "gateway exits on SIGTERM after draining"; else fail "gateway SIGTERM"; fi
+
+# After the clean stop: the whole log verifies and ends with a clean close, and the crashes left
+# no stream without exactly one close.
+out=$("$TUNNEL" audit verify "$AUDIT_DIR" --closed 2>&1)
+if grep -q "^OK" <<<"$out"; then pass "tunnel audit verify: the log survives three kill -9 and closes cleanly"; else fail "audit verify" "$out"; fi
+: >"$WORK/expected-none"
+out=$(python3 "$ROOT/Tests/EndToEnd/audit-check.py" "$AUDIT_DIR" 999999999 "$WORK/expected-none" 2>&1)
+if [ $? = 0 ] && [ "$(grep -c '"outcome":"gateway_crash"' "$AUDIT_DIR"/audit-*.jsonl | awk -F: '{s+=$2} END {print s}')" -ge 3 ]; then
+    pass "every stream has exactly one open and one close record; streams cut by kill -9 are closed as gateway_crash"
+else
+    fail "stream records after crashes" "$out"
+fi
+check "tunnel audit export writes a bundle that verify accepts on its own" \
+    bash -c "'$TUNNEL' audit export --dir '$AUDIT_DIR' --since 1h --out '$WORK/evidence.tar' 2>&1 | grep -q wrote || exit 1; '$TUNNEL' audit verify '$WORK/evidence.tar'"
+cp -r "$AUDIT_DIR" "$WORK/tampered"
+python3 - "$WORK/tampered" <<'TAMPER'
+import glob, sys
+path = sorted(glob.glob(sys.argv[1] + "/audit-*.jsonl"))[0]
+lines = open(path).read().split("\n")
+lines[3] = lines[3].replace('"node-17"', '"node-18"') if '"node-17"' in lines[3] else lines[3].replace('"type":"', '"type":"x')
+open(path, "w").write("\n".join(lines))
+TAMPER
+out=$("$TUNNEL" audit verify "$WORK/tampered" 2>&1); status=$?
+if [ "$status" != 0 ] && grep -q "FAILED.*seq" <<<"$out"; then pass "a changed record is found and named by tunnel audit verify"; else fail "tamper detection (status $status)" "$out"; fi
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

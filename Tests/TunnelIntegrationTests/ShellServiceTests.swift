@@ -1,0 +1,149 @@
+import Glibc
+import Multiplex
+import Testing
+import TunnelClient
+import TunnelGateway
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// The node's built-in shell service through the in-process gateway: a real login shell of the
+/// user running the tests on a real pseudo-terminal.
+@Suite("Shell service", .serialized)
+struct ShellServiceTests {
+    static var currentUser: String { String(cString: getpwuid(geteuid())!.pointee.pw_name) }
+
+    /// A gateway, a node offering the shell service, and an operator connected to the gateway.
+    final class Scenario {
+        let runner: LoopRunner
+        let gateway: Gateway
+        let node: EdgeClient
+        let shellService: ShellService
+        let operatorClient: OperatorClient
+        let connection: MuxConnection
+
+        init() throws {
+            runner = try LoopRunner()
+            let pki = try TestPKI()
+            gateway = try Gateway(loop: runner.loop, configuration: pki.gatewayConfiguration(), store: pki.fleet.store, logger: runner.logger)
+            let port = try gateway.start().port
+            var configuration = EdgeClientConfiguration(gateway: pki.endpoint(port: port, identity: try pki.identity(.node, "node-17")), services: [:])
+            shellService = try ShellService(user: ShellServiceTests.currentUser)
+            configuration.builtInServices[ShellStream.serviceName] = shellService
+            node = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
+            node.start()
+            let gateway = self.gateway
+            #expect(runner.run(until: { gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] } }))
+            operatorClient = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: try pki.identity(.operator, "alice")), logger: runner.logger)
+            var outcome: Result<MuxConnection, OperatorFailure>?
+            operatorClient.connect { outcome = $0 }
+            runner.run(until: { outcome != nil })
+            connection = try #require(try outcome?.get())
+        }
+
+        func tearDown() {
+            operatorClient.close()
+            node.stop()
+            var stopped = false
+            gateway.stop { stopped = true }
+            runner.run(until: { stopped })
+            runner.finish()
+        }
+    }
+
+    /// The operator's end of one shell, recording what arrives.
+    final class Terminal {
+        private(set) var shell: ShellStream!
+        private(set) var output: [UInt8] = []
+        private(set) var accepted = false
+        private(set) var exitStatus: Int32?
+        private(set) var finished = false
+        private(set) var failure: Failure?
+
+        init(_ scenario: Scenario, parameters: ShellParameters) throws {
+            shell = try ShellStream.open(on: scenario.connection, node: "node-17", parameters: parameters) { [unowned self] event in
+                switch event {
+                case .accepted: accepted = true
+                case .data(let bytes, let delivered):
+                    output.append(contentsOf: bytes)
+                    delivered()
+                case .exit(let status): exitStatus = status
+                case .finished: finished = true
+                case .reset(let failure): self.failure = failure
+                case .resize, .writable: break
+                }
+            }
+        }
+
+        var text: String { String(decoding: output, as: UTF8.self) }
+
+        func type(_ keys: String) throws {
+            try shell.send(.data(Array(keys.utf8)[...]))
+        }
+    }
+
+    @Test("the shell gets the operator's TERM and size, follows a resize, and its exit status comes back")
+    func sizeTermResizeExit() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let terminal = try Terminal(scenario, parameters: ShellParameters(term: "vt220", columns: 100, rows: 30))
+        #expect(scenario.runner.run(until: { terminal.accepted || terminal.failure != nil }))
+        try #require(terminal.failure == nil, "\(terminal.failure!)")
+
+        // The echoed command line contains neither "30 100" nor "T=vt220": only the shell's answers do.
+        try terminal.type("stty size; echo \"T=$TERM\"\n")
+        #expect(scenario.runner.run(until: { terminal.text.contains("30 100") && terminal.text.contains("T=vt220") }), "\(terminal.text)")
+
+        try terminal.shell.send(.resize(columns: 120, rows: 40))
+        try terminal.type("stty size\n")
+        #expect(scenario.runner.run(until: { terminal.text.contains("40 120") }), "\(terminal.text)")
+
+        try terminal.type("exit 7\n")
+        #expect(scenario.runner.run(until: { terminal.finished }))
+        #expect(terminal.exitStatus == 7)
+        terminal.shell.finish()
+        #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }))
+    }
+
+    @Test("scripted input: the end of input is a Ctrl-D, after which the shell's own exit status comes back")
+    func scriptedInput() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let terminal = try Terminal(scenario, parameters: ShellParameters(term: "dumb", columns: 80, rows: 24))
+        try terminal.type("echo hi; exit 3\n\u{4}")
+        #expect(scenario.runner.run(until: { terminal.finished || terminal.failure != nil }))
+        #expect(terminal.exitStatus == 3)
+        #expect(terminal.text.contains("\nhi\r\n"), "\(terminal.text)")
+        terminal.shell.finish()
+        #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }))
+    }
+
+    @Test("an operator who goes away hangs the shell up: it ends well before the SIGKILL grace period")
+    func operatorResetHangsUp() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let terminal = try Terminal(scenario, parameters: ShellParameters(term: "dumb", columns: 80, rows: 24))
+        try terminal.type("echo started; sleep 1000\n")
+        #expect(scenario.runner.run(until: { terminal.text.contains("\nstarted\r\n") }), "\(terminal.text)")
+        #expect(scenario.shellService.sessionCount == 1)
+        terminal.shell.reset(code: .cancel)
+        #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }, timeout: .seconds(3)))
+    }
+
+    @Test("bad parameters and unknown users are refused with a sentence")
+    func refusals() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let terminal = try Terminal(scenario, parameters: ShellParameters(term: "vt220", columns: 0, rows: 24))
+        #expect(scenario.runner.run(until: { terminal.failure != nil }))
+        #expect(terminal.shell.refusal?.message == "shell parameter cols must be a number from 1 to 65535")
+        #expect(terminal.failure?.code == TunnelErrorCode.badRequest)
+
+        #expect(throws: Failure.self) { try ShellService(user: "no-such-user-here") }
+        do {
+            _ = try ShellService(user: "no-such-user-here")
+        } catch {
+            #expect(error.reason.contains("no user no-such-user-here"))
+        }
+    }
+}
