@@ -18,6 +18,8 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 let key = try AuditSigningKey.generate()
+// The public key beside the log, where `tunnel audit verify DIR` looks for it (KEEP=1 runs).
+try Data(key.publicKey.pem()).write(to: URL(fileURLWithPath: "\(directory)/\(AuditSigningKey.publicKeyFileName)"))
 // A fixed noon start and 1 ms per record: a million records stay within one UTC day.
 var now = Date(timeIntervalSince1970: 1_767_268_800)
 let log = try AuditLog(directory: directory, signingKey: key, policy: AuditLogConfiguration(checkpointEvery: 1000), now: now)

@@ -217,7 +217,9 @@ public final class EdgeClient {
             return
         }
         renewing = true
-        connection.request(metadata: TunnelProtocol.encode(NodeRequest.renew(csr: csr)), reply: CertificateReply.self) { [unowned self] result in
+        // Weak: the reply may come (or fail) while the client is being stopped and released.
+        connection.request(metadata: TunnelProtocol.encode(NodeRequest.renew(csr: csr)), reply: CertificateReply.self) { [weak self] result in
+            guard let self, !stopped else { return }
             renewing = false
             switch result.flatMap({ reply in reply.error.map { .failure(FleetFailure($0)) } ?? .success(reply) }) {
             case .success(let reply):
@@ -247,7 +249,9 @@ public final class EdgeClient {
             loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
             verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
             identity: endpoint.identity, certificateTime: certificateTime, request: .reenroll(csr: csr), logger: logger
-        ) { [unowned self] result, tlsError in
+        ) { [weak self] result, tlsError in
+            // The call outlives a client stopped meanwhile; its answer is then dropped.
+            guard let self, !stopped else { return }
             switch result {
             case .success(let reply):
                 if adopt(reply, how: "re-enrolled") { dial() } else { retry(after: Failure(.internalError, "unusable certificate")) }
@@ -269,7 +273,8 @@ public final class EdgeClient {
             loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
             verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
             identity: nil, certificateTime: .unchecked, request: .time, logger: logger
-        ) { [unowned self] result, _ in
+        ) { [weak self] result, _ in
+            guard let self, !stopped else { return }
             switch result {
             case .success(let reply):
                 let local = Int64(Date().timeIntervalSince1970)

@@ -38,7 +38,8 @@ public final class OperatorClient {
     /// Connects and completes the TLS handshake; `completion` gets the connection or a sentence.
     public func connect(_ completion: @escaping (Result<MuxConnection, OperatorFailure>) -> Void) {
         onConnected = completion
-        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) { [unowned self] result in
+        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) { [weak self] result in
+            guard let self else { return }
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
@@ -69,9 +70,18 @@ public final class OperatorClient {
         completion?(result)
     }
 
-    /// Says goodbye (GOAWAY, TLS close_notify) and closes once that is written.
+    /// Says goodbye (GOAWAY, TLS close_notify) and closes once that is written. It waits one
+    /// turn of the loop: the callback that led here (a stream finishing both ways, say) has
+    /// queued that stream's last frame, its FIN, which is written at the end of the callback;
+    /// aborting before that would drop it, and the stream would end as reset, not closed, in
+    /// the gateway's audit log.
     public func close() {
-        connection?.abort(Failure(.noError, "operator done"))
+        guard let connection else { return }
+        let nextTurn = LoopTimer(loop: loop)
+        nextTurn.start(after: 0) { [weak connection] in
+            nextTurn.close()
+            connection?.abort(Failure(.noError, "operator done"))
+        }
     }
 
     // MARK: - Requests
@@ -99,8 +109,9 @@ public final class OperatorClient {
     ) {
         var spliceKey: ObjectIdentifier?
         var refusal: StreamRefusal?
-        let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [unowned self] failure in
-            if let spliceKey { refusal = splices.removeValue(forKey: spliceKey)?.refusal }
+        // Weak: `close` ends the connection a loop turn later, when the client may be gone.
+        let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [weak self] failure in
+            if let spliceKey, let removed = self?.splices.removeValue(forKey: spliceKey) { refusal = removed.refusal }
             completion(failure.map { failure in
                 if let refusal { return OperatorFailure(refusal.message) }
                 return OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
