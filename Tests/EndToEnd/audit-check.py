@@ -48,18 +48,21 @@ for r in recent:
         problems += [f"stream_deny seq {r['seq']} lacks {f}" for f in ["operator", "node", "service", "reason", "source", "session"] if not r.get(f)]
 
 expected = collections.Counter()
+events = collections.Counter()
 with open(expected_file, encoding="utf-8") as handle:
     for line in handle:
         words = line.split()
         if not words:
             continue
         if words[0] == "event":
-            key, _, value = words[2].partition("=")
-            count = sum(1 for r in recent if r["type"] == words[1] and str(r.get(key)) == value)
-            if count != 1:
-                problems.append(f"expected one {words[1]} record with {key}={value}, found {count}")
+            events[(words[1], words[2])] += 1
             continue
         expected[tuple(words)] += 1
+for (kind, pair), count in events.items():
+    key, _, value = pair.partition("=")
+    found = sum(1 for r in recent if r["type"] == kind and str(r.get(key)) == value)
+    if found != count:
+        problems.append(f"expected {count} {kind} record(s) with {key}={value}, found {found}")
 for key in set(expected) | set(seen):
     if expected[key] != seen[key]:
         problems.append(f"expected {expected[key]} record(s) of {' '.join(key)}, found {seen[key]}")
