@@ -13,64 +13,25 @@ import TunnelTLS
 /// and that a log that cannot be written stops new streams.
 @Suite("Audit trail", .serialized)
 struct AuditTrailTests {
-    /// A gateway with its audit trail in `directory`, plus one node offering an echo service.
-    final class Audited {
-        let runner: LoopRunner
-        let pki: TestPKI
-        let gateway: Gateway
-        let echo: EchoServer
-        let directory: String
-        let port: UInt16
-        var clients: [EdgeClient] = []
-        var operators: [OperatorClient] = []
+    /// The shared fixture with an audit trail in `directory`, and one node offering echo.
+    final class Audited: GatewayFixture {
+        private let chosenDirectory: String?
+        var directory: String { chosenDirectory ?? Self.defaultDirectory(pki) }
+
+        static func defaultDirectory(_ pki: TestPKI) -> String { "\(pki.fleet.directory)/audit" }
 
         init(auditDirectory: String? = nil) throws {
-            runner = try LoopRunner()
-            pki = try TestPKI()
-            directory = auditDirectory ?? "\(pki.fleet.directory)/audit"
-            var configuration = pki.gatewayConfiguration()
-            configuration.auditDirectory = directory
-            configuration.auditKeyDirectory = "\(pki.fleet.directory)/audit-key"
-            gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
-            port = try gateway.start().port
-            echo = try EchoServer(loop: runner.loop)
-            let client = try EdgeClient(loop: runner.loop, configuration: EdgeClientConfiguration(
-                gateway: pki.endpoint(port: port, identity: pki.identity(.node, "node-1")),
-                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)]), logger: runner.logger)
-            client.start()
-            clients.append(client)
-            #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.online && !$0.services.isEmpty } }))
+            chosenDirectory = auditDirectory
+            try super.init { configuration, pki in
+                configuration.auditDirectory = auditDirectory ?? Self.defaultDirectory(pki)
+                configuration.auditKeyDirectory = "\(pki.fleet.directory)/audit-key"
+            }
+            try startNode(pki.identity(.node, "node-1"))
+            #expect(runner.run(until: { self.online("node-1") }))
         }
 
-        func operatorSession(_ name: String, roles: [String] = ["admin"]) throws -> (OperatorClient, MuxConnection) {
-            let client = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: pki.identity(.operator, name, roles: roles)), logger: runner.logger)
-            operators.append(client)
-            var outcome: Result<MuxConnection, OperatorFailure>?
-            client.connect { outcome = $0 }
-            runner.run(until: { outcome != nil })
-            return (client, try #require(try outcome?.get()))
-        }
-
-        /// Echoes `bytes` through `service` on node-1; nil when they came back, else the sentence.
-        func echo(_ client: OperatorClient, _ connection: MuxConnection, service: String = "echo", bytes: [UInt8]) throws -> String? {
-            let pipe = try LocalPipe(loop: runner.loop)
-            defer { pipe.testSide.close() }
-            var result: OperatorFailure??
-            client.splice(on: connection, node: "node-1", service: service, interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
-            try pipe.testSide.write(bytes)
-            try pipe.testSide.shutdown()
-            runner.run(until: { result != nil })
-            return result.flatMap { $0?.message }
-        }
-
-        func stop() {
-            for client in clients { client.stop() }
-            for client in operators { client.close() }
-            echo.close()
-            var stopped = false
-            gateway.stop { stopped = true }
-            runner.run(until: { stopped })
-            runner.finish()
+        func operatorSession(_ name: String, roles: [String] = ["admin"]) throws -> MuxConnection {
+            try #require(try connectOperator(pki.identity(.operator, name, roles: roles))?.get())
         }
 
         func records() throws -> [[String: AuditValue]] {
@@ -86,12 +47,12 @@ struct AuditTrailTests {
     @Test("streams, denials and admin actions are recorded once each, with their fields, and the log verifies")
     func recordsAndVerifies() throws {
         let audited = try Audited()
-        let (alice, session) = try audited.operatorSession("alice")
-        #expect(try audited.echo(alice, session, bytes: Array(repeating: 7, count: 1000)) == nil)
-        let (bob, bobSession) = try audited.operatorSession("bob", roles: ["nobody"])
-        #expect(try audited.echo(bob, bobSession, bytes: [1])?.contains("nobody") == true)
+        let session = try audited.operatorSession("alice")
+        #expect(try audited.echoThrough(session, node: "node-1", bytes: Array(repeating: 7, count: 1000)) == nil)
+        let bobSession = try audited.operatorSession("bob", roles: ["nobody"])
+        #expect(try audited.echoThrough(bobSession, node: "node-1", bytes: [1])?.contains("nobody") == true)
         _ = audited.gateway.administer(.revokeUser(name: "bob"), actor: "test")
-        audited.stop()
+        audited.tearDown()
 
         let report = AuditVerifier.verify(directory: audited.directory, requireClosed: true)
         #expect(report.isValid, "\(report.summary)")
@@ -148,8 +109,8 @@ struct AuditTrailTests {
         }
         defer { umount2(mountPoint, Int32(MNT_DETACH)) }
         let audited = try Audited(auditDirectory: "\(mountPoint)/audit")
-        let (alice, session) = try audited.operatorSession("alice")
-        #expect(try audited.echo(alice, session, bytes: [1, 2, 3]) == nil)
+        let session = try audited.operatorSession("alice")
+        #expect(try audited.echoThrough(session, node: "node-1", bytes: [1, 2, 3]) == nil)
         // Fill the file system to the last byte.
         let filler = "\(mountPoint)/filler"
         let fd = open(filler, O_WRONLY | O_CREAT, 0o600)
@@ -159,14 +120,14 @@ struct AuditTrailTests {
         // The segment's last page may still take a record or two; the next ones find no room.
         var refused: String?
         for _ in 0..<40 where refused == nil {
-            refused = try audited.echo(alice, session, bytes: [4])
+            refused = try audited.echoThrough(session, node: "node-1", bytes: [4])
         }
         #expect(refused?.contains("audit log") == true, "\(refused ?? "admitted")")
         #expect(!audited.gateway.warnings.isEmpty)
         unlink(filler)
         #expect(audited.runner.run(until: { audited.gateway.warnings.isEmpty }, timeout: .seconds(5)))
-        #expect(try audited.echo(alice, session, bytes: [5]) == nil)
-        audited.stop()
+        #expect(try audited.echoThrough(session, node: "node-1", bytes: [5]) == nil)
+        audited.tearDown()
         #expect(AuditVerifier.verify(directory: audited.directory, requireClosed: true).isValid)
     }
 }

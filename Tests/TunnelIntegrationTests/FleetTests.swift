@@ -13,29 +13,20 @@ import TunnelTLS
 /// re-enrollment, admission, revocation and the policy, all through one in-process gateway.
 @Suite("Fleet identity and access", .serialized)
 struct FleetTests {
-    final class Fleet {
-        let runner: LoopRunner
-        let pki: TestPKI
-        var gateway: Gateway
-        let port: UInt16
-        let echo: EchoServer
-        var clients: [EdgeClient] = []
-        var operators: [OperatorClient] = []
-        let policyPath: String
+    /// The shared fixture, plus tokens, enrollment and a policy file.
+    final class Fleet: GatewayFixture {
+        var policyPath: String { Self.policyPath(pki) }
+
+        static func policyPath(_ pki: TestPKI) -> String { "\(pki.fleet.directory)/policy.yaml" }
 
         init(nodeLifetime: Int64 = 86_400, policy: String? = nil) throws {
-            runner = try LoopRunner()
-            pki = try TestPKI()
-            policyPath = "\(pki.fleet.directory)/policy.yaml"
-            var configuration = pki.gatewayConfiguration()
-            configuration.nodeCertificateLifetime = nodeLifetime
-            if let policy {
-                try DurableFile.write(path: policyPath, bytes: Array(policy.utf8), mode: 0o644)
-                configuration.policyPath = policyPath
+            try super.init { configuration, pki in
+                configuration.nodeCertificateLifetime = nodeLifetime
+                if let policy {
+                    try DurableFile.write(path: Self.policyPath(pki), bytes: Array(policy.utf8), mode: 0o644)
+                    configuration.policyPath = Self.policyPath(pki)
+                }
             }
-            gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
-            port = try gateway.start().port
-            echo = try EchoServer(loop: runner.loop)
         }
 
         func token(node: String? = nil, prefix: String? = nil, uses: Int = 1, ttl: Int64 = 3600, labels: [String: String] = [:]) -> JoinToken {
@@ -55,56 +46,6 @@ struct FleetTests {
                                    nodeName: name, labels: ["asked": "yes"], files: files, logger: runner.logger) { outcome = $0 }
             runner.run(until: { outcome != nil })
             return outcome
-        }
-
-        @discardableResult
-        func startNode(_ identity: TLSIdentity, files: NodeCredentialFiles? = nil) throws -> EdgeClient {
-            let configuration = EdgeClientConfiguration(
-                gateway: pki.endpoint(port: port, identity: identity),
-                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port), "logs": LocalService(host: "127.0.0.1", port: echo.port)],
-                credentialFiles: files)
-            let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
-            client.start()
-            clients.append(client)
-            return client
-        }
-
-        func online(_ name: String) -> Bool {
-            gateway.nodeStatuses().contains { $0.name == name && $0.online && !$0.services.isEmpty }
-        }
-
-        func connectOperator(_ identity: TLSIdentity) -> Result<MuxConnection, OperatorFailure>? {
-            let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: identity), logger: runner.logger)
-            operators.append(client)
-            var outcome: Result<MuxConnection, OperatorFailure>?
-            client.connect { outcome = $0 }
-            runner.run(until: { outcome != nil })
-            return outcome
-        }
-
-        /// Opens `service` on `node` and echoes `bytes` through it; nil on success, else the sentence.
-        func echoThrough(_ connection: MuxConnection, node: String, service: String = "echo", bytes: [UInt8] = Array("ping".utf8)) throws -> String? {
-            let client = operators.last!
-            let pipe = try LocalPipe(loop: runner.loop)
-            defer { pipe.testSide.close() }
-            var result: OperatorFailure??
-            client.splice(on: connection, node: node, service: service, interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
-            try pipe.testSide.write(bytes)
-            try pipe.testSide.shutdown()
-            runner.run(until: { result != nil || pipe.received.count >= bytes.count })
-            if pipe.received == bytes { return nil }
-            runner.run(until: { result != nil })
-            return result.flatMap { $0?.message } ?? "no answer"
-        }
-
-        func tearDown() {
-            for client in clients { client.stop() }
-            for client in operators { client.close() }
-            echo.close()
-            var stopped = false
-            gateway.stop { stopped = true }
-            runner.run(until: { stopped })
-            runner.finish()
         }
     }
 
@@ -269,11 +210,7 @@ struct FleetTests {
         guard case .failure(let refused)? = fleet.connectOperator(bob) else { Issue.record("revoked operator connected"); return }
         #expect(refused.message.contains("revoked"))
 
-        var stopped = false
-        fleet.gateway.stop { stopped = true }
-        fleet.runner.run(until: { stopped })
-        fleet.gateway = try Gateway(loop: fleet.runner.loop, configuration: fleet.pki.gatewayConfiguration(port: fleet.port), store: fleet.pki.fleet.store, logger: fleet.runner.logger)
-        try fleet.gateway.start()
+        try fleet.restartGateway()
         #expect(!fleet.runner.run(until: { fleet.online("node-1") }, timeout: .seconds(2)))
         guard case .failure? = fleet.connectOperator(bob) else { Issue.record("revoked operator connected after restart"); return }
     }

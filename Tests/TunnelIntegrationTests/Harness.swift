@@ -186,3 +186,95 @@ final class LocalPipe {
         }
     }
 }
+
+/// A gateway on loopback with its fleet database and an echo service for nodes to offer, the
+/// nodes and operators a test starts, and a teardown that stops them all and checks that every
+/// handle closed. Suites subclass it for their own helpers.
+class GatewayFixture {
+    let runner: LoopRunner
+    let pki: TestPKI
+    var gateway: Gateway
+    let port: UInt16
+    let echo: EchoServer
+    private(set) var nodes: [EdgeClient] = []
+    private(set) var operators: [OperatorClient] = []
+
+    /// `configure` adjusts the gateway's configuration before it starts.
+    init(_ configure: (inout GatewayConfiguration, TestPKI) throws -> Void = { _, _ in }) throws {
+        runner = try LoopRunner()
+        pki = try TestPKI()
+        var configuration = pki.gatewayConfiguration()
+        try configure(&configuration, pki)
+        gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
+        port = try gateway.start().port
+        echo = try EchoServer(loop: runner.loop)
+    }
+
+    /// Starts a node offering `echo` (and `logs`, the same echo, where a second name is needed),
+    /// or only the built-in services given.
+    @discardableResult
+    func startNode(_ identity: TLSIdentity, files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:]) throws -> EdgeClient {
+        let service = LocalService(host: "127.0.0.1", port: echo.port)
+        var configuration = EdgeClientConfiguration(
+            gateway: pki.endpoint(port: port, identity: identity), services: builtIn.isEmpty ? ["echo": service, "logs": service] : [:],
+            credentialFiles: files)
+        configuration.builtInServices = builtIn
+        let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
+        client.start()
+        nodes.append(client)
+        return client
+    }
+
+    func online(_ name: String) -> Bool {
+        gateway.nodeStatuses().contains { $0.name == name && $0.online && !$0.services.isEmpty }
+    }
+
+    /// Connects an operator; nil only if the connection attempt never finished.
+    func connectOperator(_ identity: TLSIdentity) -> Result<MuxConnection, OperatorFailure>? {
+        let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: identity), logger: runner.logger)
+        operators.append(client)
+        var outcome: Result<MuxConnection, OperatorFailure>?
+        client.connect { outcome = $0 }
+        runner.run(until: { outcome != nil })
+        return outcome
+    }
+
+    /// Opens `service` on `node` over the last connected operator and echoes `bytes` through
+    /// it; nil when they all came back, else the operator's sentence.
+    func echoThrough(_ connection: MuxConnection, node: String, service: String = "echo", bytes: [UInt8] = Array("ping".utf8)) throws -> String? {
+        let pipe = try LocalPipe(loop: runner.loop)
+        defer { pipe.testSide.close() }
+        var result: OperatorFailure??
+        operators.last!.splice(on: connection, node: node, service: service, interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        try pipe.testSide.write(bytes)
+        try pipe.testSide.shutdown()
+        runner.run(until: { result != nil || pipe.received.count >= bytes.count })
+        if pipe.received == bytes {
+            runner.run(until: { result != nil })
+            return nil
+        }
+        runner.run(until: { result != nil })
+        return result.flatMap { $0?.message } ?? "no answer"
+    }
+
+    /// Stops the gateway and starts a new one on the same port with the same fleet database.
+    func restartGateway(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws {
+        var stopped = false
+        gateway.stop { stopped = true }
+        runner.run(until: { stopped })
+        var configuration = pki.gatewayConfiguration(port: port)
+        configure(&configuration)
+        gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
+        try gateway.start()
+    }
+
+    func tearDown() {
+        for client in nodes { client.stop() }
+        for client in operators { client.close() }
+        echo.close()
+        var stopped = false
+        gateway.stop { stopped = true }
+        runner.run(until: { stopped })
+        runner.finish()
+    }
+}

@@ -12,46 +12,29 @@ import TunnelTLS
 /// sources from a temporary log root, and an operator reading them as `tunnel logs` does.
 @Suite("Device logs", .serialized)
 struct LogServiceTests {
-    final class Setup {
-        let runner: LoopRunner
-        let pki: TestPKI
-        let gateway: Gateway
-        let port: UInt16
-        let root: String
-        let outside: String
-        let service: LogService
-        var client: EdgeClient!
-        var operators: [OperatorClient] = []
+    /// The shared fixture with a node whose only service is `logs` over files in `root`.
+    final class Setup: GatewayFixture {
+        var root: String { "\(pki.fleet.directory)/log" }
+        var outside: String { "\(pki.fleet.directory)/outside" }
+        private(set) var service: LogService!
 
         /// `sources` maps names to paths relative to the log root, or to `journald:UNIT`.
         init(_ sources: [String: String]) throws {
-            runner = try LoopRunner()
-            pki = try TestPKI()
-            let root = "\(pki.fleet.directory)/log"
-            self.root = root
-            outside = "\(pki.fleet.directory)/outside"
+            try super.init()
             for directory in [root, outside] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            let root = self.root
             service = LogService(sources: try sources.mapValues { try LogSource.parse($0.hasPrefix("journald:") ? $0 : "\(root)/\($0)") }, root: root)
-            gateway = try Gateway(loop: runner.loop, configuration: pki.gatewayConfiguration(), store: pki.fleet.store, logger: runner.logger)
-            port = try gateway.start().port
-            var configuration = EdgeClientConfiguration(gateway: pki.endpoint(port: port, identity: try pki.identity(.node, "node-17")), services: [:])
-            configuration.builtInServices = [LogService.serviceName: service]
-            client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
-            client.start()
+            try startNode(pki.identity(.node, "node-17"), builtIn: [LogService.serviceName: service])
             #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.online && $0.services == ["logs"] } }))
         }
 
         /// Starts a read as `tunnel logs` does: the operator's direction ends at once.
         func read(_ request: LogRequest) throws -> LogRead {
-            let operatorClient = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: try pki.identity(.operator, "alice")), logger: runner.logger)
-            operators.append(operatorClient)
-            var connected: Result<MuxConnection, OperatorFailure>?
-            operatorClient.connect { connected = $0 }
-            runner.run(until: { connected != nil })
-            let read = LogRead(client: operatorClient, pipe: try LocalPipe(loop: runner.loop))
-            operatorClient.splice(on: try #require(try connected?.get()), node: "node-17", service: LogService.serviceName,
-                                  parameters: request.parameters, interactive: false,
-                                  input: read.pipe.tunnelSide, output: read.pipe.tunnelSide) { read.outcome = .some($0) }
+            let connection = try #require(try connectOperator(pki.identity(.operator, "alice"))?.get())
+            let read = LogRead(client: operators.last!, pipe: try LocalPipe(loop: runner.loop))
+            operators.last!.splice(on: connection, node: "node-17", service: LogService.serviceName,
+                                   parameters: request.parameters, interactive: false,
+                                   input: read.pipe.tunnelSide, output: read.pipe.tunnelSide) { read.outcome = .some($0) }
             try read.pipe.testSide.shutdown()
             return read
         }
@@ -69,14 +52,6 @@ struct LogServiceTests {
         }
 
         func path(_ name: String) -> String { "\(root)/\(name)" }
-
-        func tearDown() {
-            client.stop()
-            var stopped = false
-            gateway.stop { stopped = true }
-            runner.run(until: { stopped })
-            runner.finish()
-        }
     }
 
     /// What an operator received on one logs stream.

@@ -14,41 +14,21 @@ struct ShellServiceTests {
     static var currentUser: String { String(cString: getpwuid(geteuid())!.pointee.pw_name) }
 
     /// A gateway, a node offering the shell service, and an operator connected to the gateway.
-    final class Scenario {
-        let runner: LoopRunner
-        let gateway: Gateway
-        let node: EdgeClient
+    /// The shared fixture with a node offering only the shell, and one operator connected.
+    final class Scenario: GatewayFixture {
         let shellService: ShellService
-        let operatorClient: OperatorClient
-        let connection: MuxConnection
+        /// The operator's connection, once `init` connected it.
+        private(set) var connection: MuxConnection!
 
         init() throws {
-            runner = try LoopRunner()
-            let pki = try TestPKI()
-            gateway = try Gateway(loop: runner.loop, configuration: pki.gatewayConfiguration(), store: pki.fleet.store, logger: runner.logger)
-            let port = try gateway.start().port
-            var configuration = EdgeClientConfiguration(gateway: pki.endpoint(port: port, identity: try pki.identity(.node, "node-17")), services: [:])
             shellService = try ShellService(user: ShellServiceTests.currentUser)
-            configuration.builtInServices[ShellStream.serviceName] = shellService
-            node = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
-            node.start()
-            let gateway = self.gateway
-            #expect(runner.run(until: { gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] } }))
-            operatorClient = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: try pki.identity(.operator, "alice")), logger: runner.logger)
-            var outcome: Result<MuxConnection, OperatorFailure>?
-            operatorClient.connect { outcome = $0 }
-            runner.run(until: { outcome != nil })
-            connection = try #require(try outcome?.get())
+            try super.init()
+            try startNode(pki.identity(.node, "node-17"), builtIn: [ShellStream.serviceName: shellService])
+            #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] } }))
+            connection = try #require(try connectOperator(pki.identity(.operator, "alice"))?.get())
         }
 
-        func tearDown() {
-            operatorClient.close()
-            node.stop()
-            var stopped = false
-            gateway.stop { stopped = true }
-            runner.run(until: { stopped })
-            runner.finish()
-        }
+        var operatorClient: OperatorClient { operators[0] }
     }
 
     /// The operator's end of one shell, recording what arrives.
