@@ -163,20 +163,15 @@ public final class EdgeClient {
 
     private func startSession(on socket: StreamConnection) {
         configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
-        let tls: TLSConnection
         do {
-            tls = try TLSConnection(context: tlsContext, serverHost: configuration.gateway.serverName, certificateTime: certificateTime)
+            connection = try MuxConnection.makeClient(
+                on: socket, context: tlsContext, serverName: configuration.gateway.serverName, certificateTime: certificateTime,
+                configuration: configuration.session, handshakeTimeout: configuration.handshakeTimeout, buffers: buffers,
+                delegate: self, logger: logger)
+            connection?.start()
         } catch {
-            socket.close()
             retry(after: Failure(.internalError, "cannot start TLS: \(error)"))
-            return
         }
-        let connection = MuxConnection(
-            loop: loop, socket: socket, tls: tls, role: .dialer, configuration: configuration.session,
-            handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
-        connection.delegate = self
-        self.connection = connection
-        connection.start()
     }
 
     private func retry(after failure: Failure) {

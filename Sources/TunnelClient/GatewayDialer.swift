@@ -70,6 +70,31 @@ final class GatewayDialer {
     }
 }
 
+extension MuxConnection {
+    /// The client's half of a session on a freshly dialed socket: TLS as the dialer, checking the
+    /// gateway's certificate for `serverName` at `certificateTime`, then the mux session. The
+    /// caller keeps it and then calls `start()`, so that callbacks find it already kept. On
+    /// failure the socket is closed and the error thrown.
+    static func makeClient(
+        on socket: StreamConnection, context: TLSContext, serverName: String, certificateTime: TLSConnection.CertificateTime = .systemClock,
+        configuration: SessionConfiguration = SessionConfiguration(), handshakeTimeout: Duration = .seconds(10),
+        buffers: MuxBuffers = MuxBuffers(), delegate: MuxConnectionDelegate, logger: Logger
+    ) throws -> MuxConnection {
+        let tls: TLSConnection
+        do {
+            tls = try TLSConnection(context: context, serverHost: serverName, certificateTime: certificateTime)
+        } catch {
+            socket.close()
+            throw error
+        }
+        let connection = MuxConnection(
+            loop: socket.loop, socket: socket, tls: tls, role: .dialer, configuration: configuration,
+            handshakeTimeout: handshakeTimeout, buffers: buffers, logger: logger)
+        connection.delegate = delegate
+        return connection
+    }
+}
+
 /// One question on an enrollment connection (ALPN `tunnel-enroll/1`): dial, handshake, ask,
 /// read the `CertificateReply`, close. Used to enroll with a token, to re-enroll with an expired
 /// certificate, and to learn the gateway's time.
@@ -110,15 +135,10 @@ final class EnrollmentCall: MuxConnectionDelegate {
             switch result {
             case .success(let socket):
                 do {
-                    let tls = try TLSConnection(context: context, serverHost: serverName, certificateTime: certificateTime)
-                    let connection = MuxConnection(
-                        loop: loop, socket: socket, tls: tls, role: .dialer, configuration: SessionConfiguration(),
-                        handshakeTimeout: .seconds(10), buffers: MuxBuffers(), logger: logger)
-                    connection.delegate = self
-                    self.connection = connection
-                    connection.start()
+                    connection = try MuxConnection.makeClient(
+                        on: socket, context: context, serverName: serverName, certificateTime: certificateTime, delegate: self, logger: logger)
+                    connection?.start()
                 } catch {
-                    socket.close()
                     finish(.failure(FleetFailure("cannot start TLS: \(error)")), nil)
                 }
             case .failure(let failure):

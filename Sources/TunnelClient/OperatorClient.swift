@@ -51,15 +51,9 @@ public final class OperatorClient {
     private func startSession(on socket: StreamConnection) {
         try? socket.setNoDelay(true)
         do {
-            let tls = try TLSConnection(context: tlsContext, serverHost: endpoint.serverName)
-            let connection = MuxConnection(
-                loop: loop, socket: socket, tls: tls, role: .dialer, configuration: SessionConfiguration(),
-                handshakeTimeout: .seconds(10), buffers: MuxBuffers(), logger: logger)
-            connection.delegate = self
-            self.connection = connection
-            connection.start()
+            connection = try MuxConnection.makeClient(on: socket, context: tlsContext, serverName: endpoint.serverName, delegate: self, logger: logger)
+            connection?.start()
         } catch {
-            socket.close()
             finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)")))
         }
     }
