@@ -125,9 +125,16 @@ public struct ProxyCommand: ParsableCommand {
             let output: StreamConnection
             do {
                 input = try StreamConnection.openPipe(loop: loop, fileDescriptor: 0)
-                output = try StreamConnection.openPipe(loop: loop, fileDescriptor: 1)
             } catch {
-                message = "stdin and stdout must be pipes or sockets (as ssh's ProxyCommand gives them): \(error)"
+                message = "stdin must be a pipe or a socket (as ssh's ProxyCommand gives it), not a file: \(error)"
+                finish(CommandFailure.usageExitCode)
+                return nil
+            }
+            do {
+                output = try standardOutput(loop: loop)
+            } catch {
+                input.close()
+                message = "cannot use stdout: \(error)"
                 finish(CommandFailure.usageExitCode)
                 return nil
             }
