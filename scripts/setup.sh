@@ -5,10 +5,12 @@ set -euo pipefail
 
 packages=(
     pkg-config libuv1-dev libssl-dev          # build: the system-library targets
+    libsqlite3-dev                            # build: the gateway's fleet database
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks
     iproute2                                  # network namespaces for the half-open link test
     asciinema                                 # plays the gateway's shell recordings in the tests
+    faketime                                  # a node whose clock reads 1970, in the tests
 )
 missing=()
 for package in "${packages[@]}"; do
