@@ -399,8 +399,8 @@ public final class Gateway {
         case .redeem(let request):
             do {
                 let pem = try authority.redeem(request, from: address)
-                logger.notice("node enrolled", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)"])
                 let subject = (try? Certificate.chainFromPEM(Array(pem.utf8)).first?.tunnelIdentity().name) ?? nil
+                logger.notice("node enrolled", metadata: ["node.name": "\(subject ?? "?")", "token.id": "\(request.tokenID)", "peer.address": "\(address)"])
                 audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "node": subject.map { .string($0) }, "outcome": "ok"]) { $1 }, durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
