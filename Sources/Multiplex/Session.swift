@@ -13,6 +13,9 @@ public final class Session {
     /// What the peer told us in its HELLO; nil until it arrives.
     private var peer: HelloFrame?
     private var closedWith: Failure?
+    /// Whether the session has ended (failed, aborted, or drained after GOAWAY): its streams'
+    /// resets from now on are the session's end, not their own.
+    public var isClosed: Bool { closedWith != nil }
     private var now: Timestamp
 
     private var streams: [StreamID: StreamRecord] = [:]

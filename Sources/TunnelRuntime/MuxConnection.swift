@@ -82,6 +82,8 @@ public final class MuxConnection {
     /// expired certificate from a network problem.
     public private(set) var tlsFailure: TLSError?
     public var isEstablished: Bool { phase == .established }
+    /// The session is over (or the connection closing): resets now come from its end.
+    public var isEnding: Bool { phase != .established || session.isClosed }
     public var canOpenStream: Bool { phase == .established && session.canOpenStream }
     /// When the last keepalive ping was answered (loop clock, milliseconds).
     public private(set) var lastPongAt: UInt64?

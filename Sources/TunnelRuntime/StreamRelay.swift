@@ -75,7 +75,10 @@ public final class StreamRelay {
 
         public func streamReset(_ failure: Failure) {
             guard let other else { return }
-            other.connection.reset(other.stream, code: failure.code)
+            // When the node's whole session ends under the stream, the operator hears that, not
+            // the session's own code (often a plain no-error).
+            let code = self === relay?.second && connection.isEnding ? TunnelErrorCode.nodeDisconnected : failure.code
+            other.connection.reset(other.stream, code: code)
             relay?.report(.ended(failure))
         }
 

@@ -215,6 +215,25 @@ struct FleetTests {
         guard case .failure? = fleet.connectOperator(bob) else { Issue.record("revoked operator connected after restart"); return }
     }
 
+    @Test("when a node's session ends under a stream, the operator is told the node disconnected")
+    func nodeDisconnectedUnderAStream() throws {
+        let fleet = try Fleet()
+        defer { fleet.tearDown() }
+        try fleet.startNode(try fleet.pki.identity(.node, "node-1"))
+        #expect(fleet.runner.run(until: { fleet.online("node-1") }))
+        let connection = try #require(try fleet.connectOperator(fleet.pki.identity(.operator, "alice"))?.get())
+        let pipe = try LocalPipe(loop: fleet.runner.loop)
+        defer { pipe.testSide.close() }
+        var ended: OperatorFailure??
+        fleet.operators.last!.splice(on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { ended = .some($0) }
+        try pipe.testSide.write(Array("hello".utf8))
+        #expect(fleet.runner.run(until: { pipe.received.count == 5 }))
+        // The gateway ends the node's session itself (as on a lost link), not the node.
+        _ = fleet.gateway.administer(.revokeNode(name: "node-1"), actor: "test")
+        #expect(fleet.runner.run(until: { ended != nil }))
+        #expect(ended??.message == "node node-1 disconnected", "\(String(describing: ended))")
+    }
+
     static let policy = """
         roles:
           admin:
