@@ -210,14 +210,15 @@ class GatewayFixture {
         echo = try EchoServer(loop: runner.loop)
     }
 
-    /// Starts a node offering `echo` (and `logs`, the same echo, where a second name is needed),
-    /// or only the built-in services given.
+    /// Starts a node offering `services` — by default `echo` (and `logs`, the same echo, where a
+    /// second name is needed), none when built-in services are given.
     @discardableResult
-    func startNode(_ identity: TLSIdentity, files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:]) throws -> EdgeClient {
+    func startNode(_ identity: TLSIdentity, services: [String: LocalService]? = nil, labels: [String: String] = [:],
+                   files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:]) throws -> EdgeClient {
         let service = LocalService(host: "127.0.0.1", port: echo.port)
         var configuration = EdgeClientConfiguration(
-            gateway: pki.endpoint(port: port, identity: identity), services: builtIn.isEmpty ? ["echo": service, "logs": service] : [:],
-            credentialFiles: files)
+            gateway: pki.endpoint(port: port, identity: identity),
+            services: services ?? (builtIn.isEmpty ? ["echo": service, "logs": service] : [:]), labels: labels, credentialFiles: files)
         configuration.builtInServices = builtIn
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
         client.start()

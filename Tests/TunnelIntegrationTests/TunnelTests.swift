@@ -11,21 +11,10 @@ import TunnelTLS
 /// Gateway, edge client and operator in one process over real loopback TCP and real TLS.
 @Suite("Gateway, client and operator in one process", .serialized)
 struct TunnelTests {
-    /// Everything a scenario needs, started: gateway, an echo service, a connected node.
-    final class Scenario {
-        let runner: LoopRunner
-        let pki: TestPKI
-        let gateway: Gateway
-        let port: UInt16
-        let echo: EchoServer
-        var clients: [EdgeClient] = []
-
+    /// The shared fixture with a node that offers `echo` and `closed` (a port nobody listens on).
+    final class Scenario: GatewayFixture {
         init(nodeName: String = "node-17") throws {
-            runner = try LoopRunner()
-            pki = try TestPKI()
-            gateway = try Gateway(loop: runner.loop, configuration: pki.gatewayConfiguration(), store: pki.fleet.store, logger: runner.logger)
-            port = try gateway.start().port
-            echo = try EchoServer(loop: runner.loop)
+            try super.init()
             try addNode(nodeName)
         }
 
@@ -38,44 +27,18 @@ struct TunnelTests {
         }()
 
         @discardableResult
-        func addNode(_ name: String, identity: TLSIdentity? = nil, port: UInt16? = nil) throws -> EdgeClient {
-            let configuration = EdgeClientConfiguration(
-                gateway: pki.endpoint(port: port ?? self.port, identity: try identity ?? pki.identity(.node, name)),
-                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port),
-                           "closed": LocalService(host: "127.0.0.1", port: closedPort)],
-                labels: ["site": "plant-a"])
-            let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
-            client.start()
-            clients.append(client)
-            return client
+        func addNode(_ name: String, identity: TLSIdentity? = nil) throws -> EdgeClient {
+            try startNode(try identity ?? pki.identity(.node, name),
+                          services: ["echo": LocalService(host: "127.0.0.1", port: echo.port),
+                                     "closed": LocalService(host: "127.0.0.1", port: closedPort)],
+                          labels: ["site": "plant-a"])
         }
 
-        func online(_ name: String) -> Bool {
-            gateway.nodeStatuses().contains { $0.name == name && $0.online && !$0.services.isEmpty }
-        }
-
-        func connectOperator(_ identity: TLSIdentity? = nil) throws -> (OperatorClient, Result<MuxConnection, OperatorFailure>?) {
-            let client = try OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: try identity ?? pki.identity(.operator, "alice")), logger: runner.logger)
-            var outcome: Result<MuxConnection, OperatorFailure>?
-            client.connect { outcome = $0 }
-            runner.run(until: { outcome != nil })
-            return (client, outcome)
-        }
-
-        /// Waits until `node` is online, then connects an operator.
+        /// Waits until `node` is online, then connects operator alice.
         func operatorOnceOnline(_ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (OperatorClient, MuxConnection) {
             #expect(runner.run(until: { self.online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
-            let (client, outcome) = try connectOperator()
-            return (client, try #require(try outcome?.get(), sourceLocation: sourceLocation))
-        }
-
-        func tearDown() {
-            for client in clients { client.stop() }
-            echo.close()
-            var stopped = false
-            gateway.stop { stopped = true }
-            runner.run(until: { stopped })
-            runner.finish()
+            let outcome = connectOperator(try pki.identity(.operator, "alice"))
+            return (operators.last!, try #require(try outcome?.get(), sourceLocation: sourceLocation))
         }
     }
 
@@ -132,13 +95,10 @@ struct TunnelTests {
             try? socket.startReading { _ in socket.close() }
         }
         defer { rude.close() }
-        let configuration = EdgeClientConfiguration(
-            gateway: scenario.pki.endpoint(port: scenario.port, identity: try scenario.pki.identity(.node, "node-19")),
-            services: ["rude": LocalService(host: "127.0.0.1", port: rude.localAddress.port),
-                       "echo": LocalService(host: "127.0.0.1", port: scenario.echo.port)])
-        let client = try EdgeClient(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
-        client.start()
-        scenario.clients.append(client)
+        try scenario.startNode(try scenario.pki.identity(.node, "node-19"), services: [
+            "rude": LocalService(host: "127.0.0.1", port: rude.localAddress.port),
+            "echo": LocalService(host: "127.0.0.1", port: scenario.echo.port),
+        ])
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-19")
         // 12 × 8 MiB is more than the node connection's 64 MiB budget: if stuck streams kept
         // their unconsumed bytes, the later rounds and the echo below would stall.
@@ -198,12 +158,9 @@ struct TunnelTests {
             }
         }
         defer { listener.close(); source?.close() }
-        let configuration = EdgeClientConfiguration(
-            gateway: scenario.pki.endpoint(port: scenario.port, identity: try scenario.pki.identity(.node, "node-18")),
-            services: ["source": LocalService(host: "127.0.0.1", port: listener.localAddress.port)])
-        let client = try EdgeClient(loop: scenario.runner.loop, configuration: configuration, logger: scenario.runner.logger)
-        client.start()
-        scenario.clients.append(client)
+        try scenario.startNode(try scenario.pki.identity(.node, "node-18"), services: [
+            "source": LocalService(host: "127.0.0.1", port: listener.localAddress.port),
+        ])
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-18")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         pipe.testSide.stopReading()  // the operator's reader stalls
@@ -246,7 +203,7 @@ struct TunnelTests {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
         #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        let first = scenario.clients[0]
+        let first = scenario.nodes[0]
         var firstLost: Failure?
         first.onStateChange = { up, failure in
             if !up {
@@ -275,10 +232,8 @@ struct TunnelTests {
             ("not yet valid", try scenario.pki.identity(.operator, "carol", notBefore: now + 86_400 * 10), "refused"),
         ]
         for (name, identity, expected) in cases {
-            let (client, outcome) = try scenario.connectOperator(identity)
-            guard case .failure(let failure) = outcome else {
+            guard case .failure(let failure) = scenario.connectOperator(identity) else {
                 Issue.record("\(name): connection was not refused")
-                client.close()
                 continue
             }
             #expect(failure.message.contains(expected), "\(name): \(failure.message)")
@@ -293,7 +248,7 @@ struct TunnelTests {
     func reconnectAfterRestart() throws {
         let scenario = try Scenario()
         #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        let client = scenario.clients[0]
+        let client = scenario.nodes[0]
         var stopped = false
         scenario.gateway.stop { stopped = true }
         #expect(scenario.runner.run(until: { stopped && !client.isConnected }))
@@ -305,11 +260,7 @@ struct TunnelTests {
         #expect(scenario.runner.run(until: { restarted.nodeStatuses().contains { $0.online } }, timeout: .seconds(10)))
         let seconds = Double(EventLoop.monotonicNanoseconds - started) / 1e9
         #expect(seconds < 5, "back after \(seconds) s")
-        client.stop()
-        scenario.echo.close()
-        var done = false
-        restarted.stop { done = true }
-        scenario.runner.run(until: { done })
-        scenario.runner.finish()
+        scenario.gateway = restarted
+        scenario.tearDown()
     }
 }
