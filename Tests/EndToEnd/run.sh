@@ -348,6 +348,18 @@ echo "deny vendor2 node-17 ssh denied" >>"$EXPECTED"
 echo "deny alice node-99 ssh unavailable" >>"$EXPECTED"
 "$TUNNEL" ssh root@node-17 -- "${SSH_OPTS[@]}" true >/dev/null 2>&1
 echo "open alice node-17 ssh" >>"$EXPECTED"
+"$TUNNEL" logs node-17 app -n 1 >/dev/null 2>&1
+echo "open alice node-17 logs" >>"$EXPECTED"
+"$TUNNEL" logs node-17 shadow >/dev/null 2>&1
+echo "open alice node-17 logs" >>"$EXPECTED"   # admitted by the policy; the node refuses the source
+SCENARIO_FORWARD_PORT=$(free_port)
+start "$WORK/scenario-forward.log" "$TUNNEL" forward node-17 reverse --listen "127.0.0.1:$SCENARIO_FORWARD_PORT"
+SCENARIO_FORWARD_PID=$LAST_PID
+wait_for_line "$WORK/scenario-forward.log" "^forwarding" 10
+out=$(python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(b"xyz"); s.shutdown(socket.SHUT_WR); print(s.recv(100).decode())' "$SCENARIO_FORWARD_PORT" 2>&1)
+[ "$out" = zyx ] || fail "a forwarded connection in the audit scenario" "$out $(cat "$WORK/scenario-forward.log")"
+echo "open alice node-17 reverse" >>"$EXPECTED"
+kill "$SCENARIO_FORWARD_PID"
 printf 'echo recorded-$((6*7))\nexit 5\n' | "$TUNNEL" shell node-17 >"$WORK/shell.out" 2>&1; status=$?
 if [ "$status" = 5 ] && grep -q recorded-42 "$WORK/shell.out"; then pass "tunnel shell runs a login shell on the node and returns its exit status"; else fail "tunnel shell (status $status)" "$(cat "$WORK/shell.out")"; fi
 echo "open alice node-17 shell" >>"$EXPECTED"
