@@ -241,15 +241,17 @@ SSHR_ECHO=$(grep -oE "Allocated port [0-9]+ for remote forward to 127.0.0.1:$ECH
 # --- path c: tunnel gateway + client + operator forwards -----------------------------------------------
 export HOME="$WORK/home"   # `tunnel login` installs the operator bundle under $HOME/.config/tunnel
 GATEWAY_PORT=$(free_port)
-{ "$TUNNEL" ca init --dir "$WORK/pki" --gateway-name localhost --gateway-ip 127.0.0.1 \
-  && "$TUNNEL" ca issue node node-1 --dir "$WORK/pki" --out "$WORK/node" \
-  && "$TUNNEL" ca issue operator bench --dir "$WORK/pki" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/bench.yaml" \
-  && "$TUNNEL" login "$WORK/bench.yaml"; } >"$WORK/pki.log" 2>&1 || die "tunnel PKI setup failed" "$WORK/pki.log"
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --pki-dir "$WORK/pki" --data-dir "$WORK/data"
+# The gateway makes its own PKI; root bootstraps the operator over the admin socket, and the node
+# enrolls with a join token, as in production.
+start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"
 GATEWAY_PID=$LAST_PID
-expect_ready "tunnel gateway" "$GATEWAY_PID" "$WORK/gateway.log" "gateway listening" 15
-start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost \
-    --cert "$WORK/node/node-1.crt" --key "$WORK/node/node-1.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
+expect_ready "tunnel gateway" "$GATEWAY_PID" "$WORK/gateway.log" "admin socket open" 15
+ADMIN=(--admin-socket "$WORK/data/admin.sock")
+{ "$TUNNEL" user add bench --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/bench.yaml" "${ADMIN[@]}" \
+  && "$TUNNEL" login "$WORK/bench.yaml"; } >"$WORK/pki.log" 2>&1 || die "tunnel operator setup failed" "$WORK/pki.log"
+TOKEN=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>>"$WORK/pki.log") || die "tunnel token create failed" "$WORK/pki.log"
+start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
+    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
     --service "iperf=127.0.0.1:$IPERF_PORT" --service "echo=127.0.0.1:$ECHO_PORT"
 CLIENT_PID=$LAST_PID
 expect_ready "tunnel client" "$CLIENT_PID" "$WORK/client.log" "connected to the gateway" 20
