@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+import Multiplex
+import TunnelAudit
+import TunnelRuntime
+import TunnelTLS
+
+// Operators' requests at the gateway: node lists, renewals, administration, and the streams they
+// open to nodes — checked against the policy, recorded in the audit log, relayed.
+extension Gateway {
+    func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
+        switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
+        case .listNodes:
+            connection.reply(NodeList(nodes: nodeStatuses(visibleTo: name), warnings: warnings), on: stream)
+        case .connect(let node, let service, let parameters):
+            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, parameters: parameters, interactive: interactive)
+        case .renew(let csr):
+            guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
+            do {
+                let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
+                certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                audit?.record("renew", operatorFields(name, connection).merging(["outcome": "ok", "not_after": .int(notAfter)]) { $1 })
+                connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
+            } catch {
+                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
+            }
+        case .admin(let request):
+            guard authority.isAdmin(name) else {
+                logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
+                audit?.record("admin", operatorFields(name, connection).merging(["action": .string(request.summary), "outcome": "denied", "reason": "no admin role"]) { $1 })
+                connection.reply(AdminReply(error: "you (\(name), roles \(authority.roles(of: name).joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
+                return
+            }
+            connection.reply(administer(request, actor: "operator \(name)", actorFields: operatorFields(name, connection)), on: stream)
+        case nil:
+            connection.reset(stream, code: TunnelErrorCode.badRequest)
+        }
+    }
+
+    /// Carries out an admin request from an admin operator or the local admin socket.
+    public func administer(_ request: AdminRequest, actor: String, actorFields: [String: AuditValue?] = [:]) -> AdminReply {
+        var (reply, effects) = authority.administer(request, actor: actor)
+        let recorded = audit?.record(request.auditType, actorFields.merging([
+            "actor": .string(actor), "action": .string(request.summary), "outcome": .string(reply.error == nil ? "ok" : "refused"),
+            "reason": reply.error.map { .string($0) }, "token": reply.token.flatMap { try? JoinToken.parse($0) }.map { .string($0.id) },
+        ]) { $1 }, durable: true)
+        if recorded == false, case .recordAuditRead = request {
+            return AdminReply(error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
+        }
+        if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
+        logger.notice("admin request", metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
+        for effect in effects {
+            switch effect {
+            case .disconnectNode(let name, let reason):
+                nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
+            case .disconnectOperator(let name, let reason):
+                for case .operator(name, let connection) in connections.values {
+                    connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
+                }
+            }
+        }
+        return reply
+    }
+
+    private func connect(operatorName: String, connection: MuxConnection, stream: StreamID, node: String, service: String,
+                         parameters: [String: String]?, interactive: Bool) {
+        var logMetadata: Logger.Metadata = [
+            "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
+            "policy.version": "\(authority.policy.version)",
+        ]
+        let session = sessionIDs[ObjectIdentifier(connection)] ?? "?"
+        let streamKey = "\(session)/\(stream)"
+        var fields = operatorFields(operatorName, connection).merging([
+            "stream": .string(streamKey), "node": .string(node), "service": .string(service),
+            "parameters": AuditValue.map(parameters), "policy_version": .string(authority.policy.version),
+        ]) { $1 }
+        func refuse(_ code: ErrorCode, _ message: String, outcome: String) {
+            logger.notice("stream refused", metadata: logMetadata.merging(["reason": "\(message)"]) { $1 })
+            audit?.record("stream_deny", fields.merging(["outcome": .string(outcome), "reason": .string(message)]) { $1 })
+            do {
+                try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: message)))
+            } catch {}
+            connection.reset(stream, code: code)
+        }
+        switch authority.decide(operatorName: operatorName, node: node, service: service) {
+        case .denied(let reason):
+            return refuse(TunnelErrorCode.denied, reason, outcome: "denied")
+        case .allowed(let rule):
+            logMetadata["policy.rule"] = "\(rule)"
+            fields["rule"] = .string(rule)
+        }
+        guard let record = nodes[node], let nodeConnection = record.connection, nodeConnection.canOpenStream else {
+            return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
+        }
+        // A shell is recorded by the gateway itself, so an operator who may only use `shell` (not
+        // the end-to-end encrypted `ssh`) is always on record.
+        var recorder: ShellRecorder?
+        if service == TunnelProtocol.shellService, let directory = configuration.recordingsDirectory {
+            do {
+                let shell = try ShellParameters(parameters ?? [:])
+                let file = streamKey.replacingOccurrences(of: "/", with: "-") + ".cast"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                recorder = try ShellRecorder(path: "\(directory)/\(file)", parameters: shell,
+                                             recordInput: authority.policy.recordsInput(roles: authority.roles(of: operatorName)))
+                fields["recording"] = .string(file)
+            } catch let failure as Failure {
+                return refuse(TunnelErrorCode.badRequest, failure.reason, outcome: "bad_request")
+            } catch {
+                return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot record this shell session (\(error)), so it does not open it", outcome: "audit_unavailable")
+            }
+        }
+        // The open record is on disk before a byte moves; without it, no stream.
+        guard audit?.record("stream_open", fields, durable: true) != false else {
+            return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed", outcome: "audit_unavailable")
+        }
+        let opened = Date()
+        var closeFields: [String: AuditValue?] = [
+            "stream": .string(streamKey), "session": .string(session), "operator": .string(operatorName),
+            "node": .string(node), "service": .string(service),
+        ]
+        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
+            switch outcome {
+            case .accepted(let metadata):
+                do {
+                    // A node's refusal (an unknown log source, say) travels on to the operator.
+                    try connection.accept(stream, metadata: metadata)
+                    logger.info("stream open", metadata: logMetadata)
+                } catch {
+                    nodeConnection.reset(relay.second.stream, code: .cancel)
+                }
+            case .ended(let failure):
+                relays[ObjectIdentifier(relay)] = nil
+                if let recorder {
+                    closeFields["recording"] = fields["recording"] ?? nil
+                    do {
+                        let (sha256, bytes) = try recorder.finish()
+                        closeFields["recording_sha256"] = .string(sha256)
+                        closeFields["recording_bytes"] = .int(Int64(bytes))
+                    } catch {
+                        closeFields["recording_error"] = .string("\(error)")
+                    }
+                }
+                logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+                closeFields.merge([
+                    "outcome": .string(failure == nil ? "closed" : "reset"), "reason": failure.map { .string($0.reason) },
+                    "bytes_to_node": .int(Int64(relay.first.bytesReceived)), "bytes_from_node": .int(Int64(relay.second.bytesReceived)),
+                    "duration_ms": .int(Int64(Date().timeIntervalSince(opened) * 1000)),
+                ]) { $1 }
+                audit?.record("stream_close", closeFields)
+            }
+        }
+        relay.tap = recorder.map { recorder in { bytes, direction in recorder.feed(bytes, direction: direction) } }
+        do {
+            try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service, parameters: parameters)), interactive: interactive)
+        } catch {
+            logger.info("stream refused: cannot open a stream to the node", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
+            audit?.record("stream_close", closeFields.merging(["outcome": "refused", "reason": .string("cannot open a stream to the node: \(error)")]) { $1 })
+            connection.reset(stream, code: .refusedStream)
+            return
+        }
+        connection.attach(relay.first, to: stream)
+        relays[ObjectIdentifier(relay)] = relay
+    }
+}
+
+extension AdminRequest {
+    /// The audit record type of this request.
+    var auditType: String {
+        switch self {
+        case .createToken: "token_create"
+        case .addUser: "user_add"
+        case .revokeUser, .revokeNode: "revoke"
+        case .removeNode: "node_remove"
+        case .recordAuditRead: "audit_read"
+        case .listTokens, .listUsers, .listNodes, .showPolicy: "admin_read"
+        }
+    }
+
+    /// For logs: the request without certificate requests.
+    var summary: String {
+        switch self {
+        case .createToken(let spec): "create token for \(spec.nodeName ?? spec.namePrefix.map { "\($0)*" } ?? "any name")"
+        case .listTokens: "list tokens"
+        case .addUser(let name, let roles, _, _): "add user \(name) (\(roles.joined(separator: ",")))"
+        case .listUsers: "list users"
+        case .revokeUser(let name): "revoke user \(name)"
+        case .listNodes: "list nodes"
+        case .revokeNode(let name): "revoke node \(name)"
+        case .removeNode(let name): "remove node \(name)"
+        case .showPolicy: "show policy"
+        case .recordAuditRead(let what): "read audit \(what)"
+        }
+    }
+}
