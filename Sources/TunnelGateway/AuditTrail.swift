@@ -76,7 +76,12 @@ final class AuditTrail {
             }
             return
         }
-        do { try log.tick(now: Date()) } catch { _ = record("tick_failed", [:]) }
+        do {
+            try log.tick(now: Date())
+        } catch {
+            logger.critical("audit checkpoint failed: no new streams are admitted until the log can be written again", metadata: ["error": "\(error.message)"])
+            failure = error.message
+        }
     }
 
     /// The final checkpoint at shutdown.
