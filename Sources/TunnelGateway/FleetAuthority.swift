@@ -77,8 +77,6 @@ final class FleetAuthority {
         entry.enrolledAt = now
         entry.enrolledWithToken = token.id
         entry.lastAddress = address
-        entry.revokedAt = nil
-        entry.revokedBy = nil
         try record(&entry, issued)
         return try pem(issued, nodeCA)
     }
@@ -111,11 +109,14 @@ final class FleetAuthority {
         guard (try? TunnelIdentity(role: .node, name: name)) != nil else {
             throw FleetFailure("\"\(name)\" is not a valid node name: use letters, digits, '.', '_', '-' (1–64, starting with a letter or digit)")
         }
-        if let existing = try storeCall({ try store.node(named: name) }), let enrolledKey = existing.keySHA256, enrolledKey != csr.keyHash {
+        if let existing = try storeCall({ try store.node(named: name) }) {
+            // A revoked node stays revoked, whatever key or token comes: only `node rm` ends it.
             if existing.revokedAt != nil {
                 throw FleetFailure("node \(name) was revoked; remove it with `tunnel node rm \(name)` before enrolling a replacement under that name")
             }
-            throw FleetFailure("node \(name) is already enrolled with another key; to replace that box, `tunnel node rm \(name)` first")
+            if let enrolledKey = existing.keySHA256, enrolledKey != csr.keyHash {
+                throw FleetFailure("node \(name) is already enrolled with another key; to replace that box, `tunnel node rm \(name)` first")
+            }
         }
         return name
     }

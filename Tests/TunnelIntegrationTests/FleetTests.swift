@@ -85,6 +85,9 @@ struct FleetTests {
         #expect(refusal("node-2", fleet.token(node: "node-3"), "z").contains("enrolls only the node node-3"))
         #expect(refusal("lab-1", fleet.token(prefix: "plant-"), "w").contains("starting with plant-"))
         #expect(refusal("node-1", fleet.token(), "v").contains("already enrolled with another key"))
+        // A revoked node cannot come back with a new token, not even with its own key.
+        _ = fleet.gateway.administer(.revokeNode(name: "node-1"), actor: "test")
+        #expect(refusal(nil, fleet.token(node: "node-1"), "node-1").contains("was revoked"))
         let expiring = fleet.token(ttl: 1)
         let deadline = Date().addingTimeInterval(2.2)
         fleet.runner.run(until: { Date() >= deadline }, timeout: .seconds(3))
