@@ -124,10 +124,10 @@ public struct ProxyCommand: ParsableCommand {
             let input: StreamConnection
             let output: StreamConnection
             do {
-                input = try StreamConnection.openPipe(loop: loop, fileDescriptor: 0)
+                input = try standardInput(loop: loop)
             } catch {
-                message = "stdin must be a pipe or a socket (as ssh's ProxyCommand gives it), not a file: \(error)"
-                finish(CommandFailure.usageExitCode)
+                message = "cannot use stdin: \(error)"
+                finish(CommandFailure.failureExitCode)
                 return nil
             }
             do {

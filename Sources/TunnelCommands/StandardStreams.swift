@@ -2,7 +2,7 @@ import Foundation
 import TunnelIO
 
 // stdin and stdout for the operator commands that splice a stream to them (`tunnel proxy`,
-// `tunnel logs`).
+// `tunnel logs`): pipes, sockets and terminals directly, files and devices through a pipe.
 
 /// An input that ends at once: the operator's direction of a stream it has nothing to say on
 /// (`tunnel logs`; the node keeps sending regardless, and stops when the stream is reset).
@@ -15,6 +15,35 @@ func closedInput(loop: EventLoop) throws -> StreamConnection {
         close(readEnd)
         throw error
     }
+}
+
+/// Standard input for a splice. A pipe, socket or terminal is used as it is. A file or a device
+/// (`< file`, `< /dev/null`) cannot be polled by libuv, so a thread of its own copies it into a
+/// pipe with plain blocking reads and writes, and closes the pipe at the end of the file; the
+/// loop reads the pipe. The thread touches only the two descriptors, never the loop.
+func standardInput(loop: EventLoop) throws -> StreamConnection {
+    if let direct = try? StreamConnection.openPipe(loop: loop, fileDescriptor: 0) { return direct }
+    let (readEnd, writeEnd) = try makePipe()
+    let reader: StreamConnection
+    do {
+        reader = try StreamConnection.openPipe(loop: loop, fileDescriptor: readEnd)
+    } catch {
+        close(readEnd)
+        close(writeEnd)
+        throw error
+    }
+    let copier = Thread {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            // The end of the file, a read error, or a reader gone (EPIPE; SIGPIPE is ignored).
+            guard count > 0, buffer.withUnsafeBytes({ writeAll(UnsafeRawBufferPointer(rebasing: $0[..<count]), to: writeEnd) }) else { break }
+        }
+        close(writeEnd)
+    }
+    copier.start()
+    return reader
 }
 
 /// Standard output for a splice. A pipe, socket or terminal is used as it is. Anything else

@@ -123,6 +123,9 @@ if grep -q 'node-17 *online *site=plant-a *k3s,logs,reverse,shell,ssh' <<<"$node
 
 out=$(printf 'stressed' | "$TUNNEL" proxy node-17 reverse 2>&1)
 if [ "$out" = desserts ]; then pass "stdin EOF through tunnel proxy reaches the service, and its answer comes back"; else fail "half-close through tunnel proxy" "$out"; fi
+printf 'stressed' >"$WORK/stressed.txt"
+"$TUNNEL" proxy node-17 reverse <"$WORK/stressed.txt" >"$WORK/desserts.txt" 2>&1
+if [ "$(cat "$WORK/desserts.txt")" = desserts ]; then pass "tunnel proxy takes a file as stdin and as stdout"; else fail "tunnel proxy with files" "$(cat "$WORK/desserts.txt")"; fi
 
 # A bulk stream of the non-interactive class through separate stdin and stdout pipes: every byte
 # must come back, and without stalls (a stalled splice would run into the timeout).
