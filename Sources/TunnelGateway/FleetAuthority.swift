@@ -194,17 +194,14 @@ final class FleetAuthority {
         (try? store.user(named: operatorName))?.roles ?? []
     }
 
-    func isAdmin(_ operatorName: String) -> Bool {
-        policy.isAdmin(roles: roles(of: operatorName))
-    }
 
     /// Labels the policy matches on: the ones recorded at enrollment (token labels win).
     func labels(of node: String) -> [String: String] {
         (try? store.node(named: node))?.labels ?? [:]
     }
 
-    func decide(operatorName: String, node: String, service: String) -> PolicyDecision {
-        policy.decide(roles: roles(of: operatorName), node: node, labels: labels(of: node), service: service)
+    func decide(roles: [String], node: String, service: String) -> PolicyDecision {
+        policy.decide(roles: roles, node: node, labels: labels(of: node), service: service)
     }
 
     // MARK: - Node bookkeeping

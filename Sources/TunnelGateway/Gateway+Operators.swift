@@ -9,29 +9,32 @@ import TunnelTLS
 // open to nodes — checked against the policy, recorded in the audit log, relayed.
 extension Gateway {
     func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
+        // The roles now (not at connect): a changed role applies to the next request.
+        let roles = authority.roles(of: name)
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
         case .listNodes:
-            connection.reply(NodeList(nodes: nodeStatuses(visibleTo: name), warnings: warnings), on: stream)
+            connection.reply(NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings), on: stream)
         case .connect(let node, let service, let parameters):
-            connect(operatorName: name, connection: connection, stream: stream, node: node, service: service, parameters: parameters, interactive: interactive)
+            connect(operatorName: name, roles: roles, connection: connection, stream: stream, node: node, service: service,
+                    parameters: parameters, interactive: interactive)
         case .renew(let csr):
             guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
             do {
                 let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
                 certificateDeadlines[ObjectIdentifier(connection)] = notAfter
-                audit?.record("renew", operatorFields(name, connection).merging(["outcome": "ok", "not_after": .int(notAfter)]) { $1 })
+                audit?.record("renew", operatorFields(name, connection, roles: roles).merging(["outcome": "ok", "not_after": .int(notAfter)]) { $1 })
                 connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
             } catch {
                 connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
             }
         case .admin(let request):
-            guard authority.isAdmin(name) else {
+            guard authority.policy.isAdmin(roles: roles) else {
                 logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
-                audit?.record("admin", operatorFields(name, connection).merging(["action": .string(request.summary), "outcome": "denied", "reason": "no admin role"]) { $1 })
-                connection.reply(AdminReply(error: "you (\(name), roles \(authority.roles(of: name).joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
+                audit?.record("admin", operatorFields(name, connection, roles: roles).merging(["action": .string(request.summary), "outcome": "denied", "reason": "no admin role"]) { $1 })
+                connection.reply(AdminReply(error: "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
                 return
             }
-            connection.reply(administer(request, actor: "operator \(name)", actorFields: operatorFields(name, connection)), on: stream)
+            connection.reply(administer(request, actor: "operator \(name)", actorFields: operatorFields(name, connection, roles: roles)), on: stream)
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
@@ -62,7 +65,7 @@ extension Gateway {
         return reply
     }
 
-    private func connect(operatorName: String, connection: MuxConnection, stream: StreamID, node: String, service: String,
+    private func connect(operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String, service: String,
                          parameters: [String: String]?, interactive: Bool) {
         var logMetadata: Logger.Metadata = [
             "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
@@ -70,7 +73,7 @@ extension Gateway {
         ]
         let session = sessionIDs[ObjectIdentifier(connection)] ?? "?"
         let streamKey = "\(session)/\(stream)"
-        var fields = operatorFields(operatorName, connection).merging([
+        var fields = operatorFields(operatorName, connection, roles: roles).merging([
             "stream": .string(streamKey), "node": .string(node), "service": .string(service),
             "parameters": AuditValue.map(parameters), "policy_version": .string(authority.policy.version),
         ]) { $1 }
@@ -82,7 +85,7 @@ extension Gateway {
             } catch {}
             connection.reset(stream, code: code)
         }
-        switch authority.decide(operatorName: operatorName, node: node, service: service) {
+        switch authority.decide(roles: roles, node: node, service: service) {
         case .denied(let reason):
             return refuse(TunnelErrorCode.denied, reason, outcome: "denied")
         case .allowed(let rule):
@@ -101,7 +104,7 @@ extension Gateway {
                 let file = streamKey.replacingOccurrences(of: "/", with: "-") + ".cast"
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 recorder = try ShellRecorder(path: "\(directory)/\(file)", parameters: shell,
-                                             recordInput: authority.policy.recordsInput(roles: authority.roles(of: operatorName)))
+                                             recordInput: authority.policy.recordsInput(roles: roles))
                 fields["recording"] = .string(file)
             } catch let failure as Failure {
                 return refuse(TunnelErrorCode.badRequest, failure.reason, outcome: "bad_request")

@@ -199,12 +199,13 @@ public final class Gateway {
         ["session": .string(sessionIDs[ObjectIdentifier(connection)] ?? "?"), "source": .string(connection.remoteAddress)]
     }
 
-    /// An operator as audit records name them: certificate subject and serial, roles now.
-    func operatorFields(_ name: String, _ connection: MuxConnection) -> [String: AuditValue?] {
+    /// An operator as audit records name them: certificate subject and serial, and `roles`, the
+    /// roles the request was decided with (looked up once per request by the caller).
+    func operatorFields(_ name: String, _ connection: MuxConnection, roles: [String]) -> [String: AuditValue?] {
         peerFields(connection).merging([
             "operator": .string(name), "operator_subject": connection.peerIdentity.map { .string($0.uri) },
             "operator_serial": connection.peerCertificate.map { .string($0.serialNumberHex) },
-            "roles": .strings(authority.roles(of: name)),
+            "roles": .strings(roles),
         ]) { $1 }
     }
 
@@ -297,14 +298,13 @@ public final class Gateway {
     // MARK: - Nodes
 
     /// Every node the gateway knows: enrolled ones from the store, with the live view merged in.
-    /// Online first, then by name. `visibleTo` limits it to nodes an operator can reach.
-    public func nodeStatuses(visibleTo operatorName: String? = nil) -> [NodeStatus] {
+    /// Online first, then by name. `visibleToRoles` limits it to nodes those roles can reach.
+    public func nodeStatuses(visibleToRoles roles: [String]? = nil) -> [NodeStatus] {
         let now = loop.now
         let stored = (try? authority.store.nodes()) ?? []
         var names = Set(nodes.keys)
         names.formUnion(stored.map(\.name))
         let entries = Dictionary(stored.map { ($0.name, $0) }) { first, _ in first }
-        let roles = operatorName.map { authority.roles(of: $0) }
         return names.compactMap { name -> NodeStatus? in
             let record = nodes[name]
             let entry = entries[name]
@@ -459,7 +459,7 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             connections[key] = .operator(identity.name, connection)
-            audit?.record("operator_connect", operatorFields(identity.name, connection))
+            audit?.record("operator_connect", operatorFields(identity.name, connection, roles: authority.roles(of: identity.name)))
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
