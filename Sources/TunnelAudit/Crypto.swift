@@ -60,7 +60,7 @@ final class SHA256Hasher {
 
 /// Lowercase hexadecimal, the form of hashes and key ids in records.
 enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     static func write(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
         for (index, byte) in bytes.enumerated() {
@@ -102,7 +102,14 @@ public final class AuditPublicKey: @unchecked Sendable {
             EVP_PKEY_free(pointer)
             throw OpenSSLErrors.error(.key, "\(source) is not an Ed25519 key")
         }
-        let hasher = try SHA256Hasher()
+        let hasher: SHA256Hasher
+        do {
+            hasher = try SHA256Hasher()
+        } catch {
+            // Owned since the call: an init that throws must free it, as no deinit will.
+            EVP_PKEY_free(pointer)
+            throw error
+        }
         self.pointer = pointer
         self.rawBytes = raw
         self.keyID = String(Hex.encode(hasher.digest(raw)).prefix(RecordFormat.keyIDLength))

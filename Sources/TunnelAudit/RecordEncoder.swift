@@ -150,8 +150,7 @@ struct RecordEncoder {
                 case 0x0D: line.append(UInt8(ascii: "r"))
                 case 0x09: line.append(UInt8(ascii: "t"))
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
-                    line += [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+                    line += [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Hex.digits[Int(byte >> 4)], Hex.digits[Int(byte & 0x0F)]]
                 }
             }
             line += UnsafeBufferPointer(rebasing: utf8[runStart...])

@@ -25,10 +25,17 @@ struct AuditEntry {
         return nil
     }
 
-    static func parseTime(_ text: String) -> Date? {
+    /// Made once: a formatter is costly to build, and every record's time is parsed.
+    nonisolated(unsafe) private static let withFraction: ISO8601DateFormatter = {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+        return formatter
+    }()
+    nonisolated(unsafe) private static let withoutFraction = ISO8601DateFormatter()
+
+    /// The auditor commands are single-threaded; the formatters are used from that thread only.
+    static func parseTime(_ text: String) -> Date? {
+        withFraction.date(from: text) ?? withoutFraction.date(from: text)
     }
 }
 

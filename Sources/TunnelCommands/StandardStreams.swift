@@ -84,6 +84,8 @@ func standardOutput(loop: EventLoop) throws -> StreamConnection {
 func makePipe() throws(CommandFailure) -> (readEnd: Int32, writeEnd: Int32) {
     var descriptors: [Int32] = [-1, -1]
     guard pipe(&descriptors) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))") }
+    // Close-on-exec: a child the command starts must not hold a write end open.
+    for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
     return (descriptors[0], descriptors[1])
 }
 
