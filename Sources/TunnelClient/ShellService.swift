@@ -158,9 +158,10 @@ private final class ShellSession {
         }
     }
 
+    /// Reaps the shell if it has exited, and sends the exit frame once both the exit and the end
+    /// of the output are known, whichever came second (`sendExit` waits for both).
     private func childMayHaveExited() {
-        guard shell.exitStatus == nil, shell.reap() else { return }
-        if !outputEnded {
+        if shell.exitStatus == nil, shell.reap(), !outputEnded {
             timer.start(after: Self.drainAfterExitMilliseconds) { [unowned self] in
                 closeTerminal()
                 sendExit()
