@@ -35,18 +35,10 @@ public struct LogsCommand: ParsableCommand {
             var stopping = false
             let input: StreamConnection
             let output: StreamConnection
-            do {
-                input = try closedInput(loop: loop)
+            do throws(CommandFailure) {
+                (input, output) = try spliceEnds(loop: loop, input: closedInput)
             } catch {
-                message = "\(error)"
-                finish(CommandFailure.failureExitCode)
-                return nil
-            }
-            do {
-                output = try standardOutput(loop: loop)
-            } catch {
-                input.close()
-                message = "cannot write to standard output: \(error)"
+                message = error.message
                 finish(CommandFailure.failureExitCode)
                 return nil
             }

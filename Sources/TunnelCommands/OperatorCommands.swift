@@ -123,19 +123,11 @@ public struct ProxyCommand: ParsableCommand {
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             let input: StreamConnection
             let output: StreamConnection
-            do {
-                input = try standardInput(loop: loop)
+            do throws(CommandFailure) {
+                (input, output) = try spliceEnds(loop: loop, input: standardInput)
             } catch {
-                message = "cannot use stdin: \(error)"
+                message = error.message
                 finish(CommandFailure.failureExitCode)
-                return nil
-            }
-            do {
-                output = try standardOutput(loop: loop)
-            } catch {
-                input.close()
-                message = "cannot use stdout: \(error)"
-                finish(CommandFailure.usageExitCode)
                 return nil
             }
             client.splice(on: connection, node: node, service: service, interactive: service == "ssh",

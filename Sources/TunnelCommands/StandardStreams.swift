@@ -17,6 +17,19 @@ func closedInput(loop: EventLoop) throws -> StreamConnection {
     }
 }
 
+/// The local ends of a splice: `makeInput`, then standard output; the input is closed again if
+/// standard output cannot be used. The error is a sentence naming the side that failed.
+func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(CommandFailure) -> (input: StreamConnection, output: StreamConnection) {
+    let input: StreamConnection
+    do { input = try makeInput(loop) } catch { throw .failed("cannot use stdin: \(error)") }
+    do {
+        return (input, try standardOutput(loop: loop))
+    } catch {
+        input.close()
+        throw .failed("cannot use stdout: \(error)")
+    }
+}
+
 /// Standard input for a splice. A pipe, socket or terminal is used as it is. A file or a device
 /// (`< file`, `< /dev/null`) cannot be polled by libuv, so a thread of its own copies it into a
 /// pipe with plain blocking reads and writes, and closes the pipe at the end of the file; the
