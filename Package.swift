@@ -29,6 +29,11 @@ let package = Package(
         /// Thin, loop-confined libuv wrappers: loop, TCP, timers, signals, DNS. No protocol knowledge.
         .target(name: "TunnelIO", dependencies: ["CLibUV"]),
         .testTarget(name: "TunnelIOTests", dependencies: ["TunnelIO"]),
+        /// nodejs/http-parser from Debian's libhttp-parser-dev (no pkg-config file, so a plain modulemap).
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        /// HTTP/1.x requests and responses, sans-IO: bytes in, heads, bodies and upgrades out.
+        .target(name: "TunnelHTTP", dependencies: ["CHTTPParser"]),
+        .testTarget(name: "TunnelHTTPTests", dependencies: ["TunnelHTTP"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,

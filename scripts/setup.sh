@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     pkg-config libuv1-dev libssl-dev          # build: the system-library targets
     libsqlite3-dev                            # build: the gateway's fleet database
+    libhttp-parser-dev                        # build: TunnelHTTP (the console, the Kubernetes proxy)
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks
     iproute2                                  # network namespaces for the half-open link test
