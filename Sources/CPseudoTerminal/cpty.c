@@ -152,7 +152,8 @@ static const char *step_text(int step) {
 
 /// Everything exec needs, built before fork.
 struct launch {
-    char *argv[2];
+    /// argv[0], then `-c` and the command when there is one (the strings are borrowed).
+    char *argv[4];
     char *envp[7];
 };
 
@@ -171,7 +172,7 @@ static char *joined(const char *prefix, const char *text) {
     return result;
 }
 
-static int launch_build(const struct account *account, const char *term, struct launch *launch) {
+static int launch_build(const struct account *account, const char *term, const char *command, struct launch *launch) {
     memset(launch, 0, sizeof *launch);
     const char *slash = strrchr(account->shell, '/');
     // Debian's login.defs ENV_SUPATH and ENV_PATH.
@@ -185,8 +186,16 @@ static int launch_build(const struct account *account, const char *term, struct 
         && (launch->envp[3] = joined("LOGNAME=", account->name)) != NULL
         && (launch->envp[4] = joined("SHELL=", account->shell)) != NULL
         && (launch->envp[5] = joined("PATH=", path)) != NULL;
-    if (!ok) launch_free(launch);
-    return ok ? 0 : -1;
+    if (!ok) {
+        launch_free(launch);
+        return -1;
+    }
+    // A login shell that runs one command (`-bash -c CMD`) reads the same profile first.
+    if (command != NULL) {
+        launch->argv[1] = "-c";
+        launch->argv[2] = (char *)command;
+    }
+    return 0;
 }
 
 /// The child, between fork and exec: system calls only. On failure it reports the step and
@@ -246,12 +255,12 @@ static int keep_above_stdio(int *fd) {
     return 0;
 }
 
-int cpty_spawn_login_shell(const char *user, const char *term, unsigned short columns, unsigned short rows,
-                           cpty_shell *shell, char *error, size_t error_size) {
+int cpty_spawn_login_shell(const char *user, const char *term, const char *command, unsigned short columns,
+                           unsigned short rows, cpty_shell *shell, char *error, size_t error_size) {
     struct account account;
     if (account_lookup(user, &account, error, error_size) != 0) return -1;
     struct launch launch;
-    if (launch_build(&account, term, &launch) != 0) {
+    if (launch_build(&account, term, command, &launch) != 0) {
         account_free(&account);
         say(error, error_size, "out of memory preparing the shell of %s", user);
         return -1;

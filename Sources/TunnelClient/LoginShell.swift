@@ -31,11 +31,12 @@ final class LoginShell {
         }
     }
 
-    /// Starts `user`'s login shell with the operator's terminal type and size. Watch SIGCHLD
+    /// Starts `user`'s login shell with the operator's terminal type and size, running the
+    /// operator's command through `-c` when there is one. Watch SIGCHLD
     /// before calling this, so the child's exit cannot go unnoticed.
     init(loop: EventLoop, user: String, parameters: ShellParameters) throws(Failure) {
         var shell = cpty_shell()
-        try Self.callReportingSentence { cpty_spawn_login_shell(user, parameters.term, parameters.columns, parameters.rows, &shell, $0, $1) }
+        try Self.callReportingSentence { cpty_spawn_login_shell(user, parameters.term, parameters.command, parameters.columns, parameters.rows, &shell, $0, $1) }
         do {
             terminal = try StreamConnection.openPipe(loop: loop, fileDescriptor: shell.master_fd)
         } catch {

@@ -89,10 +89,12 @@ private final class ShellSession {
         let stream = ShellStream(connection: connection, stream: id, receiving: .toNode) { [self] event in handle(event) }
         self.stream = stream
         session = self
-        logger.info("shell started", metadata: [
+        var metadata: Logger.Metadata = [
             "stream.id": "\(id)", "shell.user": "\(user)", "shell.pid": "\(shell.pid)",
             "shell.size": "\(parameters.columns)x\(parameters.rows)", "shell.term": "\(parameters.term)",
-        ])
+        ]
+        if let command = parameters.command { metadata["shell.command"] = "\(command)" }
+        logger.info("shell started", metadata: metadata)
         do {
             try connection.accept(id, handler: stream)
             try shell.terminal.startReading { [unowned self] event in terminalRead(event) }

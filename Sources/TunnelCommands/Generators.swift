@@ -31,7 +31,34 @@ public let sshHostSuffix = ".tunnel"
 ///   doubled so ssh does not read it as a token.
 /// `text` quoted for the shell that runs an ssh_config ProxyCommand, with `%` escaped for ssh.
 func sshConfigQuoted(_ text: String) -> String {
-    "'" + text.replacingOccurrences(of: "'", with: "'\\''").replacingOccurrences(of: "%", with: "%%") + "'"
+    shellQuoted(text, always: true).replacingOccurrences(of: "%", with: "%%")
+}
+
+/// `text` as one word for a POSIX shell: as it is when it holds only characters no shell treats
+/// specially (unless `always`), else in single quotes.
+func shellQuoted(_ text: String, always: Bool = false) -> String {
+    let plain = !text.isEmpty && text.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "@%+=:,./_-".utf8.contains(byte)
+        }
+    }
+    if plain && !always { return text }
+    return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// The command line `tunnel shell NODE -- WORDS` asks the node's login shell to run: one word is
+/// a command line as it is (`-- 'uptime; exit 3'`), several are quoted word by word, so
+/// `-- sh -c 'exit 3'` runs `sh` with the two arguments given (ssh would join them with spaces,
+/// and `sh -c exit 3` exits 0). Nil for no words: an interactive shell.
+public func shellCommandLine(_ words: [String]) -> String? {
+    switch words.count {
+    case 0: nil
+    case 1: words[0]
+    default: words.map { shellQuoted($0) }.joined(separator: " ")
+    }
 }
 
 public func sshConfigBlock(tunnelPath: String, configPath: String) -> String {

@@ -69,7 +69,7 @@ public final class ShellRecorder {
     public private(set) var writeFailure: ShellRecordingError?
 
     /// Creates the file at `path` (it must not exist) and writes the header with the terminal
-    /// type and size the operator opened the stream with.
+    /// type and size the operator opened the stream with, and the command if one was asked for.
     public init(path: String, parameters: ShellParameters, recordInput: Bool, clock: RecordingClock = .system) throws(ShellRecordingError) {
         self.path = path
         self.recordInput = recordInput
@@ -80,7 +80,12 @@ public final class ShellRecorder {
         lastSync = startedAt
         lines.append(contentsOf: "{\"version\": 2, \"width\": \(parameters.columns), \"height\": \(parameters.rows), \"timestamp\": \(clock.unixSeconds()), \"env\": {\"TERM\": ".utf8)
         Self.appendJSONString(parameters.term.utf8, to: &lines)
-        lines.append(contentsOf: "}}\n".utf8)
+        lines.append(contentsOf: "}".utf8)
+        if let command = parameters.command {
+            lines.append(contentsOf: ", \"command\": ".utf8)
+            Self.appendJSONString(command.utf8, to: &lines)
+        }
+        lines.append(contentsOf: "}\n".utf8)
         writeLines()
         syncDirectory()
         if let writeFailure {

@@ -175,23 +175,30 @@ public struct ShellFrameDecoder {
 }
 
 /// What the operator sends in the OPEN of a shell stream, as the service request's parameters:
-/// the terminal type and its size. The node starts the shell with them and the gateway's
-/// recording header carries them.
+/// the terminal type and its size, and a command when the shell is to run one instead of an
+/// interactive session. The node starts the shell with them and the gateway's recording header
+/// carries them.
 public struct ShellParameters: Equatable, Sendable {
     public static let termKey = "term"
     public static let columnsKey = "cols"
     public static let rowsKey = "rows"
+    public static let commandKey = "command"
     /// A terminfo name is short; anything longer is not one.
     public static let maxTermLength = 64
+    /// Leaves room in the stream-open metadata (at most 4 KiB) for the rest of the request.
+    public static let maxCommandLength = 2048
 
     public var term: String
     public var columns: UInt16
     public var rows: UInt16
+    /// A command line for the login shell's `-c`; nil for an interactive shell.
+    public var command: String?
 
-    public init(term: String, columns: UInt16, rows: UInt16) {
+    public init(term: String, columns: UInt16, rows: UInt16, command: String? = nil) {
         self.term = term
         self.columns = columns
         self.rows = rows
+        self.command = command
     }
 
     /// Reads and checks the stream parameters; the failure is a sentence for the operator.
@@ -201,7 +208,7 @@ public struct ShellParameters: Equatable, Sendable {
         guard let term = parameters[Self.termKey], (1...Self.maxTermLength).contains(term.utf8.count),
               term.utf8.allSatisfy(Self.isTermCharacter)
         else {
-            throw Failure(TunnelErrorCode.badRequest, "shell parameter \(Self.termKey) must be a terminal type such as xterm-256color")
+            throw Failure(TunnelErrorCode.badRequest, "shell parameter \(Self.termKey) (the TERM variable) must be a terminal type such as xterm-256color")
         }
         func size(_ key: String) throws(Failure) -> UInt16 {
             guard let text = parameters[key], let value = UInt16(text), value > 0 else {
@@ -209,7 +216,20 @@ public struct ShellParameters: Equatable, Sendable {
             }
             return value
         }
-        self.init(term: term, columns: try size(Self.columnsKey), rows: try size(Self.rowsKey))
+        let command = parameters[Self.commandKey]
+        if let command {
+            guard (1...Self.maxCommandLength).contains(command.utf8.count), command.utf8.allSatisfy(Self.isCommandCharacter) else {
+                throw Failure(TunnelErrorCode.badRequest,
+                              "shell parameter \(Self.commandKey) must be 1 to \(Self.maxCommandLength) bytes without control characters other than tab and newline")
+            }
+        }
+        self.init(term: term, columns: try size(Self.columnsKey), rows: try size(Self.rowsKey), command: command)
+    }
+
+    /// A NUL would cut the command short on its way to exec; other control characters have no
+    /// place on a command line and would garble the logs and the audit's human output.
+    static func isCommandCharacter(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte != 0x7f || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n")
     }
 
     /// Letters, digits and `+-._`, as in `xterm-256color` or `screen.xterm`.
@@ -224,6 +244,8 @@ public struct ShellParameters: Equatable, Sendable {
     }
 
     public var dictionary: [String: String] {
-        [Self.termKey: term, Self.columnsKey: String(columns), Self.rowsKey: String(rows)]
+        var dictionary = [Self.termKey: term, Self.columnsKey: String(columns), Self.rowsKey: String(rows)]
+        dictionary[Self.commandKey] = command
+        return dictionary
     }
 }

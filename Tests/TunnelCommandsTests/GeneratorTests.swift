@@ -48,6 +48,14 @@ import Yams
         }
     }
 
+    @Test func shellCommandLines() {
+        #expect(shellCommandLine([]) == nil)
+        #expect(shellCommandLine(["uptime; exit 3"]) == "uptime; exit 3")
+        #expect(shellCommandLine(["sh", "-c", "exit 3"]) == "sh -c 'exit 3'")
+        #expect(shellCommandLine(["printf", "%s\\n", "it's", ""]) == "printf '%s\\n' 'it'\\''s' ''")
+        #expect(shellCommandLine(["ls", "/var/log/a_b-c.1", "x=y,z@h:p"]) == "ls /var/log/a_b-c.1 x=y,z@h:p")
+    }
+
     @Test func nodeNames() {
         #expect(nodeName(fromSSHHost: "node-17.tunnel") == "node-17")
         #expect(nodeName(fromSSHHost: "NODE-17.TUNNEL") == "node-17")

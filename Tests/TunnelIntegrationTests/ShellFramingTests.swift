@@ -101,4 +101,19 @@ struct ShellFramingTests {
             #expect(throws: Failure.self, "\(bad)") { try ShellParameters(bad) }
         }
     }
+
+    @Test("a command parameter: any printable text, tabs and newlines; no NUL or other control characters; bounded")
+    func commandParameter() throws {
+        let command = ShellParameters(term: "dumb", columns: 80, rows: 24, command: "for f in *; do\n\techo \"$f\" 'é'; done")
+        #expect(command.dictionary["command"] == command.command)
+        #expect(try ShellParameters(command.dictionary) == command)
+        #expect(try ShellParameters(["term": "dumb", "cols": "80", "rows": "24"]).command == nil)
+        let longest = String(repeating: "x", count: ShellParameters.maxCommandLength)
+        #expect(try ShellParameters(["term": "dumb", "cols": "80", "rows": "24", "command": longest]).command == longest)
+        for bad in ["", "true\0; rm -rf /", "echo \u{1b}[2J", "echo\r", longest + "x"] {
+            #expect(throws: Failure.self, "\(bad.debugDescription)") {
+                try ShellParameters(["term": "dumb", "cols": "80", "rows": "24", "command": bad])
+            }
+        }
+    }
 }

@@ -86,6 +86,7 @@ struct ShellRecorderTests {
         #expect(header["height"] as? Int == 30)
         #expect(header["timestamp"] as? Int == 1_700_000_000)
         #expect(header["env"] as? [String: String] == ["TERM": "xterm-256color"])
+        #expect(header["command"] == nil)
         let events = try lines.dropFirst().map { try #require($0 as? [Any]) }
         #expect(events.map { $0[1] as? String } == ["i", "o", "o", "r", "o"])
         #expect(events.map { $0[0] as? Double } == [0.25, 0.5, 0.5, 1.0, 1.5])
@@ -100,6 +101,19 @@ struct ShellRecorderTests {
         let catted = try runProgram("script", ["--quiet", "--return", "--command", "asciinema cat \(path)", "/dev/null"])
         #expect(catted.status == 0)
         #expect(catted.output == Array(Self.output.utf8))
+    }
+
+    @Test("a command the operator asked for is in the header, as asciicast v2 keeps it")
+    func commandInHeader() throws {
+        let directory = try Directory()
+        let path = "\(directory.path)/session.cast"
+        var parameters = Self.parameters
+        parameters.command = "sh -c 'exit 3'\n\"é\""
+        let recorder = try ShellRecorder(path: path, parameters: parameters, recordInput: false, clock: ManualClock().recording)
+        _ = try recorder.finish()
+        let header = try #require(try Self.lines(path).first as? [String: Any])
+        #expect(header["command"] as? String == parameters.command)
+        #expect(header["env"] as? [String: String] == ["TERM": "xterm-256color"])
     }
 
     @Test("keystrokes are left out unless the policy asks for them")

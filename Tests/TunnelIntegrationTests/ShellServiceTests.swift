@@ -98,6 +98,20 @@ struct ShellServiceTests {
         #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }))
     }
 
+    @Test("a command runs through the login shell's -c on the terminal, and its exit status comes back without any input")
+    func command() throws {
+        let scenario = try Scenario()
+        defer { scenario.tearDown() }
+        let terminal = try Terminal(scenario, parameters: ShellParameters(
+            term: "dumb", columns: 80, rows: 24, command: "tty >/dev/null && echo out-$((6 * 7)); exit 5"))
+        #expect(scenario.runner.run(until: { terminal.finished || terminal.failure != nil }))
+        #expect(terminal.exitStatus == 5)
+        // The command is not echoed (nobody typed it): "out-42" can only be its output, on a terminal.
+        #expect(terminal.text.contains("out-42"), "\(terminal.text)")
+        terminal.shell.finish()
+        #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }))
+    }
+
     @Test("an operator who goes away hangs the shell up: it ends well before the SIGKILL grace period")
     func operatorResetHangsUp() throws {
         let scenario = try Scenario()

@@ -24,9 +24,10 @@ int cpty_check_user(const char *user, char *error, size_t error_size);
 /// size, in the user's home directory, with only TERM, HOME, USER, LOGNAME, SHELL and PATH set.
 /// When root, it becomes the user (groups, gid, uid) before exec. Everything is prepared before
 /// fork; the child only makes system calls. Returns once the shell was exec'd: 0, or -1 with a
-/// sentence in `error` (including why the child could not exec).
-int cpty_spawn_login_shell(const char *user, const char *term, unsigned short columns, unsigned short rows,
-                           cpty_shell *shell, char *error, size_t error_size);
+/// sentence in `error` (including why the child could not exec). A `command` that is not NULL
+/// runs through the login shell's `-c` instead of an interactive session.
+int cpty_spawn_login_shell(const char *user, const char *term, const char *command, unsigned short columns,
+                           unsigned short rows, cpty_shell *shell, char *error, size_t error_size);
 
 /// Sets the terminal size (TIOCSWINSZ); the kernel tells the foreground process group with
 /// SIGWINCH. Returns 0 or -errno.
