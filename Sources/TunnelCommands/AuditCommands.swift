@@ -93,7 +93,7 @@ enum AuditReader {
 
 /// Where the auditor commands read and who to tell about the read.
 struct AuditSourceOptions: ParsableArguments {
-    @Option(help: "Audit directory (default \(AuditReader.defaultDirectory))") var dir: String = AuditReader.defaultDirectory
+    @Option(help: "Audit directory") var dir: String = AuditReader.defaultDirectory
     @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)") var adminSocket: String?
 }
 
@@ -200,7 +200,7 @@ public struct AuditVerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Verify an audit directory or an export, offline; names the first bad record.",
         discussion: "Take the public key (or its key id) from somewhere other than the machine being audited.")
-    @Argument(help: "An audit directory or a bundle from `tunnel audit export` (default \(AuditReader.defaultDirectory))") var path: String = AuditReader.defaultDirectory
+    @Argument(help: "An audit directory or a bundle from `tunnel audit export`") var path: String = AuditReader.defaultDirectory
     @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
     @Flag(help: "Also require the log to end with a clean close (a stopped gateway's log)") var closed = false
     public init() {}
