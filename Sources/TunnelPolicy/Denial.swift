@@ -28,14 +28,15 @@ extension Policy {
     private func serviceNotGranted(by rules: [Rule], node: String, service: String) -> String {
         let roles = uniqued(rules.map(\.role))
         let services = uniqued(rules.flatMap { rule -> [String] in
-            guard case .only(let names) = rule.services else { return [] }
-            return names
+            guard case .only(let names) = rule.services else { return ["every service but kubernetes"] }
+            return names + (rule.kubernetesGroups == nil ? [] : [Policy.kubernetesService])
         })
         let who = roles.count == 1 ? "your role \(roles[0])" : "your roles \(roles.joined(separator: ", "))"
         let verb = roles.count == 1 ? "allows" : "allow"
         let which = rules.count == 1 ? "rule" : "rules"
         return "\(who) \(verb) only \(services.joined(separator: ", ")) on \(node) "
             + "(\(which) \(rules.map(\.reference).joined(separator: ", "))); \(service) is not granted"
+            + (service == Policy.kubernetesService ? " (only a rule with kubernetes: {groups: [...]} grants it)" : "")
     }
 
     /// A rule as a denial describes it: what it lacks to cover the node, and whether it would
@@ -50,7 +51,7 @@ extension Policy {
 
         var text: String {
             var text = "\(rule.reference) needs \(lacks.joined(separator: " and "))"
-            if !grantsService, case .only(let names) = rule.services {
+            if !grantsService, case .only(let names) = rule.services, !names.isEmpty {
                 text += " and grants only \(names.joined(separator: ", "))"
             }
             return text

@@ -60,6 +60,23 @@ public struct Policy: Sendable {
         ]),
     ])
 
+    /// The node service that proxies the node's Kubernetes API as the operator (`docs/KUBERNETES.md`).
+    /// Only rules with a `kubernetes:` mapping grant it, never `"*"`: who the operator becomes on
+    /// the cluster must be written down.
+    public static let kubernetesService = "kubernetes"
+
+    /// The Kubernetes groups `roles` are mapped to on the node: the union, in file order, of the
+    /// `kubernetes.groups` of every rule of theirs that covers the node. Empty means no access.
+    public func kubernetesGroups(roles: [String], node: String, labels: [String: String]) -> [String] {
+        var groups: [String] = []
+        for name in roles {
+            for rule in self.roles[name]?.rules ?? [] where rule.covers(node: node, labels: labels) {
+                for group in rule.kubernetesGroups ?? [] where !groups.contains(group) { groups.append(group) }
+            }
+        }
+        return groups
+    }
+
     /// Whether recorded shell sessions of `roles` keep keystrokes (`record-input: true` on any of them).
     public func recordsInput(roles: [String]) -> Bool {
         roles.contains { self.roles[$0]?.recordsInput == true }
@@ -144,8 +161,12 @@ struct Rule: Sendable {
     let nodes: [NodePattern]?
     /// Empty when the rule has no `labels` key.
     let labels: [Label]
+    /// The Kubernetes groups of `kubernetes: {groups: [...]}`; nil when the rule has none, and
+    /// then it does not grant the `kubernetes` service.
+    var kubernetesGroups: [String]? = nil
 
     func grants(_ service: String) -> Bool {
+        if service == Policy.kubernetesService { return kubernetesGroups != nil }
         switch services {
         case .any: return true
         case .only(let names): return names.contains(service)

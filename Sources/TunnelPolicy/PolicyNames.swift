@@ -7,6 +7,17 @@ enum PolicyNames {
     static let labelKeyRule = "use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit, PREFIX a lower-case DNS name (e.g. site or example.com/rack)"
     static let labelValueRule = "use at most 63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit, or \"*\" (quoted) for any value"
 
+    static let kubernetesGroupRule = "use 1–253 of A-Z a-z 0-9 and . _ - : @ /, starting with a letter or digit (e.g. edge-viewers or example.com:ops)"
+
+    /// Kubernetes group names as the policy may assert them in `Impersonate-Group`: Kubernetes
+    /// itself takes any string, but these travel in HTTP headers and audit lines, so no spaces,
+    /// commas or control characters.
+    static func isKubernetesGroup(_ group: String) -> Bool {
+        let bytes = Array(group.utf8)
+        guard (1...253).contains(bytes.count), isAlnum(bytes[0]) else { return false }
+        return bytes.allSatisfy { isAlnum($0) || Array("._-:@/".utf8).contains($0) }
+    }
+
     /// Role and service names: a lower-case DNS label.
     static func isDNSLabel(_ name: some StringProtocol) -> Bool {
         let bytes = Array(name.utf8)

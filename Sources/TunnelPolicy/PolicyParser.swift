@@ -81,25 +81,48 @@ struct PolicyParser {
     }
 
     private func rule(_ node: Node, role: String, index: Int, path: String) throws(PolicyError) -> Rule {
-        let fields = try entries(of: node, path: path, allowedKeys: ["services", "nodes", "labels"],
+        let fields = try entries(of: node, path: path, allowedKeys: ["services", "nodes", "labels", "kubernetes"],
                                  expected: "a rule: a mapping with services and nodes and/or labels")
         var services: Rule.Services?
         var nodes: [NodePattern]?
         var labels: [Rule.Label]?
+        var kubernetesGroups: [String]?
         for field in fields {
             switch field.key {
             case "services": services = try self.services(field)
             case "nodes": nodes = try self.nodes(field)
+            case "kubernetes": kubernetesGroups = try kubernetes(field)
             default: labels = try self.labels(field)
             }
         }
-        guard let services else {
+        // A rule with only a kubernetes mapping grants the kubernetes service alone.
+        guard let services = services ?? kubernetesGroups.map({ _ in .only([]) }) else {
             throw failure(node, path, "services is missing; list what this rule allows, e.g. services: [ssh], or [\"*\"] for every service")
         }
         guard nodes != nil || labels != nil else {
             throw failure(node, path, "needs nodes or labels (or both), so that a forgotten key cannot grant every node; write nodes: [\"*\"] to mean every node")
         }
-        return Rule(reference: "\(role).allow[\(index)]", role: role, services: services, nodes: nodes, labels: labels ?? [])
+        return Rule(reference: "\(role).allow[\(index)]", role: role, services: services, nodes: nodes, labels: labels ?? [],
+                    kubernetesGroups: kubernetesGroups)
+    }
+
+    /// `kubernetes: {groups: [edge-viewers]}`: the groups an operator is impersonated with on the
+    /// nodes the rule covers (`docs/KUBERNETES.md`).
+    private func kubernetes(_ field: Entry) throws(PolicyError) -> [String] {
+        let keys = try entries(of: field.value, path: field.path, allowedKeys: ["groups"], expected: "a mapping like {groups: [edge-viewers]}")
+        guard let groupsField = keys.first else {
+            throw failure(field.value, field.path, "groups is missing; write kubernetes: {groups: [edge-viewers]}")
+        }
+        var groups: [String] = []
+        for (index, item) in try list(groupsField, example: "[edge-viewers]", whenEmpty: "list at least one Kubernetes group, or remove kubernetes").enumerated() {
+            let path = "\(groupsField.path)[\(index)]"
+            let group = try scalar(item, path: path, what: "a Kubernetes group name")
+            guard PolicyNames.isKubernetesGroup(group) else {
+                throw failure(item, path, "invalid Kubernetes group \"\(group)\": \(PolicyNames.kubernetesGroupRule)")
+            }
+            if !groups.contains(group) { groups.append(group) }
+        }
+        return groups
     }
 
     private func services(_ field: Entry) throws(PolicyError) -> Rule.Services {
@@ -110,6 +133,8 @@ struct PolicyParser {
             let name = try scalar(item, path: path, what: "a service name")
             if name == "*" {
                 everyService = true
+            } else if name == Policy.kubernetesService {
+                throw failure(item, path, "kubernetes is granted by a kubernetes: {groups: [...]} mapping on the rule, which says as whom; remove it from services")
             } else if PolicyNames.isDNSLabel(name) {
                 names.append(name)
             } else {

@@ -31,7 +31,7 @@ import Testing
             allow:
               - services: [ssh]
                 node: ["*"]
-        """, message: "policy.yaml:5: roles.ops.allow[0].node: unknown key; allowed here: services, nodes, labels"),
+        """, message: "policy.yaml:5: roles.ops.allow[0].node: unknown key; allowed here: services, nodes, labels, kubernetes"),
 
         // Wrong types.
         Case(what: "top level is a list", yaml: """
