@@ -3,8 +3,11 @@
 
 No k3s binary can run on the build machines, but our end-to-end tests must drive the
 real `kubectl` through the tunnel.  This script serves just enough of the API for
-`kubectl get`, `get --watch`, `logs -f`, `exec` and `port-forward` to succeed, over
-mutual TLS with a PKI it makes itself with the `openssl` CLI.  Standard library only.
+`kubectl get`, `get --watch`, `logs -f`, `exec`, `port-forward` and `auth whoami` to
+succeed, over TLS with a PKI it makes itself with the `openssl` CLI.  Like a real API
+server it authenticates every request (client certificate or a service-account bearer
+token), honours `Impersonate-*` headers only from identities allowed to impersonate, and
+authorizes with a tiny RBAC table (see README.md).  Standard library only.
 
 Usage: kube-apiserver-standin.py --dir DIR [--listen 127.0.0.1:0]
 Prints `READY port=PORT` on stdout once it accepts connections; exits on SIGTERM/SIGINT.
@@ -72,7 +75,8 @@ def issue_certificate(pki_dir, name, subject, extensions):
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
             "-nodes", "-keyout", key, "-subj", subject, "-out", csr)
     with tempfile.NamedTemporaryFile("w", dir=pki_dir, suffix=".ext") as ext:
-        ext.write(extensions)
+        # Key identifiers, as Go's x509 (and so k3s) writes them: strict verifiers want them.
+        ext.write(extensions + "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n")
         ext.flush()
         openssl("x509", "-req", "-in", csr, "-CA", os.path.join(pki_dir, "ca.crt"),
                 "-CAkey", os.path.join(pki_dir, "ca.key"), "-set_serial",
@@ -89,7 +93,8 @@ def ensure_pki(pki_dir):
     forward at another address can verify it with `tls-server-name: kubernetes`.
     """
     os.makedirs(pki_dir, exist_ok=True)
-    names = ("ca.crt", "ca.key", "server.crt", "server.key", "admin.crt", "admin.key")
+    names = ("ca.crt", "ca.key", "server.crt", "server.key", "admin.crt", "admin.key",
+             "mallory.crt", "mallory.key")
     if all(os.path.exists(os.path.join(pki_dir, n)) for n in names):
         return
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -104,17 +109,53 @@ def ensure_pki(pki_dir):
                       "extendedKeyUsage=serverAuth\n"
                       "subjectAltName=DNS:kubernetes,DNS:kubernetes.default,"
                       "DNS:localhost,IP:127.0.0.1\n")
-    issue_certificate(pki_dir, "admin", "/O=system:masters/CN=admin",
-                      "basicConstraints=CA:FALSE\n"
-                      "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                      "extendedKeyUsage=clientAuth\n")
+    client = ("basicConstraints=CA:FALSE\n"
+              "keyUsage=critical,digitalSignature,keyEncipherment\n"
+              "extendedKeyUsage=clientAuth\n")
+    issue_certificate(pki_dir, "admin", "/O=system:masters/CN=admin", client)
+    # A valid user of the cluster who may not impersonate: the "anyone else" of the tests.
+    issue_certificate(pki_dir, "mallory", "/O=plant-staff/CN=mallory", client)
+
+
+def ensure_token(path):
+    """The service-account token of `kube-system/tunnel-node` (made once, 0600)."""
+    if not os.path.exists(path):
+        with open(path + ".tmp", "w") as f:
+            f.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=") + "\n")
+        os.replace(path + ".tmp", path)
+    with open(path) as f:
+        return f.read().strip()
+
+
+def write_file(path, text):
+    """Replace a file atomically: a reader never sees half a kubeconfig."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def read_b64(pki_dir, name):
+    """A PKI file as base64, for a kubeconfig's *-data fields."""
+    with open(os.path.join(pki_dir, name), "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def write_token_kubeconfig(pki_dir, path, port, token):
+    """The kubeconfig a node's `tunnel client --kubernetes` uses: CA plus the service-account token."""
+    write_file(path, (
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: standin\n  cluster:\n"
+        f"    server: https://127.0.0.1:{port}\n"
+        f"    certificate-authority-data: {read_b64(pki_dir, 'ca.crt')}\n"
+        "contexts:\n- name: tunnel-node\n  context:\n    cluster: standin\n    user: tunnel-node\n"
+        "current-context: tunnel-node\n"
+        f"users:\n- name: tunnel-node\n  user:\n    token: {token}\n"))
 
 
 def write_kubeconfig(pki_dir, path, port):
     """Write a kubeconfig with inline certificate data, pointing at our loopback port."""
     def b64(name):
-        with open(os.path.join(pki_dir, name), "rb") as f:
-            return base64.b64encode(f.read()).decode()
+        return read_b64(pki_dir, name)
 
     text = (
         "apiVersion: v1\nkind: Config\n"
@@ -128,9 +169,7 @@ def write_kubeconfig(pki_dir, path, port):
         f"    client-certificate-data: {b64('admin.crt')}\n"
         f"    client-key-data: {b64('admin.key')}\n"
     )
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)  # a reader never sees half a kubeconfig
+    write_file(path, text)
 
 
 # --------------------------------------------------------------------------- fake cluster
@@ -296,6 +335,7 @@ class Connection:
         self.sock = tls_socket
         self.peer = peer
         self.buffer = b""
+        self.subject = None  # (user, groups) from a verified client certificate
 
     def fill(self):
         """Read more bytes or raise ConnectionClosed on EOF, error or shutdown."""
@@ -317,7 +357,9 @@ class Connection:
         return data
 
     def read_head(self):
-        """Return (method, target, headers) of the next request; headers keyed lowercase."""
+        """Return (method, target, headers, fields) of the next request: headers keyed
+        lowercase with repeats joined by ", ", fields every (lowercase name, value) in order
+        (Impersonate-Group repeats and must not be joined)."""
         while b"\r\n\r\n" not in self.buffer:
             if len(self.buffer) > MAX_HEADER_BYTES:
                 raise BadRequest("request head too large")
@@ -329,14 +371,15 @@ class Connection:
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise BadRequest("malformed request line")
-        headers = {}
+        headers, fields = {}, []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep:
-                raise BadRequest("malformed header")
-            key = name.strip().lower()
+            if not sep or not name or name != name.strip() or line[:1] in " \t":
+                raise BadRequest("malformed header (Go's server refuses folded lines too)")
+            key = name.lower()
+            fields.append((key, value.strip()))
             headers[key] = (headers[key] + ", " if key in headers else "") + value.strip()
-        return parts[0], parts[1], headers
+        return parts[0], parts[1], headers, fields
 
     def receive(self):
         """Whatever bytes are buffered or arrive next (raw SPDY after an upgrade)."""
@@ -933,6 +976,121 @@ def serve_portforward(conn, headers, websocket):
         run_portforward(session)
 
 
+# --------------------------------------------------------------------------- authn, impersonation, RBAC
+
+SERVICE_ACCOUNT = "system:serviceaccount:kube-system:tunnel-node"
+SERVICE_ACCOUNT_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]
+NODE_TOKEN = None  # set by main(): the bearer token of SERVICE_ACCOUNT
+
+# Who may send Impersonate-* headers (as the `impersonate` verb on users and groups would
+# allow): cluster admins, and the node's service account through the ClusterRole of
+# docs/KUBERNETES.md.  Everyone else gets 403, as from a real API server.
+IMPERSONATORS_BY_USER = {SERVICE_ACCOUNT}
+IMPERSONATORS_BY_GROUP = {"system:masters"}
+
+# group -> [(verbs, resources)]: what an (impersonated) identity may do in namespace default
+# and on nodes; a tiny stand-in for the cluster's RBAC.  system:masters may do everything.
+READ = {"get", "list", "watch"}
+RBAC = {
+    "edge-viewers": [(READ, {"pods", "nodes", "pods/log"})],
+    "edge-operators": [(READ, {"pods", "nodes", "pods/log"}),
+                       ({"create", "get"}, {"pods/exec", "pods/portforward", "pods/attach"})],
+}
+# Paths every authenticated identity may GET (system:discovery and system:basic-user).
+DISCOVERY_PATHS = ("/api", "/apis", "/version", "/api/v1")
+SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+
+
+class Refused(Exception):
+    """A request the API server answers with an error Status before serving it."""
+
+    def __init__(self, code, reason, message):
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def authenticate(conn, headers):
+    """(user, groups) from the bearer token or the client certificate; 401 otherwise.
+
+    As k3s runs it: anonymous requests are refused, a bearer token must be a known one.
+    """
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and NODE_TOKEN and token.strip() == NODE_TOKEN:
+            return SERVICE_ACCOUNT, list(SERVICE_ACCOUNT_GROUPS)
+        raise Refused(401, "Unauthorized", "Unauthorized")
+    if conn.subject is None:
+        raise Refused(401, "Unauthorized", "Unauthorized")
+    user, groups = conn.subject
+    return user, groups + ["system:authenticated"]
+
+
+def impersonate(user, groups, fields):
+    """Apply Impersonate-User/-Group (and refuse -Uid/-Extra-*) if present and allowed."""
+    wanted_user = [v for k, v in fields if k == "impersonate-user"]
+    wanted_groups = [v for k, v in fields if k == "impersonate-group"]
+    others = [k for k, _ in fields if k.startswith("impersonate-") and k not in ("impersonate-user", "impersonate-group")]
+    if not (wanted_user or wanted_groups or others):
+        return user, groups, None
+    if len(wanted_user) != 1 or not wanted_user[0]:
+        raise Refused(400, "BadRequest", "requested impersonation without exactly one Impersonate-User")
+    if others:
+        raise Refused(403, "Forbidden", f"impersonating {others[0]} is not allowed by this stand-in")
+    if user not in IMPERSONATORS_BY_USER and not IMPERSONATORS_BY_GROUP & set(groups):
+        raise Refused(403, "Forbidden", f'users "{wanted_user[0]}" is forbidden: User "{user}" cannot '
+                      'impersonate resource "users" in API group "" at the cluster scope')
+    return wanted_user[0], wanted_groups + ["system:authenticated"], user
+
+
+def request_attributes(method, path, query):
+    """(verb, resource with /subresource, namespace, name) of a resource request, or None."""
+    parts = path.strip("/").split("/")
+    if parts[:2] != ["api", "v1"] or len(parts) < 3:
+        return None
+    namespace = None
+    rest = parts[2:]
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource, name = rest[0], rest[1] if len(rest) > 1 else None
+    if len(rest) > 2:
+        resource += "/" + rest[2]
+    watching = query.get("watch", [""])[0] in ("true", "1")
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method)
+    if verb is None and method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    if verb is None:
+        verb = "watch" if watching else ("get" if name else "list")
+    return verb, resource, namespace, name
+
+
+def authorize(method, path, query, user, groups):
+    """Raise 403, worded as the API server words it, unless the RBAC table allows the request."""
+    if "system:masters" in groups:
+        return
+    if (method == "GET" and path in DISCOVERY_PATHS) or (method == "POST" and path == SELF_SUBJECT_REVIEWS):
+        return
+    attributes = request_attributes(method, path, query)
+    if attributes is None:
+        raise Refused(403, "Forbidden", f'forbidden: User "{user}" cannot {method.lower()} path "{path}"')
+    verb, resource, namespace, name = attributes
+    for group in groups:
+        for verbs, resources in RBAC.get(group, []):
+            if verb in verbs and resource in resources:
+                return
+    subject = f'{resource.split("/")[0]} "{name}"' if name else resource.split("/")[0]
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    raise Refused(403, "Forbidden", f'{subject} is forbidden: User "{user}" cannot {verb} resource '
+                  f'"{resource}" in API group "" {scope}')
+
+
+def self_subject_review(user, groups):
+    """`kubectl auth whoami`: who the server thinks the (impersonated) caller is."""
+    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": {"username": user, "groups": groups}}}
+
+
 # --------------------------------------------------------------------------- server
 
 def log(message):
@@ -944,14 +1102,28 @@ def handle_connection(conn):
     """Serve requests on one connection until it closes, upgrades, or we stop."""
     while True:
         try:
-            method, target, headers = conn.read_head()
+            method, target, headers, fields = conn.read_head()
             skip_body(conn, headers)
         except BadRequest as error:
             conn.respond(400, "Bad Request", status(400, "BadRequest", str(error)))
             return
         url = urlsplit(target)
         path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
-        log(f"{conn.peer} {method} {target}")
+        try:
+            user, groups = authenticate(conn, headers)
+            user, groups, by = impersonate(user, groups, fields)
+            authorize(method, path, query, user, groups)
+        except Refused as refusal:
+            log(f"{conn.peer} {method} {target} refused {refusal.code}: {refusal.message}")
+            conn.respond(refusal.code, refusal.reason, status(refusal.code, refusal.reason, refusal.message))
+            if refusal.code == 400:
+                return
+            continue
+        via = f" impersonated-by={by}" if by else ""
+        log(f"{conn.peer} {method} {target} user={user} groups={','.join(groups)}{via}")
+        if method == "POST" and path == SELF_SUBJECT_REVIEWS:
+            conn.respond(201, "Created", self_subject_review(user, groups))
+            continue
         upgrade = headers.get("upgrade", "").lower()
         base = "/api/v1/namespaces/default/pods/demo/"
         if path in (base + "exec", base + "portforward"):
@@ -1014,8 +1186,13 @@ class Server:
                     raise ConnectionClosed()
                 self.active[threading.current_thread()] = tls
             tls.settimeout(IDLE_TIMEOUT_S)
-            subject = dict(item[0] for item in tls.getpeercert()["subject"])
-            handle_connection(Connection(tls, f"{peer[0]}:{peer[1]} CN={subject.get('commonName')}"))
+            certificate = tls.getpeercert()
+            conn = Connection(tls, f"{peer[0]}:{peer[1]}")
+            if certificate:  # a verified client certificate: CN is the user, O the groups
+                names = [item[0] for item in certificate["subject"]]
+                conn.subject = (next((v for k, v in names if k == "commonName"), ""),
+                                [v for k, v in names if k == "organizationName"])
+            handle_connection(conn)
         except (ssl.SSLError, OSError) as error:
             log(f"{peer[0]}:{peer[1]} rejected or dropped: {error}")
         except ConnectionClosed:
@@ -1045,12 +1222,13 @@ class Server:
 
 
 def make_context(pki_dir):
-    """TLS 1.2+ server context that requires a client certificate from the cluster CA."""
+    """TLS 1.2+ server context; a client certificate, if sent, must come from the cluster CA
+    (without one, a request needs a bearer token, as on a real API server)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(os.path.join(pki_dir, "server.crt"), os.path.join(pki_dir, "server.key"))
     context.load_verify_locations(os.path.join(pki_dir, "ca.crt"))
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -1067,8 +1245,11 @@ def main():
     os.umask(0o077)  # private keys and the kubeconfig are for this user only
     pki_dir = os.path.join(args.dir, "pki")
     ensure_pki(pki_dir)
+    global NODE_TOKEN
+    NODE_TOKEN = ensure_token(os.path.join(args.dir, "tunnel-node.token"))
     server = Server(host, int(port), make_context(pki_dir))
     write_kubeconfig(pki_dir, os.path.join(args.dir, "kubeconfig"), server.port)
+    write_token_kubeconfig(pki_dir, os.path.join(args.dir, "node-kubeconfig"), server.port, NODE_TOKEN)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: STOPPING.set())
     print(f"READY port={server.port}", flush=True)

@@ -172,12 +172,26 @@ echo "# stand-in on 127.0.0.1:$PORT; kubectl $(kubectl version --client -o json 
 export KUBECONFIG="$WORK/state/kubeconfig"
 suite direct
 
-# A client certificate is mandatory: no certificate, no TLS session.
-timeout 10 curl -sSk "https://127.0.0.1:$PORT/version" > "$WORK/anon" 2>&1
-check "client without certificate is refused" test $? -ne 0
+# Authentication as k3s does it: no anonymous requests; a client certificate or the token.
+timeout 10 curl -sS --cacert "$PKI/ca.crt" "https://127.0.0.1:$PORT/version" > "$WORK/anon" 2>&1
+check "client without certificate or token gets 401" grep -q '"code": 401' "$WORK/anon"
 check "client with the admin certificate is served" bash -c "timeout 10 curl -sS \
     --cacert '$PKI/ca.crt' --cert '$PKI/admin.crt' --key '$PKI/admin.key' \
     https://127.0.0.1:$PORT/version | grep -q gitVersion"
+
+# Impersonation: honoured for the node's service-account token, refused for anyone else.
+NODE_KUBECONFIG="$WORK/state/node-kubeconfig"
+KUBECONFIG="$NODE_KUBECONFIG" timeout 20 kubectl get pods > "$WORK/sa-pods" 2>&1
+check "the node's service account itself may not list pods" grep -q 'User "system:serviceaccount:kube-system:tunnel-node" cannot list' "$WORK/sa-pods"
+KUBECONFIG="$NODE_KUBECONFIG" timeout 20 kubectl --as alice --as-group edge-operators auth whoami > "$WORK/whoami" 2>&1
+check "impersonated by the node, whoami is alice in edge-operators" grep -qE 'Groups +\[edge-operators system:authenticated\]' "$WORK/whoami"
+KUBECONFIG="$NODE_KUBECONFIG" timeout 20 kubectl --as alice --as-group edge-operators exec demo -- echo hi > "$WORK/imp-exec" 2>&1
+check "edge-operators may exec" test "$(cat "$WORK/imp-exec")" = hi
+KUBECONFIG="$NODE_KUBECONFIG" timeout 20 kubectl --as alice --as-group edge-viewers delete pod demo > "$WORK/imp-delete" 2>&1
+check "edge-viewers may not delete" grep -q 'User "alice" cannot delete resource "pods"' "$WORK/imp-delete"
+timeout 10 curl -sS --cacert "$PKI/ca.crt" --cert "$PKI/mallory.crt" --key "$PKI/mallory.key" \
+    -H 'Impersonate-User: alice' "https://127.0.0.1:$PORT/api/v1/namespaces/default/pods" > "$WORK/mallory" 2>&1
+check "impersonation by anyone else is refused with 403" grep -q 'User \\"mallory\\" cannot impersonate' "$WORK/mallory"
 
 # Through a TCP forward on another port: rewrite server and pin the certificate's name.
 FORWARD_PORT=$(free_port)
