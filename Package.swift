@@ -34,15 +34,19 @@ let package = Package(
         /// HTTP/1.x requests and responses, sans-IO: bytes in, heads, bodies and upgrades out.
         .target(name: "TunnelHTTP", dependencies: ["CHTTPParser"]),
         .testTarget(name: "TunnelHTTPTests", dependencies: ["TunnelHTTP"]),
+        /// The one ASCII rule per kind of name (node, service, label, token id, user) and the escaping
+        /// of text from others for human output. No dependencies, so every layer can share it.
+        .target(name: "TunnelText"),
+        .testTarget(name: "TunnelTextTests", dependencies: ["TunnelText"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,
         /// CAs, identities from certificates, durable key files.
-        .target(name: "TunnelTLS", dependencies: ["COpenSSL"]),
+        .target(name: "TunnelTLS", dependencies: ["COpenSSL", "TunnelText"]),
         .testTarget(name: "TunnelTLSTests", dependencies: ["TunnelTLS", "COpenSSL"]),
         /// The shared runtime: a mux session over TLS over a socket, splices and relays of streams.
         .target(name: "TunnelRuntime", dependencies: [
-            "Multiplex", "TunnelIO", "TunnelTLS", .product(name: "Logging", package: "swift-log"),
+            "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", .product(name: "Logging", package: "swift-log"),
         ]),
         /// SQLite from Debian's libsqlite3-dev, for the gateway's embedded state database.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -51,7 +55,7 @@ let package = Package(
         .target(name: "TunnelState", dependencies: ["CSQLite"]),
         .testTarget(name: "TunnelStateTests", dependencies: ["TunnelState", "CSQLite"]),
         /// Roles → services on nodes chosen by name and labels: parsed strictly, checked per stream.
-        .target(name: "TunnelPolicy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "TunnelPolicy", dependencies: ["TunnelText", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),
         /// The audit trail: hash-chained JSON Lines segments with Ed25519-signed checkpoints, crash
         /// recovery, and the offline verifier auditors run (`docs/AUDIT.md`).
@@ -61,23 +65,23 @@ let package = Package(
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", .product(name: "Logging", package: "swift-log"),
         ]),
         /// Pseudo-terminals and login shells, in C because the child between fork and exec may
         /// run only async-signal-safe code; and the operator's local terminal (raw mode, size).
         .target(name: "CPseudoTerminal"),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
-            "TunnelRuntime", "CPseudoTerminal", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "CPseudoTerminal", "TunnelText", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "Multiplex",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
         /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
@@ -85,7 +89,7 @@ let package = Package(
         /// The thin executable: only the entry point.
         .executableTarget(name: "tunnel", dependencies: ["TunnelCommands"]),
         .testTarget(name: "TunnelCommandsTests", dependencies: [
-            "TunnelCommands", "TunnelTLS", .product(name: "Yams", package: "Yams"),
+            "TunnelCommands", "TunnelTLS", "TunnelText", .product(name: "Yams", package: "Yams"),
         ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.

@@ -5,6 +5,7 @@ import TunnelClient
 import TunnelGateway
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 /// `tunnel dev`: the whole thing on one machine with embedded defaults, for a first look and
@@ -97,7 +98,7 @@ public struct DevCommand: ParsableCommand {
         var services: [String: HostPort] = [:]
         for entry in entries {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, Names.isDNSLabel(parts[0]) else {
+            guard parts.count == 2, NameKind.service.accepts(parts[0]) else {
                 throw .usage("--service: \"\(entry)\" is not NAME=HOST:PORT (e.g. ssh=127.0.0.1:22)")
             }
             do { services[parts[0]] = try HostPort.parse(parts[1]) } catch { throw .usage("--service \(parts[0]): \(error.text)") }

@@ -1,4 +1,5 @@
 import Foundation
+import TunnelText
 import Yams
 
 /// The host-name suffix that routes `ssh` through the tunnel: `ssh root@node-17.tunnel`.
@@ -77,10 +78,11 @@ public func sshConfigBlock(tunnelPath: String, configPath: String) -> String {
 /// a name without the suffix is taken as it is. Returns nil when what remains is not a valid
 /// node name, so `tunnel proxy` can refuse with a clear message.
 public func nodeName(fromSSHHost host: String) -> String? {
-    var name = host.lowercased()
+    // ASCII only: `lowercased()` would turn the Kelvin sign (U+212A) into `k`, an alias.
+    var name = Names.asciiLowercased(host)
     if name.hasSuffix(".") { name.removeLast() }
     if name.hasSuffix(sshHostSuffix) { name.removeLast(sshHostSuffix.count) }
-    return Names.isDNSLabel(name) ? name : nil
+    return NameKind.node.accepts(name) ? name : nil
 }
 
 /// Errors of `kubeconfigRewritten`.

@@ -1,5 +1,6 @@
 import Foundation
 import TunnelClient
+import TunnelText
 import TunnelTLS
 import Yams
 
@@ -211,17 +212,17 @@ public enum SettingsLoader {
     private static func checkEntry(_ key: String, _ value: String, _ entries: MapEntries) throws(ValueProblem) {
         switch entries {
         case .labels:
-            try Names.checkLabelKey(key)
-            try Names.checkLabelValue(value, key: key)
+            try Names.checked(key, as: .labelKey)
+            try Names.checked(value, as: .labelValue)
         case .services:
-            try Names.checkServiceName(key)
+            try Names.checked(key, as: .service)
             do {
                 _ = try HostPort.parse(value, example: "127.0.0.1:22")
             } catch {
                 throw ValueProblem("service \"\(key)\": \(error.text)")
             }
         case .logSources:
-            guard Names.isDNSLabel(key) else {
+            guard NameKind.service.accepts(key) else {
                 throw ValueProblem("invalid log source name \"\(key)\": use 1–63 lower-case letters, digits and '-' (e.g. syslog, app)")
             }
             do {

@@ -24,9 +24,9 @@ public enum SettingKind: Sendable, Equatable {
 
 /// How the entries of a map setting are validated.
 public enum MapEntries: Sendable, Equatable {
-    /// Kubernetes-like labels (see `Names.checkLabelKey`, `Names.checkLabelValue`).
+    /// Kubernetes-like labels (`NameKind.labelKey`, `NameKind.labelValue`).
     case labels
-    /// Service name → `host:port` to dial (see `Names.checkServiceName`).
+    /// Service name → `host:port` to dial (`NameKind.service`).
     case services
     /// Source name → a file, a glob or `journald:UNIT` (see `LogSource.parse`); every file
     /// source must lie under the directory in the path setting `rootKey`, checked lexically

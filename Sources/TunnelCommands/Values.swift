@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TunnelText
 
 /// Why a textual value was refused; the caller prefixes the source (`file:line: key:`,
 /// `TUNNEL_X:` or `--x:`) to make the one-line message.
@@ -173,61 +174,10 @@ public enum DurationText {
     }
 }
 
-/// Name rules shared by settings and the `ca` commands.
-public enum Names {
-    /// A node name: a DNS label, lower case (1–63 of `a-z 0-9 -`, starting and ending with a letter or digit).
-    ///
-    /// Lower case only because `ssh` lower-cases host names (`%h`), and node names appear as
-    /// `NODE.tunnel` host names; a node called `Node-17` would be unreachable that way.
-    public static func checkNodeName(_ name: String) throws(ValueProblem) {
-        guard isDNSLabel(name) else {
-            throw ValueProblem("invalid node name \"\(name)\": use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. node-17)")
-        }
-    }
-
-    static func isDNSLabel(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...63).contains(bytes.count) else { return false }
-        func alnum(_ c: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
-        }
-        return alnum(bytes.first!) && alnum(bytes.last!) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
-    }
-
-    /// Label keys as in Kubernetes: an optional DNS-subdomain prefix and `/`, then a name of
-    /// 1–63 `A-Z a-z 0-9 . _ -` starting and ending with a letter or digit.
-    public static func checkLabelKey(_ key: String) throws(ValueProblem) {
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        let ok: Bool
-        switch parts.count {
-        case 1: ok = isLabelName(parts[0], allowEmpty: false)
-        case 2: ok = !parts[0].isEmpty && parts[0].utf8.count <= 253 && HostPort.isValidDNSName(String(parts[0])) && isLabelName(parts[1], allowEmpty: false)
-        default: ok = false
-        }
-        guard ok else {
-            throw ValueProblem("invalid label key \"\(key)\": use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit (e.g. site or example.com/rack)")
-        }
-    }
-
-    /// Label values as in Kubernetes: empty, or 1–63 `A-Z a-z 0-9 . _ -` starting and ending with a letter or digit.
-    public static func checkLabelValue(_ value: String, key: String) throws(ValueProblem) {
-        guard isLabelName(Substring(value), allowEmpty: true) else {
-            throw ValueProblem("invalid value \"\(value)\" for label \"\(key)\": use at most 63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit")
-        }
-    }
-
-    private static func isLabelName(_ name: Substring, allowEmpty: Bool) -> Bool {
-        if name.isEmpty { return allowEmpty }
-        guard name.utf8.count <= 63 else { return false }
-        func alnum(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber) }
-        return alnum(name.first!) && alnum(name.last!) && name.allSatisfy { alnum($0) || $0 == "." || $0 == "_" || $0 == "-" }
-    }
-
-    /// Service names (keys of the client's `services` map): the same rule as node names.
-    public static func checkServiceName(_ name: String) throws(ValueProblem) {
-        guard isDNSLabel(name) else {
-            throw ValueProblem("invalid service name \"\(name)\": use 1–63 lower-case letters, digits and '-' (e.g. ssh, k3s-api)")
-        }
+extension Names {
+    /// `Names.check` for settings and flags: the same rule and sentence, as a `ValueProblem`.
+    static func checked(_ name: String, as kind: NameKind) throws(ValueProblem) -> String {
+        do { return try check(name, as: kind) } catch { throw ValueProblem(error.message) }
     }
 }
 

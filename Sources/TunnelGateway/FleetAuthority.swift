@@ -2,6 +2,7 @@ import Foundation
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
+import TunnelText
 import TunnelTLS
 
 /// The gateway's identity decisions: who may enroll, renew, connect and open what, and the
@@ -85,6 +86,7 @@ final class FleetAuthority {
     /// never one another key already holds. The CSR's subject is not a name request.
     private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure) -> String {
         let asked = request.nodeName ?? (token.nodeName == nil ? request.hostName : nil)
+        if let asked { try checkName(asked, as: .node) }
         if token.expiresAt <= now {
             throw FleetFailure("this token expired at \(isoTime(token.expiresAt)); create a new one with `tunnel token create`")
         }
@@ -106,9 +108,7 @@ final class FleetAuthority {
         } else {
             throw FleetFailure("the node sent no name; set --node-name")
         }
-        guard (try? TunnelIdentity(role: .node, name: name)) != nil else {
-            throw FleetFailure("\"\(name)\" is not a valid node name: use letters, digits, '.', '_', '-' (1–64, starting with a letter or digit)")
-        }
+        try checkName(name, as: .node)
         if let existing = try storeCall({ try store.node(named: name) }) {
             // A revoked node stays revoked, whatever key or token comes: only `node rm` ends it.
             if existing.revokedAt != nil {
@@ -231,9 +231,12 @@ final class FleetAuthority {
         case .createToken(let spec):
             guard spec.lifetimeSeconds > 0, spec.uses > 0 else { throw FleetFailure("--ttl and --uses must be positive") }
             guard spec.nodeName == nil || spec.namePrefix == nil else { throw FleetFailure("give --node or --name-prefix, not both") }
-            if let node = spec.nodeName, (try? TunnelIdentity(role: .node, name: node)) == nil {
-                throw FleetFailure("--node \(node) is not a valid node name")
+            if let node = spec.nodeName { try checkName(node, as: .node) }
+            // A prefix is the start of a node name: its rule without the last-character condition.
+            if let prefix = spec.namePrefix, !NameKind.node.accepts(prefix + "0") {
+                throw FleetFailure("invalid name prefix \"\(InertText.escape(prefix))\": \(NameKind.node.rule)")
             }
+            try checkLabels(spec.labels)
             let token = JoinToken.generate(caPin: caPin)
             try storeCall { try store.insertToken(TokenEntry(
                 id: token.id, secretSHA256: token.secretHash, nodeName: spec.nodeName, namePrefix: spec.namePrefix,
@@ -246,9 +249,7 @@ final class FleetAuthority {
                           expiresAt: $0.expiresAt, usesAllowed: $0.usesAllowed, usesCount: $0.usesCount, createdBy: $0.createdBy)
             }
         case .addUser(let name, let roles, let lifetime, let csrText):
-            guard (try? TunnelIdentity(role: .operator, name: name)) != nil else {
-                throw FleetFailure("\"\(name)\" is not a valid user name: letters, digits, '.', '_', '-', '@' (1–64)")
-            }
+            try checkName(name, as: .user)
             guard !roles.isEmpty else { throw FleetFailure("give the user a role with --role") }
             let unknown = roles.filter { !policy.roleNames.contains($0) }
             guard unknown.isEmpty else {
@@ -272,6 +273,7 @@ final class FleetAuthority {
                          certificateNotAfter: $0.certificateNotAfter, revokedAt: $0.revokedAt)
             }
         case .revokeUser(let name):
+            try checkName(name, as: .user)
             guard var user = try storeCall({ try store.user(named: name) }) else { throw FleetFailure("there is no user \(name); `tunnel user ls` lists them") }
             user.revokedAt = now
             user.revokedBy = actor
@@ -281,6 +283,7 @@ final class FleetAuthority {
         case .listNodes:
             break  // The gateway fills in the live view.
         case .revokeNode(let name):
+            try checkName(name, as: .node)
             guard var node = try storeCall({ try store.node(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
             node.revokedAt = now
             node.revokedBy = actor
@@ -288,6 +291,7 @@ final class FleetAuthority {
             reply.message = "revoked node \(name): its session is closed now and it cannot connect, renew or re-enroll"
             return (reply, [.disconnectNode(name, reason: "revoked by \(actor)")])
         case .removeNode(let name):
+            try checkName(name, as: .node)
             guard try storeCall({ try store.removeNode(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
             reply.message = "removed node \(name): its certificate no longer connects; it must enroll again with a token"
             return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
@@ -365,6 +369,15 @@ final class FleetAuthority {
 
     private func pem(_ certificate: Certificate, _ authority: CertificateAuthority) throws(FleetFailure) -> String {
         String(decoding: try tls { try Certificate.pem(chain: [certificate, authority.certificate]) }, as: UTF8.self)
+    }
+
+    /// The door every name from a request passes before it is looked up or stored.
+    private func checkName(_ name: String, as kind: NameKind) throws(FleetFailure) {
+        do { try Names.check(name, as: kind) } catch { throw FleetFailure(error.message) }
+    }
+
+    private func checkLabels(_ labels: [String: String]) throws(FleetFailure) {
+        do { try Names.checkLabels(labels) } catch { throw FleetFailure(error.message) }
     }
 
     private func tls<T>(_ body: () throws -> T) throws(FleetFailure) -> T {

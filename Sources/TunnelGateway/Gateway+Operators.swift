@@ -3,6 +3,7 @@ import Logging
 import Multiplex
 import TunnelAudit
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 // Operators' requests at the gateway: node lists, renewals, administration, and the streams they
@@ -67,6 +68,18 @@ extension Gateway {
 
     private func connect(operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String, service: String,
                          parameters: [String: String]?, interactive: Bool) {
+        // Names are checked before they are looked up, recorded or logged (docs/TUNNEL.md §6).
+        do throws(NameProblem) {
+            try Names.check(node, as: .node)
+            try Names.check(service, as: .service)
+            for key in (parameters ?? [:]).keys { try Names.check(key, as: .parameterKey) }
+        } catch {
+            logger.notice("stream refused", metadata: ["operator.name": "\(operatorName)", "stream.id": "\(stream)", "reason": "\(error.message)"])
+            audit?.record("stream_deny", operatorFields(operatorName, connection, roles: roles).merging([
+                "outcome": "bad_request", "reason": .string(error.message),
+            ]) { $1 })
+            return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
+        }
         var logMetadata: Logger.Metadata = [
             "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
             "policy.version": "\(authority.policy.version)",
@@ -80,10 +93,7 @@ extension Gateway {
         func refuse(_ code: ErrorCode, _ message: String, outcome: String) {
             logger.notice("stream refused", metadata: logMetadata.merging(["reason": "\(message)"]) { $1 })
             audit?.record("stream_deny", fields.merging(["outcome": .string(outcome), "reason": .string(message)]) { $1 })
-            do {
-                try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: message)))
-            } catch {}
-            connection.reset(stream, code: code)
+            refuseStream(stream, on: connection, code: code, message: message)
         }
         switch authority.decide(roles: roles, node: node, service: service) {
         case .denied(let reason):
@@ -163,6 +173,16 @@ extension Gateway {
         }
         connection.attach(relay.first, to: stream)
         relays[ObjectIdentifier(relay)] = relay
+    }
+}
+
+extension Gateway {
+    /// A refusal as the operator reads it: an ACCEPT carrying a `StreamRefusal`, then a RESET with the code.
+    func refuseStream(_ stream: StreamID, on connection: MuxConnection, code: ErrorCode, message: String) {
+        do {
+            try connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: message)))
+        } catch {}
+        connection.reset(stream, code: code)
     }
 }
 

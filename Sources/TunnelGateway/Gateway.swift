@@ -6,6 +6,7 @@ import TunnelIO
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
+import TunnelText
 import TunnelTLS
 
 /// Everything the gateway needs to run, already loaded and checked by the caller.
@@ -371,6 +372,15 @@ public final class Gateway {
 
     private func receiveAnnouncement(_ announcement: NodeAnnouncement, from name: String, connection: MuxConnection, stream: StreamID) {
         guard var record = nodes[name], record.connection === connection else {
+            connection.reset(stream, code: TunnelErrorCode.badRequest)
+            return
+        }
+        // What a node says about itself is listed to operators: its names must follow the rules.
+        do throws(NameProblem) {
+            for service in announcement.services { try Names.check(service, as: .service) }
+            try Names.checkLabels(announcement.labels)
+        } catch {
+            logger.notice("node announcement refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
             connection.reset(stream, code: TunnelErrorCode.badRequest)
             return
         }

@@ -1,3 +1,5 @@
+import TunnelText
+
 /// Which operator roles may open which services on which nodes, read from a YAML policy file.
 ///
 /// ```yaml
@@ -148,8 +150,9 @@ struct Rule: Sendable {
         let value: String?
 
         func matches(_ labels: [String: String]) -> Bool {
+            // Bytes, not `String.==`, which would equate canonically equivalent Unicode.
             guard let actual = labels[key] else { return false }
-            return value == nil || actual == value
+            return value.map { Names.same(actual, $0) } ?? true
         }
     }
 
@@ -169,7 +172,7 @@ struct Rule: Sendable {
         if service == Policy.kubernetesService { return kubernetesGroups != nil }
         switch services {
         case .any: return true
-        case .only(let names): return names.contains(service)
+        case .only(let names): return names.contains { Names.same($0, service) }
         }
     }
 

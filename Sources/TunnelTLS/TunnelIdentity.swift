@@ -1,3 +1,5 @@
+import TunnelText
+
 /// Who a certificate speaks for: a role and a name, carried as the single
 /// `tunnel://ROLE/NAME` URI in the certificate's subjectAltName.
 ///
@@ -10,19 +12,16 @@ public struct TunnelIdentity: Sendable, Hashable, CustomStringConvertible {
 
     /// URI scheme prefix shared by all identity URIs.
     public static let uriScheme = "tunnel://"
-    /// Names are short, printable and path-safe so they can appear in URIs, logs and file names.
-    public static let maximumNameLength = 64
 
     public let role: Role
     public let name: String
 
-    /// Validates `name`: 1–64 characters of `A–Z a–z 0–9 . _ - @`, starting with a letter or digit.
+    /// Validates `name` by the fleet's rule for the role (`TunnelText.NameKind`): a node name is a
+    /// lower-case DNS label, an operator's a user name.
     public init(role: Role, name: String) throws {
-        guard Self.isValidName(name) else {
-            throw TLSError(
-                .invalidIdentity,
-                "invalid \(role.rawValue) name \"\(name)\": use 1–\(Self.maximumNameLength) characters of letters, digits, '.', '_', '-', '@', starting with a letter or digit"
-            )
+        let kind: NameKind = role == .node ? .node : .user
+        guard kind.accepts(name) else {
+            throw TLSError(.invalidIdentity, NameProblem(kind: kind, name: name).message)
         }
         self.role = role
         self.name = name
@@ -45,19 +44,4 @@ public struct TunnelIdentity: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { uri }
-
-    private static func isValidName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...maximumNameLength).contains(bytes.count) else { return false }
-        func isAlphanumeric(_ c: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c)
-                || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(c)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
-        }
-        guard isAlphanumeric(bytes[0]) else { return false }
-        return bytes.allSatisfy { c in
-            isAlphanumeric(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
-                || c == UInt8(ascii: "-") || c == UInt8(ascii: "@")
-        }
-    }
 }

@@ -167,9 +167,9 @@ import Testing
                 return error
             }
         }
-        #expect(load(["node-labels": ["bad key=x"]])?.message == "--node-labels/--node-label: invalid label key \"bad key\": use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit (e.g. site or example.com/rack)")
+        #expect(load(["node-labels": ["bad key=x"]])?.message == "--node-labels/--node-label: invalid label key \"bad key\": use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit, PREFIX a lower-case DNS name (e.g. site or example.com/rack)")
         let long = String(repeating: "a", count: 64)
-        #expect(load(["node-labels": ["site=\(long)"]])?.message == "--node-labels/--node-label: invalid value \"\(long)\" for label \"site\": use at most 63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit")
+        #expect(load(["node-labels": ["site=\(long)"]])?.message == "--node-labels/--node-label: invalid label value \"\(long)\": use at most 63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit")
         #expect(load(["node-labels": ["site"]])?.message.hasPrefix("--node-labels/--node-label: \"site\" is not NAME=VALUE") == true)
         #expect(load(["services": ["ssh=localhost"]])?.message == "--services/--service: service \"ssh\": \"localhost\" is not HOST:PORT (e.g. localhost:7443)")
         #expect(load(["services": ["SSH=127.0.0.1:22"]])?.message.hasPrefix("--services/--service: invalid service name \"SSH\"") == true)
