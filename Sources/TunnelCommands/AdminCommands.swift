@@ -4,6 +4,7 @@ import Logging
 import TunnelClient
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 /// How an admin command reaches the gateway: its local admin socket (root on the gateway host),
@@ -70,11 +71,24 @@ func durationSeconds(_ text: String, flag: String) throws(CommandFailure) -> Int
 
 /// Prints rows as aligned columns, the first row being the header.
 func printTable(_ rows: [[String]]) {
-    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-    for row in rows {
-        print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-            .trimmingCharacters(in: .whitespaces))
-    }
+    print(tableText(rows), terminator: "")
+}
+
+/// Rows as aligned columns, one line each. Every cell is escaped (`InertText`): cells hold what
+/// nodes, peers and old audit records said, and a newline or an escape sequence in one must
+/// neither forge a row nor reach the terminal.
+func tableText(_ rows: [[String]]) -> String {
+    let cells = rows.map { $0.map { InertText.escape($0) } }
+    let widths = cells[0].indices.map { column in cells.map { $0[column].count }.max() ?? 0 }
+    return cells.map { row in
+        zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            .trimmingCharacters(in: .whitespaces)
+    }.joined(separator: "\n") + "\n"
+}
+
+/// A sentence from the gateway, printed for a person: escaped like table cells.
+func printReply(_ text: String?) {
+    print(InertText.escape(text ?? ""))
 }
 
 func labelText(_ labels: [String: String]) -> String {
@@ -109,7 +123,7 @@ public struct TokenCreateCommand: ParsableCommand {
                              uses: uses, labels: try parseLabels(label, flag: "--label"))
         let reply = try admin.send(.createToken(spec))
         print(reply.token ?? "")
-        if let message = reply.message { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        if let message = reply.message { FileHandle.standardError.write(Data("\(InertText.escape(message))\n".utf8)) }
     }
 }
 
@@ -171,7 +185,7 @@ public struct UserAddCommand: ParsableCommand {
         let path = out ?? "\(name).tunnel-operator.yaml"
         let file = try GatewayPKI.write(path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
                                         "operator bundle for \(identity) (contains a private key)")
-        print(reply.message ?? "")
+        printReply(reply.message)
         printFiles([file])
         print("Hand it over safely; the operator runs `tunnel login \(path)`.")
     }
@@ -198,7 +212,7 @@ public struct UserRevokeCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        print(try admin.send(.revokeUser(name: name)).message ?? "")
+        printReply(try admin.send(.revokeUser(name: name)).message)
     }
 }
 
@@ -237,7 +251,7 @@ public struct NodeRevokeCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        print(try admin.send(.revokeNode(name: name)).message ?? "")
+        printReply(try admin.send(.revokeNode(name: name)).message)
     }
 }
 
@@ -248,7 +262,7 @@ public struct NodeRemoveCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        print(try admin.send(.removeNode(name: name)).message ?? "")
+        printReply(try admin.send(.removeNode(name: name)).message)
     }
 }
 
@@ -268,7 +282,7 @@ public struct PolicyShowCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        print(try admin.send(.showPolicy).policy ?? "")
+        printReply(try admin.send(.showPolicy).policy)
     }
 }
 

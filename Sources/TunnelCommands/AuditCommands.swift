@@ -3,6 +3,7 @@ import Foundation
 import TunnelAudit
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 /// One audit record as the auditor commands read it.
@@ -133,18 +134,20 @@ public struct AuditListCommand: ParsableCommand {
 
     public func run() throws {
         let since = try since.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--since") }
+        for (name, kind) in [(node, NameKind.node), (user, .user), (service, .service)] {
+            if let name { do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message) } }
+        }
         try AuditReader.recordRead("ls \(source.dir)", adminSocket: source.adminSocket)
+        // Bytes, as the gateway routes: `String.==` would let a Kelvin sign stand for `K`.
+        func matches(_ entry: AuditEntry, _ field: String, _ wanted: String?) -> Bool {
+            wanted.map { wanted in entry.string(field).map { Names.same($0, wanted) } ?? false } ?? true
+        }
         let entries = try AuditReader.entries(in: source.dir).filter { entry in
             (since == nil || (entry.date ?? .distantPast) >= since!)
-                && (node == nil || entry.string("node") == node)
-                && (user == nil || entry.string("operator") == user)
-                && (service == nil || entry.string("service") == service)
+                && matches(entry, "node", node) && matches(entry, "operator", user) && matches(entry, "service", service)
         }
         if events {
-            for entry in entries {
-                let rest = entry.fields.filter { !["seq", "time", "type", "prev"].contains($0.key) }.sorted { $0.key < $1.key }
-                print("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\(Self.text($0.value))" }.joined(separator: " "))
-            }
+            for entry in entries { print(Self.eventLine(entry)) }
             return
         }
         let rows = AuditedStream.pair(entries).map { stream -> [String] in
@@ -155,6 +158,12 @@ public struct AuditListCommand: ParsableCommand {
                     close.flatMap { $0.int("duration_ms") }.map { "\($0) ms" } ?? "-"]
         }
         printTable([["TIME", "STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows)
+    }
+
+    /// One record per line, whatever its fields hold: the line is escaped as a whole.
+    static func eventLine(_ entry: AuditEntry) -> String {
+        let rest = entry.fields.filter { !["seq", "time", "type", "prev"].contains($0.key) }.sorted { $0.key < $1.key }
+        return InertText.escape("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\(text($0.value))" }.joined(separator: " "))
     }
 
     static func text(_ value: AuditValue) -> String {
@@ -183,7 +192,7 @@ public struct AuditShowCommand: ParsableCommand {
         }
         guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.dir); `tunnel audit ls` lists streams") }
         for entry in matching {
-            print(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self))
+            print(InertText.escapeJSON(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TunnelGateway
 import TunnelIO
+import TunnelText
 import TunnelTLS
 
 // Commands stay thin: parse arguments, call one library function, print its result.
@@ -300,7 +301,8 @@ public enum TunnelMain {
     /// text, but usage errors exit 2 (argument-parser's own default is 64).
     public static func outcome(of error: any Error) -> Outcome {
         if let failure = error as? CommandFailure {
-            return Outcome(message: "tunnel: \(failure.message)", toStandardError: true, exitCode: failure.exitCode)
+            // Failures quote peers (GOAWAY reasons, refusals): escaped, so they print as one inert line.
+            return Outcome(message: "tunnel: \(InertText.escape(failure.message))", toStandardError: true, exitCode: failure.exitCode)
         }
         let code = Tunnel.exitCode(for: error)
         let message = Tunnel.fullMessage(for: error)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TunnelText
 import TunnelTLS
 
 /// What `tunnel whoami` reports: who the installed operator certificate says you are.
@@ -44,12 +45,60 @@ public enum TunnelLogging {
     /// Call exactly once per process (swift-log refuses a second bootstrap), from a command's `run()`.
     public static func bootstrap(level: Logger.Level) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = InertLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         }
         var logger = Logger(label: "tunnel")
         logger.logLevel = level
         return logger
+    }
+}
+
+/// Log lines quote what peers sent (a refused name, a GOAWAY reason, a node's version), so the
+/// message and every metadata value go through `InertText` before the stream handler prints
+/// them: one event stays one line and moves no cursor.
+struct InertLogHandler: LogHandler {
+    private var inner: StreamLogHandler
+
+    init(_ inner: StreamLogHandler) {
+        self.inner = inner
+    }
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(InertText.escape(event.message.description))"
+        event.metadata = event.metadata?.mapValues(Self.inert)
+        inner.log(event: event)
+    }
+
+    static func inert(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        switch value {
+        case .string(let text): .string(InertText.escape(text))
+        case .stringConvertible(let item): .string(InertText.escape(item.description))
+        case .dictionary(let map): .dictionary(map.mapValues(inert))
+        case .array(let items): .array(items.map(inert))
+        @unknown default: .string(InertText.escape(value.description))
+        }
     }
 }

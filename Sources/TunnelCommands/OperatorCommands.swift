@@ -5,6 +5,7 @@ import Multiplex
 import TunnelClient
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 
 /// The settings every operator command shares (`~/.config/tunnel/operator.yaml` by default).
 struct OperatorOptions: ParsableArguments {
@@ -63,7 +64,7 @@ public struct NodesCommand: ParsableCommand {
                 switch result {
                 case .success(let list):
                     output = json ? String(decoding: TunnelProtocol.encode(list), as: UTF8.self) + "\n" : Self.table(list.nodes)
-                    for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(warning)\n".utf8)) }
+                    for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8)) }
                     finish(0)
                 case .failure(let failure):
                     output = "tunnel: \(failure.message)\n"
@@ -89,11 +90,7 @@ public struct NodesCommand: ParsableCommand {
                 node.previousSessionEnded ?? "-",
             ]
         }
-        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n"
+        return tableText(rows)
     }
 
     static func ago(_ seconds: Double) -> String {
