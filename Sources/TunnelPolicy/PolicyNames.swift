@@ -9,15 +9,10 @@ enum PolicyNames {
     static let labelKeyRule = NameKind.labelKey.rule
     static let labelValueRule = NameKind.labelValue.rule + ", or \"*\" (quoted) for any value"
 
-    static let kubernetesGroupRule = "use 1–253 of A-Z a-z 0-9 and . _ - : @ /, starting with a letter or digit (e.g. edge-viewers or example.com:ops)"
+    static let kubernetesGroupRule = NameKind.kubernetesGroup.rule
 
-    /// Kubernetes group names as the policy may assert them in `Impersonate-Group`: Kubernetes
-    /// itself takes any string, but these travel in HTTP headers and audit lines, so no spaces,
-    /// commas or control characters.
     static func isKubernetesGroup(_ group: String) -> Bool {
-        let bytes = Array(group.utf8)
-        guard (1...253).contains(bytes.count), isAlnum(bytes[0]) else { return false }
-        return bytes.allSatisfy { isAlnum($0) || Array("._-:@/".utf8).contains($0) }
+        NameKind.kubernetesGroup.accepts(group)
     }
 
     /// Role and service names: a lower-case DNS label.

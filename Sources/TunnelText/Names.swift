@@ -19,6 +19,9 @@ public enum NameKind: Sendable, CaseIterable {
     case user
     /// A key of a stream's `parameters` (`lines`, `follow`, `cols`): a lower-case DNS label.
     case parameterKey
+    /// A Kubernetes group the policy asserts in `Impersonate-Group`: Kubernetes takes any
+    /// string, but these travel in HTTP headers and audit lines, so no spaces, commas or controls.
+    case kubernetesGroup
 
     /// How messages call it: "node name".
     public var noun: String {
@@ -31,6 +34,7 @@ public enum NameKind: Sendable, CaseIterable {
         case .tokenID: "token id"
         case .user: "user name"
         case .parameterKey: "parameter key"
+        case .kubernetesGroup: "Kubernetes group"
         }
     }
 
@@ -45,6 +49,7 @@ public enum NameKind: Sendable, CaseIterable {
         case .tokenID: "a token id is exactly 8 lower-case hex digits (the second part of tnl1.ID.SECRET.CAHASH)"
         case .user: "use 1–64 of letters, digits, '.', '_', '-', '@', starting with a letter or digit (e.g. alice or alice@example.com)"
         case .parameterKey: "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. lines)"
+        case .kubernetesGroup: "use 1–253 of A-Z a-z 0-9 and . _ - : @ /, starting with a letter or digit (e.g. edge-viewers or example.com:ops)"
         }
     }
 
@@ -56,6 +61,7 @@ public enum NameKind: Sendable, CaseIterable {
         case .labelValue: name.isEmpty || NameRules.isLabelName(name.utf8)
         case .tokenID: name.utf8.count == 8 && name.utf8.allSatisfy(NameRules.isLowerHex)
         case .user: NameRules.isUserName(name.utf8)
+        case .kubernetesGroup: NameRules.isKubernetesGroup(name.utf8)
         }
     }
 }
@@ -146,6 +152,12 @@ enum NameRules {
         return bytes.allSatisfy {
             isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "@")
         }
+    }
+
+    /// 1–253 of `A-Z a-z 0-9 . _ - : @ /`, starting with a letter or digit.
+    static func isKubernetesGroup(_ bytes: some Collection<UInt8>) -> Bool {
+        guard (1...253).contains(bytes.count), let first = bytes.first, isAlnum(first) else { return false }
+        return bytes.allSatisfy { isAlnum($0) || Array("._-:@/".utf8).contains($0) }
     }
 
     static func isLowerHex(_ c: UInt8) -> Bool {
