@@ -220,8 +220,8 @@ public struct UserRevokeCommand: ParsableCommand {
 
 public struct NodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Enrolled nodes: list every one, revoke, remove.",
-        subcommands: [NodeListCommand.self, NodeRevokeCommand.self, NodeRemoveCommand.self])
+        commandName: "node", abstract: "Enrolled nodes: list every one, label, revoke, remove.",
+        subcommands: [NodeListCommand.self, NodeLabelCommand.self, NodeRevokeCommand.self, NodeRemoveCommand.self])
     public init() {}
 }
 
@@ -241,6 +241,42 @@ public struct NodeListCommand: ParsableCommand {
             [$0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline", labelText($0.labels),
              $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-", $0.previousSessionEnded ?? "-"]
         })
+    }
+}
+
+public struct NodeLabelCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "label", abstract: "Set (key=value) or remove (key-) labels the policy matches on a node; audited.",
+        discussion: "Labels come from the join token and from this command only, never from the node itself.")
+    @Argument(help: "Node name") var name: String
+    @Argument(help: "key=value to set, key- to remove") var changes: [String]
+    @OptionGroup var admin: AdminOptions
+    public init() {}
+
+    public func run() throws {
+        let (set, remove) = try Self.parse(changes)
+        printReply(try admin.send(.labelNode(name: name, set: set, remove: remove)).message)
+    }
+
+    /// `key=value` sets, `key-` removes (as `kubectl label` does); each key and value follows its rule.
+    static func parse(_ changes: [String]) throws(CommandFailure) -> (set: [String: String], remove: [String]) {
+        guard !changes.isEmpty else { throw .usage("give at least one key=value or key- (e.g. tunnel node label node-17 tier=gold)") }
+        var set: [String: String] = [:], remove: [String] = []
+        for change in changes {
+            guard change.contains("=") || change.hasSuffix("-") else {
+                throw .usage("\"\(InertText.escape(change))\" is neither key=value (set) nor key- (remove)")
+            }
+            do throws(NameProblem) {
+                if let equals = change.firstIndex(of: "=") {
+                    set[try Names.check(String(change[..<equals]), as: .labelKey)] = try Names.check(String(change[change.index(after: equals)...]), as: .labelValue)
+                } else {
+                    remove.append(try Names.check(String(change.dropLast()), as: .labelKey))
+                }
+            } catch {
+                throw .usage(error.message)
+            }
+        }
+        return (set, remove)
     }
 }
 

@@ -123,7 +123,7 @@ struct DevelopmentFiles {
 
     /// A single-use token for the dev node, from the running gateway.
     func token(for node: String, gateway: Gateway) throws(CommandFailure) -> JoinToken {
-        let reply = gateway.administer(.createToken(TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: [:])), actor: "tunnel dev")
+        let reply = gateway.administer(.createToken(TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: ["env": "dev"])), actor: "tunnel dev")
         guard let text = reply.token, let token = try? JoinToken.parse(text) else { throw .failed(reply.error ?? "no token") }
         return token
     }

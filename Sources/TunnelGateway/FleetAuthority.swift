@@ -69,8 +69,9 @@ final class FleetAuthority {
         case .redeemed:
             break
         }
-        var labels = request.labels
-        labels.merge(token.labels) { _, fromToken in fromToken }
+        // The node's own wishes (`request.labels`) are not labels: a node must not make itself
+        // reachable to more privileged roles. Only the token and admins label nodes.
+        let labels = token.labels
         let issued = try issueNode(name: name, publicKey: csr.key, keyHash: keyHash)
         var entry = try storeCall({ try store.node(named: name) }) ?? NodeEntry(name: name)
         entry.labels = labels
@@ -295,6 +296,16 @@ final class FleetAuthority {
             guard try storeCall({ try store.removeNode(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
             reply.message = "removed node \(name): its certificate no longer connects; it must enroll again with a token"
             return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
+        case .labelNode(let name, let set, let remove):
+            try checkName(name, as: .node)
+            try checkLabels(set)
+            for key in remove { try checkName(key, as: .labelKey) }
+            guard var node = try storeCall({ try store.node(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
+            for key in remove { node.labels[key] = nil }
+            node.labels.merge(set) { _, new in new }
+            try storeCall { try store.saveNode(node) }
+            let now = node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            reply.message = "node \(name) now has labels \(now.isEmpty ? "(none)" : now); the policy matches them from the next stream"
         case .showPolicy:
             reply.policy = "policy \(policy.version) from \(policy.source)"
         case .recordAuditRead:

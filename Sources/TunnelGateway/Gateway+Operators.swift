@@ -57,6 +57,8 @@ extension Gateway {
             switch effect {
             case .disconnectNode(let name, let reason):
                 nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
+                // A removed node leaves no trace in this run's view either.
+                if case .removeNode = request { nodes[name] = nil }
             case .disconnectOperator(let name, let reason):
                 for case .operator(name, let connection) in connections.values {
                     connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
@@ -194,6 +196,7 @@ extension AdminRequest {
         case .addUser: "user_add"
         case .revokeUser, .revokeNode: "revoke"
         case .removeNode: "node_remove"
+        case .labelNode: "node_label"
         case .recordAuditRead: "audit_read"
         case .listTokens, .listUsers, .listNodes, .showPolicy: "admin_read"
         }
@@ -210,6 +213,8 @@ extension AdminRequest {
         case .listNodes: "list nodes"
         case .revokeNode(let name): "revoke node \(name)"
         case .removeNode(let name): "remove node \(name)"
+        case .labelNode(let name, let set, let remove):
+            "label node \(name) (\((set.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + remove.sorted().map { "\($0)-" }).joined(separator: " ")))"
         case .showPolicy: "show policy"
         case .recordAuditRead(let what): "read audit \(what)"
         }

@@ -298,28 +298,27 @@ public final class Gateway {
 
     // MARK: - Nodes
 
-    /// Every node the gateway knows: enrolled ones from the store, with the live view merged in.
-    /// Online first, then by name. `visibleToRoles` limits it to nodes those roles can reach.
+    /// Every node the gateway knows: the enrolled ones in the store, with the live view merged
+    /// in. A removed node is gone from the store, so it is gone from here; labels are the
+    /// recorded ones (token and admin), never what a node announces. Online first, then by
+    /// name. `visibleToRoles` limits it to nodes those roles can reach.
     public func nodeStatuses(visibleToRoles roles: [String]? = nil) -> [NodeStatus] {
         let now = loop.now
         let stored = (try? authority.store.nodes()) ?? []
-        var names = Set(nodes.keys)
-        names.formUnion(stored.map(\.name))
-        let entries = Dictionary(stored.map { ($0.name, $0) }) { first, _ in first }
-        return names.compactMap { name -> NodeStatus? in
+        return stored.compactMap { entry -> NodeStatus? in
+            let name = entry.name
             let record = nodes[name]
-            let entry = entries[name]
-            let labels = entry?.labels ?? record?.announcement?.labels ?? [:]
+            let labels = entry.labels
             if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
             return NodeStatus(
                 name: name, online: record?.connection != nil,
                 labels: labels, services: record?.announcement?.services ?? [],
-                remoteAddress: record?.remoteAddress ?? entry?.lastAddress ?? "",
+                remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
                 connectedSince: record?.connection != nil ? record?.connectedSince?.timeIntervalSince1970 : nil,
                 lastKeepaliveSecondsAgo: record?.connection?.lastPongAt.map { Double(now &- $0) / 1000 },
                 version: record?.announcement?.version ?? "",
-                previousSessionEnded: record.map { $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded } ?? entry?.lastDisconnectReason,
-                certificateNotAfter: entry?.certificateNotAfter, lastSeen: entry?.lastSeen, revokedAt: entry?.revokedAt)
+                previousSessionEnded: record.map { $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded } ?? entry.lastDisconnectReason,
+                certificateNotAfter: entry.certificateNotAfter, lastSeen: entry.lastSeen, revokedAt: entry.revokedAt)
         }.sorted { ($0.online ? 0 : 1, $0.name) < ($1.online ? 0 : 1, $1.name) }
     }
 

@@ -20,8 +20,7 @@ extension Policy {
         if !covering.isEmpty {
             return serviceNotGranted(by: covering, node: node, service: service)
         }
-        return "no rule of your roles (\(roleList)) covers \(node) with \(describe(labels)); "
-            + closest(rules, node: node, labels: labels, service: service)
+        return "no rule of your roles (\(roleList)) covers \(node); " + closest(rules, node: node, service: service)
     }
 
     /// Rules cover the node but none lists the service (a rule with `"*"` would have allowed it).
@@ -39,18 +38,20 @@ extension Policy {
             + (service == Policy.kubernetesService ? " (only a rule with kubernetes: {groups: [...]} grants it)" : "")
     }
 
-    /// A rule as a denial describes it: what it lacks to cover the node, and whether it would
-    /// grant the requested service if it did.
+    /// A rule as a denial describes it: what it needs of a node (a matching name, unless the
+    /// name already matches, and every label it requires), and whether it would grant the
+    /// requested service. Never what the node has: the sentence reads the same whether the
+    /// node exists or not, and tells nothing of its labels (docs/POLICY.md, Denials).
     private struct Candidate {
         let rule: Rule
-        let lacks: [String]
+        let needs: [String]
         let grantsService: Bool
 
-        /// Lower is nearer: rules granting the service first, then the fewest unmet conditions.
-        var rank: (Int, Int) { (grantsService ? 0 : 1, lacks.count) }
+        /// Lower is nearer: rules granting the service first, then the fewest conditions.
+        var rank: (Int, Int) { (grantsService ? 0 : 1, needs.count) }
 
         var text: String {
-            var text = "\(rule.reference) needs \(lacks.joined(separator: " and "))"
+            var text = "\(rule.reference) needs \(needs.joined(separator: " and "))"
             if !grantsService, case .only(let names) = rule.services, !names.isEmpty {
                 text += " and grants only \(names.joined(separator: ", "))"
             }
@@ -58,10 +59,10 @@ extension Policy {
         }
     }
 
-    /// The rules that come nearest to covering the node, with what each lacks.
-    private func closest(_ rules: [Rule], node: String, labels: [String: String], service: String) -> String {
+    /// The rules that come nearest to covering a node of that name, with what each needs.
+    private func closest(_ rules: [Rule], node: String, service: String) -> String {
         let candidates = rules.map {
-            Candidate(rule: $0, lacks: unmetConditions(of: $0, node: node, labels: labels), grantsService: $0.grants(service))
+            Candidate(rule: $0, needs: conditions(of: $0, node: node), grantsService: $0.grants(service))
         }
         let best = candidates.map(\.rank).min { $0 < $1 }!  // `rules` is not empty: the caller checked
         let nearest = candidates.filter { $0.rank == best }
@@ -73,20 +74,17 @@ extension Policy {
         return parts.joined(separator: "; ")
     }
 
-    private func unmetConditions(of rule: Rule, node: String, labels: [String: String]) -> [String] {
-        var lacks: [String] = []
+    /// The name (which the operator typed, so it tells nothing) and every label of the rule,
+    /// met or not: which ones a node meets is what a denial must not reveal.
+    private func conditions(of rule: Rule, node: String) -> [String] {
+        var needs: [String] = []
         if let patterns = rule.nodes, !rule.matchesName(node) {
-            lacks.append("a node name matching \(patterns.map(\.text).joined(separator: " or "))")
+            needs.append("a node name matching \(patterns.map(\.text).joined(separator: " or "))")
         }
-        for label in rule.labels where !label.matches(labels) {
-            lacks.append(label.value.map { "\(label.key)=\($0)" } ?? "label \(label.key) set")
+        for label in rule.labels {
+            needs.append(label.value.map { "\(label.key)=\($0)" } ?? "label \(label.key) set")
         }
-        return lacks
-    }
-
-    private func describe(_ labels: [String: String]) -> String {
-        guard !labels.isEmpty else { return "no labels" }
-        return "labels " + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        return needs
     }
 
     private func uniqued(_ items: [String]) -> [String] {

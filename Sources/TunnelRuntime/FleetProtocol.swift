@@ -128,6 +128,9 @@ public enum AdminRequest: Codable, Equatable, Sendable {
     case listNodes
     case revokeNode(name: String)
     case removeNode(name: String)
+    /// Sets (`set`) and removes (`remove`, keys) labels the policy matches on a node: with the
+    /// token's, the only labels a node has; it cannot choose its own.
+    case labelNode(name: String, set: [String: String], remove: [String])
     case showPolicy
     /// Records in the audit trail that `what` of the audit log is about to be read on the
     /// gateway host (`tunnel audit ls|show|export`); reads are audited too.
@@ -142,7 +145,7 @@ public struct TokenSpec: Codable, Equatable, Sendable {
     public var namePrefix: String?
     public var lifetimeSeconds: Int64
     public var uses: Int
-    /// Labels every node enrolled with this token gets; they win over labels the node asks for.
+    /// Labels every node enrolled with this token gets: its only labels until an admin changes them.
     public var labels: [String: String]
 
     public init(nodeName: String?, namePrefix: String?, lifetimeSeconds: Int64, uses: Int, labels: [String: String]) {

@@ -60,7 +60,7 @@ struct FleetTests {
         #expect(stat(files.key, &status) == 0 && status.st_mode & 0o777 == 0o600)
         #expect(FileManager.default.fileExists(atPath: files.certificate))
         let stored = try #require(try fleet.pki.fleet.store.node(named: "plant-a-1"))
-        #expect(stored.labels == ["site": "plant-a", "asked": "yes"])
+        #expect(stored.labels == ["site": "plant-a"])  // the node asked for "asked": "yes" too; nodes choose no labels
         #expect(stored.keySHA256 == Hex.encode(SHA256.hash(try identity.key.publicKey().der())))
 
         try fleet.startNode(try TLSIdentity.load(certificatePath: files.certificate, keyPath: files.key), files: files)

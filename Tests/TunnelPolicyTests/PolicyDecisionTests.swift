@@ -117,25 +117,36 @@ import Testing
     @Test func noRuleCoversTheNode() throws {
         let policy = try parsePolicy(examplePolicy)
         #expect(reason(policy, ["vendor-acme"], "node-17", ["site": "plant-b"], "logs")
-            == "no rule of your roles (vendor-acme) covers node-17 with labels site=plant-b; vendor-acme.allow[0] needs site=plant-a")
+            == "no rule of your roles (vendor-acme) covers node-17; vendor-acme.allow[0] needs site=plant-a")
         // The nearest rule would not grant the service either: say so.
         #expect(reason(policy, ["vendor-acme"], "node-17", ["site": "plant-b"], "ssh")
-            == "no rule of your roles (vendor-acme) covers node-17 with labels site=plant-b; vendor-acme.allow[0] needs site=plant-a and grants only logs")
-        // Every unmet condition of the rule, the name first.
+            == "no rule of your roles (vendor-acme) covers node-17; vendor-acme.allow[0] needs site=plant-a and grants only logs")
+        // Every condition of the rule, the name first.
         #expect(reason(policy, ["plant-a-tech"], "office", [:], "ssh")
-            == "no rule of your roles (plant-a-tech) covers office with no labels; plant-a-tech.allow[0] needs a node name matching plant-a-* or lab-? and env=prod")
+            == "no rule of your roles (plant-a-tech) covers office; plant-a-tech.allow[0] needs a node name matching plant-a-* or lab-? and env=prod")
         // A label that must only be present.
         #expect(reason(policy, ["auditor", "ghost"], "office", ["env": "prod"], "logs")
-            == "no rule of your roles (auditor) covers office with labels env=prod; auditor.allow[0] needs label audit set")
+            == "no rule of your roles (auditor) covers office; auditor.allow[0] needs label audit set")
     }
 
     /// Among rules equally far from the node, one that grants the service is named first.
     @Test func closestRulePrefersTheRequestedService() throws {
         let policy = try parsePolicy(examplePolicy)
         #expect(reason(policy, ["vendor-acme", "plant-a-tech"], "plant-b-01", ["site": "plant-b", "env": "prod", "audit": "yes"], "ssh")
-            == "no rule of your roles (vendor-acme, plant-a-tech) covers plant-b-01 with labels audit=yes, env=prod, site=plant-b; plant-a-tech.allow[0] needs a node name matching plant-a-* or lab-?")
+            == "no rule of your roles (vendor-acme, plant-a-tech) covers plant-b-01; plant-a-tech.allow[0] needs a node name matching plant-a-* or lab-? and env=prod")
         #expect(reason(policy, ["vendor-acme", "plant-a-tech"], "plant-b-01", ["site": "plant-b", "env": "prod"], "logs")
-            == "no rule of your roles (vendor-acme, plant-a-tech) covers plant-b-01 with labels env=prod, site=plant-b; vendor-acme.allow[0] needs site=plant-a")
+            == "no rule of your roles (vendor-acme, plant-a-tech) covers plant-b-01; vendor-acme.allow[0] needs site=plant-a")
+    }
+
+    /// Issue #9, item 8: a denial reads the same whatever labels the node has, or whether it
+    /// exists at all, so it tells an operator nothing about nodes they cannot reach.
+    @Test func denialsDoNotDescribeTheNode() throws {
+        let policy = try parsePolicy(examplePolicy)
+        let absent = reason(policy, ["vendor-acme", "plant-a-tech"], "plant-b-01", [:], "ssh")
+        for labels in [["site": "plant-b", "env": "prod", "audit": "yes"], ["env": "prod"], ["tier": "gold", "secret": "x"]] {
+            #expect(reason(policy, ["vendor-acme", "plant-a-tech"], "plant-b-01", labels, "ssh") == absent)
+        }
+        #expect(absent?.contains("gold") == false && absent?.contains("labels") == false)
     }
 
     @Test func closestRulesAreFewestUnmetFirstAndCapped() throws {
@@ -155,7 +166,7 @@ import Testing
                 labels: {site: e}
         """)
         #expect(reason(policy, ["ops"], "n", ["site": "z"], "ssh")
-            == "no rule of your roles (ops) covers n with labels site=z; ops.allow[1] needs site=b; ops.allow[2] needs site=c; 2 more rules come as close")
+            == "no rule of your roles (ops) covers n; ops.allow[1] needs site=b; ops.allow[2] needs site=c; 2 more rules come as close")
         let three = try parsePolicy("""
         roles:
           ops:
@@ -168,6 +179,6 @@ import Testing
                 labels: {site: d}
         """)
         #expect(reason(three, ["ops"], "n", [:], "ssh")
-            == "no rule of your roles (ops) covers n with no labels; ops.allow[0] needs site=b; ops.allow[1] needs site=c; 1 more rule comes as close")
+            == "no rule of your roles (ops) covers n; ops.allow[0] needs site=b; ops.allow[1] needs site=c; 1 more rule comes as close")
     }
 }
