@@ -197,14 +197,15 @@ struct LogServiceTests {
         let setup = try Setup(["k3s": "journald:k3s"])
         defer { setup.tearDown() }
         // No journald runs in the test container: a stand-in journalctl prints its arguments
-        // and two entries, records its pid, and with --follow waits (as itself, via exec) to be ended.
+        // and two entries, records its pid first (so the follow run's pid is there once its lines
+        // are), and with --follow waits (as itself, via exec) to be ended.
         let script = "\(setup.root)/../journalctl"
         try """
             #!/bin/sh
+            echo $$ > "$0.pid"
             echo "args: $*"
             echo "entry one"
             echo "entry two" >&2
-            echo $$ > "$0.pid"
             case "$*" in *--follow*) exec sleep 60;; esac
             """.write(toFile: script, atomically: true, encoding: .utf8)
         #expect(chmod(script, 0o755) == 0)
