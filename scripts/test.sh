@@ -10,3 +10,4 @@ swift build --build-tests
 swift test
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 Tests/EndToEnd/run.sh .build/debug/tunnel
+Tests/EndToEnd/newcomer.sh .build/debug/tunnel

@@ -328,7 +328,7 @@ public struct AuditExportCommand: ParsableCommand {
 public struct AuditReplayCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "replay", abstract: "Play a recorded shell session in this terminal (asciinema play reads the same file).")
-    @Argument(help: "The stream id of a shell session (from `tunnel audit ls --service shell`)") var id: String
+    @Argument(help: "The stream id of a shell session (from `tunnel audit ls --service shell`), or `last` for the latest") var id: String
     @OptionGroup var source: AuditSourceOptions
     @Option(help: "Speed factor") var speed: Double = 1
     @Option(help: "Longest pause, in seconds") var idleLimit: Double = 2
@@ -336,13 +336,20 @@ public struct AuditReplayCommand: ParsableCommand {
 
     public func run() throws {
         try AuditReader.recordRead("replay \(id) in \(source.dir)", adminSocket: source.adminSocket)
-        guard let close = try AuditReader.entries(in: source.dir).last(where: { $0.type == "stream_close" && $0.string("stream") == id }),
-              let recording = close.string("recording") else {
+        let entries = try AuditReader.entries(in: source.dir)
+        // The open record names the recording, so a session whose close is not written yet
+        // (still running, or ending this instant) can be played too; only a close seals it.
+        guard let open = entries.last(where: { $0.type == "stream_open" && $0.string("recording") != nil && (id == "last" || $0.string("stream") == id) }),
+              let stream = open.string("stream"), let recording = open.string("recording") else {
             throw CommandFailure.failed("no recording of stream \(id) in \(source.dir); `tunnel audit ls --service shell` lists recorded sessions")
         }
         let path = "\(source.dir)/recordings/\(recording)"
-        if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
-            throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed")
+        if let close = entries.last(where: { $0.type == "stream_close" && $0.string("stream") == stream }) {
+            if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
+                throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed")
+            }
+        } else {
+            FileHandle.standardError.write(Data("stream \(stream) is still open: its recording is not sealed by a close record yet\n".utf8))
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure.failed("cannot read \(path)") }
         var previous = 0.0

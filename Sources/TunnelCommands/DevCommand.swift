@@ -10,13 +10,21 @@ import TunnelTLS
 
 /// `tunnel dev`: the whole thing on one machine with embedded defaults, for a first look and
 /// for demos. It makes a development PKI in a local directory (once), then runs a gateway and a
-/// node client in one process and prints what to try.
+/// node client in one process, the node offering a recorded shell, a demo log and ssh (to a
+/// private sshd when nothing answers on the ssh target), and prints commands to try, each of
+/// which works as printed. A second run on the same directory carries on where the last stopped.
 public struct DevCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run a gateway with a development CA and a local node client in one process.")
+        abstract: "Run a sandbox: a gateway with a development CA and a local node (shell, logs, ssh) in one process.",
+        discussion: """
+            Everything is kept in --dir (tunnel-dev): the gateway's CAs, database and audit log, the node's key, \
+            an admin login, a demo log and the private sshd's keys. When nothing answers on the ssh service's \
+            target, a private sshd from the system's OpenSSH serves it on a free loopback port, accepting only \
+            a sandbox key made for it.
+            """)
 
-    @Option(help: "Directory for the development CA, certificates and operator config") var dir = "tunnel-dev"
+    @Option(help: "Directory for the sandbox's files") var dir = "tunnel-dev"
     @Option(help: "Where the gateway listens") var listen = "127.0.0.1:7443"
     @Option(help: "Name of the local node") var node = "dev-node"
     @Option(help: "A service the node offers, NAME=HOST:PORT; repeatable") var service: [String] = ["ssh=127.0.0.1:22"]
@@ -28,9 +36,14 @@ public struct DevCommand: ParsableCommand {
         let directory = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let listenAddress: HostPort
         do { listenAddress = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
-        let services = try parseServices(service)
+        var services = try parseServices(service)
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw CommandFailure.usage("--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))")
+        }
+        // Checked before anything starts, so a second sandbox says so in one sentence.
+        if DevSandbox.answers(listenAddress) {
+            throw CommandFailure.failed(
+                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT")
         }
         let paths = DevelopmentFiles(directory: directory, node: node)
         let logger = TunnelLogging.bootstrap(level: level)
@@ -39,21 +52,38 @@ public struct DevCommand: ParsableCommand {
             try GatewayPKI.makeDirectory(paths.gateway)
             _ = try GatewayPKI.initialize(.init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
         }
+        let logs = try DevSandbox.demoLogs(directory: directory)
         let configuration = try gatewaySettings.runtimeConfiguration()
         let store = try gatewaySettings.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (gateway, bound) = try startGateway(configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
             let gatewayAddress = HostPort(host: bound.ip, port: bound.port)
             try paths.loginOperator(gateway: gateway, address: gatewayAddress)
+            let ssh = startPrivateSSHIfNeeded(services: &services, directory: directory, loop: loop, logger: logger)
+            if let sshd = ssh.server {
+                try paths.addSSHSettings(identity: sshd.files.userKey, knownHosts: sshd.files.knownHosts)
+            }
             var clientSettings = ClientSettings(
                 gateway: gatewayAddress, serverName: "localhost",
                 cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA, nodeName: node,
-                services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level)
+                services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level,
+                shellUser: String(cString: getpwuid(geteuid()).pointee.pw_name),
+                logSources: [DevSandbox.logSourceName: logs.source], logRoot: logs.root)
             var edge: EdgeClient?
             var stopped = false
+            let guide = DevGuide(directory: directory, node: node, gateway: "\(bound)", services: services.mapValues(\.description),
+                                 sshNote: ssh.note, adminSocket: gatewaySettings.adminSocket)
             func startNode() {
                 do {
                     edge = try startEdgeClient(try clientSettings.runtimeConfiguration(), loop: loop, logger: logger)
+                    // The commands to try are printed once the node is there, so each works at once.
+                    var printed = false
+                    edge?.onStateChange = { connected, _ in
+                        guard connected, !printed else { return }
+                        printed = true
+                        print(guide.text)
+                        fflush(nil)
+                    }
                 } catch {
                     logger.error("cannot start the dev node", metadata: ["error": "\(error)"])
                 }
@@ -76,21 +106,33 @@ public struct DevCommand: ParsableCommand {
                     }
                 }
             }
-            print("""
-                tunnel dev: gateway on \(bound), node "\(node)" offering \(services.keys.sorted().map { "\($0) → \(services[$0]!)" }.joined(separator: ", "))
-                Files in \(directory). In another terminal:
-                  export TUNNEL_CONFIG=\(paths.operatorConfig)
-                  tunnel nodes
-                  tunnel ssh \(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(node) -- uname -a
-                  tunnel token create --admin-socket \(gatewaySettings.adminSocket) --node another-node
-                Ctrl-C stops.
-                """)
-            fflush(nil)
             return { stopped_ in
                 stopped = true
                 edge?.stop()
+                ssh.server?.stop()
                 gateway.stop(completion: stopped_)
             }
+        }
+    }
+
+    /// When the ssh service's target does not answer, a private sshd takes its place (or, with
+    /// no OpenSSH installed, a note says what to install). Returns the server and a note for the guide.
+    private func startPrivateSSHIfNeeded(services: inout [String: HostPort], directory: String, loop: EventLoop,
+                                         logger: Logger) -> (server: DevSSHServer?, note: String?) {
+        guard let target = services["ssh"], !DevSandbox.answers(target) else { return (nil, nil) }
+        if let reason = DevSSHServer.unavailableReason() {
+            return (nil, "nothing answers on \(target) and \(reason); everything but ssh works")
+        }
+        do {
+            let server = try DevSSHServer(directory: "\(directory)/sshd", hostAlias: "\(node)\(sshHostSuffix)", loop: loop, logger: logger)
+            guard server.waitUntilListening(seconds: 5) else {
+                server.stop()
+                return (nil, "nothing answers on \(target), and the private sshd did not start (see \(server.files.log)); everything but ssh works")
+            }
+            services["ssh"] = HostPort(host: "127.0.0.1", port: server.port)
+            return (server, "nothing answers on \(target), so a private sshd serves it (keys and log in \(server.files.directory))")
+        } catch {
+            return (nil, "nothing answers on \(target), and the private sshd cannot start: \(error.message); everything but ssh works")
         }
     }
 
@@ -120,6 +162,14 @@ struct DevelopmentFiles {
     var gatewayCA: String { "\(nodeDirectory)/\(GatewayPKI.gatewayCAFile)" }
     var operatorDirectory: String { "\(directory)/operator" }
     var operatorConfig: String { "\(operatorDirectory)/\(OperatorLogin.configFile)" }
+
+    /// Points the dev login's `tunnel ssh` at the private sshd's sandbox key and host key.
+    func addSSHSettings(identity: String, knownHosts: String) throws(CommandFailure) {
+        guard let handle = FileHandle(forUpdatingAtPath: operatorConfig) else { throw .failed("cannot update \(operatorConfig)") }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data("ssh-identity: \(yamlQuoted(identity))\nssh-known-hosts: \(yamlQuoted(knownHosts))\n".utf8))
+    }
 
     /// A single-use token for the dev node, from the running gateway.
     func token(for node: String, gateway: Gateway) throws(CommandFailure) -> JoinToken {
@@ -156,5 +206,59 @@ extension GatewaySettings {
         GatewaySettings(listen: listen, dataDir: dataDir, pkiDir: "\(dataDir)/pki", adminSocket: "\(dataDir)/admin.sock", policy: nil,
                         nodeCertificateTTL: .seconds(86_400), drainTimeout: .seconds(5),
                         handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15), logLevel: .info)
+    }
+}
+
+/// What `tunnel dev` prints: where things are and the commands to try. Each command line works
+/// exactly as printed, in order, in one shell (the first sets PATH and TUNNEL_CONFIG); the
+/// newcomer test (`Tests/EndToEnd/newcomer.sh`) runs them so.
+struct DevGuide {
+    let directory: String
+    let node: String
+    let gateway: String
+    let services: [String: String]
+    /// Why ssh goes where it goes (a private sshd), or why it is missing; nil when the target answered.
+    let sshNote: String?
+    let adminSocket: String
+
+    /// `tunnel` when that name on PATH is this program; otherwise PATH gains this program's directory.
+    static func pathSetting() -> String? {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for entry in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(entry)/tunnel") {
+            return URL(fileURLWithPath: "\(entry)/tunnel").resolvingSymlinksInPath().path == me ? nil : "PATH=\(shellQuoted((me as NSString).deletingLastPathComponent)):$PATH"
+        }
+        return "PATH=\(shellQuoted((me as NSString).deletingLastPathComponent)):$PATH"
+    }
+
+    var commands: [String] {
+        let audit = shellQuoted("\(directory)/gateway/audit")
+        let config = "TUNNEL_CONFIG=\(shellQuoted("\(directory)/operator/\(OperatorLogin.configFile)"))"
+        var lines = ["export " + ([Self.pathSetting(), config].compactMap { $0 }).joined(separator: " ")]
+        lines.append("tunnel nodes")
+        lines.append("tunnel shell \(node) -- echo hello from a recorded shell")
+        if services["ssh"] != nil, sshNote?.contains("everything but ssh works") != true {
+            lines.append("tunnel ssh \(node) -- uname -a")
+        }
+        lines.append("tunnel logs \(node) \(DevSandbox.logSourceName) -n 5")
+        lines.append("tunnel audit ls --dir \(audit)")
+        lines.append("tunnel audit replay last --dir \(audit)")
+        lines.append("tunnel audit verify \(audit)")
+        return lines
+    }
+
+    var text: String {
+        let offered = services.keys.sorted().map { "\($0) → \(services[$0]!)" } + ["shell", "logs (\(DevSandbox.logSourceName))"]
+        return """
+            tunnel dev: gateway on \(gateway), node "\(node)" offering \(offered.joined(separator: ", "))\
+            \(sshNote.map { "\n  (ssh: \($0))" } ?? "")
+            Files in \(directory); `tunnel dev` here again carries on from them. In another terminal, try:
+
+            \(commands.map { "  " + $0 }.joined(separator: "\n"))
+
+            Then `tunnel shell \(node)` for an interactive shell (recorded too; exit ends it), and
+            `tunnel token create --admin-socket \(shellQuoted(adminSocket)) --node another-node` to enroll another node.
+            Ctrl-C stops.
+            """
     }
 }

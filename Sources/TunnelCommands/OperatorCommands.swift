@@ -17,10 +17,13 @@ struct OperatorOptions: ParsableArguments {
     @Option(help: schema.argumentHelp("cert")) var cert: String?
     @Option(help: schema.argumentHelp("key")) var key: String?
     @Option(help: schema.argumentHelp("gateway-ca")) var gatewayCa: String?
+    @Option(help: schema.argumentHelp("ssh-known-hosts")) var sshKnownHosts: String?
+    @Option(help: schema.argumentHelp("ssh-identity")) var sshIdentity: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
 
     var flags: [String: [String]] {
-        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("log-level", logLevel)])
+        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa),
+               ("ssh-known-hosts", sshKnownHosts), ("ssh-identity", sshIdentity), ("log-level", logLevel)])
     }
 
     func settings() throws(CommandFailure) -> OperatorSettings {
@@ -215,20 +218,21 @@ public struct SSHCommand: ParsableCommand {
     public func run() throws {
         let user = destination.contains("@") ? String(destination[..<destination.firstIndex(of: "@")!]) : nil
         let node = try checkedNodeName(String(destination.split(separator: "@").last ?? ""))
-        _ = try options.settings()  // refuse bad settings here, not inside ssh's ProxyCommand
+        let settings = try options.settings()  // refuse bad settings here, not inside ssh's ProxyCommand
         let tunnel = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), user: user, node: node, extra: sshArguments)
+        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), settings: settings, user: user, node: node, extra: sshArguments)
         try execute(arguments)
     }
 }
 
-/// The ssh command line `tunnel ssh` runs: the same ProxyCommand and known_hosts file as the
-/// `tunnel ssh-config` block, and the host named NODE.tunnel, so both ways share host keys.
-func sshInvocation(tunnelPath: String, configPath: String, user: String?, node: String, extra: [String]) -> [String] {
+/// The ssh command line `tunnel ssh` runs: the same ProxyCommand and (by default) known_hosts
+/// file as the `tunnel ssh-config` block, and the host named NODE.tunnel, so both ways share
+/// host keys. The settings' paths are already expanded with $HOME (ssh would use the password
+/// database's home for ~).
+func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSettings, user: String?, node: String, extra: [String]) -> [String] {
     let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh"
-    // ssh expands ~ from the password database; $HOME is what the rest of tunnel uses.
-    let home = ProcessInfo.processInfo.environment["HOME"] ?? "~"
-    return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=\(home)/.ssh/known_hosts.tunnel"]
+    return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=\(settings.sshKnownHosts)"]
+        + (settings.sshIdentity.map { ["-i", $0] } ?? [])
         + (user.map { ["-l", $0] } ?? []) + ["\(node)\(sshHostSuffix)"] + extra
 }
 

@@ -63,6 +63,8 @@ public enum Schemas {
             SettingSpec("cert", .path, .defaultValue("~/.config/tunnel/operator.crt"), help: "Your operator certificate (PEM)", example: "~/.config/tunnel/operator.crt"),
             SettingSpec("key", .path, .defaultValue("~/.config/tunnel/operator.key"), help: "Your operator private key (PEM)", example: "~/.config/tunnel/operator.key"),
             SettingSpec("gateway-ca", .path, .defaultValue("~/.config/tunnel/gateway-ca.crt"), help: "CA certificate that verifies the gateway", example: "~/.config/tunnel/gateway-ca.crt"),
+            SettingSpec("ssh-known-hosts", .path, .defaultValue("~/.ssh/known_hosts.tunnel"), help: "known_hosts file `tunnel ssh` keeps nodes' host keys in", example: "~/.ssh/known_hosts.tunnel"),
+            SettingSpec("ssh-identity", .path, .optional, help: "Private key `tunnel ssh` offers first (ssh -i); unset, ssh's own choice", example: "~/.ssh/id_ed25519"),
             logLevel(),
         ]
     )
@@ -149,6 +151,8 @@ public struct OperatorSettings: Sendable, Equatable {
     public var cert: String
     public var key: String
     public var gatewayCA: String
+    public var sshKnownHosts = "~/.ssh/known_hosts.tunnel"
+    public var sshIdentity: String? = nil
     public var logLevel: Logger.Level
 }
 
@@ -160,6 +164,8 @@ extension OperatorSettings {
         cert = s.path("cert")!
         key = s.path("key")!
         gatewayCA = s.path("gateway-ca")!
+        sshKnownHosts = s.path("ssh-known-hosts")!
+        sshIdentity = s.path("ssh-identity")
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
     }
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The newcomer test: a throwaway local user, in a network namespace of its own where nothing
+# listens on port 22 (or 7443), runs `tunnel dev` in an empty directory and then every command
+# it prints, exactly as printed, in one shell. Each must succeed; the shell's words must come back
+# in the replay; `tunnel shell NODE -- sh -c 'exit 3'` must exit 3 and be in the audit; a second
+# `tunnel dev` must carry on from the first; a port in use must give one sentence.
+#   Tests/EndToEnd/newcomer.sh [path/to/tunnel]        (default: .build/debug/tunnel; needs root)
+# Prints one line per check and "N passed, N failed" last; exits non-zero on any failure.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
+[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
+
+if [ "${NEWCOMER_INNER:-}" != 1 ]; then
+    # --- as root: the user, the namespace, then this script again as that user inside it ---------
+    [ "$(id -u)" = 0 ] || { echo "newcomer.sh needs root (a throwaway user and a network namespace); skipped"; exit 0; }
+    for tool in unshare runuser useradd userdel ip /usr/sbin/sshd ssh ssh-keygen python3; do
+        command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)"; exit 2; }
+    done
+    WORK=$(mktemp -d /tmp/tunnel-newcomer.XXXXXX)
+    chmod 755 "$WORK"
+    NEWCOMER="tnew$$"
+    cleanup() {
+        # Everything the user started ran in the namespace, as that user; the inner script ends its
+        # own processes, and userdel refuses while any is left, which the check below reports.
+        userdel -r "$NEWCOMER" >/dev/null 2>&1
+        [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+    }
+    trap cleanup EXIT
+    useradd --create-home --home-dir "$WORK/home" --shell /bin/bash "$NEWCOMER" || { echo "useradd failed"; exit 2; }
+    # The user's copies of the binary and of this script (the checkout may be unreadable to it).
+    mkdir -p "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
+    cp "$TUNNEL" "$WORK/bin/tunnel"
+    cp "$0" "$ROOT/scripts/lib/loopback.sh" "$WORK/test/"
+    chown -R "$NEWCOMER:" "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
+    unshare --net -- bash -c 'ip link set lo up && exec runuser -u "$1" -- env -i HOME="$2/home" USER="$1" LOGNAME="$1" \
+        PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb NEWCOMER_INNER=1 WORK="$2" bash "$2/test/newcomer.sh" "$2/bin/tunnel"' \
+        _ "$NEWCOMER" "$WORK"
+    exit $?
+fi
+
+# --- as the newcomer, in the namespace --------------------------------------------------------
+export OUT=$WORK/out
+PIDS=()
+PASSED=0
+FAILED=0
+. "$WORK/test/loopback.sh"
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
+finish() {
+    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    echo "newcomer: $PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+}
+trap finish EXIT
+cd "$WORK/empty"
+
+# start_dev NAME ARGS...: `tunnel dev` in the background; waits for its guide (the node is there then).
+start_dev() {
+    local name=$1; shift
+    start "$OUT/$name.log" "$TUNNEL" dev "$@"
+    DEV_PID=$LAST_PID
+    wait_for_line "$OUT/$name.log" "Ctrl-C stops" 60 "$DEV_PID"
+}
+# stop_dev: Ctrl-C, as the guide says; the exit status of `tunnel dev` is its answer.
+stop_dev() { kill -INT "$DEV_PID"; wait "$DEV_PID"; }
+
+ss -ltn | grep -q ':22 ' && { fail "nothing listens on port 22 in the namespace" "$(ss -ltn)"; exit; }
+start_dev dev || { fail "tunnel dev prints its guide" "$(cat "$OUT/dev.log")"; exit; }
+pass "tunnel dev prints its guide once the node is there"
+grep -q "private sshd serves it" "$OUT/dev.log" && pass "with nothing on port 22, a private sshd serves ssh" \
+    || fail "private sshd" "$(cat "$OUT/dev.log")"
+
+# Every indented command between "try:" and "Then", run in one shell as typed.
+sed -n '/try:$/,/^Then /p' "$OUT/dev.log" | sed -n 's/^  \(tunnel\|export\)/\1/p' >"$OUT/commands.txt"
+[ "$(wc -l <"$OUT/commands.txt")" -ge 8 ] || fail "the guide prints the commands to try" "$(cat "$OUT/dev.log")"
+bash -c 'n=0; while IFS= read -r line; do n=$((n + 1)); eval "$line" >"$OUT/cmd$n.out" 2>&1 </dev/null; echo "$? $line"; done <"$OUT/commands.txt"' \
+    >"$OUT/statuses.txt"
+n=0
+while read -r status line; do
+    n=$((n + 1))
+    if [ "$status" = 0 ]; then pass "as printed: $line"; else fail "as printed (exit $status): $line" "$(cat "$OUT/cmd$n.out")"; fi
+done <"$OUT/statuses.txt"
+output_of() { local n; n=$(grep -n -F -- "$1" "$OUT/commands.txt" | head -1 | cut -d: -f1); cat "$OUT/cmd${n:-0}.out" 2>/dev/null; }
+grep -q "dev-node *online" <<<"$(output_of "tunnel nodes")" && pass "tunnel nodes lists dev-node online" || fail "nodes" "$(output_of "tunnel nodes")"
+grep -q "hello from a recorded shell" <<<"$(output_of "tunnel shell")" && pass "the shell's words come back" || fail "shell output" "$(output_of "tunnel shell")"
+grep -q "Linux" <<<"$(output_of "tunnel ssh")" && pass "ssh runs uname through the private sshd" || fail "ssh output" "$(output_of "tunnel ssh")"
+grep -q "hydraulic pressure" <<<"$(output_of "tunnel logs")" && pass "tunnel logs shows the demo log" || fail "logs output" "$(output_of "tunnel logs")"
+grep -q "hello from a recorded shell" <<<"$(output_of "tunnel audit replay")" && pass "the replay shows the shell's words" \
+    || fail "replay" "$(output_of "tunnel audit replay")"
+
+# The rest in the same environment the guide's first line sets up.
+eval "$(head -1 "$OUT/commands.txt")"
+AUDIT_DIR="$WORK/empty/tunnel-dev/gateway/audit"
+tunnel shell dev-node -- sh -c 'exit 3' </dev/null >/dev/null 2>&1
+status=$?
+[ "$status" = 3 ] && pass "tunnel shell dev-node -- sh -c 'exit 3' exits 3" || fail "shell exit status passed through (got $status)"
+grep -h '"type":"stream_open"' "$AUDIT_DIR"/audit-*.jsonl | grep -q -F "\"command\":\"sh -c 'exit 3'\"" \
+    && pass "the command is in the audit record of the stream" || fail "command in the audit" "$(tail -3 "$AUDIT_DIR"/audit-*.jsonl)"
+out=$(tunnel shell dev-node </dev/null 2>&1) && pass "an interactive shell ends at the end of its input, status 0" || fail "interactive shell" "$out"
+
+# Stop, then a second run on the same directory carries on.
+stop_dev && pass "Ctrl-C stops tunnel dev, exit status 0" || fail "tunnel dev stopped" "$(tail -5 "$OUT/dev.log")"
+left=$(ps -u "$(id -u)" -o pid=,args= | grep "[s]shd_config")
+[ -z "$left" ] && pass "the private sshd ends with it" || fail "private sshd still running" "$left"
+start_dev dev2 || { fail "a second tunnel dev prints its guide" "$(cat "$OUT/dev2.log")"; exit; }
+grep -q "node enrolled" "$OUT/dev2.log" && fail "the second run re-enrolled the node" "$(cat "$OUT/dev2.log")" \
+    || pass "the second tunnel dev reuses the enrolled node"
+out=$(tunnel nodes 2>&1) && grep -q "dev-node *online" <<<"$out" && pass "after the restart dev-node is online again" || fail "nodes after restart" "$out"
+out=$(tunnel audit replay last --dir "$AUDIT_DIR" 2>&1) && pass "recordings of the first run are still there" || fail "replay after restart" "$out"
+out=$(tunnel audit verify "$AUDIT_DIR" 2>&1) && pass "the audit of both runs verifies" || fail "verify after restart" "$out"
+
+# A port in use: one sentence on stderr, non-zero exit.
+out=$("$TUNNEL" dev --dir other 2>&1 </dev/null); status=$?
+if [ "$status" != 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "in use" <<<"$out"; then pass "a port in use gives one sentence: $out"
+else fail "port in use (exit $status)" "$out"; fi
+stop_dev || fail "second tunnel dev stopped" "$(tail -5 "$OUT/dev2.log")"
