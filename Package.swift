@@ -85,7 +85,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["SourceCommit"]),
+        /// Writes the git commit being built into TunnelCommands (`tunnel version`); "unknown" outside git.
+        .plugin(name: "SourceCommit", capability: .buildTool()),
         /// The thin executable: only the entry point.
         .executableTarget(name: "tunnel", dependencies: ["TunnelCommands"]),
         .testTarget(name: "TunnelCommandsTests", dependencies: [

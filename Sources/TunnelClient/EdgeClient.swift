@@ -64,6 +64,8 @@ public struct EdgeClientConfiguration {
     public var connectTimeout: Duration = .seconds(10)
     public var serviceConnectTimeout: Duration = .seconds(5)
     public var backoff = Backoff()
+    /// The version announced to the gateway (the CLI adds the source commit).
+    public var softwareVersion = TunnelProtocol.softwareVersion
 
     public init(gateway: GatewayEndpoint, services: [String: LocalService], labels: [String: String] = [:], credentialFiles: NodeCredentialFiles? = nil) {
         self.gateway = gateway
@@ -326,7 +328,7 @@ public final class EdgeClient {
     private func announce(on connection: MuxConnection) {
         let announcement = NodeAnnouncement(
             labels: configuration.labels, services: (Array(configuration.services.keys) + configuration.builtInServices.keys).sorted(),
-            version: TunnelProtocol.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
+            version: configuration.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
         do {
             let handler = DiscardingHandler(connection: connection)
             handler.stream = try connection.openStream(

@@ -43,11 +43,13 @@ public struct Tunnel: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tunnel",
         abstract: "Reverse-tunnel maintenance gateway for edge fleets.",
+        version: VersionInfo.current.line,
         subcommands: [
             GatewayCommand.self, ClientCommand.self, DevCommand.self,
             NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
             TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self, AuditCommand.self,
             CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
+            VersionCommand.self,
         ]
     )
     public init() {}

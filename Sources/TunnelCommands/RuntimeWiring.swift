@@ -127,6 +127,7 @@ extension GatewaySettings {
         configuration.policyPath = policy
         configuration.auditDirectory = "\(dataDir)/audit"
         configuration.auditKeyDirectory = "\(dataDir)/audit-key"
+        configuration.softwareVersion = VersionInfo.current.reported
         return configuration
     }
 
@@ -145,6 +146,11 @@ extension GatewaySettings {
 func startGateway(
     _ configuration: GatewayConfiguration, store: FleetStore, adminSocket: String?, loop: EventLoop, logger: Logger
 ) throws(CommandFailure) -> (Gateway, SocketAddress) {
+    let version = VersionInfo.current
+    logger.info("starting \(version.line)", metadata: [
+        "version": "\(version.version)", "commit": "\(version.commit)", "swift": "\(version.swift)",
+        "openssl": "\(version.openssl)", "libuv": "\(version.libuv)",
+    ])
     let gateway: Gateway
     do {
         gateway = try Gateway(loop: loop, configuration: configuration, store: store, logger: logger)
@@ -230,6 +236,7 @@ extension ClientSettings {
             services: services.mapValues { LocalService(host: $0.host, port: $0.port) },
             labels: nodeLabels, credentialFiles: credentialFiles)
         configuration.session.keepaliveInterval = keepaliveInterval
+        configuration.softwareVersion = VersionInfo.current.reported
         if let shellUser {
             guard services[ShellStream.serviceName] == nil else {
                 throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name")

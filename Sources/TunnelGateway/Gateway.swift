@@ -32,6 +32,8 @@ public struct GatewayConfiguration: Sendable {
     public var handshakeTimeout: Duration = .seconds(10)
     /// How long SIGTERM waits for streams to finish before cutting them.
     public var drainTimeout: Duration = .seconds(30)
+    /// The version the start record and log line carry (the CLI adds the source commit).
+    public var softwareVersion = TunnelProtocol.softwareVersion
     public var session = SessionConfiguration()
 
     public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority) {
@@ -153,11 +155,11 @@ public final class Gateway {
             audit?.tick()
         }
         audit?.record("gateway_start", [
-            "listen": .string("\(listener.localAddress)"), "version": .string(TunnelProtocol.softwareVersion),
+            "listen": .string("\(listener.localAddress)"), "version": .string(configuration.softwareVersion),
             "policy_version": .string(authority.policy.version), "ca_pin": .string(Hex.encode(authority.caPin)),
         ], durable: true)
         logger.info("gateway listening", metadata: [
-            "listen": "\(listener.localAddress)", "policy.version": "\(authority.policy.version)",
+            "listen": "\(listener.localAddress)", "version": "\(configuration.softwareVersion)", "policy.version": "\(authority.policy.version)",
             "ca.pin": "\(Hex.encode(authority.caPin))",
         ])
         return listener.localAddress

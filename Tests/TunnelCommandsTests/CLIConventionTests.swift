@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Testing
 @testable import TunnelCommands
 
@@ -24,5 +25,24 @@ import Testing
             let collapsed = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")
             #expect(collapsed.firstMatch(of: /\(default[^)]*\) \(default:/) == nil, "tunnel \(path.joined(separator: " ")): \(collapsed)")
         }
+    }
+
+    @Test("the version: the commit baked in at build time, the libraries' own versions, one JSON object with the documented keys")
+    func version() throws {
+        let info = VersionInfo.current
+        #expect(info.commit == "unknown" || (info.commit.count == 12 && info.commit.allSatisfy(\.isHexDigit)), "\(info.commit)")
+        #expect(info.openssl.hasPrefix("OpenSSL 3."))
+        #expect(info.libuv.split(separator: ".").count == 3)
+        #expect(info.swift.hasPrefix("6.") || info.swift.hasPrefix(">="))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(info.json.utf8)) as? [String: String])
+        #expect(Set(object.keys) == ["version", "commit", "swift", "openssl", "libuv"])
+        #expect(try JSONDecoder().decode(VersionInfo.self, from: Data(info.json.utf8)) == info)
+        #expect(Tunnel.configuration.version == info.line)
+        #expect(info.reported == (info.commit == "unknown" ? info.version : "\(info.version)+\(info.commit)"))
+        for arguments in [["--json"], ["-o", "json"], ["--output", "json"]] {
+            #expect(try VersionCommand.parse(arguments).output.isJSON, "\(arguments)")
+        }
+        #expect(try !VersionCommand.parse([]).output.isJSON)
+        #expect(throws: (any Error).self) { try VersionCommand.parse(["-o", "yaml"]) }
     }
 }
