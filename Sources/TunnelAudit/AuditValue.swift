@@ -60,3 +60,20 @@ extension AuditValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, E
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
 }
+
+extension AuditValue {
+    /// The value as one line of text for people (`audit ls --events`, the console): strings as
+    /// they are, lists comma-joined, objects as sorted `key=value` pairs. Escaping for the
+    /// terminal or the page is the presenter's job.
+    public var text: String {
+        switch self {
+        case .string(let text): text
+        case .int(let number): "\(number)"
+        case .double(let number): "\(number)"
+        case .bool(let flag): "\(flag)"
+        case .null: "null"
+        case .strings(let list): list.joined(separator: ",")
+        case .object(let map): map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+    }
+}

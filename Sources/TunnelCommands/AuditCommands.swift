@@ -100,9 +100,9 @@ struct AuditSourceOptions: ParsableArguments {
 
 public struct AuditCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "The audit trail: list, show, verify, export, replay.",
+        commandName: "audit", abstract: "The audit trail: list, show, verify, export, replay, serve.",
         discussion: "Format and guarantees: docs/AUDIT.md. verify works offline on a copy or an export.",
-        subcommands: [AuditListCommand.self, AuditShowCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditReplayCommand.self])
+        subcommands: [AuditListCommand.self, AuditShowCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditReplayCommand.self, AuditServeCommand.self])
     public init() {}
 }
 
@@ -163,19 +163,7 @@ public struct AuditListCommand: ParsableCommand {
     /// One record per line, whatever its fields hold: the line is escaped as a whole.
     static func eventLine(_ entry: AuditEntry) -> String {
         let rest = entry.fields.filter { !["seq", "time", "type", "prev"].contains($0.key) }.sorted { $0.key < $1.key }
-        return InertText.escape("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\(text($0.value))" }.joined(separator: " "))
-    }
-
-    static func text(_ value: AuditValue) -> String {
-        switch value {
-        case .string(let text): text
-        case .int(let number): "\(number)"
-        case .double(let number): "\(number)"
-        case .bool(let flag): "\(flag)"
-        case .null: "null"
-        case .strings(let list): list.joined(separator: ",")
-        case .object(let map): map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        }
+        return InertText.escape("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\($0.value.text)" }.joined(separator: " "))
     }
 }
 
@@ -254,10 +242,16 @@ enum AuditBundle {
         return path
     }
 
-    /// Unpacks a bundle, checks every file against the manifest, then verifies the chain and signatures.
+    /// Unpacks a bundle into a temporary directory and verifies it (`unpack`).
     static func verify(bundle: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        return try unpack(bundle: bundle, into: directory, publicKeyFile: publicKeyFile)
+    }
+
+    /// Unpacks a bundle into `directory`, checks every file against the manifest, then verifies
+    /// the chain and signatures of the segments there.
+    static func unpack(bundle: String, into directory: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
         try run(["-xf", bundle, "-C", directory])
         guard let listed = try? String(contentsOfFile: "\(directory)/\(manifest)", encoding: .utf8) else {
             throw .failed("\(bundle) has no \(manifest); it is not a bundle from `tunnel audit export`")
@@ -291,37 +285,49 @@ public struct AuditExportCommand: ParsableCommand {
         let from = try AuditReader.time(since, flag: "--since")
         let to = try until.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--until") } ?? Date()
         try AuditReader.recordRead("export \(since)…\(until ?? "now") of \(source.dir)", adminSocket: source.adminSocket)
-        let staging = try AuditBundle.temporaryDirectory()
+        print(try AuditBundle.export(directory: source.dir, from: from, to: to, out: out))
+    }
+}
+
+extension AuditBundle {
+    /// Writes the bundle of the segments that overlap `from`…`to` and the recordings of the
+    /// streams closed in it; returns the sentence saying what it wrote.
+    static func export(directory: String, from: Date, to: Date, out: String) throws(CommandFailure) -> String {
+        let staging = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var names: [String] = []
         var recordings: Set<String> = []
-        for segment in try AuditReader.segments(in: source.dir) {
+        for segment in try AuditReader.segments(in: directory) {
             let entries = try AuditReader.entries(of: segment)
             guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
             let name = (segment as NSString).lastPathComponent
-            try FileManager.default.copyItem(atPath: segment, toPath: "\(staging)/\(name)")
+            try copy(segment, to: "\(staging)/\(name)")
             names.append(name)
             for entry in entries where entry.type == "stream_close" {
                 if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
             }
         }
-        guard !names.isEmpty else { throw CommandFailure.failed("no audit records between \(from) and \(to) in \(source.dir)") }
+        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directory)") }
         if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/recordings") }
         for recording in recordings.sorted() {
             let name = "recordings/\(recording)"
-            try FileManager.default.copyItem(atPath: "\(source.dir)/\(name)", toPath: "\(staging)/\(name)")
+            try copy("\(directory)/\(name)", to: "\(staging)/\(name)")
             names.append(name)
         }
-        let key = "\(source.dir)/\(AuditSigningKey.publicKeyFileName)"
+        let key = "\(directory)/\(AuditSigningKey.publicKeyFileName)"
         if FileManager.default.fileExists(atPath: key) {
-            try FileManager.default.copyItem(atPath: key, toPath: "\(staging)/\(AuditSigningKey.publicKeyFileName)")
+            try copy(key, to: "\(staging)/\(AuditSigningKey.publicKeyFileName)")
             names.append(AuditSigningKey.publicKeyFileName)
         }
         var manifest = ""
-        for name in names { manifest += "\(try AuditBundle.sha256(of: "\(staging)/\(name)"))  \(name)\n" }
-        try DurableFile.write(path: "\(staging)/\(AuditBundle.manifest)", bytes: Array(manifest.utf8), mode: 0o644)
-        try AuditBundle.run(["-cf", out, "-C", staging, AuditBundle.manifest] + names)
-        print("wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`")
+        for name in names { manifest += "\(try sha256(of: "\(staging)/\(name)"))  \(name)\n" }
+        do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)") }
+        try run(["-cf", out, "-C", staging, self.manifest] + names)
+        return "wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`"
+    }
+
+    private static func copy(_ source: String, to destination: String) throws(CommandFailure) {
+        do { try FileManager.default.copyItem(atPath: source, toPath: destination) } catch { throw .failed("cannot copy \(source): \(error)") }
     }
 }
 
