@@ -38,6 +38,10 @@ let package = Package(
         /// of text from others for human output. No dependencies, so every layer can share it.
         .target(name: "TunnelText"),
         .testTarget(name: "TunnelTextTests", dependencies: ["TunnelText"]),
+        /// The auditor's web console (`tunnel audit serve`): pages over an audit log, served on the
+        /// libuv loop. Linked into the `tunnel` binary through TunnelCommands, not into TunnelClient.
+        .target(name: "TunnelConsole", dependencies: ["TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
+        .testTarget(name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,
@@ -81,7 +85,7 @@ let package = Package(
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
         /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
