@@ -12,6 +12,8 @@ packages=(
     iproute2                                  # network namespaces for the half-open link test
     asciinema                                 # plays the gateway's shell recordings in the tests
     faketime                                  # a node whose clock reads 1970, in the tests
+    node-xterm libjs-xterm                    # xterm.js for the audit console's shell player
+    chromium                                  # the audit console's browser tests
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -24,4 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Playwright drives the system Chromium in the console tests; it is told never to fetch a browser.
+python3 -c 'import playwright' 2>/dev/null || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 python3 -m pip install --quiet --break-system-packages playwright
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6 (swift.org) first" >&2; exit 1; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
-# sshd, ssh, scp and kubectl.
+# sshd, ssh, scp and kubectl, and the audit console's browser tests (Chromium) on their scenario.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,5 +9,6 @@ scripts/setup.sh
 swift build --build-tests
 swift test
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
-Tests/EndToEnd/run.sh .build/debug/tunnel
+AUDIT_SCENARIO_OUT=.build/audit-scenario Tests/EndToEnd/run.sh .build/debug/tunnel
 Tests/EndToEnd/newcomer.sh .build/debug/tunnel
+Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario

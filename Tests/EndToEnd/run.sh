@@ -432,6 +432,8 @@ else
 fi
 check "tunnel audit export writes a bundle that verify accepts on its own" \
     bash -c "'$TUNNEL' audit export --dir '$AUDIT_DIR' --since 1h --out '$WORK/evidence.tar' 2>&1 | grep -q wrote || exit 1; '$TUNNEL' audit verify '$WORK/evidence.tar'"
+# The audit console's browser tests (Tests/EndToEnd/console.sh) read this scenario.
+if [ -n "${AUDIT_SCENARIO_OUT:-}" ]; then rm -rf "$AUDIT_SCENARIO_OUT/audit"; mkdir -p "$AUDIT_SCENARIO_OUT"; cp -r "$AUDIT_DIR" "$AUDIT_SCENARIO_OUT/audit"; fi
 cp -r "$AUDIT_DIR" "$WORK/tampered"
 python3 - "$WORK/tampered" <<'TAMPER'
 import glob, sys
