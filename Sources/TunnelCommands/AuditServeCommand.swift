@@ -13,7 +13,7 @@ public struct AuditServeCommand: ParsableCommand {
         unless --listen says otherwise. Offline: every page and asset comes from this binary or the local \
         system. The log is verified once at start; the result is on every page (docs/AUDIT.md §9).
         """)
-    @Argument(help: "An audit directory or a bundle from `tunnel audit export` (default \(AuditReader.defaultDirectory))")
+    @Argument(help: "An audit directory or a bundle from `tunnel audit export`")
     var path: String = AuditReader.defaultDirectory
     @Option(help: "Address to listen on; port 0 picks a free one") var listen = "127.0.0.1:0"
     @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
