@@ -130,10 +130,12 @@ public struct TokenCreateCommand: ParsableCommand {
 public struct TokenListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List join tokens (never their secrets).")
     @OptionGroup var admin: AdminOptions
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
         let tokens = try admin.send(.listTokens).tokens ?? []
+        if output.isJSON { return printJSON(tokens) }
         let now = Int64(Date().timeIntervalSince1970)
         printTable([["ID", "ENROLLS", "LABELS", "USES", "EXPIRES", "CREATED BY"]] + tokens.map {
             [$0.id, $0.nodeName ?? $0.namePrefix.map { "\($0)*" } ?? "any name", labelText($0.labels), "\($0.usesCount)/\($0.usesAllowed)",
@@ -194,10 +196,12 @@ public struct UserAddCommand: ParsableCommand {
 public struct UserListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List operators.")
     @OptionGroup var admin: AdminOptions
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
         let users = try admin.send(.listUsers).users ?? []
+        if output.isJSON { return printJSON(users) }
         printTable([["NAME", "ROLES", "CERTIFICATE UNTIL", "STATUS", "CREATED BY"]] + users.map {
             [$0.name, $0.roles.joined(separator: ","), $0.certificateNotAfter.map(isoDate) ?? "-",
              $0.revokedAt.map { "revoked \(isoDate($0))" } ?? "active", $0.createdBy]
@@ -228,12 +232,12 @@ public struct NodeCommand: ParsableCommand {
 public struct NodeListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List every known node, online or not.")
     @OptionGroup var admin: AdminOptions
-    @Flag(help: "Print JSON instead of a table") var json = false
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
         let nodes = try admin.send(.listNodes).nodes ?? []
-        if json {
+        if output.isJSON {
             print(String(decoding: TunnelProtocol.encode(nodes), as: UTF8.self))
             return
         }
@@ -315,10 +319,13 @@ public struct PolicyCommand: ParsableCommand {
 public struct PolicyShowCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "show", abstract: "Show which policy version the gateway uses.")
     @OptionGroup var admin: AdminOptions
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
-        printReply(try admin.send(.showPolicy).policy)
+        let policy = try admin.send(.showPolicy).policy
+        if output.isJSON { return printJSON(["policy": policy ?? ""]) }
+        printReply(policy)
     }
 }
 

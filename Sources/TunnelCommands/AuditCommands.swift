@@ -130,6 +130,7 @@ public struct AuditListCommand: ParsableCommand {
     @Option(help: "Only this service") var service: String?
     @Option(help: "Only since this long ago (24h) or this time (RFC 3339)") var since: String?
     @Flag(help: "Every record, not only streams") var events = false
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
@@ -147,17 +148,35 @@ public struct AuditListCommand: ParsableCommand {
                 && matches(entry, "node", node) && matches(entry, "operator", user) && matches(entry, "service", service)
         }
         if events {
+            if output.isJSON { return printJSON(entries.map(\.fields)) }
             for entry in entries { print(Self.eventLine(entry)) }
             return
         }
-        let rows = AuditedStream.pair(entries).map { stream -> [String] in
+        let streams = AuditedStream.pair(entries)
+        if output.isJSON {
+            return printJSON(streams.map { stream in
+                ListedStream(outcome: Self.outcome(stream), open: stream.open.fields, close: stream.close?.fields)
+            })
+        }
+        let rows = streams.map { stream -> [String] in
             let open = stream.open, close = stream.close
-            let outcome = open.type == "stream_deny" ? "denied" : close?.string("outcome") ?? "open"
-            return [open.time, open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", outcome,
+            return [open.time, open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", Self.outcome(stream),
                     close.flatMap { $0.int("bytes_to_node") }.map(String.init) ?? "-", close.flatMap { $0.int("bytes_from_node") }.map(String.init) ?? "-",
                     close.flatMap { $0.int("duration_ms") }.map { "\($0) ms" } ?? "-"]
         }
         printTable([["TIME", "STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows)
+    }
+
+    /// `denied`, `open` (no close record yet), or the close record's outcome.
+    static func outcome(_ stream: AuditedStream) -> String {
+        stream.open.type == "stream_deny" ? "denied" : stream.close?.string("outcome") ?? "open"
+    }
+
+    /// One stream in `audit ls --json`: its records as they are in the log.
+    struct ListedStream: Encodable {
+        let outcome: String
+        let open: [String: AuditValue]
+        let close: [String: AuditValue]?
     }
 
     /// One record per line, whatever its fields hold: the line is escaped as a whole.
@@ -171,6 +190,7 @@ public struct AuditShowCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "show", abstract: "Every record of one session or stream (ids from `audit ls`).")
     @Argument(help: "A session id, or a stream id SESSION/N") var id: String
     @OptionGroup var source: AuditSourceOptions
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
@@ -179,6 +199,7 @@ public struct AuditShowCommand: ParsableCommand {
             entry.string("session") == id || entry.string("stream") == id || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
         }
         guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.dir); `tunnel audit ls` lists streams") }
+        if output.isJSON { return printJSON(matching.map(\.fields)) }
         for entry in matching {
             print(InertText.escapeJSON(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
         }
@@ -200,6 +221,7 @@ public struct AuditVerifyCommand: ParsableCommand {
     @Argument(help: "An audit directory or a bundle from `tunnel audit export`") var path: String = AuditReader.defaultDirectory
     @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
     @Flag(help: "Also require the log to end with a clean close (a stopped gateway's log)") var closed = false
+    @OptionGroup var output: OutputOptions
     public init() {}
 
     public func run() throws {
@@ -213,7 +235,7 @@ public struct AuditVerifyCommand: ParsableCommand {
         } else {
             report = try AuditBundle.verify(bundle: path, publicKeyFile: key)
         }
-        print(report.summary)
+        print(output.isJSON ? jsonText(VerifyResult(report)) : report.summary)
         if !report.isValid { throw ExitCode(1) }
     }
 }
@@ -367,5 +389,38 @@ public struct AuditReplayCommand: ParsableCommand {
             if pause > 0 { usleep(useconds_t(pause * 1_000_000)) }
             FileHandle.standardOutput.write(Data(data.utf8))
         }
+    }
+}
+
+/// `tunnel audit verify --json` (docs/JSON.md): the verdict and what was checked.
+struct VerifyResult: Encodable {
+    let valid: Bool
+    let problem: String?
+    let keyID: String
+    let files: [String]
+    let records: UInt64
+    let firstSeq: UInt64?
+    let lastSeq: UInt64?
+    let checkpoints: Int
+    let recoveries: Int
+    let lastCheckpointSeq: UInt64?
+    let unsignedTail: UInt64
+    let closedCleanly: Bool
+    let summary: String
+
+    init(_ report: AuditReport) {
+        valid = report.isValid
+        problem = report.problem?.message
+        keyID = report.keyID
+        files = report.files
+        records = report.records
+        firstSeq = report.firstSeq
+        lastSeq = report.lastSeq
+        checkpoints = report.checkpoints
+        recoveries = report.recoveries
+        lastCheckpointSeq = report.lastCheckpointSeq
+        unsignedTail = report.unsignedTail
+        closedCleanly = report.closedCleanly
+        summary = report.summary
     }
 }

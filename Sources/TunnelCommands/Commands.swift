@@ -245,11 +245,13 @@ public struct WhoamiCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the operator identity and gateway in use.")
 
     @OptionGroup var options: OperatorOptions
+    @OptionGroup var output: OutputOptions
 
     public init() {}
 
     public func run() throws {
-        print(try OperatorStatus.describe(try options.settings()))
+        let status = try OperatorStatus.read(try options.settings())
+        print(output.isJSON ? jsonText(status) : status.text)
     }
 }
 

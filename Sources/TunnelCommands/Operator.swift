@@ -3,11 +3,23 @@ import Logging
 import TunnelText
 import TunnelTLS
 
-/// What `tunnel whoami` reports: who the installed operator certificate says you are.
-public enum OperatorStatus {
-    /// Reads the certificate and key named by the operator settings and describes them in a few lines.
-    /// Fails (one line) when a file is missing, the key does not match or the certificate expired.
-    public static func describe(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> String {
+/// What `tunnel whoami` reports: who the installed operator certificate says you are. Its JSON
+/// shape is in docs/JSON.md.
+public struct OperatorStatus: Codable, Equatable {
+    /// `tunnel://operator/alice`
+    public var identity: String
+    public var name: String
+    public var gateway: String
+    public var serverName: String
+    /// Unix seconds.
+    public var notAfter: Int64
+    public var expired: Bool
+    /// Less than 7 days left: time for `tunnel renew`.
+    public var renewSoon: Bool
+
+    /// Reads the certificate and key named by the operator settings. Fails (one line) when a
+    /// file is missing, the key does not match or the certificate is not an operator's.
+    public static func read(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> OperatorStatus {
         let certificate: Certificate, key: PrivateKey
         do {
             certificate = try Certificate.fromPEM(try DurableFile.read(path: settings.cert), source: settings.cert)
@@ -25,17 +37,30 @@ public enum OperatorStatus {
         } catch {
             throw .failed(oneLine(error))
         }
+        return OperatorStatus(
+            identity: "\(identity)", name: identity.name, gateway: "\(settings.gateway)", serverName: settings.serverName,
+            notAfter: certificate.notAfter, expired: now >= certificate.notAfter,
+            renewSoon: now < certificate.notAfter && certificate.notAfter - now < 7 * 86_400)
+    }
+
+    /// A few lines for people.
+    public var text: String {
         var lines = [
             "identity:    \(identity)",
-            "gateway:     \(settings.gateway) (TLS name \(settings.serverName))",
-            "valid until: \(isoDate(certificate.notAfter))",
+            "gateway:     \(gateway) (TLS name \(serverName))",
+            "valid until: \(isoDate(notAfter))",
         ]
-        if now >= certificate.notAfter {
+        if expired {
             lines.append("EXPIRED: ask an admin for a new bundle (tunnel user add)")
-        } else if certificate.notAfter - now < 7 * 86_400 {
+        } else if renewSoon {
             lines.append("expires in less than 7 days: run `tunnel renew`")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The text `tunnel whoami` prints.
+    public static func describe(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> String {
+        try read(settings, now: now).text
     }
 }
 

@@ -55,12 +55,13 @@ public struct NodesCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "nodes", abstract: "List the nodes the gateway knows, online first.")
 
     @OptionGroup var options: OperatorOptions
-    @Flag(help: "Print JSON instead of a table") var json = false
+    @OptionGroup var format: OutputOptions
 
     public init() {}
 
     public func run() throws {
         let (settings, logger) = try options.settingsAndLogger()
+        let json = format.isJSON
         var output = ""
         let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
             client.listNodes(on: connection) { result in

@@ -44,11 +44,7 @@ public struct VersionInfo: Codable, Equatable, Sendable {
     }
 
     /// One JSON object on one line, keys sorted.
-    public var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public var json: String { jsonText(self) }
 }
 
 public struct VersionCommand: ParsableCommand {
@@ -60,18 +56,4 @@ public struct VersionCommand: ParsableCommand {
     public func run() throws {
         print(output.isJSON ? VersionInfo.current.json : VersionInfo.current.line)
     }
-}
-
-/// How a reading command prints: `--json`, or `-o json` in kubectl's spelling, for one JSON
-/// document whose shape docs/JSON.md documents; text for people otherwise.
-struct OutputOptions: ParsableArguments {
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text
-        case json
-    }
-
-    @Flag(help: "Print JSON (the shapes are in docs/JSON.md)") var json = false
-    @Option(name: [.customShort("o"), .customLong("output")], help: "Output format") var format: Format = .text
-
-    var isJSON: Bool { json || format == .json }
 }

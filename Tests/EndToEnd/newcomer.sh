@@ -32,7 +32,7 @@ if [ "${NEWCOMER_INNER:-}" != 1 ]; then
     # The user's copies of the binary and of this script (the checkout may be unreadable to it).
     mkdir -p "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     cp "$TUNNEL" "$WORK/bin/tunnel"
-    cp "$0" "$ROOT/scripts/lib/loopback.sh" "$WORK/test/"
+    cp "$0" "$ROOT/Tests/EndToEnd/json-shapes.py" "$ROOT/scripts/lib/loopback.sh" "$WORK/test/"
     chown -R "$NEWCOMER:" "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     unshare --net -- bash -c 'ip link set lo up && exec runuser -u "$1" -- env -i HOME="$2/home" USER="$1" LOGNAME="$1" \
         PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb NEWCOMER_INNER=1 WORK="$2" bash "$2/test/newcomer.sh" "$2/bin/tunnel"' \
@@ -100,6 +100,28 @@ status=$?
 grep -h '"type":"stream_open"' "$AUDIT_DIR"/audit-*.jsonl | grep -q -F "\"command\":\"sh -c 'exit 3'\"" \
     && pass "the command is in the audit record of the stream" || fail "command in the audit" "$(tail -3 "$AUDIT_DIR"/audit-*.jsonl)"
 out=$(tunnel shell dev-node </dev/null 2>&1) && pass "an interactive shell ends at the end of its input, status 0" || fail "interactive shell" "$out"
+
+# Every reading command's JSON parses and has its documented shape (docs/JSON.md).
+ADMIN=(--admin-socket "$WORK/empty/tunnel-dev/gateway/admin.sock")
+tunnel version --json >"$OUT/version.json"
+tunnel nodes -o json >"$OUT/nodes.json"
+tunnel node ls --json "${ADMIN[@]}" >"$OUT/node-ls.json"
+tunnel token create --node later-node "${ADMIN[@]}" >/dev/null 2>&1
+tunnel token ls --json "${ADMIN[@]}" >"$OUT/token-ls.json"
+tunnel user ls -o json "${ADMIN[@]}" >"$OUT/user-ls.json"
+tunnel policy show --output json "${ADMIN[@]}" >"$OUT/policy-show.json"
+tunnel whoami --json >"$OUT/whoami.json"
+tunnel audit ls --json --dir "$AUDIT_DIR" >"$OUT/audit-ls.json"
+tunnel audit ls --events --json --dir "$AUDIT_DIR" >"$OUT/audit-events.json"
+stream=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["open"]["stream"])' <"$OUT/audit-ls.json" 2>/dev/null)
+tunnel audit show "${stream:-none}" --json --dir "$AUDIT_DIR" >"$OUT/audit-show.json"
+tunnel audit verify --json "$AUDIT_DIR" >"$OUT/audit-verify.json"
+shapes=()
+for kind in version nodes node-ls token-ls user-ls policy-show whoami audit-ls audit-events audit-show audit-verify; do
+    shapes+=("$kind" "$OUT/$kind.json")
+done
+out=$(python3 "$WORK/test/json-shapes.py" "${shapes[@]}" 2>&1) && pass "every --json output parses and has its documented shape ($(( ${#shapes[@]} / 2 )) commands)" \
+    || fail "JSON shapes" "$out"
 
 # Stop, then a second run on the same directory carries on.
 stop_dev && pass "Ctrl-C stops tunnel dev, exit status 0" || fail "tunnel dev stopped" "$(tail -5 "$OUT/dev.log")"

@@ -45,4 +45,18 @@ import Testing
         #expect(try !VersionCommand.parse([]).output.isJSON)
         #expect(throws: (any Error).self) { try VersionCommand.parse(["-o", "yaml"]) }
     }
+
+    @Test("every command that reads takes --json and -o json")
+    func readingCommandsTakeJSON() throws {
+        let reading: [[String]] = [
+            ["nodes"], ["node", "ls"], ["user", "ls"], ["token", "ls"], ["policy", "show"], ["whoami"],
+            ["audit", "ls"], ["audit", "show", "s-1"], ["audit", "verify"], ["version"],
+        ]
+        for command in reading {
+            for flags in [["--json"], ["-o", "json"]] {
+                #expect(throws: Never.self, "\(command + flags)") { _ = try Tunnel.parseAsRoot(command + flags) }
+            }
+            #expect(throws: (any Error).self, "\(command)") { _ = try Tunnel.parseAsRoot(command + ["-o", "xml"]) }
+        }
+    }
 }
