@@ -70,6 +70,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+    @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
     @Flag(help: "Print the resolved settings with their sources, check the certificate files, and exit") var checkConfig = false
 
     public init() {}
@@ -77,7 +78,8 @@ public struct GatewayCommand: ParsableCommand {
     var flags: [String: [String]] {
         given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
                ("node-certificate-ttl", nodeCertificateTtl), ("drain-timeout", drainTimeout),
-               ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
+               ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+               ("log-format", logFormat)])
     }
 
     public func run() throws {
@@ -92,7 +94,7 @@ public struct GatewayCommand: ParsableCommand {
             print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
             return
         }
-        let logger = TunnelLogging.bootstrap(level: gateway.logLevel)
+        let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
         do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
@@ -131,13 +133,15 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("shell-user")) var shellUser: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
+    @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
     @Flag(help: "Print the resolved settings with their sources and exit") var checkConfig = false
 
     public init() {}
 
     var flags: [String: [String]] {
         var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("node-name", nodeName),
-                           ("shell-user", shellUser), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel)])
+                           ("shell-user", shellUser), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+                           ("log-format", logFormat)])
         if !(services + service).isEmpty { flags["services"] = services + service }
         if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
         if !(logSources + logSource).isEmpty { flags["log-sources"] = logSources + logSource }
@@ -157,7 +161,7 @@ public struct ClientCommand: ParsableCommand {
             print("certificate, key and gateway CA: readable and matching")
             return
         }
-        let logger = TunnelLogging.bootstrap(level: client.logLevel)
+        let logger = TunnelLogging.bootstrap(level: client.logLevel, format: client.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         if client.isEnrolled {
             if token != nil { logger.info("already enrolled; the token is not needed any more", metadata: ["cert": "\(client.cert)"]) }

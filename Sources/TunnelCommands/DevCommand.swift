@@ -29,6 +29,7 @@ public struct DevCommand: ParsableCommand {
     @Option(help: "Name of the local node") var node = "dev-node"
     @Option(help: "A service the node offers, NAME=HOST:PORT; repeatable") var service: [String] = ["ssh=127.0.0.1:22"]
     @Option(help: "Log level") var logLevel = "info"
+    @Option(help: "Log lines as text or json") var logFormat = "text"
 
     public init() {}
 
@@ -46,7 +47,10 @@ public struct DevCommand: ParsableCommand {
                 "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT")
         }
         let paths = DevelopmentFiles(directory: directory, node: node)
-        let logger = TunnelLogging.bootstrap(level: level)
+        guard let format = LogFormat(rawValue: logFormat) else {
+            throw CommandFailure.usage("--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let logger = TunnelLogging.bootstrap(level: level, format: format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
         if !FileManager.default.fileExists(atPath: "\(gatewaySettings.pkiDir)/\(GatewayPKI.nodeCACertificate)") {
             try GatewayPKI.makeDirectory(paths.gateway)

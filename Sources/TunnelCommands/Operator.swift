@@ -66,10 +66,17 @@ public struct OperatorStatus: Codable, Equatable {
 
 /// Process-wide logging for the long-running commands.
 public enum TunnelLogging {
-    /// Installs a stderr log handler at `level` and returns the root logger.
+    /// Installs a stderr log handler at `level` in `format` (text under systemd's journal gets
+    /// priority prefixes instead of timestamps) and returns the root logger.
     /// Call exactly once per process (swift-log refuses a second bootstrap), from a command's `run()`.
-    public static func bootstrap(level: Logger.Level) -> Logger {
-        LoggingSystem.bootstrap { label in
+    public static func bootstrap(level: Logger.Level, format: LogFormat = .text) -> Logger {
+        let journal = format == .text && LogFormat.stderrIsJournal()
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            if format == .json || journal {
+                var handler = FormattedLogHandler(label: label, style: journal ? .journal : .json)
+                handler.logLevel = level
+                return handler
+            }
             var handler = InertLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler

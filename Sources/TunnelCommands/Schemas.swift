@@ -13,6 +13,11 @@ public enum Schemas {
         SettingSpec("log-level", .choice(logLevels), .defaultValue("info"), help: "Least severe log level to print", example: "info")
     }
 
+    static func logFormat() -> SettingSpec {
+        SettingSpec("log-format", .choice(LogFormat.allCases.map(\.rawValue)), .defaultValue("text"),
+                    help: "Log lines as text (with syslog priorities instead of times under systemd) or JSON", example: "json")
+    }
+
     static func keepalive() -> SettingSpec {
         SettingSpec("keepalive-interval", .duration, .defaultValue("15s"), help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
     }
@@ -31,6 +36,7 @@ public enum Schemas {
             SettingSpec("handshake-timeout", .duration, .defaultValue("10s"), help: "Time allowed for a TLS handshake", example: "10s"),
             keepalive(),
             logLevel(),
+            logFormat(),
         ]
     )
 
@@ -51,6 +57,7 @@ public enum Schemas {
             SettingSpec("shell-user", .string, .optional, help: "Local user whose login shell the built-in shell service runs (`tunnel shell`); no shell service unless set", example: "maint"),
             keepalive(),
             logLevel(),
+            logFormat(),
         ]
     )
 
@@ -85,6 +92,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var handshakeTimeout: Duration
     public var keepaliveInterval: Duration
     public var logLevel: Logger.Level
+    public var logFormat: LogFormat = .text
 }
 
 extension GatewaySettings {
@@ -100,6 +108,7 @@ extension GatewaySettings {
         handshakeTimeout = s.duration("handshake-timeout")!
         keepaliveInterval = s.duration("keepalive-interval")!
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
+        logFormat = LogFormat(rawValue: s.string("log-format")!)!
     }
 }
 
@@ -121,6 +130,7 @@ public struct ClientSettings: Sendable, Equatable {
     /// The sources of the built-in `logs` service; empty offers no logs.
     public var logSources: [String: LogSource] = [:]
     public var logRoot = "/var/log"
+    public var logFormat: LogFormat = .text
 }
 
 extension ClientSettings {
@@ -141,6 +151,7 @@ extension ClientSettings {
         logRoot = s.path("log-root")!
         keepaliveInterval = s.duration("keepalive-interval")!
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
+        logFormat = LogFormat(rawValue: s.string("log-format")!)!
     }
 }
 

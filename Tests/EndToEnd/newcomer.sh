@@ -127,7 +127,9 @@ out=$(python3 "$WORK/test/json-shapes.py" "${shapes[@]}" 2>&1) && pass "every --
 stop_dev && pass "Ctrl-C stops tunnel dev, exit status 0" || fail "tunnel dev stopped" "$(tail -5 "$OUT/dev.log")"
 left=$(ps -u "$(id -u)" -o pid=,args= | grep "[s]shd_config")
 [ -z "$left" ] && pass "the private sshd ends with it" || fail "private sshd still running" "$left"
-start_dev dev2 || { fail "a second tunnel dev prints its guide" "$(cat "$OUT/dev2.log")"; exit; }
+start_dev dev2 --log-format json || { fail "a second tunnel dev prints its guide" "$(cat "$OUT/dev2.log")"; exit; }
+out=$(grep '^{' "$OUT/dev2.log" | python3 -c 'import json, sys; lines = [json.loads(l) for l in sys.stdin]; assert lines and all({"time", "level", "label", "source", "message", "metadata"} <= l.keys() for l in lines); print(len(lines))' 2>&1) \
+    && ! grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$OUT/dev2.log" && pass "--log-format json: every log line is a JSON object with the text format's fields ($out lines)" || fail "JSON log lines" "$out"
 grep -q "node enrolled" "$OUT/dev2.log" && fail "the second run re-enrolled the node" "$(cat "$OUT/dev2.log")" \
     || pass "the second tunnel dev reuses the enrolled node"
 out=$(tunnel nodes 2>&1) && grep -q "dev-node *online" <<<"$out" && pass "after the restart dev-node is online again" || fail "nodes after restart" "$out"
