@@ -52,6 +52,7 @@ static inline uint64_t tunnel_ssl_op_no_compression(void) { return SSL_OP_NO_COM
 static inline uint64_t tunnel_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 static inline uint64_t tunnel_ssl_op_prioritize_chacha(void) { return SSL_OP_PRIORITIZE_CHACHA; }
 static inline void tunnel_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { SSL_CTX_set_mode(ctx, mode); }
+static inline int tunnel_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
 
 /* MARK: SSL connection */
 

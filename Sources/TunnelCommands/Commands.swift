@@ -71,6 +71,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
+    @OptionGroup(title: "Admission limits (docs/TUNNEL.md §7)") var admission: AdmissionFlags
     @Flag(help: "Print the resolved settings with their sources, check the certificate files, and exit") var checkConfig = false
 
     public init() {}
@@ -80,6 +81,7 @@ public struct GatewayCommand: ParsableCommand {
                ("node-certificate-ttl", nodeCertificateTtl), ("drain-timeout", drainTimeout),
                ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                ("log-format", logFormat)])
+            .merging(admission.flags) { $1 }
     }
 
     public func run() throws {
@@ -92,12 +94,14 @@ public struct GatewayCommand: ParsableCommand {
             print("pki-dir files: readable, matching and valid now")
             do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
             print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
+            print("open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission)), enough for the anonymous caps")
             return
         }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
         do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
+        _ = try AdmissionSettings.checkDescriptors(configuration.admission)
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (running, _) = try startGateway(configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)

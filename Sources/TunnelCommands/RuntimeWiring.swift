@@ -122,6 +122,8 @@ extension GatewaySettings {
             nodeCA: try GatewayPKI.loadCA(.node, directory: pkiDir), operatorCA: try GatewayPKI.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
+        try AdmissionSettings.check(admission, nodeCapacity: Int(configuration.session.maxConcurrentStreams))
+        configuration.admission = admission
         configuration.session.keepaliveInterval = keepaliveInterval
         configuration.nodeCertificateLifetime = Int64(nodeCertificateTTL.components.seconds)
         configuration.policyPath = policy

@@ -1,5 +1,6 @@
 import Logging
 import TunnelClient
+import TunnelGateway
 
 /// The settings schemas of the long-running roles, defined once, as data.
 ///
@@ -37,7 +38,7 @@ public enum Schemas {
             keepalive(),
             logLevel(),
             logFormat(),
-        ]
+        ] + AdmissionSettings.specs
     )
 
     public static let client = SettingsSchema(
@@ -93,6 +94,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var keepaliveInterval: Duration
     public var logLevel: Logger.Level
     public var logFormat: LogFormat = .text
+    public var admission = AdmissionLimits()
 }
 
 extension GatewaySettings {
@@ -109,6 +111,7 @@ extension GatewaySettings {
         keepaliveInterval = s.duration("keepalive-interval")!
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
         logFormat = LogFormat(rawValue: s.string("log-format")!)!
+        admission = AdmissionSettings.limits(s)
     }
 }
 

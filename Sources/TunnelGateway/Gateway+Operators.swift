@@ -70,12 +70,18 @@ extension Gateway {
 
     private func connect(operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String, service: String,
                          parameters: [String: String]?, interactive: Bool) {
+        // Beyond the operator's record budget, nothing is recorded or logged one by one.
+        let recordedOneByOne = streamRecords.mayRecord(operatorName, now: loop.now)
         // Names are checked before they are looked up, recorded or logged (docs/TUNNEL.md §6).
         do throws(NameProblem) {
             try Names.check(node, as: .node)
             try Names.check(service, as: .service)
             for key in (parameters ?? [:]).keys { try Names.check(key, as: .parameterKey) }
         } catch {
+            guard recordedOneByOne else {
+                streamRecords.count(operatorName, outcome: "bad_request")
+                return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
+            }
             logger.notice("stream refused", metadata: ["operator.name": "\(operatorName)", "stream.id": "\(stream)", "reason": "\(error.message)"])
             audit?.record("stream_deny", operatorFields(operatorName, connection, roles: roles).merging([
                 "outcome": "bad_request", "reason": .string(error.message),
@@ -93,8 +99,12 @@ extension Gateway {
             "parameters": AuditValue.map(parameters), "policy_version": .string(authority.policy.version),
         ]) { $1 }
         func refuse(_ code: ErrorCode, _ message: String, outcome: String) {
-            logger.notice("stream refused", metadata: logMetadata.merging(["reason": "\(message)"]) { $1 })
-            audit?.record("stream_deny", fields.merging(["outcome": .string(outcome), "reason": .string(message)]) { $1 })
+            if recordedOneByOne {
+                logger.notice("stream refused", metadata: logMetadata.merging(["reason": "\(message)"]) { $1 })
+                audit?.record("stream_deny", fields.merging(["outcome": .string(outcome), "reason": .string(message)]) { $1 })
+            } else {
+                streamRecords.count(operatorName, outcome: outcome)
+            }
             refuseStream(stream, on: connection, code: code, message: message)
         }
         switch authority.decide(roles: roles, node: node, service: service) {
@@ -104,8 +114,14 @@ extension Gateway {
             logMetadata["policy.rule"] = "\(rule)"
             fields["rule"] = .string(rule)
         }
-        guard let record = nodes[node], let nodeConnection = record.connection, nodeConnection.canOpenStream else {
+        guard recordedOneByOne else {
+            return refuse(.enhanceYourCalm, "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute, the most the gateway records for one operator; wait a little", outcome: "rate_limited")
+        }
+        guard let record = nodes[node], let nodeConnection = record.connection, !nodeConnection.isEnding else {
             return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
+        }
+        if let busy = nodeBusy(node, nodeConnection, operatorName: operatorName, roles: roles) {
+            return refuse(TunnelErrorCode.nodeBusy, busy, outcome: "busy")
         }
         // A shell is recorded by the gateway itself, so an operator who may only use `shell` (not
         // the end-to-end encrypted `ssh`) is always on record.
@@ -145,6 +161,7 @@ extension Gateway {
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
+                streamShare.closed(node: node, operatorName: operatorName)
                 if let recorder {
                     closeFields["recording"] = fields["recording"] ?? nil
                     do {
@@ -175,6 +192,21 @@ extension Gateway {
         }
         connection.attach(relay.first, to: stream)
         relays[ObjectIdentifier(relay)] = relay
+        streamShare.opened(node: node, operatorName: operatorName)
+    }
+
+    /// Why `operatorName` may not open one more stream to `node` now, or nil: the operator's
+    /// own budget on the node, the slots kept for admins, or the node's capacity.
+    private func nodeBusy(_ node: String, _ nodeConnection: MuxConnection, operatorName: String, roles: [String]) -> String? {
+        let capacity = Int(configuration.session.maxConcurrentStreams)
+        switch streamShare.decide(node: node, operatorName: operatorName, isAdmin: authority.policy.isAdmin(roles: roles), nodeCapacity: capacity) {
+        case .nodeBusy(let open):
+            return TunnelErrorCode.busy(node: node, open: open)
+        case .operatorBudget(let open):
+            return "you have \(open) streams open to \(node), the most one operator may have on a node; close one first"
+        case .admit:
+            return nodeConnection.canOpenStream ? nil : TunnelErrorCode.busy(node: node, open: streamShare.openStreams(on: node))
+        }
     }
 }
 

@@ -35,6 +35,8 @@ public struct GatewayConfiguration: Sendable {
     /// The version the start record and log line carry (the CLI adds the source commit).
     public var softwareVersion = TunnelProtocol.softwareVersion
     public var session = SessionConfiguration()
+    /// Caps and rates before authentication, and each operator's share of a node.
+    public var admission = AdmissionLimits()
 
     public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority) {
         self.listenHost = listenHost
@@ -72,6 +74,11 @@ public final class Gateway {
     let audit: AuditTrail?
     /// A random id per connection, so audit records of one session can be found together.
     var sessionIDs: [ObjectIdentifier: String] = [:]
+    /// Decides on connections before they authenticate (`Gateway+Admission.swift` carries it out).
+    var admission: ConnectionAdmission<ObjectIdentifier>
+    /// Each operator's share of each node's streams, and of the audit log.
+    var streamShare: StreamShare
+    var streamRecords: StreamRecordBudget
     private var policyFileContent: [UInt8]?
     private var drainTimer: LoopTimer?
     private var onStopped: (() -> Void)?
@@ -127,6 +134,9 @@ public final class Gateway {
             store: store, nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
             nodeCertificateLifetime: configuration.nodeCertificateLifetime, policy: policy)
         housekeeping = LoopTimer(loop: loop)
+        admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
+        streamShare = StreamShare(limits: configuration.admission)
+        streamRecords = StreamRecordBudget(limits: configuration.admission, now: loop.now)
         if let directory = configuration.auditDirectory {
             do {
                 audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key", logger: logger)
@@ -152,6 +162,7 @@ public final class Gateway {
         housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) { [unowned self] in
             closeExpiredSessions()
             reloadPolicyIfChanged()
+            enforceAdmission()
             audit?.tick()
         }
         audit?.record("gateway_start", [
@@ -192,6 +203,7 @@ public final class Gateway {
         self.onStopped = nil
         drainTimer?.close()
         drainTimer = nil
+        enforceAdmission(final: true)
         audit?.record("gateway_stop", ["reason": "stopped"])
         audit?.close()
         onStopped()
@@ -213,7 +225,7 @@ public final class Gateway {
     }
 
     private func accepted(_ socket: StreamConnection) {
-        guard onStopped == nil else {
+        guard onStopped == nil, let source = admissionSource(of: socket) else {
             socket.close()
             return
         }
@@ -232,6 +244,7 @@ public final class Gateway {
         connection.delegate = self
         connections[ObjectIdentifier(connection)] = .unclassified(connection)
         sessionIDs[ObjectIdentifier(connection)] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+        handshakeStarted(connection, source: source)
         connection.start()
     }
 
@@ -402,12 +415,18 @@ public final class Gateway {
     // MARK: - Enrollment
 
     private func handleEnrollment(_ connection: MuxConnection, stream: StreamID, metadata: [UInt8]) {
+        guard admitEnrollmentRequest(connection, stream: stream) else { return }
+        defer { enrollmentServed(connection) }
         let now = authority.now
         let address = connection.remoteAddress
         switch TunnelProtocol.decode(EnrollmentRequest.self, from: metadata) {
         case .time:
             connection.reply(CertificateReply(gatewayTime: now), on: stream)
         case .redeem(let request):
+            if let malformation = request.malformation {
+                enrollmentRefused(connection, reason: .malformed, detail: malformation)
+                return connection.reply(CertificateReply(gatewayTime: now, error: "\(malformation): \(JoinToken.shape)"), on: stream)
+            }
             do {
                 let pem = try authority.redeem(request, from: address)
                 let subject = (try? Certificate.chainFromPEM(Array(pem.utf8)).first?.tunnelIdentity().name) ?? nil
@@ -415,8 +434,7 @@ public final class Gateway {
                 audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "node": subject.map { .string($0) }, "outcome": "ok"]) { $1 }, durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
-                logger.notice("enrollment refused", metadata: ["token.id": "\(request.tokenID)", "peer.address": "\(address)", "reason": "\(error.message)"])
-                audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "outcome": "refused", "reason": .string(error.message)]) { $1 })
+                enrollmentRefused(connection, reason: .tokenRefused, detail: error.message)
                 connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
             }
         case .reenroll(let csr):
@@ -431,11 +449,11 @@ public final class Gateway {
                 audit?.record("reenroll", peerFields(connection).merging(["node": .string(identity.name), "outcome": "ok"]) { $1 }, durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
-                logger.notice("re-enrollment refused", metadata: ["node.name": "\(identity.name)", "reason": "\(error.message)"])
-                audit?.record("reenroll", peerFields(connection).merging(["node": .string(identity.name), "outcome": "refused", "reason": .string(error.message)]) { $1 })
+                enrollmentRefused(connection, reason: .reenrollRefused, detail: "\(identity.name): \(error.message)")
                 connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
             }
         case nil:
+            enrollmentRefused(connection, reason: .unreadable, detail: "\(metadata.count) bytes")
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
     }
@@ -446,6 +464,7 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         if connection.applicationProtocol == TunnelProtocol.enrollALPN {
             connections[key] = .enrolling(connection)
+            enrollmentStarted(connection)
             return nil
         }
         guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy, let certificate = connection.peerCertificate else {
@@ -476,6 +495,7 @@ extension Gateway: MuxConnectionDelegate {
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
         }
         certificateDeadlines[key] = certificate.notAfter
+        admission.authenticated(key, now: loop.now)
         return nil
     }
 
@@ -498,6 +518,7 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         let peer = connections.removeValue(forKey: key)
         certificateDeadlines[key] = nil
+        admission.closed(key)
         switch peer {
         case .node(let name, _):
             let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"

@@ -32,10 +32,12 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
     /// What the gateway stores instead of the secret.
     public var secretHash: String { Hex.encode(SHA256.hash(Array(secret.utf8))) }
 
+    /// What a token looks like, for messages about a malformed one.
+    public static let shape = "a join token looks like tnl1.ID.SECRET.CAHASH, as printed by `tunnel token create`"
+
     /// Parses a token, saying which part is wrong.
     public static func parse(_ text: String) throws(FleetFailure) -> JoinToken {
         let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        let shape = "a join token looks like tnl1.ID.SECRET.CAHASH, as printed by `tunnel token create`"
         guard parts.count == 4, parts[0] == prefix else { throw FleetFailure("this is not a join token: \(shape)") }
         func isHex(_ part: String, _ count: Int) -> Bool { part.count == count && Hex.decode(part) != nil }
         guard isHex(parts[1], 8), isHex(parts[2], 32) else { throw FleetFailure("the token's ID or secret is malformed: \(shape)") }

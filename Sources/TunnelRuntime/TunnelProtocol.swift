@@ -150,6 +150,14 @@ public enum TunnelErrorCode {
     public static let revoked = ErrorCode(rawValue: 0x109)
     /// The gateway cannot write its audit log, so it admits no new streams.
     public static let auditUnavailable = ErrorCode(rawValue: 0x10A)
+    /// The node is connected but has no stream left for this operator (its capacity, the slots
+    /// kept for admins, or the operator's own budget on it).
+    public static let nodeBusy = ErrorCode(rawValue: 0x10B)
+
+    /// What an operator is told when a node has no stream left for them.
+    public static func busy(node: String, open: Int) -> String {
+        "\(node) is busy (\(open) streams open); retry when some have closed"
+    }
 
     /// A sentence for an operator who got `code` while asking for `service` on `node`.
     public static func explain(_ code: ErrorCode, node: String, service: String) -> String {
@@ -159,6 +167,7 @@ public enum TunnelErrorCode {
         case serviceUnreachable: "node \(node) could not reach its \(service) service (is it running on the node?)"
         case badRequest: "the gateway did not understand the request (is this tunnel older than the gateway?)"
         case nodeDisconnected: "node \(node) disconnected"
+        case nodeBusy: "node \(node) is busy; retry when some of its streams have closed"
         case denied: "the policy does not allow you \(service) on \(node)"
         case .refusedStream: "the gateway or node refused the stream (going away or too many streams); retry"
         default: "the stream to \(service) on \(node) was reset (\(code))"

@@ -138,6 +138,12 @@ public final class TLSContext: @unchecked Sendable {
     /// ChaCha20 follows for edge CPUs without them (see `configureProtocol`).
     public static let cipherSuites = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
+    /// Key exchange groups, most preferred first, tried in order until this OpenSSL accepts one
+    /// list: a hybrid post-quantum group where OpenSSL offers it (3.5 and later), else X25519 and
+    /// P-256 alone. Never finite-field groups: an ffdhe8192 share costs a server about 200 times
+    /// an X25519 one, and a client can replay one precomputed share to make it pay that at will.
+    static let keyExchangeGroupLists = ["X25519MLKEM768:X25519:P-256", "X25519:P-256"]
+
     /// TLS 1.3 only and no resumption of any kind: resumption has skipped client authentication
     /// in other products, and reconnects are rare enough to afford a full handshake.
     private func configureProtocol() throws {
@@ -156,6 +162,10 @@ public final class TLSContext: @unchecked Sendable {
                 | tunnel_ssl_op_cipher_server_preference() | tunnel_ssl_op_prioritize_chacha()
         )
         tunnel_ssl_ctx_set_session_cache_off(pointer)
+        guard Self.keyExchangeGroupLists.contains(where: { tunnel_ssl_ctx_set1_groups_list(pointer, $0) == 1 }) else {
+            throw OpenSSLErrorQueue.error(.openSSL, "could not limit key exchange to X25519 and P-256")
+        }
+        OpenSSLErrorQueue.clear()
         // Swift arrays may move between a WANT_* and the retry; partial writes let a large
         // plaintext write report progress instead of all-or-nothing.
         tunnel_ssl_ctx_set_mode(pointer, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))

@@ -34,14 +34,7 @@ struct AuditTrailTests {
             try #require(try connectOperator(pki.identity(.operator, name, roles: roles))?.get())
         }
 
-        func records() throws -> [[String: AuditValue]] {
-            let decoder = JSONDecoder()
-            return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted().flatMap { name in
-                try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8).split(separator: "\n").map {
-                    try decoder.decode([String: AuditValue].self, from: Data($0.utf8))
-                }
-            }
-        }
+        func records() throws -> [[String: AuditValue]] { try auditRecords(in: directory) }
     }
 
     @Test("streams, denials and admin actions are recorded once each, with their fields, and the log verifies")

@@ -22,6 +22,11 @@ struct FleetTests {
         init(nodeLifetime: Int64 = 86_400, policy: String? = nil) throws {
             try super.init { configuration, pki in
                 configuration.nodeCertificateLifetime = nodeLifetime
+                // These tests enroll many nodes from one address at once; the door's own limits
+                // are tested in HostileDoorTests.
+                configuration.admission.enrollmentsPerSourcePerMinute = 100_000
+                configuration.admission.enrollmentConnectionsPerSource = 1_000
+                configuration.admission.enrollmentConnections = 1_000
                 if let policy {
                     try DurableFile.write(path: Self.policyPath(pki), bytes: Array(policy.utf8), mode: 0o644)
                     configuration.policyPath = Self.policyPath(pki)

@@ -1,0 +1,116 @@
+import Glibc
+
+/// The gateway's limits before authentication and on its share of a node. Each is a setting
+/// (`docs/TUNNEL.md` §7 says what a peer gets when it hits one).
+public struct AdmissionLimits: Sendable, Equatable {
+    /// TLS handshakes in progress, all sources together; beyond it the oldest handshake of the
+    /// source holding the most is dropped.
+    public var pendingHandshakes = 256
+    /// TLS handshakes in progress from one source (IPv4 address or IPv6 /64).
+    public var pendingHandshakesPerSource = 32
+    /// Enrollment connections (no certificate needed), all sources together.
+    public var enrollmentConnections = 64
+    public var enrollmentConnectionsPerSource = 8
+    /// An enrollment connection is closed this long after it was accepted, whatever it does.
+    public var enrollmentDeadline: Duration = .seconds(15)
+    /// New connections a source may make a minute (a burst of ten seconds' worth); one that
+    /// authenticates as a node or operator is given back, so only anonymous ones use it up.
+    public var connectionsPerSourcePerMinute = 1200
+    /// Enrollment requests a source may make a minute.
+    public var enrollmentsPerSourcePerMinute = 30
+    /// Refusals are summed per source (and per operator) over this interval, then audited as one record.
+    public var refusalSummaryInterval: Duration = .seconds(60)
+    /// Concurrent streams one operator may have open to one node (admins are not limited by it).
+    public var streamsPerOperatorPerNode = 20
+    /// Of a node's streams, this many are kept for operators whose role has `admin: true`.
+    public var adminReservedStreamsPerNode = 10
+    /// Stream opens and denials of one operator audited one by one per minute; beyond that opens
+    /// are refused and denials counted into the minute's summary.
+    public var streamRecordsPerOperatorPerMinute = 600
+
+    public init() {}
+
+    /// Why these limits cannot work with `descriptorLimit` open files (nil if they can): the
+    /// anonymous caps must leave at least half the descriptors to authenticated peers.
+    public func problem(descriptorLimit: Int) -> String? {
+        let anonymous = pendingHandshakes + enrollmentConnections
+        guard anonymous * 2 <= descriptorLimit else {
+            return "max-pending-handshakes + max-enrollment-connections (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
+        }
+        return nil
+    }
+
+    var enrollmentDeadlineMilliseconds: UInt64 { milliseconds(enrollmentDeadline) }
+    var refusalIntervalMilliseconds: UInt64 { milliseconds(refusalSummaryInterval) }
+
+    private func milliseconds(_ duration: Duration) -> UInt64 {
+        UInt64(max(0, duration.components.seconds)) * 1000 + UInt64(max(0, duration.components.attoseconds) / 1_000_000_000_000_000)
+    }
+}
+
+/// What the gateway may know of a connection before it authenticates: where it comes from.
+/// Limits apply per IPv4 address and per IPv6 /64 (one customer's usual allocation), so a
+/// peer cannot multiply its share by walking through its own prefix.
+func admissionSourceKey(ip: String) -> String {
+    var v6 = in6_addr()
+    guard ip.contains(":"), inet_pton(AF_INET6, ip, &v6) == 1 else { return ip }
+    let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+    // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+    if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+        return bytes[12...].map(String.init).joined(separator: ".")
+    }
+    let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+    return groups.joined(separator: ":") + "::/64"
+}
+
+/// Connections that have not authenticated, capped in total and per source. A newcomer is
+/// always let in: at a cap, the oldest connection of the source holding the most goes instead,
+/// so a flood from some sources evicts itself and never the lone operator from another.
+struct AnonymousPool<ID: Hashable> {
+    let total: Int
+    let perSource: Int
+    private(set) var entries: [ID: (source: String, since: UInt64)] = [:]
+    /// Oldest first.
+    private var bySource: [String: [ID]] = [:]
+
+    init(total: Int, perSource: Int) {
+        self.total = max(1, total)
+        self.perSource = max(1, perSource)
+    }
+
+    var count: Int { entries.count }
+    func count(from source: String) -> Int { bySource[source]?.count ?? 0 }
+    func contains(_ id: ID) -> Bool { entries[id] != nil }
+
+    /// Adds `id`; returns the connection to close to make room, and its source.
+    mutating func insert(_ id: ID, source: String, now: UInt64) -> (id: ID, source: String)? {
+        var evicted: (id: ID, source: String)?
+        if count(from: source) >= perSource, let oldest = bySource[source]?.first {
+            evicted = (oldest, source)
+        } else if entries.count >= total, let heaviest = heaviestSource(), let oldest = bySource[heaviest]?.first {
+            evicted = (oldest, heaviest)
+        }
+        if let evicted { remove(evicted.id) }
+        entries[id] = (source, now)
+        bySource[source, default: []].append(id)
+        return evicted
+    }
+
+    @discardableResult
+    mutating func remove(_ id: ID) -> (source: String, since: UInt64)? {
+        guard let entry = entries.removeValue(forKey: id) else { return nil }
+        bySource[entry.source]?.removeAll { $0 == id }
+        if bySource[entry.source]?.isEmpty == true { bySource[entry.source] = nil }
+        return entry
+    }
+
+    /// The source with the most connections; of equals, the one whose oldest is oldest.
+    private func heaviestSource() -> String? {
+        bySource.max { left, right in
+            if left.value.count != right.value.count { return left.value.count < right.value.count }
+            let leftSince = left.value.first.flatMap { entries[$0]?.since } ?? 0
+            let rightSince = right.value.first.flatMap { entries[$0]?.since } ?? 0
+            return leftSince > rightSince
+        }?.key
+    }
+}

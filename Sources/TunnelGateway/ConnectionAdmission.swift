@@ -1,0 +1,134 @@
+/// The gateway's decisions about connections before they authenticate: whether a source may
+/// start one more handshake, which anonymous connections make room for a newcomer, whether an
+/// enrollment request is served, which enrollment connections are past their deadline, and the
+/// per-source refusal counts the audit log gets instead of one record per refusal.
+///
+/// Decisions, not actions: it never touches a socket or a clock. The `Gateway` closes what it is
+/// told to close; tests drive it on a virtual clock (`now` in milliseconds).
+struct ConnectionAdmission<ID: Hashable> {
+    /// Why something was refused, as counted in the audit summary (a fixed set, never peer text).
+    enum Reason: String, CaseIterable {
+        /// More new connections from the source than `connectionsPerSourcePerMinute`.
+        case connectionRate = "connection-rate"
+        /// Dropped to make room under the pending-handshake caps.
+        case handshakeEvicted = "handshake-evicted"
+        /// Dropped to make room under the enrollment-connection caps.
+        case enrollmentEvicted = "enrollment-evicted"
+        case enrollmentRate = "enrollment-rate"
+        /// A second request on an enrollment connection, which serves one.
+        case secondRequest = "second-request"
+        /// An enrollment connection closed at its deadline.
+        case deadline
+        /// A field not in its documented format (a token id that is not 8 hex digits, say).
+        case malformed
+        /// The fleet authority refused the token (unknown, wrong secret, expired, used, name).
+        case tokenRefused = "token-refused"
+        case reenrollRefused = "reenroll-refused"
+        /// An enrollment request that did not decode.
+        case unreadable
+    }
+
+    enum RequestDecision: Equatable {
+        case serve
+        case refuse(Reason)
+    }
+
+    let limits: AdmissionLimits
+    private(set) var pending: AnonymousPool<ID>
+    private(set) var enrolling: AnonymousPool<ID>
+    private var connectionRate: RateLimiter<String>
+    private var enrollmentRate: RateLimiter<String>
+    /// Enrollment connections that have had their one request.
+    private var served: Set<ID> = []
+    private var refusals: RefusalCounter
+
+    init(limits: AdmissionLimits, now: UInt64) {
+        self.limits = limits
+        pending = AnonymousPool(total: limits.pendingHandshakes, perSource: limits.pendingHandshakesPerSource)
+        enrolling = AnonymousPool(total: limits.enrollmentConnections, perSource: limits.enrollmentConnectionsPerSource)
+        connectionRate = RateLimiter(perMinute: limits.connectionsPerSourcePerMinute)
+        enrollmentRate = RateLimiter(perMinute: limits.enrollmentsPerSourcePerMinute)
+        refusals = RefusalCounter(intervalMilliseconds: limits.refusalIntervalMilliseconds, now: now)
+    }
+
+    /// A source connected: may it start a handshake? A refusal is counted; the caller closes
+    /// the socket without a word (nothing it sends before TLS is authenticated anyway).
+    mutating func mayConnect(from source: String, now: UInt64) -> Bool {
+        guard connectionRate.allow(source, now: now) else {
+            refusals.count(source, reason: Reason.connectionRate.rawValue)
+            return false
+        }
+        return true
+    }
+
+    /// A handshake starts; returns the handshake to drop to make room, if any.
+    mutating func handshakeStarted(_ id: ID, source: String, now: UInt64) -> ID? {
+        guard let evicted = pending.insert(id, source: source, now: now) else { return nil }
+        dropped(evicted.id, reason: .handshakeEvicted, source: evicted.source)
+        return evicted.id
+    }
+
+    /// The handshake proved a node or operator certificate: it leaves the anonymous caps, and
+    /// its connection is not charged to its source's rate.
+    mutating func authenticated(_ id: ID, now: UInt64) {
+        guard let entry = pending.remove(id) else { return }
+        connectionRate.refund(entry.source, now: now)
+    }
+
+    /// The handshake chose enrollment; returns the enrollment connection to close to make room.
+    mutating func enrollmentStarted(_ id: ID, now: UInt64) -> ID? {
+        guard let entry = pending.remove(id) else { return nil }
+        // The deadline counts from the accept, so a slow handshake does not extend it.
+        guard let evicted = enrolling.insert(id, source: entry.source, now: entry.since) else { return nil }
+        dropped(evicted.id, reason: .enrollmentEvicted, source: evicted.source)
+        return evicted.id
+    }
+
+    /// An enrollment connection asks something: serve it, or refuse (counted here).
+    mutating func enrollmentRequest(_ id: ID, now: UInt64) -> RequestDecision {
+        guard let source = enrolling.entries[id]?.source else { return .refuse(.secondRequest) }
+        let decision: RequestDecision
+        if !served.insert(id).inserted {
+            decision = .refuse(.secondRequest)
+        } else if !enrollmentRate.allow(source, now: now) {
+            decision = .refuse(.enrollmentRate)
+        } else {
+            return .serve
+        }
+        if case .refuse(let reason) = decision { refusals.count(source, reason: reason.rawValue) }
+        return decision
+    }
+
+    /// A served enrollment request was refused for `reason`; it is counted, not recorded.
+    mutating func enrollmentRefused(_ id: ID, reason: Reason) {
+        guard let source = enrolling.entries[id]?.source else { return }
+        refusals.count(source, reason: reason.rawValue)
+    }
+
+    /// Enrollment connections past their deadline; they leave the caps now and the caller
+    /// closes them.
+    mutating func expiredEnrollments(now: UInt64) -> [ID] {
+        let deadline = limits.enrollmentDeadlineMilliseconds
+        let expired = enrolling.entries.filter { $0.value.since + deadline <= now }
+        for (id, entry) in expired { dropped(id, reason: .deadline, source: entry.source) }
+        return Array(expired.keys)
+    }
+
+    mutating func closed(_ id: ID) {
+        pending.remove(id)
+        enrolling.remove(id)
+        served.remove(id)
+    }
+
+    /// One summary per source that was refused anything in the interval just ended.
+    mutating func takeRefusalSummaries(now: UInt64, force: Bool = false) -> [RefusalCounter.Summary] {
+        refusals.takeSummaries(now: now, force: force)
+    }
+
+    private mutating func dropped(_ id: ID, reason: Reason, source: String) {
+        pending.remove(id)
+        enrolling.remove(id)
+        served.remove(id)
+        refusals.count(source, reason: reason.rawValue)
+    }
+}

@@ -1,0 +1,81 @@
+/// A token bucket on a caller's clock (milliseconds): `capacity` tokens, refilled at
+/// `perMinute` a minute. Sans-IO: it never reads a clock, so tests drive it on a virtual one.
+struct TokenBucket: Equatable {
+    let capacity: Double
+    let perMillisecond: Double
+    private(set) var tokens: Double
+    private var updatedAt: UInt64
+
+    /// A full bucket. A burst is ten seconds' worth of the rate (at least one), so a peer that
+    /// has been quiet may do a short burst but never a minute's worth at once.
+    init(perMinute: Int, now: UInt64) {
+        capacity = max(1, Double(perMinute) / 6)
+        perMillisecond = Double(perMinute) / 60_000
+        tokens = capacity
+        updatedAt = now
+    }
+
+    private mutating func refill(_ now: UInt64) {
+        guard now > updatedAt else { return }
+        tokens = min(capacity, tokens + Double(now - updatedAt) * perMillisecond)
+        updatedAt = now
+    }
+
+    /// Takes one token if there is one.
+    mutating func take(now: UInt64) -> Bool {
+        refill(now)
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+
+    /// Gives back a token taken for something that turned out not to count.
+    mutating func refund(now: UInt64) {
+        refill(now)
+        tokens = min(capacity, tokens + 1)
+    }
+
+    func isFull(now: UInt64) -> Bool {
+        var copy = self
+        copy.refill(now)
+        return copy.tokens >= capacity
+    }
+}
+
+/// One token bucket per key (a source address, an operator), with a bounded table: buckets
+/// that refilled completely are forgotten (they hold nothing a fresh one would not), and when
+/// the table is still full the least recently used key is forgotten, so a peer with a million
+/// addresses costs a bounded amount of memory.
+struct RateLimiter<Key: Hashable> {
+    let perMinute: Int
+    let maximumKeys: Int
+    private var buckets: [Key: (bucket: TokenBucket, usedAt: UInt64)] = [:]
+
+    init(perMinute: Int, maximumKeys: Int = 4096) {
+        self.perMinute = perMinute
+        self.maximumKeys = maximumKeys
+    }
+
+    var trackedKeys: Int { buckets.count }
+
+    /// Whether `key` may do one more thing now (and charges it if so).
+    mutating func allow(_ key: Key, now: UInt64) -> Bool {
+        if buckets[key] == nil, buckets.count >= maximumKeys { makeRoom(now: now) }
+        var entry = buckets[key] ?? (TokenBucket(perMinute: perMinute, now: now), now)
+        let allowed = entry.bucket.take(now: now)
+        entry.usedAt = now
+        buckets[key] = entry
+        return allowed
+    }
+
+    mutating func refund(_ key: Key, now: UInt64) {
+        buckets[key]?.bucket.refund(now: now)
+    }
+
+    private mutating func makeRoom(now: UInt64) {
+        buckets = buckets.filter { !$0.value.bucket.isFull(now: now) }
+        if buckets.count >= maximumKeys, let oldest = buckets.min(by: { $0.value.usedAt < $1.value.usedAt })?.key {
+            buckets[oldest] = nil
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Testing
+import TunnelRuntime
+@testable import TunnelGateway
+
+/// The admission decisions on a virtual clock (milliseconds): rates, caps, evictions,
+/// deadlines, refusal summaries, and each operator's share of a node.
+@Suite("Admission decisions")
+struct AdmissionTests {
+    typealias Admission = ConnectionAdmission<Int>
+
+    @Test("a token bucket allows a burst of ten seconds' worth, then the rate, and refunds")
+    func tokenBucket() {
+        var bucket = TokenBucket(perMinute: 60, now: 0)
+        var taken = 0
+        for _ in 0..<10 where bucket.take(now: 0) { taken += 1 }
+        #expect(taken == 10)
+        let value1 = bucket.take(now: 0)
+        #expect(!value1)
+        let value2 = bucket.take(now: 999)
+        #expect(!value2)
+        let value3 = bucket.take(now: 1000)
+        #expect(value3)
+        bucket.refund(now: 1000)
+        let value4 = bucket.take(now: 1000)
+        #expect(value4)
+        #expect(bucket.isFull(now: 1000 + 10_000))
+    }
+
+    @Test("the rate limiter's table stays bounded when every request comes from a new key")
+    func rateLimiterTableIsBounded() {
+        var limiter = RateLimiter<Int>(perMinute: 60, maximumKeys: 100)
+        for key in 0..<10_000 { _ = limiter.allow(key, now: UInt64(key)) }
+        #expect(limiter.trackedKeys <= 100)
+        // A key charged to empty stays charged while it is tracked.
+        for _ in 0..<10 { _ = limiter.allow(-1, now: 20_000) }
+        let value5 = limiter.allow(-1, now: 20_000)
+        #expect(!value5)
+    }
+
+    @Test("a source over its connection rate is refused, and an authenticated connection is given back")
+    func connectionRate() {
+        var limits = AdmissionLimits()
+        limits.connectionsPerSourcePerMinute = 60
+        var admission = Admission(limits: limits, now: 0)
+        for id in 0..<10 {
+            let value6 = admission.mayConnect(from: "198.51.100.7", now: 0)
+            #expect(value6)
+            _ = admission.handshakeStarted(id, source: "198.51.100.7", now: 0)
+        }
+        let value7 = admission.mayConnect(from: "198.51.100.7", now: 0)
+        #expect(!value7)
+        let value8 = admission.mayConnect(from: "203.0.113.1", now: 0)
+        #expect(value8, "another source is not charged")
+        admission.authenticated(0, now: 0)
+        let value9 = admission.mayConnect(from: "198.51.100.7", now: 0)
+        #expect(value9, "an operator's connection costs its source nothing")
+        let summary = admission.takeRefusalSummaries(now: 60_000)
+        #expect(summary.map(\.key) == ["198.51.100.7"])
+        #expect(summary.first?.counts == ["connection-rate": 1])
+    }
+
+    @Test("at the caps the oldest handshake of the heaviest source goes, never a lone source's")
+    func handshakeEviction() {
+        var limits = AdmissionLimits()
+        limits.pendingHandshakes = 10
+        limits.pendingHandshakesPerSource = 8
+        var admission = Admission(limits: limits, now: 0)
+        var evicted: [Int] = []
+        _ = admission.handshakeStarted(1000, source: "operator", now: 0)
+        for id in 0..<20 {
+            let source = id < 12 ? "flood-a" : "flood-b"
+            if let out = admission.handshakeStarted(id, source: source, now: UInt64(1 + id)) { evicted.append(out) }
+        }
+        #expect(!evicted.contains(1000))
+        #expect(admission.pending.contains(1000))
+        #expect(admission.pending.count <= 10)
+        #expect(admission.pending.count(from: "flood-a") <= 8)
+        // flood-a hit its own cap first: its oldest went, in order.
+        #expect(Array(evicted.prefix(4)) == [0, 1, 2, 3])
+    }
+
+    @Test("an enrollment connection serves one request, at the source's rate, until its deadline")
+    func enrollmentRequests() {
+        var limits = AdmissionLimits()
+        limits.enrollmentsPerSourcePerMinute = 6
+        limits.enrollmentDeadline = .seconds(15)
+        var admission = Admission(limits: limits, now: 0)
+        _ = admission.handshakeStarted(1, source: "a", now: 0)
+        let value10 = admission.enrollmentStarted(1, now: 100)
+        #expect(value10 == nil)
+        let value11 = admission.enrollmentRequest(1, now: 200)
+        #expect(value11 == .serve)
+        let value12 = admission.enrollmentRequest(1, now: 300)
+        #expect(value12 == .refuse(.secondRequest))
+        _ = admission.handshakeStarted(2, source: "a", now: 400)
+        _ = admission.enrollmentStarted(2, now: 400)
+        let value13 = admission.enrollmentRequest(2, now: 500)
+        #expect(value13 == .refuse(.enrollmentRate), "a burst of one a minute's tenth")
+        let value14 = admission.expiredEnrollments(now: 14_999)
+        #expect(value14 == [])
+        let value15 = admission.expiredEnrollments(now: 15_000)
+        #expect(value15 == [1])
+        let value16 = admission.expiredEnrollments(now: 15_400).sorted()
+        #expect(value16 == [2])
+        #expect(admission.enrolling.count == 0)
+        let counts = admission.takeRefusalSummaries(now: 60_000).first?.counts
+        #expect(counts == ["second-request": 1, "enrollment-rate": 1, "deadline": 2])
+    }
+
+    @Test("refusals are summed per source and interval; beyond the key cap they fold into one")
+    func refusalSummaries() {
+        var counter = RefusalCounter(intervalMilliseconds: 60_000, maximumKeys: 3, now: 0)
+        for index in 0..<10_000 { counter.count("source-\(index % 5)", reason: index % 2 == 0 ? "malformed" : "token-refused") }
+        let value17 = counter.takeSummaries(now: 59_999)
+        #expect(value17.isEmpty)
+        let summaries = counter.takeSummaries(now: 60_000)
+        #expect(summaries.count == 4)
+        #expect(summaries.reduce(0) { $0 + $1.counts.values.reduce(0, +) } == 10_000)
+        #expect(summaries.last?.key == RefusalCounter.otherKeys)
+        #expect(summaries.last?.keys == 2)
+        #expect(counter.isEmpty)
+    }
+
+    @Test("IPv6 peers are counted per /64, IPv4-mapped ones as IPv4")
+    func sources() {
+        #expect(admissionSourceKey(ip: "2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64")
+        #expect(admissionSourceKey(ip: "2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64")
+        #expect(admissionSourceKey(ip: "::ffff:192.0.2.5") == "192.0.2.5")
+        #expect(admissionSourceKey(ip: "192.0.2.5") == "192.0.2.5")
+    }
+
+    @Test("an operator's budget on a node, the admins' reserve and the node's capacity")
+    func streamShare() {
+        var limits = AdmissionLimits()
+        limits.streamsPerOperatorPerNode = 3
+        limits.adminReservedStreamsPerNode = 2
+        var share = StreamShare(limits: limits)
+        func decide(_ name: String, admin: Bool = false) -> StreamShare.Decision {
+            share.decide(node: "node-17", operatorName: name, isAdmin: admin, nodeCapacity: 6)
+        }
+        for _ in 0..<3 {
+            #expect(decide("mallory") == .admit)
+            share.opened(node: "node-17", operatorName: "mallory")
+        }
+        #expect(decide("mallory") == .operatorBudget(open: 3))
+        #expect(decide("bob") == .admit)
+        share.opened(node: "node-17", operatorName: "bob")
+        #expect(decide("carol") == .nodeBusy(open: 4), "the last two are the admins'")
+        #expect(decide("root", admin: true) == .admit)
+        share.opened(node: "node-17", operatorName: "root")
+        share.opened(node: "node-17", operatorName: "root")
+        #expect(decide("root", admin: true) == .nodeBusy(open: 6))
+        #expect(share.decide(node: "node-18", operatorName: "mallory", isAdmin: false, nodeCapacity: 6) == .admit)
+        share.closed(node: "node-17", operatorName: "mallory")
+        #expect(decide("mallory") == .nodeBusy(open: 5))
+        #expect(share.openStreams(on: "node-17") == 5)
+    }
+
+    @Test("an operator's stream records are rationed; what is over is counted by outcome")
+    func recordBudget() {
+        var limits = AdmissionLimits()
+        limits.streamRecordsPerOperatorPerMinute = 60
+        var budget = StreamRecordBudget(limits: limits, now: 0)
+        var recorded = 0
+        for _ in 0..<15 where budget.mayRecord("mallory", now: 0) { recorded += 1 }
+        #expect(recorded == 10)
+        let value18 = budget.mayRecord("bob", now: 0)
+        #expect(value18)
+        for _ in 0..<5 { budget.count("mallory", outcome: "denied") }
+        let value19 = budget.takeSummaries(now: 60_000)
+        #expect(value19 == [RefusalCounter.Summary(key: "mallory", counts: ["denied": 5], keys: 1, since: 0, until: 60_000)])
+    }
+
+    @Test("a token id or secret outside its exact format is malformed, before any look-up")
+    func tokenFormat() {
+        func request(_ id: String, _ secret: String = String(repeating: "a", count: 32)) -> RedeemRequest {
+            RedeemRequest(tokenID: id, secret: secret, nodeName: nil, hostName: nil, labels: [:], csr: "")
+        }
+        #expect(request("0123abcd").malformation == nil)
+        for id in ["0123ABCD", "0123abc", "0123abcde", "0123abc\n", String(repeating: "a", count: 4000), "０123abcd"] {
+            #expect(request(id).malformation != nil, "\(id.debugDescription)")
+        }
+        #expect(request("0123abcd", "short").malformation != nil)
+    }
+
+    @Test("the anonymous caps must leave half the descriptors to nodes and operators")
+    func descriptorCheck() {
+        let limits = AdmissionLimits()
+        #expect(limits.problem(descriptorLimit: 1024) == nil)
+        #expect(limits.problem(descriptorLimit: 256)?.contains("ulimit -n") == true)
+    }
+}
