@@ -165,29 +165,29 @@ struct HostileDoorTests {
 
     @Test("one operator filling a node gets 'busy' while another operator and an admin still get streams")
     func fairShareOfANode() throws {
-        let door = try Door(policy: Self.policy) {
+        let door = try Door(policy: FleetTests.policy) {
             $0.admission.streamsPerOperatorPerNode = 3
             $0.admission.adminReservedStreamsPerNode = 2
             // The node's capacity as the gateway counts it: small, so the test stays cheap.
             $0.session.maxConcurrentStreams = 6
         }
         defer { door.tearDown() }
-        try door.startNode(door.pki.identity(.node, "node-17"))
-        #expect(door.runner.run(until: { door.online("node-17") }))
-        let mallory = try door.operatorSession("mallory", roles: ["logs"])
-        let bob = try door.operatorSession("bob", roles: ["logs"])
+        try door.startNode(door.pki.identity(.node, "b-17"))
+        #expect(door.runner.run(until: { door.online("b-17") }))
+        let mallory = try door.operatorSession("mallory", roles: ["plant-b-tech"])
+        let bob = try door.operatorSession("bob", roles: ["plant-b-tech"])
         let root = try door.operatorSession("root", roles: ["admin"])
-        for _ in 0..<3 { #expect(try door.holdStream(mallory, node: "node-17") == nil) }
-        let overBudget = try door.holdStream(mallory, node: "node-17")
-        #expect(overBudget?.contains("3 streams open to node-17") == true, "\(overBudget ?? "opened")")
-        #expect(try door.holdStream(bob, node: "node-17") == nil)
-        let busy = try door.holdStream(bob, node: "node-17")
-        #expect(busy == "node-17 is busy (4 streams open); retry when some have closed", "\(busy ?? "opened")")
-        #expect(try door.holdStream(root, node: "node-17") == nil, "the admins' reserve")
-        #expect(try door.holdStream(root, node: "node-17") == nil)
-        #expect(try door.holdStream(root, node: "node-17")?.contains("busy (6 streams open)") == true)
+        for _ in 0..<3 { #expect(try door.holdStream(mallory, node: "b-17") == nil) }
+        let overBudget = try door.holdStream(mallory, node: "b-17")
+        #expect(overBudget?.contains("3 streams open to b-17") == true, "\(overBudget ?? "opened")")
+        #expect(try door.holdStream(bob, node: "b-17") == nil)
+        let busy = try door.holdStream(bob, node: "b-17")
+        #expect(busy == "b-17 is busy (4 streams open); retry when some have closed", "\(busy ?? "opened")")
+        #expect(try door.holdStream(root, node: "b-17") == nil, "the admins' reserve")
+        #expect(try door.holdStream(root, node: "b-17") == nil)
+        #expect(try door.holdStream(root, node: "b-17")?.contains("busy (6 streams open)") == true)
         guard case .success(let list)? = door.nodeList(root) else { Issue.record("no node list"); return }
-        #expect(list.nodes.contains { $0.name == "node-17" && $0.online })
+        #expect(list.nodes.contains { $0.name == "b-17" && $0.online })
     }
 
     @Test("an operator's stream records are bounded: over the rate, opens are refused and denials only counted")
@@ -211,19 +211,6 @@ struct HostileDoorTests {
         #expect(of("stream_summary", "nobody").first?["counts"] == .object(["denied": "5"]))
         #expect(of("stream_summary", "root").first?["counts"] == .object(["rate_limited": "2"]))
     }
-
-    static let policy = """
-        roles:
-          admin:
-            admin: true
-            allow:
-              - services: ["*"]
-                nodes: ["*"]
-          logs:
-            allow:
-              - services: [echo]
-                nodes: ["*"]
-        """
 }
 
 /// An enrollment client that completes the handshake and then only answers pings.
