@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""An anonymous flood against a tunnel gateway, from loopback addresses other than 127.0.0.1
+(each its own source to the gateway), for Tests/EndToEnd/hostile.sh and scripts/bench-hostile.sh.
+
+  hostile_flood.py PORT SECONDS [--half-open N] [--idle-enroll N] [--redeem-threads N]
+                   [--sources K] [--ready FILE]
+
+--half-open N      N TCP connections that never send a byte, held open (spread over K sources,
+                   127.0.0.2 onwards); when the gateway closes one it is opened again
+--idle-enroll N    N TLS sessions with ALPN tunnel-enroll/1 that send HELLO and then nothing,
+                   each reopened as soon as the gateway closes it (from 127.0.0.100 onwards)
+--redeem-threads N threads that redeem a made-up token at full speed, one connection each
+                   (from 127.0.0.200 onwards)
+--ready FILE       written once every half-open connection was made the first time
+
+Runs SECONDS, then prints one JSON line of counts. Every loop is bounded by SECONDS.
+"""
+import argparse, json, selectors, socket, ssl, struct, threading, time
+
+HELLO = struct.pack(">BBHI", 0, 0, 16, 0) + struct.pack(">BBHIII", 1, 1, 0, 100, 262144, 67108864)
+REDEEM = json.dumps({"redeem": {"_0": {"tokenID": "0123abcd", "secret": "0" * 32, "labels": {}, "csr": ""}}}).encode()
+OPEN = struct.pack(">BBHI", 1, 0, len(REDEEM), 1) + REDEEM
+
+counts = {"half_open_made": 0, "half_open_closed_by_gateway": 0, "enroll_sessions_made": 0,
+          "enroll_sessions_closed_by_gateway": 0, "enroll_handshakes_failed": 0,
+          "redeems_sent": 0, "redeem_connections_refused": 0}
+lock = threading.Lock()
+
+
+def bump(key, by=1):
+    with lock:
+        counts[key] += by
+
+
+def source(base, index, spread):
+    return "127.0.0.%d" % (base + index % spread)
+
+
+def half_open(port, total, spread, deadline, ready):
+    """Holds `total` idle TCP connections, reopening each one the gateway closes."""
+    sel = selectors.DefaultSelector()
+
+    def connect(index):
+        s = socket.socket()
+        s.setblocking(False)
+        s.bind((source(2, index, spread), 0))
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        except OSError:
+            s.close()
+            return
+        sel.register(s, selectors.EVENT_READ, index)
+        bump("half_open_made")
+
+    for index in range(total):
+        connect(index)
+    if ready:
+        open(ready, "w").write("ready\n")
+    while time.time() < deadline:
+        for key, _ in sel.select(timeout=0.2):
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                bump("half_open_closed_by_gateway")
+                if time.time() < deadline:
+                    connect(key.data)
+
+
+def tls_context():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.set_alpn_protocols(["tunnel-enroll/1"])
+    return context
+
+
+def enroll_connection(port, address, context):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(address, 0))
+    try:
+        return context.wrap_socket(raw)
+    except (OSError, ssl.SSLError):
+        raw.close()
+        raise
+
+
+def idle_enroll(port, index, spread, deadline, context):
+    """One idle enrollment session at a time: HELLO, then silence until the gateway closes it."""
+    while time.time() < deadline:
+        try:
+            tls = enroll_connection(port, source(100, index, spread), context)
+        except (OSError, ssl.SSLError):
+            bump("enroll_handshakes_failed")
+            time.sleep(0.2)
+            continue
+        bump("enroll_sessions_made")
+        try:
+            tls.sendall(HELLO)
+            tls.settimeout(max(0.1, deadline - time.time()))
+            while tls.recv(4096):
+                pass  # pings are answered by nobody: the session is idle
+            bump("enroll_sessions_closed_by_gateway")
+        except (OSError, ssl.SSLError):
+            bump("enroll_sessions_closed_by_gateway")
+        finally:
+            tls.close()
+        time.sleep(0.05)
+
+
+def redeem(port, index, deadline, context):
+    """Refused redeems at full speed: connect, HELLO, OPEN with a made-up token, read, repeat."""
+    while time.time() < deadline:
+        try:
+            tls = enroll_connection(port, "127.0.0.%d" % (200 + index), context)
+        except (OSError, ssl.SSLError):
+            bump("redeem_connections_refused")
+            continue
+        try:
+            tls.sendall(HELLO + OPEN)
+            bump("redeems_sent")
+            tls.settimeout(5)
+            read_reply(tls)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            tls.close()
+
+
+def read_reply(tls):
+    """Reads frames until the reply on stream 1 is finished (DATA or ACCEPT with FIN), a RESET
+    or a GOAWAY arrives, or the connection ends: an attacker does not wait for more."""
+    buffer = b""
+    while True:
+        while len(buffer) >= 8:
+            kind, flags, length, stream = struct.unpack(">BBHI", buffer[:8])
+            if len(buffer) < 8 + length:
+                break
+            buffer = buffer[8 + length:]
+            if kind == 7 or (stream == 1 and (kind == 5 or (kind in (2, 3) and flags & 1))):
+                return
+        data = tls.recv(65536)
+        if not data:
+            return
+        buffer += data
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("--half-open", type=int, default=0)
+    parser.add_argument("--idle-enroll", type=int, default=0)
+    parser.add_argument("--redeem-threads", type=int, default=0)
+    parser.add_argument("--sources", type=int, default=10)
+    parser.add_argument("--ready")
+    args = parser.parse_args()
+    deadline = time.time() + args.seconds
+    context = tls_context()
+    threads = [threading.Thread(target=half_open, args=(args.port, args.half_open, args.sources, deadline, args.ready), daemon=True)]
+    threads += [threading.Thread(target=idle_enroll, args=(args.port, i, args.sources, deadline, context), daemon=True)
+                for i in range(args.idle_enroll)]
+    threads += [threading.Thread(target=redeem, args=(args.port, i, deadline, context), daemon=True)
+                for i in range(args.redeem_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.1, deadline - time.time() + 15))
+    print(json.dumps(counts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
