@@ -14,6 +14,7 @@ packages=(
     faketime                                  # a node whose clock reads 1970, in the tests
     node-xterm libjs-xterm                    # xterm.js for the audit console's shell player
     chromium                                  # the audit console's browser tests
+    man-db zsh fish                           # man pages render, completion scripts parse (zsh -n, fish -n)
 )
 missing=()
 for package in "${packages[@]}"; do

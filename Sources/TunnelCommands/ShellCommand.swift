@@ -13,8 +13,7 @@ public struct ShellCommand: ParsableCommand {
         discussion: """
             The shell runs as the node's configured shell-user on a terminal of your terminal's size and \
             type. `tunnel shell` exits with the shell's exit status. Without a terminal on stdin the keys \
-            come from stdin and its end is a Ctrl-D: echo 'uptime; exit 3' | tunnel shell node-17
-
+            come from stdin and its end is a Ctrl-D: echo 'uptime; exit 3' | tunnel shell node-17. \
             After --, a command runs through the login shell's -c instead, on a terminal too, and is recorded \
             the same way. One word is a command line as it is: tunnel shell node-17 -- 'uptime; df -h'. \
             Several words are each quoted, as exec would take them: tunnel shell node-17 -- sh -c 'exit 3'
