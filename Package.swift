@@ -69,14 +69,18 @@ let package = Package(
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube", .product(name: "Logging", package: "swift-log"),
         ]),
         /// Pseudo-terminals and login shells, in C because the child between fork and exec may
         /// run only async-signal-safe code; and the operator's local terminal (raw mode, size).
         .target(name: "CPseudoTerminal"),
+        /// Kubernetes by impersonation, sans-IO: following an HTTP connection from both ends, the
+        /// node's rewrite of each request head, and what each request asks for (for the audit).
+        .target(name: "TunnelKube", dependencies: ["TunnelHTTP"]),
+        .testTarget(name: "TunnelKubeTests", dependencies: ["TunnelKube", "TunnelHTTP"]),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
-            "TunnelRuntime", "CPseudoTerminal", "TunnelText", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
             "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
