@@ -201,6 +201,11 @@ final class FleetAuthority {
         (try? store.node(named: node))?.labels ?? [:]
     }
 
+    /// The Kubernetes groups the policy maps `roles` to on the node (empty: no access).
+    func kubernetesGroups(roles: [String], node: String) -> [String] {
+        policy.kubernetesGroups(roles: roles, node: node, labels: labels(of: node))
+    }
+
     func decide(roles: [String], node: String, service: String) -> PolicyDecision {
         policy.decide(roles: roles, node: node, labels: labels(of: node), service: service)
     }

@@ -117,6 +117,15 @@ extension Gateway {
         guard recordedOneByOne else {
             return refuse(.enhanceYourCalm, "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute, the most the gateway records for one operator; wait a little", outcome: "rate_limited")
         }
+        // The identity a kubernetes stream acts as: the certificate's name and the policy's
+        // groups, never anything the operator sent.
+        var kubernetes: KubernetesIdentity?
+        if service == TunnelProtocol.kubernetesService {
+            let identity = KubernetesIdentity(user: operatorName, groups: authority.kubernetesGroups(roles: roles, node: node))
+            kubernetes = identity
+            fields["kube_user"] = .string(identity.user)
+            fields["kube_groups"] = .strings(identity.groups)
+        }
         guard let record = nodes[node], let nodeConnection = record.connection, !nodeConnection.isEnding else {
             return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
         }
@@ -149,6 +158,11 @@ extension Gateway {
             "stream": .string(streamKey), "session": .string(session), "operator": .string(operatorName),
             "node": .string(node), "service": .string(service),
         ]
+        // Each API request of a kubernetes stream is its own audit record.
+        let kubeRecorder = kubernetes.map { identity in
+            KubeRequestRecorder(base: closeFields.merging(["kube_user": .string(identity.user), "kube_groups": .strings(identity.groups)]) { $1 },
+                                now: { [loop] in loop.now }, write: { [unowned self] type, fields in audit?.record(type, fields) })
+        }
         let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
             switch outcome {
             case .accepted(let metadata):
@@ -162,6 +176,10 @@ extension Gateway {
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
                 streamShare.closed(node: node, operatorName: operatorName)
+                if let kubeRecorder {
+                    kubeRecorder.finish()
+                    closeFields["kube_requests"] = .int(Int64(kubeRecorder.recorded))
+                }
                 if let recorder {
                     closeFields["recording"] = fields["recording"] ?? nil
                     do {
@@ -182,8 +200,14 @@ extension Gateway {
             }
         }
         relay.tap = recorder.map { recorder in { bytes, direction in recorder.feed(bytes, direction: direction) } }
+        if let kubeRecorder {
+            relay.tap = { [unowned relay] bytes, direction in
+                if let reason = kubeRecorder.feed(bytes, direction: direction) { relay.cut(Failure(TunnelErrorCode.badRequest, reason)) }
+            }
+        }
         do {
-            try relay.openSecond(metadata: TunnelProtocol.encode(ServiceRequest(service: service, parameters: parameters)), interactive: interactive)
+            let request = ServiceRequest(service: service, parameters: kubernetes == nil ? parameters : nil, kubernetes: kubernetes)
+            try relay.openSecond(metadata: TunnelProtocol.encode(request), interactive: interactive)
         } catch {
             logger.info("stream refused: cannot open a stream to the node", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
             audit?.record("stream_close", closeFields.merging(["outcome": "refused", "reason": .string("cannot open a stream to the node: \(error)")]) { $1 })

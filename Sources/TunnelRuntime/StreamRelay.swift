@@ -117,6 +117,14 @@ public final class StreamRelay {
         second.stream = try second.connection.openStream(metadata: metadata, interactive: interactive, handler: second)
     }
 
+    /// Resets both streams and reports the end: for a tap that cannot do its job (a recorder
+    /// that cannot record what passes).
+    public func cut(_ failure: Failure) {
+        first.connection.reset(first.stream, code: failure.code)
+        second.connection.reset(second.stream, code: failure.code)
+        report(.ended(failure))
+    }
+
     fileprivate func report(_ outcome: Outcome) {
         guard let onEvent else { return }
         if case .ended = outcome { self.onEvent = nil }

@@ -20,6 +20,8 @@ public enum TunnelProtocol {
     public static let shellService = "shell"
     /// The node's built-in device logs.
     public static let logsService = "logs"
+    /// The node's Kubernetes API as the operator, by impersonation (`docs/KUBERNETES.md`).
+    public static let kubernetesService = "kubernetes"
     /// The version string nodes report in their announcement.
     public static let softwareVersion = "0.1.0"
 
@@ -59,9 +61,29 @@ public struct StreamRefusal: Codable, Equatable, Sendable {
 public struct ServiceRequest: Codable, Equatable, Sendable {
     public var service: String
     public var parameters: [String: String]?
-    public init(service: String, parameters: [String: String]? = nil) {
+    /// For the `kubernetes` service only: who the node's API server is asked to treat the
+    /// operator as. The gateway fills it from the operator's certificate and the policy; the
+    /// node trusts it because only the gateway opens streams on the node's session.
+    public var kubernetes: KubernetesIdentity?
+
+    public init(service: String, parameters: [String: String]? = nil, kubernetes: KubernetesIdentity? = nil) {
         self.service = service
         self.parameters = parameters
+        self.kubernetes = kubernetes
+    }
+}
+
+/// The identity the gateway asserts for an operator's `kubernetes` stream: sent by the node as
+/// `Impersonate-User` and one `Impersonate-Group` per group.
+public struct KubernetesIdentity: Codable, Equatable, Sendable {
+    /// The operator's name from its certificate.
+    public var user: String
+    /// The groups the policy maps the operator's roles to on this node; never empty.
+    public var groups: [String]
+
+    public init(user: String, groups: [String]) {
+        self.user = user
+        self.groups = groups
     }
 }
 
