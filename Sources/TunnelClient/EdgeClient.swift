@@ -56,6 +56,8 @@ public struct EdgeClientConfiguration {
     public var services: [String: LocalService]
     /// Services the client provides itself, by name; their names never clash with `services`.
     public var builtInServices: [String: any BuiltInService] = [:]
+    /// The API server behind the `kubernetes` service (`tunnel client --kubernetes`), if configured.
+    public var kubernetes: KubernetesUpstream?
     public var labels: [String: String]
     /// Where renewed certificates are saved; nil keeps them in memory only.
     public var credentialFiles: NodeCredentialFiles?
@@ -96,6 +98,7 @@ public final class EdgeClient {
     private var stopped = false
     private var connectedAt: UInt64?
     private var splices: [ObjectIdentifier: SocketSplice] = [:]
+    private let kubernetes: KubernetesService?
     /// The gateway's clock minus ours, in seconds, once learned.
     public private(set) var clockOffset: Int64 = 0
     /// Set after a time check, so a second certificate-time failure is not blamed on the clock.
@@ -116,6 +119,7 @@ public final class EdgeClient {
         self.configuration = configuration
         self.logger = logger
         tlsContext = try configuration.gateway.tlsContext(applicationProtocol: TunnelProtocol.nodeALPN)
+        kubernetes = try configuration.kubernetes.map { try KubernetesService(loop: loop, upstream: $0, logger: logger) }
         retryTimer = LoopTimer(loop: loop)
         renewalTimer = LoopTimer(loop: loop)
     }
@@ -327,7 +331,9 @@ public final class EdgeClient {
 
     private func announce(on connection: MuxConnection) {
         let announcement = NodeAnnouncement(
-            labels: configuration.labels, services: (Array(configuration.services.keys) + configuration.builtInServices.keys).sorted(),
+            labels: configuration.labels,
+            services: (Array(configuration.services.keys) + configuration.builtInServices.keys
+                + (configuration.kubernetes == nil ? [] : [KubernetesService.serviceName])).sorted(),
             version: configuration.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
         do {
             let handler = DiscardingHandler(connection: connection)
@@ -354,6 +360,10 @@ public final class EdgeClient {
     private func serve(_ stream: StreamID, on connection: MuxConnection, metadata: [UInt8]) {
         guard let request = TunnelProtocol.decode(ServiceRequest.self, from: metadata) else {
             connection.reset(stream, code: TunnelErrorCode.badRequest)
+            return
+        }
+        if request.service == KubernetesService.serviceName, let kubernetes {
+            kubernetes.serve(stream, on: connection, identity: request.kubernetes)
             return
         }
         if let builtIn = configuration.builtInServices[request.service] {

@@ -255,6 +255,12 @@ extension ClientSettings {
             }
             configuration.builtInServices[LogService.serviceName] = LogService(sources: logSources, root: logRoot)
         }
+        if let kubernetes {
+            guard services[KubernetesService.serviceName] == nil else {
+                throw .usage("services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name")
+            }
+            configuration.kubernetes = try KubernetesKubeconfig.upstream(path: kubernetes)
+        }
         return configuration
     }
 }

@@ -55,6 +55,7 @@ public enum Schemas {
             SettingSpec("node-labels", .map(.labels), .defaultValue(""), help: "Labels reported to the gateway, KEY=VALUE (descriptive only: the policy matches the labels of the join token and of `tunnel node label`)", example: "site=berlin,line=3", singularFlag: "node-label"),
             SettingSpec("log-sources", .map(.logSources(rootKey: "log-root")), .defaultValue(""), help: "Logs `tunnel logs` may read, NAME=SOURCE: a file or glob under log-root, or journald:UNIT; no logs service unless set", example: "syslog=/var/log/syslog,app=/var/log/app/*.log,k3s=journald:k3s", singularFlag: "log-source"),
             SettingSpec("log-root", .path, .defaultValue("/var/log"), help: "Directory every file log source must lie under, symlinks resolved", example: "/var/log"),
+            SettingSpec("kubernetes", .path, .optional, help: "Kubeconfig of this node's API server (k3s.yaml or a service account's); serves the kubernetes service, kubectl as each operator by impersonation", example: "/etc/tunnel/kubernetes.kubeconfig"),
             SettingSpec("shell-user", .string, .optional, help: "Local user whose login shell the built-in shell service runs (`tunnel shell`); no shell service unless set", example: "maint"),
             keepalive(),
             logLevel(),
@@ -130,6 +131,8 @@ public struct ClientSettings: Sendable, Equatable {
     public var logLevel: Logger.Level
     /// The user of the built-in `shell` service; nil offers no shell.
     public var shellUser: String? = nil
+    /// The kubeconfig of the `kubernetes` service; nil offers none.
+    public var kubernetes: String? = nil
     /// The sources of the built-in `logs` service; empty offers no logs.
     public var logSources: [String: LogSource] = [:]
     public var logRoot = "/var/log"
@@ -149,6 +152,7 @@ extension ClientSettings {
         services = s.map("services").mapValues { try! HostPort.parse($0) }
         nodeLabels = s.map("node-labels")
         shellUser = s.string("shell-user")
+        kubernetes = s.path("kubernetes")
         // Entries were validated as log sources during loading.
         logSources = s.map("log-sources").mapValues { try! LogSource.parse($0) }
         logRoot = s.path("log-root")!
