@@ -46,7 +46,7 @@ public struct Tunnel: ParsableCommand {
         version: VersionInfo.current.line,
         subcommands: [
             GatewayCommand.self, ClientCommand.self, DevCommand.self,
-            NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self,
+            NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self, KubeProxyCommand.self,
             TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self, AuditCommand.self,
             CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
             VersionCommand.self,
@@ -135,6 +135,7 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: ArgumentHelp("One log source NAME=SOURCE; repeatable, same as --log-sources", valueName: "name=source")) var logSource: [String] = []
     @Option(help: schema.argumentHelp("log-root")) var logRoot: String?
     @Option(help: schema.argumentHelp("shell-user")) var shellUser: String?
+    @Option(help: schema.argumentHelp("kubernetes")) var kubernetes: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
@@ -144,7 +145,7 @@ public struct ClientCommand: ParsableCommand {
 
     var flags: [String: [String]] {
         var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("node-name", nodeName),
-                           ("shell-user", shellUser), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+                           ("shell-user", shellUser), ("kubernetes", kubernetes), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                            ("log-format", logFormat)])
         if !(services + service).isEmpty { flags["services"] = services + service }
         if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
@@ -275,28 +276,6 @@ public struct SSHConfigCommand: ParsableCommand {
         let configPath = config ?? SettingsLoader.expandDefaultPath(Schemas.operator.defaultConfigPath, environment: env)
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         print(sshConfigBlock(tunnelPath: executable, configPath: configPath), terminator: "")
-    }
-}
-
-public struct KubeconfigCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "kubeconfig", abstract: "Rewrite a node's kubeconfig to use a local tunnel port (prints to stdout).")
-
-    @Argument(help: "The node's kubeconfig (e.g. a copy of /etc/rancher/k3s/k3s.yaml)") var file: String
-    @Option(help: "Local port the tunnel listens on") var port: UInt16
-    @Option(help: "TLS name to verify (default: the original server's host)") var tlsServerName: String?
-
-    public init() {}
-
-    public func run() throws {
-        let bytes: [UInt8]
-        do { bytes = try DurableFile.read(path: file) } catch { throw CommandFailure.usage(oneLine(error)) }
-        do {
-            print(try kubeconfigRewritten(original: String(decoding: bytes, as: UTF8.self), localPort: port, tlsServerName: tlsServerName), terminator: "")
-        } catch {
-            // YAML errors already carry "kubeconfig:LINE:"; name the file instead.
-            let prefix = "kubeconfig:"
-            throw CommandFailure.usage(error.message.hasPrefix(prefix) ? file + ":" + error.message.dropFirst(prefix.count) : "\(file): \(error.message)")
-        }
     }
 }
 

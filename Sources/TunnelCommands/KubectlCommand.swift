@@ -5,51 +5,64 @@ import TunnelClient
 import TunnelIO
 import TunnelTLS
 
-/// `tunnel kubectl NODE -- ARGS`: forwards the node's k3s API to a free local port and runs the
-/// real kubectl against it. The kubeconfig's server is rewritten to that port and
-/// `tls-server-name` keeps the k3s certificate verifying, so TLS to the API stays end to end:
-/// the gateway only ever sees ciphertext.
+/// `tunnel kubectl NODE -- ARGS`: runs the real kubectl against a node's Kubernetes API through
+/// the gateway, as the operator's own identity.
+///
+/// By default it uses the node's `kubernetes` service (`docs/KUBERNETES.md`): a `KubeProxy` on a
+/// free loopback port and a throw-away kubeconfig with no secrets; the node sends each request
+/// to its API server impersonating the operator. With `--kubeconfig` (a copy of the node's
+/// k3s.yaml) it uses the pass-through TCP service instead (`--service`, default `k3s`): the
+/// kubeconfig's server is rewritten to a local forward and `tls-server-name` keeps the k3s
+/// certificate verifying, so TLS stays end to end and the gateway sees only ciphertext.
 public struct KubectlCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "kubectl", abstract: "Run kubectl against a node's k3s API through the gateway.")
+        commandName: "kubectl", abstract: "Run kubectl against a node's Kubernetes API through the gateway, as yourself.")
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node") var node: String
-    @Option(help: "kubeconfig for the node's k3s (default: $KUBECONFIG, else ~/.kube/config)") var kubeconfig: String?
-    @Option(help: "The node's service name for its k3s API") var service = "k3s"
+    @Option(help: "Pass-through instead of impersonation: the node's kubeconfig (a copy of its k3s.yaml) for its k3s TCP service") var kubeconfig: String?
+    @Option(help: "The node's pass-through TCP service for its k3s API (with --kubeconfig)") var service = "k3s"
     @Argument(parsing: .postTerminator, help: "kubectl arguments, after --") var kubectlArguments: [String] = []
 
     public init() {}
 
     public func run() throws {
         let node = try checkedNodeName(node)
-        let environment = ProcessInfo.processInfo.environment
-        let source = kubeconfig ?? environment["KUBECONFIG"]?.split(separator: ":").first.map(String.init)
-            ?? "\(environment["HOME"] ?? "~")/.kube/config"
-        let original: String
-        do {
-            original = String(decoding: try DurableFile.read(path: source), as: UTF8.self)
-        } catch {
-            throw CommandFailure.usage("\(oneLine(error)); give the node's kubeconfig with --kubeconfig (a copy of its /etc/rancher/k3s/k3s.yaml)")
+        var passThrough: String?
+        if let kubeconfig {
+            do {
+                passThrough = String(decoding: try DurableFile.read(path: kubeconfig), as: UTF8.self)
+            } catch {
+                throw CommandFailure.usage("\(oneLine(error)); give the node's kubeconfig with --kubeconfig, or leave it out to use the node's kubernetes service")
+            }
         }
         let (settings, logger) = try options.settingsAndLogger()
         var message: String?
+        let environment = ProcessInfo.processInfo.environment
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
-            var forwarder: Forwarder?
+            var closeListener: (() -> Void)?
             var temporary: TemporaryKubeconfig?
             var waker: EventLoop.Waker?
             let process = Process()
             let teardown = {
                 waker?.close()
-                forwarder?.close()
+                closeListener?()
                 temporary?.remove()
                 if process.isRunning { process.terminate() }
             }
             do {
-                let listener = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
-                                             listen: HostPort(host: "127.0.0.1", port: 0), logger: logger)
-                forwarder = listener
-                let file = try TemporaryKubeconfig(contents: try kubeconfigRewritten(original: original, localPort: listener.address.port))
+                let contents: String
+                let loopback = HostPort(host: "127.0.0.1", port: 0)
+                if let passThrough {
+                    let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service, listen: loopback, logger: logger)
+                    closeListener = forwarder.close
+                    contents = try kubeconfigRewritten(original: passThrough, localPort: forwarder.address.port)
+                } else {
+                    let proxy = try KubeProxy(loop: loop, client: client, connection: connection, listen: loopback, logger: logger)
+                    closeListener = proxy.close
+                    contents = tunnelKubeconfig(nodes: [node], proxy: HostPort(host: "127.0.0.1", port: proxy.address.port))
+                }
+                let file = try TemporaryKubeconfig(contents: contents)
                 temporary = file
                 let wakeUp = try EventLoop.Waker(loop: loop)
                 waker = wakeUp
@@ -64,7 +77,7 @@ public struct KubectlCommand: ParsableCommand {
                 try process.run()
                 return teardown
             } catch let error as KubeconfigError {
-                message = "\(source): \(error.message)"
+                message = "\(kubeconfig ?? "kubeconfig"): \(error.message)"
                 teardown()
                 finish(CommandFailure.usageExitCode)
             } catch {

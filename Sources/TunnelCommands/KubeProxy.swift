@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import TunnelClient
+import TunnelIO
+import TunnelRuntime
+
+/// A SOCKS5 listener on loopback through which kubectl reaches each node's `kubernetes`
+/// service: a kubeconfig from `tunnel kubeconfig` names the cluster `http://NODE` with
+/// `proxy-url: socks5://127.0.0.1:PORT`, so kubectl asks this listener for NODE, and each of
+/// its connections (keep-alive, exec, port-forward) becomes one stream to that node. One
+/// listener serves every node; nothing secret is written anywhere (`docs/KUBERNETES.md`).
+///
+/// The connection carries plain HTTP between kubectl and here; the tunnel's TLS covers it to
+/// the gateway, and the node speaks TLS to its API server. Loop-confined.
+final class KubeProxy {
+    let address: SocketAddress
+    private var listener: TCPListener!
+    private var handshakes: [ObjectIdentifier: StreamConnection] = [:]
+    private var closed = false
+    /// A client that has not finished its SOCKS request by then is dropped.
+    static let handshakeTimeoutMilliseconds: UInt64 = 10_000
+
+    init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, listen: HostPort, logger: Logger) throws {
+        let address = try SocketAddress(ip: listen.host, port: listen.port)
+        weak var proxy: KubeProxy?
+        listener = try TCPListener(loop: loop, address: address) { result in
+            guard case .success(let socket) = result, let proxy else { return }
+            proxy.accepted(socket, loop: loop, client: client, connection: connection, logger: logger)
+        }
+        self.address = listener.localAddress
+        proxy = self
+    }
+
+    private func accepted(_ socket: StreamConnection, loop: EventLoop, client: OperatorClient, connection: MuxConnection, logger: Logger) {
+        try? socket.setNoDelay(true)
+        let key = ObjectIdentifier(socket)
+        handshakes[key] = socket
+        let timer = LoopTimer(loop: loop)
+        timer.start(after: Self.handshakeTimeoutMilliseconds) { [weak self] in
+            timer.close()
+            if self?.handshakes.removeValue(forKey: key) != nil { socket.close() }
+        }
+        var request = SocksRequest()
+        let drop = { [weak self] (reason: String?) in
+            timer.close()
+            self?.handshakes[key] = nil
+            if let reason { logger.warning("kube-proxy: connection refused", metadata: ["reason": "\(reason)"]) }
+        }
+        do {
+            try socket.startReading { [weak self] event in
+                guard case .data(let bytes) = event else { drop(nil); socket.close(); return }
+                switch request.feed(bytes) {
+                case .needMore(let reply):
+                    if !reply.isEmpty { try? socket.write(reply) }
+                case .refuse(let reply, let reason):
+                    drop(reason)
+                    try? socket.write(reply)
+                    socket.close()
+                case .connect(let reply, let host, _):
+                    socket.stopReading()
+                    guard let node = nodeName(fromSSHHost: host) else {
+                        drop("\"\(host)\" is not a node name")
+                        try? socket.write(reply + SocksRequest.refused)
+                        socket.close()
+                        return
+                    }
+                    drop(nil)
+                    try? socket.write(reply + SocksRequest.succeeded)
+                    client.splice(on: connection, node: node, service: TunnelProtocol.kubernetesService, interactive: true,
+                                  input: socket, output: socket) { failure in
+                        guard let failure, self?.closed == false else { return }
+                        logger.warning("kubernetes connection ended", metadata: ["node.name": "\(node)", "reason": "\(failure.message)"])
+                    }
+                }
+            }
+        } catch {
+            drop(nil)
+            socket.close()
+        }
+    }
+
+    func close() {
+        closed = true
+        listener.close()
+        for socket in handshakes.values { socket.close() }
+        handshakes = [:]
+    }
+}
+
+/// A kubeconfig with one context per node, each reaching the node's `kubernetes` service through
+/// the kube-proxy at `proxy`; no credentials in it (the operator's tunnel login is the credential).
+func tunnelKubeconfig(nodes: [String], proxy: HostPort, namespace: String = "default") -> String {
+    var text = "# Written by `tunnel kubeconfig`: kubectl reaches each node through `tunnel kube-proxy --listen \(proxy)`.\n"
+    text += "# No secrets here: you act as your tunnel identity, in the Kubernetes groups the gateway's policy gives you.\n"
+    text += "apiVersion: v1\nkind: Config\nclusters:\n"
+    for node in nodes {
+        text += "- name: tunnel-\(node)\n  cluster:\n    server: http://\(node)\n    proxy-url: socks5://\(proxy)\n"
+    }
+    text += "contexts:\n"
+    for node in nodes {
+        text += "- name: \(node)\n  context:\n    cluster: tunnel-\(node)\n    user: tunnel\n    namespace: \(namespace)\n"
+    }
+    if let first = nodes.first { text += "current-context: \(first)\n" }
+    text += "users:\n- name: tunnel\n  user: {}\n"
+    return text
+}
