@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
-# sshd, ssh, scp and kubectl, and the audit console's browser tests (Chromium) on their scenario.
+# sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
+# and kubectl by impersonation (kubernetes.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,4 @@ Tests/EndToEnd/newcomer.sh .build/debug/tunnel
 Tests/EndToEnd/cli-docs.sh .build/debug/tunnel
 Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario
 Tests/EndToEnd/hostile.sh .build/debug/tunnel
+Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
