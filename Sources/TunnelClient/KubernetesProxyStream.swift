@@ -29,6 +29,8 @@ final class KubernetesProxyStream: StreamHandler {
     private var chunkedRequest = false
     /// Plaintext for the API server written before the handshake finished.
     private var pendingPlaintext: [UInt8] = []
+    /// Bytes from the operator not yet reported consumed.
+    private var creditOwed = 0
     private var operatorDone = false
     private var serverDone = false
     private var ended = false
@@ -81,7 +83,16 @@ final class KubernetesProxyStream: StreamHandler {
         } catch {
             return refuse(error)
         }
-        let count = bytes.count
+        creditOwed += bytes.count
+        returnCredit()
+    }
+
+    /// Reports the operator's bytes consumed once the socket took what they became; before the
+    /// handshake is done nothing is, so a fast sender cannot pile up plaintext here beyond its window.
+    private func returnCredit() {
+        guard case .done = tls.handshakeState, creditOwed > 0 else { return }
+        let count = creditOwed
+        creditOwed = 0
         flushCiphertext { [weak self] in
             guard let self, !ended else { return }
             connection.consumed(count, on: stream)
@@ -165,6 +176,7 @@ final class KubernetesProxyStream: StreamHandler {
             return flushCiphertext()
         case .done:
             encryptPending()
+            returnCredit()
         }
         while !ended {
             let result: TLSConnection.ReadResult
