@@ -31,6 +31,8 @@ struct StreamRow {
     var durationMs: Int64 = -1
     var bytesToNode: Int64 = -1
     var bytesFromNode: Int64 = -1
+    /// The shell recording's file name and SHA-256 from the close record, for the few that have one.
+    var recording: (name: String, sha256: String?)?
 }
 
 /// Strings that repeat across records (node, operator, service, type) are kept once.
@@ -143,6 +145,7 @@ public final class AuditIndex {
             streams[Int(row)].durationMs = (object["duration_ms"] as? NSNumber)?.int64Value ?? -1
             streams[Int(row)].bytesToNode = (object["bytes_to_node"] as? NSNumber)?.int64Value ?? -1
             streams[Int(row)].bytesFromNode = (object["bytes_from_node"] as? NSNumber)?.int64Value ?? -1
+            if let name = object["recording"] as? String { streams[Int(row)].recording = (name, object["recording_sha256"] as? String) }
         default: return
         }
     }

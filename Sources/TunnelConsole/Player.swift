@@ -14,13 +14,10 @@ struct RecordingCheck {
     /// by the gateway's own cap, and the console reads them again only to serve them.
     static func all(in index: AuditIndex) -> [String: RecordingCheck] {
         var checks: [String: RecordingCheck] = [:]
-        for row in index.streams where row.close >= 0 {
-            let fields = index.fields(of: Int(row.close))
-            guard case .string(let name)? = fields["recording"], !name.contains("/"), !name.hasPrefix(".") else { continue }
+        for row in index.streams {
+            guard let (name, expected) = row.recording, !name.contains("/"), !name.hasPrefix(".") else { continue }
             let path = "\(index.directory)/recordings/\(name)"
-            var expected: String?
-            if case .string(let sha)? = fields["recording_sha256"] { expected = sha }
-            let actual = (try? DurableFile.read(path: path, limit: 1 << 30)).map { Hex.encode(SHA256.hash($0)) }
+            let actual = (try? DurableFile.read(path: path, limit: ConsoleRoutes.maxRecordingBytes)).map { Hex.encode(SHA256.hash($0)) }
             checks[row.stream] = RecordingCheck(path: path, expectedSHA256: expected, actualSHA256: actual)
         }
         return checks
