@@ -41,7 +41,7 @@ let package = Package(
         /// The auditor's web console (`tunnel audit serve`): pages over an audit log, served on the
         /// libuv loop. Linked into the `tunnel` binary through TunnelCommands, not into TunnelClient.
         .target(name: "TunnelConsole", dependencies: ["TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
-        .testTarget(name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit"]),
+        .testTarget(name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit", "TunnelRuntime"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,

@@ -18,11 +18,15 @@ public struct AuditServeCommand: ParsableCommand {
     @Option(help: "Address to listen on; port 0 picks a free one") var listen = "127.0.0.1:0"
     @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
     @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)") var adminSocket: String?
+    @Flag(help: "Read the gateway's log over the tunnel with your operator login (a role with audit: true) instead of files")
+    var gateway = false
+    @Option(help: "With --gateway: the operator config (default ~/.config/tunnel/operator.yaml; env TUNNEL_CONFIG)") var config: String?
     public init() {}
 
     public func run() throws {
         let address: HostPort
         do { address = try HostPort.parse(listen, example: "127.0.0.1:8080", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        if gateway { return try serveFromGateway(address: address) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CommandFailure.usage("\(path) does not exist; give an audit directory or a bundle from `tunnel audit export`")
@@ -40,6 +44,16 @@ public struct AuditServeCommand: ParsableCommand {
             report = try AuditBundle.unpack(bundle: path, into: directory, publicKeyFile: key)
         }
         try serve(directory: directory, report: report, address: address)
+    }
+
+    /// Live mode: a copy of the gateway's log fetched now over the tunnel, verified here.
+    private func serveFromGateway(address: HostPort) throws {
+        let settings = OperatorSettings(try loadSettings(OperatorOptions.schema, config: config, flags: [:]))
+        let directory = try AuditBundle.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try AuditMirror.fetch(settings: settings, logger: TunnelLogging.bootstrap(level: max(settings.logLevel, .warning)), into: directory)
+        print("copied the gateway's audit log over the tunnel (the gateway recorded the read); restart to see newer records")
+        try serve(directory: directory, report: AuditVerifier.verify(directory: directory, publicKeyFile: key), address: address)
     }
 
     private func serve(directory: String, report: AuditReport, address: HostPort) throws {

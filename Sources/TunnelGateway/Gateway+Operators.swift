@@ -36,6 +36,8 @@ extension Gateway {
                 return
             }
             connection.reply(administer(request, actor: "operator \(name)", actorFields: operatorFields(name, connection, roles: roles)), on: stream)
+        case .auditRead(let request):
+            serveAuditRead(request, operatorName: name, roles: roles, connection: connection, stream: stream)
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }

@@ -84,6 +84,12 @@ public struct Policy: Sendable {
         roles.contains { self.roles[$0]?.recordsInput == true }
     }
 
+    /// Whether any of `roles` has `audit: true`, which reading the audit log over the tunnel needs.
+    /// Admin alone does not grant it: who may read every session's evidence is written down.
+    public func readsAudit(roles: [String]) -> Bool {
+        roles.contains { self.roles[$0]?.readsAudit == true }
+    }
+
     /// Whether any of `roles` has `admin: true`, which the token/user/node/policy commands need.
     public func isAdmin(roles: [String]) -> Bool {
         roles.contains { self.roles[$0]?.isAdmin == true }
@@ -131,6 +137,8 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
 struct Role: Sendable {
     let name: String
     let isAdmin: Bool
+    /// May read the audit log over the tunnel (`tunnel audit serve --gateway`); opens no streams.
+    var readsAudit = false
     /// Recorded shell sessions of this role keep the keystrokes too, not only the output.
     var recordsInput = false
     let rules: [Rule]

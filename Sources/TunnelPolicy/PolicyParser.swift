@@ -56,15 +56,18 @@ struct PolicyParser {
         guard PolicyNames.isDNSLabel(definition.key) else {
             throw failure(definition.keyNode, definition.path, "invalid role name \"\(definition.key)\": \(PolicyNames.roleRule)")
         }
-        let fields = try entries(of: definition.value, path: definition.path, allowedKeys: ["admin", "allow", "record-input"],
-                                 expected: "a role: a mapping with admin and/or allow (and record-input)")
+        let fields = try entries(of: definition.value, path: definition.path, allowedKeys: ["admin", "audit", "allow", "record-input"],
+                                 expected: "a role: a mapping with admin, audit and/or allow (and record-input)")
         var isAdmin = false
+        var readsAudit = false
         var recordsInput = false
         var rules: [Rule] = []
         for field in fields {
             switch field.key {
             case "admin":
                 isAdmin = try bool(field)
+            case "audit":
+                readsAudit = try bool(field)
             case "record-input":
                 recordsInput = try bool(field)
             default:
@@ -74,10 +77,10 @@ struct PolicyParser {
                 }
             }
         }
-        guard isAdmin || !rules.isEmpty else {
-            throw failure(definition.value, definition.path, "grants nothing; give it admin: true or an allow list of rules")
+        guard isAdmin || readsAudit || !rules.isEmpty else {
+            throw failure(definition.value, definition.path, "grants nothing; give it admin: true, audit: true or an allow list of rules")
         }
-        return Role(name: definition.key, isAdmin: isAdmin, recordsInput: recordsInput, rules: rules)
+        return Role(name: definition.key, isAdmin: isAdmin, readsAudit: readsAudit, recordsInput: recordsInput, rules: rules)
     }
 
     private func rule(_ node: Node, role: String, index: Int, path: String) throws(PolicyError) -> Rule {

@@ -47,6 +47,8 @@ public enum OperatorRequest: Codable, Equatable, Sendable {
     case renew(csr: String)
     /// Fleet administration, answered with an `AdminReply`; needs an admin role.
     case admin(AdminRequest)
+    /// Reading the audit directory, answered with an `AuditReadReply`; needs a role with `audit: true`.
+    case auditRead(AuditReadRequest)
 }
 
 /// Why the gateway refused an operator's stream, sent as the ACCEPT metadata right before the

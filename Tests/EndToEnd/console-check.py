@@ -25,9 +25,10 @@ def records(directory):
     return out
 
 
-def serve(path, *extra):
+def serve(*arguments):
     """Starts a console and returns (its URL with the secret, its base address)."""
-    process = subprocess.Popen([TUNNEL, "audit", "serve", path, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, HOME=os.path.join(WORK, "home"))
+    process = subprocess.Popen([TUNNEL, "audit", "serve", *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     CONSOLES.append(process)
     for _ in range(20):
         line = process.stdout.readline()
@@ -50,6 +51,57 @@ def copy_log(name, change=None):
 
 def table(page, selector):
     return page.eval_on_selector_all(selector + " tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText))")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(path, text, seconds=20):
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and text in open(path, errors="replace").read():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def live(browser):
+    """--gateway: an auditor's own login with audit: true reads the log over the tunnel."""
+    data, env = os.path.join(WORK, "gateway"), dict(os.environ, HOME=os.path.join(WORK, "home"))
+    os.makedirs(env["HOME"])
+    policy = os.path.join(WORK, "policy.yaml")
+    open(policy, "w").write("roles:\n  admin:\n    admin: true\n  auditor:\n    audit: true\n")
+    port = free_port()
+    log = os.path.join(WORK, "gateway.log")
+    gateway = subprocess.Popen([TUNNEL, "gateway", "--listen", "127.0.0.1:%d" % port, "--data-dir", data, "--policy", policy],
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    CONSOLES.append(gateway)
+    if not wait_for(log, "admin socket open"):
+        return check("a gateway for the live console starts", False, open(log).read())
+    configs = {}
+    for user, role in (("ada", "auditor"), ("eve", "admin")):
+        bundle = os.path.join(WORK, user + ".yaml")
+        subprocess.run([TUNNEL, "user", "add", user, "--role", role, "--gateway", "127.0.0.1:%d" % port, "--server-name", "localhost",
+                        "--out", bundle, "--admin-socket", data + "/admin.sock"], check=True, env=env, capture_output=True)
+        subprocess.run([TUNNEL, "login", bundle, "--config-dir", os.path.join(WORK, user)], check=True, env=env, capture_output=True)
+        configs[user] = os.path.join(WORK, user, "operator.yaml")
+    refused = subprocess.run([TUNNEL, "audit", "serve", "--gateway", "--config", configs["eve"]], capture_output=True, text=True, env=env, timeout=60)
+    check("--gateway refuses an operator without audit: true, saying why",
+          refused.returncode != 0 and "audit: true" in refused.stderr, refused.stdout + refused.stderr)
+    url, base = serve("--gateway", "--config", configs["ada"])
+    page = browser.new_page()
+    page.goto(url)
+    check("--gateway serves the gateway's log, verified here", "Verified." in page.inner_text("#verification"), page.inner_text("#verification"))
+    page.screenshot(path=SHOTS + "/live.png", full_page=True)
+    page.close()
+    reads = [r for r in records(data + "/audit") if r["type"] == "audit_read" and r.get("operator") == "ada"]
+    check("the gateway records the auditor's read over the tunnel", reads and reads[0]["outcome"] == "ok", reads)
+    denied = [r for r in records(data + "/audit") if r["type"] == "audit_read" and r.get("operator") == "eve"]
+    check("and the refused one", denied and denied[0]["outcome"] == "denied", denied)
 
 
 def main(browser):
@@ -224,6 +276,7 @@ try:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         try:
             main(browser)
+            live(browser)
         finally:
             browser.close()
 finally:

@@ -24,7 +24,7 @@ import Testing
             alow:
               - services: [ssh]
                 nodes: ["*"]
-        """, message: "policy.yaml:3: roles.ops.alow: unknown key; allowed here: admin, allow, record-input"),
+        """, message: "policy.yaml:3: roles.ops.alow: unknown key; allowed here: admin, audit, allow, record-input"),
         Case(what: "unknown rule key", yaml: """
         roles:
           ops:
@@ -43,7 +43,7 @@ import Testing
         Case(what: "role is a value", yaml: """
         roles:
           ops: everything
-        """, message: "policy.yaml:2: roles.ops: expected a role: a mapping with admin and/or allow (and record-input), not the value \"everything\""),
+        """, message: "policy.yaml:2: roles.ops: expected a role: a mapping with admin, audit and/or allow (and record-input), not the value \"everything\""),
         Case(what: "admin is not a boolean", yaml: """
         roles:
           ops:
@@ -146,7 +146,7 @@ import Testing
         roles:
           ops:
             admin: false
-        """, message: "policy.yaml:3: roles.ops: grants nothing; give it admin: true or an allow list of rules"),
+        """, message: "policy.yaml:3: roles.ops: grants nothing; give it admin: true, audit: true or an allow list of rules"),
         Case(what: "key without a value", yaml: """
         roles:
           ops:
