@@ -41,7 +41,7 @@ struct ConsoleRoutes {
         case "/", "/sessions": return .html(sessions.render(target, banner: details.banner))
         case "/nodes": return .html(details.nodes())
         case "/verification": return .html(details.verification())
-        case "/node": return found(details.node(target["name"] ?? ""), "no records of node \(target["name"] ?? "")")
+        case "/node": return found(details.node(target["name"] ?? "", page: max(1, Int(target["page"] ?? "1") ?? 1)), "no records of node \(target["name"] ?? "")")
         case "/stream": return found(details.stream(target["id"] ?? ""), "no stream \(target["id"] ?? "")")
         case "/record":
             return found(details.record(file: Int(target["file"] ?? "") ?? -1, line: Int(target["line"] ?? "") ?? -1), "no such record")

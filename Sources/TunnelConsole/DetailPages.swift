@@ -23,11 +23,14 @@ struct DetailPages {
 
     /// Everything recorded about one node, in log order: connects, disconnects with their
     /// reason, enrollments, renewals, revocations, and its streams opened, denied and closed.
-    func node(_ name: String) -> String? {
+    /// Timeline rows per page: each row reads its record from disk again.
+    static let timelinePageSize = 500
+
+    func node(_ name: String, page: Int) -> String? {
         guard let code = index.names.lookup(name), let records = index.nodeRecords[code] else { return nil }
         var html = "<p>\(records.count) record(s). " + HTML.link("/sessions?node=" + RequestTarget.encode(name), "Sessions on this node") + "</p>"
         html += "<table id=\"timeline\"><thead>" + HTML.row(["Time (UTC)", "Seq", "Event", "Detail"], header: true) + "</thead><tbody>"
-        for number in records.map(Int.init) {
+        for number in records.dropFirst((page - 1) * Self.timelinePageSize).prefix(Self.timelinePageSize).map(Int.init) {
             let record = index.records[number]
             let fields = index.fields(of: number)
             let type = index.names[record.type]
@@ -36,7 +39,9 @@ struct DetailPages {
                 HTML.escape(type), Self.detail(type: type, fields),
             ].map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
-        return HTML.page(title: "Node \(name)", banner: banner.html, body: html + "</tbody></table>")
+        html += "</tbody></table>" + Pager.links(count: records.count, pageSize: Self.timelinePageSize, page: page,
+                                                 base: "/node?name=" + RequestTarget.encode(name) + "&")
+        return HTML.page(title: "Node \(name)", banner: banner.html, body: html)
     }
 
     /// The few fields that say what a timeline event was.

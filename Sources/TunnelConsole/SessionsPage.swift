@@ -14,7 +14,8 @@ struct SessionsPage {
         case .success(let matches):
             body += summary(matches.count, filter: filter, page: page)
             body += table(matches.dropFirst((page - 1) * Self.pageSize).prefix(Self.pageSize))
-            body += pager(matches.count, filter: filter, page: page)
+            body += Pager.links(count: matches.count, pageSize: Self.pageSize, page: page,
+                                base: "/sessions?" + (filter.query.isEmpty ? "" : filter.query + "&"))
         }
         return HTML.page(title: "Sessions", banner: banner.html, body: body)
     }
@@ -70,17 +71,6 @@ struct SessionsPage {
         return html + "</tbody></table>"
     }
 
-    private func pager(_ count: Int, filter: SessionFilter, page: Int) -> String {
-        let pages = max(1, (count + Self.pageSize - 1) / Self.pageSize)
-        guard pages > 1 else { return "" }
-        let base = "/sessions?" + (filter.query.isEmpty ? "" : filter.query + "&") + "page="
-        var links: [String] = []
-        if page > 1 { links.append(HTML.link(base + "\(page - 1)", "← previous")) }
-        links.append("page \(page) of \(pages)")
-        if page < pages { links.append(HTML.link(base + "\(page + 1)", "next →")) }
-        return "<nav class=\"pager\">" + links.joined(separator: " · ") + "</nav>"
-    }
-
     static func outcomeClass(_ outcome: String) -> String {
         switch outcome {
         case "closed", "open": "good"
@@ -92,5 +82,18 @@ struct SessionsPage {
     static func duration(_ milliseconds: Int64) -> String {
         milliseconds < 1000 ? "\(milliseconds) ms" : milliseconds < 60_000 ? "\(milliseconds / 1000).\(milliseconds % 1000 / 100) s"
             : "\(milliseconds / 60_000) min \(milliseconds % 60_000 / 1000) s"
+    }
+}
+
+/// "← previous · page N of M · next →" links; `base` ends where `page=N` is appended.
+enum Pager {
+    static func links(count: Int, pageSize: Int, page: Int, base: String) -> String {
+        let pages = max(1, (count + pageSize - 1) / pageSize)
+        guard pages > 1 else { return "" }
+        var links: [String] = []
+        if page > 1 { links.append(HTML.link(base + "page=\(page - 1)", "← previous")) }
+        links.append("page \(page) of \(pages)")
+        if page < pages { links.append(HTML.link(base + "page=\(page + 1)", "next →")) }
+        return "<nav class=\"pager\">" + links.joined(separator: " · ") + "</nav>"
     }
 }
