@@ -354,6 +354,9 @@ public final class AuditLog {
             ],
             milliseconds: milliseconds, durable: true
         )
+        // What the previous writer left unsigned is signed now, not after a full interval of
+        // this run: a gateway that crashes every few seconds would otherwise sign nothing.
+        try recordingFailure { () throws(AuditError) in try writeCheckpoint(.recovery, milliseconds: milliseconds, durable: true) }
         recovery = RecoveryInfo(
             segment: tail.segment, lostBytes: tail.lostBytes, lastGoodSeq: tail.lastSeq,
             cleanShutdown: tail.cleanShutdown, recordSeq: recordSeq

@@ -71,9 +71,18 @@ public struct AuditReport: Sendable {
     /// True when the last record is a checkpoint written by a clean close.
     public let closedCleanly: Bool
 
-    /// A short human-readable verdict.
+    /// Whether some checkpoint's signature covers records: without one, an intact chain proves
+    /// nothing, since whoever can write the files can write a whole new chain (docs/AUDIT.md §7.4).
+    public var isSigned: Bool { checkpoints > 0 }
+
+    /// A short human-readable verdict: `FAILED`, `UNSIGNED` (valid chain, no signature at all)
+    /// or `OK`.
     public var summary: String {
         if let problem { return "FAILED: \(problem.message)" }
+        if !isSigned {
+            return "UNSIGNED: \(files.count) file(s), \(records) records form an intact chain, but no checkpoint signs any of them, "
+                + "so nothing shows the gateway wrote them: anyone able to write the files could have (a gateway that never reached its first checkpoint leaves such a log; verify again later)"
+        }
         var text = "OK: \(files.count) file(s), \(records) records"
         if let firstSeq, let lastSeq { text += " (seq \(firstSeq)–\(lastSeq))" }
         text += ", \(checkpoints) checkpoints verified with key \(keyID), \(recoveries) writer restart(s)"

@@ -56,6 +56,9 @@ enum CheckpointReason: String, CaseIterable {
     case rotate
     /// Written by `AuditLog.close(now:)`: the writer shut down cleanly.
     case close
+    /// Written when a writer opens an existing log, after its `recovery` record: it signs what
+    /// the previous writer left unsigned, so a crash loop leaves no lifetime's records unsigned.
+    case recovery
 }
 
 /// Field names of the records the writer produces itself, as `StaticString` so the reader's

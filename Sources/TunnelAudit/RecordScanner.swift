@@ -355,7 +355,7 @@ struct RecordHeader {
             header.signature = try string(require(signature, SystemField.signature), SystemField.signature.text)
             let reasonText = UnsafeRawBufferPointer(rebasing: line[try string(require(reason, SystemField.reason), SystemField.reason.text)])
             guard let known = CheckpointReason.allCases.first(where: { reasonText.elementsEqual($0.rawValue.utf8) }) else {
-                throw ScanError("checkpoint reason is not one of count, interval, rotate, close")
+                throw ScanError("checkpoint reason is not one of count, interval, rotate, close, recovery")
             }
             header.reason = known
         case .segmentStart:

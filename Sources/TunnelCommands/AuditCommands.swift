@@ -222,6 +222,8 @@ public struct AuditVerifyCommand: ParsableCommand {
     @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
     @Flag(help: "Also require the log to end with a clean close (a stopped gateway's log)") var closed = false
     @OptionGroup var output: OutputOptions
+    /// A valid chain that no checkpoint signs: neither a failure (1) nor OK (0).
+    static let unsignedExitCode: Int32 = 3
     public init() {}
 
     public func run() throws {
@@ -237,6 +239,7 @@ public struct AuditVerifyCommand: ParsableCommand {
         }
         print(output.isJSON ? jsonText(VerifyResult(report)) : report.summary)
         if !report.isValid { throw ExitCode(1) }
+        if !report.isSigned { throw ExitCode(Self.unsignedExitCode) }
     }
 }
 

@@ -29,7 +29,7 @@ struct RecoveryTests {
         let recovery = try #require(log.recovery)
         #expect(recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: Int64(torn.count), lastGoodSeq: 6, cleanShutdown: false, recordSeq: 7))
         let lines = try fixture.lines("audit-000001.jsonl")
-        #expect(lines.count == 7 && fileSize(path) == goodSize + lines[6].utf8.count + 1)
+        #expect(lines.count == 8 && fileSize(path) == goodSize + lines[6].utf8.count + 1 + lines[7].utf8.count + 1)
         #expect(lines[6].contains(#""clean_shutdown":false,"last_good_seq":6,"lost_bytes":\#(torn.count)"#))
         try log.close(now: fixture.clock.next())
         let report = fixture.verify(requireClosed: true)
@@ -63,9 +63,22 @@ struct RecoveryTests {
         try crash(fixture, records: 3)
         let log = try fixture.open()
         #expect(log.recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 4, cleanShutdown: false, recordSeq: 5))
+        // The recovered records and the recovery record are signed at once (reason recovery).
+        #expect(fixture.verify().unsignedTail == 0)
+        #expect(try fixture.lines("audit-000001.jsonl").last?.contains(#""reason":"recovery""#) == true)
         try log.close(now: fixture.clock.next())
         let report = fixture.verify(requireClosed: true)
-        #expect(report.isValid && report.checkpoints == 1)
+        #expect(report.isValid && report.checkpoints == 2)
+    }
+
+    /// Issue #9: a gateway killed every few seconds, well inside the checkpoint interval, still
+    /// gets every earlier lifetime's records signed; only the current one's are unsigned.
+    @Test func crashLoopLeavesOnlyTheLastLifetimeUnsigned() throws {
+        let fixture = try Fixture()
+        for _ in 0..<7 { try crash(fixture, records: 10) }
+        let report = fixture.verify()
+        #expect(report.isValid, "\(report.summary)")
+        #expect(report.recoveries == 6 && report.unsignedTail == 10, "\(report.summary)")
     }
 
     @Test func refusesDamageACrashCannotExplain() throws {

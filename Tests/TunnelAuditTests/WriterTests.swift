@@ -22,12 +22,12 @@ struct WriterTests {
         #expect(recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 12, cleanShutdown: true, recordSeq: 13))
         #expect(log.unclosedStreams().isEmpty)
         let seq = try log.append(type: "request", fields: ["user": "bob"], now: fixture.clock.next(), durable: true)
-        #expect(seq == 14)
+        #expect(seq == 15)  // after the recovery record and its checkpoint
         try log.close(now: fixture.clock.next())
 
         report = fixture.verify(requireClosed: true)
         #expect(report.isValid, "\(report.summary)")
-        #expect(report.records == 15 && report.recoveries == 1 && report.checkpoints == 2)
+        #expect(report.records == 16 && report.recoveries == 1 && report.checkpoints == 3)
         let last = try fixture.lines("audit-000001.jsonl")[12]
         #expect(last.contains("\"clean_shutdown\":true") && last.contains("\"type\":\"recovery\""))
     }
