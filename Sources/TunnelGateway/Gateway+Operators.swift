@@ -193,18 +193,26 @@ extension Gateway {
                     }
                 }
                 logger.debug("stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+                closeFields.merge(StreamCloseReason.fields(for: failure, operatorConnection: connection, nodeConnection: nodeConnection)) { $1 }
                 closeFields.merge([
-                    "outcome": .string(failure == nil ? "closed" : "reset"), "reason": failure.map { .string($0.reason) },
                     "bytes_to_node": .int(Int64(relay.first.bytesReceived)), "bytes_from_node": .int(Int64(relay.second.bytesReceived)),
                     "duration_ms": .int(Int64(Date().timeIntervalSince(opened) * 1000)),
                 ]) { $1 }
                 audit?.record("stream_close", closeFields)
             }
         }
-        relay.tap = recorder.map { recorder in { bytes, direction in recorder.feed(bytes, direction: direction) } }
+        // A shell that cannot be recorded does not go on unrecorded: the relay is cut.
+        relay.tap = recorder.map { recorder in
+            { bytes, direction in
+                recorder.feed(bytes, direction: direction)
+                return recorder.writeFailure.map {
+                    Failure(TunnelErrorCode.auditUnavailable, "the gateway cannot write this shell's recording (\($0.message)), so it ended the session")
+                }
+            }
+        }
         if let kubeRecorder {
-            relay.tap = { [unowned relay] bytes, direction in
-                if let reason = kubeRecorder.feed(bytes, direction: direction) { relay.cut(Failure(TunnelErrorCode.badRequest, reason)) }
+            relay.tap = { bytes, direction in
+                kubeRecorder.feed(bytes, direction: direction).map { Failure(TunnelErrorCode.badRequest, $0) }
             }
         }
         do {

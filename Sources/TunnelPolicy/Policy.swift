@@ -10,7 +10,7 @@ import TunnelText
 ///       - services: ["*"]
 ///         nodes: ["*"]
 ///   vendor-acme:
-///     record-input: true           # its recorded shells keep keystrokes too
+///     record-input: false          # opt-out: its recorded shells keep output only (see docs/POLICY.md)
 ///     allow:
 ///       - services: [logs, shell]
 ///         labels: {site: plant-a}  # every label must match; value "*" = key present
@@ -23,7 +23,8 @@ import TunnelText
 ///
 /// - `roles` (required, non-empty) maps role names to roles. A role has `admin: true|false`
 ///   and/or `allow`, a non-empty list of rules; a role must have `admin: true` or rules.
-///   `record-input: true` makes the gateway record keystrokes in its `shell` sessions too.
+///   Recorded `shell` sessions keep keystrokes as well as output; `record-input: false` opts a
+///   role out, which lets `stty -echo` hide what its operators type from the recording.
 /// - A rule has `services` (required, non-empty; `"*"` = every service) and at least one of
 ///   `nodes` (name globs, any may match) and `labels` (all must match). Requiring one of them
 ///   keeps a forgotten key from granting every node; write `nodes: ["*"]` to mean every node.
@@ -79,9 +80,11 @@ public struct Policy: Sendable {
         return groups
     }
 
-    /// Whether recorded shell sessions of `roles` keep keystrokes (`record-input: true` on any of them).
+    /// Whether recorded shell sessions of `roles` keep keystrokes: yes unless every one of the
+    /// operator's roles in the policy opted out with `record-input: false`.
     public func recordsInput(roles: [String]) -> Bool {
-        roles.contains { self.roles[$0]?.recordsInput == true }
+        let defined = roles.compactMap { self.roles[$0] }
+        return defined.isEmpty || defined.contains { $0.recordsInput }
     }
 
     /// Whether any of `roles` has `audit: true`, which reading the audit log over the tunnel needs.
@@ -139,8 +142,9 @@ struct Role: Sendable {
     let isAdmin: Bool
     /// May read the audit log over the tunnel (`tunnel audit serve --gateway`); opens no streams.
     var readsAudit = false
-    /// Recorded shell sessions of this role keep the keystrokes too, not only the output.
-    var recordsInput = false
+    /// Recorded shell sessions of this role keep the keystrokes too, not only the output (the
+    /// default; `record-input: false` opts out).
+    var recordsInput = true
     let rules: [Rule]
 }
 

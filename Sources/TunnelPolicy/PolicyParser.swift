@@ -60,7 +60,7 @@ struct PolicyParser {
                                  expected: "a role: a mapping with admin, audit and/or allow (and record-input)")
         var isAdmin = false
         var readsAudit = false
-        var recordsInput = false
+        var recordsInput = true
         var rules: [Rule] = []
         for field in fields {
             switch field.key {

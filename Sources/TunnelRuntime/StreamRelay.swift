@@ -50,8 +50,13 @@ public final class StreamRelay {
                 connection.consumed(bytes.count, on: stream)
                 return
             }
+            // What the tap cannot take (a recorder that cannot write) is not relayed: the relay ends.
+            if let failure = relay.tap?(bytes, self === relay.first ? .fromFirst : .fromSecond) {
+                connection.consumed(bytes.count, on: stream)
+                relay.cut(failure)
+                return
+            }
             bytesReceived += bytes.count
-            relay.tap?(bytes, self === relay.first ? .fromFirst : .fromSecond)
             do {
                 let keepGoing = try other.connection.write(bytes, on: other.stream)
                 if keepGoing && !otherIsFull {
@@ -95,9 +100,10 @@ public final class StreamRelay {
     public let first: End
     public let second: End
     private var onEvent: ((StreamRelay, Outcome) -> Void)?
-    /// Sees every byte relayed, in order per direction (a session recorder). It must not keep
-    /// the slices beyond the call.
-    public var tap: ((ArraySlice<UInt8>, Direction) -> Void)?
+    /// Sees every byte before it is relayed, in order per direction (a session recorder). It must
+    /// not keep the slices beyond the call. A failure it returns ends the relay instead: both
+    /// streams are reset with its code and `.ended` reports it, and the bytes go nowhere.
+    public var tap: ((ArraySlice<UInt8>, Direction) -> Failure?)?
 
     /// Prepares a relay from `first` (already open, not yet accepted) to a stream that
     /// `openSecond` will open on `secondConnection`.

@@ -182,3 +182,27 @@ import Testing
             == "no rule of your roles (ops) covers n; ops.allow[0] needs site=b; ops.allow[1] needs site=c; 1 more rule comes as close")
     }
 }
+
+/// Issue #9, item 4: keystrokes are recorded unless every role of the operator opts out.
+@Suite struct RecordInputTests {
+    @Test func keystrokesAreRecordedByDefault() throws {
+        let policy = try parsePolicy("""
+        roles:
+          ops:
+            allow:
+              - services: [shell]
+                nodes: ["*"]
+          vendor:
+            record-input: false
+            allow:
+              - services: [shell]
+                nodes: ["*"]
+        """)
+        #expect(policy.recordsInput(roles: ["ops"]))
+        #expect(policy.recordsInput(roles: []))
+        #expect(policy.recordsInput(roles: ["ghost"]))
+        #expect(policy.recordsInput(roles: ["vendor", "ops"]))
+        #expect(!policy.recordsInput(roles: ["vendor"]))
+        #expect(Policy.builtIn.recordsInput(roles: ["admin"]))
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Glibc
+import Multiplex
+import Testing
+import TunnelAudit
+import TunnelClient
+@testable import TunnelGateway
+import TunnelRuntime
+import TunnelTLS
+
+/// Issue #9, item 4: a shell whose recording cannot be written does not go on unrecorded.
+@Suite("Recording that cannot be bypassed", .serialized)
+struct RecordingCutTests {
+    /// Whether this process may mount a tmpfs (root outside a locked-down container).
+    static let canMountTmpfs: Bool = {
+        guard getuid() == 0, let directory = try? makeTemporaryDirectory() else { return false }
+        defer { rmdir(directory) }
+        guard mountTmpfs(at: directory, bytes: 4096) else { return false }
+        _ = umount(directory)
+        return true
+    }()
+
+    static func makeTemporaryDirectory() throws -> String {
+        var template = Array("/tmp/tunnel-tmpfs-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
+        return String(cString: made)
+    }
+
+    static func mountTmpfs(at directory: String, bytes: Int) -> Bool {
+        mount("tmpfs", directory, "tmpfs", 0, "size=\(bytes),mode=0700") == 0
+    }
+
+    @Test("a full recordings disk cuts the shell, and the close record says recording_failed", .enabled(if: canMountTmpfs))
+    func fullDiskCutsTheShell() throws {
+        var recordings = ""
+        let fixture = try GatewayFixture { configuration, pki in
+            configuration.auditDirectory = "\(pki.fleet.directory)/audit"
+            configuration.auditKeyDirectory = "\(pki.fleet.directory)/audit-key"
+            recordings = "\(pki.fleet.directory)/audit/recordings"
+            try FileManager.default.createDirectory(atPath: recordings, withIntermediateDirectories: true)
+            guard Self.mountTmpfs(at: recordings, bytes: 64 * 1024) else { throw TestFailure("mount tmpfs failed: \(errno)") }
+        }
+        defer {
+            fixture.tearDown()
+            _ = umount(recordings)
+        }
+        // The node's "shell" is the echo service: the frames the operator sends come back as
+        // frames, so both directions are recorded (keystrokes by default, then output).
+        try fixture.startNode(try fixture.pki.identity(.node, "node-1"), services: ["shell": LocalService(host: "127.0.0.1", port: fixture.echo.port)])
+        #expect(fixture.runner.run(until: { fixture.online("node-1") }))
+        let connection = try #require(try fixture.connectOperator(fixture.pki.identity(.operator, "alice"))?.get())
+        var received = 0
+        var reset: Failure?
+        var accepted = false
+        let shell = try ShellStream.open(on: connection, node: "node-1", parameters: ShellParameters(term: "xterm", columns: 80, rows: 24)) { event in
+            switch event {
+            case .accepted: accepted = true
+            case .data(let bytes, let delivered):
+                received += bytes.count
+                delivered()
+            case .reset(let failure): reset = failure
+            default: break
+            }
+        }
+        #expect(fixture.runner.run(until: { accepted || reset != nil }))
+        let chunk = Array(repeating: UInt8(ascii: "x"), count: 8 * 1024)
+        for _ in 0..<64 where reset == nil {  // 512 KiB against a 64 KiB disk
+            try? shell.send(.data(chunk[...]))
+            fixture.runner.run(until: { reset != nil || received > 0 }, timeout: .seconds(2))
+        }
+        #expect(fixture.runner.run(until: { reset != nil }))
+        #expect(reset?.code == TunnelErrorCode.auditUnavailable, "\(String(describing: reset))")
+        #expect(received < 64 * 8 * 1024)
+
+        let records = try FileManager.default.contentsOfDirectory(atPath: "\(fixture.pki.fleet.directory)/audit").filter { $0.hasSuffix(".jsonl") }.flatMap {
+            try String(contentsOfFile: "\(fixture.pki.fleet.directory)/audit/\($0)", encoding: .utf8).split(separator: "\n")
+        }
+        let close = try #require(records.first { $0.contains(#""type":"stream_close""#) })
+        #expect(close.contains(#""reason":"recording_failed""#), "\(close)")
+        #expect(close.contains("No space left on device"), "\(close)")
+        #expect(close.contains(#""recording_error""#), "\(close)")
+    }
+}
