@@ -8,8 +8,9 @@ import TunnelClient
 import TunnelRuntime
 import TunnelTLS
 
-/// Issue #9, item 4: a shell whose recording cannot be written does not go on unrecorded.
-@Suite("Recording that cannot be bypassed", .serialized)
+/// Issue #9, items 4 and 12: a shell whose recording cannot be written does not go on
+/// unrecorded, and a stream's close record says why it ended with a stable reason.
+@Suite("Recording that cannot be bypassed; why streams closed", .serialized)
 struct RecordingCutTests {
     /// Whether this process may mount a tmpfs (root outside a locked-down container).
     static let canMountTmpfs: Bool = {
@@ -79,5 +80,33 @@ struct RecordingCutTests {
         #expect(close.contains(#""reason":"recording_failed""#), "\(close)")
         #expect(close.contains("No space left on device"), "\(close)")
         #expect(close.contains(#""recording_error""#), "\(close)")
+    }
+
+    @Test("a stream whose node connection ends is closed in the audit as node_connection_lost, the text in detail")
+    func nodeLostHasAStableReason() throws {
+        let fixture = try GatewayFixture { configuration, pki in
+            configuration.auditDirectory = "\(pki.fleet.directory)/audit"
+            configuration.auditKeyDirectory = "\(pki.fleet.directory)/audit-key"
+        }
+        defer { fixture.tearDown() }
+        try fixture.startNode(try fixture.pki.identity(.node, "node-1"))
+        #expect(fixture.runner.run(until: { fixture.online("node-1") }))
+        let connection = try #require(try fixture.connectOperator(fixture.pki.identity(.operator, "alice"))?.get())
+        let pipe = try LocalPipe(loop: fixture.runner.loop)
+        defer { pipe.testSide.close() }
+        var ended: OperatorFailure??
+        fixture.operators.last!.splice(on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { ended = .some($0) }
+        try pipe.testSide.write(Array("hello".utf8))
+        #expect(fixture.runner.run(until: { pipe.received.count == 5 }))
+        // The gateway ends the node's session under the stream, as a dead link would.
+        _ = fixture.gateway.administer(.revokeNode(name: "node-1"), actor: "test")
+        #expect(fixture.runner.run(until: { ended != nil }))
+
+        let directory = "\(fixture.pki.fleet.directory)/audit"
+        let close = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.flatMap {
+            try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8).split(separator: "\n")
+        }.first { $0.contains(#""type":"stream_close""#) })
+        #expect(close.contains(#""outcome":"reset""#) && close.contains(#""reason":"node_connection_lost""#), "\(close)")
+        #expect(close.contains(#""detail":"#) && close.contains("revoked"), "\(close)")
     }
 }
