@@ -214,6 +214,9 @@ def main(browser):
     tree = page.inner_text(".xterm-accessibility-tree")
     check("the player reaches the marker at the end of the recording, in the accessibility tree", "recorded-42" in tree, tree[-400:])
     page.screenshot(path=SHOTS + "/stream-player.png", full_page=True)
+    page.eval_on_selector("#seek", "e => { e.value = 0; e.dispatchEvent(new Event('input')); }")
+    page.wait_for_function("() => !document.querySelector('.xterm-accessibility-tree').innerText.includes('recorded-42')", timeout=10000)
+    check("seeking back to the start clears the terminal", "0.0 /" in page.inner_text("#clock"), page.inner_text("#clock"))
     check("no page broke the Content-Security-Policy", not violations, violations[:3])
 
     # Without JavaScript, everything but the player.
@@ -235,7 +238,7 @@ def main(browser):
         lines[3] = changed
         open(path, "w").write("\n".join(lines))
         recording = glob.glob(directory + "/recordings/*.cast")[0]
-        open(recording, "a").write('[9.9, "o", "inserted later"]\n')
+        open(recording, "a").write('[9.9, "i", "rm -rf /tmp/evidence\\r"]\n[9.9, "o", "inserted later"]\n')
     url2, base2 = serve(copy_log("tampered", tamper))
     page.goto(url2)
     banner = page.inner_text("#verification")
@@ -247,7 +250,9 @@ def main(browser):
     page.screenshot(path=SHOTS + "/record.png", full_page=True)
     page.goto(base2 + "/stream?id=" + urllib.parse.quote(shell))
     page.wait_for_selector("#player[data-state=ready]", timeout=15000)
-    check("a changed recording is marked before it plays", page.get_attribute("#player", "data-sha") == "mismatch" and "changed" in page.inner_text("#sha-mark").lower() or "differs" in page.inner_text("#sha-mark"), page.inner_text("#sha-mark"))
+    keys = page.inner_text("#keystrokes")
+    check("keystroke events are listed with their time", "rm -rf /tmp/evidence" in keys and "recorded at 9.90 s" in keys, keys)
+    check("a changed recording is marked before it plays", page.get_attribute("#player", "data-sha") == "mismatch" and "differs" in page.inner_text("#sha-mark"), page.inner_text("#sha-mark"))
 
     # A record that holds markup and terminal escapes renders as text.
     def hostile(directory):
