@@ -93,12 +93,19 @@ public final class ConsoleServer {
         case .data(let bytes):
             do throws(HTTPError) {
                 for event in try connection.parser.feed(bytes) { handle(event, on: connection) }
+                // Good requests before bad bytes were answered above; now the error.
+                if let failure = connection.parser.failure { refuse(failure, on: connection) }
             } catch {
-                send(.text(error.description, status: error.responseStatus), head: nil, on: connection, close: true)
+                refuse(error, on: connection)
             }
         case .end, .error:
             drop(connection)
         }
+    }
+
+    private func refuse(_ error: HTTPError, on connection: ConsoleConnection) {
+        guard !connection.closing else { return }
+        send(.text(error.description, status: error.responseStatus), head: nil, on: connection, close: true)
     }
 
     private func handle(_ event: HTTPEvent, on connection: ConsoleConnection) {

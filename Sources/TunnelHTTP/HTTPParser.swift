@@ -31,7 +31,11 @@ public final class HTTPParser {
     private let parser: UnsafeMutablePointer<http_parser>
     private var settings = http_parser_settings()
     private var events: [HTTPEvent] = []
-    private var failure: HTTPError?
+    /// Why the parser stopped, once it has. When bad bytes follow complete messages in one
+    /// input, `feed` returns those messages' events and sets this instead of throwing, so a
+    /// server answers the good requests before the error; the next `feed` throws it.
+    public private(set) var failure: HTTPError?
+    private var failureThrown = false
     private var done = false
     private var head = HeadBuilder()
     private var bodyBytes: UInt64 = 0
@@ -56,18 +60,31 @@ public final class HTTPParser {
     }
 
     /// Parses `bytes` and returns the events they complete. Throws on malformed input or a
-    /// broken limit; after that, or after `.upgrade`, every call throws `.closed`.
+    /// broken limit (unless complete messages came first: see `failure`); after the error has
+    /// been thrown, or after `.upgrade`, every call throws `.closed`.
     public func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPError) -> [HTTPEvent] {
+        if let failure, !failureThrown {
+            failureThrown = true
+            throw failure
+        }
         guard !done else { throw .closed }
         guard !bytes.isEmpty, let base = bytes.baseAddress else { return [] }
         events = []
         let consumed = http_parser_execute(parser, &settings, base.assumingMemoryBound(to: CChar.self), bytes.count)
-        try checkFailure()
+        if let error = stopReason() {
+            failure = error
+            done = true
+            guard !events.isEmpty else { failureThrown = true; throw error }
+            return events
+        }
         if tunnel_http_upgrade(parser) != 0 {
             done = true
             events.append(.upgrade(rest: Array(bytes[consumed...])))
         } else if consumed != bytes.count {
-            try fail(.malformed(name: "HPE_UNKNOWN", description: "the parser stopped before the end of its input"))
+            failure = .malformed(name: "HPE_UNKNOWN", description: "the parser stopped before the end of its input")
+            failureThrown = true
+            done = true
+            throw failure!
         }
         return events
     }
@@ -82,33 +99,37 @@ public final class HTTPParser {
     /// Tells the parser the input ended. Completes a response whose body runs to the close;
     /// throws `.truncated` when the input ended inside any other message.
     public func finish() throws(HTTPError) -> [HTTPEvent] {
+        if let failure, !failureThrown {
+            failureThrown = true
+            throw failure
+        }
         guard !done else { return [] }
         done = true
         events = []
         _ = http_parser_execute(parser, &settings, nil, 0)
         if tunnel_http_errno(parser) == HPE_INVALID_EOF_STATE.rawValue { throw .truncated }
-        try checkFailure()
+        if let error = stopReason() {
+            failure = error
+            failureThrown = true
+            throw error
+        }
         return events
     }
 
-    private func checkFailure() throws(HTTPError) {
-        if let failure { done = true; throw failure }
+    /// Our own refusal (a limit) or else http-parser's error, if parsing stopped.
+    private func stopReason() -> HTTPError? {
+        if let failure { return failure }
         let code = tunnel_http_errno(parser)
-        guard code != HPE_OK.rawValue else { return }
+        guard code != HPE_OK.rawValue else { return nil }
         let errno = http_errno(rawValue: code)
-        try fail(.malformed(name: String(cString: http_errno_name(errno)), description: String(cString: http_errno_description(errno))))
+        return .malformed(name: String(cString: http_errno_name(errno)), description: String(cString: http_errno_description(errno)))
     }
 
-    private func fail(_ error: HTTPError) throws(HTTPError) -> Never {
-        failure = error
-        done = true
-        throw error
-    }
-
-    /// Records the first error and returns non-zero, which makes http-parser stop.
+    /// Records the first error and returns -1, which makes http-parser stop. (Not 1: from
+    /// on_headers_complete, 1 means "no body" and parsing would go on.)
     private func refuse(_ error: HTTPError) -> Int32 {
         if failure == nil { failure = error }
-        return 1
+        return -1
     }
 
     // MARK: Callbacks

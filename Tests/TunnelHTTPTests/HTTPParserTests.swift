@@ -163,4 +163,19 @@ func body(_ text: String) -> HTTPEvent { .body(Array(text.utf8)) }
         removed.remove("impersonate-group")
         #expect(removed.headers == [HTTPHeader("Host", "k")])
     }
+
+    @Test func completeMessagesBeforeBadBytesAreReturnedAndTheErrorComesNext() throws {
+        let parser = HTTPParser(.request)
+        let events = try parser.feed(Array("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nBREW /c HTTP/1.1\r\n\r\n".utf8))
+        #expect(events.filter { $0 == .end }.count == 2)
+        guard case .malformed(let name, _)? = parser.failure else { Issue.record("no failure"); return }
+        #expect(name == "HPE_INVALID_METHOD")
+        #expect(throws: parser.failure!) { try parser.feed([65]) }
+        #expect(throws: HTTPError.closed) { try parser.feed([65]) }
+
+        let limited = HTTPParser(.request, limits: HTTPLimits(maxBodyBytes: 4))
+        let before = try limited.feed(Array("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcdeGET /c HTTP/1.1\r\n\r\n".utf8))
+        #expect(before.compactMap { if case .head(let head) = $0 { head.target } else { nil } } == ["/a"], "parsing stops at the refused head")
+        #expect(limited.failure == .bodyTooLarge(limit: 4))
+    }
 }
