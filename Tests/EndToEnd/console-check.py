@@ -113,8 +113,19 @@ def main(browser):
     page = context.new_page()
     violations = []
     page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    access(browser, context, page, url, base)
+    expected = sessions(page, base, streams)
+    bundle = filters_and_exports(context, page, base, streams, closes)
+    shell = timeline_and_player(page, base, streams, closes)
+    check("no page broke the Content-Security-Policy", not violations, violations[:3])
+    no_javascript(browser, context, base, expected)
+    tampered(page, shell)
+    hostile_and_bundle(page, streams, bundle)
+    context.close()
 
-    # Without the secret, nothing; with it, once, then a cookie.
+
+def access(browser, context, page, url, base):
+    """Without the secret, nothing; with it, once, then a cookie; loopback only."""
     check("a request without the URL's secret is refused", page.goto(base + "/sessions").status == 403)
     check("a wrong secret is refused", page.goto(base + "/sessions?token=00").status == 403)
     host = urllib.parse.urlparse(url).hostname
@@ -140,7 +151,9 @@ def main(browser):
     rebinding = context.request.get(base + "/sessions", headers={"Host": "attacker.example:%d" % port})
     check("a request naming another host is refused (DNS rebinding)", rebinding.status == 403)
 
-    # Sessions: exactly the scenario's streams.
+
+def sessions(page, base, streams):
+    """Exactly the scenario's streams; a service filter that the URL carries."""
     page.goto(base + "/sessions")
     check("the banner says the log is verified, with records, checkpoints and key id",
           "Verified." in page.inner_text("#verification") and "key id" in page.inner_text("#verification"), page.inner_text("#verification"))
@@ -149,17 +162,22 @@ def main(browser):
     check("the sessions table shows exactly the scenario's streams", sorted(shown) == sorted(streams), (len(shown), len(streams)))
     page.screenshot(path=SHOTS + "/sessions.png", full_page=True)
 
-    # Filters narrow, and the URL carries them.
     expected = sorted(s for s, r in streams.items() if r.get("service") == "shell")
     page.select_option("#filter-service", "shell")
     page.click("button[type=submit]")
     filtered = [row[-1] for row in table(page, "#sessions")]
     check("filtering by service shows only those streams", sorted(filtered) == expected, (filtered, expected))
     check("the filter is in the URL", "service=shell" in page.url, page.url)
-    shared = context.new_page()
+    shared = page.context.new_page()
     shared.goto(page.url)
     check("the filtered URL opened again shows the same view", [row[-1] for row in table(shared, "#sessions")] == filtered)
     shared.close()
+    return expected
+
+
+def filters_and_exports(context, page, base, streams, closes):
+    """Each filter narrows to what the log says; the view exports as CSV, JSON Lines and a bundle."""
+    expected = sorted(s for s, r in streams.items() if r.get("service") == "shell")
     denied = sorted(s for s, r in streams.items() if r["type"] == "stream_deny" and r.get("outcome") == "denied")
     page.goto(base + "/sessions?outcome=denied")
     check("filtering by outcome shows the denied streams", sorted(row[-1] for row in table(page, "#sessions")) == denied)
@@ -185,8 +203,12 @@ def main(browser):
     open(bundle, "wb").write(context.request.get(base + "/evidence.tar").body())
     verify = subprocess.run([TUNNEL, "audit", "verify", bundle], capture_output=True, text=True)
     check("the evidence bundle download verifies with tunnel audit verify", verify.returncode == 0, verify.stdout + verify.stderr)
+    return bundle
 
-    # The node timeline shows the crash closes.
+
+def timeline_and_player(page, base, streams, closes):
+    """The node timeline shows the crash closes; the stream page plays the shell to its marker."""
+    crashed = sorted(s for s, r in closes.items() if r.get("outcome") == "gateway_crash")
     page.goto(base + "/node?name=node-17")
     crash_rows = [row for row in table(page, "#timeline") if "gateway_crash" in row[3]]
     check("the node timeline shows every kill -9 crash close", len(crash_rows) == len(crashed) and len(crashed) >= 3, (len(crash_rows), len(crashed)))
@@ -196,7 +218,6 @@ def main(browser):
     page.goto(base + "/nodes")
     page.screenshot(path=SHOTS + "/nodes.png", full_page=True)
 
-    # Stream detail and the player.
     shell = next(s for s, r in closes.items() if r.get("recording") and r.get("recording_sha256"))
     page.goto(base + "/stream?id=" + urllib.parse.quote(shell))
     body = page.inner_text("main")
@@ -217,9 +238,11 @@ def main(browser):
     page.eval_on_selector("#seek", "e => { e.value = 0; e.dispatchEvent(new Event('input')); }")
     page.wait_for_function("() => !document.querySelector('.xterm-accessibility-tree').innerText.includes('recorded-42')", timeout=10000)
     check("seeking back to the start clears the terminal", "0.0 /" in page.inner_text("#clock"), page.inner_text("#clock"))
-    check("no page broke the Content-Security-Policy", not violations, violations[:3])
+    return shell
 
-    # Without JavaScript, everything but the player.
+
+def no_javascript(browser, context, base, expected):
+    """Everything but the player works with JavaScript off."""
     quiet = browser.new_context(java_script_enabled=False)
     quiet.add_cookies(context.cookies())
     plain = quiet.new_page()
@@ -229,7 +252,9 @@ def main(browser):
     check("with JavaScript off, the filter form still works", sorted(row[-1] for row in table(plain, "#sessions")) == expected)
     quiet.close()
 
-    # A changed record: the red banner names it.
+
+def tampered(page, shell):
+    """A changed record: the red banner names it; a changed recording is marked."""
     def tamper(directory):
         path = sorted(glob.glob(directory + "/audit-*.jsonl"))[0]
         lines = open(path).read().split("\n")
@@ -254,7 +279,9 @@ def main(browser):
     check("keystroke events are listed with their time", "rm -rf /tmp/evidence" in keys and "recorded at 9.90 s" in keys, keys)
     check("a changed recording is marked before it plays", page.get_attribute("#player", "data-sha") == "mismatch" and "differs" in page.inner_text("#sha-mark"), page.inner_text("#sha-mark"))
 
-    # A record that holds markup and terminal escapes renders as text.
+
+def hostile_and_bundle(page, streams, bundle):
+    """A record holding markup and terminal escapes renders as text; a bundle is served too."""
     def hostile(directory):
         path = sorted(glob.glob(directory + "/audit-*.jsonl"))[0]
         text = open(path).read()
@@ -269,11 +296,9 @@ def main(browser):
           any("<script>window.__pwned=1</script>\\x1b[31mred" in c for c in cells) and scripts == 0 and not pwned, [c for c in cells if "script" in c])
     page.screenshot(path=SHOTS + "/hostile.png", full_page=True)
 
-    # An export bundle is served as well as a directory.
     url4, base4 = serve(bundle)
     page.goto(url4)
     check("tunnel audit serve BUNDLE serves a verified export", "Verified." in page.inner_text("#verification") and len(table(page, "#sessions")) == len(streams))
-    context.close()
 
 
 try:
