@@ -228,9 +228,16 @@ final class KubernetesProxyStream: StreamHandler {
 
     private func encryptPending() {
         guard case .done = tls.handshakeState, !pendingPlaintext.isEmpty else { return }
+        guard !serverDone else {
+            pendingPlaintext = []  // the API server has gone: a late close frame from kubectl has nobody to reach
+            return
+        }
         do {
             let written = try tls.writePlaintext(pendingPlaintext)
             pendingPlaintext.removeFirst(written)
+        } catch let error as TLSError where error.code == .truncated {
+            pendingPlaintext = []
+            serverFinished()
         } catch {
             fail("TLS with the Kubernetes API failed: \(error)")
         }

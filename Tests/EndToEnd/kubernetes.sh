@@ -159,6 +159,25 @@ print("; ".join(problems) or f"ok {len(requests)}")
 PY
 )
 if [[ "$out" == ok* ]]; then pass "the audit holds one kube_request per API request ($out), with alice, edge-operators and the codes"; else fail "kube_request records" "$out"; fi
+"$TUNNEL" audit ls --service kubernetes --events --dir "$WORK/data/audit" "${ADMIN[@]}" >"$WORK/audit-events.txt" 2>&1
+if grep -E 'kube_request .*code=403 .*kube_user=alice .*verb=delete' "$WORK/audit-events.txt" | grep -q 'name=demo'; then
+    pass "tunnel audit ls --service kubernetes --events shows each request"
+else
+    fail "audit ls --events" "$(grep kube_request "$WORK/audit-events.txt" | head -5)"
+fi
+
+# --- a node whose credential is k3s.yaml's client certificate instead of a token ----------------
+TOKEN=$("$TUNNEL" token create --node node-18 "${ADMIN[@]}" 2>"$WORK/token.err")
+start "$WORK/client-18.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
+    --cert "$WORK/node-18/node.crt" --key "$WORK/node-18/node.key" --gateway-ca "$WORK/node-18/gateway-ca.crt" \
+    --service dummy=127.0.0.1:9 --kubernetes "$WORK/kube/kubeconfig"
+wait_for_line "$WORK/client-18.log" "connected to the gateway" 15 || fail "node-18 connected" "$(cat "$WORK/client-18.log")"
+out=$("$TUNNEL" kubectl node-18 "${ALICE[@]}" -- auth whoami 2>&1)
+if grep -qE '^Username +alice$' <<<"$out" && grep -q 'impersonated-by=admin' "$WORK/kube.log"; then
+    pass "with k3s.yaml's client certificate the node impersonates alice too"
+else
+    fail "client-certificate node" "$out"
+fi
 
 # --- revoking the operator ends its live exec within 5 s ---------------------------------------
 start "$WORK/exec-cat.log" bash -c 'exec "$@" < <(sleep 60)' _ "$TUNNEL" kubectl node-17 "${ALICE[@]}" -- exec -i demo -- cat
