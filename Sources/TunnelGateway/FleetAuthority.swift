@@ -332,8 +332,12 @@ final class FleetAuthority {
             let csr = try CertificateSigningRequest.fromPEM(Array(text.utf8))
             try csr.verifySignature()
             let key = try csr.publicKey()
+            // Refused before a token is spent on it: the CA would not certify it anyway.
+            if let weakness = key.weakness { throw FleetFailure("the certificate request's key is refused: \(weakness)") }
             let hash = Hex.encode(SHA256.hash(try key.der()))
             return (ParsedRequest(key: key, keyHash: hash), hash)
+        } catch let failure as FleetFailure {
+            throw failure
         } catch {
             throw FleetFailure("the certificate request is unreadable: \(error)")
         }

@@ -112,7 +112,11 @@ public struct CertificateAuthority: Sendable {
         extendedKeyUsage: String,
         alternativeNames: [(type: Int32, value: String)]
     ) throws -> Certificate {
-        try CertificateBuilder.build(
+        // The CA certifies no key an attacker could factor or that a peer's TLS would reject.
+        if let weakness = publicKey.weakness {
+            throw TLSError(.invalidArgument, "refusing to certify \"\(commonName)\": \(weakness)")
+        }
+        return try CertificateBuilder.build(
             subject: try X509Name(commonName: commonName),
             publicKey: publicKey.pointer,
             issuer: certificate.pointer,

@@ -111,6 +111,31 @@ public final class PublicKey: @unchecked Sendable {
     public func der() throws -> [UInt8] {
         try subjectPublicKeyInfoDER(pointer)
     }
+
+    /// RSA keys below this many bits are refused (NIST SP 800-131A: 112-bit security).
+    public static let minimumRSABits: Int32 = 2048
+    /// Elliptic curves a certificate may be issued for.
+    public static let acceptedCurves: Set<String> = ["prime256v1", "P-256", "secp384r1", "P-384", "secp521r1", "P-521"]
+
+    /// Why a CA must not certify this key, or nil: RSA below 2048 bits, EC on any curve but
+    /// P-256, P-384 and P-521, and every type but RSA, EC, Ed25519 and Ed448 (DSA, DH, …).
+    public var weakness: String? {
+        let bits = EVP_PKEY_get_bits(pointer)
+        switch EVP_PKEY_get_base_id(pointer) {
+        case NID_rsaEncryption, NID_rsassaPss:
+            return bits >= Self.minimumRSABits ? nil : "an RSA key of \(bits) bits is too weak; use at least \(Self.minimumRSABits) bits, or an EC P-256 key"
+        case NID_X9_62_id_ecPublicKey:
+            var name = [CChar](repeating: 0, count: 64)
+            var length = 0
+            guard EVP_PKEY_get_group_name(pointer, &name, name.count, &length) == 1 else { return "an EC key without a named curve is not accepted; use P-256" }
+            let curve = String(decoding: name.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return Self.acceptedCurves.contains(curve) ? nil : "an EC key on curve \(curve) is not accepted; use P-256, P-384 or P-521"
+        case NID_ED25519, NID_ED448:
+            return nil
+        default:
+            return "this key type is not accepted; use EC P-256 (or RSA of at least \(Self.minimumRSABits) bits, or Ed25519)"
+        }
+    }
 }
 
 /// DER SubjectPublicKeyInfo of any `EVP_PKEY` (only the public half is encoded).
