@@ -14,7 +14,9 @@ public struct OperatorStatus: Codable, Equatable {
     /// Unix seconds.
     public var notAfter: Int64
     public var expired: Bool
-    /// Less than 7 days left: time for `tunnel renew`.
+    /// In the last third of its life, when nodes renew too: time for `tunnel renew`. Not a
+    /// fixed number of days: a renewal keeps the lifetime, so "less than 7 days" told the
+    /// holder of every short-lived certificate to renew right after renewing.
     public var renewSoon: Bool
 
     /// Reads the certificate and key named by the operator settings. Fails (one line) when a
@@ -40,7 +42,7 @@ public struct OperatorStatus: Codable, Equatable {
         return OperatorStatus(
             identity: "\(identity)", name: identity.name, gateway: "\(settings.gateway)", serverName: settings.serverName,
             notAfter: certificate.notAfter, expired: now >= certificate.notAfter,
-            renewSoon: now < certificate.notAfter && certificate.notAfter - now < 7 * 86_400)
+            renewSoon: now < certificate.notAfter && certificate.notAfter - now < (certificate.notAfter - certificate.notBefore) / 3)
     }
 
     /// A few lines for people.
@@ -53,7 +55,7 @@ public struct OperatorStatus: Codable, Equatable {
         if expired {
             lines.append("EXPIRED: ask an admin for a new bundle (tunnel user add)")
         } else if renewSoon {
-            lines.append("expires in less than 7 days: run `tunnel renew`")
+            lines.append("in the last third of its life: run `tunnel renew`")
         }
         return lines.joined(separator: "\n")
     }
