@@ -248,10 +248,12 @@ public struct AuditVerifyCommand: ParsableCommand {
 enum AuditBundle {
     static let manifest = "MANIFEST.sha256"
 
-    static func run(_ arguments: [String]) throws(CommandFailure) {
+    /// Runs tar; `output`, when given, is its standard output (`-cf -`).
+    static func run(_ arguments: [String], output: FileHandle? = nil) throws(CommandFailure) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/tar")
         process.arguments = arguments
+        if let output { process.standardOutput = output }
         do { try process.run() } catch { throw .failed("cannot run tar: \(error)") }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed") }
@@ -303,7 +305,7 @@ public struct AuditExportCommand: ParsableCommand {
     @OptionGroup var source: AuditSourceOptions
     @Option(help: "From this long ago (24h) or this time (RFC 3339)") var since: String
     @Option(help: "Until this long ago or this time (default now)") var until: String?
-    @Option(help: "The bundle file to write") var out: String
+    @Option(help: "The bundle file to write: a new file (never overwritten, no symlink followed)") var out: String
     public init() {}
 
     public func run() throws {
@@ -347,8 +349,28 @@ extension AuditBundle {
         var manifest = ""
         for name in names { manifest += "\(try sha256(of: "\(staging)/\(name)"))  \(name)\n" }
         do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)") }
-        try run(["-cf", out, "-C", staging, self.manifest] + names)
+        try writeNew(out) { file throws(CommandFailure) in try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) }
         return "wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`"
+    }
+
+    /// Creates `path` as a new file (0600: recordings hold keystrokes) and lets `body` fill it.
+    /// Never follows a symlink and never opens what exists (O_CREAT|O_EXCL|O_NOFOLLOW): a link
+    /// planted at the path cannot redirect the bundle onto another file.
+    static func writeNew(_ path: String, _ body: (FileHandle) throws(CommandFailure) -> Void) throws(CommandFailure) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            if errno == EEXIST { throw .failed("\(path) already exists (a file or a link); an export never overwrites: choose a new --out") }
+            throw .failed("cannot create \(path): \(reason)")
+        }
+        let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        do throws(CommandFailure) {
+            try body(file)
+            guard fsync(descriptor) == 0 else { throw .failed("cannot sync \(path): \(String(cString: strerror(errno)))") }
+        } catch {
+            unlink(path)
+            throw error
+        }
     }
 
     private static func copy(_ source: String, to destination: String) throws(CommandFailure) {
