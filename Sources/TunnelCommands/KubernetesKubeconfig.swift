@@ -48,6 +48,14 @@ enum KubernetesKubeconfig {
               let ca = try? Certificate.chainFromPEM(caPEM, source: "certificate-authority").first else {
             throw fail("cluster \"\(clusterName)\" has no usable certificate-authority(-data); the API server must be verified against it")
         }
+        let (identity, token) = try credential(user, userName, directory: directory, fail)
+        return KubernetesUpstream(host: host, port: port, serverName: cluster["tls-server-name"]?.string ?? host,
+                                  certificateAuthority: ca, clientIdentity: identity, bearerToken: token)
+    }
+
+    /// The user's one credential: a client certificate and key, or a token.
+    private static func credential(_ user: [String: Node], _ userName: String, directory: String,
+                                   _ fail: (String) -> CommandFailure) throws(CommandFailure) -> (TLSIdentity?, String?) {
         for key in ["exec", "auth-provider", "username", "password"] where user[key] != nil {
             throw fail("user \"\(userName)\" uses \(key), which the node does not run or send; use a token or a client certificate")
         }
@@ -74,8 +82,7 @@ enum KubernetesKubeconfig {
         if let token, token.isEmpty || !token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             throw fail("user \"\(userName)\": the token is empty or holds spaces or control characters")
         }
-        return KubernetesUpstream(host: host, port: port, serverName: cluster["tls-server-name"]?.string ?? host,
-                                  certificateAuthority: ca, clientIdentity: identity, bearerToken: token)
+        return (identity, token)
     }
 
     /// The `NAME:` entry of a kubeconfig list (`clusters`, `contexts`, `users`), its inner mapping.
