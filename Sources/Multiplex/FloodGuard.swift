@@ -23,9 +23,11 @@ struct FloodGuard {
         dataFramesSent = 0
     }
 
-    /// A stream ended by a reset (either side's) or refused. Rapid open-and-reset cycles cost the
-    /// receiver work without any stream completing (CVE-2023-44487); completed streams earn back
-    /// room, so a busy healthy peer is never cut off.
+    /// The peer reset a stream it opened itself. Rapid open-and-reset cycles cost the receiver
+    /// work without any stream completing (CVE-2023-44487); completed streams earn back room, so a
+    /// busy healthy peer is never cut off. Resets we send or relay are never recorded here: they
+    /// are not the peer's doing, and counting them let one client of a relay spend another's
+    /// allowance.
     mutating func recordReset(now: Timestamp) throws(Failure) {
         roll(now)
         resets += 1
@@ -40,7 +42,7 @@ struct FloodGuard {
     }
 
     /// A frame that moved no stream forward: a ping, empty DATA without FIN, a window update,
-    /// a frame for an already-closed stream. Window updates legitimately follow our DATA, so each
+    /// a frame for an already-closed stream, an OPEN we refused, DATA after the peer's FIN. Window updates legitimately follow our DATA, so each
     /// DATA frame we sent allows two more.
     mutating func recordIdleFrame(now: Timestamp) throws(Failure) {
         roll(now)

@@ -50,7 +50,8 @@ public struct SessionConfiguration: Sendable {
     public var keepaliveInterval: Duration = .seconds(15)
     /// The peer is declared dead after this many intervals without a single frame from it.
     public var keepaliveMissLimit: Int = 3
-    /// Streams reset (by either side) in one abuse window before the connection is closed.
+    /// Streams the peer opened and then reset itself, in one abuse window, before the connection
+    /// is closed (on top of one for every stream completed in the same window).
     public var maxResetsPerWindow: Int = 200
     /// Frames that carry no stream progress (pings, empty data, window updates) allowed per
     /// abuse window, on top of two window updates for every DATA frame we sent.

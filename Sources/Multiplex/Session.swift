@@ -220,12 +220,8 @@ public final class Session {
         if stream.openSent || !stream.isLocal(role) {
             control.append(.reset(id, code))
         }
+        // Our own resets, and those we relay for someone else, are never charged to the peer.
         remove(stream, completed: false)
-        do {
-            try floodGuard.recordReset(now: now)
-        } catch {
-            fail(error)
-        }
     }
 
     /// The application delivered `count` bytes of this stream's data; the credit goes back to the
@@ -336,6 +332,9 @@ public final class Session {
     }
 
     private func receiveHello(_ hello: HelloFrame) throws(Failure) {
+        guard hello.minVersion <= hello.maxVersion else {
+            throw Failure(.protocolError, "HELLO's minimum version \(hello.minVersion) is above its maximum \(hello.maxVersion)")
+        }
         let version = min(Self.protocolVersion, hello.maxVersion)
         guard version >= max(Self.protocolVersion, hello.minVersion) else {
             throw Failure(.unsupportedVersion, "peer speaks protocol versions \(hello.minVersion)–\(hello.maxVersion); we speak \(Self.protocolVersion)")
@@ -389,10 +388,11 @@ public final class Session {
         if fin { events.append(.finished(id)) }
     }
 
-    /// Refuses a peer's OPEN with `refused-stream` (safe for the peer to retry elsewhere).
+    /// Refuses a peer's OPEN with `refused-stream` (safe for the peer to retry elsewhere). No work
+    /// was started for it, so it costs what a ping costs and is charged as an idle frame.
     private func refuse(_ id: StreamID, _ reason: String) throws(Failure) {
         try queueForcedReply(.reset(id, .refusedStream))
-        try floodGuard.recordReset(now: now)
+        try floodGuard.recordIdleFrame(now: now)
     }
 
     private func receiveAccept(_ id: StreamID, metadata: ArraySlice<UInt8>, fin: Bool) throws(Failure) {
@@ -446,11 +446,14 @@ public final class Session {
         schedule(stream)
     }
 
+    /// Only a reset of a stream the peer opened itself is charged to it: that is the rapid-reset
+    /// pattern (CVE-2023-44487), open, make us start work, cancel. A reset of a stream we opened
+    /// is the peer's answer to our request.
     private func receiveReset(_ id: StreamID, code: ErrorCode) throws(Failure) {
         guard let stream = try liveStream(id) else { return }
         remove(stream, completed: false)
         events.append(.streamReset(id, Failure(code, "reset by the peer")))
-        try floodGuard.recordReset(now: now)
+        if !isLocalID(id) { try floodGuard.recordReset(now: now) }
     }
 
     private func receivePong(_ opaque: UInt64) {
@@ -469,7 +472,11 @@ public final class Session {
         let text = String(decoding: message, as: UTF8.self)
         let failure = Failure(code, text.isEmpty ? "peer is going away" : "peer is going away: \(text)")
         events.append(.peerGoingAway(lastStreamID: last, failure))
-        guard code == .noError else { throw failure }
+        guard code == .noError else {
+            // The sender closes right after an abortive GOAWAY: nobody would read an answer.
+            fail(failure, answer: false)
+            return
+        }
         for id in streams.keys.sorted() where isLocalID(id) && id > last {
             if let stream = streams[id] {
                 remove(stream, completed: false)
@@ -513,12 +520,13 @@ public final class Session {
         }
     }
 
-    /// Resets a stream because the peer broke its rules; the application hears of it.
+    /// Resets a stream because the peer broke its rules; the application hears of it. The reset
+    /// is ours, so the frame that broke the rule is charged as an idle frame, not as a reset.
     private func resetByProtocol(_ stream: StreamRecord, _ failure: Failure) throws(Failure) {
         try queueForcedReply(.reset(stream.id, failure.code))
         remove(stream, completed: false)
         events.append(.streamReset(stream.id, failure))
-        try floodGuard.recordReset(now: now)
+        try floodGuard.recordIdleFrame(now: now)
     }
 
     private func existingStream(_ id: StreamID) throws(MultiplexError) -> StreamRecord {
@@ -570,13 +578,15 @@ public final class Session {
         events.append(.closed(closedWith!))
     }
 
-    /// Ends the session: every stream is reset with `failure`, the peer gets a GOAWAY naming it,
-    /// and nothing else is sent.
-    private func fail(_ failure: Failure) {
+    /// Ends the session: every stream is reset with `failure`, the peer gets a GOAWAY naming it
+    /// (unless `answer` is false: the peer itself ended it abortively), and nothing else is sent.
+    private func fail(_ failure: Failure, answer: Bool = true) {
         guard closedWith == nil else { return }
         closedWith = failure
         control.removeAll()
-        control.append(.goAway(lastPeerStreamID, failure.code, message: Self.truncatedMessage(failure.reason)))
+        if answer {
+            control.append(.goAway(lastPeerStreamID, failure.code, message: Self.truncatedMessage(failure.reason)))
+        }
         for id in streams.keys.sorted() {
             events.append(.streamReset(id, failure))
         }

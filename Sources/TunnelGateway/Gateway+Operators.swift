@@ -134,6 +134,14 @@ extension Gateway {
         if let busy = nodeBusy(node, nodeConnection, operatorName: operatorName, roles: roles) {
             return refuse(TunnelErrorCode.nodeBusy, busy, outcome: "busy")
         }
+        if let (message, disconnect) = resetBudgetRefusal(node, operatorName: operatorName) {
+            refuse(.enhanceYourCalm, message, outcome: "throttled")
+            if disconnect {
+                logger.warning("operator disconnected for rapid resets through the gateway", metadata: logMetadata)
+                connection.abort(Failure(.enhanceYourCalm, message))
+            }
+            return
+        }
         // A shell is recorded by the gateway itself, so an operator who may only use `shell` (not
         // the end-to-end encrypted `ssh`) is always on record.
         var recorder: ShellRecorder?
@@ -182,6 +190,10 @@ extension Gateway {
                     kubeRecorder.finish()
                     closeFields["kube_requests"] = .int(Int64(kubeRecorder.recorded))
                 }
+                if relay.resetFrom == .fromFirst {
+                    relayedResets[node, default: RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)]
+                        .recordReset(by: operatorName, now: loop.now)
+                }
                 if let recorder {
                     closeFields["recording"] = fields["recording"] ?? nil
                     do {
@@ -227,6 +239,18 @@ extension Gateway {
         connection.attach(relay.first, to: stream)
         relays[ObjectIdentifier(relay)] = relay
         streamShare.opened(node: node, operatorName: operatorName)
+    }
+
+    /// Why `operatorName` may not open one more stream to `node` now because of the resets it
+    /// caused there (`RelayedResetBudget`), and whether to disconnect it too; nil to go on.
+    private func resetBudgetRefusal(_ node: String, operatorName: String) -> (String, disconnect: Bool)? {
+        var budget = relayedResets[node] ?? RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)
+        let decision = budget.decide(operatorName, now: loop.now)
+        relayedResets[node] = budget
+        guard decision != .admit else { return nil }
+        let seconds = (budget.remaining(now: loop.now) + 999) / 1000
+        return ("you reset too many streams to \(node) within \(Limits.abuseWindow); so that the node stays up for everyone, new streams to it are refused for \(seconds) s",
+                decision == .disconnect)
     }
 
     /// Why `operatorName` may not open one more stream to `node` now, or nil: the operator's

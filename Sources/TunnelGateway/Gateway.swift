@@ -70,6 +70,8 @@ public final class Gateway {
     /// When each authenticated connection's certificate expires; it is closed then unless renewed.
     var certificateDeadlines: [ObjectIdentifier: Int64] = [:]
     var relays: [ObjectIdentifier: StreamRelay] = [:]
+    /// Per node: the resets passed on to it for operators, so together they cannot spend its allowance.
+    var relayedResets: [String: RelayedResetBudget] = [:]
     private let housekeeping: LoopTimer
     let audit: AuditTrail?
     /// A random id per connection, so audit records of one session can be found together.

@@ -18,6 +18,8 @@ public final class SocketSplice: StreamHandler {
     private var inputEnded = false
     private var outputEnded = false
     private var ended = false
+    /// `start` ran: the local side is connected, so the peer's FIN can be passed on to it.
+    private var started = false
     /// For a stream we open: read the local side only once the peer accepted.
     private let startWhenAccepted: Bool
     /// Called once, when both directions are done or the splice was torn down.
@@ -51,8 +53,13 @@ public final class SocketSplice: StreamHandler {
         if startWhenAccepted { start() }
     }
 
-    /// Starts moving bytes from the local side into the stream.
+    /// Starts moving bytes from the local side into the stream; the local side must be connected
+    /// now. A FIN that came before (with the OPEN, or while the node was still dialing its
+    /// service) is passed on here: a socket still connecting cannot be shut down.
     public func start() {
+        guard !started, !ended else { return }
+        started = true
+        if outputEnded { shutDownOutput() }
         do {
             try input.startReading { [self] event in
                 switch event {
@@ -103,6 +110,10 @@ public final class SocketSplice: StreamHandler {
 
     public func streamFinished() {
         outputEnded = true
+        if started { shutDownOutput() }
+    }
+
+    private func shutDownOutput() {
         // A shutdown completes once every queued write is out. On a socket it half-closes; a pipe
         // has no half-close (the shutdown itself fails), so there closing is how the reader sees EOF.
         let separateOutput = input !== output

@@ -80,6 +80,7 @@ public final class StreamRelay {
 
         public func streamReset(_ failure: Failure) {
             guard let other else { return }
+            relay?.resetFrom = self === relay?.first ? .fromFirst : .fromSecond
             // When the node's whole session ends under the stream, the operator hears that, not
             // the session's own code (often a plain no-error).
             let code = self === relay?.second && connection.isEnding ? TunnelErrorCode.nodeDisconnected : failure.code
@@ -104,6 +105,9 @@ public final class StreamRelay {
     /// not keep the slices beyond the call. A failure it returns ends the relay instead: both
     /// streams are reset with its code and `.ended` reports it, and the bytes go nowhere.
     public var tap: ((ArraySlice<UInt8>, Direction) -> Failure?)?
+    /// Which side's stream was reset first, ending the relay (its reset was passed on to the
+    /// other side); nil while both run or after both finished.
+    public fileprivate(set) var resetFrom: Direction?
 
     /// Prepares a relay from `first` (already open, not yet accepted) to a stream that
     /// `openSecond` will open on `secondConnection`.
