@@ -60,6 +60,8 @@ public final class TLSConnection {
     /// Servers with an enrollment protocol: the client offered only that protocol, so it may
     /// present no certificate or an expired one (`TLSConfiguration.enrollmentProtocol`).
     public private(set) var isEnrollment = false
+    /// The server refused the ClientHello because it offered no ALPN at all.
+    private var refusedForNoALPN = false
     /// Enrollment connections only: the client's certificate verified except that it expired.
     public private(set) var peerCertificateExpired = false
 
@@ -379,6 +381,9 @@ public final class TLSConnection {
             return TLSError(.truncated, "the \(peerKind) closed the TLS session during the handshake")
         default:
             let (entries, texts) = OpenSSLErrorQueue.drain()
+            if refusedForNoALPN {
+                return TLSError(.noCommonApplicationProtocol, "the client offered no application protocol (ALPN); it is not a tunnel client")
+            }
             if let verificationFailure {
                 return verificationFailure.error(peerKind: peerKind, trusted: context.configuration.peerVerification, host: serverHost, openSSLErrors: texts)
             }
@@ -442,20 +447,29 @@ public final class TLSConnection {
     }
 
     /// Called from the ClientHello callback: an offer of the enrollment protocol alone makes this
-    /// an enrollment connection, whose client certificate is optional.
-    func classifyClientHello() {
-        guard let enrollment = context.enrollmentProtocolWire else { return }
+    /// an enrollment connection, whose client certificate is optional. False when the client
+    /// offered no ALPN at all.
+    func classifyClientHello() -> Bool {
         var data: UnsafePointer<UInt8>?
         var length = 0
         guard SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length) == 1,
               let data, length >= 2
-        else { return }
+        else {
+            // A client without TLS 1.3 (no supported_versions) is left to the version check, whose
+            // message says what is wrong with it.
+            var versions: UnsafePointer<UInt8>?
+            var versionsLength = 0
+            refusedForNoALPN = SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_supported_versions), &versions, &versionsLength) == 1
+            return !refusedForNoALPN
+        }
+        guard let enrollment = context.enrollmentProtocolWire else { return true }
         // The extension body is a 2-byte list length, then the list.
         let list = UnsafeBufferPointer(start: data + 2, count: min(length - 2, Int(data[0]) << 8 | Int(data[1])))
         let names = applicationProtocolNames(list)
-        guard names.count == 1, list[names[0]].elementsEqual(enrollment) else { return }
+        guard names.count == 1, list[names[0]].elementsEqual(enrollment) else { return true }
         isEnrollment = true
         SSL_set_verify(ssl, SSL_VERIFY_PEER, recordingVerifyCallback)
+        return true
     }
 
     /// On an enrollment connection, an expired client certificate that is otherwise valid (a

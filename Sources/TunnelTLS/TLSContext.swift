@@ -208,9 +208,7 @@ public final class TLSContext: @unchecked Sendable {
         switch configuration.role {
         case .server:
             SSL_CTX_set_alpn_select_cb(pointer, selectApplicationProtocol, nil)
-            if enrollmentProtocolWire != nil {
-                SSL_CTX_set_client_hello_cb(pointer, inspectClientHello, nil)
-            }
+            SSL_CTX_set_client_hello_cb(pointer, inspectClientHello, nil)
         case .client:
             let wire = protocols.flatMap { [UInt8($0.count)] + $0 }
             // Unlike most of OpenSSL, SSL_CTX_set_alpn_protos returns 0 on success.
@@ -249,9 +247,12 @@ public final class TLSContext: @unchecked Sendable {
     }
 }
 
-/// ALPN selection on the server: the first of our protocols, in our order, that the client offered.
-/// No overlap fails the handshake (no_application_protocol alert) instead of continuing without ALPN,
-/// so a client speaking another protocol version is stopped before any application data.
+/// ALPN selection on the server: the first protocol in the *client's* order that we serve, so a
+/// client offering several gets the one it prefers (an operator tool offering both the operator
+/// and the node protocol is an operator). The enrollment protocol is chosen only when it is
+/// offered alone. No overlap fails the handshake (no_application_protocol alert) instead of
+/// continuing without ALPN, so a client speaking another protocol version is stopped before any
+/// application data.
 private func selectApplicationProtocol(
     ssl: OpaquePointer?,
     out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
@@ -265,15 +266,16 @@ private func selectApplicationProtocol(
     else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     let offeredList = UnsafeBufferPointer(start: offered, count: Int(offeredLength))
     let offeredNames = applicationProtocolNames(offeredList)
-    // The enrollment protocol is chosen only for an enrollment connection, and then nothing else.
-    for wanted in connection.context.applicationProtocolsWire where (wanted == connection.context.enrollmentProtocolWire) == connection.isEnrollment {
-        if let range = offeredNames.first(where: { offeredList[$0].elementsEqual(wanted) }) {
-            out.pointee = offered + range.lowerBound
-            outLength.pointee = UInt8(range.count)
-            return SSL_TLSEXT_ERR_OK
-        }
+    let served = connection.context.applicationProtocolsWire.filter {
+        // The enrollment protocol is chosen only for an enrollment connection, and then nothing else.
+        ($0 == connection.context.enrollmentProtocolWire) == connection.isEnrollment
     }
-    return SSL_TLSEXT_ERR_ALERT_FATAL
+    guard let range = offeredNames.first(where: { name in served.contains { offeredList[name].elementsEqual($0) } }) else {
+        return SSL_TLSEXT_ERR_ALERT_FATAL
+    }
+    out.pointee = offered + range.lowerBound
+    outLength.pointee = UInt8(range.count)
+    return SSL_TLSEXT_ERR_OK
 }
 
 /// The ranges of the names in an ALPN protocol list (each name prefixed by its length byte).
@@ -291,12 +293,17 @@ func applicationProtocolNames(_ list: UnsafeBufferPointer<UInt8>) -> [Range<Int>
     return names
 }
 
-/// Runs before the server processes a ClientHello, when a context has an enrollment protocol:
-/// a client offering only that protocol gets an optional client certificate (see
-/// `TLSConfiguration.enrollmentProtocol`); every other client still must present one.
+/// Runs before the server processes a ClientHello. A client that offers no ALPN at all is refused
+/// here with the no_application_protocol alert, as one offering none of ours is (OpenSSL would
+/// otherwise finish the handshake without a protocol, and the client would see only a closed
+/// socket). A client offering only the enrollment protocol gets an optional client certificate
+/// (see `TLSConfiguration.enrollmentProtocol`); every other client still must present one.
 private func inspectClientHello(ssl: OpaquePointer?, alert: UnsafeMutablePointer<Int32>?, argument: UnsafeMutableRawPointer?) -> Int32 {
     guard let ssl, let connection = TLSConnection.owning(ssl: ssl) else { return SSL_CLIENT_HELLO_ERROR }
-    connection.classifyClientHello()
+    guard connection.classifyClientHello() else {
+        alert?.pointee = TLS1_AD_NO_APPLICATION_PROTOCOL
+        return SSL_CLIENT_HELLO_ERROR
+    }
     return SSL_CLIENT_HELLO_SUCCESS
 }
 

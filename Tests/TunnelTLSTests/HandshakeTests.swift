@@ -216,6 +216,16 @@ struct HandshakeTests {
         #expect(client.handshakeState.failure?.code == .noCommonApplicationProtocol)
     }
 
+    @Test("a TLS 1.3 client that offers no ALPN at all is refused in the handshake, with an alert")
+    func noALPNOfferedFailsTheHandshake() throws {
+        let server = try TLSConnection(context: pki.serverContext())
+        let bare = RawPeer(server: false) { _ in }
+        pump(bare, server)
+        #expect(server.handshakeState.failure?.code == .noCommonApplicationProtocol)
+        #expect(server.handshakeState.failure?.message.contains("offered no application protocol") == true)
+        #expect(!bare.handshakeFinished)
+    }
+
     @Test func tls12OnlyClientIsRefused() throws {
         let server = try TLSConnection(context: pki.serverContext())
         let legacy = RawPeer(server: false) { context in
