@@ -49,6 +49,7 @@ extension Gateway {
         let recorded = audit?.record(request.auditType, actorFields.merging([
             "actor": .string(actor), "action": .string(request.summary), "outcome": .string(reply.error == nil ? "ok" : "refused"),
             "reason": reply.error.map { .string($0) }, "token": reply.token.flatMap { try? JoinToken.parse($0) }.map { .string($0.id) },
+            "node": request.nodeName.map { .string($0) },
         ]) { $1 }, durable: true)
         if recorded == false, case .recordAuditRead = request {
             return AdminReply(error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
@@ -293,6 +294,15 @@ extension AdminRequest {
     }
 
     /// For logs: the request without certificate requests.
+    /// The node an admin request is about, so its record joins the node's timeline.
+    var nodeName: String? {
+        switch self {
+        case .createToken(let spec): spec.nodeName
+        case .revokeNode(let name), .removeNode(let name), .labelNode(let name, _, _): name
+        default: nil
+        }
+    }
+
     var summary: String {
         switch self {
         case .createToken(let spec): "create token for \(spec.nodeName ?? spec.namePrefix.map { "\($0)*" } ?? "any name")"

@@ -213,7 +213,7 @@ def timeline_and_player(page, base, streams, closes):
     crash_rows = [row for row in table(page, "#timeline") if "gateway_crash" in row[3]]
     check("the node timeline shows every kill -9 crash close", len(crash_rows) == len(crashed) and len(crashed) >= 3, (len(crash_rows), len(crashed)))
     kinds = {row[2] for row in table(page, "#timeline")}
-    check("the node timeline shows connects, enrollment and streams", {"node_connect", "enroll", "stream_open", "stream_close"} <= kinds, kinds)
+    check("the node timeline shows its join token, connects, enrollment and streams", {"token_create", "node_connect", "enroll", "stream_open", "stream_close"} <= kinds, kinds)
     page.screenshot(path=SHOTS + "/node-timeline.png", full_page=True)
     page.goto(base + "/nodes")
     page.screenshot(path=SHOTS + "/nodes.png", full_page=True)
