@@ -66,6 +66,11 @@ public struct EdgeClientConfiguration {
     public var connectTimeout: Duration = .seconds(10)
     public var serviceConnectTimeout: Duration = .seconds(5)
     public var backoff = Backoff()
+    /// After the gateway said another machine with this node's identity took the session over
+    /// (GOAWAY `replaced`): a slower backoff whose waits really grow (at least half the ceiling),
+    /// so two machines sharing one key slow each other down instead of spinning; the newest
+    /// session still always wins. It starts over only after a session outlived its longest wait.
+    public var replacedBackoff = Backoff(base: .seconds(5), cap: .seconds(300), floor: 0.5)
     /// The version announced to the gateway (the CLI adds the source commit).
     public var softwareVersion = TunnelProtocol.softwareVersion
 
@@ -182,16 +187,33 @@ public final class EdgeClient {
 
     private func retry(after failure: Failure) {
         guard !stopped else { return }
-        if let connectedAt, loop.now &- connectedAt >= Self.stableAfterMilliseconds {
-            configuration.backoff.reset()
-        }
+        let lasted = connectedAt.map { loop.now &- $0 } ?? 0
+        if lasted >= Self.stableAfterMilliseconds { configuration.backoff.reset() }
+        if lasted >= Self.milliseconds(configuration.replacedBackoff.cap) { configuration.replacedBackoff.reset() }
         connectedAt = nil
-        let delay = configuration.backoff.nextDelay()
-        let milliseconds = UInt64(delay.components.seconds * 1000) + UInt64(delay.components.attoseconds / 1_000_000_000_000_000)
-        logger.warning("gateway unreachable; retrying", metadata: [
-            "reason": "\(failure.reason)", "retry.in_ms": "\(milliseconds)",
-        ])
+        let milliseconds: UInt64
+        switch failure.code {
+        case TunnelErrorCode.replaced:
+            milliseconds = Self.milliseconds(configuration.replacedBackoff.nextDelay())
+            logger.error("another machine with this node's identity took over its session at the gateway; each machine needs its own node key (enroll it with its own token)", metadata: [
+                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+            ])
+        case TunnelErrorCode.revoked:
+            milliseconds = Self.milliseconds(configuration.backoff.nextDelay())
+            logger.error("the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it", metadata: [
+                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+            ])
+        default:
+            milliseconds = Self.milliseconds(configuration.backoff.nextDelay())
+            logger.warning("gateway unreachable; retrying", metadata: [
+                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+            ])
+        }
         retryTimer.start(after: milliseconds) { [unowned self] in dial() }
+    }
+
+    private static func milliseconds(_ delay: Duration) -> UInt64 {
+        UInt64(delay.components.seconds * 1000) + UInt64(delay.components.attoseconds / 1_000_000_000_000_000)
     }
 
     // MARK: - Identity upkeep

@@ -109,7 +109,7 @@ public final class OperatorClient {
             completion(failure.map { failure in
                 if let refusal { return OperatorFailure(refusal.message) }
                 return OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
-                    ? TunnelErrorCode.explain(failure.code, node: node, service: service)
+                    ? TunnelErrorCode.explain(failure, node: node, service: service)
                     : "stream to \(service) on \(node) ended: \(failure.reason)")
             })
         }

@@ -203,7 +203,7 @@ final class TerminalShell {
             if let refusal = shell.refusal {
                 end(.failure(OperatorFailure(refusal.message)))
             } else if failure.code.isApplicationCode || failure.code == .refusedStream {
-                end(.failure(OperatorFailure(TunnelErrorCode.explain(failure.code, node: node, service: ShellStream.serviceName))))
+                end(.failure(OperatorFailure(TunnelErrorCode.explain(failure, node: node, service: ShellStream.serviceName))))
             } else {
                 end(.failure(OperatorFailure("the shell on \(node) ended: \(failure.reason)")))
             }

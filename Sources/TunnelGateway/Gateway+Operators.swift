@@ -130,7 +130,7 @@ extension Gateway {
             fields["kube_groups"] = .strings(identity.groups)
         }
         guard let record = nodes[node], let nodeConnection = record.connection, !nodeConnection.isEnding else {
-            return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(TunnelErrorCode.unknownNode, node: node, service: service), outcome: "unavailable")
+            return refuse(TunnelErrorCode.unknownNode, TunnelErrorCode.explain(Failure(TunnelErrorCode.unknownNode, ""), node: node, service: service), outcome: "unavailable")
         }
         if let busy = nodeBusy(node, nodeConnection, operatorName: operatorName, roles: roles) {
             return refuse(TunnelErrorCode.nodeBusy, busy, outcome: "busy")

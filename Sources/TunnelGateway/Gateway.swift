@@ -114,6 +114,7 @@ public final class Gateway {
         var lastDisconnectReason: String?
         var lastBootID: String?
         var previousSessionEnded: String?
+        var takeovers = TakeoverWatch()
     }
 
     /// - Parameter store: the fleet's nodes, tokens and users; the gateway uses it from its loop.
@@ -346,9 +347,20 @@ public final class Gateway {
                 "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "old.address": "\(stale.remoteAddress)",
             ])
             connections[ObjectIdentifier(stale)] = .unclassified(stale)
-            audit?.record("node_disconnect", peerFields(stale).merging(["node": .string(name), "reason": "replaced by a newer session"]) { $1 })
+            audit?.record("node_disconnect", peerFields(stale).merging([
+                "node": .string(name), "reason": "replaced by a newer session", "replaced_by": .string(connection.remoteAddress),
+            ]) { $1 })
             stale.abort(Failure(TunnelErrorCode.replaced, "replaced by a newer session of \(name) from \(connection.remoteAddress)"))
-            record.lastDisconnectReason = "replaced by a newer session"
+            record.lastDisconnectReason = "replaced by a newer session from \(connection.remoteAddress) (the replaced one was from \(stale.remoteAddress))"
+            if let count = record.takeovers.recordTakeover(now: loop.now) {
+                logger.warning("one node identity is in use on two machines: their sessions keep replacing each other; give each machine its own node key", metadata: [
+                    "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "old.address": "\(stale.remoteAddress)",
+                    "takeovers": "\(count) within \(TakeoverWatch.windowMilliseconds / 1000) s",
+                ])
+            }
+            if record.takeovers.isFlapping(now: loop.now) {
+                record.lastDisconnectReason! += "; sessions keep replacing each other: two machines may share this node's key"
+            }
         }
         record.connection = connection
         record.epoch += 1

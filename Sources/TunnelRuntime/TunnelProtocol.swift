@@ -183,9 +183,35 @@ public enum TunnelErrorCode {
         "\(node) is busy (\(open) streams open); retry when some have closed"
     }
 
-    /// A sentence for an operator who got `code` while asking for `service` on `node`.
-    public static func explain(_ code: ErrorCode, node: String, service: String) -> String {
+    /// The name of a tunnel code as `docs/TUNNEL.md` §4 lists it, else the protocol's own name.
+    public static func name(_ code: ErrorCode) -> String {
         switch code {
+        case unknownNode: "unknown-node"
+        case unknownService: "unknown-service"
+        case serviceUnreachable: "service-unreachable"
+        case badRequest: "bad-request"
+        case wrongRole: "wrong-role"
+        case replaced: "replaced"
+        case nodeDisconnected: "node-disconnected"
+        case denied: "denied"
+        case revoked: "revoked"
+        case auditUnavailable: "audit-unavailable"
+        case nodeBusy: "node-busy"
+        default: code.description
+        }
+    }
+
+    /// A failure for a log line: the code's name, then the sentence.
+    public static func describe(_ failure: Failure) -> String {
+        "\(name(failure.code)): \(failure.reason)"
+    }
+
+    /// A sentence for an operator whose stream to `service` on `node` ended with `failure`. For
+    /// the codes that end a whole session (revoked, replaced, wrong-role) the gateway's own
+    /// sentence follows, since it says what happened (who revoked, from where).
+    public static func explain(_ failure: Failure, node: String, service: String) -> String {
+        let detail = failure.reason.hasPrefix(goingAwayPrefix) ? String(failure.reason.dropFirst(goingAwayPrefix.count)) : failure.reason
+        return switch failure.code {
         case unknownNode: "node \(node) is not connected to the gateway; `tunnel nodes` lists the connected ones"
         case unknownService: "node \(node) offers no service \"\(service)\"; `tunnel nodes` lists each node's services"
         case serviceUnreachable: "node \(node) could not reach its \(service) service (is it running on the node?)"
@@ -193,8 +219,15 @@ public enum TunnelErrorCode {
         case nodeDisconnected: "node \(node) disconnected"
         case nodeBusy: "node \(node) is busy; retry when some of its streams have closed"
         case denied: "the policy does not allow you \(service) on \(node)"
+        case revoked: "the gateway revoked your access or no longer accepts your certificate (\(detail)); ask an admin"
+        case replaced: "the session was replaced by a newer one (\(detail))"
+        case wrongRole: "the gateway refused this certificate for this kind of connection (\(detail))"
+        case auditUnavailable: "the gateway cannot write its audit log, so it opens no new streams; tell the gateway's admin"
         case .refusedStream: "the gateway or node refused the stream (going away or too many streams); retry"
-        default: "the stream to \(service) on \(node) was reset (\(code))"
+        default: "the stream to \(service) on \(node) was reset (\(name(failure.code)))"
         }
     }
+
+    /// How `Session` words a GOAWAY's message in the failure it reports.
+    private static let goingAwayPrefix = "peer is going away: "
 }
