@@ -172,6 +172,9 @@ served = [l for l in open(sys.argv[2]) if re.search(r"impersonated-by=|refused \
 problems = []
 if len(requests) != len(served):
     problems.append(f"{len(requests)} kube_request records for {len(served)} requests the API server saw")
+for line in served:
+    if "impersonated-by=" in line and "user=alice groups=edge-operators,system:authenticated impersonated-by=" not in line:
+        problems.append(f"the API server saw another identity: {line.strip()}")
 for r in requests:
     if r.get("kube_user") != "alice" or r.get("kube_groups") != ["edge-operators"] or r.get("operator") != "alice":
         problems.append(f"wrong identity in {r}")
@@ -188,7 +191,7 @@ if not find(subresource="log", code=200):
 print("; ".join(problems) or f"ok {len(requests)}")
 PY
 )
-if [[ "$out" == ok* ]]; then pass "the audit holds one kube_request per API request ($out), with alice, edge-operators and the codes"; else fail "kube_request records" "$out"; fi
+if [[ "$out" == ok* ]]; then pass "the API server saw only alice in edge-operators, and the audit holds one kube_request per request ($out) with the codes"; else fail "kube_request records" "$out"; fi
 "$TUNNEL" audit ls --service kubernetes --events --dir "$WORK/data/audit" "${ADMIN[@]}" >"$WORK/audit-events.txt" 2>&1
 if grep -E 'kube_request .*code=403 .*kube_user=alice .*verb=delete' "$WORK/audit-events.txt" | grep -q 'name=demo'; then
     pass "tunnel audit ls --service kubernetes --events shows each request"
