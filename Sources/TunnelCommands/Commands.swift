@@ -49,7 +49,7 @@ public struct Tunnel: ParsableCommand {
             NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self, KubeProxyCommand.self,
             TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self, AuditCommand.self,
             CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
-            VersionCommand.self,
+            DoctorCommand.self, VersionCommand.self,
         ]
     )
     public init() {}
@@ -292,8 +292,10 @@ public enum TunnelMain {
     /// text, but usage errors exit 2 (argument-parser's own default is 64).
     public static func outcome(of error: any Error) -> Outcome {
         if let failure = error as? CommandFailure {
-            // Failures quote peers (GOAWAY reasons, refusals): escaped, so they print as one inert line.
-            return Outcome(message: "tunnel: \(InertText.escape(failure.message))", toStandardError: true, exitCode: failure.exitCode)
+            // Failures quote peers (GOAWAY reasons, refusals): escaped, so they print as one inert
+            // line; a known error gets its fix and code on a second line (docs/ERRORS.md).
+            let fix = ErrorCatalog.classify(failure.message).map { "\n  \($0.fixLine)" } ?? ""
+            return Outcome(message: "tunnel: \(InertText.escape(failure.message))\(fix)", toStandardError: true, exitCode: failure.exitCode)
         }
         let code = Tunnel.exitCode(for: error)
         let message = Tunnel.fullMessage(for: error)

@@ -73,6 +73,7 @@ public struct DevCommand: ParsableCommand {
                 services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level,
                 shellUser: String(cString: getpwuid(geteuid()).pointee.pw_name),
                 logSources: [DevSandbox.logSourceName: logs.source], logRoot: logs.root)
+            try paths.writeClientConfig(clientSettings)
             var edge: EdgeClient?
             var stopped = false
             let guide = DevGuide(directory: directory, node: node, gateway: "\(bound)", services: services.mapValues(\.description),
@@ -166,6 +167,26 @@ struct DevelopmentFiles {
     var gatewayCA: String { "\(nodeDirectory)/\(GatewayPKI.gatewayCAFile)" }
     var operatorDirectory: String { "\(directory)/operator" }
     var operatorConfig: String { "\(operatorDirectory)/\(OperatorLogin.configFile)" }
+
+    var clientConfig: String { "\(nodeDirectory)/client.yaml" }
+
+    /// The dev node's settings as a client config file, rewritten at each start (the private
+    /// sshd's port changes), so `tunnel doctor --node --client-config` can check this node.
+    func writeClientConfig(_ settings: ClientSettings) throws(CommandFailure) {
+        func map(_ entries: [String: String]) -> String {
+            entries.keys.sorted().map { "  \($0): \(yamlQuoted(entries[$0]!))\n" }.joined()
+        }
+        var text = "# Written by `tunnel dev` for its node; rewritten at every start.\n"
+        text += "gateway: \(yamlQuoted(settings.gateway.description))\nserver-name: \(yamlQuoted(settings.serverName))\n"
+        text += "cert: \(yamlQuoted(settings.cert))\nkey: \(yamlQuoted(settings.key))\ngateway-ca: \(yamlQuoted(settings.gatewayCA))\n"
+        text += "node-name: \(yamlQuoted(node))\nservices:\n" + map(settings.services.mapValues(\.description))
+        if let user = settings.shellUser { text += "shell-user: \(yamlQuoted(user))\n" }
+        if !settings.logSources.isEmpty {
+            text += "log-root: \(yamlQuoted(settings.logRoot))\nlog-sources:\n" + map(settings.logSources.mapValues(\.text))
+        }
+        try GatewayPKI.makeDirectory(nodeDirectory)
+        _ = try GatewayPKI.write(clientConfig, Array(text.utf8), 0o600, "dev node's client config")
+    }
 
     /// Points the dev login's `tunnel ssh` at the private sshd's sandbox key and host key.
     func addSSHSettings(identity: String, knownHosts: String) throws(CommandFailure) {

@@ -38,24 +38,7 @@ enum DevSandbox {
 
     /// Whether something accepts a TCP connection at `address` within half a second.
     static func answers(_ address: HostPort) -> Bool {
-        guard let ip = IPv4Address(address.host) else { return false }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = address.port.bigEndian
-        target.sin_addr = ip.address
-        let started = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if started == 0 { return true }
-        guard errno == EINPROGRESS else { return false }
-        var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-        guard poll(&poller, 1, 500) == 1 else { return false }
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        return getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0
+        Reachability.problem(address, timeoutMilliseconds: 500) == nil
     }
 
     /// A free loopback port, as the kernel hands one out; sshd then binds it (a tiny race that a
@@ -74,16 +57,6 @@ enum DevSandbox {
             }
         }
         return bound ? UInt16(bigEndian: address.sin_port) : nil
-    }
-}
-
-/// A small IPv4 parser for `answers`: the dev ssh target is a loopback address.
-private struct IPv4Address {
-    let address: in_addr
-    init?(_ text: String) {
-        var parsed = in_addr()
-        guard inet_pton(AF_INET, text == "localhost" ? "127.0.0.1" : text, &parsed) == 1 else { return nil }
-        address = parsed
     }
 }
 

@@ -14,7 +14,7 @@ extension Gateway {
         let roles = authority.roles(of: name)
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
         case .listNodes:
-            connection.reply(NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings), on: stream)
+            connection.reply(NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings, gatewayTime: authority.now), on: stream)
         case .connect(let node, let service, let parameters):
             connect(operatorName: name, roles: roles, connection: connection, stream: stream, node: node, service: service,
                     parameters: parameters, interactive: interactive)

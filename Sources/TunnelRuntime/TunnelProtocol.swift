@@ -114,9 +114,13 @@ public struct NodeAnnouncement: Codable, Equatable, Sendable {
 public struct NodeList: Codable, Equatable, Sendable {
     public var nodes: [NodeStatus]
     public var warnings: [String]
-    public init(nodes: [NodeStatus], warnings: [String]) {
+    /// The gateway's clock (Unix seconds) when it answered, for `tunnel doctor`'s skew check;
+    /// nil from gateways older than the field.
+    public var gatewayTime: Int64?
+    public init(nodes: [NodeStatus], warnings: [String], gatewayTime: Int64? = nil) {
         self.nodes = nodes
         self.warnings = warnings
+        self.gatewayTime = gatewayTime
     }
 }
 

@@ -32,7 +32,7 @@ RECORD = {"seq": (int, True), "time": (str, True), "type": (str, True), "prev": 
 
 SHAPES = {
     "version": {"version": (str, True), "commit": (str, True), "swift": (str, True), "openssl": (str, True), "libuv": (str, True)},
-    "nodes": {"nodes": ([NODE], True), "warnings": ([str], True)},
+    "nodes": {"nodes": ([NODE], True), "warnings": ([str], True), "gatewayTime": (int, False)},
     "node-ls": [NODE],
     "token-ls": [TOKEN],
     "user-ls": [USER],

@@ -123,8 +123,30 @@ done
 out=$(python3 "$WORK/test/json-shapes.py" "${shapes[@]}" 2>&1) && pass "every --json output parses and has its documented shape ($(( ${#shapes[@]} / 2 )) commands)" \
     || fail "JSON shapes" "$out"
 
+# tunnel doctor: passes against the sandbox, as an operator and as the node; fails with the
+# documented fix for a wrong CA pin and, on the node, for an expired certificate.
+NODE_CONFIG="$WORK/empty/tunnel-dev/node/client.yaml"
+out=$(tunnel doctor 2>&1) && grep -q "all 5 checks passed" <<<"$out" && pass "tunnel doctor passes against the sandbox" || fail "tunnel doctor" "$out"
+out=$(tunnel doctor --node --client-config "$NODE_CONFIG" 2>&1) && grep -q "ok    service ssh" <<<"$out" \
+    && pass "tunnel doctor --node passes for the sandbox's node, services included" || fail "tunnel doctor --node" "$out"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=another-ca -days 1 \
+    -keyout "$OUT/other-ca.key" -out "$OUT/other-ca.crt" >/dev/null 2>&1
+out=$(tunnel doctor --gateway-ca "$OUT/other-ca.crt" 2>&1); status=$?
+[ "$status" = 1 ] && grep -q "^FAIL  gateway CA" <<<"$out" && grep -q "fix: the gateway-ca file must be the CA of this gateway.*(T021," <<<"$out" \
+    && pass "tunnel doctor with a wrong CA pin fails with the fix (T021)" || fail "doctor, wrong pin (status $status)" "$out"
+if command -v faketime >/dev/null; then
+    out=$(faketime '+2 days' "$TUNNEL" doctor --node --client-config "$NODE_CONFIG" 2>&1); status=$?
+    [ "$status" = 1 ] && grep -q "^FAIL  certificate: .* expired at" <<<"$out" && grep -q "(T011," <<<"$out" \
+        && pass "tunnel doctor --node two days later: the node's certificate expired, with the fix (T011)" || fail "doctor, expired (status $status)" "$out"
+else
+    fail "faketime is missing (scripts/setup.sh installs it)"
+fi
+
 # Stop, then a second run on the same directory carries on.
 stop_dev && pass "Ctrl-C stops tunnel dev, exit status 0" || fail "tunnel dev stopped" "$(tail -5 "$OUT/dev.log")"
+out=$(tunnel doctor 2>&1); status=$?
+[ "$status" = 1 ] && grep -q "^FAIL  gateway: .*connection refused" <<<"$out" && grep -q "(T020," <<<"$out" \
+    && pass "tunnel doctor after the gateway stopped fails with the fix (T020)" || fail "doctor, gateway stopped (status $status)" "$out"
 left=$(ps -u "$(id -u)" -o pid=,args= | grep "[s]shd_config")
 [ -z "$left" ] && pass "the private sshd ends with it" || fail "private sshd still running" "$left"
 start_dev dev2 --log-format json || { fail "a second tunnel dev prints its guide" "$(cat "$OUT/dev2.log")"; exit; }
@@ -138,6 +160,7 @@ out=$(tunnel audit verify "$AUDIT_DIR" 2>&1) && pass "the audit of both runs ver
 
 # A port in use: one sentence on stderr, non-zero exit.
 out=$("$TUNNEL" dev --dir other 2>&1 </dev/null); status=$?
-if [ "$status" != 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "in use" <<<"$out"; then pass "a port in use gives one sentence: $out"
+if [ "$status" != 0 ] && [ "$(wc -l <<<"$out")" = 2 ] && head -1 <<<"$out" | grep -q "in use" && tail -1 <<<"$out" | grep -q "fix: .*(T030,"; then
+    pass "a port in use gives one sentence and its fix: $(head -1 <<<"$out")"
 else fail "port in use (exit $status)" "$out"; fi
 stop_dev || fail "second tunnel dev stopped" "$(tail -5 "$OUT/dev2.log")"

@@ -151,7 +151,8 @@ import Yams
 
     @Test func exitCodes() {
         let failure = TunnelMain.outcome(of: CommandFailure.usage("x.yaml:1: unknown key \"a\""))
-        #expect(failure == TunnelMain.Outcome(message: "tunnel: x.yaml:1: unknown key \"a\"", toStandardError: true, exitCode: 2))
+        #expect(failure == TunnelMain.Outcome(message: "tunnel: x.yaml:1: unknown key \"a\"\n  \(ErrorCatalog.configInvalid.fixLine)",
+                                              toStandardError: true, exitCode: 2))
         #expect(TunnelMain.outcome(of: CommandFailure.failed("boom")).exitCode == 1)
         do {
             _ = try Tunnel.parseAsRoot(["gateway", "--no-such-flag"])
@@ -178,7 +179,7 @@ import Yams
             try writeFile("\(dir)/client.yaml", "gateway: gw:7443\nservice:\n  ssh: 127.0.0.1:22\n")
             let (status, output) = try runProgram(binary, ["client", "--config", "\(dir)/client.yaml"])
             #expect(status == 2)
-            #expect(output == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n")
+            #expect(output == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n  \(ErrorCatalog.configInvalid.fixLine)\n")
         }
     }
 }

@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TunnelClient
+import TunnelTLS
+
+/// One line of `tunnel doctor`: what was checked and how it went, with the fix when it failed.
+struct DoctorCheck: Equatable {
+    let name: String
+    let detail: String
+    /// nil when the check passed.
+    let failure: KnownError?
+
+    static func ok(_ name: String, _ detail: String) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: nil) }
+    static func fail(_ name: String, _ detail: String, _ error: KnownError) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: error) }
+
+    var lines: [String] {
+        guard let failure else { return ["ok    \(name): \(detail)"] }
+        return ["FAIL  \(name): \(detail)", "      \(failure.fixLine)"]
+    }
+}
+
+/// `tunnel doctor`: checks, one line each, that this machine can do its part, and says how to fix
+/// what it cannot. On an operator's machine: the configuration, the certificate and its time
+/// left, the gateway answering, its certificate signed by the pinned CA and ours accepted, and the
+/// clock against the gateway's. On a node (`--node`): the client's configuration, its
+/// certificate, the gateway and the pin, and every configured service dialable.
+public struct DoctorCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "doctor", abstract: "Check this machine's configuration, certificate, gateway, clock and services; say how to fix each failure.",
+        discussion: "Exits 1 when any check fails. Every failure has a code explained in docs/ERRORS.md.")
+
+    @OptionGroup var options: OperatorOptions
+    @Flag(help: "Check this machine as a node, with the client's configuration") var node = false
+    @Option(help: "The client's config file, with --node (default /etc/tunnel/client.yaml)") var clientConfig: String?
+
+    public init() {}
+
+    public func run() throws {
+        let checks = node ? NodeDoctor(configPath: clientConfig).run() : OperatorDoctor(options: options).run()
+        for check in checks { for line in check.lines { print(line) } }
+        let failed = checks.filter { $0.failure != nil }.count
+        print(failed == 0 ? "all \(checks.count) checks passed" : "\(failed) of \(checks.count) checks failed")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// The checks every role shares, in the order they depend on each other.
+enum DoctorSteps {
+    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// The certificate's dates against this clock: valid, how long it has left.
+    static func certificate(_ path: String, role: String) -> DoctorCheck {
+        guard let bytes = try? DurableFile.read(path: path), let certificate = try? Certificate.fromPEM(bytes, source: path) else {
+            return .fail("certificate", "cannot read the \(role) certificate \(path)", ErrorCatalog.certificateMissing)
+        }
+        if now >= certificate.notAfter {
+            return .fail("certificate", "\(path) expired at \(isoDate(certificate.notAfter))", ErrorCatalog.certificateExpired)
+        }
+        if now < certificate.notBefore {
+            return .fail("certificate", "\(path) is valid only from \(isoDate(certificate.notBefore)), after this machine's clock (\(isoDate(now)))",
+                         ErrorCatalog.clockSkew)
+        }
+        return .ok("certificate", "valid until \(isoDate(certificate.notAfter)) (\(durationText(certificate.notAfter - now)) left)")
+    }
+
+    static func reachable(_ address: HostPort) -> DoctorCheck {
+        if let problem = Reachability.problem(address) {
+            return .fail("gateway", "\(address): \(problem)", ErrorCatalog.gatewayUnreachable)
+        }
+        return .ok("gateway", "\(address) accepts connections")
+    }
+
+    /// A one-line connection failure as a check: the pin, the certificate, or the gateway.
+    static func connectionFailure(_ message: String) -> DoctorCheck {
+        let known = ErrorCatalog.classify(message) ?? ErrorCatalog.gatewayUnreachable
+        return .fail(known == ErrorCatalog.gatewayCAMismatch ? "gateway CA" : "gateway identity", message, known)
+    }
+
+    /// `11h 58m`, `3d 4h`
+    static func durationText(_ seconds: Int64) -> String {
+        seconds >= 86_400 ? "\(seconds / 86_400)d \(seconds % 86_400 / 3600)h" : "\(seconds / 3600)h \(seconds % 3600 / 60)m"
+    }
+}
+
+/// The operator's checks.
+struct OperatorDoctor {
+    let options: OperatorOptions
+    /// Beyond this, the gateway and this machine disagree enough to trouble certificates.
+    static let allowedSkewSeconds: Int64 = 60
+
+    func run() -> [DoctorCheck] {
+        let settings: OperatorSettings
+        do {
+            settings = try options.settings()
+        } catch {
+            return [.fail("configuration", error.message, ErrorCatalog.configInvalid)]
+        }
+        var checks = [DoctorCheck.ok("configuration", "\(options.resolvedConfigPath()) is valid; gateway \(settings.gateway)")]
+        checks.append(DoctorSteps.certificate(settings.cert, role: "operator"))
+        guard checks.last?.failure == nil else { return checks }
+        checks.append(DoctorSteps.reachable(settings.gateway))
+        guard checks.last?.failure == nil else { return checks }
+        var gatewayTime: Int64?
+        var sentAt: Int64 = 0
+        do {
+            let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
+            var failure: String?
+            _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+                sentAt = DoctorSteps.now
+                client.listNodes(on: connection) { result in
+                    switch result {
+                    case .success(let list): gatewayTime = list.gatewayTime ?? -1
+                    case .failure(let error): failure = error.message
+                    }
+                    finish(0)
+                }
+                return nil
+            }
+            if let failure { throw CommandFailure.failed(failure) }
+        } catch {
+            checks.append(DoctorSteps.connectionFailure(oneLine(error)))
+            return checks
+        }
+        checks.append(.ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts yours"))
+        checks.append(clock(gatewayTime: gatewayTime, sentAt: sentAt))
+        return checks
+    }
+
+    private func clock(gatewayTime: Int64?, sentAt: Int64) -> DoctorCheck {
+        guard let gatewayTime, gatewayTime > 0 else { return .ok("clock", "not measured: this gateway does not say its time") }
+        let skew = gatewayTime - sentAt
+        if abs(skew) > Self.allowedSkewSeconds {
+            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", ErrorCatalog.clockSkew)
+        }
+        return .ok("clock", "within \(Self.allowedSkewSeconds) s of the gateway's (\(skew >= 0 ? "+" : "")\(skew) s)")
+    }
+}
+
+/// The node's checks.
+struct NodeDoctor {
+    let configPath: String?
+
+    func run() -> [DoctorCheck] {
+        let settings: ClientSettings
+        do {
+            settings = ClientSettings(try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
+        } catch {
+            return [.fail("configuration", error.message, ErrorCatalog.configInvalid)]
+        }
+        var checks = [DoctorCheck.ok("configuration", "\(configPath ?? Schemas.client.defaultConfigPath) is valid; gateway \(settings.gateway)")]
+        checks.append(DoctorSteps.certificate(settings.cert, role: "node"))
+        if checks.last?.failure == nil {
+            checks.append(DoctorSteps.reachable(settings.gateway))
+            if checks.last?.failure == nil { checks.append(pin(settings)) }
+        }
+        return checks + services(settings)
+    }
+
+    /// A TLS handshake with the node's own certificate, asking for the operator protocol: the
+    /// gateway verifies the certificate, then refuses the role with a sentence, so the pin and
+    /// the certificate are proven without taking the place of the node's live session.
+    private func pin(_ settings: ClientSettings) -> DoctorCheck {
+        let probe = OperatorSettings(gateway: settings.gateway, serverName: settings.serverName, cert: settings.cert, key: settings.key,
+                                     gatewayCA: settings.gatewayCA, logLevel: .critical)
+        do {
+            let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
+            _ = try withOperatorConnection(probe, logger: logger) { _, _, _, finish in
+                finish(0)
+                return nil
+            }
+        } catch {
+            let message = oneLine(error)
+            if message.contains("cannot connect as an operator") {
+                return .ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts this node's")
+            }
+            return DoctorSteps.connectionFailure(message)
+        }
+        return .ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA))")
+    }
+
+    /// Every service the gateway may ask for: the configured ones answer, the shell user can be
+    /// become, the log root is there.
+    private func services(_ settings: ClientSettings) -> [DoctorCheck] {
+        var checks = settings.services.keys.sorted().map { name -> DoctorCheck in
+            let address = settings.services[name]!
+            if let problem = Reachability.problem(address) {
+                return .fail("service \(name)", "\(address): \(problem)", ErrorCatalog.serviceNotDialable)
+            }
+            return .ok("service \(name)", "\(address) accepts connections")
+        }
+        if let user = settings.shellUser {
+            do {
+                _ = try ShellService(user: user)
+                checks.append(.ok("service shell", "login shells of \(user) can start"))
+            } catch {
+                checks.append(.fail("service shell", error.reason, ErrorCatalog.serviceNotDialable))
+            }
+        }
+        if !settings.logSources.isEmpty {
+            var isDirectory: ObjCBool = false
+            let present = FileManager.default.fileExists(atPath: settings.logRoot, isDirectory: &isDirectory) && isDirectory.boolValue
+            checks.append(present ? .ok("service logs", "\(settings.logSources.count) source(s) under \(settings.logRoot)")
+                                  : .fail("service logs", "log-root \(settings.logRoot) is not a directory", ErrorCatalog.serviceNotDialable))
+        }
+        return checks
+    }
+}
