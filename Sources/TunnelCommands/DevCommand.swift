@@ -57,7 +57,12 @@ public struct DevCommand: ParsableCommand {
             _ = try GatewayPKI.initialize(.init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
         }
         let logs = try DevSandbox.demoLogs(directory: directory)
-        let configuration = try gatewaySettings.runtimeConfiguration()
+        var configuration = try gatewaySettings.runtimeConfiguration()
+        // A sandbox signs each record as the next one comes (and the last within a second), so
+        // `tunnel audit verify` has something to verify from the first command on; a production
+        // gateway signs every 1000 records or 60 s.
+        configuration.auditPolicy.checkpointEvery = 1
+        configuration.auditPolicy.checkpointInterval = 1
         let store = try gatewaySettings.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (gateway, bound) = try startGateway(configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)

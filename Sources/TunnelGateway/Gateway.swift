@@ -32,6 +32,8 @@ public struct GatewayConfiguration: Sendable {
     public var handshakeTimeout: Duration = .seconds(10)
     /// How long SIGTERM waits for streams to finish before cutting them.
     public var drainTimeout: Duration = .seconds(30)
+    /// How often the audit log signs a checkpoint (`docs/AUDIT.md`).
+    public var auditPolicy = AuditLogConfiguration()
     /// The version the start record and log line carry (the CLI adds the source commit).
     public var softwareVersion = TunnelProtocol.softwareVersion
     public var session = SessionConfiguration()
@@ -142,7 +144,8 @@ public final class Gateway {
         streamRecords = StreamRecordBudget(limits: configuration.admission, now: loop.now)
         if let directory = configuration.auditDirectory {
             do {
-                audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key", logger: logger)
+                audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key",
+                                   configuration: configuration.auditPolicy, logger: logger)
             } catch {
                 throw FleetFailure("cannot open the audit log in \(directory): \(error.message)")
             }
