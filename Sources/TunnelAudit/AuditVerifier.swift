@@ -101,22 +101,27 @@ public enum AuditVerifier {
     /// - Parameter requireClosed: also fail unless the log ends with a clean close. Only this
     ///   detects the removal of records from the end of a log that was closed: without it, such a
     ///   log looks like one whose writer is still running.
-    public static func verify(directory: String, publicKey: AuditPublicKey, requireClosed: Bool = false) -> AuditReport {
+    /// - Parameter progress: called with the bytes read so far across all files, after each line
+    ///   (`tunnel audit verify` draws a progress line with it).
+    public static func verify(directory: String, publicKey: AuditPublicKey, requireClosed: Bool = false,
+                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
         let segments: [(number: Int, name: String)]
         do {
             segments = try SegmentName.list(directory: directory)
         } catch {
             return AuditReport(failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message), keyID: publicKey.keyID)
         }
-        return run(segments.map { ($0.number, "\(directory)/\($0.name)") }, publicKey: publicKey, wholeLog: true, requireClosed: requireClosed)
+        return run(segments.map { ($0.number, "\(directory)/\($0.name)") }, publicKey: publicKey, wholeLog: true, requireClosed: requireClosed,
+                   progress: progress)
     }
 
     /// As `verify(directory:publicKey:requireClosed:)`, reading the public key from
     /// `publicKeyFile`, or from `audit-key.pub.pem` in `directory` when nil.
-    public static func verify(directory: String, publicKeyFile: String? = nil, requireClosed: Bool = false) -> AuditReport {
+    public static func verify(directory: String, publicKeyFile: String? = nil, requireClosed: Bool = false,
+                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
         let path = publicKeyFile ?? "\(directory)/\(AuditSigningKey.publicKeyFileName)"
         do {
-            return verify(directory: directory, publicKey: try AuditPublicKey(pemFile: path), requireClosed: requireClosed)
+            return verify(directory: directory, publicKey: try AuditPublicKey(pemFile: path), requireClosed: requireClosed, progress: progress)
         } catch {
             return AuditReport(failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message), keyID: "")
         }
@@ -126,7 +131,8 @@ public enum AuditVerifier {
     /// not start with `audit-000001.jsonl`, the first file's segment_start is taken as the
     /// starting point: everything from there on is checked, nothing before it. The last file may
     /// end with a rotation checkpoint (the log goes on in a file not included).
-    public static func verify(files: [String], publicKey: AuditPublicKey, requireClosed: Bool = false) -> AuditReport {
+    public static func verify(files: [String], publicKey: AuditPublicKey, requireClosed: Bool = false,
+                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
         var segments: [(number: Int, path: String)] = []
         for path in files {
             guard let number = SegmentName.number(of: FileSystem.baseName(of: path)) else {
@@ -136,10 +142,11 @@ public enum AuditVerifier {
             segments.append((number, path))
         }
         segments.sort { $0.number < $1.number }
-        return run(segments, publicKey: publicKey, wholeLog: false, requireClosed: requireClosed)
+        return run(segments, publicKey: publicKey, wholeLog: false, requireClosed: requireClosed, progress: progress)
     }
 
-    private static func run(_ segments: [(number: Int, path: String)], publicKey: AuditPublicKey, wholeLog: Bool, requireClosed: Bool) -> AuditReport {
+    private static func run(_ segments: [(number: Int, path: String)], publicKey: AuditPublicKey, wholeLog: Bool, requireClosed: Bool,
+                            progress: ((Int64) -> Void)?) -> AuditReport {
         guard let first = segments.first else {
             let problem = AuditProblem(kind: .empty, file: nil, line: nil, seq: nil, message: "there are no audit-NNNNNN.jsonl segment files to verify")
             return AuditReport(failure: problem, keyID: publicKey.keyID)
@@ -153,6 +160,7 @@ public enum AuditVerifier {
         var names: [String] = []
         var problem: AuditProblem?
         var previousNumber = wholeLog ? 0 : first.number - 1
+        var bytesBefore: Int64 = 0
         segments: for (index, segment) in segments.enumerated() {
             let name = SegmentName.make(segment.number)
             guard segment.number == previousNumber + 1 else {
@@ -170,12 +178,16 @@ public enum AuditVerifier {
             walker.beginFile(name)
             do {
                 let reader = try LineReader(path: segment.path)
+                var fileBytes: Int64 = 0
                 while let line = try reader.next() {
                     if let found = walker.consume(line) {
                         problem = found
                         break segments
                     }
+                    fileBytes = line.offset + Int64(line.bytes.count) + 1
+                    progress?(bytesBefore + fileBytes)
                 }
+                bytesBefore += fileBytes
             } catch {
                 problem = AuditProblem(kind: .unreadable, file: name, line: nil, seq: nil, message: error.message)
                 break

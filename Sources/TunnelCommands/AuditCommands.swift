@@ -233,7 +233,10 @@ public struct AuditVerifyCommand: ParsableCommand {
         }
         let report: AuditReport
         if isDirectory.boolValue {
-            report = AuditVerifier.verify(directory: path, publicKeyFile: key, requireClosed: closed)
+            let segments = (try? AuditReader.segments(in: path)) ?? []
+            let progress = ProgressLine("verifying", total: segments.reduce(0) { $0 + fileSize($1) }, unit: .bytes)
+            report = AuditVerifier.verify(directory: path, publicKeyFile: key, requireClosed: closed) { progress.update($0) }
+            progress.finish()
         } else {
             report = try AuditBundle.verify(bundle: path, publicKeyFile: key)
         }
@@ -248,13 +251,20 @@ public struct AuditVerifyCommand: ParsableCommand {
 enum AuditBundle {
     static let manifest = "MANIFEST.sha256"
 
-    /// Runs tar; `output`, when given, is its standard output (`-cf -`).
-    static func run(_ arguments: [String], output: FileHandle? = nil) throws(CommandFailure) {
+    /// Runs tar; `output`, when given, is its standard output (`-cf -`); `whileRunning`, when
+    /// given, is called ten times a second until tar ends (to draw progress).
+    static func run(_ arguments: [String], output: FileHandle? = nil, whileRunning: (() -> Void)? = nil) throws(CommandFailure) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/tar")
         process.arguments = arguments
         if let output { process.standardOutput = output }
         do { try process.run() } catch { throw .failed("cannot run tar: \(error)") }
+        if let whileRunning {
+            while process.isRunning {
+                whileRunning()
+                usleep(100_000)
+            }
+        }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed") }
     }
@@ -324,7 +334,12 @@ extension AuditBundle {
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var names: [String] = []
         var recordings: Set<String> = []
-        for segment in try AuditReader.segments(in: directory) {
+        let segments = try AuditReader.segments(in: directory)
+        let reading = ProgressLine("reading", total: segments.reduce(0) { $0 + fileSize($1) }, unit: .bytes)
+        var read: Int64 = 0
+        for segment in segments {
+            read += fileSize(segment)
+            reading.update(read)
             let entries = try AuditReader.entries(of: segment)
             guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
             let name = (segment as NSString).lastPathComponent
@@ -334,6 +349,7 @@ extension AuditBundle {
                 if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
             }
         }
+        reading.finish()
         guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directory)") }
         if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/recordings") }
         for recording in recordings.sorted() {
@@ -346,10 +362,21 @@ extension AuditBundle {
             try copy(key, to: "\(staging)/\(AuditSigningKey.publicKeyFileName)")
             names.append(AuditSigningKey.publicKeyFileName)
         }
+        // Hashing, then tar writing the bundle: each pass over the staged bytes is half the work.
+        let staged = names.reduce(0) { $0 + fileSize("\(staging)/\($1)") }
+        let packing = ProgressLine("packing", total: 2 * staged, unit: .bytes)
+        var hashed: Int64 = 0
         var manifest = ""
-        for name in names { manifest += "\(try sha256(of: "\(staging)/\(name)"))  \(name)\n" }
+        for name in names {
+            manifest += "\(try sha256(of: "\(staging)/\(name)"))  \(name)\n"
+            hashed += fileSize("\(staging)/\(name)")
+            packing.update(hashed)
+        }
         do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)") }
-        try writeNew(out) { file throws(CommandFailure) in try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) }
+        try writeNew(out) { file throws(CommandFailure) in
+            try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) { packing.update(staged + fileSize(out)) }
+        }
+        packing.finish()
         return "wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`"
     }
 
@@ -448,4 +475,9 @@ struct VerifyResult: Encodable {
         closedCleanly = report.closedCleanly
         summary = report.summary
     }
+}
+
+/// A file's size in bytes, 0 when it cannot be read (progress totals only).
+func fileSize(_ path: String) -> Int64 {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
 }

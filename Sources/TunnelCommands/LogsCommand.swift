@@ -42,8 +42,10 @@ public struct LogsCommand: ParsableCommand {
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
+            let progress = DownloadProgress(loop: loop)
             client.splice(on: connection, node: node, service: LogService.serviceName, parameters: request.parameters,
                           interactive: false, input: input, output: output) { failure in
+                progress?.close()
                 guard !stopping else { return }
                 // A reader that went away (`| head`) has had enough; that is no failure.
                 if let failure, !standardOutputReaderIsGone() {
@@ -53,7 +55,10 @@ public struct LogsCommand: ParsableCommand {
                     finish(0)
                 }
             }
-            return { stopping = true }
+            return {
+                stopping = true
+                progress?.close()
+            }
         }
         if let message { throw CommandFailure(message, exitCode: code) }
         if code != 0 { throw ExitCode(code) }
@@ -76,5 +81,31 @@ public struct LogsCommand: ParsableCommand {
             throw .usage(error.message)
         }
         return request
+    }
+}
+
+/// A progress line for logs going into a file (`tunnel logs node-17 app -n 1000000 >app.log`):
+/// the file's growth, read ten times a second. Nothing when stdout is a terminal (the lines are
+/// the progress) or a pipe (its reader's business), nor when stderr is no terminal.
+final class DownloadProgress {
+    private let timer: LoopTimer
+    private let line: ProgressLine
+
+    init?(loop: EventLoop) {
+        var status = stat()
+        guard isatty(STDERR_FILENO) == 1, fstat(STDOUT_FILENO, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
+        let start = Int64(status.st_size)
+        timer = LoopTimer(loop: loop)
+        let line = ProgressLine("downloading", total: nil, unit: .bytes)
+        self.line = line
+        timer.start(after: 100, repeat: 100) {
+            var now = stat()
+            if fstat(STDOUT_FILENO, &now) == 0 { line.update(Int64(now.st_size) - start) }
+        }
+    }
+
+    func close() {
+        timer.close()
+        line.finish()
     }
 }

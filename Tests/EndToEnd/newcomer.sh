@@ -123,6 +123,14 @@ done
 out=$(python3 "$WORK/test/json-shapes.py" "${shapes[@]}" 2>&1) && pass "every --json output parses and has its documented shape ($(( ${#shapes[@]} / 2 )) commands)" \
     || fail "JSON shapes" "$out"
 
+# Progress lines: on a terminal (script(1) lends one) audit verify and export draw one; in a pipe, nothing.
+out=$(script -qec "tunnel audit verify '$AUDIT_DIR'" /dev/null 2>&1)
+grep -q "verifying: " <<<"$out" && grep -q "OK: " <<<"$out" && pass "audit verify draws a progress line on a terminal" || fail "verify progress" "$out"
+out=$(script -qec "tunnel audit export --since 1h --dir '$AUDIT_DIR' --out '$OUT/evidence.tar'" /dev/null 2>&1)
+grep -q "packing: " <<<"$out" && pass "audit export draws a progress line on a terminal" || fail "export progress" "$out"
+tunnel audit verify "$AUDIT_DIR" >/dev/null 2>"$OUT/verify.err"
+[ ! -s "$OUT/verify.err" ] && pass "audit verify in a pipe prints no progress" || fail "verify progress in a pipe" "$(cat -A "$OUT/verify.err")"
+
 # tunnel doctor: passes against the sandbox, as an operator and as the node; fails with the
 # documented fix for a wrong CA pin and, on the node, for an expired certificate.
 NODE_CONFIG="$WORK/empty/tunnel-dev/node/client.yaml"

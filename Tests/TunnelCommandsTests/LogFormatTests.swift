@@ -42,3 +42,15 @@ import Testing
         #expect(!LogFormat.stderrIsJournal(environment: [:]))
     }
 }
+
+@Suite struct ProgressLineTests {
+    @Test("what is done, of how much, the rate and the time left")
+    func text() {
+        #expect(ProgressLine.text(label: "verifying", done: 12 << 20, total: 48 << 20, unit: .bytes, elapsed: 2)
+                == "verifying: 12.0 MiB of 48.0 MiB, 6.0 MiB/s, 6 s left")
+        #expect(ProgressLine.text(label: "downloading", done: 1536, total: nil, unit: .bytes, elapsed: 1) == "downloading: 1.5 KiB, 1.5 KiB/s")
+        // Too early for a rate that means anything.
+        #expect(ProgressLine.text(label: "reading", done: 10, total: 100, unit: .records, elapsed: 0.1) == "reading: 10 records of 100 records")
+        #expect(ProgressLine.amount(1023, .bytes) == "1023 B")
+    }
+}
