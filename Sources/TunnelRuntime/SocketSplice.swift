@@ -20,6 +20,13 @@ public final class SocketSplice: StreamHandler {
     private var ended = false
     /// `start` ran: the local side is connected, so the peer's FIN can be passed on to it.
     private var started = false
+    /// The local reader went away after one direction had finished: what still arrives from the
+    /// stream is consumed and dropped until the peer finishes too.
+    private var discardingOutput = false
+    /// While discarding before the peer's FIN: how long the peer gets to finish before the stream
+    /// is reset after all (a peer that keeps sending to a reader that left).
+    private var finishGrace: LoopTimer?
+    static let finishGraceMilliseconds: UInt64 = 1_000
     /// For a stream we open: read the local side only once the peer accepted.
     private let startWhenAccepted: Bool
     /// Called once, when both directions are done or the splice was torn down.
@@ -84,20 +91,36 @@ public final class SocketSplice: StreamHandler {
 
     public func streamReceived(_ bytes: ArraySlice<UInt8>) {
         let count = bytes.count
+        guard !discardingOutput else {
+            connection.consumed(count, on: stream)
+            return
+        }
         do {
             try output.write(bytes) { [self] error in
-                if let error {
-                    // The local reader is gone (EPIPE, reset): nobody will ever consume this
-                    // stream's bytes, so the stream must end, or its window stays spent on the
-                    // connection budget for good.
-                    failLocally(Failure(.cancel, "local write failed: \(error)"))
-                } else {
-                    connection.consumed(count, on: stream)
-                }
+                if let error { localReaderGone(error) }
+                connection.consumed(count, on: stream)
             }
         } catch {
-            failLocally(Failure(.cancel, "local write failed: \(error)"))
+            localReaderGone(error)
+            connection.consumed(count, on: stream)
         }
+    }
+
+    /// The local reader is gone (EPIPE, reset). After one direction has finished, that is how a
+    /// session ends normally (ssh exits once the server said goodbye, with the server's last bytes
+    /// and FIN still on their way): the rest is dropped and the stream finishes cleanly, if the
+    /// peer finishes within `finishGraceMilliseconds`. Otherwise nobody will ever consume this
+    /// stream's bytes, so the stream is reset, or its window stays spent on the connection
+    /// budget for good.
+    private func localReaderGone(_ error: any Error) {
+        guard !discardingOutput, !ended else { return }
+        let failure = Failure(.cancel, "local write failed: \(error)")
+        guard inputEnded || outputEnded else { return failLocally(failure) }
+        discardingOutput = true
+        guard !outputEnded else { return endIfDone() }
+        let timer = LoopTimer(loop: connection.loop)
+        timer.start(after: Self.finishGraceMilliseconds) { [self] in failLocally(failure) }
+        finishGrace = timer
     }
 
     /// The local side failed: reset the stream (its unconsumed bytes go back to the connection's
@@ -144,6 +167,8 @@ public final class SocketSplice: StreamHandler {
     private func end(_ failure: Failure?) {
         guard !ended else { return }
         ended = true
+        finishGrace?.close()
+        finishGrace = nil
         input.close()
         output.close()
         let onEnd = self.onEnd

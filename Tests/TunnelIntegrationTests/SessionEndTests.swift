@@ -72,3 +72,28 @@ struct SessionEndTests {
         for client in clients { client.stop() }
     }
 }
+
+extension SessionEndTests {
+    @Test("a local reader that leaves after the operator finished (ssh logging out) ends the stream cleanly, not with a reset")
+    func readerGoneAfterFinishIsClean() throws {
+        let fixture = try GatewayFixture()
+        defer { fixture.tearDown() }
+        try fixture.startNode(try fixture.pki.identity(.node, "node-17"))
+        #expect(fixture.runner.run(until: { fixture.online("node-17") }))
+        let connection = try #require(try fixture.connectOperator(try fixture.pki.identity(.operator, "alice"))?.get())
+        // stdin and stdout of `tunnel proxy`, as ssh holds them.
+        let stdin = try LocalPipe(loop: fixture.runner.loop)
+        let stdout = try LocalPipe(loop: fixture.runner.loop)
+        var result: OperatorFailure??
+        fixture.operators.last!.splice(on: connection, node: "node-17", service: "echo", interactive: true,
+                                       input: stdin.tunnelSide, output: stdout.tunnelSide) { result = .some($0) }
+        // ssh sends its last bytes and exits: its stdin ends and its stdout goes away before
+        // the far side's last bytes (the echo) come back.
+        try stdin.testSide.write(Array(repeating: 7, count: 64 * 1024))
+        try stdin.testSide.shutdown()
+        stdout.testSide.close()
+        #expect(fixture.runner.run(until: { result != nil }))
+        #expect(result.map { $0 == nil } == true, "\(String(describing: result))")
+        stdin.testSide.close()
+    }
+}
