@@ -71,25 +71,52 @@ final class LogFile {
     /// No longer at any matched path (rotated away, deleted): read to its end, then dropped.
     var retiring = false
 
-    /// Opens `path` if it is a regular file whose real path lies under `realRoot`. The real path
-    /// is that of the descriptor actually opened, so a symlink swapped in between a check and
-    /// the open cannot lead outside. Nil with the reason otherwise.
+    /// Opens `path` if it is a regular file whose real path lies under `realRoot`, deciding
+    /// before anything is opened: a symlink to a FIFO or a device outside the root is never
+    /// opened, since opening some devices acts (a watchdog starts, a tape rewinds). The real
+    /// path is then opened component by component from the root with O_NOFOLLOW, so a
+    /// directory swapped for a symlink after the check fails the open instead of leading
+    /// outside; O_NONBLOCK keeps a FIFO planted under the root from hanging the client; and
+    /// fstat must find the regular file the check saw. The reason otherwise.
     static func open(_ path: String, realRoot: String, prefix: [UInt8]) -> Result<LogFile, LogRefusal> {
-        // O_NONBLOCK: opening a FIFO someone left under the log root must not hang the client.
-        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard let real = LogPaths.realPath(path) else {
+            return .failure(LogRefusal("cannot open \(path): \(String(cString: strerror(errno)))"))
+        }
+        guard LogPaths.isInside(real, root: realRoot) else {
+            return .failure(LogRefusal("\(path) leads outside the log root \(realRoot); it is not served"))
+        }
+        var checked = stat()
+        guard stat(real, &checked) == 0, checked.st_mode & S_IFMT == S_IFREG else {
+            return .failure(LogRefusal("\(path) is not a regular file"))
+        }
+        let descriptor = openBeneath(realRoot, String(real.dropFirst(realRoot == "/" ? 1 : realRoot.utf8.count + 1)))
         guard descriptor >= 0 else {
             return .failure(LogRefusal("cannot open \(path): \(String(cString: strerror(errno)))"))
         }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG, FileIdentity(status) == FileIdentity(checked) else {
             Glibc.close(descriptor)
-            return .failure(LogRefusal("\(path) is not a regular file"))
-        }
-        guard let real = LogPaths.realPath("/proc/self/fd/\(descriptor)"), LogPaths.isInside(real, root: realRoot) else {
-            Glibc.close(descriptor)
-            return .failure(LogRefusal("\(path) leads outside the log root \(realRoot); it is not served"))
+            return .failure(LogRefusal("\(path) changed while it was opened; it is not served"))
         }
         return .success(LogFile(descriptor: descriptor, identity: FileIdentity(status), lines: LineFramer(prefix: prefix)))
+    }
+
+    /// Opens `relative` (no `.`, `..` or symlinks: a real path) under `root` one component at
+    /// a time, following no symlink; -1 with errno set on failure.
+    private static func openBeneath(_ root: String, _ relative: String) -> Int32 {
+        let components = relative.split(separator: "/").map(String.init)
+        guard let last = components.last else { errno = EISDIR; return -1 }
+        var directory = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        for component in components.dropLast() where directory >= 0 {
+            let next = openat(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let saved = errno
+            Glibc.close(directory)
+            errno = saved
+            directory = next
+        }
+        guard directory >= 0 else { return -1 }
+        defer { Glibc.close(directory) }
+        return openat(directory, last, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
     }
 
     private init(descriptor: Int32, identity: FileIdentity, lines: LineFramer) {
