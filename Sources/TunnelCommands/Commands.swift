@@ -66,6 +66,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("admin-socket")) var adminSocket: String?
     @Option(help: schema.argumentHelp("policy")) var policy: String?
     @Option(help: schema.argumentHelp("node-certificate-ttl")) var nodeCertificateTtl: String?
+    @Option(help: schema.argumentHelp("reenroll-window")) var reenrollWindow: String?
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
@@ -78,7 +79,7 @@ public struct GatewayCommand: ParsableCommand {
 
     var flags: [String: [String]] {
         given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
-               ("node-certificate-ttl", nodeCertificateTtl), ("drain-timeout", drainTimeout),
+               ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow), ("drain-timeout", drainTimeout),
                ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                ("log-format", logFormat)])
             .merging(admission.flags) { $1 }

@@ -126,6 +126,7 @@ extension GatewaySettings {
         configuration.admission = admission
         configuration.session.keepaliveInterval = keepaliveInterval
         configuration.nodeCertificateLifetime = Int64(nodeCertificateTTL.components.seconds)
+        configuration.reenrollWindow = Int64(reenrollWindow.components.seconds)
         configuration.policyPath = policy
         configuration.auditDirectory = "\(dataDir)/audit"
         configuration.auditKeyDirectory = "\(dataDir)/audit-key"

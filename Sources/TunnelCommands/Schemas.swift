@@ -33,6 +33,7 @@ public enum Schemas {
             SettingSpec("admin-socket", .path, .derived(.pathInside(key: "data-dir", component: "admin.sock")), help: "Unix socket (mode 0600) where root on this host runs admin commands", example: "/var/lib/tunnel/gateway/admin.sock"),
             SettingSpec("policy", .path, .optional, help: "Access policy file (roles → services on nodes); without one only role admin may do anything", example: "/etc/tunnel/policy.yaml"),
             SettingSpec("node-certificate-ttl", .duration, .defaultValue("24h"), help: "Lifetime of node certificates; nodes renew at two thirds of it", example: "24h"),
+            SettingSpec("reenroll-window", .duration, .defaultValue("30d"), help: "How long after its certificate expired a node may re-enroll with it; after that it needs a new join token", example: "30d"),
             SettingSpec("drain-timeout", .duration, .defaultValue("30s"), help: "How long shutdown waits for open streams", example: "30s"),
             SettingSpec("handshake-timeout", .duration, .defaultValue("10s"), help: "Time allowed for a TLS handshake", example: "10s"),
             keepalive(),
@@ -90,6 +91,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var adminSocket: String
     public var policy: String?
     public var nodeCertificateTTL: Duration
+    public var reenrollWindow: Duration = .seconds(30 * 86_400)
     public var drainTimeout: Duration
     public var handshakeTimeout: Duration
     public var keepaliveInterval: Duration
@@ -107,6 +109,7 @@ extension GatewaySettings {
         adminSocket = s.path("admin-socket")!
         policy = s.path("policy")
         nodeCertificateTTL = s.duration("node-certificate-ttl")!
+        reenrollWindow = s.duration("reenroll-window")!
         drainTimeout = s.duration("drain-timeout")!
         handshakeTimeout = s.duration("handshake-timeout")!
         keepaliveInterval = s.duration("keepalive-interval")!

@@ -15,6 +15,8 @@ final class FleetAuthority {
     let operatorCA: CertificateAuthority
     /// Node certificates live this long; renewal runs at two thirds of it.
     let nodeCertificateLifetime: Int64
+    /// How long after expiry a node certificate still re-enrolls (`reenroll-window`).
+    let reenrollWindow: Int64
     private(set) var policy: Policy
     private let clock: () -> Int64
 
@@ -25,11 +27,12 @@ final class FleetAuthority {
     }
 
     init(store: FleetStore, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority, nodeCertificateLifetime: Int64,
-         policy: Policy, clock: @escaping () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+         reenrollWindow: Int64 = 30 * 86_400, policy: Policy, clock: @escaping () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.store = store
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
         self.nodeCertificateLifetime = nodeCertificateLifetime
+        self.reenrollWindow = reenrollWindow
         self.policy = policy
         self.clock = clock
     }
@@ -126,6 +129,9 @@ final class FleetAuthority {
     /// handshake) and gets a new one, if the gateway still knows it under that key.
     func reenroll(name: String, presented: Certificate, csr text: String) throws(FleetFailure) -> String {
         let entry = try knownNode(name, presented: presented)
+        if now - presented.notAfter > reenrollWindow {
+            throw FleetFailure("node \(name)'s certificate expired at \(isoTime(presented.notAfter)), longer ago than the re-enrollment window (\(windowText), reenroll-window); enroll it again with a token: tunnel client --token …")
+        }
         let (csr, keyHash) = try readRequest(text)
         guard keyHash == entry.keySHA256 else {
             throw FleetFailure("re-enrollment must keep the enrolled key; the request carries another one")
@@ -134,6 +140,13 @@ final class FleetAuthority {
         let issued = try issueNode(name: name, publicKey: csr.key, keyHash: keyHash)
         try record(&updated, issued)
         return try pem(issued, nodeCA)
+    }
+
+    /// The window as people say it: "30 days", "1 day", "12 h".
+    private var windowText: String {
+        let days = reenrollWindow / 86_400
+        if reenrollWindow % 86_400 == 0 { return days == 1 ? "1 day" : "\(days) days" }
+        return "\(reenrollWindow / 3600) h"
     }
 
     /// A connected node renews its certificate for the same key.

@@ -20,6 +20,9 @@ public struct GatewayConfiguration: Sendable {
     public var operatorCA: CertificateAuthority
     /// Lifetime of the node certificates the gateway issues (renewed at two thirds).
     public var nodeCertificateLifetime: Int64 = 86_400
+    /// Seconds after its certificate expired that a node may still re-enroll with it; later it
+    /// needs a new join token. A stolen, long-switched-off box should not come back by itself.
+    public var reenrollWindow: Int64 = 30 * 86_400
     /// The policy file, re-read on `reloadPolicy()` and whenever its content changes; nil for
     /// the built-in policy (role `admin` may do everything, other roles nothing).
     public var policyPath: String?
@@ -137,7 +140,7 @@ public final class Gateway {
         policyFileContent = content
         authority = FleetAuthority(
             store: store, nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
-            nodeCertificateLifetime: configuration.nodeCertificateLifetime, policy: policy)
+            nodeCertificateLifetime: configuration.nodeCertificateLifetime, reenrollWindow: configuration.reenrollWindow, policy: policy)
         housekeeping = LoopTimer(loop: loop)
         admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
         streamShare = StreamShare(limits: configuration.admission)
