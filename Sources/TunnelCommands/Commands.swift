@@ -268,15 +268,18 @@ public struct WhoamiCommand: ParsableCommand {
 public struct SSHConfigCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "ssh-config", abstract: "Print an ~/.ssh/config block so that `ssh USER@NODE.tunnel` works.")
 
-    @Option(help: "Operator config file the ProxyCommand uses (default ~/.config/tunnel/operator.yaml)") var config: String?
+    @Option(help: "Operator config file the ProxyCommand uses (default $TUNNEL_CONFIG, else ~/.config/tunnel/operator.yaml)") var config: String?
 
     public init() {}
 
     public func run() throws {
-        let env = ProcessInfo.processInfo.environment
-        let configPath = config ?? SettingsLoader.expandDefaultPath(Schemas.operator.defaultConfigPath, environment: env)
+        let options = try OperatorOptions.parse(config.map { ["--config", $0] } ?? [])
+        let configPath = options.resolvedConfigPath()
+        // The settings, when they load, say which known_hosts file and key `tunnel ssh` uses.
+        let settings = try? options.settings()
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        print(sshConfigBlock(tunnelPath: executable, configPath: configPath), terminator: "")
+        print(sshConfigBlock(tunnelPath: executable, configPath: configPath, knownHosts: settings?.sshKnownHosts ?? "~/.ssh/known_hosts.tunnel",
+                             identity: settings?.sshIdentity), terminator: "")
     }
 }
 

@@ -62,14 +62,17 @@ public func shellCommandLine(_ words: [String]) -> String? {
     }
 }
 
-public func sshConfigBlock(tunnelPath: String, configPath: String) -> String {
+/// `knownHosts` and `identity` come from the operator settings (`ssh-known-hosts`, `ssh-identity`),
+/// so the block and `tunnel ssh` check the same host keys and offer the same key.
+public func sshConfigBlock(tunnelPath: String, configPath: String, knownHosts: String = "~/.ssh/known_hosts.tunnel",
+                           identity: String? = nil) -> String {
     """
     # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
     Host *\(sshHostSuffix)
         ProxyCommand \(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh
-        UserKnownHostsFile ~/.ssh/known_hosts.tunnel
+        UserKnownHostsFile \(knownHosts.hasPrefix("~/") ? knownHosts : sshConfigQuoted(knownHosts))
 
-    """
+    """ + (identity.map { "    IdentityFile \(sshConfigQuoted($0))\n" } ?? "")
 }
 
 /// The node name in a host name from ssh's `%h`: `node-17.tunnel` → `node-17`.

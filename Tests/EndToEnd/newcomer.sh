@@ -101,6 +101,16 @@ grep -h '"type":"stream_open"' "$AUDIT_DIR"/audit-*.jsonl | grep -q -F "\"comman
     && pass "the command is in the audit record of the stream" || fail "command in the audit" "$(tail -3 "$AUDIT_DIR"/audit-*.jsonl)"
 out=$(tunnel shell dev-node </dev/null 2>&1) && pass "an interactive shell ends at the end of its input, status 0" || fail "interactive shell" "$out"
 
+# scp and rsync through the ssh-config block, which carries the sandbox's key and known_hosts.
+tunnel ssh-config >"$OUT/ssh_config"
+echo "copied through the tunnel" >"$OUT/payload.txt"
+out=$(scp -q -F "$OUT/ssh_config" -o BatchMode=yes "$OUT/payload.txt" "dev-node.tunnel:$OUT/copied.txt" 2>&1) \
+    && grep -q "copied through the tunnel" "$OUT/copied.txt" && pass "scp through tunnel ssh-config's block" || fail "scp" "$out"
+if command -v rsync >/dev/null; then
+    out=$(rsync -e "ssh -F $OUT/ssh_config -o BatchMode=yes" "$OUT/payload.txt" "dev-node.tunnel:$OUT/rsynced.txt" 2>&1) \
+        && grep -q "copied through the tunnel" "$OUT/rsynced.txt" && pass "rsync through tunnel ssh-config's block" || fail "rsync" "$out"
+fi
+
 # Every reading command's JSON parses and has its documented shape (docs/JSON.md).
 ADMIN=(--admin-socket "$WORK/empty/tunnel-dev/gateway/admin.sock")
 tunnel version --json >"$OUT/version.json"

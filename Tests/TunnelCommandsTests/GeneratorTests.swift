@@ -17,6 +17,14 @@ import Yams
         #expect(!block.contains("StrictHostKeyChecking"))
     }
 
+    @Test("the block carries the operator's ssh-known-hosts and ssh-identity settings, quoted")
+    func sshConfigBlockWithSettings() {
+        let block = sshConfigBlock(tunnelPath: "/t", configPath: "/c.yaml", knownHosts: "/dev dir/known_hosts", identity: "/keys/id 25519")
+        #expect(block.contains("    UserKnownHostsFile '/dev dir/known_hosts'\n"))
+        #expect(block.hasSuffix("known_hosts'\n    IdentityFile '/keys/id 25519'\n"))
+        #expect(!sshConfigBlock(tunnelPath: "/t", configPath: "/c.yaml").contains("IdentityFile"))
+    }
+
     @Test func sshConfigQuotesPathsForShellAndTokens() {
         let block = sshConfigBlock(tunnelPath: "/opt/my tools/it's/tun%nel", configPath: "/c.yaml")
         #expect(block.contains("ProxyCommand '/opt/my tools/it'\\''s/tun%%nel' proxy --config '/c.yaml' %h ssh"))
