@@ -16,3 +16,4 @@ Tests/EndToEnd/cli-docs.sh .build/debug/tunnel
 Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario
 Tests/EndToEnd/hostile.sh .build/debug/tunnel
 Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
+Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
