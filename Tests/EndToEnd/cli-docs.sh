@@ -11,7 +11,7 @@ TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
 WORK=$(mktemp -d /tmp/tunnel-cli-docs.XXXXXX)
 PASSED=0
 FAILED=0
-trap 'rm -rf "$WORK"; echo "cli-docs: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ]' EXIT
+trap 'rm -rf "$WORK"; echo "cli-docs: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ] || exit 1' EXIT
 pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
 
