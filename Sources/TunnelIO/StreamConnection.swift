@@ -35,8 +35,10 @@ public final class StreamConnection: HandleOwner {
     private var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
     /// The pipe view of the handle; only meaningful for pipes and Unix sockets.
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { tunnel_uv_storage_pipe(storage) }
-    /// Handed to libuv for every read; one allocation per connection, not per read.
-    private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Handed to libuv for every read; one allocation per connection, not per read, made at
+    /// the first read: a peer that connects and never sends (a half-open flood) costs none.
+    private var readBuffer: UnsafeMutableRawBufferPointer?
+    private let readBufferSize: Int
     private var state = HandleState.open
     private var onRead: ((ReadEvent) -> Void)?
     private var onConnect: ((Result<Void, IOError>) -> Void)?
@@ -53,7 +55,7 @@ public final class StreamConnection: HandleOwner {
         precondition(readBufferSize > 0, "read buffer must not be empty")
         storage = .allocate(capacity: 1)
         self.loop = loop
-        self.readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        self.readBufferSize = readBufferSize
         // Neither init can fail without flags or IPC: they only link the handle into the loop.
         switch kind {
         case .tcp: uv_tcp_init(loop.loop, handle)
@@ -235,7 +237,8 @@ public final class StreamConnection: HandleOwner {
         guard !isReading else { return }
         let status = uv_read_start(stream, { handle, _, buffer in
             let connection = owner(handle?.pointee.data, as: StreamConnection.self)
-            buffer!.pointee = tunnel_uv_buf(connection.readBuffer.baseAddress, connection.readBuffer.count)
+            let readBuffer = connection.readBufferForReading()
+            buffer!.pointee = tunnel_uv_buf(readBuffer.baseAddress, readBuffer.count)
         }, { stream, count, _ in
             owner(stream?.pointee.data, as: StreamConnection.self).didRead(count: count)
         })
@@ -251,9 +254,16 @@ public final class StreamConnection: HandleOwner {
         isReading = false
     }
 
+    private func readBufferForReading() -> UnsafeMutableRawBufferPointer {
+        if let readBuffer { return readBuffer }
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 16)
+        readBuffer = made
+        return made
+    }
+
     private func didRead(count: Int) {
         guard let onRead else { return }
-        if count > 0 {
+        if count > 0, let readBuffer {
             onRead(.data(UnsafeRawBufferPointer(rebasing: readBuffer[..<count])))
         } else if count == Int(UV_EOF.rawValue) {
             // libuv has already stopped reading.
@@ -451,7 +461,8 @@ public final class StreamConnection: HandleOwner {
     func handleDidClose() {
         state = .closed
         storage.deallocate()
-        readBuffer.deallocate()
+        readBuffer?.deallocate()
+        readBuffer = nil
         onRead = nil
         onConnect = nil
         let onClosed = self.onClosed

@@ -239,3 +239,4 @@ func auditRecords(in directory: String) throws -> [[String: AuditValue]] {
         }
     }
 }
+
