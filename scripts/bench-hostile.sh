@@ -9,11 +9,13 @@
 # operation's time (median, max, failures), the gateway's RSS before and at its peak, and the
 # audit log's growth per flooding source per minute.
 #
-#   scripts/bench-hostile.sh [--quick] [--check] [--seconds S] [--tunnel PATH] [--keep]
+#   scripts/bench-hostile.sh [--quick] [--check] [--seconds S] [--half-open N] [--idle-enroll N]
+#                            [--redeem-threads N] [--tunnel PATH] [--keep]
 #     --quick       smaller flood (500 half-open, 100 idle sessions, 2 redeem threads, 20 s)
 #     --check       for the end-to-end suite: fail unless every admin operation succeeded and
 #                   the audit log holds summaries, not one record per refusal (no timing asserted)
 #     --seconds S   how long the flood runs (default 60)
+#     --half-open N, --idle-enroll N, --redeem-threads N   one part of the flood at another size
 #     --tunnel PATH the binary (default .build/release/tunnel)
 # Needs python3. Raises `ulimit -n` for itself and its children.
 set -uo pipefail
@@ -25,6 +27,9 @@ while [ $# -gt 0 ]; do
         --quick) HALF_OPEN=500; IDLE_ENROLL=100; REDEEM_THREADS=2; SECONDS_FLOOD=20 ;;
         --check) CHECK=1 ;;
         --seconds) SECONDS_FLOOD=$2; shift ;;
+        --half-open) HALF_OPEN=$2; shift ;;
+        --idle-enroll) IDLE_ENROLL=$2; shift ;;
+        --redeem-threads) REDEEM_THREADS=$2; shift ;;
         --tunnel) TUNNEL=$2; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;

@@ -63,9 +63,11 @@ func admissionSourceKey(ip: String) -> String {
     return groups.joined(separator: ":") + "::/64"
 }
 
-/// Connections that have not authenticated, capped in total and per source. A newcomer is
-/// always let in: at a cap, the oldest connection of the source holding the most goes instead,
-/// so a flood from some sources evicts itself and never the lone operator from another.
+/// Connections that have not authenticated, capped in total and per source. At the total cap a
+/// newcomer takes the place of the oldest connection of a source holding more than its own;
+/// a source that holds the most (or its own cap) gets no place. So a flood fills only its own
+/// share and is turned away at the door, before any TLS work, while the lone operator from
+/// another address always finds a place.
 struct AnonymousPool<ID: Hashable> {
     let total: Int
     let perSource: Int
@@ -82,18 +84,26 @@ struct AnonymousPool<ID: Hashable> {
     func count(from source: String) -> Int { bySource[source]?.count ?? 0 }
     func contains(_ id: ID) -> Bool { entries[id] != nil }
 
-    /// Adds `id`; returns the connection to close to make room, and its source.
-    mutating func insert(_ id: ID, source: String, now: UInt64) -> (id: ID, source: String)? {
-        var evicted: (id: ID, source: String)?
-        if count(from: source) >= perSource, let oldest = bySource[source]?.first {
-            evicted = (oldest, source)
-        } else if entries.count >= total, let heaviest = heaviestSource(), let oldest = bySource[heaviest]?.first {
-            evicted = (oldest, heaviest)
-        }
-        if let evicted { remove(evicted.id) }
+    enum Room: Equatable {
+        case free
+        /// The place of this connection, the oldest of a heavier source.
+        case evict(ID, source: String)
+        case full
+    }
+
+    /// Whether a newcomer from `source` can have a place, and whose.
+    func room(for source: String) -> Room {
+        let own = count(from: source)
+        guard own < perSource else { return .full }
+        guard entries.count >= total else { return .free }
+        guard let heaviest = heaviestSource(), count(from: heaviest) > own, let oldest = bySource[heaviest]?.first else { return .full }
+        return .evict(oldest, source: heaviest)
+    }
+
+    /// Adds `id`; the caller made room (`room(for:)`).
+    mutating func insert(_ id: ID, source: String, now: UInt64) {
         entries[id] = (source, now)
         bySource[source, default: []].append(id)
-        return evicted
     }
 
     @discardableResult

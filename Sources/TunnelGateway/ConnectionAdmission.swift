@@ -10,10 +10,14 @@ struct ConnectionAdmission<ID: Hashable> {
     enum Reason: String, CaseIterable {
         /// More new connections from the source than `connectionsPerSourcePerMinute`.
         case connectionRate = "connection-rate"
-        /// Dropped to make room under the pending-handshake caps.
+        /// Dropped to make room under the pending-handshake caps for a lighter source.
         case handshakeEvicted = "handshake-evicted"
-        /// Dropped to make room under the enrollment-connection caps.
+        /// Turned away at accept: the source holds the most handshakes, or its own cap.
+        case handshakeCap = "handshake-cap"
+        /// Dropped to make room under the enrollment-connection caps for a lighter source.
         case enrollmentEvicted = "enrollment-evicted"
+        /// Turned away after the handshake: the source holds the most enrollment connections.
+        case enrollmentCap = "enrollment-cap"
         case enrollmentRate = "enrollment-rate"
         /// A second request on an enrollment connection, which serves one.
         case secondRequest = "second-request"
@@ -26,6 +30,12 @@ struct ConnectionAdmission<ID: Hashable> {
         case reenrollRefused = "reenroll-refused"
         /// An enrollment request that did not decode.
         case unreadable
+    }
+
+    /// Whether a connection gets a place, and which connection gives its place up.
+    enum Place: Equatable {
+        case admit(closing: ID?)
+        case refuse
     }
 
     enum RequestDecision: Equatable {
@@ -51,21 +61,19 @@ struct ConnectionAdmission<ID: Hashable> {
         refusals = RefusalCounter(intervalMilliseconds: limits.refusalIntervalMilliseconds, now: now)
     }
 
-    /// A source connected: may it start a handshake? A refusal is counted; the caller closes
-    /// the socket without a word (nothing it sends before TLS is authenticated anyway).
-    mutating func mayConnect(from source: String, now: UInt64) -> Bool {
+    /// A source connected: may it start a handshake, and whose place does it take? A refusal is
+    /// counted; the caller closes the socket without a word, before any TLS work.
+    mutating func mayConnect(from source: String, now: UInt64) -> Place {
         guard connectionRate.allow(source, now: now) else {
             refusals.count(source, reason: Reason.connectionRate.rawValue)
-            return false
+            return .refuse
         }
-        return true
+        return place(in: pending, for: source, evicted: .handshakeEvicted, refused: .handshakeCap)
     }
 
-    /// A handshake starts; returns the handshake to drop to make room, if any.
-    mutating func handshakeStarted(_ id: ID, source: String, now: UInt64) -> ID? {
-        guard let evicted = pending.insert(id, source: source, now: now) else { return nil }
-        dropped(evicted.id, reason: .handshakeEvicted, source: evicted.source)
-        return evicted.id
+    /// The handshake admitted by `mayConnect` starts.
+    mutating func handshakeStarted(_ id: ID, source: String, now: UInt64) {
+        pending.insert(id, source: source, now: now)
     }
 
     /// The handshake proved a node or operator certificate: it leaves the anonymous caps, and
@@ -75,13 +83,26 @@ struct ConnectionAdmission<ID: Hashable> {
         connectionRate.refund(entry.source, now: now)
     }
 
-    /// The handshake chose enrollment; returns the enrollment connection to close to make room.
-    mutating func enrollmentStarted(_ id: ID, now: UInt64) -> ID? {
-        guard let entry = pending.remove(id) else { return nil }
+    /// The handshake chose enrollment: does it get a place, and whose?
+    mutating func enrollmentStarted(_ id: ID, now: UInt64) -> Place {
+        guard let entry = pending.remove(id) else { return .refuse }
+        let decision = place(in: enrolling, for: entry.source, evicted: .enrollmentEvicted, refused: .enrollmentCap)
         // The deadline counts from the accept, so a slow handshake does not extend it.
-        guard let evicted = enrolling.insert(id, source: entry.source, now: entry.since) else { return nil }
-        dropped(evicted.id, reason: .enrollmentEvicted, source: evicted.source)
-        return evicted.id
+        if case .admit = decision { enrolling.insert(id, source: entry.source, now: entry.since) }
+        return decision
+    }
+
+    private mutating func place(in pool: AnonymousPool<ID>, for source: String, evicted: Reason, refused: Reason) -> Place {
+        switch pool.room(for: source) {
+        case .free:
+            return .admit(closing: nil)
+        case .evict(let id, let owner):
+            dropped(id, reason: evicted, source: owner)
+            return .admit(closing: id)
+        case .full:
+            refusals.count(source, reason: refused.rawValue)
+            return .refuse
+        }
     }
 
     /// An enrollment connection asks something: serve it, or refuse (counted here).

@@ -11,21 +11,25 @@ extension Gateway {
     typealias AdmissionReason = ConnectionAdmission<ObjectIdentifier>.Reason
 
     /// The source a socket's limits are counted against, or nil when its source may start no
-    /// handshake now (the caller closes it before any TLS work).
+    /// handshake now (the caller closes it before any TLS work). A handshake that gives up its
+    /// place to this one is closed (no TLS yet, so nothing to tell it).
     func admissionSource(of socket: StreamConnection) -> String? {
         let source = (try? socket.peerAddress()).map { admissionSourceKey(ip: $0.ip) } ?? "unknown"
-        return admission.mayConnect(from: source, now: loop.now) ? source : nil
+        guard case .admit(let closing) = admission.mayConnect(from: source, now: loop.now) else { return nil }
+        if let closing { connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress")) }
+        return source
     }
 
     func handshakeStarted(_ connection: MuxConnection, source: String) {
-        guard let evicted = admission.handshakeStarted(ObjectIdentifier(connection), source: source, now: loop.now) else { return }
-        // No TLS yet, so nothing to tell it.
-        connections[evicted]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
+        admission.handshakeStarted(ObjectIdentifier(connection), source: source, now: loop.now)
     }
 
-    func enrollmentStarted(_ connection: MuxConnection) {
-        guard let evicted = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now) else { return }
-        connections[evicted]?.connection.abort(Failure(.enhanceYourCalm, "too many enrollment connections; retry later"))
+    /// Whether an enrollment connection gets a place (else it is refused with a GOAWAY saying why).
+    func enrollmentStarted(_ connection: MuxConnection) -> Failure? {
+        let tooMany = Failure(.enhanceYourCalm, "too many enrollment connections from your address; retry later")
+        guard case .admit(let closing) = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now) else { return tooMany }
+        if let closing { connections[closing]?.connection.abort(Failure(.enhanceYourCalm, "too many enrollment connections; retry later")) }
+        return nil
     }
 
     /// Whether the request on an enrollment connection is served; a refused one ends the

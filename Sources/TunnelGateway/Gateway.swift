@@ -484,8 +484,7 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         if connection.applicationProtocol == TunnelProtocol.enrollALPN {
             connections[key] = .enrolling(connection)
-            enrollmentStarted(connection)
-            return nil
+            return enrollmentStarted(connection)
         }
         guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy, let certificate = connection.peerCertificate else {
             return Failure(TunnelErrorCode.wrongRole, "no verified tunnel identity")

@@ -43,40 +43,47 @@ struct AdmissionTests {
         limits.connectionsPerSourcePerMinute = 60
         var admission = Admission(limits: limits, now: 0)
         for id in 0..<10 {
-            let value6 = admission.mayConnect(from: "198.51.100.7", now: 0)
-            #expect(value6)
-            _ = admission.handshakeStarted(id, source: "198.51.100.7", now: 0)
+            let place = admission.mayConnect(from: "198.51.100.7", now: 0)
+            #expect(place == .admit(closing: nil))
+            admission.handshakeStarted(id, source: "198.51.100.7", now: 0)
         }
-        let value7 = admission.mayConnect(from: "198.51.100.7", now: 0)
-        #expect(!value7)
-        let value8 = admission.mayConnect(from: "203.0.113.1", now: 0)
-        #expect(value8, "another source is not charged")
+        let overRate = admission.mayConnect(from: "198.51.100.7", now: 0)
+        #expect(overRate == .refuse)
+        let other = admission.mayConnect(from: "203.0.113.1", now: 0)
+        #expect(other == .admit(closing: nil), "another source is not charged")
         admission.authenticated(0, now: 0)
-        let value9 = admission.mayConnect(from: "198.51.100.7", now: 0)
-        #expect(value9, "an operator's connection costs its source nothing")
+        let refunded = admission.mayConnect(from: "198.51.100.7", now: 0)
+        #expect(refunded == .admit(closing: nil), "an operator's connection costs its source nothing")
         let summary = admission.takeRefusalSummaries(now: 60_000)
         #expect(summary.map(\.key) == ["198.51.100.7"])
         #expect(summary.first?.counts == ["connection-rate": 1])
     }
 
-    @Test("at the caps the oldest handshake of the heaviest source goes, never a lone source's")
-    func handshakeEviction() {
+    @Test("a flood fills only its share of the handshake caps; a lone source always finds a place")
+    func handshakePlaces() {
         var limits = AdmissionLimits()
         limits.pendingHandshakes = 10
-        limits.pendingHandshakesPerSource = 8
+        limits.pendingHandshakesPerSource = 6
         var admission = Admission(limits: limits, now: 0)
-        var evicted: [Int] = []
-        _ = admission.handshakeStarted(1000, source: "operator", now: 0)
-        for id in 0..<20 {
-            let source = id < 12 ? "flood-a" : "flood-b"
-            if let out = admission.handshakeStarted(id, source: source, now: UInt64(1 + id)) { evicted.append(out) }
+        func connect(_ id: Int, _ source: String) -> Admission.Place {
+            let place = admission.mayConnect(from: source, now: UInt64(id))
+            if case .admit = place { admission.handshakeStarted(id, source: source, now: UInt64(id)) }
+            return place
         }
-        #expect(!evicted.contains(1000))
-        #expect(admission.pending.contains(1000))
-        #expect(admission.pending.count <= 10)
-        #expect(admission.pending.count(from: "flood-a") <= 8)
-        // flood-a hit its own cap first: its oldest went, in order.
-        #expect(Array(evicted.prefix(4)) == [0, 1, 2, 3])
+        let flood = (0..<20).map { connect($0, "flood-a") }
+        #expect(flood.filter { $0 == .admit(closing: nil) }.count == 6, "its own cap, then turned away")
+        #expect(flood.filter { $0 == .refuse }.count == 14)
+        // At the total cap flood-b takes flood-a's places until they hold as many each.
+        let second = (20..<30).map { connect($0, "flood-b") }
+        #expect(second.filter { $0 == .admit(closing: nil) }.count == 4)
+        #expect(second.filter { $0 == .admit(closing: 0) }.count == 1)
+        // Full: a newcomer from a light source takes the place of the heaviest's oldest.
+        #expect(connect(100, "operator") == .admit(closing: 1))
+        #expect(connect(101, "flood-b") == .refuse, "flood-b holds the most now: no place")
+        #expect(admission.pending.contains(100))
+        #expect(admission.pending.count == 10)
+        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) { $0[$1.key] = $1.counts }
+        #expect(counts["flood-a"] == ["handshake-cap": 14, "handshake-evicted": 2])
     }
 
     @Test("an enrollment connection serves one request, at the source's rate, until its deadline")
@@ -85,14 +92,14 @@ struct AdmissionTests {
         limits.enrollmentsPerSourcePerMinute = 6
         limits.enrollmentDeadline = .seconds(15)
         var admission = Admission(limits: limits, now: 0)
-        _ = admission.handshakeStarted(1, source: "a", now: 0)
+        admission.handshakeStarted(1, source: "a", now: 0)
         let value10 = admission.enrollmentStarted(1, now: 100)
-        #expect(value10 == nil)
+        #expect(value10 == .admit(closing: nil))
         let value11 = admission.enrollmentRequest(1, now: 200)
         #expect(value11 == .serve)
         let value12 = admission.enrollmentRequest(1, now: 300)
         #expect(value12 == .refuse(.secondRequest))
-        _ = admission.handshakeStarted(2, source: "a", now: 400)
+        admission.handshakeStarted(2, source: "a", now: 400)
         _ = admission.enrollmentStarted(2, now: 400)
         let value13 = admission.enrollmentRequest(2, now: 500)
         #expect(value13 == .refuse(.enrollmentRate), "a burst of one a minute's tenth")
