@@ -6,7 +6,7 @@
                    [--sources K] [--ready FILE]
 
 --half-open N      N TCP connections that never send a byte, held open (spread over K sources,
-                   127.0.0.2 onwards); when the gateway closes one it is opened again
+                   127.0.0.2 onwards); when the gateway closes one it is opened again a second later
 --idle-enroll N    N TLS sessions with ALPN tunnel-enroll/1 that send HELLO and then nothing,
                    each reopened as soon as the gateway closes it (from 127.0.0.100 onwards)
 --redeem-threads N threads that redeem a made-up token at full speed, one connection each
@@ -58,7 +58,11 @@ def half_open(port, total, spread, deadline, ready):
         connect(index)
     if ready:
         open(ready, "w").write("ready\n")
+    reopen = []  # (when, index): a persistent attacker, not a tight loop
     while time.time() < deadline:
+        now = time.time()
+        while reopen and reopen[0][0] <= now:
+            connect(reopen.pop(0)[1])
         for key, _ in sel.select(timeout=0.2):
             try:
                 data = key.fileobj.recv(4096)
@@ -68,8 +72,7 @@ def half_open(port, total, spread, deadline, ready):
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
                 bump("half_open_closed_by_gateway")
-                if time.time() < deadline:
-                    connect(key.data)
+                reopen.append((time.time() + 1, key.data))
 
 
 def tls_context():
