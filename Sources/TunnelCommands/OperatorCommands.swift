@@ -117,6 +117,9 @@ public struct ProxyCommand: ParsableCommand {
 
     public init() {}
 
+    /// How long a hung-up proxy waits for its stream to finish before it cuts it.
+    static let hangupGraceMilliseconds: UInt64 = 2_000
+
     public func run() throws {
         let node = try checkedNodeName(node)
         let (settings, logger) = try options.settingsAndLogger()
@@ -136,7 +139,17 @@ public struct ProxyCommand: ParsableCommand {
                 message = failure?.message
                 finish(failure == nil ? 0 : CommandFailure.failureExitCode)
             }
-            return nil
+            // ssh sends SIGHUP to its ProxyCommand as it exits, also after a clean logout. The
+            // stream is ending anyway then (stdin reaches EOF, the server's FIN is on its way), so
+            // it gets a moment to finish cleanly and be audited as closed, not cut mid-stream.
+            let grace = LoopTimer(loop: loop)
+            let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in
+                grace.start(after: Self.hangupGraceMilliseconds) { finish(128 + SIGHUP) }
+            }
+            return {
+                hangup?.close()
+                grace.close()
+            }
         }
         if let message { throw CommandFailure(message, exitCode: code) }
         if code != 0 { throw ExitCode(code) }
@@ -153,6 +166,9 @@ public struct ForwardCommand: ParsableCommand {
     @Option(help: "Local address to listen on (port 0 picks a free one)") var listen = "127.0.0.1:0"
 
     public init() {}
+
+    /// How long a hung-up proxy waits for its stream to finish before it cuts it.
+    static let hangupGraceMilliseconds: UInt64 = 2_000
 
     public func run() throws {
         let node = try checkedNodeName(node)

@@ -47,6 +47,11 @@ for r in recent:
         seen[("deny", r["operator"], r["node"], r["service"], r["outcome"])] += 1
         problems += [f"stream_deny seq {r['seq']} lacks {f}" for f in ["operator", "node", "service", "reason", "source", "session"] if not r.get(f)]
 
+# An ssh session that ends by logging out closes as "closed", never "reset" (docs/TUNNEL.md §4).
+for r in recent:
+    if r["type"] == "stream_close" and r.get("service") == "ssh" and r.get("outcome") == "reset":
+        problems.append(f"ssh stream {r['stream']} closed as reset ({r.get('reason')}); a logout is a clean close")
+
 expected = collections.Counter()
 events = collections.Counter()
 with open(expected_file, encoding="utf-8") as handle:
