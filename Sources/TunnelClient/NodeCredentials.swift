@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 /// Where a node keeps its identity: its key (made on the node, never sent anywhere), its
@@ -82,7 +83,8 @@ public enum NodeCredentials {
         } catch {
             return completion(.failure(FleetFailure("cannot prepare the node key \(files.key): \(error)")))
         }
-        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init)
+        // Node names are lower-case (docs/TUNNEL.md §6); a host called PLC-07 enrolls as plc-07.
+        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map { Names.asciiLowercased($0) }
         let request = EnrollmentRequest.redeem(RedeemRequest(
             tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels, csr: csr))
         func call(at time: TLSConnection.CertificateTime, checkClock: Bool) {
