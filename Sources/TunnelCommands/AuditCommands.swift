@@ -94,8 +94,12 @@ enum AuditReader {
 
 /// Where the auditor commands read and who to tell about the read.
 struct AuditSourceOptions: ParsableArguments {
-    @Option(help: "Audit directory") var dir: String = AuditReader.defaultDirectory
+    @Option(help: "Audit directory; repeat it for each replica's log of a cluster (records merged by time)") var dir: [String] = []
     @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)") var adminSocket: String?
+
+    var directories: [String] { dir.isEmpty ? [AuditReader.defaultDirectory] : dir }
+    /// The directories as the audit record of the read names them.
+    var described: String { directories.joined(separator: " ") }
 }
 
 public struct AuditCommand: ParsableCommand {
@@ -138,12 +142,12 @@ public struct AuditListCommand: ParsableCommand {
         for (name, kind) in [(node, NameKind.node), (user, .user), (service, .service)] {
             if let name { do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message) } }
         }
-        try AuditReader.recordRead("ls \(source.dir)", adminSocket: source.adminSocket)
+        try AuditReader.recordRead("ls \(source.described)", adminSocket: source.adminSocket)
         // Bytes, as the gateway routes: `String.==` would let a Kelvin sign stand for `K`.
         func matches(_ entry: AuditEntry, _ field: String, _ wanted: String?) -> Bool {
             wanted.map { wanted in entry.string(field).map { Names.same($0, wanted) } ?? false } ?? true
         }
-        let entries = try AuditReader.entries(in: source.dir).filter { entry in
+        let entries = try AuditLogs.merged(source.directories).filter { entry in
             (since == nil || (entry.date ?? .distantPast) >= since!)
                 && matches(entry, "node", node) && matches(entry, "operator", user) && matches(entry, "service", service)
         }
@@ -194,11 +198,11 @@ public struct AuditShowCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        try AuditReader.recordRead("show \(id) in \(source.dir)", adminSocket: source.adminSocket)
-        let matching = try AuditReader.entries(in: source.dir).filter { entry in
+        try AuditReader.recordRead("show \(id) in \(source.described)", adminSocket: source.adminSocket)
+        let matching = try AuditLogs.merged(source.directories).filter { entry in
             entry.string("session") == id || entry.string("stream") == id || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
         }
-        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.dir); `tunnel audit ls` lists streams") }
+        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.described); `tunnel audit ls` lists streams") }
         if output.isJSON { return printJSON(matching.map(\.fields)) }
         for entry in matching {
             print(InertText.escapeJSON(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
@@ -211,38 +215,6 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
-    }
-}
-
-public struct AuditVerifyCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Verify an audit directory or an export, offline; names the first bad record.",
-        discussion: "Take the public key (or its key id) from somewhere other than the machine being audited.")
-    @Argument(help: "An audit directory or a bundle from `tunnel audit export`") var path: String = AuditReader.defaultDirectory
-    @Option(help: "The gateway's audit public key (default: audit-key.pub.pem beside the log)") var key: String?
-    @Flag(help: "Also require the log to end with a clean close (a stopped gateway's log)") var closed = false
-    @OptionGroup var output: OutputOptions
-    /// A valid chain that no checkpoint signs: neither a failure (1) nor OK (0).
-    static let unsignedExitCode: Int32 = 3
-    public init() {}
-
-    public func run() throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CommandFailure.usage("\(path) does not exist")
-        }
-        let report: AuditReport
-        if isDirectory.boolValue {
-            let segments = (try? AuditReader.segments(in: path)) ?? []
-            let progress = ProgressLine("verifying", total: segments.reduce(0) { $0 + fileSize($1) }, unit: .bytes)
-            report = AuditVerifier.verify(directory: path, publicKeyFile: key, requireClosed: closed) { progress.update($0) }
-            progress.finish()
-        } else {
-            report = try AuditBundle.verify(bundle: path, publicKeyFile: key)
-        }
-        print(output.isJSON ? jsonText(VerifyResult(report)) : report.summary)
-        if !report.isValid { throw ExitCode(1) }
-        if !report.isSigned { throw ExitCode(Self.unsignedExitCode) }
     }
 }
 
@@ -279,16 +251,26 @@ enum AuditBundle {
         return path
     }
 
-    /// Unpacks a bundle into a temporary directory and verifies it (`unpack`).
+    /// Unpacks a bundle into a temporary directory and verifies its one log (`unpack`).
     static func verify(bundle: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         return try unpack(bundle: bundle, into: directory, publicKeyFile: publicKeyFile)
     }
 
-    /// Unpacks a bundle into `directory`, checks every file against the manifest, then verifies
-    /// the chain and signatures of the segments there.
+    /// Unpacks a bundle of one log into `directory`, checks it against its manifest, then
+    /// verifies the chain and signatures of the segments there.
     static func unpack(bundle: String, into directory: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
+        try unpackChecked(bundle: bundle, into: directory)
+        guard !(try AuditReader.segments(in: directory)).isEmpty else {
+            throw .failed("\(bundle) holds no audit segments at its top (an export of several logs is checked with `tunnel audit verify`)")
+        }
+        let log = AuditLogs.Log(name: bundle, directory: directory, isExcerpt: true)
+        return try AuditLogs.verify([log], keyFiles: publicKeyFile.map { [$0] } ?? [], requireClosed: false)[0].report
+    }
+
+    /// Unpacks a bundle into `directory` and checks every file against the manifest.
+    static func unpackChecked(bundle: String, into directory: String) throws(CommandFailure) {
         try run(["-xf", bundle, "-C", directory])
         guard let listed = try? String(contentsOfFile: "\(directory)/\(manifest)", encoding: .utf8) else {
             throw .failed("\(bundle) has no \(manifest); it is not a bundle from `tunnel audit export`")
@@ -300,12 +282,6 @@ enum AuditBundle {
             guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else { throw .failed("\(bundle): \(name) is listed in the manifest but missing") }
             guard try sha256(of: "\(directory)/\(name)") == parts[0] else { throw .failed("\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed") }
         }
-        let keyPath = publicKeyFile ?? "\(directory)/\(AuditSigningKey.publicKeyFileName)"
-        let key: AuditPublicKey
-        do { key = try AuditPublicKey(pemFile: keyPath) } catch { throw .failed("cannot read the public key \(keyPath): \(error)") }
-        let segments = try AuditReader.segments(in: directory)
-        guard !segments.isEmpty else { throw .failed("\(bundle) holds no audit segments") }
-        return AuditVerifier.verify(files: segments, publicKey: key)
     }
 }
 
@@ -321,47 +297,40 @@ public struct AuditExportCommand: ParsableCommand {
     public func run() throws {
         let from = try AuditReader.time(since, flag: "--since")
         let to = try until.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--until") } ?? Date()
-        try AuditReader.recordRead("export \(since)…\(until ?? "now") of \(source.dir)", adminSocket: source.adminSocket)
-        print(try AuditBundle.export(directory: source.dir, from: from, to: to, out: out))
+        try AuditReader.recordRead("export \(since)…\(until ?? "now") of \(source.described)", adminSocket: source.adminSocket)
+        print(try AuditBundle.export(directories: source.directories, from: from, to: to, out: out))
     }
 }
 
 extension AuditBundle {
-    /// Writes the bundle of the segments that overlap `from`…`to` and the recordings of the
-    /// streams closed in it; returns the sentence saying what it wrote.
+    /// Writes the bundle of one log (the console's export).
     static func export(directory: String, from: Date, to: Date, out: String) throws(CommandFailure) -> String {
+        try export(directories: [directory], from: from, to: to, out: out)
+    }
+
+    /// Writes the bundle of the segments that overlap `from`…`to` and the recordings of the
+    /// streams closed in it; returns the sentence saying what it wrote. Several logs (a
+    /// cluster's) go into a subdirectory each, named by `AuditLogs.exportNames`.
+    static func export(directories: [String], from: Date, to: Date, out: String) throws(CommandFailure) -> String {
         let staging = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: staging) }
-        var names: [String] = []
-        var recordings: Set<String> = []
-        let segments = try AuditReader.segments(in: directory)
-        let reading = ProgressLine("reading", total: segments.reduce(0) { $0 + fileSize($1) }, unit: .bytes)
+        let prefixes = directories.count == 1 ? [""] : AuditLogs.exportNames(directories).map { "\($0)/" }
+        var segments: [[String]] = []
+        for directory in directories { segments.append(try AuditReader.segments(in: directory)) }
+        let reading = ProgressLine("reading", total: segments.joined().reduce(0) { $0 + fileSize($1) }, unit: .bytes)
         var read: Int64 = 0
-        for segment in segments {
-            read += fileSize(segment)
-            reading.update(read)
-            let entries = try AuditReader.entries(of: segment)
-            guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
-            let name = (segment as NSString).lastPathComponent
-            try copy(segment, to: "\(staging)/\(name)")
-            names.append(name)
-            for entry in entries where entry.type == "stream_close" {
-                if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
+        var names: [String] = []
+        var recordings = 0
+        for (index, directory) in directories.enumerated() {
+            let staged = try stage(segments[index], of: directory, from: from, to: to, into: staging, prefix: prefixes[index]) { size in
+                read += size
+                reading.update(read)
             }
+            names += staged.names
+            recordings += staged.recordings
         }
         reading.finish()
-        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directory)") }
-        if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/recordings") }
-        for recording in recordings.sorted() {
-            let name = "recordings/\(recording)"
-            try copy("\(directory)/\(name)", to: "\(staging)/\(name)")
-            names.append(name)
-        }
-        let key = "\(directory)/\(AuditSigningKey.publicKeyFileName)"
-        if FileManager.default.fileExists(atPath: key) {
-            try copy(key, to: "\(staging)/\(AuditSigningKey.publicKeyFileName)")
-            names.append(AuditSigningKey.publicKeyFileName)
-        }
+        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directories.joined(separator: " "))") }
         // Hashing, then tar writing the bundle: each pass over the staged bytes is half the work.
         let staged = names.reduce(0) { $0 + fileSize("\(staging)/\($1)") }
         let packing = ProgressLine("packing", total: 2 * staged, unit: .bytes)
@@ -377,7 +346,43 @@ extension AuditBundle {
             try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) { packing.update(staged + fileSize(out)) }
         }
         packing.finish()
-        return "wrote \(out): \(names.filter { $0.hasPrefix("audit-") }.count) segment(s), \(recordings.count) recording(s); check it with `tunnel audit verify \(out)`"
+        let segmentCount = names.filter { $0.hasSuffix(".jsonl") }.count
+        return "wrote \(out): \(segmentCount) segment(s) of \(directories.count) log(s), \(recordings) recording(s); check it with `tunnel audit verify \(out)`"
+    }
+
+    /// Copies into `staging/prefix` the segments of one log that overlap `from`…`to`, the
+    /// recordings of the streams closed in it and the log's public key; returns the names
+    /// staged (when any segment was) and the number of recordings. `read` is told each
+    /// segment's size as it is read.
+    private static func stage(_ segments: [String], of directory: String, from: Date, to: Date, into staging: String, prefix: String,
+                              read: (Int64) -> Void) throws(CommandFailure) -> (names: [String], recordings: Int) {
+        var names: [String] = []
+        var recordings: Set<String> = []
+        for segment in segments {
+            read(fileSize(segment))
+            let entries = try AuditReader.entries(of: segment)
+            guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
+            if names.isEmpty && !prefix.isEmpty { try GatewayPKI.makeDirectory("\(staging)/\(prefix)") }
+            let name = prefix + (segment as NSString).lastPathComponent
+            try copy(segment, to: "\(staging)/\(name)")
+            names.append(name)
+            for entry in entries where entry.type == "stream_close" {
+                if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
+            }
+        }
+        guard !names.isEmpty else { return ([], 0) }
+        if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/\(prefix)recordings") }
+        for recording in recordings.sorted() {
+            let name = "\(prefix)recordings/\(recording)"
+            try copy("\(directory)/recordings/\(recording)", to: "\(staging)/\(name)")
+            names.append(name)
+        }
+        let key = "\(directory)/\(AuditSigningKey.publicKeyFileName)"
+        if FileManager.default.fileExists(atPath: key) {
+            try copy(key, to: "\(staging)/\(prefix)\(AuditSigningKey.publicKeyFileName)")
+            names.append(prefix + AuditSigningKey.publicKeyFileName)
+        }
+        return (names, recordings.count)
     }
 
     /// Creates `path` as a new file (0600: recordings hold keystrokes) and lets `body` fill it.
@@ -415,15 +420,16 @@ public struct AuditReplayCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        try AuditReader.recordRead("replay \(id) in \(source.dir)", adminSocket: source.adminSocket)
-        let entries = try AuditReader.entries(in: source.dir)
+        try AuditReader.recordRead("replay \(id) in \(source.described)", adminSocket: source.adminSocket)
+        let entries = try AuditLogs.merged(source.directories)
         // The open record names the recording, so a session whose close is not written yet
         // (still running, or ending this instant) can be played too; only a close seals it.
         guard let open = entries.last(where: { $0.type == "stream_open" && $0.string("recording") != nil && (id == "last" || $0.string("stream") == id) }),
               let stream = open.string("stream"), let recording = open.string("recording") else {
-            throw CommandFailure.failed("no recording of stream \(id) in \(source.dir); `tunnel audit ls --service shell` lists recorded sessions")
+            throw CommandFailure.failed("no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions")
         }
-        let path = "\(source.dir)/recordings/\(recording)"
+        // The recording is beside the log that holds its open record.
+        let path = "\((open.file as NSString).deletingLastPathComponent)/recordings/\(recording)"
         if let close = entries.last(where: { $0.type == "stream_close" && $0.string("stream") == stream }) {
             if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
                 throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed")
@@ -441,39 +447,6 @@ public struct AuditReplayCommand: ParsableCommand {
             if pause > 0 { usleep(useconds_t(pause * 1_000_000)) }
             FileHandle.standardOutput.write(Data(data.utf8))
         }
-    }
-}
-
-/// `tunnel audit verify --json` (docs/JSON.md): the verdict and what was checked.
-struct VerifyResult: Encodable {
-    let valid: Bool
-    let problem: String?
-    let keyID: String
-    let files: [String]
-    let records: UInt64
-    let firstSeq: UInt64?
-    let lastSeq: UInt64?
-    let checkpoints: Int
-    let recoveries: Int
-    let lastCheckpointSeq: UInt64?
-    let unsignedTail: UInt64
-    let closedCleanly: Bool
-    let summary: String
-
-    init(_ report: AuditReport) {
-        valid = report.isValid
-        problem = report.problem?.message
-        keyID = report.keyID
-        files = report.files
-        records = report.records
-        firstSeq = report.firstSeq
-        lastSeq = report.lastSeq
-        checkpoints = report.checkpoints
-        recoveries = report.recoveries
-        lastCheckpointSeq = report.lastCheckpointSeq
-        unsignedTail = report.unsignedTail
-        closedCleanly = report.closedCleanly
-        summary = report.summary
     }
 }
 
