@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // YAML config files (/etc/tunnel/*.yaml), parsed strictly so unknown keys can be refused.
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // The Prometheus exposition format and its metric types (README, Dependencies).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
@@ -40,7 +42,12 @@ let package = Package(
         .testTarget(name: "TunnelTextTests", dependencies: ["TunnelText"]),
         /// The auditor's web console (`tunnel audit serve`): pages over an audit log, served on the
         /// libuv loop. Linked into the `tunnel` binary through TunnelCommands, not into TunnelClient.
-        .target(name: "TunnelConsole", dependencies: ["TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
+        .target(name: "TunnelConsole", dependencies: ["TunnelHTTPServer", "TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
+        /// A small read-only HTTP/1.1 server on the libuv loop, shared by the console and the metrics endpoint.
+        .target(name: "TunnelHTTPServer", dependencies: ["TunnelHTTP", "TunnelIO"]),
+        /// Prometheus metrics of the gateway and the client, and the `--metrics-listen` endpoint.
+        .target(name: "TunnelMetrics", dependencies: ["TunnelHTTPServer", "TunnelHTTP", "TunnelIO", .product(name: "Prometheus", package: "swift-prometheus")]),
+        .testTarget(name: "TunnelMetricsTests", dependencies: ["TunnelMetrics", "TunnelIO", "TunnelHTTP"]),
         .testTarget(name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit", "TunnelRuntime"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -69,7 +76,7 @@ let package = Package(
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube", "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
         ]),
         /// Pseudo-terminals and login shells, in C because the child between fork and exec may
         /// run only async-signal-safe code; and the operator's local terminal (raw mode, size).
@@ -89,7 +96,7 @@ let package = Package(
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
         /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole",
+            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),

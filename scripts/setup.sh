@@ -27,6 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Prometheus and promtool for Tests/EndToEnd/metrics.sh, which runs its own on a free port: no
+# recommends (node exporter), and no packaged service left running (policy-rc.d refuses starts).
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'ok installed'; then
+    guard=""
+    [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; }
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+fi
 # Playwright drives the system Chromium in the console tests; it is told never to fetch a browser.
 python3 -c 'import playwright' 2>/dev/null || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 python3 -m pip install --quiet --break-system-packages playwright
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6 (swift.org) first" >&2; exit 1; }

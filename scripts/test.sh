@@ -2,7 +2,7 @@
 # The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
-# and kubectl by impersonation (kubernetes.sh).
+# kubectl by impersonation (kubernetes.sh), and a real Prometheus scraping the gateway (metrics.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +17,4 @@ Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario
 Tests/EndToEnd/hostile.sh .build/debug/tunnel
 Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
 Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
+Tests/EndToEnd/metrics.sh .build/debug/tunnel

@@ -69,6 +69,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("reenroll-window")) var reenrollWindow: String?
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
+    @Option(help: schema.argumentHelp("metrics-listen")) var metricsListen: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
@@ -80,7 +81,7 @@ public struct GatewayCommand: ParsableCommand {
     var flags: [String: [String]] {
         given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
                ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow), ("drain-timeout", drainTimeout),
-               ("handshake-timeout", handshakeTimeout), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+               ("handshake-timeout", handshakeTimeout), ("metrics-listen", metricsListen), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                ("log-format", logFormat)])
             .merging(admission.flags) { $1 }
     }
@@ -106,9 +107,12 @@ public struct GatewayCommand: ParsableCommand {
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (running, _) = try startGateway(configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)
+            let metrics = try startMetrics(gateway.metricsListen, loop: loop, logger: logger,
+                                           exposition: running.metricsExposition, unreadiness: running.unreadiness)
             let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in running.reloadPolicy() }
             return { stopped in
                 hangup?.close()
+                metrics?.close()
                 running.stop(completion: stopped)
             }
         }

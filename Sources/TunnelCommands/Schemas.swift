@@ -23,6 +23,10 @@ public enum Schemas {
         SettingSpec("keepalive-interval", .duration, .defaultValue("15s"), help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
     }
 
+    static func metricsListen() -> SettingSpec {
+        SettingSpec("metrics-listen", .hostPort, .optional, help: "Address for Prometheus /metrics, /healthz and /readyz over plain HTTP; off unless set (keep it on a private network)", example: "127.0.0.1:9443")
+    }
+
     public static let gateway = SettingsSchema(
         command: "gateway",
         defaultConfigPath: "/etc/tunnel/gateway.yaml",
@@ -36,6 +40,7 @@ public enum Schemas {
             SettingSpec("reenroll-window", .duration, .defaultValue("30d"), help: "How long after its certificate expired a node may re-enroll with it; after that it needs a new join token", example: "30d"),
             SettingSpec("drain-timeout", .duration, .defaultValue("30s"), help: "How long shutdown waits for open streams", example: "30s"),
             SettingSpec("handshake-timeout", .duration, .defaultValue("10s"), help: "Time allowed for a TLS handshake", example: "10s"),
+            metricsListen(),
             keepalive(),
             logLevel(),
             logFormat(),
@@ -98,6 +103,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat = .text
     public var admission = AdmissionLimits()
+    public var metricsListen: HostPort?
 }
 
 extension GatewaySettings {
@@ -116,6 +122,7 @@ extension GatewaySettings {
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
         logFormat = LogFormat(rawValue: s.string("log-format")!)!
         admission = AdmissionSettings.limits(s)
+        metricsListen = s.hostPort("metrics-listen")
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TunnelAudit
+import TunnelMetrics
 import TunnelTLS
 
 /// The gateway's audit trail (`docs/AUDIT.md`): every event as one hash-chained record, with
@@ -12,6 +13,7 @@ final class AuditTrail {
     let directory: String
     private let log: AuditLog
     private let logger: Logger
+    private let metrics: GatewayMetrics?
     /// Why the last write failed, while the log refuses records.
     private(set) var failure: String?
 
@@ -21,9 +23,11 @@ final class AuditTrail {
     /// Opens (or recovers) the log in `directory`, signing with the key in `keyDirectory`, which
     /// is kept apart from the log so that an exported log never carries the private key. After a
     /// crash, every stream left open gets its close record with outcome `gateway_crash`.
-    init(directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(), logger: Logger) throws(AuditError) {
+    init(directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(), logger: Logger,
+         metrics: GatewayMetrics? = nil) throws(AuditError) {
         self.directory = directory
         self.logger = logger
+        self.metrics = metrics
         let key = try AuditSigningKey.loadOrCreate(keyDirectory: keyDirectory)
         var configuration = configuration
         configuration.streamRecords = Self.streamRecords
@@ -52,10 +56,14 @@ final class AuditTrail {
     /// written; a caller whose action needs the record (a stream open) must then refuse it.
     @discardableResult
     func record(_ type: String, _ fields: [String: AuditValue?], durable: Bool = false) -> Bool {
+        metrics?.observe(type, fields)
+        let started = ContinuousClock.now
         do {
             try log.append(type: type, fields: fields.compactMapValues { $0 }, now: Date(), durable: durable)
+            metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: false)
             return true
         } catch {
+            metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: true)
             if failure == nil {
                 logger.critical("audit log write failed: no new streams are admitted until it can be written again", metadata: ["error": "\(error.message)"])
             }

@@ -141,6 +141,9 @@ struct ConnectionAdmission<ID: Hashable> {
         served.remove(id)
     }
 
+    /// Refusals by reason since the start (for the metrics).
+    var refusalTotals: [String: Int] { refusals.totals }
+
     /// One summary per source that was refused anything in the interval just ended.
     mutating func takeRefusalSummaries(now: UInt64, force: Bool = false) -> [RefusalCounter.Summary] {
         refusals.takeSummaries(now: now, force: force)

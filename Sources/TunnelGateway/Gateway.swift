@@ -3,6 +3,7 @@ import Logging
 import Multiplex
 import TunnelAudit
 import TunnelIO
+import TunnelMetrics
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
@@ -89,6 +90,9 @@ public final class Gateway {
     private var policyFileContent: [UInt8]?
     private var drainTimer: LoopTimer?
     private var onStopped: (() -> Void)?
+    /// Counted at the decisions, read by `--metrics-listen` (`Gateway+Metrics.swift`).
+    public let metrics = GatewayMetrics()
+    var isListening: Bool { listener != nil }
 
     /// How often certificate deadlines and the policy file are checked.
     static let housekeepingMilliseconds: UInt64 = 1_000
@@ -139,7 +143,7 @@ public final class Gateway {
         let (policy, content) = try Self.loadPolicy(configuration.policyPath)
         policyFileContent = content
         authority = FleetAuthority(
-            store: store, nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
+            store: MeasuredFleetStore(store, metrics: metrics), nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
             nodeCertificateLifetime: configuration.nodeCertificateLifetime, reenrollWindow: configuration.reenrollWindow, policy: policy)
         housekeeping = LoopTimer(loop: loop)
         admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
@@ -148,7 +152,7 @@ public final class Gateway {
         if let directory = configuration.auditDirectory {
             do {
                 audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key",
-                                   configuration: configuration.auditPolicy, logger: logger)
+                                   configuration: configuration.auditPolicy, logger: logger, metrics: metrics)
             } catch {
                 throw FleetFailure("cannot open the audit log in \(directory): \(error.message)")
             }
@@ -484,6 +488,7 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         if connection.applicationProtocol == TunnelProtocol.enrollALPN {
             connections[key] = .enrolling(connection)
+            metrics.handshake(kind: "enroll", admitted: true)
             return enrollmentStarted(connection)
         }
         guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy, let certificate = connection.peerCertificate else {

@@ -23,6 +23,8 @@ struct RefusalCounter {
     private var overflowKeys: Set<String> = []
     private var overflowCounts: [String: Int] = [:]
     private var intervalStart: UInt64
+    /// Refusals by reason since the start, never reset (the metrics' running totals).
+    private(set) var totals: [String: Int] = [:]
 
     init(intervalMilliseconds: UInt64, maximumKeys: Int = 1024, now: UInt64) {
         self.intervalMilliseconds = max(1, intervalMilliseconds)
@@ -33,6 +35,7 @@ struct RefusalCounter {
     var isEmpty: Bool { counts.isEmpty && overflowCounts.isEmpty }
 
     mutating func count(_ key: String, reason: String) {
+        totals[reason, default: 0] += 1
         if counts[key] != nil || counts.count < maximumKeys {
             counts[key, default: [:]][reason, default: 0] += 1
         } else {
