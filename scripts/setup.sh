@@ -36,6 +36,8 @@ if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'ok installed
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
 fi
+# The Kubernetes OpenAPI schemas, bundled, for the offline manifest check (Tests/EndToEnd/deploy-check.sh).
+python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
 # Playwright drives the system Chromium in the console tests; it is told never to fetch a browser.
 python3 -c 'import playwright' 2>/dev/null || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 python3 -m pip install --quiet --break-system-packages playwright
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6 (swift.org) first" >&2; exit 1; }

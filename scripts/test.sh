@@ -2,7 +2,8 @@
 # The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
-# kubectl by impersonation (kubernetes.sh), and a real Prometheus scraping the gateway (metrics.sh).
+# kubectl by impersonation (kubernetes.sh), a real Prometheus scraping the gateway (metrics.sh),
+# and the offline schema checks of deploy/ (deploy-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,4 @@ Tests/EndToEnd/hostile.sh .build/debug/tunnel
 Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
 Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
 Tests/EndToEnd/metrics.sh .build/debug/tunnel
+Tests/EndToEnd/deploy-check.sh
