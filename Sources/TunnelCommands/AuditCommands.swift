@@ -162,13 +162,20 @@ public struct AuditListCommand: ParsableCommand {
                 ListedStream(outcome: Self.outcome(stream), open: stream.open.fields, close: stream.close?.fields)
             })
         }
+        printTable(Self.table(streams, logNames: source.directories.count > 1 ? AuditLogs.names(of: source.directories) : [:]))
+    }
+
+    /// The streams as `audit ls` shows them, header first. With `logNames` (several logs, a
+    /// cluster's: directory to replica), a REPLICA column says whose log holds each stream.
+    static func table(_ streams: [AuditedStream], logNames: [String: String]) -> [[String]] {
         let rows = streams.map { stream -> [String] in
             let open = stream.open, close = stream.close
-            return [open.time, open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", Self.outcome(stream),
+            let log = logNames.isEmpty ? [] : [logNames[(open.file as NSString).deletingLastPathComponent] ?? "-"]
+            return [open.time] + log + [open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", Self.outcome(stream),
                     close.flatMap { $0.int("bytes_to_node") }.map(String.init) ?? "-", close.flatMap { $0.int("bytes_from_node") }.map(String.init) ?? "-",
                     close.flatMap { $0.int("duration_ms") }.map { "\($0) ms" } ?? "-"]
         }
-        printTable([["TIME", "STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows)
+        return [["TIME"] + (logNames.isEmpty ? [] : ["REPLICA"]) + ["STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows
     }
 
     /// `denied`, `open` (no close record yet), or the close record's outcome.

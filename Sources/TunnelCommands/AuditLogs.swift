@@ -60,6 +60,13 @@ enum AuditLogs {
         }
     }
 
+    /// Each log's name from `exportNames`, keyed as its records' files name their directory
+    /// (`AuditEntry.file` less its last component), so `--dir d/` finds its records too.
+    static func names(of directories: [String]) -> [String: String] {
+        let keys = directories.map { ("\($0)/audit-000001.jsonl" as NSString).deletingLastPathComponent }
+        return Dictionary(zip(keys, exportNames(directories))) { first, _ in first }
+    }
+
     /// The `replica` of the log's first record that names one, when it is a valid name (so it
     /// is safe as a directory name in a bundle).
     private static func replicaName(of directory: String) -> String? {

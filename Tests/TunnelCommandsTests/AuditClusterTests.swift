@@ -32,6 +32,10 @@ import TunnelTLS
             let streams = try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"]).filter { $0.type == "stream_open" }.compactMap { $0.string("stream") }
             // r1's 3 s record follows its 4 s one, where the writer put it; r2's 5 s comes after both.
             #expect(streams == ["r1/0", "r2/0", "r1/1", "r1/2", "r2/1"])
+
+            let table = AuditListCommand.table(AuditedStream.pair(try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"])),
+                                               logNames: AuditLogs.names(of: ["\(dir)/r1/", "\(dir)/r2"]))
+            #expect(table[0][1] == "REPLICA" && table.dropFirst().map { "\($0[1]) \($0[2])" } == ["r1 r1/0", "r2 r2/0", "r1 r1/1", "r1 r1/2", "r2 r2/1"])
         }
     }
 
