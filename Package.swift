@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "TunnelKubeTests", dependencies: ["TunnelKube", "TunnelHTTP"]),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
         .target(name: "TunnelClient", dependencies: [
-            "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", .product(name: "Logging", package: "swift-log"),
+            "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
             "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelIO
+import TunnelMetrics
 import TunnelRuntime
 import TunnelTLS
 
@@ -113,6 +114,8 @@ public final class EdgeClient {
     public var onStateChange: ((Bool, Failure?) -> Void)?
     /// Called with each certificate the gateway issued (renewal or re-enrollment).
     public var onCertificate: ((Certificate) -> Void)?
+    /// Counted as streams are served and sessions end; read by `--metrics-listen`.
+    public let metrics = ClientMetrics()
 
     /// A session that lasted this long was healthy: the next failure retries quickly again.
     static let stableAfterMilliseconds: UInt64 = 30_000
@@ -381,19 +384,23 @@ public final class EdgeClient {
     /// Serves a stream the gateway opened: dial the named local service, splice on success.
     private func serve(_ stream: StreamID, on connection: MuxConnection, metadata: [UInt8]) {
         guard let request = TunnelProtocol.decode(ServiceRequest.self, from: metadata) else {
+            metrics.streamServed(service: "none", outcome: "bad_request")
             connection.reset(stream, code: TunnelErrorCode.badRequest)
             return
         }
         if request.service == KubernetesService.serviceName, let kubernetes {
+            metrics.streamServed(service: request.service, outcome: "ok")
             kubernetes.serve(stream, on: connection, identity: request.kubernetes)
             return
         }
         if let builtIn = configuration.builtInServices[request.service] {
+            metrics.streamServed(service: request.service, outcome: "ok")
             builtIn.serve(stream, on: connection, parameters: request.parameters ?? [:])
             return
         }
         guard let service = configuration.services[request.service] else {
             logger.notice("gateway asked for an unknown service", metadata: ["service": "\(request.service)"])
+            metrics.streamServed(service: "other", outcome: "unknown_service")
             connection.reset(stream, code: TunnelErrorCode.unknownService)
             return
         }
@@ -412,6 +419,7 @@ public final class EdgeClient {
                 guard let splice else { return }
                 switch result {
                 case .success:
+                    metrics.streamServed(service: request.service, outcome: "ok")
                     do {
                         try connection.accept(stream)
                         splice.start()
@@ -421,13 +429,16 @@ public final class EdgeClient {
                     }
                 case .failure(let error):
                     logger.notice("local service unreachable", metadata: ["service": "\(request.service)", "error": "\(error)"])
+                    metrics.streamServed(service: request.service, outcome: "unreachable")
                     connection.reset(stream, code: TunnelErrorCode.serviceUnreachable)
                     splices[ObjectIdentifier(splice)] = nil
                 }
             }
             try? socket.setNoDelay(true)
             let created = SocketSplice(connection: connection, stream: stream, socket: socket) { [unowned self] _ in
-                if let splice { splices[ObjectIdentifier(splice)] = nil }
+                guard let splice else { return }
+                metrics.relayed(toService: splice.bytesToLocal, fromService: splice.bytesFromLocal)
+                splices[ObjectIdentifier(splice)] = nil
             }
             splice = created
             splices[ObjectIdentifier(created)] = created
@@ -465,6 +476,7 @@ extension EdgeClient: MuxConnectionDelegate {
         self.connection = nil
         renewalTimer.stop()
         onStateChange?(false, failure)
+        if !stopped { metrics.reconnecting() }
         if !stopped, let tlsError = connection.tlsFailure, checkClockAfter(tlsError) { return }
         retry(after: failure)
     }

@@ -141,6 +141,7 @@ public struct ClientCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("log-root")) var logRoot: String?
     @Option(help: schema.argumentHelp("shell-user")) var shellUser: String?
     @Option(help: schema.argumentHelp("kubernetes")) var kubernetes: String?
+    @Option(help: schema.argumentHelp("metrics-listen")) var metricsListen: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
@@ -150,7 +151,7 @@ public struct ClientCommand: ParsableCommand {
 
     var flags: [String: [String]] {
         var flags = given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa), ("node-name", nodeName),
-                           ("shell-user", shellUser), ("kubernetes", kubernetes), ("log-root", logRoot), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+                           ("shell-user", shellUser), ("kubernetes", kubernetes), ("log-root", logRoot), ("metrics-listen", metricsListen), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                            ("log-format", logFormat)])
         if !(services + service).isEmpty { flags["services"] = services + service }
         if !(nodeLabels + nodeLabel).isEmpty { flags["node-labels"] = nodeLabels + nodeLabel }
@@ -181,7 +182,11 @@ public struct ClientCommand: ParsableCommand {
         let configuration = try client.runtimeConfiguration()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let edge = try startEdgeClient(configuration, loop: loop, logger: logger)
+            let metrics = try startMetrics(client.metricsListen, loop: loop, logger: logger,
+                                           exposition: { edge.metrics.exposition(sessionUp: edge.isConnected, certificateNotAfter: edge.certificate.notAfter) },
+                                           unreadiness: { edge.isConnected ? [] : ["no session to the gateway"] })
             return { stopped in
+                metrics?.close()
                 edge.stop()
                 stopped()
             }

@@ -63,6 +63,7 @@ public enum Schemas {
             SettingSpec("log-root", .path, .defaultValue("/var/log"), help: "Directory every file log source must lie under, symlinks resolved", example: "/var/log"),
             SettingSpec("kubernetes", .path, .optional, help: "Kubeconfig of this node's API server (k3s.yaml or a service account's); serves the kubernetes service, kubectl as each operator by impersonation", example: "/etc/tunnel/kubernetes.kubeconfig"),
             SettingSpec("shell-user", .string, .optional, help: "Local user whose login shell the built-in shell service runs (`tunnel shell`); no shell service unless set", example: "maint"),
+            metricsListen(),
             keepalive(),
             logLevel(),
             logFormat(),
@@ -147,6 +148,7 @@ public struct ClientSettings: Sendable, Equatable {
     public var logSources: [String: LogSource] = [:]
     public var logRoot = "/var/log"
     public var logFormat: LogFormat = .text
+    public var metricsListen: HostPort? = nil
 }
 
 extension ClientSettings {
@@ -169,6 +171,7 @@ extension ClientSettings {
         keepaliveInterval = s.duration("keepalive-interval")!
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
         logFormat = LogFormat(rawValue: s.string("log-format")!)!
+        metricsListen = s.hostPort("metrics-listen")
     }
 }
 

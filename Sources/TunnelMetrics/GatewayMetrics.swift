@@ -112,26 +112,23 @@ public final class GatewayMetrics {
     /// Every metric's name and help, in one place (docs/METRICS.md lists them). Computed: the
     /// library's descriptor type is not `Sendable`, so it cannot be a stored static.
     enum Name {
-        static func make(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
-            MetricNameDescriptor(namespace: "tunnel", metricName: name, unitName: unit, helpText: help)
-        }
-        static var nodesOnline: MetricNameDescriptor { make("nodes_online", "", "Nodes with a live session on this gateway") }
-        static var connections: MetricNameDescriptor { make("connections", "", "Open connections by kind") }
-        static var streamsOpen: MetricNameDescriptor { make("streams_open", "", "Operator streams being relayed now") }
-        static var certificateExpiry: MetricNameDescriptor { make("certificate_expiry_timestamp", "seconds", "Unix time at which the gateway's certificate or a CA expires") }
-        static var auditWritable: MetricNameDescriptor { make("audit_writable", "", "1 while the audit log can be written, 0 while streams are refused for it") }
-        static var peerLinksUp: MetricNameDescriptor { make("peer_links_up", "", "Peer links to other gateway replicas that are up (0 without a cluster)") }
-        static var handshakes: MetricNameDescriptor { make("handshakes", "total", "Completed TLS handshakes by peer kind and outcome") }
-        static var refusals: MetricNameDescriptor { make("refusals", "total", "Connections and enrollment requests refused, by reason") }
-        static var streamsOpened: MetricNameDescriptor { make("streams_opened", "total", "Operator stream opens by service and outcome") }
-        static var policyDenials: MetricNameDescriptor { make("policy_denials", "total", "Stream opens the policy denied") }
-        static var relayedBytes: MetricNameDescriptor { make("relayed_bytes", "total", "Bytes relayed between operators and nodes") }
-        static var auditWriteDuration: MetricNameDescriptor { make("audit_write_duration", "seconds", "Time to append one audit record (with fsync when durable)") }
-        static var auditWriteFailures: MetricNameDescriptor { make("audit_write_failures", "total", "Audit records that could not be written") }
-        static var enrollments: MetricNameDescriptor { make("enrollments", "total", "Node enrollments by kind and outcome") }
-        static var renewals: MetricNameDescriptor { make("renewals", "total", "Node certificate renewals by outcome") }
-        static var storeDuration: MetricNameDescriptor { make("store_operation_duration", "seconds", "Time of fleet-store calls by operation") }
-        static var storeErrors: MetricNameDescriptor { make("store_errors", "total", "Fleet-store calls that failed, by operation") }
+        static var nodesOnline: MetricNameDescriptor { .tunnel("nodes_online", "Nodes with a live session on this gateway") }
+        static var connections: MetricNameDescriptor { .tunnel("connections", "Open connections by kind") }
+        static var streamsOpen: MetricNameDescriptor { .tunnel("streams_open", "Operator streams being relayed now") }
+        static var certificateExpiry: MetricNameDescriptor { .tunnel("certificate_expiry_timestamp", unit: "seconds", "Unix time at which the gateway's certificate or a CA expires") }
+        static var auditWritable: MetricNameDescriptor { .tunnel("audit_writable", "1 while the audit log can be written, 0 while streams are refused for it") }
+        static var peerLinksUp: MetricNameDescriptor { .tunnel("peer_links_up", "Peer links to other gateway replicas that are up (0 without a cluster)") }
+        static var handshakes: MetricNameDescriptor { .tunnel("handshakes", unit: "total", "Completed TLS handshakes by peer kind and outcome") }
+        static var refusals: MetricNameDescriptor { .tunnel("refusals", unit: "total", "Connections and enrollment requests refused, by reason") }
+        static var streamsOpened: MetricNameDescriptor { .tunnel("streams_opened", unit: "total", "Operator stream opens by service and outcome") }
+        static var policyDenials: MetricNameDescriptor { .tunnel("policy_denials", unit: "total", "Stream opens the policy denied") }
+        static var relayedBytes: MetricNameDescriptor { .tunnel("relayed_bytes", unit: "total", "Bytes relayed between operators and nodes") }
+        static var auditWriteDuration: MetricNameDescriptor { .tunnel("audit_write_duration", unit: "seconds", "Time to append one audit record (with fsync when durable)") }
+        static var auditWriteFailures: MetricNameDescriptor { .tunnel("audit_write_failures", unit: "total", "Audit records that could not be written") }
+        static var enrollments: MetricNameDescriptor { .tunnel("enrollments", unit: "total", "Node enrollments by kind and outcome") }
+        static var renewals: MetricNameDescriptor { .tunnel("renewals", unit: "total", "Node certificate renewals by outcome") }
+        static var storeDuration: MetricNameDescriptor { .tunnel("store_operation_duration", unit: "seconds", "Time of fleet-store calls by operation") }
+        static var storeErrors: MetricNameDescriptor { .tunnel("store_errors", unit: "total", "Fleet-store calls that failed, by operation") }
     }
 }
 

@@ -51,6 +51,9 @@ public final class SocketSplice: StreamHandler {
 
     /// The gateway's reason, when it accepted only to refuse (the RESET follows).
     public private(set) var refusal: StreamRefusal?
+    /// Bytes read from the local side into the stream, and written from the stream to it (metrics).
+    public private(set) var bytesFromLocal = 0
+    public private(set) var bytesToLocal = 0
 
     public func streamAccepted(metadata: [UInt8]) {
         if !metadata.isEmpty, let refusal = TunnelProtocol.decode(StreamRefusal.self, from: metadata) {
@@ -71,6 +74,7 @@ public final class SocketSplice: StreamHandler {
             try input.startReading { [self] event in
                 switch event {
                 case .data(let bytes):
+                    bytesFromLocal += bytes.count
                     do {
                         if try !connection.write(Array(bytes)[...], on: stream) { input.stopReading() }
                     } catch {
@@ -95,6 +99,7 @@ public final class SocketSplice: StreamHandler {
             connection.consumed(count, on: stream)
             return
         }
+        bytesToLocal += count
         do {
             try output.write(bytes) { [self] error in
                 if let error { localReaderGone(error) }

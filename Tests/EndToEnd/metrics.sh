@@ -4,7 +4,7 @@
 # gateway's --metrics-listen endpoint, and a query of its HTTP API sees tunnel_nodes_online
 # equal to the number of nodes connected, and follows when a node stops. Also: /healthz and
 # /readyz answer, and promtool checks the alert rules shipped in deploy/kubernetes/ (Prometheus
-# loads them too). Every process ended by PID.
+# loads them too), and a client's own endpoint reports its session. Every process ended by PID.
 #   Tests/EndToEnd/metrics.sh [path/to/tunnel]      (default: .build/debug/tunnel)
 set -uo pipefail
 
@@ -64,11 +64,14 @@ METRICS="http://127.0.0.1:$METRICS_PORT"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$METRICS/healthz")" = 200 ] && pass "/healthz answers 200" || fail "/healthz"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$METRICS/readyz")" = 200 ] && pass "/readyz answers 200 (listening, store and audit log fine)" || fail "/readyz" "$(curl -s "$METRICS/readyz")"
 
+CLIENT_METRICS_PORT=$(free_port)
 for index in $(seq 1 $NODES); do
     token=$("$TUNNEL" token create --node "node-$index" "${ADMIN[@]}" 2>>"$WORK/token.err")
+    extra=()
+    [ "$index" = 1 ] && extra=(--metrics-listen "127.0.0.1:$CLIENT_METRICS_PORT")
     start "$WORK/client-$index.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$token" \
         --cert "$WORK/node-$index/node.crt" --key "$WORK/node-$index/node.key" --gateway-ca "$WORK/node-$index/gateway-ca.crt" \
-        --service dummy=127.0.0.1:9
+        --service dummy=127.0.0.1:9 "${extra[@]}"
 done
 for index in $(seq 1 $NODES); do
     wait_for_line "$WORK/client-$index.log" "connected to the gateway" 20 || fail "node-$index connected" "$(cat "$WORK/client-$index.log")"
@@ -79,6 +82,13 @@ if grep -qx "tunnel_nodes_online $NODES.0" <<<"$out" && grep -q '^# TYPE tunnel_
     pass "/metrics: tunnel_nodes_online $NODES, handshake counters, certificate expiry"
 else
     fail "/metrics content" "$out"
+fi
+out=$(curl -sS "http://127.0.0.1:$CLIENT_METRICS_PORT/metrics")
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CLIENT_METRICS_PORT/readyz")
+if grep -qx 'tunnel_client_session_up 1.0' <<<"$out" && [ "$code" = 200 ]; then
+    pass "the client's own --metrics-listen: tunnel_client_session_up 1, /readyz 200"
+else
+    fail "client metrics" "$code $out"
 fi
 out=$(curl -sS -o /dev/null -w '%{http_code} %{content_type}' "$METRICS/metrics")
 [ "$out" = "200 text/plain; version=0.0.4; charset=utf-8" ] && pass "/metrics is the text exposition format 0.0.4" || fail "/metrics content type" "$out"
