@@ -11,7 +11,12 @@ import TunnelTLS
 /// user running the tests on a real pseudo-terminal.
 @Suite("Shell service", .serialized)
 struct ShellServiceTests {
-    static var currentUser: String { String(cString: getpwuid(geteuid())!.pointee.pw_name) }
+    /// The account whose login shell the tests start: the throwaway one scripts/test.sh makes
+    /// (`TUNNEL_TEST_SHELL_USER`), so no test runs root's own profile; else whoever runs them.
+    static var shellUser: String {
+        if let made = getenv("TUNNEL_TEST_SHELL_USER") { return String(cString: made) }
+        return String(cString: getpwuid(geteuid())!.pointee.pw_name)
+    }
 
     /// A gateway, a node offering the shell service, and an operator connected to the gateway.
     /// The shared fixture with a node offering only the shell, and one operator connected.
@@ -21,7 +26,7 @@ struct ShellServiceTests {
         private(set) var connection: MuxConnection!
 
         init() throws {
-            shellService = try ShellService(user: ShellServiceTests.currentUser)
+            shellService = try ShellService(user: ShellServiceTests.shellUser)
             try super.init()
             try startNode(pki.identity(.node, "node-17"), builtIn: [ShellStream.serviceName: shellService])
             #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] } }))
