@@ -57,7 +57,7 @@ roles:
         nodes: ["*"]
 POLICY
 start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
-wait_for_line "$WORK/gateway.log" "admin socket open" 10 || fail "gateway started" "$(cat "$WORK/gateway.log")"
+wait_for_line "$WORK/gateway.log" "admin socket open" 30 || fail "gateway started" "$(cat "$WORK/gateway.log")"
 for who in alice:edge-ops bob:vendor; do
     "$TUNNEL" user add "${who%%:*}" --role "${who#*:}" --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost \
         --out "$WORK/${who%%:*}.yaml" "${ADMIN[@]}" >/dev/null 2>&1
@@ -103,7 +103,7 @@ fi
 out=$("$TUNNEL" kubeconfig --all "${ALICE[@]}" 2>&1)
 if grep -q 'name: node-17' <<<"$out"; then pass "tunnel kubeconfig --all lists the nodes that offer kubernetes"; else fail "kubeconfig --all" "$out"; fi
 start "$WORK/kube-proxy.log" "$TUNNEL" kube-proxy --listen "127.0.0.1:$PROXY_PORT" "${ALICE[@]}"
-wait_for_line "$WORK/kube-proxy.log" "^kube-proxy on" 10 || fail "kube-proxy started" "$(cat "$WORK/kube-proxy.log")"
+wait_for_line "$WORK/kube-proxy.log" "^kube-proxy on" 30 || fail "kube-proxy started" "$(cat "$WORK/kube-proxy.log")"
 export KUBECONFIG="$WORK/kubeconfig"
 out=$(curl -sS --socks5-hostname "127.0.0.1:$PROXY_PORT" -X POST -H 'Content-Type: application/json' \
     -H 'Impersonate-User: system:admin' -H 'impersonate-group: system:masters' -H 'Authorization: Bearer forged' \

@@ -54,7 +54,7 @@ held = []
 while True:
     held.append(s.accept()[0])
 "
-wait_for_line "$WORK/hold.log" READY 10 || fail "hold service" "$(cat "$WORK/hold.log")"
+wait_for_line "$WORK/hold.log" READY 30 || fail "hold service" "$(cat "$WORK/hold.log")"
 
 # --- labels: the token's, and an admin's; never the node's own ---------------------------------
 TOKEN=$("$TUNNEL" token create --node node-17 --label site=plant-a "${ADMIN[@]}" 2>/dev/null)

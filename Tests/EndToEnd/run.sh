@@ -58,7 +58,7 @@ POLICY
 SSH_PORT=$(free_port)
 prepare_sshd "$SSH_PORT" "Subsystem sftp /usr/lib/openssh/sftp-server"
 start "$WORK/sshd.log" /usr/sbin/sshd -D -e -f "$WORK/sshd_config"
-wait_for_line "$WORK/sshd.log" "Server listening" 10 || fail "sshd started" "$(cat "$WORK/sshd.log")"
+wait_for_line "$WORK/sshd.log" "Server listening" 30 || fail "sshd started" "$(cat "$WORK/sshd.log")"
 
 start "$WORK/kube.log" python3 "$ROOT/Tests/Fixtures/kube/kube-apiserver-standin.py" --dir "$WORK/kube"
 wait_for_line "$WORK/kube.log" "READY port=" 30 || fail "kube API stand-in started" "$(cat "$WORK/kube.log")"
@@ -87,12 +87,12 @@ while True:
         pass
     connection.close()
 ' "$EOF_PORT"
-wait_for_line "$WORK/eof.log" READY 10 || fail "EOF echo service started" "$(cat "$WORK/eof.log")"
+wait_for_line "$WORK/eof.log" READY 30 || fail "EOF echo service started" "$(cat "$WORK/eof.log")"
 
 # --- gateway, admin bootstrap, node enrollment with a token --------------------------------------
 start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
 GATEWAY_PID=$LAST_PID
-wait_for_line "$WORK/gateway.log" "admin socket open" 10 || fail "gateway started" "$(cat "$WORK/gateway.log")"
+wait_for_line "$WORK/gateway.log" "admin socket open" 30 || fail "gateway started" "$(cat "$WORK/gateway.log")"
 if [ -f "$WORK/data/pki/node-ca.crt" ] && [ "$(stat -c %a "$WORK/data/pki/node-ca.key")" = 600 ] && [ "$(stat -c %a "$WORK/data/admin.sock")" = 600 ]; then
     pass "the gateway creates its CAs (keys 0600) and a 0600 admin socket on first start"
 else
@@ -408,7 +408,7 @@ for round in 1 2 3; do
     GATEWAY_LOG="$WORK/gateway-crash-$round.log"
     start "$GATEWAY_LOG" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml"
     GATEWAY_PID=$LAST_PID
-    wait_for_line "$GATEWAY_LOG" "admin socket open" 10 || fail "round $round: gateway restarts after kill -9" "$(cat "$GATEWAY_LOG")"
+    wait_for_line "$GATEWAY_LOG" "admin socket open" 30 || fail "round $round: gateway restarts after kill -9" "$(cat "$GATEWAY_LOG")"
     wait_for_lines "$WORK/client.log" "connected to the gateway" $((CONNECTS_BEFORE + 1)) 40 || fail "round $round: client back" "$(tail -3 "$WORK/client.log")"
     exec 8>&-
     timeout 30 tail --pid="$HOLD_PID" -f /dev/null || fail "round $round: the held stream ends with its gateway"
