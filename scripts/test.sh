@@ -3,7 +3,7 @@
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
 # kubectl by impersonation (kubernetes.sh), a real Prometheus scraping the gateway (metrics.sh),
-# and the offline schema checks of deploy/ (deploy-check.sh).
+# the offline schema checks of deploy/ (deploy-check.sh), and a one-box backup and restore.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +27,4 @@ Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
 Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
 Tests/EndToEnd/metrics.sh .build/debug/tunnel
 Tests/EndToEnd/deploy-check.sh
+Tests/EndToEnd/backup-restore.sh .build/debug/tunnel
