@@ -7,9 +7,33 @@ import TunnelTLS
 
 /// Why an operator command could not do what it was asked; `message` is meant for the operator.
 public struct OperatorFailure: Error, CustomStringConvertible {
+    /// Where the failure came from, so the CLI can give it a stable code and fix without
+    /// reading the sentence.
+    public enum Cause: Sendable, Equatable {
+        /// No TCP connection to the gateway.
+        case unreachable
+        /// The TLS handshake failed: most often the gateway's certificate is not signed by the pinned CA.
+        case handshake
+        /// The gateway (or the node through it) refused with this tunnel wire code (`docs/TUNNEL.md` §4).
+        case refused(ErrorCode)
+        /// The connection or stream ended without a tunnel code (a reset, a lost connection).
+        case ended
+        /// Something on this machine (a descriptor, stdin) failed.
+        case local
+    }
+
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var cause: Cause
+    public init(_ message: String, cause: Cause) {
+        self.message = message
+        self.cause = cause
+    }
     public var description: String { message }
+
+    /// A stream's end: a tunnel code is a refusal, anything else the stream just ended.
+    public static func streamEnded(_ failure: Failure, _ message: String) -> OperatorFailure {
+        OperatorFailure(message, cause: failure.code.isApplicationCode ? .refused(failure.code) : .ended)
+    }
 }
 
 /// The operator's side: one connection to the gateway with an operator certificate, and the
@@ -43,7 +67,7 @@ public final class OperatorClient {
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
-            case .failure(let failure): finishConnecting(.failure(OperatorFailure(failure.message)))
+            case .failure(let failure): finishConnecting(.failure(OperatorFailure(failure.message, cause: .unreachable)))
             }
         }
     }
@@ -54,7 +78,7 @@ public final class OperatorClient {
             connection = try MuxConnection.makeClient(on: socket, context: tlsContext, serverName: endpoint.serverName, delegate: self, logger: logger)
             connection?.start()
         } catch {
-            finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)")))
+            finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)", cause: .local)))
         }
     }
 
@@ -91,7 +115,7 @@ public final class OperatorClient {
         _ completion: @escaping (Result<Reply, OperatorFailure>) -> Void
     ) {
         connection.request(metadata: TunnelProtocol.encode(request), reply: reply) { result in
-            completion(result.mapError { OperatorFailure($0.message) })
+            completion(result.mapError { OperatorFailure($0.message, cause: .ended) })
         }
     }
 
@@ -107,8 +131,8 @@ public final class OperatorClient {
         let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [weak self] failure in
             if let spliceKey, let removed = self?.splices.removeValue(forKey: spliceKey) { refusal = removed.refusal }
             completion(failure.map { failure in
-                if let refusal { return OperatorFailure(refusal.message) }
-                return OperatorFailure(failure.code.isApplicationCode || failure.code == .refusedStream
+                if let refusal { return .streamEnded(failure, refusal.message) }
+                return .streamEnded(failure, failure.code.isApplicationCode || failure.code == .refusedStream
                     ? TunnelErrorCode.explain(failure, node: node, service: service)
                     : "stream to \(service) on \(node) ended: \(failure.reason)")
             })
@@ -122,7 +146,7 @@ public final class OperatorClient {
             splices[ObjectIdentifier(splice)] = nil
             input.close()
             output.close()
-            completion(OperatorFailure("cannot open a stream: \(error)"))
+            completion(OperatorFailure("cannot open a stream: \(error)", cause: .ended))
         }
     }
 }
@@ -149,7 +173,9 @@ extension OperatorClient: MuxConnectionDelegate {
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
         let reason = refusal ?? failure
         if onConnected != nil {
-            finishConnecting(.failure(OperatorFailure("the gateway refused the connection: \(reason.reason)")))
+            // A GOAWAY with a tunnel code is a refusal (revoked, wrong role); without one, the handshake failed.
+            let cause: OperatorFailure.Cause = reason.code.isApplicationCode ? .refused(reason.code) : .handshake
+            finishConnecting(.failure(OperatorFailure("the gateway refused the connection: \(reason.reason)", cause: cause)))
         } else {
             onClosed?(reason)
         }

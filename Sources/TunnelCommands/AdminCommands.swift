@@ -22,7 +22,7 @@ struct AdminOptions: ParsableArguments {
         var outcome: Result<AdminReply, FleetFailure>?
         if let socket {
             let loop: EventLoop
-            do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+            do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
             AdminChannel.send(request, to: socket, loop: loop) { outcome = $0 }
             loop.run()
         } else {
@@ -37,12 +37,12 @@ struct AdminOptions: ParsableArguments {
         }
         switch outcome {
         case .success(let reply):
-            if let error = reply.error { throw .failed(error) }
+            if let error = reply.error { throw .failed(error, .gatewayRequestFailed) }
             return reply
         case .failure(let failure):
-            throw .failed(failure.message)
+            throw .failed(failure.message, .gatewayRequestFailed)
         case nil:
-            throw .failed("no reply from the gateway")
+            throw .failed("no reply from the gateway", .gatewayRequestFailed)
         }
     }
 }
@@ -52,7 +52,7 @@ func parseLabels(_ entries: [String], flag: String) throws(CommandFailure) -> [S
     var labels: [String: String] = [:]
     for entry in entries {
         let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty else { throw .usage("\(flag): \"\(entry)\" is not KEY=VALUE (e.g. site=plant-a)") }
+        guard parts.count == 2, !parts[0].isEmpty else { throw .usage("\(flag): \"\(entry)\" is not KEY=VALUE (e.g. site=plant-a)", .usage) }
         labels[parts[0]] = parts[1]
     }
     return labels
@@ -65,7 +65,7 @@ func durationSeconds(_ text: String, flag: String) throws(CommandFailure) -> Int
         guard seconds > 0 else { throw ValueProblem("\"\(text)\" is not a positive duration") }
         return seconds
     } catch {
-        throw .usage("\(flag): \(error.text)")
+        throw .usage("\(flag): \(error.text)", .usage)
     }
 }
 
@@ -170,10 +170,10 @@ public struct UserAddCommand: ParsableCommand {
         // The bundle names the gateway as --gateway (and --server-name) give it, else as your own login does.
         let login = try? admin.operatorOptions.settings()
         guard let gatewayText = admin.operatorOptions.gateway ?? login?.gateway.description else {
-            throw CommandFailure.usage("--gateway: give the address operators dial, HOST:PORT (it goes into the bundle)")
+            throw CommandFailure.usage("--gateway: give the address operators dial, HOST:PORT (it goes into the bundle)", .usage)
         }
         let address: HostPort
-        do { address = try HostPort.parse(gatewayText) } catch { throw CommandFailure.usage("--gateway: \(error.text)") }
+        do { address = try HostPort.parse(gatewayText) } catch { throw CommandFailure.usage("--gateway: \(error.text)", .usage) }
         let serverName = admin.operatorOptions.serverName ?? (admin.operatorOptions.gateway == nil ? login?.serverName : nil)
         let key = try PrivateKey.generateP256()
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
@@ -181,7 +181,7 @@ public struct UserAddCommand: ParsableCommand {
         guard let certificatePEM = reply.certificate, let gatewayCA = reply.gatewayCA,
               let certificate = try? Certificate.chainFromPEM(Array(certificatePEM.utf8)).first,
               let identity = try? certificate.tunnelIdentity()
-        else { throw CommandFailure.failed("the gateway sent no usable certificate") }
+        else { throw CommandFailure.failed("the gateway sent no usable certificate", .gatewayRequestFailed) }
         let bundle = OperatorBundle(gateway: address, serverName: serverName, certificatePEM: certificatePEM,
                                     keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
         let path = out ?? "\(name).tunnel-operator.yaml"
@@ -264,11 +264,11 @@ public struct NodeLabelCommand: ParsableCommand {
 
     /// `key=value` sets, `key-` removes (as `kubectl label` does); each key and value follows its rule.
     static func parse(_ changes: [String]) throws(CommandFailure) -> (set: [String: String], remove: [String]) {
-        guard !changes.isEmpty else { throw .usage("give at least one key=value or key- (e.g. tunnel node label node-17 tier=gold)") }
+        guard !changes.isEmpty else { throw .usage("give at least one key=value or key- (e.g. tunnel node label node-17 tier=gold)", .usage) }
         var set: [String: String] = [:], remove: [String] = []
         for change in changes {
             guard change.contains("=") || change.hasSuffix("-") else {
-                throw .usage("\"\(InertText.escape(change))\" is neither key=value (set) nor key- (remove)")
+                throw .usage("\"\(InertText.escape(change))\" is neither key=value (set) nor key- (remove)", .usage)
             }
             do throws(NameProblem) {
                 if let equals = change.firstIndex(of: "=") {
@@ -277,7 +277,7 @@ public struct NodeLabelCommand: ParsableCommand {
                     remove.append(try Names.check(String(change.dropLast()), as: .labelKey))
                 }
             } catch {
-                throw .usage(error.message)
+                throw .usage(error.message, .usage)
             }
         }
         return (set, remove)
@@ -345,7 +345,7 @@ public struct RenewCommand: ParsableCommand {
             key = try PrivateKey(pem: DurableFile.read(path: settings.key), source: settings.key)
             name = try Certificate.fromPEM(DurableFile.read(path: settings.cert), source: settings.cert).tunnelIdentity().name
         } catch {
-            throw CommandFailure.failed("\(oneLine(error)); run `tunnel login BUNDLE` first")
+            throw CommandFailure.failed("\(oneLine(error)); run `tunnel login BUNDLE` first", .certificateMissing)
         }
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
         var outcome: Result<CertificateReply, FleetFailure>?
@@ -359,17 +359,17 @@ public struct RenewCommand: ParsableCommand {
         switch outcome {
         case .success(let reply):
             guard let pem = reply.certificate, let certificate = try? Certificate.chainFromPEM(Array(pem.utf8)).first else {
-                throw CommandFailure.failed(reply.error ?? "the gateway sent no certificate")
+                throw CommandFailure.failed(reply.error ?? "the gateway sent no certificate", .gatewayRequestFailed)
             }
             guard (try? certificate.publicKey().der()) == (try? key.publicKey().der()) else {
-                throw CommandFailure.failed("the gateway issued a certificate for another key")
+                throw CommandFailure.failed("the gateway issued a certificate for another key", .gatewayRequestFailed)
             }
             _ = try GatewayPKI.write(settings.cert, Array(pem.utf8), 0o644, "operator certificate")
             print("renewed \(name): valid until \(isoDate(certificate.notAfter))")
         case .failure(let failure):
-            throw CommandFailure.failed(failure.message)
+            throw CommandFailure.failed(failure.message, .gatewayRequestFailed)
         case nil:
-            throw CommandFailure.failed("no reply from the gateway")
+            throw CommandFailure.failed("no reply from the gateway", .gatewayRequestFailed)
         }
     }
 }

@@ -56,13 +56,13 @@ enum AdmissionSettings {
             ("stream-records-per-operator-per-minute", limits.streamRecordsPerOperatorPerMinute, 1),
         ]
         for (key, value, minimum) in counts where value < minimum {
-            throw .usage("\(key) must be at least \(minimum) (got \(value))")
+            throw .usage("\(key) must be at least \(minimum) (got \(value))", .configInvalid)
         }
         guard limits.adminReservedStreamsPerNode < nodeCapacity else {
-            throw .usage("admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(limits.adminReservedStreamsPerNode))")
+            throw .usage("admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(limits.adminReservedStreamsPerNode))", .configInvalid)
         }
         for (key, value) in [("enrollment-deadline", limits.enrollmentDeadline), ("refusal-summary-interval", limits.refusalSummaryInterval)] where value < .seconds(1) {
-            throw .usage("\(key) must be at least 1s (got \(DurationText.format(value)))")
+            throw .usage("\(key) must be at least 1s (got \(DurationText.format(value)))", .configInvalid)
         }
     }
 
@@ -77,7 +77,7 @@ enum AdmissionSettings {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         let descriptors = Int(clamping: limit.rlim_cur)
-        if let problem = limits.problem(descriptorLimit: descriptors) { throw .usage(problem) }
+        if let problem = limits.problem(descriptorLimit: descriptors) { throw .usage(problem, .configInvalid) }
         return descriptors
     }
 }

@@ -47,13 +47,13 @@ enum AuditReader {
 
     static func segments(in directory: String) throws(CommandFailure) -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw .usage("\(directory) is not a readable audit directory; give --dir")
+            throw .usage("\(directory) is not a readable audit directory; give --dir", .usage)
         }
         return names.filter { $0.hasPrefix("audit-") && $0.hasSuffix(".jsonl") }.sorted().map { "\(directory)/\($0)" }
     }
 
     static func entries(of file: String) throws(CommandFailure) -> [AuditEntry] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw .failed("cannot read \(file)") }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw .failed("cannot read \(file)", .localFile) }
         let decoder = JSONDecoder()
         return text.split(separator: "\n").compactMap { line in
             (try? decoder.decode([String: AuditValue].self, from: Data(line.utf8))).map { AuditEntry(file: file, fields: $0) }
@@ -73,15 +73,15 @@ enum AuditReader {
         let socket = adminSocket ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
         guard let socket else { return }
         let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
         var outcome: Result<AdminReply, FleetFailure>?
         AdminChannel.send(.recordAuditRead(what: what), to: socket, loop: loop) { outcome = $0 }
         loop.run()
         switch outcome {
         case .success(let reply) where reply.error == nil: return
-        case .success(let reply): throw .failed("the gateway did not record this audit read, so it is not done: \(reply.error ?? "")")
-        case .failure(let failure): throw .failed("the gateway did not record this audit read, so it is not done: \(failure.message)")
-        case nil: throw .failed("no answer from the admin socket \(socket)")
+        case .success(let reply): throw .failed("the gateway did not record this audit read, so it is not done: \(reply.error ?? "")", .auditUnavailable)
+        case .failure(let failure): throw .failed("the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)
+        case nil: throw .failed("no answer from the admin socket \(socket)", .gatewayUnreachable)
         }
     }
 
@@ -140,7 +140,7 @@ public struct AuditListCommand: ParsableCommand {
     public func run() throws {
         let since = try since.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--since") }
         for (name, kind) in [(node, NameKind.node), (user, .user), (service, .service)] {
-            if let name { do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message) } }
+            if let name { do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message, .usage) } }
         }
         try AuditReader.recordRead("ls \(source.described)", adminSocket: source.adminSocket)
         // Bytes, as the gateway routes: `String.==` would let a Kelvin sign stand for `K`.
@@ -209,7 +209,7 @@ public struct AuditShowCommand: ParsableCommand {
         let matching = try AuditLogs.merged(source.directories).filter { entry in
             entry.string("session") == id || entry.string("stream") == id || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
         }
-        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.described); `tunnel audit ls` lists streams") }
+        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.described); `tunnel audit ls` lists streams", .auditNotFound) }
         if output.isJSON { return printJSON(matching.map(\.fields)) }
         for entry in matching {
             print(InertText.escapeJSON(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
@@ -237,7 +237,7 @@ enum AuditBundle {
         process.executableURL = URL(fileURLWithPath: "/bin/tar")
         process.arguments = arguments
         if let output { process.standardOutput = output }
-        do { try process.run() } catch { throw .failed("cannot run tar: \(error)") }
+        do { try process.run() } catch { throw .failed("cannot run tar: \(error)", .programMissing) }
         if let whileRunning {
             while process.isRunning {
                 whileRunning()
@@ -245,11 +245,11 @@ enum AuditBundle {
             }
         }
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed") }
+        guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed", .localFile) }
     }
 
     static func sha256(of path: String) throws(CommandFailure) -> String {
-        do { return Hex.encode(SHA256.hash(try DurableFile.read(path: path, limit: 1 << 30))) } catch { throw .failed("cannot read \(path): \(error)") }
+        do { return Hex.encode(SHA256.hash(try DurableFile.read(path: path, limit: 1 << 30))) } catch { throw .failed("cannot read \(path): \(error)", .localFile) }
     }
 
     static func temporaryDirectory() throws(CommandFailure) -> String {
@@ -270,7 +270,7 @@ enum AuditBundle {
     static func unpack(bundle: String, into directory: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
         try unpackChecked(bundle: bundle, into: directory)
         guard !(try AuditReader.segments(in: directory)).isEmpty else {
-            throw .failed("\(bundle) holds no audit segments at its top (an export of several logs is checked with `tunnel audit verify`)")
+            throw .failed("\(bundle) holds no audit segments at its top (an export of several logs is checked with `tunnel audit verify`)", .auditInvalid)
         }
         let log = AuditLogs.Log(name: bundle, directory: directory, isExcerpt: true)
         return try AuditLogs.verify([log], keyFiles: publicKeyFile.map { [$0] } ?? [], requireClosed: false)[0].report
@@ -280,14 +280,14 @@ enum AuditBundle {
     static func unpackChecked(bundle: String, into directory: String) throws(CommandFailure) {
         try run(["-xf", bundle, "-C", directory])
         guard let listed = try? String(contentsOfFile: "\(directory)/\(manifest)", encoding: .utf8) else {
-            throw .failed("\(bundle) has no \(manifest); it is not a bundle from `tunnel audit export`")
+            throw .failed("\(bundle) has no \(manifest); it is not a bundle from `tunnel audit export`", .auditInvalid)
         }
         for line in listed.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
             let name = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: " *"))
-            guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else { throw .failed("\(bundle): \(name) is listed in the manifest but missing") }
-            guard try sha256(of: "\(directory)/\(name)") == parts[0] else { throw .failed("\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed") }
+            guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else { throw .failed("\(bundle): \(name) is listed in the manifest but missing", .auditInvalid) }
+            guard try sha256(of: "\(directory)/\(name)") == parts[0] else { throw .failed("\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed", .auditInvalid) }
         }
     }
 }
@@ -337,7 +337,7 @@ extension AuditBundle {
             recordings += staged.recordings
         }
         reading.finish()
-        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directories.joined(separator: " "))") }
+        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directories.joined(separator: " "))", .auditNotFound) }
         // Hashing, then tar writing the bundle: each pass over the staged bytes is half the work.
         let staged = names.reduce(0) { $0 + fileSize("\(staging)/\($1)") }
         let packing = ProgressLine("packing", total: 2 * staged, unit: .bytes)
@@ -348,7 +348,7 @@ extension AuditBundle {
             hashed += fileSize("\(staging)/\(name)")
             packing.update(hashed)
         }
-        do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)") }
+        do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)", .localFile) }
         try writeNew(out) { file throws(CommandFailure) in
             try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) { packing.update(staged + fileSize(out)) }
         }
@@ -399,13 +399,13 @@ extension AuditBundle {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
-            if errno == EEXIST { throw .failed("\(path) already exists (a file or a link); an export never overwrites: choose a new --out") }
-            throw .failed("cannot create \(path): \(reason)")
+            if errno == EEXIST { throw .failed("\(path) already exists (a file or a link); an export never overwrites: choose a new --out", .localFile) }
+            throw .failed("cannot create \(path): \(reason)", .localFile)
         }
         let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do throws(CommandFailure) {
             try body(file)
-            guard fsync(descriptor) == 0 else { throw .failed("cannot sync \(path): \(String(cString: strerror(errno)))") }
+            guard fsync(descriptor) == 0 else { throw .failed("cannot sync \(path): \(String(cString: strerror(errno)))", .localFile) }
         } catch {
             unlink(path)
             throw error
@@ -413,7 +413,7 @@ extension AuditBundle {
     }
 
     private static func copy(_ source: String, to destination: String) throws(CommandFailure) {
-        do { try FileManager.default.copyItem(atPath: source, toPath: destination) } catch { throw .failed("cannot copy \(source): \(error)") }
+        do { try FileManager.default.copyItem(atPath: source, toPath: destination) } catch { throw .failed("cannot copy \(source): \(error)", .localFile) }
     }
 }
 
@@ -433,18 +433,18 @@ public struct AuditReplayCommand: ParsableCommand {
         // (still running, or ending this instant) can be played too; only a close seals it.
         guard let open = entries.last(where: { $0.type == "stream_open" && $0.string("recording") != nil && (id == "last" || $0.string("stream") == id) }),
               let stream = open.string("stream"), let recording = open.string("recording") else {
-            throw CommandFailure.failed("no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions")
+            throw CommandFailure.failed("no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions", .auditNotFound)
         }
         // The recording is beside the log that holds its open record.
         let path = "\((open.file as NSString).deletingLastPathComponent)/recordings/\(recording)"
         if let close = entries.last(where: { $0.type == "stream_close" && $0.string("stream") == stream }) {
             if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
-                throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed")
+                throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed", .auditInvalid)
             }
         } else {
             FileHandle.standardError.write(Data("stream \(stream) is still open: its recording is not sealed by a close record yet\n".utf8))
         }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure.failed("cannot read \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure.failed("cannot read \(path)", .localFile) }
         var previous = 0.0
         for line in text.split(separator: "\n").dropFirst() {
             guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any], event.count == 3,

@@ -94,7 +94,7 @@ enum AuditLogs {
                        progress: ((Int64) -> Void)? = nil) throws(CommandFailure) -> [(log: Log, report: AuditReport)] {
         var keys: [AuditPublicKey] = []
         for file in keyFiles {
-            do { keys.append(try AuditPublicKey(pemFile: file)) } catch { throw .usage("cannot read the public key \(file): \(error)") }
+            do { keys.append(try AuditPublicKey(pemFile: file)) } catch { throw .usage("cannot read the public key \(file): \(error)", .localFile) }
         }
         var results: [(log: Log, report: AuditReport)] = []
         var done: Int64 = 0
@@ -112,7 +112,7 @@ enum AuditLogs {
             }
             let beside = "\(log.directory)/\(AuditSigningKey.publicKeyFileName)"
             let publicKey: AuditPublicKey
-            do { publicKey = try key ?? AuditPublicKey(pemFile: beside) } catch { throw .failed("cannot read the public key \(beside): \(error)") }
+            do { publicKey = try key ?? AuditPublicKey(pemFile: beside) } catch { throw .failed("cannot read the public key \(beside): \(error)", .localFile) }
             results.append((log, AuditVerifier.verify(files: segments, publicKey: publicKey, requireClosed: requireClosed, progress: report)))
         }
         return results

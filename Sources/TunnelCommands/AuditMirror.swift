@@ -27,7 +27,7 @@ enum AuditMirror {
             }
             return nil
         }
-        if code != 0 { throw CommandFailure("cannot read the gateway's audit log: \(failure ?? "the connection ended")", exitCode: code) }
+        if code != 0 { throw CommandFailure("cannot read the gateway's audit log: \(failure ?? "the connection ended")", code: .gatewayRequestFailed, exitCode: code) }
     }
 
     /// Fetches the files one after another, each up to the size it had when listed (segments only

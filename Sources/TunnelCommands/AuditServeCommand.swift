@@ -25,11 +25,11 @@ public struct AuditServeCommand: ParsableCommand {
 
     public func run() throws {
         let address: HostPort
-        do { address = try HostPort.parse(listen, example: "127.0.0.1:8080", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        do { address = try HostPort.parse(listen, example: "127.0.0.1:8080", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)", .usage) }
         if gateway { return try serveFromGateway(address: address) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CommandFailure.usage("\(path) does not exist; give an audit directory or a bundle from `tunnel audit export`")
+            throw CommandFailure.usage("\(path) does not exist; give an audit directory or a bundle from `tunnel audit export`", .localFile)
         }
         try AuditReader.recordRead("serve console over \(path)", adminSocket: adminSocket)
         var directory = path
@@ -62,13 +62,13 @@ public struct AuditServeCommand: ParsableCommand {
             recordRead: { what in try AuditReader.recordRead(what, adminSocket: socket) },
             exportBundle: { directory, from, until, out in _ = try AuditBundle.export(directory: directory, from: from, to: until, out: out) })
         let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)") }
+        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)", .systemResource) }
         let server: ConsoleServer
         do {
             server = try ConsoleServer(loop: loop, address: try SocketAddress(ip: address.host, port: address.port),
                                        directory: directory, report: report, services: services)
         } catch {
-            throw CommandFailure.failed("cannot serve the console on \(address): \(error)")
+            throw CommandFailure.failed("cannot serve the console on \(address): \(error)", .portInUse)
         }
         var watchers: [SignalWatcher] = []
         for signal in [Signal.interrupt, .terminate] {

@@ -23,7 +23,7 @@ public struct AuditVerifyCommand: ParsableCommand {
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw CommandFailure.usage("\(path) does not exist; give an audit directory or a bundle from `tunnel audit export`")
+                throw CommandFailure.usage("\(path) does not exist; give an audit directory or a bundle from `tunnel audit export`", .localFile)
             }
             if isDirectory.boolValue {
                 logs.append(AuditLogs.Log(name: path, directory: path, isExcerpt: false))
@@ -33,7 +33,7 @@ public struct AuditVerifyCommand: ParsableCommand {
             unpacked.append(directory)
             try AuditBundle.unpackChecked(bundle: path, into: directory)
             let inside = AuditLogs.logs(inUnpacked: directory)
-            guard !inside.isEmpty else { throw CommandFailure.failed("\(path) holds no audit segments") }
+            guard !inside.isEmpty else { throw CommandFailure.failed("\(path) holds no audit segments", .auditInvalid) }
             logs += inside.map { AuditLogs.Log(name: $0.name.isEmpty ? path : "\(path):\($0.name)", directory: $0.directory, isExcerpt: true) }
         }
         let total = logs.reduce(Int64(0)) { sum, log in sum + ((try? AuditReader.segments(in: log.directory)) ?? []).reduce(0) { $0 + fileSize($1) } }

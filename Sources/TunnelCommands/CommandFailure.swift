@@ -1,3 +1,5 @@
+import TunnelClient
+
 /// The one error type every `tunnel` command throws.
 ///
 /// `TunnelMain.run` prints it as `tunnel: <message>` on stderr, with no stack trace and no
@@ -10,21 +12,29 @@ public struct CommandFailure: Error, Sendable, Equatable, CustomStringConvertibl
     public static let failureExitCode: Int32 = 1
 
     public let message: String
+    /// Chosen where the failure is made; there is no default, so every failure has one.
+    public let code: FailureCode
     public let exitCode: Int32
 
-    public init(_ message: String, exitCode: Int32 = CommandFailure.failureExitCode) {
+    public init(_ message: String, code: FailureCode, exitCode: Int32 = CommandFailure.failureExitCode) {
         self.message = message
+        self.code = code
         self.exitCode = exitCode
     }
 
+    /// An operator connection's or stream's failure, coded by its cause.
+    public init(_ failure: OperatorFailure, exitCode: Int32 = CommandFailure.failureExitCode) {
+        self.init(failure.message, code: FailureCode(failure.cause), exitCode: exitCode)
+    }
+
     /// A usage or configuration error (exit code 2).
-    public static func usage(_ message: String) -> CommandFailure {
-        CommandFailure(message, exitCode: usageExitCode)
+    public static func usage(_ message: String, _ code: FailureCode) -> CommandFailure {
+        CommandFailure(message, code: code, exitCode: usageExitCode)
     }
 
     /// A runtime failure (exit code 1).
-    public static func failed(_ message: String) -> CommandFailure {
-        CommandFailure(message, exitCode: failureExitCode)
+    public static func failed(_ message: String, _ code: FailureCode) -> CommandFailure {
+        CommandFailure(message, code: code, exitCode: failureExitCode)
     }
 
     public var description: String { message }

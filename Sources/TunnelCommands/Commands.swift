@@ -94,7 +94,7 @@ public struct GatewayCommand: ParsableCommand {
             // The files too: a missing or mismatched certificate should show up here, not at start.
             let configuration = try gateway.runtimeConfiguration()
             print("pki-dir files: readable, matching and valid now")
-            do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
+            do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message, .configInvalid) }
             print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
             print("open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission)), enough for the anonymous caps")
             return
@@ -102,7 +102,7 @@ public struct GatewayCommand: ParsableCommand {
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
-        do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message) }
+        do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message, .configInvalid) }
         _ = try AdmissionSettings.checkDescriptors(configuration.admission)
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
@@ -209,7 +209,7 @@ func lifetimeSeconds(_ text: String) throws(CommandFailure) -> Int64 {
         guard seconds >= 60 else { throw ValueProblem("\"\(text)\" is shorter than a minute") }
         return seconds
     } catch {
-        throw .usage("--lifetime: \(error.text)")
+        throw .usage("--lifetime: \(error.text)", .usage)
     }
 }
 
@@ -306,9 +306,8 @@ public enum TunnelMain {
     public static func outcome(of error: any Error) -> Outcome {
         if let failure = error as? CommandFailure {
             // Failures quote peers (GOAWAY reasons, refusals): escaped, so they print as one inert
-            // line; a known error gets its fix and code on a second line (docs/ERRORS.md).
-            let fix = ErrorCatalog.classify(failure.message).map { "\n  \($0.fixLine)" } ?? ""
-            return Outcome(message: "tunnel: \(InertText.escape(failure.message))\(fix)", toStandardError: true, exitCode: failure.exitCode)
+            // line; its fix and code follow on a second line (docs/ERRORS.md).
+            return Outcome(message: "tunnel: \(InertText.escape(failure.message))\n  \(failure.code.fixLine)", toStandardError: true, exitCode: failure.exitCode)
         }
         let code = Tunnel.exitCode(for: error)
         let message = Tunnel.fullMessage(for: error)

@@ -36,19 +36,19 @@ public struct DevCommand: ParsableCommand {
     public func run() throws {
         let directory = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let listenAddress: HostPort
-        do { listenAddress = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        do { listenAddress = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)", .usage) }
         var services = try parseServices(service)
         guard let level = Logger.Level(rawValue: logLevel) else {
-            throw CommandFailure.usage("--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))")
+            throw CommandFailure.usage("--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))", .usage)
         }
         // Checked before anything starts, so a second sandbox says so in one sentence.
         if DevSandbox.answers(listenAddress) {
             throw CommandFailure.failed(
-                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT")
+                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT", .portInUse)
         }
         let paths = DevelopmentFiles(directory: directory, node: node)
         guard let format = LogFormat(rawValue: logFormat) else {
-            throw CommandFailure.usage("--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw CommandFailure.usage("--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))", .usage)
         }
         let logger = TunnelLogging.bootstrap(level: level, format: format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
@@ -151,9 +151,9 @@ public struct DevCommand: ParsableCommand {
         for entry in entries {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, NameKind.service.accepts(parts[0]) else {
-                throw .usage("--service: \"\(entry)\" is not NAME=HOST:PORT (e.g. ssh=127.0.0.1:22)")
+                throw .usage("--service: \"\(entry)\" is not NAME=HOST:PORT (e.g. ssh=127.0.0.1:22)", .usage)
             }
-            do { services[parts[0]] = try HostPort.parse(parts[1]) } catch { throw .usage("--service \(parts[0]): \(error.text)") }
+            do { services[parts[0]] = try HostPort.parse(parts[1]) } catch { throw .usage("--service \(parts[0]): \(error.text)", .usage) }
         }
         return services
     }
@@ -195,7 +195,7 @@ struct DevelopmentFiles {
 
     /// Points the dev login's `tunnel ssh` at the private sshd's sandbox key and host key.
     func addSSHSettings(identity: String, knownHosts: String) throws(CommandFailure) {
-        guard let handle = FileHandle(forUpdatingAtPath: operatorConfig) else { throw .failed("cannot update \(operatorConfig)") }
+        guard let handle = FileHandle(forUpdatingAtPath: operatorConfig) else { throw .failed("cannot update \(operatorConfig)", .localFile) }
         defer { try? handle.close() }
         handle.seekToEndOfFile()
         handle.write(Data("ssh-identity: \(yamlQuoted(identity))\nssh-known-hosts: \(yamlQuoted(knownHosts))\n".utf8))
@@ -204,7 +204,7 @@ struct DevelopmentFiles {
     /// A single-use token for the dev node, from the running gateway.
     func token(for node: String, gateway: Gateway) throws(CommandFailure) -> JoinToken {
         let reply = gateway.administer(.createToken(TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: ["env": "dev"])), actor: "tunnel dev")
-        guard let text = reply.token, let token = try? JoinToken.parse(text) else { throw .failed(reply.error ?? "no token") }
+        guard let text = reply.token, let token = try? JoinToken.parse(text) else { throw .failed(reply.error ?? "no token", .gatewayRequestFailed) }
         return token
     }
 
@@ -215,7 +215,7 @@ struct DevelopmentFiles {
             let key = try PrivateKey.generateP256()
             let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: "dev").pem(), as: UTF8.self)
             let reply = gateway.administer(.addUser(name: "dev", roles: ["admin"], lifetimeSeconds: 12 * 3600, csr: csr), actor: "tunnel dev")
-            guard let certificate = reply.certificate, let gatewayCA = reply.gatewayCA else { throw CommandFailure.failed(reply.error ?? "no certificate") }
+            guard let certificate = reply.certificate, let gatewayCA = reply.gatewayCA else { throw CommandFailure.failed(reply.error ?? "no certificate", .gatewayRequestFailed) }
             let bundle = OperatorBundle(gateway: address, serverName: "localhost", certificatePEM: certificate,
                                         keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
             let identity = try TunnelIdentity(role: .operator, name: "dev")
@@ -226,7 +226,7 @@ struct DevelopmentFiles {
         } catch let failure as CommandFailure {
             throw failure
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .localFile)
         }
     }
 }

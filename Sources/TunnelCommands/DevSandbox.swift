@@ -32,7 +32,7 @@ enum DevSandbox {
         do {
             return (root, try LogSource.parse(file))
         } catch {
-            throw .failed("the demo log \(file) cannot be a log source: \(error.message)")
+            throw .failed("the demo log \(file) cannot be a log source: \(error.message)", .localFile)
         }
     }
 
@@ -101,11 +101,11 @@ final class DevSSHServer {
         if geteuid() == 0, !FileManager.default.fileExists(atPath: "/run/sshd") { mkdir("/run/sshd", 0o755) }
         try Self.makeKeys(files, hostAlias: hostAlias)
         Self.stopStale(files)
-        guard let port = DevSandbox.freeLoopbackPort() else { throw .failed("cannot find a free loopback port for the private sshd") }
+        guard let port = DevSandbox.freeLoopbackPort() else { throw .failed("cannot find a free loopback port for the private sshd", .systemResource) }
         self.port = port
         _ = try GatewayPKI.write(files.config, Array(Self.configuration(files, port: port).utf8), 0o600, "private sshd configuration")
         logDescriptor = open(files.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard logDescriptor >= 0 else { throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))") }
+        guard logDescriptor >= 0 else { throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))", .localFile) }
         let log = logDescriptor
         do {
             process = try ChildProcess(loop: loop, arguments: [Self.program, "-D", "-e", "-f", files.config]) { termination in
@@ -113,7 +113,7 @@ final class DevSSHServer {
             }
         } catch {
             close(log)
-            throw .failed("cannot start \(Self.program): \(error)")
+            throw .failed("cannot start \(Self.program): \(error)", .programMissing)
         }
         let output = process.output
         // sshd's own messages go to DIR/sshd/sshd.log; the pipe must be read or sshd would block on it.
@@ -149,7 +149,7 @@ final class DevSSHServer {
             try run(keygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
         }
         func publicKey(_ key: String) throws(CommandFailure) -> String {
-            guard let text = try? String(contentsOfFile: "\(key).pub", encoding: .utf8) else { throw .failed("cannot read \(key).pub") }
+            guard let text = try? String(contentsOfFile: "\(key).pub", encoding: .utf8) else { throw .failed("cannot read \(key).pub", .localFile) }
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         _ = try GatewayPKI.write(files.authorizedKeys, Array("\(try publicKey(files.userKey))\n".utf8), 0o600, "sandbox user key")
@@ -196,11 +196,11 @@ final class DevSSHServer {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        do { try process.run() } catch { throw .failed("cannot run \(program): \(error.localizedDescription)") }
+        do { try process.run() } catch { throw .failed("cannot run \(program): \(error.localizedDescription)", .programMissing) }
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw .failed("\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+            throw .failed("\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))", .systemResource)
         }
     }
 }

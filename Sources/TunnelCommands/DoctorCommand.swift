@@ -9,10 +9,10 @@ struct DoctorCheck: Equatable {
     let name: String
     let detail: String
     /// nil when the check passed.
-    let failure: KnownError?
+    let failure: FailureCode?
 
     static func ok(_ name: String, _ detail: String) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: nil) }
-    static func fail(_ name: String, _ detail: String, _ error: KnownError) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: error) }
+    static func fail(_ name: String, _ detail: String, _ code: FailureCode) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: code) }
 
     var lines: [String] {
         guard let failure else { return ["ok    \(name): \(detail)"] }
@@ -52,29 +52,28 @@ enum DoctorSteps {
     /// The certificate's dates against this clock: valid, how long it has left.
     static func certificate(_ path: String, role: String) -> DoctorCheck {
         guard let bytes = try? DurableFile.read(path: path), let certificate = try? Certificate.fromPEM(bytes, source: path) else {
-            return .fail("certificate", "cannot read the \(role) certificate \(path)", ErrorCatalog.certificateMissing)
+            return .fail("certificate", "cannot read the \(role) certificate \(path)", .certificateMissing)
         }
         if now >= certificate.notAfter {
-            return .fail("certificate", "\(path) expired at \(isoDate(certificate.notAfter))", ErrorCatalog.certificateExpired)
+            return .fail("certificate", "\(path) expired at \(isoDate(certificate.notAfter))", .certificateExpired)
         }
         if now < certificate.notBefore {
             return .fail("certificate", "\(path) is valid only from \(isoDate(certificate.notBefore)), after this machine's clock (\(isoDate(now)))",
-                         ErrorCatalog.clockSkew)
+                         .clockSkew)
         }
         return .ok("certificate", "valid until \(isoDate(certificate.notAfter)) (\(durationText(certificate.notAfter - now)) left)")
     }
 
     static func reachable(_ address: HostPort) -> DoctorCheck {
         if let problem = Reachability.problem(address) {
-            return .fail("gateway", "\(address): \(problem)", ErrorCatalog.gatewayUnreachable)
+            return .fail("gateway", "\(address): \(problem)", .gatewayUnreachable)
         }
         return .ok("gateway", "\(address) accepts connections")
     }
 
-    /// A one-line connection failure as a check: the pin, the certificate, or the gateway.
-    static func connectionFailure(_ message: String) -> DoctorCheck {
-        let known = ErrorCatalog.classify(message) ?? ErrorCatalog.gatewayUnreachable
-        return .fail(known == ErrorCatalog.gatewayCAMismatch ? "gateway CA" : "gateway identity", message, known)
+    /// A connection failure as a check: the pin, the certificate, or the gateway.
+    static func connectionFailure(_ failure: CommandFailure) -> DoctorCheck {
+        .fail(failure.code == .gatewayCAMismatch ? "gateway CA" : "gateway identity", failure.message, failure.code)
     }
 
     /// `11h 58m`, `3d 4h`
@@ -94,7 +93,7 @@ struct OperatorDoctor {
         do {
             settings = try options.settings()
         } catch {
-            return [.fail("configuration", error.message, ErrorCatalog.configInvalid)]
+            return [.fail("configuration", error.message, .configInvalid)]
         }
         var checks = [DoctorCheck.ok("configuration", "\(options.resolvedConfigPath()) is valid; gateway \(settings.gateway)")]
         checks.append(DoctorSteps.certificate(settings.cert, role: "operator"))
@@ -103,23 +102,23 @@ struct OperatorDoctor {
         guard checks.last?.failure == nil else { return checks }
         var gatewayTime: Int64?
         var sentAt: Int64 = 0
-        do {
+        do throws(CommandFailure) {
             let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
-            var failure: String?
+            var failure: CommandFailure?
             _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
                 sentAt = DoctorSteps.now
                 client.listNodes(on: connection) { result in
                     switch result {
                     case .success(let list): gatewayTime = list.gatewayTime ?? -1
-                    case .failure(let error): failure = error.message
+                    case .failure(let error): failure = CommandFailure(error)
                     }
                     finish(0)
                 }
                 return nil
             }
-            if let failure { throw CommandFailure.failed(failure) }
+            if let failure { throw failure }
         } catch {
-            checks.append(DoctorSteps.connectionFailure(oneLine(error)))
+            checks.append(DoctorSteps.connectionFailure(error))
             return checks
         }
         checks.append(.ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts yours"))
@@ -131,7 +130,7 @@ struct OperatorDoctor {
         guard let gatewayTime, gatewayTime > 0 else { return .ok("clock", "not measured: this gateway does not say its time") }
         let skew = gatewayTime - sentAt
         if abs(skew) > Self.allowedSkewSeconds {
-            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", ErrorCatalog.clockSkew)
+            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", .clockSkew)
         }
         return .ok("clock", "within \(Self.allowedSkewSeconds) s of the gateway's (\(skew >= 0 ? "+" : "")\(skew) s)")
     }
@@ -146,7 +145,7 @@ struct NodeDoctor {
         do {
             settings = ClientSettings(try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
         } catch {
-            return [.fail("configuration", error.message, ErrorCatalog.configInvalid)]
+            return [.fail("configuration", error.message, .configInvalid)]
         }
         var checks = [DoctorCheck.ok("configuration", "\(configPath ?? Schemas.client.defaultConfigPath) is valid; gateway \(settings.gateway)")]
         checks.append(DoctorSteps.certificate(settings.cert, role: "node"))
@@ -163,18 +162,17 @@ struct NodeDoctor {
     private func pin(_ settings: ClientSettings) -> DoctorCheck {
         let probe = OperatorSettings(gateway: settings.gateway, serverName: settings.serverName, cert: settings.cert, key: settings.key,
                                      gatewayCA: settings.gatewayCA, logLevel: .critical)
-        do {
+        do throws(CommandFailure) {
             let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
             _ = try withOperatorConnection(probe, logger: logger) { _, _, _, finish in
                 finish(0)
                 return nil
             }
         } catch {
-            let message = oneLine(error)
-            if message.contains("cannot connect as an operator") {
+            if error.code == .wrongRole {
                 return .ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts this node's")
             }
-            return DoctorSteps.connectionFailure(message)
+            return DoctorSteps.connectionFailure(error)
         }
         return .ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA))")
     }
@@ -185,7 +183,7 @@ struct NodeDoctor {
         var checks = settings.services.keys.sorted().map { name -> DoctorCheck in
             let address = settings.services[name]!
             if let problem = Reachability.problem(address) {
-                return .fail("service \(name)", "\(address): \(problem)", ErrorCatalog.serviceNotDialable)
+                return .fail("service \(name)", "\(address): \(problem)", .serviceNotDialable)
             }
             return .ok("service \(name)", "\(address) accepts connections")
         }
@@ -194,14 +192,14 @@ struct NodeDoctor {
                 _ = try ShellService(user: user)
                 checks.append(.ok("service shell", "login shells of \(user) can start"))
             } catch {
-                checks.append(.fail("service shell", error.reason, ErrorCatalog.serviceNotDialable))
+                checks.append(.fail("service shell", error.reason, .serviceNotDialable))
             }
         }
         if !settings.logSources.isEmpty {
             var isDirectory: ObjCBool = false
             let present = FileManager.default.fileExists(atPath: settings.logRoot, isDirectory: &isDirectory) && isDirectory.boolValue
             checks.append(present ? .ok("service logs", "\(settings.logSources.count) source(s) under \(settings.logRoot)")
-                                  : .fail("service logs", "log-root \(settings.logRoot) is not a directory", ErrorCatalog.serviceNotDialable))
+                                  : .fail("service logs", "log-root \(settings.logRoot) is not a directory", .serviceNotDialable))
         }
         return checks
     }

@@ -78,7 +78,7 @@ public enum GatewayPKI {
         let dir = options.directory
         let all = [nodeCACertificate, nodeCAKey, operatorCACertificate, operatorCAKey, gatewayCertificate, gatewayKey]
         if !options.force, let existing = all.first(where: { FileManager.default.fileExists(atPath: "\(dir)/\($0)") }) {
-            throw .failed("\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it")
+            throw .failed("\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it", .localFile)
         }
         var names = options.gatewayNames
         var ips = options.gatewayIPs
@@ -86,10 +86,10 @@ public enum GatewayPKI {
             (names, ips) = defaultGatewayNames(hostName: options.hostName ?? ProcessInfo.processInfo.hostName)
         }
         for name in names where !HostPort.isValidDNSName(name) {
-            throw .usage("--gateway-name: \"\(name)\" is not a DNS name (letters, digits, '-', dots; no wildcards), e.g. gateway.example.com")
+            throw .usage("--gateway-name: \"\(name)\" is not a DNS name (letters, digits, '-', dots; no wildcards), e.g. gateway.example.com", .usage)
         }
         for ip in ips where !(HostPort.isIPv4(ip) || HostPort.isIPv6(ip)) {
-            throw .usage("--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10")
+            throw .usage("--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10", .usage)
         }
         try makeDirectory(dir)
         do {
@@ -114,7 +114,7 @@ public enum GatewayPKI {
         } catch let failure as CommandFailure {
             throw failure
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .localFile)
         }
     }
 
@@ -123,14 +123,14 @@ public enum GatewayPKI {
         let (crt, key) = role == .node ? (nodeCACertificate, nodeCAKey) : (operatorCACertificate, operatorCAKey)
         let crtPath = "\(directory)/\(crt)", keyPath = "\(directory)/\(key)"
         for path in [crtPath, keyPath] where !FileManager.default.fileExists(atPath: path) {
-            throw .usage("--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory")
+            throw .usage("--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory", .usage)
         }
         do {
             let certificate = try Certificate.fromPEM(try DurableFile.read(path: crtPath), source: crtPath)
             let privateKey = try PrivateKey(pem: try DurableFile.read(path: keyPath), source: keyPath)
             return try CertificateAuthority(certificate: certificate, key: privateKey, certificatePath: crtPath, keyPath: keyPath)
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .localFile)
         }
     }
 
@@ -138,7 +138,7 @@ public enum GatewayPKI {
         do {
             try DurableFile.write(path: path, bytes: bytes, mode: mode)
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .localFile)
         }
         return WrittenFile(path: path, mode: mode, what: what)
     }
@@ -147,13 +147,13 @@ public enum GatewayPKI {
     static func makeDirectory(_ path: String) throws(CommandFailure) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw .failed("\(path) exists and is not a directory") }
+            guard isDirectory.boolValue else { throw .failed("\(path) exists and is not a directory", .localFile) }
             return
         }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw .failed("could not create directory \(path): \(error.localizedDescription)")
+            throw .failed("could not create directory \(path): \(error.localizedDescription)", .localFile)
         }
     }
 }

@@ -20,20 +20,20 @@ public struct KubeProxyCommand: ParsableCommand {
     public func run() throws {
         let address = try loopbackAddress(listen)
         let (settings, logger) = try options.settingsAndLogger()
-        var message: String?
-        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+        var listenFailure: CommandFailure?
+        _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             do {
                 let proxy = try KubeProxy(loop: loop, client: client, connection: connection, listen: address, logger: logger)
                 print("kube-proxy on socks5://\(proxy.address) for the kubeconfig of `tunnel kubeconfig`; Ctrl-C stops")
                 fflush(nil)
                 return proxy.close
             } catch {
-                message = "cannot listen on \(address): \(oneLine(error))"
+                listenFailure = CommandFailure("cannot listen on \(address): \(oneLine(error))", code: .portInUse)
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let listenFailure { throw listenFailure }
     }
 }
 
@@ -52,16 +52,16 @@ public struct KubeconfigCommand: ParsableCommand {
 
     public func run() throws {
         let proxyAddress = try loopbackAddress(proxy)
-        guard all != !nodes.isEmpty else { throw CommandFailure.usage("name the nodes (tunnel kubeconfig node-17 node-18) or give --all, not both") }
+        guard all != !nodes.isEmpty else { throw CommandFailure.usage("name the nodes (tunnel kubeconfig node-17 node-18) or give --all, not both", .usage) }
         var names = try nodes.map { name throws(CommandFailure) in try checkedNodeName(name) }
         if all { names = try reachableKubernetesNodes() }
-        guard !names.isEmpty else { throw CommandFailure.failed("none of the nodes you may reach offers the kubernetes service (`tunnel nodes` lists each node's services)") }
+        guard !names.isEmpty else { throw CommandFailure.failed("none of the nodes you may reach offers the kubernetes service (`tunnel nodes` lists each node's services)", .unknownService) }
         let text = tunnelKubeconfig(nodes: names, proxy: proxyAddress)
         guard let output else { return print(text, terminator: "") }
         do {
             try DurableFile.write(path: output, bytes: Array(text.utf8), mode: 0o600)
         } catch {
-            throw CommandFailure.failed("cannot write \(output): \(oneLine(error))")
+            throw CommandFailure.failed("cannot write \(output): \(oneLine(error))", .localFile)
         }
         print("wrote \(output): contexts \(names.joined(separator: ", ")); run `tunnel kube-proxy --listen \(proxyAddress)` and `kubectl --kubeconfig \(output) --context \(names[0]) get pods`")
     }
@@ -69,21 +69,21 @@ public struct KubeconfigCommand: ParsableCommand {
     private func reachableKubernetesNodes() throws -> [String] {
         let (settings, logger) = try options.settingsAndLogger()
         var names: [String] = []
-        var failure: String?
-        let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+        var failure: CommandFailure?
+        _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
             client.listNodes(on: connection) { result in
                 switch result {
                 case .success(let list):
                     names = list.nodes.filter { $0.services.contains(TunnelProtocol.kubernetesService) }.map(\.name).sorted()
                     finish(0)
                 case .failure(let error):
-                    failure = error.message
+                    failure = CommandFailure(error)
                     finish(CommandFailure.failureExitCode)
                 }
             }
             return nil
         }
-        if let failure { throw CommandFailure(failure, exitCode: code) }
+        if let failure { throw failure }
         return names
     }
 }
@@ -91,9 +91,9 @@ public struct KubeconfigCommand: ParsableCommand {
 /// A loopback HOST:PORT: the kube-proxy must not be reachable from other machines.
 func loopbackAddress(_ text: String) throws(CommandFailure) -> HostPort {
     let address: HostPort
-    do { address = try HostPort.parse(text, example: defaultKubeProxyAddress, allowAnyPort: true) } catch { throw .usage("\(text): \(error.text)") }
+    do { address = try HostPort.parse(text, example: defaultKubeProxyAddress, allowAnyPort: true) } catch { throw .usage("\(text): \(error.text)", .usage) }
     guard address.host == "127.0.0.1" || address.host == "::1" else {
-        throw .usage("\(text): the kube-proxy listens on loopback only (127.0.0.1 or ::1), so other machines cannot act as you")
+        throw .usage("\(text): the kube-proxy listens on loopback only (127.0.0.1 or ::1), so other machines cannot act as you", .usage)
     }
     return address
 }

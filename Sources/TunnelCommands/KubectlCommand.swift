@@ -33,11 +33,11 @@ public struct KubectlCommand: ParsableCommand {
             do {
                 passThrough = String(decoding: try DurableFile.read(path: kubeconfig), as: UTF8.self)
             } catch {
-                throw CommandFailure.usage("\(oneLine(error)); give the node's kubeconfig with --kubeconfig, or leave it out to use the node's kubernetes service")
+                throw CommandFailure.usage("\(oneLine(error)); give the node's kubeconfig with --kubeconfig, or leave it out to use the node's kubernetes service", .usage)
             }
         }
         let (settings, logger) = try options.settingsAndLogger()
-        var message: String?
+        var commandFailure: CommandFailure?
         let environment = ProcessInfo.processInfo.environment
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             var closeListener: (() -> Void)?
@@ -77,17 +77,17 @@ public struct KubectlCommand: ParsableCommand {
                 try process.run()
                 return teardown
             } catch let error as KubeconfigError {
-                message = "\(kubeconfig ?? "kubeconfig"): \(error.message)"
+                commandFailure = .usage("\(kubeconfig ?? "kubeconfig"): \(error.message)", .configInvalid)
                 teardown()
                 finish(CommandFailure.usageExitCode)
             } catch {
-                message = "cannot run kubectl: \(oneLine(error))"
+                commandFailure = .failed("cannot run kubectl: \(oneLine(error))", .programMissing)
                 teardown()
                 finish(CommandFailure.failureExitCode)
             }
             return nil
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -99,12 +99,12 @@ struct TemporaryKubeconfig {
     init(contents: String) throws {
         var template = Array((NSTemporaryDirectory() + "tunnel-kubeconfig-XXXXXX").utf8CString)
         let descriptor = mkstemp(&template)
-        guard descriptor >= 0 else { throw CommandFailure.failed("cannot create a temporary kubeconfig: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw CommandFailure.failed("cannot create a temporary kubeconfig: \(String(cString: strerror(errno)))", .localFile) }
         path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let bytes = Array(contents.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
         Glibc.close(descriptor)
-        guard written == bytes.count else { throw CommandFailure.failed("cannot write \(path)") }
+        guard written == bytes.count else { throw CommandFailure.failed("cannot write \(path)", .localFile) }
     }
 
     func remove() {

@@ -14,7 +14,7 @@ enum KubernetesKubeconfig {
     static let sizeLimit = 1 << 20
 
     static func upstream(path: String) throws(CommandFailure) -> KubernetesUpstream {
-        func fail(_ problem: String) -> CommandFailure { .usage("kubernetes: \(path): \(problem)") }
+        func fail(_ problem: String) -> CommandFailure { .usage("kubernetes: \(path): \(problem)", .configInvalid) }
         let text: String
         do {
             let bytes = try DurableFile.read(path: path)

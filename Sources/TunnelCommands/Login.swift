@@ -46,21 +46,21 @@ public struct OperatorBundle: Sendable, Equatable {
         var values: [String: (String, Int)] = [:]
         for entry in entries {
             guard let value = StrictYAML.scalarText(entry.value) else {
-                throw .usage("\(source):\(entry.line): \(entry.key): expected text, not a \(StrictYAML.shape(entry.value))")
+                throw .usage("\(source):\(entry.line): \(entry.key): expected text, not a \(StrictYAML.shape(entry.value))", .bundleInvalid)
             }
             values[entry.key] = (value, entry.line)
         }
         for key in keys where key != "server-name" && values[key] == nil {
-            throw .usage("\(source): \"\(key)\" is missing; this is not a complete operator bundle (an admin makes one with `tunnel user add`)")
+            throw .usage("\(source): \"\(key)\" is missing; this is not a complete operator bundle (an admin makes one with `tunnel user add`)", .bundleInvalid)
         }
         let gateway: HostPort
         do {
             gateway = try HostPort.parse(values["gateway"]!.0)
         } catch {
-            throw .usage("\(source):\(values["gateway"]!.1): gateway: \(error.text)")
+            throw .usage("\(source):\(values["gateway"]!.1): gateway: \(error.text)", .bundleInvalid)
         }
         if let (name, line) = values["server-name"], !(HostPort.isValidHost(name) || HostPort.isIPv6(name)) {
-            throw .usage("\(source):\(line): server-name: \"\(name)\" is not a host name or IP address")
+            throw .usage("\(source):\(line): server-name: \"\(name)\" is not a host name or IP address", .bundleInvalid)
         }
         return OperatorBundle(gateway: gateway, serverName: values["server-name"]?.0, certificatePEM: values["certificate"]!.0,
                               keyPEM: values["key"]!.0, gatewayCAPEM: values["gateway-ca"]!.0)
@@ -77,7 +77,7 @@ public enum OperatorLogin {
     public static func defaultConfigDirectory(environment: [String: String]) throws(CommandFailure) -> String {
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/tunnel" }
         guard let home = environment["HOME"], home.hasPrefix("/") else {
-            throw .usage("neither XDG_CONFIG_HOME nor HOME is set; pass --config-dir")
+            throw .usage("neither XDG_CONFIG_HOME nor HOME is set; pass --config-dir", .usage)
         }
         return home + "/.config/tunnel"
     }
@@ -94,31 +94,31 @@ public enum OperatorLogin {
     public static func validate(_ bundle: OperatorBundle, source: String, now: Int64) throws(CommandFailure) -> (TunnelIdentity, Certificate, PrivateKey, Certificate) {
         let certificate: Certificate, key: PrivateKey, ca: [Certificate]
         do { certificate = try Certificate.fromPEM(Array(bundle.certificatePEM.utf8), source: "\(source) certificate") }
-        catch { throw .usage("\(source): the certificate does not parse (\(oneLine(error))); ask for a new bundle") }
+        catch { throw .usage("\(source): the certificate does not parse (\(oneLine(error))); ask for a new bundle", .bundleInvalid) }
         do { key = try PrivateKey(pem: Array(bundle.keyPEM.utf8), source: "\(source) key") }
-        catch { throw .usage("\(source): the key does not parse (\(oneLine(error))); ask for a new bundle") }
+        catch { throw .usage("\(source): the key does not parse (\(oneLine(error))); ask for a new bundle", .bundleInvalid) }
         do { ca = try Certificate.chainFromPEM(Array(bundle.gatewayCAPEM.utf8), source: "\(source) gateway-ca") }
-        catch { throw .usage("\(source): gateway-ca does not parse (\(oneLine(error))); ask for a new bundle") }
+        catch { throw .usage("\(source): gateway-ca does not parse (\(oneLine(error))); ask for a new bundle", .bundleInvalid) }
         guard ca.count == 1, let gatewayCA = ca.first else {
-            throw .usage("\(source): gateway-ca must hold exactly one certificate (the node CA), found \(ca.count)")
+            throw .usage("\(source): gateway-ca must hold exactly one certificate (the node CA), found \(ca.count)", .bundleInvalid)
         }
         let matches: Bool
         do { matches = try certificate.publicKey().der() == key.publicKey().der() }
-        catch { throw .usage("\(source): could not compare key and certificate: \(oneLine(error))") }
+        catch { throw .usage("\(source): could not compare key and certificate: \(oneLine(error))", .bundleInvalid) }
         guard matches else {
-            throw .usage("\(source): the key does not belong to the certificate (\(certificate.displayName)); the bundle was assembled wrongly, ask for a new one")
+            throw .usage("\(source): the key does not belong to the certificate (\(certificate.displayName)); the bundle was assembled wrongly, ask for a new one", .bundleInvalid)
         }
         let identity: TunnelIdentity
         do { identity = try certificate.tunnelIdentity() }
-        catch { throw .usage("\(source): the certificate carries no tunnel identity (\(oneLine(error)))") }
+        catch { throw .usage("\(source): the certificate carries no tunnel identity (\(oneLine(error)))", .bundleInvalid) }
         guard identity.role == .operator else {
-            throw .usage("\(source): the certificate is for \(identity), not an operator; ask an admin for an operator bundle (tunnel user add NAME)")
+            throw .usage("\(source): the certificate is for \(identity), not an operator; ask an admin for an operator bundle (tunnel user add NAME)", .bundleInvalid)
         }
         guard now < certificate.notAfter else {
-            throw .usage("\(source): certificate \(identity) expired at \(isoDate(certificate.notAfter)) (this machine's clock reads \(isoDate(now))); ask for a new bundle")
+            throw .usage("\(source): certificate \(identity) expired at \(isoDate(certificate.notAfter)) (this machine's clock reads \(isoDate(now))); ask for a new bundle", .certificateExpired)
         }
         guard now >= certificate.notBefore else {
-            throw .usage("\(source): certificate \(identity) is not valid before \(isoDate(certificate.notBefore)) and this machine's clock reads \(isoDate(now)); fix the clock (enable NTP)")
+            throw .usage("\(source): certificate \(identity) is not valid before \(isoDate(certificate.notBefore)) and this machine's clock reads \(isoDate(now)); fix the clock (enable NTP)", .clockSkew)
         }
         return (identity, certificate, key, gatewayCA)
     }
@@ -130,7 +130,7 @@ public enum OperatorLogin {
     /// again with a renewed bundle is the normal way to renew.
     public static func install(bundlePath: String, configDirectory: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> Result {
         let bytes: [UInt8]
-        do { bytes = try DurableFile.read(path: bundlePath, limit: 256 * 1024) } catch { throw .usage(oneLine(error)) }
+        do { bytes = try DurableFile.read(path: bundlePath, limit: 256 * 1024) } catch { throw .usage(oneLine(error), .localFile) }
         let bundle = try OperatorBundle.parse(String(decoding: bytes, as: UTF8.self), source: bundlePath)
         let (identity, certificate, key, gatewayCA) = try validate(bundle, source: bundlePath, now: now)
 
@@ -152,7 +152,7 @@ public enum OperatorLogin {
         } catch let failure as CommandFailure {
             throw failure
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .localFile)
         }
     }
 }

@@ -29,7 +29,7 @@ public struct LogsCommand: ParsableCommand {
         let node = try checkedNodeName(node)
         let request = try request()
         let (settings, logger) = try options.settingsAndLogger()
-        var message: String?
+        var commandFailure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             // Set when the command ends another way (Ctrl-C): the stream is then cut on purpose.
             var stopping = false
@@ -38,7 +38,7 @@ public struct LogsCommand: ParsableCommand {
             do throws(CommandFailure) {
                 (input, output) = try spliceEnds(loop: loop, input: closedInput)
             } catch {
-                message = error.message
+                commandFailure = error
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
@@ -49,7 +49,7 @@ public struct LogsCommand: ParsableCommand {
                 guard !stopping else { return }
                 // A reader that went away (`| head`) has had enough; that is no failure.
                 if let failure, !standardOutputReaderIsGone() {
-                    message = failure.message
+                    commandFailure = CommandFailure(failure)
                     finish(CommandFailure.failureExitCode)
                 } else {
                     finish(0)
@@ -60,7 +60,7 @@ public struct LogsCommand: ParsableCommand {
                 progress?.close()
             }
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 
@@ -72,13 +72,13 @@ public struct LogsCommand: ParsableCommand {
                 request.sinceSeconds = DurationText.seconds(try DurationText.parse(since))
                 guard request.sinceSeconds! >= 1 else { throw ValueProblem("\"\(since)\" is shorter than a second") }
             } catch {
-                throw .usage("--since: \(error.text)")
+                throw .usage("--since: \(error.text)", .usage)
             }
         }
         do {
             try request.validate()
         } catch {
-            throw .usage(error.message)
+            throw .usage(error.message, .usage)
         }
         return request
     }

@@ -13,6 +13,6 @@ func startMetrics(_ address: HostPort?, loop: EventLoop, logger: Logger, exposit
         logger.info("metrics listening", metadata: ["metrics.listen": "\(endpoint.localAddress)"])
         return endpoint
     } catch {
-        throw .failed("cannot listen for metrics on \(address): \(error); pick another --metrics-listen")
+        throw .failed("cannot listen for metrics on \(address): \(error); pick another --metrics-listen", .portInUse)
     }
 }

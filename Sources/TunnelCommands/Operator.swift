@@ -28,16 +28,16 @@ public struct OperatorStatus: Codable, Equatable {
             key = try PrivateKey(pem: try DurableFile.read(path: settings.key), source: settings.key)
             _ = try Certificate.fromPEM(try DurableFile.read(path: settings.gatewayCA), source: settings.gatewayCA)
         } catch {
-            throw .failed("\(oneLine(error)); run `tunnel login BUNDLE` to install your operator files")
+            throw .failed("\(oneLine(error)); run `tunnel login BUNDLE` to install your operator files", .certificateMissing)
         }
         let identity: TunnelIdentity
         do {
             guard try certificate.publicKey().der() == key.publicKey().der() else {
-                throw CommandFailure.failed("\(settings.key) does not belong to \(settings.cert); run `tunnel login BUNDLE` again")
+                throw CommandFailure.failed("\(settings.key) does not belong to \(settings.cert); run `tunnel login BUNDLE` again", .bundleInvalid)
             }
             identity = try certificate.tunnelIdentity()
         } catch {
-            throw .failed(oneLine(error))
+            throw .failed(oneLine(error), .bundleInvalid)
         }
         return OperatorStatus(
             identity: "\(identity)", name: identity.name, gateway: "\(settings.gateway)", serverName: settings.serverName,

@@ -46,7 +46,7 @@ struct OperatorOptions: ParsableArguments {
 /// Validates a node name given on the command line; `node-17.tunnel` (ssh's %h) means `node-17`.
 func checkedNodeName(_ text: String) throws(CommandFailure) -> String {
     guard let name = nodeName(fromSSHHost: text) else {
-        throw .usage("\"\(text)\" is not a node name (lower-case letters, digits and '-', like node-17)")
+        throw .usage("\"\(text)\" is not a node name (lower-case letters, digits and '-', like node-17)", .usage)
     }
     return name
 }
@@ -63,6 +63,7 @@ public struct NodesCommand: ParsableCommand {
         let (settings, logger) = try options.settingsAndLogger()
         let json = format.isJSON
         var output = ""
+        var failure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
             client.listNodes(on: connection) { result in
                 switch result {
@@ -70,14 +71,16 @@ public struct NodesCommand: ParsableCommand {
                     output = json ? String(decoding: TunnelProtocol.encode(list), as: UTF8.self) + "\n" : Self.table(list.nodes)
                     for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8)) }
                     finish(0)
-                case .failure(let failure):
-                    output = "tunnel: \(failure.message)\n"
+                case .failure(let error):
+                    failure = CommandFailure(error)
                     finish(CommandFailure.failureExitCode)
                 }
             }
             return nil
         }
-        if code == 0 { print(output, terminator: "") } else { throw CommandFailure.failed(output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "tunnel: ", with: "")) }
+        if let failure { throw failure }
+        if code != 0 { throw ExitCode(code) }
+        print(output, terminator: "")
     }
 
     static func table(_ nodes: [NodeStatus]) -> String {
@@ -123,20 +126,20 @@ public struct ProxyCommand: ParsableCommand {
     public func run() throws {
         let node = try checkedNodeName(node)
         let (settings, logger) = try options.settingsAndLogger()
-        var message: String?
+        var commandFailure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             let input: StreamConnection
             let output: StreamConnection
             do throws(CommandFailure) {
                 (input, output) = try spliceEnds(loop: loop, input: standardInput)
             } catch {
-                message = error.message
+                commandFailure = error
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
             client.splice(on: connection, node: node, service: service, interactive: service == "ssh",
                           input: input, output: output) { failure in
-                message = failure?.message
+                commandFailure = failure.map { CommandFailure($0) }
                 finish(failure == nil ? 0 : CommandFailure.failureExitCode)
             }
             // ssh sends SIGHUP to its ProxyCommand as it exits, also after a clean logout. The
@@ -151,7 +154,7 @@ public struct ProxyCommand: ParsableCommand {
                 grace.close()
             }
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -173,10 +176,10 @@ public struct ForwardCommand: ParsableCommand {
     public func run() throws {
         let node = try checkedNodeName(node)
         let address: HostPort
-        do { address = try HostPort.parse(listen, example: "127.0.0.1:8443", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)") }
+        do { address = try HostPort.parse(listen, example: "127.0.0.1:8443", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)", .usage) }
         let (settings, logger) = try options.settingsAndLogger()
-        var message: String?
-        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+        var listenFailure: CommandFailure?
+        _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             do {
                 let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
                                               listen: address, logger: logger)
@@ -184,12 +187,12 @@ public struct ForwardCommand: ParsableCommand {
                 fflush(nil)
                 return forwarder.close
             } catch {
-                message = "cannot listen on \(address): \(error)"
+                listenFailure = CommandFailure("cannot listen on \(address): \(error)", code: .portInUse)
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let listenFailure { throw listenFailure }
     }
 }
 
@@ -257,5 +260,5 @@ func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSet
 func execute(_ arguments: [String]) throws -> Never {
     var cArguments = arguments.map { strdup($0) } + [nil]
     execvp(arguments[0], &cArguments)
-    throw CommandFailure.failed("cannot run \(arguments[0]): \(String(cString: strerror(errno))); is it installed?")
+    throw CommandFailure.failed("cannot run \(arguments[0]): \(String(cString: strerror(errno))); is it installed?", .programMissing)
 }

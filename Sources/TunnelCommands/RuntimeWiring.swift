@@ -16,7 +16,7 @@ func loadIdentity(certificate: String, key: String, fix: String) throws(CommandF
     do {
         return try TLSIdentity.load(certificatePath: certificate, keyPath: key)
     } catch {
-        throw .usage("\(oneLine(error)); \(fix)")
+        throw .usage("\(oneLine(error)); \(fix)", .certificateMissing)
     }
 }
 
@@ -24,18 +24,18 @@ func loadCertificate(_ path: String, fix: String) throws(CommandFailure) -> Cert
     do {
         return try Certificate.fromPEM(try DurableFile.read(path: path), source: path)
     } catch {
-        throw .usage("\(oneLine(error)); \(fix)")
+        throw .usage("\(oneLine(error)); \(fix)", .certificateMissing)
     }
 }
 
 /// Refuses a certificate that has expired or is not valid yet, with the dates, before any dialing.
 func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) {
-    guard let leaf = identity.chain.first else { throw .usage("\(path) holds no certificate") }
+    guard let leaf = identity.chain.first else { throw .usage("\(path) holds no certificate", .certificateMissing) }
     if now >= leaf.notAfter {
-        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)")
+        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)", .certificateExpired)
     }
     if now < leaf.notBefore {
-        throw .usage("\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))")
+        throw .usage("\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))", .clockSkew)
     }
 }
 
@@ -75,7 +75,7 @@ func runUntilSignalled(
     logger: Logger, _ start: (EventLoop) throws(CommandFailure) -> (_ stopped: @escaping () -> Void) -> Void
 ) throws(CommandFailure) {
     let loop: EventLoop
-    do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+    do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
     // Signals are watched before the role starts: one that arrives while it starts up (after it
     // printed that it is ready, say) is then handled once the loop runs, not fatal by default.
     var stop: ((@escaping () -> Void) -> Void)?
@@ -101,7 +101,7 @@ func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, 
         client.start()
         return client
     } catch {
-        throw .failed("cannot start the node client: \(oneLine(error))")
+        throw .failed("cannot start the node client: \(oneLine(error))", .systemResource)
     }
 }
 
@@ -140,7 +140,7 @@ extension GatewaySettings {
         do {
             return try SQLiteFleetStore(path: "\(dataDir)/fleet.db")
         } catch {
-            throw .failed(error.message)
+            throw .failed(error.message, .localFile)
         }
     }
 }
@@ -158,19 +158,19 @@ func startGateway(
     do {
         gateway = try Gateway(loop: loop, configuration: configuration, store: store, logger: logger)
     } catch {
-        throw .failed("cannot start the gateway: \(oneLine(error))")
+        throw .failed("cannot start the gateway: \(oneLine(error))", .systemResource)
     }
     let bound: SocketAddress
     do {
         bound = try gateway.start()
     } catch {
-        throw .failed("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen")
+        throw .failed("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen", .portInUse)
     }
     if let adminSocket {
         do {
             try gateway.startAdminSocket(path: adminSocket)
         } catch {
-            throw .failed("cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?")
+            throw .failed("cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?", .localFile)
         }
     }
     return (gateway, bound)
@@ -189,12 +189,12 @@ extension ClientSettings {
     /// gateway's sentence; network failures are retried with backoff, as the client itself does.
     func enroll(token text: String, logger: Logger) throws(CommandFailure) {
         let token: JoinToken
-        do { token = try JoinToken.parse(text) } catch { throw .usage("--token: \(error.message)") }
+        do { token = try JoinToken.parse(text) } catch { throw .usage("--token: \(error.message)", .usage) }
         for path in [cert, key, gatewayCA] {
             try GatewayPKI.makeDirectory((path as NSString).deletingLastPathComponent)
         }
         let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)") }
+        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
         var outcome: Result<TLSIdentity, FleetFailure>?
         var backoff = Backoff()
         let retryTimer = LoopTimer(loop: loop)
@@ -220,9 +220,9 @@ extension ClientSettings {
             let subject = (try? identity.chain[0].tunnelIdentity().description) ?? "?"
             logger.notice("enrolled", metadata: ["identity": "\(subject)", "certificate.not_after": "\(isoDate(identity.chain[0].notAfter))", "cert": "\(cert)"])
         case .failure(let failure):
-            throw .failed("enrollment refused: \(failure.message)")
+            throw .failed("enrollment refused: \(failure.message)", .enrollmentRefused)
         case nil:
-            throw .failed("enrollment did not finish")
+            throw .failed("enrollment did not finish", .enrollmentRefused)
         }
     }
 
@@ -231,7 +231,7 @@ extension ClientSettings {
         // An expired certificate is fine: the client re-enrolls with it.
         let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
         guard (try? identity.chain[0].tunnelIdentity().role) == .node else {
-            throw .usage("\(cert) is not a node certificate; \(fix)")
+            throw .usage("\(cert) is not a node certificate; \(fix)", .certificateMissing)
         }
         let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
         var configuration = EdgeClientConfiguration(
@@ -242,23 +242,23 @@ extension ClientSettings {
         configuration.softwareVersion = VersionInfo.current.reported
         if let shellUser {
             guard services[ShellStream.serviceName] == nil else {
-                throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name")
+                throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name", .configInvalid)
             }
             do {
                 configuration.builtInServices[ShellStream.serviceName] = try ShellService(user: shellUser)
             } catch {
-                throw .usage("shell-user: \(error.reason)")
+                throw .usage("shell-user: \(error.reason)", .configInvalid)
             }
         }
         if !logSources.isEmpty {
             guard services[LogService.serviceName] == nil else {
-                throw .usage("services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name")
+                throw .usage("services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name", .configInvalid)
             }
             configuration.builtInServices[LogService.serviceName] = LogService(sources: logSources, root: logRoot)
         }
         if let kubernetes {
             guard services[KubernetesService.serviceName] == nil else {
-                throw .usage("services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name")
+                throw .usage("services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name", .configInvalid)
             }
             configuration.kubernetes = try KubernetesKubeconfig.upstream(path: kubernetes)
         }
@@ -291,10 +291,10 @@ func withOperatorConnection(
         loop = try EventLoop()
         client = try OperatorClient(loop: loop, endpoint: endpoint, logger: logger)
     } catch {
-        throw .failed("cannot start: \(oneLine(error))")
+        throw .failed("cannot start: \(oneLine(error))", .systemResource)
     }
     var exitCode: Int32?
-    var failure: String?
+    var failure: CommandFailure?
     var signals: StopSignals?
     var teardown: (() -> Void)?
     let finish: (Int32) -> Void = { code in
@@ -309,16 +309,16 @@ func withOperatorConnection(
         switch result {
         case .success(let connection):
             client.onClosed = { reason in
-                if exitCode == nil { failure = "the gateway closed the connection: \(reason.reason)" }
+                if exitCode == nil { failure = CommandFailure(OperatorFailure.streamEnded(reason, "the gateway closed the connection: \(reason.reason)")) }
                 finish(CommandFailure.failureExitCode)
             }
             teardown = body(loop, client, connection, finish)
         case .failure(let error):
-            failure = error.message
+            failure = CommandFailure(error)
             finish(CommandFailure.failureExitCode)
         }
     }
     loop.run()
-    if let failure { throw .failed(failure) }
+    if let failure { throw failure }
     return exitCode ?? CommandFailure.failureExitCode
 }

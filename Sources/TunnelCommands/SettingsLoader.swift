@@ -72,12 +72,12 @@ public enum SettingsLoader {
                 // Suggest only this command's names: pointing at another command's variable would mislead.
                 let suggestion = Suggest.closest(to: name, in: Array(ownNames.keys))
                 let hint = suggestion.map { "did you mean \($0)?" } ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
-                throw .usage("\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name")
+                throw .usage("\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name", .configInvalid)
             }
             do {
                 values[spec.key] = try parse(env[name]!, as: spec, relativeTo: nil, environment: env)
             } catch {
-                throw .usage("\(name): \(error.text)")
+                throw .usage("\(name): \(error.text)", .configInvalid)
             }
             sources[spec.key] = .environment(name)
         }
@@ -98,7 +98,7 @@ public enum SettingsLoader {
                     values[spec.key] = try parse(raw.last!, as: spec, relativeTo: nil, environment: env)
                 }
             } catch {
-                throw .usage("\(flag): \(error.text)")
+                throw .usage("\(flag): \(error.text)", .configInvalid)
             }
             sources[spec.key] = .flag(flag)
         }
@@ -135,7 +135,7 @@ public enum SettingsLoader {
                         what = "missing required setting \"\(spec.key)\""
                     }
                     let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
-                    throw .usage("\(what): set it in \(file), \(spec.environmentName) or \(flags)")
+                    throw .usage("\(what): set it in \(file), \(spec.environmentName) or \(flags)", .configInvalid)
                 }
             }
         }
@@ -159,7 +159,7 @@ public enum SettingsLoader {
             // Absolute, so that relative paths inside the file resolve against its directory.
             if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
             guard FileManager.default.fileExists(atPath: path) else {
-                throw .usage("\(explicit.origin): config file \(path) does not exist; check the path or leave \(explicit.origin) out to use \(expandDefaultPath(schema.defaultConfigPath, environment: input.environment))")
+                throw .usage("\(explicit.origin): config file \(path) does not exist; check the path or leave \(explicit.origin) out to use \(expandDefaultPath(schema.defaultConfigPath, environment: input.environment))", .configInvalid)
             }
             return path
         }
@@ -186,7 +186,7 @@ public enum SettingsLoader {
                 }
                 result[entry.key] = (value, entry.line)
             } catch {
-                throw .usage("\(path):\(entry.line): \(entry.key): \(error.text)")
+                throw .usage("\(path):\(entry.line): \(entry.key): \(error.text)", .configInvalid)
             }
         }
         return result
@@ -248,12 +248,12 @@ public enum SettingsLoader {
             guard case .map(.logSources(let rootKey)) = spec.kind, case .map(let map)? = values[spec.key], !map.isEmpty,
                   case .path(let rootText)? = values[rootKey] else { continue }
             guard rootText.hasPrefix("/") else {
-                throw .usage("\(origin(rootKey))\"\(rootText)\" must be an absolute path (e.g. /var/log)")
+                throw .usage("\(origin(rootKey))\"\(rootText)\" must be an absolute path (e.g. /var/log)", .configInvalid)
             }
             let root = LogPaths.normalize(rootText)
             for name in map.keys.sorted() {
                 guard case .files(let pattern) = try? LogSource.parse(map[name]!), !LogPaths.isInside(pattern, root: root) else { continue }
-                throw .usage("\(origin(spec.key))\"\(name)\" is \(pattern), outside \(rootKey) \(root); serve only files under \(root), or set \(rootKey)")
+                throw .usage("\(origin(spec.key))\"\(name)\" is \(pattern), outside \(rootKey) \(root); serve only files under \(root), or set \(rootKey)", .configInvalid)
             }
         }
     }

@@ -36,15 +36,15 @@ public struct ShellCommand: ParsableCommand {
                 term: ProcessInfo.processInfo.environment["TERM"] ?? "dumb", columns: size.columns, rows: size.rows,
                 command: shellCommandLine(command)).dictionary)
         } catch {
-            throw CommandFailure.usage(error.reason)
+            throw CommandFailure.usage(error.reason, .usage)
         }
         let interactive = LocalTerminal.isInteractive
         // Restored on every way out: returning, throwing, and exit() on a second signal.
         defer { LocalTerminal.restore() }
         if let failed = LocalTerminal.prepare(raw: interactive) {
-            throw CommandFailure.failed("cannot set up the terminal: \(String(cString: strerror(failed)))")
+            throw CommandFailure.failed("cannot set up the terminal: \(String(cString: strerror(failed)))", .systemResource)
         }
-        var message: String?
+        var commandFailure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { loop, _, connection, finish in
             do throws(CommandFailure) {
                 let terminal = try TerminalShell(loop: loop, connection: connection, node: node, parameters: parameters,
@@ -53,18 +53,18 @@ public struct ShellCommand: ParsableCommand {
                     case .success(let status):
                         finish(status)
                     case .failure(let failure):
-                        message = failure.message
+                        commandFailure = CommandFailure(failure)
                         finish(CommandFailure.failureExitCode)
                     }
                 }
                 return terminal.close
             } catch {
-                message = error.message
+                commandFailure = error
                 finish(error.exitCode)
                 return nil
             }
         }
-        if let message { throw CommandFailure(message, exitCode: code) }
+        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -125,14 +125,14 @@ final class TerminalShell {
             input = try StandardStream.open(loop: loop, descriptor: STDIN_FILENO)
         } catch {
             endOfInputTimer.close()
-            throw .usage("cannot use stdin: \(error)")
+            throw .usage("cannot use stdin: \(error)", .systemResource)
         }
         do {
             output = try StandardStream.open(loop: loop, descriptor: STDOUT_FILENO)
         } catch {
             input.close()
             endOfInputTimer.close()
-            throw .usage("cannot use stdout: \(error)")
+            throw .usage("cannot use stdout: \(error)", .systemResource)
         }
         do {
             // A hung-up terminal: nobody is left to type or read, so end like the remote shell would.
@@ -146,7 +146,7 @@ final class TerminalShell {
             shell = try ShellStream.open(on: connection, node: node, parameters: parameters) { [unowned self] event in handle(event) }
         } catch {
             close()
-            throw .failed("cannot open a shell on \(node): \(error)")
+            throw .failed("cannot open a shell on \(node): \(error)", .streamEnded)
         }
     }
 
@@ -169,7 +169,7 @@ final class TerminalShell {
                 do {
                     try connection.startReading { [unowned self] event in inputRead(event) }
                 } catch {
-                    end(.failure(OperatorFailure("cannot read stdin: \(error)")))
+                    end(.failure(OperatorFailure("cannot read stdin: \(error)", cause: .local)))
                 }
             case .direct(let descriptor):
                 pumpInput(descriptor)
@@ -201,11 +201,11 @@ final class TerminalShell {
             }
         case .reset(let failure):
             if let refusal = shell.refusal {
-                end(.failure(OperatorFailure(refusal.message)))
+                end(.failure(.streamEnded(failure, refusal.message)))
             } else if failure.code.isApplicationCode || failure.code == .refusedStream {
-                end(.failure(OperatorFailure(TunnelErrorCode.explain(failure, node: node, service: ShellStream.serviceName))))
+                end(.failure(.streamEnded(failure, TunnelErrorCode.explain(failure, node: node, service: ShellStream.serviceName))))
             } else {
-                end(.failure(OperatorFailure("the shell on \(node) ended: \(failure.reason)")))
+                end(.failure(.streamEnded(failure, "the shell on \(node) ended: \(failure.reason)")))
             }
         case .resize:
             break  // the decoder refuses resize frames towards the operator
@@ -270,7 +270,7 @@ final class TerminalShell {
         if let exitStatus {
             end(.success(exitStatus))
         } else {
-            end(.failure(OperatorFailure("the shell on \(node) ended without an exit status")))
+            end(.failure(OperatorFailure("the shell on \(node) ended without an exit status", cause: .ended)))
         }
     }
 

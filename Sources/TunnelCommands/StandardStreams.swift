@@ -21,12 +21,12 @@ func closedInput(loop: EventLoop) throws -> StreamConnection {
 /// standard output cannot be used. The error is a sentence naming the side that failed.
 func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(CommandFailure) -> (input: StreamConnection, output: StreamConnection) {
     let input: StreamConnection
-    do { input = try makeInput(loop) } catch { throw .failed("cannot use stdin: \(error)") }
+    do { input = try makeInput(loop) } catch { throw .failed("cannot use stdin: \(error)", .systemResource) }
     do {
         return (input, try standardOutput(loop: loop))
     } catch {
         input.close()
-        throw .failed("cannot use stdout: \(error)")
+        throw .failed("cannot use stdout: \(error)", .systemResource)
     }
 }
 
@@ -96,7 +96,7 @@ func standardOutput(loop: EventLoop) throws -> StreamConnection {
 
 func makePipe() throws(CommandFailure) -> (readEnd: Int32, writeEnd: Int32) {
     var descriptors: [Int32] = [-1, -1]
-    guard pipe(&descriptors) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))") }
+    guard pipe(&descriptors) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))", .systemResource) }
     // Close-on-exec: a child the command starts must not hold a write end open.
     for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
     return (descriptors[0], descriptors[1])

@@ -15,10 +15,10 @@ enum StrictYAML {
         do {
             bytes = try DurableFile.read(path: path, limit: sizeLimit)
         } catch {
-            throw .usage(oneLine(error))
+            throw .usage(oneLine(error), .configInvalid)
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw .usage("\(path): not UTF-8 text; is this the right file?")
+            throw .usage("\(path): not UTF-8 text; is this the right file?", .configInvalid)
         }
         return try parseMapping(text, source: path, allowedKeys: allowedKeys, what: what)
     }
@@ -29,29 +29,29 @@ enum StrictYAML {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw .usage(describeYAMLError(error, source: source))
+            throw .usage(describeYAMLError(error, source: source), .configInvalid)
         }
         guard let root else { return [] }
         guard case .mapping(let mapping) = root else {
-            throw .usage("\(source):\(root.mark?.line ?? 1): expected KEY: VALUE lines at the top level, not a \(shape(root))")
+            throw .usage("\(source):\(root.mark?.line ?? 1): expected KEY: VALUE lines at the top level, not a \(shape(root))", .configInvalid)
         }
         var entries: [Entry] = []
         var seen: [String: Int] = [:]
         for (keyNode, value) in mapping {
             let line = keyNode.mark?.line ?? 0
             guard let key = scalarText(keyNode) else {
-                throw .usage("\(source):\(line): keys must be plain words, not a \(shape(keyNode))")
+                throw .usage("\(source):\(line): keys must be plain words, not a \(shape(keyNode))", .configInvalid)
             }
             guard allowedKeys.contains(key) else {
                 let hint = Suggest.closest(to: key, in: allowedKeys).map { "did you mean \"\($0)\"?" }
                     ?? "known keys: \(allowedKeys.joined(separator: ", "))"
-                throw .usage("\(source):\(line): unknown key \"\(key)\" (\(hint))")
+                throw .usage("\(source):\(line): unknown key \"\(key)\" (\(hint))", .configInvalid)
             }
             if let first = seen[key] {
-                throw .usage("\(source):\(line): \"\(key)\" is set twice (first at line \(first)); keep one")
+                throw .usage("\(source):\(line): \"\(key)\" is set twice (first at line \(first)); keep one", .configInvalid)
             }
             if isNull(value) {
-                throw .usage("\(source):\(line): \"\(key)\" has no value; give one or remove the line")
+                throw .usage("\(source):\(line): \"\(key)\" has no value; give one or remove the line", .configInvalid)
             }
             seen[key] = line
             entries.append(Entry(key: key, value: value, line: line))

@@ -158,10 +158,10 @@ import Yams
     }
 
     @Test func exitCodes() {
-        let failure = TunnelMain.outcome(of: CommandFailure.usage("x.yaml:1: unknown key \"a\""))
-        #expect(failure == TunnelMain.Outcome(message: "tunnel: x.yaml:1: unknown key \"a\"\n  \(ErrorCatalog.configInvalid.fixLine)",
+        let failure = TunnelMain.outcome(of: CommandFailure.usage("x.yaml:1: unknown key \"a\"", .configInvalid))
+        #expect(failure == TunnelMain.Outcome(message: "tunnel: x.yaml:1: unknown key \"a\"\n  \(FailureCode.configInvalid.fixLine)",
                                               toStandardError: true, exitCode: 2))
-        #expect(TunnelMain.outcome(of: CommandFailure.failed("boom")).exitCode == 1)
+        #expect(TunnelMain.outcome(of: CommandFailure.failed("boom", .localFile)).exitCode == 1)
         do {
             _ = try Tunnel.parseAsRoot(["gateway", "--no-such-flag"])
             Issue.record("parsed")
@@ -187,7 +187,7 @@ import Yams
             try writeFile("\(dir)/client.yaml", "gateway: gw:7443\nservice:\n  ssh: 127.0.0.1:22\n")
             let (status, output) = try runProgram(binary, ["client", "--config", "\(dir)/client.yaml"])
             #expect(status == 2)
-            #expect(output == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n  \(ErrorCatalog.configInvalid.fixLine)\n")
+            #expect(output == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n  \(FailureCode.configInvalid.fixLine)\n")
         }
     }
 }

@@ -38,8 +38,8 @@ import TunnelText
     @Test("tables, errors and log lines: one helper escapes them all")
     func tablesErrorsAndLogs() {
         Self.assertInert(String(tableText([["NODE", "REASON"], ["node-1", Self.hostile]]).dropLast()), lines: 2)
-        let outcome = TunnelMain.outcome(of: CommandFailure.failed("the gateway closed the connection: \(Self.hostile)"))
-        Self.assertInert(outcome.message, lines: 1)
+        let outcome = TunnelMain.outcome(of: CommandFailure.failed("the gateway closed the connection: \(Self.hostile)", .streamEnded))
+        Self.assertInert(outcome.message, lines: 2)
         let logged = InertLogHandler.inert(.dictionary(["reason": .string(Self.hostile), "list": .array([.stringConvertible(Self.hostile)])]))
         Self.assertInert(logged.description, lines: 1)
     }

@@ -174,7 +174,7 @@ final class LocalPipe {
     init(loop: EventLoop) throws {
         var descriptors: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &descriptors) == 0 else {
-            throw OperatorFailure("socketpair failed")
+            throw OperatorFailure("socketpair failed", cause: .local)
         }
         tunnelSide = try StreamConnection.openPipe(loop: loop, fileDescriptor: descriptors[0])
         testSide = try StreamConnection.openPipe(loop: loop, fileDescriptor: descriptors[1])

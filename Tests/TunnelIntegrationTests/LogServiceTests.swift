@@ -47,7 +47,7 @@ struct LogServiceTests {
             switch read.outcome {
             case .some(nil): return .success(read.lines)
             case .some(let failure?): return .failure(failure)
-            case nil: return .failure(OperatorFailure("no answer"))
+            case nil: return .failure(OperatorFailure("no answer", cause: .ended))
             }
         }
 
