@@ -69,9 +69,11 @@ let package = Package(
         .target(name: "TunnelPolicy", dependencies: ["TunnelText", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),
         /// The audit trail: hash-chained JSON Lines segments with Ed25519-signed checkpoints, crash
-        /// recovery, and the offline verifier auditors run (`docs/AUDIT.md`).
-        .target(name: "TunnelAudit", dependencies: ["COpenSSL"]),
-        .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit"]),
+        /// recovery, and the offline verifier auditors run (`docs/AUDIT.md`). On TunnelTLS's
+        /// OpenSSL primitives (error queue, SHA-256, durable files), so the verifier still needs
+        /// nothing but OpenSSL.
+        .target(name: "TunnelAudit", dependencies: ["COpenSSL", "TunnelTLS"]),
+        .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit", "TunnelTLS"]),
         .executableTarget(name: "audit-bench", dependencies: ["TunnelAudit"], path: "Benchmarks/AuditBench"),
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.

@@ -1,4 +1,4 @@
-internal import COpenSSL
+internal import TunnelTLS
 
 /// The one error type of TunnelAudit.
 ///
@@ -40,28 +40,21 @@ public struct AuditError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// OpenSSL's thread-local error queue.
-///
-/// Stale entries from an earlier, already-handled failure would be blamed on the next call,
-/// so every fallible call is preceded by `clear()` and a failure drains the queue into the error.
-enum OpenSSLErrors {
-    static func clear() {
-        ERR_clear_error()
+extension AuditError {
+    /// An error of `code` carrying whatever OpenSSL queued. The queue is TunnelTLS's
+    /// `OpenSSLErrorQueue`: one reader of it for the whole program.
+    static func openSSL(_ code: Code, _ message: String) -> AuditError {
+        AuditError(code, message, openSSLErrors: OpenSSLErrorQueue.drain().texts)
     }
 
-    static func drain() -> [String] {
-        var texts: [String] = []
-        var buffer = [CChar](repeating: 0, count: 256)
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            ERR_error_string_n(code, &buffer, buffer.count)
-            texts.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return texts
+    /// The same failure, reported by a TunnelTLS primitive (a durable write, a PEM codec).
+    init(_ code: Code, _ error: TLSError) {
+        self.init(code, error.message, openSSLErrors: error.openSSLErrors)
     }
+}
 
-    static func error(_ code: AuditError.Code, _ message: String) -> AuditError {
-        AuditError(code, message, openSSLErrors: drain())
-    }
+/// TunnelTLS's reusable SHA-256 context, its one failure (OpenSSL offers no SHA-256) as an
+/// `AuditError`.
+func auditHasher() throws(AuditError) -> SHA256Hasher {
+    do { return try SHA256Hasher() } catch { throw AuditError(.crypto, error) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+internal import TunnelTLS
 
 /// How an `AuditLog` rotates segments and how often it signs checkpoints.
 public struct AuditLogConfiguration: Sendable, Equatable {
@@ -122,7 +123,7 @@ public final class AuditLog {
         self.directory = directory
         self.policy = policy
         self.key = signingKey
-        self.hasher = try SHA256Hasher()
+        self.hasher = try auditHasher()
         self.lastCheckpointMilliseconds = milliseconds
         self.checkpointIntervalMilliseconds = Int64((policy.checkpointInterval * 1000).rounded(.up))
 

@@ -1,4 +1,5 @@
 import Foundation
+internal import TunnelTLS
 internal import Glibc
 
 /// The chain rules of docs/AUDIT.md §7, applied to record lines in log order.
@@ -49,7 +50,7 @@ final class ChainWalker {
 
     init(publicKey: AuditPublicKey, fromGenesis: Bool) throws(AuditError) {
         self.publicKey = publicKey
-        self.hasher = try SHA256Hasher()
+        self.hasher = try auditHasher()
         self.fromGenesis = fromGenesis
     }
 

@@ -1,4 +1,5 @@
 internal import Glibc
+internal import TunnelTLS
 
 /// The POSIX file operations TunnelAudit needs, with errors that name the path and the
 /// system's reason ("No space left on device").
@@ -37,73 +38,23 @@ enum FileSystem {
     /// Reads a small file (a key) whole, refusing anything over `limit` bytes: a wrong path
     /// pointing at a large file should fail, not exhaust memory.
     static func read(_ path: String, limit: Int = 64 * 1024) throws(AuditError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open", path) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw error("read", path)
-            }
-            if count == 0 { return bytes }
-            bytes += chunk[..<count]
-            guard bytes.count <= limit else {
-                throw AuditError(.io, "\(path) is larger than \(limit) bytes; is this the right file?")
-            }
-        }
+        do { return try DurableFile.read(path: path, limit: limit) } catch { throw AuditError(.io, error) }
     }
 
-    /// Replaces `path` atomically and durably: a temporary file in the same directory is
-    /// written and fsynced, renamed over `path`, and the directory fsynced, so after a crash
-    /// the file is either the old one or the complete new one.
+    /// Replaces `path` atomically and durably (TunnelTLS's `DurableFile`: temporary file,
+    /// fsync, rename, directory fsync), so after a crash the file is the old or the new one.
     static func writeDurably(_ path: String, bytes: [UInt8], mode: mode_t) throws(AuditError) {
-        let directory = parent(of: path)
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard fd >= 0 else { throw error("create", temporary) }
-        var failure: AuditError?
-        // open() applies the umask; fchmod sets exactly the mode asked for.
-        if fchmod(fd, mode) != 0 {
-            failure = error("set the mode of", temporary)
-        } else if case let code = bytes.withUnsafeBytes({ writeAll(fd, $0, at: 0) }), code != 0 {
-            failure = error("write", temporary, code: code)
-        } else if fsync(fd) != 0 {
-            failure = error("fsync", temporary)
-        }
-        close(fd)
-        if failure == nil, rename(temporary, path) != 0 {
-            failure = error("rename \(temporary) to", path)
-        }
-        if let failure {
-            unlink(temporary)
-            throw failure
-        }
-        try syncDirectory(directory)
+        do { try DurableFile.write(path: path, bytes: bytes, mode: mode) } catch { throw AuditError(.io, error) }
     }
 
     /// Writes all of `bytes` at `offset`; returns 0 or the errno of the failing call.
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Int32 {
-        var done = 0
-        while done < bytes.count {
-            let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            done += written
-        }
-        return 0
+        DurableFile.writeAll(fd, bytes, at: offset)
     }
 
     /// Makes entries created, renamed or removed in `path` durable.
     static func syncDirectory(_ path: String) throws(AuditError) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open the directory", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw error("fsync the directory", path) }
+        do { try DurableFile.syncDirectory(path) } catch { throw AuditError(.io, error) }
     }
 
     static func parent(of path: String) -> String {

@@ -1,3 +1,5 @@
+internal import TunnelTLS
+
 /// Builds record lines in the canonical form of docs/AUDIT.md §3: keys in byte order, no
 /// whitespace, one fixed escaping of strings, integers in plain decimal.
 ///

@@ -193,12 +193,8 @@ public final class ShellRecorder {
     /// Makes the new file's directory entry durable, as the audit record that names it is.
     private func syncDirectory() {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        let handle = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if handle < 0 {
-            writeFailure = Self.error("cannot open the recording's directory", directory)
-        } else {
-            if fsync(handle) != 0 { writeFailure = Self.error("cannot sync the recording's directory", directory) }
-            close(handle)
+        do { try DurableFile.syncDirectory(directory.isEmpty ? "/" : directory) } catch {
+            writeFailure = ShellRecordingError("cannot make the recording durable: \(error.message)")
         }
     }
 

@@ -12,28 +12,34 @@ public enum DurableFile {
     public static let defaultReadLimit = 1 << 20
 
     /// Atomically replaces `path` with `bytes`, created with exactly `mode` (e.g. `0o600` for keys).
-    public static func write(path: String, bytes: [UInt8], mode: UInt32) throws {
+    public static func write(path: String, bytes: [UInt8], mode: UInt32) throws(TLSError) {
         let (directory, base) = split(path)
         let temporary = "\(directory)/.\(base).tmp-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16))"
 
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
         guard fd >= 0 else { throw fileError("create", temporary) }
-        var renamed = false
-        defer { if !renamed { unlink(temporary) } }
-        do {
-            defer { close(fd) }
-            // open() applies the umask; fchmod sets exactly what the caller asked for.
-            guard fchmod(fd, mode_t(mode)) == 0 else { throw fileError("set the mode of", temporary) }
-            try writeAll(fd, bytes, path: temporary)
-            guard fsync(fd) == 0 else { throw fileError("fsync", temporary) }
+        var failure: TLSError?
+        // open() applies the umask; fchmod sets exactly what the caller asked for.
+        if fchmod(fd, mode_t(mode)) != 0 {
+            failure = fileError("set the mode of", temporary)
+        } else if case let code = bytes.withUnsafeBytes({ writeAll(fd, $0, at: 0) }), code != 0 {
+            failure = fileError("write", temporary, code: code)
+        } else if fsync(fd) != 0 {
+            failure = fileError("fsync", temporary)
         }
-        guard rename(temporary, path) == 0 else { throw fileError("rename \(temporary) to", path) }
-        renamed = true
+        close(fd)
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = fileError("rename \(temporary) to", path)
+        }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
         try syncDirectory(directory)
     }
 
     /// Reads the whole file at `path`, refusing files larger than `limit` bytes.
-    public static func read(path: String, limit: Int = defaultReadLimit) throws -> [UInt8] {
+    public static func read(path: String, limit: Int = defaultReadLimit) throws(TLSError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw fileError("open", path) }
         defer { close(fd) }
@@ -60,25 +66,28 @@ public enum DurableFile {
         return bytes
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw fileError("write", path)
-                }
-                offset += written
+    /// Writes all of `bytes` at `offset`; returns 0 or the errno of the failing call. `package`:
+    /// the audit log appends its segments with it.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
             }
+            done += written
         }
+        return 0
     }
 
-    private static func syncDirectory(_ directory: String) throws {
+    /// Makes the entries created, renamed or removed in `directory` durable (a new recording, a
+    /// renamed key, a new audit segment).
+    package static func syncDirectory(_ directory: String) throws(TLSError) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw fileError("open directory", directory) }
+        guard fd >= 0 else { throw fileError("open the directory", directory) }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw fileError("fsync directory", directory) }
+        guard fsync(fd) == 0 else { throw fileError("fsync the directory", directory) }
     }
 
     /// Splits into (directory, last component); a bare name lives in ".".
@@ -88,8 +97,7 @@ public enum DurableFile {
         return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
     }
 
-    private static func fileError(_ action: String, _ path: String) -> TLSError {
-        let code = errno
-        return TLSError(.file, "could not \(action) \(path): \(String(cString: strerror(code)))")
+    private static func fileError(_ action: String, _ path: String, code: Int32 = errno) -> TLSError {
+        TLSError(.file, "could not \(action) \(path): \(String(cString: strerror(code)))")
     }
 }

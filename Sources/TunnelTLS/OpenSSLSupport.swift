@@ -2,7 +2,8 @@ internal import COpenSSL
 internal import Glibc
 
 /// Runs `body` with a read-only memory BIO over `bytes`; the BIO never outlives the call.
-func withReadOnlyBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> T) throws -> T {
+/// `package`: TunnelAudit reads its Ed25519 keys through it too.
+package func withReadOnlyBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> T) throws -> T {
     try bytes.withUnsafeBytes { raw in
         // BIO_new_mem_buf refuses a NULL pointer, which is what an empty array may hand us.
         let bio = raw.isEmpty ? BIO_new(BIO_s_mem()) : BIO_new_mem_buf(raw.baseAddress, Int32(raw.count))
@@ -15,7 +16,7 @@ func withReadOnlyBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> T) t
 }
 
 /// Runs `write` against a fresh memory BIO and returns everything it wrote.
-func collectBIOOutput(_ what: String, _ write: (OpaquePointer) -> Bool) throws -> [UInt8] {
+package func collectBIOOutput(_ what: String, _ write: (OpaquePointer) -> Bool) throws(TLSError) -> [UInt8] {
     OpenSSLErrorQueue.clear()
     guard let bio = BIO_new(BIO_s_mem()) else {
         throw OpenSSLErrorQueue.error(.openSSL, "could not allocate an OpenSSL memory BIO")
@@ -32,14 +33,15 @@ func collectBIOOutput(_ what: String, _ write: (OpaquePointer) -> Bool) throws -
 
 /// PEM passphrase callback that refuses: without it OpenSSL would prompt on the
 /// controlling terminal when it meets an encrypted key, hanging a daemon at boot.
-let refusePassphrase: @convention(c) (
+package let refusePassphrase: @convention(c) (
     UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?
 ) -> Int32 = { _, _, _, _ in -1 }
 
 /// Lowercase hexadecimal, the form used for fingerprints, pins and serials.
 public enum Hex {
+    package static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
@@ -47,6 +49,15 @@ public enum Hex {
             out.append(digits[Int(byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Writes the hex of `bytes` to `out` (two bytes each), allocating nothing: the audit log
+    /// hashes every record.
+    package static func write(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
+        for (index, byte) in bytes.enumerated() {
+            out[2 * index] = digits[Int(byte >> 4)]
+            out[2 * index + 1] = digits[Int(byte & 0x0F)]
+        }
     }
 
     /// Accepts either case; nil for odd length or non-hex characters (e.g. a mistyped CA pin).

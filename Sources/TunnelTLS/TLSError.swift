@@ -64,20 +64,21 @@ public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// OpenSSL reports failures by pushing onto this queue; stale entries from an earlier,
 /// already-handled failure would be misattributed to the next call, so every call that
-/// may fail is preceded by `clear()` and followed, on failure, by `drain()`.
-enum OpenSSLErrorQueue {
-    static func clear() {
+/// may fail is preceded by `clear()` and followed, on failure, by `drain()`. `package`, so
+/// TunnelAudit reads the same queue the same way.
+package enum OpenSSLErrorQueue {
+    package static func clear() {
         ERR_clear_error()
     }
 
     /// One queued error: the OpenSSL library that raised it and its reason code there.
-    struct Entry {
+    package struct Entry {
         let library: Int32
         let reason: Int32
     }
 
     /// Removes and returns all queued errors, oldest first, with OpenSSL's text for each.
-    static func drain() -> (entries: [Entry], texts: [String]) {
+    package static func drain() -> (entries: [Entry], texts: [String]) {
         var entries: [Entry] = []
         var texts: [String] = []
         var buffer = [CChar](repeating: 0, count: 256)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TunnelAudit
+import TunnelTLS
 
 /// A directory under /tmp that is removed with everything in it when the value goes away.
 final class TemporaryDirectory {
@@ -90,7 +91,6 @@ final class Fixture {
     /// could: renumbers seq, recomputes prev, segment_start links and every later checkpoint,
     /// signing them with `signer` under the key id `claimedKeyID` (its own by default).
     func forgeChain(from segment: String, line fromLine: Int, signer: AuditSigningKey, claimedKeyID: String? = nil) throws {
-        let hasher = try SHA256Hasher()
         var lastSeq: UInt64 = 0
         var lastHash = String(repeating: "0", count: 64)
         var rewriting = false
@@ -116,7 +116,7 @@ final class Fixture {
                     lines[index] = line
                 }
                 lastSeq = seq(of: lines[index])
-                lastHash = Hex.encode(hasher.digest(Array(lines[index].utf8)))
+                lastHash = Hex.encode(SHA256.hash(Array(lines[index].utf8)))
             }
             if rewriting { try write(name, lines: lines) }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TunnelAudit
+import TunnelTLS
 
 @Suite("Writer")
 struct WriterTests {
@@ -42,7 +43,7 @@ struct WriterTests {
         ]
         try log.append(type: "demo.v1", fields: fields, now: Date(timeIntervalSince1970: 1_772_359_200.25), durable: false)
         let lines = try fixture.lines("audit-000001.jsonl")
-        let expectedPrev = Hex.encode(try SHA256Hasher().digest(Array(lines[0].utf8)))
+        let expectedPrev = Hex.encode(SHA256.hash(Array(lines[0].utf8)))
         let expected = #"{"A-Z.0_9":"ok","big":9223372036854775807,"d":1.5,"empty":[],"f":false,"i":-42,"#
             + #""list":["b","a"],"none":null,"obj":{"B":"","a":"\"","a\"b":"q","a#":"r","z":"1","é":"x"},"#
             + #""prev":"\#(expectedPrev)","s":"q\"b\\s\n\t\u0001"# + "\u{7f}é/😀" + #"","seq":2,"t":true,"#
@@ -178,7 +179,7 @@ struct KeyTests {
         #expect(again.keyID == key.keyID && again.publicKey.rawBytes == key.publicKey.rawBytes)
         let published = try AuditPublicKey(pemFile: "\(keys)/audit-key.pub.pem")
         #expect(published.keyID == key.keyID)
-        #expect(Hex.encode(try SHA256Hasher().digest(published.rawBytes)).hasPrefix(published.keyID))
+        #expect(Hex.encode(SHA256.hash(published.rawBytes)).hasPrefix(published.keyID))
     }
 
     @Test func refusesMismatchedOrOrphanedKeyFiles() throws {
