@@ -32,11 +32,19 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 
 extension Duration {
     /// The duration in whole nanoseconds, clamped to the `UInt64` range (negative becomes zero).
-    var wholeNanoseconds: UInt64 {
+    package var wholeNanoseconds: UInt64 {
         let (seconds, attoseconds) = components
-        guard seconds >= 0 else { return 0 }
+        // A negative duration under a second has seconds 0 and negative attoseconds.
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
         let (fromSeconds, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return .max }
         return fromSeconds &+ UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// The duration in whole milliseconds (the fraction of a second kept, below a millisecond
+    /// dropped), clamped like `wholeNanoseconds`: the one conversion for libuv timers and the
+    /// millisecond clocks of the sans-IO decisions.
+    package var wholeMilliseconds: UInt64 {
+        wholeNanoseconds / 1_000_000
     }
 }

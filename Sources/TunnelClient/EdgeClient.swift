@@ -166,7 +166,7 @@ public final class EdgeClient {
         }
         let endpoint = configuration.gateway
         dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port,
-                               timeoutMilliseconds: UInt64(configuration.connectTimeout.components.seconds * 1000)) { [unowned self] result in
+                               timeoutMilliseconds: configuration.connectTimeout.wholeMilliseconds) { [unowned self] result in
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
@@ -192,22 +192,22 @@ public final class EdgeClient {
         guard !stopped else { return }
         let lasted = connectedAt.map { loop.now &- $0 } ?? 0
         if lasted >= Self.stableAfterMilliseconds { configuration.backoff.reset() }
-        if lasted >= Self.milliseconds(configuration.replacedBackoff.cap) { configuration.replacedBackoff.reset() }
+        if lasted >= configuration.replacedBackoff.cap.wholeMilliseconds { configuration.replacedBackoff.reset() }
         connectedAt = nil
         let milliseconds: UInt64
         switch failure.code {
         case TunnelErrorCode.replaced:
-            milliseconds = Self.milliseconds(configuration.replacedBackoff.nextDelay())
+            milliseconds = configuration.replacedBackoff.nextDelay().wholeMilliseconds
             logger.error("another machine with this node's identity took over its session at the gateway; each machine needs its own node key (enroll it with its own token)", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         case TunnelErrorCode.revoked:
-            milliseconds = Self.milliseconds(configuration.backoff.nextDelay())
+            milliseconds = configuration.backoff.nextDelay().wholeMilliseconds
             logger.error("the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         default:
-            milliseconds = Self.milliseconds(configuration.backoff.nextDelay())
+            milliseconds = configuration.backoff.nextDelay().wholeMilliseconds
             logger.warning("gateway unreachable; retrying", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
@@ -215,9 +215,6 @@ public final class EdgeClient {
         retryTimer.start(after: milliseconds) { [unowned self] in dial() }
     }
 
-    private static func milliseconds(_ delay: Duration) -> UInt64 {
-        UInt64(delay.components.seconds * 1000) + UInt64(delay.components.attoseconds / 1_000_000_000_000_000)
-    }
 
     // MARK: - Identity upkeep
 
@@ -411,7 +408,7 @@ public final class EdgeClient {
             connection.reset(stream, code: TunnelErrorCode.serviceUnreachable)
             return
         }
-        let timeout = UInt64(configuration.serviceConnectTimeout.components.seconds * 1000)
+        let timeout = configuration.serviceConnectTimeout.wholeMilliseconds
         do {
             // Bytes the operator pipelined behind the OPEN are queued on the connecting socket.
             var splice: SocketSplice?

@@ -206,7 +206,7 @@ extension ClientSettings {
                 if case .failure(let failure) = result, !failure.isFinal {
                     let delay = backoff.nextDelay()
                     logger.warning("enrollment failed; retrying", metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
-                    retryTimer.start(after: UInt64(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)) { attempt() }
+                    retryTimer.start(after: delay.wholeMilliseconds) { attempt() }
                     return
                 }
                 outcome = result

@@ -1,4 +1,5 @@
 import Glibc
+import Multiplex
 
 /// The gateway's limits before authentication and on its share of a node. Each is a setting
 /// (`docs/TUNNEL.md` §7 says what a peer gets when it hits one).
@@ -40,12 +41,8 @@ public struct AdmissionLimits: Sendable, Equatable {
         return nil
     }
 
-    var enrollmentDeadlineMilliseconds: UInt64 { milliseconds(enrollmentDeadline) }
-    var refusalIntervalMilliseconds: UInt64 { milliseconds(refusalSummaryInterval) }
-
-    private func milliseconds(_ duration: Duration) -> UInt64 {
-        UInt64(max(0, duration.components.seconds)) * 1000 + UInt64(max(0, duration.components.attoseconds) / 1_000_000_000_000_000)
-    }
+    var enrollmentDeadlineMilliseconds: UInt64 { enrollmentDeadline.wholeMilliseconds }
+    var refusalIntervalMilliseconds: UInt64 { refusalSummaryInterval.wholeMilliseconds }
 }
 
 /// What the gateway may know of a connection before it authenticates: where it comes from.

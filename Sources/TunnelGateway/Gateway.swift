@@ -202,7 +202,7 @@ public final class Gateway {
         logger.info("gateway stopping", metadata: ["connections": "\(open.count)"])
         for connection in open { connection.goAway(reason: "gateway shutting down") }
         let timer = LoopTimer(loop: loop)
-        timer.start(after: UInt64(configuration.drainTimeout.components.seconds) * 1000) { [unowned self] in
+        timer.start(after: configuration.drainTimeout.wholeMilliseconds) { [unowned self] in
             for peer in connections.values {
                 peer.connection.abort(Failure(.noError, "gateway shut down; drain time is over"))
             }

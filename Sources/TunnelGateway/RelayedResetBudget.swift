@@ -31,7 +31,7 @@ struct RelayedResetBudget {
         limit = max(2, nodeAllowance / 4)
     }
 
-    private static let windowMilliseconds = UInt64(Limits.abuseWindow.components.seconds) * 1000
+    private static let windowMilliseconds = Limits.abuseWindow.wholeMilliseconds
 
     private mutating func roll(_ now: UInt64) {
         if let end = windowEnd, now < end { return }

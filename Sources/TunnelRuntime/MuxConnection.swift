@@ -101,7 +101,7 @@ public final class MuxConnection {
         timer = LoopTimer(loop: loop)
         flushTimer = LoopTimer(loop: loop)
         self.buffers = buffers
-        let milliseconds = UInt64(handshakeTimeout.components.seconds * 1000)
+        let milliseconds = handshakeTimeout.wholeMilliseconds
         timer.start(after: milliseconds) { [self] in
             guard phase == .handshaking else { return }
             close(Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)"))
