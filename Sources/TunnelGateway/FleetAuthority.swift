@@ -56,7 +56,7 @@ final class FleetAuthority {
         // The secret is checked before anything about the token is revealed, then expiry and
         // uses, then the name; the store's atomic redemption below has the last word on races.
         guard let token = try storeCall({ try store.tokens() }).first(where: { $0.id == request.tokenID }),
-              constantTimeEqual(token.secretSHA256, Hex.encode(SHA256.hash(Array(request.secret.utf8))))
+              constantTimeEquals(token.secretSHA256, Hex.encode(SHA256.hash(Array(request.secret.utf8))))
         else { throw unknown }
         let name = try nodeName(for: request, token: token, csr: csr)
         switch try storeCall({ try store.redeemToken(id: request.tokenID, secretSHA256: token.secretSHA256, keySHA256: keyHash, nodeName: name, now: now) }) {
@@ -420,16 +420,6 @@ final class FleetAuthority {
     private func storeCall<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
         do { return try body() } catch { throw FleetFailure("the gateway's state database failed: \(error)") }
     }
-}
-
-/// Compares two hex digests without stopping at the first difference, so timing tells a
-/// guesser nothing about how close a secret was.
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let left = Array(a.utf8), right = Array(b.utf8)
-    guard left.count == right.count else { return false }
-    var difference: UInt8 = 0
-    for index in left.indices { difference |= left[index] ^ right[index] }
-    return difference == 0
 }
 
 /// `2026-11-28T08:00:00Z`

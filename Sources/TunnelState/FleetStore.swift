@@ -59,8 +59,9 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Compares two strings in time that depends only on their lengths, not on where they differ,
-/// so that timing does not reveal how much of a guessed secret hash was right.
-func constantTimeEquals(_ left: String, _ right: String) -> Bool {
+/// so that timing does not reveal how much of a guessed secret hash was right. The one such
+/// compare: `package`, so the gateway's `FleetAuthority` uses it too.
+package func constantTimeEquals(_ left: String, _ right: String) -> Bool {
     let left = Array(left.utf8), right = Array(right.utf8)
     var difference: UInt8 = left.count == right.count ? 0 : 1
     for index in 0..<max(left.count, right.count) {
