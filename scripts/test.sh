@@ -20,6 +20,7 @@ swift test
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 AUDIT_SCENARIO_OUT=.build/audit-scenario Tests/EndToEnd/run.sh .build/debug/tunnel
 Tests/EndToEnd/newcomer.sh .build/debug/tunnel
+Tests/EndToEnd/dev-no-openssh.sh .build/debug/tunnel
 Tests/EndToEnd/cli-docs.sh .build/debug/tunnel
 Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario
 Tests/EndToEnd/hostile.sh .build/debug/tunnel

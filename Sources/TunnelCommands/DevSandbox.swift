@@ -64,8 +64,17 @@ enum DevSandbox {
 /// loopback port, with a throwaway host key and one sandbox user key in `DIR/sshd/`. It accepts
 /// only that key, only for the current user, only from loopback. Loop-confined.
 final class DevSSHServer {
-    static let program = "/usr/sbin/sshd"
-    static let keygen = "/usr/bin/ssh-keygen"
+    /// Found on `PATH`, then in Debian's places (`/usr/sbin` is not on a user's `PATH`); nil
+    /// when OpenSSH is not installed.
+    static var program: String? { executable("sshd", also: "/usr/sbin") }
+    static var keygen: String? { executable("ssh-keygen", also: "/usr/bin") }
+
+    /// The first executable `name` in `PATH`'s directories, then in `fallback`.
+    static func executable(_ name: String, also fallback: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") } + [fallback]
+        return directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
 
     struct Files {
         let directory: String
@@ -83,23 +92,22 @@ final class DevSSHServer {
     private let process: ChildProcess
     private let logDescriptor: Int32
 
-    /// Why the private sshd cannot run here, as a sentence with what to install; nil when it can.
+    /// Why the private sshd cannot run here, with what to install; nil when it can.
     static func unavailableReason() -> String? {
-        for program in [program, keygen] where !FileManager.default.isExecutableFile(atPath: program) {
-            return "\(program) is missing (install openssh-server and openssh-client: apt-get install openssh-server)"
-        }
-        return nil
+        program != nil && keygen != nil ? nil : missingOpenSSH
     }
+    static let missingOpenSSH = "OpenSSH is not installed (no sshd or ssh-keygen on PATH, in /usr/sbin or /usr/bin): apt-get install openssh-server openssh-client"
 
     /// Makes the keys (once), writes the configuration for this run's port and starts sshd.
     /// `hostAlias` is the name ssh checks the host key under (`dev-node.tunnel`).
     init(directory: String, hostAlias: String, loop: EventLoop, logger: Logger) throws(CommandFailure) {
+        guard let sshd = Self.program, let keygen = Self.keygen else { throw .failed(Self.missingOpenSSH, .programMissing) }
         files = Files(directory: directory)
         try GatewayPKI.makeDirectory(directory)
         // sshd run by root insists on its privilege-separation directory, which the system's
         // sshd.service would make at boot; a machine that never ran it lacks it.
         if geteuid() == 0, !FileManager.default.fileExists(atPath: "/run/sshd") { mkdir("/run/sshd", 0o755) }
-        try Self.makeKeys(files, hostAlias: hostAlias)
+        try Self.makeKeys(files, hostAlias: hostAlias, keygen: keygen)
         Self.stopStale(files)
         guard let port = DevSandbox.freeLoopbackPort() else { throw .failed("cannot find a free loopback port for the private sshd", .systemResource) }
         self.port = port
@@ -108,12 +116,12 @@ final class DevSSHServer {
         guard logDescriptor >= 0 else { throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))", .localFile) }
         let log = logDescriptor
         do {
-            process = try ChildProcess(loop: loop, arguments: [Self.program, "-D", "-e", "-f", files.config]) { termination in
+            process = try ChildProcess(loop: loop, arguments: [sshd, "-D", "-e", "-f", files.config]) { termination in
                 logger.info("private sshd ended", metadata: ["exit_status": "\(termination.status)", "signal": "\(termination.signal)"])
             }
         } catch {
             close(log)
-            throw .failed("cannot start \(Self.program): \(error)", .programMissing)
+            throw .failed("cannot start \(sshd): \(error)", .programMissing)
         }
         let output = process.output
         // sshd's own messages go to DIR/sshd/sshd.log; the pipe must be read or sshd would block on it.
@@ -143,7 +151,7 @@ final class DevSSHServer {
         return false
     }
 
-    private static func makeKeys(_ files: Files, hostAlias: String) throws(CommandFailure) {
+    private static func makeKeys(_ files: Files, hostAlias: String, keygen: String) throws(CommandFailure) {
         for (key, comment) in [(files.hostKey, "tunnel dev host key"), (files.userKey, "tunnel dev sandbox user")]
         where !FileManager.default.fileExists(atPath: key) {
             try run(keygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
