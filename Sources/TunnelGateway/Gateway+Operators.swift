@@ -118,7 +118,7 @@ extension Gateway {
             fields["rule"] = .string(rule)
         }
         guard recordedOneByOne else {
-            return refuse(.enhanceYourCalm, "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute, the most the gateway records for one operator; wait a little", outcome: "rate_limited")
+            return refuse(.enhanceYourCalm, "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute (or \(TokenBucket.burst(perMinute: admission.limits.streamRecordsPerOperatorPerMinute)) at once), the most the gateway records for one operator; wait a little", outcome: "rate_limited")
         }
         // The identity a kubernetes stream acts as: the certificate's name and the policy's
         // groups, never anything the operator sent.

@@ -1,44 +1,56 @@
 /// A token bucket on a caller's clock (milliseconds): `capacity` tokens, refilled at
 /// `perMinute` a minute. Sans-IO: it never reads a clock, so tests drive it on a virtual one.
+/// Counted in exact integers (a token is 60,000 units, a millisecond adds `perMinute` units),
+/// so the count at which it refuses is exact however often it is asked.
 struct TokenBucket: Equatable {
-    let capacity: Double
-    let perMillisecond: Double
-    private(set) var tokens: Double
+    private static let unitsPerToken: UInt64 = 60_000
+    let capacity: Int
+    let perMinute: Int
+    private var units: UInt64
     private var updatedAt: UInt64
 
     /// A full bucket. A burst is ten seconds' worth of the rate (at least one), so a peer that
     /// has been quiet may do a short burst but never a minute's worth at once.
     init(perMinute: Int, now: UInt64) {
-        capacity = max(1, Double(perMinute) / 6)
-        perMillisecond = Double(perMinute) / 60_000
-        tokens = capacity
+        self.perMinute = max(0, perMinute)
+        capacity = Self.burst(perMinute: perMinute)
+        units = UInt64(capacity) * Self.unitsPerToken
         updatedAt = now
     }
 
+    /// The burst for a rate: ten seconds' worth, at least one.
+    static func burst(perMinute: Int) -> Int { max(1, perMinute / 6) }
+
+    private var fullUnits: UInt64 { UInt64(capacity) * Self.unitsPerToken }
+
+    /// Whole tokens in the bucket now.
+    var tokens: Int { Int(units / Self.unitsPerToken) }
+
     private mutating func refill(_ now: UInt64) {
         guard now > updatedAt else { return }
-        tokens = min(capacity, tokens + Double(now - updatedAt) * perMillisecond)
+        let elapsed = min(now - updatedAt, fullUnits)
+        units = min(fullUnits, units + elapsed * UInt64(perMinute))
         updatedAt = now
     }
 
     /// Takes one token if there is one.
     mutating func take(now: UInt64) -> Bool {
         refill(now)
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard units >= Self.unitsPerToken else { return false }
+        units -= Self.unitsPerToken
         return true
     }
 
     /// Gives back a token taken for something that turned out not to count.
     mutating func refund(now: UInt64) {
         refill(now)
-        tokens = min(capacity, tokens + 1)
+        units = min(fullUnits, units + Self.unitsPerToken)
     }
 
     func isFull(now: UInt64) -> Bool {
         var copy = self
         copy.refill(now)
-        return copy.tokens >= capacity
+        return copy.units >= fullUnits
     }
 }
 

@@ -178,6 +178,38 @@ struct AdmissionTests {
         #expect(value19 == [RefusalCounter.Summary(key: "mallory", counts: ["denied": 5], keys: 1, since: 0, until: 60_000)])
     }
 
+    @Test("at the default 600 a minute, burst 100: the 101st stream at once is refused, then one per 100 ms, 600 over the next minute")
+    func recordBudgetExactCounts() {
+        let limits = AdmissionLimits()
+        #expect(limits.streamRecordsPerOperatorPerMinute == 600)
+        var budget = StreamRecordBudget(limits: limits, now: 0)
+        var recorded = 0
+        while recorded < 1_000, budget.mayRecord("mallory", now: 0) { recorded += 1 }
+        #expect(recorded == 100, "each stream costs one record, so the burst is exactly 100")
+        // A refusal costs nothing: asking again and again does not push the next admission back.
+        var refusedEarly = 0
+        for _ in 0..<50 where !budget.mayRecord("mallory", now: 99) { refusedEarly += 1 }
+        #expect(refusedEarly == 50)
+        let onTime = budget.mayRecord("mallory", now: 100)
+        let again = budget.mayRecord("mallory", now: 100)
+        #expect(onTime && !again)
+        // Asking every millisecond for the next minute admits exactly the refill: 600.
+        var overTheMinute = 0
+        for now in UInt64(101)...60_100 where budget.mayRecord("mallory", now: now) { overTheMinute += 1 }
+        #expect(overTheMinute == 600)
+        // Counted in exact integers: at 60 a minute, asking every 100 ms admits exactly 60 in a
+        // minute (fractional tokens summed in floating point reached only 59).
+        var slow = TokenBucket(perMinute: 60, now: 0)
+        while slow.take(now: 0) {}
+        var slowMinute = 0
+        for now in stride(from: UInt64(100), through: 60_000, by: 100) where slow.take(now: now) { slowMinute += 1 }
+        #expect(slowMinute == 60)
+        // Another operator has its own full burst.
+        var bob = 0
+        while bob < 1_000, budget.mayRecord("bob", now: 60_100) { bob += 1 }
+        #expect(bob == 100)
+    }
+
     @Test("a token id or secret outside its exact format is malformed, before any look-up")
     func tokenFormat() {
         func request(_ id: String, _ secret: String = String(repeating: "a", count: 32)) -> RedeemRequest {
