@@ -280,7 +280,7 @@ public final class EdgeClient {
                 if adopt(reply, how: "re-enrolled") { dial() } else { retry(after: Failure(.internalError, "unusable certificate")) }
             case .failure(let failure):
                 if let tlsError, checkClockAfter(tlsError) { return }
-                retry(after: Failure(.internalError, "re-enrollment failed: \(failure.message)"))
+                retry(after: Failure(failure.code ?? .internalError, "re-enrollment failed: \(failure.message)"))
             }
         }
     }

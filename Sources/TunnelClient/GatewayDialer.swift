@@ -159,7 +159,7 @@ final class EnrollmentCall: MuxConnectionDelegate {
 
     func connectionReady(_ connection: MuxConnection) {
         connection.request(metadata: TunnelProtocol.encode(request), reply: CertificateReply.self) { [self] result in
-            finish(result.flatMap { reply in reply.error.map { .failure(FleetFailure($0, isFinal: true)) } ?? .success(reply) }, nil)
+            finish(result.flatMap { reply in reply.refusal.map { .failure($0) } ?? .success(reply) }, nil)
         }
     }
 

@@ -362,7 +362,7 @@ final class FleetAuthority {
             throw FleetFailure("node \(name) is not enrolled with this gateway (removed, or never enrolled); enroll it with a token: tunnel client --token …")
         }
         if let revoked = entry.revokedAt {
-            throw FleetFailure("node \(name) was revoked at \(isoTime(revoked)) by \(entry.revokedBy ?? "an admin")")
+            throw FleetFailure("node \(name) was revoked at \(isoTime(revoked)) by \(entry.revokedBy ?? "an admin")", code: TunnelErrorCode.revoked)
         }
         guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == enrolledKey else {
             throw FleetFailure("this certificate of node \(name) is not for the key the gateway enrolled; the box was replaced or the certificate copied — enroll it again with a token")

@@ -401,7 +401,7 @@ public final class Gateway {
             } catch {
                 logger.notice("node renewal refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
                 audit?.record("renew", peerFields(connection).merging(["node": .string(name), "outcome": "refused", "reason": .string(error.message)]) { $1 })
-                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
+                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message, errorCode: error.code), on: stream)
             }
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
@@ -474,7 +474,7 @@ public final class Gateway {
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
                 enrollmentRefused(connection, reason: .reenrollRefused, detail: "\(identity.name): \(error.message)")
-                connection.reply(CertificateReply(gatewayTime: now, error: error.message), on: stream)
+                connection.reply(CertificateReply(gatewayTime: now, error: error.message, errorCode: error.code), on: stream)
             }
         case nil:
             enrollmentRefused(connection, reason: .unreadable, detail: "\(metadata.count) bytes")

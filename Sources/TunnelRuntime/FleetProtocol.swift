@@ -1,4 +1,5 @@
 import Foundation
+import Multiplex
 import TunnelTLS
 
 /// A join token, as `tunnel token create` prints it: `tnl1.ID.SECRET.CAPIN`.
@@ -54,9 +55,13 @@ public struct FleetFailure: Error, Equatable, Sendable, CustomStringConvertible 
     /// The gateway (or the token's CA pin) said no: retrying the same request cannot help,
     /// unlike a network failure.
     public let isFinal: Bool
-    public init(_ message: String, isFinal: Bool = false) {
+    /// The application error code the refusal means (`TunnelErrorCode.revoked` for a revoked
+    /// node), so the node logs and backs off by its meaning; nil for a plain refusal.
+    public let code: ErrorCode?
+    public init(_ message: String, isFinal: Bool = false, code: ErrorCode? = nil) {
         self.message = message
         self.isFinal = isFinal
+        self.code = code
     }
     public var description: String { message }
 }
@@ -102,11 +107,20 @@ public struct CertificateReply: Codable, Equatable, Sendable {
     public var certificate: String?
     /// Why nothing was issued, for the person running the client.
     public var error: String?
+    /// What the refusal means, as an application error code (`docs/TUNNEL.md`), when it has a
+    /// meaning of its own (0x109 revoked); absent otherwise.
+    public var errorCode: UInt32?
 
-    public init(gatewayTime: Int64, certificate: String? = nil, error: String? = nil) {
+    public init(gatewayTime: Int64, certificate: String? = nil, error: String? = nil, errorCode: ErrorCode? = nil) {
         self.gatewayTime = gatewayTime
         self.certificate = certificate
         self.error = error
+        self.errorCode = errorCode?.rawValue
+    }
+
+    /// The refusal, if this reply is one.
+    public var refusal: FleetFailure? {
+        error.map { FleetFailure($0, isFinal: true, code: errorCode.map(ErrorCode.init(rawValue:))) }
     }
 }
 

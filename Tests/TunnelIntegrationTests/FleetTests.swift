@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import Multiplex
 import Testing
 import TunnelClient
@@ -197,8 +198,30 @@ struct FleetTests {
 
         let revoked = try fleet.pki.identity(.node, "node-2", notBefore: now - 7200, lifetime: 3600)
         _ = fleet.gateway.administer(.revokeNode(name: "node-2"), actor: "test")
-        try fleet.startNode(revoked)
-        #expect(!fleet.runner.run(until: { fleet.online("node-2") }, timeout: .seconds(2)))
+        // The refused re-enrollment reaches the node as `revoked`, not as an internal error.
+        let log = CapturedLog()
+        try fleet.startNode(revoked, logger: Logger(label: "node-2") { _ in log })
+        #expect(fleet.runner.run(until: { log.reasons.contains { $0.hasPrefix("revoked: re-enrollment failed: node node-2 was revoked at ") } }), "\(log.reasons)")
+        #expect(!log.reasons.contains { $0.hasPrefix("internal-error") }, "\(log.reasons)")
+        #expect(!fleet.online("node-2"))
+    }
+
+    /// The `reason` of every message a node client logs.
+    final class CapturedLog: LogHandler, @unchecked Sendable {
+        // @unchecked Sendable: `captured` is only touched under `lock`.
+        private let lock = NSLock()
+        private var captured: [String] = []
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        var reasons: [String] { lock.withLock { captured } }
+        func log(event: LogEvent) {
+            guard let reason = event.metadata?["reason"] else { return }
+            lock.withLock { captured.append("\(reason)") }
+        }
     }
 
     @Test("revocation closes live sessions at once, refuses new handshakes, and survives a restart")

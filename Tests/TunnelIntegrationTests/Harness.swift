@@ -214,13 +214,13 @@ class GatewayFixture {
     /// second name is needed), none when built-in services are given.
     @discardableResult
     func startNode(_ identity: TLSIdentity, services: [String: LocalService]? = nil, labels: [String: String] = [:],
-                   files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:]) throws -> EdgeClient {
+                   files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:], logger: Logger? = nil) throws -> EdgeClient {
         let service = LocalService(host: "127.0.0.1", port: echo.port)
         var configuration = EdgeClientConfiguration(
             gateway: pki.endpoint(port: port, identity: identity),
             services: services ?? (builtIn.isEmpty ? ["echo": service, "logs": service] : [:]), labels: labels, credentialFiles: files)
         configuration.builtInServices = builtIn
-        let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
+        let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: logger ?? runner.logger)
         client.start()
         nodes.append(client)
         return client
