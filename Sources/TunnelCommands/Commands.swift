@@ -162,6 +162,7 @@ public struct ClientCommand: ParsableCommand {
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
         let client = ClientSettings(settings)
+        try client.checkOffersAService(configFile: settings.configFile)
         if checkConfig {
             print(settings.report())
             if !client.isEnrolled, token != nil {

@@ -57,7 +57,7 @@ public enum Schemas {
             SettingSpec("key", .path, .defaultValue("/var/lib/tunnel/client/node.key"), help: "This node's private key (PEM, 0600); made on the node at enrollment", example: "/var/lib/tunnel/client/node.key"),
             SettingSpec("gateway-ca", .path, .defaultValue("/var/lib/tunnel/client/gateway-ca.crt"), help: "CA certificate that verifies the gateway; written by enrollment", example: "/var/lib/tunnel/client/gateway-ca.crt"),
             SettingSpec("node-name", .string, .optional, help: "Name to enroll as, when the token does not fix it (default: this host's name)", example: "plant-a-press-3"),
-            SettingSpec("services", .map(.services), .required, help: "Services the gateway may ask for, NAME=HOST:PORT; nothing else is ever dialed", example: "ssh=127.0.0.1:22,k3s=127.0.0.1:6443", singularFlag: "service"),
+            SettingSpec("services", .map(.services), .defaultValue(""), help: "TCP services the gateway may ask for, NAME=HOST:PORT; nothing else is ever dialed; none is needed when the node offers kubernetes, shell or logs", example: "ssh=127.0.0.1:22,k3s=127.0.0.1:6443", singularFlag: "service"),
             SettingSpec("node-labels", .map(.labels), .defaultValue(""), help: "Labels reported to the gateway, KEY=VALUE (descriptive only: the policy matches the labels of the join token and of `tunnel node label`)", example: "site=berlin,line=3", singularFlag: "node-label"),
             SettingSpec("log-sources", .map(.logSources(rootKey: "log-root")), .defaultValue(""), help: "Logs `tunnel logs` may read, NAME=SOURCE: a file or glob under log-root, or journald:UNIT; no logs service unless set", example: "syslog=/var/log/syslog,app=/var/log/app/*.log,k3s=journald:k3s", singularFlag: "log-source"),
             SettingSpec("log-root", .path, .defaultValue("/var/log"), help: "Directory every file log source must lie under, symlinks resolved", example: "/var/log"),
@@ -135,7 +135,7 @@ public struct ClientSettings: Sendable, Equatable {
     public var key: String
     public var gatewayCA: String
     public var nodeName: String?
-    /// Never empty: the schema requires at least one service.
+    /// May be empty when the node offers a built-in service (`offersNothing` says when not).
     public var services: [String: HostPort]
     public var nodeLabels: [String: String]
     public var keepaliveInterval: Duration
@@ -172,6 +172,15 @@ extension ClientSettings {
         logLevel = Logger.Level(rawValue: s.string("log-level")!)!
         logFormat = LogFormat(rawValue: s.string("log-format")!)!
         metricsListen = s.hostPort("metrics-listen")
+    }
+}
+
+extension ClientSettings {
+    /// A node must offer something — a TCP service or a built-in one (kubernetes, shell, logs) —
+    /// or there is nothing to reach it for: refused before it enrolls or connects.
+    public func checkOffersAService(configFile: String?) throws(CommandFailure) {
+        guard services.isEmpty, kubernetes == nil, shellUser == nil, logSources.isEmpty else { return }
+        throw .usage("this node offers no service: give at least one of --service NAME=HOST:PORT, --kubernetes KUBECONFIG, --shell-user USER or --log-source NAME=SOURCE (or set services, kubernetes, shell-user or log-sources in \(configFile ?? Schemas.client.defaultConfigPath))", .configInvalid)
     }
 }
 

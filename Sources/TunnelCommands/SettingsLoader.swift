@@ -120,22 +120,10 @@ public enum SettingsLoader {
                 }
             }
             if spec.requirement == .required {
-                let missing: Bool
-                switch values[spec.key] {
-                case nil: missing = true
-                case .map(let m)?: missing = m.isEmpty
-                default: missing = false
-                }
-                if missing {
+                if values[spec.key] == nil {
                     let file = configFile ?? expandDefaultPath(schema.defaultConfigPath, environment: env)
-                    let what: String
-                    if case .map = spec.kind {
-                        what = "missing required setting \"\(spec.key)\" (at least one entry)"
-                    } else {
-                        what = "missing required setting \"\(spec.key)\""
-                    }
                     let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
-                    throw .usage("\(what): set it in \(file), \(spec.environmentName) or \(flags)", .configInvalid)
+                    throw .usage("missing required setting \"\(spec.key)\": set it in \(file), \(spec.environmentName) or \(flags)", .configInvalid)
                 }
             }
         }

@@ -36,7 +36,7 @@ public enum MapEntries: Sendable, Equatable {
 
 /// Where a setting's value comes from when nobody sets it.
 public enum SettingRequirement: Sendable, Equatable {
-    /// Must be set somewhere; for a map, must have at least one entry.
+    /// Must be set somewhere.
     case required
     /// May stay unset.
     case optional

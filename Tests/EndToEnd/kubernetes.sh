@@ -68,7 +68,7 @@ BOB=(--config "$WORK/bob/operator.yaml")
 TOKEN=$("$TUNNEL" token create --node node-17 "${ADMIN[@]}" 2>"$WORK/token.err")
 start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
     --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
-    --service dummy=127.0.0.1:9 --kubernetes "$WORK/kube/node-kubeconfig"
+    --kubernetes "$WORK/kube/node-kubeconfig"
 if wait_for_line "$WORK/client.log" "connected to the gateway" 15; then
     pass "the node serves kubernetes with a service-account kubeconfig (token, CA)"
 else
@@ -203,7 +203,7 @@ fi
 TOKEN=$("$TUNNEL" token create --node node-18 "${ADMIN[@]}" 2>"$WORK/token.err")
 start "$WORK/client-18.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
     --cert "$WORK/node-18/node.crt" --key "$WORK/node-18/node.key" --gateway-ca "$WORK/node-18/gateway-ca.crt" \
-    --service dummy=127.0.0.1:9 --kubernetes "$WORK/kube/kubeconfig"
+    --kubernetes "$WORK/kube/kubeconfig"
 wait_for_line "$WORK/client-18.log" "connected to the gateway" 15 || fail "node-18 connected" "$(cat "$WORK/client-18.log")"
 out=$("$TUNNEL" kubectl node-18 "${ALICE[@]}" -- auth whoami 2>&1)
 if grep -qE '^Username +alice$' <<<"$out" && grep -q 'impersonated-by=admin' "$WORK/kube.log"; then

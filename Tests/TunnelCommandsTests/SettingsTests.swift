@@ -147,12 +147,17 @@ import Testing
         let f = failure { try SettingsLoader.load(Schemas.client, SettingsInput(environment: env(["TUNNEL_SERVICES": "ssh=127.0.0.1:22"]))) }
         #expect(f?.message == "missing required setting \"gateway\": set it in /etc/tunnel/client.yaml, TUNNEL_GATEWAY or --gateway")
         #expect(f?.exitCode == 2)
-        let services = failure { try SettingsLoader.load(Schemas.client, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443"]))) }
-        #expect(services?.message == "missing required setting \"services\" (at least one entry): set it in /etc/tunnel/client.yaml, TUNNEL_SERVICES or --services or --service")
         try withTemporaryDirectory { dir in
+            // A node offering only built-in services needs no TCP service…
+            let kubeOnly = try SettingsLoader.load(Schemas.client, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443", "TUNNEL_KUBERNETES": "\(dir)/kubeconfig"])))
+            #expect(throws: Never.self) { try ClientSettings(kubeOnly).checkOffersAService(configFile: nil) }
+            #expect(ClientSettings(kubeOnly).services.isEmpty)
+            // …but a node offering nothing at all is refused with one sentence naming the fix.
             try writeFile("\(dir)/c.yaml", "services: {}\n")
-            let g = failure { try SettingsLoader.load(Schemas.client, SettingsInput(configPath: "\(dir)/c.yaml", environment: env(["TUNNEL_GATEWAY": "gw:7443"]))) }
-            #expect(g?.message == "missing required setting \"services\" (at least one entry): set it in \(dir)/c.yaml, TUNNEL_SERVICES or --services or --service")
+            let nothing = try SettingsLoader.load(Schemas.client, SettingsInput(configPath: "\(dir)/c.yaml", environment: env(["TUNNEL_GATEWAY": "gw:7443"])))
+            let refusal = failure { try ClientSettings(nothing).checkOffersAService(configFile: nothing.configFile) }
+            #expect(refusal?.message == "this node offers no service: give at least one of --service NAME=HOST:PORT, --kubernetes KUBECONFIG, --shell-user USER or --log-source NAME=SOURCE (or set services, kubernetes, shell-user or log-sources in \(dir)/c.yaml)")
+            #expect(refusal?.exitCode == 2)
         }
         let noFile = failure { try SettingsLoader.load(Schemas.client, SettingsInput(configPath: "/nonexistent/c.yaml", environment: env())) }
         #expect(noFile?.message.hasPrefix("--config: config file /nonexistent/c.yaml does not exist;") == true)
