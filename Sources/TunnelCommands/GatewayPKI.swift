@@ -120,7 +120,7 @@ public enum GatewayPKI {
 
     /// Loads the CA of `role` from a directory made by `initialize`.
     public static func loadCA(_ role: TunnelIdentity.Role, directory: String) throws(CommandFailure) -> CertificateAuthority {
-        let (crt, key) = role == .node ? (nodeCACertificate, nodeCAKey) : (operatorCACertificate, operatorCAKey)
+        let (crt, key) = role == .operator ? (operatorCACertificate, operatorCAKey) : (nodeCACertificate, nodeCAKey)
         let crtPath = "\(directory)/\(crt)", keyPath = "\(directory)/\(key)"
         for path in [crtPath, keyPath] where !FileManager.default.fileExists(atPath: path) {
             throw .usage("--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory", .usage)

@@ -14,6 +14,7 @@ extension Gateway {
             case .node: kinds["node", default: 0] += 1
             case .operator: kinds["operator", default: 0] += 1
             case .enrolling: kinds["enrolling", default: 0] += 1
+            case .peer: kinds["peer", default: 0] += 1
             case .unclassified: kinds["handshake", default: 0] += 1
             }
         }

@@ -103,10 +103,12 @@ public final class Gateway {
         case enrolling(MuxConnection)
         case node(String, MuxConnection)
         case `operator`(String, MuxConnection)
+        /// Another replica's peer link.
+        case peer(String, MuxConnection)
 
         var connection: MuxConnection {
             switch self {
-            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection), .operator(_, let connection): connection
+            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection), .operator(_, let connection), .peer(_, let connection): connection
             }
         }
     }
@@ -138,7 +140,7 @@ public final class Gateway {
                 TrustedCA(label: TunnelProtocol.nodeCALabel, certificate: configuration.nodeCA.certificate),
                 TrustedCA(label: TunnelProtocol.operatorCALabel, certificate: configuration.operatorCA.certificate),
             ]),
-            applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN],
+            applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN, TunnelProtocol.peerALPN],
             enrollmentProtocol: TunnelProtocol.enrollALPN))
         let (policy, content) = try Self.loadPolicy(configuration.policyPath)
         policyFileContent = content
@@ -515,6 +517,12 @@ extension Gateway: MuxConnectionDelegate {
             connections[key] = .operator(identity.name, connection)
             audit?.record("operator_connect", operatorFields(identity.name, connection, roles: authority.roles(of: identity.name)))
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
+        case TunnelProtocol.peerALPN:
+            guard verifiedBy.label == TunnelProtocol.nodeCALabel, identity.role == .gateway else {
+                return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can")
+            }
+            connections[key] = .peer(identity.name, connection)
+            audit?.record("peer_connect", peerFields(connection).merging(["replica": .string(identity.name)]) { $1 })
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
         }
@@ -531,7 +539,8 @@ extension Gateway: MuxConnectionDelegate {
             handleOperatorRequest(from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
         case .enrolling:
             handleEnrollment(connection, stream: stream, metadata: metadata)
-        case .unclassified, nil:
+        // The relay of a peer's stream to a node held here is not built yet.
+        case .peer, .unclassified, nil:
             connection.reset(stream, code: .refusedStream)
         }
     }
@@ -555,6 +564,8 @@ extension Gateway: MuxConnectionDelegate {
             audit?.record("node_disconnect", peerFields(connection).merging(["node": .string(name), "reason": .string(reason)]) { $1 })
         case .operator(let name, _):
             audit?.record("operator_disconnect", peerFields(connection).merging(["operator": .string(name), "reason": .string(failure.reason)]) { $1 })
+        case .peer(let name, _):
+            audit?.record("peer_disconnect", peerFields(connection).merging(["replica": .string(name), "reason": .string(failure.reason)]) { $1 })
         case .enrolling, .unclassified, nil:
             break
         }

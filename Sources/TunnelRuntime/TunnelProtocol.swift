@@ -12,6 +12,9 @@ public enum TunnelProtocol {
     /// ALPN protocol of a node enrolling (token, expired certificate, or only asking the time);
     /// offered alone, it lets the client present no certificate or an expired one.
     public static let enrollALPN = "tunnel-enroll/1"
+    /// ALPN protocol of a peer link between two gateway replicas: only a gateway-peer identity
+    /// may use it, and a gateway-peer identity may use nothing else.
+    public static let peerALPN = "tunnel-peer/1"
     /// Label of the trusted CA that signs node certificates (as reported by `verifiedBy`).
     public static let nodeCALabel = "node CA"
     /// Label of the trusted CA that signs operator certificates.

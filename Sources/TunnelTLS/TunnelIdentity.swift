@@ -8,6 +8,9 @@ public struct TunnelIdentity: Sendable, Hashable, CustomStringConvertible {
     public enum Role: String, Sendable, Hashable, CaseIterable {
         case node
         case `operator`
+        /// A gateway replica on a peer link (`tunnel://gateway/REPLICA`), issued by the node CA,
+        /// which signs the gateway's own certificate too.
+        case gateway
     }
 
     /// URI scheme prefix shared by all identity URIs.
@@ -16,10 +19,10 @@ public struct TunnelIdentity: Sendable, Hashable, CustomStringConvertible {
     public let role: Role
     public let name: String
 
-    /// Validates `name` by the fleet's rule for the role (`TunnelText.NameKind`): a node name is a
-    /// lower-case DNS label, an operator's a user name.
+    /// Validates `name` by the fleet's rule for the role (`TunnelText.NameKind`): a node's and a
+    /// replica's name is a lower-case DNS label, an operator's a user name.
     public init(role: Role, name: String) throws {
-        let kind: NameKind = role == .node ? .node : .user
+        let kind: NameKind = role == .operator ? .user : .node
         guard kind.accepts(name) else {
             throw TLSError(.invalidIdentity, NameProblem(kind: kind, name: name).message)
         }

@@ -41,6 +41,9 @@ final class TestFleet {
             try store.saveUser(UserEntry(
                 name: subject.name, roles: roles, createdAt: now, createdBy: "test",
                 certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter))
+        case .gateway:
+            // A replica is not enrolled: its peer certificate comes from the shared PKI.
+            break
         }
     }
 }
