@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 # Login shells in the tests (the shell service's suite, `tunnel shell` end to end) run as a
-# throwaway account made here, never as root with root's own profile.
-if [ "$(id -u)" = 0 ] && [ -z "${TUNNEL_TEST_SHELL_USER:-}" ]; then
-    export TUNNEL_TEST_SHELL_USER="tnlsh$$"
-    useradd --create-home --shell /bin/bash "$TUNNEL_TEST_SHELL_USER"
-    trap 'userdel -r "$TUNNEL_TEST_SHELL_USER" >/dev/null 2>&1 || true' EXIT
+# throwaway account made here, never as root with root's own profile. (Not a TUNNEL_ variable:
+# tunnel refuses TUNNEL_* names it does not know.)
+if [ "$(id -u)" = 0 ] && [ -z "${TEST_SHELL_ACCOUNT:-}" ]; then
+    export TEST_SHELL_ACCOUNT="tnlsh$$"
+    useradd --create-home --shell /bin/bash "$TEST_SHELL_ACCOUNT"
+    trap 'userdel -r "$TEST_SHELL_ACCOUNT" >/dev/null 2>&1 || true' EXIT
 fi
 swift build --build-tests
 swift test

@@ -110,7 +110,7 @@ if [[ "$TOKEN" == tnl1.* ]]; then pass "an admin operator creates a join token";
 NODE_FILES=(--cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt")
 start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" "${NODE_FILES[@]}" \
     --service "ssh=127.0.0.1:$SSH_PORT" --service "k3s=127.0.0.1:$KUBE_PORT" --service "reverse=127.0.0.1:$EOF_PORT" \
-    --node-label site=plant-a --log-source "app=$WORK/logs/app.log" --log-root "$WORK/logs" --shell-user "${TUNNEL_TEST_SHELL_USER:-root}"
+    --node-label site=plant-a --log-source "app=$WORK/logs/app.log" --log-root "$WORK/logs" --shell-user "${TEST_SHELL_ACCOUNT:-root}"
 if wait_for_line "$WORK/client.log" "connected to the gateway" 15 && grep -q "enrolled" "$WORK/client.log"; then
     pass "the node enrolls with the token and connects"
 else

@@ -12,9 +12,9 @@ import TunnelTLS
 @Suite("Shell service", .serialized)
 struct ShellServiceTests {
     /// The account whose login shell the tests start: the throwaway one scripts/test.sh makes
-    /// (`TUNNEL_TEST_SHELL_USER`), so no test runs root's own profile; else whoever runs them.
+    /// (`TEST_SHELL_ACCOUNT`), so no test runs root's own profile; else whoever runs them.
     static var shellUser: String {
-        if let made = getenv("TUNNEL_TEST_SHELL_USER") { return String(cString: made) }
+        if let made = getenv("TEST_SHELL_ACCOUNT") { return String(cString: made) }
         return String(cString: getpwuid(geteuid())!.pointee.pw_name)
     }
 
