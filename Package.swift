@@ -1,6 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Dynamic exclusivity checks cost the Multiplex session about a third of its in-memory speed
+/// (docs/BENCHMARKS.md), and the session is a single-threaded state machine the compiler checks
+/// statically. Turning them off takes an unsafe flag, which would make every library product
+/// unusable as a dependency; so only builds that ask for it (TUNNEL_UNCHECKED_EXCLUSIVITY=1: the
+/// shipped release binary, the benchmarks) get it, for Multiplex alone. The tests run with the checks on.
+let multiplexSettings: [SwiftSetting] = Context.environment["TUNNEL_UNCHECKED_EXCLUSIVITY"] == "1"
+    ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
+
 let package = Package(
     name: "tunnel",
     platforms: [.macOS(.v14)],
@@ -8,6 +16,8 @@ let package = Package(
         .library(name: "Multiplex", targets: ["Multiplex"]),
         .library(name: "TunnelIO", targets: ["TunnelIO"]),
         .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
+        /// The audit log and its offline verifier, for tools of an auditor's own (and audit-bench).
+        .library(name: "TunnelAudit", targets: ["TunnelAudit"]),
         .executable(name: "tunnel", targets: ["tunnel"]),
     ],
     dependencies: [
@@ -22,10 +32,8 @@ let package = Package(
     ],
     targets: [
         /// The wire protocol, sans-IO: no Foundation, no clock, no sockets, no C libraries.
-        /// Dynamic exclusivity checks are off here: they cost about a third of the per-frame work
-        /// (docs/BENCHMARKS.md), and the session is a single-threaded state machine whose accesses
-        /// the compiler checks statically; the test suite runs it with the checks on.
-        .target(name: "Multiplex", swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        /// Unsafe flags only on request: see `multiplexSettings`.
+        .target(name: "Multiplex", swiftSettings: multiplexSettings),
         /// libuv from Debian's libuv1-dev, with shims for what Swift cannot call directly.
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         /// Thin, loop-confined libuv wrappers: loop, TCP, timers, signals, DNS. No protocol knowledge.
@@ -74,7 +82,6 @@ let package = Package(
         /// nothing but OpenSSL.
         .target(name: "TunnelAudit", dependencies: ["COpenSSL", "TunnelTLS"]),
         .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit", "TunnelTLS"]),
-        .executableTarget(name: "audit-bench", dependencies: ["TunnelAudit"], path: "Benchmarks/AuditBench"),
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
         .target(name: "TunnelGateway", dependencies: [
@@ -113,13 +120,6 @@ let package = Package(
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),
-        /// Counts heap allocations for the benchmarks by standing in for glibc's allocator entry points.
-        .target(name: "CAllocationCounter", path: "Benchmarks/CAllocationCounter"),
-        .executableTarget(
-            name: "multiplex-bench",
-            dependencies: ["Multiplex", "CAllocationCounter"],
-            path: "Benchmarks/MultiplexBench"
-        ),
         .testTarget(name: "MultiplexTests", dependencies: ["Multiplex", "MultiplexFuzzing"]),
     ],
     swiftLanguageModes: [.v6]

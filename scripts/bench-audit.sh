@@ -7,10 +7,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RECORDS=${1:-1000000}
 cd "$ROOT"
-swift build -c release --product audit-bench >/dev/null
+# audit-bench lives in its own package (Benchmarks/Package.swift) over the main one's products.
+swift build -c release --package-path Benchmarks --product audit-bench >/dev/null
 swift build -c release --product tunnel >/dev/null
 BIN=$(swift build -c release --show-bin-path)
-OUT=$(KEEP=1 "$BIN/audit-bench" "$RECORDS")
+BENCH_BIN=$(swift build -c release --package-path Benchmarks --show-bin-path)
+OUT=$(KEEP=1 "$BENCH_BIN/audit-bench" "$RECORDS")
 echo "$OUT" | sed -n '1,4p'
 DIR=$(echo "$OUT" | tail -n 1)
 trap 'rm -rf "$DIR"' EXIT

@@ -1,7 +1,7 @@
 // Pushes bytes through two Multiplex sessions wired back to back in memory and prints GiB/s and
 // heap allocations per MiB for 1, 16 and 256 concurrent streams, next to a plain memory-copy
 // loop over the same bytes measured in the same run.
-//   swift run -c release multiplex-bench [GiB per case, default 1] [repeats, default 3] [stream counts, default 1,16,256]
+//   TUNNEL_UNCHECKED_EXCLUSIVITY=1 swift run -c release --package-path Benchmarks multiplex-bench [GiB per case, default 1] [repeats, default 3] [stream counts, default 1,16,256]
 import CAllocationCounter
 import Glibc
 import Multiplex
