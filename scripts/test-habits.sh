@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The checks that keep the code's habits, each in its own scratch path so the debug build stays:
+#   - ThreadSanitizer over the loop and the runtime (TunnelIO's waker is the one cross-thread
+#     door; the runtime suites drive real gateways and clients through it),
+#   - the Multiplex tests built in release, the configuration the session ships in.
+# Prints how long each took, so CI time stays visible. Usage: scripts/test-habits.sh [tsan|release]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runtime_suites='TunnelIOTests|TunnelIntegrationTests\.(FinDeliveryTests|RapidResetTests|SessionEndTests|ShellFramingTests)'
+checks=("$@")
+[ ${#checks[@]} -gt 0 ] || checks=(tsan release)
+for check in "${checks[@]}"; do
+    start=$SECONDS
+    case $check in
+        tsan) swift test --sanitize=thread --scratch-path .build-tsan --filter "$runtime_suites" ;;
+        release) swift test -c release --scratch-path .build-release --filter MultiplexTests ;;
+        *) echo "test-habits.sh: unknown check '$check'; use: tsan release" >&2; exit 2 ;;
+    esac
+    echo "test-habits.sh: $check took $((SECONDS - start)) s"
+done
