@@ -50,10 +50,12 @@ public final class KubernetesService {
         self.loop = loop
         self.upstream = upstream
         self.logger = logger
-        context = try TLSContext(configuration: TLSConfiguration(
+        var configuration = TLSConfiguration(
             role: .client, identity: upstream.clientIdentity,
             peerVerification: .trustedCAs([TrustedCA(label: "Kubernetes API CA", certificate: upstream.certificateAuthority)]),
-            applicationProtocols: ["http/1.1"]))
+            applicationProtocols: ["http/1.1"])
+        configuration.peerName = "Kubernetes API server"
+        context = try TLSContext(configuration: configuration)
     }
 
     /// Serves a stream the gateway opened; `identity` is what the gateway asserted. Without one

@@ -333,7 +333,7 @@ public final class TLSConnection {
         var length: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &data, &length)
         guard let data, length > 0 else {
-            return .failed(TLSError(.noCommonApplicationProtocol, "the gateway selected no application protocol (ALPN); it is too old or not a tunnel gateway"))
+            return .failed(TLSError(.noCommonApplicationProtocol, "the \(peerKind) selected no application protocol (ALPN); it is too old or not the server meant"))
         }
         applicationProtocol = String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
         cipherSuite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) }
@@ -368,7 +368,7 @@ public final class TLSConnection {
     }
 
     private var peerKind: String {
-        context.configuration.role == .server ? "client" : "gateway"
+        context.configuration.peerName
     }
 
     /// Maps an OpenSSL call result to an error; nil for WANT_READ / WANT_WRITE ("not yet").
@@ -407,11 +407,11 @@ public final class TLSConnection {
         case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
             (code, message) = (.peerCertificateMissing, peerKind == "client"
                 ? "the client sent no certificate; every connection needs a node or operator certificate"
-                : "the gateway requires a client certificate and we sent none; configure our certificate and key")
+                : "the \(peerKind) requires a client certificate and we sent none; configure our certificate and key")
         case SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_TLSV1_ALERT_PROTOCOL_VERSION, SSL_R_WRONG_VERSION_NUMBER, SSL_R_VERSION_TOO_LOW, SSL_R_NO_PROTOCOLS_AVAILABLE:
             (code, message) = (.protocolVersion, "the \(peerKind) does not speak TLS 1.3, the only version allowed; upgrade it")
         case SSL_R_NO_APPLICATION_PROTOCOL, SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
-            (code, message) = (.noCommonApplicationProtocol, "the \(peerKind) offers no common application protocol (ALPN); client and gateway versions do not match")
+            (code, message) = (.noCommonApplicationProtocol, "the \(peerKind) offers no application protocol we offer (ALPN); its version and ours do not match")
         case SSL_R_UNEXPECTED_EOF_WHILE_READING:
             (code, message) = (.truncated, "the connection to the \(peerKind) ended without a TLS close_notify")
         case let reason? where (1000...1200).contains(reason):
@@ -556,7 +556,7 @@ private enum VerificationFailure {
                 (errorCode, message) = (.untrustedCertificate, "\(subject)\(issuer) was not signed by \(Self.trustedDescription(trusted)); it belongs to another CA or fleet — enroll it with the right CA")
             case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
                 let names = certificate.map { $0.subjectAlternativeNames.map(\.description).joined(separator: ", ") } ?? "none"
-                (errorCode, message) = (.hostMismatch, "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the gateway certificate with this one")
+                (errorCode, message) = (.hostMismatch, "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the \(peerKind)'s certificate with this one")
             case X509_V_ERR_INVALID_PURPOSE:
                 (errorCode, message) = (.untrustedCertificate, "\(subject) is not issued for use as a TLS \(peerKind == "client" ? "client" : "server") (extendedKeyUsage); node and operator certificates cannot act as the gateway, and vice versa")
             default:

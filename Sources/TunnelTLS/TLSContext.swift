@@ -72,8 +72,12 @@ public struct TLSConfiguration: Sendable {
     /// nothing but enrollment. Every other connection needs a valid certificate, checked inside
     /// the handshake.
     public let enrollmentProtocol: String?
+    /// What the peer is, as handshake errors name it: "gateway" for a client by default,
+    /// "client" for a server; a node dialing its Kubernetes API server says so.
+    public var peerName: String
 
     public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String], enrollmentProtocol: String? = nil) {
+        peerName = role == .server ? "client" : "gateway"
         self.role = role
         self.identity = identity
         self.peerVerification = peerVerification

@@ -171,6 +171,19 @@ struct HandshakeTests {
         #expect(clientError?.code == .peerCertificateMissing)
     }
 
+    @Test("handshake errors name the peer that was dialed, not always the gateway")
+    func errorsNameThePeer() throws {
+        var configuration = TLSConfiguration(role: .client, identity: nil, peerVerification: pki.clientTrust, applicationProtocols: [nodeProtocol])
+        configuration.peerName = "Kubernetes API server"
+        let apiServer = try TLSContext(configuration: configuration)
+        let (client, _) = try connect(apiServer, pki.serverContext())
+        let error = #expect(throws: TLSError.self) { try readAvailable(client) }
+        #expect(error?.message.hasPrefix("the Kubernetes API server requires a client certificate") == true, "\(String(describing: error))")
+        let (gatewayClient, _) = try connect(pki.clientContext(nil), pki.serverContext())
+        let gatewayError = #expect(throws: TLSError.self) { try readAvailable(gatewayClient) }
+        #expect(gatewayError?.message.hasPrefix("the gateway requires a client certificate") == true, "\(String(describing: gatewayError))")
+    }
+
     @Test func nodeCertificateCannotActAsGateway() throws {
         // A server presenting a clientAuth-only node certificate must fail the client's purpose check.
         let node = try TunnelIdentity(role: .node, name: "node-17")
