@@ -69,10 +69,14 @@ let package = Package(
         ]),
         /// SQLite from Debian's libsqlite3-dev, for the gateway's embedded state database.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        /// libpq from Debian's libpq-dev, for the shared PostgreSQL store of a gateway cluster.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         /// The fleet's durable state (nodes, join tokens, users, revocations) behind a small
-        /// storage protocol; SQLite today, a shared SQL database when several gateways serve a fleet.
-        .target(name: "TunnelState", dependencies: ["CSQLite"]),
-        .testTarget(name: "TunnelStateTests", dependencies: ["TunnelState", "CSQLite"]),
+        /// storage protocol: SQLite for one gateway, PostgreSQL shared by the replicas of a cluster.
+        .target(name: "TunnelState", dependencies: ["CSQLite", "CLibPQ"]),
+        /// Starts a throwaway PostgreSQL server from Debian's binaries for the tests that need one.
+        .target(name: "PostgresTestServer", path: "Tests/PostgresTestServer"),
+        .testTarget(name: "TunnelStateTests", dependencies: ["TunnelState", "CSQLite", "PostgresTestServer"]),
         /// Roles → services on nodes chosen by name and labels: parsed strictly, checked per stream.
         .target(name: "TunnelPolicy", dependencies: ["TunnelText", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),

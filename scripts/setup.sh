@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     pkg-config libuv1-dev libssl-dev          # build: the system-library targets
     libsqlite3-dev sqlite3                    # build: the gateway's fleet database; its backup in backup-restore.sh
+    libpq-dev postgresql                      # build: the cluster's PostgreSQL store; tests: a real server
     libhttp-parser-dev                        # build: TunnelHTTP (the console, the Kubernetes proxy)
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks

@@ -134,10 +134,16 @@ extension GatewaySettings {
         return configuration
     }
 
-    /// The fleet database in data-dir.
-    func openStore() throws(CommandFailure) -> SQLiteFleetStore {
+    /// The fleet store: the shared PostgreSQL database given with `store`, else fleet.db in data-dir.
+    func openStore() throws(CommandFailure) -> FleetStore {
         try GatewayPKI.makeDirectory(dataDir)
+        if let store, PostgresFleetStore.urlHoldsPassword(store) {
+            throw .usage("--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)")
+        }
         do {
+            if let store {
+                return try PostgresFleetStore(url: store)
+            }
             return try SQLiteFleetStore(path: "\(dataDir)/fleet.db")
         } catch {
             throw .failed(error.message, .localFile)

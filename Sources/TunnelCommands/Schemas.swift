@@ -35,6 +35,7 @@ public enum Schemas {
             SettingSpec("data-dir", .path, .defaultValue("/var/lib/tunnel/gateway"), help: "Directory for the gateway's state: its PKI, the fleet database (fleet.db), the admin socket", example: "/var/lib/tunnel/gateway"),
             SettingSpec("pki-dir", .path, .derived(.pathInside(key: "data-dir", component: "pki")), help: "Directory with the CAs and the gateway certificate; created on first start", example: "/var/lib/tunnel/gateway/pki"),
             SettingSpec("admin-socket", .path, .derived(.pathInside(key: "data-dir", component: "admin.sock")), help: "Unix socket (mode 0600) where root on this host runs admin commands", example: "/var/lib/tunnel/gateway/admin.sock"),
+            SettingSpec("store", .string, .optional, help: "Shared PostgreSQL store of a gateway cluster, a libpq URL without password (default: fleet.db in data-dir)", example: "postgres://tunnel@db.example.com/tunnel?sslmode=verify-full"),
             SettingSpec("policy", .path, .optional, help: "Access policy file (roles → services on nodes); without one only role admin may do anything", example: "/etc/tunnel/policy.yaml"),
             SettingSpec("node-certificate-ttl", .duration, .defaultValue("24h"), help: "Lifetime of node certificates; nodes renew at two thirds of it", example: "24h"),
             SettingSpec("reenroll-window", .duration, .defaultValue("30d"), help: "How long after its certificate expired a node may re-enroll with it; after that it needs a new join token", example: "30d"),
@@ -96,6 +97,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var pkiDir: String
     public var adminSocket: String
     public var policy: String?
+    /// The PostgreSQL URL of a cluster's shared store; nil for SQLite in data-dir.
+    public var store: String?
     public var nodeCertificateTTL: Duration
     public var reenrollWindow: Duration = .seconds(30 * 86_400)
     public var drainTimeout: Duration
@@ -115,6 +118,7 @@ extension GatewaySettings {
         pkiDir = s.path("pki-dir")!
         adminSocket = s.path("admin-socket")!
         policy = s.path("policy")
+        store = s.string("store")
         nodeCertificateTTL = s.duration("node-certificate-ttl")!
         reenrollWindow = s.duration("reenroll-window")!
         drainTimeout = s.duration("drain-timeout")!

@@ -49,7 +49,7 @@ final class SQLiteDatabase {
     /// - Parameter operation: what the caller was doing, for the error message ("save node a").
     func query<Row>(
         _ sql: String,
-        _ values: [any SQLiteBindable] = [],
+        _ values: [(any StoreValue)?] = [],
         operation: String,
         row makeRow: (SQLiteRow) throws(StoreError) -> Row
     ) throws(StoreError) -> [Row] {
@@ -61,7 +61,7 @@ final class SQLiteDatabase {
             sqlite3_clear_bindings(statement)
         }
         for (offset, value) in values.enumerated() {
-            let code = value.bind(to: statement, at: Int32(offset + 1))
+            let code = Self.bind(value, to: statement, at: Int32(offset + 1))
             guard code == SQLITE_OK else { throw error(operation, code: code) }
         }
         var rows: [Row] = []
@@ -76,7 +76,7 @@ final class SQLiteDatabase {
 
     /// Runs one INSERT, UPDATE or DELETE and returns how many rows it changed.
     @discardableResult
-    func execute(_ sql: String, _ values: [any SQLiteBindable], operation: String) throws(StoreError) -> Int {
+    func execute(_ sql: String, _ values: [(any StoreValue)?], operation: String) throws(StoreError) -> Int {
         _ = try query(sql, values, operation: operation) { _ in () }
         return Int(sqlite3_changes(handle))
     }
@@ -104,6 +104,19 @@ final class SQLiteDatabase {
                 sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
             }
             throw error
+        }
+    }
+
+    /// Binds `value` to parameter `index` (1-based); returns SQLite's result code.
+    private static func bind(_ value: (any StoreValue)?, to statement: OpaquePointer, at index: Int32) -> Int32 {
+        switch value {
+        case let text as String:
+            // The explicit length keeps any embedded NUL; TRANSIENT makes SQLite copy the bytes
+            // before withCString's buffer goes away.
+            text.withCString { sqlite3_bind_text64(statement, index, $0, sqlite3_uint64(text.utf8.count), tunnel_sqlite_transient(), UInt8(SQLITE_UTF8)) }
+        case let number as Int64: sqlite3_bind_int64(statement, index, number)
+        case let number as Int: sqlite3_bind_int64(statement, index, Int64(number))
+        default: sqlite3_bind_null(statement, index)
         }
     }
 
@@ -171,7 +184,7 @@ final class SQLiteDatabase {
 }
 
 /// The current row of a statement being stepped; valid only inside the `query` row closure.
-struct SQLiteRow {
+struct SQLiteRow: StoreRow {
     fileprivate let statement: OpaquePointer
 
     func int64(_ column: Int32) -> Int64 {
@@ -192,40 +205,5 @@ struct SQLiteRow {
         guard let bytes = sqlite3_column_text(statement, column) else { return nil }
         let count = Int(sqlite3_column_bytes(statement, column))
         return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
-    }
-}
-
-/// A Swift value that can be bound to a statement parameter.
-protocol SQLiteBindable {
-    /// Binds the value to parameter `index` (1-based); returns SQLite's result code.
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32
-}
-
-extension String: SQLiteBindable {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        // The explicit length keeps any embedded NUL; TRANSIENT makes SQLite copy the bytes
-        // before withCString's buffer goes away.
-        withCString { sqlite3_bind_text64(statement, index, $0, sqlite3_uint64(utf8.count), tunnel_sqlite_transient(), UInt8(SQLITE_UTF8)) }
-    }
-}
-
-extension Int64: SQLiteBindable {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        sqlite3_bind_int64(statement, index, self)
-    }
-}
-
-extension Int: SQLiteBindable {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        sqlite3_bind_int64(statement, index, Int64(self))
-    }
-}
-
-extension Optional: SQLiteBindable where Wrapped: SQLiteBindable {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        switch self {
-        case .some(let value): value.bind(to: statement, at: index)
-        case .none: sqlite3_bind_null(statement, index)
-        }
     }
 }

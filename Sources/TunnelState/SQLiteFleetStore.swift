@@ -7,9 +7,7 @@ internal import Foundation
 /// is one IMMEDIATE transaction guarded by a conditional UPDATE, so exactly one of them wins.
 public final class SQLiteFleetStore: FleetStore {
     private let database: SQLiteDatabase
-    /// Sorted keys, so the same labels are always stored as the same text.
-    private let encoder: JSONEncoder
-    private let decoder = JSONDecoder()
+    private let rows: FleetRows
 
     /// The database file.
     public var path: String { database.path }
@@ -20,8 +18,7 @@ public final class SQLiteFleetStore: FleetStore {
     ///   or was written by a newer tunnel.
     public init(path: String) throws(StoreError) {
         database = try SQLiteDatabase(path: path)
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        rows = FleetRows(database: "state database \(path)")
         try enableWriteAheadLog()
         // FULL: a committed change survives power loss, not only a crash of the process.
         // foreign_keys: removing a token removes its redemptions (ON DELETE CASCADE).
@@ -31,27 +28,18 @@ public final class SQLiteFleetStore: FleetStore {
 
     // MARK: Nodes
 
-    private static let nodeColumns = """
-        name, labels, key_sha256, certificate_serial, certificate_not_after, enrolled_at, \
-        enrolled_with_token, last_seen, last_address, last_disconnect_reason, revoked_at, revoked_by
-        """
-
     public func node(named name: String) throws(StoreError) -> NodeEntry? {
-        try database.query("SELECT \(Self.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)", row: nodeEntry).first
+        try database.query("SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)", row: rows.node).first
     }
 
     public func nodes() throws(StoreError) -> [NodeEntry] {
-        try database.query("SELECT \(Self.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: nodeEntry)
+        try database.query("SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: rows.node)
     }
 
     public func saveNode(_ node: NodeEntry) throws(StoreError) {
         try database.execute(
-            "INSERT OR REPLACE INTO nodes (\(Self.nodeColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                node.name, try json(node.labels, "the labels of node \(node.name)"), node.keySHA256,
-                node.certificateSerial, node.certificateNotAfter, node.enrolledAt, node.enrolledWithToken,
-                node.lastSeen, node.lastAddress, node.lastDisconnectReason, node.revokedAt, node.revokedBy,
-            ],
+            "INSERT OR REPLACE INTO nodes (\(FleetRows.nodeColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            try rows.values(node),
             operation: "save node \(node.name)"
         )
     }
@@ -60,49 +48,23 @@ public final class SQLiteFleetStore: FleetStore {
         try database.execute("DELETE FROM nodes WHERE name = ?", [name], operation: "remove node \(name)") > 0
     }
 
-    private func nodeEntry(_ row: SQLiteRow) throws(StoreError) -> NodeEntry {
-        let name = row.text(0)
-        return NodeEntry(
-            name: name,
-            labels: try decodeJSON(row.text(1), "the labels of node \(name)"),
-            keySHA256: row.optionalText(2),
-            certificateSerial: row.optionalText(3),
-            certificateNotAfter: row.optionalInt64(4),
-            enrolledAt: row.optionalInt64(5),
-            enrolledWithToken: row.optionalText(6),
-            lastSeen: row.optionalInt64(7),
-            lastAddress: row.optionalText(8),
-            lastDisconnectReason: row.optionalText(9),
-            revokedAt: row.optionalInt64(10),
-            revokedBy: row.optionalText(11)
-        )
-    }
-
     // MARK: Tokens
-
-    private static let tokenColumns = """
-        id, secret_sha256, node_name, name_prefix, labels, created_at, expires_at, uses_allowed, uses_count, created_by
-        """
 
     public func insertToken(_ token: TokenEntry) throws(StoreError) {
         // DO NOTHING turns a duplicate id into "0 rows changed", which gets its own message;
         // other constraint failures (e.g. negative uses) still fail the statement.
         let inserted = try database.execute(
-            "INSERT INTO tokens (\(Self.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            [
-                token.id, token.secretSHA256, token.nodeName, token.namePrefix,
-                try json(token.labels, "the labels of token \(token.id)"), token.createdAt, token.expiresAt,
-                token.usesAllowed, token.usesCount, token.createdBy,
-            ],
+            "INSERT INTO tokens (\(FleetRows.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            try rows.values(token),
             operation: "insert token \(token.id)"
         )
         guard inserted == 1 else {
-            throw StoreError("state database \(path): token \(token.id) already exists; create the token with a new random id")
+            throw rows.duplicateToken(token.id)
         }
     }
 
     public func tokens() throws(StoreError) -> [TokenEntry] {
-        try database.query("SELECT \(Self.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: tokenEntry)
+        try database.query("SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: rows.token)
     }
 
     public func removeToken(id: String) throws(StoreError) -> Bool {
@@ -112,18 +74,18 @@ public final class SQLiteFleetStore: FleetStore {
     public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption {
         let operation = "redeem token \(id)"
         return try database.immediateTransaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
-            guard
-                let token = try database.query("SELECT \(Self.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: tokenEntry).first,
-                constantTimeEquals(token.secretSHA256, secretSHA256)
-            else { return .unknown }
-            if let earlier = try database.query(
-                "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?", [id, keySHA256], operation: operation,
-                row: { $0.text(0) }
-            ).first {
-                return .alreadyRedeemed(nodeName: earlier)
+            let token = try database.query("SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: rows.token).first
+            let check = try RedemptionCheck.decide(token: token, secretSHA256: secretSHA256, earlierNodeName: { () throws(StoreError) in
+                try database.query(
+                    "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?", [id, keySHA256], operation: operation,
+                    row: { $0.text(0) }
+                ).first
+            }, now: now)
+            var redeemed: TokenEntry
+            switch check {
+            case .refuse(let outcome): return outcome
+            case .consume(let token): redeemed = token
             }
-            guard token.expiresAt > now else { return .expired(at: token.expiresAt) }
-            guard token.usesCount < token.usesAllowed else { return .usedUp(uses: token.usesAllowed) }
             // The lock taken by IMMEDIATE already excludes other writers here; the conditions
             // repeat the checks above so the UPDATE stays correct on a shared database whose
             // transactions do not lock on begin.
@@ -131,69 +93,31 @@ public final class SQLiteFleetStore: FleetStore {
                 "UPDATE tokens SET uses_count = uses_count + 1 WHERE id = ? AND uses_count < uses_allowed AND expires_at > ?",
                 [id, now], operation: operation
             )
-            guard updated == 1 else { return .usedUp(uses: token.usesAllowed) }
+            guard updated == 1 else { return .usedUp(uses: redeemed.usesAllowed) }
             try database.execute(
                 "INSERT INTO token_redemptions (token_id, key_sha256, node_name, redeemed_at) VALUES (?, ?, ?, ?)",
                 [id, keySHA256, nodeName, now], operation: operation
             )
-            var redeemed = token
             redeemed.usesCount += 1
             return .redeemed(redeemed)
         }
     }
 
-    private func tokenEntry(_ row: SQLiteRow) throws(StoreError) -> TokenEntry {
-        let id = row.text(0)
-        return TokenEntry(
-            id: id,
-            secretSHA256: row.text(1),
-            nodeName: row.optionalText(2),
-            namePrefix: row.optionalText(3),
-            labels: try decodeJSON(row.text(4), "the labels of token \(id)"),
-            createdAt: row.int64(5),
-            expiresAt: row.int64(6),
-            usesAllowed: Int(row.int64(7)),
-            usesCount: Int(row.int64(8)),
-            createdBy: row.text(9)
-        )
-    }
-
     // MARK: Users
 
-    private static let userColumns = """
-        name, roles, created_at, created_by, certificate_serial, certificate_not_after, revoked_at, revoked_by
-        """
-
     public func user(named name: String) throws(StoreError) -> UserEntry? {
-        try database.query("SELECT \(Self.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)", row: userEntry).first
+        try database.query("SELECT \(FleetRows.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)", row: rows.user).first
     }
 
     public func users() throws(StoreError) -> [UserEntry] {
-        try database.query("SELECT \(Self.userColumns) FROM users ORDER BY name", operation: "list users", row: userEntry)
+        try database.query("SELECT \(FleetRows.userColumns) FROM users ORDER BY name", operation: "list users", row: rows.user)
     }
 
     public func saveUser(_ user: UserEntry) throws(StoreError) {
         try database.execute(
-            "INSERT OR REPLACE INTO users (\(Self.userColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                user.name, try json(user.roles, "the roles of user \(user.name)"), user.createdAt, user.createdBy,
-                user.certificateSerial, user.certificateNotAfter, user.revokedAt, user.revokedBy,
-            ],
+            "INSERT OR REPLACE INTO users (\(FleetRows.userColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            try rows.values(user),
             operation: "save user \(user.name)"
-        )
-    }
-
-    private func userEntry(_ row: SQLiteRow) throws(StoreError) -> UserEntry {
-        let name = row.text(0)
-        return UserEntry(
-            name: name,
-            roles: try decodeJSON(row.text(1), "the roles of user \(name)"),
-            createdAt: row.int64(2),
-            createdBy: row.text(3),
-            certificateSerial: row.optionalText(4),
-            certificateNotAfter: row.optionalInt64(5),
-            revokedAt: row.optionalInt64(6),
-            revokedBy: row.optionalText(7)
         )
     }
 
@@ -276,21 +200,4 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    // MARK: JSON columns
-
-    private func json(_ value: some Encodable, _ what: String) throws(StoreError) -> String {
-        do {
-            return String(decoding: try encoder.encode(value), as: UTF8.self)
-        } catch {
-            throw StoreError("state database \(path): could not encode \(what) as JSON (\(error)); this is likely a bug in tunnel, please report it")
-        }
-    }
-
-    private func decodeJSON<Value: Decodable>(_ text: String, _ what: String) throws(StoreError) -> Value {
-        do {
-            return try decoder.decode(Value.self, from: Data(text.utf8))
-        } catch {
-            throw StoreError("state database \(path): \(what) are not valid JSON (\(error)); restore a backup or correct the row")
-        }
-    }
 }

@@ -23,17 +23,17 @@ private final class Outcomes: @unchecked Sendable {
 
 @Suite("Concurrent redemption")
 struct ConcurrentRedemptionTests {
-    /// Eight connections (one per thread, as eight gateways on one file would have) race
+    /// Eight connections (one per thread, as eight gateways on one file or eight replicas on one
+    /// PostgreSQL database would have) race
     /// 50 redemptions of one single-use token with 50 different keys: the database alone
     /// must let exactly one through.
-    @Test(.timeLimit(.minutes(1))) func aSingleUseTokenIsRedeemedExactlyOnce() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
+    @Test(.timeLimit(.minutes(1)), arguments: StoreKind.tested) func aSingleUseTokenIsRedeemedExactlyOnce(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
         let token = Sample.token(uses: 1)
-        try SQLiteFleetStore(path: directory.database).insertToken(token)
+        try fresh.open().insertToken(token)
 
         let threadCount = 8, attempts = 50
-        let path = directory.database
         let outcomes = Outcomes()
         let opened = DispatchSemaphore(value: 0), start = DispatchSemaphore(value: 0)
         let finished = DispatchGroup()
@@ -41,9 +41,9 @@ struct ConcurrentRedemptionTests {
             finished.enter()
             Thread {
                 defer { finished.leave() }
-                let store: SQLiteFleetStore
+                let store: FleetStore
                 do {
-                    store = try SQLiteFleetStore(path: path)
+                    store = try fresh.open()
                 } catch {
                     outcomes.record(failure: "\(error)")
                     opened.signal()
@@ -77,7 +77,7 @@ struct ConcurrentRedemptionTests {
         #expect(winners.count == 1)
         #expect(redemptions.filter { $0.outcome == .usedUp(uses: 1) }.count == attempts - 1)
 
-        let store = try SQLiteFleetStore(path: path)
+        let store = try fresh.open()
         #expect(try store.tokens().map(\.usesCount) == [1])
         if let winner = winners.first, let attempt = (0..<attempts).first(where: { hexHash("key-\($0)") == winner.key }) {
             #expect(try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: winner.key, nodeName: "x", now: Sample.now) == .alreadyRedeemed(nodeName: "node-\(attempt)"))

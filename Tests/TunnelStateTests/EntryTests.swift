@@ -3,10 +3,10 @@ import TunnelState
 
 @Suite("Entries round-trip")
 struct EntryTests {
-    @Test func nodesRoundTripAndAreSortedByName() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func nodesRoundTripAndAreSortedByName(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
 
         #expect(try store.node(named: Sample.enrolledNode.name) == nil)
         try store.saveNode(Sample.enrolledNode)
@@ -25,10 +25,10 @@ struct EntryTests {
         #expect(try store.nodes().count == 2)
     }
 
-    @Test func tokensRoundTripAndDuplicateIdsAreRefused() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func tokensRoundTripAndDuplicateIdsAreRefused(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
 
         try store.insertToken(Sample.token())
         try store.insertToken(Sample.namedToken)
@@ -38,14 +38,14 @@ struct EntryTests {
         duplicate.usesAllowed = 99
         let error = #expect(throws: StoreError.self) { try store.insertToken(duplicate) }
         #expect(error?.message.contains("token tok-1 already exists") == true)
-        #expect(error?.message.contains(directory.database) == true)
+        #expect(error?.message.contains(fresh.location) == true)
         #expect(try store.tokens() == [Sample.namedToken, Sample.token()])
     }
 
-    @Test func usersRoundTripAndAreSortedByName() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func usersRoundTripAndAreSortedByName(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
 
         #expect(try store.user(named: "alice") == nil)
         try store.saveUser(Sample.viewer)
@@ -60,10 +60,10 @@ struct EntryTests {
         #expect(try store.users() == [Sample.admin, promoted])
     }
 
-    @Test func removeReportsWhetherAnEntryExisted() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func removeReportsWhetherAnEntryExisted(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         try store.saveNode(Sample.seenNode)
         try store.insertToken(Sample.token())
 

@@ -1,4 +1,6 @@
 import Foundation
+import PostgresTestServer
+import Testing
 import TunnelState
 
 /// A fresh private directory for one test's database files, removed by `remove()`.
@@ -89,4 +91,55 @@ enum Sample {
     )
 
     static let viewer = UserEntry(name: "bob", roles: [], createdAt: now, createdBy: "alice")
+}
+
+/// The store implementations every FleetStore test runs against.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+
+    /// SQLite always; PostgreSQL where its binaries are installed, and always in CI (where a
+    /// missing server then fails the tests instead of skipping them).
+    static var tested: [StoreKind] {
+        PostgresTestServer.shouldRun ? [.sqlite, .postgres] : [.sqlite]
+    }
+
+    var testDescription: String { rawValue }
+}
+
+/// A fresh, empty database of one kind; `open()` makes another connection to the same data.
+struct FreshStore {
+    let kind: StoreKind
+    /// The SQLite file's path or the PostgreSQL URL.
+    let location: String
+    /// The PostgreSQL database name (nil for SQLite).
+    let databaseName: String?
+    private let directory: TemporaryDirectory?
+
+    init(_ kind: StoreKind) throws {
+        self.kind = kind
+        switch kind {
+        case .sqlite:
+            let directory = try TemporaryDirectory()
+            self.directory = directory
+            location = directory.database
+            databaseName = nil
+        case .postgres:
+            let server = try PostgresTestServer.shared()
+            let name = try server.freshDatabase()
+            directory = nil
+            databaseName = name
+            location = server.url(database: name)
+        }
+    }
+
+    func open() throws -> FleetStore {
+        switch kind {
+        case .sqlite: try SQLiteFleetStore(path: location)
+        case .postgres: try PostgresFleetStore(url: location)
+        }
+    }
+
+    func remove() {
+        directory?.remove()
+    }
 }

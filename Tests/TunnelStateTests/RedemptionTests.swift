@@ -6,14 +6,14 @@ struct RedemptionTests {
     let now = Sample.now
 
     /// Redeems `token` with its right secret for the key and node derived from `who`.
-    func redeem(_ store: SQLiteFleetStore, _ token: TokenEntry, as who: String, at time: Int64? = nil) throws -> TokenRedemption {
+    func redeem(_ store: FleetStore, _ token: TokenEntry, as who: String, at time: Int64? = nil) throws -> TokenRedemption {
         try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-\(who)"), nodeName: "node-\(who)", now: time ?? now)
     }
 
-    @Test func unknownIdAndWrongSecretLookTheSame() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func unknownIdAndWrongSecretLookTheSame(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         let token = Sample.token()
         try store.insertToken(token)
 
@@ -24,10 +24,10 @@ struct RedemptionTests {
         #expect(try store.tokens() == [token])
     }
 
-    @Test func expiredTokensAreRefusedFromTheirExpiryOn() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func expiredTokensAreRefusedFromTheirExpiryOn(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         let token = Sample.token(expiresAt: now)
         try store.insertToken(token)
 
@@ -38,10 +38,10 @@ struct RedemptionTests {
         #expect(try redeem(store, token, as: "a", at: now - 1) == .redeemed(redeemed))
     }
 
-    @Test func multiUseTokenCountsDownThenIsUsedUp() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func multiUseTokenCountsDownThenIsUsedUp(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         let token = Sample.token(uses: 3)
         try store.insertToken(token)
 
@@ -55,10 +55,10 @@ struct RedemptionTests {
         #expect(try store.tokens().first?.usesCount == 3)
     }
 
-    @Test func theSameKeyMayRetryEvenWhenUsedUpOrExpired() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func theSameKeyMayRetryEvenWhenUsedUpOrExpired(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         let token = Sample.token(uses: 1, expiresAt: now + 60)
         try store.insertToken(token)
 
@@ -76,10 +76,10 @@ struct RedemptionTests {
         #expect(try store.tokens().first?.usesCount == 1)
     }
 
-    @Test func removingATokenForgetsItsRedemptions() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteFleetStore(path: directory.database)
+    @Test(arguments: StoreKind.tested) func removingATokenForgetsItsRedemptions(kind: StoreKind) throws {
+        let fresh = try FreshStore(kind)
+        defer { fresh.remove() }
+        let store = try fresh.open()
         let token = Sample.token()
         try store.insertToken(token)
         _ = try redeem(store, token, as: "a")
