@@ -138,7 +138,7 @@ extension GatewaySettings {
     func openStore() throws(CommandFailure) -> FleetStore {
         try GatewayPKI.makeDirectory(dataDir)
         if let store, PostgresFleetStore.urlHoldsPassword(store) {
-            throw .usage("--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)")
+            throw .usage("--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)", .configInvalid)
         }
         do {
             if let store {
@@ -146,7 +146,7 @@ extension GatewaySettings {
             }
             return try SQLiteFleetStore(path: "\(dataDir)/fleet.db")
         } catch {
-            throw .failed(error.message, .localFile)
+            throw .failed(error.message, store == nil ? .localFile : .systemResource)
         }
     }
 }
