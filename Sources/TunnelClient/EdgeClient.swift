@@ -292,20 +292,19 @@ public final class EdgeClient {
         guard !clockChecked, error.code == .certificateNotYetValid || error.code == .certificateExpired else { return false }
         clockChecked = true
         let endpoint = configuration.gateway
-        EnrollmentCall(
-            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
-            verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
-            identity: nil, certificateTime: .unchecked, request: .time, logger: logger
-        ) { [weak self] result, _ in
+        askGatewayTime(
+            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName, gatewayCA: endpoint.gatewayCA,
+            logger: logger
+        ) { [weak self] result in
             guard let self, !stopped else { return }
             switch result {
-            case .success(let reply):
+            case .success(let gatewayTime):
                 let local = Int64(Date().timeIntervalSince1970)
-                let offset = reply.gatewayTime - local
+                let offset = gatewayTime - local
                 if abs(offset) > Self.toleratedClockSkew {
                     clockOffset = offset
                     logger.error("this machine's clock is wrong; checking certificates at the gateway's time until it is fixed (enable NTP or set the clock)", metadata: [
-                        "clock.local": "\(UTCTime.format(local))", "clock.gateway": "\(UTCTime.format(reply.gatewayTime))",
+                        "clock.local": "\(UTCTime.format(local))", "clock.gateway": "\(UTCTime.format(gatewayTime))",
                         "clock.offset_s": "\(offset)",
                     ])
                     dial()

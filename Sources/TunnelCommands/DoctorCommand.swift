@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import TunnelClient
+import TunnelIO
+import TunnelRuntime
 import TunnelTLS
 
 /// One line of `tunnel doctor`: what was checked and how it went, with the fix when it failed.
@@ -24,7 +26,8 @@ struct DoctorCheck: Equatable {
 /// what it cannot. On an operator's machine: the configuration, the certificate and its time
 /// left, the gateway answering, its certificate signed by the pinned CA and ours accepted, and the
 /// clock against the gateway's. On a node (`--node`): the client's configuration, its
-/// certificate, the gateway and the pin, and every configured service dialable.
+/// certificate, the gateway and the pin, its clock against the gateway's (asked on the
+/// enrollment door, which checks no dates), and every configured service dialable.
 public struct DoctorCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "doctor", abstract: "Check this machine's configuration, certificate, gateway, clock and services; say how to fix each failure.",
@@ -77,6 +80,19 @@ enum DoctorSteps {
     }
 
     /// `11h 58m`, `3d 4h`
+    /// Beyond this, the gateway and this machine disagree enough to trouble certificates.
+    static let allowedSkewSeconds: Int64 = 60
+
+    /// This machine's clock against the gateway's, read when a question sent at `sentAt` was answered.
+    static func clock(gatewayTime: Int64?, sentAt: Int64) -> DoctorCheck {
+        guard let gatewayTime, gatewayTime > 0 else { return .ok("clock", "not measured: this gateway does not say its time") }
+        let skew = gatewayTime - sentAt
+        if abs(skew) > allowedSkewSeconds {
+            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", .clockSkew)
+        }
+        return .ok("clock", "within \(allowedSkewSeconds) s of the gateway's (\(skew >= 0 ? "+" : "")\(skew) s)")
+    }
+
     static func durationText(_ seconds: Int64) -> String {
         seconds >= 86_400 ? "\(seconds / 86_400)d \(seconds % 86_400 / 3600)h" : "\(seconds / 3600)h \(seconds % 3600 / 60)m"
     }
@@ -85,8 +101,6 @@ enum DoctorSteps {
 /// The operator's checks.
 struct OperatorDoctor {
     let options: OperatorOptions
-    /// Beyond this, the gateway and this machine disagree enough to trouble certificates.
-    static let allowedSkewSeconds: Int64 = 60
 
     func run() -> [DoctorCheck] {
         let settings: OperatorSettings
@@ -122,18 +136,10 @@ struct OperatorDoctor {
             return checks
         }
         checks.append(.ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts yours"))
-        checks.append(clock(gatewayTime: gatewayTime, sentAt: sentAt))
+        checks.append(DoctorSteps.clock(gatewayTime: gatewayTime, sentAt: sentAt))
         return checks
     }
 
-    private func clock(gatewayTime: Int64?, sentAt: Int64) -> DoctorCheck {
-        guard let gatewayTime, gatewayTime > 0 else { return .ok("clock", "not measured: this gateway does not say its time") }
-        let skew = gatewayTime - sentAt
-        if abs(skew) > Self.allowedSkewSeconds {
-            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", .clockSkew)
-        }
-        return .ok("clock", "within \(Self.allowedSkewSeconds) s of the gateway's (\(skew >= 0 ? "+" : "")\(skew) s)")
-    }
 }
 
 /// The node's checks.
@@ -148,12 +154,40 @@ struct NodeDoctor {
             return [.fail("configuration", error.message, .configInvalid)]
         }
         var checks = [DoctorCheck.ok("configuration", "\(configPath ?? Schemas.client.defaultConfigPath) is valid; gateway \(settings.gateway)")]
-        checks.append(DoctorSteps.certificate(settings.cert, role: "node"))
-        if checks.last?.failure == nil {
-            checks.append(DoctorSteps.reachable(settings.gateway))
-            if checks.last?.failure == nil { checks.append(pin(settings)) }
+        let certificate = DoctorSteps.certificate(settings.cert, role: "node")
+        let reachable = DoctorSteps.reachable(settings.gateway)
+        checks += [certificate, reachable]
+        if reachable.failure == nil {
+            if certificate.failure == nil { checks.append(pin(settings)) }
+            // Also after a certificate failure: a wrong clock is the usual reason a fresh one looks expired.
+            checks.append(clock(settings))
         }
         return checks + services(settings)
+    }
+
+    /// Asks the gateway's time on the enrollment door, which checks its certificate but no
+    /// dates, so a node whose clock is wrong still gets an answer.
+    private func clock(_ settings: ClientSettings) -> DoctorCheck {
+        let gatewayCA: Certificate
+        let loop: EventLoop
+        do {
+            gatewayCA = try loadCertificate(settings.gatewayCA, fix: "")
+            loop = try EventLoop()
+        } catch {
+            return .fail("clock", "not measured: \(error)", .localFile)
+        }
+        let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
+        var answer: Result<Int64, FleetFailure>?
+        let sentAt = DoctorSteps.now
+        askGatewayTime(loop: loop, host: settings.gateway.host, port: settings.gateway.port,
+                       serverName: settings.serverName, gatewayCA: gatewayCA, logger: logger) { answer = $0 }
+        loop.run()
+        _ = loop.close()
+        switch answer {
+        case .success(let gatewayTime): return DoctorSteps.clock(gatewayTime: gatewayTime, sentAt: sentAt)
+        case .failure(let failure): return .fail("clock", "not measured: \(failure.message)", .gatewayUnreachable)
+        case nil: return .fail("clock", "not measured: the gateway did not answer", .gatewayUnreachable)
+        }
     }
 
     /// A TLS handshake with the node's own certificate, asking for the operator protocol: the

@@ -146,7 +146,7 @@ tunnel audit verify "$AUDIT_DIR" >/dev/null 2>"$OUT/verify.err"
 # documented fix for a wrong CA pin and, on the node, for an expired certificate.
 NODE_CONFIG="$WORK/empty/tunnel-dev/node/client.yaml"
 out=$(tunnel doctor 2>&1) && grep -q "all 5 checks passed" <<<"$out" && pass "tunnel doctor passes against the sandbox" || fail "tunnel doctor" "$out"
-out=$(tunnel doctor --node --client-config "$NODE_CONFIG" 2>&1) && grep -q "ok    service ssh" <<<"$out" \
+out=$(tunnel doctor --node --client-config "$NODE_CONFIG" 2>&1) && grep -q "ok    service ssh" <<<"$out" && grep -q "^ok    clock: within" <<<"$out" \
     && pass "tunnel doctor --node passes for the sandbox's node, services included" || fail "tunnel doctor --node" "$out"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=another-ca -days 1 \
     -keyout "$OUT/other-ca.key" -out "$OUT/other-ca.crt" >/dev/null 2>&1
@@ -157,6 +157,8 @@ if command -v faketime >/dev/null; then
     out=$(faketime '+2 days' "$TUNNEL" doctor --node --client-config "$NODE_CONFIG" 2>&1); status=$?
     [ "$status" = 1 ] && grep -q "^FAIL  certificate: .* expired at" <<<"$out" && grep -q "(T011," <<<"$out" \
         && pass "tunnel doctor --node two days later: the node's certificate expired, with the fix (T011)" || fail "doctor, expired (status $status)" "$out"
+    grep -q "^FAIL  clock: this machine's clock is 17[0-9]* s ahead of the gateway's" <<<"$out" && grep -q "(T022," <<<"$out" \
+        && pass "tunnel doctor --node measures the two days' clock skew against the gateway (T022)" || fail "doctor, clock skew" "$out"
 else
     fail "faketime is missing (scripts/setup.sh installs it)"
 fi

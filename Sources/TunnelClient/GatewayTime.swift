@@ -1,0 +1,20 @@
+import Logging
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// Asks the gateway's time on an enrollment connection that checks the gateway's chain and name
+/// but no dates, so it works from a machine whose clock is wrong: what a node checks certificates
+/// against until its clock is fixed, and what `tunnel doctor --node` measures the skew with.
+public func askGatewayTime(
+    loop: EventLoop, host: String, port: UInt16, serverName: String, gatewayCA: Certificate, logger: Logger,
+    completion: @escaping (Result<Int64, FleetFailure>) -> Void
+) {
+    EnrollmentCall(
+        loop: loop, host: host, port: port, serverName: serverName,
+        verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA)]),
+        identity: nil, certificateTime: .unchecked, request: .time, logger: logger
+    ) { result, _ in
+        completion(result.map(\.gatewayTime))
+    }
+}
