@@ -139,6 +139,10 @@ out=$(script -qec "tunnel audit verify '$AUDIT_DIR'" /dev/null 2>&1)
 grep -q "verifying: " <<<"$out" && grep -q "OK: " <<<"$out" && pass "audit verify draws a progress line on a terminal" || fail "verify progress" "$out"
 out=$(script -qec "tunnel audit export --since 1h --dir '$AUDIT_DIR' --out '$OUT/evidence.tar'" /dev/null 2>&1)
 grep -q "packing: " <<<"$out" && pass "audit export draws a progress line on a terminal" || fail "export progress" "$out"
+# A logs download into a file shows its progress on the terminal (followed for a second, so it lasts).
+out=$(script -qec "timeout 1 tunnel logs dev-node app -f >'$OUT/followed.log'" /dev/null 2>&1)
+grep -q "downloading: " <<<"$out" && grep -q "press-3" "$OUT/followed.log" && pass "tunnel logs into a file draws a progress line on a terminal" \
+    || fail "logs progress" "$out $(head -3 "$OUT/followed.log")"
 tunnel audit verify "$AUDIT_DIR" >/dev/null 2>"$OUT/verify.err"
 [ ! -s "$OUT/verify.err" ] && pass "audit verify in a pipe prints no progress" || fail "verify progress in a pipe" "$(cat -A "$OUT/verify.err")"
 
