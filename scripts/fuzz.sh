@@ -19,7 +19,7 @@ for target in "${targets[@]}"; do
     [ -n "${entry[$target]:-}" ] || { echo "fuzz.sh: unknown target '$target'; use: ${!entry[*]}" >&2; exit 2; }
     echo "== building $target"
     # gold warns about every sanitizer-local symbol it cannot export; those lines are noise.
-    swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name MultiplexFuzz \
+    swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name MultiplexFuzz -package-name tunnel \
         -D MULTIPLEX_SINGLE_MODULE \
         Sources/Multiplex/*.swift Sources/MultiplexFuzzing/*.swift "${entry[$target]}" \
         -o "$out/fuzz-$target" 2>&1 | { grep -v 'Cannot export local symbol' || true; }
