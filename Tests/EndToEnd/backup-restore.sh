@@ -20,7 +20,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
     echo "backup-restore: $PASSED passed, $FAILED failed"
-    [ "$FAILED" = 0 ]
+    [ "$FAILED" = 0 ] || exit 1
 }
 trap cleanup EXIT
 

@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/tunnel-deploy-check.XXXXXX)
 PASSED=0
 FAILED=0
-trap 'rm -rf "$WORK"; echo "deploy-check: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ]' EXIT
+trap 'rm -rf "$WORK"; echo "deploy-check: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ] || exit 1' EXIT
 pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
 
