@@ -57,11 +57,14 @@ final class LoginShell {
         return cpty_set_window_size(masterDescriptor, columns, rows)
     }
 
-    /// Signals the shell's process group, while the shell has not been reaped (after that its
-    /// pid, which is also the group's id, may have been reused).
-    func signal(_ number: Int32) {
-        guard exitStatus == nil else { return }
-        kill(-pid, number)
+    /// Signals every process group of the shell's session: the shell's own and its jobs', as a
+    /// terminal that goes away would reach them. The shell's pid is the session's id, and Linux
+    /// reuses no pid that is still a live process's session id, so this holds after the shell
+    /// is reaped as long as one of its jobs lives.
+    func signalSession(_ number: Int32) {
+        var groups = SessionProcesses.groups(inSession: pid)
+        if exitStatus == nil { groups.insert(pid) }
+        for group in groups { kill(-group, number) }
     }
 
     /// Reaps the shell if it has ended; true once it has (now or before).

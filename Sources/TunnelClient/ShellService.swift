@@ -185,14 +185,15 @@ private final class ShellSession {
         finishIfDone()
     }
 
-    /// SIGHUP to the shell's process group, as a terminal that goes away sends it, and SIGKILL
-    /// if the shell is still there after the grace period.
+    /// SIGHUP to the shell's session, as a terminal that goes away sends it (its jobs too, not
+    /// only the shell's group), and SIGKILL to the whole session if the shell is still there
+    /// after the grace period.
     private func hangUp() {
         guard shell.exitStatus == nil, !timer.isActive else { return }
-        shell.signal(SIGHUP)
+        shell.signalSession(SIGHUP)
         timer.start(after: Self.hangupGraceMilliseconds) { [unowned self] in
-            logger.notice("shell ignored SIGHUP; killing it", metadata: ["shell.pid": "\(shell.pid)"])
-            shell.signal(SIGKILL)
+            logger.notice("shell ignored SIGHUP; killing its session", metadata: ["shell.pid": "\(shell.pid)"])
+            shell.signalSession(SIGKILL)
         }
     }
 

@@ -122,11 +122,20 @@ struct ShellServiceTests {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
         let terminal = try Terminal(scenario, parameters: ShellParameters(term: "dumb", columns: 80, rows: 24))
-        try terminal.type("echo started; sleep 1000\n")
-        #expect(scenario.runner.run(until: { terminal.text.contains("\nstarted\r\n") }), "\(terminal.text)")
+        try terminal.type("echo started $$; sleep 1000\n")
+        #expect(scenario.runner.run(until: { terminal.text.contains("\nstarted ") }), "\(terminal.text)")
+        let session = try #require(Self.shellPid(in: terminal.text))
         #expect(scenario.shellService.sessionCount == 1)
         terminal.shell.reset(code: .cancel)
         #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }, timeout: .seconds(3)))
+        // The foreground `sleep`, in a process group of its own, is hung up too.
+        #expect(scenario.runner.run(until: { SessionProcesses.groups(inSession: session).isEmpty }, timeout: .seconds(3)))
+    }
+
+    /// The shell's pid, which `echo started $$` printed: the id of its session.
+    private static func shellPid(in output: String) -> pid_t? {
+        guard let line = output.split(separator: "\r\n").first(where: { $0.hasPrefix("started ") }) else { return nil }
+        return pid_t(line.dropFirst("started ".count))
     }
 
     @Test("bad parameters and unknown users are refused with a sentence")
