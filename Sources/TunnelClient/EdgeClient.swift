@@ -66,7 +66,8 @@ public struct EdgeClientConfiguration {
     public var handshakeTimeout: Duration = .seconds(10)
     public var connectTimeout: Duration = .seconds(10)
     public var serviceConnectTimeout: Duration = .seconds(5)
-    public var backoff = Backoff()
+    /// When to dial again after a loss; it starts over once the gateway accepted the node.
+    public var reconnect = ReconnectSchedule()
     /// After the gateway said another machine with this node's identity took the session over
     /// (GOAWAY `replaced`): a slower backoff whose waits really grow (at least half the ceiling),
     /// so two machines sharing one key slow each other down instead of spinning; the newest
@@ -117,8 +118,6 @@ public final class EdgeClient {
     /// Counted as streams are served and sessions end; read by `--metrics-listen`.
     public let metrics = ClientMetrics()
 
-    /// A session that lasted this long was healthy: the next failure retries quickly again.
-    static let stableAfterMilliseconds: UInt64 = 30_000
     /// A difference from the gateway's clock smaller than this is left alone.
     static let toleratedClockSkew: Int64 = 60
 
@@ -191,7 +190,7 @@ public final class EdgeClient {
     private func retry(after failure: Failure) {
         guard !stopped else { return }
         let lasted = connectedAt.map { loop.now &- $0 } ?? 0
-        if lasted >= Self.stableAfterMilliseconds { configuration.backoff.reset() }
+        let delay = configuration.reconnect.delayAfterLoss(now: loop.now)
         if lasted >= configuration.replacedBackoff.cap.wholeMilliseconds { configuration.replacedBackoff.reset() }
         connectedAt = nil
         let milliseconds: UInt64
@@ -202,12 +201,12 @@ public final class EdgeClient {
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         case TunnelErrorCode.revoked:
-            milliseconds = configuration.backoff.nextDelay().wholeMilliseconds
+            milliseconds = delay.wholeMilliseconds
             logger.error("the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         default:
-            milliseconds = configuration.backoff.nextDelay().wholeMilliseconds
+            milliseconds = delay.wholeMilliseconds
             logger.warning("gateway unreachable; retrying", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
@@ -357,7 +356,11 @@ public final class EdgeClient {
                 + (configuration.kubernetes == nil ? [] : [KubernetesService.serviceName])).sorted(),
             version: configuration.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
         do {
-            let handler = DiscardingHandler(connection: connection)
+            // The gateway accepts the announcement once it has taken the node in: the reconnect
+            // backoff starts over from then on.
+            let handler = DiscardingHandler(connection: connection) { [unowned self] in
+                configuration.reconnect.accepted(now: loop.now)
+            }
             handler.stream = try connection.openStream(
                 metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false, handler: handler)
             connection.finish(handler.stream)

@@ -29,8 +29,9 @@ public struct Backoff: Sendable {
         return nextDelay(using: &generator)
     }
 
-    /// A connection worked: the next failure starts from the smallest delay again.
-    public mutating func reset() {
-        attempt = 0
+    /// A connection worked: the next failure starts from the smallest delay again, or from the
+    /// `attempt`-th one where successes that did not last still count (`ReconnectSchedule`).
+    public mutating func reset(toAttempt attempt: Int = 0) {
+        self.attempt = max(attempt, 0)
     }
 }

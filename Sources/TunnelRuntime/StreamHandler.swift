@@ -26,11 +26,16 @@ public final class DiscardingHandler: StreamHandler {
     private let connection: MuxConnection
     /// Set after `openStream` returns when this handler serves a stream we open.
     public var stream: StreamID
+    /// Called when the peer accepts a stream we opened (a node learns the gateway took its announcement).
+    private let onAccepted: (() -> Void)?
 
-    public init(connection: MuxConnection, stream: StreamID = 0) {
+    public init(connection: MuxConnection, stream: StreamID = 0, onAccepted: (() -> Void)? = nil) {
         self.connection = connection
         self.stream = stream
+        self.onAccepted = onAccepted
     }
+
+    public func streamAccepted(metadata: [UInt8]) { onAccepted?() }
 
     public func streamReceived(_ bytes: ArraySlice<UInt8>) { connection.consumed(bytes.count, on: stream) }
     public func streamFinished() {}

@@ -115,7 +115,7 @@ struct LiveWireFuzzTests {
         var configuration = EdgeClientConfiguration(
             gateway: pki.endpoint(port: listener.localAddress.port, identity: try pki.identity(.node, "node-17")),
             services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)])
-        configuration.backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50))
+        configuration.reconnect = ReconnectSchedule(backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(50)))
         configuration.replacedBackoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50), floor: 0.5)
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
         client.start()
