@@ -9,31 +9,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-restore-e2e.XXXXXX)
-PIDS=()
-PASSED=0
-FAILED=0
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-    echo "backup-restore: $PASSED passed, $FAILED failed"
-    [ "$FAILED" = 0 ] || exit 1
-}
-trap cleanup EXIT
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-
-# shellcheck source=../../scripts/lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
-command -v sqlite3 >/dev/null || { echo "missing sqlite3 (scripts/setup.sh installs it)"; exit 2; }
-export HOME="$WORK/home"
-mkdir -p "$HOME"
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin backup-restore "${1:-}" sqlite3
 
 GATEWAY_PORT=$(free_port)
 start "$WORK/gateway-1.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"

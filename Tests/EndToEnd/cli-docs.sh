@@ -7,13 +7,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-cli-docs.XXXXXX)
-PASSED=0
-FAILED=0
-trap 'rm -rf "$WORK"; echo "cli-docs: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ] || exit 1' EXIT
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin cli-docs "${1:-}"
 
 out=$("$ROOT/scripts/make-cli-docs.sh" "$TUNNEL" "$WORK/docs" 2>&1) && pass "make-cli-docs.sh: $out" || { fail "make-cli-docs.sh" "$out"; exit; }
 COMPLETIONS=$WORK/docs/completions

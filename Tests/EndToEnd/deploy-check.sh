@@ -14,12 +14,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d /tmp/tunnel-deploy-check.XXXXXX)
-PASSED=0
-FAILED=0
-trap 'rm -rf "$WORK"; echo "deploy-check: $PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ] || exit 1' EXIT
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin deploy-check -
 
 python3 -c "import kubernetes_validate" 2>/dev/null || { echo "missing kubernetes-validate (scripts/setup.sh installs it with pip)"; exit 2; }
 command -v promtool >/dev/null || { echo "missing promtool (scripts/setup.sh installs prometheus)"; exit 2; }

@@ -8,31 +8,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-kube-e2e.XXXXXX)
-PIDS=()
-PASSED=0
-FAILED=0
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-
-# shellcheck source=../../scripts/lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
-for tool in python3 openssl kubectl curl; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)"; exit 2; }
-done
-export HOME="$WORK/home"   # kubectl's discovery cache and tunnel's default config stay in here
-mkdir -p "$HOME"
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin kubernetes "${1:-}" python3 openssl kubectl curl
 
 # --- the node's API server, the gateway with a policy, operators in two roles, the node --------
 start "$WORK/kube.log" python3 "$ROOT/Tests/Fixtures/kube/kube-apiserver-standin.py" --dir "$WORK/kube"
@@ -226,6 +203,3 @@ if wait_for_line "$WORK/kube.log" 'exec\?command=cat.*user=alice' 20; then
 else
     fail "a live exec -i cat started" "$(cat "$WORK/exec-cat.log")"
 fi
-
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]

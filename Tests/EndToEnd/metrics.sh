@@ -9,34 +9,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-metrics-e2e.XXXXXX)
-PIDS=()
-PASSED=0
-FAILED=0
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin metrics "${1:-}" prometheus promtool curl python3
 NODES=2
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-    echo "metrics: $PASSED passed, $FAILED failed"
-    [ "$FAILED" = 0 ] || exit 1
-}
-trap cleanup EXIT
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-
-# shellcheck source=../../scripts/lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
-for tool in prometheus promtool curl python3; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)"; exit 2; }
-done
-export HOME="$WORK/home"
-mkdir -p "$HOME"
 
 # Polls URL until its body matches PATTERN, at most SECONDS (Prometheus scrapes on its own clock,
 # so there is no line to wait for); prints the last body.
@@ -127,4 +102,3 @@ if out=$(poll_until "$PROM/api/v1/query?query=tunnel_nodes_online" "\"value\":\[
 else
     fail "nodes online after a node stopped" "$out"
 fi
-

@@ -8,28 +8,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-names-e2e.XXXXXX)
-PIDS=()
-PASSED=0
-FAILED=0
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-
-# shellcheck source=../../scripts/lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
-export HOME="$WORK/home"
-mkdir -p "$HOME"
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin names-and-records "${1:-}"
 
 GATEWAY_PORT=$(free_port)
 HOLD_PORT=$(free_port)
@@ -124,6 +104,3 @@ else
     fail "signature coverage in a crash loop" "$verdict
 $signed"
 fi
-
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]

@@ -9,33 +9,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TUNNEL=$(readlink -f "${1:-$ROOT/.build/debug/tunnel}")
-WORK=$(mktemp -d /tmp/tunnel-e2e.XXXXXX)
-PIDS=()
-PASSED=0
-FAILED=0
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    declare -F cleanup_namespaces >/dev/null && cleanup_namespaces
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
-
-# shellcheck source=../../scripts/lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build first)"; exit 2; }
-for tool in /usr/sbin/sshd ssh scp ssh-keygen python3 openssl sha256sum kubectl curl; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)"; exit 2; }
-done
-
-export HOME="$WORK/home"
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin run "${1:-}" /usr/sbin/sshd ssh scp ssh-keygen python3 openssl sha256sum kubectl curl
 mkdir -p "$HOME/.ssh"
 chmod 700 "$HOME/.ssh"
 
@@ -275,7 +250,7 @@ expect_refusal "the revocation survived the restart" "revoked" "$TUNNEL" nodes "
 # Keepalive is 2 s here, so both sides must give up after 3 silent intervals (6 s), well inside
 # the bound of this wait.
 NS_GW=tnl-gw-$$ NS_NODE=tnl-node-$$
-cleanup_namespaces() { ip netns del "$NS_GW" 2>/dev/null; ip netns del "$NS_NODE" 2>/dev/null; }
+e2e_on_exit() { ip netns del "$NS_GW" 2>/dev/null; ip netns del "$NS_NODE" 2>/dev/null; }
 if ip netns add "$NS_GW" 2>/dev/null && ip netns add "$NS_NODE"; then
     ip link add veth-gw netns "$NS_GW" type veth peer name veth-node netns "$NS_NODE"
     ip -n "$NS_GW" addr add 10.213.0.1/24 dev veth-gw
@@ -444,6 +419,3 @@ open(path, "w").write("\n".join(lines))
 TAMPER
 out=$("$TUNNEL" audit verify "$WORK/tampered" 2>&1); status=$?
 if [ "$status" != 0 ] && grep -q "FAILED.*seq" <<<"$out"; then pass "a changed record is found and named by tunnel audit verify"; else fail "tamper detection (status $status)" "$out"; fi
-
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
