@@ -23,13 +23,13 @@ def status(pid):
 
 def counters(pid):
     """Context switches summed over the threads: each is a wakeup of a thread that then slept again."""
-    switches, threads = 0, 0
+    switches, threads = 0, []
     for tid in os.listdir("/proc/%s/task" % pid):
         try:
             task = status("%s/task/%s" % (pid, tid))
         except OSError:
             continue
-        threads += 1
+        threads.append(task["Name"])
         switches += int(task["voluntary_ctxt_switches"]) + int(task["nonvoluntary_ctxt_switches"])
     with open("/proc/%s/stat" % pid) as f:
         rest = f.read().rsplit(")", 1)[1].split()
@@ -49,7 +49,8 @@ def end(pid, begin_file, seconds):
         "seconds": float(seconds),
         "wakeups": now["switches"] - before["switches"],
         "cpu_ticks": now["ticks"] - before["ticks"],
-        "threads": now["threads"],
+        "threads": len(now["threads"]),
+        "thread_names": sorted(now["threads"]),
         "vm_rss_kib": kib(st.get("VmRSS")),
         "rss_anon_kib": kib(st.get("RssAnon")),
         "rss_file_kib": kib(st.get("RssFile")),
@@ -168,6 +169,9 @@ def report(raw, names):
         ("binary, MB (stripped)", *[("%.1f (%.1f)" % (size[n]["size"] / 1e6, size[n]["stripped"] / 1e6)) if size[n] else "-" for n in names]),
     ]
     table(rows, names)
+    print()
+    for n in names:
+        print("threads of %s: %s" % (n, ", ".join(idle[n].get("thread_names", []))))
     print()
     print("Idle resident memory by mapping, MiB (Rss; private dirty in brackets):")
     agents = [n for n in names if os.path.exists(os.path.join(raw, "%s.smaps" % n))]
