@@ -25,7 +25,7 @@ if [ "${NO_OPENSSH_INNER:-}" != 1 ]; then
     useradd --create-home --home-dir "$WORK/home" --shell /bin/bash "$TESTUSER" || { echo "useradd failed"; exit 2; }
     mkdir -p "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     cp "$TUNNEL" "$WORK/bin/tunnel"
-    cp "$0" "$ROOT/scripts/lib/loopback.sh" "$WORK/test/"
+    cp "$0" "$ROOT/scripts/lib/loopback.sh" "$ROOT/scripts/lib/e2e.sh" "$WORK/test/"
     chown -R "$TESTUSER:" "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     unshare --net --mount --propagation private -- bash -c 'ip link set lo up && mount --bind /dev/null /usr/sbin/sshd \
         && exec runuser -u "$1" -- env -i HOME="$2/home" USER="$1" LOGNAME="$1" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin TERM=dumb \
@@ -34,19 +34,8 @@ if [ "${NO_OPENSSH_INNER:-}" != 1 ]; then
 fi
 
 # --- as the test user, in the namespaces ------------------------------------------------------
-PIDS=()
-PASSED=0
-FAILED=0
-. "$WORK/test/loopback.sh"
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-finish() {
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    echo "dev-no-openssh: $PASSED passed, $FAILED failed"
-    [ "$FAILED" = 0 ] || exit 1
-}
-trap finish EXIT
+. "$WORK/test/e2e.sh"
+e2e_inner dev-no-openssh
 cd "$WORK/empty"
 
 [ -x /usr/sbin/sshd ] && { fail "sshd is hidden in the namespace"; exit; }

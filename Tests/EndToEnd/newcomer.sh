@@ -32,7 +32,7 @@ if [ "${NEWCOMER_INNER:-}" != 1 ]; then
     # The user's copies of the binary and of this script (the checkout may be unreadable to it).
     mkdir -p "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     cp "$TUNNEL" "$WORK/bin/tunnel"
-    cp "$0" "$ROOT/Tests/EndToEnd/json-shapes.py" "$ROOT/scripts/lib/loopback.sh" "$WORK/test/"
+    cp "$0" "$ROOT/Tests/EndToEnd/json-shapes.py" "$ROOT/scripts/lib/loopback.sh" "$ROOT/scripts/lib/e2e.sh" "$WORK/test/"
     chown -R "$NEWCOMER:" "$WORK/bin" "$WORK/empty" "$WORK/test" "$WORK/out"
     unshare --net -- bash -c 'ip link set lo up && exec runuser -u "$1" -- env -i HOME="$2/home" USER="$1" LOGNAME="$1" \
         PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb NEWCOMER_INNER=1 WORK="$2" bash "$2/test/newcomer.sh" "$2/bin/tunnel"' \
@@ -42,20 +42,8 @@ fi
 
 # --- as the newcomer, in the namespace --------------------------------------------------------
 export OUT=$WORK/out
-PIDS=()
-PASSED=0
-FAILED=0
-. "$WORK/test/loopback.sh"
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<<"$2" | tail -n 15; }
-finish() {
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    echo "newcomer: $PASSED passed, $FAILED failed"
-    # An EXIT trap's own status is not the script's: only `exit` in it changes what CI sees.
-    [ "$FAILED" = 0 ] || exit 1
-}
-trap finish EXIT
+. "$WORK/test/e2e.sh"
+e2e_inner newcomer
 cd "$WORK/empty"
 
 # start_dev NAME ARGS...: `tunnel dev` in the background; waits for its guide (the node is there then).

@@ -37,12 +37,24 @@ e2e_begin() {
     trap e2e_end EXIT
 }
 
+# e2e_inner NAME: the same tally and summary for the half of a script that runs as another user
+# inside namespaces, in a WORK its outer half made and removes. Its processes (tunnel dev) get
+# SIGINT, the Ctrl-C its guide speaks of.
+e2e_inner() {
+    E2E_NAME=$1
+    E2E_INNER=1
+    trap e2e_end EXIT
+}
+
 e2e_end() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    local pid signal=TERM
+    [ -n "${E2E_INNER:-}" ] && signal=INT
+    for pid in "${PIDS[@]}"; do kill -"$signal" "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     declare -F e2e_on_exit >/dev/null && e2e_on_exit
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+    if [ -z "${E2E_INNER:-}" ]; then
+        [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+    fi
     echo "$E2E_NAME: $PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ] || exit 1
 }
