@@ -41,4 +41,30 @@ final class MeasuredFleetStore: FleetStore {
     func user(named name: String) throws(StoreError) -> UserEntry? { try measure("user") { () throws(StoreError) in try wrapped.user(named: name) } }
     func users() throws(StoreError) -> [UserEntry] { try measure("users") { () throws(StoreError) in try wrapped.users() } }
     func saveUser(_ user: UserEntry) throws(StoreError) { try measure("save_user") { () throws(StoreError) in try wrapped.saveUser(user) } }
+
+    func heartbeat(replica: String, advertise: String, now: Int64) throws(StoreError) {
+        try measure("heartbeat") { () throws(StoreError) in try wrapped.heartbeat(replica: replica, advertise: advertise, now: now) }
+    }
+    func replicas() throws(StoreError) -> [ReplicaEntry] { try measure("replicas") { () throws(StoreError) in try wrapped.replicas() } }
+    func claimPresence(node: String, replica: String, leaseUntil: Int64) throws(StoreError) -> Int64 {
+        try measure("claim_presence") { () throws(StoreError) in try wrapped.claimPresence(node: node, replica: replica, leaseUntil: leaseUntil) }
+    }
+    func renewLeases(replica: String, until: Int64) throws(StoreError) -> [String: Int64] {
+        try measure("renew_leases") { () throws(StoreError) in try wrapped.renewLeases(replica: replica, until: until) }
+    }
+    func releasePresence(node: String, replica: String, epoch: Int64) throws(StoreError) -> Bool {
+        try measure("release_presence") { () throws(StoreError) in try wrapped.releasePresence(node: node, replica: replica, epoch: epoch) }
+    }
+    func releaseAll(replica: String) throws(StoreError) -> Int { try measure("release_all") { () throws(StoreError) in try wrapped.releaseAll(replica: replica) } }
+    func presence(of node: String, now: Int64) throws(StoreError) -> Presence? {
+        try measure("presence") { () throws(StoreError) in try wrapped.presence(of: node, now: now) }
+    }
+    func presences(now: Int64) throws(StoreError) -> [Presence] { try measure("presences") { () throws(StoreError) in try wrapped.presences(now: now) } }
+    func appendChange(_ kind: FleetChange.Kind, subject: String, detail: String, replica: String, now: Int64) throws(StoreError) -> Int64 {
+        try measure("append_change") { () throws(StoreError) in try wrapped.appendChange(kind, subject: subject, detail: detail, replica: replica, now: now) }
+    }
+    func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [FleetChange] {
+        try measure("changes") { () throws(StoreError) in try wrapped.changes(after: sequence, limit: limit) }
+    }
+    func latestChange() throws(StoreError) -> Int64 { try measure("latest_change") { () throws(StoreError) in try wrapped.latestChange() } }
 }

@@ -44,6 +44,41 @@ public protocol FleetStore: AnyObject {
     func users() throws(StoreError) -> [UserEntry]
     /// Inserts `user`, or replaces the operator of the same name.
     func saveUser(_ user: UserEntry) throws(StoreError)
+
+    // MARK: The cluster (docs/CLUSTER.md)
+
+    /// Records that `replica` is alive and reached at `advertise` (`host:port`).
+    func heartbeat(replica: String, advertise: String, now: Int64) throws(StoreError)
+    /// Every replica that ever sent a heartbeat, sorted by name.
+    func replicas() throws(StoreError) -> [ReplicaEntry]
+    /// Records that `replica` holds a new session of `node` until `leaseUntil`, and returns the
+    /// session's epoch: one more than the node's previous epoch on any replica, allocated by
+    /// the store in one atomic statement, so epochs grow cluster-wide and the newest claim wins.
+    /// A replica that held the node before learns at its next `renewLeases` that it lost it.
+    func claimPresence(node: String, replica: String, leaseUntil: Int64) throws(StoreError) -> Int64
+    /// Extends every lease `replica` still holds to `until`, and returns what it still holds
+    /// (node → epoch). A session of this replica missing there, or under another epoch, was
+    /// superseded by a newer one elsewhere and must be closed (fencing). Released leases stay released.
+    func renewLeases(replica: String, until: Int64) throws(StoreError) -> [String: Int64]
+    /// Ends `replica`'s lease on `node` if it still holds it under `epoch`; false if a newer
+    /// session (or nothing) holds it. The row stays, so the node's epochs keep growing.
+    func releasePresence(node: String, replica: String, epoch: Int64) throws(StoreError) -> Bool
+    /// Ends every lease of `replica`: what a restarted replica does first, since the sessions of
+    /// its previous run are gone. Returns how many it ended.
+    func releaseAll(replica: String) throws(StoreError) -> Int
+    /// Who holds `node` right now (lease after `now`), with the holder's advertised address.
+    func presence(of node: String, now: Int64) throws(StoreError) -> Presence?
+    /// Every live presence, sorted by node.
+    func presences(now: Int64) throws(StoreError) -> [Presence]
+
+    /// Appends a change every replica must apply; returns its sequence number. Concurrent
+    /// appends commit in sequence order, so a reader that saw sequence n never misses a later
+    /// commit with a smaller number.
+    func appendChange(_ kind: FleetChange.Kind, subject: String, detail: String, replica: String, now: Int64) throws(StoreError) -> Int64
+    /// Up to `limit` changes after `sequence`, oldest first.
+    func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [FleetChange]
+    /// The newest change's sequence number (0 for none): where a starting replica begins reading.
+    func latestChange() throws(StoreError) -> Int64
 }
 
 /// A failure of the state store, written for the person who has to fix it: one sentence

@@ -223,3 +223,17 @@ struct PostgresRow: StoreRow {
         return String(decoding: UnsafeBufferPointer(start: value, count: Int(PQgetlength(result, row, column))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+extension PostgresConnection: SQLSession {
+    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError) -> Result {
+        try transaction(operation: operation, body)
+    }
+
+    /// PostgreSQL numbers its parameters `$1`; the shared SQL holds no other `?`.
+    func dialect(_ sql: String) -> String { sql.replacing("?", with: "$") }
+
+    /// A sequence number is taken at insert but visible at commit; serialising the appends
+    /// keeps a reader that saw n from missing a smaller number committed later. Appends are
+    /// rare (revocations, policy changes), so the lock costs nothing that matters.
+    var changeFeedLock: String? { "LOCK TABLE fleet_changes IN SHARE ROW EXCLUSIVE MODE" }
+}

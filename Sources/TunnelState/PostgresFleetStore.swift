@@ -8,9 +8,10 @@
 ///
 /// Synchronous: each call blocks the loop for one round trip to the server (see
 /// `PostgresConnection` for the bounds, docs/TUNNEL.md for the cost).
-public final class PostgresFleetStore: FleetStore {
+public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     let connection: PostgresConnection
     private let rows: FleetRows
+    let cluster: ClusterQueries<PostgresConnection>
 
     /// The server and database, without the password: for messages and logs.
     public var description: String { connection.description }
@@ -22,6 +23,7 @@ public final class PostgresFleetStore: FleetStore {
     public init(url: String) throws(StoreError) {
         connection = try PostgresConnection(url: url)
         rows = FleetRows(database: connection.description)
+        cluster = ClusterQueries(session: connection)
         try migrate()
     }
 
@@ -174,6 +176,28 @@ public final class PostgresFleetStore: FleetStore {
             certificate_not_after BIGINT,
             revoked_at BIGINT,
             revoked_by TEXT
+        );
+        """,
+        """
+        CREATE TABLE replicas (
+            name TEXT PRIMARY KEY NOT NULL,
+            advertise TEXT NOT NULL,
+            heartbeat_at BIGINT NOT NULL
+        );
+        CREATE TABLE presence (
+            node TEXT PRIMARY KEY NOT NULL,
+            replica TEXT NOT NULL,
+            epoch BIGINT NOT NULL CHECK (epoch > 0),
+            lease_until BIGINT NOT NULL
+        );
+        CREATE INDEX presence_by_replica ON presence (replica);
+        CREATE TABLE fleet_changes (
+            sequence BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            replica TEXT NOT NULL,
+            recorded_at BIGINT NOT NULL
         );
         """,
     ]

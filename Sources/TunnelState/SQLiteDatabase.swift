@@ -207,3 +207,15 @@ struct SQLiteRow: StoreRow {
         return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 }
+
+extension SQLiteDatabase: SQLSession {
+    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError) -> Result {
+        try immediateTransaction(operation: operation, body)
+    }
+
+    /// SQLite reads `?1` as the first parameter already.
+    func dialect(_ sql: String) -> String { sql }
+
+    /// BEGIN IMMEDIATE already admits one writer at a time.
+    var changeFeedLock: String? { nil }
+}

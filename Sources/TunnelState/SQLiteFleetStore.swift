@@ -5,9 +5,10 @@ internal import Foundation
 /// Every change is committed durably (WAL with `synchronous=FULL`) before a call returns.
 /// Several instances, in this or other processes, may open the same file: token redemption
 /// is one IMMEDIATE transaction guarded by a conditional UPDATE, so exactly one of them wins.
-public final class SQLiteFleetStore: FleetStore {
+public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
     private let database: SQLiteDatabase
     private let rows: FleetRows
+    let cluster: ClusterQueries<SQLiteDatabase>
 
     /// The database file.
     public var path: String { database.path }
@@ -19,6 +20,7 @@ public final class SQLiteFleetStore: FleetStore {
     public init(path: String) throws(StoreError) {
         database = try SQLiteDatabase(path: path)
         rows = FleetRows(database: "state database \(path)")
+        cluster = ClusterQueries(session: database)
         try enableWriteAheadLog()
         // FULL: a committed change survives power loss, not only a crash of the process.
         // foreign_keys: removing a token removes its redemptions (ON DELETE CASCADE).
@@ -171,6 +173,29 @@ public final class SQLiteFleetStore: FleetStore {
             revoked_by TEXT
         ) STRICT;
         PRAGMA user_version = 1;
+        """,
+        """
+        CREATE TABLE replicas (
+            name TEXT PRIMARY KEY NOT NULL,
+            advertise TEXT NOT NULL,
+            heartbeat_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE presence (
+            node TEXT PRIMARY KEY NOT NULL,
+            replica TEXT NOT NULL,
+            epoch INTEGER NOT NULL CHECK (epoch > 0),
+            lease_until INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX presence_by_replica ON presence (replica);
+        CREATE TABLE fleet_changes (
+            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            replica TEXT NOT NULL,
+            recorded_at INTEGER NOT NULL
+        ) STRICT;
+        PRAGMA user_version = 2;
         """,
     ]
 
