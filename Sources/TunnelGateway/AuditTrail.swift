@@ -72,6 +72,23 @@ final class AuditTrail {
         }
     }
 
+    /// Makes every record appended so far durable (one fdatasync for a loop turn's records, see
+    /// `GroupCommit`). False, and the trail failed, when it could not.
+    func sync() -> Bool {
+        guard failure == nil else { return false }
+        let started = ContinuousClock.now
+        do {
+            try log.sync()
+            metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: false)
+            return true
+        } catch {
+            metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: true)
+            logger.critical("audit log sync failed: no new streams are admitted until it can be written again", metadata: ["error": "\(error.message)"])
+            failure = error.message
+            return false
+        }
+    }
+
     /// Called every second: due checkpoints, and a retry while failed.
     func tick() {
         if failure != nil {

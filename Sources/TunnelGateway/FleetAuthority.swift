@@ -225,12 +225,17 @@ final class FleetAuthority {
 
     // MARK: - Node bookkeeping
 
-    func nodeSeen(_ name: String, address: String?, disconnectReason: String?) {
-        guard var entry = try? store.node(named: name) else { return }
-        entry.lastSeen = now
-        if let address { entry.lastAddress = address }
-        if let disconnectReason { entry.lastDisconnectReason = disconnectReason }
-        try? store.saveNode(entry)
+    /// Writes the connects and disconnects of a loop turn in one transaction (`GroupCommit`). A
+    /// failed write loses only these bookkeeping fields, never a decision: it is not fatal.
+    func recordSightings(_ sightings: [String: NodeSighting]) {
+        let entries = sightings.sorted { $0.key < $1.key }.compactMap { name, sighting -> NodeEntry? in
+            guard var entry = try? store.node(named: name) else { return nil }
+            entry.lastSeen = sighting.at
+            if let address = sighting.address { entry.lastAddress = address }
+            if let reason = sighting.disconnectReason { entry.lastDisconnectReason = reason }
+            return entry
+        }
+        if !entries.isEmpty { try? store.saveNodes(entries) }
     }
 
     // MARK: - Administration

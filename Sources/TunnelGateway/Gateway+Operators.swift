@@ -160,8 +160,9 @@ extension Gateway {
                 return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot record this shell session (\(error)), so it does not open it", outcome: "audit_unavailable")
             }
         }
-        // The open record is on disk before a byte moves; without it, no stream.
-        guard audit?.record("stream_open", fields, durable: true) != false else {
+        // The open record is on disk before a byte moves; without it, no stream. It is synced with
+        // the loop turn's other records (`GroupCommit`) while the node already opens its end.
+        guard audit?.record("stream_open", fields) != false else {
             return refuse(TunnelErrorCode.auditUnavailable, "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed", outcome: "audit_unavailable")
         }
         let opened = Date()
@@ -174,15 +175,18 @@ extension Gateway {
             KubeRequestRecorder(base: closeFields.merging(["kube_user": .string(identity.user), "kube_groups": .strings(identity.groups)]) { $1 },
                                 now: { [loop] in loop.now }, write: { [unowned self] type, fields in audit?.record(type, fields) })
         }
+        let gate = StreamOpenGate { [unowned connection] handler in connection.attach(handler, to: stream) }
         let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
             switch outcome {
             case .accepted(let metadata):
-                do {
-                    // A node's refusal (an unknown log source, say) travels on to the operator.
-                    try connection.accept(stream, metadata: metadata)
-                    logger.info("stream open", metadata: logMetadata)
-                } catch {
-                    nodeConnection.reset(relay.second.stream, code: .cancel)
+                gate.afterOpening { [unowned self] in
+                    do {
+                        // A node's refusal (an unknown log source, say) travels on to the operator.
+                        try connection.accept(stream, metadata: metadata)
+                        logger.info("stream open", metadata: logMetadata)
+                    } catch {
+                        nodeConnection.reset(relay.second.stream, code: .cancel)
+                    }
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
@@ -237,9 +241,21 @@ extension Gateway {
             connection.reset(stream, code: .refusedStream)
             return
         }
-        connection.attach(relay.first, to: stream)
         relays[ObjectIdentifier(relay)] = relay
         streamShare.opened(node: node, operatorName: operatorName)
+        openWhenDurable(relay, through: gate)
+    }
+
+    /// Lets bytes through `relay` once its open record is durable: the node's stream is open
+    /// already, so a new stream costs the longer of the sync and the node's dial, not their sum.
+    private func openWhenDurable(_ relay: StreamRelay, through gate: StreamOpenGate) {
+        guard audit != nil else { return gate.open(into: relay.first) }
+        gate.hold()
+        groupCommit.afterAuditSync { [audit] synced in
+            if synced { return gate.open(into: relay.first) }
+            relay.cut(Failure(TunnelErrorCode.auditUnavailable,
+                              "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed"))
+        }
     }
 
     /// Why `operatorName` may not open one more stream to `node` now because of the resets it

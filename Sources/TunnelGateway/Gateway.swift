@@ -80,6 +80,8 @@ public final class Gateway {
     var relayedResets: [String: RelayedResetBudget] = [:]
     private let housekeeping: LoopTimer
     let audit: AuditTrail?
+    /// The audit syncs and fleet-store writes of a loop turn, done once for all of them.
+    let groupCommit: GroupCommit
     /// A random id per connection, so audit records of one session can be found together.
     var sessionIDs: [ObjectIdentifier: String] = [:]
     /// Decides on connections before they authenticate (`Gateway+Admission.swift` carries it out).
@@ -161,6 +163,8 @@ public final class Gateway {
         } else {
             audit = nil
         }
+        groupCommit = GroupCommit(loop: loop, syncAudit: { [audit] in audit?.sync() ?? true },
+                                  saveSightings: { [authority] in authority.recordSightings($0) })
     }
 
     /// Starts listening; returns the bound address (its port is the real one when 0 was asked).
@@ -219,6 +223,7 @@ public final class Gateway {
         drainTimer?.close()
         drainTimer = nil
         enforceAdmission(final: true)
+        groupCommit.close()
         audit?.record("gateway_stop", ["reason": "stopped"])
         audit?.close()
         onStopped()
@@ -381,7 +386,7 @@ public final class Gateway {
         record.previousSessionEnded = record.lastDisconnectReason
         nodes[name] = record
         connections[ObjectIdentifier(connection)] = .node(name, connection)
-        authority.nodeSeen(name, address: connection.remoteAddress, disconnectReason: nil)
+        groupCommit.nodeSeen(name, NodeSighting(at: authority.now, address: connection.remoteAddress))
         audit?.record("node_connect", peerFields(connection).merging([
             "node": .string(name), "node_serial": connection.peerCertificate.map { .string($0.serialNumberHex) }, "epoch": .int(Int64(record.epoch)),
         ]) { $1 })
@@ -558,7 +563,7 @@ extension Gateway: MuxConnectionDelegate {
             if nodes[name]?.connection === connection {
                 nodes[name]?.connection = nil
                 nodes[name]?.lastDisconnectReason = reason
-                authority.nodeSeen(name, address: nil, disconnectReason: reason)
+                groupCommit.nodeSeen(name, NodeSighting(at: authority.now, disconnectReason: reason))
                 logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
             }
             audit?.record("node_disconnect", peerFields(connection).merging(["node": .string(name), "reason": .string(reason)]) { $1 })

@@ -29,6 +29,7 @@ final class MeasuredFleetStore: FleetStore {
     func node(named name: String) throws(StoreError) -> NodeEntry? { try measure("node") { () throws(StoreError) in try wrapped.node(named: name) } }
     func nodes() throws(StoreError) -> [NodeEntry] { try measure("nodes") { () throws(StoreError) in try wrapped.nodes() } }
     func saveNode(_ node: NodeEntry) throws(StoreError) { try measure("save_node") { () throws(StoreError) in try wrapped.saveNode(node) } }
+    func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) { try measure("save_nodes") { () throws(StoreError) in try wrapped.saveNodes(nodes) } }
     func removeNode(named name: String) throws(StoreError) -> Bool { try measure("remove_node") { () throws(StoreError) in try wrapped.removeNode(named: name) } }
     func insertToken(_ token: TokenEntry) throws(StoreError) { try measure("insert_token") { () throws(StoreError) in try wrapped.insertToken(token) } }
     func tokens() throws(StoreError) -> [TokenEntry] { try measure("tokens") { () throws(StoreError) in try wrapped.tokens() } }

@@ -13,6 +13,9 @@ public protocol FleetStore: AnyObject {
     func nodes() throws(StoreError) -> [NodeEntry]
     /// Inserts `node`, or replaces the node of the same name.
     func saveNode(_ node: NodeEntry) throws(StoreError)
+    /// Inserts or replaces each of `nodes` in one transaction, so a batch costs one sync (the
+    /// gateway's group commit of `lastSeen` at connects and disconnects).
+    func saveNodes(_ nodes: [NodeEntry]) throws(StoreError)
     /// Removes the node called `name`; false if there was none.
     func removeNode(named name: String) throws(StoreError) -> Bool
 

@@ -51,6 +51,12 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
             try rows.values(node), operation: "save node \(node.name)")
     }
 
+    public func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) {
+        try connection.transaction(operation: "save \(nodes.count) nodes") { () throws(StoreError) in
+            for node in nodes { try saveNode(node) }
+        }
+    }
+
     public func removeNode(named name: String) throws(StoreError) -> Bool {
         try connection.execute("DELETE FROM nodes WHERE name = $1", [name], operation: "remove node \(name)") > 0
     }

@@ -46,6 +46,12 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
         )
     }
 
+    public func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) {
+        try database.immediateTransaction(operation: "save \(nodes.count) nodes") { () throws(StoreError) in
+            for node in nodes { try saveNode(node) }
+        }
+    }
+
     public func removeNode(named name: String) throws(StoreError) -> Bool {
         try database.execute("DELETE FROM nodes WHERE name = ?", [name], operation: "remove node \(name)") > 0
     }

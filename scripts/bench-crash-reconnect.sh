@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# How soon a real `tunnel client` is back after `kill -9` of its gateway and a restart (issue
+# #11's reconnect-backoff figure). One gateway and one node on loopback; ROUNDS times: let the
+# gateway run UPTIME seconds, kill -9 it, start it again on the same port and data directory,
+# and time from the kill until the client says "connected to the gateway" again. Reported: the
+# median, 90th percentile and maximum, and how many rounds were back within 1 s.
+#
+#   scripts/bench-crash-reconnect.sh [--rounds N] [--uptime S] [--tunnel PATH] [--client PATH] [--keep]
+#     --rounds N     kill -9s (default 30)
+#     --uptime S     seconds the gateway runs before each kill (default 3, shorter than the 30 s
+#                    session after which the old client's backoff started over)
+#     --tunnel PATH  the binary for the gateway and the admin commands (default .build/release/tunnel)
+#     --client PATH  the binary for the node (default the same): an older build gives the "before"
+# Needs python3.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=30 UPTIME=3 TUNNEL="" CLIENT="" KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift ;;
+        --uptime) UPTIME=$2; shift ;;
+        --tunnel) TUNNEL=$2; shift ;;
+        --client) CLIENT=$2; shift ;;
+        --keep) KEEP=1 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench-crash-reconnect: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
+[ -x "$TUNNEL" ] || { echo "bench-crash-reconnect: no tunnel binary at $TUNNEL (swift build -c release --product tunnel, or --tunnel PATH)" >&2; exit 2; }
+TUNNEL=$(readlink -f "$TUNNEL")
+CLIENT=$(readlink -f "${CLIENT:-$TUNNEL}")
+
+WORK=$(mktemp -d /tmp/bench-crash-reconnect.XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do
+        timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ "$KEEP" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+die() { echo "bench-crash-reconnect: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
+note() { echo "== $*" >&2; }
+
+# shellcheck source=lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
+
+export HOME="$WORK/home"
+mkdir -p "$HOME"
+GATEWAY_PORT=$(free_port)
+start_gateway() {
+    start "$WORK/gateway-$1.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"
+    GATEWAY_PID=$LAST_PID
+    wait_for_line "$WORK/gateway-$1.log" "admin socket open" 20 "$GATEWAY_PID" || die "tunnel gateway did not start" "$WORK/gateway-$1.log"
+}
+start_gateway 0
+ADMIN=(--admin-socket "$WORK/data/admin.sock")
+TOKEN=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>"$WORK/pki.log") || die "token create failed" "$WORK/pki.log"
+start "$WORK/client.log" "$CLIENT" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
+    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service "echo=127.0.0.1:9"
+wait_for_line "$WORK/client.log" "connected to the gateway" 20 "$LAST_PID" || die "tunnel client did not connect" "$WORK/client.log"
+
+note "$ROUNDS rounds: ${UPTIME}s up, kill -9, restart; client $CLIENT"
+: >"$WORK/back.txt"
+for round in $(seq 1 "$ROUNDS"); do
+    sleep "$UPTIME"
+    kill -9 "$GATEWAY_PID"
+    killed=$(date +%s%N)
+    wait "$GATEWAY_PID" 2>/dev/null
+    start_gateway "$round"
+    if wait_for_lines "$WORK/client.log" "connected to the gateway" $(( round + 1 )) 60; then
+        echo $(( ($(date +%s%N) - killed) / 1000000 )) >>"$WORK/back.txt"
+    else
+        echo "round $round: the client was not back within 60 s" >&2
+        echo 60000 >>"$WORK/back.txt"
+    fi
+done
+
+python3 - "$WORK/back.txt" <<'PY'
+import statistics, sys
+back = sorted(int(line) for line in open(sys.argv[1]))
+p90 = back[min(len(back) - 1, int(0.9 * len(back)))]
+within = sum(1 for ms in back if ms <= 1000)
+print(f"rounds {len(back)}  back after kill -9: median {statistics.median(back)/1000:.2f} s, "
+      f"p90 {p90/1000:.2f} s, max {back[-1]/1000:.2f} s; within 1 s: {within} of {len(back)}")
+PY
