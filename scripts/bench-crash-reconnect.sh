@@ -5,55 +5,35 @@
 # and time from the kill until the client says "connected to the gateway" again. Reported: the
 # median, 90th percentile and maximum, and how many rounds were back within 1 s.
 #
-#   scripts/bench-crash-reconnect.sh [--rounds N] [--uptime S] [--tunnel PATH] [--client PATH] [--keep]
+#   scripts/bench-crash-reconnect.sh [--rounds N] [--uptime S] [--tunnel PATH] [--client PATH]
 #     --rounds N     kill -9s (default 30)
 #     --uptime S     seconds the gateway runs before each kill (default 3, shorter than the 30 s
 #                    session after which the old client's backoff started over)
 #     --tunnel PATH  the binary for the gateway and the admin commands (default .build/release/tunnel)
 #     --client PATH  the binary for the node (default the same): an older build gives the "before"
-# Needs python3.
+# Needs python3. KEEP_WORK=1 keeps the work directory.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ROUNDS=30 UPTIME=3 TUNNEL="" CLIENT="" KEEP=0
+ROUNDS=30 UPTIME=3 TUNNEL_ARG="" CLIENT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --uptime) UPTIME=$2; shift ;;
-        --tunnel) TUNNEL=$2; shift ;;
+        --tunnel) TUNNEL_ARG=$2; shift ;;
         --client) CLIENT=$2; shift ;;
-        --keep) KEEP=1 ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-crash-reconnect: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
-[ -x "$TUNNEL" ] || { echo "bench-crash-reconnect: no tunnel binary at $TUNNEL (swift build -c release --product tunnel, or --tunnel PATH)" >&2; exit 2; }
-TUNNEL=$(readlink -f "$TUNNEL")
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
+e2e_begin crash-reconnect "${TUNNEL_ARG:-$ROOT/.build/release/tunnel}" python3
 CLIENT=$(readlink -f "${CLIENT:-$TUNNEL}")
-
-WORK=$(mktemp -d /tmp/bench-crash-reconnect.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [ "$KEEP" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-crash-reconnect: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
+die() { fail "$1" "$( [ -f "${2:-}" ] && tail -n 20 "$2")"; exit 1; }
 note() { echo "== $*" >&2; }
 
-# shellcheck source=lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-export HOME="$WORK/home"
-mkdir -p "$HOME"
 GATEWAY_PORT=$(free_port)
 start_gateway() {
     start "$WORK/gateway-$1.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"
@@ -78,10 +58,11 @@ for round in $(seq 1 "$ROUNDS"); do
     if wait_for_lines "$WORK/client.log" "connected to the gateway" $(( round + 1 )) 60; then
         echo $(( ($(date +%s%N) - killed) / 1000000 )) >>"$WORK/back.txt"
     else
-        echo "round $round: the client was not back within 60 s" >&2
+        fail "round $round: the client was not back within 60 s"
         echo 60000 >>"$WORK/back.txt"
     fi
 done
+[ "$FAILED" = 0 ] && pass "the client came back after each of $ROUNDS kill -9s"
 
 python3 - "$WORK/back.txt" <<'PY'
 import statistics, sys
