@@ -104,6 +104,7 @@ let package = Package(
         ]),
         .testTarget(name: "TunnelIntegrationTests", dependencies: [
             "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
+            "PostgresTestServer",
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the

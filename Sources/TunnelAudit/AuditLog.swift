@@ -14,6 +14,9 @@ public struct AuditLogConfiguration: Sendable, Equatable {
     public var checkpointInterval: TimeInterval
     /// Which records `AuditLog.unclosedStreams()` pairs up after a crash.
     public var streamRecords: StreamRecordNames
+    /// Fields every record carries, the log's own records too, over any of the same name
+    /// (a cluster replica's `replica`); none by default.
+    public var everyRecord: [String: AuditValue] = [:]
 
     public init(
         maxSegmentBytes: Int64 = 64 << 20,
@@ -315,6 +318,7 @@ public final class AuditLog {
     /// anything is written and leaves the log healthy; a failed write enters the failed state.
     private func write(type: String, fields: [String: AuditValue], milliseconds: Int64, durable: Bool) throws(AuditError) {
         let file = try openSegment()
+        let fields = policy.everyRecord.isEmpty ? fields : fields.merging(policy.everyRecord) { $1 }
         try encoder.encode(seq: seq + 1, milliseconds: milliseconds, type: type, prev: lastHash, fields: fields)
         encoder.line.withUnsafeBytes { hasher.hexDigest(UnsafeRawBufferPointer(rebasing: $0.dropLast()), into: &scratchHash) }
         try recordingFailure { () throws(AuditError) in try file.append(encoder.line, durable: durable) }

@@ -66,6 +66,8 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("admin-socket")) var adminSocket: String?
     @Option(help: schema.argumentHelp("policy")) var policy: String?
     @Option(help: schema.argumentHelp("store")) var store: String?
+    @Option(help: schema.argumentHelp("replica-name")) var replicaName: String?
+    @Option(help: schema.argumentHelp("advertise")) var advertise: String?
     @Option(help: schema.argumentHelp("node-certificate-ttl")) var nodeCertificateTtl: String?
     @Option(help: schema.argumentHelp("reenroll-window")) var reenrollWindow: String?
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
@@ -81,7 +83,7 @@ public struct GatewayCommand: ParsableCommand {
 
     var flags: [String: [String]] {
         given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
-               ("store", store), ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow), ("drain-timeout", drainTimeout),
+               ("store", store), ("replica-name", replicaName), ("advertise", advertise), ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow), ("drain-timeout", drainTimeout),
                ("handshake-timeout", handshakeTimeout), ("metrics-listen", metricsListen), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
                ("log-format", logFormat)])
             .merging(admission.flags) { $1 }

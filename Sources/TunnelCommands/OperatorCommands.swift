@@ -88,7 +88,8 @@ public struct NodesCommand: ParsableCommand {
         let now = Date().timeIntervalSince1970
         let rows = [["NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION", "PREVIOUS SESSION ENDED"]] + nodes.map { node in
             [
-                node.name, node.online ? "online" : "offline",
+                // In a cluster, the replica holding the session: "online@gw-2".
+                node.name, node.online ? "online\(node.replica.map { "@\($0)" } ?? "")" : "offline",
                 node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                 node.services.joined(separator: ","), node.remoteAddress,
                 node.connectedSince.map { ago(now - $0) } ?? "-",

@@ -131,6 +131,7 @@ extension GatewaySettings {
         configuration.auditDirectory = "\(dataDir)/audit"
         configuration.auditKeyDirectory = "\(dataDir)/audit-key"
         configuration.softwareVersion = VersionInfo.current.reported
+        configuration.replica = try replicaIdentity()
         return configuration
     }
 

@@ -36,6 +36,8 @@ public enum Schemas {
             SettingSpec("pki-dir", .path, .derived(.pathInside(key: "data-dir", component: "pki")), help: "Directory with the CAs and the gateway certificate; created on first start", example: "/var/lib/tunnel/gateway/pki"),
             SettingSpec("admin-socket", .path, .derived(.pathInside(key: "data-dir", component: "admin.sock")), help: "Unix socket (mode 0600) where root on this host runs admin commands", example: "/var/lib/tunnel/gateway/admin.sock"),
             SettingSpec("store", .string, .optional, help: "Shared PostgreSQL store of a gateway cluster, a libpq URL without password (default: fleet.db in data-dir)", example: "postgres://tunnel@db.example.com/tunnel?sslmode=verify-full"),
+            SettingSpec("replica-name", .string, .optional, help: "This gateway's name in a cluster, a DNS label unique among the replicas; required (with advertise) on a shared store", example: "gw-1"),
+            SettingSpec("advertise", .hostPort, .optional, help: "HOST:PORT where the other replicas of a cluster reach this one; required (with replica-name) on a shared store", example: "10.0.0.5:7443"),
             SettingSpec("policy", .path, .optional, help: "Access policy file (roles → services on nodes); without one only role admin may do anything", example: "/etc/tunnel/policy.yaml"),
             SettingSpec("node-certificate-ttl", .duration, .defaultValue("24h"), help: "Lifetime of node certificates; nodes renew at two thirds of it", example: "24h"),
             SettingSpec("reenroll-window", .duration, .defaultValue("30d"), help: "How long after its certificate expired a node may re-enroll with it; after that it needs a new join token", example: "30d"),
@@ -99,6 +101,9 @@ public struct GatewaySettings: Sendable, Equatable {
     public var policy: String?
     /// The PostgreSQL URL of a cluster's shared store; nil for SQLite in data-dir.
     public var store: String?
+    /// This replica's name and address in a cluster; both nil for a lone gateway.
+    public var replicaName: String?
+    public var advertise: HostPort?
     public var nodeCertificateTTL: Duration
     public var reenrollWindow: Duration = .seconds(30 * 86_400)
     public var drainTimeout: Duration
@@ -119,6 +124,8 @@ extension GatewaySettings {
         adminSocket = s.path("admin-socket")!
         policy = s.path("policy")
         store = s.string("store")
+        replicaName = s.string("replica-name")
+        advertise = s.hostPort("advertise")
         nodeCertificateTTL = s.duration("node-certificate-ttl")!
         reenrollWindow = s.duration("reenroll-window")!
         drainTimeout = s.duration("drain-timeout")!

@@ -23,14 +23,17 @@ final class AuditTrail {
     /// Opens (or recovers) the log in `directory`, signing with the key in `keyDirectory`, which
     /// is kept apart from the log so that an exported log never carries the private key. After a
     /// crash, every stream left open gets its close record with outcome `gateway_crash`.
-    init(directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(), logger: Logger,
-         metrics: GatewayMetrics? = nil) throws(AuditError) {
+    /// - Parameter replica: the cluster replica writing the log; nil for a lone gateway.
+    init(directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(), replica: String? = nil,
+         logger: Logger, metrics: GatewayMetrics? = nil) throws(AuditError) {
         self.directory = directory
         self.logger = logger
         self.metrics = metrics
         let key = try AuditSigningKey.loadOrCreate(keyDirectory: keyDirectory)
         var configuration = configuration
         configuration.streamRecords = Self.streamRecords
+        // A cluster replica names itself in every record, the log's own ones too (docs/AUDIT.md §11).
+        if let replica { configuration.everyRecord["replica"] = .string(replica) }
         log = try AuditLog(directory: directory, signingKey: key, policy: configuration, now: Date())
         // A copy of the public key beside the log, for convenience; auditors should still take
         // the key id from somewhere else (docs/AUDIT.md §2).

@@ -57,18 +57,28 @@ extension Gateway {
         if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
         logger.notice("admin request", metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
         for effect in effects {
+            carryOut(effect)
+            // A removed node leaves no trace in this run's view either.
+            if case .removeNode(let name) = request { nodes[name] = nil }
+            // The other replicas of a cluster end their sessions of the same node or operator.
             switch effect {
-            case .disconnectNode(let name, let reason):
-                nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
-                // A removed node leaves no trace in this run's view either.
-                if case .removeNode = request { nodes[name] = nil }
-            case .disconnectOperator(let name, let reason):
-                for case .operator(name, let connection) in connections.values {
-                    connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
-                }
+            case .disconnectNode(let name, let reason): cluster?.publish(.nodeCut, subject: name, detail: reason)
+            case .disconnectOperator(let name, let reason): cluster?.publish(.operatorCut, subject: name, detail: reason)
             }
         }
         return reply
+    }
+
+    /// Ends the live sessions an admin command (here or at another replica) cut off.
+    func carryOut(_ effect: FleetAuthority.Effect) {
+        switch effect {
+        case .disconnectNode(let name, let reason):
+            nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
+        case .disconnectOperator(let name, let reason):
+            for case .operator(name, let connection) in connections.values {
+                connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
+            }
+        }
     }
 
     private func connect(operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String, service: String,

@@ -43,6 +43,9 @@ public struct GatewayConfiguration: Sendable {
     public var session = SessionConfiguration()
     /// Caps and rates before authentication, and each operator's share of a node.
     public var admission = AdmissionLimits()
+    /// This gateway's name and address as a replica of a cluster; nil for a lone gateway,
+    /// which then keeps no presence in the store and writes no `replica` in its records.
+    public var replica: ReplicaIdentity?
 
     public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority) {
         self.listenHost = listenHost
@@ -94,6 +97,8 @@ public final class Gateway {
     private var onStopped: (() -> Void)?
     /// Counted at the decisions, read by `--metrics-listen` (`Gateway+Metrics.swift`).
     public let metrics = GatewayMetrics()
+    /// Presence, fencing and the change feed of a cluster replica (`ClusterSync.swift`).
+    private(set) var cluster: ClusterSync?
     var isListening: Bool { listener != nil }
 
     /// How often certificate deadlines and the policy file are checked.
@@ -156,7 +161,7 @@ public final class Gateway {
         if let directory = configuration.auditDirectory {
             do {
                 audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key",
-                                   configuration: configuration.auditPolicy, logger: logger, metrics: metrics)
+                                   configuration: configuration.auditPolicy, replica: configuration.replica?.name, logger: logger, metrics: metrics)
             } catch {
                 throw FleetFailure("cannot open the audit log in \(directory): \(error.message)")
             }
@@ -165,6 +170,7 @@ public final class Gateway {
         }
         groupCommit = GroupCommit(loop: loop, syncAudit: { [audit] in audit?.sync() ?? true },
                                   saveSightings: { [authority] in authority.recordSightings($0) })
+        cluster = configuration.replica.map { [authority] in ClusterSync(identity: $0, gateway: self, store: authority.store, clock: { authority.now }) }
     }
 
     /// Starts listening; returns the bound address (its port is the real one when 0 was asked).
@@ -178,6 +184,7 @@ public final class Gateway {
             }
         }
         self.listener = listener
+        cluster?.start()
         housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) { [unowned self] in
             closeExpiredSessions()
             reloadPolicyIfChanged()
@@ -203,6 +210,7 @@ public final class Gateway {
         adminListener?.close()
         adminListener = nil
         housekeeping.close()
+        cluster?.stop()
         onStopped = completion
         let open = connections.values.map(\.connection)
         logger.info("gateway stopping", metadata: ["connections": "\(open.count)"])
@@ -281,12 +289,16 @@ public final class Gateway {
         guard let path else { return (Policy.builtIn, nil) }
         let bytes: [UInt8]
         do { bytes = try DurableFile.read(path: path) } catch { throw FleetFailure("cannot read the policy file: \(error)") }
-        let version = String(Hex.encode(SHA256.hash(bytes)).prefix(16))
         do {
-            return (try Policy.parse(bytes, source: path, version: version), bytes)
+            return (try Policy.parse(bytes, source: path, version: policyVersion(bytes)), bytes)
         } catch {
             throw FleetFailure(error.message)
         }
+    }
+
+    /// A policy's version: the start of its text's SHA-256, the same at every replica.
+    static func policyVersion(_ bytes: [UInt8]) -> String {
+        String(Hex.encode(SHA256.hash(bytes)).prefix(16))
     }
 
     /// SIGHUP: re-read the policy file. An invalid one keeps the policy in force and says why.
@@ -302,6 +314,7 @@ public final class Gateway {
             authority.replacePolicy(policy)
             logger.notice("policy reloaded", metadata: ["policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)"])
             audit?.record("policy_reload", ["outcome": "ok", "policy_version": .string(policy.version), "previous_version": .string(previous), "file": .string(path)])
+            if policy.version != previous { cluster?.publish(.policy, subject: policy.version, detail: String(decoding: content ?? [], as: UTF8.self)) }
         } catch {
             logger.error("policy not reloaded; the previous one stays in force", metadata: [
                 "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
@@ -340,13 +353,16 @@ public final class Gateway {
     public func nodeStatuses(visibleToRoles roles: [String]? = nil) -> [NodeStatus] {
         let now = loop.now
         let stored = (try? authority.store.nodes()) ?? []
+        // In a cluster, a node held by another replica is online there while its lease lives.
+        let heldElsewhere = cluster.map { cluster in cluster.livePresences().filter { $0.value.replica != cluster.identity.name } } ?? [:]
         return stored.compactMap { entry -> NodeStatus? in
             let name = entry.name
             let record = nodes[name]
             let labels = entry.labels
             if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
+            let here = record?.connection != nil
             return NodeStatus(
-                name: name, online: record?.connection != nil,
+                name: name, online: here || heldElsewhere[name] != nil, replica: here ? cluster?.identity.name : heldElsewhere[name]?.replica,
                 labels: labels, services: record?.announcement?.services ?? [],
                 remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
                 connectedSince: record?.connection != nil ? record?.connectedSince?.timeIntervalSince1970 : nil,
@@ -380,7 +396,7 @@ public final class Gateway {
             }
         }
         record.connection = connection
-        record.epoch += 1
+        record.epoch = cluster?.sessionStarted(node: name).map { Int($0) } ?? record.epoch + 1
         record.remoteAddress = connection.remoteAddress
         record.connectedSince = Date()
         record.previousSessionEnded = record.lastDisconnectReason
@@ -527,7 +543,7 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can")
             }
             connections[key] = .peer(identity.name, connection)
-            audit?.record("peer_connect", peerFields(connection).merging(["replica": .string(identity.name)]) { $1 })
+            audit?.record("peer_connect", peerFields(connection).merging(["peer_replica": .string(identity.name)]) { $1 })
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
         }
@@ -561,6 +577,7 @@ extension Gateway: MuxConnectionDelegate {
         case .node(let name, _):
             let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
             if nodes[name]?.connection === connection {
+                cluster?.sessionEnded(node: name)
                 nodes[name]?.connection = nil
                 nodes[name]?.lastDisconnectReason = reason
                 groupCommit.nodeSeen(name, NodeSighting(at: authority.now, disconnectReason: reason))
@@ -570,7 +587,7 @@ extension Gateway: MuxConnectionDelegate {
         case .operator(let name, _):
             audit?.record("operator_disconnect", peerFields(connection).merging(["operator": .string(name), "reason": .string(failure.reason)]) { $1 })
         case .peer(let name, _):
-            audit?.record("peer_disconnect", peerFields(connection).merging(["replica": .string(name), "reason": .string(failure.reason)]) { $1 })
+            audit?.record("peer_disconnect", peerFields(connection).merging(["peer_replica": .string(name), "reason": .string(failure.reason)]) { $1 })
         case .enrolling, .unclassified, nil:
             break
         }

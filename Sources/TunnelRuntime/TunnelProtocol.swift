@@ -131,6 +131,8 @@ public struct NodeList: Codable, Equatable, Sendable {
 public struct NodeStatus: Codable, Equatable, Sendable {
     public var name: String
     public var online: Bool
+    /// In a cluster, the replica holding the node's session; nil on a lone gateway or offline.
+    public var replica: String?
     public var labels: [String: String]
     public var services: [String]
     public var remoteAddress: String
@@ -147,12 +149,13 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var revokedAt: Int64?
 
     public init(
-        name: String, online: Bool, labels: [String: String], services: [String], remoteAddress: String,
+        name: String, online: Bool, replica: String? = nil, labels: [String: String], services: [String], remoteAddress: String,
         connectedSince: Double?, lastKeepaliveSecondsAgo: Double?, version: String, previousSessionEnded: String?,
         certificateNotAfter: Int64? = nil, lastSeen: Int64? = nil, revokedAt: Int64? = nil
     ) {
         self.name = name
         self.online = online
+        self.replica = replica
         self.labels = labels
         self.services = services
         self.remoteAddress = remoteAddress

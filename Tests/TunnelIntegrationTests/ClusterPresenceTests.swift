@@ -1,0 +1,203 @@
+import Foundation
+import Glibc
+import Multiplex
+import PostgresTestServer
+import Testing
+import TunnelAudit
+import TunnelClient
+@testable import TunnelGateway
+import TunnelRuntime
+import TunnelState
+import TunnelTLS
+
+/// Issue #13: two gateway replicas in one process over one shared store (an SQLite file both
+/// open, and a real PostgreSQL server): presence with epochs and leases, fencing of an older
+/// session, revocations and policies applied at every replica.
+@Suite("Cluster presence and propagation", .serialized)
+struct ClusterPresenceTests {
+    enum SharedStore: String, CaseIterable, CustomTestStringConvertible {
+        case sqlite, postgres
+
+        static var tested: [SharedStore] { PostgresTestServer.shouldRun ? [.sqlite, .postgres] : [.sqlite] }
+        var testDescription: String { rawValue }
+    }
+
+    /// Replicas `a` and `b` on one loop, each with its own connection to the shared store, its
+    /// own policy file and audit log; the nodes and operators a test starts.
+    final class TwoReplicas {
+        let runner: LoopRunner
+        let pki: TestPKI
+        let stores: [FleetStore]
+        private(set) var gateways: [Gateway] = []
+        private(set) var ports: [UInt16] = []
+        let echo: EchoServer
+        private(set) var clients: [EdgeClient] = []
+        private(set) var operators: [OperatorClient] = []
+        static let names = ["a", "b"]
+
+        init(_ shared: SharedStore) throws {
+            runner = try LoopRunner()
+            pki = try TestPKI()
+            switch shared {
+            case .sqlite:
+                stores = [pki.fleet.store, try SQLiteFleetStore(path: pki.fleet.store.path)]
+            case .postgres:
+                let server = try PostgresTestServer.shared()
+                let url = server.url(database: try server.freshDatabase())
+                stores = [try PostgresFleetStore(url: url), try PostgresFleetStore(url: url)]
+            }
+            echo = try EchoServer(loop: runner.loop)
+            for (index, name) in Self.names.enumerated() {
+                try DurableFile.write(path: policyPath(name), bytes: Array(Self.policy.utf8), mode: 0o644)
+                var configuration = pki.gatewayConfiguration()
+                configuration.replica = ReplicaIdentity(name: name, advertise: "127.0.0.1:\(7443 + index)")
+                configuration.policyPath = policyPath(name)
+                configuration.auditDirectory = "\(pki.fleet.directory)/\(name)/audit"
+                configuration.auditKeyDirectory = "\(pki.fleet.directory)/\(name)/audit-key"
+                let gateway = try Gateway(loop: runner.loop, configuration: configuration, store: stores[index], logger: runner.logger)
+                ports.append(try gateway.start().port)
+                gateways.append(gateway)
+            }
+        }
+
+        static let policy = """
+            roles:
+              admin:
+                admin: true
+                allow:
+                  - services: ["*"]
+                    nodes: ["*"]
+            """
+
+        func policyPath(_ replica: String) -> String { "\(pki.fleet.directory)/policy-\(replica).yaml" }
+
+        /// An enrolled identity, recorded in the shared store.
+        func identity(_ role: TunnelIdentity.Role, _ name: String) throws -> TLSIdentity {
+            let identity = try pki.identity(role, name)
+            guard stores[0] !== pki.fleet.store else { return identity }
+            for node in try pki.fleet.store.nodes() { try stores[0].saveNode(node) }
+            for user in try pki.fleet.store.users() { try stores[0].saveUser(user) }
+            return identity
+        }
+
+        @discardableResult
+        func startNode(_ identity: TLSIdentity, at replica: Int) throws -> EdgeClient {
+            let configuration = EdgeClientConfiguration(
+                gateway: pki.endpoint(port: ports[replica], identity: identity),
+                services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)], labels: [:], credentialFiles: nil)
+            let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
+            client.start()
+            clients.append(client)
+            return client
+        }
+
+        /// An operator connected to `replica`; nil if it did not connect.
+        func connectOperator(_ identity: TLSIdentity, at replica: Int) -> OperatorClient? {
+            let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: ports[replica], identity: identity), logger: runner.logger)
+            operators.append(client)
+            var outcome: Result<MuxConnection, OperatorFailure>?
+            client.connect { outcome = $0 }
+            runner.run(until: { outcome != nil })
+            return (try? outcome?.get()) == nil ? nil : client
+        }
+
+        func status(_ node: String, at replica: Int) -> NodeStatus? {
+            gateways[replica].nodeStatuses().first { $0.name == node }
+        }
+
+        /// True while `replica` holds a live local session of `node`.
+        func holds(_ node: String, at replica: Int) -> Bool {
+            gateways[replica].nodes[node]?.connection != nil
+        }
+
+        func tearDown() {
+            for client in clients { client.stop() }
+            for client in operators { client.close() }
+            echo.close()
+            var stopped = 0
+            for gateway in gateways { gateway.stop { stopped += 1 } }
+            runner.run(until: { stopped == self.gateways.count })
+            runner.finish()
+        }
+    }
+
+    @Test("a node held by one replica is online at every replica, with that replica's name, until its session ends", arguments: SharedStore.tested)
+    func presenceIsSeenEverywhere(shared: SharedStore) throws {
+        let cluster = try TwoReplicas(shared)
+        defer { cluster.tearDown() }
+        let client = try cluster.startNode(try cluster.identity(.node, "edge-1"), at: 0)
+        #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 0) }))
+        for replica in [0, 1] {
+            #expect(cluster.status("edge-1", at: replica)?.online == true)
+            #expect(cluster.status("edge-1", at: replica)?.replica == "a")
+        }
+        #expect(cluster.gateways[0].nodes["edge-1"]?.epoch == 1)
+        client.stop()
+        #expect(cluster.runner.run(until: { cluster.status("edge-1", at: 1)?.online == false }))
+        #expect(cluster.status("edge-1", at: 1)?.replica == nil)
+        // Every record each replica wrote names it, the log's own records too.
+        let records = try auditRecords(in: "\(cluster.pki.fleet.directory)/a/audit")
+        #expect(records.contains { $0["type"] == .string("node_connect") })
+        #expect(records.allSatisfy { $0["replica"] == .string("a") })
+    }
+
+    @Test("a newer session of a node on another replica fences the older one, and its epoch is the next one", arguments: SharedStore.tested)
+    func newerSessionElsewhereFencesTheOlder(shared: SharedStore) throws {
+        let cluster = try TwoReplicas(shared)
+        defer { cluster.tearDown() }
+        let node = try cluster.identity(.node, "edge-1")
+        let older = try cluster.startNode(node, at: 0)
+        #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 0) }))
+        try cluster.startNode(node, at: 1)
+        #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 1) }))
+        #expect(cluster.gateways[1].nodes["edge-1"]?.epoch == 2)
+        // Replica a learns at its next lease renewal that its session is stale, and closes it.
+        #expect(cluster.runner.run(until: { !cluster.holds("edge-1", at: 0) }, timeout: .seconds(Int(PresenceLedger.renewSeconds) + 5)))
+        older.stop()
+        #expect(cluster.status("edge-1", at: 0)?.replica == "b")
+        #expect(cluster.gateways[0].nodes["edge-1"]?.lastDisconnectReason?.hasSuffix("replaced by a newer session of edge-1 on replica b") == true)
+        #expect(cluster.holds("edge-1", at: 1), "the newer session stays")
+    }
+
+    @Test("node and user revocations at one replica end the sessions held at the other within 5 s", arguments: SharedStore.tested)
+    func revocationsPropagate(shared: SharedStore) throws {
+        let cluster = try TwoReplicas(shared)
+        defer { cluster.tearDown() }
+        try cluster.startNode(try cluster.identity(.node, "edge-1"), at: 0)
+        #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 0) }))
+        let bob = try #require(cluster.connectOperator(try cluster.identity(.operator, "bob"), at: 1))
+        var bobClosed: Failure?
+        bob.onClosed = { bobClosed = $0 }
+
+        #expect(cluster.gateways[1].administer(.revokeNode(name: "edge-1"), actor: "operator alice").error == nil)
+        #expect(cluster.runner.run(until: { !cluster.holds("edge-1", at: 0) }, timeout: .seconds(5)))
+        #expect(cluster.gateways[0].administer(.revokeUser(name: "bob"), actor: "operator alice").error == nil)
+        #expect(cluster.runner.run(until: { bobClosed != nil }, timeout: .seconds(5)))
+        #expect(bobClosed?.reason.contains("revoked by operator alice") == true)
+    }
+
+    @Test("a policy loaded at one replica applies at the other within 5 s", arguments: SharedStore.tested)
+    func policyPropagates(shared: SharedStore) throws {
+        let cluster = try TwoReplicas(shared)
+        defer { cluster.tearDown() }
+        let newer = TwoReplicas.policy + "\n  viewer:\n    allow:\n      - services: [echo]\n        nodes: [\"*\"]\n"
+        try DurableFile.write(path: cluster.policyPath("a"), bytes: Array(newer.utf8), mode: 0o644)
+        cluster.gateways[0].reloadPolicy()
+        let version = Gateway.policyVersion(Array(newer.utf8))
+        #expect(cluster.gateways[0].authority.policy.version == version)
+        #expect(cluster.runner.run(until: { cluster.gateways[1].authority.policy.version == version }, timeout: .seconds(5)))
+        #expect(cluster.gateways[1].authority.policy.roleNames.contains("viewer"))
+    }
+
+    @Test("a dead replica's nodes go offline everywhere when its lease ends", arguments: SharedStore.tested)
+    func deadReplicasLeasesExpire(shared: SharedStore) throws {
+        let cluster = try TwoReplicas(shared)
+        defer { cluster.tearDown() }
+        _ = try cluster.identity(.node, "edge-9")
+        // A replica that claimed the node, then died without releasing it or renewing.
+        try cluster.stores[0].heartbeat(replica: "ghost", advertise: "127.0.0.1:9", now: Int64(time(nil)))
+        _ = try cluster.stores[0].claimPresence(node: "edge-9", replica: "ghost", leaseUntil: Int64(time(nil)) + 2)
+        #expect(cluster.status("edge-9", at: 1)?.replica == "ghost")
+        #expect(cluster.runner.run(until: { cluster.status("edge-9", at: 1)?.online == false }, timeout: .seconds(5)))
+    }
+}
