@@ -47,16 +47,24 @@ final class ClusterSync {
     /// How often the change feed is read (and renewals and pending claims checked): a revocation
     /// at one replica reaches the others within about this long.
     static let pollMilliseconds: UInt64 = 1_000
+    /// Changes older than this leave the feed: a replica reads the feed from its end when it
+    /// starts, so only a running replica cut off from the store for longer would miss one.
+    static let changeRetentionSeconds: Int64 = 86_400
+    /// How often a replica prunes the feed.
+    static let pruneEverySeconds: Int64 = 3_600
 
     let identity: ReplicaIdentity
     private unowned let gateway: Gateway
     private let store: FleetStore
     private let clock: () -> Int64
     private var ledger = PresenceLedger()
-    private var cursor = ChangeFeedCursor(startingAfter: 0)
+    /// Nil until the feed's end at start was read: reading from an unknown point would replay
+    /// old cuts and policies.
+    private var cursor: ChangeFeedCursor?
     private let timer: LoopTimer
     /// The last store failure that was logged, so a lasting outage logs once, and its end too.
     private var storeTrouble: String?
+    private var nextPrune: Int64 = 0
 
     init(identity: ReplicaIdentity, gateway: Gateway, store: FleetStore, clock: @escaping () -> Int64) {
         self.identity = identity
@@ -76,8 +84,8 @@ final class ClusterSync {
             if released > 0 {
                 gateway.logger.notice("ended the node leases of this replica's previous run", metadata: ["replica": "\(identity.name)", "leases": "\(released)"])
             }
-            cursor = ChangeFeedCursor(startingAfter: try store.latestChange())
         }
+        readChanges()
         _ = ledger.renewalDue(now: now)
         timer.start(after: Self.pollMilliseconds, repeat: Self.pollMilliseconds) { [unowned self] in tick() }
     }
@@ -139,6 +147,10 @@ final class ClusterSync {
             try store.heartbeat(replica: identity.name, advertise: identity.advertise, now: now)
             return try store.renewLeases(replica: identity.name, until: until)
         }) else { return }
+        if now >= nextPrune {
+            nextPrune = now + Self.pruneEverySeconds
+            attempt("prune the change feed") { () throws(StoreError) in _ = try store.pruneChanges(recordedBefore: now - Self.changeRetentionSeconds) }
+        }
         let outcome = ledger.renewed(stillHeld: held)
         for node in outcome.superseded {
             let holder = attempt("read the presence of node \(node)") { () throws(StoreError) in try store.presence(of: node, now: now) } ?? nil
@@ -151,10 +163,17 @@ final class ClusterSync {
         }
     }
 
+    /// Applies the other replicas' new changes; the first call only finds where the feed ends.
     private func readChanges() {
+        guard var cursor else {
+            cursor = attempt("read the change feed") { () throws(StoreError) in ChangeFeedCursor(startingAfter: try store.latestChange()) }
+            return
+        }
         let after = cursor.lastSequence
         guard let changes = attempt("read the change feed", { () throws(StoreError) in try store.changes(after: after, limit: ChangeFeedCursor.batchLimit) }) else { return }
-        for change in cursor.read(changes, replica: identity.name) {
+        let fresh = cursor.read(changes, replica: identity.name)
+        self.cursor = cursor
+        for change in fresh {
             gateway.applyClusterChange(change)
         }
     }

@@ -68,4 +68,7 @@ final class MeasuredFleetStore: FleetStore {
         try measure("changes") { () throws(StoreError) in try wrapped.changes(after: sequence, limit: limit) }
     }
     func latestChange() throws(StoreError) -> Int64 { try measure("latest_change") { () throws(StoreError) in try wrapped.latestChange() } }
+    func pruneChanges(recordedBefore time: Int64) throws(StoreError) -> Int {
+        try measure("prune_changes") { () throws(StoreError) in try wrapped.pruneChanges(recordedBefore: time) }
+    }
 }

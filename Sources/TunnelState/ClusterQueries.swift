@@ -111,6 +111,12 @@ struct ClusterQueries<Session: SQLSession> {
         try session.query("SELECT COALESCE(MAX(sequence), 0) FROM fleet_changes", [], operation: "read the change feed") { $0.int64(0) }.first ?? 0
     }
 
+    func pruneChanges(recordedBefore time: Int64) throws(StoreError) -> Int {
+        try session.execute(session.dialect("""
+            DELETE FROM fleet_changes WHERE recorded_at < ?1 AND sequence < (SELECT MAX(sequence) FROM fleet_changes)
+            """), [time], operation: "prune the change feed")
+    }
+
     private func presence(_ row: Session.ResultRow) -> Presence {
         Presence(node: row.text(0), replica: row.text(1), advertise: row.text(2), epoch: row.int64(3), leaseUntil: row.int64(4))
     }
@@ -140,4 +146,5 @@ extension ClusterBackedStore {
     }
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [FleetChange] { try cluster.changes(after: sequence, limit: limit) }
     public func latestChange() throws(StoreError) -> Int64 { try cluster.latestChange() }
+    public func pruneChanges(recordedBefore time: Int64) throws(StoreError) -> Int { try cluster.pruneChanges(recordedBefore: time) }
 }

@@ -82,6 +82,9 @@ public protocol FleetStore: AnyObject {
     func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [FleetChange]
     /// The newest change's sequence number (0 for none): where a starting replica begins reading.
     func latestChange() throws(StoreError) -> Int64
+    /// Removes the changes recorded before `time`, which every running replica has read long
+    /// ago; returns how many. The newest change always stays, so the feed's end is kept.
+    func pruneChanges(recordedBefore time: Int64) throws(StoreError) -> Int
 }
 
 /// A failure of the state store, written for the person who has to fix it: one sentence

@@ -81,5 +81,10 @@ struct ClusterStoreTests {
         ])
         #expect(try reader.changes(after: two, limit: 10).map(\.kind) == [.policy])
         #expect(try reader.changes(after: three, limit: 10) == [])
+        // Pruning drops what is older, but never the newest change: the feed's end stays known.
+        #expect(try writer.pruneChanges(recordedBefore: now + 1) == 1)
+        #expect(try reader.changes(after: 0, limit: 10).map(\.sequence) == [two, three])
+        #expect(try writer.pruneChanges(recordedBefore: now + 100) == 1)
+        #expect(try reader.latestChange() == three)
     }
 }
