@@ -159,6 +159,12 @@ public final class AuditLog {
         return try appendRecord(type: type, fields: fields, milliseconds: RecordTime.milliseconds(now), durable: durable)
     }
 
+    /// Appends one event record: `event`'s type and fields (see `append(type:fields:now:durable:)`).
+    @discardableResult
+    public func append(_ event: AuditEvent, now: Date, durable: Bool) throws(AuditError) -> UInt64 {
+        try append(type: event.type, fields: event.fields, now: now, durable: durable)
+    }
+
     /// Writes an interval or count checkpoint if one is due, durably. Call it periodically
     /// (e.g. every second) so that a quiet gateway still signs its last records.
     public func tick(now: Date) throws(AuditError) {

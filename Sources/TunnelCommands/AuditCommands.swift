@@ -6,92 +6,6 @@ import TunnelRuntime
 import TunnelText
 import TunnelTLS
 
-/// One audit record as the auditor commands read it.
-struct AuditEntry {
-    let file: String
-    let fields: [String: AuditValue]
-
-    var seq: Int64 { if case .int(let value)? = fields["seq"] { value } else { 0 } }
-    var type: String { string("type") ?? "" }
-    var time: String { string("time") ?? "" }
-    var date: Date? { AuditEntry.parseTime(time) }
-
-    func string(_ key: String) -> String? {
-        if case .string(let value)? = fields[key] { return value }
-        return nil
-    }
-
-    func int(_ key: String) -> Int64? {
-        if case .int(let value)? = fields[key] { return value }
-        return nil
-    }
-
-    /// Made once: a formatter is costly to build, and every record's time is parsed.
-    nonisolated(unsafe) private static let withFraction: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
-    nonisolated(unsafe) private static let withoutFraction = ISO8601DateFormatter()
-
-    /// The auditor commands are single-threaded; the formatters are used from that thread only.
-    static func parseTime(_ text: String) -> Date? {
-        withFraction.date(from: text) ?? withoutFraction.date(from: text)
-    }
-}
-
-/// Reading an audit directory for `tunnel audit ls|show|export|replay`. Verification is
-/// `AuditVerifier`'s; these commands only present what is there.
-enum AuditReader {
-    static let defaultDirectory = "/var/lib/tunnel/gateway/audit"
-
-    static func segments(in directory: String) throws(CommandFailure) -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw .usage("\(directory) is not a readable audit directory; give --dir", .usage)
-        }
-        return names.filter { $0.hasPrefix("audit-") && $0.hasSuffix(".jsonl") }.sorted().map { "\(directory)/\($0)" }
-    }
-
-    static func entries(of file: String) throws(CommandFailure) -> [AuditEntry] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw .failed("cannot read \(file)", .localFile) }
-        let decoder = JSONDecoder()
-        return text.split(separator: "\n").compactMap { line in
-            (try? decoder.decode([String: AuditValue].self, from: Data(line.utf8))).map { AuditEntry(file: file, fields: $0) }
-        }
-    }
-
-    static func entries(in directory: String) throws(CommandFailure) -> [AuditEntry] {
-        var all: [AuditEntry] = []
-        for file in try segments(in: directory) { all += try entries(of: file) }
-        return all
-    }
-
-    /// Reads of a gateway's audit log are themselves audited: when the gateway's admin socket is
-    /// there, it records the read first, and a read it could not record does not happen.
-    /// Without a socket (a copy on an auditor's machine) there is nobody to tell.
-    static func recordRead(_ what: String, adminSocket: String?) throws(CommandFailure) {
-        let socket = adminSocket ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
-        guard let socket else { return }
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
-        var outcome: Result<AdminReply, FleetFailure>?
-        AdminChannel.send(.recordAuditRead(what: what), to: socket, loop: loop) { outcome = $0 }
-        loop.run()
-        switch outcome {
-        case .success(let reply) where reply.error == nil: return
-        case .success(let reply): throw .failed("the gateway did not record this audit read, so it is not done: \(reply.error ?? "")", .auditUnavailable)
-        case .failure(let failure): throw .failed("the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)
-        case nil: throw .failed("no answer from the admin socket \(socket)", .gatewayUnreachable)
-        }
-    }
-
-    /// `--since 24h` (ago) or an RFC 3339 time.
-    static func time(_ text: String, flag: String) throws(CommandFailure) -> Date {
-        if let date = AuditEntry.parseTime(text) { return date }
-        return Date().addingTimeInterval(-Double(try durationSeconds(text, flag: flag)))
-    }
-}
-
 /// Where the auditor commands read and who to tell about the read.
 struct AuditSourceOptions: ParsableArguments {
     @Option(help: "Audit directory; repeat it for each replica's log of a cluster (records merged by time)") var dir: [String] = []
@@ -117,12 +31,21 @@ struct AuditedStream {
 
     static func pair(_ entries: [AuditEntry]) -> [AuditedStream] {
         var closes: [String: AuditEntry] = [:]
-        for entry in entries where entry.type == "stream_close" {
-            if let stream = entry.string("stream") { closes[stream] = entry }
+        for entry in entries {
+            if case .streamClose(let parties, _) = entry.record.event { closes[parties.stream] = entry }
         }
-        return entries.filter { $0.type == "stream_open" || $0.type == "stream_deny" }.map {
-            AuditedStream(open: $0, close: $0.string("stream").flatMap { closes[$0] })
+        return entries.compactMap { entry in
+            switch entry.record.event {
+            case .streamOpen(_, let target, _): AuditedStream(open: entry, close: closes[target.stream])
+            case .streamDeny(_, let target, _, _): AuditedStream(open: entry, close: target.flatMap { closes[$0.stream] })
+            default: nil
+            }
         }
+    }
+
+    /// The close record's payload, when there is one.
+    var closed: StreamClose? {
+        if case .streamClose(_, let close)? = close?.record.event { close } else { nil }
     }
 }
 
@@ -169,18 +92,19 @@ public struct AuditListCommand: ParsableCommand {
     /// cluster's: directory to replica), a REPLICA column says whose log holds each stream.
     static func table(_ streams: [AuditedStream], logNames: [String: String]) -> [[String]] {
         let rows = streams.map { stream -> [String] in
-            let open = stream.open, close = stream.close
+            let open = stream.open, closed = stream.closed
             let log = logNames.isEmpty ? [] : [logNames[(open.file as NSString).deletingLastPathComponent] ?? "-"]
             return [open.time] + log + [open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", Self.outcome(stream),
-                    close.flatMap { $0.int("bytes_to_node") }.map(String.init) ?? "-", close.flatMap { $0.int("bytes_from_node") }.map(String.init) ?? "-",
-                    close.flatMap { $0.int("duration_ms") }.map { "\($0) ms" } ?? "-"]
+                    closed?.bytesToNode.map(String.init) ?? "-", closed?.bytesFromNode.map(String.init) ?? "-",
+                    closed?.durationMs.map { "\($0) ms" } ?? "-"]
         }
         return [["TIME"] + (logNames.isEmpty ? [] : ["REPLICA"]) + ["STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows
     }
 
     /// `denied`, `open` (no close record yet), or the close record's outcome.
     static func outcome(_ stream: AuditedStream) -> String {
-        stream.open.type == "stream_deny" ? "denied" : stream.close?.string("outcome") ?? "open"
+        if case .streamDeny = stream.open.record.event { return "denied" }
+        return stream.closed?.outcome.rawValue ?? "open"
     }
 
     /// One stream in `audit ls --json`: its records as they are in the log.
@@ -373,8 +297,10 @@ extension AuditBundle {
             let name = prefix + (segment as NSString).lastPathComponent
             try copy(segment, to: "\(staging)/\(name)")
             names.append(name)
-            for entry in entries where entry.type == "stream_close" {
-                if let date = entry.date, date >= from, date <= to, let recording = entry.string("recording") { recordings.insert(recording) }
+            for entry in entries {
+                if case .streamClose(_, let close) = entry.record.event, let date = entry.date, date >= from, date <= to, let recording = close.recording {
+                    recordings.insert(recording)
+                }
             }
         }
         guard !names.isEmpty else { return ([], 0) }
@@ -431,14 +357,22 @@ public struct AuditReplayCommand: ParsableCommand {
         let entries = try AuditLogs.merged(source.directories)
         // The open record names the recording, so a session whose close is not written yet
         // (still running, or ending this instant) can be played too; only a close seals it.
-        guard let open = entries.last(where: { $0.type == "stream_open" && $0.string("recording") != nil && (id == "last" || $0.string("stream") == id) }),
-              let stream = open.string("stream"), let recording = open.string("recording") else {
+        let recorded = entries.reversed().lazy.compactMap { entry -> (entry: AuditEntry, stream: String, recording: String)? in
+            guard case .streamOpen(_, let target, let grant) = entry.record.event, let recording = grant.recording,
+                  id == "last" || target.stream == id else { return nil }
+            return (entry, target.stream, recording)
+        }
+        guard let (open, stream, recording) = recorded.first else {
             throw CommandFailure.failed("no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions", .auditNotFound)
         }
         // The recording is beside the log that holds its open record.
         let path = "\((open.file as NSString).deletingLastPathComponent)/recordings/\(recording)"
-        if let close = entries.last(where: { $0.type == "stream_close" && $0.string("stream") == stream }) {
-            if let expected = close.string("recording_sha256"), try AuditBundle.sha256(of: path) != expected {
+        let close = entries.reversed().lazy.compactMap { entry -> StreamClose? in
+            guard case .streamClose(let parties, let close) = entry.record.event, parties.stream == stream else { return nil }
+            return close
+        }.first
+        if let close {
+            if let expected = close.recordingSha256, try AuditBundle.sha256(of: path) != expected {
                 throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed", .auditInvalid)
             }
         } else {

@@ -81,7 +81,9 @@ enum AuditLogs {
     static func keyID(of directory: String) -> String? {
         for segment in (try? AuditReader.segments(in: directory)) ?? [] {
             let entries = (try? AuditReader.entries(of: segment)) ?? []
-            if let id = entries.first(where: { $0.type == "checkpoint" })?.string("key_id") { return id }
+            for entry in entries {
+                if case .checkpoint(let checkpoint) = entry.record.event { return checkpoint.keyId }
+            }
         }
         return nil
     }

@@ -43,10 +43,8 @@ final class AuditTrail {
                 "audit.lost_bytes": "\(recovery.lostBytes)", "audit.last_good_seq": "\(recovery.lastGoodSeq)",
             ])
             for (stream, open) in log.unclosedStreams().sorted(by: { $0.key < $1.key }) {
-                var fields: [String: AuditValue] = ["stream": .string(stream), "outcome": "gateway_crash",
-                                                     "reason": "the gateway stopped without closing this stream"]
-                for key in ["session", "operator", "node", "service"] { fields[key] = open[key] }
-                _ = try log.append(type: Self.streamRecords.closeType, fields: fields, now: Date(), durable: false)
+                let close = StreamClose(outcome: .gatewayCrash, reason: "the gateway stopped without closing this stream")
+                try log.append(.streamClose(Self.parties(stream, open: open), close), now: Date(), durable: false)
             }
             try log.sync()
         }
@@ -58,11 +56,11 @@ final class AuditTrail {
     /// Appends one record. Returns false, and marks the trail failed, when it could not be
     /// written; a caller whose action needs the record (a stream open) must then refuse it.
     @discardableResult
-    func record(_ type: String, _ fields: [String: AuditValue?], durable: Bool = false) -> Bool {
-        metrics?.observe(type, fields)
+    func record(_ event: AuditEvent, durable: Bool = false) -> Bool {
+        metrics?.observe(event)
         let started = ContinuousClock.now
         do {
-            try log.append(type: type, fields: fields.compactMapValues { $0 }, now: Date(), durable: durable)
+            try log.append(event, now: Date(), durable: durable)
             metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: false)
             return true
         } catch {
@@ -120,9 +118,13 @@ final class AuditTrail {
     }
 }
 
-extension AuditValue {
-    /// Labels and parameters as a JSON object of strings.
-    static func map(_ values: [String: String]?) -> AuditValue? {
-        values.map { .object($0) }
+extension AuditTrail {
+    /// Who a stream left open by a crash belonged to, from its open record.
+    static func parties(_ stream: String, open: [String: AuditValue]) -> StreamParties {
+        guard case .string(let type)? = open["type"],
+              case .streamOpen(let actor, let target, _) = AuditEvent(type: type, fields: open) else {
+            return StreamParties(stream: stream, session: nil, operatorName: nil, node: nil, service: nil)
+        }
+        return StreamParties(stream: stream, session: actor.peer.session, operatorName: actor.name, node: target.node, service: target.service)
     }
 }

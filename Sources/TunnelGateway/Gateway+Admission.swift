@@ -67,22 +67,25 @@ extension Gateway {
             connections[id]?.connection.abort(Failure(.cancel, "an enrollment connection closes \(admission.limits.enrollmentDeadline) after it opens"))
         }
         for summary in admission.takeRefusalSummaries(now: now, force: final) {
-            recordSummary(summary, type: "enroll_refused", keyField: "source")
+            recordSummary(summary, .enrollRefused(EnrollmentSource(source: summary.key), Self.refusals(summary)))
         }
         for summary in streamRecords.takeSummaries(now: now, force: final) {
-            recordSummary(summary, type: "stream_summary", keyField: "operator")
+            recordSummary(summary, .streamSummary(OperatorName(summary.key), Self.refusals(summary)))
         }
     }
 
     /// One audit record for a key's refusals over an interval: how many of each kind.
-    private func recordSummary(_ summary: RefusalCounter.Summary, type: String, keyField: String) {
-        audit?.record(type, [
-            keyField: .string(summary.key), "keys": .int(Int64(summary.keys)),
-            "counts": .object(summary.counts.mapValues(String.init)), "interval_ms": .int(Int64(summary.until - summary.since)),
-        ])
+    private func recordSummary(_ summary: RefusalCounter.Summary, _ event: AuditEvent) {
+        audit?.record(event)
         logger.notice("refusals summed over an interval", metadata: [
-            "summary.type": "\(type)", "summary.key": "\(summary.key)", "counts": "\(summary.counts.sorted { $0.key < $1.key })",
+            "summary.type": "\(event.type)", "summary.key": "\(summary.key)", "counts": "\(summary.counts.sorted { $0.key < $1.key })",
         ])
+    }
+}
+
+extension Gateway {
+    static func refusals(_ summary: RefusalCounter.Summary) -> RefusalSummary {
+        RefusalSummary(keys: Int64(summary.keys), counts: summary.counts.mapValues(String.init), intervalMs: Int64(summary.until - summary.since))
     }
 }
 

@@ -10,15 +10,15 @@ extension Gateway {
     /// is recorded (durably, before the answer, like reads through the admin socket); the
     /// chunk fetches that follow are not recorded one by one.
     func serveAuditRead(_ request: AuditReadRequest, operatorName name: String, roles: [String], connection: MuxConnection, stream: StreamID) {
-        let fields = operatorFields(name, connection, roles: roles)
+        let reader = auditOperator(name, connection, roles: roles)
         guard authority.policy.readsAudit(roles: roles) else {
-            audit?.record("audit_read", fields.merging(["action": "list over the tunnel", "outcome": "denied", "reason": "no audit role"]) { $1 })
+            audit?.record(.admin(.auditRead, by: reader, AdminAction(action: "list over the tunnel", outcome: "denied", reason: "no audit role")))
             return connection.reply(AuditReadReply(error: "you (\(name), roles \(roles.joined(separator: ", "))) have no role with audit: true in policy \(authority.policy.version)"), on: stream)
         }
         guard let audit else { return connection.reply(AuditReadReply(error: "this gateway keeps no audit log"), on: stream) }
         switch request {
         case .list:
-            guard audit.record("audit_read", fields.merging(["action": "list over the tunnel", "outcome": "ok"]) { $1 }, durable: true) else {
+            guard audit.record(.admin(.auditRead, by: reader, AdminAction(action: "list over the tunnel", outcome: "ok")), durable: true) else {
                 return connection.reply(AuditReadReply(error: "the audit log cannot be written, so reading it cannot be recorded: \(audit.failure ?? "")"), on: stream)
             }
             connection.reply(AuditReadReply(files: Self.auditFiles(in: audit.directory)), on: stream)

@@ -39,26 +39,22 @@ extension Gateway {
 }
 
 extension GatewayMetrics {
-    /// Counts what an audit record of `type` says was decided (docs/AUDIT.md lists the types).
-    func observe(_ type: String, _ fields: [String: AuditValue?]) {
-        func text(_ key: String) -> String? { if case .string(let value)?? = fields[key] { value } else { nil } }
-        func number(_ key: String) -> Int64 { if case .int(let value)?? = fields[key] { value } else { 0 } }
-        switch type {
-        case "node_connect": handshake(kind: "node", admitted: true)
-        case "operator_connect": handshake(kind: "operator", admitted: true)
-        case "connection_refused":
-            handshake(kind: text("node") != nil ? "node" : "operator", admitted: false)
+    /// Counts what an audit record says was decided (docs/AUDIT.md lists the types).
+    func observe(_ event: AuditEvent) {
+        switch event {
+        case .nodeConnect: handshake(kind: "node", admitted: true)
+        case .operatorConnect: handshake(kind: "operator", admitted: true)
+        case .connectionRefused(_, let refused):
+            handshake(kind: refused.node != nil ? "node" : "operator", admitted: false)
             refusal("credential-refused")
-        case "enroll", "reenroll": enrollment(type, outcome: text("outcome") ?? "ok")
-        case "renew": renewal(outcome: text("outcome") ?? "ok")
-        case "stream_open": streamOpened(service: text("service") ?? "none", outcome: "ok")
-        case "stream_deny": streamOpened(service: text("service") ?? "none", outcome: text("outcome") ?? "denied")
-        case "stream_summary":
+        case .enroll(_, let record), .reenroll(_, let record): enrollment(event.type, outcome: record.outcome)
+        case .nodeRenew(_, let record), .operatorRenew(_, let record): renewal(outcome: record.outcome.rawValue)
+        case .streamOpen(_, let target, _): streamOpened(service: target.service, outcome: "ok")
+        case .streamDeny(_, let target, _, let denial): streamOpened(service: target?.service ?? "none", outcome: denial.outcome)
+        case .streamSummary(_, let summary):
             // Refusals past an operator's record budget are summed, not recorded one by one.
-            if case .object(let counts)?? = fields["counts"] {
-                for (outcome, count) in counts { streamOpened(service: "other", outcome: outcome, count: Int(count) ?? 0) }
-            }
-        case "stream_close": relayed(toNode: number("bytes_to_node"), fromNode: number("bytes_from_node"))
+            for (outcome, count) in summary.counts { streamOpened(service: "other", outcome: outcome, count: Int(count) ?? 0) }
+        case .streamClose(_, let close): relayed(toNode: close.bytesToNode ?? 0, fromNode: close.bytesFromNode ?? 0)
         default: break
         }
     }

@@ -191,10 +191,9 @@ public final class Gateway {
             enforceAdmission()
             audit?.tick()
         }
-        audit?.record("gateway_start", [
-            "listen": .string("\(listener.localAddress)"), "version": .string(configuration.softwareVersion),
-            "policy_version": .string(authority.policy.version), "ca_pin": .string(Hex.encode(authority.caPin)),
-        ], durable: true)
+        audit?.record(.gatewayStart(GatewayStart(
+            listen: "\(listener.localAddress)", version: configuration.softwareVersion, policyVersion: authority.policy.version,
+            caPin: Hex.encode(authority.caPin))), durable: true)
         logger.info("gateway listening", metadata: [
             "listen": "\(listener.localAddress)", "version": "\(configuration.softwareVersion)", "policy.version": "\(authority.policy.version)",
             "ca.pin": "\(Hex.encode(authority.caPin))",
@@ -232,24 +231,21 @@ public final class Gateway {
         drainTimer = nil
         enforceAdmission(final: true)
         groupCommit.close()
-        audit?.record("gateway_stop", ["reason": "stopped"])
+        audit?.record(.gatewayStop(GatewayStop(reason: "stopped")))
         audit?.close()
         onStopped()
     }
 
     /// The audit fields naming a connection's peer: session id and source address.
-    func peerFields(_ connection: MuxConnection) -> [String: AuditValue?] {
-        ["session": .string(sessionIDs[ObjectIdentifier(connection)] ?? "?"), "source": .string(connection.remoteAddress)]
+    func auditPeer(_ connection: MuxConnection) -> AuditPeer {
+        AuditPeer(session: sessionIDs[ObjectIdentifier(connection)] ?? "?", source: connection.remoteAddress)
     }
 
     /// An operator as audit records name them: certificate subject and serial, and `roles`, the
     /// roles the request was decided with (looked up once per request by the caller).
-    func operatorFields(_ name: String, _ connection: MuxConnection, roles: [String]) -> [String: AuditValue?] {
-        peerFields(connection).merging([
-            "operator": .string(name), "operator_subject": connection.peerIdentity.map { .string($0.uri) },
-            "operator_serial": connection.peerCertificate.map { .string($0.serialNumberHex) },
-            "roles": .strings(roles),
-        ]) { $1 }
+    func auditOperator(_ name: String, _ connection: MuxConnection, roles: [String]) -> AuditOperator {
+        AuditOperator(peer: auditPeer(connection), name: name, subject: connection.peerIdentity?.uri,
+                      serial: connection.peerCertificate?.serialNumberHex, roles: roles)
     }
 
     private func accepted(_ socket: StreamConnection) {
@@ -313,13 +309,13 @@ public final class Gateway {
             let previous = authority.policy.version
             authority.replacePolicy(policy)
             logger.notice("policy reloaded", metadata: ["policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)"])
-            audit?.record("policy_reload", ["outcome": "ok", "policy_version": .string(policy.version), "previous_version": .string(previous), "file": .string(path)])
+            audit?.record(.policyReload(PolicyReload(outcome: .ok, policyVersion: policy.version, previousVersion: previous, file: path)))
             if policy.version != previous { cluster?.publish(.policy, subject: policy.version, detail: String(decoding: content ?? [], as: UTF8.self)) }
         } catch {
             logger.error("policy not reloaded; the previous one stays in force", metadata: [
                 "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
             ])
-            audit?.record("policy_reload", ["outcome": "invalid", "policy_version": .string(authority.policy.version), "reason": .string(error.message), "file": .string(path)])
+            audit?.record(.policyReload(PolicyReload(outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: path)))
         }
     }
 
@@ -380,9 +376,7 @@ public final class Gateway {
                 "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "old.address": "\(stale.remoteAddress)",
             ])
             connections[ObjectIdentifier(stale)] = .unclassified(stale)
-            audit?.record("node_disconnect", peerFields(stale).merging([
-                "node": .string(name), "reason": "replaced by a newer session", "replaced_by": .string(connection.remoteAddress),
-            ]) { $1 })
+            audit?.record(.nodeDisconnect(auditPeer(stale), NodeDisconnect(node: name, reason: "replaced by a newer session", replacedBy: connection.remoteAddress)))
             stale.abort(Failure(TunnelErrorCode.replaced, "replaced by a newer session of \(name) from \(connection.remoteAddress)"))
             record.lastDisconnectReason = "replaced by a newer session from \(connection.remoteAddress) (the replaced one was from \(stale.remoteAddress))"
             if let count = record.takeovers.recordTakeover(now: loop.now) {
@@ -403,9 +397,7 @@ public final class Gateway {
         nodes[name] = record
         connections[ObjectIdentifier(connection)] = .node(name, connection)
         groupCommit.nodeSeen(name, NodeSighting(at: authority.now, address: connection.remoteAddress))
-        audit?.record("node_connect", peerFields(connection).merging([
-            "node": .string(name), "node_serial": connection.peerCertificate.map { .string($0.serialNumberHex) }, "epoch": .int(Int64(record.epoch)),
-        ]) { $1 })
+        audit?.record(.nodeConnect(auditPeer(connection), NodeConnect(node: name, nodeSerial: connection.peerCertificate?.serialNumberHex, epoch: Int64(record.epoch))))
         logger.info("node connected", metadata: ["node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "node.epoch": "\(record.epoch)"])
     }
 
@@ -419,11 +411,11 @@ public final class Gateway {
                 let (pem, notAfter) = try authority.renewNode(name: name, presented: presented, csr: csr)
                 certificateDeadlines[ObjectIdentifier(connection)] = notAfter
                 logger.info("node certificate renewed", metadata: ["node.name": "\(name)", "certificate.not_after": "\(isoTime(notAfter))"])
-                audit?.record("renew", peerFields(connection).merging(["node": .string(name), "outcome": "ok", "not_after": .int(notAfter)]) { $1 })
+                audit?.record(.nodeRenew(auditPeer(connection), Renewal(node: name, outcome: .ok, notAfter: notAfter)))
                 connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
             } catch {
                 logger.notice("node renewal refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
-                audit?.record("renew", peerFields(connection).merging(["node": .string(name), "outcome": "refused", "reason": .string(error.message)]) { $1 })
+                audit?.record(.nodeRenew(auditPeer(connection), Renewal(node: name, outcome: .refused, reason: error.message)))
                 connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message, errorCode: error.code), on: stream)
             }
         case nil:
@@ -478,7 +470,7 @@ public final class Gateway {
                 let pem = try authority.redeem(request, from: address)
                 let subject = (try? Certificate.chainFromPEM(Array(pem.utf8)).first?.tunnelIdentity().name) ?? nil
                 logger.notice("node enrolled", metadata: ["node.name": "\(subject ?? "?")", "token.id": "\(request.tokenID)", "peer.address": "\(address)"])
-                audit?.record("enroll", peerFields(connection).merging(["token": .string(request.tokenID), "node": subject.map { .string($0) }, "outcome": "ok"]) { $1 }, durable: true)
+                audit?.record(.enroll(auditPeer(connection), Enrollment(token: request.tokenID, node: subject)), durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
                 enrollmentRefused(connection, reason: .tokenRefused, detail: error.message)
@@ -493,7 +485,7 @@ public final class Gateway {
             do {
                 let pem = try authority.reenroll(name: identity.name, presented: presented, csr: csr)
                 logger.notice("node re-enrolled with its expired certificate", metadata: ["node.name": "\(identity.name)", "peer.address": "\(address)"])
-                audit?.record("reenroll", peerFields(connection).merging(["node": .string(identity.name), "outcome": "ok"]) { $1 }, durable: true)
+                audit?.record(.reenroll(auditPeer(connection), Enrollment(node: identity.name)), durable: true)
                 connection.reply(CertificateReply(gatewayTime: now, certificate: pem), on: stream)
             } catch {
                 enrollmentRefused(connection, reason: .reenrollRefused, detail: "\(identity.name): \(error.message)")
@@ -523,7 +515,7 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate")
             }
             if let refusal = authority.admitNode(identity.name, certificate: certificate) {
-                audit?.record("connection_refused", peerFields(connection).merging(["node": .string(identity.name), "reason": .string(refusal.message)]) { $1 })
+                audit?.record(.connectionRefused(auditPeer(connection), ConnectionRefused(node: identity.name, reason: refusal.message)))
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             registerNode(identity.name, connection: connection)
@@ -532,18 +524,18 @@ extension Gateway: MuxConnectionDelegate {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate")
             }
             if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
-                audit?.record("connection_refused", peerFields(connection).merging(["operator": .string(identity.name), "reason": .string(refusal.message)]) { $1 })
+                audit?.record(.connectionRefused(auditPeer(connection), ConnectionRefused(operatorName: identity.name, reason: refusal.message)))
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             connections[key] = .operator(identity.name, connection)
-            audit?.record("operator_connect", operatorFields(identity.name, connection, roles: authority.roles(of: identity.name)))
+            audit?.record(.operatorConnect(auditOperator(identity.name, connection, roles: authority.roles(of: identity.name))))
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         case TunnelProtocol.peerALPN:
             guard verifiedBy.label == TunnelProtocol.nodeCALabel, identity.role == .gateway else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can")
             }
             connections[key] = .peer(identity.name, connection)
-            audit?.record("peer_connect", peerFields(connection).merging(["peer_replica": .string(identity.name)]) { $1 })
+            audit?.record(.peerConnect(auditPeer(connection), PeerLink(peerReplica: identity.name)))
         default:
             return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
         }
@@ -583,11 +575,11 @@ extension Gateway: MuxConnectionDelegate {
                 groupCommit.nodeSeen(name, NodeSighting(at: authority.now, disconnectReason: reason))
                 logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
             }
-            audit?.record("node_disconnect", peerFields(connection).merging(["node": .string(name), "reason": .string(reason)]) { $1 })
+            audit?.record(.nodeDisconnect(auditPeer(connection), NodeDisconnect(node: name, reason: reason)))
         case .operator(let name, _):
-            audit?.record("operator_disconnect", peerFields(connection).merging(["operator": .string(name), "reason": .string(failure.reason)]) { $1 })
+            audit?.record(.operatorDisconnect(auditPeer(connection), OperatorDisconnect(name: name, reason: failure.reason)))
         case .peer(let name, _):
-            audit?.record("peer_disconnect", peerFields(connection).merging(["peer_replica": .string(name), "reason": .string(failure.reason)]) { $1 })
+            audit?.record(.peerDisconnect(auditPeer(connection), PeerLink(peerReplica: name, reason: failure.reason)))
         case .enrolling, .unclassified, nil:
             break
         }

@@ -20,20 +20,21 @@ import TunnelRuntime
 final class KubeRequestRecorder {
     private let conversation = HTTPConversation()
     private var rate = RequestRate()
-    /// The fields every record of this stream carries (stream, session, operator, node, identity).
-    private let base: [String: AuditValue?]
-    private let write: (String, [String: AuditValue?]) -> Void
+    /// The stream and who it belongs to, as every record of it names them.
+    private let parties: StreamParties
+    /// The identity the gateway asserted for the stream.
+    private let identity: KubernetesIdentity
+    private let write: (AuditEvent) -> Void
     private let now: () -> UInt64
     /// How many requests were recorded, for the stream's close record.
     private(set) var recorded = 0
 
-    static let recordType = "kube_request"
-
     /// - Parameters:
     ///   - now: milliseconds on a monotonic clock (the loop's), for the request rate.
     ///   - write: appends one audit record.
-    init(base: [String: AuditValue?], now: @escaping () -> UInt64, write: @escaping (String, [String: AuditValue?]) -> Void) {
-        self.base = base
+    init(parties: StreamParties, identity: KubernetesIdentity, now: @escaping () -> UInt64, write: @escaping (AuditEvent) -> Void) {
+        self.parties = parties
+        self.identity = identity
         self.now = now
         self.write = write
     }
@@ -65,11 +66,14 @@ final class KubeRequestRecorder {
     private func recordRequest(_ head: HTTPHead, status: Int?) {
         guard let request = KubeRequest(head) else { return }
         recorded += 1
-        write(Self.recordType, base.merging([
-            "verb": .string(request.verb), "path": .string(request.path), "api_group": request.apiGroup.map { .string($0) },
-            "resource": request.resource.map { .string($0) }, "subresource": request.subresource.map { .string($0) },
-            "namespace": request.namespace.map { .string($0) }, "name": request.name.map { .string($0) },
-            "command": request.command.map { .strings($0) }, "code": status.map { .int(Int64($0)) },
-        ]) { $1 })
+        var record = KubeAPIRequest(kubeUser: identity.user, kubeGroups: identity.groups, verb: request.verb, path: request.path)
+        record.apiGroup = request.apiGroup
+        record.resource = request.resource
+        record.subresource = request.subresource
+        record.namespace = request.namespace
+        record.name = request.name
+        record.command = request.command
+        record.code = status.map { Int64($0) }
+        write(.kubeRequest(parties, record))
     }
 }

@@ -12,10 +12,10 @@ enum StreamCloseReason {
     static let operatorConnectionLost = "operator_connection_lost"
     static let streamReset = "stream_reset"
 
-    /// The fields `outcome`, `reason`, `detail` for a relay that ended with `failure` (nil: both
-    /// sides finished).
-    static func fields(for failure: Failure?, operatorConnection: MuxConnection, nodeConnection: MuxConnection) -> [String: AuditValue?] {
-        guard let failure else { return ["outcome": "closed"] }
+    /// The close record's `outcome`, `reason` and `detail` for a relay that ended with `failure`
+    /// (nil: both sides finished).
+    static func close(for failure: Failure?, operatorConnection: MuxConnection, nodeConnection: MuxConnection) -> StreamClose {
+        guard let failure else { return StreamClose(outcome: .closed) }
         let reason: String
         if failure.code == TunnelErrorCode.auditUnavailable {
             reason = recordingFailed
@@ -26,6 +26,6 @@ enum StreamCloseReason {
         } else {
             reason = streamReset
         }
-        return ["outcome": "reset", "reason": .string(reason), "detail": .string("\(failure)")]
+        return StreamClose(outcome: .reset, reason: reason, detail: "\(failure)")
     }
 }

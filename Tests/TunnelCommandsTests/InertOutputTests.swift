@@ -27,11 +27,11 @@ import TunnelText
     }
 
     @Test("audit ls --events: a field with a newline stays in its record's line")
-    func eventLines() {
-        let entry = AuditEntry(file: "audit-1.jsonl", fields: [
-            "seq": .int(6), "time": .string("2026-01-01T00:00:00Z"), "type": .string("enroll"), "token": .string(Self.hostile),
-            "parameters": .object(["grep": Self.hostile]),
-        ])
+    func eventLines() throws {
+        let entry = AuditEntry(file: "audit-1.jsonl", record: try AuditRecord(fields: [
+            "seq": .int(6), "prev": .string(String(repeating: "0", count: 64)), "time": .string("2026-01-01T00:00:00Z"),
+            "type": .string("enroll"), "token": .string(Self.hostile), "parameters": .object(["grep": Self.hostile]),
+        ]))
         Self.assertInert(AuditListCommand.eventLine(entry), lines: 1)
     }
 

@@ -6,15 +6,16 @@ import TunnelRuntime
 /// The gateway's recorder of a kubernetes stream, fed relayed bytes as the relay's tap feeds it.
 @Suite struct KubeRequestRecorderTests {
     final class Sink {
-        var records: [[String: AuditValue?]] = []
+        var records: [[String: AuditValue]] = []
         var now: UInt64 = 1_000
     }
 
     func recorder(_ sink: Sink) -> KubeRequestRecorder {
-        KubeRequestRecorder(base: ["stream": .string("s/1"), "kube_user": .string("alice"), "kube_groups": .strings(["edge-operators"])],
-                            now: { sink.now }, write: { type, fields in
-                                #expect(type == "kube_request")
-                                sink.records.append(fields)
+        KubeRequestRecorder(parties: StreamParties(stream: "s/1", session: "s", operatorName: "alice", node: "edge-1", service: "kubernetes"),
+                            identity: KubernetesIdentity(user: "alice", groups: ["edge-operators"]),
+                            now: { sink.now }, write: { event in
+                                #expect(event.type == "kube_request")
+                                sink.records.append(event.fields)
                             })
     }
 

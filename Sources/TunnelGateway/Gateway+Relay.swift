@@ -1,0 +1,101 @@
+import Foundation
+import Multiplex
+import TunnelAudit
+import TunnelRuntime
+
+// An admitted stream relayed to its node: the recorders that watch it, and its close record.
+extension Gateway {
+    func relay(_ request: StreamRequest, to nodeConnection: MuxConnection, recorder: ShellRecorder?, interactive: Bool) {
+        let (connection, stream, target) = (request.connection, request.stream, request.target)
+        let opened = Date()
+        let kubernetes = request.grant.kubeUser.map { KubernetesIdentity(user: $0, groups: request.grant.kubeGroups ?? []) }
+        // Each API request of a kubernetes stream is its own audit record.
+        let kubeRecorder = kubernetes.map { identity in
+            KubeRequestRecorder(parties: request.parties, identity: identity, now: { [loop] in loop.now },
+                                write: { [unowned self] event in audit?.record(event) })
+        }
+        let gate = StreamOpenGate { [unowned connection] handler in connection.attach(handler, to: stream) }
+        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
+            switch outcome {
+            case .accepted(let metadata):
+                gate.afterOpening { [unowned self] in
+                    do {
+                        // A node's refusal (an unknown log source, say) travels on to the operator.
+                        try connection.accept(stream, metadata: metadata)
+                        logger.info("stream open", metadata: request.logMetadata)
+                    } catch {
+                        nodeConnection.reset(relay.second.stream, code: .cancel)
+                    }
+                }
+            case .ended(let failure):
+                relays[ObjectIdentifier(relay)] = nil
+                streamShare.closed(node: target.node, operatorName: request.operatorName)
+                if relay.resetFrom == .fromFirst {
+                    relayedResets[target.node, default: RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)]
+                        .recordReset(by: request.operatorName, now: loop.now)
+                }
+                logger.debug("stream ended", metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+                var close = StreamCloseReason.close(for: failure, operatorConnection: connection, nodeConnection: nodeConnection)
+                close.bytesToNode = Int64(relay.first.bytesReceived)
+                close.bytesFromNode = Int64(relay.second.bytesReceived)
+                close.durationMs = Int64(Date().timeIntervalSince(opened) * 1000)
+                if let kubeRecorder {
+                    kubeRecorder.finish()
+                    close.kubeRequests = Int64(kubeRecorder.recorded)
+                }
+                if let recorder { Self.finishRecording(recorder, file: request.grant.recording, into: &close) }
+                audit?.record(.streamClose(request.parties, close))
+            }
+        }
+        if let recorder {
+            relay.tap = Self.recordingTap(recorder)
+        } else if let kubeRecorder {
+            relay.tap = { bytes, direction in kubeRecorder.feed(bytes, direction: direction).map { Failure(TunnelErrorCode.badRequest, $0) } }
+        }
+        do {
+            let service = ServiceRequest(service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes)
+            try relay.openSecond(metadata: TunnelProtocol.encode(service), interactive: interactive)
+        } catch {
+            logger.info("stream refused: cannot open a stream to the node", metadata: request.logMetadata.merging(["error": "\(error)"]) { $1 })
+            audit?.record(.streamClose(request.parties, StreamClose(outcome: .refused, reason: "cannot open a stream to the node: \(error)")))
+            connection.reset(stream, code: .refusedStream)
+            return
+        }
+        relays[ObjectIdentifier(relay)] = relay
+        streamShare.opened(node: target.node, operatorName: request.operatorName)
+        openWhenDurable(relay, through: gate)
+    }
+
+    /// Lets bytes through `relay` once its open record is durable: the node's stream is open
+    /// already, so a new stream costs the longer of the sync and the node's dial, not their sum.
+    private func openWhenDurable(_ relay: StreamRelay, through gate: StreamOpenGate) {
+        guard audit != nil else { return gate.open(into: relay.first) }
+        gate.hold()
+        groupCommit.afterAuditSync { [audit] synced in
+            if synced { return gate.open(into: relay.first) }
+            relay.cut(Failure(TunnelErrorCode.auditUnavailable,
+                              "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed"))
+        }
+    }
+
+    /// A shell that cannot be recorded does not go on unrecorded: the relay is cut.
+    private static func recordingTap(_ recorder: ShellRecorder) -> (ArraySlice<UInt8>, StreamRelay.Direction) -> Failure? {
+        { bytes, direction in
+            recorder.feed(bytes, direction: direction)
+            return recorder.writeFailure.map {
+                Failure(TunnelErrorCode.auditUnavailable, "the gateway cannot write this shell's recording (\($0.message)), so it ended the session")
+            }
+        }
+    }
+
+    private static func finishRecording(_ recorder: ShellRecorder, file: String?, into close: inout StreamClose) {
+        close.recording = file
+        do {
+            let (sha256, bytes) = try recorder.finish()
+            close.recordingSha256 = sha256
+            close.recordingBytes = Int64(bytes)
+        } catch {
+            close.recordingError = "\(error)"
+        }
+    }
+}
