@@ -15,7 +15,9 @@ import TunnelTLS
         let key = try AuditSigningKey.loadOrCreate(keyDirectory: "\(dir)/\(replica)-key")
         let log = try AuditLog(directory: "\(dir)/\(replica)", signingKey: key, now: start)
         for (index, offset) in seconds.enumerated() {
-            try log.append(type: "stream_open", fields: ["stream": .string("\(replica)/\(index)"), "replica": .string(replica)],
+            let actor = AuditOperator(peer: AuditPeer(session: replica, source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil, roles: ["ops"])
+            let target = StreamTarget(stream: "\(replica)/\(index)", node: "node-1", service: "ssh", parameters: nil, policyVersion: "v1")
+            try log.append(type: "stream_open", fields: AuditEvent.streamOpen(actor, target, StreamGrant(rule: "r")).fields.merging(["replica": .string(replica)]) { $1 },
                            now: start.addingTimeInterval(offset), durable: true)
         }
         try log.close(now: start.addingTimeInterval((seconds.max() ?? 0) + 1))
