@@ -105,3 +105,22 @@ public enum AuditEvent: Sendable, Equatable {
         }
     }
 }
+
+extension AuditEvent {
+    /// The node the record is about, if it names one: for a node's timeline.
+    public var node: String? {
+        switch self {
+        case .nodeConnect(_, let connect): connect.node
+        case .nodeDisconnect(_, let disconnect): disconnect.node
+        case .connectionRefused(_, let refused): refused.node
+        case .enroll(_, let enrollment), .reenroll(_, let enrollment): enrollment.node
+        case .nodeRenew(_, let renewal), .operatorRenew(_, let renewal): renewal.node
+        case .admin(_, _, let action): action.node
+        case .streamOpen(_, let target, _): target.node
+        case .streamDeny(_, let target, _, _): target?.node
+        case .streamClose(let parties, _), .kubeRequest(let parties, _): parties.node
+        case .unknown(_, let fields): if case .string(let node)? = fields["node"] { node } else { nil }
+        default: nil
+        }
+    }
+}

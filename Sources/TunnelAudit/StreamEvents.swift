@@ -111,3 +111,14 @@ public struct KubeAPIRequest: Codable, Sendable, Equatable {
         self.path = path
     }
 }
+
+extension StreamParties {
+    /// The parties a stream's open record names (its fields, as `AuditLog.unclosedStreams`
+    /// returns them); those it lacks, or holds in another shape, stay nil.
+    public init(stream: String, openFields: [String: AuditValue]) {
+        var consumed: Set<String> = []
+        let fields = openFields.merging(["stream": .string(stream)]) { $1 }
+        self = (try? EventFieldCoder.decode(StreamParties.self, from: fields, consumed: &consumed))
+            ?? StreamParties(stream: stream, session: nil, operatorName: nil, node: nil, service: nil)
+    }
+}

@@ -103,7 +103,7 @@ public final class AuditIndex {
 
     /// The record's fields, parsed again from disk.
     func fields(of number: Int) -> [String: AuditValue] {
-        (try? JSONDecoder().decode([String: AuditValue].self, from: Data(rawLine(number).utf8))) ?? [:]
+        (try? AuditRecord(line: rawLine(number).utf8))?.fields ?? [:]
     }
 
     private func scan(file: Int32, path: String) throws {
@@ -120,34 +120,35 @@ public final class AuditIndex {
     }
 
     private func add(file: Int32, line: Int32, offset: Int, bytes: UnsafeRawBufferPointer) {
-        let object = bytes.count <= Self.maxLineBytes
-            ? (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:] : [:]
-        let type = object["type"] as? String ?? "(unreadable line)"
-        let node = (object["node"] as? String).map { names.number($0) } ?? -1
+        let record = bytes.count <= Self.maxLineBytes ? try? AuditRecord(line: bytes) : nil
+        let node = record?.event.node.map { names.number($0) } ?? -1
         let number = Int32(records.count)
-        let time = (object["time"] as? String).flatMap(LogTime.milliseconds) ?? 0
-        records.append(RecordRef(file: file, line: line, offset: Int64(offset), length: Int32(bytes.count),
-                                 seq: (object["seq"] as? NSNumber)?.int64Value ?? 0, timeMs: time, type: names.number(type), node: node))
+        let time = record.flatMap { LogTime.milliseconds($0.time) } ?? 0
+        records.append(RecordRef(file: file, line: line, offset: Int64(offset), length: Int32(bytes.count), seq: Int64(clamping: record?.seq ?? 0),
+                                 timeMs: time, type: names.number(record?.type ?? "(unreadable line)"), node: node))
         if node >= 0 { nodeRecords[node, default: []].append(number) }
-        guard let stream = object["stream"] as? String else { return }
-        switch type {
-        case "stream_open", "stream_deny":
-            let outcome = type == "stream_deny" ? (object["outcome"] as? String ?? "denied") : "open"
-            streamByID[stream] = Int32(streams.count)
-            streams.append(StreamRow(
-                stream: stream, open: number, timeMs: time, operatorName: names.number(object["operator"] as? String ?? ""),
-                roles: names.number((object["roles"] as? [String] ?? []).joined(separator: ",")), node: max(node, 0),
-                service: names.number(object["service"] as? String ?? ""), outcome: names.number(outcome)))
-        case "stream_close":
-            guard let row = streamByID[stream] else { return }
-            streams[Int(row)].close = number
-            streams[Int(row)].outcome = names.number(object["outcome"] as? String ?? "closed")
-            streams[Int(row)].durationMs = (object["duration_ms"] as? NSNumber)?.int64Value ?? -1
-            streams[Int(row)].bytesToNode = (object["bytes_to_node"] as? NSNumber)?.int64Value ?? -1
-            streams[Int(row)].bytesFromNode = (object["bytes_from_node"] as? NSNumber)?.int64Value ?? -1
-            if let name = object["recording"] as? String { streams[Int(row)].recording = (name, object["recording_sha256"] as? String) }
+        switch record?.event {
+        case .streamOpen(let actor, let target, _):
+            addStream(target.stream, open: number, time: time, actor: actor, node: node, service: target.service, outcome: "open")
+        case .streamDeny(let actor, let target?, _, let denial):
+            addStream(target.stream, open: number, time: time, actor: actor, node: node, service: target.service, outcome: denial.outcome)
+        case .streamClose(let parties, let close):
+            guard let row = streamByID[parties.stream].map(Int.init) else { return }
+            streams[row].close = number
+            streams[row].outcome = names.number(close.outcome.rawValue)
+            streams[row].durationMs = close.durationMs ?? -1
+            streams[row].bytesToNode = close.bytesToNode ?? -1
+            streams[row].bytesFromNode = close.bytesFromNode ?? -1
+            if let name = close.recording { streams[row].recording = (name, close.recordingSha256) }
         default: return
         }
+    }
+
+    private func addStream(_ stream: String, open: Int32, time: Int64, actor: AuditOperator, node: Int32, service: String, outcome: String) {
+        streamByID[stream] = Int32(streams.count)
+        streams.append(StreamRow(
+            stream: stream, open: open, timeMs: time, operatorName: names.number(actor.name), roles: names.number(actor.roles.joined(separator: ",")),
+            node: max(node, 0), service: names.number(service), outcome: names.number(outcome)))
     }
 }
 

@@ -44,7 +44,7 @@ final class AuditTrail {
             ])
             for (stream, open) in log.unclosedStreams().sorted(by: { $0.key < $1.key }) {
                 let close = StreamClose(outcome: .gatewayCrash, reason: "the gateway stopped without closing this stream")
-                try log.append(.streamClose(Self.parties(stream, open: open), close), now: Date(), durable: false)
+                try log.append(.streamClose(StreamParties(stream: stream, openFields: open), close), now: Date(), durable: false)
             }
             try log.sync()
         }
@@ -115,16 +115,5 @@ final class AuditTrail {
         do { try log.close(now: Date()) } catch {
             logger.error("audit log could not be closed cleanly", metadata: ["error": "\(error.message)"])
         }
-    }
-}
-
-extension AuditTrail {
-    /// Who a stream left open by a crash belonged to, from its open record.
-    static func parties(_ stream: String, open: [String: AuditValue]) -> StreamParties {
-        guard case .string(let type)? = open["type"],
-              case .streamOpen(let actor, let target, _) = AuditEvent(type: type, fields: open) else {
-            return StreamParties(stream: stream, session: nil, operatorName: nil, node: nil, service: nil)
-        }
-        return StreamParties(stream: stream, session: actor.peer.session, operatorName: actor.name, node: target.node, service: target.service)
     }
 }

@@ -14,9 +14,14 @@ import TunnelIO
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let key = try AuditSigningKey.generate()
         let log = try AuditLog(directory: directory, signingKey: key, now: Date())
-        let stream: [String: AuditValue] = ["stream": "s1/1", "session": "s1", "operator": "alice", "node": "node-17", "service": "<script>x</script>\u{1B}[2J"]
-        _ = try log.append(type: "stream_open", fields: stream.merging(["rule": "admin.allow[0]"]) { $1 }, now: Date(), durable: true)
-        _ = try log.append(type: "stream_close", fields: stream.merging(["outcome": "closed", "duration_ms": 5]) { $1 }, now: Date(), durable: true)
+        let service = "<script>x</script>\u{1B}[2J"
+        let actor = AuditOperator(peer: AuditPeer(session: "s1", source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil, roles: ["admin"])
+        let target = StreamTarget(stream: "s1/1", node: "node-17", service: service, parameters: nil, policyVersion: "v1")
+        try log.append(.streamOpen(actor, target, StreamGrant(rule: "admin.allow[0]")), now: Date(), durable: true)
+        var close = StreamClose(outcome: .closed)
+        close.durationMs = 5
+        let parties = StreamParties(stream: "s1/1", session: "s1", operatorName: "alice", node: "node-17", service: service)
+        try log.append(.streamClose(parties, close), now: Date(), durable: true)
         try log.close(now: Date())
         return (directory, AuditVerifier.verify(directory: directory, publicKey: key.publicKey))
     }

@@ -88,6 +88,7 @@ struct AuditTrailTests {
         for stream in ["s1/1", "s1/3"] {
             let closes = text.split(separator: "\n").filter { $0.contains("\"type\":\"stream_close\"") && $0.contains("\"stream\":\"\(stream)\"") }
             #expect(closes.count == 1 && closes.first?.contains("gateway_crash") == true, "\(stream): \(closes)")
+            #expect(closes.first?.contains(#""node":"node-1","operator":"alice""#) == true, "the close names whom the open named: \(closes)")
         }
     }
 
