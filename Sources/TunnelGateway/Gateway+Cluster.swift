@@ -53,10 +53,10 @@ extension Gateway {
             let previous = authority.policy.version
             authority.replacePolicy(policy)
             logger.notice("policy taken from another replica", metadata: ["policy.version": "\(version)", "policy.previous": "\(previous)", "replica": "\(source)"])
-            audit?.record("policy_reload", ["outcome": "ok", "policy_version": .string(version), "previous_version": .string(previous), "file": .string(source)])
+            audit?.record(.policyReload(PolicyReload(outcome: .ok, policyVersion: version, previousVersion: previous, file: source)))
         } catch {
             logger.error("policy from another replica not applied; the previous one stays in force", metadata: ["replica": "\(source)", "error": "\(error.message)"])
-            audit?.record("policy_reload", ["outcome": "invalid", "policy_version": .string(authority.policy.version), "reason": .string(error.message), "file": .string(source)])
+            audit?.record(.policyReload(PolicyReload(outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: source)))
         }
     }
 
