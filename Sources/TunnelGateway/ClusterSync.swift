@@ -60,7 +60,7 @@ final class ClusterSync {
     private var ledger = PresenceLedger()
     /// Nil until the feed's end at start was read: reading from an unknown point would replay
     /// old cuts and policies.
-    private var cursor: ChangeFeedCursor?
+    private(set) var cursor: ChangeFeedCursor?
     private let timer: LoopTimer
     /// The last store failure that was logged, so a lasting outage logs once, and its end too.
     private var storeTrouble: String?

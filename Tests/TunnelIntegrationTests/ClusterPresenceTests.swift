@@ -28,6 +28,8 @@ struct ClusterPresenceTests {
         let runner: LoopRunner
         let pki: TestPKI
         let stores: [FleetStore]
+        /// The PostgreSQL database, for statements a test runs behind the replicas' backs.
+        let databaseName: String?
         private(set) var gateways: [Gateway] = []
         private(set) var ports: [UInt16] = []
         let echo: EchoServer
@@ -35,18 +37,22 @@ struct ClusterPresenceTests {
         private(set) var operators: [OperatorClient] = []
         static let names = ["a", "b"]
 
-        init(_ shared: SharedStore) throws {
+        /// `beforeStart` runs on the shared store before the replicas start.
+        init(_ shared: SharedStore, beforeStart: (TwoReplicas) throws -> Void = { _ in }) throws {
             runner = try LoopRunner()
             pki = try TestPKI()
             switch shared {
             case .sqlite:
                 stores = [pki.fleet.store, try SQLiteFleetStore(path: pki.fleet.store.path)]
+                databaseName = nil
             case .postgres:
                 let server = try PostgresTestServer.shared()
-                let url = server.url(database: try server.freshDatabase())
-                stores = [try PostgresFleetStore(url: url), try PostgresFleetStore(url: url)]
+                let name = try server.freshDatabase()
+                stores = [try PostgresFleetStore(url: server.url(database: name)), try PostgresFleetStore(url: server.url(database: name))]
+                databaseName = name
             }
             echo = try EchoServer(loop: runner.loop)
+            try beforeStart(self)
             for (index, name) in Self.names.enumerated() {
                 try DurableFile.write(path: policyPath(name), bytes: Array(Self.policy.utf8), mode: 0o644)
                 var configuration = pki.gatewayConfiguration()
@@ -199,5 +205,28 @@ struct ClusterPresenceTests {
         _ = try cluster.stores[0].claimPresence(node: "edge-9", replica: "ghost", leaseUntil: Int64(time(nil)) + 2)
         #expect(cluster.status("edge-9", at: 1)?.replica == "ghost")
         #expect(cluster.runner.run(until: { cluster.status("edge-9", at: 1)?.online == false }, timeout: .seconds(5)))
+    }
+
+    @Test("a replica that cannot read the change feed at start replays none of its old changes once it can")
+    func unreadableFeedAtStartReplaysNothingOld() throws {
+        guard PostgresTestServer.shouldRun else { return }
+        let server = try PostgresTestServer.shared()
+        let stale = TwoReplicas.policy + "\n  stale:\n    allow:\n      - services: [echo]\n        nodes: [\"*\"]\n"
+        let cluster = try TwoReplicas(.postgres) { cluster in
+            _ = try cluster.stores[0].appendChange(.policy, subject: "old", detail: stale, replica: "gone", now: Int64(time(nil)) - 60)
+            try server.execute("ALTER TABLE fleet_changes RENAME TO fleet_changes_away", database: try #require(cluster.databaseName))
+        }
+        defer { cluster.tearDown() }
+        #expect(cluster.gateways.allSatisfy { $0.cluster?.cursor == nil }, "the feed was unreadable at start")
+        try server.execute("ALTER TABLE fleet_changes_away RENAME TO fleet_changes", database: try #require(cluster.databaseName))
+        // Once the feed reads again, a replica starts at its end: the next change applies, the old one never.
+        let fresh = TwoReplicas.policy + "\n  fresh:\n    allow:\n      - services: [echo]\n        nodes: [\"*\"]\n"
+        #expect(cluster.runner.run(until: { cluster.gateways.allSatisfy { $0.cluster?.cursor != nil } }, timeout: .seconds(5)))
+        _ = try cluster.stores[0].appendChange(.policy, subject: "new", detail: fresh, replica: "other", now: Int64(time(nil)))
+        #expect(cluster.runner.run(until: { cluster.gateways.allSatisfy { $0.authority.policy.roleNames.contains("fresh") } }, timeout: .seconds(5)))
+        for name in TwoReplicas.names {
+            let reloads = try auditRecords(in: "\(cluster.pki.fleet.directory)/\(name)/audit").filter { $0["type"] == .string("policy_reload") }
+            #expect(reloads.map { $0["policy_version"] } == [.string(Gateway.policyVersion(Array(fresh.utf8)))], "replica \(name)")
+        }
     }
 }
