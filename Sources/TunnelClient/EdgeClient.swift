@@ -27,7 +27,7 @@ public struct GatewayEndpoint: Sendable {
     func tlsContext(applicationProtocol: String) throws -> TLSContext {
         try TLSContext(configuration: TLSConfiguration(
             role: .client, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA)]),
+            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
             applicationProtocols: [applicationProtocol]))
     }
 }
@@ -269,7 +269,7 @@ public final class EdgeClient {
         let endpoint = configuration.gateway
         EnrollmentCall(
             loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
-            verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: endpoint.gatewayCA)]),
+            verification: .trustedCAs([TrustedCA(.gateway, certificate: endpoint.gatewayCA)]),
             identity: endpoint.identity, certificateTime: certificateTime, request: .reenroll(csr: csr), logger: logger
         ) { [weak self] result, tlsError in
             // The call outlives a client stopped meanwhile; its answer is then dropped.

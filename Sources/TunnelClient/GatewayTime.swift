@@ -12,7 +12,7 @@ public func askGatewayTime(
 ) {
     EnrollmentCall(
         loop: loop, host: host, port: port, serverName: serverName,
-        verification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA)]),
+        verification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
         identity: nil, certificateTime: .unchecked, request: .time, logger: logger
     ) { result, _ in
         completion(result.map(\.gatewayTime))

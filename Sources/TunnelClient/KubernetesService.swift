@@ -52,9 +52,9 @@ public final class KubernetesService {
         self.logger = logger
         var configuration = TLSConfiguration(
             role: .client, identity: upstream.clientIdentity,
-            peerVerification: .trustedCAs([TrustedCA(label: "Kubernetes API CA", certificate: upstream.certificateAuthority)]),
+            peerVerification: .trustedCAs([TrustedCA(.kubernetesAPI, certificate: upstream.certificateAuthority)]),
             applicationProtocols: ["http/1.1"])
-        configuration.peerName = "Kubernetes API server"
+        configuration.peerKind = .kubernetesAPIServer
         context = try TLSContext(configuration: configuration)
     }
 

@@ -144,8 +144,8 @@ public final class Gateway {
             role: .server,
             identity: configuration.identity,
             peerVerification: .trustedCAs([
-                TrustedCA(label: TunnelProtocol.nodeCALabel, certificate: configuration.nodeCA.certificate),
-                TrustedCA(label: TunnelProtocol.operatorCALabel, certificate: configuration.operatorCA.certificate),
+                TrustedCA(.node, certificate: configuration.nodeCA.certificate),
+                TrustedCA(.operator, certificate: configuration.operatorCA.certificate),
             ]),
             applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN, TunnelProtocol.peerALPN],
             enrollmentProtocol: TunnelProtocol.enrollALPN))
@@ -478,7 +478,7 @@ public final class Gateway {
             }
         case .reenroll(let csr):
             guard let identity = connection.peerIdentity, identity.role == .node,
-                  connection.verifiedBy?.label == TunnelProtocol.nodeCALabel, let presented = connection.peerCertificate else {
+                  connection.verifiedBy?.kind == .node, let presented = connection.peerCertificate else {
                 connection.reply(CertificateReply(gatewayTime: now, error: "re-enrollment needs the node's previous certificate in the handshake"), on: stream)
                 return
             }
@@ -511,7 +511,7 @@ extension Gateway: MuxConnectionDelegate {
         }
         switch connection.applicationProtocol {
         case TunnelProtocol.nodeALPN:
-            guard verifiedBy.label == TunnelProtocol.nodeCALabel, identity.role == .node else {
+            guard verifiedBy.kind == .node, identity.role == .node else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate")
             }
             if let refusal = authority.admitNode(identity.name, certificate: certificate) {
@@ -520,7 +520,7 @@ extension Gateway: MuxConnectionDelegate {
             }
             registerNode(identity.name, connection: connection)
         case TunnelProtocol.operatorALPN:
-            guard verifiedBy.label == TunnelProtocol.operatorCALabel, identity.role == .operator else {
+            guard verifiedBy.kind == .operator, identity.role == .operator else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate")
             }
             if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
@@ -531,7 +531,7 @@ extension Gateway: MuxConnectionDelegate {
             audit?.record(.operatorConnect(auditOperator(identity.name, connection, roles: authority.roles(of: identity.name))))
             logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         case TunnelProtocol.peerALPN:
-            guard verifiedBy.label == TunnelProtocol.nodeCALabel, identity.role == .gateway else {
+            guard verifiedBy.kind == .node, identity.role == .gateway else {
                 return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can")
             }
             connections[key] = .peer(identity.name, connection)

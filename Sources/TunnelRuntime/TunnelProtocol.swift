@@ -15,10 +15,6 @@ public enum TunnelProtocol {
     /// ALPN protocol of a peer link between two gateway replicas: only a gateway-peer identity
     /// may use it, and a gateway-peer identity may use nothing else.
     public static let peerALPN = "tunnel-peer/1"
-    /// Label of the trusted CA that signs node certificates (as reported by `verifiedBy`).
-    public static let nodeCALabel = "node CA"
-    /// Label of the trusted CA that signs operator certificates.
-    public static let operatorCALabel = "operator CA"
     /// The node's built-in recorded shell; the gateway records every session of it.
     public static let shellService = "shell"
     /// The node's built-in device logs.

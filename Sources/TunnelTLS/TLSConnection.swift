@@ -36,9 +36,9 @@ public final class TLSConnection {
     let context: TLSContext
     private let ssl: OpaquePointer
     /// Ciphertext received from the peer, waiting for OpenSSL. Owned by `ssl`.
-    private let networkInput: OpaquePointer
+    let networkInput: OpaquePointer
     /// Ciphertext produced by OpenSSL, waiting for the socket. Owned by `ssl`.
-    private let networkOutput: OpaquePointer
+    let networkOutput: OpaquePointer
     private let serverHost: String?
 
     public private(set) var handshakeState: HandshakeState = .inProgress
@@ -52,10 +52,8 @@ public final class TLSConnection {
     /// The negotiated TLS 1.3 cipher suite (for logs), once the handshake is done.
     public private(set) var cipherSuite: String?
     /// The trusted CA at the root of the peer's verified chain, once the handshake is done.
-    /// In CA-pin mode its label is `pinnedCALabel`.
+    /// In CA-pin mode its kind is `.pinned`.
     public private(set) var verifiedBy: TrustedCA?
-
-    public static let pinnedCALabel = "pinned CA"
 
     /// Servers with an enrollment protocol: the client offered only that protocol, so it may
     /// present no certificate or an expired one (`TLSConfiguration.enrollmentProtocol`).
@@ -87,7 +85,7 @@ public final class TLSConnection {
     /// - Parameter serverHost: clients only: the DNS name or IP address that was dialed. It is
     ///   sent as SNI (names only) and the gateway certificate must carry it as a DNS or IP SAN.
     /// - Parameter certificateTime: clients only; see `CertificateTime`.
-    public init(context: TLSContext, serverHost: String? = nil, certificateTime: CertificateTime = .systemClock) throws {
+    public init(context: TLSContext, serverHost: String? = nil, certificateTime: CertificateTime = .systemClock) throws(TLSError) {
         let isClient = context.configuration.role == .client
         guard isClient == (serverHost != nil) else {
             throw TLSError(.invalidArgument, isClient ? "a client connection needs the host it dialed" : "a server connection takes no server host")
@@ -153,71 +151,11 @@ public final class TLSConnection {
         return handshakeState
     }
 
-    // MARK: Ciphertext side
-
-    /// Hands bytes received from the socket to TLS. Copies them once into the input BIO.
-    public func feedCiphertext(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let chunk = min(bytes.count - offset, Int(Int32.max))
-            let written = BIO_write(networkInput, bytes.baseAddress! + offset, Int32(chunk))
-            // A memory BIO only fails to grow when memory is exhausted.
-            precondition(written == Int32(chunk), "memory BIO write failed")
-            offset += chunk
-        }
-    }
-
-    public func feedCiphertext(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { feedCiphertext($0) }
-    }
-
-    /// Tells TLS the socket reached end of stream. Pending data is still decrypted; after that, a
-    /// missing close_notify is reported as `.truncated` (a cut connection, not a clean close).
-    public func feedEndOfCiphertext() {
-        tunnel_bio_set_mem_eof_return(networkInput, 0)
-    }
-
-    /// Ciphertext waiting for the socket.
-    public var pendingCiphertextCount: Int {
-        Int(BIO_ctrl_pending(networkOutput))
-    }
-
-    /// Appends all ciphertext waiting for the socket to `buffer`, as a freshly allocated array of
-    /// exactly the right size (ready to be pinned for a socket write). Pending bytes are copied
-    /// once, never zero-filled first; existing contents of `buffer` are copied along. For
-    /// allocation-free draining into pooled memory, use `drainCiphertext(into:)` with a raw buffer.
-    public func drainCiphertext(into buffer: inout [UInt8]) {
-        let pending = pendingCiphertextCount
-        guard pending > 0 else { return }
-        let existing = buffer.count
-        buffer = [UInt8](unsafeUninitializedCapacity: existing + pending) { storage, initialized in
-            let raw = UnsafeMutableRawBufferPointer(storage)
-            buffer.withUnsafeBytes { raw.copyMemory(from: $0) }
-            initialized = existing + readOutput(into: UnsafeMutableRawBufferPointer(rebasing: raw[existing...]))
-        }
-    }
-
-    /// Moves up to `buffer.count` bytes of pending ciphertext into caller-owned memory (e.g. a pooled
-    /// socket write buffer) and returns how many; call again while `pendingCiphertextCount > 0`.
-    public func drainCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        readOutput(into: buffer)
-    }
-
-    private func readOutput(into storage: UnsafeMutableRawBufferPointer) -> Int {
-        var total = 0
-        while total < storage.count {
-            var read = 0
-            guard BIO_read_ex(networkOutput, storage.baseAddress! + total, storage.count - total, &read) == 1, read > 0 else { break }
-            total += read
-        }
-        return total
-    }
-
     // MARK: Plaintext side
 
     /// Decrypts as much as fits in `buffer` (several records per call). Advances the handshake
     /// first if needed. Throws the handshake error, a fatal alert from the peer, or `.truncated`.
-    public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
+    public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) throws(TLSError) -> ReadResult {
         guard try handshakeIsDone() else { return .wouldBlock }
         if let terminalError { throw terminalError }
         if receivedCloseNotify { return .closed }
@@ -246,7 +184,7 @@ public final class TLSConnection {
 
     /// Encrypts plaintext straight from the caller's memory and returns how many bytes were taken:
     /// all of them once the handshake is done (the output BIO grows), 0 while it is in progress.
-    public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+    public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws(TLSError) -> Int {
         guard try handshakeIsDone() else { return 0 }
         if let terminalError { throw terminalError }
         guard !bytes.isEmpty else { return 0 }
@@ -261,8 +199,9 @@ public final class TLSConnection {
         return 0
     }
 
-    public func writePlaintext(_ bytes: [UInt8]) throws -> Int {
-        try bytes.withUnsafeBytes { try writePlaintext($0) }
+    public func writePlaintext(_ bytes: [UInt8]) throws(TLSError) -> Int {
+        // `withUnsafeBytes` rethrows untyped; the result carries the typed error out.
+        try bytes.withUnsafeBytes { buffer in Result { () throws(TLSError) in try writePlaintext(buffer) } }.get()
     }
 
     /// Queues close_notify (drain and send it afterwards). Later writes fail.
@@ -297,7 +236,7 @@ public final class TLSConnection {
         return owning(ssl: OpaquePointer(ssl))
     }
 
-    private func configureServerHost(_ host: String) throws {
+    private func configureServerHost(_ host: String) throws(TLSError) {
         let parameters = SSL_get0_param(ssl)
         X509_VERIFY_PARAM_set_hostflags(parameters, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
         let configured: Bool
@@ -319,7 +258,7 @@ public final class TLSConnection {
     }
 
     /// Checks the handshake state, advancing it if still in progress.
-    private func handshakeIsDone() throws -> Bool {
+    private func handshakeIsDone() throws(TLSError) -> Bool {
         switch advanceHandshake() {
         case .inProgress: return false
         case .done: return true
@@ -353,7 +292,7 @@ public final class TLSConnection {
             peerCertificate = try Certificate.retaining(peer)
             let anchor = try Certificate.retaining(anchorPointer)
             if case .pinnedCA = context.configuration.peerVerification {
-                verifiedBy = TrustedCA(label: Self.pinnedCALabel, certificate: anchor)
+                verifiedBy = TrustedCA(.pinned, certificate: anchor)
             } else if let trusted = context.trustedCA(matching: anchor) {
                 verifiedBy = trusted
             } else {
@@ -367,8 +306,8 @@ public final class TLSConnection {
         return .done
     }
 
-    private var peerKind: String {
-        context.configuration.peerName
+    private var peerKind: PeerKind {
+        context.configuration.peerKind
     }
 
     /// Maps an OpenSSL call result to an error; nil for WANT_READ / WANT_WRITE ("not yet").
@@ -388,41 +327,8 @@ public final class TLSConnection {
                 return verificationFailure.error(peerKind: peerKind, trusted: context.configuration.peerVerification, host: serverHost, openSSLErrors: texts)
             }
             let reason = entries.first { $0.library == ERR_LIB_SSL }?.reason
-            return Self.error(reason: reason, anyQueued: !entries.isEmpty, openSSLErrors: texts, peerKind: peerKind)
+            return HandshakeFailure.error(reason: reason, anyQueued: !entries.isEmpty, openSSLErrors: texts, peerKind: peerKind)
         }
-    }
-
-    /// - Parameter anyQueued: false when OpenSSL failed without queueing anything, which with
-    ///   memory BIOs only happens at end of input (`feedEndOfCiphertext`).
-    private static func error(reason: Int32?, anyQueued: Bool, openSSLErrors: [String], peerKind: String) -> TLSError {
-        let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
-        let (code, message): (TLSError.Code, String)
-        switch reason {
-        case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-            (code, message) = (.certificateExpired, "the \(peerKind) refused our certificate as expired: renew it (\(clock))")
-        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-            (code, message) = (.untrustedCertificate, "the \(peerKind) does not trust the CA that issued our certificate: enroll with the CA this \(peerKind) trusts")
-        case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE, SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE, SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-            (code, message) = (.peerAlert, "the \(peerKind) refused our certificate: by its checks it is not yet valid, not usable for this role, not issued for the name it dialed, or not under its CA pin; its log names the reason")
-        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-            (code, message) = (.peerCertificateMissing, peerKind == "client"
-                ? "the client sent no certificate; every connection needs a node or operator certificate"
-                : "the \(peerKind) requires a client certificate and we sent none; configure our certificate and key")
-        case SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_TLSV1_ALERT_PROTOCOL_VERSION, SSL_R_WRONG_VERSION_NUMBER, SSL_R_VERSION_TOO_LOW, SSL_R_NO_PROTOCOLS_AVAILABLE:
-            (code, message) = (.protocolVersion, "the \(peerKind) does not speak TLS 1.3, the only version allowed; upgrade it")
-        case SSL_R_NO_APPLICATION_PROTOCOL, SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
-            (code, message) = (.noCommonApplicationProtocol, "the \(peerKind) offers no application protocol we offer (ALPN); its version and ours do not match")
-        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-            (code, message) = (.truncated, "the connection to the \(peerKind) ended without a TLS close_notify")
-        case let reason? where (1000...1200).contains(reason):
-            // SSL_R_*_ALERT_* reasons are 1000 + the TLS alert number.
-            (code, message) = (.peerAlert, "the \(peerKind) aborted the TLS session with alert \(reason - 1000)")
-        case nil where !anyQueued:
-            (code, message) = (.truncated, "the connection to the \(peerKind) ended without a TLS close_notify")
-        default:
-            (code, message) = (.openSSL, "TLS with the \(peerKind) failed")
-        }
-        return TLSError(code, message, openSSLErrors: openSSLErrors)
     }
 
     // MARK: Verification callbacks (called by OpenSSL during SSL_do_handshake)
@@ -520,58 +426,3 @@ public final class TLSConnection {
 /// Loop-confined: OpenSSL's `SSL` must not be used from two threads at once.
 @available(*, unavailable)
 extension TLSConnection: Sendable {}
-
-/// Why the peer's certificate chain was refused, with what is needed to explain it.
-private enum VerificationFailure {
-    case x509(code: Int32, depth: Int32, certificate: Certificate?)
-    case pinMismatch(pin: [UInt8], presented: [Certificate])
-    case identity(TLSError)
-
-    func error(peerKind: String, trusted: TLSConfiguration.PeerVerification, host: String?, openSSLErrors: [String]) -> TLSError {
-        switch self {
-        case .identity(let error):
-            return TLSError(error.code, "client \(error.message)", openSSLErrors: openSSLErrors)
-        case .pinMismatch(let pin, let presented):
-            return TLSError(
-                .pinMismatch,
-                "no certificate in the gateway's chain (\(presented.map(\.displayName).joined(separator: ", "))) has the pinned CA hash sha256:\(Hex.encode(pin)); check the CA hash in the enrollment token and that the gateway sends its CA certificate in its chain",
-                openSSLErrors: openSSLErrors
-            )
-        case .x509(let code, let depth, let certificate):
-            let subject = certificate.map { (depth == 0 ? "\(peerKind) certificate " : "CA certificate ") + $0.displayName }
-                ?? "\(peerKind) certificate"
-            let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
-            let (errorCode, message): (TLSError.Code, String)
-            switch code {
-            case X509_V_ERR_CERT_HAS_EXPIRED:
-                let date = certificate.map { " at \(UTCTime.format($0.notAfter))" } ?? ""
-                (errorCode, message) = (.certificateExpired, "\(subject) expired\(date); renew it (renewal runs at 2/3 of the lifetime; after expiry re-enroll with a token). If it should still be valid, fix the clock: \(clock)")
-            case X509_V_ERR_CERT_NOT_YET_VALID:
-                let date = certificate.map { " before \(UTCTime.format($0.notBefore))" } ?? " yet"
-                (errorCode, message) = (.certificateNotYetValid, "\(subject) is not valid\(date) and \(clock); fix the clock (enable NTP) — a clock at 1970 after a cold boot causes exactly this")
-            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
-                 X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_CERT_UNTRUSTED:
-                let issuer = certificate.flatMap { X509Name.commonName(X509_get_issuer_name($0.pointer)) }.map { " (issued by \"\($0)\")" } ?? ""
-                (errorCode, message) = (.untrustedCertificate, "\(subject)\(issuer) was not signed by \(Self.trustedDescription(trusted)); it belongs to another CA or fleet — enroll it with the right CA")
-            case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
-                let names = certificate.map { $0.subjectAlternativeNames.map(\.description).joined(separator: ", ") } ?? "none"
-                (errorCode, message) = (.hostMismatch, "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the \(peerKind)'s certificate with this one")
-            case X509_V_ERR_INVALID_PURPOSE:
-                (errorCode, message) = (.untrustedCertificate, "\(subject) is not issued for use as a TLS \(peerKind == "client" ? "client" : "server") (extendedKeyUsage); node and operator certificates cannot act as the gateway, and vice versa")
-            default:
-                (errorCode, message) = (.untrustedCertificate, "\(subject) failed verification: \(String(cString: X509_verify_cert_error_string(Int(code))))")
-            }
-            return TLSError(errorCode, message, openSSLErrors: openSSLErrors)
-        }
-    }
-
-    private static func trustedDescription(_ trusted: TLSConfiguration.PeerVerification) -> String {
-        switch trusted {
-        case .trustedCAs(let authorities):
-            authorities.count == 1 ? "the \(authorities[0].label)" : "any trusted CA (\(authorities.map(\.label).joined(separator: ", ")))"
-        case .pinnedCA(let pin):
-            "the pinned CA sha256:\(Hex.encode(pin))"
-        }
-    }
-}

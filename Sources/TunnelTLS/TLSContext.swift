@@ -29,16 +29,42 @@ public struct TLSIdentity: Sendable {
     }
 }
 
-/// A CA trusted to vouch for peers, with the label used to report which CA verified a peer
-/// and in error messages ("node CA", "operator CA").
+/// Which CA a trusted certificate is. The gateway decides a peer's role by the kind that
+/// verified it, and messages name the kind by its label.
+public enum CAKind: String, Sendable, Equatable, CaseIterable {
+    case node = "node CA"
+    case `operator` = "operator CA"
+    case gateway = "gateway CA"
+    case kubernetesAPI = "Kubernetes API CA"
+    /// The CA a client matched by its pin (`TLSConfiguration.PeerVerification.caPin`).
+    case pinned = "pinned CA"
+
+    /// For messages: "node CA".
+    public var label: String { rawValue }
+}
+
+/// A CA trusted to vouch for peers, and which kind it is (reported as the peer's `verifiedBy`).
 public struct TrustedCA: Sendable {
-    public let label: String
+    public let kind: CAKind
     public let certificate: Certificate
 
-    public init(label: String, certificate: Certificate) {
-        self.label = label
+    public init(_ kind: CAKind, certificate: Certificate) {
+        self.kind = kind
         self.certificate = certificate
     }
+
+    public var label: String { kind.label }
+}
+
+/// What a TLS peer is, as handshake errors name it.
+public enum PeerKind: String, Sendable, Equatable, CustomStringConvertible {
+    /// What a server calls whoever dials it.
+    case client
+    case gateway
+    case kubernetesAPIServer = "Kubernetes API server"
+
+    /// For messages: "the \(kind)".
+    public var description: String { rawValue }
 }
 
 /// Everything a `TLSContext` is built from.
@@ -72,12 +98,12 @@ public struct TLSConfiguration: Sendable {
     /// nothing but enrollment. Every other connection needs a valid certificate, checked inside
     /// the handshake.
     public let enrollmentProtocol: String?
-    /// What the peer is, as handshake errors name it: "gateway" for a client by default,
-    /// "client" for a server; a node dialing its Kubernetes API server says so.
-    public var peerName: String
+    /// What the peer is, as handshake errors name it: the gateway for a client by default, a
+    /// client for a server; a node dialing its Kubernetes API server says so.
+    public var peerKind: PeerKind
 
     public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String], enrollmentProtocol: String? = nil) {
-        peerName = role == .server ? "client" : "gateway"
+        peerKind = role == .server ? .client : .gateway
         self.role = role
         self.identity = identity
         self.peerVerification = peerVerification

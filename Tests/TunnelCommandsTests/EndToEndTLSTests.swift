@@ -14,12 +14,12 @@ import TunnelTLS
         let serverContext = try TLSContext(configuration: TLSConfiguration(
             role: .server,
             identity: try TLSIdentity.load(certificatePath: "\(dir)/gateway.crt", keyPath: "\(dir)/gateway.key"),
-            peerVerification: .trustedCAs([TrustedCA(label: "node CA", certificate: nodeCA), TrustedCA(label: "operator CA", certificate: operatorCA)]),
+            peerVerification: .trustedCAs([TrustedCA(.node, certificate: nodeCA), TrustedCA(.operator, certificate: operatorCA)]),
             applicationProtocols: ["test/1"]))
         let clientContext = try TLSContext(configuration: TLSConfiguration(
             role: .client,
             identity: try TLSIdentity.load(certificatePath: clientCert, keyPath: clientKey),
-            peerVerification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: try Certificate.fromPEM(try DurableFile.read(path: gatewayCA)))]),
+            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: try Certificate.fromPEM(try DurableFile.read(path: gatewayCA)))]),
             applicationProtocols: ["test/1"]))
         let client = try TLSConnection(context: clientContext, serverHost: host)
         let server = try TLSConnection(context: serverContext)

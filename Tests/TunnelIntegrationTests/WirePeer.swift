@@ -38,7 +38,7 @@ final class WirePeer {
                      protocols: [String], connected: @escaping (WirePeer?) -> Void) throws {
         let context = try TLSContext(configuration: TLSConfiguration(
             role: .client, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA)]),
+            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
             applicationProtocols: protocols))
         var socket: StreamConnection?
         socket = try StreamConnection.connect(loop: loop, to: try SocketAddress(ip: "127.0.0.1", port: port)) { result in
@@ -127,7 +127,7 @@ extension WirePeer {
                        accepted: @escaping (WirePeer) -> Void) throws -> TCPListener {
         let context = try TLSContext(configuration: TLSConfiguration(
             role: .server, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(label: TunnelProtocol.nodeCALabel, certificate: nodeCA)]),
+            peerVerification: .trustedCAs([TrustedCA(.node, certificate: nodeCA)]),
             applicationProtocols: [TunnelProtocol.nodeALPN]))
         return try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
             guard case .success(let socket) = result else { return }

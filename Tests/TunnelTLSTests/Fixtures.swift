@@ -27,12 +27,12 @@ struct PKI {
     }
 
     var gatewayTrust: TLSConfiguration.PeerVerification {
-        .trustedCAs([TrustedCA(label: "node CA", certificate: nodeCA.certificate),
-                     TrustedCA(label: "operator CA", certificate: operatorCA.certificate)])
+        .trustedCAs([TrustedCA(.node, certificate: nodeCA.certificate),
+                     TrustedCA(.operator, certificate: operatorCA.certificate)])
     }
 
     var clientTrust: TLSConfiguration.PeerVerification {
-        .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA.certificate)])
+        .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA.certificate)])
     }
 
     /// The gateway's identity; its chain includes the gateway CA so pinning clients can find it.

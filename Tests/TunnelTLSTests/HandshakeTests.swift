@@ -174,7 +174,7 @@ struct HandshakeTests {
     @Test("handshake errors name the peer that was dialed, not always the gateway")
     func errorsNameThePeer() throws {
         var configuration = TLSConfiguration(role: .client, identity: nil, peerVerification: pki.clientTrust, applicationProtocols: [nodeProtocol])
-        configuration.peerName = "Kubernetes API server"
+        configuration.peerKind = .kubernetesAPIServer
         let apiServer = try TLSContext(configuration: configuration)
         let (client, _) = try connect(apiServer, pki.serverContext())
         let error = #expect(throws: TLSError.self) { try readAvailable(client) }
@@ -191,7 +191,7 @@ struct HandshakeTests {
         let fakeGateway = try TLSContext(configuration: TLSConfiguration(
             role: .server, identity: nodeIdentity, peerVerification: pki.gatewayTrust, applicationProtocols: [nodeProtocol]
         ))
-        let trustNodeCA = TLSConfiguration.PeerVerification.trustedCAs([TrustedCA(label: "node CA", certificate: pki.nodeCA.certificate)])
+        let trustNodeCA = TLSConfiguration.PeerVerification.trustedCAs([TrustedCA(.node, certificate: pki.nodeCA.certificate)])
         let (client, _) = try connect(pki.clientContext(nodeIdentity, verification: trustNodeCA), fakeGateway)
         let error = try #require(client.handshakeState.failure)
         #expect(error.code == .untrustedCertificate)
@@ -204,7 +204,7 @@ struct HandshakeTests {
             pki.serverContext()
         )
         #expect(pinned.client.handshakeState.isDone)
-        #expect(pinned.client.verifiedBy?.label == TLSConnection.pinnedCALabel)
+        #expect(pinned.client.verifiedBy?.kind == .pinned)
         #expect(pinned.client.verifiedBy?.certificate.sha256Fingerprint == pki.gatewayCA.certificate.sha256Fingerprint)
 
         let wrongPin = pki.foreignCA.certificate.sha256Fingerprint
