@@ -5,45 +5,29 @@ import TunnelGateway
 /// The gateway's admission limits as settings. docs/TUNNEL.md §7 lists what a peer gets at each.
 enum AdmissionSettings {
     /// One setting per limit, its default the `AdmissionLimits` default.
-    static let specs: [SettingSpec] = {
+    static let declarations: [Setting<GatewaySettings>] = {
         let defaults = AdmissionLimits()
-        func count(_ key: String, _ value: Int, _ help: String) -> SettingSpec {
-            SettingSpec(key, .integer, .defaultValue(String(value)), help: help, example: String(value))
+        typealias Limit<Value> = WritableKeyPath<GatewaySettings, Value> & Sendable
+        func count(_ key: String, _ field: Limit<Int>, _ value: Int, _ help: String) -> Setting<GatewaySettings> {
+            Setting(key, .integer, .defaultValue(String(value)), field, help: help, example: String(value))
         }
-        func duration(_ key: String, _ value: Duration, _ help: String) -> SettingSpec {
-            SettingSpec(key, .duration, .defaultValue(DurationText.format(value)), help: help, example: DurationText.format(value))
+        func duration(_ key: String, _ field: Limit<Duration>, _ value: Duration, _ help: String) -> Setting<GatewaySettings> {
+            Setting(key, .duration, .defaultValue(DurationText.format(value)), field, help: help, example: DurationText.format(value))
         }
         return [
-            count("max-pending-handshakes", defaults.pendingHandshakes, "TLS handshakes in progress at once; beyond it the oldest of the busiest source is dropped"),
-            count("max-pending-handshakes-per-source", defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
-            count("max-enrollment-connections", defaults.enrollmentConnections, "Enrollment connections (no certificate) open at once"),
-            count("max-enrollment-connections-per-source", defaults.enrollmentConnectionsPerSource, "Enrollment connections open at once from one source"),
-            duration("enrollment-deadline", defaults.enrollmentDeadline, "An enrollment connection is closed this long after it opens, whatever it does"),
-            count("connections-per-source-per-minute", defaults.connectionsPerSourcePerMinute, "New connections one source may make a minute (those that authenticate are not counted)"),
-            count("enrollments-per-source-per-minute", defaults.enrollmentsPerSourcePerMinute, "Enrollment requests one source may make a minute"),
-            duration("refusal-summary-interval", defaults.refusalSummaryInterval, "Refusals are audited as one count per source or operator per interval"),
-            count("streams-per-operator-per-node", defaults.streamsPerOperatorPerNode, "Streams one operator may have open to one node (admins: the node's capacity)"),
-            count("admin-reserved-streams-per-node", defaults.adminReservedStreamsPerNode, "Streams of each node kept for operators whose role has admin: true"),
-            count("stream-records-per-operator-per-minute", defaults.streamRecordsPerOperatorPerMinute, "Stream opens and denials of one operator audited one by one a minute; more opens are refused, more denials counted"),
+            count("max-pending-handshakes", \.admission.pendingHandshakes, defaults.pendingHandshakes, "TLS handshakes in progress at once; beyond it the oldest of the busiest source is dropped"),
+            count("max-pending-handshakes-per-source", \.admission.pendingHandshakesPerSource, defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
+            count("max-enrollment-connections", \.admission.enrollmentConnections, defaults.enrollmentConnections, "Enrollment connections (no certificate) open at once"),
+            count("max-enrollment-connections-per-source", \.admission.enrollmentConnectionsPerSource, defaults.enrollmentConnectionsPerSource, "Enrollment connections open at once from one source"),
+            duration("enrollment-deadline", \.admission.enrollmentDeadline, defaults.enrollmentDeadline, "An enrollment connection is closed this long after it opens, whatever it does"),
+            count("connections-per-source-per-minute", \.admission.connectionsPerSourcePerMinute, defaults.connectionsPerSourcePerMinute, "New connections one source may make a minute (those that authenticate are not counted)"),
+            count("enrollments-per-source-per-minute", \.admission.enrollmentsPerSourcePerMinute, defaults.enrollmentsPerSourcePerMinute, "Enrollment requests one source may make a minute"),
+            duration("refusal-summary-interval", \.admission.refusalSummaryInterval, defaults.refusalSummaryInterval, "Refusals are audited as one count per source or operator per interval"),
+            count("streams-per-operator-per-node", \.admission.streamsPerOperatorPerNode, defaults.streamsPerOperatorPerNode, "Streams one operator may have open to one node (admins: the node's capacity)"),
+            count("admin-reserved-streams-per-node", \.admission.adminReservedStreamsPerNode, defaults.adminReservedStreamsPerNode, "Streams of each node kept for operators whose role has admin: true"),
+            count("stream-records-per-operator-per-minute", \.admission.streamRecordsPerOperatorPerMinute, defaults.streamRecordsPerOperatorPerMinute, "Stream opens and denials of one operator audited one by one a minute; more opens are refused, more denials counted"),
         ]
     }()
-
-    /// The limits from resolved settings (checked by `check` before the gateway starts).
-    static func limits(_ s: ResolvedSettings) -> AdmissionLimits {
-        var limits = AdmissionLimits()
-        limits.pendingHandshakes = s.integer("max-pending-handshakes")!
-        limits.pendingHandshakesPerSource = s.integer("max-pending-handshakes-per-source")!
-        limits.enrollmentConnections = s.integer("max-enrollment-connections")!
-        limits.enrollmentConnectionsPerSource = s.integer("max-enrollment-connections-per-source")!
-        limits.enrollmentDeadline = s.duration("enrollment-deadline")!
-        limits.connectionsPerSourcePerMinute = s.integer("connections-per-source-per-minute")!
-        limits.enrollmentsPerSourcePerMinute = s.integer("enrollments-per-source-per-minute")!
-        limits.refusalSummaryInterval = s.duration("refusal-summary-interval")!
-        limits.streamsPerOperatorPerNode = s.integer("streams-per-operator-per-node")!
-        limits.adminReservedStreamsPerNode = s.integer("admin-reserved-streams-per-node")!
-        limits.streamRecordsPerOperatorPerMinute = s.integer("stream-records-per-operator-per-minute")!
-        return limits
-    }
 
     /// Counts must be positive (the admins' reserve may be 0 and stays below a node's
     /// `capacity`), durations at least a second.

@@ -48,7 +48,7 @@ public struct AuditServeCommand: ParsableCommand {
 
     /// Live mode: a copy of the gateway's log fetched now over the tunnel, verified here.
     private func serveFromGateway(address: HostPort) throws {
-        let settings = OperatorSettings(try loadSettings(OperatorOptions.schema, config: config, flags: [:]))
+        let settings = try OperatorSettings(try loadSettings(OperatorOptions.schema, config: config, flags: [:]))
         let directory = try AuditBundle.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try AuditMirror.fetch(settings: settings, logger: TunnelLogging.bootstrap(level: max(settings.logLevel, .warning)), into: directory)

@@ -91,7 +91,7 @@ public struct GatewayCommand: ParsableCommand {
 
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
-        let gateway = GatewaySettings(settings)
+        let gateway = try GatewaySettings(settings)
         if checkConfig {
             print(settings.report())
             // The files too: a missing or mismatched certificate should show up here, not at start.
@@ -164,7 +164,7 @@ public struct ClientCommand: ParsableCommand {
 
     public func run() throws {
         let settings = try loadSettings(Self.schema, config: config, flags: flags)
-        let client = ClientSettings(settings)
+        let client = try ClientSettings(settings)
         try client.checkOffersAService(configFile: settings.configFile)
         if checkConfig {
             print(settings.report())

@@ -149,7 +149,7 @@ struct NodeDoctor {
     func run() -> [DoctorCheck] {
         let settings: ClientSettings
         do {
-            settings = ClientSettings(try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
+            settings = try ClientSettings(try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
         } catch {
             return [.fail("configuration", error.message, .configInvalid)]
         }

@@ -27,7 +27,7 @@ struct OperatorOptions: ParsableArguments {
     }
 
     func settings() throws(CommandFailure) -> OperatorSettings {
-        OperatorSettings(try loadSettings(Self.schema, config: config, flags: flags))
+        try OperatorSettings(try loadSettings(Self.schema, config: config, flags: flags))
     }
 
     /// The settings and a stderr logger (warnings and up unless log-level says otherwise).

@@ -164,10 +164,8 @@ public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The outcome of loading: every setting that has a value, with its source.
-///
-/// Accessors take the kebab-case key. Asking for a key that is not in the schema, or with the
-/// wrong kind, is a programming error and traps; required settings are guaranteed present.
+/// The outcome of loading: every setting that has a value, with its source. Read it through the
+/// role's typed settings (`DeclaredSettings`); `report()` prints the provenance.
 public struct ResolvedSettings: Sendable, Equatable {
     public let schema: SettingsSchema
     /// The config file that was read, if any.
@@ -180,69 +178,6 @@ public struct ResolvedSettings: Sendable, Equatable {
         self.configFile = configFile
         self.values = values
         self.sources = sources
-    }
-
-    private func value(_ key: String) -> SettingValue? {
-        precondition(schema.spec(key) != nil, "\"\(key)\" is not a setting of \(schema.command)")
-        return values[key]
-    }
-
-    /// A `string`, `hostName` or `choice` setting.
-    public func string(_ key: String) -> String? {
-        switch value(key) {
-        case nil: return nil
-        case .string(let s)?: return s
-        case let other?: preconditionFailure("\(key) is not a string: \(other)")
-        }
-    }
-
-    public func path(_ key: String) -> String? {
-        switch value(key) {
-        case nil: return nil
-        case .path(let s)?: return s
-        case let other?: preconditionFailure("\(key) is not a path: \(other)")
-        }
-    }
-
-    public func hostPort(_ key: String) -> HostPort? {
-        switch value(key) {
-        case nil: return nil
-        case .hostPort(let h)?: return h
-        case let other?: preconditionFailure("\(key) is not host:port: \(other)")
-        }
-    }
-
-    public func duration(_ key: String) -> Duration? {
-        switch value(key) {
-        case nil: return nil
-        case .duration(let d)?: return d
-        case let other?: preconditionFailure("\(key) is not a duration: \(other)")
-        }
-    }
-
-    public func integer(_ key: String) -> Int? {
-        switch value(key) {
-        case nil: return nil
-        case .integer(let i)?: return i
-        case let other?: preconditionFailure("\(key) is not an integer: \(other)")
-        }
-    }
-
-    public func bool(_ key: String) -> Bool? {
-        switch value(key) {
-        case nil: return nil
-        case .bool(let b)?: return b
-        case let other?: preconditionFailure("\(key) is not a bool: \(other)")
-        }
-    }
-
-    /// A map setting; empty when unset.
-    public func map(_ key: String) -> [String: String] {
-        switch value(key) {
-        case nil: return [:]
-        case .map(let m)?: return m
-        case let other?: preconditionFailure("\(key) is not a map: \(other)")
-        }
     }
 
     /// `key: value  # source` lines in schema order, for `--check-config`.

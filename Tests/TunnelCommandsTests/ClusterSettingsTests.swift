@@ -6,7 +6,7 @@ import TunnelGateway
 /// neither, both on a shared store, each checked with one sentence naming the fix.
 @Suite struct ClusterSettingsTests {
     func settings(_ environment: [String: String]) throws -> GatewaySettings {
-        GatewaySettings(try SettingsLoader.load(Schemas.gateway, SettingsInput(environment: ["HOME": "/nonexistent-home", "PATH": "/usr/bin"].merging(environment) { $1 })))
+        try GatewaySettings(try SettingsLoader.load(Schemas.gateway, SettingsInput(environment: ["HOME": "/nonexistent-home", "PATH": "/usr/bin"].merging(environment) { $1 })))
     }
 
     func refusal(_ environment: [String: String]) throws -> String? {

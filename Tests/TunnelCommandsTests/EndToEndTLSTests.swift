@@ -52,7 +52,7 @@ import TunnelTLS
             _ = try TestIssuer.issueOperatorBundle(name: "alice", caDirectory: ca, gateway: HostPort(host: "localhost", port: 7443),
                                                    serverName: nil, outputPath: "\(dir)/alice.yaml", now: now)
             let login = try OperatorLogin.install(bundlePath: "\(dir)/alice.yaml", configDirectory: "\(dir)/cfg", now: now)
-            let op = OperatorSettings(try SettingsLoader.load(Schemas.operator, SettingsInput(configPath: "\(dir)/cfg/operator.yaml", environment: ["HOME": dir])))
+            let op = try OperatorSettings(try SettingsLoader.load(Schemas.operator, SettingsInput(configPath: "\(dir)/cfg/operator.yaml", environment: ["HOME": dir])))
             #expect(op.serverName == "localhost")
             let (_, opServer) = try handshake(gatewayDir: ca, clientCert: op.cert, clientKey: op.key, gatewayCA: op.gatewayCA, host: op.serverName)
             #expect(opServer.verifiedBy?.label == "operator CA")

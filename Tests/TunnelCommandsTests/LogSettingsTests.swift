@@ -9,7 +9,7 @@ import TunnelClient
     let env = ["HOME": "/nonexistent-home", "PATH": "/usr/bin", "TUNNEL_GATEWAY": "gw:7443", "TUNNEL_SERVICES": "ssh=127.0.0.1:22"]
 
     func load(_ flags: [String: [String]], environment: [String: String] = [:]) throws(CommandFailure) -> ClientSettings {
-        ClientSettings(try SettingsLoader.load(Schemas.client, SettingsInput(environment: env.merging(environment) { _, new in new }, flags: flags)))
+        try ClientSettings(try SettingsLoader.load(Schemas.client, SettingsInput(environment: env.merging(environment) { _, new in new }, flags: flags)))
     }
 
     @Test func defaultsOfferNoLogs() throws {
@@ -28,7 +28,7 @@ import TunnelClient
               app: /srv/logs/app/../app/*.log
               k3s: journald:k3s.service
             """)
-            let settings = ClientSettings(try SettingsLoader.load(Schemas.client, SettingsInput(configPath: config, environment: env)))
+            let settings = try ClientSettings(try SettingsLoader.load(Schemas.client, SettingsInput(configPath: config, environment: env)))
             #expect(settings.logRoot == "/srv/logs")
             #expect(settings.logSources == [
                 "syslog": .files("/srv/logs/syslog"), "app": .files("/srv/logs/app/*.log"), "k3s": .journald(unit: "k3s.service"),

@@ -30,7 +30,7 @@ import TunnelTLS
 
             // The written operator.yaml is a valid config for the operator schema.
             let settings = try SettingsLoader.load(Schemas.operator, SettingsInput(configPath: "\(config)/operator.yaml", environment: ["HOME": "\(dir)/home"]))
-            let op = OperatorSettings(settings)
+            let op = try OperatorSettings(settings)
             #expect(op.gateway == HostPort(host: "gw.example.com", port: 7443))
             #expect(op.serverName == "gw.internal")
             #expect(op.cert == "\(config)/operator.crt")

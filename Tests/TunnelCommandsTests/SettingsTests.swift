@@ -10,7 +10,7 @@ import Testing
 
     @Test func defaultsOnly() throws {
         let s = try SettingsLoader.load(Schemas.gateway, SettingsInput(environment: env()))
-        let g = GatewaySettings(s)
+        let g = try GatewaySettings(s)
         #expect(g.listen == HostPort(host: "0.0.0.0", port: 7443))
         #expect(g.dataDir == "/var/lib/tunnel/gateway")
         #expect(g.pkiDir == "/var/lib/tunnel/gateway/pki")
@@ -20,6 +20,24 @@ import Testing
         #expect(g.logLevel == .info)
         #expect(s.sources["listen"] == .defaultValue)
         #expect(s.sources["pki-dir"] == .derived(from: "data-dir"))
+    }
+
+    @Test("every field of the typed settings is filled by its declaration: none keeps its placeholder")
+    func everyFieldIsDeclared() throws {
+        let gateway = try GatewaySettings(SettingsLoader.load(Schemas.gateway, SettingsInput(environment: env())))
+        #expect(gateway == GatewaySettings(
+            listen: HostPort(host: "0.0.0.0", port: 7443), dataDir: "/var/lib/tunnel/gateway", pkiDir: "/var/lib/tunnel/gateway/pki",
+            adminSocket: "/var/lib/tunnel/gateway/admin.sock", nodeCertificateTTL: .seconds(86_400), reenrollWindow: .seconds(30 * 86_400),
+            drainTimeout: .seconds(30), handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15), logLevel: .info))
+        let client = try ClientSettings(SettingsLoader.load(Schemas.client, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443", "TUNNEL_LOG_LEVEL": "debug"]))))
+        #expect(client == ClientSettings(
+            gateway: HostPort(host: "gw", port: 7443), serverName: "gw", cert: "/var/lib/tunnel/client/node.crt", key: "/var/lib/tunnel/client/node.key",
+            gatewayCA: "/var/lib/tunnel/client/gateway-ca.crt", services: [:], nodeLabels: [:], keepaliveInterval: .seconds(15), logLevel: .debug))
+        let operatorSettings = try OperatorSettings(SettingsLoader.load(Schemas.operator, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443"], home: "/h"))))
+        #expect(operatorSettings == OperatorSettings(
+            gateway: HostPort(host: "gw", port: 7443), serverName: "gw", cert: "/h/.config/tunnel/operator.crt", key: "/h/.config/tunnel/operator.key",
+            gatewayCA: "/h/.config/tunnel/gateway-ca.crt", sshKnownHosts: "/h/.ssh/known_hosts.tunnel", logLevel: .info))
+        #expect(Schemas.gateway.keys == GatewaySettings.declarations.map(\.spec.key))
     }
 
     @Test func precedenceDefaultFileEnvironmentFlag() throws {
@@ -36,15 +54,16 @@ import Testing
                                       environment: env(["TUNNEL_DRAIN_TIMEOUT": "2m", "TUNNEL_LISTEN": "10.0.0.2:2000"]),
                                       flags: ["listen": ["[::1]:3000"]])
             let s = try SettingsLoader.load(Schemas.gateway, input)
-            #expect(s.hostPort("listen") == HostPort(host: "::1", port: 3000))          // flag beats env and file
+            let g = try GatewaySettings(s)
+            #expect(g.listen == HostPort(host: "::1", port: 3000))          // flag beats env and file
             #expect(s.sources["listen"] == .flag("--listen"))
-            #expect(s.duration("drain-timeout") == .seconds(120))                      // env beats file
+            #expect(g.drainTimeout == .seconds(120))                                  // env beats file
             #expect(s.sources["drain-timeout"] == .environment("TUNNEL_DRAIN_TIMEOUT"))
-            #expect(s.duration("handshake-timeout") == .seconds(5))                    // file beats default
+            #expect(g.handshakeTimeout == .seconds(5))                                // file beats default
             #expect(s.sources["handshake-timeout"] == .file(path: config, line: 4))
-            #expect(s.duration("keepalive-interval") == .seconds(15))                  // default
-            #expect(s.path("data-dir") == "\(dir)/state")                              // relative to the file
-            #expect(s.path("pki-dir") == "\(dir)/state/pki")                           // derived after all sources
+            #expect(g.keepaliveInterval == .seconds(15))                              // default
+            #expect(g.dataDir == "\(dir)/state")                                        // relative to the file
+            #expect(g.pkiDir == "\(dir)/state/pki")                                     // derived after all sources
             #expect(s.configFile == config)
         }
     }
@@ -62,7 +81,7 @@ import Testing
               example.com/rack: "7"
             """)
             let s = try SettingsLoader.load(Schemas.client, SettingsInput(configPath: config, environment: env()))
-            let c = ClientSettings(s)
+            let c = try ClientSettings(s)
             #expect(c.serverName == "gw.example.com")
             #expect(c.services == ["ssh": HostPort(host: "127.0.0.1", port: 22), "k3s": HostPort(host: "::1", port: 6443)])
             #expect(c.nodeLabels == ["site": "berlin", "example.com/rack": "7"])
@@ -72,12 +91,12 @@ import Testing
             let f = try SettingsLoader.load(Schemas.client, SettingsInput(
                 configPath: config, environment: env(["TUNNEL_SERVER_NAME": "gw.internal"]),
                 flags: ["node-labels": ["a=1,b=2", "c=3"]]))
-            #expect(f.map("node-labels") == ["a": "1", "b": "2", "c": "3"])
-            #expect(f.string("server-name") == "gw.internal")
+            #expect(try ClientSettings(f).nodeLabels == ["a": "1", "b": "2", "c": "3"])
+            #expect(try ClientSettings(f).serverName == "gw.internal")
             // Environment maps are k=v,k2=v2.
             let e = try SettingsLoader.load(Schemas.client, SettingsInput(
                 configPath: config, environment: env(["TUNNEL_SERVICES": "ssh=10.0.0.5:22,web=host.local:80"])))
-            #expect(e.map("services") == ["ssh": "10.0.0.5:22", "web": "host.local:80"])
+            #expect(try ClientSettings(e).services == ["ssh": HostPort(host: "10.0.0.5", port: 22), "web": HostPort(host: "host.local", port: 80)])
         }
     }
 
@@ -86,7 +105,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: "\(dir)/xdg/tunnel", withIntermediateDirectories: true)
             try writeFile("\(dir)/xdg/tunnel/operator.yaml", "gateway: gw:7443\n")
             let s = try SettingsLoader.load(Schemas.operator, SettingsInput(environment: env(["XDG_CONFIG_HOME": "\(dir)/xdg"], home: dir)))
-            let o = OperatorSettings(s)
+            let o = try OperatorSettings(s)
             #expect(s.configFile == "\(dir)/xdg/tunnel/operator.yaml")
             #expect(o.gateway == HostPort(host: "gw", port: 7443))
             #expect(o.cert == "\(dir)/xdg/tunnel/operator.crt")
@@ -151,7 +170,7 @@ import Testing
             // A node offering only built-in services needs no TCP service…
             let kubeOnly = try SettingsLoader.load(Schemas.client, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443", "TUNNEL_KUBERNETES": "\(dir)/kubeconfig"])))
             #expect(throws: Never.self) { try ClientSettings(kubeOnly).checkOffersAService(configFile: nil) }
-            #expect(ClientSettings(kubeOnly).services.isEmpty)
+            #expect(try ClientSettings(kubeOnly).services.isEmpty)
             // …but a node offering nothing at all is refused with one sentence naming the fix.
             try writeFile("\(dir)/c.yaml", "services: {}\n")
             let nothing = try SettingsLoader.load(Schemas.client, SettingsInput(configPath: "\(dir)/c.yaml", environment: env(["TUNNEL_GATEWAY": "gw:7443"])))
