@@ -57,7 +57,7 @@ final class ClusterSync {
     private unowned let gateway: Gateway
     private let store: FleetStore
     private let clock: () -> Int64
-    private var ledger = PresenceLedger()
+    private(set) var ledger = PresenceLedger()
     /// Nil until the feed's end at start was read: reading from an unknown point would replay
     /// old cuts and policies.
     private(set) var cursor: ChangeFeedCursor?

@@ -229,4 +229,20 @@ struct ClusterPresenceTests {
             #expect(reloads.map { $0["policy_version"] } == [.string(Gateway.policyVersion(Array(fresh.utf8)))], "replica \(name)")
         }
     }
+
+    @Test("a claim the store refused is made again once the store answers, and the node shows online at the other replica")
+    func refusedClaimIsRetried() throws {
+        guard PostgresTestServer.shouldRun else { return }
+        let server = try PostgresTestServer.shared()
+        let cluster = try TwoReplicas(.postgres)
+        defer { cluster.tearDown() }
+        let database = try #require(cluster.databaseName)
+        try server.execute("ALTER TABLE presence RENAME TO presence_away", database: database)
+        try cluster.startNode(try cluster.identity(.node, "edge-1"), at: 0)
+        #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 0) }))
+        #expect(cluster.gateways[0].cluster?.ledger.sessions["edge-1"] == .pending, "the session goes on unclaimed")
+        try server.execute("ALTER TABLE presence_away RENAME TO presence", database: database)
+        #expect(cluster.runner.run(until: { cluster.status("edge-1", at: 1)?.replica == "a" }, timeout: .seconds(5)))
+        #expect(cluster.gateways[0].cluster?.ledger.sessions["edge-1"] == .held(epoch: 1))
+    }
 }
