@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "Multiplex", targets: ["Multiplex"]),
         .library(name: "TunnelIO", targets: ["TunnelIO"]),
         .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
+        /// The mux-over-TLS-over-socket runtime and the tunnel's messages, for the fleet simulator.
+        .library(name: "TunnelRuntime", targets: ["TunnelRuntime"]),
         /// The audit log and its offline verifier, for tools of an auditor's own (and audit-bench).
         .library(name: "TunnelAudit", targets: ["TunnelAudit"]),
         .executable(name: "tunnel", targets: ["tunnel"]),

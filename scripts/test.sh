@@ -3,7 +3,8 @@
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
 # kubectl by impersonation (kubernetes.sh), a real Prometheus scraping the gateway (metrics.sh),
-# the offline schema checks of deploy/ (deploy-check.sh), and a one-box backup and restore.
+# the offline schema checks of deploy/ (deploy-check.sh), a one-box backup and restore, and a
+# 2-minute fleet soak with the fleet simulator (scripts/fleet-soak.sh --ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +32,6 @@ Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
 Tests/EndToEnd/metrics.sh .build/debug/tunnel
 Tests/EndToEnd/deploy-check.sh
 Tests/EndToEnd/backup-restore.sh .build/debug/tunnel
+# Fleet soak (issue #11): 200 simulated nodes, churn on, 2 minutes of checked streams through the
+# debug gateway; fails on any wrong or lost byte, audit or node-list mismatch.
+FLEET_TUNNEL=.build/debug/tunnel FLEET_SIM_CONFIG=debug scripts/fleet-soak.sh --ci

@@ -95,20 +95,27 @@ public final class StreamConnection: HandleOwner {
     /// naming the address (for example `ECONNREFUSED`, or `ETIMEDOUT` when
     /// `timeoutMilliseconds` passes first). On failure the connection is
     /// already closing and must not be used. Throws, without calling
-    /// `onConnect`, if the connect cannot even start.
+    /// `onConnect`, if the connect cannot even start. `localAddress` binds the
+    /// socket's own end first (a fleet simulator speaks from many loopback addresses).
     public static func connect(
         loop: EventLoop,
         to address: SocketAddress,
+        from localAddress: SocketAddress? = nil,
         timeoutMilliseconds: UInt64? = nil,
         readBufferSize: Int = defaultReadBufferSize,
         _ onConnect: @escaping (Result<Void, IOError>) -> Void
     ) throws(IOError) -> StreamConnection {
         var storage = address.storage
+        var local = localAddress?.storage
         return try connect(
             loop: loop, kind: .tcp, peer: address.description, timeoutMilliseconds: timeoutMilliseconds,
             readBufferSize: readBufferSize, onConnect
         ) { connection, request, callback in
-            tunnel_uv_tcp_connect(request, connection.handle, &storage, callback)
+            if local != nil {
+                let bound = tunnel_uv_tcp_bind(connection.handle, &local!, 0)
+                if bound != 0 { return bound }
+            }
+            return tunnel_uv_tcp_connect(request, connection.handle, &storage, callback)
         }
     }
 

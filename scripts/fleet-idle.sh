@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fleet scale, scenario 1 (issue #11): NODES simulated nodes connected to a release gateway on
+# loopback and left idle. Figures: time until all are online, the gateway's RSS per idle node
+# (its RSS with the fleet minus its RSS before any node connected, over NODES), its CPU over
+# 60 idle seconds, and how long an admin's `tunnel nodes` takes (3 runs).
+#   scripts/fleet-idle.sh [--nodes 10000]
+# The fleet's gateway data and identities are kept in $FLEET_DIR/nNODES (scripts/lib/fleet.sh).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NODES=10000
+while [ $# -gt 0 ]; do
+    case $1 in
+        --nodes) NODES=$2; shift 2 ;;
+        *) echo "unknown argument $1"; exit 2 ;;
+    esac
+done
+WORK=$(mktemp -d /tmp/tunnel-fleet-idle.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+# shellcheck source=lib/fleet.sh
+. "$ROOT/scripts/lib/fleet.sh"
+
+fleet_build || exit 1
+FLEET_HOME=${FLEET_DIR:-/var/tmp/tunnel-fleet}/n$NODES
+mkdir -p "$FLEET_HOME"
+fleet_gateway_start "$FLEET_HOME/data" || exit 1
+fleet_operator "idle$$" && fleet_login "idle$$" || exit 1
+TOKEN_ARGS=()
+[ "$(ls "$FLEET_HOME/ids" 2>/dev/null | grep -c '\.crt$')" -ge "$NODES" ] || TOKEN_ARGS=(--token "$(fleet_token "$NODES")")
+sleep 5    # let the fresh gateway settle before its empty size is read
+EMPTY_RSS=$(rss_kib "$GATEWAY_PID")
+figure "idle: gateway RSS with no node" "$((EMPTY_RSS / 1024)) MiB"
+
+fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --status-interval 5s
+wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
+grep '^ENROLLED' "$WORK/sim.log"
+online=$(grep -m1 '^ONLINE' "$WORK/sim.log")
+figure "idle: $NODES nodes online after start" "${online#ONLINE }"
+sleep 15   # the connect storm's last handshakes and announcements are done
+FULL_RSS=$(rss_kib "$GATEWAY_PID")
+figure "idle: gateway RSS with $NODES idle nodes" "$((FULL_RSS / 1024)) MiB"
+figure "idle: gateway RSS per idle node" "$(((FULL_RSS - EMPTY_RSS) / NODES)) KiB"
+ticks_before=$(cpu_ticks "$GATEWAY_PID")
+sleep 60
+ticks_after=$(cpu_ticks "$GATEWAY_PID")
+figure "idle: gateway CPU over 60 s idle" "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f %% of one core", t / hz / 60 * 100 }')"
+for run in 1 2 3; do
+    read -r seconds status < <(seconds_of "$TUNNEL" nodes)
+    listed=$(grep -c ' online ' "$WORK/last.out")
+    figure "idle: tunnel nodes, run $run" "$seconds s (exit $status, $listed online rows)"
+done
+kill -TERM "$SIM_PID"
+wait "$SIM_PID"
