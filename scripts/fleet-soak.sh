@@ -9,7 +9,7 @@
 #   scripts/fleet-soak.sh [--nodes 1000] [--operators 20] [--streams 10] [--minutes 30] [--churn 0.1]
 #                         [--sizes 1K:50,64K:30,1M:15,16M:5] [--ci]
 # --ci: the 2-minute version scripts/test.sh runs (200 nodes, churn on, a fresh fleet directory,
-# the gateway and simulator built in debug if FLEET_DEBUG=1). Exits non-zero on any failed check.
+# FLEET_TUNNEL and FLEET_SIM_CONFIG as in scripts/lib/fleet.sh). Exits non-zero on any failed check.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
