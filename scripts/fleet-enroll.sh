@@ -16,21 +16,12 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1"; exit 2 ;;
     esac
 done
-WORK=$(mktemp -d /tmp/tunnel-fleet-enroll.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=lib/fleet.sh
 . "$ROOT/scripts/lib/fleet.sh"
-FAILED=0
+fleet_begin fleet-enroll
 
-fleet_build || exit 1
 fleet_gateway_start "$WORK/data" || exit 1
-fleet_operator "enroll$$" && fleet_login "enroll$$" || exit 1
+fleet_operator "admin$$" && fleet_login "admin$$" || exit 1
 TOKEN=$(fleet_token "$NODES")
 "$FLEET_SIM" --gateway "127.0.0.1:$GATEWAY_PORT" --nodes "$NODES" --identities "$WORK/ids" --token "$TOKEN" \
     --enroll-only --enroll-concurrency "$CONCURRENCY" --status-interval 5s >"$WORK/sim.log" 2>&1
@@ -42,16 +33,14 @@ certificates=$(ls "$WORK/ids" | grep -c '\.crt$')
 "$TUNNEL" nodes --json >"$WORK/nodes.json"
 known=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["nodes"]))' "$WORK/nodes.json")
 figure "enroll: certificates received / nodes the gateway knows" "$certificates / $known"
-[ "$certificates" = "$NODES" ] && [ "$known" = "$NODES" ] || FAILED=$((FAILED + 1))
+[ "$certificates" = "$NODES" ] && [ "$known" = "$NODES" ] && pass "exactly $NODES certificates" || fail "exactly $NODES certificates"
 uses=$("$TUNNEL" token ls --admin-socket "$ADMIN_SOCKET" | grep -o "[0-9]*/$NODES" | head -1)
 figure "enroll: token uses" "$uses"
-[ "$uses" = "$NODES/$NODES" ] || FAILED=$((FAILED + 1))
+[ "$uses" = "$NODES/$NODES" ] && pass "the token is used up" || fail "the token is used up" "$uses"
 "$FLEET_SIM" --gateway "127.0.0.1:$GATEWAY_PORT" --nodes $((NODES + 1)) --identities "$WORK/ids" --token "$TOKEN" \
     --enroll-only --status-interval 5s >"$WORK/extra.log" 2>&1
 extra=$?
 refusal=$(grep -m1 'error: .*enrollment of' "$WORK/extra.log" | cut -c1-160)
 figure "enroll: one node more" "exit $extra: ${refusal:-no refusal seen}"
-[ "$extra" != 0 ] && [ "$(ls "$WORK/ids" | grep -c '\.crt$')" = "$NODES" ] || FAILED=$((FAILED + 1))
-[ "$status" = 0 ] || FAILED=$((FAILED + 1))
-echo "$([ "$FAILED" = 0 ] && echo 1 || echo 0) passed, $FAILED failed"
-exit $((FAILED > 0))
+[ "$extra" != 0 ] && [ "$(ls "$WORK/ids" | grep -c '\.crt$')" = "$NODES" ] && pass "one node more is refused" || fail "one node more is refused"
+[ "$status" = 0 ] && pass "every enrollment succeeded" || fail "every enrollment succeeded" "$(tail -20 "$WORK/sim.log")"

@@ -3,41 +3,32 @@
 # loopback and left idle. Figures: time until all are online, the gateway's RSS per idle node
 # (its RSS with the fleet minus its RSS before any node connected, over NODES), its CPU over
 # 60 idle seconds, and how long an admin's `tunnel nodes` takes (3 runs).
-#   scripts/fleet-idle.sh [--nodes 10000]
+#   scripts/fleet-idle.sh [--nodes 10000] [--connect-rate 500]
+# The nodes first dial at CONNECT-RATE a second (0: all at once). All at once, 10,000 fresh dials
+# overrun the gateway's pending-handshake cap, whose eviction then ends every handshake before it
+# completes (docs/BENCHMARKS.md, "Fleet scale"); this scenario measures the connected fleet.
 # The fleet's gateway data and identities are kept in $FLEET_DIR/nNODES (scripts/lib/fleet.sh).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NODES=10000
+NODES=10000 CONNECT_RATE=500
 while [ $# -gt 0 ]; do
     case $1 in
         --nodes) NODES=$2; shift 2 ;;
+        --connect-rate) CONNECT_RATE=$2; shift 2 ;;
         *) echo "unknown argument $1"; exit 2 ;;
     esac
 done
-WORK=$(mktemp -d /tmp/tunnel-fleet-idle.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=lib/fleet.sh
 . "$ROOT/scripts/lib/fleet.sh"
+fleet_begin fleet-idle
 
-fleet_build || exit 1
-FLEET_HOME=${FLEET_DIR:-/var/tmp/tunnel-fleet}/n$NODES
-mkdir -p "$FLEET_HOME"
-fleet_gateway_start "$FLEET_HOME/data" || exit 1
-fleet_operator "idle$$" && fleet_login "idle$$" || exit 1
-TOKEN_ARGS=()
-[ "$(ls "$FLEET_HOME/ids" 2>/dev/null | grep -c '\.crt$')" -ge "$NODES" ] || TOKEN_ARGS=(--token "$(fleet_token "$NODES")")
+fleet_prepare "$NODES"
 sleep 5    # let the fresh gateway settle before its empty size is read
 EMPTY_RSS=$(rss_kib "$GATEWAY_PID")
 figure "idle: gateway RSS with no node" "$((EMPTY_RSS / 1024)) MiB"
 
-fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --status-interval 5s
+fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
 grep '^ENROLLED' "$WORK/sim.log"
 online=$(grep -m1 '^ONLINE' "$WORK/sim.log")

@@ -28,24 +28,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-WORK=$(mktemp -d /tmp/tunnel-fleet-soak.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=lib/fleet.sh
 . "$ROOT/scripts/lib/fleet.sh"
-FAILED=0
-problem() { echo "FAIL - $1"; FAILED=$((FAILED + 1)); }
+fleet_begin fleet-soak
 
-fleet_build || exit 1
-if [ -n "$CI_MODE" ]; then FLEET_HOME=$WORK/fleet; else FLEET_HOME=${FLEET_DIR:-/var/tmp/tunnel-fleet}/n$NODES; fi
-mkdir -p "$FLEET_HOME"
+[ -n "$CI_MODE" ] && FLEET_DIR=$WORK/fleet
 # Operators open streams as fast as they finish: the per-operator record budget is not what this measures.
-fleet_gateway_start "$FLEET_HOME/data" --stream-records-per-operator-per-minute 1000000 || exit 1
+fleet_prepare "$NODES" --stream-records-per-operator-per-minute 1000000
 OPERATOR_NAMES=()
 BUNDLES=()
 for number in $(seq 1 "$OPERATORS"); do
@@ -54,9 +43,6 @@ for number in $(seq 1 "$OPERATORS"); do
     OPERATOR_NAMES+=("$name")
     BUNDLES+=(--operator-bundle "$WORK/$name.yaml")
 done
-fleet_login "${OPERATOR_NAMES[0]}"
-TOKEN_ARGS=()
-[ "$(ls "$FLEET_HOME/ids" 2>/dev/null | grep -c '\.crt$')" -ge "$NODES" ] || TOKEN_ARGS=(--token "$(fleet_token "$NODES")")
 AFTER_SEQ=$(python3 -c '
 import glob, json, sys
 last = 0
@@ -79,21 +65,21 @@ figure "soak: gateway RSS idle with $NODES nodes" "$((IDLE_RSS / 1024)) MiB"
 PIDS+=($!)
 LOAD_START=$(date +%s)
 
-wait_for_line "$WORK/sim.log" "^LINGER" $((MINUTES * 60 + 600)) "$SIM_PID" || problem "the simulator reached its report"
+wait_for_line "$WORK/sim.log" "^LINGER" $((MINUTES * 60 + 600)) "$SIM_PID" || fail "the simulator reached its report" "$(tail -20 "$WORK/sim.log")"
 LOAD_END=$(date +%s)
-"$TUNNEL" nodes --json >"$WORK/nodes.json" 2>"$WORK/nodes.err" || problem "tunnel nodes: $(cat "$WORK/nodes.err")"
-python3 "$ROOT/scripts/lib/fleet-audit-check.py" nodes "$WORK/nodes.json" "$WORK/nodes.state" || problem "the node list matches the simulator"
+"$TUNNEL" nodes --json >"$WORK/nodes.json" 2>"$WORK/nodes.err" || fail "tunnel nodes: $(cat "$WORK/nodes.err")"
+python3 "$ROOT/scripts/lib/fleet-audit-check.py" nodes "$WORK/nodes.json" "$WORK/nodes.state" || fail "the node list matches the simulator"
 sleep "$AFTER_SECONDS"
 AFTER_RSS=$(rss_kib "$GATEWAY_PID")
 wait "$SIM_PID"; SIM_STATUS=$?
 sed -n '/^fleet-sim:/,$p' "$WORK/sim.log"
-[ "$SIM_STATUS" = 0 ] || problem "the simulator found wrong bytes or lost streams (exit $SIM_STATUS)"
+[ "$SIM_STATUS" = 0 ] || fail "the simulator found wrong bytes or lost streams (exit $SIM_STATUS)"
 # Every node said goodbye; a graceful stop lets the gateway write the last disconnect records.
 kill -TERM "$GATEWAY_PID"
 wait "$GATEWAY_PID"
 python3 "$ROOT/scripts/lib/fleet-audit-check.py" audit "$GATEWAY_DATA/audit" "$AFTER_SEQ" "$WORK/report.json" "$WORK/nodes.state" \
-    "${OPERATOR_NAMES[@]}" || problem "the audit matches the simulator"
-"$TUNNEL" audit verify "$GATEWAY_DATA/audit" >"$WORK/verify.out" 2>&1 || problem "tunnel audit verify: $(tail -3 "$WORK/verify.out")"
+    "${OPERATOR_NAMES[@]}" || fail "the audit matches the simulator"
+"$TUNNEL" audit verify "$GATEWAY_DATA/audit" >"$WORK/verify.out" 2>&1 || fail "tunnel audit verify: $(tail -3 "$WORK/verify.out")"
 
 python3 - "$WORK/rss.tsv" "$LOAD_START" "$LOAD_END" "$IDLE_RSS" "$AFTER_RSS" "$WORK/report.json" "$AFTER_SECONDS" <<'PY' | while read -r line; do figure "${line%%=*}" "${line#*=}"; done
 import json, sys
@@ -113,6 +99,4 @@ if five:
 print(f"soak: gateway RSS {sys.argv[7]} s after the load={mib(after)} ({(after - idle) * 100 / idle:+.0f} % of idle)")
 PY
 [ $((AFTER_RSS * 10)) -le $((IDLE_RSS * 11)) ] || echo "note: RSS a minute after the load is more than 10 % above idle"
-[ "$FAILED" = 0 ] && echo "fleet soak: all checks passed" || echo "fleet soak: $FAILED checks failed"
-echo "$([ "$FAILED" = 0 ] && echo 1 || echo 0) passed, $FAILED failed"
-exit $((FAILED > 0))
+[ "$FAILED" = 0 ] && pass "fleet soak: no byte wrong or lost, audit and node list exact"

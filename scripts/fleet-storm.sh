@@ -20,24 +20,11 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1"; exit 2 ;;
     esac
 done
-WORK=$(mktemp -d /tmp/tunnel-fleet-storm.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=lib/fleet.sh
 . "$ROOT/scripts/lib/fleet.sh"
+fleet_begin fleet-storm
 
-fleet_build || exit 1
-FLEET_HOME=${FLEET_DIR:-/var/tmp/tunnel-fleet}/n$NODES
-mkdir -p "$FLEET_HOME"
-fleet_gateway_start "$FLEET_HOME/data" || exit 1
-fleet_operator "storm$$" && fleet_login "storm$$" || exit 1
-TOKEN_ARGS=()
-[ "$(ls "$FLEET_HOME/ids" 2>/dev/null | grep -c '\.crt$')" -ge "$NODES" ] || TOKEN_ARGS=(--token "$(fleet_token "$NODES")")
+fleet_prepare "$NODES"
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --status-interval 5s
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
 grep -m1 '^ONLINE' "$WORK/sim.log"

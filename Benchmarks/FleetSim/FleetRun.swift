@@ -99,8 +99,10 @@ final class FleetRun {
         guard !identities.isEmpty, let gatewayCA = cache?.gatewayCA() else { return true }
         let begin = monotonicNanos()
         for (number, worker) in workers.enumerated() {
+            let rate = options.connectRate
             let mine = try identities.indices.filter { $0 % workers.count == number }.map {
-                (index: $0, identity: identities[$0], source: try sourceAddress(base: options.sourceBase, index: $0))
+                (index: $0, identity: identities[$0], source: try sourceAddress(base: options.sourceBase, index: $0),
+                 delay: rate > 0 ? UInt64(Double($0) / rate * 1000) : 0)
             }
             let board = board
             worker.run { worker in
@@ -108,7 +110,7 @@ final class FleetRun {
                     let virtual = VirtualNode(index: node.index, context: worker.context, board: board, identity: node.identity,
                                               gatewayCA: gatewayCA, source: node.source)
                     worker.nodes[node.index] = virtual
-                    virtual.start()
+                    virtual.start(after: node.delay)
                 }
             }
         }

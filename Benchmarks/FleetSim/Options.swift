@@ -31,6 +31,7 @@ struct Options {
     var loadDelay = 0.0
     var linger = 0.0
     var openBeforeHello = false
+    var connectRate = 0.0
 
     static let usage = """
     fleet-sim: N virtual nodes and M virtual operators in one process, on the real protocol.
@@ -62,6 +63,7 @@ struct Options {
       --load-delay D             once the fleet is online, wait this long (idle) before the operators start (0)
       --linger D                 after the report, keep the nodes connected and idle this long (0)
       --open-before-hello        operators open streams once TLS is up, before the gateway's HELLO
+      --connect-rate R           nodes first dial at R a second, in order; 0 dials all at once (0)
     SIGUSR1 marks a gateway (re)start: an EPISODE line then says how long every node took to come back.
     Exit status 1 if any byte was wrong or any stream was lost without a reason; 2 for bad usage.
     """
@@ -113,6 +115,7 @@ struct Options {
             case "--load-delay": options.loadDelay = try seconds(value(flag), flag)
             case "--linger": options.linger = try seconds(value(flag), flag)
             case "--open-before-hello": options.openBeforeHello = true
+            case "--connect-rate": options.connectRate = try number(value(flag), flag)
             case "--help", "-h": throw UsageError(nil)
             default: throw UsageError("unknown flag \(flag)")
             }

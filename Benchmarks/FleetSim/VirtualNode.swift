@@ -37,7 +37,11 @@ final class VirtualNode: MuxConnectionDelegate {
         retryTimer = LoopTimer(loop: context.loop)
     }
 
-    func start() { dial() }
+    /// Dials after `milliseconds` (a ramp spreads a fleet's first connects).
+    func start(after milliseconds: UInt64) {
+        guard milliseconds > 0 else { return dial() }
+        retryTimer.start(after: milliseconds) { [self] in dial() }
+    }
 
     private func dial() {
         guard !stopped else { return }

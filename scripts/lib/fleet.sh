@@ -1,7 +1,7 @@
 # Shared by scripts/fleet-*.sh: a release gateway on loopback, its admin, operator bundles, join
 # tokens, the fleet simulator (Benchmarks/FleetSim), and the gateway's RSS and CPU read from
-# /proc. Source it after setting WORK (a temporary directory the caller removes) and PIDS (the
-# processes the caller ends by PID); it sources loopback.sh for start/wait_for_line/free_port.
+# /proc. Source it, then call fleet_begin NAME: the work directory, the processes ended at exit
+# and the tally of checks are scripts/lib/e2e.sh's (pass, fail, "N passed, N failed").
 #
 # Environment:
 #   FLEET_DIR   where a fleet's gateway data and enrolled identities are kept between runs, so a
@@ -14,8 +14,27 @@
 #   FLEET_SIM_CONFIG  release (default) or debug: how the simulator is built
 
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-# shellcheck source=loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
+# shellcheck source=e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
+
+# fleet_begin NAME: WORK, HOME and the exit cleanup (e2e_begin), then the builds (fleet_build).
+fleet_begin() {
+    e2e_begin "$1" - python3
+    fleet_build || exit 1
+}
+
+# fleet_prepare NODES [GATEWAY FLAGS...]: the gateway on the fleet's kept data
+# ($FLEET_DIR/nNODES), an admin operator logged in for `tunnel nodes`, and TOKEN_ARGS: a token
+# for the simulator when the fleet's identities are not all enrolled yet.
+fleet_prepare() {
+    local nodes=$1; shift
+    FLEET_HOME=${FLEET_DIR:-/var/tmp/tunnel-fleet}/n$nodes
+    mkdir -p "$FLEET_HOME"
+    fleet_gateway_start "$FLEET_HOME/data" "$@" || exit 1
+    fleet_operator "admin$$" && fleet_login "admin$$" || exit 1
+    TOKEN_ARGS=()
+    [ "$(ls "$FLEET_HOME/ids" 2>/dev/null | grep -c '\.crt$')" -ge "$nodes" ] || TOKEN_ARGS=(--token "$(fleet_token "$nodes")")
+}
 
 # fleet_build: builds what FLEET_BIN and FLEET_TUNNEL do not provide; sets TUNNEL and FLEET_SIM.
 fleet_build() {
@@ -74,8 +93,6 @@ fleet_operator() {
 
 # fleet_login NAME: installs NAME's bundle as the operator of this shell's HOME, for `tunnel nodes`.
 fleet_login() {
-    export HOME=$WORK/home
-    mkdir -p "$HOME"
     "$TUNNEL" login "$WORK/$1.yaml" >/dev/null
 }
 
