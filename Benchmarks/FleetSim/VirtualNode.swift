@@ -49,7 +49,7 @@ final class VirtualNode: MuxConnectionDelegate {
             if tls == nil {
                 tls = try TLSContext(configuration: TLSConfiguration(
                     role: .client, identity: identity,
-                    peerVerification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: gatewayCA)]),
+                    peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
                     applicationProtocols: [TunnelProtocol.nodeALPN]))
             }
         } catch {

@@ -48,7 +48,7 @@ final class VirtualOperator: MuxConnectionDelegate {
         nextSeed = UInt64(number) << 40
         tls = try TLSContext(configuration: TLSConfiguration(
             role: .client, identity: bundle.identity,
-            peerVerification: .trustedCAs([TrustedCA(label: "gateway CA", certificate: bundle.gatewayCA)]),
+            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: bundle.gatewayCA)]),
             applicationProtocols: [TunnelProtocol.operatorALPN]))
         tick = LoopTimer(loop: context.loop)
         scratch.reserveCapacity(64 * 1024)
