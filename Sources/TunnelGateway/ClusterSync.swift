@@ -64,6 +64,7 @@ final class ClusterSync {
     private let timer: LoopTimer
     /// The last store failure that was logged, so a lasting outage logs once, and its end too.
     private var storeTrouble: String?
+    private var retry = StoreRetry()
     private var nextPrune: Int64 = 0
 
     init(identity: ReplicaIdentity, gateway: Gateway, store: FleetStore, clock: @escaping () -> Int64) {
@@ -93,7 +94,7 @@ final class ClusterSync {
     /// Stops the timer and ends this replica's leases, so its nodes show offline at once.
     func stop() {
         timer.close()
-        attempt("release the node leases") { () throws(StoreError) in _ = try store.releaseAll(replica: identity.name) }
+        attempt("release the node leases", always: true) { () throws(StoreError) in _ = try store.releaseAll(replica: identity.name) }
     }
 
     /// A node session started here: claims it; returns its cluster-wide epoch, or nil when the
@@ -113,7 +114,7 @@ final class ClusterSync {
 
     /// Tells the other replicas to apply a change this replica made.
     func publish(_ kind: FleetChange.Kind, subject: String, detail: String) {
-        attempt("publish a \(kind.rawValue) change of \(subject) to the other replicas") { () throws(StoreError) in
+        attempt("publish a \(kind.rawValue) change of \(subject) to the other replicas", always: true) { () throws(StoreError) in
             _ = try store.appendChange(kind, subject: subject, detail: detail, replica: identity.name, now: clock())
         }
     }
@@ -136,7 +137,8 @@ final class ClusterSync {
 
     private func tick() {
         let now = clock()
-        for node in ledger.unclaimed { _ = claim(node) }
+        // One failed claim stops the round: the next ones would wait on the same failing store.
+        for node in ledger.unclaimed where claim(node) == nil { break }
         if ledger.renewalDue(now: now) { renew(now: now) }
         readChanges()
     }
@@ -178,22 +180,50 @@ final class ClusterSync {
         }
     }
 
-    /// Runs one store call; a failure is logged once until the store answers again.
+    /// Runs one store call, unless the store failed lately and `retry` says to wait (`always`
+    /// overrides that for what an admin just did); a failure is logged once until the store
+    /// answers again.
     @discardableResult
-    private func attempt<Result>(_ what: String, _ body: () throws(StoreError) -> Result) -> Result? {
+    private func attempt<Result>(_ what: String, always: Bool = false, _ body: () throws(StoreError) -> Result) -> Result? {
+        guard always || retry.mayCall(now: clock()) else { return nil }
         do {
             let result = try body()
+            retry.succeeded()
             if let trouble = storeTrouble {
                 storeTrouble = nil
                 gateway.logger.notice("the shared store answers again; cluster presence and changes resume", metadata: ["after": "\(trouble)"])
             }
             return result
         } catch {
+            retry.failed(now: clock())
             if storeTrouble == nil {
                 gateway.logger.error("cannot \(what); local sessions go on, the cluster's view of them lags until the store answers", metadata: ["error": "\(error.message)"])
             }
             storeTrouble = error.message
             return nil
         }
+    }
+}
+
+/// When to call a failing store again. A call to an unreachable server can block the loop for
+/// the connect timeout (5 s), so after a failure the periodic calls wait 1 s, then 2, 4, 8, and
+/// 15 s at most (one lease: a store that answers again sees the leases renewed within it).
+struct StoreRetry {
+    static let firstDelaySeconds: Int64 = 1
+    static let maxDelaySeconds: Int64 = 15
+    private(set) var failures = 0
+    private var retryAt: Int64 = 0
+
+    func mayCall(now: Int64) -> Bool {
+        failures == 0 || now >= retryAt
+    }
+
+    mutating func failed(now: Int64) {
+        failures += 1
+        retryAt = now + min(Self.maxDelaySeconds, Self.firstDelaySeconds << min(failures - 1, 8))
+    }
+
+    mutating func succeeded() {
+        failures = 0
     }
 }

@@ -71,4 +71,20 @@ struct PresenceLedgerTests {
         #expect(nothing == [])
         #expect(cursor.lastSequence == 13)
     }
+
+    @Test func aFailingStoreIsCalledAgainAfterGrowingPauses() {
+        var retry = StoreRetry()
+        #expect(retry.mayCall(now: start))
+        var pauses: [Int64] = []
+        var now = start
+        for _ in 0..<6 {
+            retry.failed(now: now)
+            let waited = (now...(now + 60)).first { retry.mayCall(now: $0) }! - now
+            pauses.append(waited)
+            now += waited
+        }
+        #expect(pauses == [1, 2, 4, 8, 15, 15])
+        retry.succeeded()
+        #expect(retry.mayCall(now: now))
+    }
 }
