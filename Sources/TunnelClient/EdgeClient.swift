@@ -240,7 +240,7 @@ public final class EdgeClient {
         }
         renewing = true
         // Weak: the reply may come (or fail) while the client is being stopped and released.
-        connection.request(metadata: TunnelProtocol.encode(NodeRequest.renew(csr: csr)), reply: CertificateReply.self) { [weak self] result in
+        connection.request(NodeRequest.renew(csr: csr), reply: CertificateReply.self) { [weak self] result in
             guard let self, !stopped else { return }
             renewing = false
             switch result.flatMap({ reply in reply.error.map { .failure(FleetFailure($0)) } ?? .success(reply) }) {

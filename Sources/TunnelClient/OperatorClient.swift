@@ -114,7 +114,7 @@ public final class OperatorClient {
         _ request: OperatorRequest, on connection: MuxConnection, reply: Reply.Type,
         _ completion: @escaping (Result<Reply, OperatorFailure>) -> Void
     ) {
-        connection.request(metadata: TunnelProtocol.encode(request), reply: reply) { result in
+        connection.request(request, reply: reply) { result in
             completion(result.mapError { OperatorFailure($0.message, cause: .ended) })
         }
     }

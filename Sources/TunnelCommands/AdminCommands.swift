@@ -238,7 +238,7 @@ public struct NodeListCommand: ParsableCommand {
     public func run() throws {
         let nodes = try admin.send(.listNodes).nodes ?? []
         if output.isJSON {
-            print(String(decoding: TunnelProtocol.encode(nodes), as: UTF8.self))
+            print(String(decoding: try TunnelProtocol.encode(nodes), as: UTF8.self))
             return
         }
         printTable([["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]] + nodes.map {

@@ -10,7 +10,7 @@ enum AuditMirror {
     static func fetch(settings: OperatorSettings, logger: Logger, into directory: String) throws(CommandFailure) {
         var failure: String?
         let code = try withOperatorConnection(settings, logger: logger) { _, _, connection, finish in
-            connection.request(metadata: TunnelProtocol.encode(OperatorRequest.auditRead(.list)), reply: AuditReadReply.self) { result in
+            connection.request(OperatorRequest.auditRead(.list), reply: AuditReadReply.self) { result in
                 switch result {
                 case .success(let reply) where reply.error == nil:
                     copy(reply.files ?? [], from: connection, into: directory) { error in
@@ -39,7 +39,7 @@ enum AuditMirror {
         var bytes: [UInt8] = []
         func next() {
             let request = OperatorRequest.auditRead(.fetch(file: file.name, offset: Int64(bytes.count)))
-            connection.request(metadata: TunnelProtocol.encode(request), reply: AuditReadReply.self) { result in
+            connection.request(request, reply: AuditReadReply.self) { result in
                 guard case .success(let reply) = result, reply.error == nil, let chunk = reply.data.flatMap({ Data(base64Encoded: $0) }) else {
                     return done("cannot fetch \(file.name): \((try? result.get())?.error ?? "no answer")")
                 }

@@ -62,13 +62,13 @@ public struct NodesCommand: ParsableCommand {
     public func run() throws {
         let (settings, logger) = try options.settingsAndLogger()
         let json = format.isJSON
-        var output = ""
+        var listed: NodeList?
         var failure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
             client.listNodes(on: connection) { result in
                 switch result {
                 case .success(let list):
-                    output = json ? String(decoding: TunnelProtocol.encode(list), as: UTF8.self) + "\n" : Self.table(list.nodes)
+                    listed = list
                     for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8)) }
                     finish(0)
                 case .failure(let error):
@@ -80,7 +80,8 @@ public struct NodesCommand: ParsableCommand {
         }
         if let failure { throw failure }
         if code != 0 { throw ExitCode(code) }
-        print(output, terminator: "")
+        guard let listed else { return }
+        print(json ? String(decoding: try TunnelProtocol.encode(listed), as: UTF8.self) + "\n" : Self.table(listed.nodes), terminator: "")
     }
 
     static func table(_ nodes: [NodeStatus]) -> String {

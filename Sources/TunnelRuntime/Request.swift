@@ -5,7 +5,7 @@ extension MuxConnection {
     /// it finishes) and decodes it as JSON. The control conversations of the tunnel (node lists,
     /// enrollment, renewal, administration) are all this shape.
     public func request<Reply: Decodable>(
-        metadata: [UInt8], reply: Reply.Type, _ completion: @escaping (Result<Reply, FleetFailure>) -> Void
+        _ request: some Encodable, reply: Reply.Type, _ completion: @escaping (Result<Reply, FleetFailure>) -> Void
     ) {
         let collector = ReplyCollector(connection: self) { result in
             completion(result.flatMap { bytes in
@@ -14,7 +14,7 @@ extension MuxConnection {
             })
         }
         do {
-            collector.stream = try openStream(metadata: metadata, interactive: false, handler: collector)
+            collector.stream = try openStream(metadata: TunnelProtocol.encode(request), interactive: false, handler: collector)
         } catch {
             completion(.failure(FleetFailure("cannot ask the gateway: \(error)")))
         }

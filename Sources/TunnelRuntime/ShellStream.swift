@@ -48,11 +48,26 @@ public final class ShellStream: StreamHandler {
     /// The operator's end: asks the gateway for the shell service of `node`, with the terminal's
     /// type and size as the stream's parameters.
     public static func open(on connection: MuxConnection, node: String, parameters: ShellParameters,
-                            onEvent: @escaping (Event) -> Void) throws(MultiplexError) -> ShellStream {
+                            onEvent: @escaping (Event) -> Void) throws(OpenError) -> ShellStream {
         let shell = ShellStream(connection: connection, stream: 0, receiving: .toOperator, onEvent: onEvent)
         let request = OperatorRequest.connect(node: node, service: serviceName, parameters: parameters.dictionary)
-        shell.stream = try connection.openStream(metadata: TunnelProtocol.encode(request), interactive: true, handler: shell)
+        let metadata: [UInt8]
+        do { metadata = try TunnelProtocol.encode(request) } catch { throw .encoding(error) }
+        do { shell.stream = try connection.openStream(metadata: metadata, interactive: true, handler: shell) } catch { throw .stream(error) }
         return shell
+    }
+
+    /// Why `open` could not ask for the shell.
+    public enum OpenError: Error, CustomStringConvertible {
+        case encoding(WireEncodingError)
+        case stream(MultiplexError)
+
+        public var description: String {
+            switch self {
+            case .encoding(let error): "\(error)"
+            case .stream(let error): "\(error)"
+            }
+        }
     }
 
     /// Sends one frame (data longer than a frame's limit as several); false asks to wait for

@@ -24,10 +24,16 @@ public enum TunnelProtocol {
     /// The version string nodes report in their announcement.
     public static let softwareVersion = "0.1.0"
 
-    public static func encode<Value: Encodable>(_ value: Value) -> [UInt8] {
+    /// A message as JSON with sorted keys. Throws rather than sending an empty message: the
+    /// peer would read nothing as a request it cannot parse, and the cause would be lost.
+    public static func encode<Value: Encodable>(_ value: Value) throws(WireEncodingError) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(value)) ?? Data())
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw WireEncodingError(message: "\(Value.self)", reason: "\(error)")
+        }
     }
 
     public static func decode<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8]) -> Value? {
@@ -236,4 +242,14 @@ public enum TunnelErrorCode {
 
     /// How `Session` words a GOAWAY's message in the failure it reports.
     private static let goingAwayPrefix = "peer is going away: "
+}
+
+/// A message that could not be encoded (JSON has no NaN or infinity, say): a bug in what was
+/// about to be sent, reported where it happens instead of as an empty message.
+public struct WireEncodingError: Error, Sendable, CustomStringConvertible {
+    /// The message type.
+    public let message: String
+    public let reason: String
+
+    public var description: String { "cannot encode a \(message): \(reason)" }
 }

@@ -42,7 +42,7 @@ struct FinDeliveryTests {
         fixture.runner.run(until: { dialed != nil })
         let alice = try #require(dialed ?? nil)
         defer { alice.close() }
-        let metadata = TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
+        let metadata = try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
         var bytes: [UInt8] = []
         for frame in [Frame.helloV1] + Self.frames(shape, id: 1, metadata: metadata) { FrameEncoder.append(frame, to: &bytes) }
         alice.send(bytes)
@@ -65,7 +65,7 @@ struct FinDeliveryTests {
         #expect(runner.run(until: { gatewaySide?.isEstablished == true }))
         let gateway = try #require(gatewaySide)
         var bytes: [UInt8] = []
-        let metadata = TunnelProtocol.encode(ServiceRequest(service: "echo"))
+        let metadata = try TunnelProtocol.encode(ServiceRequest(service: "echo"))
         for frame in [Frame.helloV1] + Self.frames(shape, id: 2, metadata: metadata) { FrameEncoder.append(frame, to: &bytes) }
         gateway.send(bytes)
         #expect(runner.run(until: { gateway.finished(2) }, timeout: .seconds(5)), "\(gateway.frames)")

@@ -76,10 +76,10 @@ struct LiveWireFuzzTests {
         let bob = try #require(try fixture.connectOperator(try fixture.pki.identity(.operator, "bob"))?.get())
         let identities = [try fixture.pki.identity(.operator, "mallory"), try fixture.pki.identity(.node, "node-fuzz")]
         let requests = [
-            TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo")),
-            TunnelProtocol.encode(OperatorRequest.connect(node: "node-18", service: "logs")),
-            TunnelProtocol.encode(OperatorRequest.listNodes),
-            TunnelProtocol.encode(ServiceRequest(service: "echo")),
+            try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo")),
+            try TunnelProtocol.encode(OperatorRequest.connect(node: "node-18", service: "logs")),
+            try TunnelProtocol.encode(OperatorRequest.listNodes),
+            try TunnelProtocol.encode(ServiceRequest(service: "echo")),
         ]
         for round in 0..<120 {
             var mutator = Mutator(seed: UInt64(round))
@@ -119,7 +119,7 @@ struct LiveWireFuzzTests {
         configuration.replacedBackoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50), floor: 0.5)
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
         client.start()
-        let requests = [TunnelProtocol.encode(ServiceRequest(service: "echo")), TunnelProtocol.encode(ServiceRequest(service: "nope"))]
+        let requests = [try TunnelProtocol.encode(ServiceRequest(service: "echo")), try TunnelProtocol.encode(ServiceRequest(service: "nope"))]
         for round in 0..<30 {
             #expect(runner.run(until: { accepted.count > round && accepted[round].isEstablished }), "round \(round): the client did not come back")
             guard accepted.count > round else { break }
@@ -134,7 +134,7 @@ struct LiveWireFuzzTests {
         #expect(runner.run(until: { accepted.count > sane && accepted[sane].isEstablished }))
         if accepted.count > sane {
             let gateway = accepted[sane]
-            let metadata = TunnelProtocol.encode(ServiceRequest(service: "echo"))
+            let metadata = try TunnelProtocol.encode(ServiceRequest(service: "echo"))
             gateway.send(.helloV1, .open(2, metadata: metadata[...], interactive: false, fin: false), .data(2, Array("sane".utf8)[...], fin: true))
             #expect(runner.run(until: { gateway.finished(2) }), "\(gateway.frames)")
             let echoed = gateway.frames.flatMap { frame -> [UInt8] in if case .data(2, let bytes, _) = frame { Array(bytes) } else { [] } }

@@ -33,8 +33,8 @@ struct RapidResetTests {
         /// Opens a stream to node-17's echo service, waits until the gateway accepted it (so the
         /// node has dialed its service: work started) or refused it, then resets it. Returns false once the
         /// attacker's connection is gone.
-        func openAndReset(_ attacker: WirePeer, id: StreamID) -> Bool {
-            let metadata = TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
+        func openAndReset(_ attacker: WirePeer, id: StreamID) throws -> Bool {
+            let metadata = try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
             attacker.send(.open(id, metadata: metadata[...], interactive: false, fin: false))
             runner.run(until: { attacker.accepted(id) || attacker.resets[id] != nil || attacker.ended }, timeout: .seconds(5))
             attacker.send(.reset(id, .cancel))
@@ -50,7 +50,7 @@ struct RapidResetTests {
         let attacker = try scenario.attacker("mallory")
         var id: StreamID = 1
         for _ in 0..<300 {
-            guard scenario.openAndReset(attacker, id: id) else { break }
+            guard try scenario.openAndReset(attacker, id: id) else { break }
             id += 2
         }
         scenario.runner.run(until: { !attacker.goAways.isEmpty })
@@ -73,7 +73,7 @@ struct RapidResetTests {
         for round in 0..<80 {
             for attacker in attackers where !attacker.ended {
                 let id = StreamID(2 * round + 1)
-                _ = scenario.openAndReset(attacker, id: id)
+                _ = try scenario.openAndReset(attacker, id: id)
                 if attacker.resets[id] == .enhanceYourCalm { refused += 1 }
             }
         }
