@@ -128,7 +128,7 @@ final class EnrollmentCall: MuxConnectionDelegate {
     func connectionEstablished(_ connection: MuxConnection) -> Failure? { nil }
 
     func connectionReady(_ connection: MuxConnection) {
-        connection.request(metadata: TunnelProtocol.encode(request), reply: CertificateReply.self) { [self] result in
+        connection.request(request, reply: CertificateReply.self) { [self] result in
             finish(result, connection: connection)
         }
     }
