@@ -9,6 +9,9 @@ public struct AdmissionLimits: Sendable, Equatable {
     public var pendingHandshakes = 256
     /// TLS handshakes in progress from one source (IPv4 address or IPv6 /64).
     public var pendingHandshakesPerSource = 32
+    /// TLS handshakes begun per loop turn, operators first, then nodes, then enrollments
+    /// (`HandshakeQueue`); the rest wait after their ClientHello for the next turn.
+    public var handshakesPerTurn = 8
     /// Enrollment connections (no certificate needed), all sources together.
     public var enrollmentConnections = 64
     public var enrollmentConnectionsPerSource = 8

@@ -89,6 +89,9 @@ public final class Gateway {
     var sessionIDs: [ObjectIdentifier: String] = [:]
     /// Decides on connections before they authenticate (`Gateway+Admission.swift` carries it out).
     var admission: ConnectionAdmission<ObjectIdentifier>
+    /// Operators' handshakes ahead of a reconnect storm's (`Gateway+Handshakes.swift`).
+    var handshakes: HandshakeQueue<ObjectIdentifier>
+    let handshakeTurn: LoopTimer
     /// Each operator's share of each node's streams, and of the audit log.
     var streamShare: StreamShare
     var streamRecords: StreamRecordBudget
@@ -156,6 +159,8 @@ public final class Gateway {
             nodeCertificateLifetime: configuration.nodeCertificateLifetime, reenrollWindow: configuration.reenrollWindow, policy: policy)
         housekeeping = LoopTimer(loop: loop)
         admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
+        handshakes = HandshakeQueue(perTurn: configuration.admission.handshakesPerTurn)
+        handshakeTurn = LoopTimer(loop: loop)
         streamShare = StreamShare(limits: configuration.admission)
         streamRecords = StreamRecordBudget(limits: configuration.admission, now: loop.now)
         if let directory = configuration.auditDirectory {
@@ -210,6 +215,7 @@ public final class Gateway {
         adminListener = nil
         housekeeping.close()
         cluster?.stop()
+        handshakeTurn.close()
         onStopped = completion
         let open = connections.values.map(\.connection)
         logger.info("gateway stopping", metadata: ["connections": "\(open.count)"])
@@ -266,6 +272,7 @@ public final class Gateway {
             loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
             handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
+        tls.holdAtClientHello = { [unowned self, unowned connection] offered in holdsHandshake(connection, offered: offered) }
         connections[ObjectIdentifier(connection)] = .unclassified(connection)
         sessionIDs[ObjectIdentifier(connection)] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         handshakeStarted(connection, source: source)
@@ -565,6 +572,7 @@ extension Gateway: MuxConnectionDelegate {
         let peer = connections.removeValue(forKey: key)
         certificateDeadlines[key] = nil
         admission.closed(key)
+        handshakes.closed(key)
         switch peer {
         case .node(let name, _):
             let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"

@@ -112,6 +112,12 @@ public final class MuxConnection {
         Timestamp(nanoseconds: EventLoop.monotonicNanoseconds)
     }
 
+    /// Takes up a handshake that `TLSConnection.holdAtClientHello` suspended.
+    public func resumeHandshake() {
+        guard phase == .handshaking else { return }
+        dispatch { process() }
+    }
+
     /// Starts reading and the TLS handshake.
     public func start() {
         do {

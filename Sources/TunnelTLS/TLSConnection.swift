@@ -60,8 +60,21 @@ public final class TLSConnection {
     public private(set) var isEnrollment = false
     /// The server refused the ClientHello because it offered no ALPN at all.
     private var refusedForNoALPN = false
+    /// Servers: the first ALPN names in the ClientHello, for `holdAtClientHello`.
+    private var offeredProtocols: [String] = []
+    static let heldOfferLimit = 8
+
+    /// Whether `holdAtClientHello` suspends the handshake now.
+    func holdsClientHello() -> Bool {
+        holdAtClientHello?(offeredProtocols) ?? false
+    }
     /// Enrollment connections only: the client's certificate verified except that it expired.
     public private(set) var peerCertificateExpired = false
+    /// Servers: asked with the ALPN names the client offered once its ClientHello is in, before
+    /// any key exchange or signature; true suspends the handshake there, cheaply, until
+    /// `advanceHandshake` is called again (then it is asked again). How a gateway puts operators
+    /// ahead of a reconnect storm.
+    public var holdAtClientHello: (([String]) -> Bool)?
 
     /// Which time certificates are checked against.
     public enum CertificateTime: Sendable, Equatable {
@@ -314,7 +327,7 @@ public final class TLSConnection {
     private func error(for result: Int32) -> TLSError? {
         let code = SSL_get_error(ssl, result)
         switch code {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE, SSL_ERROR_WANT_CLIENT_HELLO_CB:
             return nil
         case SSL_ERROR_ZERO_RETURN:
             return TLSError(.truncated, "the \(peerKind) closed the TLS session during the handshake")
@@ -368,10 +381,14 @@ public final class TLSConnection {
             refusedForNoALPN = SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_supported_versions), &versions, &versionsLength) == 1
             return !refusedForNoALPN
         }
-        guard let enrollment = context.enrollmentProtocolWire else { return true }
         // The extension body is a 2-byte list length, then the list.
         let list = UnsafeBufferPointer(start: data + 2, count: min(length - 2, Int(data[0]) << 8 | Int(data[1])))
         let names = applicationProtocolNames(list)
+        if holdAtClientHello != nil {
+            // The peer's list, bounded: the first names decide which protocol it gets anyway.
+            offeredProtocols = names.prefix(Self.heldOfferLimit).map { String(decoding: list[$0], as: UTF8.self) }
+        }
+        guard let enrollment = context.enrollmentProtocolWire else { return true }
         guard names.count == 1, list[names[0]].elementsEqual(enrollment) else { return true }
         isEnrollment = true
         SSL_set_verify(ssl, SSL_VERIFY_PEER, recordingVerifyCallback)

@@ -334,7 +334,7 @@ private func inspectClientHello(ssl: OpaquePointer?, alert: UnsafeMutablePointer
         alert?.pointee = TLS1_AD_NO_APPLICATION_PROTOCOL
         return SSL_CLIENT_HELLO_ERROR
     }
-    return SSL_CLIENT_HELLO_SUCCESS
+    return connection.holdsClientHello() ? SSL_CLIENT_HELLO_RETRY : SSL_CLIENT_HELLO_SUCCESS
 }
 
 /// Verify callback for every certificate check: remembers the first failure on the connection so
