@@ -65,9 +65,12 @@ let package = Package(
         /// CAs, identities from certificates, durable key files.
         .target(name: "TunnelTLS", dependencies: ["COpenSSL", "TunnelText"]),
         .testTarget(name: "TunnelTLSTests", dependencies: ["TunnelTLS", "COpenSSL"]),
+        /// The application protocol, sans IO: the tunnel's requests and replies, the fleet's
+        /// admin messages, the audit reads and the shell's frames, as values and bytes.
+        .target(name: "TunnelWire", dependencies: ["Multiplex", "TunnelTLS"]),
         /// The shared runtime: a mux session over TLS over a socket, splices and relays of streams.
         .target(name: "TunnelRuntime", dependencies: [
-            "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", .product(name: "Logging", package: "swift-log"),
+            "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelWire", .product(name: "Logging", package: "swift-log"),
         ]),
         /// SQLite from Debian's libsqlite3-dev, for the gateway's embedded state database.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
