@@ -67,6 +67,29 @@ static inline int tunnel_uv_tcp_set_keepalive_probes(uv_tcp_t *tcp, int interval
     return 0;
 }
 
+/// Sets TCP_NOTSENT_LOWAT: the kernel reports the socket writable, and takes more bytes, only
+/// while fewer than `bytes` of what it holds are still unsent. Bytes that would queue in the kernel
+/// wait in user space instead, where a scheduler can still put a keystroke ahead of them.
+static inline int tunnel_uv_tcp_set_notsent_lowat(uv_tcp_t *tcp, unsigned int bytes) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) != 0) return -errno;
+    return 0;
+}
+
+/// The kernel's smoothed round-trip time of a TCP connection, in microseconds (TCP_INFO).
+static inline int tunnel_uv_tcp_round_trip(uv_tcp_t *tcp, unsigned int *microseconds) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    struct tcp_info info;
+    socklen_t length = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -errno;
+    *microseconds = info.tcpi_rtt;
+    return 0;
+}
+
 // MARK: - Socket addresses (always carried in a sockaddr_storage)
 
 /// Parses a numeric IPv4 or IPv6 address (with optional %scope) into `out`.

@@ -66,7 +66,8 @@ final class KubeProxy {
                     }
                     drop(nil)
                     try? socket.write(reply + SocksRequest.succeeded)
-                    client.splice(on: connection, node: node, service: TunnelProtocol.kubernetesService, interactive: true,
+                    // Bulk: API calls, watches and logs; a shell wants `tunnel shell`, not kubectl exec.
+                    client.splice(on: connection, node: node, service: TunnelProtocol.kubernetesService, interactive: false,
                                   input: socket, output: socket) { failure in
                         guard let failure, self?.closed == false else { return }
                         logger.warning("kubernetes connection ended", metadata: ["node.name": "\(node)", "reason": "\(failure.message)"])

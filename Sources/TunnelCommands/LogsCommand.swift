@@ -23,6 +23,8 @@ public struct LogsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only files modified (journal entries written) this recently, e.g. 10m, 1h", valueName: "duration")) var since: String?
     @Option(help: ArgumentHelp("Only lines containing this text (case-sensitive; a fixed string, not a pattern)", valueName: "text")) var grep: String?
 
+    @OptionGroup var traffic: TrafficClassOption
+
     public init() {}
 
     public func run() throws {
@@ -44,7 +46,7 @@ public struct LogsCommand: ParsableCommand {
             }
             let progress = DownloadProgress(loop: loop)
             client.splice(on: connection, node: node, service: LogService.serviceName, parameters: request.parameters,
-                          interactive: false, input: input, output: output) { failure in
+                          interactive: traffic.resolved(byUse: .bulk).isInteractive, input: input, output: output) { failure in
                 progress?.close()
                 guard !stopping else { return }
                 // A reader that went away (`| head`) has had enough; that is no failure.

@@ -119,6 +119,7 @@ public struct ProxyCommand: ParsableCommand {
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node (node-17, or node-17.tunnel as ssh's %h gives it)") var node: String
     @Argument(help: "The service name on the node (ssh, k3s, ...)") var service: String
+    @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
 
@@ -139,7 +140,9 @@ public struct ProxyCommand: ParsableCommand {
                 finish(CommandFailure.failureExitCode)
                 return nil
             }
-            client.splice(on: connection, node: node, service: service, interactive: service == "ssh",
+            // By use: a person typing into ssh, or files moving (scp, rsync, sftp, git).
+            let interactive = traffic.resolved(byUse: .forProxy(callerInput: TrafficClass.parentInput())).isInteractive
+            client.splice(on: connection, node: node, service: service, interactive: interactive,
                           input: input, output: output) { failure in
                 commandFailure = failure.map { CommandFailure($0) }
                 finish(failure == nil ? 0 : CommandFailure.failureExitCode)
@@ -169,6 +172,7 @@ public struct ForwardCommand: ParsableCommand {
     @Argument(help: "The node") var node: String
     @Argument(help: "The service name on the node") var service: String
     @Option(help: "Local address to listen on (port 0 picks a free one)") var listen = "127.0.0.1:0"
+    @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
 
@@ -184,7 +188,8 @@ public struct ForwardCommand: ParsableCommand {
         _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             do {
                 let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
-                                              listen: address, logger: logger)
+                                              listen: address, interactive: traffic.resolved(byUse: .bulk).isInteractive,
+                                              logger: logger)
                 print("forwarding \(forwarder.address) → \(node)/\(service); Ctrl-C stops")
                 fflush(nil)
                 return forwarder.close
@@ -206,13 +211,13 @@ final class Forwarder {
     private var closed = false
 
     init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
-         listen: HostPort, logger: Logger) throws {
+         listen: HostPort, interactive: Bool = false, logger: Logger) throws {
         let address = try SocketAddress(ip: listen.host, port: listen.port)
         weak var forwarder: Forwarder?
         listener = try TCPListener(loop: loop, address: address) { result in
             guard case .success(let socket) = result else { return }
             try? socket.setNoDelay(true)
-            client.splice(on: connection, node: node, service: service, interactive: false, input: socket, output: socket) { failure in
+            client.splice(on: connection, node: node, service: service, interactive: interactive, input: socket, output: socket) { failure in
                 guard let failure, forwarder?.closed == false else { return }
                 logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"])
             }
@@ -234,6 +239,7 @@ public struct SSHCommand: ParsableCommand {
     @OptionGroup var options: OperatorOptions
     @Argument(help: "[USER@]NODE") var destination: String
     @Argument(parsing: .postTerminator, help: "Arguments for ssh after --, e.g. -- uname -a") var sshArguments: [String] = []
+    @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
 
@@ -242,7 +248,8 @@ public struct SSHCommand: ParsableCommand {
         let node = try checkedNodeName(String(destination.split(separator: "@").last ?? ""))
         let settings = try options.settings()  // refuse bad settings here, not inside ssh's ProxyCommand
         let tunnel = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), settings: settings, user: user, node: node, extra: sshArguments)
+        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), settings: settings, user: user, node: node,
+                                      trafficClass: traffic.trafficClass, extra: sshArguments)
         try execute(arguments)
     }
 }
@@ -250,9 +257,12 @@ public struct SSHCommand: ParsableCommand {
 /// The ssh command line `tunnel ssh` runs: the same ProxyCommand and (by default) known_hosts
 /// file as the `tunnel ssh-config` block, and the host named NODE.tunnel, so both ways share
 /// host keys. The settings' paths are already expanded with $HOME (ssh would use the password
-/// database's home for ~).
-func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSettings, user: String?, node: String, extra: [String]) -> [String] {
-    let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath)) %h ssh"
+/// database's home for ~). Without a class given, the proxy picks it from ssh's stdin (a terminal:
+/// interactive).
+func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSettings, user: String?, node: String,
+                   trafficClass: TrafficClass? = nil, extra: [String]) -> [String] {
+    let chosen = trafficClass.map { " --class \($0.rawValue)" } ?? ""
+    let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath))\(chosen) %h ssh"
     return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=\(settings.sshKnownHosts)"]
         + (settings.sshIdentity.map { ["-i", $0] } ?? [])
         + (user.map { ["-l", $0] } ?? []) + ["\(node)\(sshHostSuffix)"] + extra

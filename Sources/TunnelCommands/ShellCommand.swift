@@ -22,6 +22,7 @@ public struct ShellCommand: ParsableCommand {
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node (node-17)") var node: String
     @Argument(parsing: .postTerminator, help: "A command to run instead of an interactive shell, after --") var command: [String] = []
+    @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
 
@@ -48,7 +49,8 @@ public struct ShellCommand: ParsableCommand {
         let code = try withOperatorConnection(settings, logger: logger) { loop, _, connection, finish in
             do throws(CommandFailure) {
                 let terminal = try TerminalShell(loop: loop, connection: connection, node: node, parameters: parameters,
-                                                 interactive: interactive) { outcome in
+                                                 interactive: interactive,
+                                                 trafficClass: traffic.resolved(byUse: .interactive)) { outcome in
                     switch outcome {
                     case .success(let status):
                         finish(status)
@@ -117,7 +119,7 @@ final class TerminalShell {
     private var onEnd: ((Result<Int32, OperatorFailure>) -> Void)?
 
     init(loop: EventLoop, connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool,
-         onEnd: @escaping (Result<Int32, OperatorFailure>) -> Void) throws(CommandFailure) {
+         trafficClass: TrafficClass, onEnd: @escaping (Result<Int32, OperatorFailure>) -> Void) throws(CommandFailure) {
         self.node = node
         self.onEnd = onEnd
         endOfInputTimer = LoopTimer(loop: loop)
@@ -143,7 +145,8 @@ final class TerminalShell {
                     _ = try? shell.send(.resize(columns: size.columns, rows: size.rows))
                 })
             }
-            shell = try ShellStream.open(on: connection, node: node, parameters: parameters) { [unowned self] event in handle(event) }
+            shell = try ShellStream.open(on: connection, node: node, parameters: parameters,
+                                         interactive: trafficClass.isInteractive) { [unowned self] event in handle(event) }
         } catch {
             close()
             throw .failed("cannot open a shell on \(node): \(error)", .streamEnded)

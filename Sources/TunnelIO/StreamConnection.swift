@@ -410,6 +410,21 @@ public final class StreamConnection: HandleOwner {
         try check(tunnel_uv_tcp_set_user_timeout(handle, milliseconds), "set TCP_USER_TIMEOUT", address: peerDescription)
     }
 
+    /// Sets TCP_NOTSENT_LOWAT: the kernel holds at most about `bytes` unsent (beyond what is in
+    /// flight), so a backlog waits in the write queue above it rather than in the kernel.
+    public func setNotSentLowWater(_ bytes: UInt32) throws(IOError) {
+        try requireOpen("set TCP_NOTSENT_LOWAT")
+        try check(tunnel_uv_tcp_set_notsent_lowat(handle, bytes), "set TCP_NOTSENT_LOWAT", address: peerDescription)
+    }
+
+    /// The kernel's smoothed round-trip time of this TCP connection.
+    public func roundTrip() throws(IOError) -> Duration {
+        try requireOpen("read TCP_INFO")
+        var microseconds: UInt32 = 0
+        try check(tunnel_uv_tcp_round_trip(handle, &microseconds), "read TCP_INFO", address: peerDescription)
+        return .microseconds(microseconds)
+    }
+
     public func localAddress() throws(IOError) -> SocketAddress {
         try requireOpen("getsockname")
         var storage = sockaddr_storage()

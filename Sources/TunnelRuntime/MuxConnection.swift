@@ -28,8 +28,10 @@ extension MuxConnectionDelegate {
 /// into the session, dispatches the session's events, then drains the session's frames back
 /// through TLS to the socket and re-arms its timer for the session's next deadline.
 ///
-/// Backpressure: frames are pulled from the session only while the socket's write queue is short,
-/// so a slow network leaves data in the streams' queues, whose writers are then told to wait.
+/// Backpressure: frames are pulled from the session only while the socket's write queue is short
+/// (`TransmitQueueLimit`: about two round trips of the measured send rate, and a small kernel
+/// share), so a slow network leaves data in the streams' queues, where interactive frames still
+/// go first, and whose writers are then told to wait.
 /// Lifetime: the socket's and timers' callbacks hold the connection strongly, so it lives until
 /// `close` closes them, whoever else lets go of it first. Loop-confined.
 public final class MuxConnection {
@@ -54,11 +56,7 @@ public final class MuxConnection {
     private var blockedOnSocket = false
     private var reportedReady = false
     private let buffers: MuxBuffers
-
-    /// Above this many bytes queued in the socket, no more frames are pulled from the session.
-    static let socketHighWater = 1 << 20
-    /// Once the socket's queue drains below this, pulling resumes.
-    static let socketLowWater = 256 * 1024
+    private var queueLimit = TransmitQueueLimit()
     /// Bytes of plaintext pulled from the session per TLS write.
     static let transmitChunk = 64 * 1024
     /// A closing connection whose last bytes cannot be delivered in this time is dropped.
@@ -101,6 +99,11 @@ public final class MuxConnection {
         timer = LoopTimer(loop: loop)
         flushTimer = LoopTimer(loop: loop)
         self.buffers = buffers
+        do {
+            try socket.setNotSentLowWater(TransmitQueueLimit.notSentLowWater)
+        } catch {
+            logger.debug("cannot set TCP_NOTSENT_LOWAT", metadata: ["peer.address": "\(remoteAddress)", "error": "\(error)"])
+        }
         let milliseconds = handshakeTimeout.wholeMilliseconds
         timer.start(after: milliseconds) { [self] in
             guard phase == .handshaking else { return }
@@ -316,9 +319,10 @@ public final class MuxConnection {
     private func flush() {
         if phase == .handshaking { writeCiphertext() }
         guard phase == .established else { return }
-        while socket.writeQueueSize < Self.socketHighWater {
+        while socket.writeQueueSize < queueLimit.highWater {
             buffers.plaintext.removeAll(keepingCapacity: true)
-            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }
+            let room = min(Self.transmitChunk, queueLimit.highWater - socket.writeQueueSize)
+            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: room) > 0 else { break }
             do {
                 try encryptPlaintextOut()
             } catch {
@@ -326,7 +330,7 @@ public final class MuxConnection {
                 return
             }
         }
-        blockedOnSocket = socket.writeQueueSize >= Self.socketHighWater
+        blockedOnSocket = socket.writeQueueSize >= queueLimit.highWater
         writeCiphertext()
         sweepClosedStreams()
         armTimer()
@@ -350,9 +354,15 @@ public final class MuxConnection {
         while !socket.isClosed {
             let pending = tls.pendingCiphertextCount
             guard pending > 0 else { return }
+            var written = 0
             do {
-                try socket.write(capacity: pending, filling: { tls.drainCiphertext(into: $0) }) { [self] error in
-                    if error == nil, blockedOnSocket, socket.writeQueueSize < Self.socketLowWater {
+                try socket.write(capacity: pending, filling: {
+                    written = tls.drainCiphertext(into: $0)
+                    return written
+                }) { [self] error in
+                    guard error == nil else { return }
+                    queueLimit.kernelTook(written, at: Self.now(), socketLimited: blockedOnSocket) { try? socket.roundTrip() }
+                    if blockedOnSocket, socket.writeQueueSize < queueLimit.lowWater {
                         blockedOnSocket = false
                         dispatch {}
                     }

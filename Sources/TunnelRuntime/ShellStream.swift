@@ -46,14 +46,14 @@ public final class ShellStream: StreamHandler {
     }
 
     /// The operator's end: asks the gateway for the shell service of `node`, with the terminal's
-    /// type and size as the stream's parameters.
-    public static func open(on connection: MuxConnection, node: String, parameters: ShellParameters,
+    /// type and size as the stream's parameters; a shell is interactive unless told otherwise.
+    public static func open(on connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool = true,
                             onEvent: @escaping (Event) -> Void) throws(OpenError) -> ShellStream {
         let shell = ShellStream(connection: connection, stream: 0, receiving: .toOperator, onEvent: onEvent)
         let request = OperatorRequest.connect(node: node, service: serviceName, parameters: parameters.dictionary)
         let metadata: [UInt8]
         do { metadata = try TunnelProtocol.encode(request) } catch { throw .encoding(error) }
-        do { shell.stream = try connection.openStream(metadata: metadata, interactive: true, handler: shell) } catch { throw .stream(error) }
+        do { shell.stream = try connection.openStream(metadata: metadata, interactive: interactive, handler: shell) } catch { throw .stream(error) }
         return shell
     }
 

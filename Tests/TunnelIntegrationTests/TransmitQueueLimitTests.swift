@@ -1,0 +1,60 @@
+import Multiplex
+import Testing
+@testable import TunnelRuntime
+
+/// Issue #12: what waits below the scheduler is sized from the link, not fixed at 1 MiB.
+@Suite struct TransmitQueueLimitTests {
+    /// Feeds `seconds` of a link carrying `bytesPerSecond` in 1 ms write completions.
+    private func drive(_ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
+                       socketLimited: Bool = true, roundTrip: Duration?) -> UInt64 {
+        var now = start
+        for _ in 0..<Int(seconds * 1000) {
+            now += 1_000_000
+            limit.kernelTook(bytesPerSecond / 1000, at: Timestamp(nanoseconds: now), socketLimited: socketLimited) { roundTrip }
+        }
+        return now
+    }
+
+    @Test("a 20 Mbit/s link with a 10 ms round trip queues two round trips: 50 kB, not 1 MiB")
+    func slowLink() {
+        var limit = TransmitQueueLimit()
+        _ = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
+        #expect(limit.bytesPerSecond.map { abs($0 - 2_500_000) < 25_000 } == true)
+        #expect(limit.highWater == 50_000)
+        #expect(limit.lowWater == 25_000)
+    }
+
+    @Test("a fast link is held to the cap, a very short path to the floor")
+    func floorAndCap() {
+        var fast = TransmitQueueLimit()
+        _ = drive(&fast, bytesPerSecond: 1_000_000_000, seconds: 0.5, roundTrip: .milliseconds(5))
+        #expect(fast.highWater == TransmitQueueLimit.cap)
+        var short = TransmitQueueLimit()
+        _ = drive(&short, bytesPerSecond: 2_500_000, seconds: 0.5, roundTrip: .microseconds(100))
+        #expect(short.highWater == TransmitQueueLimit.floor)
+    }
+
+    @Test("before any measurement the queue is the floor, and a sample needs at least 10 ms")
+    func startsAtFloor() {
+        var limit = TransmitQueueLimit()
+        #expect(limit.highWater == TransmitQueueLimit.floor)
+        _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.009, roundTrip: .milliseconds(10))
+        #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
+    }
+
+    @Test("time the application had nothing to send says nothing about the link: the estimate stays")
+    func applicationLimitedSpansAreDropped() {
+        var limit = TransmitQueueLimit()
+        let later = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
+        let measured = limit.highWater
+        _ = drive(&limit, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10))
+        #expect(limit.highWater == measured)
+    }
+
+    @Test("without the kernel's round-trip time the limit does not move")
+    func noRoundTrip() {
+        var limit = TransmitQueueLimit()
+        _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.5, roundTrip: nil)
+        #expect(limit.bytesPerSecond != nil && limit.highWater == TransmitQueueLimit.floor)
+    }
+}
