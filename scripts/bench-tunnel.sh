@@ -21,16 +21,22 @@
 #     --tunnel PATH the binary (default .build/release/tunnel)
 #     --out DIR     keep raw outputs (iperf3 JSON, samples, logs, table) in DIR
 #     --keep        keep the temporary directory
+#     --no-shaped   skip the keystroke figures on the shaped link
+# Then, as root: keystroke round trips (1 byte, interactive class) idle and under a bulk download on
+# the same node connection, across a 20 Mbit/s `tc tbf` link between two network namespaces made
+# here (scripts/lib/shaped-link.sh), next to two plain TCP connections on the same link (the
+# "direct" column). Skipped with a note where namespaces cannot be made.
 # Needs: iperf3, python3, /usr/sbin/sshd, ssh, ssh-keygen (apt-get install iperf3 openssh-server).
 # Exits non-zero with a message naming the component when anything fails to start, and non-zero
 # after printing the table when any measurement failed (a stalled stream is cut by a timeout).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" KEEP=0 TUNNEL="" LIMIT=90
+QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" KEEP=0 TUNNEL="" LIMIT=90 SHAPED=1 KEYS=200
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; RUNS=1; BYTES=64M; CONNS=200; RTTS=300; LIMIT=40 ;;
+        --quick) QUICK=1; RUNS=1; BYTES=64M; CONNS=200; RTTS=300; LIMIT=40; KEYS=60 ;;
+        --no-shaped) SHAPED=0 ;;
         --limit) LIMIT=$2; shift ;;
         --runs) RUNS=$2; shift ;;
         --bytes) BYTES=$2; shift ;;
@@ -70,6 +76,7 @@ cleanup() {
         timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    declare -F shaped_link_down >/dev/null && shaped_link_down
     if [ -n "$OUT" ]; then cp "$WORK"/*.log "$RAW/" 2>/dev/null; fi
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -404,6 +411,40 @@ for rep in $(seq 1 "$RUNS"); do
     all_alive >/dev/null || { FAILURES=$((FAILURES + 1)); echo "FAILED: $(all_alive)" >&2; break; }
 done
 idle_memory after
+
+# --- keystrokes on a shaped 20 Mbit/s link -----------------------------------------------------------
+# The plain TCP control is recorded as "direct". Its own operator login (HOME) and gateway, so the
+# loopback paths above are untouched.
+shaped_keystrokes() {
+    local rep path load out bytes=$((KEYS * 150000)) home="$WORK/shaped-home"
+    # shellcheck source=lib/shaped-link.sh
+    . "$ROOT/scripts/lib/shaped-link.sh"
+    if ! shaped_link_up 20mbit 2>"$WORK/shaped-link.err"; then
+        note "no shaped link (needs root, ip netns and tc): $(head -1 "$WORK/shaped-link.err")"; return
+    fi
+    mkdir -p "$home"
+    HOME=$home SHAPED_TUNNEL=$TUNNEL shaped_link_start "$TUNNEL" "$bytes" 2>"$WORK/shaped-start.err" || {
+        FAILURES=$((FAILURES + 1)); echo "FAILED: the shaped link's gateway and node: $(tail -3 "$WORK/shaped-start.err")" >&2; return; }
+    for rep in $(seq 1 "$RUNS"); do
+        for path in tcp tunnel; do
+            for load in idle bulk; do
+                out=$(HOME=$home SHAPED_TUNNEL=$TUNNEL shaped_measure "$path" "$load" "$KEYS" "$bytes")
+                echo "$out" >"$RAW/keys-$path-$load-$rep.json"
+                local column=$path; [ "$path" = tcp ] && column=direct
+                if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["echoes"] == d["count"] and d.get("bulk_intact", True) else 1)' "$out" 2>/dev/null; then
+                    for k in p50_ms p99_ms; do
+                        record "$rep" "$column" "key_${load}_$k" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$out" "$k")"
+                    done
+                    echo "   keystrokes $path $load: $out" >&2
+                else
+                    FAILURES=$((FAILURES + 1)); echo "FAILED: keystrokes $path $load (rep $rep): $out" >&2
+                    record "$rep" "$column" "key_${load}_p50_ms" FAIL
+                fi
+            done
+        done
+    done
+}
+[ "$SHAPED" = 1 ] && { note "keystrokes on a 20 Mbit/s shaped link, $KEYS per run"; shaped_keystrokes; }
 # shellcheck disable=SC2046
 record 0 tunnel rss_hwm_server_kib "$(rss_kib VmHWM "$GATEWAY_PID")"
 record 0 tunnel rss_hwm_client_kib "$(rss_kib VmHWM "$CLIENT_PID")"
@@ -460,6 +501,10 @@ table = [
     ("RSS peak (VmHWM) at the end, client / ssh -R, MiB", "rss_hwm_client_kib", 1),
     ("RSS idle after the run, gateway / sshd, MiB", "rss_after_server_kib", 1),
     ("RSS idle after the run, client / ssh -R, MiB", "rss_after_client_kib", 1),
+    ("keystroke RTT idle p50, 20 Mbit/s link, ms (direct = plain TCP)", "key_idle_p50_ms", 1),
+    ("keystroke RTT idle p99, ms", "key_idle_p99_ms", 1),
+    ("keystroke RTT under bulk p50, ms (direct = 2 plain TCP conns)", "key_bulk_p50_ms", 1),
+    ("keystroke RTT under bulk p99, ms", "key_bulk_p99_ms", 1),
 ]
 print(f"medians of {sys.argv[3]} repetition(s) (of those that succeeded), {sys.argv[2]} per throughput test")
 print()

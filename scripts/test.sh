@@ -2,9 +2,10 @@
 # The whole test suite: system packages, every `swift test` suite, each fuzz harness for a short
 # run (FUZZ_SECONDS, default 60; fails on any new crasher), then the end-to-end tests with real
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
-# kubectl by impersonation (kubernetes.sh), a real Prometheus scraping the gateway (metrics.sh),
-# the offline schema checks of deploy/ (deploy-check.sh), a one-box backup and restore, and a
-# 2-minute fleet soak with the fleet simulator (scripts/fleet-soak.sh --ci).
+# kubectl by impersonation (kubernetes.sh), keystrokes over a bulk download on a shaped link
+# (shaped-link.sh), a real Prometheus scraping the gateway (metrics.sh), the offline schema checks
+# of deploy/ (deploy-check.sh), a one-box backup and restore, and a 2-minute fleet soak with the
+# fleet simulator (scripts/fleet-soak.sh --ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,7 @@ Tests/EndToEnd/dev-no-openssh.sh .build/debug/tunnel
 Tests/EndToEnd/cli-docs.sh .build/debug/tunnel
 Tests/EndToEnd/console.sh .build/debug/tunnel .build/audit-scenario
 Tests/EndToEnd/hostile.sh .build/debug/tunnel
+Tests/EndToEnd/shaped-link.sh .build/debug/tunnel
 Tests/EndToEnd/kubernetes.sh .build/debug/tunnel
 Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
 Tests/EndToEnd/metrics.sh .build/debug/tunnel

@@ -259,9 +259,11 @@ public final class Session {
 
     // MARK: - Outputs
 
-    /// Appends frames to `buffer` until it holds at least `maxBytes` (it may pass that by one
-    /// frame) or nothing is ready. Control frames go first; then data, interactive streams ahead
-    /// of bulk ones, round-robin within each class, one frame per stream per turn.
+    /// Appends frames to `buffer` until it holds at least `maxBytes` or nothing is ready. Control
+    /// frames go first; then data, interactive streams ahead of bulk ones, round-robin within
+    /// each class, one frame per stream per turn. A DATA frame is cut to the room left, but not
+    /// below `minimumCut` payload bytes, so a small `maxBytes` (a slow link's short queue) gets
+    /// small frames rather than one 16 KiB frame past it; control frames may pass it by one.
     /// Returns the number of bytes appended.
     @discardableResult
     public func pollTransmit(into buffer: inout [UInt8], maxBytes: Int = 64 * 1024) -> Int {
@@ -275,7 +277,8 @@ public final class Session {
         }
         guard closedWith == nil, peer != nil, control.isEmpty else { return buffer.count - start }
         while buffer.count - start < maxBytes, let stream = nextReadyStream() {
-            emitData(of: stream, into: &buffer)
+            let room = maxBytes - (buffer.count - start) - Limits.frameHeaderLength
+            emitData(of: stream, into: &buffer, room: max(room, Self.minimumCut))
         }
         return buffer.count - start
     }
@@ -633,10 +636,14 @@ public final class Session {
         }
     }
 
-    private func emitData(of stream: StreamRecord, into buffer: inout [UInt8]) {
+    /// Smallest payload `pollTransmit` cuts a DATA frame to: below it the 8-byte header and the
+    /// TLS record's overhead would cost more than the queue they save.
+    static let minimumCut = 1024
+
+    private func emitData(of stream: StreamRecord, into buffer: inout [UInt8], room: Int) {
         let queued = stream.sendQueue.byteCount
         let credit = min(stream.sendCredit.available, connectionCredit.available)
-        let length = min(Limits.maxDataPayload, queued, Int(clamping: credit))
+        let length = min(Limits.maxDataPayload, room, queued, Int(clamping: credit))
         let fin = stream.finishQueued && length == queued
         FrameEncoder.appendHeader(.data, flags: fin ? .fin : [], length: length, streamID: stream.id, to: &buffer)
         stream.sendQueue.move(length, to: &buffer)

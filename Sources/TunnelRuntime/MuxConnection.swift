@@ -319,9 +319,9 @@ public final class MuxConnection {
     private func flush() {
         if phase == .handshaking { writeCiphertext() }
         guard phase == .established else { return }
-        while socket.writeQueueSize < queueLimit.highWater {
+        while queuedBelowScheduler < queueLimit.highWater {
             buffers.plaintext.removeAll(keepingCapacity: true)
-            let room = min(Self.transmitChunk, queueLimit.highWater - socket.writeQueueSize)
+            let room = min(Self.transmitChunk, queueLimit.highWater - queuedBelowScheduler)
             guard session.pollTransmit(into: &buffers.plaintext, maxBytes: room) > 0 else { break }
             do {
                 try encryptPlaintextOut()
@@ -330,10 +330,16 @@ public final class MuxConnection {
                 return
             }
         }
-        blockedOnSocket = socket.writeQueueSize >= queueLimit.highWater
+        blockedOnSocket = queuedBelowScheduler >= queueLimit.highWater
         writeCiphertext()
         sweepClosedStreams()
         armTimer()
+    }
+
+    /// Bytes past the scheduler and not yet taken by the kernel: ciphertext TLS holds until the
+    /// flush writes it, and the socket's write queue. Interactive frames cannot pass these.
+    private var queuedBelowScheduler: Int {
+        tls.pendingCiphertextCount + socket.writeQueueSize
     }
 
     /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.

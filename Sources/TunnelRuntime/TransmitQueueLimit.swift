@@ -5,9 +5,11 @@ import Multiplex
 ///
 /// Whatever waits there is first-in first-out: a keystroke framed after it waits for all of it to
 /// cross the link. So the queue holds only what keeps the link busy until the next refill, sized
-/// from the link itself: `2 × send rate × round-trip time`, within `floor...cap`. The kernel's own
-/// share stays small too (`notSentLowWater`, TCP_NOTSENT_LOWAT), so the rest of a backlog waits in
-/// the streams' queues, where the scheduler can still put interactive frames first.
+/// from the link itself: one round trip of the measured send rate (the kernel already keeps a
+/// round trip in flight; this only bridges the moment until the next refill), within
+/// `floor...cap`. The kernel's own share stays small too (`notSentLowWater`, TCP_NOTSENT_LOWAT),
+/// so the rest of a backlog waits in the streams' queues, where the scheduler can still put
+/// interactive frames first.
 ///
 /// Rate rule: bytes the kernel took, counted only while the connection was held back by the
 /// socket (more frames waited than it let through: the link is the limit, not the application),
@@ -16,7 +18,7 @@ import Multiplex
 /// is dropped. Sans-IO: the owner hands in the time, the bytes and the kernel's round-trip time.
 struct TransmitQueueLimit: Equatable {
     /// Never less than this: a small frame burst and one TLS record always fit.
-    static let floor = 32 * 1024
+    static let floor = 16 * 1024
     /// Never more than this: the fixed limit the queue had before it was measured.
     static let cap = 1 << 20
     /// The kernel's unsent bytes per socket (TCP_NOTSENT_LOWAT): a few frames, so a keystroke
@@ -58,7 +60,7 @@ struct TransmitQueueLimit: Equatable {
         spanBytes = 0
         if let rate = bytesPerSecond, let roundTrip = roundTrip() {
             let bytesInFlight = rate * Self.seconds(roundTrip)
-            highWater = Int(min(max(2 * bytesInFlight, Double(Self.floor)), Double(Self.cap)))
+            highWater = Int(min(max(bytesInFlight, Double(Self.floor)), Double(Self.cap)))
         }
     }
 

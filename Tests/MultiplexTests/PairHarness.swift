@@ -109,6 +109,8 @@ final class SessionPair {
     let acceptor: Peer
     var chunking: Chunking
     var random: SeededRandom
+    /// The budget of each `pollTransmit`, as a connection's queue room would be.
+    var transmitBudget = 64 * 1024
     /// Largest number of bytes the receiver ever held unconsumed on one stream.
     var maxHeldPerStream = 0
 
@@ -135,7 +137,7 @@ final class SessionPair {
 
     func transfer(from sender: Peer, to receiver: Peer) -> Int {
         var wire: [UInt8] = []
-        sender.session.pollTransmit(into: &wire, maxBytes: 64 * 1024)
+        sender.session.pollTransmit(into: &wire, maxBytes: transmitBudget)
         deliver(wire, to: receiver)
         return wire.count
     }

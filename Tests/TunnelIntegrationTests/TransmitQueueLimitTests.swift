@@ -15,13 +15,13 @@ import Testing
         return now
     }
 
-    @Test("a 20 Mbit/s link with a 10 ms round trip queues two round trips: 50 kB, not 1 MiB")
+    @Test("a 20 Mbit/s link with a 10 ms round trip queues one round trip: 25 kB, not 1 MiB")
     func slowLink() {
         var limit = TransmitQueueLimit()
         _ = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
         #expect(limit.bytesPerSecond.map { abs($0 - 2_500_000) < 25_000 } == true)
-        #expect(limit.highWater == 50_000)
-        #expect(limit.lowWater == 25_000)
+        #expect(limit.highWater == 25_000)
+        #expect(limit.lowWater == 12_500)
     }
 
     @Test("a fast link is held to the cap, a very short path to the floor")
@@ -34,7 +34,7 @@ import Testing
         #expect(short.highWater == TransmitQueueLimit.floor)
     }
 
-    @Test("before any measurement the queue is the floor, and a sample needs at least 10 ms")
+    @Test("before any measurement the queue is the floor, and a sample spans at least 10 ms")
     func startsAtFloor() {
         var limit = TransmitQueueLimit()
         #expect(limit.highWater == TransmitQueueLimit.floor)
