@@ -28,11 +28,14 @@ public struct StreamGrant: Codable, Sendable, Equatable {
     public var kubeGroups: [String]?
     /// A shell's recording, the file under `recordings/`.
     public var recording: String?
-    public init(rule: String? = nil, kubeUser: String? = nil, kubeGroups: [String]? = nil, recording: String? = nil) {
+    /// In a cluster: the replica holding the node, through whose peer link the stream went.
+    public var viaReplica: String?
+    public init(rule: String? = nil, kubeUser: String? = nil, kubeGroups: [String]? = nil, recording: String? = nil, viaReplica: String? = nil) {
         self.rule = rule
         self.kubeUser = kubeUser
         self.kubeGroups = kubeGroups
         self.recording = recording
+        self.viaReplica = viaReplica
     }
 }
 

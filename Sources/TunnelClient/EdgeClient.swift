@@ -10,6 +10,9 @@ import TunnelTLS
 public struct GatewayEndpoint: Sendable {
     public var host: String
     public var port: UInt16
+    /// Every replica a node may dial, `host:port` first; one entry unless `--gateway` lists
+    /// several. The node spreads and fails over across them (`GatewayRotation`).
+    public var replicas: [(host: String, port: UInt16)]
     /// The name the gateway's certificate must carry; the host itself unless set.
     public var serverName: String
     public var identity: TLSIdentity
@@ -19,6 +22,7 @@ public struct GatewayEndpoint: Sendable {
     public init(host: String, port: UInt16, serverName: String? = nil, identity: TLSIdentity, gatewayCA: Certificate) {
         self.host = host
         self.port = port
+        replicas = [(host, port)]
         self.serverName = serverName ?? host
         self.identity = identity
         self.gatewayCA = gatewayCA
@@ -104,6 +108,8 @@ public final class EdgeClient {
     private let renewalTimer: LoopTimer
     private var stopped = false
     private var connectedAt: UInt64?
+    /// Which replica to dial next and when.
+    private var rotation: GatewayRotation
     private var splices: [ObjectIdentifier: SocketSplice] = [:]
     private let kubernetes: KubernetesService?
     /// The gateway's clock minus ours, in seconds, once learned.
@@ -129,6 +135,9 @@ public final class EdgeClient {
         kubernetes = try configuration.kubernetes.map { try KubernetesService(loop: loop, upstream: $0, logger: logger) }
         retryTimer = LoopTimer(loop: loop)
         renewalTimer = LoopTimer(loop: loop)
+        let replicas = configuration.gateway.replicas.count
+        rotation = GatewayRotation(count: max(1, replicas), start: Int.random(in: 0..<max(1, replicas)),
+                                   schedule: configuration.reconnect)
     }
 
     public var isConnected: Bool { connection?.isEstablished ?? false }
@@ -163,9 +172,10 @@ public final class EdgeClient {
             reenroll()
             return
         }
-        let endpoint = configuration.gateway
-        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port,
-                               timeoutMilliseconds: configuration.connectTimeout.wholeMilliseconds) { [unowned self] result in
+        let replica = currentReplica
+        dialer = GatewayDialer(loop: loop, host: replica.host, port: replica.port,
+                               timeoutMilliseconds: configuration.connectTimeout.wholeMilliseconds,
+                               addressOffset: Int.random(in: 0..<GatewayDialer.maxAddresses)) { [unowned self] result in
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
@@ -173,6 +183,9 @@ public final class EdgeClient {
             }
         }
     }
+
+    /// The replica of the `--gateway` list to dial now.
+    private var currentReplica: (host: String, port: UInt16) { configuration.gateway.replicas[rotation.current] }
 
     private func startSession(on socket: StreamConnection) {
         configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
@@ -190,23 +203,21 @@ public final class EdgeClient {
     private func retry(after failure: Failure) {
         guard !stopped else { return }
         let lasted = connectedAt.map { loop.now &- $0 } ?? 0
-        let delay = configuration.reconnect.delayAfterLoss(now: loop.now)
         if lasted >= configuration.replacedBackoff.cap.wholeMilliseconds { configuration.replacedBackoff.reset() }
         connectedAt = nil
-        let milliseconds: UInt64
+        // The next replica of the list, after a short jittered wait, or a backoff once all failed.
+        var milliseconds = rotation.failed(now: loop.now)
         switch failure.code {
         case TunnelErrorCode.replaced:
-            milliseconds = configuration.replacedBackoff.nextDelay().wholeMilliseconds
+            milliseconds = max(milliseconds, configuration.replacedBackoff.nextDelay().wholeMilliseconds)
             logger.error("another machine with this node's identity took over its session at the gateway; each machine needs its own node key (enroll it with its own token)", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         case TunnelErrorCode.revoked:
-            milliseconds = delay.wholeMilliseconds
             logger.error("the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
         default:
-            milliseconds = delay.wholeMilliseconds
             logger.warning("gateway unreachable; retrying", metadata: [
                 "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
             ])
@@ -266,9 +277,9 @@ public final class EdgeClient {
             retry(after: Failure(.internalError, "cannot make a certificate request: \(error)"))
             return
         }
-        let endpoint = configuration.gateway
+        let endpoint = configuration.gateway, replica = currentReplica
         EnrollmentCall(
-            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName,
+            loop: loop, host: replica.host, port: replica.port, serverName: endpoint.serverName,
             verification: .trustedCAs([TrustedCA(.gateway, certificate: endpoint.gatewayCA)]),
             identity: endpoint.identity, certificateTime: certificateTime, request: .reenroll(csr: csr), logger: logger
         ) { [weak self] result, tlsError in
@@ -290,9 +301,9 @@ public final class EdgeClient {
     private func checkClockAfter(_ error: TLSError) -> Bool {
         guard !clockChecked, error.code == .certificateNotYetValid || error.code == .certificateExpired else { return false }
         clockChecked = true
-        let endpoint = configuration.gateway
+        let endpoint = configuration.gateway, replica = currentReplica
         askGatewayTime(
-            loop: loop, host: endpoint.host, port: endpoint.port, serverName: endpoint.serverName, gatewayCA: endpoint.gatewayCA,
+            loop: loop, host: replica.host, port: replica.port, serverName: endpoint.serverName, gatewayCA: endpoint.gatewayCA,
             logger: logger
         ) { [weak self] result in
             guard let self, !stopped else { return }
@@ -359,7 +370,7 @@ public final class EdgeClient {
             // The gateway accepts the announcement once it has taken the node in: the reconnect
             // backoff starts over from then on.
             let handler = DiscardingHandler(connection: connection) { [unowned self] in
-                configuration.reconnect.accepted(now: loop.now)
+                rotation.accepted(now: loop.now)
             }
             handler.stream = try connection.openStream(
                 metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false, handler: handler)

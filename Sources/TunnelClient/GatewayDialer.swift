@@ -6,15 +6,24 @@ import TunnelRuntime
 import TunnelTLS
 
 /// Resolves the gateway's name and opens a TCP connection to it: the one way every client
-/// side (node, operator, enrollment) reaches the gateway. Cancellable until it completes.
+/// side (node, operator, enrollment) reaches the gateway. A name with several addresses (the
+/// replicas of a cluster behind one DNS name) is tried address by address, starting at
+/// `addressOffset`, until one connects. Cancellable until it completes.
 final class GatewayDialer {
     private let loop: EventLoop
     private var resolver: Resolver?
     private var pendingSocket: StreamConnection?
+    /// Addresses not tried yet, in the order they will be.
+    private var untried: ArraySlice<SocketAddress> = []
     private var completion: ((Result<StreamConnection, FleetFailure>) -> Void)?
 
+    /// Addresses of one name tried at most in one dial, each for up to the connect timeout.
+    static let maxAddresses = 8
+
     /// `completion` runs once, on the loop, unless `cancel()` comes first.
-    init(loop: EventLoop, host: String, port: UInt16, timeoutMilliseconds: UInt64,
+    /// - Parameter addressOffset: where in the resolved addresses to start (callers spreading a
+    ///   fleet over the addresses of one name pass a random number).
+    init(loop: EventLoop, host: String, port: UInt16, timeoutMilliseconds: UInt64, addressOffset: Int = 0,
          completion: @escaping (Result<StreamConnection, FleetFailure>) -> Void) {
         self.loop = loop
         self.completion = completion
@@ -24,7 +33,9 @@ final class GatewayDialer {
                 resolver = nil
                 switch result {
                 case .success(let addresses) where !addresses.isEmpty:
-                    connect(to: addresses[0], timeoutMilliseconds: timeoutMilliseconds)
+                    let start = abs(addressOffset % addresses.count)
+                    untried = (addresses[start...] + addresses[..<start]).prefix(Self.maxAddresses)
+                    connectNext(timeoutMilliseconds: timeoutMilliseconds)
                 case .success:
                     finish(.failure(FleetFailure("\(target) resolved to no address")))
                 case .failure(let error):
@@ -36,8 +47,17 @@ final class GatewayDialer {
         }
     }
 
-    private func connect(to address: SocketAddress, timeoutMilliseconds: UInt64) {
-        guard completion != nil else { return }
+    /// Connects to the next untried address; a failure moves on to the one after, the last
+    /// failure is the dial's.
+    private func connectNext(timeoutMilliseconds: UInt64) {
+        guard completion != nil, let address = untried.popFirst() else { return }
+        func failed(_ error: some Error) {
+            if untried.isEmpty {
+                finish(.failure(FleetFailure("cannot connect to the gateway at \(address): \(error)")))
+            } else {
+                connectNext(timeoutMilliseconds: timeoutMilliseconds)
+            }
+        }
         do {
             pendingSocket = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: timeoutMilliseconds) { [self] result in
                 let socket = pendingSocket
@@ -46,11 +66,11 @@ final class GatewayDialer {
                 case .success:
                     if let socket { finish(.success(socket)) }
                 case .failure(let error):
-                    finish(.failure(FleetFailure("cannot connect to the gateway at \(address): \(error)")))
+                    failed(error)
                 }
             }
         } catch {
-            finish(.failure(FleetFailure("cannot connect to the gateway at \(address): \(error)")))
+            failed(error)
         }
     }
 

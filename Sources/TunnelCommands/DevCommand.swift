@@ -182,7 +182,7 @@ struct DevelopmentFiles {
             entries.keys.sorted().map { "  \($0): \(yamlQuoted(entries[$0]!))\n" }.joined()
         }
         var text = "# Written by `tunnel dev` for its node; rewritten at every start.\n"
-        text += "gateway: \(yamlQuoted(settings.gateway.description))\nserver-name: \(yamlQuoted(settings.serverName))\n"
+        text += "gateway: \(yamlQuoted(settings.gateways.map(\.description).joined(separator: ",")))\nserver-name: \(yamlQuoted(settings.serverName))\n"
         text += "cert: \(yamlQuoted(settings.cert))\nkey: \(yamlQuoted(settings.key))\ngateway-ca: \(yamlQuoted(settings.gatewayCA))\n"
         text += "node-name: \(yamlQuoted(node))\nservices:\n" + map(settings.services.mapValues(\.description))
         if let user = settings.shellUser { text += "shell-user: \(yamlQuoted(user))\n" }

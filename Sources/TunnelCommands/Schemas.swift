@@ -60,7 +60,10 @@ public struct GatewaySettings: Sendable, Equatable {
 
 /// Typed settings of `tunnel client`.
 public struct ClientSettings: Sendable, Equatable {
+    /// The first gateway of the list (enrollment and `doctor` use it).
     public var gateway: HostPort
+    /// The replicas after the first, when `--gateway` lists several.
+    public var otherGateways: [HostPort] = []
     public var serverName: String
     public var cert: String
     public var key: String
@@ -83,6 +86,15 @@ public struct ClientSettings: Sendable, Equatable {
 }
 
 extension ClientSettings {
+    /// Every gateway of the list, the first first.
+    public var gateways: [HostPort] {
+        get { [gateway] + otherGateways }
+        set {
+            gateway = newValue.first ?? gateway
+            otherGateways = Array(newValue.dropFirst())
+        }
+    }
+
     /// A node must offer something — a TCP service or a built-in one (kubernetes, shell, logs) —
     /// or there is nothing to reach it for: refused before it enrolls or connects.
     public func checkOffersAService(configFile: String?) throws(CommandFailure) {

@@ -116,6 +116,9 @@ public enum SettingsLoader {
                     if case .hostPort(let hostPort)? = values[key] {
                         values[spec.key] = .string(hostPort.host)
                         sources[spec.key] = .derived(from: key)
+                    } else if case .hostPorts(let list)? = values[key], let first = list.first {
+                        values[spec.key] = .string(first.host)
+                        sources[spec.key] = .derived(from: key)
                     }
                 }
             }
@@ -258,6 +261,8 @@ public enum SettingsLoader {
             return .path(path)
         case .hostPort:
             return .hostPort(try HostPort.parse(text, example: spec.example ?? "gateway.example.com:7443"))
+        case .hostPorts:
+            return .hostPorts(try HostPort.parseList(text, example: spec.example ?? "gateway.example.com:7443"))
         case .hostName:
             guard HostPort.isValidHost(text) || HostPort.isIPv6(text) else {
                 throw ValueProblem("\"\(text)\" is not a host name or IP address (e.g. \(spec.example ?? "gateway.example.com"))")

@@ -9,6 +9,8 @@ public enum SettingKind: Sendable, Equatable {
     case path
     /// `host:port`, `1.2.3.4:7443` or `[::1]:7443` (see `HostPort.parse`).
     case hostPort
+    /// One or more `host:port`, comma-separated: the replicas of a gateway cluster.
+    case hostPorts
     /// A DNS name or an IP address (e.g. a TLS server name).
     case hostName
     /// A positive duration such as `30s`, `15m`, `24h` (see `DurationText`).
@@ -127,6 +129,7 @@ public enum SettingValue: Sendable, Equatable {
     case string(String)
     case path(String)
     case hostPort(HostPort)
+    case hostPorts([HostPort])
     case duration(Duration)
     case integer(Int)
     case bool(Bool)
@@ -137,6 +140,7 @@ public enum SettingValue: Sendable, Equatable {
         switch self {
         case .string(let s), .path(let s): return s
         case .hostPort(let h): return h.description
+        case .hostPorts(let list): return list.map(\.description).joined(separator: ",")
         case .duration(let d): return DurationText.format(d)
         case .integer(let i): return String(i)
         case .bool(let b): return b ? "true" : "false"

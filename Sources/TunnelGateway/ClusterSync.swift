@@ -126,6 +126,13 @@ final class ClusterSync {
         return Dictionary(presences.map { ($0.node, $0) }) { first, _ in first }
     }
 
+    /// Who holds `node` by the store, for routing a stream there (`PresenceDirectory`).
+    func presence(of node: String) -> NodePresence? {
+        let now = clock()
+        guard let held = attempt("read the presence of node \(node)", { () throws(StoreError) in try store.presence(of: node, now: now) }) ?? nil else { return nil }
+        return NodePresence(replica: held.replica, advertise: held.advertise, epoch: held.epoch, leaseExpires: held.leaseUntil)
+    }
+
     private func claim(_ node: String) -> Int64? {
         let until = ledger.leaseEnd(now: clock())
         let epoch = attempt("record the presence of node \(node)") { () throws(StoreError) in

@@ -16,8 +16,14 @@ extension Gateway {
         case .listNodes:
             connection.reply(NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings, gatewayTime: authority.now), on: stream)
         case .connect(let node, let service, let parameters):
-            connect(operatorName: name, roles: roles, connection: connection, stream: stream, node: node, service: service,
-                    parameters: parameters, interactive: interactive)
+            let open = { [unowned self] in
+                guard !connection.isEnding else { return }
+                connect(operatorName: name, roles: roles, connection: connection, stream: stream, node: node, service: service,
+                        parameters: parameters, interactive: interactive)
+            }
+            // A node on a replica whose link is being dialed: decided once the link is up or failed.
+            if awaitPeerLink(node: node, retry: open) { return }
+            open()
         case .renew(let csr):
             guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
             do {

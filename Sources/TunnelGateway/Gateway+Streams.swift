@@ -89,8 +89,19 @@ extension Gateway {
             request.grant.kubeUser = operatorName
             request.grant.kubeGroups = authority.kubernetesGroups(roles: request.roles, node: node)
         }
-        guard let record = nodes[node], let nodeConnection = record.connection, !nodeConnection.isEnding else {
-            refuse(request, TunnelErrorCode.unknownNode, TunnelErrorCode.explain(Failure(TunnelErrorCode.unknownNode, ""), node: node, service: service), outcome: "unavailable")
+        let nodeConnection: MuxConnection
+        let offline = TunnelErrorCode.explain(Failure(TunnelErrorCode.unknownNode, ""), node: node, service: service)
+        switch carrier(for: node) {
+        case .local(let session):
+            nodeConnection = session
+        case .peer(let replica, let link):
+            nodeConnection = link
+            request.grant.viaReplica = replica
+        case .dialing(let replica):
+            refuse(request, TunnelErrorCode.unknownNode, "\(offline) (the link to replica \(replica) is not up yet; retry)", outcome: "unavailable")
+            return nil
+        case .none(let reason):
+            refuse(request, TunnelErrorCode.unknownNode, reason.map { "\(offline) (\($0))" } ?? offline, outcome: "unavailable")
             return nil
         }
         if let busy = nodeBusy(node, nodeConnection, operatorName: operatorName, roles: request.roles) {

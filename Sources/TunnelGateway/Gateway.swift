@@ -68,7 +68,7 @@ public final class Gateway {
     private let tlsContext: TLSContext
     let authority: FleetAuthority
     /// One set of scratch buffers for all connections: they share the loop.
-    private let buffers = MuxBuffers()
+    let buffers = MuxBuffers()
     private var listener: TCPListener?
     /// The local admin socket, once `startAdminSocket` opened it.
     var adminListener: UnixListener?
@@ -102,6 +102,8 @@ public final class Gateway {
     public let metrics = GatewayMetrics()
     /// Presence, fencing and the change feed of a cluster replica (`ClusterSync.swift`).
     private(set) var cluster: ClusterSync?
+    /// This replica's peer links in a cluster (`Gateway+PeerRelay.swift`); nil for one box.
+    var peering: PeerRouting?
     var isListening: Bool { listener != nil }
 
     /// How often certificate deadlines and the policy file are checked.
@@ -176,6 +178,7 @@ public final class Gateway {
         groupCommit = GroupCommit(loop: loop, syncAudit: { [audit] in audit?.sync() ?? true },
                                   saveSightings: { [authority] in authority.recordSightings($0) })
         cluster = configuration.replica.map { [authority] in ClusterSync(identity: $0, gateway: self, store: authority.store, clock: { authority.now }) }
+        peering = cluster.map { PeerRouting(replicaName: $0.identity.name, presence: $0) }
     }
 
     /// Starts listening; returns the bound address (its port is the real one when 0 was asked).
@@ -508,6 +511,7 @@ public final class Gateway {
 extension Gateway: MuxConnectionDelegate {
     public func connectionEstablished(_ connection: MuxConnection) -> Failure? {
         let key = ObjectIdentifier(connection)
+        if let outbound = outboundPeerEstablished(connection) { return outbound }
         if connection.applicationProtocol == TunnelProtocol.enrollALPN {
             connections[key] = .enrolling(connection)
             metrics.handshake(kind: "enroll", admitted: true)
@@ -559,8 +563,9 @@ extension Gateway: MuxConnectionDelegate {
             handleOperatorRequest(from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
         case .enrolling:
             handleEnrollment(connection, stream: stream, metadata: metadata)
-        // The relay of a peer's stream to a node held here is not built yet.
-        case .peer, .unclassified, nil:
+        case .peer(let replica, _):
+            handlePeerRequest(from: replica, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
+        case .unclassified, nil:
             connection.reset(stream, code: .refusedStream)
         }
     }
@@ -569,6 +574,7 @@ extension Gateway: MuxConnectionDelegate {
 
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
         let key = ObjectIdentifier(connection)
+        peerLinkClosed(connection, failure: failure)
         let peer = connections.removeValue(forKey: key)
         certificateDeadlines[key] = nil
         admission.closed(key)

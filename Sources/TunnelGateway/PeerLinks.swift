@@ -39,6 +39,9 @@ struct PeerLinks<Link> {
 
     func state(of replica: String) -> State { states[replica] ?? .idle }
 
+    /// Links up now (for the metrics).
+    var upCount: Int { states.values.filter { if case .up = $0 { true } else { false } }.count }
+
     /// Whether a stream may reach `replica` now (for `StreamRoute.decide`'s `peerReachable`).
     func isReachable(_ replica: String, now: UInt64) -> Bool {
         if case .unavailable = decision(for: replica, now: now) { return false }

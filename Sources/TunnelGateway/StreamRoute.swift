@@ -11,23 +11,13 @@ enum StreamRoute: Equatable {
     /// Nobody holds it, as far as this replica can tell; `reason` is the operator's sentence.
     case offline(reason: String)
 
-    /// What the store says a replica holds: the node's session there, its epoch (a newer
-    /// session fences an older one) and the lease the holder renews.
-    struct Presence: Equatable {
-        let replica: String
-        let advertise: String
-        let epoch: Int64
-        /// Unix seconds: past it, the holder is presumed dead and the record is not trusted.
-        let leaseExpires: Int64
-    }
-
     /// - Parameters:
     ///   - localSession: the epoch of the live session this replica holds for the node, if any.
     ///   - presence: the store's record of the node, if any.
     ///   - replica: this replica's name.
     ///   - peerReachable: whether a peer link to `presence.replica` can be used now (not in its
     ///     reconnect backoff).
-    static func decide(localSession: Int64?, presence: Presence?, replica: String, peerReachable: (String) -> Bool, now: Int64) -> StreamRoute {
+    static func decide(localSession: Int64?, presence: NodePresence?, replica: String, peerReachable: (String) -> Bool, now: Int64) -> StreamRoute {
         let live = presence.flatMap { $0.leaseExpires > now ? $0 : nil }
         if let localSession {
             // A newer session elsewhere has fenced ours: it is closing, and the stream goes there.
@@ -42,10 +32,28 @@ enum StreamRoute: Equatable {
         return route(to: live, peerReachable: peerReachable)
     }
 
-    private static func route(to presence: Presence, peerReachable: (String) -> Bool) -> StreamRoute {
+    private static func route(to presence: NodePresence, peerReachable: (String) -> Bool) -> StreamRoute {
         guard peerReachable(presence.replica) else {
             return .offline(reason: "the node is held by replica \(presence.replica), which this replica cannot reach now")
         }
         return .peer(replica: presence.replica, address: presence.advertise)
+    }
+}
+
+/// What the store says a replica holds: a node's session there, its epoch (a newer session
+/// fences an older one) and the lease the holder renews.
+public struct NodePresence: Equatable, Sendable {
+    public let replica: String
+    /// Where the other replicas dial the holder (its `--advertise`).
+    public let advertise: String
+    public let epoch: Int64
+    /// Unix seconds: past it, the holder is presumed dead and the record is not trusted.
+    public let leaseExpires: Int64
+
+    public init(replica: String, advertise: String, epoch: Int64, leaseExpires: Int64) {
+        self.replica = replica
+        self.advertise = advertise
+        self.epoch = epoch
+        self.leaseExpires = leaseExpires
     }
 }

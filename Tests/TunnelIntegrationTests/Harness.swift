@@ -234,8 +234,9 @@ class GatewayFixture {
     }
 
     /// Connects an operator; nil only if the connection attempt never finished.
-    func connectOperator(_ identity: TLSIdentity) -> Result<MuxConnection, OperatorFailure>? {
-        let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port, identity: identity), logger: runner.logger)
+    /// - Parameter port: another gateway's (a second replica's); this one's by default.
+    func connectOperator(_ identity: TLSIdentity, port: UInt16? = nil) -> Result<MuxConnection, OperatorFailure>? {
+        let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port ?? self.port, identity: identity), logger: runner.logger)
         operators.append(client)
         var outcome: Result<MuxConnection, OperatorFailure>?
         client.connect { outcome = $0 }

@@ -5,8 +5,8 @@ import Testing
 /// presence record and the time.
 @Suite struct StreamRouteTests {
     private let now: Int64 = 1_800_000_000
-    private func presence(_ replica: String, epoch: Int64 = 2, leaseLeft: Int64 = 10) -> StreamRoute.Presence {
-        StreamRoute.Presence(replica: replica, advertise: "\(replica).example:7443", epoch: epoch, leaseExpires: now + leaseLeft)
+    private func presence(_ replica: String, epoch: Int64 = 2, leaseLeft: Int64 = 10) -> NodePresence {
+        NodePresence(replica: replica, advertise: "\(replica).example:7443", epoch: epoch, leaseExpires: now + leaseLeft)
     }
 
     @Test("a local session wins unless a newer live session elsewhere fenced it")
