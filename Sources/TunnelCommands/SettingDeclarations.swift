@@ -35,7 +35,7 @@ extension GatewaySettings: DeclaredSettings {
 extension ClientSettings: DeclaredSettings {
     public static let declarations: [Setting<ClientSettings>] = [
         Setting("gateway", .hostPorts, .required, \.gateways, help: "The gateway to dial, HOST:PORT; a cluster's replicas comma-separated (or one DNS name with several addresses), spread over and failed over with backoff", example: "gateway.example.com:7443"),
-        Setting("server-name", .hostName, .derived(.hostOf(key: "gateway")), \.serverName, help: "TLS name the gateway certificate must carry (default: the host of the first gateway)", example: "gateway.example.com"),
+        Setting("server-name", .hostName, .derived(.hostOf(key: "gateway")), \.serverName, help: "TLS name the gateway certificate must carry, on every replica", example: "gateway.example.com"),
         Setting("cert", .path, .defaultValue("/var/lib/tunnel/client/node.crt"), \.cert, help: "This node's certificate (PEM); written by enrollment and renewal", example: "/var/lib/tunnel/client/node.crt"),
         Setting("key", .path, .defaultValue("/var/lib/tunnel/client/node.key"), \.key, help: "This node's private key (PEM, 0600); made on the node at enrollment", example: "/var/lib/tunnel/client/node.key"),
         Setting("gateway-ca", .path, .defaultValue("/var/lib/tunnel/client/gateway-ca.crt"), \.gatewayCA, help: "CA certificate that verifies the gateway; written by enrollment", example: "/var/lib/tunnel/client/gateway-ca.crt"),

@@ -18,7 +18,8 @@ postgres_start() {
     [ -x "$bin/initdb" ] || { echo "no PostgreSQL binaries (initdb); run scripts/setup.sh" >&2; return 1; }
     PG_DIR=$WORK/postgres
     mkdir -m 700 "$PG_DIR"
-    [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+    # The server's account must reach PG_DIR through WORK (mktemp makes it 0700).
+    [ "$(id -u)" = 0 ] && chmod o+x "$WORK" && chown postgres: "$PG_DIR"
     postgres_as_server_user "$bin/initdb" -D "$PG_DIR/data" -U tunnel --auth=trust --no-sync -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log" >&2; return 1; }
     # A port found free may be taken before the server binds it; a few tries settle that.
