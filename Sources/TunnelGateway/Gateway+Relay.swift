@@ -55,8 +55,8 @@ extension Gateway {
         do {
             let service = ServiceRequest(service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes)
             // Through a peer link, the holding replica is told which node to open it on.
-            let metadata = request.grant.viaReplica == nil ? TunnelProtocol.encode(service)
-                : TunnelProtocol.encode(PeerStreamRequest(node: target.node, request: service, operator: request.operatorName, stream: target.stream))
+            let metadata = request.grant.viaReplica == nil ? try TunnelProtocol.encode(service)
+                : try TunnelProtocol.encode(PeerStreamRequest(node: target.node, request: service, operator: request.operatorName, stream: target.stream))
             try relay.openSecond(metadata: metadata, interactive: interactive)
         } catch {
             logger.info("stream refused: cannot open a stream to the node", metadata: request.logMetadata.merging(["error": "\(error)"]) { $1 })
