@@ -37,6 +37,13 @@ struct PeerRelayTests {
             presence.holders[node] = NodePresence(replica: replica, advertise: "127.0.0.1:\(port)", epoch: 1, leaseExpires: Int64(time(nil)) + 60)
         }
 
+        /// A node connected to r1, and the presence record saying so.
+        func startNodeOnFirstReplica(_ node: String) throws {
+            try fixture.startNode(try fixture.pki.identity(.node, node))
+            fixture.runner.run(until: { fixture.online(node) })
+            hold(node, at: "r1", port: fixture.port)
+        }
+
         func peerLinks(_ gateway: Gateway) -> Int {
             gateway.connections.values.filter { if case .peer = $0 { true } else { false } }.count
         }
@@ -54,9 +61,7 @@ struct PeerRelayTests {
         let cluster = try Cluster()
         defer { cluster.tearDown() }
         let fixture = cluster.fixture
-        try fixture.startNode(try fixture.pki.identity(.node, "node-1"))
-        fixture.runner.run(until: { fixture.online("node-1") })
-        cluster.hold("node-1", at: "r1", port: fixture.port)
+        try cluster.startNodeOnFirstReplica("node-1")
         guard case .success(let operatorLink)? = fixture.connectOperator(try fixture.pki.identity(.operator, "alice"), port: cluster.secondPort) else {
             Issue.record("the operator did not connect to replica 2")
             return
@@ -74,9 +79,7 @@ struct PeerRelayTests {
         let cluster = try Cluster()
         defer { cluster.tearDown() }
         let fixture = cluster.fixture
-        try fixture.startNode(try fixture.pki.identity(.node, "node-1"))
-        fixture.runner.run(until: { fixture.online("node-1") })
-        cluster.hold("node-1", at: "r1", port: fixture.port)
+        try cluster.startNodeOnFirstReplica("node-1")
         // The presence record says r1 holds node-2, but r1 has no session of it.
         cluster.hold("node-2", at: "r1", port: fixture.port)
         let alice = try fixture.pki.identity(.operator, "alice")
