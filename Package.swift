@@ -21,6 +21,8 @@ let package = Package(
         /// The audit log and its offline verifier, for tools of an auditor's own (and audit-bench).
         .library(name: "TunnelAudit", targets: ["TunnelAudit"]),
         .executable(name: "tunnel", targets: ["tunnel"]),
+        /// The edge agent alone, for nodes: `tunnel client` without Foundation (docs/BENCHMARKS.md).
+        .executable(name: "tunnel-client", targets: ["tunnel-client"]),
     ],
     dependencies: [
         // Structured logging with a Logger passed into libraries, as the Swift server ecosystem does.
@@ -112,15 +114,32 @@ let package = Package(
             "PostgresTestServer",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        /// Every subcommand: settings (YAML, TUNNEL_* variables, flags), offline PKI, login, and the
-        /// wiring of the gateway, client and operator runtimes. A library so tests can drive it.
+        /// libyaml from Debian's libyaml-dev, under TunnelYAML.
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        /// Small YAML files (settings, bundles, kubeconfigs) composed into nodes with line numbers,
+        /// bounded, without Foundation: what the edge agent reads its config with.
+        .target(name: "TunnelYAML", dependencies: ["CLibYAML"]),
+        .testTarget(name: "TunnelYAMLTests", dependencies: ["TunnelYAML"]),
+        /// What the edge agent's command line needs and every other command builds on: settings
+        /// (schemas, YAML, TUNNEL_* variables, flags), failures and their codes, the log format, the
+        /// version, and `tunnel client` itself. No Foundation (FoundationEssentials at most), so
+        /// `tunnel-client` links no Foundation, ICU, SQLite or libpq.
+        .target(name: "TunnelAgent", dependencies: [
+            "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics", "TunnelYAML", "Multiplex",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], plugins: ["SourceCommit"]),
+        /// The edge agent's executable: `tunnel client` alone.
+        .executableTarget(name: "tunnel-client", dependencies: ["TunnelAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        /// Every other subcommand: offline PKI, login, the gateway, operator and auditor commands,
+        /// on TunnelAgent's settings. A library so tests can drive it.
         .target(name: "TunnelCommands", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
+            "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
-        ], plugins: ["SourceCommit"]),
-        /// Writes the git commit being built into TunnelCommands (`tunnel version`); "unknown" outside git.
+        ]),
+        /// Writes the git commit being built into TunnelAgent (`tunnel version`); "unknown" outside git.
         .plugin(name: "SourceCommit", capability: .buildTool()),
         /// The thin executable: only the entry point.
         .executableTarget(name: "tunnel", dependencies: ["TunnelCommands"]),

@@ -8,6 +8,7 @@ packages=(
     libsqlite3-dev sqlite3                    # build: the gateway's fleet database; its backup in backup-restore.sh
     libpq-dev postgresql                      # build: the cluster's PostgreSQL store; tests: a real server
     libhttp-parser-dev                        # build: TunnelHTTP (the console, the Kubernetes proxy)
+    libyaml-dev                               # build: TunnelYAML (settings files, without Foundation)
     openssh-server openssh-client rsync       # end-to-end tests: a real sshd, ssh, scp
     python3 openssl curl                      # the Kubernetes API stand-in and its checks
     iproute2                                  # network namespaces for the half-open link test

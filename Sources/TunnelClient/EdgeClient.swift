@@ -1,9 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Multiplex
 import TunnelIO
 import TunnelMetrics
 import TunnelRuntime
+import TunnelText
 import TunnelTLS
 
 /// Where a client dials and how it proves who it is.
@@ -383,7 +388,7 @@ public final class EdgeClient {
     /// The kernel's id for this boot; it changes on every reboot.
     static func bootID() -> String {
         ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "unknown")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmingASCIIWhitespace()
     }
 
     static func uptime() -> Double {

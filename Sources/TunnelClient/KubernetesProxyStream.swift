@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Multiplex
 import TunnelHTTP
 import TunnelIO
@@ -143,7 +147,7 @@ final class KubernetesProxyStream: StreamHandler {
     private func refuse(_ error: KubeProxyError) {
         service.logger.notice("kubernetes request refused", metadata: ["error": "\(error)", "stream.id": "\(stream)"])
         if !conversation.isRaw, conversation.unanswered.isEmpty {
-            let body = Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"\#(error.description.replacingOccurrences(of: "\"", with: "'")) (refused by the node's tunnel client)","code":\#(error.responseStatus)}"#.utf8) + [10]
+            let body = Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"\#(error.description.replacing("\"", with: "'")) (refused by the node's tunnel client)","code":\#(error.responseStatus)}"#.utf8) + [10]
             let head = Array("HTTP/1.1 \(error.responseStatus) Refused\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
             _ = try? connection.write((head + body)[...], on: stream)
             connection.finish(stream)

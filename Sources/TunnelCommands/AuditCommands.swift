@@ -141,14 +141,6 @@ public struct AuditShowCommand: ParsableCommand {
     }
 }
 
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-}
-
 /// Evidence bundles: a tar of whole segments (the chain and its checkpoints need them whole),
 /// the recordings of the streams in range, the public key and a SHA-256 manifest of all of them.
 enum AuditBundle {
@@ -178,7 +170,7 @@ enum AuditBundle {
 
     static func temporaryDirectory() throws(CommandFailure) -> String {
         let path = NSTemporaryDirectory() + "tunnel-audit-\(UUID().uuidString)"
-        try GatewayPKI.makeDirectory(path)
+        try makePrivateDirectory(path)
         return path
     }
 
@@ -293,7 +285,7 @@ extension AuditBundle {
             read(fileSize(segment))
             let entries = try AuditReader.entries(of: segment)
             guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
-            if names.isEmpty && !prefix.isEmpty { try GatewayPKI.makeDirectory("\(staging)/\(prefix)") }
+            if names.isEmpty && !prefix.isEmpty { try makePrivateDirectory("\(staging)/\(prefix)") }
             let name = prefix + (segment as NSString).lastPathComponent
             try copy(segment, to: "\(staging)/\(name)")
             names.append(name)
@@ -304,7 +296,7 @@ extension AuditBundle {
             }
         }
         guard !names.isEmpty else { return ([], 0) }
-        if !recordings.isEmpty { try GatewayPKI.makeDirectory("\(staging)/\(prefix)recordings") }
+        if !recordings.isEmpty { try makePrivateDirectory("\(staging)/\(prefix)recordings") }
         for recording in recordings.sorted() {
             let name = "\(prefix)recordings/\(recording)"
             try copy("\(directory)/recordings/\(recording)", to: "\(staging)/\(name)")

@@ -48,7 +48,7 @@ enum AuditMirror {
                 if bytes.count > file.size { bytes.removeLast(bytes.count - Int(file.size)) }
                 if file.name.hasSuffix(".jsonl"), let end = bytes.lastIndex(of: 0x0A) { bytes.removeSubrange((end + 1)...) }
                 do {
-                    if file.name.hasPrefix("recordings/") { try GatewayPKI.makeDirectory("\(directory)/recordings") }
+                    if file.name.hasPrefix("recordings/") { try makePrivateDirectory("\(directory)/recordings") }
                     try DurableFile.write(path: "\(directory)/\(file.name)", bytes: bytes, mode: 0o600)
                 } catch {
                     return done("cannot write \(file.name): \(error)")

@@ -53,7 +53,7 @@ public struct DevCommand: ParsableCommand {
         let logger = TunnelLogging.bootstrap(level: level, format: format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
         if !FileManager.default.fileExists(atPath: "\(gatewaySettings.pkiDir)/\(GatewayPKI.nodeCACertificate)") {
-            try GatewayPKI.makeDirectory(paths.gateway)
+            try makePrivateDirectory(paths.gateway)
             _ = try GatewayPKI.initialize(.init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
         }
         let logs = try DevSandbox.demoLogs(directory: directory)
@@ -103,7 +103,7 @@ public struct DevCommand: ParsableCommand {
             } else {
                 // The node enrolls the way a real one does: a token, a key made here, a pinned CA.
                 let token = try paths.token(for: node, gateway: gateway)
-                try GatewayPKI.makeDirectory(paths.nodeDirectory)
+                try makePrivateDirectory(paths.nodeDirectory)
                 clientSettings.nodeName = node
                 NodeCredentials.enroll(
                     loop: loop, host: gatewayAddress.host, port: gatewayAddress.port, serverName: "localhost", token: token,
@@ -189,7 +189,7 @@ struct DevelopmentFiles {
         if !settings.logSources.isEmpty {
             text += "log-root: \(yamlQuoted(settings.logRoot))\nlog-sources:\n" + map(settings.logSources.mapValues(\.text))
         }
-        try GatewayPKI.makeDirectory(nodeDirectory)
+        try makePrivateDirectory(nodeDirectory)
         _ = try GatewayPKI.write(clientConfig, Array(text.utf8), 0o600, "dev node's client config")
     }
 

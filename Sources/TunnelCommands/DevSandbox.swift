@@ -14,7 +14,7 @@ enum DevSandbox {
 
     /// Writes `DIR/logs/app.log` once and returns the log root and the source.
     static func demoLogs(directory: String) throws(CommandFailure) -> (root: String, source: LogSource) {
-        try GatewayPKI.makeDirectory("\(directory)/logs")
+        try makePrivateDirectory("\(directory)/logs")
         // The log service compares paths with symlinks resolved (/tmp may be a link).
         let root = URL(fileURLWithPath: "\(directory)/logs").resolvingSymlinksInPath().path
         let file = "\(root)/app.log"
@@ -103,7 +103,7 @@ final class DevSSHServer {
     init(directory: String, hostAlias: String, loop: EventLoop, logger: Logger) throws(CommandFailure) {
         guard let sshd = Self.program, let keygen = Self.keygen else { throw .failed(Self.missingOpenSSH, .programMissing) }
         files = Files(directory: directory)
-        try GatewayPKI.makeDirectory(directory)
+        try makePrivateDirectory(directory)
         // sshd run by root insists on its privilege-separation directory, which the system's
         // sshd.service would make at boot; a machine that never ran it lacks it.
         if geteuid() == 0, !FileManager.default.fileExists(atPath: "/run/sshd") { mkdir("/run/sshd", 0o755) }

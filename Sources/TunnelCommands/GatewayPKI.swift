@@ -91,7 +91,7 @@ public enum GatewayPKI {
         for ip in ips where !(HostPort.isIPv4(ip) || HostPort.isIPv6(ip)) {
             throw .usage("--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10", .usage)
         }
-        try makeDirectory(dir)
+        try makePrivateDirectory(dir)
         do {
             let caValidity = try CertificateValidity(now: options.now, lifetime: caLifetime)
             let nodeCA = try CertificateAuthority.createSelfSigned(commonName: "tunnel node CA", key: try PrivateKey.generateP256(), validity: caValidity)
@@ -142,28 +142,6 @@ public enum GatewayPKI {
         }
         return WrittenFile(path: path, mode: mode, what: what)
     }
-
-    /// mkdir -p; new directories are 0700 because they hold keys.
-    static func makeDirectory(_ path: String) throws(CommandFailure) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw .failed("\(path) exists and is not a directory", .localFile) }
-            return
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw .failed("could not create directory \(path): \(error.localizedDescription)", .localFile)
-        }
-    }
-}
-
-/// `2026-11-28T06:00:00Z`
-func isoDate(_ seconds: Int64) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
 }
 
 /// `SHA256:` + colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256` prints it.

@@ -105,10 +105,10 @@ public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerNa
     guard localPort > 0 else { throw fail("the local port must be 1–65535") }
     let parsed: Node?
     do { parsed = try Yams.compose(yaml: original) } catch {
-        throw fail(StrictYAML.describeYAMLError(error, source: "kubeconfig"))
+        throw fail(describeYamsError(error, source: "kubeconfig"))
     }
     guard var root = parsed?.mapping else { throw fail("the kubeconfig is empty or not a mapping") }
-    guard let current = root["current-context"].flatMap(StrictYAML.scalarText), !current.isEmpty else {
+    guard let current = root["current-context"]?.string, !current.isEmpty else {
         throw fail("the kubeconfig has no current-context; run `kubectl config use-context NAME` on the node first")
     }
     guard let contexts = root["contexts"]?.sequence,
@@ -138,4 +138,17 @@ public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerNa
     } catch {
         throw fail("could not write the kubeconfig: \(oneLine(error))")
     }
+}
+
+/// A Yams parse error as `source:LINE: not valid YAML: PROBLEM`, as `StrictYAML` words libyaml's.
+private func describeYamsError(_ error: any Error, source: String) -> String {
+    if let yaml = error as? YamlError {
+        switch yaml {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "\(source):\(mark.line): not valid YAML: \(problem)"
+        default:
+            break
+        }
+    }
+    return "\(source): not valid YAML: \(oneLine(error))"
 }

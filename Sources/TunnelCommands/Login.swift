@@ -1,6 +1,5 @@
 import Foundation
 import TunnelTLS
-import Yams
 
 /// The file `tunnel user add` writes and `tunnel login` reads: one YAML mapping with
 /// `gateway`, optional `server-name`, and the PEM texts `certificate`, `key`, `gateway-ca`.
@@ -46,7 +45,7 @@ public struct OperatorBundle: Sendable, Equatable {
         var values: [String: (String, Int)] = [:]
         for entry in entries {
             guard let value = StrictYAML.scalarText(entry.value) else {
-                throw .usage("\(source):\(entry.line): \(entry.key): expected text, not a \(StrictYAML.shape(entry.value))", .bundleInvalid)
+                throw .usage("\(source):\(entry.line): \(entry.key): expected text, not a \(entry.value.shape)", .bundleInvalid)
             }
             values[entry.key] = (value, entry.line)
         }
@@ -135,7 +134,7 @@ public enum OperatorLogin {
         let (identity, certificate, key, gatewayCA) = try validate(bundle, source: bundlePath, now: now)
 
         let dir = configDirectory.hasPrefix("/") ? configDirectory : FileManager.default.currentDirectoryPath + "/" + configDirectory
-        try GatewayPKI.makeDirectory(dir)
+        try makePrivateDirectory(dir)
         let crt = "\(dir)/\(certificateFile)", keyPath = "\(dir)/\(keyFile)", caPath = "\(dir)/\(GatewayPKI.gatewayCAFile)"
         var config = "# Written by `tunnel login` for \(identity) from \(bundlePath).\n"
         config += "gateway: \(yamlQuoted(bundle.gateway.description))\n"

@@ -11,107 +11,13 @@ import TunnelTLS
 // Turns checked settings into running gateways, clients and operator connections. Every file
 // problem becomes one `CommandFailure` line naming the file and the fix.
 
-/// Loads a certificate chain and its key; a missing, unreadable or mismatched pair is a usage error.
-func loadIdentity(certificate: String, key: String, fix: String) throws(CommandFailure) -> TLSIdentity {
-    do {
-        return try TLSIdentity.load(certificatePath: certificate, keyPath: key)
-    } catch {
-        throw .usage("\(oneLine(error)); \(fix)", .certificateMissing)
-    }
-}
-
-func loadCertificate(_ path: String, fix: String) throws(CommandFailure) -> Certificate {
-    do {
-        return try Certificate.fromPEM(try DurableFile.read(path: path), source: path)
-    } catch {
-        throw .usage("\(oneLine(error)); \(fix)", .certificateMissing)
-    }
-}
-
-/// Refuses a certificate that has expired or is not valid yet, with the dates, before any dialing.
-func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) {
-    guard let leaf = identity.chain.first else { throw .usage("\(path) holds no certificate", .certificateMissing) }
-    if now >= leaf.notAfter {
-        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)", .certificateExpired)
-    }
-    if now < leaf.notBefore {
-        throw .usage("\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))", .clockSkew)
-    }
-}
-
-/// SIGTERM and SIGINT handling for a long-running command: the first signal calls `onStop`
-/// (drain, close); a second one exits at once (an operator who presses Ctrl-C twice means it).
-/// Close it when the command's work is done, so the loop can run out of handles and return.
-final class StopSignals {
-    private var watchers: [SignalWatcher] = []
-    private var stopping = false
-
-    init(loop: EventLoop, logger: Logger, onStop: @escaping () -> Void) {
-        for signal in [Signal.terminate, Signal.interrupt] {
-            if let watcher = try? SignalWatcher(loop: loop, signal: signal, { [unowned self] signal in
-                if stopping {
-                    logger.warning("second signal; exiting without draining")
-                    exit(CommandFailure.failureExitCode)
-                }
-                stopping = true
-                logger.info("signal received; stopping", metadata: ["signal": "\(signal.number)"])
-                onStop()
-            }) {
-                watchers.append(watcher)
-            }
-        }
-    }
-
-    func close() {
-        for watcher in watchers { watcher.close() }
-        watchers.removeAll()
-    }
-}
-
-/// Runs a long-lived role on a new loop until SIGTERM or SIGINT. `start` sets the role up on the
-/// loop and returns how to stop it; that stop calls its argument once everything has closed, so
-/// the loop runs out of handles and this returns.
-func runUntilSignalled(
-    logger: Logger, _ start: (EventLoop) throws(CommandFailure) -> (_ stopped: @escaping () -> Void) -> Void
-) throws(CommandFailure) {
-    let loop: EventLoop
-    do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
-    // Signals are watched before the role starts: one that arrives while it starts up (after it
-    // printed that it is ready, say) is then handled once the loop runs, not fatal by default.
-    var stop: ((@escaping () -> Void) -> Void)?
-    var signals: StopSignals?
-    signals = StopSignals(loop: loop, logger: logger) {
-        guard let stop else { return signals?.close() ?? () }
-        stop { signals?.close() }
-    }
-    do {
-        stop = try start(loop)
-    } catch {
-        signals?.close()
-        throw error
-    }
-    loop.run()
-}
-
-/// Starts a node client on `loop`. Network and gateway failures never end it: it retries until
-/// it is stopped.
-func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, logger: Logger) throws(CommandFailure) -> EdgeClient {
-    do {
-        let client = try EdgeClient(loop: loop, configuration: configuration, logger: logger)
-        client.start()
-        return client
-    } catch {
-        throw .failed("cannot start the node client: \(oneLine(error))", .systemResource)
-    }
-}
-
 extension GatewaySettings {
     /// The gateway's runtime configuration. On first start it creates its PKI (node CA, operator
     /// CA, gateway certificate) in pki-dir; afterwards it loads and checks it.
     func runtimeConfiguration() throws(CommandFailure) -> GatewayConfiguration {
         let fix = "restore pki-dir from a backup, or move it aside to start a new fleet"
         if !FileManager.default.fileExists(atPath: "\(pkiDir)/\(GatewayPKI.nodeCACertificate)") {
-            try GatewayPKI.makeDirectory(dataDir)
+            try makePrivateDirectory(dataDir)
             _ = try GatewayPKI.initialize(.init(directory: pkiDir))
         }
         let identity = try loadIdentity(
@@ -137,7 +43,7 @@ extension GatewaySettings {
 
     /// The fleet store: the shared PostgreSQL database given with `store`, else fleet.db in data-dir.
     func openStore() throws(CommandFailure) -> FleetStore {
-        try GatewayPKI.makeDirectory(dataDir)
+        try makePrivateDirectory(dataDir)
         if let store, PostgresFleetStore.urlHoldsPassword(store) {
             throw .usage("--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)", .configInvalid)
         }
@@ -181,98 +87,6 @@ func startGateway(
         }
     }
     return (gateway, bound)
-}
-
-extension ClientSettings {
-    var credentialFiles: NodeCredentialFiles {
-        NodeCredentialFiles(certificate: cert, key: key, gatewayCA: gatewayCA)
-    }
-
-    /// The certificate file exists: enrollment completed once (it is written last).
-    var isEnrolled: Bool { FileManager.default.fileExists(atPath: cert) }
-
-    /// Enrolls with a join token before the client starts. A refusal (used, expired or unknown
-    /// token; a gateway that does not match the token's CA pin) ends the command with the
-    /// gateway's sentence; network failures are retried with backoff, as the client itself does.
-    func enroll(token text: String, logger: Logger) throws(CommandFailure) {
-        let token: JoinToken
-        do { token = try JoinToken.parse(text) } catch { throw .usage("--token: \(error.message)", .usage) }
-        for path in [cert, key, gatewayCA] {
-            try GatewayPKI.makeDirectory((path as NSString).deletingLastPathComponent)
-        }
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
-        var outcome: Result<TLSIdentity, FleetFailure>?
-        var backoff = Backoff()
-        let retryTimer = LoopTimer(loop: loop)
-        func attempt() {
-            NodeCredentials.enroll(
-                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token, nodeName: nodeName,
-                labels: nodeLabels, files: credentialFiles, logger: logger
-            ) { result in
-                if case .failure(let failure) = result, !failure.isFinal {
-                    let delay = backoff.nextDelay()
-                    logger.warning("enrollment failed; retrying", metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
-                    retryTimer.start(after: delay.wholeMilliseconds) { attempt() }
-                    return
-                }
-                outcome = result
-                retryTimer.close()
-            }
-        }
-        attempt()
-        loop.run()
-        switch outcome {
-        case .success(let identity):
-            let subject = (try? identity.chain[0].tunnelIdentity().description) ?? "?"
-            logger.notice("enrolled", metadata: ["identity": "\(subject)", "certificate.not_after": "\(isoDate(identity.chain[0].notAfter))", "cert": "\(cert)"])
-        case .failure(let failure):
-            throw .failed("enrollment refused: \(failure.message)", .enrollmentRefused)
-        case nil:
-            throw .failed("enrollment did not finish", .enrollmentRefused)
-        }
-    }
-
-    func runtimeConfiguration() throws(CommandFailure) -> EdgeClientConfiguration {
-        let fix = "enroll this node with a join token: tunnel client --token TOKEN (from `tunnel token create` on the gateway)"
-        // An expired certificate is fine: the client re-enrolls with it.
-        let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
-        guard (try? identity.chain[0].tunnelIdentity().role) == .node else {
-            throw .usage("\(cert) is not a node certificate; \(fix)", .certificateMissing)
-        }
-        let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
-        var endpoint = GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
-        endpoint.replicas = gateways.map { ($0.host, $0.port) }
-        var configuration = EdgeClientConfiguration(
-            gateway: endpoint,
-            services: services.mapValues { LocalService(host: $0.host, port: $0.port) },
-            labels: nodeLabels, credentialFiles: credentialFiles)
-        configuration.session.keepaliveInterval = keepaliveInterval
-        configuration.softwareVersion = VersionInfo.current.reported
-        if let shellUser {
-            guard services[ShellStream.serviceName] == nil else {
-                throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name", .configInvalid)
-            }
-            do {
-                configuration.builtInServices[ShellStream.serviceName] = try ShellService(user: shellUser)
-            } catch {
-                throw .usage("shell-user: \(error.reason)", .configInvalid)
-            }
-        }
-        if !logSources.isEmpty {
-            guard services[LogService.serviceName] == nil else {
-                throw .usage("services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name", .configInvalid)
-            }
-            configuration.builtInServices[LogService.serviceName] = LogService(sources: logSources, root: logRoot)
-        }
-        if let kubernetes {
-            guard services[KubernetesService.serviceName] == nil else {
-                throw .usage("services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name", .configInvalid)
-            }
-            configuration.kubernetes = try KubernetesKubeconfig.upstream(path: kubernetes)
-        }
-        return configuration
-    }
 }
 
 extension OperatorSettings {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TunnelHTTP
 
 /// What an API request asks for, as Kubernetes' own audit names it: read from the request line

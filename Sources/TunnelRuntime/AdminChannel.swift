@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TunnelIO
 
 /// The local admin socket's wire format: one `AdminRequest` as a JSON line, answered by one

@@ -1,5 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Multiplex
+import TunnelText
 import TunnelTLS
 
 /// A join token, as `tunnel token create` prints it: `tnl1.ID.SECRET.CAPIN`.
@@ -38,7 +43,7 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses a token, saying which part is wrong.
     public static func parse(_ text: String) throws(FleetFailure) -> JoinToken {
-        let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let parts = text.trimmingASCIIWhitespace().split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 4, parts[0] == prefix else { throw FleetFailure("this is not a join token: \(shape)") }
         func isHex(_ part: String, _ count: Int) -> Bool { part.count == count && Hex.decode(part) != nil }
         guard isHex(parts[1], 8), isHex(parts[2], 32) else { throw FleetFailure("the token's ID or secret is malformed: \(shape)") }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Multiplex
 
 /// What rides in stream metadata between operators, the gateway and nodes (`docs/TUNNEL.md` §3).

@@ -76,7 +76,7 @@ import TunnelTLS
             #expect(said.contains("2 segment(s) of 2 log(s)"), "\(said)")
 
             let unpacked = "\(dir)/unpacked"
-            try GatewayPKI.makeDirectory(unpacked)
+            try makePrivateDirectory(unpacked)
             try AuditBundle.unpackChecked(bundle: bundle, into: unpacked)
             #expect(AuditLogs.logs(inUnpacked: unpacked).map(\.name) == ["r1", "r2"])
             try AuditVerifyCommand.parse([bundle]).run()

@@ -23,7 +23,7 @@ enum TestIssuer {
     /// Writes OUT/NAME.crt, OUT/NAME.key and OUT/gateway-ca.crt.
     static func issueNode(name: String, caDirectory: String, outputDirectory: String, lifetime: Int64 = 86_400, now: Int64) throws -> (Issued, [String]) {
         let issued = try issue(.node, name: name, caDirectory: caDirectory, lifetime: lifetime, now: now)
-        try GatewayPKI.makeDirectory(outputDirectory)
+        try makePrivateDirectory(outputDirectory)
         try DurableFile.write(path: "\(outputDirectory)/\(name).key", bytes: issued.key.pem(), mode: 0o600)
         try DurableFile.write(path: "\(outputDirectory)/\(name).crt", bytes: issued.certificate.pem(), mode: 0o644)
         try DurableFile.write(path: "\(outputDirectory)/gateway-ca.crt", bytes: issued.gatewayCA.pem(), mode: 0o644)

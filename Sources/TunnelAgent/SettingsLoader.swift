@@ -1,8 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TunnelClient
 import TunnelText
 import TunnelTLS
-import Yams
+import TunnelYAML
 
 /// Everything a command hands to `SettingsLoader.load` besides its schema.
 public struct SettingsInput: Sendable {
@@ -19,7 +23,7 @@ public struct SettingsInput: Sendable {
     /// operator commands and also run `tunnel ca`).
     public var knownSchemas: [SettingsSchema]
 
-    public init(configPath: String? = nil, environment: [String: String], flags: [String: [String]] = [:], knownSchemas: [SettingsSchema] = Schemas.all) {
+    public init(configPath: String? = nil, environment: [String: String], flags: [String: [String]] = [:], knownSchemas: [SettingsSchema] = Schemas.nodeRoles) {
         self.configPath = configPath
         self.environment = environment
         self.flags = flags
@@ -136,7 +140,7 @@ public enum SettingsLoader {
 
     /// `--config`, else `TUNNEL_CONFIG`, else the schema's default path if that file exists.
     /// An explicitly named file must exist.
-    static func locateConfigFile(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> String? {
+    package static func locateConfigFile(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> String? {
         let explicit: (path: String, origin: String)?
         if let path = input.configPath {
             explicit = (path, "--config")
@@ -159,9 +163,9 @@ public enum SettingsLoader {
     }
 
     /// Reads and validates a config file: a YAML mapping of known keys, each at most once.
-    static func readConfigFile(_ path: String, schema: SettingsSchema, environment: [String: String]) throws(CommandFailure) -> [String: (value: SettingValue, line: Int)] {
+    package static func readConfigFile(_ path: String, schema: SettingsSchema, environment: [String: String]) throws(CommandFailure) -> [String: (value: SettingValue, line: Int)] {
         let entries = try StrictYAML.readMapping(path: path, allowedKeys: schema.keys, what: "tunnel \(schema.command) setting", sizeLimit: configSizeLimit)
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = directoryPart(of: path)
         var result: [String: (value: SettingValue, line: Int)] = [:]
         for entry in entries {
             let spec = schema.spec(entry.key)!
@@ -171,7 +175,7 @@ public enum SettingsLoader {
                     value = try parseMapNode(entry.value, as: spec)
                 } else {
                     guard let text = StrictYAML.scalarText(entry.value) else {
-                        throw ValueProblem("expected a single value, not a \(StrictYAML.shape(entry.value))\(spec.example.map { " (e.g. \(spec.key): \($0))" } ?? "")")
+                        throw ValueProblem("expected a single value, not a \(entry.value.shape)\(spec.example.map { " (e.g. \(spec.key): \($0))" } ?? "")")
                     }
                     value = try parse(text, as: spec, relativeTo: directory, environment: environment)
                 }
@@ -183,15 +187,15 @@ public enum SettingsLoader {
         return result
     }
 
-    private static func parseMapNode(_ node: Node, as spec: SettingSpec) throws(ValueProblem) -> SettingValue {
+    private static func parseMapNode(_ node: YAMLNode, as spec: SettingSpec) throws(ValueProblem) -> SettingValue {
         guard case .map(let entries) = spec.kind else { preconditionFailure() }
-        guard case .mapping(let mapping) = node else {
-            throw ValueProblem("expected a mapping of NAME: VALUE lines, not a \(StrictYAML.shape(node))")
+        guard let mapping = node.mapping else {
+            throw ValueProblem("expected a mapping of NAME: VALUE lines, not a \(node.shape)")
         }
         var map: [String: String] = [:]
-        for (keyNode, valueNode) in mapping {
-            guard let key = StrictYAML.scalarText(keyNode), let value = StrictYAML.scalarText(valueNode) ?? (StrictYAML.isNull(valueNode) ? "" : nil) else {
-                throw ValueProblem("entries must be NAME: VALUE with plain values (line \(keyNode.mark?.line ?? 0))")
+        for entry in mapping {
+            guard let key = StrictYAML.scalarText(entry.key), let value = StrictYAML.scalarText(entry.value) ?? (entry.value.isNull ? "" : nil) else {
+                throw ValueProblem("entries must be NAME: VALUE with plain values (line \(entry.key.line))")
             }
             guard map[key] == nil else { throw ValueProblem("\"\(key)\" appears twice") }
             try checkEntry(key, value, entries)
@@ -226,7 +230,7 @@ public enum SettingsLoader {
 
     /// Refuses a file log source outside its root directory, naming where the map was set.
     /// Lexical, after `..` is resolved; the client checks real paths again when it reads.
-    static func checkLogSourceRoots(_ schema: SettingsSchema, values: [String: SettingValue], sources: [String: SettingSource]) throws(CommandFailure) {
+    package static func checkLogSourceRoots(_ schema: SettingsSchema, values: [String: SettingValue], sources: [String: SettingSource]) throws(CommandFailure) {
         /// Names the culprit as other messages do: `file:line: key: `, or the variable or flag.
         func origin(_ key: String) -> String {
             switch sources[key] {
@@ -288,7 +292,7 @@ public enum SettingsLoader {
         case .map(let entries):
             var map: [String: String] = [:]
             for item in text.split(separator: ",", omittingEmptySubsequences: true) {
-                let item = item.trimmingCharacters(in: .whitespaces)
+                let item = item.trimmingASCIIWhitespace()
                 guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
                     throw ValueProblem("\"\(item)\" is not NAME=VALUE (write k=v,k2=v2\(spec.example.map { ", e.g. \($0)" } ?? ""))")
                 }

@@ -1,19 +1,24 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TunnelClient
 import TunnelIO
+import TunnelText
 import TunnelTLS
-import Yams
+import TunnelYAML
 
 /// Reads the kubeconfig `tunnel client --kubernetes FILE` names: the node's way to its own API
 /// server (`docs/KUBERNETES.md`). Its current context's cluster gives the address and the CA
 /// the server is verified against; its user gives the node's credential: a service account's
 /// `token` (or `tokenFile`), or k3s.yaml's client certificate. Anything that would weaken the
 /// check (`insecure-skip-tls-verify`) or run a program (`exec`, `auth-provider`) is refused.
-enum KubernetesKubeconfig {
+package enum KubernetesKubeconfig {
     /// Kubeconfigs are small; a larger file is not one.
-    static let sizeLimit = 1 << 20
+    package static let sizeLimit = 1 << 20
 
-    static func upstream(path: String) throws(CommandFailure) -> KubernetesUpstream {
+    package static func upstream(path: String) throws(CommandFailure) -> KubernetesUpstream {
         func fail(_ problem: String) -> CommandFailure { .usage("kubernetes: \(path): \(problem)", .configInvalid) }
         let text: String
         do {
@@ -25,15 +30,14 @@ enum KubernetesKubeconfig {
         } catch {
             throw fail("cannot read it (\(oneLine(error))); give the node's k3s.yaml or a service-account kubeconfig")
         }
-        let root: [String: Node]
+        let document: YAMLNode?
         do {
-            guard let mapping = try Yams.compose(yaml: text)?.mapping else { throw fail("empty or not a mapping") }
-            root = Dictionary(mapping.map { ($0.key.string ?? "", $0.value) }, uniquingKeysWith: { first, _ in first })
-        } catch let failure as CommandFailure {
-            throw failure
+            document = try YAMLComposer.compose(text)
         } catch {
-            throw fail(StrictYAML.describeYAMLError(error, source: "kubeconfig"))
+            throw fail(StrictYAML.describe(error, source: "kubeconfig"))
         }
+        guard let mapping = document?.mapping else { throw fail("empty or not a mapping") }
+        let root = Dictionary(mapping.map { ($0.key.string ?? "", $0.value) }, uniquingKeysWith: { first, _ in first })
         guard let current = root["current-context"]?.string, !current.isEmpty else { throw fail("has no current-context") }
         let context = try named(root["contexts"], current, "context", "context", fail)
         guard let clusterName = context["cluster"]?.string, let userName = context["user"]?.string else {
@@ -41,7 +45,7 @@ enum KubernetesKubeconfig {
         }
         let cluster = try named(root["clusters"], clusterName, "cluster", "cluster", fail)
         let user = try named(root["users"], userName, "user", "user", fail)
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = directoryPart(of: path)
         let (host, port) = try server(cluster, fail)
         guard cluster["insecure-skip-tls-verify"]?.bool != true else { throw fail("insecure-skip-tls-verify is set; the API server must be verified, give its CA") }
         guard let caPEM = try blob(cluster, data: "certificate-authority-data", file: "certificate-authority", directory: directory, fail),
@@ -54,7 +58,7 @@ enum KubernetesKubeconfig {
     }
 
     /// The user's one credential: a client certificate and key, or a token.
-    private static func credential(_ user: [String: Node], _ userName: String, directory: String,
+    private static func credential(_ user: [String: YAMLNode], _ userName: String, directory: String,
                                    _ fail: (String) -> CommandFailure) throws(CommandFailure) -> (TLSIdentity?, String?) {
         for key in ["exec", "auth-provider", "username", "password"] where user[key] != nil {
             throw fail("user \"\(userName)\" uses \(key), which the node does not run or send; use a token or a client certificate")
@@ -62,7 +66,7 @@ enum KubernetesKubeconfig {
         var token = user["token"]?.string
         if token == nil, let file = user["tokenFile"]?.string {
             token = try? String(contentsOfFile: file.hasPrefix("/") ? file : "\(directory)/\(file)", encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+                .trimmingASCIIWhitespace()
             if token == nil { throw fail("cannot read tokenFile \(file)") }
         }
         let certificate = try blob(user, data: "client-certificate-data", file: "client-certificate", directory: directory, fail)
@@ -86,16 +90,16 @@ enum KubernetesKubeconfig {
     }
 
     /// The `NAME:` entry of a kubeconfig list (`clusters`, `contexts`, `users`), its inner mapping.
-    private static func named(_ list: Node?, _ name: String, _ inner: String, _ what: String, _ fail: (String) -> CommandFailure) throws(CommandFailure) -> [String: Node] {
-        guard let entry = list?.sequence?.first(where: { $0.mapping?["name"]?.string == name }),
-              let mapping = entry.mapping?[inner]?.mapping else {
+    private static func named(_ list: YAMLNode?, _ name: String, _ inner: String, _ what: String, _ fail: (String) -> CommandFailure) throws(CommandFailure) -> [String: YAMLNode] {
+        guard let entry = list?.sequence?.first(where: { $0["name"]?.string == name }),
+              let mapping = entry[inner]?.mapping else {
             throw fail("no \(what) named \"\(name)\"")
         }
         return Dictionary(mapping.map { ($0.key.string ?? "", $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// `https://ADDRESS[:PORT]`; `localhost` is taken as 127.0.0.1, other names are refused.
-    private static func server(_ cluster: [String: Node], _ fail: (String) -> CommandFailure) throws(CommandFailure) -> (String, UInt16) {
+    private static func server(_ cluster: [String: YAMLNode], _ fail: (String) -> CommandFailure) throws(CommandFailure) -> (String, UInt16) {
         guard let text = cluster["server"]?.string, let url = URLComponents(string: text), url.scheme == "https", var host = url.host else {
             throw fail("the cluster's server must be an https:// URL")
         }
@@ -108,7 +112,7 @@ enum KubernetesKubeconfig {
     }
 
     /// PEM bytes inline (base64 in `data`) or from the file `file` (relative to the kubeconfig).
-    private static func blob(_ mapping: [String: Node], data: String, file: String, directory: String,
+    private static func blob(_ mapping: [String: YAMLNode], data: String, file: String, directory: String,
                              _ fail: (String) -> CommandFailure) throws(CommandFailure) -> [UInt8]? {
         if let encoded = mapping[data]?.string {
             guard let decoded = Data(base64Encoded: encoded) else { throw fail("\(data) is not base64") }

@@ -1,6 +1,6 @@
 extension FailureCode {
     /// Each code's name and fix: a switch, so a new code cannot compile without them.
-    var entry: (name: String, fix: String) {
+    package var entry: (name: String, fix: String) {
         switch self {
         case .configInvalid: ("config-invalid",
             "correct the named file, line or flag; `--check-config` shows every value and where it came from")

@@ -41,7 +41,7 @@ public struct CommandFailure: Error, Sendable, Equatable, CustomStringConvertibl
 }
 
 /// Converts any error from a lower layer (TunnelTLS, Yams, Foundation) into a one-line failure.
-func oneLine(_ error: any Error) -> String {
+package func oneLine(_ error: any Error) -> String {
     let text: String
     if let failure = error as? CommandFailure {
         text = failure.message

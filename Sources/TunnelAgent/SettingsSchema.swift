@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What kind of value a setting holds; decides how text from a file, an environment variable
 /// or a flag is parsed and validated.
@@ -83,7 +87,7 @@ public struct SettingSpec: Sendable, Equatable {
     public var flagName: String { "--\(key)" }
 
     public static func environmentName(for key: String) -> String {
-        "TUNNEL_" + key.uppercased().replacingOccurrences(of: "-", with: "_")
+        "TUNNEL_" + key.uppercased().replacing("-", with: "_")
     }
 
     /// The help line with the default and the variable, for `--help` and docs.
@@ -206,7 +210,7 @@ public struct ResolvedSettings: Sendable, Equatable {
 }
 
 /// Double-quotes text for YAML when it is not a plain, safe word.
-func yamlQuoted(_ text: String) -> String {
+package func yamlQuoted(_ text: String) -> String {
     let safe = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./_-:".contains($0)) }
         && !["true", "false", "yes", "no", "on", "off", "null", "~"].contains(text.lowercased())
         && !text.hasPrefix("-") && !text.hasSuffix(":") && !text.contains(": ")
@@ -230,7 +234,7 @@ func yamlQuoted(_ text: String) -> String {
 }
 
 extension String {
-    func leftPadded(to width: Int) -> String {
+    package func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -1,6 +1,5 @@
 import Logging
 import TunnelClient
-import TunnelGateway
 
 /// The settings schemas of the long-running roles, defined once, as data.
 ///
@@ -10,52 +9,29 @@ public enum Schemas {
     /// swift-log's level names, in order.
     public static let logLevels = Logger.Level.allCases.map(\.rawValue)
 
-    static func logLevel<Root>(_ field: WritableKeyPath<Root, Logger.Level> & Sendable) -> Setting<Root> {
+    package static func logLevel<Root>(_ field: WritableKeyPath<Root, Logger.Level> & Sendable) -> Setting<Root> {
         Setting("log-level", .choice(logLevels), .defaultValue("info"), field, help: "Least severe log level to print", example: "info")
     }
 
-    static func logFormat<Root>(_ field: WritableKeyPath<Root, LogFormat> & Sendable) -> Setting<Root> {
+    package static func logFormat<Root>(_ field: WritableKeyPath<Root, LogFormat> & Sendable) -> Setting<Root> {
         Setting("log-format", .choice(LogFormat.allCases.map(\.rawValue)), .defaultValue("text"), field,
                 help: "Log lines as text (with syslog priorities instead of times under systemd) or JSON", example: "json")
     }
 
-    static func keepalive<Root>(_ field: WritableKeyPath<Root, Duration> & Sendable) -> Setting<Root> {
+    package static func keepalive<Root>(_ field: WritableKeyPath<Root, Duration> & Sendable) -> Setting<Root> {
         Setting("keepalive-interval", .duration, .defaultValue("15s"), field, help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
     }
 
-    static func metricsListen<Root>(_ field: WritableKeyPath<Root, HostPort?> & Sendable) -> Setting<Root> {
+    package static func metricsListen<Root>(_ field: WritableKeyPath<Root, HostPort?> & Sendable) -> Setting<Root> {
         Setting("metrics-listen", .hostPort, optional: field, help: "Address for Prometheus /metrics, /healthz and /readyz over plain HTTP; off unless set (keep it on a private network)", example: "127.0.0.1:9443")
     }
 
-    public static let gateway = SettingsSchema(command: "gateway", defaultConfigPath: "/etc/tunnel/gateway.yaml", settings: GatewaySettings.declarations.map(\.spec))
     public static let client = SettingsSchema(command: "client", defaultConfigPath: "/etc/tunnel/client.yaml", settings: ClientSettings.declarations.map(\.spec))
     public static let `operator` = SettingsSchema(command: "operator", defaultConfigPath: "~/.config/tunnel/operator.yaml", settings: OperatorSettings.declarations.map(\.spec))
 
-    /// Every schema; their `TUNNEL_*` names are the ones that "look like ours".
-    public static let all: [SettingsSchema] = [gateway, client, `operator`]
-}
-
-/// Typed settings of `tunnel gateway`.
-public struct GatewaySettings: Sendable, Equatable {
-    public var listen: HostPort
-    public var dataDir: String
-    public var pkiDir: String
-    public var adminSocket: String
-    public var policy: String?
-    /// The PostgreSQL URL of a cluster's shared store; nil for SQLite in data-dir.
-    public var store: String?
-    /// This replica's name and address in a cluster; both nil for a lone gateway.
-    public var replicaName: String?
-    public var advertise: HostPort?
-    public var nodeCertificateTTL: Duration
-    public var reenrollWindow: Duration = .seconds(30 * 86_400)
-    public var drainTimeout: Duration
-    public var handshakeTimeout: Duration
-    public var keepaliveInterval: Duration
-    public var logLevel: Logger.Level
-    public var logFormat: LogFormat = .text
-    public var admission = AdmissionLimits()
-    public var metricsListen: HostPort?
+    /// The roles an edge node may also be configured for: their TUNNEL_* variables are not
+    /// refused as typos when the client loads its settings (the gateway's are; a node runs none).
+    public static let nodeRoles: [SettingsSchema] = [client, `operator`]
 }
 
 /// Typed settings of `tunnel client`.
@@ -83,6 +59,25 @@ public struct ClientSettings: Sendable, Equatable {
     public var logRoot = "/var/log"
     public var logFormat: LogFormat = .text
     public var metricsListen: HostPort? = nil
+
+    /// Settings made in code (`tunnel dev`), not loaded.
+    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, nodeName: String? = nil,
+                 services: [String: HostPort], nodeLabels: [String: String], keepaliveInterval: Duration, logLevel: Logger.Level,
+                 shellUser: String? = nil, logSources: [String: LogSource] = [:], logRoot: String = "/var/log") {
+        self.gateway = gateway
+        self.serverName = serverName
+        self.cert = cert
+        self.key = key
+        self.gatewayCA = gatewayCA
+        self.nodeName = nodeName
+        self.services = services
+        self.nodeLabels = nodeLabels
+        self.keepaliveInterval = keepaliveInterval
+        self.logLevel = logLevel
+        self.shellUser = shellUser
+        self.logSources = logSources
+        self.logRoot = logRoot
+    }
 }
 
 extension ClientSettings {
@@ -113,5 +108,15 @@ public struct OperatorSettings: Sendable, Equatable {
     public var sshKnownHosts = "~/.ssh/known_hosts.tunnel"
     public var sshIdentity: String? = nil
     public var logLevel: Logger.Level
+
+    /// Settings made in code (`tunnel doctor`'s probe), not loaded.
+    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, logLevel: Logger.Level) {
+        self.gateway = gateway
+        self.serverName = serverName
+        self.cert = cert
+        self.key = key
+        self.gatewayCA = gatewayCA
+        self.logLevel = logLevel
+    }
 }
 

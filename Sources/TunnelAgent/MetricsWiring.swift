@@ -4,7 +4,7 @@ import TunnelMetrics
 
 /// Opens the `--metrics-listen` endpoint when one is set; nil when it is not (the default).
 /// A port that cannot be bound stops the command, as the main listener's does.
-func startMetrics(_ address: HostPort?, loop: EventLoop, logger: Logger, exposition: @escaping () -> [UInt8],
+package func startMetrics(_ address: HostPort?, loop: EventLoop, logger: Logger, exposition: @escaping () -> [UInt8],
                   unreadiness: @escaping () -> [String]) throws(CommandFailure) -> MetricsEndpoint? {
     guard let address else { return nil }
     do {

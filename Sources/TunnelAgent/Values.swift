@@ -42,7 +42,7 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         func refuse(_ reason: String? = nil, example: String) -> ValueProblem {
             ValueProblem("\"\(text)\" is not HOST:PORT" + (reason.map { ": \($0)" } ?? "") + " (e.g. \(example))")
         }
-        if let range = text.range(of: "://") {
+        if let range = text.firstRange(of: "://") {
             let rest = String(text[range.upperBound...])
             throw refuse("drop the \"\(text[..<range.upperBound])\"", example: rest.isEmpty ? example : rest)
         }
@@ -93,12 +93,12 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A DNS name (letters, digits, '-', dots between labels) or an IPv4 address.
-    static func isValidHost(_ host: String) -> Bool {
+    package static func isValidHost(_ host: String) -> Bool {
         if host.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) { return isIPv4(host) }
         return isValidDNSName(host)
     }
 
-    static func isValidDNSName(_ name: String) -> Bool {
+    package static func isValidDNSName(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count <= 253 else { return false }
         let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
         return trimmed.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
@@ -107,12 +107,12 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func isIPv4(_ text: String) -> Bool {
+    package static func isIPv4(_ text: String) -> Bool {
         var address = in_addr()
         return inet_pton(AF_INET, text, &address) == 1
     }
 
-    static func isIPv6(_ text: String) -> Bool {
+    package static func isIPv6(_ text: String) -> Bool {
         var address = in6_addr()
         return inet_pton(AF_INET6, text, &address) == 1
     }
@@ -176,14 +176,14 @@ public enum DurationText {
 
 extension Names {
     /// `Names.check` for settings and flags: the same rule and sentence, as a `ValueProblem`.
-    static func checked(_ name: String, as kind: NameKind) throws(ValueProblem) -> String {
+    package static func checked(_ name: String, as kind: NameKind) throws(ValueProblem) -> String {
         do { return try check(name, as: kind) } catch { throw ValueProblem(error.message) }
     }
 }
 
 /// "did you mean" support: the closest candidate within a small edit distance.
-enum Suggest {
-    static func closest(to word: String, in candidates: [String]) -> String? {
+package enum Suggest {
+    package static func closest(to word: String, in candidates: [String]) -> String? {
         let lowered = word.lowercased()
         var best: (String, Int)?
         for candidate in candidates {
@@ -194,7 +194,7 @@ enum Suggest {
         return best?.0
     }
 
-    static func editDistance(_ a: String, _ b: String) -> Int {
+    package static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
@@ -208,4 +208,13 @@ enum Suggest {
         }
         return previous[b.count]
     }
+}
+
+/// The directory part of a path, as `NSString.deletingLastPathComponent` gives it
+/// (`/etc/tunnel/client.yaml` → `/etc/tunnel`, `/x` → `/`, `x` → ``), without Foundation.
+package func directoryPart(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+    return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
 }

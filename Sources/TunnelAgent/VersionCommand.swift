@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
@@ -27,7 +31,7 @@ public struct VersionInfo: Codable, Equatable, Sendable {
     public var line: String { "tunnel \(version) (commit \(commit); Swift \(swift), \(openssl), libuv \(libuv))" }
 
     /// The compiler's version, to the minor release; the language has no run-time query for it.
-    static var compilerVersion: String {
+    package static var compilerVersion: String {
         #if compiler(>=6.5)
         ">=6.5"
         #elseif compiler(>=6.4)
@@ -50,7 +54,7 @@ public struct VersionInfo: Codable, Equatable, Sendable {
 public struct VersionCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "version", abstract: "Print the version, source commit, and the Swift, OpenSSL and libuv versions.")
-    @OptionGroup var output: OutputOptions
+    @OptionGroup package var output: OutputOptions
     public init() {}
 
     public func run() throws {
