@@ -35,6 +35,7 @@ Tests/EndToEnd/metrics.sh .build/debug/tunnel
 Tests/EndToEnd/deploy-check.sh
 Tests/EndToEnd/backup-restore.sh .build/debug/tunnel
 Tests/EndToEnd/cluster.sh .build/debug/tunnel
+Tests/EndToEnd/edge-agent.sh .build/debug/tunnel .build/debug/tunnel-client
 # Fleet soak (issue #11): 200 simulated nodes, churn on, 2 minutes of checked streams through the
 # debug gateway, the simulator built in release (a debug one cannot check the bytes fast enough);
 # fails on any wrong or lost byte, audit or node-list mismatch.
