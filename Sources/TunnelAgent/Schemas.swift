@@ -60,10 +60,12 @@ public struct ClientSettings: Sendable, Equatable {
     public var logFormat: LogFormat = .text
     public var metricsListen: HostPort? = nil
 
-    /// Settings made in code (`tunnel dev`), not loaded.
+    /// Settings made in code (`tunnel dev`, tests), not loaded: the memberwise initializer,
+    /// which is internal to this module otherwise.
     package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, nodeName: String? = nil,
                  services: [String: HostPort], nodeLabels: [String: String], keepaliveInterval: Duration, logLevel: Logger.Level,
-                 shellUser: String? = nil, logSources: [String: LogSource] = [:], logRoot: String = "/var/log") {
+                 shellUser: String? = nil, kubernetes: String? = nil, logSources: [String: LogSource] = [:], logRoot: String = "/var/log",
+                 logFormat: LogFormat = .text, metricsListen: HostPort? = nil) {
         self.gateway = gateway
         self.serverName = serverName
         self.cert = cert
@@ -75,8 +77,11 @@ public struct ClientSettings: Sendable, Equatable {
         self.keepaliveInterval = keepaliveInterval
         self.logLevel = logLevel
         self.shellUser = shellUser
+        self.kubernetes = kubernetes
         self.logSources = logSources
         self.logRoot = logRoot
+        self.logFormat = logFormat
+        self.metricsListen = metricsListen
     }
 }
 
@@ -109,13 +114,17 @@ public struct OperatorSettings: Sendable, Equatable {
     public var sshIdentity: String? = nil
     public var logLevel: Logger.Level
 
-    /// Settings made in code (`tunnel doctor`'s probe), not loaded.
-    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, logLevel: Logger.Level) {
+    /// Settings made in code (`tunnel doctor`'s probe, tests), not loaded: the memberwise
+    /// initializer, which is internal to this module otherwise.
+    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String,
+                 sshKnownHosts: String = "~/.ssh/known_hosts.tunnel", sshIdentity: String? = nil, logLevel: Logger.Level) {
         self.gateway = gateway
         self.serverName = serverName
         self.cert = cert
         self.key = key
         self.gatewayCA = gatewayCA
+        self.sshKnownHosts = sshKnownHosts
+        self.sshIdentity = sshIdentity
         self.logLevel = logLevel
     }
 }
