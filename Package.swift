@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "TunnelTLSTests", dependencies: ["TunnelTLS", "COpenSSL"]),
         /// The application protocol, sans IO: the tunnel's requests and replies, the fleet's
         /// admin messages, the audit reads and the shell's frames, as values and bytes.
-        .target(name: "TunnelWire", dependencies: ["Multiplex", "TunnelTLS"]),
+        .target(name: "TunnelWire", dependencies: ["Multiplex", "TunnelTLS", "TunnelText"]),
         /// The shared runtime: a mux session over TLS over a socket, splices and relays of streams.
         .target(name: "TunnelRuntime", dependencies: [
             "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelWire", .product(name: "Logging", package: "swift-log"),
