@@ -13,6 +13,7 @@ extension SettingsSchema {
         let valueName: String
         switch spec.kind {
         case .hostPort: valueName = "host:port"
+        case .hostPorts: valueName = "host:port,..."
         case .duration: valueName = "duration"
         case .path: valueName = "path"
         case .map: valueName = "k=v,..."

@@ -167,8 +167,10 @@ extension ClientSettings {
             throw .usage("\(cert) is not a node certificate; \(fix)", .certificateMissing)
         }
         let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
+        var endpoint = GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
+        endpoint.replicas = gateways.map { ($0.host, $0.port) }
         var configuration = EdgeClientConfiguration(
-            gateway: GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA),
+            gateway: endpoint,
             services: services.mapValues { LocalService(host: $0.host, port: $0.port) },
             labels: nodeLabels, credentialFiles: credentialFiles)
         configuration.session.keepaliveInterval = keepaliveInterval

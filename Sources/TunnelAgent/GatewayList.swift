@@ -1,5 +1,5 @@
-import Foundation
 import TunnelRuntime
+import TunnelText
 
 /// `tunnel client --gateway`'s value in the typed settings.
 extension Array: SettingConvertible where Element == HostPort {
@@ -13,7 +13,7 @@ extension HostPort {
     /// Parses `tunnel client --gateway`'s list: one `host:port` or several, comma-separated,
     /// each as `parse` reads it, at most `GatewayRotation.maxReplicas` and none twice.
     public static func parseList(_ text: String, example: String) throws(ValueProblem) -> [HostPort] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace() }
         guard parts.count <= GatewayRotation.maxReplicas else {
             throw ValueProblem("\(parts.count) gateways listed; at most \(GatewayRotation.maxReplicas) (e.g. \(example),gateway-2.example.com:7443)")
         }
