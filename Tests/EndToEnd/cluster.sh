@@ -13,6 +13,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/e2e.sh"
 . "$ROOT/scripts/lib/postgres.sh"
+. "$ROOT/scripts/lib/cluster.sh"
 e2e_begin cluster "${1:-}" /usr/sbin/sshd ssh scp ssh-keygen sha256sum prometheus curl python3
 e2e_on_exit() { postgres_stop; }
 mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
@@ -29,27 +30,8 @@ poll() {
 }
 
 # --- the store and three replicas on one shared PKI ----------------------------------------
-postgres_start || { fail "PostgreSQL started"; exit 1; }
-STORE=$(postgres_url tunnel) || { fail "database created"; exit 1; }
-"$TUNNEL" ca init --dir "$WORK/pki" >/dev/null || { fail "ca init"; exit 1; }
-declare -a PORT GW_PID METRICS
-start_replica() {
-    local index=$1
-    start "$WORK/r$index.log" "$TUNNEL" gateway --store "$STORE" --pki-dir "$WORK/pki" --data-dir "$WORK/r$index" \
-        --replica-name "r$index" --advertise "127.0.0.1:${PORT[$index]}" --listen "127.0.0.1:${PORT[$index]}" \
-        --metrics-listen "127.0.0.1:${METRICS[$index]}" --admin-socket "$WORK/r$index/admin.sock"
-    GW_PID[$index]=$LAST_PID
-    wait_for_line "$WORK/r$index.log" "admin socket open" 30 "$LAST_PID"
-}
-for index in 1 2 3; do
-    PORT[$index]=$(free_port)
-    METRICS[$index]=$(free_port)
-    mkdir -p "$WORK/r$index"
-    start_replica "$index" || { fail "replica r$index started" "$(cat "$WORK/r$index.log")"; exit 1; }
-done
+cluster_start 3 || { fail "PostgreSQL and three replicas started"; exit 1; }
 pass "PostgreSQL on loopback and three replicas on it"
-admin() { local index=$1; shift; "$TUNNEL" "$@" --admin-socket "$WORK/r$index/admin.sock"; }
-LIST="127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}"
 
 # --- sshd, and two nodes that know the replica list -----------------------------------------
 SSH_PORT=$(free_port)
@@ -69,7 +51,6 @@ start_node() {
 for name in node-1 node-2; do start_node "$name" || fail "$name enrolled and connected" "$(cat "$WORK/$name.log")"; done
 
 # The replica holding node-1: the one whose log says it connected there.
-holder_of() { grep -lE "node.name=$1 .*node connected" "$WORK"/r[123].log 2>/dev/null | head -1 | sed -E 's|.*/r([0-9])\.log$|\1|'; }
 HOLDER=$(poll 20 "$(declare -f holder_of); WORK=$WORK; h=\$(holder_of node-1); [ -n \"\$h\" ] && echo \$h")
 if [ -n "$HOLDER" ]; then pass "node-1 connected to replica r$HOLDER of its list"; else fail "holder of node-1" "$(grep -h "node connected" "$WORK"/r*.log)"; HOLDER=1; fi
 OTHERS=()
