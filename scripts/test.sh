@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# A rebase's leftovers fail at once: no tracked file may hold a merge-conflict marker.
+if git rev-parse --git-dir >/dev/null 2>&1 && git grep -nE '^(<<<<<<<|>>>>>>>)( |$)' -- . ':!*.png'; then
+    echo "merge-conflict markers above: resolve them"; exit 1
+fi
 # Login shells in the tests (the shell service's suite, `tunnel shell` end to end) run as a
 # throwaway account made here, never as root with root's own profile. (Not a TUNNEL_ variable:
 # tunnel refuses TUNNEL_* names it does not know.)
