@@ -343,11 +343,15 @@ public final class MuxConnection {
     }
 
     /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.
+    /// Each TLS write makes one record of at most `recordSize`: the peer can decrypt nothing of a
+    /// record before all of it has arrived, so on a slow link a keystroke shares a small record.
     private func encryptPlaintextOut() throws {
+        let recordSize = queueLimit.recordSize
         try buffers.plaintext.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                let end = min(raw.count, offset + recordSize)
+                let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
                 guard written > 0 else { throw TLSError(.openSSL, "TLS accepted no plaintext") }
                 offset += written
             }

@@ -37,6 +37,11 @@ struct TransmitQueueLimit: Equatable {
     /// Pulling resumes once the queue drains below this.
     var lowWater: Int { highWater / 2 }
 
+    /// Plaintext per TLS record: a quarter of the queue, 4 KiB to TLS's 16 KiB. A record is
+    /// decrypted only once it has arrived whole, so on a slow link (a short queue) a keystroke
+    /// framed into a record waits for 4 KiB of it, not 16; on a fast one records stay full size.
+    var recordSize: Int { min(max(highWater / 4, 4 * 1024), 16 * 1024) }
+
     /// The kernel took `count` queued bytes at `now`. `socketLimited`: the connection had more
     /// frames to send than the queue let through. `roundTrip`: the kernel's smoothed RTT, read only
     /// when a sample is complete (nil if it cannot be read; the limit then stays).

@@ -22,16 +22,17 @@ import Testing
         #expect(limit.bytesPerSecond.map { abs($0 - 2_500_000) < 25_000 } == true)
         #expect(limit.highWater == 25_000)
         #expect(limit.lowWater == 12_500)
+        #expect(limit.recordSize == 6_250)
     }
 
     @Test("a fast link is held to the cap, a very short path to the floor")
     func floorAndCap() {
         var fast = TransmitQueueLimit()
         _ = drive(&fast, bytesPerSecond: 1_000_000_000, seconds: 0.5, roundTrip: .milliseconds(5))
-        #expect(fast.highWater == TransmitQueueLimit.cap)
+        #expect(fast.highWater == TransmitQueueLimit.cap && fast.recordSize == 16 * 1024)
         var short = TransmitQueueLimit()
         _ = drive(&short, bytesPerSecond: 2_500_000, seconds: 0.5, roundTrip: .microseconds(100))
-        #expect(short.highWater == TransmitQueueLimit.floor)
+        #expect(short.highWater == TransmitQueueLimit.floor && short.recordSize == 4 * 1024)
     }
 
     @Test("before any measurement the queue is the floor, and a sample spans at least 10 ms")
