@@ -21,7 +21,7 @@ public final class GatewayMetrics {
     /// What the gateway holds at the moment of a scrape.
     public struct GatewaySnapshot {
         public var nodesOnline: Int
-        /// Connections by kind: `node`, `operator`, `enrolling`, `handshake`.
+        /// Connections by kind: `node`, `operator`, `enrolling`, `handshake`, `peer`.
         public var connections: [String: Int]
         public var streamsOpen: Int
         /// Unix time at which each certificate expires: `gateway`, `node_ca`, `operator_ca`.
@@ -52,7 +52,8 @@ public final class GatewayMetrics {
             registry.makeGauge(descriptor: Name.certificateExpiry, labels: [("certificate", certificate)]).set(to: Double(notAfter))
         }
         registry.makeGauge(descriptor: Name.auditWritable).set(to: snapshot.auditWritable ? 1 : 0)
-        registry.makeGauge(descriptor: Name.peerLinksUp).set(to: 0)
+        // Every established peer link counts, dialed by either side.
+        registry.makeGauge(descriptor: Name.peerLinksUp).set(to: Double(snapshot.connections["peer"] ?? 0))
         for (reason, total) in snapshot.admissionRefusals.sorted(by: { $0.key < $1.key }) where total > countedRefusals[reason, default: 0] {
             refusal(reason, count: total - countedRefusals[reason, default: 0])
             countedRefusals[reason] = total

@@ -72,6 +72,8 @@ struct PeerRelayTests {
         }
         #expect(cluster.peerLinks(cluster.second) == 1)
         #expect(cluster.peerLinks(fixture.gateway) == 1)
+        let exposition = String(decoding: cluster.second.metricsExposition(), as: UTF8.self)
+        #expect(exposition.contains("tunnel_peer_links_up 1.0"), "\(exposition)")
     }
 
     @Test("the far replica's refusals reach the operator with the sentence a direct stream gets")
