@@ -72,6 +72,8 @@ POLICY
 
 # fleet_gateway_restart: starts the gateway again with the same port, data and flags.
 fleet_gateway_restart() {
+    # A fresh log, so the wait below cannot match the previous instance's line.
+    [ -f "$WORK/gateway.log" ] && mv -f "$WORK/gateway.log" "$WORK/gateway.previous.log"
     start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$GATEWAY_DATA" \
         --policy "$WORK/policy.yaml" "${GATEWAY_FLAGS[@]}"
     GATEWAY_PID=$LAST_PID
