@@ -64,10 +64,13 @@ func admissionSourceKey(ip: String) -> String {
 }
 
 /// Connections that have not authenticated, capped in total and per source. At the total cap a
-/// newcomer takes the place of the oldest connection of a source holding more than its own;
-/// a source that holds the most (or its own cap) gets no place. So a flood fills only its own
-/// share and is turned away at the door, before any TLS work, while the lone operator from
-/// another address always finds a place.
+/// newcomer takes the place of the oldest connection of a source holding at least two more than
+/// its own; otherwise it gets no place. So a flood fills only its own share and is turned away
+/// at the door, before any TLS work, while the lone operator from another address finds a place.
+/// An eviction must leave the two sources more even than before: where every source holds one
+/// (a fleet reconnecting at once, each node from its own address), evicting would only swap
+/// who holds the place, and a storm of newcomers would throw away every handshake before it
+/// finished. Refused instead, the node's jittered backoff spreads the storm.
 struct AnonymousPool<ID: Hashable> {
     let total: Int
     let perSource: Int
@@ -96,7 +99,7 @@ struct AnonymousPool<ID: Hashable> {
         let own = count(from: source)
         guard own < perSource else { return .full }
         guard entries.count >= total else { return .free }
-        guard let heaviest = heaviestSource(), count(from: heaviest) > own, let oldest = bySource[heaviest]?.first else { return .full }
+        guard let heaviest = heaviestSource(), count(from: heaviest) > own + 1, let oldest = bySource[heaviest]?.first else { return .full }
         return .evict(oldest, source: heaviest)
     }
 

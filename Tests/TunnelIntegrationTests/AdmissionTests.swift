@@ -86,6 +86,26 @@ struct AdmissionTests {
         #expect(counts["flood-a"] == ["handshake-cap": 14, "handshake-evicted": 2])
     }
 
+    @Test("where every source holds one handshake, a newcomer is refused, not given another's place")
+    func noEvictionAmongEquals() {
+        var limits = AdmissionLimits()
+        limits.pendingHandshakes = 10
+        var admission = Admission(limits: limits, now: 0)
+        for id in 0..<10 {
+            #expect(admission.mayConnect(from: "node-\(id)", now: 0) == .admit(closing: nil))
+            admission.handshakeStarted(id, source: "node-\(id)", now: 0)
+        }
+        // A reconnect storm of many addresses: evicting would swap places without progress.
+        for id in 10..<100 {
+            #expect(admission.mayConnect(from: "node-\(id)", now: UInt64(id)) == .refuse)
+        }
+        #expect((0..<10).allSatisfy { admission.pending.contains($0) }, "the first ten finish their handshakes")
+        // A source holding two is still made to give one up.
+        admission.authenticated(9, now: 100)
+        admission.handshakeStarted(10, source: "node-0", now: 100)
+        #expect(admission.mayConnect(from: "operator", now: 101) == .admit(closing: 0))
+    }
+
     @Test("an enrollment connection serves one request, at the source's rate, until its deadline")
     func enrollmentRequests() {
         var limits = AdmissionLimits()
