@@ -55,7 +55,21 @@ public struct GatewayRotation: Sendable {
     }
 
     public mutating func failed(now: UInt64) -> UInt64 {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandomSource()
         return failed(now: now, using: &generator)
+    }
+}
+
+/// The system's generator with a stored field. Forwarding an inout `SystemRandomNumberGenerator`,
+/// which has no storage, through two generic functions crashes ThreadSanitizer's access tracking
+/// (Swift 6.3.1, SEGV in `failed(now:using:)`): the empty value's address is not one it can
+/// shadow. The count of draws is what gives the value storage.
+private struct SystemRandomSource: RandomNumberGenerator {
+    private var system = SystemRandomNumberGenerator()
+    private var drawn: UInt64 = 0
+
+    mutating func next() -> UInt64 {
+        drawn &+= 1
+        return system.next()
     }
 }
