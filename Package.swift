@@ -6,7 +6,8 @@ import PackageDescription
 /// statically. Turning them off takes an unsafe flag, which would make every library product
 /// unusable as a dependency; so only builds that ask for it (TUNNEL_UNCHECKED_EXCLUSIVITY=1: the
 /// shipped release binary, the benchmarks) get it, for Multiplex alone. The tests run with the checks on.
-let multiplexSettings: [SwiftSetting] = Context.environment["TUNNEL_UNCHECKED_EXCLUSIVITY"] == "1"
+let multiplexSettings: [SwiftSetting] =
+    Context.environment["TUNNEL_UNCHECKED_EXCLUSIVITY"] == "1"
     ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
 
 let package = Package(
@@ -54,13 +55,20 @@ let package = Package(
         .testTarget(name: "TunnelTextTests", dependencies: ["TunnelText"]),
         /// The auditor's web console (`tunnel audit serve`): pages over an audit log, served on the
         /// libuv loop. Linked into the `tunnel` binary through TunnelCommands, not into TunnelClient.
-        .target(name: "TunnelConsole", dependencies: ["TunnelHTTPServer", "TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
+        .target(
+            name: "TunnelConsole",
+            dependencies: ["TunnelHTTPServer", "TunnelHTTP", "TunnelIO", "TunnelAudit", "TunnelTLS"]),
         /// A small read-only HTTP/1.1 server on the libuv loop, shared by the console and the metrics endpoint.
         .target(name: "TunnelHTTPServer", dependencies: ["TunnelHTTP", "TunnelIO"]),
         /// Prometheus metrics of the gateway and the client, and the `--metrics-listen` endpoint.
-        .target(name: "TunnelMetrics", dependencies: ["TunnelHTTPServer", "TunnelHTTP", "TunnelIO", .product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(
+            name: "TunnelMetrics",
+            dependencies: [
+                "TunnelHTTPServer", "TunnelHTTP", "TunnelIO", .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .testTarget(name: "TunnelMetricsTests", dependencies: ["TunnelMetrics", "TunnelIO", "TunnelHTTP"]),
-        .testTarget(name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit", "TunnelRuntime"]),
+        .testTarget(
+            name: "TunnelConsoleTests", dependencies: ["TunnelConsole", "TunnelHTTP", "TunnelAudit", "TunnelRuntime"]),
         /// OpenSSL 3 from Debian's libssl-dev, with prefixed shims for its macros.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         /// TLS 1.3 over memory BIOs (ciphertext in, plaintext out) and the X.509 work: keys, CSRs,
@@ -71,9 +79,12 @@ let package = Package(
         /// admin messages, the audit reads and the shell's frames, as values and bytes.
         .target(name: "TunnelWire", dependencies: ["Multiplex", "TunnelTLS", "TunnelText"]),
         /// The shared runtime: a mux session over TLS over a socket, splices and relays of streams.
-        .target(name: "TunnelRuntime", dependencies: [
-            "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelWire", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "TunnelRuntime",
+            dependencies: [
+                "Multiplex", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         /// SQLite from Debian's libsqlite3-dev, for the gateway's embedded state database.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         /// libpq from Debian's libpq-dev, for the shared PostgreSQL store of a gateway cluster.
@@ -95,9 +106,12 @@ let package = Package(
         .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit", "TunnelTLS"]),
         /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
         /// A library so tests drive it.
-        .target(name: "TunnelGateway", dependencies: [
-            "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube", "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "TunnelGateway",
+            dependencies: [
+                "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube",
+                "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
+            ]),
         /// Pseudo-terminals and login shells, in C because the child between fork and exec may
         /// run only async-signal-safe code; and the operator's local terminal (raw mode, size).
         .target(name: "CPseudoTerminal"),
@@ -106,14 +120,20 @@ let package = Package(
         .target(name: "TunnelKube", dependencies: ["TunnelHTTP"]),
         .testTarget(name: "TunnelKubeTests", dependencies: ["TunnelKube", "TunnelHTTP"]),
         /// The edge client's logic: dial out, reconnect, serve the configured services.
-        .target(name: "TunnelClient", dependencies: [
-            "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "TunnelIntegrationTests", dependencies: [
-            "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
-            "PostgresTestServer",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "TunnelClient",
+            dependencies: [
+                "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "TunnelIntegrationTests",
+            dependencies: [
+                "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime",
+                "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
+                "PostgresTestServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         /// libyaml from Debian's libyaml-dev, under TunnelYAML.
         .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         /// Small YAML files (settings, bundles, kubeconfigs) composed into nodes with line numbers,
@@ -124,28 +144,38 @@ let package = Package(
         /// (schemas, YAML, TUNNEL_* variables, flags), failures and their codes, the log format, the
         /// version, and `tunnel client` itself. No Foundation (FoundationEssentials at most), so
         /// `tunnel-client` links no Foundation, ICU, SQLite or libpq.
-        .target(name: "TunnelAgent", dependencies: [
-            "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics", "TunnelYAML", "Multiplex",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ], plugins: ["SourceCommit"]),
+        .target(
+            name: "TunnelAgent",
+            dependencies: [
+                "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics", "TunnelYAML",
+                "Multiplex",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ], plugins: ["SourceCommit"]),
         /// The edge agent's executable: `tunnel client` alone.
-        .executableTarget(name: "tunnel-client", dependencies: ["TunnelAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "tunnel-client",
+            dependencies: ["TunnelAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         /// Every other subcommand: offline PKI, login, the gateway, operator and auditor commands,
         /// on TunnelAgent's settings. A library so tests can drive it.
-        .target(name: "TunnelCommands", dependencies: [
-            "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "TunnelCommands",
+            dependencies: [
+                "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit",
+                "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         /// Writes the git commit being built into TunnelAgent (`tunnel version`); "unknown" outside git.
         .plugin(name: "SourceCommit", capability: .buildTool()),
         /// The thin executable: only the entry point.
         .executableTarget(name: "tunnel", dependencies: ["TunnelCommands"]),
-        .testTarget(name: "TunnelCommandsTests", dependencies: [
-            "TunnelCommands", "TunnelTLS", "TunnelText", .product(name: "Yams", package: "Yams"),
-        ]),
+        .testTarget(
+            name: "TunnelCommandsTests",
+            dependencies: [
+                "TunnelCommands", "TunnelTLS", "TunnelText", .product(name: "Yams", package: "Yams"),
+            ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.
         .target(name: "MultiplexFuzzing", dependencies: ["Multiplex"]),

@@ -14,6 +14,9 @@ scripts/setup.sh
 if git rev-parse --git-dir >/dev/null 2>&1 && git grep -nE '^(<<<<<<<|>>>>>>>)( |$)' -- . ':!*.png'; then
     echo "merge-conflict markers above: resolve them"; exit 1
 fi
+# The house format (.swift-format): any finding fails here, before the long build.
+# `swift format format -i -r -p Sources Tests Benchmarks Fuzz Package.swift` fixes nearly all.
+swift format lint --strict -r -p Sources Tests Benchmarks Fuzz Package.swift
 # Login shells in the tests (the shell service's suite, `tunnel shell` end to end) run as a
 # throwaway account made here, never as root with root's own profile. (Not a TUNNEL_ variable:
 # tunnel refuses TUNNEL_* names it does not know.)

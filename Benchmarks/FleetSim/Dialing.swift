@@ -31,11 +31,15 @@ final class LoopContext {
 
     /// Dials the gateway from `source` (nil: any local address) and starts a client session
     /// with `context` for `delegate`. The completion gets the started connection or a sentence.
-    func dial(from source: SocketAddress?, context: TLSContext, delegate: MuxConnectionDelegate,
-              completion: @escaping (Result<MuxConnection, FleetFailure>) -> Void) {
+    func dial(
+        from source: SocketAddress?, context: TLSContext, delegate: MuxConnectionDelegate,
+        completion: @escaping (Result<MuxConnection, FleetFailure>) -> Void
+    ) {
         var socket: StreamConnection?
         do {
-            socket = try StreamConnection.connect(loop: loop, to: target.gateway, from: source, timeoutMilliseconds: 10_000) { [self] result in
+            socket = try StreamConnection.connect(
+                loop: loop, to: target.gateway, from: source, timeoutMilliseconds: 10_000
+            ) { [self] result in
                 guard let connected = socket else { return }
                 socket = nil
                 switch result {
@@ -46,7 +50,8 @@ final class LoopContext {
                         try connected.setNoDelay(true)
                         let tls = try TLSConnection(context: context, serverHost: target.serverName)
                         let connection = MuxConnection(
-                            loop: loop, socket: connected, tls: tls, role: .dialer, configuration: SessionConfiguration(),
+                            loop: loop, socket: connected, tls: tls, role: .dialer,
+                            configuration: SessionConfiguration(),
                             handshakeTimeout: .seconds(10), buffers: buffers, logger: logger)
                         connection.delegate = delegate
                         completion(.success(connection))
@@ -66,7 +71,9 @@ final class LoopContext {
 /// Source address number `index` counted from `base` (IPv4 only): 127.1.0.1 + 300 = 127.1.1.45.
 func sourceAddress(base: String, index: Int) throws -> SocketAddress {
     let parts = base.split(separator: ".").compactMap { UInt32($0) }
-    guard parts.count == 4, parts.allSatisfy({ $0 < 256 }) else { throw UsageError("--source-base wants an IPv4 address, not \(base)") }
+    guard parts.count == 4, parts.allSatisfy({ $0 < 256 }) else {
+        throw UsageError("--source-base wants an IPv4 address, not \(base)")
+    }
     let value = (parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]) &+ UInt32(index)
     return try SocketAddress(ip: "\(value >> 24).\(value >> 16 & 255).\(value >> 8 & 255).\(value & 255)", port: 0)
 }

@@ -19,17 +19,21 @@ final class Enroller {
     private let done: () -> Void
     static let attempts = 8
 
-    init(context: LoopContext, cache: IdentityCache, token: JoinToken, jobs: [(index: Int, name: String, source: SocketAddress)],
-         concurrency: Int, done: @escaping () -> Void) throws {
+    init(
+        context: LoopContext, cache: IdentityCache, token: JoinToken,
+        jobs: [(index: Int, name: String, source: SocketAddress)],
+        concurrency: Int, done: @escaping () -> Void
+    ) throws {
         self.context = context
         self.cache = cache
         self.token = token
         queue = jobs.reversed()
         self.concurrency = concurrency
         self.done = done
-        tls = try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: nil, peerVerification: .pinnedCA(sha256: token.caPin),
-            applicationProtocols: [TunnelProtocol.enrollALPN]))
+        tls = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: nil, peerVerification: .pinnedCA(sha256: token.caPin),
+                applicationProtocols: [TunnelProtocol.enrollALPN]))
     }
 
     func start() {
@@ -50,8 +54,9 @@ final class Enroller {
         } catch {
             return finished(job, error: "cannot make a key: \(error)")
         }
-        let request = EnrollmentRequest.redeem(RedeemRequest(
-            tokenID: token.id, secret: token.secret, nodeName: job.name, hostName: nil, labels: [:], csr: csr))
+        let request = EnrollmentRequest.redeem(
+            RedeemRequest(
+                tokenID: token.id, secret: token.secret, nodeName: job.name, hostName: nil, labels: [:], csr: csr))
         let call = EnrollmentCall(request: request) { [self] result in
             switch result {
             case .success(let reply):
@@ -76,10 +81,14 @@ final class Enroller {
         }
     }
 
-    private func retry(_ job: (index: Int, name: String, source: SocketAddress), attempt: Int, backoff: Backoff, error: String) {
+    private func retry(
+        _ job: (index: Int, name: String, source: SocketAddress), attempt: Int, backoff: Backoff, error: String
+    ) {
         context.stats.update { $0.enrollFailures += 1 }
         context.stats.error(error)
-        guard attempt < Self.attempts else { return finished(job, error: "gave up enrolling \(job.name) after \(attempt) attempts") }
+        guard attempt < Self.attempts else {
+            return finished(job, error: "gave up enrolling \(job.name) after \(attempt) attempts")
+        }
         var backoff = backoff
         let timer = LoopTimer(loop: context.loop)
         timer.start(after: backoff.nextDelay().wholeMilliseconds) { [self] in

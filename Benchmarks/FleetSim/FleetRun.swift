@@ -19,7 +19,9 @@ final class FleetRun {
         let names = (0..<options.nodes).map { options.namePrefix + String(format: "%05d", $0) }
         board = NodeBoard(names: names)
         stats.configure(nodes: options.nodes)
-        let target = Target(gateway: try SocketAddress(ip: options.gatewayHost, port: options.gatewayPort), serverName: options.serverName)
+        let target = Target(
+            gateway: try SocketAddress(ip: options.gatewayHost, port: options.gatewayPort),
+            serverName: options.serverName)
         let stats = stats
         workers = (0..<options.loops).map { _ in LoopWorker(target: target, stats: stats) }
         cache = options.identities.map(IdentityCache.init(directory:))
@@ -34,7 +36,9 @@ final class FleetRun {
             let loop = worker.context.loop
             do {
                 worker.signals = [
-                    try SignalWatcher(loop: loop, signal: Signal(number: SIGUSR1)) { _ in stats.markRestart(nanos: monotonicNanos()) },
+                    try SignalWatcher(loop: loop, signal: Signal(number: SIGUSR1)) { _ in
+                        stats.markRestart(nanos: monotonicNanos())
+                    },
                     try SignalWatcher(loop: loop, signal: .interrupt) { _ in stop.set() },
                     try SignalWatcher(loop: loop, signal: .terminate) { _ in stop.set() },
                 ]
@@ -50,16 +54,24 @@ final class FleetRun {
         try cache.prepare()
         let token = try options.token.map { text throws -> JoinToken in try JoinToken.parse(text) }
         if let token, let cachedCA = cache.gatewayCA(), cachedCA.sha256Fingerprint != token.caPin {
-            throw UsageError("\(cache.directory) holds identities from another gateway (its CA is not the token's); use a fresh directory")
+            throw UsageError(
+                "\(cache.directory) holds identities from another gateway (its CA is not the token's); use a fresh directory"
+            )
         }
         var missing: [Int] = []
         for (index, name) in board.names.enumerated() where cache.load(name) == nil { missing.append(index) }
         if !missing.isEmpty {
-            guard let token else { throw UsageError("\(missing.count) of the \(options.nodes) nodes are not enrolled in \(cache.directory); give --token") }
+            guard let token else {
+                throw UsageError(
+                    "\(missing.count) of the \(options.nodes) nodes are not enrolled in \(cache.directory); give --token"
+                )
+            }
             try enroll(missing, token: token, cache: cache)
         }
         return try board.names.map { name in
-            guard let identity = cache.load(name) else { throw FleetFailure("node \(name) has no identity after enrollment (see the errors above)") }
+            guard let identity = cache.load(name) else {
+                throw FleetFailure("node \(name) has no identity after enrollment (see the errors above)")
+            }
             return identity
         }
     }
@@ -76,8 +88,10 @@ final class FleetRun {
             group.enter()
             worker.run { worker in
                 do {
-                    worker.enroller = try Enroller(context: worker.context, cache: cache, token: token, jobs: jobs,
-                                                   concurrency: perWorker) { group.leave() }
+                    worker.enroller = try Enroller(
+                        context: worker.context, cache: cache, token: token, jobs: jobs,
+                        concurrency: perWorker
+                    ) { group.leave() }
                     worker.enroller?.start()
                 } catch {
                     worker.context.stats.error("cannot enroll: \(error)")
@@ -90,8 +104,11 @@ final class FleetRun {
         }
         let seconds = Double(monotonicNanos() &- begin) / 1e9
         let enrolled = stats.read { $0.enrolled }
-        say(String(format: "ENROLLED %d/%d in %.1f s (%.0f a second), %d failed attempts",
-                     enrolled, indices.count, seconds, Double(enrolled) / max(seconds, 0.001), stats.read { $0.enrollFailures }))
+        say(
+            String(
+                format: "ENROLLED %d/%d in %.1f s (%.0f a second), %d failed attempts",
+                enrolled, indices.count, seconds, Double(enrolled) / max(seconds, 0.001),
+                stats.read { $0.enrollFailures }))
     }
 
     /// Starts every node on its loop and waits until all are admitted (or the timeout).
@@ -101,20 +118,25 @@ final class FleetRun {
         for (number, worker) in workers.enumerated() {
             let rate = options.connectRate
             let mine = try identities.indices.filter { $0 % workers.count == number }.map {
-                (index: $0, identity: identities[$0], source: try sourceAddress(base: options.sourceBase, index: $0),
-                 delay: rate > 0 ? UInt64(Double($0) / rate * 1000) : 0)
+                (
+                    index: $0, identity: identities[$0], source: try sourceAddress(base: options.sourceBase, index: $0),
+                    delay: rate > 0 ? UInt64(Double($0) / rate * 1000) : 0
+                )
             }
             let board = board
             worker.run { worker in
                 for node in mine {
-                    let virtual = VirtualNode(index: node.index, context: worker.context, board: board, identity: node.identity,
-                                              gatewayCA: gatewayCA, source: node.source)
+                    let virtual = VirtualNode(
+                        index: node.index, context: worker.context, board: board, identity: node.identity,
+                        gatewayCA: gatewayCA, source: node.source)
                     worker.nodes[node.index] = virtual
                     virtual.start(after: node.delay)
                 }
             }
         }
-        let online = waitUntil(timeout: options.onlineTimeout, label: "coming online") { stats.read { $0.online } == options.nodes }
+        let online = waitUntil(timeout: options.onlineTimeout, label: "coming online") {
+            stats.read { $0.online } == options.nodes
+        }
         let seconds = Double(monotonicNanos() &- begin) / 1e9
         say(String(format: "ONLINE %d/%d after %.1f s", stats.read { $0.online }, options.nodes, seconds))
         return online
@@ -122,13 +144,15 @@ final class FleetRun {
 
     func startOperators() throws {
         let bundles = try options.operatorBundles.map(OperatorBundle.load(path:))
-        let plan = LoadPlan(concurrency: options.streamsPerOperator, rate: options.streamRate, sizes: options.sizes,
-                            services: options.services, stallTimeout: options.stallTimeout, openBeforeHello: options.openBeforeHello)
+        let plan = LoadPlan(
+            concurrency: options.streamsPerOperator, rate: options.streamRate, sizes: options.sizes,
+            services: options.services, stallTimeout: options.stallTimeout, openBeforeHello: options.openBeforeHello)
         for (number, bundle) in bundles.enumerated() {
             let board = board
             workers[number % workers.count].run { worker in
                 do {
-                    let virtual = try VirtualOperator(number: number, context: worker.context, board: board, bundle: bundle, plan: plan)
+                    let virtual = try VirtualOperator(
+                        number: number, context: worker.context, board: board, bundle: bundle, plan: plan)
                     worker.operators.append(virtual)
                     virtual.start()
                 } catch {
@@ -173,9 +197,15 @@ final class FleetRun {
     /// Operators stop opening streams; waits for those in flight, then for every node to be back.
     func drain() -> Bool {
         for worker in workers { worker.run { $0.operators.forEach { $0.drain() } } }
-        let drained = waitUntil(timeout: options.settleTimeout, label: "draining streams") { stats.read { $0.streamsInFlight } == 0 }
-        let settled = waitUntil(timeout: options.settleTimeout, label: "waiting for every node") { stats.read { $0.online } == options.nodes }
-        say("SETTLED streams in flight \(stats.read { $0.streamsInFlight }), online \(stats.read { $0.online })/\(options.nodes)")
+        let drained = waitUntil(timeout: options.settleTimeout, label: "draining streams") {
+            stats.read { $0.streamsInFlight } == 0
+        }
+        let settled = waitUntil(timeout: options.settleTimeout, label: "waiting for every node") {
+            stats.read { $0.online } == options.nodes
+        }
+        say(
+            "SETTLED streams in flight \(stats.read { $0.streamsInFlight }), online \(stats.read { $0.online })/\(options.nodes)"
+        )
         return drained && settled
     }
 
@@ -187,7 +217,9 @@ final class FleetRun {
             let waited = Double(monotonicNanos() &- begin) / 1e9
             if waited >= timeout || stop.isSet { return condition() }
             if waited >= nextStatus {
-                say(stats.statusLine(elapsed: elapsed, previousBytes: &previousBytes, interval: options.statusInterval) + " (\(label))")
+                say(
+                    stats.statusLine(elapsed: elapsed, previousBytes: &previousBytes, interval: options.statusInterval)
+                        + " (\(label))")
                 nextStatus += options.statusInterval
             }
             usleep(20_000)
@@ -204,7 +236,9 @@ final class FleetRun {
             _ = FileManager.default.createFile(atPath: path, contents: Data(board.stateText().utf8))
         }
         let report = stats.reportJSON(seconds: seconds, extra: ["settled": settled, "failed": stats.failed])
-        if let path = options.report, let data = try? JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]) {
+        if let path = options.report,
+            let data = try? JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        {
             _ = FileManager.default.createFile(atPath: path, contents: data)
         }
         let summary = stats.summary(seconds: seconds)

@@ -56,7 +56,9 @@ final class FleetStats: @unchecked Sendable {
     private let lock = NSLock()
     private var counters = Counters()
     /// The fatal findings: a byte wrong or a stream lost without a reason.
-    var failed: Bool { read { $0.bytesWrong > 0 || $0.streamsWrong > 0 || $0.streamsLost > 0 || $0.operatorSessionsLost > 0 } }
+    var failed: Bool {
+        read { $0.bytesWrong > 0 || $0.streamsWrong > 0 || $0.streamsLost > 0 || $0.operatorSessionsLost > 0 }
+    }
 
     func update<Result>(_ body: (inout Counters) -> Result) -> Result {
         lock.lock()
@@ -75,7 +77,8 @@ final class FleetStats: @unchecked Sendable {
 
     func error(_ message: String) {
         update { counters in
-            let key = counters.errors.count < Self.errorKinds || counters.errors[message] != nil ? message : "(other errors)"
+            let key =
+                counters.errors.count < Self.errorKinds || counters.errors[message] != nil ? message : "(other errors)"
             counters.errors[key, default: 0] += 1
         }
     }
@@ -109,7 +112,9 @@ final class FleetStats: @unchecked Sendable {
             guard counters.episode > 0, counters.readyEpisode[index] < counters.episode else { return nil }
             counters.readyEpisode[index] = counters.episode
             _ = counters.episodeBack.record(max(1, (nowNanos &- counters.episodeStartNanos) / 1000))
-            guard !counters.episodeReported, counters.episodeBack.totalCount == UInt64(counters.nodes) else { return nil }
+            guard !counters.episodeReported, counters.episodeBack.totalCount == UInt64(counters.nodes) else {
+                return nil
+            }
             counters.episodeReported = true
             return Self.episodeLine(counters, partial: false)
         }
@@ -120,7 +125,9 @@ final class FleetStats: @unchecked Sendable {
 
     static func episodeLine(_ counters: Counters, partial: Bool) -> String {
         let back = counters.episodeBack
-        func ms(_ percentile: Double) -> String { String(format: "%.0f", Double(back.valueAtPercentile(percentile)) / 1000) }
+        func ms(_ percentile: Double) -> String {
+            String(format: "%.0f", Double(back.valueAtPercentile(percentile)) / 1000)
+        }
         return "EPISODE \(counters.episode): back \(back.totalCount)/\(counters.nodes)\(partial ? " (incomplete)" : "")"
             + " p50_ms=\(ms(50)) p99_ms=\(ms(99)) max_ms=\(String(format: "%.0f", Double(back.max) / 1000))"
     }

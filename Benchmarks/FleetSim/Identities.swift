@@ -46,7 +46,9 @@ func acceptIssued(chainPEM: String, key: PrivateKey, name: String, pin: [UInt8])
     }
     guard try leaf.publicKey().der() == key.publicKey().der() else { throw FleetFailure("certificate for another key") }
     let identity = try leaf.tunnelIdentity()
-    guard identity.role == .node, identity.name == name else { throw FleetFailure("certificate for \(identity), not node \(name)") }
+    guard identity.role == .node, identity.name == name else {
+        throw FleetFailure("certificate for \(identity), not node \(name)")
+    }
     guard authority.sha256Fingerprint == pin else { throw FleetFailure("chain does not end in the pinned CA") }
     return (TLSIdentity(chain: chain, key: key), authority)
 }

@@ -10,7 +10,9 @@ struct OperatorBundle: @unchecked Sendable {
     let gatewayCA: Certificate
 
     static func load(path: String) throws -> OperatorBundle {
-        guard let data = FileManager.default.contents(atPath: path) else { throw UsageError("cannot read the operator bundle \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UsageError("cannot read the operator bundle \(path)")
+        }
         var sections: [String: String] = [:]
         var key: String?
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
@@ -20,7 +22,8 @@ struct OperatorBundle: @unchecked Sendable {
                 sections[key, default: ""] += line.trimmingCharacters(in: .whitespaces) + "\n"
             }
         }
-        guard let chainPEM = sections["certificate"], let keyPEM = sections["key"], let caPEM = sections["gateway-ca"] else {
+        guard let chainPEM = sections["certificate"], let keyPEM = sections["key"], let caPEM = sections["gateway-ca"]
+        else {
             throw UsageError("\(path) is not an operator bundle (want certificate, key and gateway-ca)")
         }
         let chain = try Certificate.chainFromPEM(Array(chainPEM.utf8), source: path)

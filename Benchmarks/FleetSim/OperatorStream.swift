@@ -32,7 +32,8 @@ final class OperatorStream: StreamHandler {
     private(set) var lastProgressNanos = monotonicNanos()
     private(set) var isDone = false
 
-    init(owner: VirtualOperator, node: Int, nodeFlaps: Int, service: String, size: Int, sizeLabel: String, seed: UInt64) {
+    init(owner: VirtualOperator, node: Int, nodeFlaps: Int, service: String, size: Int, sizeLabel: String, seed: UInt64)
+    {
         self.owner = owner
         self.node = node
         self.nodeFlaps = nodeFlaps
@@ -79,7 +80,9 @@ final class OperatorStream: StreamHandler {
         lastProgressNanos = monotonicNanos()
         owner.connection?.consumed(bytes.count, on: stream)
         if service == "sink" {
-            guard reply.count + bytes.count <= SinkDigest.size else { return end(.wrong("the sink answered more than its digest")) }
+            guard reply.count + bytes.count <= SinkDigest.size else {
+                return end(.wrong("the sink answered more than its digest"))
+            }
             reply.append(contentsOf: bytes)
             return
         }
@@ -98,7 +101,9 @@ final class OperatorStream: StreamHandler {
         guard !isDone else { return }
         guard sendFinished else { return end(.lost("the node finished before the operator sent everything")) }
         if service == "sink" {
-            guard let (count, hash) = SinkDigest.decode(reply) else { return end(.wrong("the sink's digest is \(reply.count) bytes")) }
+            guard let (count, hash) = SinkDigest.decode(reply) else {
+                return end(.wrong("the sink's digest is \(reply.count) bytes"))
+            }
             guard count == UInt64(size), hash == sentDigest.hash else {
                 return end(.wrong("the sink received \(count) bytes with another hash (sent \(size))"))
             }
@@ -119,8 +124,11 @@ final class OperatorStream: StreamHandler {
         switch failure.code {
         case TunnelErrorCode.nodeDisconnected, TunnelErrorCode.unknownNode:
             let row = owner.board.row(node)
-            end(row.flaps != nodeFlaps ? .endedWithReason("\(code) (node flapped)") : .lost("\(code) though the node was not dropped"))
-        case .refusedStream, TunnelErrorCode.nodeBusy, .enhanceYourCalm, TunnelErrorCode.auditUnavailable, TunnelErrorCode.denied:
+            end(
+                row.flaps != nodeFlaps
+                    ? .endedWithReason("\(code) (node flapped)") : .lost("\(code) though the node was not dropped"))
+        case .refusedStream, TunnelErrorCode.nodeBusy, .enhanceYourCalm, TunnelErrorCode.auditUnavailable,
+            TunnelErrorCode.denied:
             end(.endedWithReason("refused \(code)"))
         default:
             end(.lost("reset \(code): \(failure.reason)"))
@@ -130,7 +138,10 @@ final class OperatorStream: StreamHandler {
     func checkStall(now: UInt64, timeoutNanos: UInt64) {
         guard !isDone, now &- lastProgressNanos > timeoutNanos else { return }
         owner.connection?.reset(stream, code: .cancel)
-        end(.lost("stalled: sent \(sent) of \(size), received \(received), no progress for \(timeoutNanos / 1_000_000_000) s"))
+        end(
+            .lost(
+                "stalled: sent \(sent) of \(size), received \(received), no progress for \(timeoutNanos / 1_000_000_000) s"
+            ))
     }
 
     private func end(_ outcome: Outcome) {

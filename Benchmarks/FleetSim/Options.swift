@@ -34,39 +34,39 @@ struct Options {
     var connectRate = 0.0
 
     static let usage = """
-    fleet-sim: N virtual nodes and M virtual operators in one process, on the real protocol.
-      --gateway HOST:PORT        the gateway (127.0.0.1:7443)
-      --server-name NAME         the name the gateway's certificate carries (localhost)
-      --nodes N                  virtual nodes, named PREFIX00000 … (0)
-      --name-prefix P            (sim-)
-      --identities DIR           enrolled keys and certificates, reused across runs
-      --token TOKEN              join token to enroll the nodes DIR does not hold yet
-      --enroll-concurrency N     enrollments in flight (32)
-      --enroll-only              enroll, report, exit
-      --loops N                  event loops (threads) (2)
-      --source-base IP           node i dials from IP + i, so each node is its own source (127.1.0.1)
-      --operator-bundle FILE     an operator bundle from `tunnel user add`; repeat for more operators
-      --streams-per-operator N   concurrent streams each operator keeps open (10)
-      --stream-rate R            new streams per second per operator, 0 for as fast as they finish (0)
-      --sizes SIZE:WEIGHT,...    stream sizes (1K:50,64K:30,1M:15,16M:5)
-      --services NAME:WEIGHT,... echo and sink (echo:3,sink:1)
-      --duration D               operator load time; 0 runs until SIGINT/SIGTERM (0)
-      --flap-fraction F          fraction of nodes dropped every flap interval (0)
-      --flap-interval D          (60s)
-      --flap-downtime D          how long a dropped node stays away before it redials (1s)
-      --stall-timeout D          a stream without progress this long is lost (30s)
-      --settle-timeout D         after the load, how long to wait for streams and nodes (120s)
-      --online-timeout D         how long to wait for the whole fleet at start (600s)
-      --report FILE              the final report as JSON
-      --node-state FILE          at the end, one line per node: name online sessions last-connect-unix
-      --status-interval D        status line period (1s)
-      --load-delay D             once the fleet is online, wait this long (idle) before the operators start (0)
-      --linger D                 after the report, keep the nodes connected and idle this long (0)
-      --open-before-hello        operators open streams once TLS is up, before the gateway's HELLO
-      --connect-rate R           nodes first dial at R a second, in order; 0 dials all at once (0)
-    SIGUSR1 marks a gateway (re)start: an EPISODE line then says how long every node took to come back.
-    Exit status 1 if any byte was wrong or any stream was lost without a reason; 2 for bad usage.
-    """
+        fleet-sim: N virtual nodes and M virtual operators in one process, on the real protocol.
+          --gateway HOST:PORT        the gateway (127.0.0.1:7443)
+          --server-name NAME         the name the gateway's certificate carries (localhost)
+          --nodes N                  virtual nodes, named PREFIX00000 … (0)
+          --name-prefix P            (sim-)
+          --identities DIR           enrolled keys and certificates, reused across runs
+          --token TOKEN              join token to enroll the nodes DIR does not hold yet
+          --enroll-concurrency N     enrollments in flight (32)
+          --enroll-only              enroll, report, exit
+          --loops N                  event loops (threads) (2)
+          --source-base IP           node i dials from IP + i, so each node is its own source (127.1.0.1)
+          --operator-bundle FILE     an operator bundle from `tunnel user add`; repeat for more operators
+          --streams-per-operator N   concurrent streams each operator keeps open (10)
+          --stream-rate R            new streams per second per operator, 0 for as fast as they finish (0)
+          --sizes SIZE:WEIGHT,...    stream sizes (1K:50,64K:30,1M:15,16M:5)
+          --services NAME:WEIGHT,... echo and sink (echo:3,sink:1)
+          --duration D               operator load time; 0 runs until SIGINT/SIGTERM (0)
+          --flap-fraction F          fraction of nodes dropped every flap interval (0)
+          --flap-interval D          (60s)
+          --flap-downtime D          how long a dropped node stays away before it redials (1s)
+          --stall-timeout D          a stream without progress this long is lost (30s)
+          --settle-timeout D         after the load, how long to wait for streams and nodes (120s)
+          --online-timeout D         how long to wait for the whole fleet at start (600s)
+          --report FILE              the final report as JSON
+          --node-state FILE          at the end, one line per node: name online sessions last-connect-unix
+          --status-interval D        status line period (1s)
+          --load-delay D             once the fleet is online, wait this long (idle) before the operators start (0)
+          --linger D                 after the report, keep the nodes connected and idle this long (0)
+          --open-before-hello        operators open streams once TLS is up, before the gateway's HELLO
+          --connect-rate R           nodes first dial at R a second, in order; 0 dials all at once (0)
+        SIGUSR1 marks a gateway (re)start: an EPISODE line then says how long every node took to come back.
+        Exit status 1 if any byte was wrong or any stream was lost without a reason; 2 for bad usage.
+        """
 
     static func parse(_ arguments: [String]) throws -> Options {
         var options = Options()
@@ -121,7 +121,9 @@ struct Options {
             }
         }
         if options.nodes > 0, options.identities == nil { throw UsageError("--nodes needs --identities DIR") }
-        if options.flapFraction < 0 || options.flapFraction > 1 { throw UsageError("--flap-fraction is between 0 and 1") }
+        if options.flapFraction < 0 || options.flapFraction > 1 {
+            throw UsageError("--flap-fraction is between 0 and 1")
+        }
         return options
     }
 }

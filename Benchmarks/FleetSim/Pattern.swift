@@ -34,7 +34,9 @@ struct Pattern {
         Self.table.withUnsafeBufferPointer { table in
             for index in 0..<count {
                 let position = offset &+ index
-                buffer.append(table[(position &+ rotation) & (Self.tableSize - 1)] &+ UInt8(truncatingIfNeeded: position >> 16) &+ salt)
+                buffer.append(
+                    table[(position &+ rotation) & (Self.tableSize - 1)] &+ UInt8(truncatingIfNeeded: position >> 16)
+                        &+ salt)
             }
         }
     }
@@ -45,7 +47,9 @@ struct Pattern {
         Self.table.withUnsafeBufferPointer { table in
             var position = offset
             for (index, byte) in zip(0..., bytes) {
-                if byte != table[(position &+ rotation) & (Self.tableSize - 1)] &+ UInt8(truncatingIfNeeded: position >> 16) &+ salt {
+                if byte != table[(position &+ rotation) & (Self.tableSize - 1)]
+                    &+ UInt8(truncatingIfNeeded: position >> 16) &+ salt
+                {
                     return index
                 }
                 position &+= 1
@@ -72,7 +76,8 @@ struct SinkDigest: Equatable {
     }
 
     var encoded: [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: count >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: hash >> (56 - 8 * $0)) }
+        (0..<8).map { UInt8(truncatingIfNeeded: count >> (56 - 8 * $0)) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: hash >> (56 - 8 * $0)) }
     }
 
     static func decode(_ bytes: [UInt8]) -> (count: UInt64, hash: UInt64)? {

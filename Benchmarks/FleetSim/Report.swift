@@ -55,19 +55,26 @@ extension FleetStats {
     func summary(seconds: Double) -> String {
         read { counters in
             var lines = [
-                String(format: "fleet-sim: %.1f s, %d nodes (%d online), %d sessions, %d lost, %d flaps, %d dial failures",
-                       seconds, counters.nodes, counters.online, counters.sessions, counters.sessionsLost, counters.flaps, counters.dialFailures),
+                String(
+                    format: "fleet-sim: %.1f s, %d nodes (%d online), %d sessions, %d lost, %d flaps, %d dial failures",
+                    seconds, counters.nodes, counters.online, counters.sessions, counters.sessionsLost, counters.flaps,
+                    counters.dialFailures),
                 "streams: \(counters.streamsOpened) opened, \(counters.streamsCompleted) completed, \(counters.streamsWrong) wrong, "
                     + "\(counters.streamsLost) lost, \(counters.streamsInFlight) still in flight; operator sessions lost: \(counters.operatorSessionsLost)",
-                String(format: "bytes: %.1f MB sent, %.1f MB verified (%.1f MB/s), %d wrong",
-                       Double(counters.bytesSent) / 1e6, Double(counters.bytesVerified) / 1e6,
-                       seconds > 0 ? Double(counters.bytesVerified) / seconds / 1e6 : 0, counters.bytesWrong),
+                String(
+                    format: "bytes: %.1f MB sent, %.1f MB verified (%.1f MB/s), %d wrong",
+                    Double(counters.bytesSent) / 1e6, Double(counters.bytesVerified) / 1e6,
+                    seconds > 0 ? Double(counters.bytesVerified) / seconds / 1e6 : 0, counters.bytesWrong),
                 "node connect (dial to admitted): \(describe(counters.connectLatency))",
             ]
             if counters.enrolled > 0 || counters.enrollFailures > 0 {
-                lines.append("enrollment: \(counters.enrolled) enrolled, \(counters.enrollFailures) failed attempts, \(describe(counters.enrollLatency))")
+                lines.append(
+                    "enrollment: \(counters.enrolled) enrolled, \(counters.enrollFailures) failed attempts, \(describe(counters.enrollLatency))"
+                )
             }
-            if counters.acceptLatency.totalCount > 0 { lines.append("stream accepted: \(describe(counters.acceptLatency))") }
+            if counters.acceptLatency.totalCount > 0 {
+                lines.append("stream accepted: \(describe(counters.acceptLatency))")
+            }
             for (key, histogram) in counters.completionLatency.sorted(by: { $0.key < $1.key }) {
                 lines.append("stream \(key) complete: \(describe(histogram))")
             }
@@ -85,15 +92,20 @@ extension FleetStats {
 private func percentiles(_ histogram: Latencies) -> [String: Any] {
     func ms(_ value: UInt64) -> Double { (Double(value) / 1000 * 10).rounded() / 10 }
     return [
-        "count": histogram.totalCount, "p50": ms(histogram.valueAtPercentile(50)), "p90": ms(histogram.valueAtPercentile(90)),
-        "p99": ms(histogram.valueAtPercentile(99)), "p999": ms(histogram.valueAtPercentile(99.9)), "max": ms(histogram.max),
+        "count": histogram.totalCount, "p50": ms(histogram.valueAtPercentile(50)),
+        "p90": ms(histogram.valueAtPercentile(90)),
+        "p99": ms(histogram.valueAtPercentile(99)), "p999": ms(histogram.valueAtPercentile(99.9)),
+        "max": ms(histogram.max),
     ]
 }
 
 private func describe(_ histogram: Latencies) -> String {
     guard histogram.totalCount > 0 else { return "none" }
-    func ms(_ percentile: Double) -> String { String(format: "%.1f", Double(histogram.valueAtPercentile(percentile)) / 1000) }
-    return "n=\(histogram.totalCount) p50 \(ms(50)) p90 \(ms(90)) p99 \(ms(99)) max \(String(format: "%.1f", Double(histogram.max) / 1000)) ms"
+    func ms(_ percentile: Double) -> String {
+        String(format: "%.1f", Double(histogram.valueAtPercentile(percentile)) / 1000)
+    }
+    return
+        "n=\(histogram.totalCount) p50 \(ms(50)) p90 \(ms(90)) p99 \(ms(99)) max \(String(format: "%.1f", Double(histogram.max) / 1000)) ms"
 }
 
 /// Writes a line to standard output at once (not through a buffer), so scripts that wait for a

@@ -26,8 +26,10 @@ final class VirtualNode: MuxConnectionDelegate {
     private var flapping = false
     private var stopped = false
 
-    init(index: Int, context: LoopContext, board: NodeBoard, identity: TLSIdentity, gatewayCA: Certificate,
-         source: SocketAddress) {
+    init(
+        index: Int, context: LoopContext, board: NodeBoard, identity: TLSIdentity, gatewayCA: Certificate,
+        source: SocketAddress
+    ) {
         self.index = index
         self.context = context
         self.board = board
@@ -47,10 +49,11 @@ final class VirtualNode: MuxConnectionDelegate {
         guard !stopped else { return }
         do {
             if tls == nil {
-                tls = try TLSContext(configuration: TLSConfiguration(
-                    role: .client, identity: identity,
-                    peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
-                    applicationProtocols: [TunnelProtocol.nodeALPN]))
+                tls = try TLSContext(
+                    configuration: TLSConfiguration(
+                        role: .client, identity: identity,
+                        peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
+                        applicationProtocols: [TunnelProtocol.nodeALPN]))
             }
         } catch {
             context.stats.error("node TLS context: \(error)")
@@ -102,12 +105,16 @@ final class VirtualNode: MuxConnectionDelegate {
 
     func connectionEstablished(_ connection: MuxConnection) -> Failure? {
         let announcement = NodeAnnouncement(
-            labels: [:], services: ["echo", "sink"], version: "fleet-sim", bootID: "fleet-sim-\(index)", uptimeSeconds: 1)
+            labels: [:], services: ["echo", "sink"], version: "fleet-sim", bootID: "fleet-sim-\(index)",
+            uptimeSeconds: 1)
         // As the client does: the gateway's accepting the announcement starts the backoff over.
-        let handler = DiscardingHandler(connection: connection) { [unowned self] in reconnect.accepted(now: context.loop.now) }
+        let handler = DiscardingHandler(connection: connection) { [unowned self] in
+            reconnect.accepted(now: context.loop.now)
+        }
         do {
             handler.stream = try connection.openStream(
-                metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false, handler: handler)
+                metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false,
+                handler: handler)
             connection.finish(handler.stream)
         } catch {
             context.stats.error("node announce: \(error)")
@@ -153,7 +160,8 @@ final class VirtualNode: MuxConnectionDelegate {
             }
         } else {
             context.stats.update { $0.dialFailures += 1 }
-            context.stats.error("node session failed before the gateway admitted it: \(TunnelErrorCode.name(failure.code))")
+            context.stats.error(
+                "node session failed before the gateway admitted it: \(TunnelErrorCode.name(failure.code))")
         }
         retry()
     }

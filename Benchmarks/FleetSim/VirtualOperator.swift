@@ -46,10 +46,11 @@ final class VirtualOperator: MuxConnectionDelegate {
         self.board = board
         self.plan = plan
         nextSeed = UInt64(number) << 40
-        tls = try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: bundle.identity,
-            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: bundle.gatewayCA)]),
-            applicationProtocols: [TunnelProtocol.operatorALPN]))
+        tls = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: bundle.identity,
+                peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: bundle.gatewayCA)]),
+                applicationProtocols: [TunnelProtocol.operatorALPN]))
         tick = LoopTimer(loop: context.loop)
         scratch.reserveCapacity(64 * 1024)
     }
@@ -99,17 +100,20 @@ final class VirtualOperator: MuxConnectionDelegate {
 
     /// Opens streams up to the plan's concurrency (and rate).
     private func fill() {
-        guard !draining, ready || plan.openBeforeHello, let connection, connection.isEstablished, !connection.isEnding else { return }
+        guard !draining, ready || plan.openBeforeHello, let connection, connection.isEstablished, !connection.isEnding
+        else { return }
         while streams.count < plan.concurrency, plan.rate == 0 || credit >= 1 {
             guard let (node, flaps) = board.pickOnline(using: &generator) else { return }
             let size = pick(plan.sizes, using: &generator)
             let service = pick(plan.services, using: &generator)
             nextSeed &+= 1
-            let stream = OperatorStream(owner: self, node: node, nodeFlaps: flaps, service: service, size: size,
-                                        sizeLabel: sizeLabel(size), seed: nextSeed)
+            let stream = OperatorStream(
+                owner: self, node: node, nodeFlaps: flaps, service: service, size: size,
+                sizeLabel: sizeLabel(size), seed: nextSeed)
             let request = OperatorRequest.connect(node: board.names[node], service: service)
             do {
-                stream.stream = try connection.openStream(metadata: TunnelProtocol.encode(request), interactive: size <= 16 * 1024, handler: stream)
+                stream.stream = try connection.openStream(
+                    metadata: TunnelProtocol.encode(request), interactive: size <= 16 * 1024, handler: stream)
             } catch {
                 // The session's own cap (the gateway's advertised stream limit): wait for one to end.
                 return
@@ -133,7 +137,8 @@ final class VirtualOperator: MuxConnectionDelegate {
             switch outcome {
             case .completed:
                 counters.streamsCompleted += 1
-                _ = counters.completionLatency["\(stream.service) \(stream.sizeLabel)", default: makeLatencies()].record(micros)
+                _ = counters.completionLatency["\(stream.service) \(stream.sizeLabel)", default: makeLatencies()]
+                    .record(micros)
             case .endedWithReason(let reason):
                 counters.streamsEndedWithReason[reason, default: 0] += 1
             case .wrong:
@@ -143,8 +148,10 @@ final class VirtualOperator: MuxConnectionDelegate {
             }
         }
         switch outcome {
-        case .wrong(let why): context.stats.error("WRONG BYTES: \(stream.service) stream \(stream.stream) to \(target): \(why)")
-        case .lost(let why): context.stats.error("LOST STREAM: \(stream.service) stream \(stream.stream) to \(target): \(why)")
+        case .wrong(let why):
+            context.stats.error("WRONG BYTES: \(stream.service) stream \(stream.stream) to \(target): \(why)")
+        case .lost(let why):
+            context.stats.error("LOST STREAM: \(stream.service) stream \(stream.stream) to \(target): \(why)")
         default: break
         }
         if plan.rate == 0 { fill() }

@@ -138,12 +138,14 @@ func column(_ value: Double, width: Int) -> String {
 
 func row(_ name: String, _ measurement: Measurement) {
     let ratio = measurement.gibPerSecond / copy.gibPerSecond
-    print(name + String(repeating: " ", count: max(0, 22 - name.count))
-        + column(measurement.gibPerSecond, width: 7) + column(measurement.allocationsPerMiB, width: 13)
-        + column(ratio, width: 11))
+    print(
+        name + String(repeating: " ", count: max(0, 22 - name.count))
+            + column(measurement.gibPerSecond, width: 7) + column(measurement.allocationsPerMiB, width: 13)
+            + column(ratio, width: 11))
 }
 row("memcpy loop", copy)
 for streamCount in streamCounts {
-    row("sessions, \(streamCount) stream\(streamCount == 1 ? "" : "s")",
+    row(
+        "sessions, \(streamCount) stream\(streamCount == 1 ? "" : "s")",
         median((0..<repeats).map { _ in sessions(total: total, streamCount: streamCount) }))
 }

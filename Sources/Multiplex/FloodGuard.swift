@@ -32,7 +32,9 @@ struct FloodGuard {
         roll(now)
         resets += 1
         if resets > maxResets + completedStreams {
-            throw Failure(.enhanceYourCalm, "\(resets) streams reset within \(Limits.abuseWindow) with \(completedStreams) completed")
+            throw Failure(
+                .enhanceYourCalm,
+                "\(resets) streams reset within \(Limits.abuseWindow) with \(completedStreams) completed")
         }
     }
 

@@ -75,7 +75,8 @@ struct ReceiveWindow: Equatable {
         guard pendingIncrement > 0 else { return nil }
         var increment = pendingIncrement
         if let last = lastUpdateAt, let roundTrip, roundTrip > .zero, window < maxWindow,
-           now.since(last) < roundTrip * 2 {
+            now.since(last) < roundTrip * 2
+        {
             let grown = Swift.min(window * 2, maxWindow)
             increment += grown - window
             window = grown

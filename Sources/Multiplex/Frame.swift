@@ -40,7 +40,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
         switch self {
         case .open, .accept, .data, .reset: true
         case .hello, .ping, .goAway: false
-        case .windowUpdate: true  // either: 0 is the connection window
+        case .windowUpdate: true // either: 0 is the connection window
         }
     }
 }
@@ -67,7 +67,10 @@ public struct HelloFrame: Hashable, Sendable {
     public var initialStreamWindow: UInt32
     public var connectionWindow: UInt32
 
-    public init(minVersion: UInt8, maxVersion: UInt8, maxConcurrentStreams: UInt32, initialStreamWindow: UInt32, connectionWindow: UInt32) {
+    public init(
+        minVersion: UInt8, maxVersion: UInt8, maxConcurrentStreams: UInt32, initialStreamWindow: UInt32,
+        connectionWindow: UInt32
+    ) {
         self.minVersion = minVersion
         self.maxVersion = maxVersion
         self.maxConcurrentStreams = maxConcurrentStreams

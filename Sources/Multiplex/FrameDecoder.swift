@@ -116,12 +116,13 @@ public struct FrameDecoder {
         let base = payload.startIndex
         switch header.type {
         case .hello:
-            return .hello(HelloFrame(
-                minVersion: payload[base],
-                maxVersion: payload[base + 1],
-                maxConcurrentStreams: readUInt32(payload, at: base + 4),
-                initialStreamWindow: readUInt32(payload, at: base + 8),
-                connectionWindow: readUInt32(payload, at: base + 12)))
+            return .hello(
+                HelloFrame(
+                    minVersion: payload[base],
+                    maxVersion: payload[base + 1],
+                    maxConcurrentStreams: readUInt32(payload, at: base + 4),
+                    initialStreamWindow: readUInt32(payload, at: base + 8),
+                    connectionWindow: readUInt32(payload, at: base + 12)))
         case .open:
             return .open(id, metadata: payload, interactive: header.flags.contains(.interactive), fin: fin)
         case .accept:
@@ -144,8 +145,9 @@ public struct FrameDecoder {
             guard last <= Limits.maxStreamID else {
                 throw Failure(.protocolError, "go-away names stream \(last), above the largest stream ID")
             }
-            return .goAway(lastStreamID: last, ErrorCode(rawValue: readUInt32(payload, at: base + 4)),
-                           message: payload[(base + 8)...])
+            return .goAway(
+                lastStreamID: last, ErrorCode(rawValue: readUInt32(payload, at: base + 4)),
+                message: payload[(base + 8)...])
         }
     }
 

@@ -67,7 +67,8 @@ public struct SessionConfiguration: Sendable {
     /// The configuration with every value checked against the protocol's own bounds.
     func validated() -> SessionConfiguration {
         var checked = self
-        checked.initialStreamWindow = min(max(initialStreamWindow, UInt32(Limits.maxDataPayload)), UInt32(Limits.maxWindow))
+        checked.initialStreamWindow = min(
+            max(initialStreamWindow, UInt32(Limits.maxDataPayload)), UInt32(Limits.maxWindow))
         checked.maxStreamWindow = min(max(maxStreamWindow, checked.initialStreamWindow), UInt32(Limits.maxWindow))
         checked.connectionWindow = min(max(connectionWindow, checked.initialStreamWindow), UInt32(Limits.maxWindow))
         checked.sendBufferLimit = max(sendBufferLimit, 1)

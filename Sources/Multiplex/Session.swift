@@ -63,7 +63,8 @@ public final class Session {
         self.now = now
         nextLocalStreamID = role.firstStreamID
         connectionWindow = ReceiveWindow(initial: configuration.connectionWindow, max: configuration.connectionWindow)
-        floodGuard = FloodGuard(maxResets: configuration.maxResetsPerWindow, maxIdleFrames: configuration.maxIdleFramesPerWindow)
+        floodGuard = FloodGuard(
+            maxResets: configuration.maxResetsPerWindow, maxIdleFrames: configuration.maxIdleFramesPerWindow)
         lastHeardAt = now
         nextPingAt = now
         control.append(.hello)
@@ -136,7 +137,11 @@ public final class Session {
         self.now = max(self.now, now)
         if self.now >= deadAt {
             let silence = self.now.since(lastHeardAt)
-            fail(Failure(.keepaliveTimeout, "nothing heard from the peer for \(silence) (\(configuration.keepaliveMissLimit) keepalive intervals)"))
+            fail(
+                Failure(
+                    .keepaliveTimeout,
+                    "nothing heard from the peer for \(silence) (\(configuration.keepaliveMissLimit) keepalive intervals)"
+                ))
             return
         }
         if self.now >= nextPingAt {
@@ -336,13 +341,18 @@ public final class Session {
 
     private func receiveHello(_ hello: HelloFrame) throws(Failure) {
         guard hello.minVersion <= hello.maxVersion else {
-            throw Failure(.protocolError, "HELLO's minimum version \(hello.minVersion) is above its maximum \(hello.maxVersion)")
+            throw Failure(
+                .protocolError, "HELLO's minimum version \(hello.minVersion) is above its maximum \(hello.maxVersion)")
         }
         let version = min(Self.protocolVersion, hello.maxVersion)
         guard version >= max(Self.protocolVersion, hello.minVersion) else {
-            throw Failure(.unsupportedVersion, "peer speaks protocol versions \(hello.minVersion)–\(hello.maxVersion); we speak \(Self.protocolVersion)")
+            throw Failure(
+                .unsupportedVersion,
+                "peer speaks protocol versions \(hello.minVersion)–\(hello.maxVersion); we speak \(Self.protocolVersion)"
+            )
         }
-        guard Int64(hello.initialStreamWindow) <= Limits.maxWindow, Int64(hello.connectionWindow) <= Limits.maxWindow else {
+        guard Int64(hello.initialStreamWindow) <= Limits.maxWindow, Int64(hello.connectionWindow) <= Limits.maxWindow
+        else {
             throw Failure(.flowControlError, "HELLO advertises a window above 2^31-1")
         }
         peer = hello
@@ -356,7 +366,11 @@ public final class Session {
                 allowed -= 1
             } else {
                 remove(stream, completed: false)
-                events.append(.streamReset(id, Failure(.refusedStream, "the peer allows only \(hello.maxConcurrentStreams) concurrent streams")))
+                events.append(
+                    .streamReset(
+                        id,
+                        Failure(.refusedStream, "the peer allows only \(hello.maxConcurrentStreams) concurrent streams")
+                    ))
             }
         }
     }
@@ -483,7 +497,11 @@ public final class Session {
         for id in streams.keys.sorted() where isLocalID(id) && id > last {
             if let stream = streams[id] {
                 remove(stream, completed: false)
-                events.append(.streamReset(id, Failure(.refusedStream, "not processed by the peer, which is going away; retry on a new session")))
+                events.append(
+                    .streamReset(
+                        id,
+                        Failure(
+                            .refusedStream, "not processed by the peer, which is going away; retry on a new session")))
             }
         }
         closeIfDrained()
@@ -626,7 +644,8 @@ public final class Session {
     /// A stream without credit leaves the queue; a window update brings it back.
     private func nextReadyStream() -> StreamRecord? {
         while true {
-            let useBulk = interactiveReady.isEmpty
+            let useBulk =
+                interactiveReady.isEmpty
                 || (!bulkReady.isEmpty && interactiveRun >= configuration.interactiveBurst)
             guard let id = useBulk ? bulkReady.popFirst() : interactiveReady.popFirst() else { return nil }
             interactiveRun = useBulk ? 0 : interactiveRun
@@ -667,11 +686,13 @@ public final class Session {
     private func emit(_ frame: ControlFrame, into buffer: inout [UInt8]) {
         switch frame {
         case .hello:
-            FrameEncoder.append(.hello(HelloFrame(
-                minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion,
-                maxConcurrentStreams: configuration.maxConcurrentStreams,
-                initialStreamWindow: configuration.initialStreamWindow,
-                connectionWindow: configuration.connectionWindow)), to: &buffer)
+            FrameEncoder.append(
+                .hello(
+                    HelloFrame(
+                        minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion,
+                        maxConcurrentStreams: configuration.maxConcurrentStreams,
+                        initialStreamWindow: configuration.initialStreamWindow,
+                        connectionWindow: configuration.connectionWindow)), to: &buffer)
         case .open(let id, let metadata, let interactive):
             guard let stream = streams[id] else { return }
             stream.openSent = true
@@ -687,7 +708,8 @@ public final class Session {
             guard let stream = streams[id] else { return }
             stream.windowUpdateQueued = false
             guard stream.state.canReceive,
-                  let increment = stream.receiveWindow.takeUpdate(now: now, roundTrip: roundTrip) else { return }
+                let increment = stream.receiveWindow.takeUpdate(now: now, roundTrip: roundTrip)
+            else { return }
             FrameEncoder.append(.windowUpdate(id, increment: increment), to: &buffer)
         case .reset(let id, let code):
             FrameEncoder.append(.reset(id, code), to: &buffer)

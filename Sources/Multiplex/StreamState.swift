@@ -81,7 +81,8 @@ extension StreamState {
         case (.localOpening(let sendFinished), .receiveAcceptWithFin):
             return .moveTo(sendFinished ? .closed : .remoteFinished)
         case (_, .receiveAccept), (_, .receiveAcceptWithFin):
-            return .closeConnection(Failure(.protocolError, "ACCEPT for a stream that is not waiting for one (\(self))"))
+            return .closeConnection(
+                Failure(.protocolError, "ACCEPT for a stream that is not waiting for one (\(self))"))
 
         // Data from the peer.
         case (.localOpening, .receiveData), (.localOpening, .receiveDataWithFin):

@@ -1,5 +1,5 @@
 #if !MULTIPLEX_SINGLE_MODULE
-import Multiplex
+    import Multiplex
 #endif
 
 /// The bodies of the fuzz targets, shared by the libFuzzer entry points in `Fuzz/` and by the
@@ -25,13 +25,14 @@ public enum FuzzHarness {
                     let start = wire.startIndex + consumed
                     let length = Int(wire[start + 2]) << 8 | Int(wire[start + 3])
                     let original = wire[start..<(start + Limits.frameHeaderLength + length)]
-                    if case .hello = frame {} else if !original.elementsEqual(FrameEncoder.encode(frame)) {
+                    if case .hello = frame {
+                    } else if !original.elementsEqual(FrameEncoder.encode(frame)) {
                         return "frame \(frame) does not encode back to the bytes it came from"
                     }
                     consumed += original.count
                 }
             } catch {
-                return nil  // a refused frame ends the connection; nothing more to check
+                return nil // a refused frame ends the connection; nothing more to check
             }
             if decoder.bufferedByteCount > Limits.frameHeaderLength + Limits.maxFramePayload + chunkSize {
                 return "decoder holds \(decoder.bufferedByteCount) bytes"
@@ -58,8 +59,11 @@ public enum FuzzHarness {
         let readsData = control & 0x04 == 0
         var peerBytes: [UInt8] = []
         if control & 0x01 != 0 {
-            FrameEncoder.append(.hello(HelloFrame(minVersion: 1, maxVersion: 1, maxConcurrentStreams: 4,
-                                                  initialStreamWindow: 32_768, connectionWindow: 65_536)), to: &peerBytes)
+            FrameEncoder.append(
+                .hello(
+                    HelloFrame(
+                        minVersion: 1, maxVersion: 1, maxConcurrentStreams: 4,
+                        initialStreamWindow: 32_768, connectionWindow: 65_536)), to: &peerBytes)
         }
         peerBytes.append(contentsOf: input.dropFirst())
 

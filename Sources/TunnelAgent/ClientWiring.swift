@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Glibc
 import Logging
 import Multiplex
@@ -10,6 +5,12 @@ import TunnelClient
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 // Turns the client's checked settings into a running node client, and runs a long-lived role
 // until a signal: what `tunnel client` and the slim `tunnel-client` share. Every file problem
@@ -33,13 +34,19 @@ package func loadCertificate(_ path: String, fix: String) throws(CommandFailure)
 }
 
 /// Refuses a certificate that has expired or is not valid yet, with the dates, before any dialing.
-package func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) {
+package func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = Int64(Date().timeIntervalSince1970))
+    throws(CommandFailure)
+{
     guard let leaf = identity.chain.first else { throw .usage("\(path) holds no certificate", .certificateMissing) }
     if now >= leaf.notAfter {
-        throw .usage("\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)", .certificateExpired)
+        throw .usage(
+            "\(path) expired at \(isoDate(leaf.notAfter)); get a new one (operators: `tunnel renew` before expiry, or a new bundle from an admin)",
+            .certificateExpired)
     }
     if now < leaf.notBefore {
-        throw .usage("\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))", .clockSkew)
+        throw .usage(
+            "\(path) is valid only from \(isoDate(leaf.notBefore)); is this machine's clock right? (now \(isoDate(now)))",
+            .clockSkew)
     }
 }
 
@@ -52,15 +59,18 @@ package final class StopSignals {
 
     package init(loop: EventLoop, logger: Logger, onStop: @escaping () -> Void) {
         for signal in [Signal.terminate, Signal.interrupt] {
-            if let watcher = try? SignalWatcher(loop: loop, signal: signal, { [unowned self] signal in
-                if stopping {
-                    logger.warning("second signal; exiting without draining")
-                    exit(CommandFailure.failureExitCode)
-                }
-                stopping = true
-                logger.info("signal received; stopping", metadata: ["signal": "\(signal.number)"])
-                onStop()
-            }) {
+            if let watcher = try? SignalWatcher(
+                loop: loop, signal: signal,
+                { [unowned self] signal in
+                    if stopping {
+                        logger.warning("second signal; exiting without draining")
+                        exit(CommandFailure.failureExitCode)
+                    }
+                    stopping = true
+                    logger.info("signal received; stopping", metadata: ["signal": "\(signal.number)"])
+                    onStop()
+                })
+            {
                 watchers.append(watcher)
             }
         }
@@ -99,7 +109,9 @@ package func runUntilSignalled(
 
 /// Starts a node client on `loop`. Network and gateway failures never end it: it retries until
 /// it is stopped.
-package func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, logger: Logger) throws(CommandFailure) -> EdgeClient {
+package func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, logger: Logger)
+    throws(CommandFailure) -> EdgeClient
+{
     do {
         let client = try EdgeClient(loop: loop, configuration: configuration, logger: logger)
         client.start()
@@ -133,12 +145,15 @@ extension ClientSettings {
         let retryTimer = LoopTimer(loop: loop)
         func attempt() {
             NodeCredentials.enroll(
-                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token, nodeName: nodeName,
+                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token,
+                nodeName: nodeName,
                 labels: nodeLabels, files: credentialFiles, logger: logger
             ) { result in
                 if case .failure(let failure) = result, !failure.isFinal {
                     let delay = backoff.nextDelay()
-                    logger.warning("enrollment failed; retrying", metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
+                    logger.warning(
+                        "enrollment failed; retrying",
+                        metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
                     retryTimer.start(after: delay.wholeMilliseconds) { attempt() }
                     return
                 }
@@ -151,7 +166,12 @@ extension ClientSettings {
         switch outcome {
         case .success(let identity):
             let subject = (try? identity.chain[0].tunnelIdentity().description) ?? "?"
-            logger.notice("enrolled", metadata: ["identity": "\(subject)", "certificate.not_after": "\(isoDate(identity.chain[0].notAfter))", "cert": "\(cert)"])
+            logger.notice(
+                "enrolled",
+                metadata: [
+                    "identity": "\(subject)", "certificate.not_after": "\(isoDate(identity.chain[0].notAfter))",
+                    "cert": "\(cert)",
+                ])
         case .failure(let failure):
             throw .failed("enrollment refused: \(failure.message)", .enrollmentRefused)
         case nil:
@@ -160,14 +180,16 @@ extension ClientSettings {
     }
 
     package func runtimeConfiguration() throws(CommandFailure) -> EdgeClientConfiguration {
-        let fix = "enroll this node with a join token: tunnel client --token TOKEN (from `tunnel token create` on the gateway)"
+        let fix =
+            "enroll this node with a join token: tunnel client --token TOKEN (from `tunnel token create` on the gateway)"
         // An expired certificate is fine: the client re-enrolls with it.
         let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
         guard (try? identity.chain[0].tunnelIdentity().role) == .node else {
             throw .usage("\(cert) is not a node certificate; \(fix)", .certificateMissing)
         }
         let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
-        var endpoint = GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
+        var endpoint = GatewayEndpoint(
+            host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
         endpoint.replicas = gateways.map { ($0.host, $0.port) }
         var configuration = EdgeClientConfiguration(
             gateway: endpoint,
@@ -177,7 +199,9 @@ extension ClientSettings {
         configuration.softwareVersion = VersionInfo.current.reported
         if let shellUser {
             guard services[ShellStream.serviceName] == nil else {
-                throw .usage("services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name", .configInvalid)
+                throw .usage(
+                    "services: \"\(ShellStream.serviceName)\" is the built-in shell service (shell-user); give that service another name",
+                    .configInvalid)
             }
             do {
                 configuration.builtInServices[ShellStream.serviceName] = try ShellService(user: shellUser)
@@ -187,13 +211,17 @@ extension ClientSettings {
         }
         if !logSources.isEmpty {
             guard services[LogService.serviceName] == nil else {
-                throw .usage("services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name", .configInvalid)
+                throw .usage(
+                    "services: \"\(LogService.serviceName)\" is the built-in log service (log-sources); give that service another name",
+                    .configInvalid)
             }
             configuration.builtInServices[LogService.serviceName] = LogService(sources: logSources, root: logRoot)
         }
         if let kubernetes {
             guard services[KubernetesService.serviceName] == nil else {
-                throw .usage("services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name", .configInvalid)
+                throw .usage(
+                    "services: \"\(KubernetesService.serviceName)\" is the built-in Kubernetes service (kubernetes); give that service another name",
+                    .configInvalid)
             }
             configuration.kubernetes = try KubernetesKubeconfig.upstream(path: kubernetes)
         }

@@ -24,16 +24,21 @@ public enum CommandMain {
         if let failure = error as? CommandFailure {
             // Failures quote peers (GOAWAY reasons, refusals): escaped, so they print as one inert
             // line; its fix and code follow on a second line (docs/ERRORS.md).
-            return Outcome(message: "tunnel: \(InertText.escape(failure.message))\n  \(failure.code.fixLine)", toStandardError: true, exitCode: failure.exitCode)
+            return Outcome(
+                message: "tunnel: \(InertText.escape(failure.message))\n  \(failure.code.fixLine)",
+                toStandardError: true, exitCode: failure.exitCode)
         }
         let code = Root.exitCode(for: error)
         let message = Root.fullMessage(for: error)
         if code == .success { return Outcome(message: message, toStandardError: false, exitCode: 0) }
-        return Outcome(message: message, toStandardError: true,
-                       exitCode: code == .validationFailure ? CommandFailure.usageExitCode : code.rawValue)
+        return Outcome(
+            message: message, toStandardError: true,
+            exitCode: code == .validationFailure ? CommandFailure.usageExitCode : code.rawValue)
     }
 
-    public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    public static func run<Root: ParsableCommand>(
+        _ root: Root.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())
+    ) -> Never {
         do {
             var command = try Root.parseAsRoot(arguments)
             try command.run()

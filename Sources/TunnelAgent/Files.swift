@@ -1,15 +1,18 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Glibc
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// mkdir -p; new directories are 0700 because they hold keys.
 package func makePrivateDirectory(_ path: String) throws(CommandFailure) {
     var info = stat()
     if stat(path, &info) == 0 {
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw .failed("\(path) exists and is not a directory", .localFile) }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw .failed("\(path) exists and is not a directory", .localFile)
+        }
         return
     }
     let parent = directoryPart(of: path)

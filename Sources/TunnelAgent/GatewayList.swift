@@ -15,12 +15,16 @@ extension HostPort {
     public static func parseList(_ text: String, example: String) throws(ValueProblem) -> [HostPort] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingASCIIWhitespace() }
         guard parts.count <= GatewayRotation.maxReplicas else {
-            throw ValueProblem("\(parts.count) gateways listed; at most \(GatewayRotation.maxReplicas) (e.g. \(example),gateway-2.example.com:7443)")
+            throw ValueProblem(
+                "\(parts.count) gateways listed; at most \(GatewayRotation.maxReplicas) (e.g. \(example),gateway-2.example.com:7443)"
+            )
         }
         var list: [HostPort] = []
         for part in parts {
             guard !part.isEmpty else {
-                throw ValueProblem("\"\(text)\" has an empty entry; separate HOST:PORT entries by single commas (e.g. \(example),gateway-2.example.com:7443)")
+                throw ValueProblem(
+                    "\"\(text)\" has an empty entry; separate HOST:PORT entries by single commas (e.g. \(example),gateway-2.example.com:7443)"
+                )
             }
             let entry = try parse(part, example: example)
             guard !list.contains(entry) else {

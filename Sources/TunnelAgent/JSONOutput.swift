@@ -1,8 +1,9 @@
 import ArgumentParser
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// How a reading command prints: `--json`, or `-o json` in kubectl's spelling, for one JSON

@@ -1,11 +1,12 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Glibc
 import Logging
 import TunnelText
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// How the long-running commands write their logs to stderr (`log-format`).
 public enum LogFormat: String, CaseIterable, Sendable {
@@ -61,9 +62,13 @@ package struct FormattedLogHandler: LogHandler {
         let line: String
         switch style {
         case .journal:
-            line = Self.journalLine(level: event.level, label: label, metadata: merged, source: event.source, message: event.message.description)
+            line = Self.journalLine(
+                level: event.level, label: label, metadata: merged, source: event.source,
+                message: event.message.description)
         case .json:
-            line = Self.jsonLine(time: Date(), level: event.level, label: label, metadata: merged, source: event.source, message: event.message.description)
+            line = Self.jsonLine(
+                time: Date(), level: event.level, label: label, metadata: merged, source: event.source,
+                message: event.message.description)
         }
         let bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
@@ -82,14 +87,19 @@ package struct FormattedLogHandler: LogHandler {
     }
 
     /// `<6>info tunnel: node.name=dev-node [TunnelGateway] node connected`
-    package static func journalLine(level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: String) -> String {
+    package static func journalLine(
+        level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: String
+    ) -> String {
         let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(InertLogHandler.inert($0.value))" }
-        let prefix = "<\(syslogPriority(level))>\(level) \(label):" + (fields.isEmpty ? "" : " " + fields.joined(separator: " "))
+        let prefix =
+            "<\(syslogPriority(level))>\(level) \(label):" + (fields.isEmpty ? "" : " " + fields.joined(separator: " "))
         return "\(prefix) [\(source)] \(InertText.escape(message))"
     }
 
     /// `{"time":"…","level":"info","label":"tunnel","source":"TunnelGateway","message":"…","metadata":{…}}`
-    package static func jsonLine(time: Date, level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: String) -> String {
+    package static func jsonLine(
+        time: Date, level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: String
+    ) -> String {
         struct Line: Encodable {
             let time: String
             let level: String
@@ -99,8 +109,10 @@ package struct FormattedLogHandler: LogHandler {
             let metadata: [String: String]
         }
         let stamp = time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        return jsonText(Line(time: stamp, level: level.rawValue, label: label, source: source, message: message,
-                             metadata: metadata.mapValues { $0.description }))
+        return jsonText(
+            Line(
+                time: stamp, level: level.rawValue, label: label, source: source, message: message,
+                metadata: metadata.mapValues { $0.description }))
     }
 }
 

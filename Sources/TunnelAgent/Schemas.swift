@@ -10,24 +10,37 @@ public enum Schemas {
     public static let logLevels = Logger.Level.allCases.map(\.rawValue)
 
     package static func logLevel<Root>(_ field: WritableKeyPath<Root, Logger.Level> & Sendable) -> Setting<Root> {
-        Setting("log-level", .choice(logLevels), .defaultValue("info"), field, help: "Least severe log level to print", example: "info")
+        Setting(
+            "log-level", .choice(logLevels), .defaultValue("info"), field, help: "Least severe log level to print",
+            example: "info")
     }
 
     package static func logFormat<Root>(_ field: WritableKeyPath<Root, LogFormat> & Sendable) -> Setting<Root> {
-        Setting("log-format", .choice(LogFormat.allCases.map(\.rawValue)), .defaultValue("text"), field,
-                help: "Log lines as text (with syslog priorities instead of times under systemd) or JSON", example: "json")
+        Setting(
+            "log-format", .choice(LogFormat.allCases.map(\.rawValue)), .defaultValue("text"), field,
+            help: "Log lines as text (with syslog priorities instead of times under systemd) or JSON", example: "json")
     }
 
     package static func keepalive<Root>(_ field: WritableKeyPath<Root, Duration> & Sendable) -> Setting<Root> {
-        Setting("keepalive-interval", .duration, .defaultValue("15s"), field, help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
+        Setting(
+            "keepalive-interval", .duration, .defaultValue("15s"), field,
+            help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
     }
 
     package static func metricsListen<Root>(_ field: WritableKeyPath<Root, HostPort?> & Sendable) -> Setting<Root> {
-        Setting("metrics-listen", .hostPort, optional: field, help: "Address for Prometheus /metrics, /healthz and /readyz over plain HTTP; off unless set (keep it on a private network)", example: "127.0.0.1:9443")
+        Setting(
+            "metrics-listen", .hostPort, optional: field,
+            help:
+                "Address for Prometheus /metrics, /healthz and /readyz over plain HTTP; off unless set (keep it on a private network)",
+            example: "127.0.0.1:9443")
     }
 
-    public static let client = SettingsSchema(command: "client", defaultConfigPath: "/etc/tunnel/client.yaml", settings: ClientSettings.declarations.map(\.spec))
-    public static let `operator` = SettingsSchema(command: "operator", defaultConfigPath: "~/.config/tunnel/operator.yaml", settings: OperatorSettings.declarations.map(\.spec))
+    public static let client = SettingsSchema(
+        command: "client", defaultConfigPath: "/etc/tunnel/client.yaml",
+        settings: ClientSettings.declarations.map(\.spec))
+    public static let `operator` = SettingsSchema(
+        command: "operator", defaultConfigPath: "~/.config/tunnel/operator.yaml",
+        settings: OperatorSettings.declarations.map(\.spec))
 
     /// The roles an edge node may also be configured for: their TUNNEL_* variables are not
     /// refused as typos when the client loads its settings (the gateway's are; a node runs none).
@@ -62,10 +75,13 @@ public struct ClientSettings: Sendable, Equatable {
 
     /// Settings made in code (`tunnel dev`, tests), not loaded: the memberwise initializer,
     /// which is internal to this module otherwise.
-    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, nodeName: String? = nil,
-                 services: [String: HostPort], nodeLabels: [String: String], keepaliveInterval: Duration, logLevel: Logger.Level,
-                 shellUser: String? = nil, kubernetes: String? = nil, logSources: [String: LogSource] = [:], logRoot: String = "/var/log",
-                 logFormat: LogFormat = .text, metricsListen: HostPort? = nil) {
+    package init(
+        gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String, nodeName: String? = nil,
+        services: [String: HostPort], nodeLabels: [String: String], keepaliveInterval: Duration, logLevel: Logger.Level,
+        shellUser: String? = nil, kubernetes: String? = nil, logSources: [String: LogSource] = [:],
+        logRoot: String = "/var/log",
+        logFormat: LogFormat = .text, metricsListen: HostPort? = nil
+    ) {
         self.gateway = gateway
         self.serverName = serverName
         self.cert = cert
@@ -99,7 +115,9 @@ extension ClientSettings {
     /// or there is nothing to reach it for: refused before it enrolls or connects.
     public func checkOffersAService(configFile: String?) throws(CommandFailure) {
         guard services.isEmpty, kubernetes == nil, shellUser == nil, logSources.isEmpty else { return }
-        throw .usage("this node offers no service: give at least one of --service NAME=HOST:PORT, --kubernetes KUBECONFIG, --shell-user USER or --log-source NAME=SOURCE (or set services, kubernetes, shell-user or log-sources in \(configFile ?? Schemas.client.defaultConfigPath))", .configInvalid)
+        throw .usage(
+            "this node offers no service: give at least one of --service NAME=HOST:PORT, --kubernetes KUBECONFIG, --shell-user USER or --log-source NAME=SOURCE (or set services, kubernetes, shell-user or log-sources in \(configFile ?? Schemas.client.defaultConfigPath))",
+            .configInvalid)
     }
 }
 
@@ -116,8 +134,10 @@ public struct OperatorSettings: Sendable, Equatable {
 
     /// Settings made in code (`tunnel doctor`'s probe, tests), not loaded: the memberwise
     /// initializer, which is internal to this module otherwise.
-    package init(gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String,
-                 sshKnownHosts: String = "~/.ssh/known_hosts.tunnel", sshIdentity: String? = nil, logLevel: Logger.Level) {
+    package init(
+        gateway: HostPort, serverName: String, cert: String, key: String, gatewayCA: String,
+        sshKnownHosts: String = "~/.ssh/known_hosts.tunnel", sshIdentity: String? = nil, logLevel: Logger.Level
+    ) {
         self.gateway = gateway
         self.serverName = serverName
         self.cert = cert
@@ -128,4 +148,3 @@ public struct OperatorSettings: Sendable, Equatable {
         self.logLevel = logLevel
     }
 }
-

@@ -1,12 +1,13 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import TunnelClient
-import TunnelText
 import TunnelTLS
+import TunnelText
 import TunnelYAML
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Everything a command hands to `SettingsLoader.load` besides its schema.
 public struct SettingsInput: Sendable {
@@ -23,7 +24,10 @@ public struct SettingsInput: Sendable {
     /// operator commands and also run `tunnel ca`).
     public var knownSchemas: [SettingsSchema]
 
-    public init(configPath: String? = nil, environment: [String: String], flags: [String: [String]] = [:], knownSchemas: [SettingsSchema] = Schemas.nodeRoles) {
+    public init(
+        configPath: String? = nil, environment: [String: String], flags: [String: [String]] = [:],
+        knownSchemas: [SettingsSchema] = Schemas.nodeRoles
+    ) {
         self.configPath = configPath
         self.environment = environment
         self.flags = flags
@@ -41,7 +45,8 @@ public enum SettingsLoader {
     /// Config files are small; a larger one is the wrong file.
     public static let configSizeLimit = 256 * 1024
 
-    public static func load(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> ResolvedSettings {
+    public static func load(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> ResolvedSettings
+    {
         var values: [String: SettingValue] = [:]
         var sources: [String: SettingSource] = [:]
         let env = input.environment
@@ -69,14 +74,19 @@ public enum SettingsLoader {
 
         // 3. environment
         let ownNames = Dictionary(uniqueKeysWithValues: schema.settings.map { ($0.environmentName, $0) })
-        let otherNames = Set(input.knownSchemas.flatMap { $0.settings.map(\.environmentName) } + [configEnvironmentName])
+        let otherNames = Set(
+            input.knownSchemas.flatMap { $0.settings.map(\.environmentName) } + [configEnvironmentName])
         for name in env.keys.sorted() where name.hasPrefix("TUNNEL_") {
             guard let spec = ownNames[name] else {
                 if otherNames.contains(name) { continue }
                 // Suggest only this command's names: pointing at another command's variable would mislead.
                 let suggestion = Suggest.closest(to: name, in: Array(ownNames.keys))
-                let hint = suggestion.map { "did you mean \($0)?" } ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
-                throw .usage("\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name", .configInvalid)
+                let hint =
+                    suggestion.map { "did you mean \($0)?" }
+                    ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
+                throw .usage(
+                    "\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name",
+                    .configInvalid)
             }
             do {
                 values[spec.key] = try parse(env[name]!, as: spec, relativeTo: nil, environment: env)
@@ -94,7 +104,9 @@ public enum SettingsLoader {
                 if case .map = spec.kind {
                     var merged: [String: String] = [:]
                     for text in raw {
-                        guard case .map(let part) = try parse(text, as: spec, relativeTo: nil, environment: env) else { continue }
+                        guard case .map(let part) = try parse(text, as: spec, relativeTo: nil, environment: env) else {
+                            continue
+                        }
                         merged.merge(part) { _, new in new }
                     }
                     values[spec.key] = .map(merged)
@@ -130,7 +142,9 @@ public enum SettingsLoader {
                 if values[spec.key] == nil {
                     let file = configFile ?? expandDefaultPath(schema.defaultConfigPath, environment: env)
                     let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
-                    throw .usage("missing required setting \"\(spec.key)\": set it in \(file), \(spec.environmentName) or \(flags)", .configInvalid)
+                    throw .usage(
+                        "missing required setting \"\(spec.key)\": set it in \(file), \(spec.environmentName) or \(flags)",
+                        .configInvalid)
                 }
             }
         }
@@ -140,7 +154,9 @@ public enum SettingsLoader {
 
     /// `--config`, else `TUNNEL_CONFIG`, else the schema's default path if that file exists.
     /// An explicitly named file must exist.
-    package static func locateConfigFile(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> String? {
+    package static func locateConfigFile(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure)
+        -> String?
+    {
         let explicit: (path: String, origin: String)?
         if let path = input.configPath {
             explicit = (path, "--config")
@@ -154,7 +170,9 @@ public enum SettingsLoader {
             // Absolute, so that relative paths inside the file resolve against its directory.
             if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
             guard FileManager.default.fileExists(atPath: path) else {
-                throw .usage("\(explicit.origin): config file \(path) does not exist; check the path or leave \(explicit.origin) out to use \(expandDefaultPath(schema.defaultConfigPath, environment: input.environment))", .configInvalid)
+                throw .usage(
+                    "\(explicit.origin): config file \(path) does not exist; check the path or leave \(explicit.origin) out to use \(expandDefaultPath(schema.defaultConfigPath, environment: input.environment))",
+                    .configInvalid)
             }
             return path
         }
@@ -163,8 +181,11 @@ public enum SettingsLoader {
     }
 
     /// Reads and validates a config file: a YAML mapping of known keys, each at most once.
-    package static func readConfigFile(_ path: String, schema: SettingsSchema, environment: [String: String]) throws(CommandFailure) -> [String: (value: SettingValue, line: Int)] {
-        let entries = try StrictYAML.readMapping(path: path, allowedKeys: schema.keys, what: "tunnel \(schema.command) setting", sizeLimit: configSizeLimit)
+    package static func readConfigFile(_ path: String, schema: SettingsSchema, environment: [String: String])
+        throws(CommandFailure) -> [String: (value: SettingValue, line: Int)]
+    {
+        let entries = try StrictYAML.readMapping(
+            path: path, allowedKeys: schema.keys, what: "tunnel \(schema.command) setting", sizeLimit: configSizeLimit)
         let directory = directoryPart(of: path)
         var result: [String: (value: SettingValue, line: Int)] = [:]
         for entry in entries {
@@ -175,7 +196,9 @@ public enum SettingsLoader {
                     value = try parseMapNode(entry.value, as: spec)
                 } else {
                     guard let text = StrictYAML.scalarText(entry.value) else {
-                        throw ValueProblem("expected a single value, not a \(entry.value.shape)\(spec.example.map { " (e.g. \(spec.key): \($0))" } ?? "")")
+                        throw ValueProblem(
+                            "expected a single value, not a \(entry.value.shape)\(spec.example.map { " (e.g. \(spec.key): \($0))" } ?? "")"
+                        )
                     }
                     value = try parse(text, as: spec, relativeTo: directory, environment: environment)
                 }
@@ -194,7 +217,9 @@ public enum SettingsLoader {
         }
         var map: [String: String] = [:]
         for entry in mapping {
-            guard let key = StrictYAML.scalarText(entry.key), let value = StrictYAML.scalarText(entry.value) ?? (entry.value.isNull ? "" : nil) else {
+            guard let key = StrictYAML.scalarText(entry.key),
+                let value = StrictYAML.scalarText(entry.value) ?? (entry.value.isNull ? "" : nil)
+            else {
                 throw ValueProblem("entries must be NAME: VALUE with plain values (line \(entry.key.line))")
             }
             guard map[key] == nil else { throw ValueProblem("\"\(key)\" appears twice") }
@@ -218,7 +243,9 @@ public enum SettingsLoader {
             }
         case .logSources:
             guard NameKind.service.accepts(key) else {
-                throw ValueProblem("invalid log source name \"\(key)\": use 1–63 lower-case letters, digits and '-' (e.g. syslog, app)")
+                throw ValueProblem(
+                    "invalid log source name \"\(key)\": use 1–63 lower-case letters, digits and '-' (e.g. syslog, app)"
+                )
             }
             do {
                 _ = try LogSource.parse(value)
@@ -230,7 +257,9 @@ public enum SettingsLoader {
 
     /// Refuses a file log source outside its root directory, naming where the map was set.
     /// Lexical, after `..` is resolved; the client checks real paths again when it reads.
-    package static func checkLogSourceRoots(_ schema: SettingsSchema, values: [String: SettingValue], sources: [String: SettingSource]) throws(CommandFailure) {
+    package static func checkLogSourceRoots(
+        _ schema: SettingsSchema, values: [String: SettingValue], sources: [String: SettingSource]
+    ) throws(CommandFailure) {
         /// Names the culprit as other messages do: `file:line: key: `, or the variable or flag.
         func origin(_ key: String) -> String {
             switch sources[key] {
@@ -241,25 +270,35 @@ public enum SettingsLoader {
         }
         for spec in schema.settings {
             guard case .map(.logSources(let rootKey)) = spec.kind, case .map(let map)? = values[spec.key], !map.isEmpty,
-                  case .path(let rootText)? = values[rootKey] else { continue }
+                case .path(let rootText)? = values[rootKey]
+            else { continue }
             guard rootText.hasPrefix("/") else {
-                throw .usage("\(origin(rootKey))\"\(rootText)\" must be an absolute path (e.g. /var/log)", .configInvalid)
+                throw .usage(
+                    "\(origin(rootKey))\"\(rootText)\" must be an absolute path (e.g. /var/log)", .configInvalid)
             }
             let root = LogPaths.normalize(rootText)
             for name in map.keys.sorted() {
-                guard case .files(let pattern) = try? LogSource.parse(map[name]!), !LogPaths.isInside(pattern, root: root) else { continue }
-                throw .usage("\(origin(spec.key))\"\(name)\" is \(pattern), outside \(rootKey) \(root); serve only files under \(root), or set \(rootKey)", .configInvalid)
+                guard case .files(let pattern) = try? LogSource.parse(map[name]!),
+                    !LogPaths.isInside(pattern, root: root)
+                else { continue }
+                throw .usage(
+                    "\(origin(spec.key))\"\(name)\" is \(pattern), outside \(rootKey) \(root); serve only files under \(root), or set \(rootKey)",
+                    .configInvalid)
             }
         }
     }
 
     /// Parses one textual value (from a variable, a flag, a default or a YAML scalar).
-    public static func parse(_ text: String, as spec: SettingSpec, relativeTo directory: String?, environment: [String: String]) throws(ValueProblem) -> SettingValue {
+    public static func parse(
+        _ text: String, as spec: SettingSpec, relativeTo directory: String?, environment: [String: String]
+    ) throws(ValueProblem) -> SettingValue {
         switch spec.kind {
         case .string:
             return .string(text)
         case .path:
-            guard !text.isEmpty else { throw ValueProblem("the path is empty\(spec.example.map { " (e.g. \($0))" } ?? "")") }
+            guard !text.isEmpty else {
+                throw ValueProblem("the path is empty\(spec.example.map { " (e.g. \($0))" } ?? "")")
+            }
             var path = try expandUserPath(text, environment: environment)
             if let directory, !path.hasPrefix("/") { path = directory + "/" + path }
             return .path(path)
@@ -269,7 +308,8 @@ public enum SettingsLoader {
             return .hostPorts(try HostPort.parseList(text, example: spec.example ?? "gateway.example.com:7443"))
         case .hostName:
             guard HostPort.isValidHost(text) || HostPort.isIPv6(text) else {
-                throw ValueProblem("\"\(text)\" is not a host name or IP address (e.g. \(spec.example ?? "gateway.example.com"))")
+                throw ValueProblem(
+                    "\"\(text)\" is not a host name or IP address (e.g. \(spec.example ?? "gateway.example.com"))")
             }
             return .string(text)
         case .duration:
@@ -294,7 +334,8 @@ public enum SettingsLoader {
             for item in text.split(separator: ",", omittingEmptySubsequences: true) {
                 let item = item.trimmingASCIIWhitespace()
                 guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                    throw ValueProblem("\"\(item)\" is not NAME=VALUE (write k=v,k2=v2\(spec.example.map { ", e.g. \($0)" } ?? ""))")
+                    throw ValueProblem(
+                        "\"\(item)\" is not NAME=VALUE (write k=v,k2=v2\(spec.example.map { ", e.g. \($0)" } ?? ""))")
                 }
                 let key = String(item[..<equals])
                 let value = String(item[item.index(after: equals)...])

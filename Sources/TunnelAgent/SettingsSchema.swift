@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// What kind of value a setting holds; decides how text from a file, an environment variable
@@ -72,7 +72,10 @@ public struct SettingSpec: Sendable, Equatable {
     /// For maps: a singular, repeatable flag that adds one `k=v` entry (`--node-label site=berlin`).
     public let singularFlag: String?
 
-    public init(_ key: String, _ kind: SettingKind, _ requirement: SettingRequirement, help: String, example: String? = nil, singularFlag: String? = nil) {
+    public init(
+        _ key: String, _ kind: SettingKind, _ requirement: SettingRequirement, help: String, example: String? = nil,
+        singularFlag: String? = nil
+    ) {
         self.key = key
         self.kind = kind
         self.requirement = requirement
@@ -181,7 +184,9 @@ public struct ResolvedSettings: Sendable, Equatable {
     public let values: [String: SettingValue]
     public let sources: [String: SettingSource]
 
-    public init(schema: SettingsSchema, configFile: String?, values: [String: SettingValue], sources: [String: SettingSource]) {
+    public init(
+        schema: SettingsSchema, configFile: String?, values: [String: SettingValue], sources: [String: SettingSource]
+    ) {
         self.schema = schema
         self.configFile = configFile
         self.values = values
@@ -191,7 +196,11 @@ public struct ResolvedSettings: Sendable, Equatable {
     /// `key: value  # source` lines in schema order, for `--check-config`.
     public func report() -> String {
         var lines: [String] = []
-        if let configFile { lines.append("# config file: \(configFile)") } else { lines.append("# config file: none (\(schema.defaultConfigPath) does not exist)") }
+        if let configFile {
+            lines.append("# config file: \(configFile)")
+        } else {
+            lines.append("# config file: none (\(schema.defaultConfigPath) does not exist)")
+        }
         for spec in schema.settings {
             guard let value = values[spec.key] else {
                 lines.append("# \(spec.key): unset")
@@ -211,7 +220,8 @@ public struct ResolvedSettings: Sendable, Equatable {
 
 /// Double-quotes text for YAML when it is not a plain, safe word.
 package func yamlQuoted(_ text: String) -> String {
-    let safe = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./_-:".contains($0)) }
+    let safe =
+        !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./_-:".contains($0)) }
         && !["true", "false", "yes", "no", "on", "off", "null", "~"].contains(text.lowercased())
         && !text.hasPrefix("-") && !text.hasSuffix(":") && !text.contains(": ")
     if safe { return text }

@@ -9,7 +9,9 @@ package enum StrictYAML {
         package let line: Int
     }
 
-    package static func readMapping(path: String, allowedKeys: [String], what: String, sizeLimit: Int) throws(CommandFailure) -> [Entry] {
+    package static func readMapping(path: String, allowedKeys: [String], what: String, sizeLimit: Int)
+        throws(CommandFailure) -> [Entry]
+    {
         let bytes: [UInt8]
         do {
             bytes = try DurableFile.read(path: path, limit: sizeLimit)
@@ -23,7 +25,9 @@ package enum StrictYAML {
     }
 
     /// `source` names the text in messages (`source:LINE: …`).
-    package static func parseMapping(_ text: String, source: String, allowedKeys: [String], what: String) throws(CommandFailure) -> [Entry] {
+    package static func parseMapping(_ text: String, source: String, allowedKeys: [String], what: String)
+        throws(CommandFailure) -> [Entry]
+    {
         let root: YAMLNode?
         do {
             root = try YAMLComposer.compose(text)
@@ -32,7 +36,9 @@ package enum StrictYAML {
         }
         guard let root else { return [] }
         guard let mapping = root.mapping else {
-            throw .usage("\(source):\(root.line): expected KEY: VALUE lines at the top level, not a \(root.shape)", .configInvalid)
+            throw .usage(
+                "\(source):\(root.line): expected KEY: VALUE lines at the top level, not a \(root.shape)",
+                .configInvalid)
         }
         var entries: [Entry] = []
         var seen: [String: Int] = [:]
@@ -42,12 +48,14 @@ package enum StrictYAML {
                 throw .usage("\(source):\(line): keys must be plain words, not a \(entry.key.shape)", .configInvalid)
             }
             guard allowedKeys.contains(key) else {
-                let hint = Suggest.closest(to: key, in: allowedKeys).map { "did you mean \"\($0)\"?" }
+                let hint =
+                    Suggest.closest(to: key, in: allowedKeys).map { "did you mean \"\($0)\"?" }
                     ?? "known keys: \(allowedKeys.joined(separator: ", "))"
                 throw .usage("\(source):\(line): unknown key \"\(key)\" (\(hint))", .configInvalid)
             }
             if let first = seen[key] {
-                throw .usage("\(source):\(line): \"\(key)\" is set twice (first at line \(first)); keep one", .configInvalid)
+                throw .usage(
+                    "\(source):\(line): \"\(key)\" is set twice (first at line \(first)); keep one", .configInvalid)
             }
             if entry.value.isNull {
                 throw .usage("\(source):\(line): \"\(key)\" has no value; give one or remove the line", .configInvalid)

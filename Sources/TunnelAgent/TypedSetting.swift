@@ -101,7 +101,8 @@ public struct Setting<Root>: Sendable {
 
     /// A setting that always has a value: required, defaulted or derived.
     public init<Value: SettingConvertible>(
-        _ key: String, _ kind: SettingKind, _ requirement: SettingRequirement, _ field: WritableKeyPath<Root, Value> & Sendable,
+        _ key: String, _ kind: SettingKind, _ requirement: SettingRequirement,
+        _ field: WritableKeyPath<Root, Value> & Sendable,
         help: String, example: String? = nil, singularFlag: String? = nil
     ) {
         precondition(requirement != .optional, "\(key): an optional setting fills an optional field")
@@ -134,7 +135,9 @@ public struct Setting<Root>: Sendable {
     /// so a failure here means a declaration's kind and field type disagree.
     func fill(_ root: inout Root, from settings: ResolvedSettings) throws(CommandFailure) {
         guard assign(&root, settings.values[spec.key]) else {
-            throw .failed("setting \(spec.key) of tunnel \(settings.schema.command) has no value of its declared kind (\(settings.values[spec.key]?.text ?? "unset")); this is a bug in its declaration", .configInvalid)
+            throw .failed(
+                "setting \(spec.key) of tunnel \(settings.schema.command) has no value of its declared kind (\(settings.values[spec.key]?.text ?? "unset")); this is a bug in its declaration",
+                .configInvalid)
         }
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import TunnelText
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Why a textual value was refused; the caller prefixes the source (`file:line: key:`,
 /// `TUNNEL_X:` or `--x:`) to make the one-line message.
@@ -38,7 +39,9 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// Every refusal starts with `"TEXT" is not HOST:PORT` and ends with an example of what
     /// would be accepted. `example` is used when no better one can be built from the input.
     /// `allowAnyPort` accepts port 0, "any free port", for local listeners such as `tunnel forward`.
-    public static func parse(_ text: String, example: String = "gateway.example.com:7443", allowAnyPort: Bool = false) throws(ValueProblem) -> HostPort {
+    public static func parse(_ text: String, example: String = "gateway.example.com:7443", allowAnyPort: Bool = false)
+        throws(ValueProblem) -> HostPort
+    {
         func refuse(_ reason: String? = nil, example: String) -> ValueProblem {
             ValueProblem("\"\(text)\" is not HOST:PORT" + (reason.map { ": \($0)" } ?? "") + " (e.g. \(example))")
         }
@@ -74,7 +77,9 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
             portPart = text[text.index(after: colon)...]
         }
         guard !hostPart.isEmpty else {
-            throw refuse("the host is missing; to listen on every address use 0.0.0.0", example: "0.0.0.0\(portPart.isEmpty ? ":7443" : ":" + portPart)")
+            throw refuse(
+                "the host is missing; to listen on every address use 0.0.0.0",
+                example: "0.0.0.0\(portPart.isEmpty ? ":7443" : ":" + portPart)")
         }
         let host = String(hostPart)
         if bracketed {
@@ -86,8 +91,11 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         }
         guard !portPart.isEmpty else { throw refuse("the port is missing", example: "\(hostPart):7443") }
         guard portPart.allSatisfy({ $0.isASCII && $0.isNumber }), portPart.count <= 5,
-              let port = Int(portPart), ((allowAnyPort ? 0 : 1)...65535).contains(port) else {
-            throw refuse("the port must be a number from \(allowAnyPort ? 0 : 1) to 65535", example: bracketed ? "[\(host)]:7443" : "\(host):7443")
+            let port = Int(portPart), ((allowAnyPort ? 0 : 1)...65535).contains(port)
+        else {
+            throw refuse(
+                "the port must be a number from \(allowAnyPort ? 0 : 1) to 65535",
+                example: bracketed ? "[\(host)]:7443" : "\(host):7443")
         }
         return HostPort(host: host, port: UInt16(port))
     }
@@ -142,7 +150,9 @@ public enum DurationText {
             case "h": factor = 3_600_000
             case "d": factor = 86_400_000
             case "": throw ValueProblem("\"\(text)\" is not a duration: the unit is missing; \(hint)")
-            default: throw ValueProblem("\"\(text)\" is not a duration: unknown unit \"\(text[unitStart..<index])\"; \(hint)")
+            default:
+                throw ValueProblem(
+                    "\"\(text)\" is not a duration: unknown unit \"\(text[unitStart..<index])\"; \(hint)")
             }
             let (product, overflow1) = number.multipliedReportingOverflow(by: factor)
             let (sum, overflow2) = milliseconds.addingReportingOverflow(product)

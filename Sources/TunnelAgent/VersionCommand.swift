@@ -1,12 +1,13 @@
 import ArgumentParser
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What this build of `tunnel` is: `tunnel --version`, `tunnel version [--json]`, the gateway's
 /// first log line and the version a node reports. The shape of the JSON is in docs/JSON.md.
@@ -33,17 +34,17 @@ public struct VersionInfo: Codable, Equatable, Sendable {
     /// The compiler's version, to the minor release; the language has no run-time query for it.
     package static var compilerVersion: String {
         #if compiler(>=6.5)
-        ">=6.5"
+            ">=6.5"
         #elseif compiler(>=6.4)
-        "6.4"
+            "6.4"
         #elseif compiler(>=6.3)
-        "6.3"
+            "6.3"
         #elseif compiler(>=6.2)
-        "6.2"
+            "6.2"
         #elseif compiler(>=6.1)
-        "6.1"
+            "6.1"
         #else
-        "6.0"
+            "6.0"
         #endif
     }
 
@@ -53,7 +54,8 @@ public struct VersionInfo: Codable, Equatable, Sendable {
 
 public struct VersionCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "version", abstract: "Print the version, source commit, and the Swift, OpenSSL and libuv versions.")
+        commandName: "version", abstract: "Print the version, source commit, and the Swift, OpenSSL and libuv versions."
+    )
     @OptionGroup package var output: OutputOptions
     public init() {}
 

@@ -86,11 +86,14 @@ public enum AuditEvent: Sendable, Equatable {
         case .gatewayStart(let start): [start]
         case .gatewayStop(let stop): [stop]
         case .policyReload(let reload): [reload]
-        case .nodeConnect(let peer, let payload as any Encodable), .nodeDisconnect(let peer, let payload as any Encodable),
-             .operatorDisconnect(let peer, let payload as any Encodable), .peerConnect(let peer, let payload as any Encodable),
-             .peerDisconnect(let peer, let payload as any Encodable), .connectionRefused(let peer, let payload as any Encodable),
-             .enroll(let peer, let payload as any Encodable), .reenroll(let peer, let payload as any Encodable),
-             .nodeRenew(let peer, let payload as any Encodable):
+        case .nodeConnect(let peer, let payload as any Encodable),
+            .nodeDisconnect(let peer, let payload as any Encodable),
+            .operatorDisconnect(let peer, let payload as any Encodable),
+            .peerConnect(let peer, let payload as any Encodable),
+            .peerDisconnect(let peer, let payload as any Encodable),
+            .connectionRefused(let peer, let payload as any Encodable),
+            .enroll(let peer, let payload as any Encodable), .reenroll(let peer, let payload as any Encodable),
+            .nodeRenew(let peer, let payload as any Encodable):
             [peer, payload]
         case .operatorConnect(let actor): [actor]
         case .operatorRenew(let actor, let renewal): [actor, renewal]
@@ -98,7 +101,8 @@ public enum AuditEvent: Sendable, Equatable {
         case .streamSummary(let name, let summary): [name, summary]
         case .admin(_, let actor, let action): [actor as (any Encodable)?, action].compactMap { $0 }
         case .streamOpen(let actor, let target, let grant): [actor, target, grant]
-        case .streamDeny(let actor, let target, let grant, let denial): [actor, target as (any Encodable)?, grant, denial].compactMap { $0 }
+        case .streamDeny(let actor, let target, let grant, let denial):
+            [actor, target as (any Encodable)?, grant, denial].compactMap { $0 }
         case .streamClose(let parties, let close): [parties, close]
         case .kubeRequest(let parties, let request): [parties, request]
         case .unknown: []

@@ -19,7 +19,9 @@ extension AuditEvent {
         self.init(type: type, fields: fields, extra: &extra)
     }
 
-    private static func decode(type: String, fields: [String: AuditValue], consumed: inout Set<String>) throws -> AuditEvent {
+    private static func decode(type: String, fields: [String: AuditValue], consumed: inout Set<String>) throws
+        -> AuditEvent
+    {
         func read<T: Decodable>(_: T.Type = T.self) throws -> T {
             try EventFieldCoder.decode(T.self, from: fields, consumed: &consumed)
         }
@@ -48,11 +50,14 @@ extension AuditEvent {
         case "enroll": return .enroll(try read(), try read())
         case "reenroll": return .reenroll(try read(), try read())
         case "renew":
-            return fields["operator"] == nil ? .nodeRenew(try read(), try read()) : .operatorRenew(try read(), try read())
+            return fields["operator"] == nil
+                ? .nodeRenew(try read(), try read()) : .operatorRenew(try read(), try read())
         case "enroll_refused": return .enrollRefused(try read(), try read())
         case "stream_summary": return .streamSummary(try read(), try read())
         case "stream_open": return .streamOpen(try read(), try read(), try read())
-        case "stream_deny": return .streamDeny(try read(), target: try readIfPresent(StreamTarget.self, key: "stream"), try read(), try read())
+        case "stream_deny":
+            return .streamDeny(
+                try read(), target: try readIfPresent(StreamTarget.self, key: "stream"), try read(), try read())
         case "stream_close": return .streamClose(try read(), try read())
         case "kube_request": return .kubeRequest(try read(), try read())
         default: return .unknown(type: type, fields: fields)

@@ -45,7 +45,10 @@ public struct StreamRecordNames: Sendable, Equatable {
     /// Field of the open record whose value keys `unclosedStreams()`.
     public var sessionField: String
 
-    public init(openType: String = "stream_open", closeType: String = "stream_close", streamField: String = "stream", sessionField: String = "session") {
+    public init(
+        openType: String = "stream_open", closeType: String = "stream_close", streamField: String = "stream",
+        sessionField: String = "session"
+    ) {
         self.openType = openType
         self.closeType = closeType
         self.streamField = streamField
@@ -116,11 +119,17 @@ public final class AuditLog {
     /// then a `recovery` record states how many bytes were lost, the last good seq, and whether the
     /// previous writer closed the log cleanly. Damage that a crash cannot explain (complete
     /// records after a bad one, a foreign signing key) is refused with `.damaged` or `.key`.
-    public init(directory: String, signingKey: AuditSigningKey, policy: AuditLogConfiguration = AuditLogConfiguration(), now: Date) throws(AuditError) {
+    public init(
+        directory: String, signingKey: AuditSigningKey, policy: AuditLogConfiguration = AuditLogConfiguration(),
+        now: Date
+    ) throws(AuditError) {
         guard policy.maxSegmentBytes >= 4096, policy.checkpointEvery >= 1,
-              policy.checkpointInterval > 0, policy.checkpointInterval <= 86_400 * 365
+            policy.checkpointInterval > 0, policy.checkpointInterval <= 86_400 * 365
         else {
-            throw AuditError(.invalidArgument, "audit log policy needs maxSegmentBytes ≥ 4096, checkpointEvery ≥ 1 and a checkpointInterval between 0 and one year")
+            throw AuditError(
+                .invalidArgument,
+                "audit log policy needs maxSegmentBytes ≥ 4096, checkpointEvery ≥ 1 and a checkpointInterval between 0 and one year"
+            )
         }
         let milliseconds = try RecordTime.milliseconds(now)
         self.directory = directory
@@ -150,13 +159,16 @@ public final class AuditLog {
     ///     must be on disk before the stream carries data. Otherwise the record is durable after
     ///     the next `sync()`, durable append, or checkpoint from `tick`/rotation/`close`.
     @discardableResult
-    public func append(type: String, fields: [String: AuditValue], now: Date, durable: Bool) throws(AuditError) -> UInt64 {
+    public func append(type: String, fields: [String: AuditValue], now: Date, durable: Bool) throws(AuditError)
+        -> UInt64
+    {
         if failure != nil { refusedAppends += 1 }
         try checkWritable()
         guard !RecordFormat.systemTypes.contains(type) else {
             throw AuditError(.invalidArgument, "record type \"\(type)\" is reserved for the audit log's own records")
         }
-        return try appendRecord(type: type, fields: fields, milliseconds: RecordTime.milliseconds(now), durable: durable)
+        return try appendRecord(
+            type: type, fields: fields, milliseconds: RecordTime.milliseconds(now), durable: durable)
     }
 
     /// Appends one event record: `event`'s type and fields (see `append(type:fields:now:durable:)`).
@@ -171,7 +183,9 @@ public final class AuditLog {
         try checkWritable()
         let milliseconds = try RecordTime.milliseconds(now)
         guard let reason = dueCheckpoint(milliseconds) else { return }
-        try recordingFailure { () throws(AuditError) in try writeCheckpoint(reason, milliseconds: milliseconds, durable: true) }
+        try recordingFailure { () throws(AuditError) in
+            try writeCheckpoint(reason, milliseconds: milliseconds, durable: true)
+        }
     }
 
     /// Makes every record appended so far durable.
@@ -188,7 +202,9 @@ public final class AuditLog {
         guard !closed else { return }
         try checkWritable()
         let milliseconds = try RecordTime.milliseconds(now)
-        try recordingFailure { () throws(AuditError) in try writeCheckpoint(.close, milliseconds: milliseconds, durable: true) }
+        try recordingFailure { () throws(AuditError) in
+            try writeCheckpoint(.close, milliseconds: milliseconds, durable: true)
+        }
         closed = true
         segment = nil
     }
@@ -204,7 +220,10 @@ public final class AuditLog {
             try rotateIfDue(milliseconds)
             try write(
                 type: "write_resumed",
-                fields: [SystemField.refusedAppends.text: .int(Int64(refusedAppends)), SystemField.error.text: .string(cause.message)],
+                fields: [
+                    SystemField.refusedAppends.text: .int(Int64(refusedAppends)),
+                    SystemField.error.text: .string(cause.message),
+                ],
                 milliseconds: milliseconds, durable: true
             )
         }
@@ -227,7 +246,10 @@ public final class AuditLog {
     private func checkWritable() throws(AuditError) {
         if closed { throw AuditError(.closed, "the audit log in \(directory) is closed") }
         if let failure {
-            throw AuditError(.failed, "the audit log in \(directory) accepts no records since a write failed (\(failure.message)); call retry(now:) once the cause is fixed")
+            throw AuditError(
+                .failed,
+                "the audit log in \(directory) accepts no records since a write failed (\(failure.message)); call retry(now:) once the cause is fixed"
+            )
         }
     }
 
@@ -243,7 +265,9 @@ public final class AuditLog {
 
     /// Rotates and checkpoints first if due, so a failure there leaves the caller's record
     /// unwritten; then writes the record.
-    private func appendRecord(type: String, fields: [String: AuditValue], milliseconds: Int64, durable: Bool) throws(AuditError) -> UInt64 {
+    private func appendRecord(type: String, fields: [String: AuditValue], milliseconds: Int64, durable: Bool)
+        throws(AuditError) -> UInt64
+    {
         try recordingFailure { () throws(AuditError) in
             try rotateIfDue(milliseconds)
             if let reason = dueCheckpoint(milliseconds) {
@@ -256,7 +280,9 @@ public final class AuditLog {
 
     private func dueCheckpoint(_ milliseconds: Int64) -> CheckpointReason? {
         if recordsSinceCheckpoint >= policy.checkpointEvery { return .count }
-        if recordsSinceCheckpoint > 0, milliseconds - lastCheckpointMilliseconds >= checkpointIntervalMilliseconds { return .interval }
+        if recordsSinceCheckpoint > 0, milliseconds - lastCheckpointMilliseconds >= checkpointIntervalMilliseconds {
+            return .interval
+        }
         return nil
     }
 
@@ -277,7 +303,8 @@ public final class AuditLog {
     private func startSegment(number: Int, milliseconds: Int64) throws(AuditError) {
         let file = try SegmentFile(directory: directory, name: SegmentName.make(number))
         guard file.size == 0 else {
-            throw AuditError(.damaged, "\(file.path) already exists and is not empty; the audit log will not overwrite it")
+            throw AuditError(
+                .damaged, "\(file.path) already exists and is not empty; the audit log will not overwrite it")
         }
         try FileSystem.syncDirectory(directory)
         let fields: [String: AuditValue] = [
@@ -307,7 +334,8 @@ public final class AuditLog {
 
     private func writeCheckpoint(_ reason: CheckpointReason, milliseconds: Int64, durable: Bool) throws(AuditError) {
         let file = try openSegment()
-        let message = RecordFormat.checkpointMessage(signedSeq: seq, signedHash: lastHash, file: file.name, reason: reason.rawValue.utf8)
+        let message = RecordFormat.checkpointMessage(
+            signedSeq: seq, signedHash: lastHash, file: file.name, reason: reason.rawValue.utf8)
         let fields: [String: AuditValue] = [
             SystemField.signedSeq.text: .int(Int64(seq)),
             SystemField.signedHash.text: .string(String(decoding: lastHash, as: UTF8.self)),
@@ -322,11 +350,15 @@ public final class AuditLog {
 
     /// Encodes and writes one record to the open segment. An invalid record throws before
     /// anything is written and leaves the log healthy; a failed write enters the failed state.
-    private func write(type: String, fields: [String: AuditValue], milliseconds: Int64, durable: Bool) throws(AuditError) {
+    private func write(type: String, fields: [String: AuditValue], milliseconds: Int64, durable: Bool)
+        throws(AuditError)
+    {
         let file = try openSegment()
         let fields = policy.everyRecord.isEmpty ? fields : fields.merging(policy.everyRecord) { $1 }
         try encoder.encode(seq: seq + 1, milliseconds: milliseconds, type: type, prev: lastHash, fields: fields)
-        encoder.line.withUnsafeBytes { hasher.hexDigest(UnsafeRawBufferPointer(rebasing: $0.dropLast()), into: &scratchHash) }
+        encoder.line.withUnsafeBytes {
+            hasher.hexDigest(UnsafeRawBufferPointer(rebasing: $0.dropLast()), into: &scratchHash)
+        }
         try recordingFailure { () throws(AuditError) in try file.append(encoder.line, durable: durable) }
         seq += 1
         swap(&lastHash, &scratchHash)
@@ -354,7 +386,8 @@ public final class AuditLog {
             segment = nil
         }
         if !tail.cleanShutdown {
-            streamsOpenAtRecovery = try LogRecovery.openStreams(directory: directory, segments: segments, names: policy.streamRecords)
+            streamsOpenAtRecovery = try LogRecovery.openStreams(
+                directory: directory, segments: segments, names: policy.streamRecords)
         }
         let recordSeq = try appendRecord(
             type: "recovery",
@@ -367,7 +400,9 @@ public final class AuditLog {
         )
         // What the previous writer left unsigned is signed now, not after a full interval of
         // this run: a gateway that crashes every few seconds would otherwise sign nothing.
-        try recordingFailure { () throws(AuditError) in try writeCheckpoint(.recovery, milliseconds: milliseconds, durable: true) }
+        try recordingFailure { () throws(AuditError) in
+            try writeCheckpoint(.recovery, milliseconds: milliseconds, durable: true)
+        }
         recovery = RecoveryInfo(
             segment: tail.segment, lostBytes: tail.lostBytes, lastGoodSeq: tail.lastSeq,
             cleanShutdown: tail.cleanShutdown, recordSeq: recordSeq

@@ -14,7 +14,9 @@ public struct AuditRecord: Sendable, Equatable {
     /// checked; the chain and signatures are `AuditVerifier`'s.
     public init(line: some Collection<UInt8>) throws(AuditError) {
         let bytes = Array(line)
-        let decoded = bytes.withUnsafeBytes { buffer in Result { () throws(ScanError) in try RecordDecoder.fields(buffer) } }
+        let decoded = bytes.withUnsafeBytes { buffer in
+            Result { () throws(ScanError) in try RecordDecoder.fields(buffer) }
+        }
         switch decoded {
         case .success(let fields): try self.init(fields: fields)
         case .failure(let error): throw AuditError(.damaged, "not an audit record: \(error.message)")
@@ -24,14 +26,16 @@ public struct AuditRecord: Sendable, Equatable {
     /// Reads a record from all its fields, `seq`, `prev`, `time` and `type` included.
     public init(fields: [String: AuditValue]) throws(AuditError) {
         guard case .int(let seq)? = fields["seq"], seq >= 0, case .string(let prev)? = fields["prev"],
-              case .string(let time)? = fields["time"], case .string(let type)? = fields["type"] else {
+            case .string(let time)? = fields["time"], case .string(let type)? = fields["type"]
+        else {
             throw AuditError(.damaged, "not an audit record: it lacks one of seq, prev, time and type")
         }
         self.seq = UInt64(seq)
         self.prev = prev
         self.time = time
         var extra: [String: AuditValue] = [:]
-        event = AuditEvent(type: type, fields: fields.filter { !RecordFormat.reservedFields.contains($0.key) }, extra: &extra)
+        event = AuditEvent(
+            type: type, fields: fields.filter { !RecordFormat.reservedFields.contains($0.key) }, extra: &extra)
         self.extra = extra
     }
 
@@ -40,7 +44,8 @@ public struct AuditRecord: Sendable, Equatable {
     /// Every field of the record as it is stored.
     public var fields: [String: AuditValue] {
         event.fields.merging(extra) { $1 }.merging([
-            "seq": .int(Int64(clamping: seq)), "prev": .string(prev), "time": .string(time), "type": .string(event.type),
+            "seq": .int(Int64(clamping: seq)), "prev": .string(prev), "time": .string(time),
+            "type": .string(event.type),
         ]) { $1 }
     }
 }

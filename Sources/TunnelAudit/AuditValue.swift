@@ -36,7 +36,8 @@ public enum AuditValue: Codable, Sendable, Equatable {
         } else {
             throw DecodingError.dataCorruptedError(
                 in: container,
-                debugDescription: "not an audit value: expected a string, number, boolean, null, array of strings or object of strings"
+                debugDescription:
+                    "not an audit value: expected a string, number, boolean, null, array of strings or object of strings"
             )
         }
     }

@@ -80,7 +80,8 @@ public struct AuditReport: Sendable {
     public var summary: String {
         if let problem { return "FAILED: \(problem.message)" }
         if !isSigned {
-            return "UNSIGNED: \(files.count) file(s), \(records) records form an intact chain, but no checkpoint signs any of them, "
+            return
+                "UNSIGNED: \(files.count) file(s), \(records) records form an intact chain, but no checkpoint signs any of them, "
                 + "so nothing shows the gateway wrote them: anyone able to write the files could have (a gateway that never reached its first checkpoint leaves such a log; verify again later)"
         }
         var text = "OK: \(files.count) file(s), \(records) records"
@@ -88,7 +89,8 @@ public struct AuditReport: Sendable {
         text += ", \(checkpoints) checkpoints verified with key \(keyID), \(recoveries) writer restart(s)"
         if closedCleanly { text += "; the log was closed cleanly" }
         if unsignedTail > 0, let lastSeq {
-            text += "; the last \(unsignedTail) record(s) (seq \(lastSeq - unsignedTail + 1)–\(lastSeq)) are not yet covered by a signature"
+            text +=
+                "; the last \(unsignedTail) record(s) (seq \(lastSeq - unsignedTail + 1)–\(lastSeq)) are not yet covered by a signature"
         }
         return text
     }
@@ -103,27 +105,39 @@ public enum AuditVerifier {
     ///   log looks like one whose writer is still running.
     /// - Parameter progress: called with the bytes read so far across all files, after each line
     ///   (`tunnel audit verify` draws a progress line with it).
-    public static func verify(directory: String, publicKey: AuditPublicKey, requireClosed: Bool = false,
-                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
+    public static func verify(
+        directory: String, publicKey: AuditPublicKey, requireClosed: Bool = false,
+        progress: ((Int64) -> Void)? = nil
+    ) -> AuditReport {
         let segments: [(number: Int, name: String)]
         do {
             segments = try SegmentName.list(directory: directory)
         } catch {
-            return AuditReport(failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message), keyID: publicKey.keyID)
+            return AuditReport(
+                failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message),
+                keyID: publicKey.keyID)
         }
-        return run(segments.map { ($0.number, "\(directory)/\($0.name)") }, publicKey: publicKey, wholeLog: true, requireClosed: requireClosed,
-                   progress: progress)
+        return run(
+            segments.map { ($0.number, "\(directory)/\($0.name)") }, publicKey: publicKey, wholeLog: true,
+            requireClosed: requireClosed,
+            progress: progress)
     }
 
     /// As `verify(directory:publicKey:requireClosed:)`, reading the public key from
     /// `publicKeyFile`, or from `audit-key.pub.pem` in `directory` when nil.
-    public static func verify(directory: String, publicKeyFile: String? = nil, requireClosed: Bool = false,
-                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
+    public static func verify(
+        directory: String, publicKeyFile: String? = nil, requireClosed: Bool = false,
+        progress: ((Int64) -> Void)? = nil
+    ) -> AuditReport {
         let path = publicKeyFile ?? "\(directory)/\(AuditSigningKey.publicKeyFileName)"
         do {
-            return verify(directory: directory, publicKey: try AuditPublicKey(pemFile: path), requireClosed: requireClosed, progress: progress)
+            return verify(
+                directory: directory, publicKey: try AuditPublicKey(pemFile: path), requireClosed: requireClosed,
+                progress: progress)
         } catch {
-            return AuditReport(failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message), keyID: "")
+            return AuditReport(
+                failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.message),
+                keyID: "")
         }
     }
 
@@ -131,12 +145,18 @@ public enum AuditVerifier {
     /// not start with `audit-000001.jsonl`, the first file's segment_start is taken as the
     /// starting point: everything from there on is checked, nothing before it. The last file may
     /// end with a rotation checkpoint (the log goes on in a file not included).
-    public static func verify(files: [String], publicKey: AuditPublicKey, requireClosed: Bool = false,
-                              progress: ((Int64) -> Void)? = nil) -> AuditReport {
+    public static func verify(
+        files: [String], publicKey: AuditPublicKey, requireClosed: Bool = false,
+        progress: ((Int64) -> Void)? = nil
+    ) -> AuditReport {
         var segments: [(number: Int, path: String)] = []
         for path in files {
             guard let number = SegmentName.number(of: FileSystem.baseName(of: path)) else {
-                let problem = AuditProblem(kind: .unreadable, file: path, line: nil, seq: nil, message: "\(path) is not named like a segment (audit-NNNNNN.jsonl); segment names are part of what checkpoints sign")
+                let problem = AuditProblem(
+                    kind: .unreadable, file: path, line: nil, seq: nil,
+                    message:
+                        "\(path) is not named like a segment (audit-NNNNNN.jsonl); segment names are part of what checkpoints sign"
+                )
                 return AuditReport(failure: problem, keyID: publicKey.keyID)
             }
             segments.append((number, path))
@@ -145,17 +165,23 @@ public enum AuditVerifier {
         return run(segments, publicKey: publicKey, wholeLog: false, requireClosed: requireClosed, progress: progress)
     }
 
-    private static func run(_ segments: [(number: Int, path: String)], publicKey: AuditPublicKey, wholeLog: Bool, requireClosed: Bool,
-                            progress: ((Int64) -> Void)?) -> AuditReport {
+    private static func run(
+        _ segments: [(number: Int, path: String)], publicKey: AuditPublicKey, wholeLog: Bool, requireClosed: Bool,
+        progress: ((Int64) -> Void)?
+    ) -> AuditReport {
         guard let first = segments.first else {
-            let problem = AuditProblem(kind: .empty, file: nil, line: nil, seq: nil, message: "there are no audit-NNNNNN.jsonl segment files to verify")
+            let problem = AuditProblem(
+                kind: .empty, file: nil, line: nil, seq: nil,
+                message: "there are no audit-NNNNNN.jsonl segment files to verify")
             return AuditReport(failure: problem, keyID: publicKey.keyID)
         }
         let walker: ChainWalker
         do {
             walker = try ChainWalker(publicKey: publicKey, fromGenesis: first.number == 1)
         } catch {
-            return AuditReport(failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.description), keyID: publicKey.keyID)
+            return AuditReport(
+                failure: AuditProblem(kind: .unreadable, file: nil, line: nil, seq: nil, message: error.description),
+                keyID: publicKey.keyID)
         }
         var names: [String] = []
         var problem: AuditProblem?
@@ -165,12 +191,14 @@ public enum AuditVerifier {
             let name = SegmentName.make(segment.number)
             guard segment.number == previousNumber + 1 else {
                 let missing = SegmentName.make(previousNumber + 1)
-                let message = segment.number == previousNumber
+                let message =
+                    segment.number == previousNumber
                     ? "\(name) is given twice"
                     : previousNumber == 0
-                    ? "\(missing) is missing: the log's first segment(s) were removed (verify the remaining files as a list to check them from \(name) on)"
-                    : "\(missing) is missing: the files jump from \(SegmentName.make(previousNumber)) to \(name), so a whole segment was removed"
-                problem = AuditProblem(kind: .missingFile, file: missing, line: nil, seq: walker.lastSeq.map { $0 + 1 }, message: message)
+                        ? "\(missing) is missing: the log's first segment(s) were removed (verify the remaining files as a list to check them from \(name) on)"
+                        : "\(missing) is missing: the files jump from \(SegmentName.make(previousNumber)) to \(name), so a whole segment was removed"
+                problem = AuditProblem(
+                    kind: .missingFile, file: missing, line: nil, seq: walker.lastSeq.map { $0 + 1 }, message: message)
                 break
             }
             previousNumber = segment.number
@@ -192,8 +220,11 @@ public enum AuditVerifier {
                 problem = AuditProblem(kind: .unreadable, file: name, line: nil, seq: nil, message: error.message)
                 break
             }
-            let ending: ChainWalker.FileEnding = index + 1 < segments.count ? .followed : wholeLog ? .newest : .endOfList
-            if let found = walker.endFile(ending, requireClosed: requireClosed, nextFile: SegmentName.make(segment.number + 1)) {
+            let ending: ChainWalker.FileEnding =
+                index + 1 < segments.count ? .followed : wholeLog ? .newest : .endOfList
+            if let found = walker.endFile(
+                ending, requireClosed: requireClosed, nextFile: SegmentName.make(segment.number + 1))
+            {
                 problem = found
                 break
             }

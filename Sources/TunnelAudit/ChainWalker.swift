@@ -1,6 +1,6 @@
 import Foundation
-internal import TunnelTLS
 internal import Glibc
+internal import TunnelTLS
 
 /// The chain rules of docs/AUDIT.md §7, applied to record lines in log order.
 ///
@@ -66,9 +66,15 @@ final class ChainWalker {
         case .newline:
             break
         case .endOfFile:
-            return problem(.tornLine, line.number, nil, "\(file) ends in the middle of a record (line \(line.number), \(line.bytes.count) bytes without a newline): the file was truncated, or a write was torn by a crash")
+            return problem(
+                .tornLine, line.number, nil,
+                "\(file) ends in the middle of a record (line \(line.number), \(line.bytes.count) bytes without a newline): the file was truncated, or a write was torn by a crash"
+            )
         case .tooLong:
-            return problem(.malformed, line.number, nil, "line \(line.number) of \(file) is longer than any record can be (\(RecordFormat.maxRecordBytes) bytes)")
+            return problem(
+                .malformed, line.number, nil,
+                "line \(line.number) of \(file) is longer than any record can be (\(RecordFormat.maxRecordBytes) bytes)"
+            )
         }
         let bytes = line.bytes
         let header: RecordHeader
@@ -76,11 +82,16 @@ final class ChainWalker {
             header = try RecordHeader.parse(bytes)
         } catch {
             let hint = expected.map { " (record seq \($0) was expected here)" } ?? ""
-            return problem(.malformed, line.number, nil, "line \(line.number) of \(file) is not a valid record\(hint): \(error.message)")
+            return problem(
+                .malformed, line.number, nil,
+                "line \(line.number) of \(file) is not a valid record\(hint): \(error.message)")
         }
         let seq = header.seq
         func bytesEqual(_ range: Range<Int>, _ other: [UInt8]) -> Bool {
-            range.count == other.count && other.withUnsafeBytes { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, range.count) == 0 }
+            range.count == other.count
+                && other.withUnsafeBytes {
+                    memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, range.count) == 0
+                }
         }
         func text(_ range: Range<Int>) -> String {
             String(decoding: bytes[range], as: UTF8.self)
@@ -88,40 +99,68 @@ final class ChainWalker {
 
         if recordsInFile == 0 {
             guard header.kind == .segmentStart else {
-                return problem(.segmentLink, line.number, seq, "\(file) does not begin with a segment_start record (line 1 is \(place(seq, line.number)), of type \(text(header.type))): the start of this file was removed")
+                return problem(
+                    .segmentLink, line.number, seq,
+                    "\(file) does not begin with a segment_start record (line 1 is \(place(seq, line.number)), of type \(text(header.type))): the start of this file was removed"
+                )
             }
             guard header.previousSeq &+ 1 == seq, bytesEqual(header.previousHash, Array(bytes[header.prev])) else {
-                return problem(.malformed, line.number, seq, "\(place(seq, line.number)): its previous_seq and previous_hash disagree with its own seq and prev")
+                return problem(
+                    .malformed, line.number, seq,
+                    "\(place(seq, line.number)): its previous_seq and previous_hash disagree with its own seq and prev")
             }
             if let lastSeq {
                 guard bytesEqual(header.previousFile, Array(lastFile.utf8)), header.previousSeq == lastSeq,
-                      bytesEqual(header.previousHash, lastHash)
+                    bytesEqual(header.previousHash, lastHash)
                 else {
-                    return problem(.segmentLink, line.number, seq, "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, but the file before it is \(lastFile) ending at seq \(lastSeq): a segment was removed, renamed or altered")
+                    return problem(
+                        .segmentLink, line.number, seq,
+                        "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, but the file before it is \(lastFile) ending at seq \(lastSeq): a segment was removed, renamed or altered"
+                    )
                 }
             } else if fromGenesis, header.previousFile.count != 0 || header.previousSeq != 0 {
-                return problem(.missingFile, line.number, seq, "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, so it is not the first segment of the log: earlier segments were removed")
+                return problem(
+                    .missingFile, line.number, seq,
+                    "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, so it is not the first segment of the log: earlier segments were removed"
+                )
             }
         } else if header.kind == .segmentStart {
-            return problem(.malformed, line.number, seq, "\(place(seq, line.number)) is a segment_start record in the middle of a file")
+            return problem(
+                .malformed, line.number, seq,
+                "\(place(seq, line.number)) is a segment_start record in the middle of a file")
         }
         if recordsInFile > 0, lastKind == .checkpoint, lastReason == .rotate {
-            return problem(.afterRotation, line.number, seq, "\(place(seq, line.number)) follows the rotation checkpoint that ends \(file): records were added to a finished segment")
+            return problem(
+                .afterRotation, line.number, seq,
+                "\(place(seq, line.number)) follows the rotation checkpoint that ends \(file): records were added to a finished segment"
+            )
         }
         if let expected, seq != expected {
             if lastSeq == nil {
-                return problem(.seqBreak, line.number, seq, "the log's first record, \(place(seq, line.number)), should be seq 1: the beginning of the log was removed")
+                return problem(
+                    .seqBreak, line.number, seq,
+                    "the log's first record, \(place(seq, line.number)), should be seq 1: the beginning of the log was removed"
+                )
             }
-            let gap = seq > expected
-                ? (seq == expected + 1 ? "record \(expected) is missing here" : "records \(expected)–\(seq - 1) are missing here") + " — removed or reordered, or a file was cut"
+            let gap =
+                seq > expected
+                ? (seq == expected + 1
+                    ? "record \(expected) is missing here" : "records \(expected)–\(seq - 1) are missing here")
+                    + " — removed or reordered, or a file was cut"
                 : "a record was inserted, duplicated or reordered here"
-            return problem(.seqBreak, line.number, seq, "\(place(seq, line.number)) follows seq \(expected - 1): \(gap)")
+            return problem(
+                .seqBreak, line.number, seq, "\(place(seq, line.number)) follows seq \(expected - 1): \(gap)")
         }
         if expected != nil, !bytesEqual(header.prev, lastHash) {
             if lastSeq == nil {
-                return problem(.prevMismatch, line.number, seq, "\(place(seq, line.number)): the log's first record must have a prev of 64 zeros")
+                return problem(
+                    .prevMismatch, line.number, seq,
+                    "\(place(seq, line.number)): the log's first record must have a prev of 64 zeros")
             }
-            return problem(.prevMismatch, line.number, seq, "\(place(seq, line.number)): its prev hash does not match record \(seq - 1) — record \(seq - 1) was changed, or a record was inserted, removed or reordered here")
+            return problem(
+                .prevMismatch, line.number, seq,
+                "\(place(seq, line.number)): its prev hash does not match record \(seq - 1) — record \(seq - 1) was changed, or a record was inserted, removed or reordered here"
+            )
         }
         if header.kind == .checkpoint, let failure = checkCheckpoint(header, bytes, line.number) {
             return failure
@@ -154,22 +193,33 @@ final class ChainWalker {
     }
 
     /// A checkpoint must name the record before it and carry a valid signature by the key.
-    private func checkCheckpoint(_ header: RecordHeader, _ bytes: UnsafeRawBufferPointer, _ lineNumber: Int) -> AuditProblem? {
+    private func checkCheckpoint(_ header: RecordHeader, _ bytes: UnsafeRawBufferPointer, _ lineNumber: Int)
+        -> AuditProblem?
+    {
         let signedHash = Array(bytes[header.signedHash])
         guard header.signedSeq &+ 1 == header.seq, signedHash == lastHash else {
-            return problem(.checkpointMismatch, lineNumber, header.seq, "checkpoint \(place(header.seq, lineNumber)) signs seq \(header.signedSeq) with a hash other than that of the record before it: the checkpoint was altered or moved")
+            return problem(
+                .checkpointMismatch, lineNumber, header.seq,
+                "checkpoint \(place(header.seq, lineNumber)) signs seq \(header.signedSeq) with a hash other than that of the record before it: the checkpoint was altered or moved"
+            )
         }
         let keyID = String(decoding: bytes[header.keyID], as: UTF8.self)
         guard keyID == publicKey.keyID else {
-            return problem(.wrongKey, lineNumber, header.seq, "checkpoint \(place(header.seq, lineNumber)) was signed by key \(keyID), not by the expected key \(publicKey.keyID): the log was re-signed with another key, or this is the wrong public key")
+            return problem(
+                .wrongKey, lineNumber, header.seq,
+                "checkpoint \(place(header.seq, lineNumber)) was signed by key \(keyID), not by the expected key \(publicKey.keyID): the log was re-signed with another key, or this is the wrong public key"
+            )
         }
         let message = RecordFormat.checkpointMessage(
             signedSeq: header.signedSeq, signedHash: signedHash, file: file, reason: header.reason.rawValue.utf8
         )
         guard let signature = Data(base64Encoded: String(decoding: bytes[header.signature], as: UTF8.self)),
-              publicKey.verify(signature: Array(signature), message: message)
+            publicKey.verify(signature: Array(signature), message: message)
         else {
-            return problem(.badSignature, lineNumber, header.seq, "checkpoint \(place(header.seq, lineNumber)): its signature does not verify with key \(publicKey.keyID) — the checkpoint was altered, or the file was renamed")
+            return problem(
+                .badSignature, lineNumber, header.seq,
+                "checkpoint \(place(header.seq, lineNumber)): its signature does not verify with key \(publicKey.keyID) — the checkpoint was altered, or the file was renamed"
+            )
         }
         return nil
     }
@@ -177,21 +227,34 @@ final class ChainWalker {
     /// Checks how the current file ends; nil if it may end like this.
     func endFile(_ ending: FileEnding, requireClosed: Bool, nextFile: String) -> AuditProblem? {
         guard recordsInFile > 0 else {
-            return AuditProblem(kind: .empty, file: file, line: nil, seq: nil, message: "\(file) contains no records: its contents were deleted, or the writer crashed while starting it and has not restarted")
+            return AuditProblem(
+                kind: .empty, file: file, line: nil, seq: nil,
+                message:
+                    "\(file) contains no records: its contents were deleted, or the writer crashed while starting it and has not restarted"
+            )
         }
         let sealed = lastKind == .checkpoint && lastReason == .rotate
         let place = place(lastSeq!, lastLine)
         switch ending {
         case .followed:
             guard sealed else {
-                return problem(.unsealedSegment, lastLine, lastSeq, "\(file) ends at \(place), which is not its rotation checkpoint: records were removed from the end of this file")
+                return problem(
+                    .unsealedSegment, lastLine, lastSeq,
+                    "\(file) ends at \(place), which is not its rotation checkpoint: records were removed from the end of this file"
+                )
             }
             return nil
         case .newest where sealed:
-            return problem(.missingNextSegment, lastLine, lastSeq, "\(file) ends with a rotation checkpoint (\(place)) but \(nextFile) does not exist: the newest segment was deleted, or the writer crashed while rotating and has not restarted")
+            return problem(
+                .missingNextSegment, lastLine, lastSeq,
+                "\(file) ends with a rotation checkpoint (\(place)) but \(nextFile) does not exist: the newest segment was deleted, or the writer crashed while rotating and has not restarted"
+            )
         case .newest, .endOfList:
             guard !requireClosed || (lastKind == .checkpoint && lastReason == .close) else {
-                return problem(.notClosed, lastLine, lastSeq, "the log ends at \(place), which is not a closing checkpoint: records after it were removed, or the writer has not closed the log (it is running, or crashed)")
+                return problem(
+                    .notClosed, lastLine, lastSeq,
+                    "the log ends at \(place), which is not a closing checkpoint: records after it were removed, or the writer has not closed the log (it is running, or crashed)"
+                )
             }
             return nil
         }

@@ -22,7 +22,7 @@ public final class AuditPublicKey: @unchecked Sendable {
         var length = raw.count
         OpenSSLErrorQueue.clear()
         guard EVP_PKEY_is_a(pointer, "ED25519") == 1,
-              EVP_PKEY_get_raw_public_key(pointer, &raw, &length) == 1, length == 32
+            EVP_PKEY_get_raw_public_key(pointer, &raw, &length) == 1, length == 32
         else {
             EVP_PKEY_free(pointer)
             throw AuditError.openSSL(.key, "\(source) is not an Ed25519 key")
@@ -41,7 +41,8 @@ public final class AuditPublicKey: @unchecked Sendable {
     public convenience init(pem: [UInt8], source: String = "public key") throws(AuditError) {
         OpenSSLErrorQueue.clear()
         guard let key = readPEM(pem, { PEM_read_bio_PUBKEY($0, nil, refusePassphrase, nil) }) else {
-            throw AuditError.openSSL(.key, "\(source) is not a PEM public key (expected \"-----BEGIN PUBLIC KEY-----\")")
+            throw AuditError.openSSL(
+                .key, "\(source) is not a PEM public key (expected \"-----BEGIN PUBLIC KEY-----\")")
         }
         try self.init(owning: key, source: source)
     }
@@ -60,7 +61,8 @@ public final class AuditPublicKey: @unchecked Sendable {
         OpenSSLErrorQueue.clear()
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
-        let valid = EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, pointer, nil) == 1
+        let valid =
+            EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, pointer, nil) == 1
             && EVP_DigestVerify(context, signature, signature.count, message, message.count) == 1
         // A bad signature leaves queue entries that no later call should be blamed for.
         OpenSSLErrorQueue.clear()
@@ -87,8 +89,8 @@ public final class AuditSigningKey: @unchecked Sendable {
         var length = raw.count
         OpenSSLErrorQueue.clear()
         guard EVP_PKEY_is_a(pointer, "ED25519") == 1,
-              EVP_PKEY_get_raw_public_key(pointer, &raw, &length) == 1, length == 32,
-              let publicPointer = EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, raw, raw.count)
+            EVP_PKEY_get_raw_public_key(pointer, &raw, &length) == 1, length == 32,
+            let publicPointer = EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, raw, raw.count)
         else {
             EVP_PKEY_free(pointer)
             throw AuditError.openSSL(.key, "\(source) is not an Ed25519 private key")
@@ -125,7 +127,8 @@ public final class AuditSigningKey: @unchecked Sendable {
     public convenience init(pem: [UInt8], source: String = "private key") throws(AuditError) {
         OpenSSLErrorQueue.clear()
         guard let key = readPEM(pem, { PEM_read_bio_PrivateKey($0, nil, refusePassphrase, nil) }) else {
-            throw AuditError.openSSL(.key, "\(source) is not an unencrypted PEM private key (expected \"-----BEGIN PRIVATE KEY-----\")")
+            throw AuditError.openSSL(
+                .key, "\(source) is not an unencrypted PEM private key (expected \"-----BEGIN PRIVATE KEY-----\")")
         }
         try self.init(owning: key, source: source)
     }
@@ -141,7 +144,10 @@ public final class AuditSigningKey: @unchecked Sendable {
         let publicPath = "\(keyDirectory)/\(publicKeyFileName)"
         guard FileSystem.exists(privatePath) else {
             guard !FileSystem.exists(publicPath) else {
-                throw AuditError(.key, "\(publicPath) exists but \(privatePath) does not: the audit signing key was lost. Restore it, or start a new audit directory with a new key and give auditors its public key")
+                throw AuditError(
+                    .key,
+                    "\(publicPath) exists but \(privatePath) does not: the audit signing key was lost. Restore it, or start a new audit directory with a new key and give auditors its public key"
+                )
             }
             let key = try generate()
             try FileSystem.writeDurably(privatePath, bytes: key.privateKeyPEM(), mode: 0o600)
@@ -151,7 +157,8 @@ public final class AuditSigningKey: @unchecked Sendable {
         let key = try AuditSigningKey(pem: FileSystem.read(privatePath), source: privatePath)
         if FileSystem.exists(publicPath) {
             guard try AuditPublicKey(pemFile: publicPath).rawBytes == key.publicKey.rawBytes else {
-                throw AuditError(.key, "\(publicPath) does not belong to \(privatePath); auditors would reject every checkpoint")
+                throw AuditError(
+                    .key, "\(publicPath) does not belong to \(privatePath); auditors would reject every checkpoint")
             }
         } else {
             try FileSystem.writeDurably(publicPath, bytes: key.publicKey.pem(), mode: 0o644)
@@ -174,7 +181,7 @@ public final class AuditSigningKey: @unchecked Sendable {
         var signature = [UInt8](repeating: 0, count: 64)
         var length = signature.count
         guard EVP_DigestSignInit_ex(context, nil, nil, nil, nil, pointer, nil) == 1,
-              EVP_DigestSign(context, &signature, &length, message, message.count) == 1, length == 64
+            EVP_DigestSign(context, &signature, &length, message, message.count) == 1, length == 64
         else {
             throw AuditError.openSSL(.crypto, "could not sign an audit checkpoint")
         }

@@ -73,7 +73,9 @@ enum EventFieldCoder {
     }
 
     /// Decodes `T` from `fields`, adding the names it read to `consumed`.
-    static func decode<T: Decodable>(_: T.Type, from fields: [String: AuditValue], consumed: inout Set<String>) throws -> T {
+    static func decode<T: Decodable>(_: T.Type, from fields: [String: AuditValue], consumed: inout Set<String>) throws
+        -> T
+    {
         let decoder = FieldDecoder(fields: fields)
         let value = try T(from: decoder)
         consumed.formUnion(decoder.consumed)
@@ -107,8 +109,12 @@ private final class FieldEncoder: Encoder {
         KeyedEncodingContainer(Container(encoder: self))
     }
 
-    func unkeyedContainer() -> any UnkeyedEncodingContainer { preconditionFailure("audit event payloads are structs of named fields") }
-    func singleValueContainer() -> any SingleValueEncodingContainer { preconditionFailure("audit event payloads are structs of named fields") }
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        preconditionFailure("audit event payloads are structs of named fields")
+    }
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        preconditionFailure("audit event payloads are structs of named fields")
+    }
 
     struct Container<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let encoder: FieldEncoder
@@ -117,14 +123,19 @@ private final class FieldEncoder: Encoder {
         mutating func encodeNil(forKey key: Key) throws { encoder.fields[EventFieldCoder.fieldName(key)] = .null }
         mutating func encode(_ value: some Encodable, forKey key: Key) throws {
             guard let field = value as? any AuditFieldValue else {
-                throw EventFieldCoder.NotFlat(description: "\(key.stringValue) is a \(type(of: value)), not an audit field value")
+                throw EventFieldCoder.NotFlat(
+                    description: "\(key.stringValue) is a \(type(of: value)), not an audit field value")
             }
             encoder.fields[EventFieldCoder.fieldName(key)] = field.auditValue
         }
-        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type, forKey _: Key) -> KeyedEncodingContainer<NestedKey> {
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type, forKey _: Key)
+            -> KeyedEncodingContainer<NestedKey>
+        {
             preconditionFailure("audit event fields are flat")
         }
-        mutating func nestedUnkeyedContainer(forKey _: Key) -> any UnkeyedEncodingContainer { preconditionFailure("audit event fields are flat") }
+        mutating func nestedUnkeyedContainer(forKey _: Key) -> any UnkeyedEncodingContainer {
+            preconditionFailure("audit event fields are flat")
+        }
         mutating func superEncoder() -> any Encoder { encoder }
         mutating func superEncoder(forKey _: Key) -> any Encoder { encoder }
     }
@@ -144,8 +155,12 @@ private final class FieldDecoder: Decoder {
         KeyedDecodingContainer(Container(decoder: self))
     }
 
-    func unkeyedContainer() throws -> any UnkeyedDecodingContainer { throw EventFieldCoder.NotFlat(description: "not a list") }
-    func singleValueContainer() throws -> any SingleValueDecodingContainer { throw EventFieldCoder.NotFlat(description: "not a single value") }
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        throw EventFieldCoder.NotFlat(description: "not a list")
+    }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        throw EventFieldCoder.NotFlat(description: "not a single value")
+    }
 
     struct Container<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let decoder: FieldDecoder
@@ -166,14 +181,18 @@ private final class FieldDecoder: Decoder {
             guard let value = decoder.fields[name] else {
                 throw DecodingError.keyNotFound(key, .init(codingPath: [], debugDescription: "no field \(name)"))
             }
-            guard let kind = T.self as? any AuditFieldValue.Type, let decoded = kind.init(auditValue: value) as? T else {
-                throw DecodingError.typeMismatch(T.self, .init(codingPath: [key], debugDescription: "field \(name) is not a \(T.self)"))
+            guard let kind = T.self as? any AuditFieldValue.Type, let decoded = kind.init(auditValue: value) as? T
+            else {
+                throw DecodingError.typeMismatch(
+                    T.self, .init(codingPath: [key], debugDescription: "field \(name) is not a \(T.self)"))
             }
             decoder.consumed.insert(name)
             return decoded
         }
 
-        func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type, forKey _: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type, forKey _: Key) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
             throw EventFieldCoder.NotFlat(description: "audit event fields are flat")
         }
         func nestedUnkeyedContainer(forKey _: Key) throws -> any UnkeyedDecodingContainer {

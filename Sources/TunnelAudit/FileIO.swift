@@ -133,15 +133,21 @@ final class LineReader {
                 }
                 lineNumber += 1
                 guard length <= RecordFormat.maxRecordBytes else {
-                    return Line(bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: lineOffset, ending: .tooLong)
+                    return Line(
+                        bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: lineOffset,
+                        ending: .tooLong)
                 }
-                return Line(bytes: UnsafeRawBufferPointer(start: base + lineStart, count: length), number: lineNumber, offset: lineOffset, ending: .newline)
+                return Line(
+                    bytes: UnsafeRawBufferPointer(start: base + lineStart, count: length), number: lineNumber,
+                    offset: lineOffset, ending: .newline)
             }
             let pending = end - start
             if atEndOfFile {
                 guard pending > 0, !skippingLongLine else { return nil }
                 lineNumber += 1
-                let line = Line(bytes: UnsafeRawBufferPointer(start: base + start, count: pending), number: lineNumber, offset: startOffset, ending: .endOfFile)
+                let line = Line(
+                    bytes: UnsafeRawBufferPointer(start: base + start, count: pending), number: lineNumber,
+                    offset: startOffset, ending: .endOfFile)
                 start = end
                 startOffset += Int64(pending)
                 return line
@@ -153,7 +159,9 @@ final class LineReader {
                 end = 0
             } else if pending > RecordFormat.maxRecordBytes {
                 lineNumber += 1
-                let line = Line(bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: startOffset, ending: .tooLong)
+                let line = Line(
+                    bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: startOffset,
+                    ending: .tooLong)
                 skippingLongLine = true
                 startOffset += Int64(pending)
                 start = 0

@@ -30,7 +30,10 @@ public struct AuditOperator: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name = "operator", subject = "operator_subject", serial = "operator_serial", roles
+        case name = "operator"
+        case subject = "operator_subject"
+        case serial = "operator_serial"
+        case roles
     }
 
     public init(from decoder: any Decoder) throws {
@@ -78,7 +81,9 @@ public struct PolicyReload: Codable, Sendable, Equatable {
     public var previousVersion: String?
     public var reason: String?
     public var file: String
-    public init(outcome: Outcome, policyVersion: String, previousVersion: String? = nil, reason: String? = nil, file: String) {
+    public init(
+        outcome: Outcome, policyVersion: String, previousVersion: String? = nil, reason: String? = nil, file: String
+    ) {
         self.outcome = outcome
         self.policyVersion = policyVersion
         self.previousVersion = previousVersion
@@ -113,7 +118,10 @@ public struct NodeDisconnect: Codable, Sendable, Equatable {
 public struct OperatorDisconnect: Codable, Sendable, Equatable {
     public var name: String
     public var reason: String
-    enum CodingKeys: String, CodingKey { case name = "operator", reason }
+    enum CodingKeys: String, CodingKey {
+        case name = "operator"
+        case reason
+    }
     public init(name: String, reason: String) {
         self.name = name
         self.reason = reason
@@ -137,7 +145,11 @@ public struct ConnectionRefused: Codable, Sendable, Equatable {
     public var node: String?
     public var operatorName: String?
     public var reason: String
-    enum CodingKeys: String, CodingKey { case node, operatorName = "operator", reason }
+    enum CodingKeys: String, CodingKey {
+        case node
+        case operatorName = "operator"
+        case reason
+    }
     public init(node: String? = nil, operatorName: String? = nil, reason: String) {
         self.node = node
         self.operatorName = operatorName
@@ -220,7 +232,10 @@ public struct AdminAction: Codable, Sendable, Equatable {
     public var reason: String?
     public var token: String?
     public var node: String?
-    public init(actor: String? = nil, action: String, outcome: String, reason: String? = nil, token: String? = nil, node: String? = nil) {
+    public init(
+        actor: String? = nil, action: String, outcome: String, reason: String? = nil, token: String? = nil,
+        node: String? = nil
+    ) {
         self.actor = actor
         self.action = action
         self.outcome = outcome

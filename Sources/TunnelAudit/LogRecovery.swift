@@ -19,13 +19,16 @@ enum LogRecovery {
         let cleanShutdown: Bool
     }
 
-    static func findTail(directory: String, segments: [(number: Int, name: String)], publicKey: AuditPublicKey) throws(AuditError) -> Tail {
+    static func findTail(directory: String, segments: [(number: Int, name: String)], publicKey: AuditPublicKey)
+        throws(AuditError) -> Tail
+    {
         let newest = segments[segments.count - 1]
         let scan = try check(directory, newest, publicKey)
         let walker = scan.walker
         if let lastSeq = walker.lastSeq {
             let lost = scan.fileSize - walker.lastEnd
-            let endsWith = { (reason: CheckpointReason) in walker.lastKind == .checkpoint && walker.lastReason == reason }
+            let endsWith = { (reason: CheckpointReason) in walker.lastKind == .checkpoint && walker.lastReason == reason
+            }
             return Tail(
                 segment: newest.name, segmentNumber: newest.number, goodBytes: walker.lastEnd, lostBytes: lost,
                 lastSeq: lastSeq, lastHash: walker.lastHash, segmentDay: walker.fileDay,
@@ -41,11 +44,17 @@ enum LogRecovery {
         if newest.number > 1 {
             let previousName = SegmentName.make(newest.number - 1)
             guard segments.count > 1, segments[segments.count - 2].number == newest.number - 1 else {
-                throw AuditError(.damaged, "\(directory)/\(newest.name) holds no record and \(previousName) is missing, so the chain cannot be continued; start a new log in another directory")
+                throw AuditError(
+                    .damaged,
+                    "\(directory)/\(newest.name) holds no record and \(previousName) is missing, so the chain cannot be continued; start a new log in another directory"
+                )
             }
             let prior = try check(directory, segments[segments.count - 2], publicKey)
             guard prior.problem == nil, let priorSeq = prior.walker.lastSeq else {
-                throw AuditError(.damaged, "\(directory)/\(previousName) is damaged (\(prior.problem?.message ?? "it holds no record")); only the newest segment is repaired automatically")
+                throw AuditError(
+                    .damaged,
+                    "\(directory)/\(previousName) is damaged (\(prior.problem?.message ?? "it holds no record")); only the newest segment is repaired automatically"
+                )
             }
             lastSeq = priorSeq
             lastHash = prior.walker.lastHash
@@ -72,7 +81,10 @@ enum LogRecovery {
         while let line = try reader.next() {
             if let problem {
                 guard line.ending != .newline || (try? RecordHeader.parse(line.bytes)) == nil else {
-                    throw AuditError(.damaged, "\(path) is damaged: \(problem.message). Complete records follow at line \(line.number), so this is not the torn tail a crash leaves, and recovery will not cut them off. Keep the file for inspection and start a new log in another directory")
+                    throw AuditError(
+                        .damaged,
+                        "\(path) is damaged: \(problem.message). Complete records follow at line \(line.number), so this is not the torn tail a crash leaves, and recovery will not cut them off. Keep the file for inspection and start a new log in another directory"
+                    )
                 }
             } else if let found = walker.consume(line) {
                 switch found.kind {
@@ -101,7 +113,8 @@ enum LogRecovery {
             let reader = try LineReader(path: "\(directory)/\(segments[index].name)")
             while let line = try reader.next() {
                 if line.ending == .newline, let header = try? RecordHeader.parse(line.bytes),
-                   header.kind == .checkpoint, header.reason == .close {
+                    header.kind == .checkpoint, header.reason == .close
+                {
                     startLine = line.number
                 }
             }
@@ -116,13 +129,13 @@ enum LogRecovery {
             let reader = try LineReader(path: "\(directory)/\(segments[index].name)")
             while let line = try reader.next() {
                 guard line.ending == .newline, index > startIndex || line.number > startLine,
-                      let header = try? RecordHeader.parse(line.bytes), header.kind == .event
+                    let header = try? RecordHeader.parse(line.bytes), header.kind == .event
                 else { continue }
                 let type = line.bytes[header.type]
                 let opens = type.elementsEqual(names.openType.utf8)
                 guard opens || type.elementsEqual(names.closeType.utf8),
-                      let fields = try? RecordDecoder.fields(line.bytes),
-                      let stream = identifier(fields[names.streamField])
+                    let fields = try? RecordDecoder.fields(line.bytes),
+                    let stream = identifier(fields[names.streamField])
                 else { continue }
                 open[stream] = opens ? fields : nil
             }

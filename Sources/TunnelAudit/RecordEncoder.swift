@@ -20,14 +20,18 @@ struct RecordEncoder {
         seq: UInt64, milliseconds: Int64, type: String, prev: [UInt8], fields: [String: AuditValue]
     ) throws(AuditError) {
         guard RecordFormat.isValidName(type.utf8) else {
-            throw AuditError(.invalidArgument, "record type \"\(type)\" is not 1–64 ASCII letters, digits, '_', '-' or '.'")
+            throw AuditError(
+                .invalidArgument, "record type \"\(type)\" is not 1–64 ASCII letters, digits, '_', '-' or '.'")
         }
         for name in fields.keys {
             guard RecordFormat.isValidName(name.utf8) else {
-                throw AuditError(.invalidArgument, "field name \"\(name)\" is not 1–64 ASCII letters, digits, '_', '-' or '.'")
+                throw AuditError(
+                    .invalidArgument, "field name \"\(name)\" is not 1–64 ASCII letters, digits, '_', '-' or '.'")
             }
             guard !RecordFormat.reservedFields.contains(name) else {
-                throw AuditError(.invalidArgument, "field name \"\(name)\" is reserved: every record carries prev, seq, time and type itself")
+                throw AuditError(
+                    .invalidArgument,
+                    "field name \"\(name)\" is reserved: every record carries prev, seq, time and type itself")
             }
         }
         let members = fields.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -37,7 +41,8 @@ struct RecordEncoder {
         var reserved = 0
         for (name, value) in members {
             while reserved < RecordFormat.reservedFields.count,
-                  RecordFormat.reservedFields[reserved].utf8.lexicographicallyPrecedes(name.utf8) {
+                RecordFormat.reservedFields[reserved].utf8.lexicographicallyPrecedes(name.utf8)
+            {
                 appendReserved(reserved, seq: seq, milliseconds: milliseconds, type: type, prev: prev)
                 reserved += 1
             }
@@ -51,7 +56,10 @@ struct RecordEncoder {
         line.append(UInt8(ascii: "}"))
         line.append(0x0A)
         guard line.count - 1 <= RecordFormat.maxRecordBytes else {
-            throw AuditError(.invalidArgument, "a \(type) record would be \(line.count - 1) bytes, more than the \(RecordFormat.maxRecordBytes) allowed")
+            throw AuditError(
+                .invalidArgument,
+                "a \(type) record would be \(line.count - 1) bytes, more than the \(RecordFormat.maxRecordBytes) allowed"
+            )
         }
     }
 
@@ -89,7 +97,8 @@ struct RecordEncoder {
             appendDecimal(number.magnitude)
         case .double(let number):
             guard number.isFinite else {
-                throw AuditError(.invalidArgument, "field \"\(field)\" is \(number); JSON can only carry finite numbers")
+                throw AuditError(
+                    .invalidArgument, "field \"\(field)\" is \(number); JSON can only carry finite numbers")
             }
             // Swift prints the shortest text that reads back as the same Double, always with a
             // '.' or an exponent, so it stays distinguishable from an integer.
@@ -118,7 +127,7 @@ struct RecordEncoder {
     }
 
     private mutating func appendDecimal(_ value: UInt64) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for the 20 digits of UInt64.max
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes: room for the 20 digits of UInt64.max
         withUnsafeMutableBytes(of: &digits) { buffer in
             var remaining = value
             var index = buffer.count
@@ -152,7 +161,10 @@ struct RecordEncoder {
                 case 0x0D: line.append(UInt8(ascii: "r"))
                 case 0x09: line.append(UInt8(ascii: "t"))
                 default:
-                    line += [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Hex.digits[Int(byte >> 4)], Hex.digits[Int(byte & 0x0F)]]
+                    line += [
+                        UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Hex.digits[Int(byte >> 4)],
+                        Hex.digits[Int(byte & 0x0F)],
+                    ]
                 }
             }
             line += UnsafeBufferPointer(rebasing: utf8[runStart...])

@@ -24,7 +24,7 @@ enum RecordFormat {
         return name.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
                 return true
             default:
                 return false
@@ -34,7 +34,9 @@ enum RecordFormat {
 
     /// The bytes a checkpoint signs (docs/AUDIT.md §4.2). The reason is signed too: otherwise a
     /// `rotate` checkpoint could be relabelled `close` to hide a deleted newest segment.
-    static func checkpointMessage(signedSeq: UInt64, signedHash: some Sequence<UInt8>, file: String, reason: some Sequence<UInt8>) -> [UInt8] {
+    static func checkpointMessage(
+        signedSeq: UInt64, signedHash: some Sequence<UInt8>, file: String, reason: some Sequence<UInt8>
+    ) -> [UInt8] {
         var message = Array("tunnel-audit-checkpoint/1\n\(signedSeq)\n".utf8)
         message += signedHash
         message.append(0x0A)

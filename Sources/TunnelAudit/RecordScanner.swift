@@ -48,7 +48,8 @@ struct JSONCursor {
 
     func unexpected(_ wanted: String) -> ScanError {
         guard let byte = peek() else { return ScanError("the line ends where \(wanted) was expected") }
-        let shown = byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+        let shown =
+            byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
         return ScanError("\(shown) at column \(index + 1) where \(wanted) was expected")
     }
 
@@ -159,12 +160,13 @@ struct JSONCursor {
         guard index + 1 < bytes.count else { throw ScanError("the line ends inside an escape") }
         switch bytes[index + 1] {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
             index += 2
         case UInt8(ascii: "u"):
-            guard index + 6 <= bytes.count, bytes[index + 2] == UInt8(ascii: "0"), bytes[index + 3] == UInt8(ascii: "0"),
-                  let high = Self.lowerHexDigit(bytes[index + 4]), let low = Self.lowerHexDigit(bytes[index + 5]),
-                  high < 2, !Self.shortEscapes.contains(high << 4 | low)
+            guard index + 6 <= bytes.count, bytes[index + 2] == UInt8(ascii: "0"),
+                bytes[index + 3] == UInt8(ascii: "0"),
+                let high = Self.lowerHexDigit(bytes[index + 4]), let low = Self.lowerHexDigit(bytes[index + 5]),
+                high < 2, !Self.shortEscapes.contains(high << 4 | low)
             else { throw ScanError("non-canonical \\u escape at column \(index + 1)") }
             index += 6
         default:
@@ -179,12 +181,20 @@ struct JSONCursor {
         var secondRange: ClosedRange<UInt8> = 0x80...0xBF
         switch lead {
         case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondRange = 0xA0...0xBF
+        case 0xE0:
+            length = 3
+            secondRange = 0xA0...0xBF
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondRange = 0x80...0x9F
-        case 0xF0: length = 4; secondRange = 0x90...0xBF
+        case 0xED:
+            length = 3
+            secondRange = 0x80...0x9F
+        case 0xF0:
+            length = 4
+            secondRange = 0x90...0xBF
         case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondRange = 0x80...0x8F
+        case 0xF4:
+            length = 4
+            secondRange = 0x80...0x8F
         default: throw ScanError("invalid UTF-8 at column \(index + 1)")
         }
         guard index + length <= bytes.count, secondRange.contains(bytes[index + 1]) else {
@@ -237,7 +247,8 @@ struct ObjectReader {
             throw ScanError("field name at column \(key.lowerBound) is not 1–64 ASCII letters, digits, '_', '-' or '.'")
         }
         if let previousKey, !precedes(previousKey, key) {
-            throw ScanError("key at column \(key.lowerBound) is a duplicate or out of order (keys must be sorted bytewise)")
+            throw ScanError(
+                "key at column \(key.lowerBound) is a duplicate or out of order (keys must be sorted bytewise)")
         }
         previousKey = key
         try cursor.expect(UInt8(ascii: ":"))
@@ -260,7 +271,9 @@ struct ObjectReader {
     private func precedes(_ first: Range<Int>, _ second: Range<Int>) -> Bool {
         let bytes = cursor.bytes
         if fieldNames || !(bytes[first].contains(UInt8(ascii: "\\")) || bytes[second].contains(UInt8(ascii: "\\"))) {
-            let order = memcmp(bytes.baseAddress! + first.lowerBound, bytes.baseAddress! + second.lowerBound, min(first.count, second.count))
+            let order = memcmp(
+                bytes.baseAddress! + first.lowerBound, bytes.baseAddress! + second.lowerBound,
+                min(first.count, second.count))
             return order < 0 || (order == 0 && first.count < second.count)
         }
         return RecordDecoder.text(bytes, first).utf8.lexicographicallyPrecedes(RecordDecoder.text(bytes, second).utf8)
@@ -303,7 +316,8 @@ struct RecordHeader {
         var members = try ObjectReader(JSONCursor(line), fieldNames: true)
         while let (key, value) = try members.next() {
             func named(_ name: StaticString) -> Bool {
-                key.count == name.utf8CodeUnitCount && memcmp(line.baseAddress! + key.lowerBound, name.utf8Start, key.count) == 0
+                key.count == name.utf8CodeUnitCount
+                    && memcmp(line.baseAddress! + key.lowerBound, name.utf8Start, key.count) == 0
             }
             if named("seq") {
                 header.seq = try unsigned(value, "seq", line)
@@ -324,14 +338,22 @@ struct RecordHeader {
                 }
                 header.utcDay = day
                 seen.time = true
-            } else if named(SystemField.signedSeq) { signedSeq = value
-            } else if named(SystemField.signedHash) { signedHash = value
-            } else if named(SystemField.keyID) { keyID = value
-            } else if named(SystemField.signature) { signature = value
-            } else if named(SystemField.reason) { reason = value
-            } else if named(SystemField.previousFile) { previousFile = value
-            } else if named(SystemField.previousSeq) { previousSeq = value
-            } else if named(SystemField.previousHash) { previousHash = value
+            } else if named(SystemField.signedSeq) {
+                signedSeq = value
+            } else if named(SystemField.signedHash) {
+                signedHash = value
+            } else if named(SystemField.keyID) {
+                keyID = value
+            } else if named(SystemField.signature) {
+                signature = value
+            } else if named(SystemField.reason) {
+                reason = value
+            } else if named(SystemField.previousFile) {
+                previousFile = value
+            } else if named(SystemField.previousSeq) {
+                previousSeq = value
+            } else if named(SystemField.previousHash) {
+                previousHash = value
             }
         }
         guard members.cursor.atEnd else { throw members.cursor.unexpected("the end of the line") }
@@ -341,34 +363,42 @@ struct RecordHeader {
         guard seen.time else { throw ScanError("the time field is missing") }
 
         let type = UnsafeRawBufferPointer(rebasing: line[header.type])
-        header.kind = if type.elementsEqual("checkpoint".utf8) { .checkpoint }
-            else if type.elementsEqual("segment_start".utf8) { .segmentStart }
-            else if type.elementsEqual("recovery".utf8) { .recovery }
-            else if type.elementsEqual("write_resumed".utf8) { .writeResumed }
-            else { .event }
+        header.kind =
+            if type.elementsEqual("checkpoint".utf8) { .checkpoint } else if type.elementsEqual("segment_start".utf8) {
+                .segmentStart
+            } else if type.elementsEqual("recovery".utf8) { .recovery } else if type.elementsEqual("write_resumed".utf8)
+            { .writeResumed } else { .event }
 
         switch header.kind {
         case .checkpoint:
             header.signedSeq = try unsigned(require(signedSeq, SystemField.signedSeq), SystemField.signedSeq.text, line)
-            header.signedHash = try hex(require(signedHash, SystemField.signedHash), SystemField.signedHash.text, count: 64, line)
-            header.keyID = try hex(require(keyID, SystemField.keyID), SystemField.keyID.text, count: RecordFormat.keyIDLength, line)
+            header.signedHash = try hex(
+                require(signedHash, SystemField.signedHash), SystemField.signedHash.text, count: 64, line)
+            header.keyID = try hex(
+                require(keyID, SystemField.keyID), SystemField.keyID.text, count: RecordFormat.keyIDLength, line)
             header.signature = try string(require(signature, SystemField.signature), SystemField.signature.text)
-            let reasonText = UnsafeRawBufferPointer(rebasing: line[try string(require(reason, SystemField.reason), SystemField.reason.text)])
-            guard let known = CheckpointReason.allCases.first(where: { reasonText.elementsEqual($0.rawValue.utf8) }) else {
+            let reasonText = UnsafeRawBufferPointer(
+                rebasing: line[try string(require(reason, SystemField.reason), SystemField.reason.text)])
+            guard let known = CheckpointReason.allCases.first(where: { reasonText.elementsEqual($0.rawValue.utf8) })
+            else {
                 throw ScanError("checkpoint reason is not one of count, interval, rotate, close, recovery")
             }
             header.reason = known
         case .segmentStart:
-            header.previousFile = try string(require(previousFile, SystemField.previousFile), SystemField.previousFile.text)
-            header.previousSeq = try unsigned(require(previousSeq, SystemField.previousSeq), SystemField.previousSeq.text, line)
-            header.previousHash = try hex(require(previousHash, SystemField.previousHash), SystemField.previousHash.text, count: 64, line)
+            header.previousFile = try string(
+                require(previousFile, SystemField.previousFile), SystemField.previousFile.text)
+            header.previousSeq = try unsigned(
+                require(previousSeq, SystemField.previousSeq), SystemField.previousSeq.text, line)
+            header.previousHash = try hex(
+                require(previousHash, SystemField.previousHash), SystemField.previousHash.text, count: 64, line)
         case .event, .recovery, .writeResumed:
             break
         }
         return header
     }
 
-    private static func require(_ value: JSONCursor.Value?, _ name: StaticString) throws(ScanError) -> JSONCursor.Value {
+    private static func require(_ value: JSONCursor.Value?, _ name: StaticString) throws(ScanError) -> JSONCursor.Value
+    {
         guard let value else { throw ScanError("the \(name) field is missing") }
         return value
     }
@@ -378,7 +408,9 @@ struct RecordHeader {
         return range
     }
 
-    private static func hex(_ value: JSONCursor.Value, _ name: String, count: Int, _ line: UnsafeRawBufferPointer) throws(ScanError) -> Range<Int> {
+    private static func hex(_ value: JSONCursor.Value, _ name: String, count: Int, _ line: UnsafeRawBufferPointer)
+        throws(ScanError) -> Range<Int>
+    {
         let range = try string(value, name)
         guard range.count == count, line[range].allSatisfy({ JSONCursor.lowerHexDigit($0) != nil }) else {
             throw ScanError("\(name) is not \(count) lowercase hex digits")
@@ -386,9 +418,11 @@ struct RecordHeader {
         return range
     }
 
-    private static func unsigned(_ value: JSONCursor.Value, _ name: String, _ line: UnsafeRawBufferPointer) throws(ScanError) -> UInt64 {
+    private static func unsigned(_ value: JSONCursor.Value, _ name: String, _ line: UnsafeRawBufferPointer)
+        throws(ScanError) -> UInt64
+    {
         guard case .integer(let range) = value, line[range.lowerBound] != UInt8(ascii: "-"),
-              let number = decimal(UnsafeRawBufferPointer(rebasing: line[range]))
+            let number = decimal(UnsafeRawBufferPointer(rebasing: line[range]))
         else { throw ScanError("\(name) is not an unsigned 64-bit integer") }
         return number
     }
@@ -418,15 +452,19 @@ enum RecordDecoder {
         return fields
     }
 
-    private static func decode(_ value: JSONCursor.Value, _ line: UnsafeRawBufferPointer) throws(ScanError) -> AuditValue {
+    private static func decode(_ value: JSONCursor.Value, _ line: UnsafeRawBufferPointer) throws(ScanError)
+        -> AuditValue
+    {
         switch value {
         case .string(let range):
             return .string(text(line, range))
         case .integer(let range):
             let digits = UnsafeRawBufferPointer(rebasing: line[range])
             let negative = digits.first == UInt8(ascii: "-")
-            guard let magnitude = RecordHeader.decimal(negative ? UnsafeRawBufferPointer(rebasing: digits.dropFirst()) : digits),
-                  let number = negative
+            guard
+                let magnitude = RecordHeader.decimal(
+                    negative ? UnsafeRawBufferPointer(rebasing: digits.dropFirst()) : digits),
+                let number = negative
                     ? (magnitude == Int64.min.magnitude ? Int64.min : Int64(exactly: magnitude).map { -$0 })
                     : Int64(exactly: magnitude)
             else { throw ScanError("integer at column \(range.lowerBound + 1) does not fit in 64 bits") }

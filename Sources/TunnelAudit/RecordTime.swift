@@ -21,7 +21,8 @@ enum RecordTime {
     static func milliseconds(_ date: Date) throws(AuditError) -> Int64 {
         let value = (date.timeIntervalSince1970 * 1000).rounded(.down)
         guard value.isFinite, value >= Double(earliest), value <= Double(latest) else {
-            throw AuditError(.invalidArgument, "the clock reads \(date), outside the years 0000–9999 a record time can carry")
+            throw AuditError(
+                .invalidArgument, "the clock reads \(date), outside the years 0000–9999 a record time can carry")
         }
         return Int64(value)
     }
@@ -44,13 +45,20 @@ enum RecordTime {
                 divisor /= 10
             }
         }
-        put(year, digits: 4); out.append(UInt8(ascii: "-"))
-        put(month, digits: 2); out.append(UInt8(ascii: "-"))
-        put(day, digits: 2); out.append(UInt8(ascii: "T"))
-        put(inDay / 3_600_000, digits: 2); out.append(UInt8(ascii: ":"))
-        put(inDay / 60_000 % 60, digits: 2); out.append(UInt8(ascii: ":"))
-        put(inDay / 1000 % 60, digits: 2); out.append(UInt8(ascii: "."))
-        put(inDay % 1000, digits: 3); out.append(UInt8(ascii: "Z"))
+        put(year, digits: 4)
+        out.append(UInt8(ascii: "-"))
+        put(month, digits: 2)
+        out.append(UInt8(ascii: "-"))
+        put(day, digits: 2)
+        out.append(UInt8(ascii: "T"))
+        put(inDay / 3_600_000, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(inDay / 60_000 % 60, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(inDay / 1000 % 60, digits: 2)
+        out.append(UInt8(ascii: "."))
+        put(inDay % 1000, digits: 3)
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// The UTC day number of a `time` field's text, or nil unless it is exactly the form above
@@ -68,9 +76,9 @@ enum RecordTime {
         }
         for (index, separator) in separators where text[index] != separator { return nil }
         guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
-              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
-              number(20, 3) != nil,
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
+            let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+            number(20, 3) != nil,
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
         else { return nil }
         return daysFromCivil(year: year, month: month, day: day)
     }

@@ -13,7 +13,7 @@ enum SegmentName {
         guard name.hasPrefix("audit-"), name.hasSuffix(".jsonl") else { return nil }
         let digits = name.dropFirst(6).dropLast(6)
         guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits), number > 0,
-              make(number) == name
+            make(number) == name
         else { return nil }
         return number
     }
@@ -81,9 +81,12 @@ final class SegmentFile {
         }
         let cut = ftruncate(fd, off_t(size)) == 0
         let message = FileSystem.error(action, path, code: code).message
-        throw AuditError(.io, cut
-            ? "\(message); the record was not logged"
-            : "\(message); the record was not logged, and cutting the file back to \(size) bytes failed too (retry will try again)")
+        throw AuditError(
+            .io,
+            cut
+                ? "\(message); the record was not logged"
+                : "\(message); the record was not logged, and cutting the file back to \(size) bytes failed too (retry will try again)"
+        )
     }
 
     /// Forces records written without `durable` to disk.

@@ -30,7 +30,10 @@ public struct StreamGrant: Codable, Sendable, Equatable {
     public var recording: String?
     /// In a cluster: the replica holding the node, through whose peer link the stream went.
     public var viaReplica: String?
-    public init(rule: String? = nil, kubeUser: String? = nil, kubeGroups: [String]? = nil, recording: String? = nil, viaReplica: String? = nil) {
+    public init(
+        rule: String? = nil, kubeUser: String? = nil, kubeGroups: [String]? = nil, recording: String? = nil,
+        viaReplica: String? = nil
+    ) {
         self.rule = rule
         self.kubeUser = kubeUser
         self.kubeGroups = kubeGroups
@@ -58,7 +61,11 @@ public struct StreamParties: Codable, Sendable, Equatable {
     public var operatorName: String?
     public var node: String?
     public var service: String?
-    enum CodingKeys: String, CodingKey { case stream, session, operatorName = "operator", node, service }
+    enum CodingKeys: String, CodingKey {
+        case stream, session
+        case operatorName = "operator"
+        case node, service
+    }
     public init(stream: String, session: String?, operatorName: String?, node: String?, service: String?) {
         self.stream = stream
         self.session = session
@@ -121,7 +128,8 @@ extension StreamParties {
     public init(stream: String, openFields: [String: AuditValue]) {
         var consumed: Set<String> = []
         let fields = openFields.merging(["stream": .string(stream)]) { $1 }
-        self = (try? EventFieldCoder.decode(StreamParties.self, from: fields, consumed: &consumed))
+        self =
+            (try? EventFieldCoder.decode(StreamParties.self, from: fields, consumed: &consumed))
             ?? StreamParties(stream: stream, session: nil, operatorName: nil, node: nil, service: nil)
     }
 }

@@ -1,15 +1,16 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import Multiplex
 import TunnelIO
 import TunnelMetrics
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Where a client dials and how it proves who it is.
 public struct GatewayEndpoint: Sendable {
@@ -34,10 +35,11 @@ public struct GatewayEndpoint: Sendable {
     }
 
     func tlsContext(applicationProtocol: String) throws -> TLSContext {
-        try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
-            applicationProtocols: [applicationProtocol]))
+        try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: identity,
+                peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
+                applicationProtocols: [applicationProtocol]))
     }
 }
 
@@ -85,7 +87,10 @@ public struct EdgeClientConfiguration {
     /// The version announced to the gateway (the CLI adds the source commit).
     public var softwareVersion = TunnelProtocol.softwareVersion
 
-    public init(gateway: GatewayEndpoint, services: [String: LocalService], labels: [String: String] = [:], credentialFiles: NodeCredentialFiles? = nil) {
+    public init(
+        gateway: GatewayEndpoint, services: [String: LocalService], labels: [String: String] = [:],
+        credentialFiles: NodeCredentialFiles? = nil
+    ) {
         self.gateway = gateway
         self.services = services
         self.labels = labels
@@ -137,12 +142,15 @@ public final class EdgeClient {
         self.configuration = configuration
         self.logger = logger
         tlsContext = try configuration.gateway.tlsContext(applicationProtocol: TunnelProtocol.nodeALPN)
-        kubernetes = try configuration.kubernetes.map { try KubernetesService(loop: loop, upstream: $0, logger: logger) }
+        kubernetes = try configuration.kubernetes.map {
+            try KubernetesService(loop: loop, upstream: $0, logger: logger)
+        }
         retryTimer = LoopTimer(loop: loop)
         renewalTimer = LoopTimer(loop: loop)
         let replicas = configuration.gateway.replicas.count
-        rotation = GatewayRotation(count: max(1, replicas), start: Int.random(in: 0..<max(1, replicas)),
-                                   schedule: configuration.reconnect)
+        rotation = GatewayRotation(
+            count: max(1, replicas), start: Int.random(in: 0..<max(1, replicas)),
+            schedule: configuration.reconnect)
     }
 
     public var isConnected: Bool { connection?.isEstablished ?? false }
@@ -178,9 +186,11 @@ public final class EdgeClient {
             return
         }
         let replica = currentReplica
-        dialer = GatewayDialer(loop: loop, host: replica.host, port: replica.port,
-                               timeoutMilliseconds: configuration.connectTimeout.wholeMilliseconds,
-                               addressOffset: Int.random(in: 0..<GatewayDialer.maxAddresses)) { [unowned self] result in
+        dialer = GatewayDialer(
+            loop: loop, host: replica.host, port: replica.port,
+            timeoutMilliseconds: configuration.connectTimeout.wholeMilliseconds,
+            addressOffset: Int.random(in: 0..<GatewayDialer.maxAddresses)
+        ) { [unowned self] result in
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
@@ -196,8 +206,10 @@ public final class EdgeClient {
         configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
         do {
             connection = try MuxConnection.makeClient(
-                on: socket, context: tlsContext, serverName: configuration.gateway.serverName, certificateTime: certificateTime,
-                configuration: configuration.session, handshakeTimeout: configuration.handshakeTimeout, buffers: buffers,
+                on: socket, context: tlsContext, serverName: configuration.gateway.serverName,
+                certificateTime: certificateTime,
+                configuration: configuration.session, handshakeTimeout: configuration.handshakeTimeout,
+                buffers: buffers,
                 delegate: self, logger: logger)
             connection?.start()
         } catch {
@@ -215,21 +227,26 @@ public final class EdgeClient {
         switch failure.code {
         case TunnelErrorCode.replaced:
             milliseconds = max(milliseconds, configuration.replacedBackoff.nextDelay().wholeMilliseconds)
-            logger.error("another machine with this node's identity took over its session at the gateway; each machine needs its own node key (enroll it with its own token)", metadata: [
-                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
-            ])
+            logger.error(
+                "another machine with this node's identity took over its session at the gateway; each machine needs its own node key (enroll it with its own token)",
+                metadata: [
+                    "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+                ])
         case TunnelErrorCode.revoked:
-            logger.error("the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it", metadata: [
-                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
-            ])
+            logger.error(
+                "the gateway revoked this node or refused its certificate; retrying in case an admin re-enrolls it",
+                metadata: [
+                    "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+                ])
         default:
-            logger.warning("gateway unreachable; retrying", metadata: [
-                "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
-            ])
+            logger.warning(
+                "gateway unreachable; retrying",
+                metadata: [
+                    "reason": "\(TunnelErrorCode.describe(failure))", "retry.in_ms": "\(milliseconds)",
+                ])
         }
         retryTimer.start(after: milliseconds) { [unowned self] in dial() }
     }
-
 
     // MARK: - Identity upkeep
 
@@ -263,8 +280,11 @@ public final class EdgeClient {
             case .success(let reply):
                 if adopt(reply, how: "renewed") { scheduleRenewal() }
             case .failure(let failure):
-                logger.warning("certificate renewal failed; retrying in a minute", metadata: ["reason": "\(failure.message)"])
-                renewalTimer.start(after: UInt64(min(60, max(1, (certificate.notAfter - now) / 10))) * 1000) { [unowned self] in renew() }
+                logger.warning(
+                    "certificate renewal failed; retrying in a minute", metadata: ["reason": "\(failure.message)"])
+                renewalTimer.start(after: UInt64(min(60, max(1, (certificate.notAfter - now) / 10))) * 1000) {
+                    [unowned self] in renew()
+                }
             }
         }
     }
@@ -272,9 +292,11 @@ public final class EdgeClient {
     /// After a long power-off the certificate has expired: prove the enrolled key with it on an
     /// enrollment connection and get a fresh one. Revoked or removed nodes are told why.
     private func reenroll() {
-        logger.notice("the node certificate has expired; re-enrolling with it", metadata: [
-            "certificate.not_after": "\(UTCTime.format(certificate.notAfter))",
-        ])
+        logger.notice(
+            "the node certificate has expired; re-enrolling with it",
+            metadata: [
+                "certificate.not_after": "\(UTCTime.format(certificate.notAfter))"
+            ])
         let csr: String
         do {
             csr = try certificateRequest()
@@ -292,7 +314,11 @@ public final class EdgeClient {
             guard let self, !stopped else { return }
             switch result {
             case .success(let reply):
-                if adopt(reply, how: "re-enrolled") { dial() } else { retry(after: Failure(.internalError, "unusable certificate")) }
+                if adopt(reply, how: "re-enrolled") {
+                    dial()
+                } else {
+                    retry(after: Failure(.internalError, "unusable certificate"))
+                }
             case .failure(let failure):
                 if let tlsError, checkClockAfter(tlsError) { return }
                 retry(after: Failure(failure.code ?? .internalError, "re-enrollment failed: \(failure.message)"))
@@ -304,11 +330,14 @@ public final class EdgeClient {
     /// the gateway's time once, on a connection that checks signatures and names but no dates.
     /// Returns true when it took over the retry.
     private func checkClockAfter(_ error: TLSError) -> Bool {
-        guard !clockChecked, error.code == .certificateNotYetValid || error.code == .certificateExpired else { return false }
+        guard !clockChecked, error.code == .certificateNotYetValid || error.code == .certificateExpired else {
+            return false
+        }
         clockChecked = true
         let endpoint = configuration.gateway, replica = currentReplica
         askGatewayTime(
-            loop: loop, host: replica.host, port: replica.port, serverName: endpoint.serverName, gatewayCA: endpoint.gatewayCA,
+            loop: loop, host: replica.host, port: replica.port, serverName: endpoint.serverName,
+            gatewayCA: endpoint.gatewayCA,
             logger: logger
         ) { [weak self] result in
             guard let self, !stopped else { return }
@@ -318,10 +347,13 @@ public final class EdgeClient {
                 let offset = gatewayTime - local
                 if abs(offset) > Self.toleratedClockSkew {
                     clockOffset = offset
-                    logger.error("this machine's clock is wrong; checking certificates at the gateway's time until it is fixed (enable NTP or set the clock)", metadata: [
-                        "clock.local": "\(UTCTime.format(local))", "clock.gateway": "\(UTCTime.format(gatewayTime))",
-                        "clock.offset_s": "\(offset)",
-                    ])
+                    logger.error(
+                        "this machine's clock is wrong; checking certificates at the gateway's time until it is fixed (enable NTP or set the clock)",
+                        metadata: [
+                            "clock.local": "\(UTCTime.format(local))",
+                            "clock.gateway": "\(UTCTime.format(gatewayTime))",
+                            "clock.offset_s": "\(offset)",
+                        ])
                     dial()
                 } else {
                     retry(after: Failure(.internalError, "certificate check failed and the clock is right: \(error)"))
@@ -335,7 +367,9 @@ public final class EdgeClient {
 
     private func certificateRequest() throws -> String {
         let identity = try certificate.tunnelIdentity()
-        return String(decoding: try CertificateSigningRequest(key: configuration.gateway.identity.key, commonName: identity.name).pem(), as: UTF8.self)
+        return String(
+            decoding: try CertificateSigningRequest(key: configuration.gateway.identity.key, commonName: identity.name)
+                .pem(), as: UTF8.self)
     }
 
     /// Checks an issued certificate (our key, our name, the gateway's CA), saves it durably and
@@ -344,19 +378,23 @@ public final class EdgeClient {
         do {
             guard let pem = reply.certificate else { throw FleetFailure("the gateway sent no certificate") }
             let identity = try NodeCredentials.accept(
-                chainPEM: pem, key: configuration.gateway.identity.key, expectedName: try certificate.tunnelIdentity().name,
+                chainPEM: pem, key: configuration.gateway.identity.key,
+                expectedName: try certificate.tunnelIdentity().name,
                 gatewayCA: configuration.gateway.gatewayCA)
             if let files = configuration.credentialFiles {
                 try NodeCredentials.save(certificateChain: pem, gatewayCA: nil, to: files)
             }
             configuration.gateway.identity = TLSIdentity(
                 chain: identity.chain, key: identity.key,
-                certificatePath: configuration.gateway.identity.certificatePath, keyPath: configuration.gateway.identity.keyPath)
+                certificatePath: configuration.gateway.identity.certificatePath,
+                keyPath: configuration.gateway.identity.keyPath)
             tlsContext = try configuration.gateway.tlsContext(applicationProtocol: TunnelProtocol.nodeALPN)
-            logger.info("node certificate \(how)", metadata: [
-                "certificate.not_after": "\(UTCTime.format(identity.chain[0].notAfter))",
-                "certificate.serial": "\(identity.chain[0].serialNumberHex)",
-            ])
+            logger.info(
+                "node certificate \(how)",
+                metadata: [
+                    "certificate.not_after": "\(UTCTime.format(identity.chain[0].notAfter))",
+                    "certificate.serial": "\(identity.chain[0].serialNumberHex)",
+                ])
             onCertificate?(identity.chain[0])
             return true
         } catch {
@@ -378,7 +416,8 @@ public final class EdgeClient {
                 rotation.accepted(now: loop.now)
             }
             handler.stream = try connection.openStream(
-                metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false, handler: handler)
+                metadata: TunnelProtocol.encode(NodeRequest.announce(announcement)), interactive: false,
+                handler: handler)
             connection.finish(handler.stream)
         } catch {
             logger.warning("cannot announce to the gateway", metadata: ["error": "\(error)"])
@@ -430,7 +469,8 @@ public final class EdgeClient {
         do {
             // Bytes the operator pipelined behind the OPEN are queued on the connecting socket.
             var splice: SocketSplice?
-            let socket = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: timeout) { [unowned self] result in
+            let socket = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: timeout) {
+                [unowned self] result in
                 guard let splice else { return }
                 switch result {
                 case .success:
@@ -443,7 +483,8 @@ public final class EdgeClient {
                         splices[ObjectIdentifier(splice)] = nil
                     }
                 case .failure(let error):
-                    logger.notice("local service unreachable", metadata: ["service": "\(request.service)", "error": "\(error)"])
+                    logger.notice(
+                        "local service unreachable", metadata: ["service": "\(request.service)", "error": "\(error)"])
                     metrics.streamServed(service: request.service, outcome: "unreachable")
                     connection.reset(stream, code: TunnelErrorCode.serviceUnreachable)
                     splices[ObjectIdentifier(splice)] = nil
@@ -478,7 +519,9 @@ extension EdgeClient: MuxConnectionDelegate {
         onStateChange?(true, nil)
     }
 
-    public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {
+    public func connection(
+        _ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool
+    ) {
         serve(stream, on: connection, metadata: metadata)
     }
 

@@ -1,13 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import Multiplex
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Resolves the gateway's name and opens a TCP connection to it: the one way every client
 /// side (node, operator, enrollment) reaches the gateway. A name with several addresses (the
@@ -27,8 +28,10 @@ final class GatewayDialer {
     /// `completion` runs once, on the loop, unless `cancel()` comes first.
     /// - Parameter addressOffset: where in the resolved addresses to start (callers spreading a
     ///   fleet over the addresses of one name pass a random number).
-    init(loop: EventLoop, host: String, port: UInt16, timeoutMilliseconds: UInt64, addressOffset: Int = 0,
-         completion: @escaping (Result<StreamConnection, FleetFailure>) -> Void) {
+    init(
+        loop: EventLoop, host: String, port: UInt16, timeoutMilliseconds: UInt64, addressOffset: Int = 0,
+        completion: @escaping (Result<StreamConnection, FleetFailure>) -> Void
+    ) {
         self.loop = loop
         self.completion = completion
         let target = "\(host):\(port)"
@@ -63,7 +66,9 @@ final class GatewayDialer {
             }
         }
         do {
-            pendingSocket = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: timeoutMilliseconds) { [self] result in
+            pendingSocket = try StreamConnection.connect(
+                loop: loop, to: address, timeoutMilliseconds: timeoutMilliseconds
+            ) { [self] result in
                 let socket = pendingSocket
                 pendingSocket = nil
                 switch result {
@@ -100,7 +105,8 @@ extension MuxConnection {
     /// caller keeps it and then calls `start()`, so that callbacks find it already kept. On
     /// failure the socket is closed and the error thrown.
     static func makeClient(
-        on socket: StreamConnection, context: TLSContext, serverName: String, certificateTime: TLSConnection.CertificateTime = .systemClock,
+        on socket: StreamConnection, context: TLSContext, serverName: String,
+        certificateTime: TLSConnection.CertificateTime = .systemClock,
         configuration: SessionConfiguration = SessionConfiguration(), handshakeTimeout: Duration = .seconds(10),
         buffers: MuxBuffers = MuxBuffers(), delegate: MuxConnectionDelegate, logger: Logger
     ) throws -> MuxConnection {
@@ -138,9 +144,13 @@ final class EnrollmentCall: MuxConnectionDelegate {
     ///   - identity: none for a new node; the expired certificate for re-enrollment.
     ///   - completion: the reply, or a sentence and the TLS error if the handshake failed.
     @discardableResult
-    init(loop: EventLoop, host: String, port: UInt16, serverName: String, verification: TLSConfiguration.PeerVerification,
-         identity: TLSIdentity?, certificateTime: TLSConnection.CertificateTime, request: EnrollmentRequest, logger: Logger,
-         completion: @escaping (Result<CertificateReply, FleetFailure>, TLSError?) -> Void) {
+    init(
+        loop: EventLoop, host: String, port: UInt16, serverName: String,
+        verification: TLSConfiguration.PeerVerification,
+        identity: TLSIdentity?, certificateTime: TLSConnection.CertificateTime, request: EnrollmentRequest,
+        logger: Logger,
+        completion: @escaping (Result<CertificateReply, FleetFailure>, TLSError?) -> Void
+    ) {
         self.loop = loop
         self.logger = logger
         self.request = request
@@ -148,8 +158,10 @@ final class EnrollmentCall: MuxConnectionDelegate {
         keepAlive = self
         let context: TLSContext
         do {
-            context = try TLSContext(configuration: TLSConfiguration(
-                role: .client, identity: identity, peerVerification: verification, applicationProtocols: [TunnelProtocol.enrollALPN]))
+            context = try TLSContext(
+                configuration: TLSConfiguration(
+                    role: .client, identity: identity, peerVerification: verification,
+                    applicationProtocols: [TunnelProtocol.enrollALPN]))
         } catch {
             finish(.failure(FleetFailure("cannot set up TLS: \(error)")), nil)
             return
@@ -160,7 +172,8 @@ final class EnrollmentCall: MuxConnectionDelegate {
             case .success(let socket):
                 do {
                     connection = try MuxConnection.makeClient(
-                        on: socket, context: context, serverName: serverName, certificateTime: certificateTime, delegate: self, logger: logger)
+                        on: socket, context: context, serverName: serverName, certificateTime: certificateTime,
+                        delegate: self, logger: logger)
                     connection?.start()
                 } catch {
                     finish(.failure(FleetFailure("cannot start TLS: \(error)")), nil)
@@ -198,8 +211,10 @@ final class EnrollmentCall: MuxConnectionDelegate {
     func connectionClosed(_ connection: MuxConnection, failure: Failure) {
         let reason = refusal ?? failure
         let tlsFailure = connection.tlsFailure
-        finish(.failure(FleetFailure(
-            "the gateway ended the enrollment connection: \(tlsFailure.map { "\($0)" } ?? reason.reason)",
-            isFinal: tlsFailure?.code == .pinMismatch)), tlsFailure)
+        finish(
+            .failure(
+                FleetFailure(
+                    "the gateway ended the enrollment connection: \(tlsFailure.map { "\($0)" } ?? reason.reason)",
+                    isFinal: tlsFailure?.code == .pinMismatch)), tlsFailure)
     }
 }

@@ -1,14 +1,15 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Multiplex
 import TunnelHTTP
 import TunnelIO
 import TunnelKube
 import TunnelRuntime
 import TunnelTLS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// One operator HTTP connection (a mux stream) carried to the API server over TLS: every
 /// request head is rewritten by `ImpersonationRewrite` (not only the first on a keep-alive
@@ -41,8 +42,10 @@ final class KubernetesProxyStream: StreamHandler {
     private var onEnd: ((KubernetesProxyStream) -> Void)?
     private var scratch = [UInt8](repeating: 0, count: TLSConnection.recommendedReadBufferSize)
 
-    init(service: KubernetesService, connection: MuxConnection, stream: StreamID, rewrite: ImpersonationRewrite,
-         onEnd: @escaping (KubernetesProxyStream) -> Void) throws {
+    init(
+        service: KubernetesService, connection: MuxConnection, stream: StreamID, rewrite: ImpersonationRewrite,
+        onEnd: @escaping (KubernetesProxyStream) -> Void
+    ) throws {
         self.service = service
         self.connection = connection
         self.stream = stream
@@ -52,7 +55,9 @@ final class KubernetesProxyStream: StreamHandler {
         tls = try TLSConnection(context: service.context, serverHost: upstream.serverName)
         let address = try SocketAddress(ip: upstream.host, port: upstream.port)
         connection.attach(self, to: stream)
-        socket = try StreamConnection.connect(loop: service.loop, to: address, timeoutMilliseconds: KubernetesService.connectTimeoutMilliseconds) { [weak self] result in
+        socket = try StreamConnection.connect(
+            loop: service.loop, to: address, timeoutMilliseconds: KubernetesService.connectTimeoutMilliseconds
+        ) { [weak self] result in
             self?.connectFinished(result)
         }
     }
@@ -113,7 +118,8 @@ final class KubernetesProxyStream: StreamHandler {
                 chunkedRequest = head.values("Transfer-Encoding").contains { $0.lowercased().contains("chunked") }
                 plaintext += try rewrite.encodedRewrite(head)
             case .body(let body):
-                plaintext += chunkedRequest ? Array(String(body.count, radix: 16).utf8) + [13, 10] + body + [13, 10] : body
+                plaintext +=
+                    chunkedRequest ? Array(String(body.count, radix: 16).utf8) + [13, 10] + body + [13, 10] : body
             case .end:
                 if chunkedRequest { plaintext += Array("0\r\n\r\n".utf8) }
             case .raw(let bytes):
@@ -147,8 +153,13 @@ final class KubernetesProxyStream: StreamHandler {
     private func refuse(_ error: KubeProxyError) {
         service.logger.notice("kubernetes request refused", metadata: ["error": "\(error)", "stream.id": "\(stream)"])
         if !conversation.isRaw, conversation.unanswered.isEmpty {
-            let body = Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"\#(error.description.replacing("\"", with: "'")) (refused by the node's tunnel client)","code":\#(error.responseStatus)}"#.utf8) + [10]
-            let head = Array("HTTP/1.1 \(error.responseStatus) Refused\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+            let body =
+                Array(
+                    #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"\#(error.description.replacing("\"", with: "'")) (refused by the node's tunnel client)","code":\#(error.responseStatus)}"#
+                        .utf8) + [10]
+            let head = Array(
+                "HTTP/1.1 \(error.responseStatus) Refused\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                    .utf8)
             _ = try? connection.write((head + body)[...], on: stream)
             connection.finish(stream)
         } else {
@@ -233,7 +244,7 @@ final class KubernetesProxyStream: StreamHandler {
     private func encryptPending() {
         guard case .done = tls.handshakeState, !pendingPlaintext.isEmpty else { return }
         guard !serverDone else {
-            pendingPlaintext = []  // the API server has gone: a late close frame from kubectl has nobody to reach
+            pendingPlaintext = [] // the API server has gone: a late close frame from kubectl has nobody to reach
             return
         }
         do {

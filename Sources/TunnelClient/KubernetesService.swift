@@ -20,8 +20,10 @@ public struct KubernetesUpstream: Sendable {
     /// A service account's token, or nil with a client certificate.
     public var bearerToken: String?
 
-    public init(host: String, port: UInt16, serverName: String, certificateAuthority: Certificate,
-                clientIdentity: TLSIdentity?, bearerToken: String?) {
+    public init(
+        host: String, port: UInt16, serverName: String, certificateAuthority: Certificate,
+        clientIdentity: TLSIdentity?, bearerToken: String?
+    ) {
         self.host = host
         self.port = port
         self.serverName = serverName
@@ -66,9 +68,12 @@ public final class KubernetesService {
             connection.reset(stream, code: TunnelErrorCode.badRequest)
             return
         }
-        let rewrite = ImpersonationRewrite(user: identity.user, groups: identity.groups, bearerToken: upstream.bearerToken)
+        let rewrite = ImpersonationRewrite(
+            user: identity.user, groups: identity.groups, bearerToken: upstream.bearerToken)
         do {
-            let proxy = try KubernetesProxyStream(service: self, connection: connection, stream: stream, rewrite: rewrite) { [unowned self] proxy in
+            let proxy = try KubernetesProxyStream(
+                service: self, connection: connection, stream: stream, rewrite: rewrite
+            ) { [unowned self] proxy in
                 streams[ObjectIdentifier(proxy)] = nil
             }
             streams[ObjectIdentifier(proxy)] = proxy

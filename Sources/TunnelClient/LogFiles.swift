@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Glibc
 import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Lexical path rules for file log sources, shared by the configuration check and the service.
 public enum LogPaths {
@@ -98,18 +99,24 @@ final class LogFile {
             return .failure(LogRefusal("cannot open \(path): \(String(cString: strerror(errno)))"))
         }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG, FileIdentity(status) == FileIdentity(checked) else {
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+            FileIdentity(status) == FileIdentity(checked)
+        else {
             Glibc.close(descriptor)
             return .failure(LogRefusal("\(path) changed while it was opened; it is not served"))
         }
-        return .success(LogFile(descriptor: descriptor, identity: FileIdentity(status), lines: LineFramer(prefix: prefix)))
+        return .success(
+            LogFile(descriptor: descriptor, identity: FileIdentity(status), lines: LineFramer(prefix: prefix)))
     }
 
     /// Opens `relative` (no `.`, `..` or symlinks: a real path) under `root` one component at
     /// a time, following no symlink; -1 with errno set on failure.
     private static func openBeneath(_ root: String, _ relative: String) -> Int32 {
         let components = relative.split(separator: "/").map(String.init)
-        guard let last = components.last else { errno = EISDIR; return -1 }
+        guard let last = components.last else {
+            errno = EISDIR
+            return -1
+        }
         var directory = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         for component in components.dropLast() where directory >= 0 {
             let next = openat(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -147,7 +154,9 @@ final class LogFile {
 
     private func read(at position: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var count: Int
-        repeat { count = pread(descriptor, buffer.baseAddress, buffer.count, off_t(position)) } while count < 0 && errno == EINTR
+        repeat {
+            count = pread(descriptor, buffer.baseAddress, buffer.count, off_t(position))
+        } while count < 0 && errno == EINTR
         return max(0, count)
     }
 
@@ -163,7 +172,9 @@ final class LogFile {
         while position > floor {
             let count = Int(min(Int64(buffer.count), position - floor))
             let start = position - Int64(count)
-            guard read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count])) == count else { return earliestLineStart }
+            guard read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count])) == count else {
+                return earliestLineStart
+            }
             for index in stride(from: count - 1, through: 0, by: -1) where buffer[index] == UInt8(ascii: "\n") {
                 let lineStart = start + Int64(index) + 1
                 // The newline that ends the file ends its last line; it starts none.
@@ -215,7 +226,9 @@ final class LogFiles {
     /// modified since `since` (Unix seconds) contribute no lines, but are followed from their end.
     /// Throws a refusal when `pattern` is a single file that is missing or not servable, or
     /// when a one-shot read's glob matches no file.
-    init(pattern: String, root: String, lines: Int, since: Int64?, follow: Bool, filter: LineFilter, logger: Logger) throws(LogRefusal) {
+    init(pattern: String, root: String, lines: Int, since: Int64?, follow: Bool, filter: LineFilter, logger: Logger)
+        throws(LogRefusal)
+    {
         guard let realRoot = LogPaths.realPath(root) else {
             throw LogRefusal("the log root \(root) does not exist on this node")
         }
@@ -244,7 +257,8 @@ final class LogFiles {
         }
         // A one-shot read of nothing is a mistake worth a sentence; a follow waits for files.
         if opened.isEmpty, !isGlob || !follow {
-            throw LogRefusal(isGlob ? "\(pattern) matches no file on this node" : "\(pattern) does not exist on this node")
+            throw LogRefusal(
+                isGlob ? "\(pattern) matches no file on this node" : "\(pattern) does not exist on this node")
         }
         files = opened.sorted { $0.modified < $1.modified }.map(\.file)
     }
@@ -262,9 +276,11 @@ final class LogFiles {
         let count = Int(matches.gl_pathc)
         if count > Self.maxFiles, !reportedTooManyFiles {
             reportedTooManyFiles = true
-            logger.warning("log source matches too many files; reading the first ones", metadata: [
-                "log.pattern": "\(pattern)", "log.matches": "\(count)", "log.read": "\(Self.maxFiles)",
-            ])
+            logger.warning(
+                "log source matches too many files; reading the first ones",
+                metadata: [
+                    "log.pattern": "\(pattern)", "log.matches": "\(count)", "log.read": "\(Self.maxFiles)",
+                ])
         }
         return (0..<min(count, Self.maxFiles)).compactMap { matches.gl_pathv[$0].map { String(cString: $0) } }
     }
@@ -294,7 +310,9 @@ final class LogFiles {
             let file = files[index]
             while used < budget {
                 let limit = file.end.map { Int(min(Int64(Self.chunkSize), $0 - file.offset)) } ?? Self.chunkSize
-                let count = limit > 0 ? file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(limit, budget - used)])) : 0
+                let count =
+                    limit > 0
+                    ? file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(limit, budget - used)])) : 0
                 guard count > 0 else { break }
                 file.offset += Int64(count)
                 used += count

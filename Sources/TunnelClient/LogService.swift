@@ -1,12 +1,13 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import Multiplex
 import TunnelIO
 import TunnelRuntime
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Why a log read was refused or a log source is invalid: a sentence for the operator, or for
 /// whoever wrote the client's configuration.
@@ -31,7 +32,8 @@ public enum LogSource: Sendable, Equatable {
             let unit = String(text.dropFirst(journaldPrefix.count))
             // systemd's unit name characters; never a leading '-', so it cannot read as an option.
             let allowed = unit.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                     || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array(":_.@-\\".utf8).contains(byte)
             }
             guard !unit.isEmpty, unit.utf8.count <= 256, allowed, !unit.hasPrefix("-") else {
@@ -40,7 +42,9 @@ public enum LogSource: Sendable, Equatable {
             return .journald(unit: unit)
         }
         guard text.hasPrefix("/") else {
-            throw LogRefusal("\"\(text)\" is neither an absolute file path or glob nor journald:UNIT (e.g. /var/log/syslog, /var/log/app/*.log, journald:k3s)")
+            throw LogRefusal(
+                "\"\(text)\" is neither an absolute file path or glob nor journald:UNIT (e.g. /var/log/syslog, /var/log/app/*.log, journald:k3s)"
+            )
         }
         guard !text.hasSuffix("/") else {
             throw LogRefusal("\"\(text)\" names a directory; name its files (e.g. \(text)*.log)")
@@ -91,7 +95,10 @@ public struct LogRequest: Sendable, Equatable {
         static let all = [source, lines, follow, since, grep]
     }
 
-    public init(source: String? = nil, lines: Int = defaultLines, follow: Bool = false, sinceSeconds: Int64? = nil, grep: String? = nil) {
+    public init(
+        source: String? = nil, lines: Int = defaultLines, follow: Bool = false, sinceSeconds: Int64? = nil,
+        grep: String? = nil
+    ) {
         self.source = source
         self.lines = lines
         self.follow = follow
@@ -175,16 +182,22 @@ public final class LogService: BuiltInService {
             let logger = connection.logger
             switch sources[name]! {
             case .files(let pattern):
-                let files = try LogFiles(pattern: pattern, root: root, lines: request.lines, since: since, follow: request.follow,
-                                         filter: filter, logger: logger)
-                try accept(FileLogStream(connection: connection, stream: stream, files: files, follow: request.follow), stream, connection)
+                let files = try LogFiles(
+                    pattern: pattern, root: root, lines: request.lines, since: since, follow: request.follow,
+                    filter: filter, logger: logger)
+                try accept(
+                    FileLogStream(connection: connection, stream: stream, files: files, follow: request.follow), stream,
+                    connection)
             case .journald(let unit):
-                var arguments = [journalctl, "--unit=\(unit)", "--lines=\(request.lines)", "--no-pager", "--output=short-iso"]
+                var arguments = [
+                    journalctl, "--unit=\(unit)", "--lines=\(request.lines)", "--no-pager", "--output=short-iso",
+                ]
                 if let since { arguments.append("--since=@\(since)") }
                 if request.follow { arguments.append("--follow") }
                 let journal: JournalLogStream
                 do {
-                    journal = try JournalLogStream(connection: connection, stream: stream, arguments: arguments, filter: filter)
+                    journal = try JournalLogStream(
+                        connection: connection, stream: stream, arguments: arguments, filter: filter)
                 } catch {
                     throw LogRefusal("cannot read the journal of \(unit): \(error)")
                 }
@@ -192,7 +205,8 @@ public final class LogService: BuiltInService {
             }
             logger.info("serving logs", metadata: ["stream.id": "\(stream)", "log.source": "\(name)"])
         } catch {
-            connection.logger.notice("log request refused", metadata: ["stream.id": "\(stream)", "reason": "\(error.message)"])
+            connection.logger.notice(
+                "log request refused", metadata: ["stream.id": "\(stream)", "reason": "\(error.message)"])
             try? connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: error.message)))
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }

@@ -142,7 +142,9 @@ final class JournalLogStream: LogReader {
         let logger = connection.logger
         child = try ChildProcess(loop: connection.loop, arguments: arguments) { termination in
             guard termination.status != 0 || termination.signal != 0 else { return }
-            logger.debug("journalctl ended", metadata: ["exit.status": "\(termination.status)", "exit.signal": "\(termination.signal)"])
+            logger.debug(
+                "journalctl ended",
+                metadata: ["exit.status": "\(termination.status)", "exit.signal": "\(termination.signal)"])
         }
     }
 

@@ -27,7 +27,8 @@ final class LoginShell {
         var error = [CChar](repeating: 0, count: 512)
         let status = error.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
         guard status == 0 else {
-            throw Failure(TunnelErrorCode.serviceUnreachable, error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+            throw Failure(
+                TunnelErrorCode.serviceUnreachable, error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
     }
 
@@ -36,7 +37,10 @@ final class LoginShell {
     /// before calling this, so the child's exit cannot go unnoticed.
     init(loop: EventLoop, user: String, parameters: ShellParameters) throws(Failure) {
         var shell = cpty_shell()
-        try Self.callReportingSentence { cpty_spawn_login_shell(user, parameters.term, parameters.command, parameters.columns, parameters.rows, &shell, $0, $1) }
+        try Self.callReportingSentence {
+            cpty_spawn_login_shell(
+                user, parameters.term, parameters.command, parameters.columns, parameters.rows, &shell, $0, $1)
+        }
         do {
             terminal = try StreamConnection.openPipe(loop: loop, fileDescriptor: shell.master_fd)
         } catch {

@@ -1,13 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import TunnelIO
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Where a node keeps its identity: its key (made on the node, never sent anywhere), its
 /// certificate, and the CA certificate that verifies the gateway.
@@ -41,7 +42,9 @@ public enum NodeCredentials {
 
     /// Checks what the gateway issued: a chain whose leaf certifies our key, names us (when we
     /// know our name) and was signed by the CA we trust or pinned.
-    public static func accept(chainPEM: String, key: PrivateKey, expectedName: String?, gatewayCA: Certificate?, pin: [UInt8]? = nil) throws -> TLSIdentity {
+    public static func accept(
+        chainPEM: String, key: PrivateKey, expectedName: String?, gatewayCA: Certificate?, pin: [UInt8]? = nil
+    ) throws -> TLSIdentity {
         let chain = try Certificate.chainFromPEM(Array(chainPEM.utf8), source: "the gateway's reply")
         guard chain.count >= 2, let leaf = chain.first, let authority = chain.last else {
             throw FleetFailure("the gateway sent no certificate chain")
@@ -83,31 +86,42 @@ public enum NodeCredentials {
         let csr: String
         do {
             key = try loadOrCreateKey(at: files.key)
-            csr = String(decoding: try CertificateSigningRequest(key: key, commonName: nodeName ?? "node").pem(), as: UTF8.self)
+            csr = String(
+                decoding: try CertificateSigningRequest(key: key, commonName: nodeName ?? "node").pem(), as: UTF8.self)
         } catch {
             return completion(.failure(FleetFailure("cannot prepare the node key \(files.key): \(error)")))
         }
         // Node names are lower-case (docs/TUNNEL.md §6); a host called PLC-07 enrolls as plc-07.
         let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map { Names.asciiLowercased($0) }
-        let request = EnrollmentRequest.redeem(RedeemRequest(
-            tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels, csr: csr))
+        let request = EnrollmentRequest.redeem(
+            RedeemRequest(
+                tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels,
+                csr: csr))
         func call(at time: TLSConnection.CertificateTime, checkClock: Bool) {
             EnrollmentCall(
-                loop: loop, host: host, port: port, serverName: serverName, verification: .pinnedCA(sha256: token.caPin),
+                loop: loop, host: host, port: port, serverName: serverName,
+                verification: .pinnedCA(sha256: token.caPin),
                 identity: nil, certificateTime: time, request: request, logger: logger
             ) { result, tlsError in
                 switch result {
                 case .success(let reply):
                     do {
                         guard let pem = reply.certificate else { throw FleetFailure("the gateway sent no certificate") }
-                        let identity = try accept(chainPEM: pem, key: key, expectedName: nil, gatewayCA: nil, pin: token.caPin)
+                        let identity = try accept(
+                            chainPEM: pem, key: key, expectedName: nil, gatewayCA: nil, pin: token.caPin)
                         try save(certificateChain: pem, gatewayCA: identity.chain.last, to: files)
-                        completion(.success(TLSIdentity(chain: identity.chain, key: key, certificatePath: files.certificate, keyPath: files.key)))
+                        completion(
+                            .success(
+                                TLSIdentity(
+                                    chain: identity.chain, key: key, certificatePath: files.certificate,
+                                    keyPath: files.key)))
                     } catch {
                         completion(.failure(FleetFailure("enrollment reply unusable: \(error)")))
                     }
                 case .failure(let failure):
-                    guard checkClock, let code = tlsError?.code, code == .certificateNotYetValid || code == .certificateExpired else {
+                    guard checkClock, let code = tlsError?.code,
+                        code == .certificateNotYetValid || code == .certificateExpired
+                    else {
                         return completion(.failure(failure))
                     }
                     askTime(then: call)
@@ -116,15 +130,19 @@ public enum NodeCredentials {
         }
         func askTime(then retry: @escaping (TLSConnection.CertificateTime, Bool) -> Void) {
             EnrollmentCall(
-                loop: loop, host: host, port: port, serverName: serverName, verification: .pinnedCA(sha256: token.caPin),
+                loop: loop, host: host, port: port, serverName: serverName,
+                verification: .pinnedCA(sha256: token.caPin),
                 identity: nil, certificateTime: .unchecked, request: .time, logger: logger
             ) { result, _ in
                 switch result {
                 case .success(let reply):
                     let local = Int64(Date().timeIntervalSince1970)
-                    logger.error("this machine's clock is wrong; enrolling at the gateway's time (enable NTP or set the clock)", metadata: [
-                        "clock.local": "\(UTCTime.format(local))", "clock.gateway": "\(UTCTime.format(reply.gatewayTime))",
-                    ])
+                    logger.error(
+                        "this machine's clock is wrong; enrolling at the gateway's time (enable NTP or set the clock)",
+                        metadata: [
+                            "clock.local": "\(UTCTime.format(local))",
+                            "clock.gateway": "\(UTCTime.format(reply.gatewayTime))",
+                        ])
                     retry(.fixed(reply.gatewayTime), false)
                 case .failure(let failure):
                     completion(.failure(failure))

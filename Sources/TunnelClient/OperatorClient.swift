@@ -1,13 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import Multiplex
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Why an operator command could not do what it was asked; `message` is meant for the operator.
 public struct OperatorFailure: Error, CustomStringConvertible {
@@ -66,12 +67,14 @@ public final class OperatorClient {
     /// Connects and completes the TLS handshake; `completion` gets the connection or a sentence.
     public func connect(_ completion: @escaping (Result<MuxConnection, OperatorFailure>) -> Void) {
         onConnected = completion
-        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) { [weak self] result in
+        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) {
+            [weak self] result in
             guard let self else { return }
             dialer = nil
             switch result {
             case .success(let socket): startSession(on: socket)
-            case .failure(let failure): finishConnecting(.failure(OperatorFailure(failure.message, cause: .unreachable)))
+            case .failure(let failure):
+                finishConnecting(.failure(OperatorFailure(failure.message, cause: .unreachable)))
             }
         }
     }
@@ -79,7 +82,8 @@ public final class OperatorClient {
     private func startSession(on socket: StreamConnection) {
         try? socket.setNoDelay(true)
         do {
-            connection = try MuxConnection.makeClient(on: socket, context: tlsContext, serverName: endpoint.serverName, delegate: self, logger: logger)
+            connection = try MuxConnection.makeClient(
+                on: socket, context: tlsContext, serverName: endpoint.serverName, delegate: self, logger: logger)
             connection?.start()
         } catch {
             finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)", cause: .local)))
@@ -109,7 +113,9 @@ public final class OperatorClient {
     // MARK: - Requests
 
     /// `tunnel nodes`: the gateway's list of known nodes.
-    public func listNodes(on connection: MuxConnection, _ completion: @escaping (Result<NodeList, OperatorFailure>) -> Void) {
+    public func listNodes(
+        on connection: MuxConnection, _ completion: @escaping (Result<NodeList, OperatorFailure>) -> Void
+    ) {
         ask(.listNodes, on: connection, reply: NodeList.self, completion)
     }
 
@@ -126,26 +132,33 @@ public final class OperatorClient {
     /// Opens a stream to `service` on `node` and splices it to `input`/`output` once the node
     /// accepted. `completion` runs once: nil when both directions finished, or a sentence.
     public func splice(
-        on connection: MuxConnection, node: String, service: String, parameters: [String: String]? = nil, interactive: Bool,
+        on connection: MuxConnection, node: String, service: String, parameters: [String: String]? = nil,
+        interactive: Bool,
         input: StreamConnection, output: StreamConnection, completion: @escaping (OperatorFailure?) -> Void
     ) {
         var spliceKey: ObjectIdentifier?
         var refusal: StreamRefusal?
         // Weak: `close` ends the connection a loop turn later, when the client may be gone.
-        let splice = SocketSplice(connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true) { [weak self] failure in
+        let splice = SocketSplice(
+            connection: connection, stream: 0, input: input, output: output, startWhenAccepted: true
+        ) { [weak self] failure in
             if let spliceKey, let removed = self?.splices.removeValue(forKey: spliceKey) { refusal = removed.refusal }
-            completion(failure.map { failure in
-                if let refusal { return .streamEnded(failure, refusal.message) }
-                return .streamEnded(failure, failure.code.isApplicationCode || failure.code == .refusedStream
-                    ? TunnelErrorCode.explain(failure, node: node, service: service)
-                    : "stream to \(service) on \(node) ended: \(failure.reason)")
-            })
+            completion(
+                failure.map { failure in
+                    if let refusal { return .streamEnded(failure, refusal.message) }
+                    return .streamEnded(
+                        failure,
+                        failure.code.isApplicationCode || failure.code == .refusedStream
+                            ? TunnelErrorCode.explain(failure, node: node, service: service)
+                            : "stream to \(service) on \(node) ended: \(failure.reason)")
+                })
         }
         spliceKey = ObjectIdentifier(splice)
         splices[ObjectIdentifier(splice)] = splice
         do {
             let request = OperatorRequest.connect(node: node, service: service, parameters: parameters)
-            splice.stream = try connection.openStream(metadata: TunnelProtocol.encode(request), interactive: interactive, handler: splice)
+            splice.stream = try connection.openStream(
+                metadata: TunnelProtocol.encode(request), interactive: interactive, handler: splice)
         } catch {
             splices[ObjectIdentifier(splice)] = nil
             input.close()
@@ -166,7 +179,9 @@ extension OperatorClient: MuxConnectionDelegate {
         finishConnecting(.success(connection))
     }
 
-    public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {
+    public func connection(
+        _ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool
+    ) {
         connection.reset(stream, code: .refusedStream)
     }
 
@@ -179,7 +194,8 @@ extension OperatorClient: MuxConnectionDelegate {
         if onConnected != nil {
             // A GOAWAY with a tunnel code is a refusal (revoked, wrong role); without one, the handshake failed.
             let cause: OperatorFailure.Cause = reason.code.isApplicationCode ? .refused(reason.code) : .handshake
-            finishConnecting(.failure(OperatorFailure("the gateway refused the connection: \(reason.reason)", cause: cause)))
+            finishConnecting(
+                .failure(OperatorFailure("the gateway refused the connection: \(reason.reason)", cause: cause)))
         } else {
             onClosed?(reason)
         }

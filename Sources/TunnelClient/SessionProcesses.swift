@@ -13,8 +13,11 @@ package enum SessionProcesses {
         defer { closedir(directory) }
         var groups: Set<pid_t> = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let pid = pid_t(name), let member = statFields(of: pid), member.session == session, !member.ended else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), let member = statFields(of: pid), member.session == session, !member.ended
+            else { continue }
             groups.insert(member.group)
         }
         return groups
@@ -33,7 +36,8 @@ package enum SessionProcesses {
         // After the name: state, ppid, pgrp, session.
         let fields = buffer[(nameEnd + 1)..<count].split(separator: UInt8(ascii: " "), maxSplits: 5)
         guard fields.count >= 4, let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
-              let session = pid_t(String(decoding: fields[3], as: UTF8.self)) else { return nil }
+            let session = pid_t(String(decoding: fields[3], as: UTF8.self))
+        else { return nil }
         let state = fields[0].first
         return (state == UInt8(ascii: "Z") || state == UInt8(ascii: "X"), group, session)
     }

@@ -30,7 +30,9 @@ public final class ShellService: BuiltInService {
             }
             sessions[ObjectIdentifier(session)] = session
         } catch {
-            connection.logger.notice("shell refused", metadata: ["stream.id": "\(stream)", "shell.user": "\(user)", "reason": "\(error.reason)"])
+            connection.logger.notice(
+                "shell refused",
+                metadata: ["stream.id": "\(stream)", "shell.user": "\(user)", "reason": "\(error.reason)"])
             // ACCEPT carries the sentence (a RESET carries only a code), then the RESET.
             try? connection.accept(stream, metadata: TunnelProtocol.encode(StreamRefusal(message: error.reason)))
             connection.reset(stream, code: error.code)
@@ -67,14 +69,18 @@ private final class ShellSession {
 
     /// Starts the shell and accepts the stream. Throws, with nothing left running and the stream
     /// untouched for the caller to refuse, when the shell cannot start.
-    init(connection: MuxConnection, stream id: StreamID, user: String, parameters: ShellParameters,
-         onDone: @escaping (ShellSession) -> Void) throws(Failure) {
+    init(
+        connection: MuxConnection, stream id: StreamID, user: String, parameters: ShellParameters,
+        onDone: @escaping (ShellSession) -> Void
+    ) throws(Failure) {
         logger = connection.logger
         streamID = id
         var session: ShellSession?
         // Watching before the fork, so the child's exit is noticed however soon it comes.
         do {
-            childWatcher = try SignalWatcher(loop: connection.loop, signal: .childExited) { _ in session?.childMayHaveExited() }
+            childWatcher = try SignalWatcher(loop: connection.loop, signal: .childExited) { _ in
+                session?.childMayHaveExited()
+            }
         } catch {
             throw Failure(TunnelErrorCode.serviceUnreachable, "cannot watch for the shell's exit: \(error)")
         }
@@ -86,7 +92,8 @@ private final class ShellSession {
         }
         timer = LoopTimer(loop: connection.loop)
         self.onDone = onDone
-        let stream = ShellStream(connection: connection, stream: id, receiving: .toNode) { [self] event in handle(event) }
+        let stream = ShellStream(connection: connection, stream: id, receiving: .toNode) { [self] event in handle(event)
+        }
         self.stream = stream
         session = self
         var metadata: Logger.Metadata = [
@@ -139,7 +146,7 @@ private final class ShellSession {
             hangUp()
             finishIfDone()
         case .accepted, .exit:
-            break  // the node opens no shell streams, and the decoder refuses exit frames towards it
+            break // the node opens no shell streams, and the decoder refuses exit frames towards it
         }
     }
 
@@ -178,7 +185,9 @@ private final class ShellSession {
         timer.stop()
         if !streamDone {
             streamDone = true
-            logger.info("shell exited", metadata: ["stream.id": "\(streamID)", "shell.pid": "\(shell.pid)", "shell.exit_status": "\(status)"])
+            logger.info(
+                "shell exited",
+                metadata: ["stream.id": "\(streamID)", "shell.pid": "\(shell.pid)", "shell.exit_status": "\(status)"])
             _ = try? stream?.send(.exit(status: status))
             stream?.finish()
         }

@@ -28,7 +28,9 @@ public struct SocksRequest: Sendable, Equatable {
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> Progress {
         buffer += bytes
-        guard buffer.count <= Self.maxBytes else { return .refuse(reply: [], reason: "not a SOCKS5 client (too many bytes)") }
+        guard buffer.count <= Self.maxBytes else {
+            return .refuse(reply: [], reason: "not a SOCKS5 client (too many bytes)")
+        }
         if !greeted {
             guard buffer.count >= 2 else { return .needMore(reply: []) }
             guard buffer[0] == 5 else { return .refuse(reply: [], reason: "not a SOCKS5 client") }
@@ -51,7 +53,9 @@ public struct SocksRequest: Sendable, Equatable {
             return .refuse(reply: [5, 7, 0, 1, 0, 0, 0, 0, 0, 0], reason: "only SOCKS5 CONNECT is served")
         }
         guard buffer[3] == 3 else {
-            return .refuse(reply: [5, 8, 0, 1, 0, 0, 0, 0, 0, 0], reason: "connect by node name (the kubeconfig's server is http://NODE), not by address")
+            return .refuse(
+                reply: [5, 8, 0, 1, 0, 0, 0, 0, 0, 0],
+                reason: "connect by node name (the kubeconfig's server is http://NODE), not by address")
         }
         let length = Int(buffer[4])
         guard buffer.count >= 5 + length + 2 else { return .needMore(reply: []) }

@@ -4,21 +4,25 @@ import Logging
 import TunnelClient
 import TunnelIO
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// How an admin command reaches the gateway: its local admin socket (root on the gateway host),
 /// or an operator connection whose user has an admin role.
 struct AdminOptions: ParsableArguments {
     static let defaultSocket = "/var/lib/tunnel/gateway/admin.sock"
 
-    @Option(help: "The gateway's admin socket (default \(defaultSocket) when it exists; otherwise your operator login is used)")
+    @Option(
+        help:
+            "The gateway's admin socket (default \(defaultSocket) when it exists; otherwise your operator login is used)"
+    )
     var adminSocket: String?
     @OptionGroup var operatorOptions: OperatorOptions
 
     /// Sends one request and returns the reply; a refusal or an error reply is one line and exit 1.
     func send(_ request: AdminRequest) throws(CommandFailure) -> AdminReply {
-        let socket = adminSocket ?? (FileManager.default.fileExists(atPath: Self.defaultSocket) ? Self.defaultSocket : nil)
+        let socket =
+            adminSocket ?? (FileManager.default.fileExists(atPath: Self.defaultSocket) ? Self.defaultSocket : nil)
         var outcome: Result<AdminReply, FleetFailure>?
         if let socket {
             let loop: EventLoop
@@ -52,7 +56,9 @@ func parseLabels(_ entries: [String], flag: String) throws(CommandFailure) -> [S
     var labels: [String: String] = [:]
     for entry in entries {
         let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty else { throw .usage("\(flag): \"\(entry)\" is not KEY=VALUE (e.g. site=plant-a)", .usage) }
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw .usage("\(flag): \"\(entry)\" is not KEY=VALUE (e.g. site=plant-a)", .usage)
+        }
         labels[parts[0]] = parts[1]
     }
     return labels
@@ -119,8 +125,9 @@ public struct TokenCreateCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let spec = TokenSpec(nodeName: node, namePrefix: namePrefix, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"),
-                             uses: uses, labels: try parseLabels(label, flag: "--label"))
+        let spec = TokenSpec(
+            nodeName: node, namePrefix: namePrefix, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"),
+            uses: uses, labels: try parseLabels(label, flag: "--label"))
         let reply = try admin.send(.createToken(spec))
         print(reply.token ?? "")
         if let message = reply.message { FileHandle.standardError.write(Data("\(InertText.escape(message))\n".utf8)) }
@@ -128,7 +135,8 @@ public struct TokenCreateCommand: ParsableCommand {
 }
 
 public struct TokenListCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List join tokens (never their secrets).")
+    public static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List join tokens (never their secrets).")
     @OptionGroup var admin: AdminOptions
     @OptionGroup var output: OutputOptions
     public init() {}
@@ -137,10 +145,15 @@ public struct TokenListCommand: ParsableCommand {
         let tokens = try admin.send(.listTokens).tokens ?? []
         if output.isJSON { return printJSON(tokens) }
         let now = Int64(Date().timeIntervalSince1970)
-        printTable([["ID", "ENROLLS", "LABELS", "USES", "EXPIRES", "CREATED BY"]] + tokens.map {
-            [$0.id, $0.nodeName ?? $0.namePrefix.map { "\($0)*" } ?? "any name", labelText($0.labels), "\($0.usesCount)/\($0.usesAllowed)",
-             $0.expiresAt <= now ? "expired" : isoDate($0.expiresAt), $0.createdBy]
-        })
+        printTable(
+            [["ID", "ENROLLS", "LABELS", "USES", "EXPIRES", "CREATED BY"]]
+                + tokens.map {
+                    [
+                        $0.id, $0.nodeName ?? $0.namePrefix.map { "\($0)*" } ?? "any name", labelText($0.labels),
+                        "\($0.usesCount)/\($0.usesAllowed)",
+                        $0.expiresAt <= now ? "expired" : isoDate($0.expiresAt), $0.createdBy,
+                    ]
+                })
     }
 }
 
@@ -156,7 +169,9 @@ public struct UserCommand: ParsableCommand {
 public struct UserAddCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "add", abstract: "Add an operator (or re-issue their certificate) and write their bundle.",
-        discussion: "The key is made here and written only into the bundle (mode 0600); hand it over safely, then `tunnel login BUNDLE`.")
+        discussion:
+            "The key is made here and written only into the bundle (mode 0600); hand it over safely, then `tunnel login BUNDLE`."
+    )
 
     @Argument(help: "User name (letters, digits, '.', '_', '-', '@')") var name: String
     @Option(help: "Role from the policy; repeatable") var role: [String] = []
@@ -170,23 +185,30 @@ public struct UserAddCommand: ParsableCommand {
         // The bundle names the gateway as --gateway (and --server-name) give it, else as your own login does.
         let login = try? admin.operatorOptions.settings()
         guard let gatewayText = admin.operatorOptions.gateway ?? login?.gateway.description else {
-            throw CommandFailure.usage("--gateway: give the address operators dial, HOST:PORT (it goes into the bundle)", .usage)
+            throw CommandFailure.usage(
+                "--gateway: give the address operators dial, HOST:PORT (it goes into the bundle)", .usage)
         }
         let address: HostPort
-        do { address = try HostPort.parse(gatewayText) } catch { throw CommandFailure.usage("--gateway: \(error.text)", .usage) }
-        let serverName = admin.operatorOptions.serverName ?? (admin.operatorOptions.gateway == nil ? login?.serverName : nil)
+        do { address = try HostPort.parse(gatewayText) } catch {
+            throw CommandFailure.usage("--gateway: \(error.text)", .usage)
+        }
+        let serverName =
+            admin.operatorOptions.serverName ?? (admin.operatorOptions.gateway == nil ? login?.serverName : nil)
         let key = try PrivateKey.generateP256()
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
-        let reply = try admin.send(.addUser(name: name, roles: role, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"), csr: csr))
+        let reply = try admin.send(
+            .addUser(name: name, roles: role, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"), csr: csr))
         guard let certificatePEM = reply.certificate, let gatewayCA = reply.gatewayCA,
-              let certificate = try? Certificate.chainFromPEM(Array(certificatePEM.utf8)).first,
-              let identity = try? certificate.tunnelIdentity()
+            let certificate = try? Certificate.chainFromPEM(Array(certificatePEM.utf8)).first,
+            let identity = try? certificate.tunnelIdentity()
         else { throw CommandFailure.failed("the gateway sent no usable certificate", .gatewayRequestFailed) }
-        let bundle = OperatorBundle(gateway: address, serverName: serverName, certificatePEM: certificatePEM,
-                                    keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
+        let bundle = OperatorBundle(
+            gateway: address, serverName: serverName, certificatePEM: certificatePEM,
+            keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
         let path = out ?? "\(name).tunnel-operator.yaml"
-        let file = try GatewayPKI.write(path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
-                                        "operator bundle for \(identity) (contains a private key)")
+        let file = try GatewayPKI.write(
+            path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
+            "operator bundle for \(identity) (contains a private key)")
         printReply(reply.message)
         printFiles([file])
         print("Hand it over safely; the operator runs `tunnel login \(path)`.")
@@ -202,15 +224,20 @@ public struct UserListCommand: ParsableCommand {
     public func run() throws {
         let users = try admin.send(.listUsers).users ?? []
         if output.isJSON { return printJSON(users) }
-        printTable([["NAME", "ROLES", "CERTIFICATE UNTIL", "STATUS", "CREATED BY"]] + users.map {
-            [$0.name, $0.roles.joined(separator: ","), $0.certificateNotAfter.map(isoDate) ?? "-",
-             $0.revokedAt.map { "revoked \(isoDate($0))" } ?? "active", $0.createdBy]
-        })
+        printTable(
+            [["NAME", "ROLES", "CERTIFICATE UNTIL", "STATUS", "CREATED BY"]]
+                + users.map {
+                    [
+                        $0.name, $0.roles.joined(separator: ","), $0.certificateNotAfter.map(isoDate) ?? "-",
+                        $0.revokedAt.map { "revoked \(isoDate($0))" } ?? "active", $0.createdBy,
+                    ]
+                })
     }
 }
 
 public struct UserRevokeCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an operator: sessions close now, new ones are refused.")
+    public static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke an operator: sessions close now, new ones are refused.")
     @Argument(help: "User name") var name: String
     @OptionGroup var admin: AdminOptions
     public init() {}
@@ -230,7 +257,8 @@ public struct NodeCommand: ParsableCommand {
 }
 
 public struct NodeListCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List every known node, online or not.")
+    public static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List every known node, online or not.")
     @OptionGroup var admin: AdminOptions
     @OptionGroup var output: OutputOptions
     public init() {}
@@ -241,16 +269,23 @@ public struct NodeListCommand: ParsableCommand {
             print(String(decoding: try TunnelProtocol.encode(nodes), as: UTF8.self))
             return
         }
-        printTable([["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]] + nodes.map {
-            [$0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline", labelText($0.labels),
-             $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-", $0.previousSessionEnded ?? "-"]
-        })
+        printTable(
+            [["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]]
+                + nodes.map {
+                    [
+                        $0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline",
+                        labelText($0.labels),
+                        $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-",
+                        $0.previousSessionEnded ?? "-",
+                    ]
+                })
     }
 }
 
 public struct NodeLabelCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "label", abstract: "Set (key=value) or remove (key-) labels the policy matches on a node; audited.",
+        commandName: "label",
+        abstract: "Set (key=value) or remove (key-) labels the policy matches on a node; audited.",
         discussion: "Labels come from the join token and from this command only, never from the node itself.")
     @Argument(help: "Node name") var name: String
     @Argument(help: "key=value to set, key- to remove") var changes: [String]
@@ -264,7 +299,9 @@ public struct NodeLabelCommand: ParsableCommand {
 
     /// `key=value` sets, `key-` removes (as `kubectl label` does); each key and value follows its rule.
     static func parse(_ changes: [String]) throws(CommandFailure) -> (set: [String: String], remove: [String]) {
-        guard !changes.isEmpty else { throw .usage("give at least one key=value or key- (e.g. tunnel node label node-17 tier=gold)", .usage) }
+        guard !changes.isEmpty else {
+            throw .usage("give at least one key=value or key- (e.g. tunnel node label node-17 tier=gold)", .usage)
+        }
         var set: [String: String] = [:], remove: [String] = []
         for change in changes {
             guard change.contains("=") || change.hasSuffix("-") else {
@@ -272,7 +309,8 @@ public struct NodeLabelCommand: ParsableCommand {
             }
             do throws(NameProblem) {
                 if let equals = change.firstIndex(of: "=") {
-                    set[try Names.check(String(change[..<equals]), as: .labelKey)] = try Names.check(String(change[change.index(after: equals)...]), as: .labelValue)
+                    set[try Names.check(String(change[..<equals]), as: .labelKey)] = try Names.check(
+                        String(change[change.index(after: equals)...]), as: .labelValue)
                 } else {
                     remove.append(try Names.check(String(change.dropLast()), as: .labelKey))
                 }
@@ -285,7 +323,9 @@ public struct NodeLabelCommand: ParsableCommand {
 }
 
 public struct NodeRevokeCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a node: its session closes now; it cannot connect, renew or re-enroll.")
+    public static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke a node: its session closes now; it cannot connect, renew or re-enroll."
+    )
     @Argument(help: "Node name") var name: String
     @OptionGroup var admin: AdminOptions
     public init() {}
@@ -296,7 +336,8 @@ public struct NodeRevokeCommand: ParsableCommand {
 }
 
 public struct NodeRemoveCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "rm", abstract: "Forget a node: its certificate stops working; it must enroll again with a token.")
+    public static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Forget a node: its certificate stops working; it must enroll again with a token.")
     @Argument(help: "Node name") var name: String
     @OptionGroup var admin: AdminOptions
     public init() {}
@@ -311,13 +352,15 @@ public struct NodeRemoveCommand: ParsableCommand {
 public struct PolicyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "The access policy in force.",
-        discussion: "Edit the gateway's policy file; the gateway reloads it on change and on SIGHUP, and keeps the old one if the new one is invalid.",
+        discussion:
+            "Edit the gateway's policy file; the gateway reloads it on change and on SIGHUP, and keeps the old one if the new one is invalid.",
         subcommands: [PolicyShowCommand.self])
     public init() {}
 }
 
 public struct PolicyShowCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "show", abstract: "Show which policy version the gateway uses.")
+    public static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Show which policy version the gateway uses.")
     @OptionGroup var admin: AdminOptions
     @OptionGroup var output: OutputOptions
     public init() {}
@@ -343,7 +386,8 @@ public struct RenewCommand: ParsableCommand {
         let name: String
         do {
             key = try PrivateKey(pem: DurableFile.read(path: settings.key), source: settings.key)
-            name = try Certificate.fromPEM(DurableFile.read(path: settings.cert), source: settings.cert).tunnelIdentity().name
+            name = try Certificate.fromPEM(DurableFile.read(path: settings.cert), source: settings.cert)
+                .tunnelIdentity().name
         } catch {
             throw CommandFailure.failed("\(oneLine(error)); run `tunnel login BUNDLE` first", .certificateMissing)
         }
@@ -358,7 +402,8 @@ public struct RenewCommand: ParsableCommand {
         }
         switch outcome {
         case .success(let reply):
-            guard let pem = reply.certificate, let certificate = try? Certificate.chainFromPEM(Array(pem.utf8)).first else {
+            guard let pem = reply.certificate, let certificate = try? Certificate.chainFromPEM(Array(pem.utf8)).first
+            else {
                 throw CommandFailure.failed(reply.error ?? "the gateway sent no certificate", .gatewayRequestFailed)
             }
             guard (try? certificate.publicKey().der()) == (try? key.publicKey().der()) else {

@@ -11,21 +11,52 @@ enum AdmissionSettings {
         func count(_ key: String, _ field: Limit<Int>, _ value: Int, _ help: String) -> Setting<GatewaySettings> {
             Setting(key, .integer, .defaultValue(String(value)), field, help: help, example: String(value))
         }
-        func duration(_ key: String, _ field: Limit<Duration>, _ value: Duration, _ help: String) -> Setting<GatewaySettings> {
-            Setting(key, .duration, .defaultValue(DurationText.format(value)), field, help: help, example: DurationText.format(value))
+        func duration(_ key: String, _ field: Limit<Duration>, _ value: Duration, _ help: String) -> Setting<
+            GatewaySettings
+        > {
+            Setting(
+                key, .duration, .defaultValue(DurationText.format(value)), field, help: help,
+                example: DurationText.format(value))
         }
         return [
-            count("max-pending-handshakes", \.admission.pendingHandshakes, defaults.pendingHandshakes, "TLS handshakes in progress at once; beyond it the oldest of the busiest source is dropped"),
-            count("max-pending-handshakes-per-source", \.admission.pendingHandshakesPerSource, defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
-            count("max-enrollment-connections", \.admission.enrollmentConnections, defaults.enrollmentConnections, "Enrollment connections (no certificate) open at once"),
-            count("max-enrollment-connections-per-source", \.admission.enrollmentConnectionsPerSource, defaults.enrollmentConnectionsPerSource, "Enrollment connections open at once from one source"),
-            duration("enrollment-deadline", \.admission.enrollmentDeadline, defaults.enrollmentDeadline, "An enrollment connection is closed this long after it opens, whatever it does"),
-            count("connections-per-source-per-minute", \.admission.connectionsPerSourcePerMinute, defaults.connectionsPerSourcePerMinute, "New connections one source may make a minute (those that authenticate are not counted)"),
-            count("enrollments-per-source-per-minute", \.admission.enrollmentsPerSourcePerMinute, defaults.enrollmentsPerSourcePerMinute, "Enrollment requests one source may make a minute"),
-            duration("refusal-summary-interval", \.admission.refusalSummaryInterval, defaults.refusalSummaryInterval, "Refusals are audited as one count per source or operator per interval"),
-            count("streams-per-operator-per-node", \.admission.streamsPerOperatorPerNode, defaults.streamsPerOperatorPerNode, "Streams one operator may have open to one node (admins: the node's capacity)"),
-            count("admin-reserved-streams-per-node", \.admission.adminReservedStreamsPerNode, defaults.adminReservedStreamsPerNode, "Streams of each node kept for operators whose role has admin: true"),
-            count("stream-records-per-operator-per-minute", \.admission.streamRecordsPerOperatorPerMinute, defaults.streamRecordsPerOperatorPerMinute, "Stream opens and denials of one operator audited one by one a minute; more opens are refused, more denials counted"),
+            count(
+                "max-pending-handshakes", \.admission.pendingHandshakes, defaults.pendingHandshakes,
+                "TLS handshakes in progress at once; beyond it the oldest of the busiest source is dropped"),
+            count(
+                "max-pending-handshakes-per-source", \.admission.pendingHandshakesPerSource,
+                defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
+            count(
+                "max-enrollment-connections", \.admission.enrollmentConnections, defaults.enrollmentConnections,
+                "Enrollment connections (no certificate) open at once"),
+            count(
+                "max-enrollment-connections-per-source", \.admission.enrollmentConnectionsPerSource,
+                defaults.enrollmentConnectionsPerSource, "Enrollment connections open at once from one source"),
+            duration(
+                "enrollment-deadline", \.admission.enrollmentDeadline, defaults.enrollmentDeadline,
+                "An enrollment connection is closed this long after it opens, whatever it does"),
+            count(
+                "connections-per-source-per-minute", \.admission.connectionsPerSourcePerMinute,
+                defaults.connectionsPerSourcePerMinute,
+                "New connections one source may make a minute (those that authenticate are not counted)"),
+            count(
+                "enrollments-per-source-per-minute", \.admission.enrollmentsPerSourcePerMinute,
+                defaults.enrollmentsPerSourcePerMinute, "Enrollment requests one source may make a minute"),
+            duration(
+                "refusal-summary-interval", \.admission.refusalSummaryInterval, defaults.refusalSummaryInterval,
+                "Refusals are audited as one count per source or operator per interval"),
+            count(
+                "streams-per-operator-per-node", \.admission.streamsPerOperatorPerNode,
+                defaults.streamsPerOperatorPerNode,
+                "Streams one operator may have open to one node (admins: the node's capacity)"),
+            count(
+                "admin-reserved-streams-per-node", \.admission.adminReservedStreamsPerNode,
+                defaults.adminReservedStreamsPerNode,
+                "Streams of each node kept for operators whose role has admin: true"),
+            count(
+                "stream-records-per-operator-per-minute", \.admission.streamRecordsPerOperatorPerMinute,
+                defaults.streamRecordsPerOperatorPerMinute,
+                "Stream opens and denials of one operator audited one by one a minute; more opens are refused, more denials counted"
+            ),
         ]
     }()
 
@@ -33,19 +64,28 @@ enum AdmissionSettings {
     /// `capacity`), durations at least a second.
     static func check(_ limits: AdmissionLimits, nodeCapacity: Int) throws(CommandFailure) {
         let counts: [(String, Int, Int)] = [
-            ("max-pending-handshakes", limits.pendingHandshakes, 1), ("max-pending-handshakes-per-source", limits.pendingHandshakesPerSource, 1),
-            ("max-enrollment-connections", limits.enrollmentConnections, 1), ("max-enrollment-connections-per-source", limits.enrollmentConnectionsPerSource, 1),
-            ("connections-per-source-per-minute", limits.connectionsPerSourcePerMinute, 1), ("enrollments-per-source-per-minute", limits.enrollmentsPerSourcePerMinute, 1),
-            ("streams-per-operator-per-node", limits.streamsPerOperatorPerNode, 1), ("admin-reserved-streams-per-node", limits.adminReservedStreamsPerNode, 0),
+            ("max-pending-handshakes", limits.pendingHandshakes, 1),
+            ("max-pending-handshakes-per-source", limits.pendingHandshakesPerSource, 1),
+            ("max-enrollment-connections", limits.enrollmentConnections, 1),
+            ("max-enrollment-connections-per-source", limits.enrollmentConnectionsPerSource, 1),
+            ("connections-per-source-per-minute", limits.connectionsPerSourcePerMinute, 1),
+            ("enrollments-per-source-per-minute", limits.enrollmentsPerSourcePerMinute, 1),
+            ("streams-per-operator-per-node", limits.streamsPerOperatorPerNode, 1),
+            ("admin-reserved-streams-per-node", limits.adminReservedStreamsPerNode, 0),
             ("stream-records-per-operator-per-minute", limits.streamRecordsPerOperatorPerMinute, 1),
         ]
         for (key, value, minimum) in counts where value < minimum {
             throw .usage("\(key) must be at least \(minimum) (got \(value))", .configInvalid)
         }
         guard limits.adminReservedStreamsPerNode < nodeCapacity else {
-            throw .usage("admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(limits.adminReservedStreamsPerNode))", .configInvalid)
+            throw .usage(
+                "admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(limits.adminReservedStreamsPerNode))",
+                .configInvalid)
         }
-        for (key, value) in [("enrollment-deadline", limits.enrollmentDeadline), ("refusal-summary-interval", limits.refusalSummaryInterval)] where value < .seconds(1) {
+        for (key, value) in [
+            ("enrollment-deadline", limits.enrollmentDeadline),
+            ("refusal-summary-interval", limits.refusalSummaryInterval),
+        ] where value < .seconds(1) {
             throw .usage("\(key) must be at least 1s (got \(DurationText.format(value)))", .configInvalid)
         }
     }
@@ -72,21 +112,30 @@ struct AdmissionFlags: ParsableArguments {
     @Option(help: schema.argumentHelp("max-pending-handshakes")) var maxPendingHandshakes: String?
     @Option(help: schema.argumentHelp("max-pending-handshakes-per-source")) var maxPendingHandshakesPerSource: String?
     @Option(help: schema.argumentHelp("max-enrollment-connections")) var maxEnrollmentConnections: String?
-    @Option(help: schema.argumentHelp("max-enrollment-connections-per-source")) var maxEnrollmentConnectionsPerSource: String?
+    @Option(help: schema.argumentHelp("max-enrollment-connections-per-source")) var maxEnrollmentConnectionsPerSource:
+        String?
     @Option(help: schema.argumentHelp("enrollment-deadline")) var enrollmentDeadline: String?
     @Option(help: schema.argumentHelp("connections-per-source-per-minute")) var connectionsPerSourcePerMinute: String?
     @Option(help: schema.argumentHelp("enrollments-per-source-per-minute")) var enrollmentsPerSourcePerMinute: String?
     @Option(help: schema.argumentHelp("refusal-summary-interval")) var refusalSummaryInterval: String?
     @Option(help: schema.argumentHelp("streams-per-operator-per-node")) var streamsPerOperatorPerNode: String?
     @Option(help: schema.argumentHelp("admin-reserved-streams-per-node")) var adminReservedStreamsPerNode: String?
-    @Option(help: schema.argumentHelp("stream-records-per-operator-per-minute")) var streamRecordsPerOperatorPerMinute: String?
+    @Option(help: schema.argumentHelp("stream-records-per-operator-per-minute")) var streamRecordsPerOperatorPerMinute:
+        String?
 
     var flags: [String: [String]] {
-        given([("max-pending-handshakes", maxPendingHandshakes), ("max-pending-handshakes-per-source", maxPendingHandshakesPerSource),
-               ("max-enrollment-connections", maxEnrollmentConnections), ("max-enrollment-connections-per-source", maxEnrollmentConnectionsPerSource),
-               ("enrollment-deadline", enrollmentDeadline), ("connections-per-source-per-minute", connectionsPerSourcePerMinute),
-               ("enrollments-per-source-per-minute", enrollmentsPerSourcePerMinute), ("refusal-summary-interval", refusalSummaryInterval),
-               ("streams-per-operator-per-node", streamsPerOperatorPerNode), ("admin-reserved-streams-per-node", adminReservedStreamsPerNode),
-               ("stream-records-per-operator-per-minute", streamRecordsPerOperatorPerMinute)])
+        given([
+            ("max-pending-handshakes", maxPendingHandshakes),
+            ("max-pending-handshakes-per-source", maxPendingHandshakesPerSource),
+            ("max-enrollment-connections", maxEnrollmentConnections),
+            ("max-enrollment-connections-per-source", maxEnrollmentConnectionsPerSource),
+            ("enrollment-deadline", enrollmentDeadline),
+            ("connections-per-source-per-minute", connectionsPerSourcePerMinute),
+            ("enrollments-per-source-per-minute", enrollmentsPerSourcePerMinute),
+            ("refusal-summary-interval", refusalSummaryInterval),
+            ("streams-per-operator-per-node", streamsPerOperatorPerNode),
+            ("admin-reserved-streams-per-node", adminReservedStreamsPerNode),
+            ("stream-records-per-operator-per-minute", streamRecordsPerOperatorPerMinute),
+        ])
     }
 }

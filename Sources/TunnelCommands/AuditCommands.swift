@@ -3,13 +3,15 @@ import Foundation
 import TunnelAudit
 import TunnelIO
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// Where the auditor commands read and who to tell about the read.
 struct AuditSourceOptions: ParsableArguments {
-    @Option(help: "Audit directory; repeat it for each replica's log of a cluster (records merged by time)") var dir: [String] = []
-    @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)") var adminSocket: String?
+    @Option(help: "Audit directory; repeat it for each replica's log of a cluster (records merged by time)") var dir:
+        [String] = []
+    @Option(help: "The gateway's admin socket, which records this read (default: the gateway's when it exists)")
+    var adminSocket: String?
 
     var directories: [String] { dir.isEmpty ? [AuditReader.defaultDirectory] : dir }
     /// The directories as the audit record of the read names them.
@@ -20,7 +22,10 @@ public struct AuditCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "The audit trail: list, show, verify, export, replay, serve.",
         discussion: "Format and guarantees: docs/AUDIT.md. verify works offline on a copy or an export.",
-        subcommands: [AuditListCommand.self, AuditShowCommand.self, AuditVerifyCommand.self, AuditExportCommand.self, AuditReplayCommand.self, AuditServeCommand.self])
+        subcommands: [
+            AuditListCommand.self, AuditShowCommand.self, AuditVerifyCommand.self, AuditExportCommand.self,
+            AuditReplayCommand.self, AuditServeCommand.self,
+        ])
     public init() {}
 }
 
@@ -37,7 +42,8 @@ struct AuditedStream {
         return entries.compactMap { entry in
             switch entry.record.event {
             case .streamOpen(_, let target, _): AuditedStream(open: entry, close: closes[target.stream])
-            case .streamDeny(_, let target, _, _): AuditedStream(open: entry, close: target.flatMap { closes[$0.stream] })
+            case .streamDeny(_, let target, _, _):
+                AuditedStream(open: entry, close: target.flatMap { closes[$0.stream] })
             default: nil
             }
         }
@@ -50,7 +56,8 @@ struct AuditedStream {
 }
 
 public struct AuditListCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams (or, with --events, all records).")
+    public static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List streams (or, with --events, all records).")
     @OptionGroup var source: AuditSourceOptions
     @Option(help: "Only this node") var node: String?
     @Option(help: "Only this operator") var user: String?
@@ -63,7 +70,9 @@ public struct AuditListCommand: ParsableCommand {
     public func run() throws {
         let since = try since.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--since") }
         for (name, kind) in [(node, NameKind.node), (user, .user), (service, .service)] {
-            if let name { do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message, .usage) } }
+            if let name {
+                do { try Names.check(name, as: kind) } catch { throw CommandFailure.usage(error.message, .usage) }
+            }
         }
         try AuditReader.recordRead("ls \(source.described)", adminSocket: source.adminSocket)
         // Bytes, as the gateway routes: `String.==` would let a Kelvin sign stand for `K`.
@@ -72,7 +81,8 @@ public struct AuditListCommand: ParsableCommand {
         }
         let entries = try AuditLogs.merged(source.directories).filter { entry in
             (since == nil || (entry.date ?? .distantPast) >= since!)
-                && matches(entry, "node", node) && matches(entry, "operator", user) && matches(entry, "service", service)
+                && matches(entry, "node", node) && matches(entry, "operator", user)
+                && matches(entry, "service", service)
         }
         if events {
             if output.isJSON { return printJSON(entries.map(\.fields)) }
@@ -81,11 +91,13 @@ public struct AuditListCommand: ParsableCommand {
         }
         let streams = AuditedStream.pair(entries)
         if output.isJSON {
-            return printJSON(streams.map { stream in
-                ListedStream(outcome: Self.outcome(stream), open: stream.open.fields, close: stream.close?.fields)
-            })
+            return printJSON(
+                streams.map { stream in
+                    ListedStream(outcome: Self.outcome(stream), open: stream.open.fields, close: stream.close?.fields)
+                })
         }
-        printTable(Self.table(streams, logNames: source.directories.count > 1 ? AuditLogs.names(of: source.directories) : [:]))
+        printTable(
+            Self.table(streams, logNames: source.directories.count > 1 ? AuditLogs.names(of: source.directories) : [:]))
     }
 
     /// The streams as `audit ls` shows them, header first. With `logNames` (several logs, a
@@ -94,11 +106,18 @@ public struct AuditListCommand: ParsableCommand {
         let rows = streams.map { stream -> [String] in
             let open = stream.open, closed = stream.closed
             let log = logNames.isEmpty ? [] : [logNames[(open.file as NSString).deletingLastPathComponent] ?? "-"]
-            return [open.time] + log + [open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-", open.string("service") ?? "-", Self.outcome(stream),
-                    closed?.bytesToNode.map(String.init) ?? "-", closed?.bytesFromNode.map(String.init) ?? "-",
-                    closed?.durationMs.map { "\($0) ms" } ?? "-"]
+            return [open.time] + log + [
+                open.string("stream") ?? "-", open.string("operator") ?? "-", open.string("node") ?? "-",
+                open.string("service") ?? "-", Self.outcome(stream),
+                closed?.bytesToNode.map(String.init) ?? "-", closed?.bytesFromNode.map(String.init) ?? "-",
+                closed?.durationMs.map { "\($0) ms" } ?? "-",
+            ]
         }
-        return [["TIME"] + (logNames.isEmpty ? [] : ["REPLICA"]) + ["STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION"]] + rows
+        return [
+            ["TIME"] + (logNames.isEmpty ? [] : ["REPLICA"]) + [
+                "STREAM", "OPERATOR", "NODE", "SERVICE", "OUTCOME", "BYTES IN", "BYTES OUT", "DURATION",
+            ]
+        ] + rows
     }
 
     /// `denied`, `open` (no close record yet), or the close record's outcome.
@@ -117,12 +136,15 @@ public struct AuditListCommand: ParsableCommand {
     /// One record per line, whatever its fields hold: the line is escaped as a whole.
     static func eventLine(_ entry: AuditEntry) -> String {
         let rest = entry.fields.filter { !["seq", "time", "type", "prev"].contains($0.key) }.sorted { $0.key < $1.key }
-        return InertText.escape("\(entry.seq)  \(entry.time)  \(entry.type)  " + rest.map { "\($0.key)=\($0.value.text)" }.joined(separator: " "))
+        return InertText.escape(
+            "\(entry.seq)  \(entry.time)  \(entry.type)  "
+                + rest.map { "\($0.key)=\($0.value.text)" }.joined(separator: " "))
     }
 }
 
 public struct AuditShowCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "show", abstract: "Every record of one session or stream (ids from `audit ls`).")
+    public static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Every record of one session or stream (ids from `audit ls`).")
     @Argument(help: "A session id, or a stream id SESSION/N") var id: String
     @OptionGroup var source: AuditSourceOptions
     @OptionGroup var output: OutputOptions
@@ -131,12 +153,18 @@ public struct AuditShowCommand: ParsableCommand {
     public func run() throws {
         try AuditReader.recordRead("show \(id) in \(source.described)", adminSocket: source.adminSocket)
         let matching = try AuditLogs.merged(source.directories).filter { entry in
-            entry.string("session") == id || entry.string("stream") == id || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
+            entry.string("session") == id || entry.string("stream") == id
+                || (entry.string("stream")?.hasPrefix("\(id)/") ?? false)
         }
-        guard !matching.isEmpty else { throw CommandFailure.failed("no records of \(id) in \(source.described); `tunnel audit ls` lists streams", .auditNotFound) }
+        guard !matching.isEmpty else {
+            throw CommandFailure.failed(
+                "no records of \(id) in \(source.described); `tunnel audit ls` lists streams", .auditNotFound)
+        }
         if output.isJSON { return printJSON(matching.map(\.fields)) }
         for entry in matching {
-            print(InertText.escapeJSON(String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
+            print(
+                InertText.escapeJSON(
+                    String(decoding: (try? JSONEncoder.sorted.encode(entry.fields)) ?? Data(), as: UTF8.self)))
         }
     }
 }
@@ -148,7 +176,9 @@ enum AuditBundle {
 
     /// Runs tar; `output`, when given, is its standard output (`-cf -`); `whileRunning`, when
     /// given, is called ten times a second until tar ends (to draw progress).
-    static func run(_ arguments: [String], output: FileHandle? = nil, whileRunning: (() -> Void)? = nil) throws(CommandFailure) {
+    static func run(_ arguments: [String], output: FileHandle? = nil, whileRunning: (() -> Void)? = nil)
+        throws(CommandFailure)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/tar")
         process.arguments = arguments
@@ -161,11 +191,15 @@ enum AuditBundle {
             }
         }
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw .failed("tar \(arguments.joined(separator: " ")) failed", .localFile) }
+        guard process.terminationStatus == 0 else {
+            throw .failed("tar \(arguments.joined(separator: " ")) failed", .localFile)
+        }
     }
 
     static func sha256(of path: String) throws(CommandFailure) -> String {
-        do { return Hex.encode(SHA256.hash(try DurableFile.read(path: path, limit: 1 << 30))) } catch { throw .failed("cannot read \(path): \(error)", .localFile) }
+        do { return Hex.encode(SHA256.hash(try DurableFile.read(path: path, limit: 1 << 30))) } catch {
+            throw .failed("cannot read \(path): \(error)", .localFile)
+        }
     }
 
     static func temporaryDirectory() throws(CommandFailure) -> String {
@@ -183,10 +217,14 @@ enum AuditBundle {
 
     /// Unpacks a bundle of one log into `directory`, checks it against its manifest, then
     /// verifies the chain and signatures of the segments there.
-    static func unpack(bundle: String, into directory: String, publicKeyFile: String?) throws(CommandFailure) -> AuditReport {
+    static func unpack(bundle: String, into directory: String, publicKeyFile: String?) throws(CommandFailure)
+        -> AuditReport
+    {
         try unpackChecked(bundle: bundle, into: directory)
         guard !(try AuditReader.segments(in: directory)).isEmpty else {
-            throw .failed("\(bundle) holds no audit segments at its top (an export of several logs is checked with `tunnel audit verify`)", .auditInvalid)
+            throw .failed(
+                "\(bundle) holds no audit segments at its top (an export of several logs is checked with `tunnel audit verify`)",
+                .auditInvalid)
         }
         let log = AuditLogs.Log(name: bundle, directory: directory, isExcerpt: true)
         return try AuditLogs.verify([log], keyFiles: publicKeyFile.map { [$0] } ?? [], requireClosed: false)[0].report
@@ -202,15 +240,21 @@ enum AuditBundle {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
             let name = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: " *"))
-            guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else { throw .failed("\(bundle): \(name) is listed in the manifest but missing", .auditInvalid) }
-            guard try sha256(of: "\(directory)/\(name)") == parts[0] else { throw .failed("\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed", .auditInvalid) }
+            guard FileManager.default.fileExists(atPath: "\(directory)/\(name)") else {
+                throw .failed("\(bundle): \(name) is listed in the manifest but missing", .auditInvalid)
+            }
+            guard try sha256(of: "\(directory)/\(name)") == parts[0] else {
+                throw .failed(
+                    "\(bundle): \(name) does not match its SHA-256 in the manifest: it was changed", .auditInvalid)
+            }
         }
     }
 }
 
 public struct AuditExportCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write an evidence bundle (tar) of the records, recordings, hashes and checkpoints of a period.")
+        commandName: "export",
+        abstract: "Write an evidence bundle (tar) of the records, recordings, hashes and checkpoints of a period.")
     @OptionGroup var source: AuditSourceOptions
     @Option(help: "From this long ago (24h) or this time (RFC 3339)") var since: String
     @Option(help: "Until this long ago or this time (default now)") var until: String?
@@ -220,7 +264,8 @@ public struct AuditExportCommand: ParsableCommand {
     public func run() throws {
         let from = try AuditReader.time(since, flag: "--since")
         let to = try until.map { text throws(CommandFailure) in try AuditReader.time(text, flag: "--until") } ?? Date()
-        try AuditReader.recordRead("export \(since)…\(until ?? "now") of \(source.described)", adminSocket: source.adminSocket)
+        try AuditReader.recordRead(
+            "export \(since)…\(until ?? "now") of \(source.described)", adminSocket: source.adminSocket)
         print(try AuditBundle.export(directories: source.directories, from: from, to: to, out: out))
     }
 }
@@ -245,7 +290,9 @@ extension AuditBundle {
         var names: [String] = []
         var recordings = 0
         for (index, directory) in directories.enumerated() {
-            let staged = try stage(segments[index], of: directory, from: from, to: to, into: staging, prefix: prefixes[index]) { size in
+            let staged = try stage(
+                segments[index], of: directory, from: from, to: to, into: staging, prefix: prefixes[index]
+            ) { size in
                 read += size
                 reading.update(read)
             }
@@ -253,7 +300,10 @@ extension AuditBundle {
             recordings += staged.recordings
         }
         reading.finish()
-        guard !names.isEmpty else { throw .failed("no audit records between \(from) and \(to) in \(directories.joined(separator: " "))", .auditNotFound) }
+        guard !names.isEmpty else {
+            throw .failed(
+                "no audit records between \(from) and \(to) in \(directories.joined(separator: " "))", .auditNotFound)
+        }
         // Hashing, then tar writing the bundle: each pass over the staged bytes is half the work.
         let staged = names.reduce(0) { $0 + fileSize("\(staging)/\($1)") }
         let packing = ProgressLine("packing", total: 2 * staged, unit: .bytes)
@@ -264,33 +314,44 @@ extension AuditBundle {
             hashed += fileSize("\(staging)/\(name)")
             packing.update(hashed)
         }
-        do { try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644) } catch { throw .failed("cannot write the manifest: \(error)", .localFile) }
+        do {
+            try DurableFile.write(path: "\(staging)/\(self.manifest)", bytes: Array(manifest.utf8), mode: 0o644)
+        } catch { throw .failed("cannot write the manifest: \(error)", .localFile) }
         try writeNew(out) { file throws(CommandFailure) in
-            try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) { packing.update(staged + fileSize(out)) }
+            try run(["-cf", "-", "-C", staging, self.manifest] + names, output: file) {
+                packing.update(staged + fileSize(out))
+            }
         }
         packing.finish()
         let segmentCount = names.filter { $0.hasSuffix(".jsonl") }.count
-        return "wrote \(out): \(segmentCount) segment(s) of \(directories.count) log(s), \(recordings) recording(s); check it with `tunnel audit verify \(out)`"
+        return
+            "wrote \(out): \(segmentCount) segment(s) of \(directories.count) log(s), \(recordings) recording(s); check it with `tunnel audit verify \(out)`"
     }
 
     /// Copies into `staging/prefix` the segments of one log that overlap `from`…`to`, the
     /// recordings of the streams closed in it and the log's public key; returns the names
     /// staged (when any segment was) and the number of recordings. `read` is told each
     /// segment's size as it is read.
-    private static func stage(_ segments: [String], of directory: String, from: Date, to: Date, into staging: String, prefix: String,
-                              read: (Int64) -> Void) throws(CommandFailure) -> (names: [String], recordings: Int) {
+    private static func stage(
+        _ segments: [String], of directory: String, from: Date, to: Date, into staging: String, prefix: String,
+        read: (Int64) -> Void
+    ) throws(CommandFailure) -> (names: [String], recordings: Int) {
         var names: [String] = []
         var recordings: Set<String> = []
         for segment in segments {
             read(fileSize(segment))
             let entries = try AuditReader.entries(of: segment)
-            guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else { continue }
+            guard let first = entries.first?.date, let last = entries.last?.date, last >= from, first <= to else {
+                continue
+            }
             if names.isEmpty && !prefix.isEmpty { try makePrivateDirectory("\(staging)/\(prefix)") }
             let name = prefix + (segment as NSString).lastPathComponent
             try copy(segment, to: "\(staging)/\(name)")
             names.append(name)
             for entry in entries {
-                if case .streamClose(_, let close) = entry.record.event, let date = entry.date, date >= from, date <= to, let recording = close.recording {
+                if case .streamClose(_, let close) = entry.record.event, let date = entry.date, date >= from,
+                    date <= to, let recording = close.recording
+                {
                     recordings.insert(recording)
                 }
             }
@@ -317,13 +378,19 @@ extension AuditBundle {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
-            if errno == EEXIST { throw .failed("\(path) already exists (a file or a link); an export never overwrites: choose a new --out", .localFile) }
+            if errno == EEXIST {
+                throw .failed(
+                    "\(path) already exists (a file or a link); an export never overwrites: choose a new --out",
+                    .localFile)
+            }
             throw .failed("cannot create \(path): \(reason)", .localFile)
         }
         let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do throws(CommandFailure) {
             try body(file)
-            guard fsync(descriptor) == 0 else { throw .failed("cannot sync \(path): \(String(cString: strerror(errno)))", .localFile) }
+            guard fsync(descriptor) == 0 else {
+                throw .failed("cannot sync \(path): \(String(cString: strerror(errno)))", .localFile)
+            }
         } catch {
             unlink(path)
             throw error
@@ -331,14 +398,19 @@ extension AuditBundle {
     }
 
     private static func copy(_ source: String, to destination: String) throws(CommandFailure) {
-        do { try FileManager.default.copyItem(atPath: source, toPath: destination) } catch { throw .failed("cannot copy \(source): \(error)", .localFile) }
+        do { try FileManager.default.copyItem(atPath: source, toPath: destination) } catch {
+            throw .failed("cannot copy \(source): \(error)", .localFile)
+        }
     }
 }
 
 public struct AuditReplayCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "replay", abstract: "Play a recorded shell session in this terminal (asciinema play reads the same file).")
-    @Argument(help: "The stream id of a shell session (from `tunnel audit ls --service shell`), or `last` for the latest") var id: String
+        commandName: "replay",
+        abstract: "Play a recorded shell session in this terminal (asciinema play reads the same file).")
+    @Argument(
+        help: "The stream id of a shell session (from `tunnel audit ls --service shell`), or `last` for the latest")
+    var id: String
     @OptionGroup var source: AuditSourceOptions
     @Option(help: "Speed factor") var speed: Double = 1
     @Option(help: "Longest pause, in seconds") var idleLimit: Double = 2
@@ -349,32 +421,44 @@ public struct AuditReplayCommand: ParsableCommand {
         let entries = try AuditLogs.merged(source.directories)
         // The open record names the recording, so a session whose close is not written yet
         // (still running, or ending this instant) can be played too; only a close seals it.
-        let recorded = entries.reversed().lazy.compactMap { entry -> (entry: AuditEntry, stream: String, recording: String)? in
+        let recorded = entries.reversed().lazy.compactMap {
+            entry -> (entry: AuditEntry, stream: String, recording: String)? in
             guard case .streamOpen(_, let target, let grant) = entry.record.event, let recording = grant.recording,
-                  id == "last" || target.stream == id else { return nil }
+                id == "last" || target.stream == id
+            else { return nil }
             return (entry, target.stream, recording)
         }
         guard let (open, stream, recording) = recorded.first else {
-            throw CommandFailure.failed("no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions", .auditNotFound)
+            throw CommandFailure.failed(
+                "no recording of stream \(id) in \(source.described); `tunnel audit ls --service shell` lists recorded sessions",
+                .auditNotFound)
         }
         // The recording is beside the log that holds its open record.
         let path = "\((open.file as NSString).deletingLastPathComponent)/recordings/\(recording)"
         let close = entries.reversed().lazy.compactMap { entry -> StreamClose? in
-            guard case .streamClose(let parties, let close) = entry.record.event, parties.stream == stream else { return nil }
+            guard case .streamClose(let parties, let close) = entry.record.event, parties.stream == stream else {
+                return nil
+            }
             return close
         }.first
         if let close {
             if let expected = close.recordingSha256, try AuditBundle.sha256(of: path) != expected {
-                throw CommandFailure.failed("\(path) does not match the SHA-256 in its audit record: it was changed", .auditInvalid)
+                throw CommandFailure.failed(
+                    "\(path) does not match the SHA-256 in its audit record: it was changed", .auditInvalid)
             }
         } else {
-            FileHandle.standardError.write(Data("stream \(stream) is still open: its recording is not sealed by a close record yet\n".utf8))
+            FileHandle.standardError.write(
+                Data("stream \(stream) is still open: its recording is not sealed by a close record yet\n".utf8))
         }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure.failed("cannot read \(path)", .localFile) }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandFailure.failed("cannot read \(path)", .localFile)
+        }
         var previous = 0.0
         for line in text.split(separator: "\n").dropFirst() {
             guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any], event.count == 3,
-                  let time = event[0] as? Double, let kind = event[1] as? String, let data = event[2] as? String, kind == "o" else { continue }
+                let time = event[0] as? Double, let kind = event[1] as? String, let data = event[2] as? String,
+                kind == "o"
+            else { continue }
             let pause = min(idleLimit, max(0, time - previous)) / max(speed, 0.01)
             previous = time
             if pause > 0 { usleep(useconds_t(pause * 1_000_000)) }

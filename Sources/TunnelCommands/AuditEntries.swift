@@ -59,7 +59,9 @@ enum AuditReader {
     }
 
     static func entries(of file: String) throws(CommandFailure) -> [AuditEntry] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw .failed("cannot read \(file)", .localFile) }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw .failed("cannot read \(file)", .localFile)
+        }
         // A line that is not a record (a torn tail) is skipped here; `verify` reports it.
         return text.split(separator: "\n").compactMap { line in
             (try? AuditRecord(line: line.utf8)).map { AuditEntry(file: file, record: $0) }
@@ -76,7 +78,9 @@ enum AuditReader {
     /// there, it records the read first, and a read it could not record does not happen.
     /// Without a socket (a copy on an auditor's machine) there is nobody to tell.
     static func recordRead(_ what: String, adminSocket: String?) throws(CommandFailure) {
-        let socket = adminSocket ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
+        let socket =
+            adminSocket
+            ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
         guard let socket else { return }
         let loop: EventLoop
         do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
@@ -85,8 +89,13 @@ enum AuditReader {
         loop.run()
         switch outcome {
         case .success(let reply) where reply.error == nil: return
-        case .success(let reply): throw .failed("the gateway did not record this audit read, so it is not done: \(reply.error ?? "")", .auditUnavailable)
-        case .failure(let failure): throw .failed("the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)
+        case .success(let reply):
+            throw .failed(
+                "the gateway did not record this audit read, so it is not done: \(reply.error ?? "")", .auditUnavailable
+            )
+        case .failure(let failure):
+            throw .failed(
+                "the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)
         case nil: throw .failed("no answer from the admin socket \(socket)", .gatewayUnreachable)
         }
     }

@@ -28,7 +28,10 @@ enum AuditLogs {
         while true {
             var pick: Int?
             for index in logs.indices where next[index] < logs[index].count {
-                guard let current = pick else { pick = index; continue }
+                guard let current = pick else {
+                    pick = index
+                    continue
+                }
                 if date(logs[index][next[index]]) < date(logs[current][next[current]]) { pick = index }
             }
             guard let pick else { return merged }
@@ -42,7 +45,9 @@ enum AuditLogs {
     /// The logs in an unpacked bundle: the bundle's top directory when it holds segments (an
     /// export of one log), else each subdirectory that does (an export of a cluster), by name.
     static func logs(inUnpacked directory: String) -> [Log] {
-        if !((try? AuditReader.segments(in: directory)) ?? []).isEmpty { return [Log(name: "", directory: directory, isExcerpt: true)] }
+        if !((try? AuditReader.segments(in: directory)) ?? []).isEmpty {
+            return [Log(name: "", directory: directory, isExcerpt: true)]
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
         return names.map { Log(name: $0, directory: "\(directory)/\($0)", isExcerpt: true) }
             .filter { !((try? AuditReader.segments(in: $0.directory)) ?? []).isEmpty }
@@ -71,8 +76,9 @@ enum AuditLogs {
     /// is safe as a directory name in a bundle).
     private static func replicaName(of directory: String) -> String? {
         guard let first = ((try? AuditReader.segments(in: directory)) ?? []).first,
-              let name = ((try? AuditReader.entries(of: first)) ?? []).lazy.compactMap({ $0.string("replica") }).first,
-              (try? Names.check(name, as: .node)) != nil else { return nil }
+            let name = ((try? AuditReader.entries(of: first)) ?? []).lazy.compactMap({ $0.string("replica") }).first,
+            (try? Names.check(name, as: .node)) != nil
+        else { return nil }
         return name
     }
 
@@ -92,11 +98,15 @@ enum AuditLogs {
     /// `--key` whose id its checkpoints name when there are several (when none has it, the first,
     /// so the verifier names the key id that differs), or the public key beside it when no
     /// `--key` is given.
-    static func verify(_ logs: [Log], keyFiles: [String], requireClosed: Bool,
-                       progress: ((Int64) -> Void)? = nil) throws(CommandFailure) -> [(log: Log, report: AuditReport)] {
+    static func verify(
+        _ logs: [Log], keyFiles: [String], requireClosed: Bool,
+        progress: ((Int64) -> Void)? = nil
+    ) throws(CommandFailure) -> [(log: Log, report: AuditReport)] {
         var keys: [AuditPublicKey] = []
         for file in keyFiles {
-            do { keys.append(try AuditPublicKey(pemFile: file)) } catch { throw .usage("cannot read the public key \(file): \(error)", .localFile) }
+            do { keys.append(try AuditPublicKey(pemFile: file)) } catch {
+                throw .usage("cannot read the public key \(file): \(error)", .localFile)
+            }
         }
         var results: [(log: Log, report: AuditReport)] = []
         var done: Int64 = 0
@@ -108,14 +118,30 @@ enum AuditLogs {
             let wanted = keyID(of: log.directory)
             let key = keys.first { $0.keyID == wanted } ?? keys.first
             guard log.isExcerpt else {
-                results.append((log, key.map { AuditVerifier.verify(directory: log.directory, publicKey: $0, requireClosed: requireClosed, progress: report) }
-                    ?? AuditVerifier.verify(directory: log.directory, publicKeyFile: nil, requireClosed: requireClosed, progress: report)))
+                results.append(
+                    (
+                        log,
+                        key.map {
+                            AuditVerifier.verify(
+                                directory: log.directory, publicKey: $0, requireClosed: requireClosed, progress: report)
+                        }
+                            ?? AuditVerifier.verify(
+                                directory: log.directory, publicKeyFile: nil, requireClosed: requireClosed,
+                                progress: report)
+                    ))
                 continue
             }
             let beside = "\(log.directory)/\(AuditSigningKey.publicKeyFileName)"
             let publicKey: AuditPublicKey
-            do { publicKey = try key ?? AuditPublicKey(pemFile: beside) } catch { throw .failed("cannot read the public key \(beside): \(error)", .localFile) }
-            results.append((log, AuditVerifier.verify(files: segments, publicKey: publicKey, requireClosed: requireClosed, progress: report)))
+            do { publicKey = try key ?? AuditPublicKey(pemFile: beside) } catch {
+                throw .failed("cannot read the public key \(beside): \(error)", .localFile)
+            }
+            results.append(
+                (
+                    log,
+                    AuditVerifier.verify(
+                        files: segments, publicKey: publicKey, requireClosed: requireClosed, progress: report)
+                ))
         }
         return results
     }

@@ -27,26 +27,39 @@ enum AuditMirror {
             }
             return nil
         }
-        if code != 0 { throw CommandFailure("cannot read the gateway's audit log: \(failure ?? "the connection ended")", code: .gatewayRequestFailed, exitCode: code) }
+        if code != 0 {
+            throw CommandFailure(
+                "cannot read the gateway's audit log: \(failure ?? "the connection ended")",
+                code: .gatewayRequestFailed, exitCode: code)
+        }
     }
 
     /// Fetches the files one after another, each up to the size it had when listed (segments only
     /// grow), then cuts a segment after its last complete line: a record being written at the
     /// moment of the listing is left for the next read, not shown torn.
-    private static func copy(_ files: [AuditFileInfo], from connection: MuxConnection, into directory: String, done: @escaping (String?) -> Void) {
+    private static func copy(
+        _ files: [AuditFileInfo], from connection: MuxConnection, into directory: String,
+        done: @escaping (String?) -> Void
+    ) {
         guard let file = files.first else { return done(nil) }
-        guard AuditReadReply.isAuditFile(file.name) else { return done("the gateway offered \(file.name), which is not an audit file") }
+        guard AuditReadReply.isAuditFile(file.name) else {
+            return done("the gateway offered \(file.name), which is not an audit file")
+        }
         var bytes: [UInt8] = []
         func next() {
             let request = OperatorRequest.auditRead(.fetch(file: file.name, offset: Int64(bytes.count)))
             connection.request(request, reply: AuditReadReply.self) { result in
-                guard case .success(let reply) = result, reply.error == nil, let chunk = reply.data.flatMap({ Data(base64Encoded: $0) }) else {
+                guard case .success(let reply) = result, reply.error == nil,
+                    let chunk = reply.data.flatMap({ Data(base64Encoded: $0) })
+                else {
                     return done("cannot fetch \(file.name): \((try? result.get())?.error ?? "no answer")")
                 }
                 bytes += chunk
                 if !chunk.isEmpty, bytes.count < file.size { return next() }
                 if bytes.count > file.size { bytes.removeLast(bytes.count - Int(file.size)) }
-                if file.name.hasSuffix(".jsonl"), let end = bytes.lastIndex(of: 0x0A) { bytes.removeSubrange((end + 1)...) }
+                if file.name.hasSuffix(".jsonl"), let end = bytes.lastIndex(of: 0x0A) {
+                    bytes.removeSubrange((end + 1)...)
+                }
                 do {
                     if file.name.hasPrefix("recordings/") { try makePrivateDirectory("\(directory)/recordings") }
                     try DurableFile.write(path: "\(directory)/\(file.name)", bytes: bytes, mode: 0o600)

@@ -10,15 +10,21 @@ extension GatewaySettings {
         switch (replicaName, advertise) {
         case (nil, nil):
             guard store == nil else {
-                throw .usage("a gateway on a shared store is a cluster replica: set replica-name (unique among the replicas) and advertise (the HOST:PORT the other replicas dial), \(example)", .configInvalid)
+                throw .usage(
+                    "a gateway on a shared store is a cluster replica: set replica-name (unique among the replicas) and advertise (the HOST:PORT the other replicas dial), \(example)",
+                    .configInvalid)
             }
             return nil
         case (let name?, let address?):
             guard NameKind.node.accepts(name) else {
-                throw .usage("replica-name \"\(InertText.escape(name))\" is not a DNS label: \(NameKind.node.rule)", .configInvalid)
+                throw .usage(
+                    "replica-name \"\(InertText.escape(name))\" is not a DNS label: \(NameKind.node.rule)",
+                    .configInvalid)
             }
             guard !["0.0.0.0", "::"].contains(address.host) else {
-                throw .usage("advertise \(address) is not an address other replicas can dial; give this replica's own IP or DNS name, \(example)", .configInvalid)
+                throw .usage(
+                    "advertise \(address) is not an address other replicas can dial; give this replica's own IP or DNS name, \(example)",
+                    .configInvalid)
             }
             return ReplicaIdentity(name: name, advertise: address.description)
         case (nil, _), (_, nil):

@@ -2,14 +2,20 @@ import ArgumentParser
 import Foundation
 import TunnelGateway
 import TunnelIO
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 // Commands stay thin: parse arguments, call one library function, print its result.
 
 /// Loads settings for a command from the real environment.
-func loadSettings(_ schema: SettingsSchema, config: String?, flags: [String: [String]]) throws(CommandFailure) -> ResolvedSettings {
-    try SettingsLoader.load(schema, SettingsInput(configPath: config, environment: ProcessInfo.processInfo.environment, flags: flags, knownSchemas: Schemas.all))
+func loadSettings(_ schema: SettingsSchema, config: String?, flags: [String: [String]]) throws(CommandFailure)
+    -> ResolvedSettings
+{
+    try SettingsLoader.load(
+        schema,
+        SettingsInput(
+            configPath: config, environment: ProcessInfo.processInfo.environment, flags: flags,
+            knownSchemas: Schemas.all))
 }
 
 /// The root command, `tunnel`.
@@ -20,9 +26,11 @@ public struct Tunnel: ParsableCommand {
         version: VersionInfo.current.line,
         subcommands: [
             GatewayCommand.self, ClientCommand.self, DevCommand.self,
-            NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self, ForwardCommand.self, KubectlCommand.self, KubeProxyCommand.self,
+            NodesCommand.self, SSHCommand.self, ShellCommand.self, LogsCommand.self, ProxyCommand.self,
+            ForwardCommand.self, KubectlCommand.self, KubeProxyCommand.self,
             TokenCommand.self, UserCommand.self, NodeCommand.self, PolicyCommand.self, AuditCommand.self,
-            CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self, KubeconfigCommand.self,
+            CACommand.self, LoginCommand.self, RenewCommand.self, WhoamiCommand.self, SSHConfigCommand.self,
+            KubeconfigCommand.self,
             DoctorCommand.self, VersionCommand.self,
         ]
     )
@@ -33,7 +41,8 @@ public struct GatewayCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Run the central gateway.")
     static let schema = Schemas.gateway
 
-    @Option(help: "Config file (default \(Schemas.gateway.defaultConfigPath) if it exists; env TUNNEL_CONFIG)") var config: String?
+    @Option(help: "Config file (default \(Schemas.gateway.defaultConfigPath) if it exists; env TUNNEL_CONFIG)")
+    var config: String?
     @Option(help: schema.argumentHelp("listen")) var listen: String?
     @Option(help: schema.argumentHelp("data-dir")) var dataDir: String?
     @Option(help: schema.argumentHelp("pki-dir")) var pkiDir: String?
@@ -51,16 +60,23 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
     @Option(help: schema.argumentHelp("log-format")) var logFormat: String?
     @OptionGroup(title: "Admission limits (docs/TUNNEL.md §7)") var admission: AdmissionFlags
-    @Flag(help: "Print the resolved settings with their sources, check the certificate files, and exit") var checkConfig = false
+    @Flag(help: "Print the resolved settings with their sources, check the certificate files, and exit")
+    var checkConfig = false
 
     public init() {}
 
     var flags: [String: [String]] {
-        given([("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket), ("policy", policy),
-               ("store", store), ("replica-name", replicaName), ("advertise", advertise), ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow), ("drain-timeout", drainTimeout),
-               ("handshake-timeout", handshakeTimeout), ("metrics-listen", metricsListen), ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
-               ("log-format", logFormat)])
-            .merging(admission.flags) { $1 }
+        given([
+            ("listen", listen), ("data-dir", dataDir), ("pki-dir", pkiDir), ("admin-socket", adminSocket),
+            ("policy", policy),
+            ("store", store), ("replica-name", replicaName), ("advertise", advertise),
+            ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow),
+            ("drain-timeout", drainTimeout),
+            ("handshake-timeout", handshakeTimeout), ("metrics-listen", metricsListen),
+            ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
+            ("log-format", logFormat),
+        ])
+        .merging(admission.flags) { $1 }
     }
 
     public func run() throws {
@@ -71,21 +87,29 @@ public struct GatewayCommand: ParsableCommand {
             // The files too: a missing or mismatched certificate should show up here, not at start.
             let configuration = try gateway.runtimeConfiguration()
             print("pki-dir files: readable, matching and valid now")
-            do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message, .configInvalid) }
+            do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch {
+                throw CommandFailure.usage(error.message, .configInvalid)
+            }
             print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
-            print("open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission)), enough for the anonymous caps")
+            print(
+                "open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission)), enough for the anonymous caps"
+            )
             return
         }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         let configuration = try gateway.runtimeConfiguration()
-        do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch { throw CommandFailure.usage(error.message, .configInvalid) }
+        do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch {
+            throw CommandFailure.usage(error.message, .configInvalid)
+        }
         _ = try AdmissionSettings.checkDescriptors(configuration.admission)
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
-            let (running, _) = try startGateway(configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)
-            let metrics = try startMetrics(gateway.metricsListen, loop: loop, logger: logger,
-                                           exposition: running.metricsExposition, unreadiness: running.unreadiness)
+            let (running, _) = try startGateway(
+                configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)
+            let metrics = try startMetrics(
+                gateway.metricsListen, loop: loop, logger: logger,
+                exposition: running.metricsExposition, unreadiness: running.unreadiness)
             let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in running.reloadPolicy() }
             return { stopped in
                 hangup?.close()
@@ -99,7 +123,8 @@ public struct GatewayCommand: ParsableCommand {
 
 public struct CACommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "ca", abstract: "Create the gateway's PKI before its first start, to choose the names in its certificate.",
+        commandName: "ca",
+        abstract: "Create the gateway's PKI before its first start, to choose the names in its certificate.",
         subcommands: [CAInitCommand.self])
     public init() {}
 }
@@ -118,35 +143,45 @@ func lifetimeSeconds(_ text: String) throws(CommandFailure) -> Int64 {
 func printFiles(_ files: [WrittenFile]) {
     let width = files.map(\.path.count).max() ?? 0
     for file in files {
-        print("  \(file.path.padding(toLength: width, withPad: " ", startingAt: 0))  \(String(file.mode, radix: 8).leftPadded(to: 4))  \(file.what)")
+        print(
+            "  \(file.path.padding(toLength: width, withPad: " ", startingAt: 0))  \(String(file.mode, radix: 8).leftPadded(to: 4))  \(file.what)"
+        )
     }
 }
 
 public struct CAInitCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the node CA, the operator CA and the gateway certificate.")
+    public static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Create the node CA, the operator CA and the gateway certificate.")
 
     @Option(help: "Directory for the CA files (created 0700)") var dir: String
-    @Option(help: "DNS name clients dial for the gateway; repeatable (default: localhost and this host's name)") var gatewayName: [String] = []
-    @Option(help: "IP address clients dial for the gateway; repeatable (default: 127.0.0.1 and ::1)") var gatewayIp: [String] = []
+    @Option(help: "DNS name clients dial for the gateway; repeatable (default: localhost and this host's name)")
+    var gatewayName: [String] = []
+    @Option(help: "IP address clients dial for the gateway; repeatable (default: 127.0.0.1 and ::1)") var gatewayIp:
+        [String] = []
     @Option(help: "Lifetime of the gateway certificate") var gatewayLifetime = "8760h"
     @Flag(help: "Replace an existing CA (every certificate it issued stops working)") var force = false
 
     public init() {}
 
     public func run() throws {
-        let result = try GatewayPKI.initialize(.init(directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
-                                                     gatewayLifetime: try lifetimeSeconds(gatewayLifetime)))
+        let result = try GatewayPKI.initialize(
+            .init(
+                directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
+                gatewayLifetime: try lifetimeSeconds(gatewayLifetime)))
         print("Created in \(dir):")
         printFiles(result.files)
         print("Gateway certificate names: \((result.gatewayNames + result.gatewayIPs).joined(separator: ", "))")
         print("Node CA \(fingerprintText(result.nodeCAFingerprint))")
         print("Operator CA \(fingerprintText(result.operatorCAFingerprint))")
-        print("Point the gateway's pki-dir here (default /var/lib/tunnel/gateway/pki); it signs with the CA keys, so keep this directory on the gateway only.")
+        print(
+            "Point the gateway's pki-dir here (default /var/lib/tunnel/gateway/pki); it signs with the CA keys, so keep this directory on the gateway only."
+        )
     }
 }
 
 public struct LoginCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "login", abstract: "Install an operator bundle as your tunnel identity.")
+    public static let configuration = CommandConfiguration(
+        commandName: "login", abstract: "Install an operator bundle as your tunnel identity.")
 
     @Argument(help: "The bundle from `tunnel user add`") var bundle: String
     @Option(help: "Where to install (default $XDG_CONFIG_HOME/tunnel or ~/.config/tunnel)") var configDir: String?
@@ -154,16 +189,20 @@ public struct LoginCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let dir = try configDir ?? OperatorLogin.defaultConfigDirectory(environment: ProcessInfo.processInfo.environment)
+        let dir =
+            try configDir ?? OperatorLogin.defaultConfigDirectory(environment: ProcessInfo.processInfo.environment)
         let result = try OperatorLogin.install(bundlePath: bundle, configDirectory: dir)
-        print("Logged in as \(result.identity) for gateway \(result.gateway)\(result.serverName.map { " (TLS name \($0))" } ?? ""), certificate valid until \(isoDate(result.notAfter)).")
+        print(
+            "Logged in as \(result.identity) for gateway \(result.gateway)\(result.serverName.map { " (TLS name \($0))" } ?? ""), certificate valid until \(isoDate(result.notAfter))."
+        )
         printFiles(result.files)
         print("You may now delete \(bundle).")
     }
 }
 
 public struct WhoamiCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the operator identity and gateway in use.")
+    public static let configuration = CommandConfiguration(
+        commandName: "whoami", abstract: "Show the operator identity and gateway in use.")
 
     @OptionGroup var options: OperatorOptions
     @OptionGroup var output: OutputOptions
@@ -177,9 +216,12 @@ public struct WhoamiCommand: ParsableCommand {
 }
 
 public struct SSHConfigCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "ssh-config", abstract: "Print an ~/.ssh/config block so that `ssh USER@NODE.tunnel` works.")
+    public static let configuration = CommandConfiguration(
+        commandName: "ssh-config", abstract: "Print an ~/.ssh/config block so that `ssh USER@NODE.tunnel` works.")
 
-    @Option(help: "Operator config file the ProxyCommand uses (default $TUNNEL_CONFIG, else ~/.config/tunnel/operator.yaml)") var config: String?
+    @Option(
+        help: "Operator config file the ProxyCommand uses (default $TUNNEL_CONFIG, else ~/.config/tunnel/operator.yaml)"
+    ) var config: String?
 
     public init() {}
 
@@ -188,9 +230,13 @@ public struct SSHConfigCommand: ParsableCommand {
         let configPath = options.resolvedConfigPath()
         // The settings, when they load, say which known_hosts file and key `tunnel ssh` uses.
         let settings = try? options.settings()
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        print(sshConfigBlock(tunnelPath: executable, configPath: configPath, knownHosts: settings?.sshKnownHosts ?? "~/.ssh/known_hosts.tunnel",
-                             identity: settings?.sshIdentity), terminator: "")
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        print(
+            sshConfigBlock(
+                tunnelPath: executable, configPath: configPath,
+                knownHosts: settings?.sshKnownHosts ?? "~/.ssh/known_hosts.tunnel",
+                identity: settings?.sshIdentity), terminator: "")
     }
 }
 

@@ -5,8 +5,8 @@ import TunnelClient
 import TunnelGateway
 import TunnelIO
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// `tunnel dev`: the whole thing on one machine with embedded defaults, for a first look and
 /// for demos. It makes a development PKI in a local directory (once), then runs a gateway and a
@@ -36,25 +36,32 @@ public struct DevCommand: ParsableCommand {
     public func run() throws {
         let directory = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let listenAddress: HostPort
-        do { listenAddress = try HostPort.parse(listen) } catch { throw CommandFailure.usage("--listen: \(error.text)", .usage) }
+        do { listenAddress = try HostPort.parse(listen) } catch {
+            throw CommandFailure.usage("--listen: \(error.text)", .usage)
+        }
         var services = try parseServices(service)
         guard let level = Logger.Level(rawValue: logLevel) else {
-            throw CommandFailure.usage("--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))", .usage)
+            throw CommandFailure.usage(
+                "--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))", .usage)
         }
         // Checked before anything starts, so a second sandbox says so in one sentence.
         if DevSandbox.answers(listenAddress) {
             throw CommandFailure.failed(
-                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT", .portInUse)
+                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT",
+                .portInUse)
         }
         let paths = DevelopmentFiles(directory: directory, node: node)
         guard let format = LogFormat(rawValue: logFormat) else {
-            throw CommandFailure.usage("--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))", .usage)
+            throw CommandFailure.usage(
+                "--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))",
+                .usage)
         }
         let logger = TunnelLogging.bootstrap(level: level, format: format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
         if !FileManager.default.fileExists(atPath: "\(gatewaySettings.pkiDir)/\(GatewayPKI.nodeCACertificate)") {
             try makePrivateDirectory(paths.gateway)
-            _ = try GatewayPKI.initialize(.init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
+            _ = try GatewayPKI.initialize(
+                .init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
         }
         let logs = try DevSandbox.demoLogs(directory: directory)
         var configuration = try gatewaySettings.runtimeConfiguration()
@@ -65,7 +72,8 @@ public struct DevCommand: ParsableCommand {
         configuration.auditPolicy.checkpointInterval = 1
         let store = try gatewaySettings.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
-            let (gateway, bound) = try startGateway(configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
+            let (gateway, bound) = try startGateway(
+                configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
             let gatewayAddress = HostPort(host: bound.ip, port: bound.port)
             try paths.loginOperator(gateway: gateway, address: gatewayAddress)
             let ssh = startPrivateSSHIfNeeded(services: &services, directory: directory, loop: loop, logger: logger)
@@ -81,8 +89,9 @@ public struct DevCommand: ParsableCommand {
             try paths.writeClientConfig(clientSettings)
             var edge: EdgeClient?
             var stopped = false
-            let guide = DevGuide(directory: directory, node: node, gateway: "\(bound)", services: services.mapValues(\.description),
-                                 sshNote: ssh.note, adminSocket: gatewaySettings.adminSocket)
+            let guide = DevGuide(
+                directory: directory, node: node, gateway: "\(bound)", services: services.mapValues(\.description),
+                sshNote: ssh.note, adminSocket: gatewaySettings.adminSocket)
             func startNode() {
                 do {
                     edge = try startEdgeClient(try clientSettings.runtimeConfiguration(), loop: loop, logger: logger)
@@ -106,13 +115,15 @@ public struct DevCommand: ParsableCommand {
                 try makePrivateDirectory(paths.nodeDirectory)
                 clientSettings.nodeName = node
                 NodeCredentials.enroll(
-                    loop: loop, host: gatewayAddress.host, port: gatewayAddress.port, serverName: "localhost", token: token,
+                    loop: loop, host: gatewayAddress.host, port: gatewayAddress.port, serverName: "localhost",
+                    token: token,
                     nodeName: node, labels: ["env": "dev"], files: clientSettings.credentialFiles, logger: logger
                 ) { result in
                     guard !stopped else { return }
                     switch result {
                     case .success: startNode()
-                    case .failure(let failure): logger.error("dev node enrollment failed", metadata: ["error": "\(failure.message)"])
+                    case .failure(let failure):
+                        logger.error("dev node enrollment failed", metadata: ["error": "\(failure.message)"])
                     }
                 }
             }
@@ -127,22 +138,34 @@ public struct DevCommand: ParsableCommand {
 
     /// When the ssh service's target does not answer, a private sshd takes its place (or, with
     /// no OpenSSH installed, a note says what to install). Returns the server and a note for the guide.
-    private func startPrivateSSHIfNeeded(services: inout [String: HostPort], directory: String, loop: EventLoop,
-                                         logger: Logger) -> (server: DevSSHServer?, note: String?) {
+    private func startPrivateSSHIfNeeded(
+        services: inout [String: HostPort], directory: String, loop: EventLoop,
+        logger: Logger
+    ) -> (server: DevSSHServer?, note: String?) {
         guard let target = services["ssh"], !DevSandbox.answers(target) else { return (nil, nil) }
         if let reason = DevSSHServer.unavailableReason() {
             return (nil, "nothing answers on \(target) and \(reason); everything but ssh works")
         }
         do {
-            let server = try DevSSHServer(directory: "\(directory)/sshd", hostAlias: "\(node)\(sshHostSuffix)", loop: loop, logger: logger)
+            let server = try DevSSHServer(
+                directory: "\(directory)/sshd", hostAlias: "\(node)\(sshHostSuffix)", loop: loop, logger: logger)
             guard server.waitUntilListening(seconds: 5) else {
                 server.stop()
-                return (nil, "nothing answers on \(target), and the private sshd did not start (see \(server.files.log)); everything but ssh works")
+                return (
+                    nil,
+                    "nothing answers on \(target), and the private sshd did not start (see \(server.files.log)); everything but ssh works"
+                )
             }
             services["ssh"] = HostPort(host: "127.0.0.1", port: server.port)
-            return (server, "nothing answers on \(target), so a private sshd serves it (keys and log in \(server.files.directory))")
+            return (
+                server,
+                "nothing answers on \(target), so a private sshd serves it (keys and log in \(server.files.directory))"
+            )
         } catch {
-            return (nil, "nothing answers on \(target), and the private sshd cannot start: \(error.message); everything but ssh works")
+            return (
+                nil,
+                "nothing answers on \(target), and the private sshd cannot start: \(error.message); everything but ssh works"
+            )
         }
     }
 
@@ -153,7 +176,9 @@ public struct DevCommand: ParsableCommand {
             guard parts.count == 2, NameKind.service.accepts(parts[0]) else {
                 throw .usage("--service: \"\(entry)\" is not NAME=HOST:PORT (e.g. ssh=127.0.0.1:22)", .usage)
             }
-            do { services[parts[0]] = try HostPort.parse(parts[1]) } catch { throw .usage("--service \(parts[0]): \(error.text)", .usage) }
+            do { services[parts[0]] = try HostPort.parse(parts[1]) } catch {
+                throw .usage("--service \(parts[0]): \(error.text)", .usage)
+            }
         }
         return services
     }
@@ -182,12 +207,15 @@ struct DevelopmentFiles {
             entries.keys.sorted().map { "  \($0): \(yamlQuoted(entries[$0]!))\n" }.joined()
         }
         var text = "# Written by `tunnel dev` for its node; rewritten at every start.\n"
-        text += "gateway: \(yamlQuoted(settings.gateways.map(\.description).joined(separator: ",")))\nserver-name: \(yamlQuoted(settings.serverName))\n"
-        text += "cert: \(yamlQuoted(settings.cert))\nkey: \(yamlQuoted(settings.key))\ngateway-ca: \(yamlQuoted(settings.gatewayCA))\n"
+        text +=
+            "gateway: \(yamlQuoted(settings.gateways.map(\.description).joined(separator: ",")))\nserver-name: \(yamlQuoted(settings.serverName))\n"
+        text +=
+            "cert: \(yamlQuoted(settings.cert))\nkey: \(yamlQuoted(settings.key))\ngateway-ca: \(yamlQuoted(settings.gatewayCA))\n"
         text += "node-name: \(yamlQuoted(node))\nservices:\n" + map(settings.services.mapValues(\.description))
         if let user = settings.shellUser { text += "shell-user: \(yamlQuoted(user))\n" }
         if !settings.logSources.isEmpty {
-            text += "log-root: \(yamlQuoted(settings.logRoot))\nlog-sources:\n" + map(settings.logSources.mapValues(\.text))
+            text +=
+                "log-root: \(yamlQuoted(settings.logRoot))\nlog-sources:\n" + map(settings.logSources.mapValues(\.text))
         }
         try makePrivateDirectory(nodeDirectory)
         _ = try GatewayPKI.write(clientConfig, Array(text.utf8), 0o600, "dev node's client config")
@@ -195,7 +223,9 @@ struct DevelopmentFiles {
 
     /// Points the dev login's `tunnel ssh` at the private sshd's sandbox key and host key.
     func addSSHSettings(identity: String, knownHosts: String) throws(CommandFailure) {
-        guard let handle = FileHandle(forUpdatingAtPath: operatorConfig) else { throw .failed("cannot update \(operatorConfig)", .localFile) }
+        guard let handle = FileHandle(forUpdatingAtPath: operatorConfig) else {
+            throw .failed("cannot update \(operatorConfig)", .localFile)
+        }
         defer { try? handle.close() }
         handle.seekToEndOfFile()
         handle.write(Data("ssh-identity: \(yamlQuoted(identity))\nssh-known-hosts: \(yamlQuoted(knownHosts))\n".utf8))
@@ -203,8 +233,13 @@ struct DevelopmentFiles {
 
     /// A single-use token for the dev node, from the running gateway.
     func token(for node: String, gateway: Gateway) throws(CommandFailure) -> JoinToken {
-        let reply = gateway.administer(.createToken(TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: ["env": "dev"])), actor: "tunnel dev")
-        guard let text = reply.token, let token = try? JoinToken.parse(text) else { throw .failed(reply.error ?? "no token", .gatewayRequestFailed) }
+        let reply = gateway.administer(
+            .createToken(
+                TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: ["env": "dev"])),
+            actor: "tunnel dev")
+        guard let text = reply.token, let token = try? JoinToken.parse(text) else {
+            throw .failed(reply.error ?? "no token", .gatewayRequestFailed)
+        }
         return token
     }
 
@@ -214,13 +249,18 @@ struct DevelopmentFiles {
         do {
             let key = try PrivateKey.generateP256()
             let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: "dev").pem(), as: UTF8.self)
-            let reply = gateway.administer(.addUser(name: "dev", roles: ["admin"], lifetimeSeconds: 12 * 3600, csr: csr), actor: "tunnel dev")
-            guard let certificate = reply.certificate, let gatewayCA = reply.gatewayCA else { throw CommandFailure.failed(reply.error ?? "no certificate", .gatewayRequestFailed) }
-            let bundle = OperatorBundle(gateway: address, serverName: "localhost", certificatePEM: certificate,
-                                        keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
+            let reply = gateway.administer(
+                .addUser(name: "dev", roles: ["admin"], lifetimeSeconds: 12 * 3600, csr: csr), actor: "tunnel dev")
+            guard let certificate = reply.certificate, let gatewayCA = reply.gatewayCA else {
+                throw CommandFailure.failed(reply.error ?? "no certificate", .gatewayRequestFailed)
+            }
+            let bundle = OperatorBundle(
+                gateway: address, serverName: "localhost", certificatePEM: certificate,
+                keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
             let identity = try TunnelIdentity(role: .operator, name: "dev")
             let path = "\(directory)/dev.tunnel-operator.yaml"
-            _ = try GatewayPKI.write(path, Array(bundle.render(identity: identity, notAfter: 0).utf8), 0o600, "dev operator bundle")
+            _ = try GatewayPKI.write(
+                path, Array(bundle.render(identity: identity, notAfter: 0).utf8), 0o600, "dev operator bundle")
             defer { try? FileManager.default.removeItem(atPath: path) }
             _ = try OperatorLogin.install(bundlePath: path, configDirectory: operatorDirectory)
         } catch let failure as CommandFailure {
@@ -233,9 +273,11 @@ struct DevelopmentFiles {
 
 extension GatewaySettings {
     static func forDevelopment(listen: HostPort, dataDir: String) -> GatewaySettings {
-        GatewaySettings(listen: listen, dataDir: dataDir, pkiDir: "\(dataDir)/pki", adminSocket: "\(dataDir)/admin.sock", policy: nil,
-                        nodeCertificateTTL: .seconds(86_400), drainTimeout: .seconds(5),
-                        handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15), logLevel: .info)
+        GatewaySettings(
+            listen: listen, dataDir: dataDir, pkiDir: "\(dataDir)/pki", adminSocket: "\(dataDir)/admin.sock",
+            policy: nil,
+            nodeCertificateTTL: .seconds(86_400), drainTimeout: .seconds(5),
+            handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15), logLevel: .info)
     }
 }
 
@@ -256,7 +298,8 @@ struct DevGuide {
         guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for entry in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(entry)/tunnel") {
-            return URL(fileURLWithPath: "\(entry)/tunnel").resolvingSymlinksInPath().path == me ? nil : "PATH=\(shellQuoted((me as NSString).deletingLastPathComponent)):$PATH"
+            return URL(fileURLWithPath: "\(entry)/tunnel").resolvingSymlinksInPath().path == me
+                ? nil : "PATH=\(shellQuoted((me as NSString).deletingLastPathComponent)):$PATH"
         }
         return "PATH=\(shellQuoted((me as NSString).deletingLastPathComponent)):$PATH"
     }
@@ -278,7 +321,8 @@ struct DevGuide {
     }
 
     var text: String {
-        let offered = services.keys.sorted().map { "\($0) → \(services[$0]!)" } + ["shell", "logs (\(DevSandbox.logSourceName))"]
+        let offered =
+            services.keys.sorted().map { "\($0) → \(services[$0]!)" } + ["shell", "logs (\(DevSandbox.logSourceName))"]
         return """
             tunnel dev: gateway on \(gateway), node "\(node)" offering \(offered.joined(separator: ", "))\
             \(sshNote.map { "\n  (ssh: \($0))" } ?? "")

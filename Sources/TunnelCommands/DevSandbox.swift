@@ -26,8 +26,9 @@ enum DevSandbox {
                 "press-3: WARNING hydraulic pressure 182 bar (limit 180)",
                 "press-3: cycle 1043 done in 2.4 s",
             ]
-            _ = try GatewayPKI.write(file, Array(lines.map { "\(isoDate(Int64(Date().timeIntervalSince1970))) \($0)\n" }.joined().utf8),
-                                     0o644, "demo log")
+            _ = try GatewayPKI.write(
+                file, Array(lines.map { "\(isoDate(Int64(Date().timeIntervalSince1970))) \($0)\n" }.joined().utf8),
+                0o644, "demo log")
         }
         do {
             return (root, try LogSource.parse(file))
@@ -96,12 +97,15 @@ final class DevSSHServer {
     static func unavailableReason() -> String? {
         program != nil && keygen != nil ? nil : missingOpenSSH
     }
-    static let missingOpenSSH = "OpenSSH is not installed (no sshd or ssh-keygen on PATH, in /usr/sbin or /usr/bin): apt-get install openssh-server openssh-client"
+    static let missingOpenSSH =
+        "OpenSSH is not installed (no sshd or ssh-keygen on PATH, in /usr/sbin or /usr/bin): apt-get install openssh-server openssh-client"
 
     /// Makes the keys (once), writes the configuration for this run's port and starts sshd.
     /// `hostAlias` is the name ssh checks the host key under (`dev-node.tunnel`).
     init(directory: String, hostAlias: String, loop: EventLoop, logger: Logger) throws(CommandFailure) {
-        guard let sshd = Self.program, let keygen = Self.keygen else { throw .failed(Self.missingOpenSSH, .programMissing) }
+        guard let sshd = Self.program, let keygen = Self.keygen else {
+            throw .failed(Self.missingOpenSSH, .programMissing)
+        }
         files = Files(directory: directory)
         try makePrivateDirectory(directory)
         // sshd run by root insists on its privilege-separation directory, which the system's
@@ -109,15 +113,22 @@ final class DevSSHServer {
         if geteuid() == 0, !FileManager.default.fileExists(atPath: "/run/sshd") { mkdir("/run/sshd", 0o755) }
         try Self.makeKeys(files, hostAlias: hostAlias, keygen: keygen)
         Self.stopStale(files)
-        guard let port = DevSandbox.freeLoopbackPort() else { throw .failed("cannot find a free loopback port for the private sshd", .systemResource) }
+        guard let port = DevSandbox.freeLoopbackPort() else {
+            throw .failed("cannot find a free loopback port for the private sshd", .systemResource)
+        }
         self.port = port
-        _ = try GatewayPKI.write(files.config, Array(Self.configuration(files, port: port).utf8), 0o600, "private sshd configuration")
+        _ = try GatewayPKI.write(
+            files.config, Array(Self.configuration(files, port: port).utf8), 0o600, "private sshd configuration")
         logDescriptor = open(files.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard logDescriptor >= 0 else { throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))", .localFile) }
+        guard logDescriptor >= 0 else {
+            throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))", .localFile)
+        }
         let log = logDescriptor
         do {
             process = try ChildProcess(loop: loop, arguments: [sshd, "-D", "-e", "-f", files.config]) { termination in
-                logger.info("private sshd ended", metadata: ["exit_status": "\(termination.status)", "signal": "\(termination.signal)"])
+                logger.info(
+                    "private sshd ended",
+                    metadata: ["exit_status": "\(termination.status)", "signal": "\(termination.signal)"])
             }
         } catch {
             close(log)
@@ -157,19 +168,25 @@ final class DevSSHServer {
             try run(keygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
         }
         func publicKey(_ key: String) throws(CommandFailure) -> String {
-            guard let text = try? String(contentsOfFile: "\(key).pub", encoding: .utf8) else { throw .failed("cannot read \(key).pub", .localFile) }
+            guard let text = try? String(contentsOfFile: "\(key).pub", encoding: .utf8) else {
+                throw .failed("cannot read \(key).pub", .localFile)
+            }
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        _ = try GatewayPKI.write(files.authorizedKeys, Array("\(try publicKey(files.userKey))\n".utf8), 0o600, "sandbox user key")
-        _ = try GatewayPKI.write(files.knownHosts, Array("\(hostAlias) \(try publicKey(files.hostKey))\n".utf8), 0o644, "dev host key")
+        _ = try GatewayPKI.write(
+            files.authorizedKeys, Array("\(try publicKey(files.userKey))\n".utf8), 0o600, "sandbox user key")
+        _ = try GatewayPKI.write(
+            files.knownHosts, Array("\(hostAlias) \(try publicKey(files.hostKey))\n".utf8), 0o644, "dev host key")
     }
 
     /// A sshd left behind by a `tunnel dev` that was killed: ended if its pid file still names
     /// a sshd started with this directory's configuration.
     private static func stopStale(_ files: Files) {
-        guard let text = try? String(contentsOfFile: files.pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-              let commandLine = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
-              commandLine.contains(files.config) else { return }
+        guard let text = try? String(contentsOfFile: files.pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let commandLine = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+            commandLine.contains(files.config)
+        else { return }
         kill(pid, SIGTERM)
     }
 
@@ -204,11 +221,15 @@ final class DevSSHServer {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        do { try process.run() } catch { throw .failed("cannot run \(program): \(error.localizedDescription)", .programMissing) }
+        do { try process.run() } catch {
+            throw .failed("cannot run \(program): \(error.localizedDescription)", .programMissing)
+        }
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw .failed("\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))", .systemResource)
+            throw .failed(
+                "\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))",
+                .systemResource)
         }
     }
 }

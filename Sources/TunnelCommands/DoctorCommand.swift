@@ -13,8 +13,12 @@ struct DoctorCheck: Equatable {
     /// nil when the check passed.
     let failure: FailureCode?
 
-    static func ok(_ name: String, _ detail: String) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: nil) }
-    static func fail(_ name: String, _ detail: String, _ code: FailureCode) -> DoctorCheck { DoctorCheck(name: name, detail: detail, failure: code) }
+    static func ok(_ name: String, _ detail: String) -> DoctorCheck {
+        DoctorCheck(name: name, detail: detail, failure: nil)
+    }
+    static func fail(_ name: String, _ detail: String, _ code: FailureCode) -> DoctorCheck {
+        DoctorCheck(name: name, detail: detail, failure: code)
+    }
 
     var lines: [String] {
         guard let failure else { return ["ok    \(name): \(detail)"] }
@@ -30,7 +34,9 @@ struct DoctorCheck: Equatable {
 /// enrollment door, which checks no dates), and every configured service dialable.
 public struct DoctorCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "doctor", abstract: "Check this machine's configuration, certificate, gateway, clock and services; say how to fix each failure.",
+        commandName: "doctor",
+        abstract:
+            "Check this machine's configuration, certificate, gateway, clock and services; say how to fix each failure.",
         discussion: "Exits 1 when any check fails. Every failure has a code explained in docs/ERRORS.md.")
 
     @OptionGroup var options: OperatorOptions
@@ -54,17 +60,23 @@ enum DoctorSteps {
 
     /// The certificate's dates against this clock: valid, how long it has left.
     static func certificate(_ path: String, role: String) -> DoctorCheck {
-        guard let bytes = try? DurableFile.read(path: path), let certificate = try? Certificate.fromPEM(bytes, source: path) else {
+        guard let bytes = try? DurableFile.read(path: path),
+            let certificate = try? Certificate.fromPEM(bytes, source: path)
+        else {
             return .fail("certificate", "cannot read the \(role) certificate \(path)", .certificateMissing)
         }
         if now >= certificate.notAfter {
             return .fail("certificate", "\(path) expired at \(isoDate(certificate.notAfter))", .certificateExpired)
         }
         if now < certificate.notBefore {
-            return .fail("certificate", "\(path) is valid only from \(isoDate(certificate.notBefore)), after this machine's clock (\(isoDate(now)))",
-                         .clockSkew)
+            return .fail(
+                "certificate",
+                "\(path) is valid only from \(isoDate(certificate.notBefore)), after this machine's clock (\(isoDate(now)))",
+                .clockSkew)
         }
-        return .ok("certificate", "valid until \(isoDate(certificate.notAfter)) (\(durationText(certificate.notAfter - now)) left)")
+        return .ok(
+            "certificate",
+            "valid until \(isoDate(certificate.notAfter)) (\(durationText(certificate.notAfter - now)) left)")
     }
 
     static func reachable(_ address: HostPort) -> DoctorCheck {
@@ -85,16 +97,21 @@ enum DoctorSteps {
 
     /// This machine's clock against the gateway's, read when a question sent at `sentAt` was answered.
     static func clock(gatewayTime: Int64?, sentAt: Int64) -> DoctorCheck {
-        guard let gatewayTime, gatewayTime > 0 else { return .ok("clock", "not measured: this gateway does not say its time") }
+        guard let gatewayTime, gatewayTime > 0 else {
+            return .ok("clock", "not measured: this gateway does not say its time")
+        }
         let skew = gatewayTime - sentAt
         if abs(skew) > allowedSkewSeconds {
-            return .fail("clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's", .clockSkew)
+            return .fail(
+                "clock", "this machine's clock is \(abs(skew)) s \(skew > 0 ? "behind" : "ahead of") the gateway's",
+                .clockSkew)
         }
         return .ok("clock", "within \(allowedSkewSeconds) s of the gateway's (\(skew >= 0 ? "+" : "")\(skew) s)")
     }
 
     static func durationText(_ seconds: Int64) -> String {
-        seconds >= 86_400 ? "\(seconds / 86_400)d \(seconds % 86_400 / 3600)h" : "\(seconds / 3600)h \(seconds % 3600 / 60)m"
+        seconds >= 86_400
+            ? "\(seconds / 86_400)d \(seconds % 86_400 / 3600)h" : "\(seconds / 3600)h \(seconds % 3600 / 60)m"
     }
 }
 
@@ -109,7 +126,9 @@ struct OperatorDoctor {
         } catch {
             return [.fail("configuration", error.message, .configInvalid)]
         }
-        var checks = [DoctorCheck.ok("configuration", "\(options.resolvedConfigPath()) is valid; gateway \(settings.gateway)")]
+        var checks = [
+            DoctorCheck.ok("configuration", "\(options.resolvedConfigPath()) is valid; gateway \(settings.gateway)")
+        ]
         checks.append(DoctorSteps.certificate(settings.cert, role: "operator"))
         guard checks.last?.failure == nil else { return checks }
         checks.append(DoctorSteps.reachable(settings.gateway))
@@ -135,7 +154,10 @@ struct OperatorDoctor {
             checks.append(DoctorSteps.connectionFailure(error))
             return checks
         }
-        checks.append(.ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts yours"))
+        checks.append(
+            .ok(
+                "gateway identity",
+                "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts yours"))
         checks.append(DoctorSteps.clock(gatewayTime: gatewayTime, sentAt: sentAt))
         return checks
     }
@@ -149,11 +171,16 @@ struct NodeDoctor {
     func run() -> [DoctorCheck] {
         let settings: ClientSettings
         do {
-            settings = try ClientSettings(try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
+            settings = try ClientSettings(
+                try loadSettings(Schemas.client, config: configPath ?? Schemas.client.defaultConfigPath, flags: [:]))
         } catch {
             return [.fail("configuration", error.message, .configInvalid)]
         }
-        var checks = [DoctorCheck.ok("configuration", "\(configPath ?? Schemas.client.defaultConfigPath) is valid; gateway \(settings.gateway)")]
+        var checks = [
+            DoctorCheck.ok(
+                "configuration",
+                "\(configPath ?? Schemas.client.defaultConfigPath) is valid; gateway \(settings.gateway)")
+        ]
         let certificate = DoctorSteps.certificate(settings.cert, role: "node")
         let reachable = DoctorSteps.reachable(settings.gateway)
         checks += [certificate, reachable]
@@ -179,8 +206,10 @@ struct NodeDoctor {
         let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
         var answer: Result<Int64, FleetFailure>?
         let sentAt = DoctorSteps.now
-        askGatewayTime(loop: loop, host: settings.gateway.host, port: settings.gateway.port,
-                       serverName: settings.serverName, gatewayCA: gatewayCA, logger: logger) { answer = $0 }
+        askGatewayTime(
+            loop: loop, host: settings.gateway.host, port: settings.gateway.port,
+            serverName: settings.serverName, gatewayCA: gatewayCA, logger: logger
+        ) { answer = $0 }
         loop.run()
         _ = loop.close()
         switch answer {
@@ -194,8 +223,9 @@ struct NodeDoctor {
     /// gateway verifies the certificate, then refuses the role with a sentence, so the pin and
     /// the certificate are proven without taking the place of the node's live session.
     private func pin(_ settings: ClientSettings) -> DoctorCheck {
-        let probe = OperatorSettings(gateway: settings.gateway, serverName: settings.serverName, cert: settings.cert, key: settings.key,
-                                     gatewayCA: settings.gatewayCA, logLevel: .critical)
+        let probe = OperatorSettings(
+            gateway: settings.gateway, serverName: settings.serverName, cert: settings.cert, key: settings.key,
+            gatewayCA: settings.gatewayCA, logLevel: .critical)
         do throws(CommandFailure) {
             let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
             _ = try withOperatorConnection(probe, logger: logger) { _, _, _, finish in
@@ -204,7 +234,9 @@ struct NodeDoctor {
             }
         } catch {
             if error.code == .wrongRole {
-                return .ok("gateway identity", "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts this node's")
+                return .ok(
+                    "gateway identity",
+                    "its certificate is signed by the pinned CA (\(settings.gatewayCA)), and it accepts this node's")
             }
             return DoctorSteps.connectionFailure(error)
         }
@@ -231,9 +263,13 @@ struct NodeDoctor {
         }
         if !settings.logSources.isEmpty {
             var isDirectory: ObjCBool = false
-            let present = FileManager.default.fileExists(atPath: settings.logRoot, isDirectory: &isDirectory) && isDirectory.boolValue
-            checks.append(present ? .ok("service logs", "\(settings.logSources.count) source(s) under \(settings.logRoot)")
-                                  : .fail("service logs", "log-root \(settings.logRoot) is not a directory", .serviceNotDialable))
+            let present =
+                FileManager.default.fileExists(atPath: settings.logRoot, isDirectory: &isDirectory)
+                && isDirectory.boolValue
+            checks.append(
+                present
+                    ? .ok("service logs", "\(settings.logSources.count) source(s) under \(settings.logRoot)")
+                    : .fail("service logs", "log-root \(settings.logRoot) is not a directory", .serviceNotDialable))
         }
         return checks
     }

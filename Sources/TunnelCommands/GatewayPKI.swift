@@ -45,8 +45,11 @@ public enum GatewayPKI {
         /// This machine's host name, for the default SAN (nil: ask the system).
         public var hostName: String?
 
-        public init(directory: String, gatewayNames: [String] = [], gatewayIPs: [String] = [], force: Bool = false,
-                    gatewayLifetime: Int64 = GatewayPKI.defaultGatewayLifetime, now: Int64 = Int64(Date().timeIntervalSince1970), hostName: String? = nil) {
+        public init(
+            directory: String, gatewayNames: [String] = [], gatewayIPs: [String] = [], force: Bool = false,
+            gatewayLifetime: Int64 = GatewayPKI.defaultGatewayLifetime,
+            now: Int64 = Int64(Date().timeIntervalSince1970), hostName: String? = nil
+        ) {
             self.directory = directory
             self.gatewayNames = gatewayNames
             self.gatewayIPs = gatewayIPs
@@ -78,7 +81,9 @@ public enum GatewayPKI {
         let dir = options.directory
         let all = [nodeCACertificate, nodeCAKey, operatorCACertificate, operatorCAKey, gatewayCertificate, gatewayKey]
         if !options.force, let existing = all.first(where: { FileManager.default.fileExists(atPath: "\(dir)/\($0)") }) {
-            throw .failed("\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it", .localFile)
+            throw .failed(
+                "\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it",
+                .localFile)
         }
         var names = options.gatewayNames
         var ips = options.gatewayIPs
@@ -86,16 +91,21 @@ public enum GatewayPKI {
             (names, ips) = defaultGatewayNames(hostName: options.hostName ?? ProcessInfo.processInfo.hostName)
         }
         for name in names where !HostPort.isValidDNSName(name) {
-            throw .usage("--gateway-name: \"\(name)\" is not a DNS name (letters, digits, '-', dots; no wildcards), e.g. gateway.example.com", .usage)
+            throw .usage(
+                "--gateway-name: \"\(name)\" is not a DNS name (letters, digits, '-', dots; no wildcards), e.g. gateway.example.com",
+                .usage)
         }
         for ip in ips where !(HostPort.isIPv4(ip) || HostPort.isIPv6(ip)) {
-            throw .usage("--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10", .usage)
+            throw .usage(
+                "--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10", .usage)
         }
         try makePrivateDirectory(dir)
         do {
             let caValidity = try CertificateValidity(now: options.now, lifetime: caLifetime)
-            let nodeCA = try CertificateAuthority.createSelfSigned(commonName: "tunnel node CA", key: try PrivateKey.generateP256(), validity: caValidity)
-            let operatorCA = try CertificateAuthority.createSelfSigned(commonName: "tunnel operator CA", key: try PrivateKey.generateP256(), validity: caValidity)
+            let nodeCA = try CertificateAuthority.createSelfSigned(
+                commonName: "tunnel node CA", key: try PrivateKey.generateP256(), validity: caValidity)
+            let operatorCA = try CertificateAuthority.createSelfSigned(
+                commonName: "tunnel operator CA", key: try PrivateKey.generateP256(), validity: caValidity)
             let gatewayKey = try PrivateKey.generateP256()
             let gateway = try nodeCA.issueGatewayCertificate(
                 for: try gatewayKey.publicKey(), commonName: names.first ?? ips.first ?? "tunnel gateway",
@@ -103,14 +113,28 @@ public enum GatewayPKI {
                 validity: try CertificateValidity(now: options.now, lifetime: min(options.gatewayLifetime, caLifetime)))
             var files: [WrittenFile] = []
             // Keys first: a crash part-way leaves files that make the next run stop and ask for --force.
-            files.append(try write("\(dir)/\(nodeCAKey)", try nodeCA.key.pem(), 0o600, "node CA key (the gateway signs node certificates with it)"))
-            files.append(try write("\(dir)/\(operatorCAKey)", try operatorCA.key.pem(), 0o600, "operator CA key (the gateway signs operator certificates with it)"))
+            files.append(
+                try write(
+                    "\(dir)/\(nodeCAKey)", try nodeCA.key.pem(), 0o600,
+                    "node CA key (the gateway signs node certificates with it)"))
+            files.append(
+                try write(
+                    "\(dir)/\(operatorCAKey)", try operatorCA.key.pem(), 0o600,
+                    "operator CA key (the gateway signs operator certificates with it)"))
             files.append(try write("\(dir)/\(Self.gatewayKey)", try gatewayKey.pem(), 0o600, "gateway key"))
-            files.append(try write("\(dir)/\(nodeCACertificate)", try nodeCA.certificate.pem(), 0o644, "node CA certificate"))
-            files.append(try write("\(dir)/\(operatorCACertificate)", try operatorCA.certificate.pem(), 0o644, "operator CA certificate"))
-            files.append(try write("\(dir)/\(gatewayCertificate)", try Certificate.pem(chain: [gateway, nodeCA.certificate]), 0o644, "gateway certificate + node CA"))
-            return InitResult(files: files, nodeCAFingerprint: nodeCA.certificate.sha256Fingerprint,
-                              operatorCAFingerprint: operatorCA.certificate.sha256Fingerprint, gatewayNames: names, gatewayIPs: ips)
+            files.append(
+                try write("\(dir)/\(nodeCACertificate)", try nodeCA.certificate.pem(), 0o644, "node CA certificate"))
+            files.append(
+                try write(
+                    "\(dir)/\(operatorCACertificate)", try operatorCA.certificate.pem(), 0o644,
+                    "operator CA certificate"))
+            files.append(
+                try write(
+                    "\(dir)/\(gatewayCertificate)", try Certificate.pem(chain: [gateway, nodeCA.certificate]), 0o644,
+                    "gateway certificate + node CA"))
+            return InitResult(
+                files: files, nodeCAFingerprint: nodeCA.certificate.sha256Fingerprint,
+                operatorCAFingerprint: operatorCA.certificate.sha256Fingerprint, gatewayNames: names, gatewayIPs: ips)
         } catch let failure as CommandFailure {
             throw failure
         } catch {
@@ -119,22 +143,29 @@ public enum GatewayPKI {
     }
 
     /// Loads the CA of `role` from a directory made by `initialize`.
-    public static func loadCA(_ role: TunnelIdentity.Role, directory: String) throws(CommandFailure) -> CertificateAuthority {
+    public static func loadCA(_ role: TunnelIdentity.Role, directory: String) throws(CommandFailure)
+        -> CertificateAuthority
+    {
         let (crt, key) = role == .operator ? (operatorCACertificate, operatorCAKey) : (nodeCACertificate, nodeCAKey)
         let crtPath = "\(directory)/\(crt)", keyPath = "\(directory)/\(key)"
         for path in [crtPath, keyPath] where !FileManager.default.fileExists(atPath: path) {
-            throw .usage("--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory", .usage)
+            throw .usage(
+                "--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory",
+                .usage)
         }
         do {
             let certificate = try Certificate.fromPEM(try DurableFile.read(path: crtPath), source: crtPath)
             let privateKey = try PrivateKey(pem: try DurableFile.read(path: keyPath), source: keyPath)
-            return try CertificateAuthority(certificate: certificate, key: privateKey, certificatePath: crtPath, keyPath: keyPath)
+            return try CertificateAuthority(
+                certificate: certificate, key: privateKey, certificatePath: crtPath, keyPath: keyPath)
         } catch {
             throw .failed(oneLine(error), .localFile)
         }
     }
 
-    static func write(_ path: String, _ bytes: [UInt8], _ mode: UInt32, _ what: String) throws(CommandFailure) -> WrittenFile {
+    static func write(_ path: String, _ bytes: [UInt8], _ mode: UInt32, _ what: String) throws(CommandFailure)
+        -> WrittenFile
+    {
         do {
             try DurableFile.write(path: path, bytes: bytes, mode: mode)
         } catch {

@@ -38,14 +38,17 @@ func sshConfigQuoted(_ text: String) -> String {
 /// `text` as one word for a POSIX shell: as it is when it holds only characters no shell treats
 /// specially (unless `always`), else in single quotes.
 func shellQuoted(_ text: String, always: Bool = false) -> String {
-    let plain = !text.isEmpty && text.utf8.allSatisfy { byte in
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "@%+=:,./_-".utf8.contains(byte)
+    let plain =
+        !text.isEmpty
+        && text.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "@%+=:,./_-".utf8.contains(byte)
+            }
         }
-    }
     if plain && !always { return text }
     return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
@@ -64,8 +67,10 @@ public func shellCommandLine(_ words: [String]) -> String? {
 
 /// `knownHosts` and `identity` come from the operator settings (`ssh-known-hosts`, `ssh-identity`),
 /// so the block and `tunnel ssh` check the same host keys and offer the same key.
-public func sshConfigBlock(tunnelPath: String, configPath: String, knownHosts: String = "~/.ssh/known_hosts.tunnel",
-                           identity: String? = nil) -> String {
+public func sshConfigBlock(
+    tunnelPath: String, configPath: String, knownHosts: String = "~/.ssh/known_hosts.tunnel",
+    identity: String? = nil
+) -> String {
     """
     # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
     Host *\(sshHostSuffix)
@@ -100,7 +105,9 @@ public struct KubeconfigError: Error, Sendable, Equatable, CustomStringConvertib
 /// `tls-server-name:` the original server's host (or `tlsServerName`), so the k3s serving
 /// certificate is still verified against the name it was issued for. Everything else is kept.
 /// Only the current context's cluster changes; other clusters in the file stay as they are.
-public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerName: String? = nil) throws(KubeconfigError) -> String {
+public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerName: String? = nil)
+    throws(KubeconfigError) -> String
+{
     func fail(_ message: String) -> KubeconfigError { KubeconfigError(message: message) }
     guard localPort > 0 else { throw fail("the local port must be 1–65535") }
     let parsed: Node?
@@ -112,17 +119,21 @@ public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerNa
         throw fail("the kubeconfig has no current-context; run `kubectl config use-context NAME` on the node first")
     }
     guard let contexts = root["contexts"]?.sequence,
-          let context = contexts.first(where: { $0.mapping?["name"]?.string == current }),
-          let clusterName = context.mapping?["context"]?.mapping?["cluster"]?.string else {
+        let context = contexts.first(where: { $0.mapping?["name"]?.string == current }),
+        let clusterName = context.mapping?["context"]?.mapping?["cluster"]?.string
+    else {
         throw fail("the kubeconfig has no context \"\(current)\" with a cluster (current-context points at nothing)")
     }
     guard var clusters = root["clusters"]?.sequence,
-          let index = clusters.firstIndex(where: { $0.mapping?["name"]?.string == clusterName }),
-          var entry = clusters[index].mapping,
-          var cluster = entry["cluster"]?.mapping else {
+        let index = clusters.firstIndex(where: { $0.mapping?["name"]?.string == clusterName }),
+        var entry = clusters[index].mapping,
+        var cluster = entry["cluster"]?.mapping
+    else {
         throw fail("the kubeconfig has no cluster \"\(clusterName)\" (used by context \"\(current)\")")
     }
-    guard let server = cluster["server"]?.string, let components = URLComponents(string: server), let host = components.host, !host.isEmpty else {
+    guard let server = cluster["server"]?.string, let components = URLComponents(string: server),
+        let host = components.host, !host.isEmpty
+    else {
         throw fail("cluster \"\(clusterName)\" has no usable server URL")
     }
     // URLComponents keeps the brackets of an IPv6 host; a TLS name is the bare address.
@@ -144,7 +155,8 @@ public func kubeconfigRewritten(original: String, localPort: UInt16, tlsServerNa
 private func describeYamsError(_ error: any Error, source: String) -> String {
     if let yaml = error as? YamlError {
         switch yaml {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
             return "\(source):\(mark.line): not valid YAML: \(problem)"
         default:
             break

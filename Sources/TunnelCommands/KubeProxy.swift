@@ -31,7 +31,9 @@ final class KubeProxy {
         proxy = self
     }
 
-    private func accepted(_ socket: StreamConnection, loop: EventLoop, client: OperatorClient, connection: MuxConnection, logger: Logger) {
+    private func accepted(
+        _ socket: StreamConnection, loop: EventLoop, client: OperatorClient, connection: MuxConnection, logger: Logger
+    ) {
         try? socket.setNoDelay(true)
         let key = ObjectIdentifier(socket)
         handshakes[key] = socket
@@ -48,7 +50,11 @@ final class KubeProxy {
         }
         do {
             try socket.startReading { [weak self] event in
-                guard case .data(let bytes) = event else { drop(nil); socket.close(); return }
+                guard case .data(let bytes) = event else {
+                    drop(nil)
+                    socket.close()
+                    return
+                }
                 switch request.feed(bytes) {
                 case .needMore(let reply):
                     if !reply.isEmpty { try? socket.write(reply) }
@@ -67,10 +73,14 @@ final class KubeProxy {
                     drop(nil)
                     try? socket.write(reply + SocksRequest.succeeded)
                     // Bulk: API calls, watches and logs; a shell wants `tunnel shell`, not kubectl exec.
-                    client.splice(on: connection, node: node, service: TunnelProtocol.kubernetesService, interactive: false,
-                                  input: socket, output: socket) { failure in
+                    client.splice(
+                        on: connection, node: node, service: TunnelProtocol.kubernetesService, interactive: false,
+                        input: socket, output: socket
+                    ) { failure in
                         guard let failure, self?.closed == false else { return }
-                        logger.warning("kubernetes connection ended", metadata: ["node.name": "\(node)", "reason": "\(failure.message)"])
+                        logger.warning(
+                            "kubernetes connection ended",
+                            metadata: ["node.name": "\(node)", "reason": "\(failure.message)"])
                     }
                 }
             }
@@ -91,15 +101,18 @@ final class KubeProxy {
 /// A kubeconfig with one context per node, each reaching the node's `kubernetes` service through
 /// the kube-proxy at `proxy`; no credentials in it (the operator's tunnel login is the credential).
 func tunnelKubeconfig(nodes: [String], proxy: HostPort, namespace: String = "default") -> String {
-    var text = "# Written by `tunnel kubeconfig`: kubectl reaches each node through `tunnel kube-proxy --listen \(proxy)`.\n"
-    text += "# No secrets here: you act as your tunnel identity, in the Kubernetes groups the gateway's policy gives you.\n"
+    var text =
+        "# Written by `tunnel kubeconfig`: kubectl reaches each node through `tunnel kube-proxy --listen \(proxy)`.\n"
+    text +=
+        "# No secrets here: you act as your tunnel identity, in the Kubernetes groups the gateway's policy gives you.\n"
     text += "apiVersion: v1\nkind: Config\nclusters:\n"
     for node in nodes {
         text += "- name: tunnel-\(node)\n  cluster:\n    server: http://\(node)\n    proxy-url: socks5://\(proxy)\n"
     }
     text += "contexts:\n"
     for node in nodes {
-        text += "- name: \(node)\n  context:\n    cluster: tunnel-\(node)\n    user: tunnel\n    namespace: \(namespace)\n"
+        text +=
+            "- name: \(node)\n  context:\n    cluster: tunnel-\(node)\n    user: tunnel\n    namespace: \(namespace)\n"
     }
     if let first = nodes.first { text += "current-context: \(first)\n" }
     text += "users:\n- name: tunnel\n  user: {}\n"

@@ -16,11 +16,15 @@ import TunnelTLS
 /// certificate verifying, so TLS stays end to end and the gateway sees only ciphertext.
 public struct KubectlCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "kubectl", abstract: "Run kubectl against a node's Kubernetes API through the gateway, as yourself.")
+        commandName: "kubectl",
+        abstract: "Run kubectl against a node's Kubernetes API through the gateway, as yourself.")
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node") var node: String
-    @Option(help: "Pass-through instead of impersonation: the node's kubeconfig (a copy of its k3s.yaml) for its k3s TCP service") var kubeconfig: String?
+    @Option(
+        help:
+            "Pass-through instead of impersonation: the node's kubeconfig (a copy of its k3s.yaml) for its k3s TCP service"
+    ) var kubeconfig: String?
     @Option(help: "The node's pass-through TCP service for its k3s API (with --kubeconfig)") var service = "k3s"
     @Argument(parsing: .postTerminator, help: "kubectl arguments, after --") var kubectlArguments: [String] = []
 
@@ -33,7 +37,9 @@ public struct KubectlCommand: ParsableCommand {
             do {
                 passThrough = String(decoding: try DurableFile.read(path: kubeconfig), as: UTF8.self)
             } catch {
-                throw CommandFailure.usage("\(oneLine(error)); give the node's kubeconfig with --kubeconfig, or leave it out to use the node's kubernetes service", .usage)
+                throw CommandFailure.usage(
+                    "\(oneLine(error)); give the node's kubeconfig with --kubeconfig, or leave it out to use the node's kubernetes service",
+                    .usage)
             }
         }
         let (settings, logger) = try options.settingsAndLogger()
@@ -54,13 +60,17 @@ public struct KubectlCommand: ParsableCommand {
                 let contents: String
                 let loopback = HostPort(host: "127.0.0.1", port: 0)
                 if let passThrough {
-                    let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service, listen: loopback, logger: logger)
+                    let forwarder = try Forwarder(
+                        loop: loop, client: client, connection: connection, node: node, service: service,
+                        listen: loopback, logger: logger)
                     closeListener = forwarder.close
                     contents = try kubeconfigRewritten(original: passThrough, localPort: forwarder.address.port)
                 } else {
-                    let proxy = try KubeProxy(loop: loop, client: client, connection: connection, listen: loopback, logger: logger)
+                    let proxy = try KubeProxy(
+                        loop: loop, client: client, connection: connection, listen: loopback, logger: logger)
                     closeListener = proxy.close
-                    contents = tunnelKubeconfig(nodes: [node], proxy: HostPort(host: "127.0.0.1", port: proxy.address.port))
+                    contents = tunnelKubeconfig(
+                        nodes: [node], proxy: HostPort(host: "127.0.0.1", port: proxy.address.port))
                 }
                 let file = try TemporaryKubeconfig(contents: contents)
                 temporary = file
@@ -99,7 +109,10 @@ struct TemporaryKubeconfig {
     init(contents: String) throws {
         var template = Array((NSTemporaryDirectory() + "tunnel-kubeconfig-XXXXXX").utf8CString)
         let descriptor = mkstemp(&template)
-        guard descriptor >= 0 else { throw CommandFailure.failed("cannot create a temporary kubeconfig: \(String(cString: strerror(errno)))", .localFile) }
+        guard descriptor >= 0 else {
+            throw CommandFailure.failed(
+                "cannot create a temporary kubeconfig: \(String(cString: strerror(errno)))", .localFile)
+        }
         path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let bytes = Array(contents.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }

@@ -17,11 +17,19 @@ public struct LogsCommand: ParsableCommand {
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node") var node: String
-    @Argument(help: "The log source, by the name in the node's log-sources (optional when the node has only one)") var source: String?
+    @Argument(help: "The log source, by the name in the node's log-sources (optional when the node has only one)")
+    var source: String?
     @Flag(name: .shortAndLong, help: "Keep printing new lines, across log rotation, until Ctrl-C") var follow = false
-    @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the last lines to print first") var lines = LogRequest.defaultLines
-    @Option(help: ArgumentHelp("Only files modified (journal entries written) this recently, e.g. 10m, 1h", valueName: "duration")) var since: String?
-    @Option(help: ArgumentHelp("Only lines containing this text (case-sensitive; a fixed string, not a pattern)", valueName: "text")) var grep: String?
+    @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the last lines to print first")
+    var lines = LogRequest.defaultLines
+    @Option(
+        help: ArgumentHelp(
+            "Only files modified (journal entries written) this recently, e.g. 10m, 1h", valueName: "duration"))
+    var since: String?
+    @Option(
+        help: ArgumentHelp(
+            "Only lines containing this text (case-sensitive; a fixed string, not a pattern)", valueName: "text"))
+    var grep: String?
 
     @OptionGroup var traffic: TrafficClassOption
 
@@ -45,8 +53,10 @@ public struct LogsCommand: ParsableCommand {
                 return nil
             }
             let progress = DownloadProgress(loop: loop)
-            client.splice(on: connection, node: node, service: LogService.serviceName, parameters: request.parameters,
-                          interactive: traffic.resolved(byUse: .bulk).isInteractive, input: input, output: output) { failure in
+            client.splice(
+                on: connection, node: node, service: LogService.serviceName, parameters: request.parameters,
+                interactive: traffic.resolved(byUse: .bulk).isInteractive, input: input, output: output
+            ) { failure in
                 progress?.close()
                 guard !stopping else { return }
                 // A reader that went away (`| head`) has had enough; that is no failure.
@@ -95,7 +105,9 @@ final class DownloadProgress {
 
     init?(loop: EventLoop) {
         var status = stat()
-        guard isatty(STDERR_FILENO) == 1, fstat(STDOUT_FILENO, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
+        guard isatty(STDERR_FILENO) == 1, fstat(STDOUT_FILENO, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            return nil
+        }
         let start = Int64(status.st_size)
         timer = LoopTimer(loop: loop)
         let line = ProgressLine("downloading", total: nil, unit: .bytes)

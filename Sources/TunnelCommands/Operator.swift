@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// What `tunnel whoami` reports: who the installed operator certificate says you are. Its JSON
 /// shape is in docs/JSON.md.
@@ -21,28 +21,35 @@ public struct OperatorStatus: Codable, Equatable {
 
     /// Reads the certificate and key named by the operator settings. Fails (one line) when a
     /// file is missing, the key does not match or the certificate is not an operator's.
-    public static func read(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> OperatorStatus {
+    public static func read(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970))
+        throws(CommandFailure) -> OperatorStatus
+    {
         let certificate: Certificate, key: PrivateKey
         do {
             certificate = try Certificate.fromPEM(try DurableFile.read(path: settings.cert), source: settings.cert)
             key = try PrivateKey(pem: try DurableFile.read(path: settings.key), source: settings.key)
             _ = try Certificate.fromPEM(try DurableFile.read(path: settings.gatewayCA), source: settings.gatewayCA)
         } catch {
-            throw .failed("\(oneLine(error)); run `tunnel login BUNDLE` to install your operator files", .certificateMissing)
+            throw .failed(
+                "\(oneLine(error)); run `tunnel login BUNDLE` to install your operator files", .certificateMissing)
         }
         let identity: TunnelIdentity
         do {
             guard try certificate.publicKey().der() == key.publicKey().der() else {
-                throw CommandFailure.failed("\(settings.key) does not belong to \(settings.cert); run `tunnel login BUNDLE` again", .bundleInvalid)
+                throw CommandFailure.failed(
+                    "\(settings.key) does not belong to \(settings.cert); run `tunnel login BUNDLE` again",
+                    .bundleInvalid)
             }
             identity = try certificate.tunnelIdentity()
         } catch {
             throw .failed(oneLine(error), .bundleInvalid)
         }
         return OperatorStatus(
-            identity: "\(identity)", name: identity.name, gateway: "\(settings.gateway)", serverName: settings.serverName,
+            identity: "\(identity)", name: identity.name, gateway: "\(settings.gateway)",
+            serverName: settings.serverName,
             notAfter: certificate.notAfter, expired: now >= certificate.notAfter,
-            renewSoon: now < certificate.notAfter && certificate.notAfter - now < (certificate.notAfter - certificate.notBefore) / 3)
+            renewSoon: now < certificate.notAfter
+                && certificate.notAfter - now < (certificate.notAfter - certificate.notBefore) / 3)
     }
 
     /// A few lines for people.
@@ -61,7 +68,9 @@ public struct OperatorStatus: Codable, Equatable {
     }
 
     /// The text `tunnel whoami` prints.
-    public static func describe(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(CommandFailure) -> String {
+    public static func describe(_ settings: OperatorSettings, now: Int64 = Int64(Date().timeIntervalSince1970))
+        throws(CommandFailure) -> String
+    {
         try read(settings, now: now).text
     }
 }

@@ -22,8 +22,10 @@ struct OperatorOptions: ParsableArguments {
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
 
     var flags: [String: [String]] {
-        given([("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa),
-               ("ssh-known-hosts", sshKnownHosts), ("ssh-identity", sshIdentity), ("log-level", logLevel)])
+        given([
+            ("gateway", gateway), ("server-name", serverName), ("cert", cert), ("key", key), ("gateway-ca", gatewayCa),
+            ("ssh-known-hosts", sshKnownHosts), ("ssh-identity", sshIdentity), ("log-level", logLevel),
+        ])
     }
 
     func settings() throws(CommandFailure) -> OperatorSettings {
@@ -39,7 +41,8 @@ struct OperatorOptions: ParsableArguments {
     /// The config file the ProxyCommand of `tunnel ssh` should use: the one in effect here.
     func resolvedConfigPath() -> String {
         config ?? ProcessInfo.processInfo.environment["TUNNEL_CONFIG"]
-            ?? SettingsLoader.expandDefaultPath(Schemas.operator.defaultConfigPath, environment: ProcessInfo.processInfo.environment)
+            ?? SettingsLoader.expandDefaultPath(
+                Schemas.operator.defaultConfigPath, environment: ProcessInfo.processInfo.environment)
     }
 }
 
@@ -52,7 +55,8 @@ func checkedNodeName(_ text: String) throws(CommandFailure) -> String {
 }
 
 public struct NodesCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "nodes", abstract: "List the nodes the gateway knows, online first.")
+    public static let configuration = CommandConfiguration(
+        commandName: "nodes", abstract: "List the nodes the gateway knows, online first.")
 
     @OptionGroup var options: OperatorOptions
     @OptionGroup var format: OutputOptions
@@ -69,7 +73,9 @@ public struct NodesCommand: ParsableCommand {
                 switch result {
                 case .success(let list):
                     listed = list
-                    for warning in list.warnings { FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8)) }
+                    for warning in list.warnings {
+                        FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8))
+                    }
                     finish(0)
                 case .failure(let error):
                     failure = CommandFailure(error)
@@ -81,24 +87,33 @@ public struct NodesCommand: ParsableCommand {
         if let failure { throw failure }
         if code != 0 { throw ExitCode(code) }
         guard let listed else { return }
-        print(json ? String(decoding: try TunnelProtocol.encode(listed), as: UTF8.self) + "\n" : Self.table(listed.nodes), terminator: "")
+        print(
+            json ? String(decoding: try TunnelProtocol.encode(listed), as: UTF8.self) + "\n" : Self.table(listed.nodes),
+            terminator: "")
     }
 
     static func table(_ nodes: [NodeStatus]) -> String {
         guard !nodes.isEmpty else { return "no nodes have connected to this gateway yet\n" }
         let now = Date().timeIntervalSince1970
-        let rows = [["NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION", "PREVIOUS SESSION ENDED"]] + nodes.map { node in
+        let rows =
             [
-                // In a cluster, the replica holding the session: "online@gw-2".
-                node.name, node.online ? "online\(node.replica.map { "@\($0)" } ?? "")" : "offline",
-                node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                node.services.joined(separator: ","), node.remoteAddress,
-                node.connectedSince.map { ago(now - $0) } ?? "-",
-                node.lastKeepaliveSecondsAgo.map { ago($0) } ?? "-",
-                node.version.isEmpty ? "-" : node.version,
-                node.previousSessionEnded ?? "-",
+                [
+                    "NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION",
+                    "PREVIOUS SESSION ENDED",
+                ]
             ]
-        }
+            + nodes.map { node in
+                [
+                    // In a cluster, the replica holding the session: "online@gw-2".
+                    node.name, node.online ? "online\(node.replica.map { "@\($0)" } ?? "")" : "offline",
+                    node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                    node.services.joined(separator: ","), node.remoteAddress,
+                    node.connectedSince.map { ago(now - $0) } ?? "-",
+                    node.lastKeepaliveSecondsAgo.map { ago($0) } ?? "-",
+                    node.version.isEmpty ? "-" : node.version,
+                    node.previousSessionEnded ?? "-",
+                ]
+            }
         return tableText(rows)
     }
 
@@ -114,7 +129,8 @@ public struct ProxyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Splice stdin/stdout to a service on a node (an OpenSSH ProxyCommand).",
-        discussion: "ssh -o ProxyCommand='tunnel proxy %h ssh' node-17 — or let `tunnel ssh-config` write that for you.")
+        discussion: "ssh -o ProxyCommand='tunnel proxy %h ssh' node-17 — or let `tunnel ssh-config` write that for you."
+    )
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node (node-17, or node-17.tunnel as ssh's %h gives it)") var node: String
@@ -142,8 +158,10 @@ public struct ProxyCommand: ParsableCommand {
             }
             // By use: a person typing into ssh, or files moving (scp, rsync, sftp, git).
             let interactive = traffic.resolved(byUse: .forProxy(callerInput: TrafficClass.parentInput())).isInteractive
-            client.splice(on: connection, node: node, service: service, interactive: interactive,
-                          input: input, output: output) { failure in
+            client.splice(
+                on: connection, node: node, service: service, interactive: interactive,
+                input: input, output: output
+            ) { failure in
                 commandFailure = failure.map { CommandFailure($0) }
                 finish(failure == nil ? 0 : CommandFailure.failureExitCode)
             }
@@ -182,14 +200,17 @@ public struct ForwardCommand: ParsableCommand {
     public func run() throws {
         let node = try checkedNodeName(node)
         let address: HostPort
-        do { address = try HostPort.parse(listen, example: "127.0.0.1:8443", allowAnyPort: true) } catch { throw CommandFailure.usage("--listen: \(error.text)", .usage) }
+        do { address = try HostPort.parse(listen, example: "127.0.0.1:8443", allowAnyPort: true) } catch {
+            throw CommandFailure.usage("--listen: \(error.text)", .usage)
+        }
         let (settings, logger) = try options.settingsAndLogger()
         var listenFailure: CommandFailure?
         _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
             do {
-                let forwarder = try Forwarder(loop: loop, client: client, connection: connection, node: node, service: service,
-                                              listen: address, interactive: traffic.resolved(byUse: .bulk).isInteractive,
-                                              logger: logger)
+                let forwarder = try Forwarder(
+                    loop: loop, client: client, connection: connection, node: node, service: service,
+                    listen: address, interactive: traffic.resolved(byUse: .bulk).isInteractive,
+                    logger: logger)
                 print("forwarding \(forwarder.address) → \(node)/\(service); Ctrl-C stops")
                 fflush(nil)
                 return forwarder.close
@@ -210,14 +231,18 @@ final class Forwarder {
     /// Set once the forwarder itself is shutting down: streams it cuts are not worth a warning.
     private var closed = false
 
-    init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
-         listen: HostPort, interactive: Bool = false, logger: Logger) throws {
+    init(
+        loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
+        listen: HostPort, interactive: Bool = false, logger: Logger
+    ) throws {
         let address = try SocketAddress(ip: listen.host, port: listen.port)
         weak var forwarder: Forwarder?
         listener = try TCPListener(loop: loop, address: address) { result in
             guard case .success(let socket) = result else { return }
             try? socket.setNoDelay(true)
-            client.splice(on: connection, node: node, service: service, interactive: interactive, input: socket, output: socket) { failure in
+            client.splice(
+                on: connection, node: node, service: service, interactive: interactive, input: socket, output: socket
+            ) { failure in
                 guard let failure, forwarder?.closed == false else { return }
                 logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"])
             }
@@ -234,11 +259,13 @@ final class Forwarder {
 
 public struct SSHCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "ssh", abstract: "Run the system ssh to a node through the gateway (host keys checked, keyed by node name).")
+        commandName: "ssh",
+        abstract: "Run the system ssh to a node through the gateway (host keys checked, keyed by node name).")
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "[USER@]NODE") var destination: String
-    @Argument(parsing: .postTerminator, help: "Arguments for ssh after --, e.g. -- uname -a") var sshArguments: [String] = []
+    @Argument(parsing: .postTerminator, help: "Arguments for ssh after --, e.g. -- uname -a") var sshArguments:
+        [String] = []
     @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
@@ -246,10 +273,12 @@ public struct SSHCommand: ParsableCommand {
     public func run() throws {
         let user = destination.contains("@") ? String(destination[..<destination.firstIndex(of: "@")!]) : nil
         let node = try checkedNodeName(String(destination.split(separator: "@").last ?? ""))
-        let settings = try options.settings()  // refuse bad settings here, not inside ssh's ProxyCommand
-        let tunnel = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let arguments = sshInvocation(tunnelPath: tunnel, configPath: options.resolvedConfigPath(), settings: settings, user: user, node: node,
-                                      trafficClass: traffic.trafficClass, extra: sshArguments)
+        let settings = try options.settings() // refuse bad settings here, not inside ssh's ProxyCommand
+        let tunnel =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let arguments = sshInvocation(
+            tunnelPath: tunnel, configPath: options.resolvedConfigPath(), settings: settings, user: user, node: node,
+            trafficClass: traffic.trafficClass, extra: sshArguments)
         try execute(arguments)
     }
 }
@@ -259,8 +288,10 @@ public struct SSHCommand: ParsableCommand {
 /// host keys. The settings' paths are already expanded with $HOME (ssh would use the password
 /// database's home for ~). Without a class given, the proxy picks it from ssh's stdin (a terminal:
 /// interactive).
-func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSettings, user: String?, node: String,
-                   trafficClass: TrafficClass? = nil, extra: [String]) -> [String] {
+func sshInvocation(
+    tunnelPath: String, configPath: String, settings: OperatorSettings, user: String?, node: String,
+    trafficClass: TrafficClass? = nil, extra: [String]
+) -> [String] {
     let chosen = trafficClass.map { " --class \($0.rawValue)" } ?? ""
     let proxy = "\(sshConfigQuoted(tunnelPath)) proxy --config \(sshConfigQuoted(configPath))\(chosen) %h ssh"
     return ["ssh", "-o", "ProxyCommand=\(proxy)", "-o", "UserKnownHostsFile=\(settings.sshKnownHosts)"]
@@ -272,5 +303,6 @@ func sshInvocation(tunnelPath: String, configPath: String, settings: OperatorSet
 func execute(_ arguments: [String]) throws -> Never {
     var cArguments = arguments.map { strdup($0) } + [nil]
     execvp(arguments[0], &cArguments)
-    throw CommandFailure.failed("cannot run \(arguments[0]): \(String(cString: strerror(errno))); is it installed?", .programMissing)
+    throw CommandFailure.failed(
+        "cannot run \(arguments[0]): \(String(cString: strerror(errno))); is it installed?", .programMissing)
 }

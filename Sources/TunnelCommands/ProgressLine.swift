@@ -32,7 +32,10 @@ final class ProgressLine {
         guard now.timeIntervalSince(lastDrawn) >= 0.1 else { return }
         lastDrawn = now
         drawn = true
-        emit("\r\u{1b}[K" + Self.text(label: label, done: done, total: total, unit: unit, elapsed: now.timeIntervalSince(started)))
+        emit(
+            "\r\u{1b}[K"
+                + Self.text(label: label, done: done, total: total, unit: unit, elapsed: now.timeIntervalSince(started))
+        )
     }
 
     /// Erases the line, so whatever is printed next starts clean.

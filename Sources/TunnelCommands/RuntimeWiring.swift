@@ -21,11 +21,13 @@ extension GatewaySettings {
             _ = try GatewayPKI.initialize(.init(directory: pkiDir))
         }
         let identity = try loadIdentity(
-            certificate: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)", key: "\(pkiDir)/\(GatewayPKI.gatewayKey)", fix: fix)
+            certificate: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)", key: "\(pkiDir)/\(GatewayPKI.gatewayKey)",
+            fix: fix)
         try checkValidity(identity, path: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)")
         var configuration = GatewayConfiguration(
             listenHost: listen.host, listenPort: listen.port, identity: identity,
-            nodeCA: try GatewayPKI.loadCA(.node, directory: pkiDir), operatorCA: try GatewayPKI.loadCA(.operator, directory: pkiDir))
+            nodeCA: try GatewayPKI.loadCA(.node, directory: pkiDir),
+            operatorCA: try GatewayPKI.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
         try AdmissionSettings.check(admission, nodeCapacity: Int(configuration.session.maxConcurrentStreams))
@@ -45,7 +47,9 @@ extension GatewaySettings {
     func openStore() throws(CommandFailure) -> FleetStore {
         try makePrivateDirectory(dataDir)
         if let store, PostgresFleetStore.urlHoldsPassword(store) {
-            throw .usage("--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)", .configInvalid)
+            throw .usage(
+                "--store holds a password, which would show in process lists and logs; remove it from the URL and give it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE)",
+                .configInvalid)
         }
         do {
             if let store {
@@ -63,10 +67,12 @@ func startGateway(
     _ configuration: GatewayConfiguration, store: FleetStore, adminSocket: String?, loop: EventLoop, logger: Logger
 ) throws(CommandFailure) -> (Gateway, SocketAddress) {
     let version = VersionInfo.current
-    logger.info("starting \(version.line)", metadata: [
-        "version": "\(version.version)", "commit": "\(version.commit)", "swift": "\(version.swift)",
-        "openssl": "\(version.openssl)", "libuv": "\(version.libuv)",
-    ])
+    logger.info(
+        "starting \(version.line)",
+        metadata: [
+            "version": "\(version.version)", "commit": "\(version.commit)", "swift": "\(version.swift)",
+            "openssl": "\(version.openssl)", "libuv": "\(version.libuv)",
+        ])
     let gateway: Gateway
     do {
         gateway = try Gateway(loop: loop, configuration: configuration, store: store, logger: logger)
@@ -77,13 +83,17 @@ func startGateway(
     do {
         bound = try gateway.start()
     } catch {
-        throw .failed("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen", .portInUse)
+        throw .failed(
+            "cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen",
+            .portInUse)
     }
     if let adminSocket {
         do {
             try gateway.startAdminSocket(path: adminSocket)
         } catch {
-            throw .failed("cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?", .localFile)
+            throw .failed(
+                "cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?",
+                .localFile)
         }
     }
     return (gateway, bound)
@@ -95,7 +105,8 @@ extension OperatorSettings {
         let identity = try loadIdentity(certificate: cert, key: key, fix: fix)
         try checkValidity(identity, path: cert)
         let gatewayCA = try loadCertificate(self.gatewayCA, fix: fix)
-        return GatewayEndpoint(host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
+        return GatewayEndpoint(
+            host: gateway.host, port: gateway.port, serverName: serverName, identity: identity, gatewayCA: gatewayCA)
     }
 }
 
@@ -132,7 +143,10 @@ func withOperatorConnection(
         switch result {
         case .success(let connection):
             client.onClosed = { reason in
-                if exitCode == nil { failure = CommandFailure(OperatorFailure.streamEnded(reason, "the gateway closed the connection: \(reason.reason)")) }
+                if exitCode == nil {
+                    failure = CommandFailure(
+                        OperatorFailure.streamEnded(reason, "the gateway closed the connection: \(reason.reason)"))
+                }
                 finish(CommandFailure.failureExitCode)
             }
             teardown = body(loop, client, connection, finish)

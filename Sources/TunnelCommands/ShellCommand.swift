@@ -21,7 +21,8 @@ public struct ShellCommand: ParsableCommand {
 
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The node (node-17)") var node: String
-    @Argument(parsing: .postTerminator, help: "A command to run instead of an interactive shell, after --") var command: [String] = []
+    @Argument(parsing: .postTerminator, help: "A command to run instead of an interactive shell, after --") var command:
+        [String] = []
     @OptionGroup var traffic: TrafficClassOption
 
     public init() {}
@@ -33,9 +34,11 @@ public struct ShellCommand: ParsableCommand {
         let parameters: ShellParameters
         // Checked as the node checks them, so a TERM it would refuse is named here.
         do {
-            parameters = try ShellParameters(ShellParameters(
-                term: ProcessInfo.processInfo.environment["TERM"] ?? "dumb", columns: size.columns, rows: size.rows,
-                command: shellCommandLine(command)).dictionary)
+            parameters = try ShellParameters(
+                ShellParameters(
+                    term: ProcessInfo.processInfo.environment["TERM"] ?? "dumb", columns: size.columns, rows: size.rows,
+                    command: shellCommandLine(command)
+                ).dictionary)
         } catch {
             throw CommandFailure.usage(error.reason, .usage)
         }
@@ -43,14 +46,17 @@ public struct ShellCommand: ParsableCommand {
         // Restored on every way out: returning, throwing, and exit() on a second signal.
         defer { LocalTerminal.restore() }
         if let failed = LocalTerminal.prepare(raw: interactive) {
-            throw CommandFailure.failed("cannot set up the terminal: \(String(cString: strerror(failed)))", .systemResource)
+            throw CommandFailure.failed(
+                "cannot set up the terminal: \(String(cString: strerror(failed)))", .systemResource)
         }
         var commandFailure: CommandFailure?
         let code = try withOperatorConnection(settings, logger: logger) { loop, _, connection, finish in
             do throws(CommandFailure) {
-                let terminal = try TerminalShell(loop: loop, connection: connection, node: node, parameters: parameters,
-                                                 interactive: interactive,
-                                                 trafficClass: traffic.resolved(byUse: .interactive)) { outcome in
+                let terminal = try TerminalShell(
+                    loop: loop, connection: connection, node: node, parameters: parameters,
+                    interactive: interactive,
+                    trafficClass: traffic.resolved(byUse: .interactive)
+                ) { outcome in
                     switch outcome {
                     case .success(let status):
                         finish(status)
@@ -81,7 +87,8 @@ enum StandardStream {
     static func open(loop: EventLoop, descriptor: Int32) throws(IOError) -> StandardStream {
         var status = stat()
         if fstat(descriptor, &status) == 0, isatty(descriptor) == 0,
-           status.st_mode & S_IFMT == S_IFREG || status.st_mode & S_IFMT == S_IFCHR {
+            status.st_mode & S_IFMT == S_IFREG || status.st_mode & S_IFMT == S_IFCHR
+        {
             return .direct(descriptor)
         }
         return .polled(try StreamConnection.openPipe(loop: loop, fileDescriptor: descriptor))
@@ -118,8 +125,10 @@ final class TerminalShell {
     private var exitStatus: Int32?
     private var onEnd: ((Result<Int32, OperatorFailure>) -> Void)?
 
-    init(loop: EventLoop, connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool,
-         trafficClass: TrafficClass, onEnd: @escaping (Result<Int32, OperatorFailure>) -> Void) throws(CommandFailure) {
+    init(
+        loop: EventLoop, connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool,
+        trafficClass: TrafficClass, onEnd: @escaping (Result<Int32, OperatorFailure>) -> Void
+    ) throws(CommandFailure) {
         self.node = node
         self.onEnd = onEnd
         endOfInputTimer = LoopTimer(loop: loop)
@@ -140,13 +149,16 @@ final class TerminalShell {
             // A hung-up terminal: nobody is left to type or read, so end like the remote shell would.
             watchers.append(try SignalWatcher(loop: loop, signal: .hangup) { [unowned self] _ in end(.success(129)) })
             if interactive {
-                watchers.append(try SignalWatcher(loop: loop, signal: .windowChange) { [unowned self] _ in
-                    let size = LocalTerminal.size()
-                    _ = try? shell.send(.resize(columns: size.columns, rows: size.rows))
-                })
+                watchers.append(
+                    try SignalWatcher(loop: loop, signal: .windowChange) { [unowned self] _ in
+                        let size = LocalTerminal.size()
+                        _ = try? shell.send(.resize(columns: size.columns, rows: size.rows))
+                    })
             }
-            shell = try ShellStream.open(on: connection, node: node, parameters: parameters,
-                                         interactive: trafficClass.isInteractive) { [unowned self] event in handle(event) }
+            shell = try ShellStream.open(
+                on: connection, node: node, parameters: parameters,
+                interactive: trafficClass.isInteractive
+            ) { [unowned self] event in handle(event) }
         } catch {
             close()
             throw .failed("cannot open a shell on \(node): \(error)", .streamEnded)
@@ -206,12 +218,15 @@ final class TerminalShell {
             if let refusal = shell.refusal {
                 end(.failure(.streamEnded(failure, refusal.message)))
             } else if failure.code.isApplicationCode || failure.code == .refusedStream {
-                end(.failure(.streamEnded(failure, TunnelErrorCode.explain(failure, node: node, service: ShellStream.serviceName))))
+                end(
+                    .failure(
+                        .streamEnded(
+                            failure, TunnelErrorCode.explain(failure, node: node, service: ShellStream.serviceName))))
             } else {
                 end(.failure(.streamEnded(failure, "the shell on \(node) ended: \(failure.reason)")))
             }
         case .resize:
-            break  // the decoder refuses resize frames towards the operator
+            break // the decoder refuses resize frames towards the operator
         }
     }
 

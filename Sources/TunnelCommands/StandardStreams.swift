@@ -19,7 +19,9 @@ func closedInput(loop: EventLoop) throws -> StreamConnection {
 
 /// The local ends of a splice: `makeInput`, then standard output; the input is closed again if
 /// standard output cannot be used. The error is a sentence naming the side that failed.
-func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(CommandFailure) -> (input: StreamConnection, output: StreamConnection) {
+func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(CommandFailure) -> (
+    input: StreamConnection, output: StreamConnection
+) {
     let input: StreamConnection
     do { input = try makeInput(loop) } catch { throw .failed("cannot use stdin: \(error)", .systemResource) }
     do {
@@ -51,7 +53,9 @@ func standardInput(loop: EventLoop) throws -> StreamConnection {
             let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             // The end of the file, a read error, or a reader gone (EPIPE; SIGPIPE is ignored).
-            guard count > 0, buffer.withUnsafeBytes({ writeAll(UnsafeRawBufferPointer(rebasing: $0[..<count]), to: writeEnd) }) else { break }
+            guard count > 0,
+                buffer.withUnsafeBytes({ writeAll(UnsafeRawBufferPointer(rebasing: $0[..<count]), to: writeEnd) })
+            else { break }
         }
         close(writeEnd)
     }
@@ -96,7 +100,9 @@ func standardOutput(loop: EventLoop) throws -> StreamConnection {
 
 func makePipe() throws(CommandFailure) -> (readEnd: Int32, writeEnd: Int32) {
     var descriptors: [Int32] = [-1, -1]
-    guard pipe(&descriptors) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))", .systemResource) }
+    guard pipe(&descriptors) == 0 else {
+        throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))", .systemResource)
+    }
     // Close-on-exec: a child the command starts must not hold a write end open.
     for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
     return (descriptors[0], descriptors[1])

@@ -28,9 +28,11 @@ enum TrafficClass: String, ExpressibleByArgument, CaseIterable {
 
 /// `--class interactive|bulk`: overrides the class a command picks from its use.
 struct TrafficClassOption: ParsableArguments {
-    @Option(name: .customLong("class"),
-            help: ArgumentHelp("Scheduling class of the stream: interactive goes ahead of bulk (default: by use)",
-                               valueName: "interactive|bulk"))
+    @Option(
+        name: .customLong("class"),
+        help: ArgumentHelp(
+            "Scheduling class of the stream: interactive goes ahead of bulk (default: by use)",
+            valueName: "interactive|bulk"))
     var trafficClass: TrafficClass?
 
     /// The chosen class, or `byUse` when none was given.

@@ -79,7 +79,8 @@ public final class AuditIndex {
 
     public var recordCount: Int { records.count }
     public var timeRange: (first: Int64, last: Int64)? {
-        guard let first = records.first(where: { $0.timeMs > 0 }), let last = records.last(where: { $0.timeMs > 0 }) else { return nil }
+        guard let first = records.first(where: { $0.timeMs > 0 }), let last = records.last(where: { $0.timeMs > 0 })
+        else { return nil }
         return (first.timeMs, last.timeMs)
     }
     var nodeNames: [String] { nodeRecords.keys.map { names[$0] }.sorted() }
@@ -113,7 +114,9 @@ public final class AuditIndex {
             while offset < bytes.count {
                 let end = bytes[offset...].firstIndex(of: 0x0A) ?? bytes.count
                 line += 1
-                add(file: file, line: line, offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                add(
+                    file: file, line: line, offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+                )
                 offset = end + 1
             }
         }
@@ -124,14 +127,21 @@ public final class AuditIndex {
         let node = record?.event.node.map { names.number($0) } ?? -1
         let number = Int32(records.count)
         let time = record.flatMap { LogTime.milliseconds($0.time) } ?? 0
-        records.append(RecordRef(file: file, line: line, offset: Int64(offset), length: Int32(bytes.count), seq: Int64(clamping: record?.seq ?? 0),
-                                 timeMs: time, type: names.number(record?.type ?? "(unreadable line)"), node: node))
+        records.append(
+            RecordRef(
+                file: file, line: line, offset: Int64(offset), length: Int32(bytes.count),
+                seq: Int64(clamping: record?.seq ?? 0),
+                timeMs: time, type: names.number(record?.type ?? "(unreadable line)"), node: node))
         if node >= 0 { nodeRecords[node, default: []].append(number) }
         switch record?.event {
         case .streamOpen(let actor, let target, _):
-            addStream(target.stream, open: number, time: time, actor: actor, node: node, service: target.service, outcome: "open")
+            addStream(
+                target.stream, open: number, time: time, actor: actor, node: node, service: target.service,
+                outcome: "open")
         case .streamDeny(let actor, let target?, _, let denial):
-            addStream(target.stream, open: number, time: time, actor: actor, node: node, service: target.service, outcome: denial.outcome)
+            addStream(
+                target.stream, open: number, time: time, actor: actor, node: node, service: target.service,
+                outcome: denial.outcome)
         case .streamClose(let parties, let close):
             guard let row = streamByID[parties.stream].map(Int.init) else { return }
             streams[row].close = number
@@ -144,11 +154,15 @@ public final class AuditIndex {
         }
     }
 
-    private func addStream(_ stream: String, open: Int32, time: Int64, actor: AuditOperator, node: Int32, service: String, outcome: String) {
+    private func addStream(
+        _ stream: String, open: Int32, time: Int64, actor: AuditOperator, node: Int32, service: String, outcome: String
+    ) {
         streamByID[stream] = Int32(streams.count)
-        streams.append(StreamRow(
-            stream: stream, open: open, timeMs: time, operatorName: names.number(actor.name), roles: names.number(actor.roles.joined(separator: ",")),
-            node: max(node, 0), service: names.number(service), outcome: names.number(outcome)))
+        streams.append(
+            StreamRow(
+                stream: stream, open: open, timeMs: time, operatorName: names.number(actor.name),
+                roles: names.number(actor.roles.joined(separator: ",")),
+                node: max(node, 0), service: names.number(service), outcome: names.number(outcome)))
     }
 }
 
@@ -157,14 +171,19 @@ public final class AuditIndex {
 enum LogTime {
     static func milliseconds(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)
-        guard bytes.count >= 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58 else { return nil }
+        guard bytes.count >= 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58
+        else { return nil }
         func number(_ range: Range<Int>) -> Int64? {
             var value: Int64 = 0
-            for index in range { guard (48...57).contains(bytes[index]) else { return nil }; value = value * 10 + Int64(bytes[index] - 48) }
+            for index in range {
+                guard (48...57).contains(bytes[index]) else { return nil }
+                value = value * 10 + Int64(bytes[index] - 48)
+            }
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-              let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month) else { return nil }
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month)
+        else { return nil }
         var millis: Int64 = 0
         if bytes.count >= 24, bytes[19] == 46, let fraction = number(20..<23) { millis = fraction }
         return (days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + millis
@@ -192,7 +211,10 @@ enum LogTime {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func two(_ value: Int?) -> String { let v = value ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
+        func two(_ value: Int?) -> String {
+            let v = value ?? 0
+            return v < 10 ? "0\(v)" : "\(v)"
+        }
         return "\(c.year ?? 0)-\(two(c.month))-\(two(c.day)) \(two(c.hour)):\(two(c.minute)):\(two(c.second))"
     }
 }

@@ -23,7 +23,8 @@ struct ConsoleAuth {
         secret = Self.randomHex(bytes: 32)
         cookie = Self.randomHex(bytes: 32)
         let loopback = listenHost == "::1" || listenHost.hasPrefix("127.")
-        allowedHosts = loopback ? ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "\(listenHost):\(port)"] : nil
+        allowedHosts =
+            loopback ? ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "\(listenHost):\(port)"] : nil
     }
 
     mutating func decide(host: String?, cookieHeader: [String], target: RequestTarget, rawTarget: String) -> Decision {
@@ -32,10 +33,13 @@ struct ConsoleAuth {
         }
         if let offered = target["token"] {
             guard !secretUsed, Self.same(offered, secret) else {
-                return .refused("that URL's secret is wrong or was already used; restart `tunnel audit serve` for a new one")
+                return .refused(
+                    "that URL's secret is wrong or was already used; restart `tunnel audit serve` for a new one")
             }
             secretUsed = true
-            let rest = target.parameters.filter { $0.name != "token" }.map { "\(RequestTarget.encode($0.name))=\(RequestTarget.encode($0.value))" }
+            let rest = target.parameters.filter { $0.name != "token" }.map {
+                "\(RequestTarget.encode($0.name))=\(RequestTarget.encode($0.value))"
+            }
             let path = target.path == "/" ? "/sessions" : target.path
             return .exchange(location: path + (rest.isEmpty ? "" : "?" + rest.joined(separator: "&")))
         }
@@ -43,7 +47,8 @@ struct ConsoleAuth {
             let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             return parts.count == 2 && parts[0] == Self.cookieName ? parts[1] : nil
         }
-        return presented.contains { Self.same($0, cookie) } ? .allowed
+        return presented.contains { Self.same($0, cookie) }
+            ? .allowed
             : .refused("open the URL `tunnel audit serve` printed; this browser has no session with the console")
     }
 

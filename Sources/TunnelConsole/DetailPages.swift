@@ -12,11 +12,16 @@ struct DetailPages {
         let names = index.names
         var streamCounts: [Int32: Int] = [:]
         for row in index.streams { streamCounts[row.node, default: 0] += 1 }
-        var html = "<table id=\"nodes\"><thead>" + HTML.row(["Node", "Records", "Streams", "Last record (UTC)"], header: true) + "</thead><tbody>"
+        var html =
+            "<table id=\"nodes\"><thead>" + HTML.row(["Node", "Records", "Streams", "Last record (UTC)"], header: true)
+            + "</thead><tbody>"
         for name in index.nodeNames {
             guard let code = names.lookup(name), let records = index.nodeRecords[code] else { continue }
             let last = records.last.map { LogTime.text(index.records[Int($0)].timeMs) } ?? ""
-            html += HTML.row([HTML.link("/node?name=" + RequestTarget.encode(name), name), "\(records.count)", "\(streamCounts[code] ?? 0)", HTML.escape(last)])
+            html += HTML.row([
+                HTML.link("/node?name=" + RequestTarget.encode(name), name), "\(records.count)",
+                "\(streamCounts[code] ?? 0)", HTML.escape(last),
+            ])
         }
         return HTML.page(title: "Nodes", banner: banner.html, body: html + "</tbody></table>")
     }
@@ -28,19 +33,30 @@ struct DetailPages {
 
     func node(_ name: String, page: Int) -> String? {
         guard let code = index.names.lookup(name), let records = index.nodeRecords[code] else { return nil }
-        var html = "<p>\(records.count) record(s). " + HTML.link("/sessions?node=" + RequestTarget.encode(name), "Sessions on this node") + "</p>"
-        html += "<table id=\"timeline\"><thead>" + HTML.row(["Time (UTC)", "Seq", "Event", "Detail"], header: true) + "</thead><tbody>"
-        for number in records.dropFirst((page - 1) * Self.timelinePageSize).prefix(Self.timelinePageSize).map(Int.init) {
+        var html =
+            "<p>\(records.count) record(s). "
+            + HTML.link("/sessions?node=" + RequestTarget.encode(name), "Sessions on this node") + "</p>"
+        html +=
+            "<table id=\"timeline\"><thead>" + HTML.row(["Time (UTC)", "Seq", "Event", "Detail"], header: true)
+            + "</thead><tbody>"
+        for number in records.dropFirst((page - 1) * Self.timelinePageSize).prefix(Self.timelinePageSize).map(Int.init)
+        {
             let record = index.records[number]
             let fields = index.fields(of: number)
             let type = index.names[record.type]
-            html += "<tr class=\"event-\(HTML.escape(type))\">" + [
-                HTML.escape(LogTime.text(record.timeMs)), HTML.link("/record?file=\(record.file)&line=\(record.line)", "\(record.seq)"),
-                HTML.escape(type), Self.detail(type: type, fields),
-            ].map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+            html +=
+                "<tr class=\"event-\(HTML.escape(type))\">"
+                + [
+                    HTML.escape(LogTime.text(record.timeMs)),
+                    HTML.link("/record?file=\(record.file)&line=\(record.line)", "\(record.seq)"),
+                    HTML.escape(type), Self.detail(type: type, fields),
+                ].map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
-        html += "</tbody></table>" + Pager.links(count: records.count, pageSize: Self.timelinePageSize, page: page,
-                                                 base: "/node?name=" + RequestTarget.encode(name) + "&")
+        html +=
+            "</tbody></table>"
+            + Pager.links(
+                count: records.count, pageSize: Self.timelinePageSize, page: page,
+                base: "/node?name=" + RequestTarget.encode(name) + "&")
         return HTML.page(title: "Node \(name)", banner: banner.html, body: html)
     }
 
@@ -51,7 +67,9 @@ struct DetailPages {
             guard let value = fields[key] else { return nil }
             if key == "stream" { return HTML.link("/stream?id=" + RequestTarget.encode(value.text), value.text) }
             let text = "\(key)=\(value.text)"
-            return key == "outcome" ? "<span class=\"outcome \(SessionsPage.outcomeClass(value.text))\">\(HTML.escape(text))</span>" : HTML.escape(text)
+            return key == "outcome"
+                ? "<span class=\"outcome \(SessionsPage.outcomeClass(value.text))\">\(HTML.escape(text))</span>"
+                : HTML.escape(text)
         }.joined(separator: " ")
     }
 
@@ -60,7 +78,8 @@ struct DetailPages {
         let open = index.fields(of: Int(row.open))
         var html = ""
         if let rule = open["rule"] {
-            html += "<p class=\"rule\">Allowed by policy rule <code>\(HTML.escape(rule.text))</code> (policy version \(HTML.escape(open["policy_version"]?.text ?? "?"))).</p>"
+            html +=
+                "<p class=\"rule\">Allowed by policy rule <code>\(HTML.escape(rule.text))</code> (policy version \(HTML.escape(open["policy_version"]?.text ?? "?"))).</p>"
         } else if let reason = open["reason"] {
             html += "<p class=\"rule\">Refused: \(HTML.escape(reason.text))</p>"
         }
@@ -72,14 +91,17 @@ struct DetailPages {
         }
         if let check = recordingChecks[id] { html += PlayerSection.html(stream: id, check: check) }
         let player = recordingChecks[id] != nil
-        return HTML.page(title: "Stream \(id)", banner: banner.html, body: html,
-                         stylesheets: player ? ["/assets/xterm.css"] : [], scripts: player ? ["/assets/xterm.js", "/assets/player.js"] : [])
+        return HTML.page(
+            title: "Stream \(id)", banner: banner.html, body: html,
+            stylesheets: player ? ["/assets/xterm.css"] : [],
+            scripts: player ? ["/assets/xterm.js", "/assets/player.js"] : [])
     }
 
     /// One record's fields with links to its neighbours in the chain.
     private func section(_ title: String, number: Int) -> String {
         let record = index.records[number]
-        return "<h2>\(title) · " + HTML.link("/record?file=\(record.file)&line=\(record.line)", "seq \(record.seq)") + "</h2>"
+        return "<h2>\(title) · " + HTML.link("/record?file=\(record.file)&line=\(record.line)", "seq \(record.seq)")
+            + "</h2>"
             + fieldTable(number) + neighbours(number)
     }
 
@@ -87,15 +109,21 @@ struct DetailPages {
         let fields = index.fields(of: number)
         guard !fields.isEmpty else { return "<pre class=\"raw\">\(HTML.escape(index.rawLine(number)))</pre>" }
         var html = "<table class=\"fields\"><tbody>"
-        for (key, value) in fields.sorted(by: { $0.key < $1.key }) { html += HTML.row([HTML.escape(key), HTML.escape(value.text)]) }
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            html += HTML.row([HTML.escape(key), HTML.escape(value.text)])
+        }
         return html + "</tbody></table>"
     }
 
     private func neighbours(_ number: Int) -> String {
         var links: [String] = []
-        for (label, other) in [("← previous record", number - 1), ("next record →", number + 1)] where index.records.indices.contains(other) {
+        for (label, other) in [("← previous record", number - 1), ("next record →", number + 1)]
+        where index.records.indices.contains(other) {
             let record = index.records[other]
-            links.append(HTML.link("/record?file=\(record.file)&line=\(record.line)", "\(label) (seq \(record.seq), \(index.names[record.type]))"))
+            links.append(
+                HTML.link(
+                    "/record?file=\(record.file)&line=\(record.line)",
+                    "\(label) (seq \(record.seq), \(index.names[record.type]))"))
         }
         return "<p class=\"neighbours\">" + links.joined(separator: " · ") + "</p>"
     }
@@ -104,9 +132,11 @@ struct DetailPages {
         guard let number = index.record(file: file, line: line) else { return nil }
         let record = index.records[number]
         let name = index.fileName(record)
-        var html = "<p>\(HTML.escape(name)), line \(line), seq \(record.seq), type \(HTML.escape(index.names[record.type])).</p>"
+        var html =
+            "<p>\(HTML.escape(name)), line \(line), seq \(record.seq), type \(HTML.escape(index.names[record.type])).</p>"
         if banner.isBad(number) {
-            html += "<p class=\"bad-record\" role=\"alert\">This is the first record that fails verification: \(HTML.escape(banner.report.problem?.message ?? "")).</p>"
+            html +=
+                "<p class=\"bad-record\" role=\"alert\">This is the first record that fails verification: \(HTML.escape(banner.report.problem?.message ?? "")).</p>"
         }
         html += fieldTable(number) + neighbours(number)
         html += "<h2>As stored</h2><pre class=\"raw\">\(HTML.escape(index.rawLine(number)))</pre>"
@@ -117,12 +147,21 @@ struct DetailPages {
         let report = banner.report
         var html = "<table class=\"fields\"><tbody>"
         html += HTML.row(["Result", report.isValid ? "verified" : "<strong>broken</strong>"])
-        html += HTML.row(["Segments", HTML.escape(report.files.map { String($0.split(separator: "/").last ?? "") }.joined(separator: ", "))])
+        html += HTML.row([
+            "Segments",
+            HTML.escape(report.files.map { String($0.split(separator: "/").last ?? "") }.joined(separator: ", ")),
+        ])
         html += HTML.row(["Records", "\(report.records)"]) + HTML.row(["Signed checkpoints", "\(report.checkpoints)"])
-        html += HTML.row(["Key id", "<code>\(HTML.escape(report.keyID))</code>"]) + HTML.row(["Recoveries after a crash", "\(report.recoveries)"])
-        html += HTML.row(["Records after the last checkpoint", "\(report.unsignedTail)"]) + HTML.row(["Ends with a clean close", report.closedCleanly ? "yes" : "no"])
-        html += "</tbody></table><p>Compare the key id with one taken from somewhere other than the machine being audited (docs/AUDIT.md §2). "
-        html += "The same check on the command line: <code>tunnel audit verify \(HTML.escape(index.directory))</code>.</p>"
+        html +=
+            HTML.row(["Key id", "<code>\(HTML.escape(report.keyID))</code>"])
+            + HTML.row(["Recoveries after a crash", "\(report.recoveries)"])
+        html +=
+            HTML.row(["Records after the last checkpoint", "\(report.unsignedTail)"])
+            + HTML.row(["Ends with a clean close", report.closedCleanly ? "yes" : "no"])
+        html +=
+            "</tbody></table><p>Compare the key id with one taken from somewhere other than the machine being audited (docs/AUDIT.md §2). "
+        html +=
+            "The same check on the command line: <code>tunnel audit verify \(HTML.escape(index.directory))</code>.</p>"
         return HTML.page(title: "Verification", banner: banner.html, body: html)
     }
 }

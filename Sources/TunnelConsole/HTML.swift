@@ -12,7 +12,9 @@ enum HTML {
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
-            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
+            case _
+            where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028
+                || scalar.value == 0x2029:
                 out += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
@@ -32,7 +34,9 @@ enum HTML {
     }
 
     /// A whole page: every asset from the console itself (`'self'` in the CSP), no inline script.
-    static func page(title: String, banner: String, body: String, stylesheets: [String] = [], scripts: [String] = []) -> String {
+    static func page(title: String, banner: String, body: String, stylesheets: [String] = [], scripts: [String] = [])
+        -> String
+    {
         """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

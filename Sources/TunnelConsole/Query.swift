@@ -6,10 +6,16 @@ struct RequestTarget {
     init(_ target: String) {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         path = RequestTarget.decode(String(parts[0]), plusIsSpace: false)
-        guard parts.count == 2 else { parameters = []; return }
+        guard parts.count == 2 else {
+            parameters = []
+            return
+        }
         parameters = parts[1].split(separator: "&").map { pair in
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (RequestTarget.decode(String(kv[0]), plusIsSpace: true), kv.count == 2 ? RequestTarget.decode(String(kv[1]), plusIsSpace: true) : "")
+            return (
+                RequestTarget.decode(String(kv[0]), plusIsSpace: true),
+                kv.count == 2 ? RequestTarget.decode(String(kv[1]), plusIsSpace: true) : ""
+            )
         }
     }
 
@@ -37,10 +43,13 @@ struct RequestTarget {
     static func encode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
-            if (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || [45, 46, 95, 126].contains(byte) {
+            if (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+                || [45, 46, 95, 126].contains(byte)
+            {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
+                out +=
+                    "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
             }
         }
         return out

@@ -28,7 +28,8 @@ struct SessionFilter: Equatable {
 
     /// The query string of this filter, without the parameters left empty.
     var query: String {
-        zip(Self.fields, values).filter { !$0.1.isEmpty }.map { "\($0.0)=\(RequestTarget.encode($0.1))" }.joined(separator: "&")
+        zip(Self.fields, values).filter { !$0.1.isEmpty }.map { "\($0.0)=\(RequestTarget.encode($0.1))" }.joined(
+            separator: "&")
     }
 
     /// The time bounds in epoch milliseconds; an unreadable bound is reported, not ignored.
@@ -43,7 +44,9 @@ struct SessionFilter: Equatable {
             }
             return .success(value)
         }
-        return parse(from, "from", endOfDay: false).flatMap { low in parse(until, "until", endOfDay: true).map { (low, $0) } }
+        return parse(from, "from", endOfDay: false).flatMap { low in
+            parse(until, "until", endOfDay: true).map { (low, $0) }
+        }
     }
 
     /// The rows that match, in log order.
@@ -51,8 +54,12 @@ struct SessionFilter: Equatable {
         bounds().map { low, high in
             let names = index.names
             // A name that occurs nowhere matches nothing; an empty one matches everything.
-            func code(_ text: String) -> Int32?? { text.isEmpty ? .some(nil) : names.lookup(text).map { .some($0) } ?? .none }
-            guard let node = code(node), let user = code(operatorName), let service = code(service), let outcome = code(outcome) else { return [] }
+            func code(_ text: String) -> Int32?? {
+                text.isEmpty ? .some(nil) : names.lookup(text).map { .some($0) } ?? .none
+            }
+            guard let node = code(node), let user = code(operatorName), let service = code(service),
+                let outcome = code(outcome)
+            else { return [] }
             let needle = text.lowercased()
             return index.streams.indices.filter { number in
                 let row = index.streams[number]
@@ -63,8 +70,11 @@ struct SessionFilter: Equatable {
                 if let low, row.timeMs < low { return false }
                 if let high, row.timeMs > high { return false }
                 guard !needle.isEmpty else { return true }
-                return [row.stream, names[row.operatorName], names[row.roles], names[row.node], names[row.service], names[row.outcome]]
-                    .contains { $0.lowercased().contains(needle) }
+                return [
+                    row.stream, names[row.operatorName], names[row.roles], names[row.node], names[row.service],
+                    names[row.outcome],
+                ]
+                .contains { $0.lowercased().contains(needle) }
             }
         }
     }

@@ -14,8 +14,9 @@ struct SessionsPage {
         case .success(let matches):
             body += summary(matches.count, filter: filter, page: page)
             body += table(matches.dropFirst((page - 1) * Self.pageSize).prefix(Self.pageSize))
-            body += Pager.links(count: matches.count, pageSize: Self.pageSize, page: page,
-                                base: "/sessions?" + (filter.query.isEmpty ? "" : filter.query + "&"))
+            body += Pager.links(
+                count: matches.count, pageSize: Self.pageSize, page: page,
+                base: "/sessions?" + (filter.query.isEmpty ? "" : filter.query + "&"))
         }
         return HTML.page(title: "Sessions", banner: banner.html, body: body)
     }
@@ -26,46 +27,56 @@ struct SessionsPage {
             let options = values.map { names[$0] }.sorted().map { value in
                 "<option\(value == current ? " selected" : "")>\(HTML.escape(value))</option>"
             }.joined()
-            return "<label>\(label) <select name=\"\(field)\" id=\"filter-\(field)\"><option value=\"\">any</option>\(options)</select></label>"
+            return
+                "<label>\(label) <select name=\"\(field)\" id=\"filter-\(field)\"><option value=\"\">any</option>\(options)</select></label>"
         }
         func text(_ field: String, _ label: String, _ current: String, _ hint: String) -> String {
             "<label>\(label) <input name=\"\(field)\" id=\"filter-\(field)\" value=\"\(HTML.escape(current))\" placeholder=\"\(hint)\"></label>"
         }
         let streams = index.streams
         return """
-        <form method="get" action="/sessions" class="filters">
-        \(choices("node", "Node", Set(streams.map(\.node)), filter.node))
-        \(choices("operator", "Operator", Set(streams.map(\.operatorName)), filter.operatorName))
-        \(choices("service", "Service", Set(streams.map(\.service)), filter.service))
-        \(choices("outcome", "Outcome", Set(streams.map(\.outcome)), filter.outcome))
-        \(text("from", "From", filter.from, "2026-03-01T08:00")) \(text("until", "Until", filter.until, "2026-03-01")) \(text("q", "Text", filter.text, "any field"))
-        <button type="submit">Filter</button> <a href="/sessions">clear</a>
-        </form>
-        """
+            <form method="get" action="/sessions" class="filters">
+            \(choices("node", "Node", Set(streams.map(\.node)), filter.node))
+            \(choices("operator", "Operator", Set(streams.map(\.operatorName)), filter.operatorName))
+            \(choices("service", "Service", Set(streams.map(\.service)), filter.service))
+            \(choices("outcome", "Outcome", Set(streams.map(\.outcome)), filter.outcome))
+            \(text("from", "From", filter.from, "2026-03-01T08:00")) \(text("until", "Until", filter.until, "2026-03-01")) \(text("q", "Text", filter.text, "any field"))
+            <button type="submit">Filter</button> <a href="/sessions">clear</a>
+            </form>
+            """
     }
 
     private func summary(_ count: Int, filter: SessionFilter, page: Int) -> String {
         let query = filter.query
         let suffix = query.isEmpty ? "" : "?" + query
         return """
-        <p class="summary"><span id="match-count">\(count)</span> stream(s) of \(index.streams.count). Export this view: \
-        \(HTML.link("/sessions.csv" + suffix, "CSV")) · \(HTML.link("/sessions.jsonl" + suffix, "JSON Lines")) · \
-        \(HTML.link("/evidence.tar" + suffix, "evidence bundle (whole segments of the time range)"))</p>
-        """
+            <p class="summary"><span id="match-count">\(count)</span> stream(s) of \(index.streams.count). Export this view: \
+            \(HTML.link("/sessions.csv" + suffix, "CSV")) · \(HTML.link("/sessions.jsonl" + suffix, "JSON Lines")) · \
+            \(HTML.link("/evidence.tar" + suffix, "evidence bundle (whole segments of the time range)"))</p>
+            """
     }
 
     private func table(_ rows: ArraySlice<Int>) -> String {
         let names = index.names
-        var html = "<table id=\"sessions\"><thead>" + HTML.row(
-            ["Time (UTC)", "Operator", "Roles", "Node", "Service", "Outcome", "Duration", "Bytes to node", "Bytes from node", "Stream"], header: true) + "</thead><tbody>\n"
+        var html =
+            "<table id=\"sessions\"><thead>"
+            + HTML.row(
+                [
+                    "Time (UTC)", "Operator", "Roles", "Node", "Service", "Outcome", "Duration", "Bytes to node",
+                    "Bytes from node", "Stream",
+                ], header: true) + "</thead><tbody>\n"
         for number in rows {
             let row = index.streams[number]
             html += HTML.row([
-                HTML.escape(LogTime.text(row.timeMs)), HTML.escape(names[row.operatorName]), HTML.escape(names[row.roles]),
-                HTML.link("/node?name=" + RequestTarget.encode(names[row.node]), names[row.node]), HTML.escape(names[row.service]),
+                HTML.escape(LogTime.text(row.timeMs)), HTML.escape(names[row.operatorName]),
+                HTML.escape(names[row.roles]),
+                HTML.link("/node?name=" + RequestTarget.encode(names[row.node]), names[row.node]),
+                HTML.escape(names[row.service]),
                 "<span class=\"outcome \(Self.outcomeClass(names[row.outcome]))\">\(HTML.escape(names[row.outcome]))</span>",
-                row.durationMs >= 0 ? Self.duration(row.durationMs) : "–", row.bytesToNode >= 0 ? "\(row.bytesToNode)" : "–",
-                row.bytesFromNode >= 0 ? "\(row.bytesFromNode)" : "–", HTML.link("/stream?id=" + RequestTarget.encode(row.stream), row.stream),
+                row.durationMs >= 0 ? Self.duration(row.durationMs) : "–",
+                row.bytesToNode >= 0 ? "\(row.bytesToNode)" : "–",
+                row.bytesFromNode >= 0 ? "\(row.bytesFromNode)" : "–",
+                HTML.link("/stream?id=" + RequestTarget.encode(row.stream), row.stream),
             ])
         }
         return html + "</tbody></table>"
@@ -80,8 +91,11 @@ struct SessionsPage {
     }
 
     static func duration(_ milliseconds: Int64) -> String {
-        milliseconds < 1000 ? "\(milliseconds) ms" : milliseconds < 60_000 ? "\(milliseconds / 1000).\(milliseconds % 1000 / 100) s"
-            : "\(milliseconds / 60_000) min \(milliseconds % 60_000 / 1000) s"
+        milliseconds < 1000
+            ? "\(milliseconds) ms"
+            : milliseconds < 60_000
+                ? "\(milliseconds / 1000).\(milliseconds % 1000 / 100) s"
+                : "\(milliseconds / 60_000) min \(milliseconds % 60_000 / 1000) s"
     }
 }
 

@@ -26,7 +26,10 @@ extension Gateway {
         // The socket's mode already keeps others out; this also refuses a socket made readable by mistake.
         guard credentials.uid == 0 || credentials.uid == geteuid() else {
             logger.notice("admin socket: peer refused", metadata: ["peer.uid": "\(credentials.uid)"])
-            respond(AdminReply(error: "only root or the gateway's user may use the admin socket (you are uid \(credentials.uid))"), on: connection)
+            respond(
+                AdminReply(
+                    error: "only root or the gateway's user may use the admin socket (you are uid \(credentials.uid))"),
+                on: connection)
             return
         }
         var reader = AdminChannel.LineReader()
@@ -36,9 +39,12 @@ extension Gateway {
                 case .data(let bytes):
                     if let line = reader.append(bytes) {
                         connection.stopReading()
-                        let reply = TunnelProtocol.decode(AdminRequest.self, from: line).map {
-                            administer($0, actor: "local admin (uid \(credentials.uid), pid \(credentials.pid))")
-                        } ?? AdminReply(error: "the admin request was not understood (is this tunnel older than the gateway?)")
+                        let reply =
+                            TunnelProtocol.decode(AdminRequest.self, from: line).map {
+                                administer($0, actor: "local admin (uid \(credentials.uid), pid \(credentials.pid))")
+                            }
+                            ?? AdminReply(
+                                error: "the admin request was not understood (is this tunnel older than the gateway?)")
                         respond(reply, on: connection)
                     } else if reader.overflowed {
                         respond(AdminReply(error: "admin request too long"), on: connection)

@@ -39,7 +39,8 @@ public struct AdmissionLimits: Sendable, Equatable {
     public func problem(descriptorLimit: Int) -> String? {
         let anonymous = pendingHandshakes + enrollmentConnections
         guard anonymous * 2 <= descriptorLimit else {
-            return "max-pending-handshakes + max-enrollment-connections (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
+            return
+                "max-pending-handshakes + max-enrollment-connections (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
         }
         return nil
     }
@@ -99,7 +100,8 @@ struct AnonymousPool<ID: Hashable> {
         let own = count(from: source)
         guard own < perSource else { return .full }
         guard entries.count >= total else { return .free }
-        guard let heaviest = heaviestSource(), count(from: heaviest) > own + 1, let oldest = bySource[heaviest]?.first else { return .full }
+        guard let heaviest = heaviestSource(), count(from: heaviest) > own + 1, let oldest = bySource[heaviest]?.first
+        else { return .full }
         return .evict(oldest, source: heaviest)
     }
 

@@ -24,8 +24,11 @@ final class AuditTrail {
     /// is kept apart from the log so that an exported log never carries the private key. After a
     /// crash, every stream left open gets its close record with outcome `gateway_crash`.
     /// - Parameter replica: the cluster replica writing the log; nil for a lone gateway.
-    init(directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(), replica: String? = nil,
-         logger: Logger, metrics: GatewayMetrics? = nil) throws(AuditError) {
+    init(
+        directory: String, keyDirectory: String, configuration: AuditLogConfiguration = AuditLogConfiguration(),
+        replica: String? = nil,
+        logger: Logger, metrics: GatewayMetrics? = nil
+    ) throws(AuditError) {
         self.directory = directory
         self.logger = logger
         self.metrics = metrics
@@ -37,14 +40,19 @@ final class AuditTrail {
         log = try AuditLog(directory: directory, signingKey: key, policy: configuration, now: Date())
         // A copy of the public key beside the log, for convenience; auditors should still take
         // the key id from somewhere else (docs/AUDIT.md §2).
-        try? DurableFile.write(path: "\(directory)/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
+        try? DurableFile.write(
+            path: "\(directory)/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
         if let recovery = log.recovery, !recovery.cleanShutdown {
-            logger.warning("audit log recovered after an unclean stop", metadata: [
-                "audit.lost_bytes": "\(recovery.lostBytes)", "audit.last_good_seq": "\(recovery.lastGoodSeq)",
-            ])
+            logger.warning(
+                "audit log recovered after an unclean stop",
+                metadata: [
+                    "audit.lost_bytes": "\(recovery.lostBytes)", "audit.last_good_seq": "\(recovery.lastGoodSeq)",
+                ])
             for (stream, open) in log.unclosedStreams().sorted(by: { $0.key < $1.key }) {
-                let close = StreamClose(outcome: .gatewayCrash, reason: "the gateway stopped without closing this stream")
-                try log.append(.streamClose(StreamParties(stream: stream, openFields: open), close), now: Date(), durable: false)
+                let close = StreamClose(
+                    outcome: .gatewayCrash, reason: "the gateway stopped without closing this stream")
+                try log.append(
+                    .streamClose(StreamParties(stream: stream, openFields: open), close), now: Date(), durable: false)
             }
             try log.sync()
         }
@@ -66,7 +74,9 @@ final class AuditTrail {
         } catch {
             metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: true)
             if failure == nil {
-                logger.critical("audit log write failed: no new streams are admitted until it can be written again", metadata: ["error": "\(error.message)"])
+                logger.critical(
+                    "audit log write failed: no new streams are admitted until it can be written again",
+                    metadata: ["error": "\(error.message)"])
             }
             failure = error.message
             return false
@@ -84,7 +94,9 @@ final class AuditTrail {
             return true
         } catch {
             metrics?.auditWrite(seconds: Elapsed.seconds(since: started), failed: true)
-            logger.critical("audit log sync failed: no new streams are admitted until it can be written again", metadata: ["error": "\(error.message)"])
+            logger.critical(
+                "audit log sync failed: no new streams are admitted until it can be written again",
+                metadata: ["error": "\(error.message)"])
             failure = error.message
             return false
         }
@@ -105,7 +117,9 @@ final class AuditTrail {
         do {
             try log.tick(now: Date())
         } catch {
-            logger.critical("audit checkpoint failed: no new streams are admitted until the log can be written again", metadata: ["error": "\(error.message)"])
+            logger.critical(
+                "audit checkpoint failed: no new streams are admitted until the log can be written again",
+                metadata: ["error": "\(error.message)"])
             failure = error.message
         }
     }

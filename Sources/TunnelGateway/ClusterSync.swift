@@ -83,7 +83,9 @@ final class ClusterSync {
             try store.heartbeat(replica: identity.name, advertise: identity.advertise, now: now)
             let released = try store.releaseAll(replica: identity.name)
             if released > 0 {
-                gateway.logger.notice("ended the node leases of this replica's previous run", metadata: ["replica": "\(identity.name)", "leases": "\(released)"])
+                gateway.logger.notice(
+                    "ended the node leases of this replica's previous run",
+                    metadata: ["replica": "\(identity.name)", "leases": "\(released)"])
             }
         }
         readChanges()
@@ -94,7 +96,9 @@ final class ClusterSync {
     /// Stops the timer and ends this replica's leases, so its nodes show offline at once.
     func stop() {
         timer.close()
-        attempt("release the node leases", always: true) { () throws(StoreError) in _ = try store.releaseAll(replica: identity.name) }
+        attempt("release the node leases", always: true) { () throws(StoreError) in
+            _ = try store.releaseAll(replica: identity.name)
+        }
     }
 
     /// A node session started here: claims it; returns its cluster-wide epoch, or nil when the
@@ -114,7 +118,8 @@ final class ClusterSync {
 
     /// Tells the other replicas to apply a change this replica made.
     func publish(_ kind: FleetChange.Kind, subject: String, detail: String) {
-        attempt("publish a \(kind.rawValue) change of \(subject) to the other replicas", always: true) { () throws(StoreError) in
+        attempt("publish a \(kind.rawValue) change of \(subject) to the other replicas", always: true) {
+            () throws(StoreError) in
             _ = try store.appendChange(kind, subject: subject, detail: detail, replica: identity.name, now: clock())
         }
     }
@@ -122,15 +127,21 @@ final class ClusterSync {
     /// Every live presence, for the node list; empty when the store cannot be read.
     func livePresences() -> [String: Presence] {
         let now = clock()
-        let presences = attempt("read the cluster's presences") { () throws(StoreError) in try store.presences(now: now) } ?? []
+        let presences =
+            attempt("read the cluster's presences") { () throws(StoreError) in try store.presences(now: now) } ?? []
         return Dictionary(presences.map { ($0.node, $0) }) { first, _ in first }
     }
 
     /// Who holds `node` by the store, for routing a stream there (`PresenceDirectory`).
     func presence(of node: String) -> NodePresence? {
         let now = clock()
-        guard let held = attempt("read the presence of node \(node)", { () throws(StoreError) in try store.presence(of: node, now: now) }) ?? nil else { return nil }
-        return NodePresence(replica: held.replica, advertise: held.advertise, epoch: held.epoch, leaseExpires: held.leaseUntil)
+        guard
+            let held = attempt(
+                "read the presence of node \(node)", { () throws(StoreError) in try store.presence(of: node, now: now) }
+            ) ?? nil
+        else { return nil }
+        return NodePresence(
+            replica: held.replica, advertise: held.advertise, epoch: held.epoch, leaseExpires: held.leaseUntil)
     }
 
     private func claim(_ node: String) -> Int64? {
@@ -152,17 +163,26 @@ final class ClusterSync {
 
     private func renew(now: Int64) {
         let until = ledger.leaseEnd(now: now)
-        guard let held = attempt("renew the node leases", { () throws(StoreError) -> [String: Int64] in
-            try store.heartbeat(replica: identity.name, advertise: identity.advertise, now: now)
-            return try store.renewLeases(replica: identity.name, until: until)
-        }) else { return }
+        guard
+            let held = attempt(
+                "renew the node leases",
+                { () throws(StoreError) -> [String: Int64] in
+                    try store.heartbeat(replica: identity.name, advertise: identity.advertise, now: now)
+                    return try store.renewLeases(replica: identity.name, until: until)
+                })
+        else { return }
         if now >= nextPrune {
             nextPrune = now + Self.pruneEverySeconds
-            attempt("prune the change feed") { () throws(StoreError) in _ = try store.pruneChanges(recordedBefore: now - Self.changeRetentionSeconds) }
+            attempt("prune the change feed") { () throws(StoreError) in
+                _ = try store.pruneChanges(recordedBefore: now - Self.changeRetentionSeconds)
+            }
         }
         let outcome = ledger.renewed(stillHeld: held)
         for node in outcome.superseded {
-            let holder = attempt("read the presence of node \(node)") { () throws(StoreError) in try store.presence(of: node, now: now) } ?? nil
+            let holder =
+                attempt("read the presence of node \(node)") { () throws(StoreError) in
+                    try store.presence(of: node, now: now)
+                } ?? nil
             gateway.fenceNode(node, newerOn: holder?.replica)
         }
         for (node, epoch) in outcome.orphaned.sorted(by: { $0.key < $1.key }) {
@@ -175,11 +195,17 @@ final class ClusterSync {
     /// Applies the other replicas' new changes; the first call only finds where the feed ends.
     private func readChanges() {
         guard var cursor else {
-            cursor = attempt("read the change feed") { () throws(StoreError) in ChangeFeedCursor(startingAfter: try store.latestChange()) }
+            cursor = attempt("read the change feed") { () throws(StoreError) in
+                ChangeFeedCursor(startingAfter: try store.latestChange())
+            }
             return
         }
         let after = cursor.lastSequence
-        guard let changes = attempt("read the change feed", { () throws(StoreError) in try store.changes(after: after, limit: ChangeFeedCursor.batchLimit) }) else { return }
+        guard
+            let changes = attempt(
+                "read the change feed",
+                { () throws(StoreError) in try store.changes(after: after, limit: ChangeFeedCursor.batchLimit) })
+        else { return }
         let fresh = cursor.read(changes, replica: identity.name)
         self.cursor = cursor
         for change in fresh {
@@ -191,20 +217,26 @@ final class ClusterSync {
     /// overrides that for what an admin just did); a failure is logged once until the store
     /// answers again.
     @discardableResult
-    private func attempt<Result>(_ what: String, always: Bool = false, _ body: () throws(StoreError) -> Result) -> Result? {
+    private func attempt<Result>(_ what: String, always: Bool = false, _ body: () throws(StoreError) -> Result)
+        -> Result?
+    {
         guard always || retry.mayCall(now: clock()) else { return nil }
         do {
             let result = try body()
             retry.succeeded()
             if let trouble = storeTrouble {
                 storeTrouble = nil
-                gateway.logger.notice("the shared store answers again; cluster presence and changes resume", metadata: ["after": "\(trouble)"])
+                gateway.logger.notice(
+                    "the shared store answers again; cluster presence and changes resume",
+                    metadata: ["after": "\(trouble)"])
             }
             return result
         } catch {
             retry.failed(now: clock())
             if storeTrouble == nil {
-                gateway.logger.error("cannot \(what); local sessions go on, the cluster's view of them lags until the store answers", metadata: ["error": "\(error.message)"])
+                gateway.logger.error(
+                    "cannot \(what); local sessions go on, the cluster's view of them lags until the store answers",
+                    metadata: ["error": "\(error.message)"])
             }
             storeTrouble = error.message
             return nil

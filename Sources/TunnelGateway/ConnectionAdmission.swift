@@ -92,7 +92,9 @@ struct ConnectionAdmission<ID: Hashable> {
         return decision
     }
 
-    private mutating func place(in pool: AnonymousPool<ID>, for source: String, evicted: Reason, refused: Reason) -> Place {
+    private mutating func place(in pool: AnonymousPool<ID>, for source: String, evicted: Reason, refused: Reason)
+        -> Place
+    {
         switch pool.room(for: source) {
         case .free:
             return .admit(closing: nil)

@@ -2,8 +2,8 @@ import Foundation
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// The gateway's identity decisions: who may enroll, renew, connect and open what, and the
 /// admin commands that change that. It owns the two CAs and the fleet store, and holds no
@@ -26,8 +26,12 @@ final class FleetAuthority {
         case disconnectOperator(String, reason: String)
     }
 
-    init(store: FleetStore, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority, nodeCertificateLifetime: Int64,
-         reenrollWindow: Int64 = 30 * 86_400, policy: Policy, clock: @escaping () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+    init(
+        store: FleetStore, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority,
+        nodeCertificateLifetime: Int64,
+        reenrollWindow: Int64 = 30 * 86_400, policy: Policy,
+        clock: @escaping () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
         self.store = store
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
@@ -52,23 +56,31 @@ final class FleetAuthority {
     /// A new node trades a token and a CSR for its first certificate.
     func redeem(_ request: RedeemRequest, from address: String) throws(FleetFailure) -> String {
         let (csr, keyHash) = try readRequest(request.csr)
-        let unknown = FleetFailure("the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
+        let unknown = FleetFailure(
+            "the gateway does not know this token (mistyped, or deleted); create a new one with `tunnel token create`")
         // The secret is checked before anything about the token is revealed, then expiry and
         // uses, then the name; the store's atomic redemption below has the last word on races.
         guard let token = try storeCall({ try store.tokens() }).first(where: { $0.id == request.tokenID }),
-              constantTimeEquals(token.secretSHA256, Hex.encode(SHA256.hash(Array(request.secret.utf8))))
+            constantTimeEquals(token.secretSHA256, Hex.encode(SHA256.hash(Array(request.secret.utf8))))
         else { throw unknown }
         let name = try nodeName(for: request, token: token, csr: csr)
-        switch try storeCall({ try store.redeemToken(id: request.tokenID, secretSHA256: token.secretSHA256, keySHA256: keyHash, nodeName: name, now: now) }) {
+        switch try storeCall({
+            try store.redeemToken(
+                id: request.tokenID, secretSHA256: token.secretSHA256, keySHA256: keyHash, nodeName: name, now: now)
+        }) {
         case .unknown:
             throw unknown
         case .expired(let at):
             throw FleetFailure("this token expired at \(isoTime(at)); create a new one with `tunnel token create`")
         case .usedUp(let uses):
-            throw FleetFailure("this token was already used (\(uses) of \(uses) enrollments); create a new one with `tunnel token create`")
+            throw FleetFailure(
+                "this token was already used (\(uses) of \(uses) enrollments); create a new one with `tunnel token create`"
+            )
         case .alreadyRedeemed(let enrolledName):
             // The same key again: a node that crashed before saving its certificate retries.
-            guard enrolledName == name else { throw FleetFailure("this key already enrolled as \(enrolledName) with this token") }
+            guard enrolledName == name else {
+                throw FleetFailure("this key already enrolled as \(enrolledName) with this token")
+            }
         case .redeemed:
             break
         }
@@ -88,25 +100,37 @@ final class FleetAuthority {
 
     /// The name a token enrolls: fixed by the token, or asked for (within the token's prefix);
     /// never one another key already holds. The CSR's subject is not a name request.
-    private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure) -> String {
+    private func nodeName(for request: RedeemRequest, token: TokenEntry, csr: ParsedRequest) throws(FleetFailure)
+        -> String
+    {
         let asked = request.nodeName ?? (token.nodeName == nil ? request.hostName : nil)
         if let asked { try checkName(asked, as: .node) }
         if token.expiresAt <= now {
-            throw FleetFailure("this token expired at \(isoTime(token.expiresAt)); create a new one with `tunnel token create`")
+            throw FleetFailure(
+                "this token expired at \(isoTime(token.expiresAt)); create a new one with `tunnel token create`")
         }
-        let retry = try storeCall({ try store.node(named: asked ?? token.nodeName ?? "") }).map { $0.keySHA256 == csr.keyHash && $0.enrolledWithToken == token.id } ?? false
+        let retry =
+            try storeCall({ try store.node(named: asked ?? token.nodeName ?? "") }).map {
+                $0.keySHA256 == csr.keyHash && $0.enrolledWithToken == token.id
+            } ?? false
         if token.usesCount >= token.usesAllowed, !retry {
-            throw FleetFailure("this token was already used (\(token.usesCount) of \(token.usesAllowed) enrollments); create a new one with `tunnel token create`")
+            throw FleetFailure(
+                "this token was already used (\(token.usesCount) of \(token.usesAllowed) enrollments); create a new one with `tunnel token create`"
+            )
         }
         let name: String
         if let fixed = token.nodeName {
             guard asked == nil || asked == fixed else {
-                throw FleetFailure("this token enrolls only the node \(fixed), not \(asked!); drop --node-name or use a token for \(asked!)")
+                throw FleetFailure(
+                    "this token enrolls only the node \(fixed), not \(asked!); drop --node-name or use a token for \(asked!)"
+                )
             }
             name = fixed
         } else if let asked {
             if let prefix = token.namePrefix, !asked.hasPrefix(prefix) {
-                throw FleetFailure("this token enrolls only names starting with \(prefix); \(asked) does not (set --node-name \(prefix)…)")
+                throw FleetFailure(
+                    "this token enrolls only names starting with \(prefix); \(asked) does not (set --node-name \(prefix)…)"
+                )
             }
             name = asked
         } else {
@@ -116,10 +140,14 @@ final class FleetAuthority {
         if let existing = try storeCall({ try store.node(named: name) }) {
             // A revoked node stays revoked, whatever key or token comes: only `node rm` ends it.
             if existing.revokedAt != nil {
-                throw FleetFailure("node \(name) was revoked; remove it with `tunnel node rm \(name)` before enrolling a replacement under that name")
+                throw FleetFailure(
+                    "node \(name) was revoked; remove it with `tunnel node rm \(name)` before enrolling a replacement under that name"
+                )
             }
             if let enrolledKey = existing.keySHA256, enrolledKey != csr.keyHash {
-                throw FleetFailure("node \(name) is already enrolled with another key; to replace that box, `tunnel node rm \(name)` first")
+                throw FleetFailure(
+                    "node \(name) is already enrolled with another key; to replace that box, `tunnel node rm \(name)` first"
+                )
             }
         }
         return name
@@ -130,7 +158,9 @@ final class FleetAuthority {
     func reenroll(name: String, presented: Certificate, csr text: String) throws(FleetFailure) -> String {
         let entry = try knownNode(name, presented: presented)
         if now - presented.notAfter > reenrollWindow {
-            throw FleetFailure("node \(name)'s certificate expired at \(isoTime(presented.notAfter)), longer ago than the re-enrollment window (\(windowText), reenroll-window); enroll it again with a token: tunnel client --token …")
+            throw FleetFailure(
+                "node \(name)'s certificate expired at \(isoTime(presented.notAfter)), longer ago than the re-enrollment window (\(windowText), reenroll-window); enroll it again with a token: tunnel client --token …"
+            )
         }
         let (csr, keyHash) = try readRequest(text)
         guard keyHash == entry.keySHA256 else {
@@ -150,7 +180,9 @@ final class FleetAuthority {
     }
 
     /// A connected node renews its certificate for the same key.
-    func renewNode(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (pem: String, notAfter: Int64) {
+    func renewNode(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (
+        pem: String, notAfter: Int64
+    ) {
         var entry = try knownNode(name, presented: presented)
         let (request, keyHash) = try readRequest(csr)
         guard keyHash == entry.keySHA256 else {
@@ -162,15 +194,21 @@ final class FleetAuthority {
     }
 
     /// A connected operator renews for the same key and the lifetime they had.
-    func renewOperator(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (pem: String, notAfter: Int64) {
+    func renewOperator(name: String, presented: Certificate, csr: String) throws(FleetFailure) -> (
+        pem: String, notAfter: Int64
+    ) {
         guard var user = try storeCall({ try store.user(named: name) }), user.revokedAt == nil else {
             throw FleetFailure("operator \(name) is unknown or revoked")
         }
         let (request, keyHash) = try readRequest(csr)
-        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == keyHash else {
+        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == keyHash
+        else {
             throw FleetFailure("renewal must keep your key; the request carries another one")
         }
-        let issued = try issueOperator(name: name, publicKey: request.key, lifetime: presented.notAfter - presented.notBefore - backdate(for: presented.notAfter - presented.notBefore))
+        let issued = try issueOperator(
+            name: name, publicKey: request.key,
+            lifetime: presented.notAfter - presented.notBefore - backdate(for: presented.notAfter - presented.notBefore)
+        )
         user.certificateSerial = issued.serialNumberHex
         user.certificateNotAfter = issued.notAfter
         try storeCall { try store.saveUser(user) }
@@ -193,13 +231,15 @@ final class FleetAuthority {
     /// An operator may connect only with the latest certificate issued to a user not revoked.
     func admitOperator(_ name: String, certificate: Certificate) -> FleetFailure? {
         guard let user = try? store.user(named: name) else {
-            return FleetFailure("operator \(name) is not a user of this gateway; an admin adds users with `tunnel user add`")
+            return FleetFailure(
+                "operator \(name) is not a user of this gateway; an admin adds users with `tunnel user add`")
         }
         if let revoked = user.revokedAt {
             return FleetFailure("operator \(name) was revoked at \(isoTime(revoked))")
         }
         guard user.certificateSerial == certificate.serialNumberHex else {
-            return FleetFailure("this certificate of \(name) was replaced by a newer one (renewed or re-issued); use the newest bundle")
+            return FleetFailure(
+                "this certificate of \(name) was replaced by a newer one (renewed or re-issued); use the newest bundle")
         }
         return nil
     }
@@ -207,7 +247,6 @@ final class FleetAuthority {
     func roles(of operatorName: String) -> [String] {
         (try? store.user(named: operatorName))?.roles ?? []
     }
-
 
     /// Labels the policy matches on: the ones recorded at enrollment (token labels win).
     func labels(of node: String) -> [String: String] {
@@ -253,8 +292,12 @@ final class FleetAuthority {
         var reply = AdminReply()
         switch request {
         case .createToken(let spec):
-            guard spec.lifetimeSeconds > 0, spec.uses > 0 else { throw FleetFailure("--ttl and --uses must be positive") }
-            guard spec.nodeName == nil || spec.namePrefix == nil else { throw FleetFailure("give --node or --name-prefix, not both") }
+            guard spec.lifetimeSeconds > 0, spec.uses > 0 else {
+                throw FleetFailure("--ttl and --uses must be positive")
+            }
+            guard spec.nodeName == nil || spec.namePrefix == nil else {
+                throw FleetFailure("give --node or --name-prefix, not both")
+            }
             if let node = spec.nodeName { try checkName(node, as: .node) }
             // A prefix is the start of a node name: its rule without the last-character condition.
             if let prefix = spec.namePrefix, !NameKind.node.accepts(prefix + "0") {
@@ -262,53 +305,77 @@ final class FleetAuthority {
             }
             try checkLabels(spec.labels)
             let token = JoinToken.generate(caPin: caPin)
-            try storeCall { try store.insertToken(TokenEntry(
-                id: token.id, secretSHA256: token.secretHash, nodeName: spec.nodeName, namePrefix: spec.namePrefix,
-                labels: spec.labels, createdAt: now, expiresAt: now + spec.lifetimeSeconds, usesAllowed: spec.uses, usesCount: 0, createdBy: actor)) }
+            try storeCall {
+                try store.insertToken(
+                    TokenEntry(
+                        id: token.id, secretSHA256: token.secretHash, nodeName: spec.nodeName,
+                        namePrefix: spec.namePrefix,
+                        labels: spec.labels, createdAt: now, expiresAt: now + spec.lifetimeSeconds,
+                        usesAllowed: spec.uses, usesCount: 0, createdBy: actor))
+            }
             reply.token = token.description
-            reply.message = "token \(token.id) enrolls \(spec.nodeName ?? spec.namePrefix.map { "names starting with \($0)" } ?? "any name"), \(spec.uses) time(s), until \(isoTime(now + spec.lifetimeSeconds))"
+            reply.message =
+                "token \(token.id) enrolls \(spec.nodeName ?? spec.namePrefix.map { "names starting with \($0)" } ?? "any name"), \(spec.uses) time(s), until \(isoTime(now + spec.lifetimeSeconds))"
         case .listTokens:
             reply.tokens = try storeCall { try store.tokens() }.map {
-                TokenInfo(id: $0.id, nodeName: $0.nodeName, namePrefix: $0.namePrefix, labels: $0.labels, createdAt: $0.createdAt,
-                          expiresAt: $0.expiresAt, usesAllowed: $0.usesAllowed, usesCount: $0.usesCount, createdBy: $0.createdBy)
+                TokenInfo(
+                    id: $0.id, nodeName: $0.nodeName, namePrefix: $0.namePrefix, labels: $0.labels,
+                    createdAt: $0.createdAt,
+                    expiresAt: $0.expiresAt, usesAllowed: $0.usesAllowed, usesCount: $0.usesCount,
+                    createdBy: $0.createdBy)
             }
         case .addUser(let name, let roles, let lifetime, let csrText):
             try checkName(name, as: .user)
             guard !roles.isEmpty else { throw FleetFailure("give the user a role with --role") }
             let unknown = roles.filter { !policy.roleNames.contains($0) }
             guard unknown.isEmpty else {
-                throw FleetFailure("role \(unknown.joined(separator: ", ")) is not defined in policy \(policy.version) (roles: \(policy.roleNames.joined(separator: ", "))); add it to the policy first")
+                throw FleetFailure(
+                    "role \(unknown.joined(separator: ", ")) is not defined in policy \(policy.version) (roles: \(policy.roleNames.joined(separator: ", "))); add it to the policy first"
+                )
             }
             guard lifetime > 0 else { throw FleetFailure("--ttl must be positive") }
             let (csr, _) = try readRequest(csrText)
             let issued = try issueOperator(name: name, publicKey: csr.key, lifetime: lifetime)
             let previous = try storeCall { try store.user(named: name) }
-            try storeCall { try store.saveUser(UserEntry(
-                name: name, roles: roles, createdAt: previous?.createdAt ?? now, createdBy: previous?.createdBy ?? actor,
-                certificateSerial: issued.serialNumberHex, certificateNotAfter: issued.notAfter, revokedAt: nil, revokedBy: nil)) }
+            try storeCall {
+                try store.saveUser(
+                    UserEntry(
+                        name: name, roles: roles, createdAt: previous?.createdAt ?? now,
+                        createdBy: previous?.createdBy ?? actor,
+                        certificateSerial: issued.serialNumberHex, certificateNotAfter: issued.notAfter, revokedAt: nil,
+                        revokedBy: nil))
+            }
             reply.certificate = try pem(issued, operatorCA)
             reply.gatewayCA = String(decoding: try tls { try self.nodeCA.certificate.pem() }, as: UTF8.self)
-            reply.message = "\(previous == nil ? "added" : "re-issued") \(name) with role \(roles.joined(separator: ", ")), certificate valid until \(isoTime(issued.notAfter))"
+            reply.message =
+                "\(previous == nil ? "added" : "re-issued") \(name) with role \(roles.joined(separator: ", ")), certificate valid until \(isoTime(issued.notAfter))"
             // A re-issue replaces the old certificate, so sessions made with it end.
-            if previous != nil { return (reply, [.disconnectOperator(name, reason: "certificate re-issued by \(actor)")]) }
+            if previous != nil {
+                return (reply, [.disconnectOperator(name, reason: "certificate re-issued by \(actor)")])
+            }
         case .listUsers:
             reply.users = try storeCall { try store.users() }.map {
-                UserInfo(name: $0.name, roles: $0.roles, createdAt: $0.createdAt, createdBy: $0.createdBy,
-                         certificateNotAfter: $0.certificateNotAfter, revokedAt: $0.revokedAt)
+                UserInfo(
+                    name: $0.name, roles: $0.roles, createdAt: $0.createdAt, createdBy: $0.createdBy,
+                    certificateNotAfter: $0.certificateNotAfter, revokedAt: $0.revokedAt)
             }
         case .revokeUser(let name):
             try checkName(name, as: .user)
-            guard var user = try storeCall({ try store.user(named: name) }) else { throw FleetFailure("there is no user \(name); `tunnel user ls` lists them") }
+            guard var user = try storeCall({ try store.user(named: name) }) else {
+                throw FleetFailure("there is no user \(name); `tunnel user ls` lists them")
+            }
             user.revokedAt = now
             user.revokedBy = actor
             try storeCall { try store.saveUser(user) }
             reply.message = "revoked user \(name): open sessions are closed now and new ones refused"
             return (reply, [.disconnectOperator(name, reason: "revoked by \(actor)")])
         case .listNodes:
-            break  // The gateway fills in the live view.
+            break // The gateway fills in the live view.
         case .revokeNode(let name):
             try checkName(name, as: .node)
-            guard var node = try storeCall({ try store.node(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
+            guard var node = try storeCall({ try store.node(named: name) }) else {
+                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
+            }
             node.revokedAt = now
             node.revokedBy = actor
             try storeCall { try store.saveNode(node) }
@@ -316,19 +383,25 @@ final class FleetAuthority {
             return (reply, [.disconnectNode(name, reason: "revoked by \(actor)")])
         case .removeNode(let name):
             try checkName(name, as: .node)
-            guard try storeCall({ try store.removeNode(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
-            reply.message = "removed node \(name): its certificate no longer connects; it must enroll again with a token"
+            guard try storeCall({ try store.removeNode(named: name) }) else {
+                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
+            }
+            reply.message =
+                "removed node \(name): its certificate no longer connects; it must enroll again with a token"
             return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
         case .labelNode(let name, let set, let remove):
             try checkName(name, as: .node)
             try checkLabels(set)
             for key in remove { try checkName(key, as: .labelKey) }
-            guard var node = try storeCall({ try store.node(named: name) }) else { throw FleetFailure("there is no node \(name); `tunnel node ls` lists them") }
+            guard var node = try storeCall({ try store.node(named: name) }) else {
+                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
+            }
             for key in remove { node.labels[key] = nil }
             node.labels.merge(set) { _, new in new }
             try storeCall { try store.saveNode(node) }
             let now = node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            reply.message = "node \(name) now has labels \(now.isEmpty ? "(none)" : now); the policy matches them from the next stream"
+            reply.message =
+                "node \(name) now has labels \(now.isEmpty ? "(none)" : now); the policy matches them from the next stream"
         case .showPolicy:
             reply.policy = "policy \(policy.version) from \(policy.source)"
         case .recordAuditRead:
@@ -351,7 +424,9 @@ final class FleetAuthority {
             try csr.verifySignature()
             let key = try csr.publicKey()
             // Refused before a token is spent on it: the CA would not certify it anyway.
-            if let weakness = key.weakness { throw FleetFailure("the certificate request's key is refused: \(weakness)") }
+            if let weakness = key.weakness {
+                throw FleetFailure("the certificate request's key is refused: \(weakness)")
+            }
             let hash = Hex.encode(SHA256.hash(try key.der()))
             return (ParsedRequest(key: key, keyHash: hash), hash)
         } catch let failure as FleetFailure {
@@ -364,13 +439,20 @@ final class FleetAuthority {
     /// The enrolled, unrevoked node `name` whose key is the one in `presented`.
     private func knownNode(_ name: String, presented: Certificate) throws(FleetFailure) -> NodeEntry {
         guard let entry = try storeCall({ try store.node(named: name) }), let enrolledKey = entry.keySHA256 else {
-            throw FleetFailure("node \(name) is not enrolled with this gateway (removed, or never enrolled); enroll it with a token: tunnel client --token …")
+            throw FleetFailure(
+                "node \(name) is not enrolled with this gateway (removed, or never enrolled); enroll it with a token: tunnel client --token …"
+            )
         }
         if let revoked = entry.revokedAt {
-            throw FleetFailure("node \(name) was revoked at \(isoTime(revoked)) by \(entry.revokedBy ?? "an admin")", code: TunnelErrorCode.revoked)
+            throw FleetFailure(
+                "node \(name) was revoked at \(isoTime(revoked)) by \(entry.revokedBy ?? "an admin")",
+                code: TunnelErrorCode.revoked)
         }
-        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == enrolledKey else {
-            throw FleetFailure("this certificate of node \(name) is not for the key the gateway enrolled; the box was replaced or the certificate copied — enroll it again with a token")
+        guard let presentedKey = try? presented.publicKey().der(), Hex.encode(SHA256.hash(presentedKey)) == enrolledKey
+        else {
+            throw FleetFailure(
+                "this certificate of node \(name) is not for the key the gateway enrolled; the box was replaced or the certificate copied — enroll it again with a token"
+            )
         }
         return entry
     }
@@ -379,11 +461,13 @@ final class FleetAuthority {
         try tls {
             try self.nodeCA.issueClientCertificate(
                 for: publicKey, identity: TunnelIdentity(role: .node, name: name),
-                validity: CertificateValidity(now: now, lifetime: nodeCertificateLifetime, backdate: backdate(for: nodeCertificateLifetime)))
+                validity: CertificateValidity(
+                    now: now, lifetime: nodeCertificateLifetime, backdate: backdate(for: nodeCertificateLifetime)))
         }
     }
 
-    private func issueOperator(name: String, publicKey: PublicKey, lifetime: Int64) throws(FleetFailure) -> Certificate {
+    private func issueOperator(name: String, publicKey: PublicKey, lifetime: Int64) throws(FleetFailure) -> Certificate
+    {
         try tls {
             try self.operatorCA.issueClientCertificate(
                 for: publicKey, identity: TunnelIdentity(role: .operator, name: name),

@@ -16,7 +16,9 @@ extension Gateway {
     func admissionSource(of socket: StreamConnection) -> String? {
         let source = (try? socket.peerAddress()).map { admissionSourceKey(ip: $0.ip) } ?? "unknown"
         guard case .admit(let closing) = admission.mayConnect(from: source, now: loop.now) else { return nil }
-        if let closing { connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress")) }
+        if let closing {
+            connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
+        }
         return source
     }
 
@@ -27,8 +29,13 @@ extension Gateway {
     /// Whether an enrollment connection gets a place (else it is refused with a GOAWAY saying why).
     func enrollmentStarted(_ connection: MuxConnection) -> Failure? {
         let tooMany = Failure(.enhanceYourCalm, "too many enrollment connections from your address; retry later")
-        guard case .admit(let closing) = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now) else { return tooMany }
-        if let closing { connections[closing]?.connection.abort(Failure(.enhanceYourCalm, "too many enrollment connections; retry later")) }
+        guard case .admit(let closing) = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now) else {
+            return tooMany
+        }
+        if let closing {
+            connections[closing]?.connection.abort(
+                Failure(.enhanceYourCalm, "too many enrollment connections; retry later"))
+        }
         return nil
     }
 
@@ -41,9 +48,12 @@ extension Gateway {
         case .refuse(let reason):
             connection.reset(stream, code: .refusedStream)
             let limit = admission.limits.enrollmentsPerSourcePerMinute
-            connection.abort(Failure(.enhanceYourCalm, reason == .enrollmentRate
-                ? "too many enrollment attempts from your address (\(limit) a minute); retry later"
-                : "an enrollment connection serves one request; open a new one"))
+            connection.abort(
+                Failure(
+                    .enhanceYourCalm,
+                    reason == .enrollmentRate
+                        ? "too many enrollment attempts from your address (\(limit) a minute); retry later"
+                        : "an enrollment connection serves one request; open a new one"))
             return false
         }
     }
@@ -56,7 +66,11 @@ extension Gateway {
     /// A refused enrollment is counted into its source's summary, not audited on its own.
     func enrollmentRefused(_ connection: MuxConnection, reason: AdmissionReason, detail: String) {
         admission.enrollmentRefused(ObjectIdentifier(connection), reason: reason)
-        logger.debug("enrollment refused", metadata: ["peer.address": "\(connection.remoteAddress)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
+        logger.debug(
+            "enrollment refused",
+            metadata: [
+                "peer.address": "\(connection.remoteAddress)", "reason": "\(reason.rawValue)", "detail": "\(detail)",
+            ])
     }
 
     /// Every second: enrollment connections past their deadline are closed, and the refusal
@@ -64,7 +78,9 @@ extension Gateway {
     func enforceAdmission(final: Bool = false) {
         let now = loop.now
         for id in admission.expiredEnrollments(now: now) {
-            connections[id]?.connection.abort(Failure(.cancel, "an enrollment connection closes \(admission.limits.enrollmentDeadline) after it opens"))
+            connections[id]?.connection.abort(
+                Failure(
+                    .cancel, "an enrollment connection closes \(admission.limits.enrollmentDeadline) after it opens"))
         }
         for summary in admission.takeRefusalSummaries(now: now, force: final) {
             recordSummary(summary, .enrollRefused(EnrollmentSource(source: summary.key), Self.refusals(summary)))
@@ -77,15 +93,20 @@ extension Gateway {
     /// One audit record for a key's refusals over an interval: how many of each kind.
     private func recordSummary(_ summary: RefusalCounter.Summary, _ event: AuditEvent) {
         audit?.record(event)
-        logger.notice("refusals summed over an interval", metadata: [
-            "summary.type": "\(event.type)", "summary.key": "\(summary.key)", "counts": "\(summary.counts.sorted { $0.key < $1.key })",
-        ])
+        logger.notice(
+            "refusals summed over an interval",
+            metadata: [
+                "summary.type": "\(event.type)", "summary.key": "\(summary.key)",
+                "counts": "\(summary.counts.sorted { $0.key < $1.key })",
+            ])
     }
 }
 
 extension Gateway {
     static func refusals(_ summary: RefusalCounter.Summary) -> RefusalSummary {
-        RefusalSummary(keys: Int64(summary.keys), counts: summary.counts.mapValues(String.init), intervalMs: Int64(summary.until - summary.since))
+        RefusalSummary(
+            keys: Int64(summary.keys), counts: summary.counts.mapValues(String.init),
+            intervalMs: Int64(summary.until - summary.since))
     }
 }
 
@@ -96,7 +117,9 @@ extension RedeemRequest {
     /// the logs.
     var malformation: String? {
         do { try Names.check(tokenID, as: .tokenID) } catch { return error.message }
-        guard secret.utf8.count == 32, secret.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+        guard secret.utf8.count == 32,
+            secret.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        else {
             return "the token secret is not 32 lower-case hex digits"
         }
         return nil

@@ -3,8 +3,8 @@ import TunnelAudit
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 // What a replica does for the rest of its cluster (docs/CLUSTER.md): closing a session that a
 // newer one elsewhere superseded, and applying the revocations and policies of other replicas
@@ -18,7 +18,9 @@ extension Gateway {
     func fenceNode(_ node: String, newerOn replica: String?) {
         guard let connection = nodes[node]?.connection else { return }
         let elsewhere = replica.map { "on replica \($0)" } ?? "on another replica"
-        logger.notice("node connected to another replica; closing its older session here", metadata: ["node.name": "\(node)", "replica": "\(replica ?? "?")"])
+        logger.notice(
+            "node connected to another replica; closing its older session here",
+            metadata: ["node.name": "\(node)", "replica": "\(replica ?? "?")"])
         connection.abort(Failure(TunnelErrorCode.replaced, "replaced by a newer session of \(node) \(elsewhere)"))
     }
 
@@ -45,22 +47,36 @@ extension Gateway {
         guard version != authority.policy.version else { return }
         let source = "replica \(InertText.escape(change.replica))"
         guard bytes.count <= Self.maxClusterPolicyBytes else {
-            logger.error("policy from another replica not applied: larger than \(Self.maxClusterPolicyBytes) bytes", metadata: ["replica": "\(source)"])
+            logger.error(
+                "policy from another replica not applied: larger than \(Self.maxClusterPolicyBytes) bytes",
+                metadata: ["replica": "\(source)"])
             return
         }
         do {
             let policy = try Policy.parse(bytes, source: source, version: version)
             let previous = authority.policy.version
             authority.replacePolicy(policy)
-            logger.notice("policy taken from another replica", metadata: ["policy.version": "\(version)", "policy.previous": "\(previous)", "replica": "\(source)"])
-            audit?.record(.policyReload(PolicyReload(outcome: .ok, policyVersion: version, previousVersion: previous, file: source)))
+            logger.notice(
+                "policy taken from another replica",
+                metadata: ["policy.version": "\(version)", "policy.previous": "\(previous)", "replica": "\(source)"])
+            audit?.record(
+                .policyReload(
+                    PolicyReload(outcome: .ok, policyVersion: version, previousVersion: previous, file: source)))
         } catch {
-            logger.error("policy from another replica not applied; the previous one stays in force", metadata: ["replica": "\(source)", "error": "\(error.message)"])
-            audit?.record(.policyReload(PolicyReload(outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: source)))
+            logger.error(
+                "policy from another replica not applied; the previous one stays in force",
+                metadata: ["replica": "\(source)", "error": "\(error.message)"])
+            audit?.record(
+                .policyReload(
+                    PolicyReload(
+                        outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: source)
+                ))
         }
     }
 
     private func ignoreChange(_ change: FleetChange) {
-        logger.warning("ignored a cluster change naming an invalid subject", metadata: ["change.sequence": "\(change.sequence)", "change.kind": "\(change.kind.rawValue)"])
+        logger.warning(
+            "ignored a cluster change naming an invalid subject",
+            metadata: ["change.sequence": "\(change.sequence)", "change.kind": "\(change.kind.rawValue)"])
     }
 }

@@ -15,33 +15,51 @@ extension Gateway: MuxConnectionDelegate {
             metrics.handshake(kind: "enroll", admitted: true)
             return enrollmentStarted(connection)
         }
-        guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy, let certificate = connection.peerCertificate else {
+        guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy,
+            let certificate = connection.peerCertificate
+        else {
             return Failure(TunnelErrorCode.wrongRole, "no verified tunnel identity")
         }
         switch connection.applicationProtocol {
         case TunnelProtocol.nodeALPN:
             guard verifiedBy.kind == .node, identity.role == .node else {
-                return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate")
+                return Failure(
+                    TunnelErrorCode.wrongRole,
+                    "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate"
+                )
             }
             if let refusal = authority.admitNode(identity.name, certificate: certificate) {
-                audit?.record(.connectionRefused(auditPeer(connection), ConnectionRefused(node: identity.name, reason: refusal.message)))
+                audit?.record(
+                    .connectionRefused(
+                        auditPeer(connection), ConnectionRefused(node: identity.name, reason: refusal.message)))
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             registerNode(identity.name, connection: connection)
         case TunnelProtocol.operatorALPN:
             guard verifiedBy.kind == .operator, identity.role == .operator else {
-                return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate")
+                return Failure(
+                    TunnelErrorCode.wrongRole,
+                    "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate"
+                )
             }
             if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
-                audit?.record(.connectionRefused(auditPeer(connection), ConnectionRefused(operatorName: identity.name, reason: refusal.message)))
+                audit?.record(
+                    .connectionRefused(
+                        auditPeer(connection), ConnectionRefused(operatorName: identity.name, reason: refusal.message)))
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
             connections[key] = .operator(identity.name, connection)
-            audit?.record(.operatorConnect(auditOperator(identity.name, connection, roles: authority.roles(of: identity.name))))
-            logger.info("operator connected", metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
+            audit?.record(
+                .operatorConnect(auditOperator(identity.name, connection, roles: authority.roles(of: identity.name))))
+            logger.info(
+                "operator connected",
+                metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
         case TunnelProtocol.peerALPN:
             guard verifiedBy.kind == .node, identity.role == .gateway else {
-                return Failure(TunnelErrorCode.wrongRole, "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can")
+                return Failure(
+                    TunnelErrorCode.wrongRole,
+                    "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can"
+                )
             }
             connections[key] = .peer(identity.name, connection)
             audit?.record(.peerConnect(auditPeer(connection), PeerLink(peerReplica: identity.name)))
@@ -53,16 +71,20 @@ extension Gateway: MuxConnectionDelegate {
         return nil
     }
 
-    public func connection(_ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool) {
+    public func connection(
+        _ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool
+    ) {
         switch connections[ObjectIdentifier(connection)] {
         case .node(let name, _):
             handleNodeRequest(from: name, connection: connection, stream: stream, metadata: metadata)
         case .operator(let name, _):
-            handleOperatorRequest(from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
+            handleOperatorRequest(
+                from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
         case .enrolling:
             handleEnrollment(connection, stream: stream, metadata: metadata)
         case .peer(let replica, _):
-            handlePeerRequest(from: replica, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
+            handlePeerRequest(
+                from: replica, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
         case .unclassified, nil:
             connection.reset(stream, code: .refusedStream)
         }
@@ -79,7 +101,9 @@ extension Gateway: MuxConnectionDelegate {
         handshakes.closed(key)
         switch peer {
         case .node(let name, _):
-            let reason = failure.code == .keepaliveTimeout ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
+            let reason =
+                failure.code == .keepaliveTimeout
+                ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
             if nodes[name]?.connection === connection {
                 cluster?.sessionEnded(node: name)
                 nodes[name]?.connection = nil
@@ -89,7 +113,8 @@ extension Gateway: MuxConnectionDelegate {
             }
             audit?.record(.nodeDisconnect(auditPeer(connection), NodeDisconnect(node: name, reason: reason)))
         case .operator(let name, _):
-            audit?.record(.operatorDisconnect(auditPeer(connection), OperatorDisconnect(name: name, reason: failure.reason)))
+            audit?.record(
+                .operatorDisconnect(auditPeer(connection), OperatorDisconnect(name: name, reason: failure.reason)))
         case .peer(let name, _):
             audit?.record(.peerDisconnect(auditPeer(connection), PeerLink(peerReplica: name, reason: failure.reason)))
         case .enrolling, .unclassified, nil:

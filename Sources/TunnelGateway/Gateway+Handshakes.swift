@@ -6,7 +6,8 @@ import TunnelRuntime
 extension Gateway {
     /// Called from a connection's ClientHello: true holds its handshake for a later turn.
     func holdsHandshake(_ connection: MuxConnection, offered: [String]) -> Bool {
-        let goesOn = handshakes.arrived(ObjectIdentifier(connection), priority: Self.handshakePriority(offered), now: loop.now)
+        let goesOn = handshakes.arrived(
+            ObjectIdentifier(connection), priority: Self.handshakePriority(offered), now: loop.now)
         scheduleHandshakeTurn()
         return !goesOn
     }

@@ -19,12 +19,16 @@ extension Gateway {
             }
         }
         let expiry = [
-            "gateway": configuration.identity.chain.first?.notAfter, "node_ca": configuration.nodeCA.certificate.notAfter,
+            "gateway": configuration.identity.chain.first?.notAfter,
+            "node_ca": configuration.nodeCA.certificate.notAfter,
             "operator_ca": configuration.operatorCA.certificate.notAfter,
         ].compactMapValues { $0 }
-        return metrics.exposition(.init(
-            nodesOnline: nodes.values.filter { $0.connection != nil }.count, connections: kinds, streamsOpen: relays.count,
-            certificateExpiry: expiry, auditWritable: audit?.isHealthy ?? true, admissionRefusals: admission.refusalTotals))
+        return metrics.exposition(
+            .init(
+                nodesOnline: nodes.values.filter { $0.connection != nil }.count, connections: kinds,
+                streamsOpen: relays.count,
+                certificateExpiry: expiry, auditWritable: audit?.isHealthy ?? true,
+                admissionRefusals: admission.refusalTotals))
     }
 
     /// Why the gateway cannot serve now, one short reason each; empty when it can (`/readyz`).
@@ -32,7 +36,9 @@ extension Gateway {
         var reasons: [String] = []
         if !isListening { reasons.append("not listening") }
         // One indexed lookup of a name no operator can have: reaches the database, reads nothing.
-        do { _ = try authority.store.user(named: "") } catch { reasons.append("store unreachable: \(InertText.escape(error.message))") }
+        do { _ = try authority.store.user(named: "") } catch {
+            reasons.append("store unreachable: \(InertText.escape(error.message))")
+        }
         if let failure = audit?.failure { reasons.append("audit log not writable: \(InertText.escape(failure))") }
         return reasons
     }
@@ -50,10 +56,13 @@ extension GatewayMetrics {
         case .enroll(_, let record), .reenroll(_, let record): enrollment(event.type, outcome: record.outcome)
         case .nodeRenew(_, let record), .operatorRenew(_, let record): renewal(outcome: record.outcome.rawValue)
         case .streamOpen(_, let target, _): streamOpened(service: target.service, outcome: "ok")
-        case .streamDeny(_, let target, _, let denial): streamOpened(service: target?.service ?? "none", outcome: denial.outcome)
+        case .streamDeny(_, let target, _, let denial):
+            streamOpened(service: target?.service ?? "none", outcome: denial.outcome)
         case .streamSummary(_, let summary):
             // Refusals past an operator's record budget are summed, not recorded one by one.
-            for (outcome, count) in summary.counts { streamOpened(service: "other", outcome: outcome, count: Int(count) ?? 0) }
+            for (outcome, count) in summary.counts {
+                streamOpened(service: "other", outcome: outcome, count: Int(count) ?? 0)
+            }
         case .streamClose(_, let close): relayed(toNode: close.bytesToNode ?? 0, fromNode: close.bytesFromNode ?? 0)
         default: break
         }

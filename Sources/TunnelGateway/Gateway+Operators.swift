@@ -3,33 +3,43 @@ import Logging
 import Multiplex
 import TunnelAudit
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 // Operators' requests at the gateway: node lists, renewals, administration, and the streams they
 // open to nodes — checked against the policy, recorded in the audit log, relayed.
 extension Gateway {
-    func handleOperatorRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
+    func handleOperatorRequest(
+        from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool
+    ) {
         // The roles now (not at connect): a changed role applies to the next request.
         let roles = authority.roles(of: name)
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
         case .listNodes:
-            connection.reply(NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings, gatewayTime: authority.now), on: stream)
+            connection.reply(
+                NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings, gatewayTime: authority.now),
+                on: stream)
         case .connect(let node, let service, let parameters):
             let open = { [unowned self] in
                 guard !connection.isEnding else { return }
-                connect(operatorName: name, roles: roles, connection: connection, stream: stream, node: node, service: service,
-                        parameters: parameters, interactive: interactive)
+                connect(
+                    operatorName: name, roles: roles, connection: connection, stream: stream, node: node,
+                    service: service,
+                    parameters: parameters, interactive: interactive)
             }
             // A node on a replica whose link is being dialed: decided once the link is up or failed.
             if awaitPeerLink(node: node, retry: open) { return }
             open()
         case .renew(let csr):
-            guard let presented = connection.peerCertificate else { return connection.reset(stream, code: TunnelErrorCode.badRequest) }
+            guard let presented = connection.peerCertificate else {
+                return connection.reset(stream, code: TunnelErrorCode.badRequest)
+            }
             do {
                 let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
                 certificateDeadlines[ObjectIdentifier(connection)] = notAfter
-                audit?.record(.operatorRenew(auditOperator(name, connection, roles: roles), Renewal(outcome: .ok, notAfter: notAfter)))
+                audit?.record(
+                    .operatorRenew(
+                        auditOperator(name, connection, roles: roles), Renewal(outcome: .ok, notAfter: notAfter)))
                 connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
             } catch {
                 connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
@@ -37,11 +47,20 @@ extension Gateway {
         case .admin(let request):
             guard authority.policy.isAdmin(roles: roles) else {
                 logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
-                audit?.record(.admin(.admin, by: auditOperator(name, connection, roles: roles), AdminAction(action: request.summary, outcome: "denied", reason: "no admin role")))
-                connection.reply(AdminReply(error: "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"), on: stream)
+                audit?.record(
+                    .admin(
+                        .admin, by: auditOperator(name, connection, roles: roles),
+                        AdminAction(action: request.summary, outcome: "denied", reason: "no admin role")))
+                connection.reply(
+                    AdminReply(
+                        error:
+                            "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"
+                    ), on: stream)
                 return
             }
-            connection.reply(administer(request, actor: "operator \(name)", by: auditOperator(name, connection, roles: roles)), on: stream)
+            connection.reply(
+                administer(request, actor: "operator \(name)", by: auditOperator(name, connection, roles: roles)),
+                on: stream)
         case .auditRead(let request):
             serveAuditRead(request, operatorName: name, roles: roles, connection: connection, stream: stream)
         case nil:
@@ -58,10 +77,13 @@ extension Gateway {
             token: reply.token.flatMap { try? JoinToken.parse($0) }?.id, node: request.nodeName)
         let recorded = audit?.record(.admin(request.auditType, by: asker, action), durable: true)
         if recorded == false, case .recordAuditRead = request {
-            return AdminReply(error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
+            return AdminReply(
+                error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
         }
         if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
-        logger.notice("admin request", metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
+        logger.notice(
+            "admin request",
+            metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
         for effect in effects {
             carryOut(effect)
             // A removed node leaves no trace in this run's view either.
@@ -69,7 +91,8 @@ extension Gateway {
             // The other replicas of a cluster end their sessions of the same node or operator.
             switch effect {
             case .disconnectNode(let name, let reason): cluster?.publish(.nodeCut, subject: name, detail: reason)
-            case .disconnectOperator(let name, let reason): cluster?.publish(.operatorCut, subject: name, detail: reason)
+            case .disconnectOperator(let name, let reason):
+                cluster?.publish(.operatorCut, subject: name, detail: reason)
             }
         }
         return reply
@@ -95,21 +118,27 @@ extension Gateway {
         relayedResets[node] = budget
         guard decision != .admit else { return nil }
         let seconds = (budget.remaining(now: loop.now) + 999) / 1000
-        return ("you reset too many streams to \(node) within \(Limits.abuseWindow); so that the node stays up for everyone, new streams to it are refused for \(seconds) s",
-                decision == .disconnect)
+        return (
+            "you reset too many streams to \(node) within \(Limits.abuseWindow); so that the node stays up for everyone, new streams to it are refused for \(seconds) s",
+            decision == .disconnect
+        )
     }
 
     /// Why `operatorName` may not open one more stream to `node` now, or nil: the operator's
     /// own budget on the node, the slots kept for admins, or the node's capacity.
     func nodeBusy(_ node: String, _ nodeConnection: MuxConnection, operatorName: String, roles: [String]) -> String? {
         let capacity = Int(configuration.session.maxConcurrentStreams)
-        switch streamShare.decide(node: node, operatorName: operatorName, isAdmin: authority.policy.isAdmin(roles: roles), nodeCapacity: capacity) {
+        switch streamShare.decide(
+            node: node, operatorName: operatorName, isAdmin: authority.policy.isAdmin(roles: roles),
+            nodeCapacity: capacity)
+        {
         case .nodeBusy(let open):
             return TunnelErrorCode.busy(node: node, open: open)
         case .operatorBudget(let open):
             return "you have \(open) streams open to \(node), the most one operator may have on a node; close one first"
         case .admit:
-            return nodeConnection.canOpenStream ? nil : TunnelErrorCode.busy(node: node, open: streamShare.openStreams(on: node))
+            return nodeConnection.canOpenStream
+                ? nil : TunnelErrorCode.busy(node: node, open: streamShare.openStreams(on: node))
         }
     }
 }
@@ -150,7 +179,8 @@ extension AdminRequest {
 
     var summary: String {
         switch self {
-        case .createToken(let spec): "create token for \(spec.nodeName ?? spec.namePrefix.map { "\($0)*" } ?? "any name")"
+        case .createToken(let spec):
+            "create token for \(spec.nodeName ?? spec.namePrefix.map { "\($0)*" } ?? "any name")"
         case .listTokens: "list tokens"
         case .addUser(let name, let roles, _, _): "add user \(name) (\(roles.joined(separator: ",")))"
         case .listUsers: "list users"

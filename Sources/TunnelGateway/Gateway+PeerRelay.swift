@@ -4,8 +4,8 @@ import Multiplex
 import TunnelAudit
 import TunnelIO
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 // Operators' streams to nodes held by another replica of a cluster: carried over the peer link
 // to that replica (ALPN tunnel-peer/1, one mutual-TLS link per replica pair, multiplexed), which
@@ -27,8 +27,9 @@ extension Gateway {
         if let local = nodes[node]?.connection, !local.isEnding { return .local(local) }
         guard let peering else { return .none(nil) }
         let now = loop.now
-        let route = StreamRoute.decide(localSession: nil, presence: peering.presence.presence(of: node), replica: peering.replicaName,
-                                       peerReachable: { peering.links.isReachable($0, now: now) }, now: authority.now)
+        let route = StreamRoute.decide(
+            localSession: nil, presence: peering.presence.presence(of: node), replica: peering.replicaName,
+            peerReachable: { peering.links.isReachable($0, now: now) }, now: authority.now)
         guard case .peer(let replica, let address) = route else {
             if case .offline(let reason) = route { return .none(reason) }
             return .none(nil)
@@ -52,7 +53,8 @@ extension Gateway {
     /// request waits for the link (bounded) and runs again then; true when it waits.
     func awaitPeerLink(node: String, retry: @escaping () -> Void) -> Bool {
         guard let peering, nodes[node]?.connection == nil, NameKind.node.accepts(node),
-              case .dialing(let replica) = carrier(for: node) else { return false }
+            case .dialing(let replica) = carrier(for: node)
+        else { return false }
         return peering.wait(for: replica, retry: retry)
     }
 
@@ -81,7 +83,9 @@ extension Gateway {
     private func connectPeer(_ replica: String, to address: SocketAddress) {
         do {
             var pending: StreamConnection?
-            pending = try StreamConnection.connect(loop: loop, to: address, timeoutMilliseconds: configuration.handshakeTimeout.wholeMilliseconds) { [weak self] result in
+            pending = try StreamConnection.connect(
+                loop: loop, to: address, timeoutMilliseconds: configuration.handshakeTimeout.wholeMilliseconds
+            ) { [weak self] result in
                 guard let self, let socket = pending else {
                     pending?.close()
                     return
@@ -102,8 +106,10 @@ extension Gateway {
         let connection: MuxConnection
         do {
             connection = MuxConnection(
-                loop: loop, socket: socket, tls: try TLSConnection(context: try peerTLSContext(peering), serverHost: gatewayServerName),
-                role: .dialer, configuration: configuration.session, handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
+                loop: loop, socket: socket,
+                tls: try TLSConnection(context: try peerTLSContext(peering), serverHost: gatewayServerName),
+                role: .dialer, configuration: configuration.session, handshakeTimeout: configuration.handshakeTimeout,
+                buffers: buffers, logger: logger)
         } catch {
             socket.close()
             return peerLinkDown(replica, reason: "cannot start TLS: \(error)")
@@ -122,11 +128,13 @@ extension Gateway {
         let key = try PrivateKey.generateP256()
         let validity = try CertificateValidity(now: authority.now, lifetime: configuration.nodeCertificateLifetime)
         let certificate = try configuration.nodeCA.issueClientCertificate(
-            for: try key.publicKey(), identity: try TunnelIdentity(role: .gateway, name: peering.replicaName), validity: validity)
-        return try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: TLSIdentity(chain: [certificate], key: key),
-            peerVerification: .trustedCAs([TrustedCA(.node, certificate: configuration.nodeCA.certificate)]),
-            applicationProtocols: [TunnelProtocol.peerALPN]))
+            for: try key.publicKey(), identity: try TunnelIdentity(role: .gateway, name: peering.replicaName),
+            validity: validity)
+        return try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: TLSIdentity(chain: [certificate], key: key),
+                peerVerification: .trustedCAs([TrustedCA(.node, certificate: configuration.nodeCA.certificate)]),
+                applicationProtocols: [TunnelProtocol.peerALPN]))
     }
 
     /// The name our own gateway certificate carries first: every replica presents that shared
@@ -148,7 +156,8 @@ extension Gateway {
         guard let peering, let replica = peering.dials.removeValue(forKey: key) else { return nil }
         guard connection.peerCertificate?.sha256Fingerprint == configuration.identity.chain[0].sha256Fingerprint else {
             peerLinkDown(replica, reason: "it did not present this cluster's gateway certificate")
-            return .some(Failure(TunnelErrorCode.wrongRole, "not a replica of this cluster: another gateway certificate"))
+            return .some(
+                Failure(TunnelErrorCode.wrongRole, "not a replica of this cluster: another gateway certificate"))
         }
         connections[key] = .peer(replica, connection)
         peering.links.dialed(replica, link: connection)
@@ -165,7 +174,9 @@ extension Gateway {
         if let replica = peering.dials.removeValue(forKey: key) {
             return peerLinkDown(replica, reason: failure.reason)
         }
-        if case .peer(let replica, let link)? = connections[key], case .up(let current) = peering.links.state(of: replica), current === link {
+        if case .peer(let replica, let link)? = connections[key],
+            case .up(let current) = peering.links.state(of: replica), current === link
+        {
             peerLinkDown(replica, reason: failure.reason)
         }
     }
@@ -181,7 +192,9 @@ extension Gateway {
 
     /// Another replica asks to open a stream on a node held here: open it and relay, with no
     /// second policy check or open record (the asking replica did both).
-    func handlePeerRequest(from replica: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool) {
+    func handlePeerRequest(
+        from replica: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8], interactive: Bool
+    ) {
         guard let peering, let ask = TunnelProtocol.decode(PeerStreamRequest.self, from: metadata) else {
             return connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
@@ -192,14 +205,23 @@ extension Gateway {
             return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
         }
         guard let nodeConnection = nodes[ask.node]?.connection, !nodeConnection.isEnding else {
-            let sentence = TunnelErrorCode.explain(Failure(TunnelErrorCode.unknownNode, ""), node: ask.node, service: ask.request.service)
-            return refuseStream(stream, on: connection, code: TunnelErrorCode.unknownNode, message: "\(sentence) (its session on replica \(peering.replicaName) has ended)")
+            let sentence = TunnelErrorCode.explain(
+                Failure(TunnelErrorCode.unknownNode, ""), node: ask.node, service: ask.request.service)
+            return refuseStream(
+                stream, on: connection, code: TunnelErrorCode.unknownNode,
+                message: "\(sentence) (its session on replica \(peering.replicaName) has ended)")
         }
         guard nodeConnection.canOpenStream, peering.relayed < PeerRouting.maxRelayedStreams else {
-            return refuseStream(stream, on: connection, code: TunnelErrorCode.nodeBusy, message: TunnelErrorCode.busy(node: ask.node, open: streamShare.openStreams(on: ask.node)))
+            return refuseStream(
+                stream, on: connection, code: TunnelErrorCode.nodeBusy,
+                message: TunnelErrorCode.busy(node: ask.node, open: streamShare.openStreams(on: ask.node)))
         }
-        let logMetadata: Logger.Metadata = ["replica": "\(replica)", "node.name": "\(ask.node)", "operator.name": "\(InertText.escape(ask.operator))", "stream": "\(InertText.escape(ask.stream))"]
-        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
+        let logMetadata: Logger.Metadata = [
+            "replica": "\(replica)", "node.name": "\(ask.node)", "operator.name": "\(InertText.escape(ask.operator))",
+            "stream": "\(InertText.escape(ask.stream))",
+        ]
+        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) {
+            [unowned self] relay, outcome in
             switch outcome {
             case .accepted(let metadata):
                 do {
@@ -210,7 +232,9 @@ extension Gateway {
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
                 peering.relayed -= 1
-                logger.debug("peer stream ended", metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+                logger.debug(
+                    "peer stream ended",
+                    metadata: logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
             }
         }
         do {

@@ -5,17 +5,22 @@ import TunnelRuntime
 
 // An admitted stream relayed to its node: the recorders that watch it, and its close record.
 extension Gateway {
-    func relay(_ request: StreamRequest, to nodeConnection: MuxConnection, recorder: ShellRecorder?, interactive: Bool) {
+    func relay(_ request: StreamRequest, to nodeConnection: MuxConnection, recorder: ShellRecorder?, interactive: Bool)
+    {
         let (connection, stream, target) = (request.connection, request.stream, request.target)
         let opened = Date()
-        let kubernetes = request.grant.kubeUser.map { KubernetesIdentity(user: $0, groups: request.grant.kubeGroups ?? []) }
+        let kubernetes = request.grant.kubeUser.map {
+            KubernetesIdentity(user: $0, groups: request.grant.kubeGroups ?? [])
+        }
         // Each API request of a kubernetes stream is its own audit record.
         let kubeRecorder = kubernetes.map { identity in
-            KubeRequestRecorder(parties: request.parties, identity: identity, now: { [loop] in loop.now },
-                                write: { [unowned self] event in audit?.record(event) })
+            KubeRequestRecorder(
+                parties: request.parties, identity: identity, now: { [loop] in loop.now },
+                write: { [unowned self] event in audit?.record(event) })
         }
         let gate = StreamOpenGate { [unowned connection] handler in connection.attach(handler, to: stream) }
-        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) { [unowned self] relay, outcome in
+        let relay = StreamRelay(first: (connection, stream), secondConnection: nodeConnection) {
+            [unowned self] relay, outcome in
             switch outcome {
             case .accepted(let metadata):
                 gate.afterOpening { [unowned self] in
@@ -31,11 +36,18 @@ extension Gateway {
                 relays[ObjectIdentifier(relay)] = nil
                 streamShare.closed(node: target.node, operatorName: request.operatorName)
                 if relay.resetFrom == .fromFirst {
-                    relayedResets[target.node, default: RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)]
-                        .recordReset(by: request.operatorName, now: loop.now)
+                    relayedResets[
+                        target.node,
+                        default: RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)
+                    ]
+                    .recordReset(by: request.operatorName, now: loop.now)
                 }
-                logger.debug("stream ended", metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
-                var close = StreamCloseReason.close(for: failure, operatorConnection: connection, nodeConnection: nodeConnection)
+                logger.debug(
+                    "stream ended",
+                    metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 }
+                )
+                var close = StreamCloseReason.close(
+                    for: failure, operatorConnection: connection, nodeConnection: nodeConnection)
                 close.bytesToNode = Int64(relay.first.bytesReceived)
                 close.bytesFromNode = Int64(relay.second.bytesReceived)
                 close.durationMs = Int64(Date().timeIntervalSince(opened) * 1000)
@@ -50,17 +62,30 @@ extension Gateway {
         if let recorder {
             relay.tap = Self.recordingTap(recorder)
         } else if let kubeRecorder {
-            relay.tap = { bytes, direction in kubeRecorder.feed(bytes, direction: direction).map { Failure(TunnelErrorCode.badRequest, $0) } }
+            relay.tap = { bytes, direction in
+                kubeRecorder.feed(bytes, direction: direction).map { Failure(TunnelErrorCode.badRequest, $0) }
+            }
         }
         do {
-            let service = ServiceRequest(service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes)
+            let service = ServiceRequest(
+                service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes
+            )
             // Through a peer link, the holding replica is told which node to open it on.
-            let metadata = request.grant.viaReplica == nil ? try TunnelProtocol.encode(service)
-                : try TunnelProtocol.encode(PeerStreamRequest(node: target.node, request: service, operator: request.operatorName, stream: target.stream))
+            let metadata =
+                request.grant.viaReplica == nil
+                ? try TunnelProtocol.encode(service)
+                : try TunnelProtocol.encode(
+                    PeerStreamRequest(
+                        node: target.node, request: service, operator: request.operatorName, stream: target.stream))
             try relay.openSecond(metadata: metadata, interactive: interactive)
         } catch {
-            logger.info("stream refused: cannot open a stream to the node", metadata: request.logMetadata.merging(["error": "\(error)"]) { $1 })
-            audit?.record(.streamClose(request.parties, StreamClose(outcome: .refused, reason: "cannot open a stream to the node: \(error)")))
+            logger.info(
+                "stream refused: cannot open a stream to the node",
+                metadata: request.logMetadata.merging(["error": "\(error)"]) { $1 })
+            audit?.record(
+                .streamClose(
+                    request.parties,
+                    StreamClose(outcome: .refused, reason: "cannot open a stream to the node: \(error)")))
             connection.reset(stream, code: .refusedStream)
             return
         }
@@ -76,17 +101,24 @@ extension Gateway {
         gate.hold()
         groupCommit.afterAuditSync { [audit] synced in
             if synced { return gate.open(into: relay.first) }
-            relay.cut(Failure(TunnelErrorCode.auditUnavailable,
-                              "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed"))
+            relay.cut(
+                Failure(
+                    TunnelErrorCode.auditUnavailable,
+                    "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed"
+                ))
         }
     }
 
     /// A shell that cannot be recorded does not go on unrecorded: the relay is cut.
-    private static func recordingTap(_ recorder: ShellRecorder) -> (ArraySlice<UInt8>, StreamRelay.Direction) -> Failure? {
+    private static func recordingTap(_ recorder: ShellRecorder) -> (ArraySlice<UInt8>, StreamRelay.Direction) ->
+        Failure?
+    {
         { bytes, direction in
             recorder.feed(bytes, direction: direction)
             return recorder.writeFailure.map {
-                Failure(TunnelErrorCode.auditUnavailable, "the gateway cannot write this shell's recording (\($0.message)), so it ended the session")
+                Failure(
+                    TunnelErrorCode.auditUnavailable,
+                    "the gateway cannot write this shell's recording (\($0.message)), so it ended the session")
             }
         }
     }

@@ -3,8 +3,8 @@ import Logging
 import Multiplex
 import TunnelAudit
 import TunnelRuntime
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// One operator's request for a stream while the gateway decides it: who asked, for what, and
 /// what was decided so far, as its audit records will name them.
@@ -21,14 +21,19 @@ struct StreamRequest {
     let recordedOneByOne: Bool
 
     var parties: StreamParties {
-        StreamParties(stream: target.stream, session: actor.peer.session, operatorName: operatorName, node: target.node, service: target.service)
+        StreamParties(
+            stream: target.stream, session: actor.peer.session, operatorName: operatorName, node: target.node,
+            service: target.service)
     }
 }
 
 // Streams operators open to nodes: checked against the policy, recorded in the audit log, relayed.
 extension Gateway {
-    func connect(operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String, service: String,
-                 parameters: [String: String]?, interactive: Bool) {
+    func connect(
+        operatorName: String, roles: [String], connection: MuxConnection, stream: StreamID, node: String,
+        service: String,
+        parameters: [String: String]?, interactive: Bool
+    ) {
         let recordedOneByOne = streamRecords.mayRecord(operatorName, now: loop.now)
         let actor = auditOperator(operatorName, connection, roles: roles)
         // Names are checked before they are looked up, recorded or logged (docs/TUNNEL.md §6).
@@ -41,16 +46,23 @@ extension Gateway {
                 streamRecords.count(operatorName, outcome: "bad_request")
                 return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
             }
-            logger.notice("stream refused", metadata: ["operator.name": "\(operatorName)", "stream.id": "\(stream)", "reason": "\(error.message)"])
-            audit?.record(.streamDeny(actor, target: nil, StreamGrant(), StreamDenial(outcome: "bad_request", reason: error.message)))
+            logger.notice(
+                "stream refused",
+                metadata: ["operator.name": "\(operatorName)", "stream.id": "\(stream)", "reason": "\(error.message)"])
+            audit?.record(
+                .streamDeny(
+                    actor, target: nil, StreamGrant(), StreamDenial(outcome: "bad_request", reason: error.message)))
             return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
         }
         let session = sessionIDs[ObjectIdentifier(connection)] ?? "?"
         var request = StreamRequest(
             operatorName: operatorName, roles: roles, connection: connection, stream: stream, actor: actor,
-            target: StreamTarget(stream: "\(session)/\(stream)", node: node, service: service, parameters: parameters, policyVersion: authority.policy.version),
+            target: StreamTarget(
+                stream: "\(session)/\(stream)", node: node, service: service, parameters: parameters,
+                policyVersion: authority.policy.version),
             logMetadata: [
-                "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)", "stream.id": "\(stream)",
+                "operator.name": "\(operatorName)", "node.name": "\(node)", "service": "\(service)",
+                "stream.id": "\(stream)",
                 "policy.version": "\(authority.policy.version)",
             ],
             recordedOneByOne: recordedOneByOne)
@@ -63,7 +75,10 @@ extension Gateway {
         // The open record is on disk before a byte moves; without it, no stream. It is synced with
         // the loop turn's other records (`GroupCommit`) while the node already opens its end.
         guard audit?.record(.streamOpen(actor, request.target, request.grant)) != false else {
-            return refuse(request, TunnelErrorCode.auditUnavailable, "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed", outcome: "audit_unavailable")
+            return refuse(
+                request, TunnelErrorCode.auditUnavailable,
+                "the gateway cannot write its audit log (\(audit?.failure ?? "")), so it admits no new streams until that is fixed",
+                outcome: "audit_unavailable")
         }
         relay(request, to: nodeConnection, recorder: recorder, interactive: interactive)
     }
@@ -80,7 +95,10 @@ extension Gateway {
             request.grant.rule = rule
         }
         guard request.recordedOneByOne else {
-            refuse(request, .enhanceYourCalm, "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute (or \(TokenBucket.burst(perMinute: admission.limits.streamRecordsPerOperatorPerMinute)) at once), the most the gateway records for one operator; wait a little", outcome: "rate_limited")
+            refuse(
+                request, .enhanceYourCalm,
+                "you opened more than \(admission.limits.streamRecordsPerOperatorPerMinute) streams in a minute (or \(TokenBucket.burst(perMinute: admission.limits.streamRecordsPerOperatorPerMinute)) at once), the most the gateway records for one operator; wait a little",
+                outcome: "rate_limited")
             return nil
         }
         // The identity a kubernetes stream acts as: the certificate's name and the policy's
@@ -98,10 +116,14 @@ extension Gateway {
             nodeConnection = link
             request.grant.viaReplica = replica
         case .dialing(let replica):
-            refuse(request, TunnelErrorCode.unknownNode, "\(offline) (the link to replica \(replica) is not up yet; retry)", outcome: "unavailable")
+            refuse(
+                request, TunnelErrorCode.unknownNode,
+                "\(offline) (the link to replica \(replica) is not up yet; retry)", outcome: "unavailable")
             return nil
         case .none(let reason):
-            refuse(request, TunnelErrorCode.unknownNode, reason.map { "\(offline) (\($0))" } ?? offline, outcome: "unavailable")
+            refuse(
+                request, TunnelErrorCode.unknownNode, reason.map { "\(offline) (\($0))" } ?? offline,
+                outcome: "unavailable")
             return nil
         }
         if let busy = nodeBusy(node, nodeConnection, operatorName: operatorName, roles: request.roles) {
@@ -111,7 +133,8 @@ extension Gateway {
         if let (message, disconnect) = resetBudgetRefusal(node, operatorName: operatorName) {
             refuse(request, .enhanceYourCalm, message, outcome: "throttled")
             if disconnect {
-                logger.warning("operator disconnected for rapid resets through the gateway", metadata: request.logMetadata)
+                logger.warning(
+                    "operator disconnected for rapid resets through the gateway", metadata: request.logMetadata)
                 request.connection.abort(Failure(.enhanceYourCalm, message))
             }
             return nil
@@ -123,7 +146,10 @@ extension Gateway {
     private func refuse(_ request: StreamRequest, _ code: ErrorCode, _ message: String, outcome: String) {
         if request.recordedOneByOne {
             logger.notice("stream refused", metadata: request.logMetadata.merging(["reason": "\(message)"]) { $1 })
-            audit?.record(.streamDeny(request.actor, target: request.target, request.grant, StreamDenial(outcome: outcome, reason: message)))
+            audit?.record(
+                .streamDeny(
+                    request.actor, target: request.target, request.grant,
+                    StreamDenial(outcome: outcome, reason: message)))
         } else {
             streamRecords.count(request.operatorName, outcome: outcome)
         }
@@ -139,20 +165,27 @@ extension Gateway {
     /// A shell is recorded by the gateway itself, so an operator who may only use `shell` (not
     /// the end-to-end encrypted `ssh`) is always on record. Nil for other services.
     private func startRecording(_ request: inout StreamRequest) -> Result<ShellRecorder?, RecordingRefusal> {
-        guard request.target.service == TunnelProtocol.shellService, let directory = configuration.recordingsDirectory else { return .success(nil) }
+        guard request.target.service == TunnelProtocol.shellService, let directory = configuration.recordingsDirectory
+        else { return .success(nil) }
         do {
             let shell = try ShellParameters(request.target.parameters ?? [:])
             let file = request.target.stream.replacingOccurrences(of: "/", with: "-") + ".cast"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let recorder = try ShellRecorder(path: "\(directory)/\(file)", parameters: shell,
-                                             recordInput: authority.policy.recordsInput(roles: request.roles))
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let recorder = try ShellRecorder(
+                path: "\(directory)/\(file)", parameters: shell,
+                recordInput: authority.policy.recordsInput(roles: request.roles))
             request.grant.recording = file
             return .success(recorder)
         } catch let failure as Failure {
-            return .failure(RecordingRefusal(code: TunnelErrorCode.badRequest, message: failure.reason, outcome: "bad_request"))
+            return .failure(
+                RecordingRefusal(code: TunnelErrorCode.badRequest, message: failure.reason, outcome: "bad_request"))
         } catch {
-            return .failure(RecordingRefusal(code: TunnelErrorCode.auditUnavailable, message: "the gateway cannot record this shell session (\(error)), so it does not open it",
-                                             outcome: "audit_unavailable"))
+            return .failure(
+                RecordingRefusal(
+                    code: TunnelErrorCode.auditUnavailable,
+                    message: "the gateway cannot record this shell session (\(error)), so it does not open it",
+                    outcome: "audit_unavailable"))
         }
     }
 }

@@ -7,8 +7,8 @@ import TunnelMetrics
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState
-import TunnelText
 import TunnelTLS
+import TunnelText
 
 /// Everything the gateway needs to run, already loaded and checked by the caller.
 public struct GatewayConfiguration: Sendable {
@@ -47,7 +47,10 @@ public struct GatewayConfiguration: Sendable {
     /// which then keeps no presence in the store and writes no `replica` in its records.
     public var replica: ReplicaIdentity?
 
-    public init(listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority, operatorCA: CertificateAuthority) {
+    public init(
+        listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority,
+        operatorCA: CertificateAuthority
+    ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.identity = identity
@@ -120,7 +123,9 @@ public final class Gateway {
 
         var connection: MuxConnection {
             switch self {
-            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection), .operator(_, let connection), .peer(_, let connection): connection
+            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection),
+                .operator(_, let connection), .peer(_, let connection):
+                connection
             }
         }
     }
@@ -145,20 +150,26 @@ public final class Gateway {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        tlsContext = try TLSContext(configuration: TLSConfiguration(
-            role: .server,
-            identity: configuration.identity,
-            peerVerification: .trustedCAs([
-                TrustedCA(.node, certificate: configuration.nodeCA.certificate),
-                TrustedCA(.operator, certificate: configuration.operatorCA.certificate),
-            ]),
-            applicationProtocols: [TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN, TunnelProtocol.peerALPN],
-            enrollmentProtocol: TunnelProtocol.enrollALPN))
+        tlsContext = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .server,
+                identity: configuration.identity,
+                peerVerification: .trustedCAs([
+                    TrustedCA(.node, certificate: configuration.nodeCA.certificate),
+                    TrustedCA(.operator, certificate: configuration.operatorCA.certificate),
+                ]),
+                applicationProtocols: [
+                    TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN,
+                    TunnelProtocol.peerALPN,
+                ],
+                enrollmentProtocol: TunnelProtocol.enrollALPN))
         let (policy, content) = try Self.loadPolicy(configuration.policyPath)
         policyFileContent = content
         authority = FleetAuthority(
-            store: MeasuredFleetStore(store, metrics: metrics), nodeCA: configuration.nodeCA, operatorCA: configuration.operatorCA,
-            nodeCertificateLifetime: configuration.nodeCertificateLifetime, reenrollWindow: configuration.reenrollWindow, policy: policy)
+            store: MeasuredFleetStore(store, metrics: metrics), nodeCA: configuration.nodeCA,
+            operatorCA: configuration.operatorCA,
+            nodeCertificateLifetime: configuration.nodeCertificateLifetime,
+            reenrollWindow: configuration.reenrollWindow, policy: policy)
         housekeeping = LoopTimer(loop: loop)
         admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
         handshakes = HandshakeQueue(perTurn: configuration.admission.handshakesPerTurn)
@@ -167,17 +178,22 @@ public final class Gateway {
         streamRecords = StreamRecordBudget(limits: configuration.admission, now: loop.now)
         if let directory = configuration.auditDirectory {
             do {
-                audit = try AuditTrail(directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key",
-                                   configuration: configuration.auditPolicy, replica: configuration.replica?.name, logger: logger, metrics: metrics)
+                audit = try AuditTrail(
+                    directory: directory, keyDirectory: configuration.auditKeyDirectory ?? "\(directory)/../audit-key",
+                    configuration: configuration.auditPolicy, replica: configuration.replica?.name, logger: logger,
+                    metrics: metrics)
             } catch {
                 throw FleetFailure("cannot open the audit log in \(directory): \(error.message)")
             }
         } else {
             audit = nil
         }
-        groupCommit = GroupCommit(loop: loop, syncAudit: { [audit] in audit?.sync() ?? true },
-                                  saveSightings: { [authority] in authority.recordSightings($0) })
-        cluster = configuration.replica.map { [authority] in ClusterSync(identity: $0, gateway: self, store: authority.store, clock: { authority.now }) }
+        groupCommit = GroupCommit(
+            loop: loop, syncAudit: { [audit] in audit?.sync() ?? true },
+            saveSightings: { [authority] in authority.recordSightings($0) })
+        cluster = configuration.replica.map { [authority] in
+            ClusterSync(identity: $0, gateway: self, store: authority.store, clock: { authority.now })
+        }
         peering = cluster.map { PeerRouting(replicaName: $0.identity.name, presence: $0) }
     }
 
@@ -193,19 +209,26 @@ public final class Gateway {
         }
         self.listener = listener
         cluster?.start()
-        housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) { [unowned self] in
+        housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) {
+            [unowned self] in
             closeExpiredSessions()
             reloadPolicyIfChanged()
             enforceAdmission()
             audit?.tick()
         }
-        audit?.record(.gatewayStart(GatewayStart(
-            listen: "\(listener.localAddress)", version: configuration.softwareVersion, policyVersion: authority.policy.version,
-            caPin: Hex.encode(authority.caPin))), durable: true)
-        logger.info("gateway listening", metadata: [
-            "listen": "\(listener.localAddress)", "version": "\(configuration.softwareVersion)", "policy.version": "\(authority.policy.version)",
-            "ca.pin": "\(Hex.encode(authority.caPin))",
-        ])
+        audit?.record(
+            .gatewayStart(
+                GatewayStart(
+                    listen: "\(listener.localAddress)", version: configuration.softwareVersion,
+                    policyVersion: authority.policy.version,
+                    caPin: Hex.encode(authority.caPin))), durable: true)
+        logger.info(
+            "gateway listening",
+            metadata: [
+                "listen": "\(listener.localAddress)", "version": "\(configuration.softwareVersion)",
+                "policy.version": "\(authority.policy.version)",
+                "ca.pin": "\(Hex.encode(authority.caPin))",
+            ])
         return listener.localAddress
     }
 
@@ -253,8 +276,9 @@ public final class Gateway {
     /// An operator as audit records name them: certificate subject and serial, and `roles`, the
     /// roles the request was decided with (looked up once per request by the caller).
     func auditOperator(_ name: String, _ connection: MuxConnection, roles: [String]) -> AuditOperator {
-        AuditOperator(peer: auditPeer(connection), name: name, subject: connection.peerIdentity?.uri,
-                      serial: connection.peerCertificate?.serialNumberHex, roles: roles)
+        AuditOperator(
+            peer: auditPeer(connection), name: name, subject: connection.peerIdentity?.uri,
+            serial: connection.peerCertificate?.serialNumberHex, roles: roles)
     }
 
     private func accepted(_ socket: StreamConnection) {
@@ -275,7 +299,9 @@ public final class Gateway {
             loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
             handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
-        tls.holdAtClientHello = { [unowned self, unowned connection] offered in holdsHandshake(connection, offered: offered) }
+        tls.holdAtClientHello = { [unowned self, unowned connection] offered in
+            holdsHandshake(connection, offered: offered)
+        }
         connections[ObjectIdentifier(connection)] = .unclassified(connection)
         sessionIDs[ObjectIdentifier(connection)] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         handshakeStarted(connection, source: source)
@@ -294,7 +320,9 @@ public final class Gateway {
     public static func loadPolicy(_ path: String?) throws(FleetFailure) -> (Policy, [UInt8]?) {
         guard let path else { return (Policy.builtIn, nil) }
         let bytes: [UInt8]
-        do { bytes = try DurableFile.read(path: path) } catch { throw FleetFailure("cannot read the policy file: \(error)") }
+        do { bytes = try DurableFile.read(path: path) } catch {
+            throw FleetFailure("cannot read the policy file: \(error)")
+        }
         do {
             return (try Policy.parse(bytes, source: path, version: policyVersion(bytes)), bytes)
         } catch {
@@ -318,20 +346,36 @@ public final class Gateway {
             policyFileContent = content
             let previous = authority.policy.version
             authority.replacePolicy(policy)
-            logger.notice("policy reloaded", metadata: ["policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)"])
-            audit?.record(.policyReload(PolicyReload(outcome: .ok, policyVersion: policy.version, previousVersion: previous, file: path)))
-            if policy.version != previous { cluster?.publish(.policy, subject: policy.version, detail: String(decoding: content ?? [], as: UTF8.self)) }
+            logger.notice(
+                "policy reloaded",
+                metadata: [
+                    "policy.version": "\(policy.version)", "policy.previous": "\(previous)", "policy.file": "\(path)",
+                ])
+            audit?.record(
+                .policyReload(
+                    PolicyReload(outcome: .ok, policyVersion: policy.version, previousVersion: previous, file: path)))
+            if policy.version != previous {
+                cluster?.publish(
+                    .policy, subject: policy.version, detail: String(decoding: content ?? [], as: UTF8.self))
+            }
         } catch {
-            logger.error("policy not reloaded; the previous one stays in force", metadata: [
-                "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
-            ])
-            audit?.record(.policyReload(PolicyReload(outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: path)))
+            logger.error(
+                "policy not reloaded; the previous one stays in force",
+                metadata: [
+                    "policy.version": "\(authority.policy.version)", "error": "\(error.message)",
+                ])
+            audit?.record(
+                .policyReload(
+                    PolicyReload(
+                        outcome: .invalid, policyVersion: authority.policy.version, reason: error.message, file: path)))
         }
     }
 
     /// The file is re-read when its bytes change, so an edit applies within a second.
     private func reloadPolicyIfChanged() {
-        guard let path = configuration.policyPath, let bytes = try? DurableFile.read(path: path), bytes != policyFileContent else { return }
+        guard let path = configuration.policyPath, let bytes = try? DurableFile.read(path: path),
+            bytes != policyFileContent
+        else { return }
         policyFileContent = bytes
         reloadPolicy()
     }
@@ -345,8 +389,12 @@ public final class Gateway {
         for (key, deadline) in certificateDeadlines where deadline <= now {
             certificateDeadlines[key] = nil
             guard let peer = connections[key] else { continue }
-            logger.notice("closing a session whose certificate expired", metadata: ["peer.address": "\(peer.connection.remoteAddress)"])
-            peer.connection.abort(Failure(TunnelErrorCode.revoked, "your certificate expired at \(isoTime(deadline)) and was not renewed"))
+            logger.notice(
+                "closing a session whose certificate expired",
+                metadata: ["peer.address": "\(peer.connection.remoteAddress)"])
+            peer.connection.abort(
+                Failure(TunnelErrorCode.revoked, "your certificate expired at \(isoTime(deadline)) and was not renewed")
+            )
         }
     }
 
@@ -360,7 +408,9 @@ public final class Gateway {
         let now = loop.now
         let stored = (try? authority.store.nodes()) ?? []
         // In a cluster, a node held by another replica is online there while its lease lives.
-        let heldElsewhere = cluster.map { cluster in cluster.livePresences().filter { $0.value.replica != cluster.identity.name } } ?? [:]
+        let heldElsewhere =
+            cluster.map { cluster in cluster.livePresences().filter { $0.value.replica != cluster.identity.name } }
+            ?? [:]
         return stored.compactMap { entry -> NodeStatus? in
             let name = entry.name
             let record = nodes[name]
@@ -368,13 +418,16 @@ public final class Gateway {
             if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
             let here = record?.connection != nil
             return NodeStatus(
-                name: name, online: here || heldElsewhere[name] != nil, replica: here ? cluster?.identity.name : heldElsewhere[name]?.replica,
+                name: name, online: here || heldElsewhere[name] != nil,
+                replica: here ? cluster?.identity.name : heldElsewhere[name]?.replica,
                 labels: labels, services: record?.announcement?.services ?? [],
                 remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
                 connectedSince: record?.connection != nil ? record?.connectedSince?.timeIntervalSince1970 : nil,
                 lastKeepaliveSecondsAgo: record?.connection?.lastPongAt.map { Double(now &- $0) / 1000 },
                 version: record?.announcement?.version ?? "",
-                previousSessionEnded: record.map { $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded } ?? entry.lastDisconnectReason,
+                previousSessionEnded: record.map {
+                    $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded
+                } ?? entry.lastDisconnectReason,
                 certificateNotAfter: entry.certificateNotAfter, lastSeen: entry.lastSeen, revokedAt: entry.revokedAt)
         }.sorted { ($0.online ? 0 : 1, $0.name) < ($1.online ? 0 : 1, $1.name) }
     }

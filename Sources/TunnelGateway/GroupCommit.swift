@@ -8,7 +8,9 @@ struct NodeSighting: Equatable {
     var disconnectReason: String?
 
     func followed(by later: NodeSighting) -> NodeSighting {
-        NodeSighting(at: later.at, address: later.address ?? address, disconnectReason: later.disconnectReason ?? disconnectReason)
+        NodeSighting(
+            at: later.at, address: later.address ?? address,
+            disconnectReason: later.disconnectReason ?? disconnectReason)
     }
 }
 

@@ -38,8 +38,13 @@ struct HandshakeQueue<ID: Hashable> {
             guard head < entries.count else { return nil }
             head += 1
             defer {
-                if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
-                else if head >= 1_024, head * 2 >= entries.count { entries.removeFirst(head); head = 0 }
+                if head == entries.count {
+                    entries.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head >= 1_024, head * 2 >= entries.count {
+                    entries.removeFirst(head)
+                    head = 0
+                }
             }
             return entries[head - 1]
         }

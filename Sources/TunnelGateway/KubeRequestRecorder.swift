@@ -32,7 +32,10 @@ final class KubeRequestRecorder {
     /// - Parameters:
     ///   - now: milliseconds on a monotonic clock (the loop's), for the request rate.
     ///   - write: appends one audit record.
-    init(parties: StreamParties, identity: KubernetesIdentity, now: @escaping () -> UInt64, write: @escaping (AuditEvent) -> Void) {
+    init(
+        parties: StreamParties, identity: KubernetesIdentity, now: @escaping () -> UInt64,
+        write: @escaping (AuditEvent) -> Void
+    ) {
         self.parties = parties
         self.identity = identity
         self.now = now
@@ -66,7 +69,8 @@ final class KubeRequestRecorder {
     private func recordRequest(_ head: HTTPHead, status: Int?) {
         guard let request = KubeRequest(head) else { return }
         recorded += 1
-        var record = KubeAPIRequest(kubeUser: identity.user, kubeGroups: identity.groups, verb: request.verb, path: request.path)
+        var record = KubeAPIRequest(
+            kubeUser: identity.user, kubeGroups: identity.groups, verb: request.verb, path: request.path)
         record.apiGroup = request.apiGroup
         record.resource = request.resource
         record.subresource = request.subresource

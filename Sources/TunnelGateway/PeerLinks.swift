@@ -80,7 +80,8 @@ struct PeerLinks<Link> {
         var backoff = backoffs[replica, default: Self.backoff()]
         let delay = backoff.nextDelay()
         backoffs[replica] = backoff
-        let milliseconds = UInt64(delay.components.seconds) * 1000 + UInt64(delay.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds =
+            UInt64(delay.components.seconds) * 1000 + UInt64(delay.components.attoseconds / 1_000_000_000_000_000)
         states[replica] = .backingOff(until: now + milliseconds)
     }
 

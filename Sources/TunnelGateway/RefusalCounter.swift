@@ -49,9 +49,14 @@ struct RefusalCounter {
     /// the interval now (at shutdown, so no count is lost).
     mutating func takeSummaries(now: UInt64, force: Bool = false) -> [Summary] {
         guard force || now >= intervalStart + intervalMilliseconds else { return [] }
-        var summaries = counts.keys.sorted().map { Summary(key: $0, counts: counts[$0]!, keys: 1, since: intervalStart, until: now) }
+        var summaries = counts.keys.sorted().map {
+            Summary(key: $0, counts: counts[$0]!, keys: 1, since: intervalStart, until: now)
+        }
         if !overflowCounts.isEmpty {
-            summaries.append(Summary(key: Self.otherKeys, counts: overflowCounts, keys: overflowKeys.count, since: intervalStart, until: now))
+            summaries.append(
+                Summary(
+                    key: Self.otherKeys, counts: overflowCounts, keys: overflowKeys.count, since: intervalStart,
+                    until: now))
         }
         counts = [:]
         overflowKeys = []

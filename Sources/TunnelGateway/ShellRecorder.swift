@@ -23,7 +23,8 @@ public struct RecordingClock: Sendable {
         self.monotonicNanoseconds = monotonicNanoseconds
     }
 
-    public static let system = RecordingClock(unixSeconds: { Int64(time(nil)) }, monotonicNanoseconds: { EventLoop.monotonicNanoseconds })
+    public static let system = RecordingClock(
+        unixSeconds: { Int64(time(nil)) }, monotonicNanoseconds: { EventLoop.monotonicNanoseconds })
 }
 
 /// Records one shell stream (`docs/SHELL.md`) as an asciicast v2 file, which `asciinema play`
@@ -70,7 +71,9 @@ public final class ShellRecorder {
 
     /// Creates the file at `path` (it must not exist) and writes the header with the terminal
     /// type and size the operator opened the stream with, and the command if one was asked for.
-    public init(path: String, parameters: ShellParameters, recordInput: Bool, clock: RecordingClock = .system) throws(ShellRecordingError) {
+    public init(path: String, parameters: ShellParameters, recordInput: Bool, clock: RecordingClock = .system)
+        throws(ShellRecordingError)
+    {
         self.path = path
         self.recordInput = recordInput
         self.clock = clock
@@ -78,7 +81,10 @@ public final class ShellRecorder {
         guard descriptor >= 0 else { throw Self.error("cannot create the recording", path) }
         startedAt = clock.monotonicNanoseconds()
         lastSync = startedAt
-        lines.append(contentsOf: "{\"version\": 2, \"width\": \(parameters.columns), \"height\": \(parameters.rows), \"timestamp\": \(clock.unixSeconds()), \"env\": {\"TERM\": ".utf8)
+        lines.append(
+            contentsOf:
+                "{\"version\": 2, \"width\": \(parameters.columns), \"height\": \(parameters.rows), \"timestamp\": \(clock.unixSeconds()), \"env\": {\"TERM\": "
+                .utf8)
         Self.appendJSONString(parameters.term.utf8, to: &lines)
         lines.append(contentsOf: "}".utf8)
         if let command = parameters.command {
@@ -109,10 +115,14 @@ public final class ShellRecorder {
             switch direction {
             case .fromFirst:
                 towardsNode.append(bytes)
-                while let frame = try towardsNode.next() { record(frame, pending: &pendingInput, dataKind: recordInput ? "i" : nil, time: time) }
+                while let frame = try towardsNode.next() {
+                    record(frame, pending: &pendingInput, dataKind: recordInput ? "i" : nil, time: time)
+                }
             case .fromSecond:
                 towardsOperator.append(bytes)
-                while let frame = try towardsOperator.next() { record(frame, pending: &pendingOutput, dataKind: "o", time: time) }
+                while let frame = try towardsOperator.next() {
+                    record(frame, pending: &pendingOutput, dataKind: "o", time: time)
+                }
             }
         } catch {
             framingFailure = error
@@ -153,7 +163,7 @@ public final class ShellRecorder {
         case .resize(let columns, let rows):
             appendEvent(kind: "r", text: "\(columns)x\(rows)", time: time)
         case .exit:
-            break  // asciicast v2 has no exit event; the audit record carries the status
+            break // asciicast v2 has no exit event; the audit record carries the status
         }
     }
 
@@ -225,13 +235,14 @@ public final class ShellRecorder {
         guard !bytes.isEmpty else { return 0 }
         for length in 1...min(3, bytes.count) {
             let byte = bytes[bytes.count - length]
-            if byte & 0xC0 == 0x80 { continue }  // a continuation byte: look further back
-            let needed = switch byte {
-            case 0xC2...0xDF: 2
-            case 0xE0...0xEF: 3
-            case 0xF0...0xF4: 4
-            default: 1
-            }
+            if byte & 0xC0 == 0x80 { continue } // a continuation byte: look further back
+            let needed =
+                switch byte {
+                case 0xC2...0xDF: 2
+                case 0xE0...0xEF: 3
+                case 0xF0...0xF4: 4
+                default: 1
+                }
             return needed > length ? length : 0
         }
         return 0

@@ -14,7 +14,9 @@ enum StreamCloseReason {
 
     /// The close record's `outcome`, `reason` and `detail` for a relay that ended with `failure`
     /// (nil: both sides finished).
-    static func close(for failure: Failure?, operatorConnection: MuxConnection, nodeConnection: MuxConnection) -> StreamClose {
+    static func close(for failure: Failure?, operatorConnection: MuxConnection, nodeConnection: MuxConnection)
+        -> StreamClose
+    {
         guard let failure else { return StreamClose(outcome: .closed) }
         let reason: String
         if failure.code == TunnelErrorCode.auditUnavailable {

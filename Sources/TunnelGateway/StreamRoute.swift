@@ -17,7 +17,9 @@ enum StreamRoute: Equatable {
     ///   - replica: this replica's name.
     ///   - peerReachable: whether a peer link to `presence.replica` can be used now (not in its
     ///     reconnect backoff).
-    static func decide(localSession: Int64?, presence: NodePresence?, replica: String, peerReachable: (String) -> Bool, now: Int64) -> StreamRoute {
+    static func decide(
+        localSession: Int64?, presence: NodePresence?, replica: String, peerReachable: (String) -> Bool, now: Int64
+    ) -> StreamRoute {
         let live = presence.flatMap { $0.leaseExpires > now ? $0 : nil }
         if let localSession {
             // A newer session elsewhere has fenced ours: it is closing, and the stream goes there.
@@ -34,7 +36,8 @@ enum StreamRoute: Equatable {
 
     private static func route(to presence: NodePresence, peerReachable: (String) -> Bool) -> StreamRoute {
         guard peerReachable(presence.replica) else {
-            return .offline(reason: "the node is held by replica \(presence.replica), which this replica cannot reach now")
+            return .offline(
+                reason: "the node is held by replica \(presence.replica), which this replica cannot reach now")
         }
         return .peer(replica: presence.replica, address: presence.advertise)
     }

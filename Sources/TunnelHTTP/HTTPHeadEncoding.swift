@@ -7,7 +7,9 @@ extension HTTPHead {
         switch start {
         case .request(let method, let target):
             guard Self.isToken(method) else { throw .unencodable(field: "method") }
-            guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw .unencodable(field: "target") }
+            guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+                throw .unencodable(field: "target")
+            }
             out += Array("\(method) \(target) \(version)\r\n".utf8)
         case .response(let status, let reason):
             guard (100...999).contains(status) else { throw .unencodable(field: "status") }
@@ -25,9 +27,11 @@ extension HTTPHead {
 
     /// RFC 9110 §5.6.2 tchar: letters, digits and ``!#$%&'*+-.^_`|~``.
     static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy { byte in
-            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
-        }
+        !text.isEmpty
+            && text.utf8.allSatisfy { byte in
+                (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+                    || Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            }
     }
 
     /// Field text: tab, visible characters and non-ASCII; no other control character.

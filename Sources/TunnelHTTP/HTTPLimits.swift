@@ -8,8 +8,10 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Bytes of one message's body, after chunked framing is removed.
     public var maxBodyBytes: UInt64
 
-    public init(maxHeadBytes: Int = HTTPLimits.defaultHeadBytes, maxHeaderCount: Int = HTTPLimits.defaultHeaderCount,
-                maxBodyBytes: UInt64 = HTTPLimits.defaultBodyBytes) {
+    public init(
+        maxHeadBytes: Int = HTTPLimits.defaultHeadBytes, maxHeaderCount: Int = HTTPLimits.defaultHeaderCount,
+        maxBodyBytes: UInt64 = HTTPLimits.defaultBodyBytes
+    ) {
         self.maxHeadBytes = maxHeadBytes
         self.maxHeaderCount = maxHeaderCount
         self.maxBodyBytes = maxBodyBytes
@@ -58,7 +60,8 @@ public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notUTF8(let field): "HTTP \(field) is not UTF-8"
         case .truncated: "the connection ended inside an HTTP message"
         case .closed: "the HTTP parser takes no more input (after an upgrade or an error)"
-        case .unencodable(let field): "cannot write HTTP \(field): it holds a line break, control character or separator"
+        case .unencodable(let field):
+            "cannot write HTTP \(field): it holds a line break, control character or separator"
         }
     }
 

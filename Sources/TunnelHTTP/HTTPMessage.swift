@@ -42,7 +42,10 @@ public struct HTTPHead: Sendable, Equatable {
     /// CONNECT), or a `101 Switching Protocols` response. Meaningful for parsed heads only.
     public var upgrade: Bool
 
-    public init(start: StartLine, version: HTTPVersion = .http11, headers: [HTTPHeader] = [], keepAlive: Bool = true, upgrade: Bool = false) {
+    public init(
+        start: StartLine, version: HTTPVersion = .http11, headers: [HTTPHeader] = [], keepAlive: Bool = true,
+        upgrade: Bool = false
+    ) {
         self.start = start
         self.version = version
         self.headers = headers

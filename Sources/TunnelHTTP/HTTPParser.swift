@@ -74,7 +74,10 @@ public final class HTTPParser {
         if let error = stopReason() {
             failure = error
             done = true
-            guard !events.isEmpty else { failureThrown = true; throw error }
+            guard !events.isEmpty else {
+                failureThrown = true
+                throw error
+            }
             return events
         }
         if tunnel_http_upgrade(parser) != 0 {
@@ -122,7 +125,8 @@ public final class HTTPParser {
         let code = tunnel_http_errno(parser)
         guard code != HPE_OK.rawValue else { return nil }
         let errno = http_errno(rawValue: code)
-        return .malformed(name: String(cString: http_errno_name(errno)), description: String(cString: http_errno_description(errno)))
+        return .malformed(
+            name: String(cString: http_errno_name(errno)), description: String(cString: http_errno_description(errno)))
     }
 
     /// Records the first error and returns -1, which makes http-parser stop. (Not 1: from
@@ -141,7 +145,9 @@ public final class HTTPParser {
         let buffer = UnsafeRawBufferPointer(start: bytes, count: count)
         if part == .name, head.inValue {
             head.finishHeader()
-            guard head.headers.count < limits.maxHeaderCount else { return refuse(.tooManyHeaders(limit: limits.maxHeaderCount)) }
+            guard head.headers.count < limits.maxHeaderCount else {
+                return refuse(.tooManyHeaders(limit: limits.maxHeaderCount))
+            }
         }
         head.append(part, buffer)
         return 0
@@ -149,9 +155,13 @@ public final class HTTPParser {
 
     fileprivate func headersComplete() -> Int32 {
         if head.inValue { head.finishHeader() }
-        guard head.headers.count <= limits.maxHeaderCount else { return refuse(.tooManyHeaders(limit: limits.maxHeaderCount)) }
+        guard head.headers.count <= limits.maxHeaderCount else {
+            return refuse(.tooManyHeaders(limit: limits.maxHeaderCount))
+        }
         let length = parser.pointee.content_length
-        if length != UInt64.max, length > limits.maxBodyBytes { return refuse(.bodyTooLarge(limit: limits.maxBodyBytes)) }
+        if length != UInt64.max, length > limits.maxBodyBytes {
+            return refuse(.bodyTooLarge(limit: limits.maxBodyBytes))
+        }
         let completed: HTTPHead
         do throws(HTTPError) { completed = try head.build(kind: kind, parser: parser) } catch { return refuse(error) }
         head = HeadBuilder()
@@ -207,8 +217,12 @@ private struct HeadBuilder {
         switch part {
         case .target: target += bytes
         case .reason: reason += bytes
-        case .name: name += bytes; inValue = false
-        case .value: value += bytes; inValue = true
+        case .name:
+            name += bytes
+            inValue = false
+        case .value:
+            value += bytes
+            inValue = true
         }
     }
 
@@ -234,8 +248,10 @@ private struct HeadBuilder {
             let name = try Self.text(header.name, "header name")
             list.append(HTTPHeader(name, try Self.text(header.value, "value of \(name)")))
         }
-        return HTTPHead(start: start, version: HTTPVersion(major: Int(parser.pointee.http_major), minor: Int(parser.pointee.http_minor)),
-                        headers: list, keepAlive: http_should_keep_alive(parser) != 0, upgrade: tunnel_http_upgrade(parser) != 0)
+        return HTTPHead(
+            start: start,
+            version: HTTPVersion(major: Int(parser.pointee.http_major), minor: Int(parser.pointee.http_minor)),
+            headers: list, keepAlive: http_should_keep_alive(parser) != 0, upgrade: tunnel_http_upgrade(parser) != 0)
     }
 
     static func text(_ bytes: [UInt8], _ field: String) throws(HTTPError) -> String {

@@ -24,10 +24,14 @@ public struct HTTPResponse {
     }
 
     /// Tells the browser to save the body as `file` rather than show it.
-    public static func attachment(_ file: String) -> HTTPHeader { HTTPHeader("Content-Disposition", "attachment; filename=\"\(file)\"") }
+    public static func attachment(_ file: String) -> HTTPHeader {
+        HTTPHeader("Content-Disposition", "attachment; filename=\"\(file)\"")
+    }
 
     public static func redirect(_ location: String, headers: [HTTPHeader] = []) -> HTTPResponse {
-        HTTPResponse(status: 303, contentType: "text/plain; charset=utf-8", body: [], headers: [HTTPHeader("Location", location)] + headers)
+        HTTPResponse(
+            status: 303, contentType: "text/plain; charset=utf-8", body: [],
+            headers: [HTTPHeader("Location", location)] + headers)
     }
 }
 
@@ -60,8 +64,10 @@ public final class HTTPServer {
     private let respond: (HTTPHead) -> HTTPResponse
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
 
-    public init(loop: EventLoop, address: SocketAddress, limits: HTTPServerLimits, commonHeaders: [HTTPHeader] = [],
-                respond: @escaping (HTTPHead) -> HTTPResponse) throws(IOError) {
+    public init(
+        loop: EventLoop, address: SocketAddress, limits: HTTPServerLimits, commonHeaders: [HTTPHeader] = [],
+        respond: @escaping (HTTPHead) -> HTTPResponse
+    ) throws(IOError) {
         self.limits = limits
         self.commonHeaders = commonHeaders
         self.respond = respond
@@ -82,7 +88,10 @@ public final class HTTPServer {
     }
 
     private func accepted(_ socket: StreamConnection) {
-        guard connections.count < limits.maxConnections else { socket.close(); return }
+        guard connections.count < limits.maxConnections else {
+            socket.close()
+            return
+        }
         let connection = HTTPServerConnection(socket: socket, limits: limits.parser, now: socket.loop.now)
         connections[ObjectIdentifier(connection)] = connection
         do {
@@ -121,7 +130,9 @@ public final class HTTPServer {
             guard let head = connection.request, !connection.closing else { return }
             connection.request = nil
             guard head.method == "GET" || head.method == "HEAD" else {
-                return send(.text("read-only: only GET and HEAD", status: 405), head: head, on: connection, close: !head.keepAlive)
+                return send(
+                    .text("read-only: only GET and HEAD", status: 405), head: head, on: connection,
+                    close: !head.keepAlive)
             }
             send(respond(head), head: head, on: connection, close: !head.keepAlive)
         case .upgrade:
@@ -131,11 +142,16 @@ public final class HTTPServer {
 
     private func send(_ response: HTTPResponse, head: HTTPHead?, on connection: HTTPServerConnection, close: Bool) {
         let reason = Self.reasons[response.status] ?? "Status"
-        var headers = [HTTPHeader("Content-Type", response.contentType), HTTPHeader("Content-Length", "\(response.body.count)")]
+        var headers = [
+            HTTPHeader("Content-Type", response.contentType), HTTPHeader("Content-Length", "\(response.body.count)"),
+        ]
         headers += commonHeaders + response.headers
         if close { headers.append(HTTPHeader("Connection", "close")) }
         let responseHead = HTTPHead(start: .response(status: response.status, reason: reason), headers: headers)
-        guard let encoded = try? responseHead.encoded() else { drop(connection); return }
+        guard let encoded = try? responseHead.encoded() else {
+            drop(connection)
+            return
+        }
         let bytes = head?.method == "HEAD" ? encoded : encoded + response.body
         if close { connection.closing = true }
         do {
@@ -154,11 +170,16 @@ public final class HTTPServer {
     }
 
     private func closeIdle(now: UInt64) {
-        for connection in connections.values where now - connection.lastActive > limits.idleMilliseconds { drop(connection) }
+        for connection in connections.values where now - connection.lastActive > limits.idleMilliseconds {
+            drop(connection)
+        }
     }
 
-    static let reasons = [200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                          413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"]
+    static let reasons = [
+        200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+        413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+        503: "Service Unavailable",
+    ]
 }
 
 /// One accepted connection: its socket, its parser and the request being read.

@@ -63,7 +63,8 @@ public final class ChildProcess: HandleOwner {
             cArguments.withUnsafeMutableBufferPointer { cArguments in
                 var options = uv_process_options_t()
                 options.exit_cb = { handle, status, signal in
-                    owner(handle?.pointee.data, as: ChildProcess.self).didExit(Termination(status: status, signal: signal))
+                    owner(handle?.pointee.data, as: ChildProcess.self).didExit(
+                        Termination(status: status, signal: signal))
                 }
                 options.file = UnsafePointer(cArguments[0])
                 options.args = cArguments.baseAddress

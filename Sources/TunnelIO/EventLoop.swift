@@ -92,13 +92,15 @@ public final class EventLoop {
         guard !isClosed else { return [] }
         var names: [String] = []
         withUnsafeMutablePointer(to: &names) { names in
-            uv_walk(loop, { handle, context in
-                guard let handle, let context else { return }
-                let names = context.assumingMemoryBound(to: [String].self)
-                var name = String(cString: uv_handle_type_name(uv_handle_get_type(handle)))
-                if uv_is_closing(handle) != 0 { name += " (closing)" }
-                names.pointee.append(name)
-            }, names)
+            uv_walk(
+                loop,
+                { handle, context in
+                    guard let handle, let context else { return }
+                    let names = context.assumingMemoryBound(to: [String].self)
+                    var name = String(cString: uv_handle_type_name(uv_handle_get_type(handle)))
+                    if uv_is_closing(handle) != 0 { name += " (closing)" }
+                    names.pointee.append(name)
+                }, names)
         }
         return names
     }

@@ -20,12 +20,16 @@ public final class LoopTimer: HandleOwner {
 
     /// (Re)starts the timer: `handler` runs after `milliseconds`, then every
     /// `repeatMilliseconds` if that is non-zero. Replaces any earlier handler.
-    public func start(after milliseconds: UInt64, repeat repeatMilliseconds: UInt64 = 0, _ handler: @escaping () -> Void) {
+    public func start(
+        after milliseconds: UInt64, repeat repeatMilliseconds: UInt64 = 0, _ handler: @escaping () -> Void
+    ) {
         precondition(state == .open, "LoopTimer.start after close")
         onFire = handler
-        uv_timer_start(handle, { handle in
-            owner(handle?.pointee.data, as: LoopTimer.self).onFire?()
-        }, milliseconds, repeatMilliseconds)
+        uv_timer_start(
+            handle,
+            { handle in
+                owner(handle?.pointee.data, as: LoopTimer.self).onFire?()
+            }, milliseconds, repeatMilliseconds)
     }
 
     /// Stops the timer; `start` may be called again.

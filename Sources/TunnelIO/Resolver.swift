@@ -29,12 +29,14 @@ public final class Resolver {
         let (host, port) = try parse(hostPort)
         let resolver = Resolver(loop: loop, input: hostPort, completion: completion)
         resolver.request.pointee.data = Unmanaged.passRetained(resolver).toOpaque()
-        let status = tunnel_uv_getaddrinfo_tcp(loop.loop, resolver.request, { request, status, results in
-            let resolver = Unmanaged<Resolver>.fromOpaque(request!.pointee.data).takeRetainedValue()
-            resolver.finish(status: status, results: results)
-            uv_freeaddrinfo(results)
-            request!.deallocate()
-        }, host, String(port))
+        let status = tunnel_uv_getaddrinfo_tcp(
+            loop.loop, resolver.request,
+            { request, status, results in
+                let resolver = Unmanaged<Resolver>.fromOpaque(request!.pointee.data).takeRetainedValue()
+                resolver.finish(status: status, results: results)
+                uv_freeaddrinfo(results)
+                request!.deallocate()
+            }, host, String(port))
         if status != 0 {
             Unmanaged.passUnretained(resolver).release()
             resolver.request.deallocate()
@@ -103,7 +105,8 @@ public final class Resolver {
             throw invalid("the host is empty; expected host:port")
         }
         guard !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portText) else {
+            let port = UInt16(portText)
+        else {
             throw invalid("the port must be a number from 0 to 65535")
         }
         return (String(host), port)

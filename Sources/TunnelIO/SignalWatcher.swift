@@ -49,10 +49,12 @@ public final class SignalWatcher: HandleOwner {
         self.signal = signal
         self.onSignal = handler
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        let started = uv_signal_start(handle, { handle, number in
-            let watcher = owner(handle?.pointee.data, as: SignalWatcher.self)
-            watcher.onSignal?(Signal(number: number))
-        }, signal.number)
+        let started = uv_signal_start(
+            handle,
+            { handle, number in
+                let watcher = owner(handle?.pointee.data, as: SignalWatcher.self)
+                watcher.onSignal?(Signal(number: number))
+            }, signal.number)
         if started != 0 {
             close()
             throw IOError(code: started, operation: "watch \(signal)")

@@ -74,8 +74,9 @@ public final class StreamConnection: HandleOwner {
         case UV_NAMED_PIPE, UV_TCP, UV_TTY:
             break
         default:
-            throw IOError(UV_EINVAL, operation: "open pipe", address: "file descriptor \(fileDescriptor)",
-                          detail: "it is not a pipe, socket or terminal (a regular file cannot be streamed)")
+            throw IOError(
+                UV_EINVAL, operation: "open pipe", address: "file descriptor \(fileDescriptor)",
+                detail: "it is not a pipe, socket or terminal (a regular file cannot be streamed)")
         }
         let connection = StreamConnection(loop: loop, kind: .pipe, readBufferSize: readBufferSize)
         connection.peerDescription = "file descriptor \(fileDescriptor)"
@@ -242,13 +243,16 @@ public final class StreamConnection: HandleOwner {
         }
         precondition(onRead != nil, "resumeReading before startReading")
         guard !isReading else { return }
-        let status = uv_read_start(stream, { handle, _, buffer in
-            let connection = owner(handle?.pointee.data, as: StreamConnection.self)
-            let readBuffer = connection.readBufferForReading()
-            buffer!.pointee = tunnel_uv_buf(readBuffer.baseAddress, readBuffer.count)
-        }, { stream, count, _ in
-            owner(stream?.pointee.data, as: StreamConnection.self).didRead(count: count)
-        })
+        let status = uv_read_start(
+            stream,
+            { handle, _, buffer in
+                let connection = owner(handle?.pointee.data, as: StreamConnection.self)
+                let readBuffer = connection.readBufferForReading()
+                buffer!.pointee = tunnel_uv_buf(readBuffer.baseAddress, readBuffer.count)
+            },
+            { stream, count, _ in
+                owner(stream?.pointee.data, as: StreamConnection.self).didRead(count: count)
+            })
         try check(status, "read", address: peerDescription)
         isReading = true
     }
@@ -290,10 +294,12 @@ public final class StreamConnection: HandleOwner {
     /// `completion` runs exactly once unless this throws: with nil once the
     /// kernel took every byte, or with an error (ECANCELED if closed first).
     public func write(_ bytes: UnsafeRawBufferPointer, completion: ((IOError?) -> Void)? = nil) throws(IOError) {
-        try write(capacity: bytes.count, filling: { payload in
-            payload.copyMemory(from: bytes)
-            return bytes.count
-        }, completion: completion)
+        try write(
+            capacity: bytes.count,
+            filling: { payload in
+                payload.copyMemory(from: bytes)
+                return bytes.count
+            }, completion: completion)
     }
 
     /// Queues bytes that `fill` writes straight into the pinned write buffer (up to `capacity`;
@@ -326,7 +332,8 @@ public final class StreamConnection: HandleOwner {
             }
             let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             UnsafeMutableRawPointer(request!).deallocate()
-            completion?.run(status == 0 ? nil : IOError(code: status, operation: "write", address: connection.peerDescription))
+            completion?.run(
+                status == 0 ? nil : IOError(code: status, operation: "write", address: connection.peerDescription))
         }
         if status != 0 {
             if let data = request.pointee.data { Unmanaged<WriteCompletion>.fromOpaque(data).release() }
@@ -369,7 +376,8 @@ public final class StreamConnection: HandleOwner {
             }
             let connection = owner(request!.pointee.handle.pointee.data, as: StreamConnection.self)
             request!.deallocate()
-            completion?.run(status == 0 ? nil : IOError(code: status, operation: "shutdown", address: connection.peerDescription))
+            completion?.run(
+                status == 0 ? nil : IOError(code: status, operation: "shutdown", address: connection.peerDescription))
         }
         if status != 0 {
             if let data = request.pointee.data { Unmanaged<WriteCompletion>.fromOpaque(data).release() }
@@ -407,7 +415,8 @@ public final class StreamConnection: HandleOwner {
     /// unacknowledged this long (0 restores the kernel default). Call once connected.
     public func setUserTimeout(milliseconds: UInt32) throws(IOError) {
         try requireOpen("set TCP_USER_TIMEOUT")
-        try check(tunnel_uv_tcp_set_user_timeout(handle, milliseconds), "set TCP_USER_TIMEOUT", address: peerDescription)
+        try check(
+            tunnel_uv_tcp_set_user_timeout(handle, milliseconds), "set TCP_USER_TIMEOUT", address: peerDescription)
     }
 
     /// Sets TCP_NOTSENT_LOWAT: the kernel holds at most about `bytes` unsent (beyond what is in
@@ -451,8 +460,9 @@ public final class StreamConnection: HandleOwner {
         var gid: UInt32 = 0
         let status = tunnel_uv_peer_credentials(stream, &pid, &uid, &gid)
         if status == UV_EAFNOSUPPORT.rawValue || status == UV_ENOTSOCK.rawValue {
-            throw IOError(code: status, operation: operation, address: peerDescription,
-                          detail: "only a Unix domain socket connection has peer credentials")
+            throw IOError(
+                code: status, operation: operation, address: peerDescription,
+                detail: "only a Unix domain socket connection has peer credentials")
         }
         try check(status, operation, address: peerDescription)
         return (pid, uid, gid)

@@ -66,9 +66,10 @@ public final class TCPListener: HandleOwner {
 
     private func didReceiveConnection(status: Int32) {
         guard state == .open, let onAccept else { return }
-        onAccept(StreamConnection.accept(
-            from: tunnel_uv_tcp_as_stream(handle), status: status, kind: .tcp, loop: loop,
-            readBufferSize: readBufferSize, listener: localAddress.description))
+        onAccept(
+            StreamConnection.accept(
+                from: tunnel_uv_tcp_as_stream(handle), status: status, kind: .tcp, loop: loop,
+                readBufferSize: readBufferSize, listener: localAddress.description))
     }
 
     /// Whether `close()` has been called.

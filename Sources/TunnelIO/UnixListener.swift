@@ -64,8 +64,9 @@ public final class UnixListener: HandleOwner {
             throw IOError(code: -errno, operation: "listen", address: path)
         }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
-            throw IOError(UV_EEXIST, operation: "listen", address: path,
-                          detail: "a file that is not a socket is in the way (it was left untouched)")
+            throw IOError(
+                UV_EEXIST, operation: "listen", address: path,
+                detail: "a file that is not a socket is in the way (it was left untouched)")
         }
         switch tunnel_uv_unix_has_listener(path) {
         case 0:
@@ -73,8 +74,9 @@ public final class UnixListener: HandleOwner {
                 throw IOError(code: -errno, operation: "remove stale socket", address: path)
             }
         case 1:
-            throw IOError(UV_EADDRINUSE, operation: "listen", address: path,
-                          detail: "another process (another gateway?) is already listening on this socket")
+            throw IOError(
+                UV_EADDRINUSE, operation: "listen", address: path,
+                detail: "another process (another gateway?) is already listening on this socket")
         case let status:
             throw IOError(code: status, operation: "listen", address: path)
         }
@@ -100,9 +102,10 @@ public final class UnixListener: HandleOwner {
 
     private func didReceiveConnection(status: Int32) {
         guard state == .open, let onAccept else { return }
-        onAccept(StreamConnection.accept(
-            from: tunnel_uv_pipe_as_stream(handle), status: status, kind: .pipe, loop: loop,
-            readBufferSize: readBufferSize, listener: path))
+        onAccept(
+            StreamConnection.accept(
+                from: tunnel_uv_pipe_as_stream(handle), status: status, kind: .pipe, loop: loop,
+                readBufferSize: readBufferSize, listener: path))
     }
 
     /// Whether `close()` has been called.

@@ -88,7 +88,8 @@ public final class HTTPConversation {
                 switch event {
                 case .head(let head):
                     guard waiting.count < Self.maxPendingRequests else {
-                        throw .protocolViolation("more than \(Self.maxPendingRequests) requests sent ahead of their responses")
+                        throw .protocolViolation(
+                            "more than \(Self.maxPendingRequests) requests sent ahead of their responses")
                     }
                     waiting.append(head)
                     responses.expectResponse(toMethod: head.method ?? "")
@@ -106,7 +107,8 @@ public final class HTTPConversation {
 
     /// Parses bytes from the server; also returns client output released by the answer to an
     /// upgrade (raw bytes after a 101, parsed requests after a refusal).
-    public func fromServer(_ bytes: [UInt8]) throws(KubeProxyError) -> (server: [ServerOutput], client: [ClientOutput]) {
+    public func fromServer(_ bytes: [UInt8]) throws(KubeProxyError) -> (server: [ServerOutput], client: [ClientOutput])
+    {
         guard state != .raw else { return ([], []) }
         let events: [HTTPEvent]
         do { events = try responses.feed(bytes) } catch { throw .http(error) }
@@ -116,7 +118,7 @@ public final class HTTPConversation {
             switch event {
             case .head(let head):
                 let status = head.status ?? 0
-                if (100..<200).contains(status), status != 101 { continue }  // informational: the final answer follows
+                if (100..<200).contains(status), status != 101 { continue } // informational: the final answer follows
                 guard !waiting.isEmpty else { throw .protocolViolation("the server sent a response to no request") }
                 let request = waiting.removeFirst()
                 answering = (request, status)

@@ -24,7 +24,9 @@ public struct ImpersonationRewrite: Sendable {
 
     /// Headers an operator must never set: credentials, impersonation, and the identity headers
     /// of Kubernetes' front-proxy authentication. Lower case; `*` ends a prefix.
-    public static let removedHeaders = ["authorization", "proxy-authorization", "impersonate-*", "x-remote-user", "x-remote-group", "x-remote-extra-*"]
+    public static let removedHeaders = [
+        "authorization", "proxy-authorization", "impersonate-*", "x-remote-user", "x-remote-group", "x-remote-extra-*",
+    ]
 
     public func rewrite(_ head: HTTPHead) throws(KubeProxyError) -> HTTPHead {
         guard let method = head.method, method != "CONNECT" else {

@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import TunnelHTTP
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What an API request asks for, as Kubernetes' own audit names it: read from the request line
 /// the gateway relays, for the audit trail (`docs/AUDIT.md`, record `kube_request`).
@@ -27,8 +28,10 @@ public struct KubeRequest: Equatable, Sendable {
     public static let maxCommandArguments = 64
     public static let maxArgumentBytes = 1024
 
-    public init(verb: String, path: String, apiGroup: String? = nil, resource: String? = nil, subresource: String? = nil,
-                namespace: String? = nil, name: String? = nil, command: [String]? = nil) {
+    public init(
+        verb: String, path: String, apiGroup: String? = nil, resource: String? = nil, subresource: String? = nil,
+        namespace: String? = nil, name: String? = nil, command: [String]? = nil
+    ) {
         self.verb = verb
         self.path = path
         self.apiGroup = apiGroup
@@ -52,7 +55,9 @@ public struct KubeRequest: Equatable, Sendable {
         var rest: ArraySlice<String>
         switch segments.first {
         case "api" where segments.count >= 3: rest = segments[2...]
-        case "apis" where segments.count >= 4: rest = segments[3...]; apiGroup = segments[1]
+        case "apis" where segments.count >= 4:
+            rest = segments[3...]
+            apiGroup = segments[1]
         default: return
         }
         if rest.first == "namespaces", rest.count >= 3 {
@@ -64,14 +69,15 @@ public struct KubeRequest: Equatable, Sendable {
         subresource = rest.dropFirst(2).first
         if resource == "namespaces", namespace == nil, let name { namespace = name }
         let watching = query.contains { $0.name == "watch" && ($0.value == "true" || $0.value == "1") }
-        verb = switch method {
-        case "GET", "HEAD": watching ? "watch" : (name == nil ? "list" : "get")
-        case "POST": "create"
-        case "PUT": "update"
-        case "PATCH": "patch"
-        case "DELETE": name == nil ? "deletecollection" : "delete"
-        default: method.lowercased()
-        }
+        verb =
+            switch method {
+            case "GET", "HEAD": watching ? "watch" : (name == nil ? "list" : "get")
+            case "POST": "create"
+            case "PUT": "update"
+            case "PATCH": "patch"
+            case "DELETE": name == nil ? "deletecollection" : "delete"
+            default: method.lowercased()
+            }
         if subresource == "exec" || subresource == "attach" {
             let arguments = query.filter { $0.name == "command" }.prefix(Self.maxCommandArguments)
             if !arguments.isEmpty { command = arguments.map { Self.bounded($0.value ?? "", Self.maxArgumentBytes) } }

@@ -24,22 +24,43 @@ public final class ClientMetrics {
 
     /// A stream the gateway opened, by service and outcome (`ok`, `unknown_service`, `unreachable`, `bad_request`).
     public func streamServed(service: String, outcome: String) {
-        registry.makeCounter(descriptor: Name.streamsServed, labels: [("service", services.admit(service)), ("outcome", outcome)]).increment()
+        registry.makeCounter(
+            descriptor: Name.streamsServed, labels: [("service", services.admit(service)), ("outcome", outcome)]
+        ).increment()
     }
 
     /// Bytes a finished stream moved between the tunnel and its local service.
     public func relayed(toService: Int, fromService: Int) {
         for (direction, bytes) in [("to_service", toService), ("from_service", fromService)] where bytes > 0 {
-            registry.makeCounter(descriptor: Name.relayedBytes, labels: [("direction", direction)]).increment(by: Int64(bytes))
+            registry.makeCounter(descriptor: Name.relayedBytes, labels: [("direction", direction)]).increment(
+                by: Int64(bytes))
         }
     }
 
     /// Names and help of the client's metrics. Computed: the descriptor type is not `Sendable`.
     enum Name {
-        static var sessionUp: MetricNameDescriptor { .tunnel(subsystem: "client", "session_up", "1 while the session to the gateway is up") }
-        static var certificateExpiry: MetricNameDescriptor { .tunnel(subsystem: "client", "certificate_expiry_timestamp", unit: "seconds", "Unix time at which this node's certificate expires") }
-        static var reconnects: MetricNameDescriptor { .tunnel(subsystem: "client", "reconnects", unit: "total", "Sessions to the gateway that ended and were dialed again") }
-        static var streamsServed: MetricNameDescriptor { .tunnel(subsystem: "client", "streams_served", unit: "total", "Streams the gateway opened, by service and outcome") }
-        static var relayedBytes: MetricNameDescriptor { .tunnel(subsystem: "client", "relayed_bytes", unit: "total", "Bytes moved between the tunnel and local services") }
+        static var sessionUp: MetricNameDescriptor {
+            .tunnel(subsystem: "client", "session_up", "1 while the session to the gateway is up")
+        }
+        static var certificateExpiry: MetricNameDescriptor {
+            .tunnel(
+                subsystem: "client", "certificate_expiry_timestamp", unit: "seconds",
+                "Unix time at which this node's certificate expires")
+        }
+        static var reconnects: MetricNameDescriptor {
+            .tunnel(
+                subsystem: "client", "reconnects", unit: "total",
+                "Sessions to the gateway that ended and were dialed again")
+        }
+        static var streamsServed: MetricNameDescriptor {
+            .tunnel(
+                subsystem: "client", "streams_served", unit: "total",
+                "Streams the gateway opened, by service and outcome")
+        }
+        static var relayedBytes: MetricNameDescriptor {
+            .tunnel(
+                subsystem: "client", "relayed_bytes", unit: "total", "Bytes moved between the tunnel and local services"
+            )
+        }
     }
 }

@@ -30,8 +30,10 @@ public final class GatewayMetrics {
         /// Pre-authentication refusals since start, by reason (running totals).
         public var admissionRefusals: [String: Int]
 
-        public init(nodesOnline: Int, connections: [String: Int], streamsOpen: Int, certificateExpiry: [String: Int64],
-                    auditWritable: Bool, admissionRefusals: [String: Int]) {
+        public init(
+            nodesOnline: Int, connections: [String: Int], streamsOpen: Int, certificateExpiry: [String: Int64],
+            auditWritable: Bool, admissionRefusals: [String: Int]
+        ) {
             self.nodesOnline = nodesOnline
             self.connections = connections
             self.streamsOpen = streamsOpen
@@ -45,16 +47,19 @@ public final class GatewayMetrics {
     public func exposition(_ snapshot: GatewaySnapshot) -> [UInt8] {
         registry.makeGauge(descriptor: Name.nodesOnline).set(to: Double(snapshot.nodesOnline))
         for kind in ["node", "operator", "enrolling", "handshake"] {
-            registry.makeGauge(descriptor: Name.connections, labels: [("kind", kind)]).set(to: Double(snapshot.connections[kind] ?? 0))
+            registry.makeGauge(descriptor: Name.connections, labels: [("kind", kind)]).set(
+                to: Double(snapshot.connections[kind] ?? 0))
         }
         registry.makeGauge(descriptor: Name.streamsOpen).set(to: Double(snapshot.streamsOpen))
         for (certificate, notAfter) in snapshot.certificateExpiry.sorted(by: { $0.key < $1.key }) {
-            registry.makeGauge(descriptor: Name.certificateExpiry, labels: [("certificate", certificate)]).set(to: Double(notAfter))
+            registry.makeGauge(descriptor: Name.certificateExpiry, labels: [("certificate", certificate)]).set(
+                to: Double(notAfter))
         }
         registry.makeGauge(descriptor: Name.auditWritable).set(to: snapshot.auditWritable ? 1 : 0)
         // Every established peer link counts, dialed by either side.
         registry.makeGauge(descriptor: Name.peerLinksUp).set(to: Double(snapshot.connections["peer"] ?? 0))
-        for (reason, total) in snapshot.admissionRefusals.sorted(by: { $0.key < $1.key }) where total > countedRefusals[reason, default: 0] {
+        for (reason, total) in snapshot.admissionRefusals.sorted(by: { $0.key < $1.key })
+        where total > countedRefusals[reason, default: 0] {
             refusal(reason, count: total - countedRefusals[reason, default: 0])
             countedRefusals[reason] = total
         }
@@ -63,7 +68,9 @@ public final class GatewayMetrics {
 
     /// A finished TLS handshake of `kind` (`node`, `operator`, `enroll`) and whether the peer was admitted.
     public func handshake(kind: String, admitted: Bool) {
-        registry.makeCounter(descriptor: Name.handshakes, labels: [("kind", kind), ("outcome", admitted ? "ok" : "refused")]).increment()
+        registry.makeCounter(
+            descriptor: Name.handshakes, labels: [("kind", kind), ("outcome", admitted ? "ok" : "refused")]
+        ).increment()
     }
 
     /// A connection refused, before or after authentication, for `reason`.
@@ -75,7 +82,8 @@ public final class GatewayMetrics {
     public func streamOpened(service: String, outcome: String, count: Int = 1) {
         guard count > 0 else { return }
         let service = services.admit(service)
-        registry.makeCounter(descriptor: Name.streamsOpened, labels: [("service", service), ("outcome", outcome)]).increment(by: Int64(count))
+        registry.makeCounter(descriptor: Name.streamsOpened, labels: [("service", service), ("outcome", outcome)])
+            .increment(by: Int64(count))
         if outcome == "denied" {
             registry.makeCounter(descriptor: Name.policyDenials).increment(by: Int64(count))
         }
@@ -90,7 +98,8 @@ public final class GatewayMetrics {
 
     /// One audit record's write: how long it took, and whether it failed.
     public func auditWrite(seconds: Double, failed: Bool) {
-        registry.makeValueHistogram(descriptor: Name.auditWriteDuration, labels: [], buckets: Self.auditBuckets).record(seconds)
+        registry.makeValueHistogram(descriptor: Name.auditWriteDuration, labels: [], buckets: Self.auditBuckets).record(
+            seconds)
         if failed { registry.makeCounter(descriptor: Name.auditWriteFailures).increment() }
     }
 
@@ -106,30 +115,65 @@ public final class GatewayMetrics {
 
     /// One fleet-store call: which, how long, and whether it failed.
     public func storeCall(_ operation: String, seconds: Double, failed: Bool) {
-        registry.makeValueHistogram(descriptor: Name.storeDuration, labels: [("operation", operation)], buckets: Self.storeBuckets).record(seconds)
+        registry.makeValueHistogram(
+            descriptor: Name.storeDuration, labels: [("operation", operation)], buckets: Self.storeBuckets
+        ).record(seconds)
         if failed { registry.makeCounter(descriptor: Name.storeErrors, labels: [("operation", operation)]).increment() }
     }
 
     /// Every metric's name and help, in one place (docs/METRICS.md lists them). Computed: the
     /// library's descriptor type is not `Sendable`, so it cannot be a stored static.
     enum Name {
-        static var nodesOnline: MetricNameDescriptor { .tunnel("nodes_online", "Nodes with a live session on this gateway") }
+        static var nodesOnline: MetricNameDescriptor {
+            .tunnel("nodes_online", "Nodes with a live session on this gateway")
+        }
         static var connections: MetricNameDescriptor { .tunnel("connections", "Open connections by kind") }
         static var streamsOpen: MetricNameDescriptor { .tunnel("streams_open", "Operator streams being relayed now") }
-        static var certificateExpiry: MetricNameDescriptor { .tunnel("certificate_expiry_timestamp", unit: "seconds", "Unix time at which the gateway's certificate or a CA expires") }
-        static var auditWritable: MetricNameDescriptor { .tunnel("audit_writable", "1 while the audit log can be written, 0 while streams are refused for it") }
-        static var peerLinksUp: MetricNameDescriptor { .tunnel("peer_links_up", "Peer links to other gateway replicas that are up (0 without a cluster)") }
-        static var handshakes: MetricNameDescriptor { .tunnel("handshakes", unit: "total", "Completed TLS handshakes by peer kind and outcome") }
-        static var refusals: MetricNameDescriptor { .tunnel("refusals", unit: "total", "Connections and enrollment requests refused, by reason") }
-        static var streamsOpened: MetricNameDescriptor { .tunnel("streams_opened", unit: "total", "Operator stream opens by service and outcome") }
-        static var policyDenials: MetricNameDescriptor { .tunnel("policy_denials", unit: "total", "Stream opens the policy denied") }
-        static var relayedBytes: MetricNameDescriptor { .tunnel("relayed_bytes", unit: "total", "Bytes relayed between operators and nodes") }
-        static var auditWriteDuration: MetricNameDescriptor { .tunnel("audit_write_duration", unit: "seconds", "Time to append one audit record (with fsync when durable)") }
-        static var auditWriteFailures: MetricNameDescriptor { .tunnel("audit_write_failures", unit: "total", "Audit records that could not be written") }
-        static var enrollments: MetricNameDescriptor { .tunnel("enrollments", unit: "total", "Node enrollments by kind and outcome") }
-        static var renewals: MetricNameDescriptor { .tunnel("renewals", unit: "total", "Node certificate renewals by outcome") }
-        static var storeDuration: MetricNameDescriptor { .tunnel("store_operation_duration", unit: "seconds", "Time of fleet-store calls by operation") }
-        static var storeErrors: MetricNameDescriptor { .tunnel("store_errors", unit: "total", "Fleet-store calls that failed, by operation") }
+        static var certificateExpiry: MetricNameDescriptor {
+            .tunnel(
+                "certificate_expiry_timestamp", unit: "seconds",
+                "Unix time at which the gateway's certificate or a CA expires")
+        }
+        static var auditWritable: MetricNameDescriptor {
+            .tunnel("audit_writable", "1 while the audit log can be written, 0 while streams are refused for it")
+        }
+        static var peerLinksUp: MetricNameDescriptor {
+            .tunnel("peer_links_up", "Peer links to other gateway replicas that are up (0 without a cluster)")
+        }
+        static var handshakes: MetricNameDescriptor {
+            .tunnel("handshakes", unit: "total", "Completed TLS handshakes by peer kind and outcome")
+        }
+        static var refusals: MetricNameDescriptor {
+            .tunnel("refusals", unit: "total", "Connections and enrollment requests refused, by reason")
+        }
+        static var streamsOpened: MetricNameDescriptor {
+            .tunnel("streams_opened", unit: "total", "Operator stream opens by service and outcome")
+        }
+        static var policyDenials: MetricNameDescriptor {
+            .tunnel("policy_denials", unit: "total", "Stream opens the policy denied")
+        }
+        static var relayedBytes: MetricNameDescriptor {
+            .tunnel("relayed_bytes", unit: "total", "Bytes relayed between operators and nodes")
+        }
+        static var auditWriteDuration: MetricNameDescriptor {
+            .tunnel(
+                "audit_write_duration", unit: "seconds", "Time to append one audit record (with fsync when durable)")
+        }
+        static var auditWriteFailures: MetricNameDescriptor {
+            .tunnel("audit_write_failures", unit: "total", "Audit records that could not be written")
+        }
+        static var enrollments: MetricNameDescriptor {
+            .tunnel("enrollments", unit: "total", "Node enrollments by kind and outcome")
+        }
+        static var renewals: MetricNameDescriptor {
+            .tunnel("renewals", unit: "total", "Node certificate renewals by outcome")
+        }
+        static var storeDuration: MetricNameDescriptor {
+            .tunnel("store_operation_duration", unit: "seconds", "Time of fleet-store calls by operation")
+        }
+        static var storeErrors: MetricNameDescriptor {
+            .tunnel("store_errors", unit: "total", "Fleet-store calls that failed, by operation")
+        }
     }
 }
 

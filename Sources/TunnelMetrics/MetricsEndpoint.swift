@@ -8,8 +8,9 @@ import TunnelIO
 /// Loop-confined: not `Sendable`.
 public final class MetricsEndpoint {
     /// Scrapers and probes hold a connection or two each; this leaves room for a few of them.
-    static let limits = HTTPServerLimits(maxConnections: 16, idleMilliseconds: 30_000,
-                                         parser: HTTPLimits(maxHeadBytes: 8 * 1024, maxHeaderCount: 32, maxBodyBytes: 0))
+    static let limits = HTTPServerLimits(
+        maxConnections: 16, idleMilliseconds: 30_000,
+        parser: HTTPLimits(maxHeadBytes: 8 * 1024, maxHeaderCount: 32, maxBodyBytes: 0))
     /// The exposition format Prometheus negotiates by default (version 0.0.4).
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -19,10 +20,14 @@ public final class MetricsEndpoint {
     /// - Parameters:
     ///   - exposition: the body of `/metrics`, made at each scrape.
     ///   - unreadiness: why the role cannot serve now (one line per reason), empty when ready.
-    public init(loop: EventLoop, address: SocketAddress, exposition: @escaping () -> [UInt8],
-                unreadiness: @escaping () -> [String]) throws(IOError) {
-        server = try HTTPServer(loop: loop, address: address, limits: Self.limits,
-                                commonHeaders: [HTTPHeader("Cache-Control", "no-store"), HTTPHeader("X-Content-Type-Options", "nosniff")]) { head in
+    public init(
+        loop: EventLoop, address: SocketAddress, exposition: @escaping () -> [UInt8],
+        unreadiness: @escaping () -> [String]
+    ) throws(IOError) {
+        server = try HTTPServer(
+            loop: loop, address: address, limits: Self.limits,
+            commonHeaders: [HTTPHeader("Cache-Control", "no-store"), HTTPHeader("X-Content-Type-Options", "nosniff")]
+        ) { head in
             Self.respond(path: Self.path(of: head.target ?? "/"), exposition: exposition, unreadiness: unreadiness)
         }
     }
@@ -37,7 +42,8 @@ public final class MetricsEndpoint {
             return .text("ok", status: 200)
         case "/readyz":
             let reasons = unreadiness()
-            return reasons.isEmpty ? .text("ready", status: 200) : .text("not ready: " + reasons.joined(separator: "; "), status: 503)
+            return reasons.isEmpty
+                ? .text("ready", status: 200) : .text("not ready: " + reasons.joined(separator: "; "), status: 503)
         default:
             return .text("not found: this endpoint serves /metrics, /healthz and /readyz", status: 404)
         }

@@ -9,7 +9,8 @@ extension Policy {
             if names.isEmpty {
                 return "you have no roles, so policy \(version) grants you nothing; ask an admin to grant one"
             }
-            return "none of your roles (\(uniqued(names).joined(separator: ", "))) is defined in policy \(version); ask an admin to grant one"
+            return
+                "none of your roles (\(uniqued(names).joined(separator: ", "))) is defined in policy \(version); ask an admin to grant one"
         }
         let roleList = roles.map(\.name).joined(separator: ", ")
         let rules = roles.flatMap(\.rules)
@@ -26,10 +27,11 @@ extension Policy {
     /// Rules cover the node but none lists the service (a rule with `"*"` would have allowed it).
     private func serviceNotGranted(by rules: [Rule], node: String, service: String) -> String {
         let roles = uniqued(rules.map(\.role))
-        let services = uniqued(rules.flatMap { rule -> [String] in
-            guard case .only(let names) = rule.services else { return ["every service but kubernetes"] }
-            return names + (rule.kubernetesGroups == nil ? [] : [Policy.kubernetesService])
-        })
+        let services = uniqued(
+            rules.flatMap { rule -> [String] in
+                guard case .only(let names) = rule.services else { return ["every service but kubernetes"] }
+                return names + (rule.kubernetesGroups == nil ? [] : [Policy.kubernetesService])
+            })
         let who = roles.count == 1 ? "your role \(roles[0])" : "your roles \(roles.joined(separator: ", "))"
         let verb = roles.count == 1 ? "allows" : "allow"
         let which = rules.count == 1 ? "rule" : "rules"
@@ -64,7 +66,7 @@ extension Policy {
         let candidates = rules.map {
             Candidate(rule: $0, needs: conditions(of: $0, node: node), grantsService: $0.grants(service))
         }
-        let best = candidates.map(\.rank).min { $0 < $1 }!  // `rules` is not empty: the caller checked
+        let best = candidates.map(\.rank).min { $0 < $1 }! // `rules` is not empty: the caller checked
         let nearest = candidates.filter { $0.rank == best }
         var parts = nearest.prefix(Self.closestRulesShown).map(\.text)
         let more = nearest.count - Self.closestRulesShown

@@ -57,11 +57,17 @@ public struct Policy: Sendable {
 
     /// The policy used when no policy file is configured: role `admin` is admin and may open
     /// every service on every node; every other role may do nothing.
-    public static let builtIn = Policy(version: "built-in", source: "built-in", roles: [
-        Role(name: "admin", isAdmin: true, rules: [
-            Rule(reference: "admin.allow[0]", role: "admin", services: .any, nodes: [NodePattern("*")], labels: []),
-        ]),
-    ])
+    public static let builtIn = Policy(
+        version: "built-in", source: "built-in",
+        roles: [
+            Role(
+                name: "admin", isAdmin: true,
+                rules: [
+                    Rule(
+                        reference: "admin.allow[0]", role: "admin", services: .any, nodes: [NodePattern("*")],
+                        labels: [])
+                ])
+        ])
 
     /// The node service that proxies the node's Kubernetes API as the operator (`docs/KUBERNETES.md`).
     /// Only rules with a `kubernetes:` mapping grant it, never `"*"`: who the operator becomes on

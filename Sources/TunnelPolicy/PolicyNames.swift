@@ -5,7 +5,8 @@ import TunnelText
 enum PolicyNames {
     static let roleRule = NameKind.role.rule
     static let serviceRule = NameKind.service.rule + ", or \"*\" for every service"
-    static let nodePatternRule = "use 1–63 of a-z 0-9 '-' and the wildcards * (any run) and ? (one character); node names are lower-case DNS labels, so nothing else can match"
+    static let nodePatternRule =
+        "use 1–63 of a-z 0-9 '-' and the wildcards * (any run) and ? (one character); node names are lower-case DNS labels, so nothing else can match"
     static let labelKeyRule = NameKind.labelKey.rule
     static let labelValueRule = NameKind.labelValue.rule + ", or \"*\" (quoted) for any value"
 
@@ -23,10 +24,12 @@ enum PolicyNames {
     /// Node-name globs: the characters of a node name plus `*` and `?`. Anything else (upper
     /// case, `.`, `[`) could never match a node, so it is refused rather than silently dead.
     static func isNodePattern(_ pattern: String) -> Bool {
-        (1...63).contains(pattern.utf8.count) && pattern.utf8.allSatisfy {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
-                || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?")
-        }
+        (1...63).contains(pattern.utf8.count)
+            && pattern.utf8.allSatisfy {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?")
+            }
     }
 
     static func isLabelKey(_ key: String) -> Bool {

@@ -35,13 +35,16 @@ struct PolicyParser {
             throw yamlError(error)
         }
         guard let root = document, !isNull(root) else {
-            throw PolicyError("\(source): the policy is empty; it needs a top-level roles: mapping (see docs/POLICY.md)")
+            throw PolicyError(
+                "\(source): the policy is empty; it needs a top-level roles: mapping (see docs/POLICY.md)")
         }
         let top = try entries(of: root, path: nil, allowedKeys: ["roles"], expected: "a mapping with the key roles")
-        guard let rolesEntry = top.first else {  // the only key allowed, and at most once
-            throw failure(root, "top level", "roles is missing; the policy needs a top-level roles: mapping (see docs/POLICY.md)")
+        guard let rolesEntry = top.first else { // the only key allowed, and at most once
+            throw failure(
+                root, "top level", "roles is missing; the policy needs a top-level roles: mapping (see docs/POLICY.md)")
         }
-        let definitions = try entries(of: rolesEntry.value, path: rolesEntry.path, allowedKeys: nil, expected: "a mapping of role names to roles")
+        let definitions = try entries(
+            of: rolesEntry.value, path: rolesEntry.path, allowedKeys: nil, expected: "a mapping of role names to roles")
         guard !definitions.isEmpty else {
             throw failure(rolesEntry.value, rolesEntry.path, "is empty; define at least one role (see docs/POLICY.md)")
         }
@@ -54,10 +57,12 @@ struct PolicyParser {
 
     private func role(_ definition: Entry) throws(PolicyError) -> Role {
         guard PolicyNames.isDNSLabel(definition.key) else {
-            throw failure(definition.keyNode, definition.path, "invalid role name \"\(definition.key)\": \(PolicyNames.roleRule)")
+            throw failure(
+                definition.keyNode, definition.path, "invalid role name \"\(definition.key)\": \(PolicyNames.roleRule)")
         }
-        let fields = try entries(of: definition.value, path: definition.path, allowedKeys: ["admin", "audit", "allow", "record-input"],
-                                 expected: "a role: a mapping with admin, audit and/or allow (and record-input)")
+        let fields = try entries(
+            of: definition.value, path: definition.path, allowedKeys: ["admin", "audit", "allow", "record-input"],
+            expected: "a role: a mapping with admin, audit and/or allow (and record-input)")
         var isAdmin = false
         var readsAudit = false
         var recordsInput = true
@@ -71,21 +76,26 @@ struct PolicyParser {
             case "record-input":
                 recordsInput = try bool(field)
             default:
-                let items = try list(field, example: "[{services: [ssh], nodes: [\"*\"]}]", whenEmpty: "add a rule, or remove allow")
+                let items = try list(
+                    field, example: "[{services: [ssh], nodes: [\"*\"]}]", whenEmpty: "add a rule, or remove allow")
                 for (index, item) in items.enumerated() {
                     rules.append(try rule(item, role: definition.key, index: index, path: "\(field.path)[\(index)]"))
                 }
             }
         }
         guard isAdmin || readsAudit || !rules.isEmpty else {
-            throw failure(definition.value, definition.path, "grants nothing; give it admin: true, audit: true or an allow list of rules")
+            throw failure(
+                definition.value, definition.path,
+                "grants nothing; give it admin: true, audit: true or an allow list of rules")
         }
-        return Role(name: definition.key, isAdmin: isAdmin, readsAudit: readsAudit, recordsInput: recordsInput, rules: rules)
+        return Role(
+            name: definition.key, isAdmin: isAdmin, readsAudit: readsAudit, recordsInput: recordsInput, rules: rules)
     }
 
     private func rule(_ node: Node, role: String, index: Int, path: String) throws(PolicyError) -> Rule {
-        let fields = try entries(of: node, path: path, allowedKeys: ["services", "nodes", "labels", "kubernetes"],
-                                 expected: "a rule: a mapping with services and nodes and/or labels")
+        let fields = try entries(
+            of: node, path: path, allowedKeys: ["services", "nodes", "labels", "kubernetes"],
+            expected: "a rule: a mapping with services and nodes and/or labels")
         var services: Rule.Services?
         var nodes: [NodePattern]?
         var labels: [Rule.Label]?
@@ -100,24 +110,35 @@ struct PolicyParser {
         }
         // A rule with only a kubernetes mapping grants the kubernetes service alone.
         guard let services = services ?? kubernetesGroups.map({ _ in .only([]) }) else {
-            throw failure(node, path, "services is missing; list what this rule allows, e.g. services: [ssh], or [\"*\"] for every service")
+            throw failure(
+                node, path,
+                "services is missing; list what this rule allows, e.g. services: [ssh], or [\"*\"] for every service")
         }
         guard nodes != nil || labels != nil else {
-            throw failure(node, path, "needs nodes or labels (or both), so that a forgotten key cannot grant every node; write nodes: [\"*\"] to mean every node")
+            throw failure(
+                node, path,
+                "needs nodes or labels (or both), so that a forgotten key cannot grant every node; write nodes: [\"*\"] to mean every node"
+            )
         }
-        return Rule(reference: "\(role).allow[\(index)]", role: role, services: services, nodes: nodes, labels: labels ?? [],
-                    kubernetesGroups: kubernetesGroups)
+        return Rule(
+            reference: "\(role).allow[\(index)]", role: role, services: services, nodes: nodes, labels: labels ?? [],
+            kubernetesGroups: kubernetesGroups)
     }
 
     /// `kubernetes: {groups: [edge-viewers]}`: the groups an operator is impersonated with on the
     /// nodes the rule covers (`docs/KUBERNETES.md`).
     private func kubernetes(_ field: Entry) throws(PolicyError) -> [String] {
-        let keys = try entries(of: field.value, path: field.path, allowedKeys: ["groups"], expected: "a mapping like {groups: [edge-viewers]}")
+        let keys = try entries(
+            of: field.value, path: field.path, allowedKeys: ["groups"],
+            expected: "a mapping like {groups: [edge-viewers]}")
         guard let groupsField = keys.first else {
             throw failure(field.value, field.path, "groups is missing; write kubernetes: {groups: [edge-viewers]}")
         }
         var groups: [String] = []
-        for (index, item) in try list(groupsField, example: "[edge-viewers]", whenEmpty: "list at least one Kubernetes group, or remove kubernetes").enumerated() {
+        for (index, item) in try list(
+            groupsField, example: "[edge-viewers]",
+            whenEmpty: "list at least one Kubernetes group, or remove kubernetes"
+        ).enumerated() {
             let path = "\(groupsField.path)[\(index)]"
             let group = try scalar(item, path: path, what: "a Kubernetes group name")
             guard PolicyNames.isKubernetesGroup(group) else {
@@ -131,13 +152,18 @@ struct PolicyParser {
     private func services(_ field: Entry) throws(PolicyError) -> Rule.Services {
         var names: [String] = []
         var everyService = false
-        for (index, item) in try list(field, example: "[ssh, logs]", whenEmpty: "list at least one service, or \"*\" for every service").enumerated() {
+        for (index, item) in try list(
+            field, example: "[ssh, logs]", whenEmpty: "list at least one service, or \"*\" for every service"
+        ).enumerated() {
             let path = "\(field.path)[\(index)]"
             let name = try scalar(item, path: path, what: "a service name")
             if name == "*" {
                 everyService = true
             } else if name == Policy.kubernetesService {
-                throw failure(item, path, "kubernetes is granted by a kubernetes: {groups: [...]} mapping on the rule, which says as whom; remove it from services")
+                throw failure(
+                    item, path,
+                    "kubernetes is granted by a kubernetes: {groups: [...]} mapping on the rule, which says as whom; remove it from services"
+                )
             } else if PolicyNames.isDNSLabel(name) {
                 names.append(name)
             } else {
@@ -149,7 +175,9 @@ struct PolicyParser {
 
     private func nodes(_ field: Entry) throws(PolicyError) -> [NodePattern] {
         var patterns: [NodePattern] = []
-        for (index, item) in try list(field, example: "[\"plant-a-*\", node-17]", whenEmpty: "list at least one pattern, or \"*\" for every node").enumerated() {
+        for (index, item) in try list(
+            field, example: "[\"plant-a-*\", node-17]", whenEmpty: "list at least one pattern, or \"*\" for every node"
+        ).enumerated() {
             let path = "\(field.path)[\(index)]"
             let pattern = try scalar(item, path: path, what: "a node name pattern")
             guard PolicyNames.isNodePattern(pattern) else {
@@ -161,7 +189,9 @@ struct PolicyParser {
     }
 
     private func labels(_ field: Entry) throws(PolicyError) -> [Rule.Label] {
-        let pairs = try entries(of: field.value, path: field.path, allowedKeys: nil, expected: "a mapping of label: value, like {site: plant-a}")
+        let pairs = try entries(
+            of: field.value, path: field.path, allowedKeys: nil,
+            expected: "a mapping of label: value, like {site: plant-a}")
         guard !pairs.isEmpty else {
             throw failure(field.value, field.path, "is empty; give at least one label: value, or remove labels")
         }
@@ -186,7 +216,9 @@ struct PolicyParser {
 
     /// The entries of a mapping. `allowedKeys` nil means any key (role names, label keys);
     /// `path` nil means the top level.
-    private func entries(of node: Node, path: String?, allowedKeys: [String]?, expected: String) throws(PolicyError) -> [Entry] {
+    private func entries(of node: Node, path: String?, allowedKeys: [String]?, expected: String) throws(PolicyError)
+        -> [Entry]
+    {
         guard case .mapping(let mapping) = node else {
             throw failure(node, path ?? "top level", "expected \(expected), not \(shape(node))")
         }
@@ -235,7 +267,8 @@ struct PolicyParser {
 
     /// Only unquoted `true` and `false`: YAML 1.1's yes/no/on/off are too easy to misread.
     private func bool(_ field: Entry) throws(PolicyError) -> Bool {
-        guard case .scalar(let scalar) = field.value, scalar.style == .plain, ["true", "false"].contains(scalar.string) else {
+        guard case .scalar(let scalar) = field.value, scalar.style == .plain, ["true", "false"].contains(scalar.string)
+        else {
             throw failure(field.value, field.path, "must be true or false (unquoted), not \(shape(field.value))")
         }
         return scalar.string == "true"
@@ -262,8 +295,10 @@ struct PolicyParser {
     private func yamlError(_ error: any Error) -> PolicyError {
         if let yaml = error as? YamlError {
             switch yaml {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-                return PolicyError("\(source):\(mark.line): not valid YAML: \(problem) (column \(mark.column)); fix the syntax there")
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+                .composer(_, let problem, let mark, _):
+                return PolicyError(
+                    "\(source):\(mark.line): not valid YAML: \(problem) (column \(mark.column)); fix the syntax there")
             default:
                 break
             }

@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import TunnelIO
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The local admin socket's wire format: one `AdminRequest` as a JSON line, answered by one
 /// `AdminReply` as a JSON line, then the gateway closes. Who may ask is decided by the socket's
@@ -33,7 +34,10 @@ public enum AdminChannel {
     }
 
     /// Sends `request` to the admin socket at `path` and calls `completion` with the reply, on `loop`.
-    public static func send(_ request: AdminRequest, to path: String, loop: EventLoop, completion: @escaping (Result<AdminReply, FleetFailure>) -> Void) {
+    public static func send(
+        _ request: AdminRequest, to path: String, loop: EventLoop,
+        completion: @escaping (Result<AdminReply, FleetFailure>) -> Void
+    ) {
         var finished = false
         func finish(_ result: Result<AdminReply, FleetFailure>) {
             guard !finished else { return }
@@ -47,7 +51,11 @@ public enum AdminChannel {
                 guard let connection = socket else { return }
                 if case .failure(let error) = result {
                     connection.close()
-                    return finish(.failure(FleetFailure("\(error); run this on the gateway host as root, or as an admin operator without --admin-socket")))
+                    return finish(
+                        .failure(
+                            FleetFailure(
+                                "\(error); run this on the gateway host as root, or as an admin operator without --admin-socket"
+                            )))
                 }
                 do {
                     try connection.write(TunnelProtocol.encode(request) + [UInt8(ascii: "\n")])
@@ -56,8 +64,9 @@ public enum AdminChannel {
                         case .data(let bytes):
                             guard let line = reader.append(bytes) else { return }
                             connection.close()
-                            finish(TunnelProtocol.decode(AdminReply.self, from: line).map { .success($0) }
-                                ?? .failure(FleetFailure("the gateway's admin socket sent an unreadable reply")))
+                            finish(
+                                TunnelProtocol.decode(AdminReply.self, from: line).map { .success($0) }
+                                    ?? .failure(FleetFailure("the gateway's admin socket sent an unreadable reply")))
                         case .end, .error:
                             connection.close()
                             finish(.failure(FleetFailure("the gateway closed the admin socket without a reply")))

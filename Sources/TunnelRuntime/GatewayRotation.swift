@@ -27,7 +27,9 @@ public struct GatewayRotation: Sendable {
     public static let maxReplicas = 16
 
     /// - Parameter start: the first replica to dial; callers pass a random index to spread.
-    public init(count: Int, start: Int, schedule: ReconnectSchedule = ReconnectSchedule(), failoverJitter: UInt64 = 1_000) {
+    public init(
+        count: Int, start: Int, schedule: ReconnectSchedule = ReconnectSchedule(), failoverJitter: UInt64 = 1_000
+    ) {
         precondition(count > 0, "a rotation needs at least one replica")
         self.count = count
         current = ((start % count) + count) % count
@@ -43,7 +45,9 @@ public struct GatewayRotation: Sendable {
 
     /// The dial to `current` or its session ended at `now`: moves on to the next replica and
     /// returns how many milliseconds to wait before dialing it.
-    public mutating func failed<Generator: RandomNumberGenerator>(now: UInt64, using generator: inout Generator) -> UInt64 {
+    public mutating func failed<Generator: RandomNumberGenerator>(now: UInt64, using generator: inout Generator)
+        -> UInt64
+    {
         if let acceptedAt, now &- acceptedAt >= schedule.settleMilliseconds { failuresInRow = 0 }
         acceptedAt = nil
         failuresInRow += 1

@@ -102,12 +102,15 @@ public final class MuxConnection {
         do {
             try socket.setNotSentLowWater(TransmitQueueLimit.notSentLowWater)
         } catch {
-            logger.debug("cannot set TCP_NOTSENT_LOWAT", metadata: ["peer.address": "\(remoteAddress)", "error": "\(error)"])
+            logger.debug(
+                "cannot set TCP_NOTSENT_LOWAT", metadata: ["peer.address": "\(remoteAddress)", "error": "\(error)"])
         }
         let milliseconds = handshakeTimeout.wholeMilliseconds
         timer.start(after: milliseconds) { [self] in
             guard phase == .handshaking else { return }
-            close(Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)"))
+            close(
+                Failure(.protocolError, "TLS handshake with \(remoteAddress) did not finish within \(handshakeTimeout)")
+            )
         }
     }
 
@@ -149,7 +152,9 @@ public final class MuxConnection {
     // MARK: - Stream commands
 
     /// Opens a stream whose events go to `handler`.
-    public func openStream(metadata: [UInt8], interactive: Bool, handler: any StreamHandler) throws(MultiplexError) -> StreamID {
+    public func openStream(metadata: [UInt8], interactive: Bool, handler: any StreamHandler) throws(MultiplexError)
+        -> StreamID
+    {
         let id = try session.openStream(metadata: metadata, interactive: interactive)
         handlers[id] = handler
         scheduleFlush()
@@ -163,7 +168,9 @@ public final class MuxConnection {
     }
 
     /// Accepts a stream the peer opened; its events go to `handler` (or the attached one).
-    public func accept(_ id: StreamID, metadata: [UInt8] = [], handler: (any StreamHandler)? = nil) throws(MultiplexError) {
+    public func accept(_ id: StreamID, metadata: [UInt8] = [], handler: (any StreamHandler)? = nil)
+        throws(MultiplexError)
+    {
         try session.accept(id, metadata: metadata)
         if let handler { handlers[id] = handler }
         closingStreams.insert(id)
@@ -237,7 +244,8 @@ public final class MuxConnection {
             case .done:
                 phase = .established
                 if let refusal = delegate?.connectionEstablished(self) {
-                    logger.notice("refusing peer", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(refusal.reason)"])
+                    logger.notice(
+                        "refusing peer", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(refusal.reason)"])
                     session.abort(refusal.code, reason: refusal.reason)
                     return
                 }
@@ -366,22 +374,27 @@ public final class MuxConnection {
             guard pending > 0 else { return }
             var written = 0
             do {
-                try socket.write(capacity: pending, filling: {
-                    written = tls.drainCiphertext(into: $0)
-                    return written
-                }) { [self] error in
-                    guard error == nil else { return }
-                    queueLimit.kernelTook(written, at: Self.now(), socketLimited: blockedOnSocket) { try? socket.roundTrip() }
-                    if blockedOnSocket, socket.writeQueueSize < queueLimit.lowWater {
-                        blockedOnSocket = false
-                        dispatch {}
-                    }
-                }
+                try socket.write(
+                    capacity: pending,
+                    filling: {
+                        written = tls.drainCiphertext(into: $0)
+                        return written
+                    },
+                    completion: { [self] error in
+                        guard error == nil else { return }
+                        queueLimit.kernelTook(written, at: Self.now(), socketLimited: blockedOnSocket) {
+                            try? socket.roundTrip()
+                        }
+                        if blockedOnSocket, socket.writeQueueSize < queueLimit.lowWater {
+                            blockedOnSocket = false
+                            dispatch {}
+                        }
+                    })
             } catch {
                 close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
                 return
             }
-            guard tls.pendingCiphertextCount < pending else { return }  // no progress: never spin
+            guard tls.pendingCiphertextCount < pending else { return } // no progress: never spin
         }
     }
 

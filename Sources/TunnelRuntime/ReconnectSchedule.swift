@@ -26,7 +26,9 @@ public struct ReconnectSchedule: Sendable {
     }
 
     /// The session was lost, or a dial failed, at `now`: how long to wait before dialing again.
-    public mutating func delayAfterLoss<Generator: RandomNumberGenerator>(now: UInt64, using generator: inout Generator) -> Duration {
+    public mutating func delayAfterLoss<Generator: RandomNumberGenerator>(now: UInt64, using generator: inout Generator)
+        -> Duration
+    {
         if let acceptedAt {
             flaps = now &- acceptedAt < settleMilliseconds ? flaps + 1 : 0
             backoff.reset(toAttempt: flaps)

@@ -8,13 +8,16 @@ extension MuxConnection {
         _ request: some Encodable, reply: Reply.Type, _ completion: @escaping (Result<Reply, FleetFailure>) -> Void
     ) {
         let collector = ReplyCollector(connection: self) { result in
-            completion(result.flatMap { bytes in
-                TunnelProtocol.decode(Reply.self, from: bytes).map { .success($0) }
-                    ?? .failure(FleetFailure("the gateway sent a reply this tunnel cannot read (is one of them older?)"))
-            })
+            completion(
+                result.flatMap { bytes in
+                    TunnelProtocol.decode(Reply.self, from: bytes).map { .success($0) }
+                        ?? .failure(
+                            FleetFailure("the gateway sent a reply this tunnel cannot read (is one of them older?)"))
+                })
         }
         do {
-            collector.stream = try openStream(metadata: TunnelProtocol.encode(request), interactive: false, handler: collector)
+            collector.stream = try openStream(
+                metadata: TunnelProtocol.encode(request), interactive: false, handler: collector)
         } catch {
             completion(.failure(FleetFailure("cannot ask the gateway: \(error)")))
         }

@@ -38,7 +38,9 @@ public final class ShellStream: StreamHandler {
     public private(set) var refusal: StreamRefusal?
 
     /// The end of a stream the peer opened; `receiving` is the direction of the frames that arrive here.
-    public init(connection: MuxConnection, stream: StreamID, receiving: ShellDirection, onEvent: @escaping (Event) -> Void) {
+    public init(
+        connection: MuxConnection, stream: StreamID, receiving: ShellDirection, onEvent: @escaping (Event) -> Void
+    ) {
         self.connection = connection
         self.stream = stream
         decoder = ShellFrameDecoder(direction: receiving)
@@ -47,13 +49,17 @@ public final class ShellStream: StreamHandler {
 
     /// The operator's end: asks the gateway for the shell service of `node`, with the terminal's
     /// type and size as the stream's parameters; a shell is interactive unless told otherwise.
-    public static func open(on connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool = true,
-                            onEvent: @escaping (Event) -> Void) throws(OpenError) -> ShellStream {
+    public static func open(
+        on connection: MuxConnection, node: String, parameters: ShellParameters, interactive: Bool = true,
+        onEvent: @escaping (Event) -> Void
+    ) throws(OpenError) -> ShellStream {
         let shell = ShellStream(connection: connection, stream: 0, receiving: .toOperator, onEvent: onEvent)
         let request = OperatorRequest.connect(node: node, service: serviceName, parameters: parameters.dictionary)
         let metadata: [UInt8]
         do { metadata = try TunnelProtocol.encode(request) } catch { throw .encoding(error) }
-        do { shell.stream = try connection.openStream(metadata: metadata, interactive: interactive, handler: shell) } catch { throw .stream(error) }
+        do {
+            shell.stream = try connection.openStream(metadata: metadata, interactive: interactive, handler: shell)
+        } catch { throw .stream(error) }
         return shell
     }
 

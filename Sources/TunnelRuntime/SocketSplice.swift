@@ -33,8 +33,10 @@ public final class SocketSplice: StreamHandler {
     private var onEnd: ((Failure?) -> Void)?
 
     /// `input` and `output` are the same object for a socket, two objects for stdin/stdout.
-    public init(connection: MuxConnection, stream: StreamID, input: StreamConnection, output: StreamConnection,
-                startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil) {
+    public init(
+        connection: MuxConnection, stream: StreamID, input: StreamConnection, output: StreamConnection,
+        startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil
+    ) {
         self.connection = connection
         self.stream = stream
         self.input = input
@@ -43,10 +45,13 @@ public final class SocketSplice: StreamHandler {
         self.onEnd = onEnd
     }
 
-    public convenience init(connection: MuxConnection, stream: StreamID, socket: StreamConnection,
-                            startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil) {
-        self.init(connection: connection, stream: stream, input: socket, output: socket,
-                  startWhenAccepted: startWhenAccepted, onEnd: onEnd)
+    public convenience init(
+        connection: MuxConnection, stream: StreamID, socket: StreamConnection,
+        startWhenAccepted: Bool = false, onEnd: ((Failure?) -> Void)? = nil
+    ) {
+        self.init(
+            connection: connection, stream: stream, input: socket, output: socket,
+            startWhenAccepted: startWhenAccepted, onEnd: onEnd)
     }
 
     /// The gateway's reason, when it accepted only to refuse (the RESET follows).

@@ -111,8 +111,10 @@ public final class StreamRelay {
 
     /// Prepares a relay from `first` (already open, not yet accepted) to a stream that
     /// `openSecond` will open on `secondConnection`.
-    public init(first: (MuxConnection, StreamID), secondConnection: MuxConnection,
-                onEvent: @escaping (StreamRelay, Outcome) -> Void) {
+    public init(
+        first: (MuxConnection, StreamID), secondConnection: MuxConnection,
+        onEvent: @escaping (StreamRelay, Outcome) -> Void
+    ) {
         self.first = End(connection: first.0, stream: first.1)
         second = End(connection: secondConnection, stream: 0)
         self.onEvent = onEvent

@@ -121,7 +121,9 @@ struct FleetRows {
         do {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {
-            throw StoreError("\(database): could not encode \(what) as JSON (\(error)); this is likely a bug in tunnel, please report it")
+            throw StoreError(
+                "\(database): could not encode \(what) as JSON (\(error)); this is likely a bug in tunnel, please report it"
+            )
         }
     }
 
@@ -150,7 +152,9 @@ enum RedemptionCheck {
     /// Runs the checks in the order `FleetStore.redeemToken` documents. Both stores call this
     /// inside the transaction that consumes the use.
     /// - Parameter earlierNodeName: the node this key already redeemed the token for, if any.
-    static func decide(token: TokenEntry?, secretSHA256: String, earlierNodeName: () throws(StoreError) -> String?, now: Int64) throws(StoreError) -> RedemptionCheck {
+    static func decide(
+        token: TokenEntry?, secretSHA256: String, earlierNodeName: () throws(StoreError) -> String?, now: Int64
+    ) throws(StoreError) -> RedemptionCheck {
         guard let token, constantTimeEquals(token.secretSHA256, secretSHA256) else { return .refuse(.unknown) }
         if let earlier = try earlierNodeName() {
             return .refuse(.alreadyRedeemed(nodeName: earlier))

@@ -39,7 +39,8 @@ public protocol FleetStore: AnyObject {
     ///   - secretSHA256: lowercase hex SHA-256 of the secret the client presented.
     ///   - keySHA256: hex SHA-256 of the client key's DER SubjectPublicKeyInfo.
     ///   - now: the current time, seconds since 1970; passed in so expiry is testable.
-    func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption
+    func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64)
+        throws(StoreError) -> TokenRedemption
 
     /// The operator called `name`, or nil if there is none.
     func user(named name: String) throws(StoreError) -> UserEntry?
@@ -77,7 +78,8 @@ public protocol FleetStore: AnyObject {
     /// Appends a change every replica must apply; returns its sequence number. Concurrent
     /// appends commit in sequence order, so a reader that saw sequence n never misses a later
     /// commit with a smaller number.
-    func appendChange(_ kind: FleetChange.Kind, subject: String, detail: String, replica: String, now: Int64) throws(StoreError) -> Int64
+    func appendChange(_ kind: FleetChange.Kind, subject: String, detail: String, replica: String, now: Int64)
+        throws(StoreError) -> Int64
     /// Up to `limit` changes after `sequence`, oldest first.
     func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [FleetChange]
     /// The newest change's sequence number (0 for none): where a starting replica begins reading.

@@ -32,7 +32,9 @@ final class PostgresConnection {
         handle = connection
         // Throwing from here on runs deinit, which finishes the connection.
         guard PQstatus(handle) == CONNECTION_OK else {
-            throw StoreError("\(description): could not connect (\(Self.message(PQerrorMessage(handle)))); check the URL, that the server runs and accepts this user from here")
+            throw StoreError(
+                "\(description): could not connect (\(Self.message(PQerrorMessage(handle)))); check the URL, that the server runs and accepts this user from here"
+            )
         }
         try configureSession()
     }
@@ -44,7 +46,8 @@ final class PostgresConnection {
     /// Runs one statement with `values` as its `$1…` parameters (sent as text), turning each
     /// result row into a `Row`.
     func query<Row>(
-        _ sql: String, _ values: [(any StoreValue)?] = [], operation: String, row makeRow: (PostgresRow) throws(StoreError) -> Row
+        _ sql: String, _ values: [(any StoreValue)?] = [], operation: String,
+        row makeRow: (PostgresRow) throws(StoreError) -> Row
     ) throws(StoreError) -> [Row] {
         let result = try run(sql, values, operation: operation)
         defer { PQclear(result) }
@@ -86,7 +89,9 @@ final class PostgresConnection {
         }
     }
 
-    private func run(_ sql: String, _ values: [(any StoreValue)?], operation: String) throws(StoreError) -> OpaquePointer? {
+    private func run(_ sql: String, _ values: [(any StoreValue)?], operation: String) throws(StoreError)
+        -> OpaquePointer?
+    {
         try reconnectIfBroken(operation: operation)
         let texts: [String?] = values.map { value in
             switch value {
@@ -114,7 +119,9 @@ final class PostgresConnection {
         guard PQstatus(handle) == CONNECTION_BAD else { return }
         PQreset(handle)
         guard PQstatus(handle) == CONNECTION_OK else {
-            throw StoreError("\(description): could not \(operation) (lost the connection: \(Self.message(PQerrorMessage(handle)))); check that the server runs and is reachable")
+            throw StoreError(
+                "\(description): could not \(operation) (lost the connection: \(Self.message(PQerrorMessage(handle)))); check that the server runs and is reachable"
+            )
         }
         try configureSession()
     }
@@ -133,17 +140,20 @@ final class PostgresConnection {
         let status = PQresultStatus(result)
         guard status != PGRES_COMMAND_OK, status != PGRES_TUPLES_OK else { return }
         let detail = result.map { Self.message(PQresultErrorMessage($0)) } ?? Self.message(PQerrorMessage(handle))
-        let state = result.flatMap { PQresultErrorField($0, tunnel_pq_diag_sqlstate()) }.map { String(cString: $0) } ?? ""
+        let state =
+            result.flatMap { PQresultErrorField($0, tunnel_pq_diag_sqlstate()) }.map { String(cString: $0) } ?? ""
         throw StoreError("\(description): could not \(operation) (\(detail)); \(Self.advice(sqlState: state))")
     }
 
     /// What the operator can do about a failure with this SQLSTATE (PostgreSQL, Appendix A).
     private static func advice(sqlState: String) -> String {
         switch sqlState.prefix(2) {
-        case "57" where sqlState == "57014": "the statement ran longer than \(statementTimeoutMilliseconds) ms; check the database server's load and locks and retry"
+        case "57" where sqlState == "57014":
+            "the statement ran longer than \(statementTimeoutMilliseconds) ms; check the database server's load and locks and retry"
         case "08", "57": "the connection to the server failed; check that the server runs and is reachable, and retry"
         case "23": "the value breaks a rule of the schema named above; correct the value"
-        case "42": "the database does not hold the tunnel schema this version expects; check the URL names the right database"
+        case "42":
+            "the database does not hold the tunnel schema this version expects; check the URL names the right database"
         case "53": "the database server is out of resources (disk, memory or connections); free them and retry"
         case "28": "the server refused the credentials; check the user and password in the URL"
         case "40": "the transaction conflicted with another replica's; retry"
@@ -220,12 +230,17 @@ struct PostgresRow: StoreRow {
 
     func optionalText(_ column: Int32) -> String? {
         guard PQgetisnull(result, row, column) == 0, let value = PQgetvalue(result, row, column) else { return nil }
-        return String(decoding: UnsafeBufferPointer(start: value, count: Int(PQgetlength(result, row, column))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(
+            decoding: UnsafeBufferPointer(start: value, count: Int(PQgetlength(result, row, column))).map {
+                UInt8(bitPattern: $0)
+            }, as: UTF8.self)
     }
 }
 
 extension PostgresConnection: SQLSession {
-    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError) -> Result {
+    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError)
+        -> Result
+    {
         try transaction(operation: operation, body)
     }
 

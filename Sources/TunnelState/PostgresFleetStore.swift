@@ -35,11 +35,16 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     // MARK: Nodes
 
     public func node(named name: String) throws(StoreError) -> NodeEntry? {
-        try connection.query("SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = $1", [name], operation: "read node \(name)", row: rows.node).first
+        try connection.query(
+            "SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = $1", [name], operation: "read node \(name)",
+            row: rows.node
+        ).first
     }
 
     public func nodes() throws(StoreError) -> [NodeEntry] {
-        try connection.query("SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name COLLATE \"C\"", operation: "list nodes", row: rows.node)
+        try connection.query(
+            "SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name COLLATE \"C\"", operation: "list nodes",
+            row: rows.node)
     }
 
     public func saveNode(_ node: NodeEntry) throws(StoreError) {
@@ -71,27 +76,35 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     }
 
     public func tokens() throws(StoreError) -> [TokenEntry] {
-        try connection.query("SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id COLLATE \"C\"", operation: "list tokens", row: rows.token)
+        try connection.query(
+            "SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id COLLATE \"C\"", operation: "list tokens",
+            row: rows.token)
     }
 
     public func removeToken(id: String) throws(StoreError) -> Bool {
         try connection.execute("DELETE FROM tokens WHERE id = $1", [id], operation: "remove token \(id)") > 0
     }
 
-    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption {
+    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64)
+        throws(StoreError) -> TokenRedemption
+    {
         let operation = "redeem token \(id)"
         return try connection.transaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
             // FOR UPDATE queues concurrent redemptions of this token behind this transaction, so
             // the same key racing itself sees its own earlier redemption instead of a duplicate row.
             let token = try connection.query(
-                "SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = $1 FOR UPDATE", [id], operation: operation, row: rows.token
+                "SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = $1 FOR UPDATE", [id], operation: operation,
+                row: rows.token
             ).first
-            let check = try RedemptionCheck.decide(token: token, secretSHA256: secretSHA256, earlierNodeName: { () throws(StoreError) in
-                try connection.query(
-                    "SELECT node_name FROM token_redemptions WHERE token_id = $1 AND key_sha256 = $2", [id, keySHA256], operation: operation,
-                    row: { $0.text(0) }
-                ).first
-            }, now: now)
+            let check = try RedemptionCheck.decide(
+                token: token, secretSHA256: secretSHA256,
+                earlierNodeName: { () throws(StoreError) in
+                    try connection.query(
+                        "SELECT node_name FROM token_redemptions WHERE token_id = $1 AND key_sha256 = $2",
+                        [id, keySHA256], operation: operation,
+                        row: { $0.text(0) }
+                    ).first
+                }, now: now)
             var redeemed: TokenEntry
             switch check {
             case .refuse(let outcome): return outcome
@@ -113,11 +126,16 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     // MARK: Users
 
     public func user(named name: String) throws(StoreError) -> UserEntry? {
-        try connection.query("SELECT \(FleetRows.userColumns) FROM users WHERE name = $1", [name], operation: "read user \(name)", row: rows.user).first
+        try connection.query(
+            "SELECT \(FleetRows.userColumns) FROM users WHERE name = $1", [name], operation: "read user \(name)",
+            row: rows.user
+        ).first
     }
 
     public func users() throws(StoreError) -> [UserEntry] {
-        try connection.query("SELECT \(FleetRows.userColumns) FROM users ORDER BY name COLLATE \"C\"", operation: "list users", row: rows.user)
+        try connection.query(
+            "SELECT \(FleetRows.userColumns) FROM users ORDER BY name COLLATE \"C\"", operation: "list users",
+            row: rows.user)
     }
 
     public func saveUser(_ user: UserEntry) throws(StoreError) {
@@ -131,7 +149,8 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
 
     /// "a = EXCLUDED.a, b = EXCLUDED.b, …": an upsert that replaces every column, like SQLite's INSERT OR REPLACE.
     private static func replacing(_ columns: String) -> String {
-        columns.split(separator: ",").map { $0.trimmingWhitespace }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        columns.split(separator: ",").map { $0.trimmingWhitespace }.map { "\($0) = EXCLUDED.\($0)" }.joined(
+            separator: ", ")
     }
 
     // MARK: Schema
@@ -216,15 +235,22 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     private func migrate() throws(StoreError) {
         let operation = "upgrade the schema"
         try connection.transaction(operation: operation) { () throws(StoreError) in
-            _ = try connection.query("SELECT pg_advisory_xact_lock($1)", [Self.migrationLock], operation: operation) { _ in () }
-            try connection.executeScript("CREATE TABLE IF NOT EXISTS tunnel_schema (version BIGINT NOT NULL)", operation: operation)
-            let version = try connection.query("SELECT version FROM tunnel_schema", operation: "read the schema version") { $0.int64(0) }.first
+            _ = try connection.query("SELECT pg_advisory_xact_lock($1)", [Self.migrationLock], operation: operation) {
+                _ in ()
+            }
+            try connection.executeScript(
+                "CREATE TABLE IF NOT EXISTS tunnel_schema (version BIGINT NOT NULL)", operation: operation)
+            let version = try connection.query(
+                "SELECT version FROM tunnel_schema", operation: "read the schema version"
+            ) { $0.int64(0) }.first
             if version == nil {
                 try connection.execute("INSERT INTO tunnel_schema (version) VALUES (0)", [], operation: operation)
             }
             let current = version ?? 0
             guard current <= Self.migrations.count else {
-                throw StoreError("\(description) was written by a newer tunnel (schema \(current)); upgrade tunnel or restore a backup")
+                throw StoreError(
+                    "\(description) was written by a newer tunnel (schema \(current)); upgrade tunnel or restore a backup"
+                )
             }
             guard current >= 0 else {
                 throw StoreError("\(description) has the invalid schema version \(current); restore a backup")

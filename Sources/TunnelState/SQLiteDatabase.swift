@@ -25,10 +25,12 @@ final class SQLiteDatabase {
         // mutex would only cost time. The file already exists, hence no SQLITE_OPEN_CREATE.
         let code = sqlite3_open_v2(path, &opened, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
         guard let opened else {
-            throw StoreError("state database \(path): could not open the file (SQLite is out of memory); free memory and retry")
+            throw StoreError(
+                "state database \(path): could not open the file (SQLite is out of memory); free memory and retry")
         }
         guard code == SQLITE_OK else {
-            let error = Self.error(path: path, operation: "open the file", code: code, detail: String(cString: sqlite3_errmsg(opened)))
+            let error = Self.error(
+                path: path, operation: "open the file", code: code, detail: String(cString: sqlite3_errmsg(opened)))
             sqlite3_close_v2(opened)
             throw error
         }
@@ -92,7 +94,9 @@ final class SQLiteDatabase {
     /// Taking the lock up front means what `body` reads cannot change before it writes, and
     /// a competing writer waits in the busy handler instead of failing at its first write.
     /// Commits if `body` returns, rolls back if it or the commit throws.
-    func immediateTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError) -> Result {
+    func immediateTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError)
+        -> Result
+    {
         try executeScript("BEGIN IMMEDIATE", operation: operation)
         do throws(StoreError) {
             let result = try body()
@@ -113,7 +117,11 @@ final class SQLiteDatabase {
         case let text as String:
             // The explicit length keeps any embedded NUL; TRANSIENT makes SQLite copy the bytes
             // before withCString's buffer goes away.
-            text.withCString { sqlite3_bind_text64(statement, index, $0, sqlite3_uint64(text.utf8.count), tunnel_sqlite_transient(), UInt8(SQLITE_UTF8)) }
+            text.withCString {
+                sqlite3_bind_text64(
+                    statement, index, $0, sqlite3_uint64(text.utf8.count), tunnel_sqlite_transient(), UInt8(SQLITE_UTF8)
+                )
+            }
         case let number as Int64: sqlite3_bind_int64(statement, index, number)
         case let number as Int: sqlite3_bind_int64(statement, index, Int64(number))
         default: sqlite3_bind_null(statement, index)
@@ -179,7 +187,9 @@ final class SQLiteDatabase {
     }
 
     private static func fileError(_ path: String, _ operation: String) -> StoreError {
-        StoreError("state database \(path): could not \(operation) (\(String(cString: strerror(errno)))); check that the directory exists and that the file and directory are writable by the user tunnel runs as")
+        StoreError(
+            "state database \(path): could not \(operation) (\(String(cString: strerror(errno)))); check that the directory exists and that the file and directory are writable by the user tunnel runs as"
+        )
     }
 }
 
@@ -209,7 +219,9 @@ struct SQLiteRow: StoreRow {
 }
 
 extension SQLiteDatabase: SQLSession {
-    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError) -> Result {
+    func writeTransaction<Result>(operation: String, _ body: () throws(StoreError) -> Result) throws(StoreError)
+        -> Result
+    {
         try immediateTransaction(operation: operation, body)
     }
 

@@ -24,18 +24,23 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
         try enableWriteAheadLog()
         // FULL: a committed change survives power loss, not only a crash of the process.
         // foreign_keys: removing a token removes its redemptions (ON DELETE CASCADE).
-        try database.executeScript("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", operation: "configure the connection")
+        try database.executeScript(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", operation: "configure the connection")
         try migrate()
     }
 
     // MARK: Nodes
 
     public func node(named name: String) throws(StoreError) -> NodeEntry? {
-        try database.query("SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)", row: rows.node).first
+        try database.query(
+            "SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)",
+            row: rows.node
+        ).first
     }
 
     public func nodes() throws(StoreError) -> [NodeEntry] {
-        try database.query("SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: rows.node)
+        try database.query(
+            "SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: rows.node)
     }
 
     public func saveNode(_ node: NodeEntry) throws(StoreError) {
@@ -72,23 +77,31 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
     }
 
     public func tokens() throws(StoreError) -> [TokenEntry] {
-        try database.query("SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: rows.token)
+        try database.query(
+            "SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: rows.token)
     }
 
     public func removeToken(id: String) throws(StoreError) -> Bool {
         try database.execute("DELETE FROM tokens WHERE id = ?", [id], operation: "remove token \(id)") > 0
     }
 
-    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64) throws(StoreError) -> TokenRedemption {
+    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64)
+        throws(StoreError) -> TokenRedemption
+    {
         let operation = "redeem token \(id)"
         return try database.immediateTransaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
-            let token = try database.query("SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: rows.token).first
-            let check = try RedemptionCheck.decide(token: token, secretSHA256: secretSHA256, earlierNodeName: { () throws(StoreError) in
-                try database.query(
-                    "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?", [id, keySHA256], operation: operation,
-                    row: { $0.text(0) }
-                ).first
-            }, now: now)
+            let token = try database.query(
+                "SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: rows.token
+            ).first
+            let check = try RedemptionCheck.decide(
+                token: token, secretSHA256: secretSHA256,
+                earlierNodeName: { () throws(StoreError) in
+                    try database.query(
+                        "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?",
+                        [id, keySHA256], operation: operation,
+                        row: { $0.text(0) }
+                    ).first
+                }, now: now)
             var redeemed: TokenEntry
             switch check {
             case .refuse(let outcome): return outcome
@@ -114,11 +127,15 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
     // MARK: Users
 
     public func user(named name: String) throws(StoreError) -> UserEntry? {
-        try database.query("SELECT \(FleetRows.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)", row: rows.user).first
+        try database.query(
+            "SELECT \(FleetRows.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)",
+            row: rows.user
+        ).first
     }
 
     public func users() throws(StoreError) -> [UserEntry] {
-        try database.query("SELECT \(FleetRows.userColumns) FROM users ORDER BY name", operation: "list users", row: rows.user)
+        try database.query(
+            "SELECT \(FleetRows.userColumns) FROM users ORDER BY name", operation: "list users", row: rows.user)
     }
 
     public func saveUser(_ user: UserEntry) throws(StoreError) {
@@ -210,7 +227,9 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
         let operation = "enable write-ahead logging"
         let mode = try database.query("PRAGMA journal_mode = WAL", operation: operation) { $0.text(0) }.first
         guard mode == "wal" else {
-            throw StoreError("state database \(path): could not \(operation) (the journal mode stayed \(mode ?? "unknown")); keep the database on a local file system")
+            throw StoreError(
+                "state database \(path): could not \(operation) (the journal mode stayed \(mode ?? "unknown")); keep the database on a local file system"
+            )
         }
     }
 
@@ -218,9 +237,13 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
     /// openers migrate once and a failed migration leaves the file as it was.
     private func migrate() throws(StoreError) {
         try database.immediateTransaction(operation: "upgrade the schema") { () throws(StoreError) in
-            let version = try database.query("PRAGMA user_version", operation: "read the schema version") { $0.int64(0) }.first ?? 0
+            let version =
+                try database.query("PRAGMA user_version", operation: "read the schema version") { $0.int64(0) }.first
+                ?? 0
             guard version <= Self.migrations.count else {
-                throw StoreError("state database \(path) was written by a newer tunnel (schema \(version)); upgrade tunnel or restore a backup")
+                throw StoreError(
+                    "state database \(path) was written by a newer tunnel (schema \(version)); upgrade tunnel or restore a backup"
+                )
             }
             guard version >= 0 else {
                 throw StoreError("state database \(path) has the invalid schema version \(version); restore a backup")

@@ -174,10 +174,11 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
         for index in 0..<tunnel_sk_GENERAL_NAME_num(names) {
             var type: Int32 = 0
             guard let name = tunnel_sk_GENERAL_NAME_value(names, index),
-                  let value = GENERAL_NAME_get0_value(name, &type)
+                let value = GENERAL_NAME_get0_value(name, &type)
             else { continue }
             let string = value.assumingMemoryBound(to: ASN1_STRING.self)
-            let bytes = UnsafeBufferPointer(start: ASN1_STRING_get0_data(string), count: Int(ASN1_STRING_length(string)))
+            let bytes = UnsafeBufferPointer(
+                start: ASN1_STRING_get0_data(string), count: Int(ASN1_STRING_length(string)))
             switch type {
             case GEN_DNS: result.append(.dns(String(decoding: bytes, as: UTF8.self)))
             case GEN_URI: result.append(.uri(String(decoding: bytes, as: UTF8.self)))
@@ -216,7 +217,9 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
         default: return Hex.encode(bytes)
         }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(family, bytes.baseAddress, &text, socklen_t(text.count)) != nil else { return Hex.encode(bytes) }
+        guard inet_ntop(family, bytes.baseAddress, &text, socklen_t(text.count)) != nil else {
+            return Hex.encode(bytes)
+        }
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
@@ -231,10 +234,11 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
         init(_ x509: OpaquePointer) throws {
             commonName = X509Name.commonName(X509_get_subject_name(x509))
             guard let serial = Self.serialHex(X509_get0_serialNumber(x509)),
-                  let start = UTCTime.epochSeconds(of: X509_get0_notBefore(x509)),
-                  let end = UTCTime.epochSeconds(of: X509_get0_notAfter(x509))
+                let start = UTCTime.epochSeconds(of: X509_get0_notBefore(x509)),
+                let end = UTCTime.epochSeconds(of: X509_get0_notAfter(x509))
             else {
-                throw OpenSSLErrorQueue.error(.invalidEncoding, "certificate has an unreadable serial number or validity period")
+                throw OpenSSLErrorQueue.error(
+                    .invalidEncoding, "certificate has an unreadable serial number or validity period")
             }
             serialNumberHex = serial
             notBefore = start

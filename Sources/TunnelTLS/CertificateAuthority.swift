@@ -13,7 +13,10 @@ public struct CertificateValidity: Sendable, Equatable {
     ///     runs a little behind the issuer's does not see a brand-new certificate as not yet valid.
     public init(now: Int64, lifetime: Int64, backdate: Int64 = 300) throws {
         guard lifetime > 0, backdate >= 0 else {
-            throw TLSError(.invalidArgument, "certificate lifetime must be positive and backdate non-negative (got lifetime \(lifetime) s, backdate \(backdate) s)")
+            throw TLSError(
+                .invalidArgument,
+                "certificate lifetime must be positive and backdate non-negative (got lifetime \(lifetime) s, backdate \(backdate) s)"
+            )
         }
         notBefore = now - backdate
         notAfter = now + lifetime
@@ -30,7 +33,10 @@ public struct CertificateAuthority: Sendable {
 
     /// Pairs an existing CA certificate and key, refusing a key that does not belong to the certificate.
     /// - Parameters: certificatePath, keyPath: shown in the error message only.
-    public init(certificate: Certificate, key: PrivateKey, certificatePath: String = "CA certificate", keyPath: String = "CA key") throws {
+    public init(
+        certificate: Certificate, key: PrivateKey, certificatePath: String = "CA certificate",
+        keyPath: String = "CA key"
+    ) throws {
         OpenSSLErrorQueue.clear()
         guard X509_check_private_key(certificate.pointer, key.pointer) == 1 else {
             throw OpenSSLErrorQueue.error(
@@ -39,7 +45,10 @@ public struct CertificateAuthority: Sendable {
             )
         }
         guard X509_check_ca(certificate.pointer) == 1 else {
-            throw TLSError(.invalidArgument, "\(certificatePath) (\(certificate.displayName)) is not a CA certificate (basicConstraints CA:TRUE missing)")
+            throw TLSError(
+                .invalidArgument,
+                "\(certificatePath) (\(certificate.displayName)) is not a CA certificate (basicConstraints CA:TRUE missing)"
+            )
         }
         self.certificate = certificate
         self.key = key
@@ -47,7 +56,9 @@ public struct CertificateAuthority: Sendable {
 
     /// Creates a self-signed CA: basicConstraints CA:TRUE (critical), keyUsage keyCertSign+cRLSign
     /// (critical), subjectKeyIdentifier, SHA-256 signature, random serial.
-    public static func createSelfSigned(commonName: String, key: PrivateKey, validity: CertificateValidity) throws -> CertificateAuthority {
+    public static func createSelfSigned(commonName: String, key: PrivateKey, validity: CertificateValidity) throws
+        -> CertificateAuthority
+    {
         let certificate = try CertificateBuilder.build(
             subject: try X509Name(commonName: commonName),
             publicKey: key.pointer,
@@ -71,7 +82,9 @@ public struct CertificateAuthority: Sendable {
 
     /// Issues a client certificate for a node or operator: CN = name, exactly one
     /// `tunnel://ROLE/NAME` SAN URI, extendedKeyUsage clientAuth, keyUsage digitalSignature.
-    public func issueClientCertificate(for publicKey: PublicKey, identity: TunnelIdentity, validity: CertificateValidity) throws -> Certificate {
+    public func issueClientCertificate(
+        for publicKey: PublicKey, identity: TunnelIdentity, validity: CertificateValidity
+    ) throws -> Certificate {
         try issueLeaf(
             commonName: identity.name,
             publicKey: publicKey,
@@ -91,10 +104,15 @@ public struct CertificateAuthority: Sendable {
         validity: CertificateValidity
     ) throws -> Certificate {
         guard !(dnsNames.isEmpty && ipAddresses.isEmpty) else {
-            throw TLSError(.invalidArgument, "gateway certificate \"\(commonName)\" needs at least one DNS name or IP address that clients dial")
+            throw TLSError(
+                .invalidArgument,
+                "gateway certificate \"\(commonName)\" needs at least one DNS name or IP address that clients dial")
         }
         for name in dnsNames where !Self.isValidDNSName(name) {
-            throw TLSError(.invalidArgument, "\"\(name)\" is not a valid DNS name for the gateway certificate (letters, digits, '-', '.'; no wildcards)")
+            throw TLSError(
+                .invalidArgument,
+                "\"\(name)\" is not a valid DNS name for the gateway certificate (letters, digits, '-', '.'; no wildcards)"
+            )
         }
         return try issueLeaf(
             commonName: commonName,
@@ -135,10 +153,13 @@ public struct CertificateAuthority: Sendable {
 
     private static func isValidDNSName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        guard (1...253).contains(bytes.count), bytes.first != UInt8(ascii: "."), bytes.first != UInt8(ascii: "-") else { return false }
+        guard (1...253).contains(bytes.count), bytes.first != UInt8(ascii: "."), bytes.first != UInt8(ascii: "-") else {
+            return false
+        }
         return bytes.allSatisfy { c in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(c)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || c == UInt8(ascii: "-")
+                || c == UInt8(ascii: ".")
         }
     }
 }
@@ -171,11 +192,14 @@ enum CertificateBuilder {
             X509V3_set_ctx(&context, issuer ?? x509, x509, nil, nil, 0)
             for (nid, value) in extensions {
                 guard let extensionPointer = X509V3_EXT_conf_nid(nil, &context, nid, value) else {
-                    throw OpenSSLErrorQueue.error(.openSSL, "could not build certificate extension \(String(cString: OBJ_nid2sn(nid))) = \(value)")
+                    throw OpenSSLErrorQueue.error(
+                        .openSSL, "could not build certificate extension \(String(cString: OBJ_nid2sn(nid))) = \(value)"
+                    )
                 }
                 defer { X509_EXTENSION_free(extensionPointer) }
                 guard X509_add_ext(x509, extensionPointer, -1) == 1 else {
-                    throw OpenSSLErrorQueue.error(.openSSL, "could not add certificate extension \(String(cString: OBJ_nid2sn(nid)))")
+                    throw OpenSSLErrorQueue.error(
+                        .openSSL, "could not add certificate extension \(String(cString: OBJ_nid2sn(nid)))")
                 }
             }
             if !alternativeNames.isEmpty {
@@ -191,7 +215,10 @@ enum CertificateBuilder {
         return try Certificate.adopting(x509)
     }
 
-    private static func fill(_ x509: OpaquePointer, subject: X509Name, publicKey: OpaquePointer, issuer: OpaquePointer?, validity: CertificateValidity) throws {
+    private static func fill(
+        _ x509: OpaquePointer, subject: X509Name, publicKey: OpaquePointer, issuer: OpaquePointer?,
+        validity: CertificateValidity
+    ) throws {
         var serial = [UInt8](repeating: 0, count: serialByteCount)
         guard RAND_bytes(&serial, Int32(serial.count)) == 1 else {
             throw OpenSSLErrorQueue.error(.openSSL, "the random number generator failed while creating a serial number")
@@ -202,13 +229,13 @@ enum CertificateBuilder {
         }
         defer { BN_free(serialNumber) }
         let issuerName = issuer.map { X509_get_subject_name($0) } ?? subject.pointer
-        guard X509_set_version(x509, 2) == 1,  // 2 means X.509 v3, needed for extensions
-              BN_to_ASN1_INTEGER(serialNumber, X509_get_serialNumber(x509)) != nil,
-              X509_set_subject_name(x509, subject.pointer) == 1,
-              X509_set_issuer_name(x509, issuerName) == 1,
-              X509_set_pubkey(x509, publicKey) == 1,
-              ASN1_TIME_set(X509_getm_notBefore(x509), time_t(validity.notBefore)) != nil,
-              ASN1_TIME_set(X509_getm_notAfter(x509), time_t(validity.notAfter)) != nil
+        guard X509_set_version(x509, 2) == 1, // 2 means X.509 v3, needed for extensions
+            BN_to_ASN1_INTEGER(serialNumber, X509_get_serialNumber(x509)) != nil,
+            X509_set_subject_name(x509, subject.pointer) == 1,
+            X509_set_issuer_name(x509, issuerName) == 1,
+            X509_set_pubkey(x509, publicKey) == 1,
+            ASN1_TIME_set(X509_getm_notBefore(x509), time_t(validity.notBefore)) != nil,
+            ASN1_TIME_set(X509_getm_notAfter(x509), time_t(validity.notAfter)) != nil
         else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not fill in the certificate fields")
         }

@@ -26,10 +26,10 @@ public final class CertificateSigningRequest: @unchecked Sendable {
             throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a CSR")
         }
         self.init(owning: request)
-        guard X509_REQ_set_version(request, 0) == 1,  // 0 means PKCS#10 v1, the only version
-              X509_REQ_set_subject_name(request, subject.pointer) == 1,
-              X509_REQ_set_pubkey(request, key.pointer) == 1,
-              X509_REQ_sign(request, key.pointer, EVP_sha256()) > 0
+        guard X509_REQ_set_version(request, 0) == 1, // 0 means PKCS#10 v1, the only version
+            X509_REQ_set_subject_name(request, subject.pointer) == 1,
+            X509_REQ_set_pubkey(request, key.pointer) == 1,
+            X509_REQ_sign(request, key.pointer, EVP_sha256()) > 0
         else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not create a CSR for \"\(commonName)\"")
         }
@@ -112,7 +112,8 @@ final class X509Name {
 
     init(commonName: String) throws {
         guard (1...Self.maximumCommonNameLength).contains(commonName.utf8.count) else {
-            throw TLSError(.invalidArgument, "common name \"\(commonName)\" must be 1–\(Self.maximumCommonNameLength) bytes long")
+            throw TLSError(
+                .invalidArgument, "common name \"\(commonName)\" must be 1–\(Self.maximumCommonNameLength) bytes long")
         }
         OpenSSLErrorQueue.clear()
         guard let name = X509_NAME_new() else {
@@ -120,10 +121,12 @@ final class X509Name {
         }
         pointer = name
         let added = Array(commonName.utf8).withUnsafeBufferPointer { bytes in
-            X509_NAME_add_entry_by_NID(name, NID_commonName, tunnel_mbstring_utf8(), bytes.baseAddress, Int32(bytes.count), -1, 0)
+            X509_NAME_add_entry_by_NID(
+                name, NID_commonName, tunnel_mbstring_utf8(), bytes.baseAddress, Int32(bytes.count), -1, 0)
         }
         guard added == 1 else {
-            throw OpenSSLErrorQueue.error(.invalidArgument, "could not use \"\(commonName)\" as a certificate common name")
+            throw OpenSSLErrorQueue.error(
+                .invalidArgument, "could not use \"\(commonName)\" as a certificate common name")
         }
     }
 
@@ -136,7 +139,7 @@ final class X509Name {
         guard let name else { return nil }
         let index = X509_NAME_get_index_by_NID(name, NID_commonName, -1)
         guard index >= 0, let entry = X509_NAME_get_entry(name, index),
-              let data = X509_NAME_ENTRY_get_data(entry)
+            let data = X509_NAME_ENTRY_get_data(entry)
         else { return nil }
         var utf8: UnsafeMutablePointer<UInt8>?
         let length = ASN1_STRING_to_UTF8(&utf8, data)

@@ -46,7 +46,8 @@ public enum DurableFile {
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw fileError("stat", path) }
         guard Int(status.st_size) <= limit else {
-            throw TLSError(.file, "\(path) is \(status.st_size) bytes, more than the \(limit) allowed; is this the right file?")
+            throw TLSError(
+                .file, "\(path) is \(status.st_size) bytes, more than the \(limit) allowed; is this the right file?")
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(status.st_size))

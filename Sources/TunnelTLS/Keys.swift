@@ -24,8 +24,8 @@ public final class PrivateKey: @unchecked Sendable {
         defer { EVP_PKEY_CTX_free(context) }
         var key: OpaquePointer?
         guard EVP_PKEY_keygen_init(context) == 1,
-              EVP_PKEY_CTX_set_group_name(context, "P-256") == 1,
-              EVP_PKEY_generate(context, &key) == 1, let key
+            EVP_PKEY_CTX_set_group_name(context, "P-256") == 1,
+            EVP_PKEY_generate(context, &key) == 1, let key
         else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not generate an ECDSA P-256 key")
         }
@@ -123,17 +123,23 @@ public final class PublicKey: @unchecked Sendable {
         let bits = EVP_PKEY_get_bits(pointer)
         switch EVP_PKEY_get_base_id(pointer) {
         case NID_rsaEncryption, NID_rsassaPss:
-            return bits >= Self.minimumRSABits ? nil : "an RSA key of \(bits) bits is too weak; use at least \(Self.minimumRSABits) bits, or an EC P-256 key"
+            return bits >= Self.minimumRSABits
+                ? nil
+                : "an RSA key of \(bits) bits is too weak; use at least \(Self.minimumRSABits) bits, or an EC P-256 key"
         case NID_X9_62_id_ecPublicKey:
             var name = [CChar](repeating: 0, count: 64)
             var length = 0
-            guard EVP_PKEY_get_group_name(pointer, &name, name.count, &length) == 1 else { return "an EC key without a named curve is not accepted; use P-256" }
+            guard EVP_PKEY_get_group_name(pointer, &name, name.count, &length) == 1 else {
+                return "an EC key without a named curve is not accepted; use P-256"
+            }
             let curve = String(decoding: name.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            return Self.acceptedCurves.contains(curve) ? nil : "an EC key on curve \(curve) is not accepted; use P-256, P-384 or P-521"
+            return Self.acceptedCurves.contains(curve)
+                ? nil : "an EC key on curve \(curve) is not accepted; use P-256, P-384 or P-521"
         case NID_ED25519, NID_ED448:
             return nil
         default:
-            return "this key type is not accepted; use EC P-256 (or RSA of at least \(Self.minimumRSABits) bits, or Ed25519)"
+            return
+                "this key type is not accepted; use EC P-256 (or RSA of at least \(Self.minimumRSABits) bits, or Ed25519)"
         }
     }
 }

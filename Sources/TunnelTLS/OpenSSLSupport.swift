@@ -33,9 +33,10 @@ package func collectBIOOutput(_ what: String, _ write: (OpaquePointer) -> Bool) 
 
 /// PEM passphrase callback that refuses: without it OpenSSL would prompt on the
 /// controlling terminal when it meets an encrypted key, hanging a daemon at boot.
-package let refusePassphrase: @convention(c) (
-    UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?
-) -> Int32 = { _, _, _, _ in -1 }
+package let refusePassphrase:
+    @convention(c) (
+        UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?
+    ) -> Int32 = { _, _, _, _ in -1 }
 
 /// Lowercase hexadecimal, the form used for fingerprints, pins and serials.
 public enum Hex {

@@ -47,7 +47,8 @@ package final class SHA256Hasher {
     package init() throws(TLSError) {
         OpenSSLErrorQueue.clear()
         guard let algorithm = EVP_MD_fetch(nil, "SHA256", nil) else {
-            throw OpenSSLErrorQueue.error(.openSSL, "OpenSSL offers no SHA-256 implementation (check its configuration and providers)")
+            throw OpenSSLErrorQueue.error(
+                .openSSL, "OpenSSL offers no SHA-256 implementation (check its configuration and providers)")
         }
         guard let context = EVP_MD_CTX_new() else {
             EVP_MD_free(algorithm)
@@ -65,7 +66,8 @@ package final class SHA256Hasher {
     /// Writes the 32-byte digest of `bytes` to `out`.
     package func digest(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
         var length: UInt32 = 0
-        let ok = EVP_DigestInit_ex2(context, algorithm, nil) == 1
+        let ok =
+            EVP_DigestInit_ex2(context, algorithm, nil) == 1
             && EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1
             && EVP_DigestFinal_ex(context, out, &length) == 1
         // With a fetched SHA-256 these only fail on allocation failure, which Swift treats as fatal too.

@@ -55,7 +55,8 @@ extension TLSConnection {
         var total = 0
         while total < storage.count {
             var read = 0
-            guard BIO_read_ex(networkOutput, storage.baseAddress! + total, storage.count - total, &read) == 1, read > 0 else { break }
+            guard BIO_read_ex(networkOutput, storage.baseAddress! + total, storage.count - total, &read) == 1, read > 0
+            else { break }
             total += read
         }
         return total

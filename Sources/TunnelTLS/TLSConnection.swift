@@ -98,10 +98,14 @@ public final class TLSConnection {
     /// - Parameter serverHost: clients only: the DNS name or IP address that was dialed. It is
     ///   sent as SNI (names only) and the gateway certificate must carry it as a DNS or IP SAN.
     /// - Parameter certificateTime: clients only; see `CertificateTime`.
-    public init(context: TLSContext, serverHost: String? = nil, certificateTime: CertificateTime = .systemClock) throws(TLSError) {
+    public init(context: TLSContext, serverHost: String? = nil, certificateTime: CertificateTime = .systemClock)
+        throws(TLSError)
+    {
         let isClient = context.configuration.role == .client
         guard isClient == (serverHost != nil) else {
-            throw TLSError(.invalidArgument, isClient ? "a client connection needs the host it dialed" : "a server connection takes no server host")
+            throw TLSError(
+                .invalidArgument,
+                isClient ? "a client connection needs the host it dialed" : "a server connection takes no server host")
         }
         guard isClient || certificateTime == .systemClock else {
             throw TLSError(.invalidArgument, "a server checks certificates against its own clock")
@@ -142,7 +146,7 @@ public final class TLSConnection {
     }
 
     deinit {
-        SSL_free(ssl)  // frees both BIOs
+        SSL_free(ssl) // frees both BIOs
         if let pinnedTrustStack {
             tunnel_sk_X509_free(pinnedTrustStack)
         }
@@ -245,7 +249,9 @@ public final class TLSConnection {
     }
 
     static func owning(storeContext: OpaquePointer) -> TLSConnection? {
-        guard let ssl = X509_STORE_CTX_get_ex_data(storeContext, SSL_get_ex_data_X509_STORE_CTX_idx()) else { return nil }
+        guard let ssl = X509_STORE_CTX_get_ex_data(storeContext, SSL_get_ex_data_X509_STORE_CTX_idx()) else {
+            return nil
+        }
         return owning(ssl: OpaquePointer(ssl))
     }
 
@@ -257,11 +263,13 @@ public final class TLSConnection {
             // RFC 6066 forbids IP literals in SNI; the address is checked against IP SANs instead.
             configured = X509_VERIFY_PARAM_set1_ip_asc(parameters, host) == 1
         } else {
-            configured = X509_VERIFY_PARAM_set1_host(parameters, host, 0) == 1
+            configured =
+                X509_VERIFY_PARAM_set1_host(parameters, host, 0) == 1
                 && tunnel_ssl_set_tlsext_host_name(ssl, host) == 1
         }
         guard configured else {
-            throw OpenSSLErrorQueue.error(.invalidArgument, "\"\(host)\" is not a usable gateway host name or IP address")
+            throw OpenSSLErrorQueue.error(
+                .invalidArgument, "\"\(host)\" is not a usable gateway host name or IP address")
         }
     }
 
@@ -285,7 +293,10 @@ public final class TLSConnection {
         var length: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &data, &length)
         guard let data, length > 0 else {
-            return .failed(TLSError(.noCommonApplicationProtocol, "the \(peerKind) selected no application protocol (ALPN); it is too old or not the server meant"))
+            return .failed(
+                TLSError(
+                    .noCommonApplicationProtocol,
+                    "the \(peerKind) selected no application protocol (ALPN); it is too old or not the server meant"))
         }
         applicationProtocol = String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
         cipherSuite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) }
@@ -294,10 +305,10 @@ public final class TLSConnection {
             return .done
         }
         guard SSL_get_verify_result(ssl) == X509_V_OK,
-              let peer = SSL_get0_peer_certificate(ssl),
-              let chain = SSL_get0_verified_chain(ssl),
-              tunnel_sk_X509_num(chain) > 0,
-              let anchorPointer = tunnel_sk_X509_value(chain, tunnel_sk_X509_num(chain) - 1)
+            let peer = SSL_get0_peer_certificate(ssl),
+            let chain = SSL_get0_verified_chain(ssl),
+            tunnel_sk_X509_num(chain) > 0,
+            let anchorPointer = tunnel_sk_X509_value(chain, tunnel_sk_X509_num(chain) - 1)
         else {
             return .failed(TLSError(.peerCertificateMissing, "the \(peerKind) presented no verified certificate"))
         }
@@ -309,7 +320,10 @@ public final class TLSConnection {
             } else if let trusted = context.trustedCA(matching: anchor) {
                 verifiedBy = trusted
             } else {
-                return .failed(TLSError(.untrustedCertificate, "the \(peerKind)'s chain ends at \(anchor.displayName), which is not a configured CA"))
+                return .failed(
+                    TLSError(
+                        .untrustedCertificate,
+                        "the \(peerKind)'s chain ends at \(anchor.displayName), which is not a configured CA"))
             }
         } catch let error as TLSError {
             return .failed(error)
@@ -334,13 +348,18 @@ public final class TLSConnection {
         default:
             let (entries, texts) = OpenSSLErrorQueue.drain()
             if refusedForNoALPN {
-                return TLSError(.noCommonApplicationProtocol, "the client offered no application protocol (ALPN); it is not a tunnel client")
+                return TLSError(
+                    .noCommonApplicationProtocol,
+                    "the client offered no application protocol (ALPN); it is not a tunnel client")
             }
             if let verificationFailure {
-                return verificationFailure.error(peerKind: peerKind, trusted: context.configuration.peerVerification, host: serverHost, openSSLErrors: texts)
+                return verificationFailure.error(
+                    peerKind: peerKind, trusted: context.configuration.peerVerification, host: serverHost,
+                    openSSLErrors: texts)
             }
             let reason = entries.first { $0.library == ERR_LIB_SSL }?.reason
-            return HandshakeFailure.error(reason: reason, anyQueued: !entries.isEmpty, openSSLErrors: texts, peerKind: peerKind)
+            return HandshakeFailure.error(
+                reason: reason, anyQueued: !entries.isEmpty, openSSLErrors: texts, peerKind: peerKind)
         }
     }
 
@@ -351,7 +370,7 @@ public final class TLSConnection {
     /// handshake, lets OpenSSL send the alert instead of failing silently afterwards.
     func acceptVerifiedCertificate(_ storeContext: OpaquePointer) -> Int32 {
         guard context.configuration.role == .server, X509_STORE_CTX_get_error_depth(storeContext) == 0,
-              let leaf = X509_STORE_CTX_get_current_cert(storeContext)
+            let leaf = X509_STORE_CTX_get_current_cert(storeContext)
         else { return 1 }
         do {
             peerIdentity = try Certificate.retaining(leaf).tunnelIdentity()
@@ -371,14 +390,17 @@ public final class TLSConnection {
     func classifyClientHello() -> Bool {
         var data: UnsafePointer<UInt8>?
         var length = 0
-        guard SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length) == 1,
-              let data, length >= 2
+        guard
+            SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length)
+                == 1,
+            let data, length >= 2
         else {
             // A client without TLS 1.3 (no supported_versions) is left to the version check, whose
             // message says what is wrong with it.
             var versions: UnsafePointer<UInt8>?
             var versionsLength = 0
-            refusedForNoALPN = SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_supported_versions), &versions, &versionsLength) == 1
+            refusedForNoALPN =
+                SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_supported_versions), &versions, &versionsLength) == 1
             return !refusedForNoALPN
         }
         // The extension body is a 2-byte list length, then the list.
@@ -400,7 +422,7 @@ public final class TLSConnection {
     /// expiry can prove its enrolled key. Nothing else is tolerated.
     func toleratesExpiredEnrollmentCertificate(_ storeContext: OpaquePointer) -> Bool {
         guard isEnrollment, X509_STORE_CTX_get_error_depth(storeContext) == 0,
-              X509_STORE_CTX_get_error(storeContext) == X509_V_ERR_CERT_HAS_EXPIRED
+            X509_STORE_CTX_get_error(storeContext) == X509_V_ERR_CERT_HAS_EXPIRED
         else { return false }
         peerCertificateExpired = true
         X509_STORE_CTX_set_error(storeContext, X509_V_OK)
@@ -421,11 +443,12 @@ public final class TLSConnection {
     /// the only trust anchor, and run the normal verification (signatures, dates, host) against it.
     func verifyAgainstPin(_ storeContext: OpaquePointer) -> Int32 {
         guard case .pinnedCA(let pin) = context.configuration.peerVerification,
-              let presented = X509_STORE_CTX_get0_untrusted(storeContext)
+            let presented = X509_STORE_CTX_get0_untrusted(storeContext)
         else { return 0 }
         var presentedCertificates: [Certificate] = []
         for index in 0..<tunnel_sk_X509_num(presented) {
-            guard let x509 = tunnel_sk_X509_value(presented, index), let certificate = try? Certificate.retaining(x509) else { continue }
+            guard let x509 = tunnel_sk_X509_value(presented, index), let certificate = try? Certificate.retaining(x509)
+            else { continue }
             presentedCertificates.append(certificate)
             guard certificate.sha256Fingerprint == pin else { continue }
             guard let stack = tunnel_sk_X509_new_null(), tunnel_sk_X509_push(stack, x509) > 0 else { return 0 }

@@ -11,7 +11,9 @@ public struct TLSIdentity: Sendable {
     public let certificatePath: String
     public let keyPath: String
 
-    public init(chain: [Certificate], key: PrivateKey, certificatePath: String = "certificate", keyPath: String = "private key") {
+    public init(
+        chain: [Certificate], key: PrivateKey, certificatePath: String = "certificate", keyPath: String = "private key"
+    ) {
         self.chain = chain
         self.key = key
         self.certificatePath = certificatePath
@@ -102,7 +104,10 @@ public struct TLSConfiguration: Sendable {
     /// client for a server; a node dialing its Kubernetes API server says so.
     public var peerKind: PeerKind
 
-    public init(role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String], enrollmentProtocol: String? = nil) {
+    public init(
+        role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String],
+        enrollmentProtocol: String? = nil
+    ) {
         peerKind = role == .server ? .client : .gateway
         self.role = role
         self.identity = identity
@@ -131,21 +136,31 @@ public final class TLSContext: @unchecked Sendable {
 
     public init(configuration: TLSConfiguration) throws {
         let protocols = configuration.applicationProtocols.map { Array($0.utf8) }
-        guard !protocols.isEmpty, protocols.allSatisfy({ (1...Self.maximumApplicationProtocolLength).contains($0.count) }) else {
-            throw TLSError(.invalidArgument, "ALPN needs at least one protocol name of 1–255 bytes (got \(configuration.applicationProtocols))")
+        guard !protocols.isEmpty,
+            protocols.allSatisfy({ (1...Self.maximumApplicationProtocolLength).contains($0.count) })
+        else {
+            throw TLSError(
+                .invalidArgument,
+                "ALPN needs at least one protocol name of 1–255 bytes (got \(configuration.applicationProtocols))")
         }
         if configuration.role == .server, configuration.identity == nil {
             throw TLSError(.invalidArgument, "a TLS server needs a certificate and key")
         }
         if configuration.role == .server, case .pinnedCA = configuration.peerVerification {
-            throw TLSError(.invalidArgument, "CA pinning is for clients during enrollment; a server must verify clients against its trusted CAs")
+            throw TLSError(
+                .invalidArgument,
+                "CA pinning is for clients during enrollment; a server must verify clients against its trusted CAs")
         }
         if let enrollment = configuration.enrollmentProtocol,
-           configuration.role != .server || !configuration.applicationProtocols.contains(enrollment) {
-            throw TLSError(.invalidArgument, "an enrollment protocol is for servers and must be one of their ALPN protocols (got \(enrollment))")
+            configuration.role != .server || !configuration.applicationProtocols.contains(enrollment)
+        {
+            throw TLSError(
+                .invalidArgument,
+                "an enrollment protocol is for servers and must be one of their ALPN protocols (got \(enrollment))")
         }
         OpenSSLErrorQueue.clear()
-        guard let context = SSL_CTX_new(configuration.role == .server ? TLS_server_method() : TLS_client_method()) else {
+        guard let context = SSL_CTX_new(configuration.role == .server ? TLS_server_method() : TLS_client_method())
+        else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL context")
         }
         pointer = context
@@ -178,9 +193,9 @@ public final class TLSContext: @unchecked Sendable {
     /// in other products, and reconnects are rare enough to afford a full handshake.
     private func configureProtocol() throws {
         guard tunnel_ssl_ctx_set_min_proto_version(pointer, TLS1_3_VERSION) == 1,
-              tunnel_ssl_ctx_set_max_proto_version(pointer, TLS1_3_VERSION) == 1,
-              SSL_CTX_set_ciphersuites(pointer, Self.cipherSuites) == 1,
-              SSL_CTX_set_num_tickets(pointer, 0) == 1
+            tunnel_ssl_ctx_set_max_proto_version(pointer, TLS1_3_VERSION) == 1,
+            SSL_CTX_set_ciphersuites(pointer, Self.cipherSuites) == 1,
+            SSL_CTX_set_num_tickets(pointer, 0) == 1
         else {
             throw OpenSSLErrorQueue.error(.openSSL, "could not restrict the context to TLS 1.3 without tickets")
         }
@@ -206,11 +221,14 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(.invalidArgument, "\(identity.certificatePath) contains no certificate")
         }
         guard SSL_CTX_use_certificate(pointer, leaf.pointer) == 1 else {
-            throw OpenSSLErrorQueue.error(.invalidArgument, "OpenSSL refused certificate \(identity.certificatePath) (\(leaf.displayName))")
+            throw OpenSSLErrorQueue.error(
+                .invalidArgument, "OpenSSL refused certificate \(identity.certificatePath) (\(leaf.displayName))")
         }
         for intermediate in identity.chain.dropFirst() {
             guard tunnel_ssl_ctx_add1_chain_cert(pointer, intermediate.pointer) == 1 else {
-                throw OpenSSLErrorQueue.error(.invalidArgument, "OpenSSL refused chain certificate \(intermediate.displayName) from \(identity.certificatePath)")
+                throw OpenSSLErrorQueue.error(
+                    .invalidArgument,
+                    "OpenSSL refused chain certificate \(intermediate.displayName) from \(identity.certificatePath)")
             }
         }
         guard SSL_CTX_use_PrivateKey(pointer, identity.key.pointer) == 1, SSL_CTX_check_private_key(pointer) == 1 else {
@@ -250,19 +268,30 @@ public final class TLSContext: @unchecked Sendable {
 
     private func addTrustedCAs(_ authorities: [TrustedCA]) throws {
         guard !authorities.isEmpty else {
-            throw TLSError(.invalidArgument, "no trusted CA configured: every peer must be verified against at least one CA")
+            throw TLSError(
+                .invalidArgument, "no trusted CA configured: every peer must be verified against at least one CA")
         }
         // OpenSSL finds issuers by subject name; two trusted CAs with one name would make
         // "which CA verified this peer" ambiguous.
         for (index, authority) in authorities.enumerated() {
-            for other in authorities[..<index] where X509_NAME_cmp(X509_get_subject_name(authority.certificate.pointer), X509_get_subject_name(other.certificate.pointer)) == 0 {
-                throw TLSError(.invalidArgument, "trusted CAs \"\(other.label)\" and \"\(authority.label)\" have the same subject name; give each CA a distinct common name")
+            for other in authorities[..<index]
+            where X509_NAME_cmp(
+                X509_get_subject_name(authority.certificate.pointer), X509_get_subject_name(other.certificate.pointer))
+                == 0
+            {
+                throw TLSError(
+                    .invalidArgument,
+                    "trusted CAs \"\(other.label)\" and \"\(authority.label)\" have the same subject name; give each CA a distinct common name"
+                )
             }
         }
         let store = SSL_CTX_get_cert_store(pointer)
         for authority in authorities {
             guard X509_check_ca(authority.certificate.pointer) == 1 else {
-                throw TLSError(.invalidArgument, "trusted \(authority.label) certificate \(authority.certificate.displayName) is not a CA certificate")
+                throw TLSError(
+                    .invalidArgument,
+                    "trusted \(authority.label) certificate \(authority.certificate.displayName) is not a CA certificate"
+                )
             }
             guard X509_STORE_add_cert(store, authority.certificate.pointer) == 1 else {
                 throw OpenSSLErrorQueue.error(.openSSL, "could not add \(authority.label) to the trust store")
@@ -292,7 +321,7 @@ private func selectApplicationProtocol(
     argument: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let ssl, let out, let outLength, let offered,
-          let connection = TLSConnection.owning(ssl: ssl)
+        let connection = TLSConnection.owning(ssl: ssl)
     else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     let offeredList = UnsafeBufferPointer(start: offered, count: Int(offeredLength))
     let offeredNames = applicationProtocolNames(offeredList)
@@ -300,7 +329,8 @@ private func selectApplicationProtocol(
         // The enrollment protocol is chosen only for an enrollment connection, and then nothing else.
         ($0 == connection.context.enrollmentProtocolWire) == connection.isEnrollment
     }
-    guard let range = offeredNames.first(where: { name in served.contains { offeredList[name].elementsEqual($0) } }) else {
+    guard let range = offeredNames.first(where: { name in served.contains { offeredList[name].elementsEqual($0) } })
+    else {
         return SSL_TLSEXT_ERR_ALERT_FATAL
     }
     out.pointee = offered + range.lowerBound
@@ -328,7 +358,9 @@ func applicationProtocolNames(_ list: UnsafeBufferPointer<UInt8>) -> [Range<Int>
 /// otherwise finish the handshake without a protocol, and the client would see only a closed
 /// socket). A client offering only the enrollment protocol gets an optional client certificate
 /// (see `TLSConfiguration.enrollmentProtocol`); every other client still must present one.
-private func inspectClientHello(ssl: OpaquePointer?, alert: UnsafeMutablePointer<Int32>?, argument: UnsafeMutableRawPointer?) -> Int32 {
+private func inspectClientHello(
+    ssl: OpaquePointer?, alert: UnsafeMutablePointer<Int32>?, argument: UnsafeMutableRawPointer?
+) -> Int32 {
     guard let ssl, let connection = TLSConnection.owning(ssl: ssl) else { return SSL_CLIENT_HELLO_ERROR }
     guard connection.classifyClientHello() else {
         alert?.pointee = TLS1_AD_NO_APPLICATION_PROTOCOL

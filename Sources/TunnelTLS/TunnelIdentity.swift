@@ -35,8 +35,8 @@ public struct TunnelIdentity: Sendable, Hashable, CustomStringConvertible {
         guard uri.hasPrefix(Self.uriScheme) else { return nil }
         let rest = uri.dropFirst(Self.uriScheme.count)
         guard let slash = rest.firstIndex(of: "/"),
-              let role = Role(rawValue: String(rest[..<slash])),
-              let identity = try? TunnelIdentity(role: role, name: String(rest[rest.index(after: slash)...]))
+            let role = Role(rawValue: String(rest[..<slash])),
+            let identity = try? TunnelIdentity(role: role, name: String(rest[rest.index(after: slash)...]))
         else { return nil }
         self = identity
     }

@@ -16,7 +16,9 @@ public enum InertText {
     ///
     /// Everything else, including ordinary non-ASCII letters, is kept.
     public static func escape(_ text: some StringProtocol) -> String {
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\\") }) else { return String(text) }
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\\") }) else {
+            return String(text)
+        }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {

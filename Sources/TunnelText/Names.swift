@@ -41,15 +41,22 @@ public enum NameKind: Sendable, CaseIterable {
     /// The rule as a person fixing the name reads it.
     public var rule: String {
         switch self {
-        case .node: "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. node-17)"
-        case .service: "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. ssh, k3s-api)"
-        case .role: "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. vendor-acme)"
-        case .labelKey: "use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit, PREFIX a lower-case DNS name (e.g. site or example.com/rack)"
+        case .node:
+            "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. node-17)"
+        case .service:
+            "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. ssh, k3s-api)"
+        case .role:
+            "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. vendor-acme)"
+        case .labelKey:
+            "use [PREFIX/]NAME, NAME being 1–63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit, PREFIX a lower-case DNS name (e.g. site or example.com/rack)"
         case .labelValue: "use at most 63 of A-Z a-z 0-9 . _ - starting and ending with a letter or digit"
         case .tokenID: "a token id is exactly 8 lower-case hex digits (the second part of tnl1.ID.SECRET.CAHASH)"
-        case .user: "use 1–64 of letters, digits, '.', '_', '-', '@', starting with a letter or digit (e.g. alice or alice@example.com)"
-        case .parameterKey: "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. lines)"
-        case .kubernetesGroup: "use 1–253 of A-Z a-z 0-9 and . _ - : @ /, starting with a letter or digit (e.g. edge-viewers or example.com:ops)"
+        case .user:
+            "use 1–64 of letters, digits, '.', '_', '-', '@', starting with a letter or digit (e.g. alice or alice@example.com)"
+        case .parameterKey:
+            "use 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. lines)"
+        case .kubernetesGroup:
+            "use 1–253 of A-Z a-z 0-9 and . _ - : @ /, starting with a letter or digit (e.g. edge-viewers or example.com:ops)"
         }
     }
 
@@ -111,15 +118,20 @@ public enum Names {
 
     /// `text` with only `A-Z` lowered: `String.lowercased()` would turn the Kelvin sign into `k`.
     public static func asciiLowercased(_ text: some StringProtocol) -> String {
-        String(decoding: text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        String(
+            decoding: text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 },
+            as: UTF8.self)
     }
 }
 
 /// The byte-level rules behind `NameKind`.
 enum NameRules {
     static func isDNSLabel(_ bytes: some Collection<UInt8>) -> Bool {
-        guard (1...63).contains(bytes.count), let first = bytes.first, let last = Array(bytes).last else { return false }
-        return isLowerAlnum(first) && isLowerAlnum(last) && bytes.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+        guard (1...63).contains(bytes.count), let first = bytes.first, let last = Array(bytes).last else {
+            return false
+        }
+        return isLowerAlnum(first) && isLowerAlnum(last)
+            && bytes.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
     }
 
     /// Kubernetes label keys: an optional lower-case DNS-subdomain prefix (at most 253 bytes) and `/`, then a name.
@@ -131,7 +143,9 @@ enum NameRules {
         case 2:
             let prefix = parts[0]
             return prefix.count <= 253
-                && prefix.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { isDNSLabel($0) }
+                && prefix.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy {
+                    isDNSLabel($0)
+                }
                 && isLabelName(parts[1])
         default:
             return false
@@ -140,17 +154,21 @@ enum NameRules {
 
     /// 1–63 of `A-Z a-z 0-9 . _ -`, starting and ending with a letter or digit.
     static func isLabelName(_ bytes: some Collection<UInt8>) -> Bool {
-        guard (1...63).contains(bytes.count), let first = bytes.first, let last = Array(bytes).last else { return false }
-        return isAlnum(first) && isAlnum(last) && bytes.allSatisfy {
-            isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+        guard (1...63).contains(bytes.count), let first = bytes.first, let last = Array(bytes).last else {
+            return false
         }
+        return isAlnum(first) && isAlnum(last)
+            && bytes.allSatisfy {
+                isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+            }
     }
 
     /// 1–64 of `A-Z a-z 0-9 . _ - @`, starting with a letter or digit.
     static func isUserName(_ bytes: some Collection<UInt8>) -> Bool {
         guard (1...64).contains(bytes.count), let first = bytes.first, isAlnum(first) else { return false }
         return bytes.allSatisfy {
-            isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "@")
+            isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+                || $0 == UInt8(ascii: "@")
         }
     }
 

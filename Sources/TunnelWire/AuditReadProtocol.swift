@@ -47,8 +47,10 @@ public struct AuditReadReply: Codable, Equatable, Sendable {
         }
         guard name.hasPrefix("recordings/"), name.hasSuffix(".cast") else { return false }
         let file = name.dropFirst("recordings/".count)
-        return !file.hasPrefix(".") && file.utf8.allSatisfy { byte in
-            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 46 || byte == 95
-        }
+        return !file.hasPrefix(".")
+            && file.utf8.allSatisfy { byte in
+                (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45
+                    || byte == 46 || byte == 95
+            }
     }
 }

@@ -1,11 +1,12 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Multiplex
-import TunnelText
 import TunnelTLS
+import TunnelText
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A join token, as `tunnel token create` prints it: `tnl1.ID.SECRET.CAPIN`.
 ///
@@ -29,7 +30,9 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
     /// A fresh token from the system's cryptographic random source.
     public static func generate(caPin: [UInt8]) -> JoinToken {
         var random = SystemRandomNumberGenerator()
-        func hex(_ count: Int) -> String { Hex.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }) }
+        func hex(_ count: Int) -> String {
+            Hex.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &random) })
+        }
         return JoinToken(id: hex(4), secret: hex(16), caPin: caPin)
     }
 
@@ -43,10 +46,13 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses a token, saying which part is wrong.
     public static func parse(_ text: String) throws(FleetFailure) -> JoinToken {
-        let parts = text.trimmingASCIIWhitespace().split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let parts = text.trimmingASCIIWhitespace().split(separator: ".", omittingEmptySubsequences: false).map(
+            String.init)
         guard parts.count == 4, parts[0] == prefix else { throw FleetFailure("this is not a join token: \(shape)") }
         func isHex(_ part: String, _ count: Int) -> Bool { part.count == count && Hex.decode(part) != nil }
-        guard isHex(parts[1], 8), isHex(parts[2], 32) else { throw FleetFailure("the token's ID or secret is malformed: \(shape)") }
+        guard isHex(parts[1], 8), isHex(parts[2], 32) else {
+            throw FleetFailure("the token's ID or secret is malformed: \(shape)")
+        }
         guard isHex(parts[3], 64), let pin = Hex.decode(parts[3]) else {
             throw FleetFailure("the token's CA hash is not 64 hex digits (a SHA-256): \(shape)")
         }
@@ -94,7 +100,9 @@ public struct RedeemRequest: Codable, Equatable, Sendable {
     /// PEM certificate signing request for the node's own key.
     public var csr: String
 
-    public init(tokenID: String, secret: String, nodeName: String?, hostName: String?, labels: [String: String], csr: String) {
+    public init(
+        tokenID: String, secret: String, nodeName: String?, hostName: String?, labels: [String: String], csr: String
+    ) {
         self.tokenID = tokenID
         self.secret = secret
         self.nodeName = nodeName
@@ -190,7 +198,10 @@ public struct TokenInfo: Codable, Equatable, Sendable {
     public var usesCount: Int
     public var createdBy: String
 
-    public init(id: String, nodeName: String?, namePrefix: String?, labels: [String: String], createdAt: Int64, expiresAt: Int64, usesAllowed: Int, usesCount: Int, createdBy: String) {
+    public init(
+        id: String, nodeName: String?, namePrefix: String?, labels: [String: String], createdAt: Int64,
+        expiresAt: Int64, usesAllowed: Int, usesCount: Int, createdBy: String
+    ) {
         self.id = id
         self.nodeName = nodeName
         self.namePrefix = namePrefix
@@ -212,7 +223,10 @@ public struct UserInfo: Codable, Equatable, Sendable {
     public var certificateNotAfter: Int64?
     public var revokedAt: Int64?
 
-    public init(name: String, roles: [String], createdAt: Int64, createdBy: String, certificateNotAfter: Int64?, revokedAt: Int64?) {
+    public init(
+        name: String, roles: [String], createdAt: Int64, createdBy: String, certificateNotAfter: Int64?,
+        revokedAt: Int64?
+    ) {
         self.name = name
         self.roles = roles
         self.createdAt = createdAt

@@ -65,7 +65,9 @@ public enum ShellFraming {
     }
 
     private static func appendUInt32(_ value: UInt32, to out: inout [UInt8]) {
-        out.append(contentsOf: [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)])
+        out.append(contentsOf: [
+            UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff),
+        ])
     }
 }
 
@@ -112,7 +114,7 @@ public struct ShellFrameDecoder {
             }
             let payload = input[(input.startIndex + ShellFraming.headerLength)..<(input.startIndex + frameLength)]
             input = input.dropFirst(frameLength)
-            if input.isEmpty { input = [] }  // stop pinning the caller's buffer
+            if input.isEmpty { input = [] } // stop pinning the caller's buffer
             return body(type, payload)
         }
         if partial.count < ShellFraming.headerLength {
@@ -144,14 +146,19 @@ public struct ShellFrameDecoder {
         guard let type = ShellFraming.FrameType(rawValue: bytes[base]) else {
             throw Failure(.protocolError, "unknown shell frame type \(bytes[base])")
         }
-        let length = Int(bytes[base + 1]) << 24 | Int(bytes[base + 2]) << 16 | Int(bytes[base + 3]) << 8 | Int(bytes[base + 4])
+        let length =
+            Int(bytes[base + 1]) << 24 | Int(bytes[base + 2]) << 16 | Int(bytes[base + 3]) << 8 | Int(bytes[base + 4])
         switch (type, direction) {
         case (.data, _):
             guard length <= ShellFraming.maxPayloadLength else {
-                throw Failure(.frameSizeError, "shell data frame of \(length) bytes; at most \(ShellFraming.maxPayloadLength) allowed")
+                throw Failure(
+                    .frameSizeError,
+                    "shell data frame of \(length) bytes; at most \(ShellFraming.maxPayloadLength) allowed")
             }
         case (.resize, .toNode), (.exit, .toOperator):
-            guard length == 4 else { throw Failure(.frameSizeError, "shell \(type) frame of \(length) bytes; it has 4") }
+            guard length == 4 else {
+                throw Failure(.frameSizeError, "shell \(type) frame of \(length) bytes; it has 4")
+            }
         case (.resize, .toOperator), (.exit, .toNode):
             throw Failure(.protocolError, "shell \(type) frame sent the wrong way")
         }
@@ -164,10 +171,13 @@ public struct ShellFrameDecoder {
         case .data:
             return .data(payload)
         case .resize:
-            return .resize(columns: UInt16(payload[base]) << 8 | UInt16(payload[base + 1]),
-                           rows: UInt16(payload[base + 2]) << 8 | UInt16(payload[base + 3]))
+            return .resize(
+                columns: UInt16(payload[base]) << 8 | UInt16(payload[base + 1]),
+                rows: UInt16(payload[base + 2]) << 8 | UInt16(payload[base + 3]))
         case .exit:
-            let status = UInt32(payload[base]) << 24 | UInt32(payload[base + 1]) << 16 | UInt32(payload[base + 2]) << 8 | UInt32(payload[base + 3])
+            let status =
+                UInt32(payload[base]) << 24 | UInt32(payload[base + 1]) << 16 | UInt32(payload[base + 2]) << 8
+                | UInt32(payload[base + 3])
             exited = true
             return .exit(status: Int32(bitPattern: status))
         }
@@ -206,9 +216,11 @@ public struct ShellParameters: Equatable, Sendable {
     /// names use. A size of 0 is refused: no terminal is that small, and programs divide by it.
     public init(_ parameters: [String: String]) throws(Failure) {
         guard let term = parameters[Self.termKey], (1...Self.maxTermLength).contains(term.utf8.count),
-              term.utf8.allSatisfy(Self.isTermCharacter)
+            term.utf8.allSatisfy(Self.isTermCharacter)
         else {
-            throw Failure(TunnelErrorCode.badRequest, "shell parameter \(Self.termKey) (the TERM variable) must be a terminal type such as xterm-256color")
+            throw Failure(
+                TunnelErrorCode.badRequest,
+                "shell parameter \(Self.termKey) (the TERM variable) must be a terminal type such as xterm-256color")
         }
         func size(_ key: String) throws(Failure) -> UInt16 {
             guard let text = parameters[key], let value = UInt16(text), value > 0 else {
@@ -218,9 +230,13 @@ public struct ShellParameters: Equatable, Sendable {
         }
         let command = parameters[Self.commandKey]
         if let command {
-            guard (1...Self.maxCommandLength).contains(command.utf8.count), command.utf8.allSatisfy(Self.isCommandCharacter) else {
-                throw Failure(TunnelErrorCode.badRequest,
-                              "shell parameter \(Self.commandKey) must be 1 to \(Self.maxCommandLength) bytes without control characters other than tab and newline")
+            guard (1...Self.maxCommandLength).contains(command.utf8.count),
+                command.utf8.allSatisfy(Self.isCommandCharacter)
+            else {
+                throw Failure(
+                    TunnelErrorCode.badRequest,
+                    "shell parameter \(Self.commandKey) must be 1 to \(Self.maxCommandLength) bytes without control characters other than tab and newline"
+                )
             }
         }
         self.init(term: term, columns: try size(Self.columnsKey), rows: try size(Self.rowsKey), command: command)
@@ -235,8 +251,9 @@ public struct ShellParameters: Equatable, Sendable {
     /// Letters, digits and `+-._`, as in `xterm-256color` or `screen.xterm`.
     static func isTermCharacter(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
             true
         default:
             false

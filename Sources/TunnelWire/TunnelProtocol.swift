@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Multiplex
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What rides in stream metadata between operators, the gateway and nodes (`docs/TUNNEL.md` §3).
 /// JSON, so a stranger can read it in a packet capture of the plaintext and so fields can be
@@ -155,7 +156,8 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var revokedAt: Int64?
 
     public init(
-        name: String, online: Bool, replica: String? = nil, labels: [String: String], services: [String], remoteAddress: String,
+        name: String, online: Bool, replica: String? = nil, labels: [String: String], services: [String],
+        remoteAddress: String,
         connectedSince: Double?, lastKeepaliveSecondsAgo: Double?, version: String, previousSessionEnded: String?,
         certificateNotAfter: Int64? = nil, lastSeen: Int64? = nil, revokedAt: Int64? = nil
     ) {
@@ -226,7 +228,9 @@ public enum TunnelErrorCode {
     /// the codes that end a whole session (revoked, replaced, wrong-role) the gateway's own
     /// sentence follows, since it says what happened (who revoked, from where).
     public static func explain(_ failure: Failure, node: String, service: String) -> String {
-        let detail = failure.reason.hasPrefix(goingAwayPrefix) ? String(failure.reason.dropFirst(goingAwayPrefix.count)) : failure.reason
+        let detail =
+            failure.reason.hasPrefix(goingAwayPrefix)
+            ? String(failure.reason.dropFirst(goingAwayPrefix.count)) : failure.reason
         return switch failure.code {
         case unknownNode: "node \(node) is not connected to the gateway; `tunnel nodes` lists the connected ones"
         case unknownService: "node \(node) offers no service \"\(service)\"; `tunnel nodes` lists each node's services"
@@ -238,7 +242,8 @@ public enum TunnelErrorCode {
         case revoked: "the gateway revoked your access or no longer accepts your certificate (\(detail)); ask an admin"
         case replaced: "the session was replaced by a newer one (\(detail))"
         case wrongRole: "the gateway refused this certificate for this kind of connection (\(detail))"
-        case auditUnavailable: "the gateway cannot write its audit log, so it opens no new streams; tell the gateway's admin"
+        case auditUnavailable:
+            "the gateway cannot write its audit log, so it opens no new streams; tell the gateway's admin"
         case .refusedStream: "the gateway or node refused the stream (going away or too many streams); retry"
         default: "the stream to \(service) on \(node) was reset (\(name(failure.code)))"
         }

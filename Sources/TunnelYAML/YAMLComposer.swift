@@ -25,7 +25,7 @@ public enum YAMLComposer {
     /// The document's root; nil for an empty document (nothing but comments, say).
     public static func compose(_ text: String, limits: Limits = Limits()) throws(YAMLError) -> YAMLNode? {
         var bytes = Array(text.utf8)
-        bytes.append(0)  // libyaml never reads past `size`; the 0 only keeps the buffer non-empty
+        bytes.append(0) // libyaml never reads past `size`; the 0 only keeps the buffer non-empty
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else { throw YAMLError(line: 1, problem: "out of memory") }
         defer { yaml_parser_delete(&parser) }
@@ -68,7 +68,9 @@ private struct TreeBuilder {
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             documents += 1
-            guard documents == 1 else { throw YAMLError(line: line, problem: "a second document (---); a file holds one") }
+            guard documents == 1 else {
+                throw YAMLError(line: line, problem: "a second document (---); a file holds one")
+            }
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
             let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
@@ -85,12 +87,14 @@ private struct TreeBuilder {
         case YAML_ALIAS_EVENT:
             throw YAMLError(line: line, problem: "aliases (*name) are not accepted; write the value out")
         default:
-            break  // stream start, document end: nothing to build
+            break // stream start, document end: nothing to build
         }
     }
 
     private mutating func open(_ collection: Open, line: Int) throws(YAMLError) {
-        guard stack.count < limits.depth else { throw YAMLError(line: line, problem: "nested deeper than \(limits.depth) levels") }
+        guard stack.count < limits.depth else {
+            throw YAMLError(line: line, problem: "nested deeper than \(limits.depth) levels")
+        }
         try count(line: line)
         stack.append(collection)
     }

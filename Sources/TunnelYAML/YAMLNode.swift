@@ -55,8 +55,12 @@ public struct YAMLNode: Sendable, Equatable {
     /// the three cases YAML allows), plain only; nil for anything else, "true" in quotes included.
     public var bool: Bool? {
         guard case .scalar(let text, plain: true) = content else { return nil }
-        for word in ["true", "yes", "on"] where [word, word.capitalized, word.uppercased()].contains(text) { return true }
-        for word in ["false", "no", "off"] where [word, word.capitalized, word.uppercased()].contains(text) { return false }
+        for word in ["true", "yes", "on"] where [word, word.capitalized, word.uppercased()].contains(text) {
+            return true
+        }
+        for word in ["false", "no", "off"] where [word, word.capitalized, word.uppercased()].contains(text) {
+            return false
+        }
         return nil
     }
 
@@ -70,7 +74,7 @@ public struct YAMLNode: Sendable, Equatable {
     }
 }
 
-private extension String {
+extension String {
     /// ASCII capitalisation (`true` → `True`), which is all YAML's boolean spellings need.
-    var capitalized: String { prefix(1).uppercased() + dropFirst() }
+    fileprivate var capitalized: String { prefix(1).uppercased() + dropFirst() }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// `Duration.wholeMilliseconds`, the one conversion the timers and the decisions use: hand-written

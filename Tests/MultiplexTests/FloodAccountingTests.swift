@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// Whose frames the flood guard charges (`docs/PROTOCOL.md` §9): only the peer's own resets of

@@ -1,20 +1,23 @@
 import Testing
+
 @testable import Multiplex
 
 @Suite("Flow control")
 struct FlowControlTests {
     /// Credit after a grant, or nil when the grant must be refused as a flow-control error.
-    @Test("window arithmetic at the 31-bit boundary", arguments: [
-        (UInt32(0), UInt32((1 << 31) - 2), Int64((1 << 31) - 2)),
-        (0, (1 << 31) - 1, (1 << 31) - 1),
-        (0, 1 << 31, nil),
-        (0, UInt32.max, nil),
-        (1, (1 << 31) - 2, (1 << 31) - 1),
-        (1, (1 << 31) - 1, nil),
-        ((1 << 31) - 2, 1, (1 << 31) - 1),
-        ((1 << 31) - 1, 1, nil),
-        ((1 << 31) - 1, UInt32.max, nil),
-    ] as [(UInt32, UInt32, Int64?)])
+    @Test(
+        "window arithmetic at the 31-bit boundary",
+        arguments: [
+            (UInt32(0), UInt32((1 << 31) - 2), Int64((1 << 31) - 2)),
+            (0, (1 << 31) - 1, (1 << 31) - 1),
+            (0, 1 << 31, nil),
+            (0, UInt32.max, nil),
+            (1, (1 << 31) - 2, (1 << 31) - 1),
+            (1, (1 << 31) - 1, nil),
+            ((1 << 31) - 2, 1, (1 << 31) - 1),
+            ((1 << 31) - 1, 1, nil),
+            ((1 << 31) - 1, UInt32.max, nil),
+        ] as [(UInt32, UInt32, Int64?)])
     func sendCreditBoundaries(initial: UInt32, increment: UInt32, expected: Int64?) {
         var credit = SendCredit(initial: initial)
         do {
@@ -45,7 +48,7 @@ struct FlowControlTests {
         #expect(window.wantsUpdate)
         #expect(window.takeUpdate(now: .zero, roundTrip: nil) == 500)
         #expect(window.peerCredit == 500)
-        window.consume(10_000)  // more than held is clamped
+        window.consume(10_000) // more than held is clamped
         #expect(window.unconsumed == 0)
         #expect(window.takeUpdate(now: .zero, roundTrip: nil) == 500)
         #expect(window.peerCredit == 1000)
@@ -63,10 +66,10 @@ struct FlowControlTests {
             window.consume(Int(window.unconsumed))
             _ = window.takeUpdate(now: now, roundTrip: roundTrip)
             if window.window > before { growths += 1 }
-            now = now + .milliseconds(20)  // faster than 2 × RTT: window-limited
+            now = now + .milliseconds(20) // faster than 2 × RTT: window-limited
         }
         #expect(window.window == 1 << 24)
-        #expect(growths == 6)  // 256 KiB → 16 MiB is six doublings
+        #expect(growths == 6) // 256 KiB → 16 MiB is six doublings
         #expect(window.peerCredit == 1 << 24)
     }
 
@@ -78,7 +81,7 @@ struct FlowControlTests {
             try window.receive(Int(window.peerCredit))
             window.consume(Int(window.unconsumed))
             _ = window.takeUpdate(now: now, roundTrip: .milliseconds(50))
-            now = now + .milliseconds(150)  // slower than 2 × RTT: reader-limited
+            now = now + .milliseconds(150) // slower than 2 × RTT: reader-limited
         }
         #expect(window.window == 1 << 18)
     }

@@ -1,10 +1,14 @@
 import Testing
+
 @testable import Multiplex
 
 @Suite("Frame codec")
 struct FrameCodecTests {
     static let sampleFrames: [Frame] = [
-        .hello(HelloFrame(minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144, connectionWindow: 1 << 26)),
+        .hello(
+            HelloFrame(
+                minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144,
+                connectionWindow: 1 << 26)),
         .open(1, metadata: Array("ssh".utf8)[...], interactive: true, fin: false),
         .open(3, metadata: [], interactive: false, fin: true),
         .accept(1, metadata: [1, 2, 3], fin: false),
@@ -51,34 +55,38 @@ struct FrameCodecTests {
     }
 
     static func header(type: UInt8, flags: UInt8 = 0, length: Int, stream: UInt32) -> [UInt8] {
-        [type, flags, UInt8(length >> 8), UInt8(length & 0xFF),
-         UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF)]
+        [
+            type, flags, UInt8(length >> 8), UInt8(length & 0xFF),
+            UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF),
+        ]
     }
 
     /// Every malformed header is refused from its 8 bytes alone, before any payload is buffered.
-    @Test("malformed headers are refused with the right code", arguments: [
-        (header(type: 0x8, length: 0, stream: 1), ErrorCode.protocolError),               // unknown type
-        (header(type: 0x3, flags: 0x2, length: 0, stream: 1), .protocolError),            // undefined flag on DATA
-        (header(type: 0x6, flags: 0x2, length: 8, stream: 0), .protocolError),            // undefined flag on PING
-        (header(type: 0x3, length: Limits.maxDataPayload + 1, stream: 1), .frameSizeError),
-        (header(type: 0x3, length: 0xFFFF, stream: 1), .frameSizeError),
-        (header(type: 0x1, length: Limits.maxMetadataLength + 1, stream: 1), .frameSizeError),
-        (header(type: 0x2, length: Limits.maxMetadataLength + 1, stream: 2), .frameSizeError),
-        (header(type: 0x4, length: 3, stream: 1), .frameSizeError),
-        (header(type: 0x4, length: 5, stream: 1), .frameSizeError),
-        (header(type: 0x5, length: 0, stream: 1), .frameSizeError),
-        (header(type: 0x6, length: 7, stream: 0), .frameSizeError),
-        (header(type: 0x7, length: 8 + Limits.maxGoAwayMessage + 1, stream: 0), .frameSizeError),
-        (header(type: 0x0, length: 15, stream: 0), .frameSizeError),
-        (header(type: 0x0, length: Limits.maxHelloPayload + 1, stream: 0), .frameSizeError),
-        (header(type: 0x3, length: 0, stream: 0), .protocolError),                        // DATA on stream 0
-        (header(type: 0x1, length: 0, stream: 0), .protocolError),                        // OPEN on stream 0
-        (header(type: 0x5, length: 4, stream: 0), .protocolError),                        // RESET on stream 0
-        (header(type: 0x6, length: 8, stream: 1), .protocolError),                        // PING on a stream
-        (header(type: 0x7, length: 8, stream: 3), .protocolError),                        // GOAWAY on a stream
-        (header(type: 0x0, length: 16, stream: 1), .protocolError),                       // HELLO on a stream
-        (header(type: 0x3, length: 0, stream: 0x8000_0001), .protocolError),              // reserved top bit
-    ])
+    @Test(
+        "malformed headers are refused with the right code",
+        arguments: [
+            (header(type: 0x8, length: 0, stream: 1), ErrorCode.protocolError), // unknown type
+            (header(type: 0x3, flags: 0x2, length: 0, stream: 1), .protocolError), // undefined flag on DATA
+            (header(type: 0x6, flags: 0x2, length: 8, stream: 0), .protocolError), // undefined flag on PING
+            (header(type: 0x3, length: Limits.maxDataPayload + 1, stream: 1), .frameSizeError),
+            (header(type: 0x3, length: 0xFFFF, stream: 1), .frameSizeError),
+            (header(type: 0x1, length: Limits.maxMetadataLength + 1, stream: 1), .frameSizeError),
+            (header(type: 0x2, length: Limits.maxMetadataLength + 1, stream: 2), .frameSizeError),
+            (header(type: 0x4, length: 3, stream: 1), .frameSizeError),
+            (header(type: 0x4, length: 5, stream: 1), .frameSizeError),
+            (header(type: 0x5, length: 0, stream: 1), .frameSizeError),
+            (header(type: 0x6, length: 7, stream: 0), .frameSizeError),
+            (header(type: 0x7, length: 8 + Limits.maxGoAwayMessage + 1, stream: 0), .frameSizeError),
+            (header(type: 0x0, length: 15, stream: 0), .frameSizeError),
+            (header(type: 0x0, length: Limits.maxHelloPayload + 1, stream: 0), .frameSizeError),
+            (header(type: 0x3, length: 0, stream: 0), .protocolError), // DATA on stream 0
+            (header(type: 0x1, length: 0, stream: 0), .protocolError), // OPEN on stream 0
+            (header(type: 0x5, length: 4, stream: 0), .protocolError), // RESET on stream 0
+            (header(type: 0x6, length: 8, stream: 1), .protocolError), // PING on a stream
+            (header(type: 0x7, length: 8, stream: 3), .protocolError), // GOAWAY on a stream
+            (header(type: 0x0, length: 16, stream: 1), .protocolError), // HELLO on a stream
+            (header(type: 0x3, length: 0, stream: 0x8000_0001), .protocolError), // reserved top bit
+        ])
     func malformedHeader(bytes: [UInt8], code: ErrorCode) {
         var decoder = FrameDecoder()
         decoder.append(bytes[...])
@@ -121,7 +129,8 @@ struct FrameCodecTests {
     @Test("a frame that arrives whole is handed on without a copy")
     func wholeFrameIsASlice() throws {
         var decoder = FrameDecoder()
-        let bytes = FrameEncoder.encode(.data(1, [1, 2, 3, 4][...], fin: false))
+        let bytes =
+            FrameEncoder.encode(.data(1, [1, 2, 3, 4][...], fin: false))
             + FrameEncoder.encode(.data(1, [5, 6][...], fin: false))
         decoder.append(bytes[...])
         _ = try decoder.next()

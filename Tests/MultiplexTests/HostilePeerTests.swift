@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// A session under test facing a hand-driven peer that writes raw frames.
@@ -10,10 +11,15 @@ final class RawPeer {
     var sent: [Frame] = []
     private var decoder = FrameDecoder()
 
-    static let hello = Frame.hello(HelloFrame(
-        minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144, connectionWindow: 1 << 26))
+    static let hello = Frame.hello(
+        HelloFrame(
+            minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144,
+            connectionWindow: 1 << 26))
 
-    init(role: Role = .acceptor, configuration: SessionConfiguration = SessionConfiguration(), hello: Frame? = RawPeer.hello) {
+    init(
+        role: Role = .acceptor, configuration: SessionConfiguration = SessionConfiguration(),
+        hello: Frame? = RawPeer.hello
+    ) {
         session = Session(role: role, configuration: configuration, now: now)
         if let hello { send(hello) }
     }
@@ -79,13 +85,21 @@ struct HostilePeerTests {
 
     @Test("no common version ends the session with unsupported-version", arguments: [(UInt8(2), UInt8(3)), (0, 0)])
     func versionMismatch(min: UInt8, max: UInt8) {
-        let peer = RawPeer(hello: .hello(HelloFrame(minVersion: min, maxVersion: max, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1)))
+        let peer = RawPeer(
+            hello: .hello(
+                HelloFrame(
+                    minVersion: min, maxVersion: max, maxConcurrentStreams: 1, initialStreamWindow: 1,
+                    connectionWindow: 1)))
         #expect(peer.closure?.code == .unsupportedVersion)
     }
 
     @Test("a peer that also speaks later versions settles on version 1")
     func versionRange() {
-        let peer = RawPeer(hello: .hello(HelloFrame(minVersion: 1, maxVersion: 9, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1)))
+        let peer = RawPeer(
+            hello: .hello(
+                HelloFrame(
+                    minVersion: 1, maxVersion: 9, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1))
+        )
         #expect(peer.closure == nil)
     }
 
@@ -98,7 +112,11 @@ struct HostilePeerTests {
 
     @Test("HELLO windows above 2^31-1 are refused")
     func helloWindowTooLarge() {
-        let peer = RawPeer(hello: .hello(HelloFrame(minVersion: 1, maxVersion: 1, maxConcurrentStreams: 1, initialStreamWindow: 1 << 31, connectionWindow: 1)))
+        let peer = RawPeer(
+            hello: .hello(
+                HelloFrame(
+                    minVersion: 1, maxVersion: 1, maxConcurrentStreams: 1, initialStreamWindow: 1 << 31,
+                    connectionWindow: 1)))
         #expect(peer.closure?.code == .flowControlError)
     }
 
@@ -119,10 +137,12 @@ struct HostilePeerTests {
         #expect(duplicate.closure?.code == .protocolError)
     }
 
-    @Test("frames for streams that were never opened are protocol errors", arguments: [
-        Frame.data(7, [1][...], fin: false), .windowUpdate(7, increment: 1), .reset(7, .cancel),
-        .accept(2, metadata: [], fin: false),
-    ])
+    @Test(
+        "frames for streams that were never opened are protocol errors",
+        arguments: [
+            Frame.data(7, [1][...], fin: false), .windowUpdate(7, increment: 1), .reset(7, .cancel),
+            .accept(2, metadata: [], fin: false),
+        ])
     func idleStreamFrames(frame: Frame) {
         let peer = RawPeer(role: .acceptor)
         peer.send(frame)
@@ -171,7 +191,9 @@ struct HostilePeerTests {
 
         // Two streams, each within its own window, together beyond the connection's.
         let connectionLevel = RawPeer(role: .acceptor, configuration: configuration)
-        connectionLevel.send(.open(1, metadata: [], interactive: false, fin: false), .open(3, metadata: [], interactive: false, fin: false))
+        connectionLevel.send(
+            .open(1, metadata: [], interactive: false, fin: false),
+            .open(3, metadata: [], interactive: false, fin: false))
         connectionLevel.send(.data(1, Array(repeating: 0, count: 16_384)[...], fin: false))
         #expect(connectionLevel.closure == nil)
         connectionLevel.send(.data(3, [0][...], fin: false))
@@ -222,7 +244,12 @@ struct HostilePeerTests {
 
     @Test("we never open more streams than the peer allows")
     func localCap() throws {
-        let peer = RawPeer(role: .dialer, hello: .hello(HelloFrame(minVersion: 1, maxVersion: 1, maxConcurrentStreams: 2, initialStreamWindow: 65_536, connectionWindow: 65_536)))
+        let peer = RawPeer(
+            role: .dialer,
+            hello: .hello(
+                HelloFrame(
+                    minVersion: 1, maxVersion: 1, maxConcurrentStreams: 2, initialStreamWindow: 65_536,
+                    connectionWindow: 65_536)))
         _ = try peer.session.openStream(metadata: [])
         _ = try peer.session.openStream(metadata: [])
         #expect(throws: MultiplexError.streamLimitReached(2)) { try peer.session.openStream(metadata: []) }
@@ -234,8 +261,14 @@ struct HostilePeerTests {
         let ids = try (0..<3).map { _ in try peer.session.openStream(metadata: []) }
         peer.readOutput()
         #expect(!peer.sent.contains { if case .open = $0 { true } else { false } })
-        peer.send(.hello(HelloFrame(minVersion: 1, maxVersion: 1, maxConcurrentStreams: 2, initialStreamWindow: 65_536, connectionWindow: 65_536)))
-        #expect(peer.events.contains(.streamReset(ids[2], Failure(.refusedStream, "the peer allows only 2 concurrent streams"))))
+        peer.send(
+            .hello(
+                HelloFrame(
+                    minVersion: 1, maxVersion: 1, maxConcurrentStreams: 2, initialStreamWindow: 65_536,
+                    connectionWindow: 65_536)))
+        #expect(
+            peer.events.contains(
+                .streamReset(ids[2], Failure(.refusedStream, "the peer allows only 2 concurrent streams"))))
         let opens = peer.sent.compactMap { if case .open(let id, _, _, _) = $0 { id } else { nil } }
         #expect(opens == Array(ids.prefix(2)))
     }
@@ -299,11 +332,12 @@ struct HostilePeerTests {
         let peer = RawPeer(role: .acceptor)
         peer.send(.open(1, metadata: [], interactive: false, fin: false))
         try peer.session.accept(1)
-        let frame: Frame = switch kind {
-        case "ping": .ping(opaque: 7, ack: false)
-        case "empty data": .data(1, [], fin: false)
-        default: .windowUpdate(1, increment: 1)
-        }
+        let frame: Frame =
+            switch kind {
+            case "ping": .ping(opaque: 7, ack: false)
+            case "empty data": .data(1, [], fin: false)
+            default: .windowUpdate(1, increment: 1)
+            }
         for _ in 0..<1100 where peer.closure == nil { peer.send(frame) }
         #expect(peer.closure?.code == .enhanceYourCalm)
     }

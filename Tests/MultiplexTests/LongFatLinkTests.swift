@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// One stream over a simulated link with real latency, on the virtual clock: window auto-tuning
@@ -71,18 +72,21 @@ struct LongFatLinkTests {
 
     @Test("a window-limited stream grows its window to 16 MiB and fills a 50 ms link")
     func windowGrows() {
-        let outcome = Self.run(oneWayDelay: .milliseconds(25), bytesPerMillisecond: 1 << 20, seconds: 4, maxStreamWindow: 16 << 20)
-        let fixedWindowRate = 256 * 1024 * 20  // 256 KiB per 50 ms round trip, per second
+        let outcome = Self.run(
+            oneWayDelay: .milliseconds(25), bytesPerMillisecond: 1 << 20, seconds: 4, maxStreamWindow: 16 << 20)
+        let fixedWindowRate = 256 * 1024 * 20 // 256 KiB per 50 ms round trip, per second
         #expect(outcome.finalWindow == 16 << 20)
-        #expect(outcome.bytesInLastSecond > 20 * fixedWindowRate,
-                "\(outcome.bytesInLastSecond) B/s in the last second; a fixed window carries \(fixedWindowRate)")
+        #expect(
+            outcome.bytesInLastSecond > 20 * fixedWindowRate,
+            "\(outcome.bytesInLastSecond) B/s in the last second; a fixed window carries \(fixedWindowRate)")
         // Frame headers aside, data in flight never exceeds what the receiver granted.
         #expect(outcome.maxInFlightData <= (16 << 20) + (16 << 20) / Limits.maxDataPayload * Limits.frameHeaderLength)
     }
 
     @Test("with growth capped at the initial window, the same link carries only window per round trip")
     func fixedWindowIsSlow() {
-        let outcome = Self.run(oneWayDelay: .milliseconds(25), bytesPerMillisecond: 1 << 20, seconds: 2, maxStreamWindow: 256 * 1024)
+        let outcome = Self.run(
+            oneWayDelay: .milliseconds(25), bytesPerMillisecond: 1 << 20, seconds: 2, maxStreamWindow: 256 * 1024)
         #expect(outcome.finalWindow == 256 * 1024)
         #expect(outcome.bytesInLastSecond <= 256 * 1024 * 21)
     }

@@ -114,9 +114,11 @@ final class SessionPair {
     /// Largest number of bytes the receiver ever held unconsumed on one stream.
     var maxHeldPerStream = 0
 
-    init(configuration: SessionConfiguration = SessionConfiguration(),
-         acceptorConfiguration: SessionConfiguration? = nil,
-         chunking: Chunking = .whole, seed: UInt64 = 1) {
+    init(
+        configuration: SessionConfiguration = SessionConfiguration(),
+        acceptorConfiguration: SessionConfiguration? = nil,
+        chunking: Chunking = .whole, seed: UInt64 = 1
+    ) {
         dialer = Peer(Session(role: .dialer, configuration: configuration, now: now))
         acceptor = Peer(Session(role: .acceptor, configuration: acceptorConfiguration ?? configuration, now: now))
         self.chunking = chunking

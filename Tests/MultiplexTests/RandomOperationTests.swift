@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// Thousands of random operation sequences from a fixed seed. A failure names the sequence;
@@ -52,24 +53,33 @@ struct RandomOperationTests {
             if debug { print("op \(op) by \(actor === pair.dialer ? "dialer" : "acceptor") live \(live)") }
             switch op {
             case 0..<15:
-                if actor.session.canOpenStream, let id = try? actor.session.openStream(metadata: [UInt8(index & 0xFF)], interactive: random.next() & 1 == 0) {
+                if actor.session.canOpenStream,
+                    let id = try? actor.session.openStream(
+                        metadata: [UInt8(index & 0xFF)], interactive: random.next() & 1 == 0)
+                {
                     models[id] = StreamModel(opener: actor, acceptor: other)
                 }
             case 15..<50:
                 guard let id = live.randomElement(using: &random), !actor.waiting.contains(id),
-                      actor.session.state(of: id).canSend, models[id]!.finishedBy.contains(ObjectIdentifier(actor)) == false
+                    actor.session.state(of: id).canSend,
+                    models[id]!.finishedBy.contains(ObjectIdentifier(actor)) == false
                 else { break }
-                let size = random.next() % 20 == 0 ? Int.random(in: 0...40_000, using: &random) : Int.random(in: 0...1500, using: &random)
+                let size =
+                    random.next() % 20 == 0
+                    ? Int.random(in: 0...40_000, using: &random) : Int.random(in: 0...1500, using: &random)
                 let offset = models[id]!.sent[ObjectIdentifier(actor), default: 0]
                 do {
-                    if try !actor.session.write(pattern(stream: id, from: offset, count: size), on: id) { actor.waiting.insert(id) }
+                    if try !actor.session.write(pattern(stream: id, from: offset, count: size), on: id) {
+                        actor.waiting.insert(id)
+                    }
                     models[id]!.sent[ObjectIdentifier(actor)] = offset + size
                 } catch {
                     return "write on \(id) refused: \(error)"
                 }
             case 50..<60:
                 guard let id = live.randomElement(using: &random), actor.session.state(of: id).canSend,
-                      !models[id]!.finishedBy.contains(ObjectIdentifier(actor)) else { break }
+                    !models[id]!.finishedBy.contains(ObjectIdentifier(actor))
+                else { break }
                 do {
                     try actor.session.finish(id)
                     models[id]!.finishedBy.insert(ObjectIdentifier(actor))
@@ -85,7 +95,11 @@ struct RandomOperationTests {
                 if actor.consumesData { actor.consumeHeld() }
             case 70..<90:
                 let moved = pair.transfer(from: actor, to: other)
-                if debug { print("moved \(moved) closed \(String(describing: actor.session.closure)) other \(String(describing: other.session.closure))") }
+                if debug {
+                    print(
+                        "moved \(moved) closed \(String(describing: actor.session.closure)) other \(String(describing: other.session.closure))"
+                    )
+                }
                 pair.dialer.drainEvents()
                 pair.acceptor.drainEvents()
             case 90..<98:
@@ -123,7 +137,8 @@ struct RandomOperationTests {
                 let got = reader.received[id, default: 0]
                 if got != sent { return "stream \(id): \(sent) bytes sent, \(got) received" }
                 if model.finishedBy.contains(ObjectIdentifier(writer)) != reader.finished.contains(id) {
-                    return "stream \(id): FIN sent \(model.finishedBy.contains(ObjectIdentifier(writer))), seen \(reader.finished.contains(id))"
+                    return
+                        "stream \(id): FIN sent \(model.finishedBy.contains(ObjectIdentifier(writer))), seen \(reader.finished.contains(id))"
                 }
             }
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// Issue #12: the order and size of DATA frames when several streams wait to send.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 @Suite("Two sessions back to back")
@@ -16,8 +17,9 @@ struct SessionPairTests {
         }
     }
 
-    @Test("every byte of every stream arrives once and in order, however the wire is cut",
-          arguments: [0, 1, 2])
+    @Test(
+        "every byte of every stream arrives once and in order, however the wire is cut",
+        arguments: [0, 1, 2])
     func exchange(chunkingIndex: Int) throws {
         let pair = SessionPair(chunking: Self.chunkings[chunkingIndex], seed: 42)
         let sizes = chunkingIndex == 1 ? [0, 1, 70_000] : [0, 1, 16_384, 16_385, 300_000, 1_000_000]
@@ -82,7 +84,9 @@ struct SessionPairTests {
         pair.pump()
         pair.acceptor.session.goAway(reason: "maintenance")
         pair.pump()
-        #expect(pair.dialer.events.contains(.peerGoingAway(lastStreamID: early, Failure(.noError, "peer is going away: maintenance"))))
+        #expect(
+            pair.dialer.events.contains(
+                .peerGoingAway(lastStreamID: early, Failure(.noError, "peer is going away: maintenance"))))
         #expect(throws: MultiplexError.goingAway) { try pair.dialer.session.openStream(metadata: []) }
         #expect(pair.acceptor.session.closure == nil, "a stream is still open")
         try send(100_000, on: early, from: pair.dialer, pair: pair)
@@ -110,8 +114,9 @@ struct SessionPairTests {
         #expect(pair.acceptor.opened == [first])
     }
 
-    @Test("a peer that goes silent is declared dead after the configured misses, not before",
-          arguments: [(15, 3), (5, 2), (1, 10)])
+    @Test(
+        "a peer that goes silent is declared dead after the configured misses, not before",
+        arguments: [(15, 3), (5, 2), (1, 10)])
     func deadPeer(intervalSeconds: Int, misses: Int) throws {
         var configuration = SessionConfiguration()
         configuration.keepaliveInterval = .seconds(intervalSeconds)

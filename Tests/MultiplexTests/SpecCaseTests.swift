@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// The cases `docs/PROTOCOL.md` used to leave to guesswork (issue 9, item 11), each pinned to the
@@ -24,18 +25,20 @@ struct SpecCaseTests {
         #expect(peer.closure?.code == .protocolError)
     }
 
-    @Test("a header that breaks several rules gets the code of the first check (§2)", arguments: [
-        // Unknown type 0x9 with an undefined flag and a huge length: the type is checked first.
-        ([0x09, 0xFF, 0xFF, 0xFF, 0x80, 0, 0, 1], ErrorCode.protocolError),
-        // DATA with an undefined flag and a length above 16 KiB: flags before length.
-        ([0x03, 0x04, 0x40, 0x01, 0, 0, 0, 1], .protocolError),
-        // PING of 9 bytes on stream 5: length before the stream rule.
-        ([0x06, 0x00, 0x00, 0x09, 0, 0, 0, 5], .frameSizeError),
-        // DATA of 16 KiB + 1 with the reserved bit set: length before the reserved bit.
-        ([0x03, 0x00, 0x40, 0x01, 0x80, 0, 0, 1], .frameSizeError),
-        // RESET on stream 0 with the reserved bit: the reserved bit before the stream rule (same code).
-        ([0x05, 0x00, 0x00, 0x04, 0x80, 0, 0, 0], .protocolError),
-    ] as [([UInt8], ErrorCode)])
+    @Test(
+        "a header that breaks several rules gets the code of the first check (§2)",
+        arguments: [
+            // Unknown type 0x9 with an undefined flag and a huge length: the type is checked first.
+            ([0x09, 0xFF, 0xFF, 0xFF, 0x80, 0, 0, 1], ErrorCode.protocolError),
+            // DATA with an undefined flag and a length above 16 KiB: flags before length.
+            ([0x03, 0x04, 0x40, 0x01, 0, 0, 0, 1], .protocolError),
+            // PING of 9 bytes on stream 5: length before the stream rule.
+            ([0x06, 0x00, 0x00, 0x09, 0, 0, 0, 5], .frameSizeError),
+            // DATA of 16 KiB + 1 with the reserved bit set: length before the reserved bit.
+            ([0x03, 0x00, 0x40, 0x01, 0x80, 0, 0, 1], .frameSizeError),
+            // RESET on stream 0 with the reserved bit: the reserved bit before the stream rule (same code).
+            ([0x05, 0x00, 0x00, 0x04, 0x80, 0, 0, 0], .protocolError),
+        ] as [([UInt8], ErrorCode)])
     func headerRuleOrder(bytes: [UInt8], code: ErrorCode) {
         var decoder = FrameDecoder()
         decoder.append(bytes[...])
@@ -76,7 +79,11 @@ struct SpecCaseTests {
 
     @Test("a HELLO whose minimum version is above its maximum is a protocol error (§4)")
     func helloRangeInverted() {
-        let peer = RawPeer(hello: .hello(HelloFrame(minVersion: 2, maxVersion: 1, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1)))
+        let peer = RawPeer(
+            hello: .hello(
+                HelloFrame(
+                    minVersion: 2, maxVersion: 1, maxConcurrentStreams: 1, initialStreamWindow: 1, connectionWindow: 1))
+        )
         #expect(peer.closure?.code == .protocolError)
     }
 

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Multiplex
 
 /// Every stream state × every event, against a table written out by hand from `docs/PROTOCOL.md` §5.
@@ -22,26 +23,33 @@ struct StreamStateTests {
     static let table: [StreamState: [Expected]] = [
         .localOpening(sendFinished: false): [
             .to(.open), .to(.remoteFinished), .connectionError, .connectionError, .to(.closed),
-            .refuse, .to(.localOpening(sendFinished: false)), .to(.localOpening(sendFinished: true)), .to(.closed)],
+            .refuse, .to(.localOpening(sendFinished: false)), .to(.localOpening(sendFinished: true)), .to(.closed),
+        ],
         .localOpening(sendFinished: true): [
             .to(.localFinished), .to(.closed), .connectionError, .connectionError, .to(.closed),
-            .refuse, .refuse, .refuse, .to(.closed)],
+            .refuse, .refuse, .refuse, .to(.closed),
+        ],
         .remoteOpening(receiveFinished: false): [
             .connectionError, .connectionError, .to(.remoteOpening(receiveFinished: false)),
             .to(.remoteOpening(receiveFinished: true)), .to(.closed),
-            .to(.open), .refuse, .refuse, .to(.closed)],
+            .to(.open), .refuse, .refuse, .to(.closed),
+        ],
         .remoteOpening(receiveFinished: true): [
             .connectionError, .connectionError, .reset(.streamClosed), .reset(.streamClosed), .to(.closed),
-            .to(.remoteFinished), .refuse, .refuse, .to(.closed)],
+            .to(.remoteFinished), .refuse, .refuse, .to(.closed),
+        ],
         .open: [
             .connectionError, .connectionError, .to(.open), .to(.remoteFinished), .to(.closed),
-            .refuse, .to(.open), .to(.localFinished), .to(.closed)],
+            .refuse, .to(.open), .to(.localFinished), .to(.closed),
+        ],
         .localFinished: [
             .connectionError, .connectionError, .to(.localFinished), .to(.closed), .to(.closed),
-            .refuse, .refuse, .refuse, .to(.closed)],
+            .refuse, .refuse, .refuse, .to(.closed),
+        ],
         .remoteFinished: [
             .connectionError, .connectionError, .reset(.streamClosed), .reset(.streamClosed), .to(.closed),
-            .refuse, .to(.remoteFinished), .to(.closed), .to(.closed)],
+            .refuse, .to(.remoteFinished), .to(.closed), .to(.closed),
+        ],
         .closed: Array(repeating: .refuse, count: StreamEvent.allCases.count),
     ]
 
@@ -53,12 +61,13 @@ struct StreamStateTests {
     func decision(state: StreamState, event: StreamEvent) throws {
         let column = try #require(StreamEvent.allCases.firstIndex(of: event))
         let expected = try #require(Self.table[state])[column]
-        let actual: Expected = switch state.on(event) {
-        case .moveTo(let next): .to(next)
-        case .resetStream(let code): .reset(code)
-        case .closeConnection(let failure): failure.code == .protocolError ? .connectionError : .refuse
-        case .refuse: .refuse
-        }
+        let actual: Expected =
+            switch state.on(event) {
+            case .moveTo(let next): .to(next)
+            case .resetStream(let code): .reset(code)
+            case .closeConnection(let failure): failure.code == .protocolError ? .connectionError : .refuse
+            case .refuse: .refuse
+            }
         #expect(actual == expected, "\(state) on \(event)")
     }
 

@@ -18,7 +18,8 @@ public final class PostgresTestServer: @unchecked Sendable {
     /// Why there is no server, or nil if `shared` can be used.
     public static let unavailable: String? = {
         guard binaryDirectory != nil else {
-            return "no PostgreSQL binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH; run scripts/setup.sh"
+            return
+                "no PostgreSQL binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH; run scripts/setup.sh"
         }
         return nil
     }()
@@ -55,7 +56,12 @@ public final class PostgresTestServer: @unchecked Sendable {
 
     /// Runs `sql` in `database` with psql, as the test's superuser.
     public func execute(_ sql: String, database: String) throws {
-        try Self.run(in: directory, Self.binary("psql"), ["-h", "127.0.0.1", "-p", "\(port)", "-U", "tunnel", "-d", database, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        try Self.run(
+            in: directory, Self.binary("psql"),
+            [
+                "-h", "127.0.0.1", "-p", "\(port)", "-U", "tunnel", "-d", database, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                sql,
+            ])
     }
 
     /// The URL of `database` on this server, as user `tunnel`.
@@ -66,25 +72,33 @@ public final class PostgresTestServer: @unchecked Sendable {
     private init() throws {
         if let reason = Self.unavailable { throw TestServerError(reason) }
         directory = NSTemporaryDirectory() + "tunnel-postgres-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         if getuid() == 0 {
             guard let account = getpwnam("postgres") else {
-                throw TestServerError("running as root and there is no postgres user to run the server as; install Debian's postgresql package")
+                throw TestServerError(
+                    "running as root and there is no postgres user to run the server as; install Debian's postgresql package"
+                )
             }
             guard chown(directory, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
                 throw TestServerError("cannot give \(directory) to the postgres user (errno \(errno))")
             }
         }
-        try Self.runAsServerUser(in: directory, "initdb", ["-D", directory + "/data", "-U", "tunnel", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        try Self.runAsServerUser(
+            in: directory, "initdb",
+            ["-D", directory + "/data", "-U", "tunnel", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         var lastError: Error?
         // A port found free may be taken before the server binds it; a few tries settle that.
         for _ in 0..<5 {
             let candidate = try Self.freePort()
             do {
-                try Self.runAsServerUser(in: directory, "pg_ctl", [
-                    "start", "-w", "-t", "30", "-D", directory + "/data", "-l", directory + "/server.log",
-                    "-o", "-p \(candidate) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
-                ])
+                try Self.runAsServerUser(
+                    in: directory, "pg_ctl",
+                    [
+                        "start", "-w", "-t", "30", "-D", directory + "/data", "-l", directory + "/server.log",
+                        "-o",
+                        "-p \(candidate) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+                    ])
                 port = candidate
                 return
             } catch {
@@ -125,11 +139,13 @@ public final class PostgresTestServer: @unchecked Sendable {
     /// Debian keeps the server binaries in /usr/lib/postgresql/VERSION/bin, off PATH.
     private static let binaryDirectory: String? = {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
-        for version in versions.sorted(by: >) where FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/initdb") {
+        for version in versions.sorted(by: >)
+        where FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/initdb") {
             return "/usr/lib/postgresql/\(version)/bin"
         }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/initdb") {
+        for directory in path.split(separator: ":")
+        where FileManager.default.isExecutableFile(atPath: "\(directory)/initdb") {
             return String(directory)
         }
         return nil
@@ -153,7 +169,9 @@ public final class PostgresTestServer: @unchecked Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status != 0 else { return }
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        throw TestServerError("\((path as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (wait status \(status)): \(text)")
+        throw TestServerError(
+            "\((path as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (wait status \(status)): \(text)"
+        )
     }
 
     /// A loopback TCP port nobody listens on right now.
@@ -166,7 +184,9 @@ public final class PostgresTestServer: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
         }
         guard bound else { throw TestServerError("cannot find a free loopback port (errno \(errno))") }
         return Int(UInt16(bigEndian: address.sin_port))

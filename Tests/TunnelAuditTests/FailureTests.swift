@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TunnelAudit
 
 /// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN), to simulate a full disk.
@@ -80,7 +81,9 @@ struct FailureTests {
             #expect(log.isHealthy)
             let resumed = try String(contentsOfFile: "\(directory)/\(log.currentSegment)", encoding: .utf8)
                 .split(separator: "\n").last!
-            #expect(resumed.contains(#""refused_appends":1"#) && resumed.contains("No space left on device") && resumed.contains("write_resumed"))
+            #expect(
+                resumed.contains(#""refused_appends":1"#) && resumed.contains("No space left on device")
+                    && resumed.contains("write_resumed"))
             try log.append(type: "bulk", fields: ["data": "after"], now: clock.next(), durable: true)
             try log.close(now: clock.next())
 
@@ -105,17 +108,23 @@ struct FailureTests {
             var clock = TestClock()
             let key = try AuditSigningKey.generate()
             let directory = "\(disk)/log"
-            let log = try AuditLog(directory: directory, signingKey: key, policy: AuditLogConfiguration(maxSegmentBytes: 4096), now: clock.next())
+            let log = try AuditLog(
+                directory: directory, signingKey: key, policy: AuditLogConfiguration(maxSegmentBytes: 4096),
+                now: clock.next())
             var failure: AuditError?
             for index in 0..<100 where failure == nil {
                 do {
-                    try log.append(type: "request", fields: ["n": .int(Int64(index)), "path": "/api/v1/nodes/edge-17/services"], now: clock.next(), durable: false)
+                    try log.append(
+                        type: "request", fields: ["n": .int(Int64(index)), "path": "/api/v1/nodes/edge-17/services"],
+                        now: clock.next(), durable: false)
                 } catch {
                     failure = error as? AuditError
                 }
             }
             let error = try #require(failure)
-            #expect(error.message.contains("audit-000002.jsonl") && error.message.contains("No space left on device"), "\(error)")
+            #expect(
+                error.message.contains("audit-000002.jsonl") && error.message.contains("No space left on device"),
+                "\(error)")
             #expect(!log.isHealthy && log.currentSegment == "audit-000002.jsonl")
             // On disk this is the state a crash between the two rotation steps leaves.
             let interrupted = AuditVerifier.verify(directory: directory, publicKey: key.publicKey)
@@ -125,7 +134,8 @@ struct FailureTests {
             try log.retry(now: clock.next())
             try log.append(type: "request", fields: ["n": -1], now: clock.next(), durable: true)
             try log.close(now: clock.next())
-            let lines = try String(contentsOfFile: "\(directory)/audit-000002.jsonl", encoding: .utf8).split(separator: "\n")
+            let lines = try String(contentsOfFile: "\(directory)/audit-000002.jsonl", encoding: .utf8).split(
+                separator: "\n")
             #expect(lines[0].contains("segment_start") && lines[1].contains("write_resumed"))
             let report = AuditVerifier.verify(directory: directory, publicKey: key.publicKey, requireClosed: true)
             #expect(report.isValid, "\(report.summary)")

@@ -1,11 +1,14 @@
 import Foundation
 import Testing
+
 @testable import TunnelAudit
 
 @Suite("Recovery")
 struct RecoveryTests {
     /// Writes `count` records and drops the log without closing it, as a crash would.
-    private func crash(_ fixture: Fixture, records count: Int, policy: AuditLogConfiguration = AuditLogConfiguration()) throws {
+    private func crash(_ fixture: Fixture, records count: Int, policy: AuditLogConfiguration = AuditLogConfiguration())
+        throws
+    {
         let log = try fixture.open(policy)
         try fixture.appendEvents(log, count: count, durable: true)
     }
@@ -27,7 +30,11 @@ struct RecoveryTests {
 
         let log = try fixture.open()
         let recovery = try #require(log.recovery)
-        #expect(recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: Int64(torn.count), lastGoodSeq: 6, cleanShutdown: false, recordSeq: 7))
+        #expect(
+            recovery
+                == RecoveryInfo(
+                    segment: "audit-000001.jsonl", lostBytes: Int64(torn.count), lastGoodSeq: 6, cleanShutdown: false,
+                    recordSeq: 7))
         let lines = try fixture.lines("audit-000001.jsonl")
         #expect(lines.count == 8 && fileSize(path) == goodSize + lines[6].utf8.count + 1 + lines[7].utf8.count + 1)
         #expect(lines[6].contains(#""clean_shutdown":false,"last_good_seq":6,"lost_bytes":\#(torn.count)"#))
@@ -51,7 +58,8 @@ struct RecoveryTests {
         try crash(fixture, records: 3)
         var lines = try fixture.lines("audit-000001.jsonl")
         let last = lines.removeLast()
-        try fixture.write("audit-000001.jsonl", lines: lines + [last.replacingOccurrences(of: "\"seq\":4", with: "\"seq\":9")])
+        try fixture.write(
+            "audit-000001.jsonl", lines: lines + [last.replacingOccurrences(of: "\"seq\":4", with: "\"seq\":9")])
         let log = try fixture.open()
         #expect(log.recovery?.lostBytes == Int64(last.utf8.count + 1) && log.recovery?.lastGoodSeq == 3)
         try log.close(now: fixture.clock.next())
@@ -62,7 +70,10 @@ struct RecoveryTests {
         let fixture = try Fixture()
         try crash(fixture, records: 3)
         let log = try fixture.open()
-        #expect(log.recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 4, cleanShutdown: false, recordSeq: 5))
+        #expect(
+            log.recovery
+                == RecoveryInfo(
+                    segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 4, cleanShutdown: false, recordSeq: 5))
         // The recovered records and the recovery record are signed at once (reason recovery).
         #expect(fixture.verify().unsignedTail == 0)
         #expect(try fixture.lines("audit-000001.jsonl").last?.contains(#""reason":"recovery""#) == true)
@@ -98,7 +109,8 @@ struct RecoveryTests {
         let fixture = try Fixture()
         try fixture.closedLog(records: 5)
         let error = #expect(throws: AuditError.self) {
-            try AuditLog(directory: fixture.directory, signingKey: AuditSigningKey.generate(), now: fixture.clock.next())
+            try AuditLog(
+                directory: fixture.directory, signingKey: AuditSigningKey.generate(), now: fixture.clock.next())
         }
         #expect(error?.code == .key)
     }
@@ -139,10 +151,14 @@ struct RecoveryTests {
         let fixture = try Fixture()
         let policy = AuditLogConfiguration(maxSegmentBytes: 4096, checkpointEvery: 10)
         func open(_ log: AuditLog, _ stream: AuditValue, session: String) throws {
-            try log.append(type: "stream_open", fields: ["stream": stream, "session": .string(session), "service": "ssh"], now: fixture.clock.next(), durable: true)
+            try log.append(
+                type: "stream_open", fields: ["stream": stream, "session": .string(session), "service": "ssh"],
+                now: fixture.clock.next(), durable: true)
         }
         func close(_ log: AuditLog, _ stream: AuditValue, reason: String = "fin") throws {
-            try log.append(type: "stream_close", fields: ["stream": stream, "reason": .string(reason)], now: fixture.clock.next(), durable: false)
+            try log.append(
+                type: "stream_close", fields: ["stream": stream, "reason": .string(reason)], now: fixture.clock.next(),
+                durable: false)
         }
 
         var log = try fixture.open(policy)
@@ -155,10 +171,10 @@ struct RecoveryTests {
         try open(log, "s2", session: "b")
         try open(log, .int(3), session: "c")
         try close(log, "s2")
-        try fixture.appendEvents(log, count: 60)  // rotates: the opens are in an older segment
+        try fixture.appendEvents(log, count: 60) // rotates: the opens are in an older segment
         try open(log, "s4", session: "d")
         try close(log, "s4")
-        log = try fixture.open(policy)  // the previous writer crashed
+        log = try fixture.open(policy) // the previous writer crashed
 
         #expect(fixture.segments.count >= 3)
         let open = log.unclosedStreams()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TunnelAudit
 
 /// The reader accepts exactly the canonical form (docs/AUDIT.md §3.1), so that no two JSON
@@ -15,9 +16,11 @@ struct ScannerTests {
     }
 
     @Test func acceptsTheWritersForms() {
-        for fields in [#""a":"x""#, #""a":-1"#, #""a":0"#, #""a":1.5e-07"#, #""a":[]"#, #""a":["x","y"]"#,
-                       #""a":{}"#, #""a":{"k":"v","l":""}"#, #""a":null,"b":true,"c":false"#,
-                       #""a":"\"\\\b\f\n\r\t\u0001\u001f é😀/""#] {
+        for fields in [
+            #""a":"x""#, #""a":-1"#, #""a":0"#, #""a":1.5e-07"#, #""a":[]"#, #""a":["x","y"]"#,
+            #""a":{}"#, #""a":{"k":"v","l":""}"#, #""a":null,"b":true,"c":false"#,
+            #""a":"\"\\\b\f\n\r\t\u0001\u001f é😀/""#,
+        ] {
             #expect(parses("{\(fields),\(Self.base)}"), "\(fields)")
         }
     }
@@ -40,7 +43,9 @@ struct ScannerTests {
     }
 
     @Test func rejectsInvalidUTF8() {
-        for bad: [UInt8] in [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xFF]] {
+        for bad: [UInt8] in [
+            [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xFF],
+        ] {
             var bytes = Array("{\"a\":\"".utf8) + bad + Array("\",\(Self.base)}".utf8)
             let accepted = bytes.withUnsafeMutableBytes { (try? RecordHeader.parse(UnsafeRawBufferPointer($0))) != nil }
             #expect(!accepted, "\(bad)")
@@ -50,8 +55,12 @@ struct ScannerTests {
     @Test func checkpointFieldsAreRequired() {
         let checkpoint = Self.base.replacingOccurrences(of: "\"type\":\"t\"", with: "\"type\":\"checkpoint\"")
         #expect(!parses("{\(checkpoint)}"))
-        let complete = #"{"key_id":"0123456789abcdef","#
-            + checkpoint.replacingOccurrences(of: "\"seq\":1,", with: #""reason":"close","seq":1,"signature":"AA==","signed_hash":"\#(Self.prev)","signed_seq":0,"#) + "}"
+        let complete =
+            #"{"key_id":"0123456789abcdef","#
+            + checkpoint.replacingOccurrences(
+                of: "\"seq\":1,",
+                with: #""reason":"close","seq":1,"signature":"AA==","signed_hash":"\#(Self.prev)","signed_seq":0,"#)
+            + "}"
         #expect(parses(complete))
         #expect(!parses(complete.replacingOccurrences(of: "\"close\"", with: "\"shutdown\"")))
     }

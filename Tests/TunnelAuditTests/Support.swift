@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TunnelAudit
 import TunnelTLS
+
+@testable import TunnelAudit
 
 /// A directory under /tmp that is removed with everything in it when the value goes away.
 final class TemporaryDirectory {
@@ -53,7 +54,9 @@ final class Fixture {
     /// Appends `count` ordinary records.
     func appendEvents(_ log: AuditLog, count: Int, durable: Bool = false) throws {
         for index in 0..<count {
-            try log.append(type: "request", fields: ["user": "alice", "n": .int(Int64(index)), "path": "/api/v1/nodes"], now: clock.next(), durable: durable)
+            try log.append(
+                type: "request", fields: ["user": "alice", "n": .int(Int64(index)), "path": "/api/v1/nodes"],
+                now: clock.next(), durable: durable)
         }
     }
 
@@ -76,7 +79,9 @@ final class Fixture {
     func path(_ segment: String) -> String { "\(directory)/\(segment)" }
 
     func lines(_ segment: String) throws -> [String] {
-        try String(contentsOfFile: path(segment), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        try String(contentsOfFile: path(segment), encoding: .utf8).split(
+            separator: "\n", omittingEmptySubsequences: false
+        ).dropLast().map(String.init)
     }
 
     func write(_ segment: String, lines: [String]) throws {
@@ -90,7 +95,9 @@ final class Fixture {
     /// Rewrites the chain from `segment` line `fromLine` (1-based) on, as someone holding `signer`
     /// could: renumbers seq, recomputes prev, segment_start links and every later checkpoint,
     /// signing them with `signer` under the key id `claimedKeyID` (its own by default).
-    func forgeChain(from segment: String, line fromLine: Int, signer: AuditSigningKey, claimedKeyID: String? = nil) throws {
+    func forgeChain(from segment: String, line fromLine: Int, signer: AuditSigningKey, claimedKeyID: String? = nil)
+        throws
+    {
         var lastSeq: UInt64 = 0
         var lastHash = String(repeating: "0", count: 64)
         var rewriting = false
@@ -106,7 +113,8 @@ final class Fixture {
                     line.replace(/"previous_hash":"[0-9a-f]{64}"/, with: "\"previous_hash\":\"\(lastHash)\"")
                     if line.contains("\"type\":\"checkpoint\"") {
                         let reason = String(line.firstMatch(of: /"reason":"([a-z]+)"/)!.1)
-                        let message = RecordFormat.checkpointMessage(signedSeq: lastSeq, signedHash: lastHash.utf8, file: name, reason: reason.utf8)
+                        let message = RecordFormat.checkpointMessage(
+                            signedSeq: lastSeq, signedHash: lastHash.utf8, file: name, reason: reason.utf8)
                         let signature = Data(try signer.sign(message)).base64EncodedString()
                         line.replace(/"signed_seq":\d+/, with: "\"signed_seq\":\(lastSeq)")
                         line.replace(/"signed_hash":"[0-9a-f]{64}"/, with: "\"signed_hash\":\"\(lastHash)\"")

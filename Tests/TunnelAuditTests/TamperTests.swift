@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TunnelAudit
 
 /// Each test changes a closed log of several segments the way an intruder might and checks
@@ -27,7 +28,9 @@ struct TamperTests {
             return
         }
         #expect(problem.kind == kind, "\(problem.message)", sourceLocation: sourceLocation)
-        #expect(problem.file == file && problem.line == line && problem.seq == seq, "\(problem.message)", sourceLocation: sourceLocation)
+        #expect(
+            problem.file == file && problem.line == line && problem.seq == seq, "\(problem.message)",
+            sourceLocation: sourceLocation)
         if let words {
             #expect(problem.message.contains(words), "\(problem.message)", sourceLocation: sourceLocation)
         }
@@ -52,8 +55,11 @@ struct TamperTests {
         var lines = try fixture.lines(middle)
         lines[4] = lines[4].replacingOccurrences(of: "alice", with: "mallory")
         try fixture.write(middle, lines: lines)
-        try fixture.forgeChain(from: middle, line: 6, signer: AuditSigningKey.generate(), claimedKeyID: fixture.key.keyID)
-        expectProblem(.badSignature, file: middle, line: 11, seq: fixture.seq(of: lines[10]), mentioning: "signature does not verify")
+        try fixture.forgeChain(
+            from: middle, line: 6, signer: AuditSigningKey.generate(), claimedKeyID: fixture.key.keyID)
+        expectProblem(
+            .badSignature, file: middle, line: 11, seq: fixture.seq(of: lines[10]),
+            mentioning: "signature does not verify")
     }
 
     @Test func deletedRecord() throws {
@@ -75,7 +81,8 @@ struct TamperTests {
         var lines = try fixture.lines(middle)
         lines.insert(lines[4].replacingOccurrences(of: "alice", with: "eve"), at: 5)
         try fixture.write(middle, lines: lines)
-        try fixture.forgeChain(from: middle, line: 6, signer: AuditSigningKey.generate(), claimedKeyID: fixture.key.keyID)
+        try fixture.forgeChain(
+            from: middle, line: 6, signer: AuditSigningKey.generate(), claimedKeyID: fixture.key.keyID)
         let checkpoint = try fixture.lines(middle)[11]
         expectProblem(.badSignature, file: middle, line: 12, seq: fixture.seq(of: checkpoint))
     }
@@ -98,7 +105,8 @@ struct TamperTests {
         let lenient = fixture.verify()
         #expect(lenient.isValid && lenient.unsignedTail > 0 && !lenient.closedCleanly)
         // ...which is exactly what the auditor of a closed log must refuse.
-        expectProblem(.notClosed, file: newest, line: lines.count, seq: fixture.seq(of: lines.last!), requireClosed: true)
+        expectProblem(
+            .notClosed, file: newest, line: lines.count, seq: fixture.seq(of: lines.last!), requireClosed: true)
     }
 
     @Test func newestFileCutMidLine() throws {
@@ -118,7 +126,8 @@ struct TamperTests {
     @Test func deletedMiddleSegment() throws {
         let seqAfter = fixture.seq(of: try fixture.lines(middle).last!) + 1
         #expect(unlink(fixture.path("audit-000003.jsonl")) == 0)
-        expectProblem(.missingFile, file: "audit-000003.jsonl", line: nil, seq: seqAfter, mentioning: "whole segment was removed")
+        expectProblem(
+            .missingFile, file: "audit-000003.jsonl", line: nil, seq: seqAfter, mentioning: "whole segment was removed")
     }
 
     @Test func deletedMiddleSegmentWithRenumberedFiles() throws {
@@ -150,10 +159,17 @@ struct TamperTests {
         #expect(unlink(fixture.path(segments.last!)) == 0)
         let previous = segments[segments.count - 2]
         let lines = try fixture.lines(previous)
-        expectProblem(.missingNextSegment, file: previous, line: lines.count, seq: fixture.seq(of: lines.last!), mentioning: "\(segments.last!) does not exist")
+        expectProblem(
+            .missingNextSegment, file: previous, line: lines.count, seq: fixture.seq(of: lines.last!),
+            mentioning: "\(segments.last!) does not exist")
         // Relabelling the rotation checkpoint as a clean close breaks its signature.
-        try fixture.write(previous, lines: lines.dropLast() + [lines.last!.replacingOccurrences(of: "\"reason\":\"rotate\"", with: "\"reason\":\"close\"")])
-        expectProblem(.badSignature, file: previous, line: lines.count, seq: fixture.seq(of: lines.last!), requireClosed: true)
+        try fixture.write(
+            previous,
+            lines: lines.dropLast() + [
+                lines.last!.replacingOccurrences(of: "\"reason\":\"rotate\"", with: "\"reason\":\"close\"")
+            ])
+        expectProblem(
+            .badSignature, file: previous, line: lines.count, seq: fixture.seq(of: lines.last!), requireClosed: true)
     }
 
     @Test func alteredSignature() throws {
@@ -171,9 +187,13 @@ struct TamperTests {
         let index = try #require(first.firstIndex { $0.contains("\"type\":\"checkpoint\"") })
         let intruder = try AuditSigningKey.generate()
         try fixture.forgeChain(from: "audit-000001.jsonl", line: 1, signer: intruder)
-        expectProblem(.wrongKey, file: "audit-000001.jsonl", line: index + 1, seq: fixture.seq(of: first[index]), mentioning: intruder.keyID)
+        expectProblem(
+            .wrongKey, file: "audit-000001.jsonl", line: index + 1, seq: fixture.seq(of: first[index]),
+            mentioning: intruder.keyID)
         // The forged log is consistent in itself: it verifies with the intruder's key only.
-        #expect(AuditVerifier.verify(directory: fixture.directory, publicKey: intruder.publicKey, requireClosed: true).isValid)
+        #expect(
+            AuditVerifier.verify(directory: fixture.directory, publicKey: intruder.publicKey, requireClosed: true)
+                .isValid)
 
         try fixture.forgeChain(from: "audit-000001.jsonl", line: 1, signer: intruder, claimedKeyID: fixture.key.keyID)
         expectProblem(.badSignature, file: "audit-000001.jsonl", line: index + 1, seq: fixture.seq(of: first[index]))
@@ -199,11 +219,15 @@ struct TamperTests {
         let part = AuditVerifier.verify(files: [segments[2], segments[1]], publicKey: fixture.key.publicKey)
         #expect(part.isValid, "\(part.summary)")
         #expect(part.firstSeq == firstOfSecond && part.files == [middle, "audit-000003.jsonl"])
-        #expect(AuditVerifier.verify(files: Array(segments.dropFirst()), publicKey: fixture.key.publicKey, requireClosed: true).isValid)
+        #expect(
+            AuditVerifier.verify(
+                files: Array(segments.dropFirst()), publicKey: fixture.key.publicKey, requireClosed: true
+            ).isValid)
 
         let gap = AuditVerifier.verify(files: [segments[1], segments[3]], publicKey: fixture.key.publicKey)
         #expect(gap.problem?.kind == .missingFile && gap.problem?.file == "audit-000003.jsonl")
-        let renamed = AuditVerifier.verify(files: [fixture.temporary.path + "/x.jsonl"], publicKey: fixture.key.publicKey)
+        let renamed = AuditVerifier.verify(
+            files: [fixture.temporary.path + "/x.jsonl"], publicKey: fixture.key.publicKey)
         #expect(renamed.problem?.kind == .unreadable)
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TunnelAudit
 import TunnelTLS
+
+@testable import TunnelAudit
 
 @Suite("Writer")
 struct WriterTests {
@@ -10,7 +11,7 @@ struct WriterTests {
         var log = try fixture.open()
         #expect(log.recovery == nil)
         try fixture.appendEvents(log, count: 10)
-        #expect(log.lastSeq == 11)  // segment_start + 10
+        #expect(log.lastSeq == 11) // segment_start + 10
         try log.close(now: fixture.clock.next())
         #expect(throws: AuditError.self) { try log.append(type: "late", fields: [:], now: Date(), durable: false) }
 
@@ -20,10 +21,13 @@ struct WriterTests {
 
         log = try fixture.open()
         let recovery = try #require(log.recovery)
-        #expect(recovery == RecoveryInfo(segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 12, cleanShutdown: true, recordSeq: 13))
+        #expect(
+            recovery
+                == RecoveryInfo(
+                    segment: "audit-000001.jsonl", lostBytes: 0, lastGoodSeq: 12, cleanShutdown: true, recordSeq: 13))
         #expect(log.unclosedStreams().isEmpty)
         let seq = try log.append(type: "request", fields: ["user": "bob"], now: fixture.clock.next(), durable: true)
-        #expect(seq == 15)  // after the recovery record and its checkpoint
+        #expect(seq == 15) // after the recovery record and its checkpoint
         try log.close(now: fixture.clock.next())
 
         report = fixture.verify(requireClosed: true)
@@ -38,13 +42,16 @@ struct WriterTests {
         let log = try fixture.open()
         let fields: [String: AuditValue] = [
             "s": .string("q\"b\\s\n\t\u{1}\u{7f}é/😀"), "i": .int(-42), "big": .int(.max), "d": .double(1.5),
-            "tiny": .double(1e-7), "t": true, "f": false, "none": .null, "list": .strings(["b", "a"]), "empty": .strings([]),
+            "tiny": .double(1e-7), "t": true, "f": false, "none": .null, "list": .strings(["b", "a"]),
+            "empty": .strings([]),
             "obj": .object(["z": "1", "a": "\"", "é": "x", "B": "", "a#": "r", "a\"b": "q"]), "A-Z.0_9": "ok",
         ]
-        try log.append(type: "demo.v1", fields: fields, now: Date(timeIntervalSince1970: 1_772_359_200.25), durable: false)
+        try log.append(
+            type: "demo.v1", fields: fields, now: Date(timeIntervalSince1970: 1_772_359_200.25), durable: false)
         let lines = try fixture.lines("audit-000001.jsonl")
         let expectedPrev = Hex.encode(SHA256.hash(Array(lines[0].utf8)))
-        let expected = #"{"A-Z.0_9":"ok","big":9223372036854775807,"d":1.5,"empty":[],"f":false,"i":-42,"#
+        let expected =
+            #"{"A-Z.0_9":"ok","big":9223372036854775807,"d":1.5,"empty":[],"f":false,"i":-42,"#
             + #""list":["b","a"],"none":null,"obj":{"B":"","a":"\"","a\"b":"q","a#":"r","z":"1","é":"x"},"#
             + #""prev":"\#(expectedPrev)","s":"q\"b\\s\n\t\u0001"# + "\u{7f}é/😀" + #"","seq":2,"t":true,"#
             + #""time":"2026-03-01T10:00:00.250Z","tiny":1e-07,"type":"demo.v1"}"#
@@ -64,7 +71,9 @@ struct WriterTests {
             try log.append(type: "t", fields: [:], now: Date(timeIntervalSince1970: seconds), durable: false)
             #expect(try fixture.lines(log.currentSegment).last!.contains("\"time\":\"\(text)\""))
         }
-        #expect(throws: AuditError.self) { try log.append(type: "t", fields: [:], now: Date(timeIntervalSince1970: 253_402_300_800), durable: false) }
+        #expect(throws: AuditError.self) {
+            try log.append(type: "t", fields: [:], now: Date(timeIntervalSince1970: 253_402_300_800), durable: false)
+        }
     }
 
     @Test func refusesWhatTheFormatCannotCarryAndStaysHealthy() throws {
@@ -77,7 +86,9 @@ struct WriterTests {
             ("event", ["x": .double(.nan)]), ("event", ["x": .double(.infinity)]),
             ("event", ["x": .string(String(repeating: "a", count: 1 << 20))]),
         ] as [(String, [String: AuditValue])] {
-            let error = #expect(throws: AuditError.self) { try log.append(type: type, fields: fields, now: now, durable: false) }
+            let error = #expect(throws: AuditError.self) {
+                try log.append(type: type, fields: fields, now: now, durable: false)
+            }
             #expect(error?.code == .invalidArgument)
         }
         #expect(log.isHealthy && log.lastSeq == 1)
@@ -110,7 +121,7 @@ struct WriterTests {
 
     @Test func rotatesAtUTCMidnight() throws {
         let fixture = try Fixture()
-        fixture.clock = TestClock(Date(timeIntervalSince1970: 1_772_409_599))  // 2026-03-01T23:59:59Z
+        fixture.clock = TestClock(Date(timeIntervalSince1970: 1_772_409_599)) // 2026-03-01T23:59:59Z
         let log = try fixture.open()
         try fixture.appendEvents(log, count: 5)
         try log.append(type: "request", fields: [:], now: fixture.clock.next(1), durable: false)
@@ -186,7 +197,8 @@ struct KeyTests {
         let temporary = try TemporaryDirectory()
         let keys = temporary.sub("keys")
         _ = try AuditSigningKey.loadOrCreate(keyDirectory: keys)
-        try FileSystem.writeDurably("\(keys)/audit-key.pub.pem", bytes: AuditSigningKey.generate().publicKey.pem(), mode: 0o644)
+        try FileSystem.writeDurably(
+            "\(keys)/audit-key.pub.pem", bytes: AuditSigningKey.generate().publicKey.pem(), mode: 0o644)
         #expect(throws: AuditError.self) { try AuditSigningKey.loadOrCreate(keyDirectory: keys) }
         unlink("\(keys)/audit-key.pem")
         let error = #expect(throws: AuditError.self) { try AuditSigningKey.loadOrCreate(keyDirectory: keys) }
@@ -198,7 +210,8 @@ struct KeyTests {
         let fixture = try Fixture()
         try fixture.closedLog(records: 5)
         #expect(AuditVerifier.verify(directory: fixture.directory).problem?.kind == .unreadable)
-        try FileSystem.writeDurably("\(fixture.directory)/audit-key.pub.pem", bytes: fixture.key.publicKey.pem(), mode: 0o644)
+        try FileSystem.writeDurably(
+            "\(fixture.directory)/audit-key.pub.pem", bytes: fixture.key.publicKey.pem(), mode: 0o644)
         let report = AuditVerifier.verify(directory: fixture.directory)
         #expect(report.isValid && report.keyID == fixture.key.keyID)
     }

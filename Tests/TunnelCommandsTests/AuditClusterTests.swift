@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TunnelAudit
 import TunnelTLS
+
 @testable import TunnelCommands
 
 /// Issue #13: a cluster's replicas each keep their own chain and key; the auditor commands take
@@ -15,13 +16,21 @@ import TunnelTLS
         let key = try AuditSigningKey.loadOrCreate(keyDirectory: "\(dir)/\(replica)-key")
         let log = try AuditLog(directory: "\(dir)/\(replica)", signingKey: key, now: start)
         for (index, offset) in seconds.enumerated() {
-            let actor = AuditOperator(peer: AuditPeer(session: replica, source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil, roles: ["ops"])
-            let target = StreamTarget(stream: "\(replica)/\(index)", node: "node-1", service: "ssh", parameters: nil, policyVersion: "v1")
-            try log.append(type: "stream_open", fields: AuditEvent.streamOpen(actor, target, StreamGrant(rule: "r")).fields.merging(["replica": .string(replica)]) { $1 },
-                           now: start.addingTimeInterval(offset), durable: true)
+            let actor = AuditOperator(
+                peer: AuditPeer(session: replica, source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil,
+                roles: ["ops"])
+            let target = StreamTarget(
+                stream: "\(replica)/\(index)", node: "node-1", service: "ssh", parameters: nil, policyVersion: "v1")
+            try log.append(
+                type: "stream_open",
+                fields: AuditEvent.streamOpen(actor, target, StreamGrant(rule: "r")).fields.merging([
+                    "replica": .string(replica)
+                ]) { $1 },
+                now: start.addingTimeInterval(offset), durable: true)
         }
         try log.close(now: start.addingTimeInterval((seconds.max() ?? 0) + 1))
-        try DurableFile.write(path: "\(dir)/\(replica)/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
+        try DurableFile.write(
+            path: "\(dir)/\(replica)/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
         return key
     }
 
@@ -31,17 +40,24 @@ import TunnelTLS
             let start = Date(timeIntervalSince1970: 1_800_000_000)
             _ = try writeLog(dir, replica: "r1", at: [1, 4, 3], start: start)
             _ = try writeLog(dir, replica: "r2", at: [2, 5], start: start)
-            let streams = try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"]).filter { $0.type == "stream_open" }.compactMap { $0.string("stream") }
+            let streams = try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"]).filter { $0.type == "stream_open" }
+                .compactMap { $0.string("stream") }
             // r1's 3 s record follows its 4 s one, where the writer put it; r2's 5 s comes after both.
             #expect(streams == ["r1/0", "r2/0", "r1/1", "r1/2", "r2/1"])
 
-            let table = AuditListCommand.table(AuditedStream.pair(try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"])),
-                                               logNames: AuditLogs.names(of: ["\(dir)/r1/", "\(dir)/r2"]))
-            #expect(table[0][1] == "REPLICA" && table.dropFirst().map { "\($0[1]) \($0[2])" } == ["r1 r1/0", "r2 r2/0", "r1 r1/1", "r1 r1/2", "r2 r2/1"])
+            let table = AuditListCommand.table(
+                AuditedStream.pair(try AuditLogs.merged(["\(dir)/r1", "\(dir)/r2"])),
+                logNames: AuditLogs.names(of: ["\(dir)/r1/", "\(dir)/r2"]))
+            #expect(
+                table[0][1] == "REPLICA"
+                    && table.dropFirst().map { "\($0[1]) \($0[2])" } == [
+                        "r1 r1/0", "r2 r2/0", "r1 r1/1", "r1 r1/2", "r2 r2/1",
+                    ])
         }
     }
 
-    @Test("verify of two replicas' directories: each with its own key by key id; a missing key or a changed record fails")
+    @Test(
+        "verify of two replicas' directories: each with its own key by key id; a missing key or a changed record fails")
     func verifiesEachLogWithItsKey() throws {
         try withTemporaryDirectory { dir in
             let start = Date().addingTimeInterval(-60)
@@ -55,12 +71,15 @@ import TunnelTLS
             try AuditVerifyCommand.parse(logs).run()
             #expect(throws: ExitCode(1)) { try AuditVerifyCommand.parse(logs + ["--key", "\(dir)/k1.pem"]).run() }
 
-            let results = try AuditLogs.verify([AuditLogs.Log(name: "r2", directory: "\(dir)/r2", isExcerpt: false)], keyFiles: ["\(dir)/k1.pem"], requireClosed: false)
+            let results = try AuditLogs.verify(
+                [AuditLogs.Log(name: "r2", directory: "\(dir)/r2", isExcerpt: false)], keyFiles: ["\(dir)/k1.pem"],
+                requireClosed: false)
             #expect(results[0].report.problem?.kind == .wrongKey)
 
             let segment = "\(dir)/r2/audit-000001.jsonl"
             let text = try String(contentsOfFile: segment, encoding: .utf8)
-            try text.replacingOccurrences(of: "r2/0", with: "r2/9").write(toFile: segment, atomically: false, encoding: .utf8)
+            try text.replacingOccurrences(of: "r2/0", with: "r2/9").write(
+                toFile: segment, atomically: false, encoding: .utf8)
             #expect(throws: ExitCode(1)) { try AuditVerifyCommand.parse(logs).run() }
         }
     }
@@ -72,7 +91,8 @@ import TunnelTLS
             _ = try writeLog(dir, replica: "r1", at: [1], start: start)
             _ = try writeLog(dir, replica: "r2", at: [2], start: start)
             let bundle = "\(dir)/cluster.tar"
-            let said = try AuditBundle.export(directories: ["\(dir)/r1", "\(dir)/r2"], from: start, to: Date().addingTimeInterval(60), out: bundle)
+            let said = try AuditBundle.export(
+                directories: ["\(dir)/r1", "\(dir)/r2"], from: start, to: Date().addingTimeInterval(60), out: bundle)
             #expect(said.contains("2 segment(s) of 2 log(s)"), "\(said)")
 
             let unpacked = "\(dir)/unpacked"
@@ -84,10 +104,15 @@ import TunnelTLS
             // A bundle whose r2 log was rewritten together with its manifest entry: the chain breaks.
             let segment = "\(unpacked)/r2/audit-000001.jsonl"
             let text = try String(contentsOfFile: segment, encoding: .utf8)
-            try text.replacingOccurrences(of: "r2/0", with: "r2/9").write(toFile: segment, atomically: false, encoding: .utf8)
-            let manifest = try String(contentsOfFile: "\(unpacked)/\(AuditBundle.manifest)", encoding: .utf8).split(separator: "\n").map { line in
-                line.hasSuffix(" r2/audit-000001.jsonl") ? "\(try AuditBundle.sha256(of: segment))  r2/audit-000001.jsonl" : String(line)
-            }.joined(separator: "\n") + "\n"
+            try text.replacingOccurrences(of: "r2/0", with: "r2/9").write(
+                toFile: segment, atomically: false, encoding: .utf8)
+            let manifest =
+                try String(contentsOfFile: "\(unpacked)/\(AuditBundle.manifest)", encoding: .utf8).split(
+                    separator: "\n"
+                ).map { line in
+                    line.hasSuffix(" r2/audit-000001.jsonl")
+                        ? "\(try AuditBundle.sha256(of: segment))  r2/audit-000001.jsonl" : String(line)
+                }.joined(separator: "\n") + "\n"
             try manifest.write(toFile: "\(unpacked)/\(AuditBundle.manifest)", atomically: false, encoding: .utf8)
             let forged = "\(dir)/forged.tar"
             try AuditBundle.run(["-cf", forged, "-C", unpacked, "."])

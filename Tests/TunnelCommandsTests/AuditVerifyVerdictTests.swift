@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TunnelAudit
 import TunnelTLS
+
 @testable import TunnelCommands
 
 /// Issue #9, item 12: `tunnel audit verify` does not say OK for a log that no checkpoint signs,
@@ -13,8 +14,12 @@ import TunnelTLS
         try withTemporaryDirectory { dir in
             let key = try AuditSigningKey.loadOrCreate(keyDirectory: "\(dir)/key")
             let log = try AuditLog(directory: "\(dir)/audit", signingKey: key, now: Date())
-            for index in 0..<3 { try log.append(type: "stream_open", fields: ["stream": .string("s/\(index)")], now: Date(), durable: true) }
-            try DurableFile.write(path: "\(dir)/audit/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
+            for index in 0..<3 {
+                try log.append(
+                    type: "stream_open", fields: ["stream": .string("s/\(index)")], now: Date(), durable: true)
+            }
+            try DurableFile.write(
+                path: "\(dir)/audit/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
 
             let report = AuditVerifier.verify(directory: "\(dir)/audit", publicKeyFile: nil)
             #expect(report.isValid && !report.isSigned)
@@ -36,15 +41,20 @@ import TunnelTLS
             let log = try AuditLog(directory: "\(dir)/audit", signingKey: key, now: Date())
             try log.append(type: "stream_open", fields: ["stream": "s/1"], now: Date(), durable: true)
             try log.close(now: Date())
-            try DurableFile.write(path: "\(dir)/audit/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
+            try DurableFile.write(
+                path: "\(dir)/audit/\(AuditSigningKey.publicKeyFileName)", bytes: key.publicKey.pem(), mode: 0o644)
             let victim = "\(dir)/victim"
             try DurableFile.write(path: victim, bytes: Array("precious".utf8), mode: 0o644)
             #expect(symlink(victim, "\(dir)/planted.tar") == 0)
             let (from, to) = (Date().addingTimeInterval(-3600), Date().addingTimeInterval(60))
 
-            #expect(throws: CommandFailure.self) { try AuditBundle.export(directory: "\(dir)/audit", from: from, to: to, out: "\(dir)/planted.tar") }
+            #expect(throws: CommandFailure.self) {
+                try AuditBundle.export(directory: "\(dir)/audit", from: from, to: to, out: "\(dir)/planted.tar")
+            }
             #expect(try DurableFile.read(path: victim) == Array("precious".utf8))
-            #expect(throws: CommandFailure.self) { try AuditBundle.export(directory: "\(dir)/audit", from: from, to: to, out: victim) }
+            #expect(throws: CommandFailure.self) {
+                try AuditBundle.export(directory: "\(dir)/audit", from: from, to: to, out: victim)
+            }
             #expect(try DurableFile.read(path: victim) == Array("precious".utf8))
 
             _ = try AuditBundle.export(directory: "\(dir)/audit", from: from, to: to, out: "\(dir)/fresh.tar")

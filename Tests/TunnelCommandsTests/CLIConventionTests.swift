@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Testing
+
 @testable import TunnelCommands
 
 /// Conventions every command follows, checked over the whole command tree.
@@ -23,14 +24,20 @@ import Testing
         for (path, type) in Self.allCommands() {
             let help = Tunnel.helpMessage(for: type, columns: 10_000)
             let collapsed = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-            #expect(collapsed.firstMatch(of: /\(default[^)]*\) \(default:/) == nil, "tunnel \(path.joined(separator: " ")): \(collapsed)")
+            #expect(
+                collapsed.firstMatch(of: /\(default[^)]*\) \(default:/) == nil,
+                "tunnel \(path.joined(separator: " ")): \(collapsed)")
         }
     }
 
-    @Test("the version: the commit baked in at build time, the libraries' own versions, one JSON object with the documented keys")
+    @Test(
+        "the version: the commit baked in at build time, the libraries' own versions, one JSON object with the documented keys"
+    )
     func version() throws {
         let info = VersionInfo.current
-        #expect(info.commit == "unknown" || (info.commit.count == 12 && info.commit.allSatisfy(\.isHexDigit)), "\(info.commit)")
+        #expect(
+            info.commit == "unknown" || (info.commit.count == 12 && info.commit.allSatisfy(\.isHexDigit)),
+            "\(info.commit)")
         #expect(info.openssl.hasPrefix("OpenSSL 3."))
         #expect(info.libuv.split(separator: ".").count == 3)
         #expect(info.swift.hasPrefix("6.") || info.swift.hasPrefix(">="))

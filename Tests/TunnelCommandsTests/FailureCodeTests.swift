@@ -3,6 +3,7 @@ import Multiplex
 import Testing
 import TunnelClient
 import TunnelRuntime
+
 @testable import TunnelCommands
 
 /// Every `CommandFailure` carries a `FailureCode` (its initialisers have no default), so these
@@ -25,10 +26,12 @@ import TunnelRuntime
 
     @Test("a gateway refusal is coded by its wire code; other causes by where they happened")
     func causes() {
-        let wire: [ErrorCode] = [TunnelErrorCode.unknownNode, TunnelErrorCode.unknownService, TunnelErrorCode.serviceUnreachable,
-                                 TunnelErrorCode.badRequest, TunnelErrorCode.wrongRole, TunnelErrorCode.replaced,
-                                 TunnelErrorCode.nodeDisconnected, TunnelErrorCode.denied, TunnelErrorCode.revoked,
-                                 TunnelErrorCode.auditUnavailable, TunnelErrorCode.nodeBusy]
+        let wire: [ErrorCode] = [
+            TunnelErrorCode.unknownNode, TunnelErrorCode.unknownService, TunnelErrorCode.serviceUnreachable,
+            TunnelErrorCode.badRequest, TunnelErrorCode.wrongRole, TunnelErrorCode.replaced,
+            TunnelErrorCode.nodeDisconnected, TunnelErrorCode.denied, TunnelErrorCode.revoked,
+            TunnelErrorCode.auditUnavailable, TunnelErrorCode.nodeBusy,
+        ]
         for code in wire {
             let name = FailureCode(wire: code)?.code
             #expect(name == "T" + String(code.rawValue, radix: 16, uppercase: true))
@@ -44,8 +47,10 @@ import TunnelRuntime
 
     @Test("the CLI prints the sentence, then the fix and the code")
     func printed() {
-        let outcome = TunnelMain.outcome(of: CommandFailure.failed("node n is not connected to the gateway", .unknownNode))
-        #expect(outcome.message == "tunnel: node n is not connected to the gateway\n  \(FailureCode.unknownNode.fixLine)")
+        let outcome = TunnelMain.outcome(
+            of: CommandFailure.failed("node n is not connected to the gateway", .unknownNode))
+        #expect(
+            outcome.message == "tunnel: node n is not connected to the gateway\n  \(FailureCode.unknownNode.fixLine)")
         #expect(FailureCode.unknownNode.fixLine.hasSuffix("(T101, docs/ERRORS.md#t101)"))
         #expect(outcome.exitCode == 1)
     }

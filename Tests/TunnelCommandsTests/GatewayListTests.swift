@@ -5,8 +5,12 @@ import TunnelCommands
 @Suite struct GatewayListTests {
     @Test("a list of replicas is read in order; one entry is a list of one")
     func accepted() throws {
-        #expect(try HostPort.parseList("a.example:7443, 10.0.0.2:7443,[::1]:7443", example: "gw:7443")
-            == [HostPort(host: "a.example", port: 7443), HostPort(host: "10.0.0.2", port: 7443), HostPort(host: "::1", port: 7443)])
+        #expect(
+            try HostPort.parseList("a.example:7443, 10.0.0.2:7443,[::1]:7443", example: "gw:7443")
+                == [
+                    HostPort(host: "a.example", port: 7443), HostPort(host: "10.0.0.2", port: 7443),
+                    HostPort(host: "::1", port: 7443),
+                ])
         #expect(try HostPort.parseList("gw:7443", example: "gw:7443") == [HostPort(host: "gw", port: 7443)])
     }
 

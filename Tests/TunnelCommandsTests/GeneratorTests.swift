@@ -1,25 +1,29 @@
 import Foundation
 import Testing
 import Yams
+
 @testable import TunnelCommands
 
 @Suite struct GeneratorTests {
     @Test func sshConfigBlockText() {
-        let block = sshConfigBlock(tunnelPath: "/usr/local/bin/tunnel", configPath: "/home/ann/.config/tunnel/operator.yaml")
-        #expect(block == """
-        # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
-        Host *.tunnel
-            ProxyCommand '/usr/local/bin/tunnel' proxy --config '/home/ann/.config/tunnel/operator.yaml' %h ssh
-            UserKnownHostsFile ~/.ssh/known_hosts.tunnel
+        let block = sshConfigBlock(
+            tunnelPath: "/usr/local/bin/tunnel", configPath: "/home/ann/.config/tunnel/operator.yaml")
+        #expect(
+            block == """
+                # Added by `tunnel ssh-config`: `ssh USER@NODE.tunnel` reaches NODE's sshd through the gateway.
+                Host *.tunnel
+                    ProxyCommand '/usr/local/bin/tunnel' proxy --config '/home/ann/.config/tunnel/operator.yaml' %h ssh
+                    UserKnownHostsFile ~/.ssh/known_hosts.tunnel
 
-        """)
+                """)
         #expect(!block.contains("HostKeyAlias"))
         #expect(!block.contains("StrictHostKeyChecking"))
     }
 
     @Test("the block carries the operator's ssh-known-hosts and ssh-identity settings, quoted")
     func sshConfigBlockWithSettings() {
-        let block = sshConfigBlock(tunnelPath: "/t", configPath: "/c.yaml", knownHosts: "/dev dir/known_hosts", identity: "/keys/id 25519")
+        let block = sshConfigBlock(
+            tunnelPath: "/t", configPath: "/c.yaml", knownHosts: "/dev dir/known_hosts", identity: "/keys/id 25519")
         #expect(block.contains("    UserKnownHostsFile '/dev dir/known_hosts'\n"))
         #expect(block.hasSuffix("known_hosts'\n    IdentityFile '/keys/id 25519'\n"))
         #expect(!sshConfigBlock(tunnelPath: "/t", configPath: "/c.yaml").contains("IdentityFile"))
@@ -49,7 +53,9 @@ import Yams
             #expect(resolved.contains("userknownhostsfile ") && resolved.contains("/.ssh/known_hosts.tunnel"))
             #expect(!resolved.contains("\nhostkeyalias "))
 
-            _ = try runProgram("/usr/bin/ssh", ["-F", config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@Node-17.tunnel", "true"])
+            _ = try runProgram(
+                "/usr/bin/ssh",
+                ["-F", config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@Node-17.tunnel", "true"])
             let args = try String(contentsOfFile: "\(dir)/args", encoding: .utf8)
             #expect(args == "proxy\n--config\n\(dir)/op.yaml\nnode-17.tunnel\nssh\n")
             #expect(nodeName(fromSSHHost: "node-17.tunnel") == "node-17")
@@ -75,29 +81,29 @@ import Yams
     }
 
     static let k3sConfig = """
-    apiVersion: v1
-    clusters:
-    - cluster:
-        certificate-authority-data: LS0tLS1CRUdJTg==
-        server: https://127.0.0.1:6443
-      name: default
-    - cluster:
-        server: https://other.example:6443
-      name: other
-    contexts:
-    - context:
-        cluster: default
-        user: default
-      name: default
-    current-context: default
-    kind: Config
-    preferences: {}
-    users:
-    - name: default
-      user:
-        client-certificate-data: Y2VydA==
-        client-key-data: a2V5
-    """
+        apiVersion: v1
+        clusters:
+        - cluster:
+            certificate-authority-data: LS0tLS1CRUdJTg==
+            server: https://127.0.0.1:6443
+          name: default
+        - cluster:
+            server: https://other.example:6443
+          name: other
+        contexts:
+        - context:
+            cluster: default
+            user: default
+          name: default
+        current-context: default
+        kind: Config
+        preferences: {}
+        users:
+        - name: default
+          user:
+            client-certificate-data: Y2VydA==
+            client-key-data: a2V5
+        """
 
     func cluster(_ yaml: String, _ name: String) throws -> Node.Mapping? {
         let root = try Yams.compose(yaml: yaml)!.mapping!
@@ -116,7 +122,9 @@ import Yams
         #expect(root["users"]?.sequence?.first?.mapping?["user"]?.mapping?["client-key-data"]?.string == "a2V5")
         #expect(root["current-context"]?.string == "default")
 
-        let named = try kubeconfigRewritten(original: Self.k3sConfig.replacingOccurrences(of: "https://127.0.0.1:6443", with: "https://[fd00::5]:6443"), localPort: 1)
+        let named = try kubeconfigRewritten(
+            original: Self.k3sConfig.replacingOccurrences(of: "https://127.0.0.1:6443", with: "https://[fd00::5]:6443"),
+            localPort: 1)
         #expect(try cluster(named, "default")?["tls-server-name"]?.string == "fd00::5")
         let given = try kubeconfigRewritten(original: Self.k3sConfig, localPort: 1, tlsServerName: "k3s.node-17")
         #expect(try cluster(given, "default")?["tls-server-name"]?.string == "k3s.node-17")
@@ -124,14 +132,20 @@ import Yams
 
     @Test func kubeconfigErrors() {
         func message(_ yaml: String) -> String? {
-            do { _ = try kubeconfigRewritten(original: yaml, localPort: 1); return nil } catch { return error.message }
+            do {
+                _ = try kubeconfigRewritten(original: yaml, localPort: 1)
+                return nil
+            } catch { return error.message }
         }
-        #expect(message(Self.k3sConfig.replacingOccurrences(of: "current-context: default\n", with: "")) ==
-                "the kubeconfig has no current-context; run `kubectl config use-context NAME` on the node first")
-        #expect(message(Self.k3sConfig.replacingOccurrences(of: "current-context: default", with: "current-context: gone")) ==
-                "the kubeconfig has no context \"gone\" with a cluster (current-context points at nothing)")
-        #expect(message(Self.k3sConfig.replacingOccurrences(of: "cluster: default", with: "cluster: missing")) ==
-                "the kubeconfig has no cluster \"missing\" (used by context \"default\")")
+        #expect(
+            message(Self.k3sConfig.replacingOccurrences(of: "current-context: default\n", with: ""))
+                == "the kubeconfig has no current-context; run `kubectl config use-context NAME` on the node first")
+        #expect(
+            message(Self.k3sConfig.replacingOccurrences(of: "current-context: default", with: "current-context: gone"))
+                == "the kubeconfig has no context \"gone\" with a cluster (current-context points at nothing)")
+        #expect(
+            message(Self.k3sConfig.replacingOccurrences(of: "cluster: default", with: "cluster: missing"))
+                == "the kubeconfig has no cluster \"missing\" (used by context \"default\")")
         #expect(message("") == "the kubeconfig is empty or not a mapping")
         #expect(message("a: [")?.hasPrefix("kubeconfig:2: not valid YAML: ") == true)
     }
@@ -152,15 +166,20 @@ import Yams
             let command = try WhoamiCommand.parse([spec.flagName, spec.example ?? "x"])
             #expect(command.options.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
         }
-        let labels = try ClientCommand.parse(["--node-label", "a=1", "--node-label", "b=2", "--service", "ssh=127.0.0.1:22"])
+        let labels = try ClientCommand.parse([
+            "--node-label", "a=1", "--node-label", "b=2", "--service", "ssh=127.0.0.1:22",
+        ])
         #expect(labels.flags["node-labels"] == ["a=1", "b=2"])
         #expect(labels.flags["services"] == ["ssh=127.0.0.1:22"])
     }
 
     @Test func exitCodes() {
         let failure = TunnelMain.outcome(of: CommandFailure.usage("x.yaml:1: unknown key \"a\"", .configInvalid))
-        #expect(failure == TunnelMain.Outcome(message: "tunnel: x.yaml:1: unknown key \"a\"\n  \(FailureCode.configInvalid.fixLine)",
-                                              toStandardError: true, exitCode: 2))
+        #expect(
+            failure
+                == TunnelMain.Outcome(
+                    message: "tunnel: x.yaml:1: unknown key \"a\"\n  \(FailureCode.configInvalid.fixLine)",
+                    toStandardError: true, exitCode: 2))
         #expect(TunnelMain.outcome(of: CommandFailure.failed("boom", .localFile)).exitCode == 1)
         do {
             _ = try Tunnel.parseAsRoot(["gateway", "--no-such-flag"])
@@ -178,16 +197,23 @@ import Yams
     }
 
     /// The built executable prints `tunnel: MESSAGE` on stderr and exits 2 on a config error.
-    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tunnel").path
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("tunnel").path
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary), "needs the built `tunnel` next to the test bundle"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: binary), "needs the built `tunnel` next to the test bundle"
+        ))
     func executableReportsFailures() throws {
         let binary = Self.binary
         try withTemporaryDirectory { dir in
             try writeFile("\(dir)/client.yaml", "gateway: gw:7443\nservice:\n  ssh: 127.0.0.1:22\n")
             let (status, output) = try runProgram(binary, ["client", "--config", "\(dir)/client.yaml"])
             #expect(status == 2)
-            #expect(output == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n  \(FailureCode.configInvalid.fixLine)\n")
+            #expect(
+                output
+                    == "tunnel: \(dir)/client.yaml:2: unknown key \"service\" (did you mean \"services\"?)\n  \(FailureCode.configInvalid.fixLine)\n"
+            )
         }
     }
 }

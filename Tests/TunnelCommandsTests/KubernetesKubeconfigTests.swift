@@ -1,24 +1,28 @@
 import Foundation
 import Testing
 import TunnelTLS
+
 @testable import TunnelCommands
 
 /// The node's `--kubernetes` kubeconfig: what it takes, and each thing it refuses with the file named.
 @Suite struct KubernetesKubeconfigTests {
     /// A kubeconfig for the server `server` with a real CA and the given user mapping (YAML flow).
-    func kubeconfig(server: String = "https://127.0.0.1:6443", cluster extra: String = "", user: String) throws -> String {
+    func kubeconfig(server: String = "https://127.0.0.1:6443", cluster extra: String = "", user: String) throws
+        -> String
+    {
         let key = try PrivateKey.generateP256()
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "k3s-server-ca", key: key,
-                                                           validity: CertificateValidity(now: Int64(Date().timeIntervalSince1970), lifetime: 86_400))
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "k3s-server-ca", key: key,
+            validity: CertificateValidity(now: Int64(Date().timeIntervalSince1970), lifetime: 86_400))
         let caData = Data(try ca.certificate.pem()).base64EncodedString()
         return """
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: local, cluster: {server: "\(server)", certificate-authority-data: \(caData)\(extra)}}]
-        users: [{name: node, user: \(user)}]
-        contexts: [{name: node, context: {cluster: local, user: node}}]
-        current-context: node
-        """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: local, cluster: {server: "\(server)", certificate-authority-data: \(caData)\(extra)}}]
+            users: [{name: node, user: \(user)}]
+            contexts: [{name: node, context: {cluster: local, user: node}}]
+            current-context: node
+            """
     }
 
     /// What the node reads from `text`: (host, port, server name, token, has a client certificate).
@@ -27,7 +31,9 @@ import TunnelTLS
             let path = "\(directory)/kubeconfig"
             try writeFile(path, text)
             let upstream = try KubernetesKubeconfig.upstream(path: path)
-            return (upstream.host, upstream.port, upstream.serverName, upstream.bearerToken, upstream.clientIdentity != nil)
+            return (
+                upstream.host, upstream.port, upstream.serverName, upstream.bearerToken, upstream.clientIdentity != nil
+            )
         }
     }
 
@@ -38,7 +44,9 @@ import TunnelTLS
     }
 
     @Test func localhostAndTLSServerName() throws {
-        let (host, port, serverName, _, _) = try load(try kubeconfig(server: "https://localhost:16443", cluster: ", tls-server-name: kubernetes", user: "{token: t}"))
+        let (host, port, serverName, _, _) = try load(
+            try kubeconfig(
+                server: "https://localhost:16443", cluster: ", tls-server-name: kubernetes", user: "{token: t}"))
         #expect(host == "127.0.0.1" && port == 16443 && serverName == "kubernetes")
     }
 

@@ -2,13 +2,15 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+
 @testable import TunnelCommands
 
 @Suite struct LogFormatTests {
     @Test("journal lines: a syslog priority prefix journald understands, no timestamp, what peers sent escaped")
     func journalLines() {
         let line = FormattedLogHandler.journalLine(
-            level: .warning, label: "tunnel", metadata: ["node.name": "evil\n\u{1b}[2J", "a": "1"], source: "TunnelGateway",
+            level: .warning, label: "tunnel", metadata: ["node.name": "evil\n\u{1b}[2J", "a": "1"],
+            source: "TunnelGateway",
             message: "node refused\r")
         #expect(line.hasPrefix("<4>warning tunnel: a=1 node.name=evil"))
         #expect(line.hasSuffix("[TunnelGateway] node refused\\r"))
@@ -46,11 +48,16 @@ import Testing
 @Suite struct ProgressLineTests {
     @Test("what is done, of how much, the rate and the time left")
     func text() {
-        #expect(ProgressLine.text(label: "verifying", done: 12 << 20, total: 48 << 20, unit: .bytes, elapsed: 2)
+        #expect(
+            ProgressLine.text(label: "verifying", done: 12 << 20, total: 48 << 20, unit: .bytes, elapsed: 2)
                 == "verifying: 12.0 MiB of 48.0 MiB, 6.0 MiB/s, 6 s left")
-        #expect(ProgressLine.text(label: "downloading", done: 1536, total: nil, unit: .bytes, elapsed: 1) == "downloading: 1.5 KiB, 1.5 KiB/s")
+        #expect(
+            ProgressLine.text(label: "downloading", done: 1536, total: nil, unit: .bytes, elapsed: 1)
+                == "downloading: 1.5 KiB, 1.5 KiB/s")
         // Too early for a rate that means anything.
-        #expect(ProgressLine.text(label: "reading", done: 10, total: 100, unit: .records, elapsed: 0.1) == "reading: 10 records of 100 records")
+        #expect(
+            ProgressLine.text(label: "reading", done: 10, total: 100, unit: .records, elapsed: 0.1)
+                == "reading: 10 records of 100 records")
         #expect(ProgressLine.amount(1023, .bytes) == "1023 B")
     }
 }

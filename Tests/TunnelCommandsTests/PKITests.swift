@@ -1,11 +1,13 @@
 import Foundation
 import Testing
 import TunnelTLS
+
 @testable import TunnelCommands
 
 /// `openssl verify` as an independent verifier; returns (passed, output).
 func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (Bool, String) {
-    let (status, output) = try runProgram("/usr/bin/openssl", ["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca, certificate])
+    let (status, output) = try runProgram(
+        "/usr/bin/openssl", ["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca, certificate])
     return (status == 0, output)
 }
 
@@ -32,10 +34,20 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
             #expect(chain.count == 2)
             #expect(chain[1].sha256Fingerprint == nodeCA.sha256Fingerprint)
             #expect(chain[0].subjectAlternativeNames.count == 4)
-            #expect(chain[0].subjectAlternativeNames.prefix(3).map(\.description) == ["DNS:localhost", "DNS:gw-host", "IP:127.0.0.1"])
-            if case .ipAddress(let v6) = chain[0].subjectAlternativeNames[3] { #expect(HostPort.isIPv6(v6)) } else { Issue.record("no IPv6 SAN") }
-            #expect(try opensslVerify(ca: "\(ca)/node-ca.crt", certificate: "\(ca)/gateway.crt", purpose: "sslserver").0)
-            #expect(try !opensslVerify(ca: "\(ca)/operator-ca.crt", certificate: "\(ca)/gateway.crt", purpose: "sslserver").0)
+            #expect(
+                chain[0].subjectAlternativeNames.prefix(3).map(\.description) == [
+                    "DNS:localhost", "DNS:gw-host", "IP:127.0.0.1",
+                ])
+            if case .ipAddress(let v6) = chain[0].subjectAlternativeNames[3] {
+                #expect(HostPort.isIPv6(v6))
+            } else {
+                Issue.record("no IPv6 SAN")
+            }
+            #expect(
+                try opensslVerify(ca: "\(ca)/node-ca.crt", certificate: "\(ca)/gateway.crt", purpose: "sslserver").0)
+            #expect(
+                try !opensslVerify(ca: "\(ca)/operator-ca.crt", certificate: "\(ca)/gateway.crt", purpose: "sslserver")
+                    .0)
             #expect(fingerprintText(result.nodeCAFingerprint).hasPrefix("SHA256:"))
         }
     }
@@ -44,7 +56,10 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
         try withTemporaryDirectory { dir in
             let first = try GatewayPKI.initialize(.init(directory: dir, now: now, hostName: nil))
             let refused = failure { try GatewayPKI.initialize(.init(directory: dir, now: now)) }
-            #expect(refused?.message == "\(dir)/node-ca.crt already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it")
+            #expect(
+                refused?.message
+                    == "\(dir)/node-ca.crt already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it"
+            )
             #expect(refused?.exitCode == 1)
             let unchanged = try Certificate.fromPEM(try DurableFile.read(path: "\(dir)/node-ca.crt"))
             #expect(unchanged.sha256Fingerprint == first.nodeCAFingerprint)
@@ -59,13 +74,18 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func initWithExplicitNamesAndBadNames() throws {
         try withTemporaryDirectory { dir in
-            let result = try GatewayPKI.initialize(.init(directory: dir, gatewayNames: ["gw.example.com"], gatewayIPs: ["192.0.2.10"], now: now))
+            let result = try GatewayPKI.initialize(
+                .init(directory: dir, gatewayNames: ["gw.example.com"], gatewayIPs: ["192.0.2.10"], now: now))
             #expect(result.gatewayNames == ["gw.example.com"] && result.gatewayIPs == ["192.0.2.10"])
             let chain = try Certificate.chainFromPEM(try DurableFile.read(path: "\(dir)/gateway.crt"))
             #expect(chain[0].subjectAlternativeNames.count == 2)
-            let badName = failure { try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now)) }
+            let badName = failure {
+                try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now))
+            }
             #expect(badName?.message.hasPrefix("--gateway-name: \"*.example.com\" is not a DNS name") == true)
-            let badIP = failure { try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now)) }
+            let badIP = failure {
+                try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now))
+            }
             #expect(badIP?.message.hasPrefix("--gateway-ip: \"300.1.1.1\" is not an IPv4 or IPv6 address") == true)
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/x"))
         }

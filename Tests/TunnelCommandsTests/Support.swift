@@ -1,10 +1,12 @@
 import Foundation
 import Testing
+
 @testable import TunnelCommands
 
 /// Runs `body` with a fresh temporary directory that is removed afterwards, even on failure.
 func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tunnel-cli-test-\(UUID().uuidString)").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tunnel-cli-test-\(UUID().uuidString)")
+        .path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: path) }
     return try body(path)

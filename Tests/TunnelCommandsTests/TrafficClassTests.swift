@@ -1,5 +1,6 @@
 import ArgumentParser
 import Testing
+
 @testable import TunnelCommands
 
 /// Issue #12: the scheduling class is chosen by use, not by the service's name.
@@ -26,13 +27,16 @@ import Testing
 
     @Test("tunnel ssh hands a chosen class to its ProxyCommand, and none when nothing was chosen")
     func sshPassesTheClass() {
-        let settings = OperatorSettings(gateway: HostPort(host: "localhost", port: 7443), serverName: "localhost", cert: "/c.crt",
-                                        key: "/c.key", gatewayCA: "/ca.crt", logLevel: .warning)
-        let chosen = sshInvocation(tunnelPath: "/usr/bin/tunnel", configPath: "/c.yaml", settings: settings, user: nil,
-                                   node: "node-17", trafficClass: .bulk, extra: [])
+        let settings = OperatorSettings(
+            gateway: HostPort(host: "localhost", port: 7443), serverName: "localhost", cert: "/c.crt",
+            key: "/c.key", gatewayCA: "/ca.crt", logLevel: .warning)
+        let chosen = sshInvocation(
+            tunnelPath: "/usr/bin/tunnel", configPath: "/c.yaml", settings: settings, user: nil,
+            node: "node-17", trafficClass: .bulk, extra: [])
         #expect(chosen.contains { $0.hasPrefix("ProxyCommand=") && $0.contains(" --class bulk %h ssh") })
-        let byUse = sshInvocation(tunnelPath: "/usr/bin/tunnel", configPath: "/c.yaml", settings: settings, user: nil,
-                                  node: "node-17", extra: [])
+        let byUse = sshInvocation(
+            tunnelPath: "/usr/bin/tunnel", configPath: "/c.yaml", settings: settings, user: nil,
+            node: "node-17", extra: [])
         #expect(byUse.allSatisfy { !$0.contains("--class") })
     }
 }

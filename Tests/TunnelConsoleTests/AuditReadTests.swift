@@ -6,7 +6,9 @@ import TunnelRuntime
     @Test(arguments: ["audit-000001.jsonl", "audit-123456789.jsonl", "audit-key.pub.pem", "recordings/abc-1.cast"])
     func auditFilesAreOffered(name: String) { #expect(AuditReadReply.isAuditFile(name)) }
 
-    @Test(arguments: ["audit-key.pem", "../audit-000001.jsonl", "audit-.jsonl", "audit-00x.jsonl", "recordings/../../etc/passwd.cast",
-                      "recordings/.hidden.cast", "recordings/a/b.cast", "/etc/shadow", "recordings/x.cast\u{0}", "policy.yaml"])
+    @Test(arguments: [
+        "audit-key.pem", "../audit-000001.jsonl", "audit-.jsonl", "audit-00x.jsonl", "recordings/../../etc/passwd.cast",
+        "recordings/.hidden.cast", "recordings/a/b.cast", "/etc/shadow", "recordings/x.cast\u{0}", "policy.yaml",
+    ])
     func everythingElseIsRefused(name: String) { #expect(!AuditReadReply.isAuditFile(name)) }
 }

@@ -15,12 +15,16 @@ import TunnelIO
         let key = try AuditSigningKey.generate()
         let log = try AuditLog(directory: directory, signingKey: key, now: Date())
         let service = "<script>x</script>\u{1B}[2J"
-        let actor = AuditOperator(peer: AuditPeer(session: "s1", source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil, roles: ["admin"])
-        let target = StreamTarget(stream: "s1/1", node: "node-17", service: service, parameters: nil, policyVersion: "v1")
+        let actor = AuditOperator(
+            peer: AuditPeer(session: "s1", source: "127.0.0.1:1"), name: "alice", subject: nil, serial: nil,
+            roles: ["admin"])
+        let target = StreamTarget(
+            stream: "s1/1", node: "node-17", service: service, parameters: nil, policyVersion: "v1")
         try log.append(.streamOpen(actor, target, StreamGrant(rule: "admin.allow[0]")), now: Date(), durable: true)
         var close = StreamClose(outcome: .closed)
         close.durationMs = 5
-        let parties = StreamParties(stream: "s1/1", session: "s1", operatorName: "alice", node: "node-17", service: service)
+        let parties = StreamParties(
+            stream: "s1/1", session: "s1", operatorName: "alice", node: "node-17", service: service)
         try log.append(.streamClose(parties, close), now: Date(), durable: true)
         try log.close(now: Date())
         return (directory, AuditVerifier.verify(directory: directory, publicKey: key.publicKey))
@@ -40,7 +44,9 @@ import TunnelIO
             guard case .data(let bytes) = event else { return }
             for event in try parser.feed(bytes) {
                 switch event {
-                case .head(let parsed): head = parsed; body = []
+                case .head(let parsed):
+                    head = parsed
+                    body = []
                 case .body(let more): body += more
                 case .end: if let head { responses.append((head, body)) }
                 case .upgrade: Issue.record("the console upgraded a connection")
@@ -55,24 +61,48 @@ import TunnelIO
         #expect(report.isValid)
         let loop = try EventLoop()
         let services = ConsoleServices(recordRead: { _ in }, exportBundle: { _, _, _, _ in })
-        let server = try ConsoleServer(loop: loop, address: try SocketAddress(ip: "127.0.0.1", port: 0), directory: directory, report: report, services: services)
+        let server = try ConsoleServer(
+            loop: loop, address: try SocketAddress(ip: "127.0.0.1", port: 0), directory: directory, report: report,
+            services: services)
         let url = server.url
         let host = String(url.dropFirst("http://".count).prefix { $0 != "/" })
         let token = String(url.split(separator: "token=").last ?? "")
         let client = Client(loop: loop)
         var socket: StreamConnection?
         let watchdog = LoopTimer(loop: loop)
-        func end() { watchdog.close(); socket?.close(); server.close() }
-        watchdog.start(after: 10_000) { Issue.record("timed out"); end() }
+        func end() {
+            watchdog.close()
+            socket?.close()
+            server.close()
+        }
+        watchdog.start(after: 10_000) {
+            Issue.record("timed out")
+            end()
+        }
         let request = { (target: String, extra: String) in "GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\(extra)\r\n" }
-        socket = try StreamConnection.connect(loop: loop, to: try SocketAddress(ip: "127.0.0.1", port: UInt16(host.split(separator: ":").last!)!)) { _ in
-            try? socket?.write(Array((request("/sessions", "") + request("/sessions", "Host: evil.example\r\n").replacingOccurrences(of: "Host: \(host)\r\nHost", with: "Host")
-                + request("/sessions?token=\(token)", "")).utf8))
+        socket = try StreamConnection.connect(
+            loop: loop, to: try SocketAddress(ip: "127.0.0.1", port: UInt16(host.split(separator: ":").last!)!)
+        ) { _ in
+            try? socket?.write(
+                Array(
+                    (request("/sessions", "")
+                        + request("/sessions", "Host: evil.example\r\n").replacingOccurrences(
+                            of: "Host: \(host)\r\nHost", with: "Host")
+                        + request("/sessions?token=\(token)", "")).utf8))
             try? socket?.startReading { event in
-                do { try client.read(event) } catch { Issue.record("\(error)"); end() }
-                if client.responses.count == 3, let cookie = client.responses[2].head.value("Set-Cookie")?.split(separator: ";").first {
-                    try? socket?.write(Array((request("/sessions", "Cookie: \(cookie)\r\n") + request("/sessions?token=\(token)", "")
-                        + request("/sessions", "Cookie: \(cookie)\r\nX: \(String(repeating: "a", count: 20_000))\r\n")).utf8))
+                do { try client.read(event) } catch {
+                    Issue.record("\(error)")
+                    end()
+                }
+                if client.responses.count == 3,
+                    let cookie = client.responses[2].head.value("Set-Cookie")?.split(separator: ";").first
+                {
+                    try? socket?.write(
+                        Array(
+                            (request("/sessions", "Cookie: \(cookie)\r\n") + request("/sessions?token=\(token)", "")
+                                + request(
+                                    "/sessions", "Cookie: \(cookie)\r\nX: \(String(repeating: "a", count: 20_000))\r\n"))
+                                .utf8))
                 }
                 if client.responses.count == 6 { end() }
             }
@@ -80,7 +110,9 @@ import TunnelIO
         _ = loop.run()
         #expect(loop.close())
         let statuses = client.responses.map { $0.head.status ?? 0 }
-        #expect(statuses == [403, 403, 303, 200, 403, 431], "no secret; wrong Host; the secret; the cookie; the secret again; a head too large")
+        #expect(
+            statuses == [403, 403, 303, 200, 403, 431],
+            "no secret; wrong Host; the secret; the cookie; the secret again; a head too large")
         #expect(client.responses.first?.head.value("Content-Security-Policy")?.contains("script-src 'self'") == true)
         #expect(client.responses[safe: 2]?.head.value("Location") == "/sessions")
         #expect(client.responses[safe: 2]?.head.value("Set-Cookie")?.contains("HttpOnly; SameSite=Strict") == true)

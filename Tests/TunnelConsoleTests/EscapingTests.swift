@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TunnelConsole
 
 @Suite struct EscapingTests {

@@ -115,10 +115,12 @@ private func spawnThread(_ body: @escaping @Sendable () -> Void) throws -> pthre
     }
     let context = Unmanaged.passRetained(Context(body)).toOpaque()
     var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { context in
-        Unmanaged<Context>.fromOpaque(context!).takeRetainedValue().body()
-        return nil
-    }, context)
+    let status = pthread_create(
+        &thread, nil,
+        { context in
+            Unmanaged<Context>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
     guard status == 0 else {
         Unmanaged<Context>.fromOpaque(context).release()
         throw ThreadError(status: status)

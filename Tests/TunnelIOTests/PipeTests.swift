@@ -38,7 +38,9 @@ import TunnelIO
         let harness = try LoopHarness()
         let descriptor = open("/etc/hostname", O_RDONLY)
         defer { Glibc.close(descriptor) }
-        #expect(throws: IOError.self) { _ = try StreamConnection.openPipe(loop: harness.loop, fileDescriptor: descriptor) }
+        #expect(throws: IOError.self) {
+            _ = try StreamConnection.openPipe(loop: harness.loop, fileDescriptor: descriptor)
+        }
         harness.finish()
         harness.run()
     }

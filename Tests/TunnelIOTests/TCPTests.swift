@@ -246,7 +246,8 @@ import TunnelIO
         // the poll phase could report the connect, so the timeout always wins.
         var failure: IOError?
         var calls = 0
-        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress, timeoutMilliseconds: 0) { result in
+        let client = try StreamConnection.connect(loop: loop, to: listener.localAddress, timeoutMilliseconds: 0) {
+            result in
             calls += 1
             if case .failure(let error) = result { failure = error }
             listener.close()

@@ -1,5 +1,6 @@
 import Testing
 import TunnelRuntime
+
 @testable import TunnelGateway
 
 /// The admission decisions on a virtual clock (milliseconds): rates, caps, evictions,
@@ -82,7 +83,9 @@ struct AdmissionTests {
         #expect(connect(101, "flood-b") == .refuse, "flood-b holds the most now: no place")
         #expect(admission.pending.contains(100))
         #expect(admission.pending.count == 10)
-        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) { $0[$1.key] = $1.counts }
+        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) {
+            $0[$1.key] = $1.counts
+        }
         #expect(counts["flood-a"] == ["handshake-cap": 14, "handshake-evicted": 2])
     }
 
@@ -137,7 +140,9 @@ struct AdmissionTests {
     @Test("refusals are summed per source and interval; beyond the key cap they fold into one")
     func refusalSummaries() {
         var counter = RefusalCounter(intervalMilliseconds: 60_000, maximumKeys: 3, now: 0)
-        for index in 0..<10_000 { counter.count("source-\(index % 5)", reason: index % 2 == 0 ? "malformed" : "token-refused") }
+        for index in 0..<10_000 {
+            counter.count("source-\(index % 5)", reason: index % 2 == 0 ? "malformed" : "token-refused")
+        }
         let value17 = counter.takeSummaries(now: 59_999)
         #expect(value17.isEmpty)
         let summaries = counter.takeSummaries(now: 60_000)
@@ -195,10 +200,14 @@ struct AdmissionTests {
         #expect(value18)
         for _ in 0..<5 { budget.count("mallory", outcome: "denied") }
         let value19 = budget.takeSummaries(now: 60_000)
-        #expect(value19 == [RefusalCounter.Summary(key: "mallory", counts: ["denied": 5], keys: 1, since: 0, until: 60_000)])
+        #expect(
+            value19 == [RefusalCounter.Summary(key: "mallory", counts: ["denied": 5], keys: 1, since: 0, until: 60_000)]
+        )
     }
 
-    @Test("at the default 600 a minute, burst 100: the 101st stream at once is refused, then one per 100 ms, 600 over the next minute")
+    @Test(
+        "at the default 600 a minute, burst 100: the 101st stream at once is refused, then one per 100 ms, 600 over the next minute"
+    )
     func recordBudgetExactCounts() {
         let limits = AdmissionLimits()
         #expect(limits.streamRecordsPerOperatorPerMinute == 600)

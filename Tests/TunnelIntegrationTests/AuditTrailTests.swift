@@ -4,10 +4,11 @@ import Multiplex
 import Testing
 import TunnelAudit
 import TunnelClient
-@testable import TunnelGateway
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// Issue #5's audit trail through the in-process gateway: what is recorded, that it verifies,
 /// and that a log that cannot be written stops new streams.
@@ -54,7 +55,10 @@ struct AuditTrailTests {
         let opens = of("stream_open"), closes = of("stream_close"), denials = of("stream_deny")
         #expect(opens.count == 1 && closes.count == 1 && denials.count == 1)
         let open = try #require(opens.first), close = try #require(closes.first)
-        for key in ["operator", "operator_subject", "operator_serial", "roles", "node", "service", "source", "session", "stream", "policy_version", "rule"] {
+        for key in [
+            "operator", "operator_subject", "operator_serial", "roles", "node", "service", "source", "session",
+            "stream", "policy_version", "rule",
+        ] {
             #expect(open[key] != nil, "stream_open lacks \(key)")
         }
         #expect(open["stream"] == close["stream"])
@@ -75,9 +79,14 @@ struct AuditTrailTests {
         defer { try? FileManager.default.removeItem(atPath: keys) }
         // What a crash leaves: two open records and no close, no clean shutdown.
         do {
-            let log = try AuditLog(directory: directory, signingKey: AuditSigningKey.loadOrCreate(keyDirectory: keys), policy: AuditLogConfiguration(streamRecords: AuditTrail.streamRecords), now: Date())
+            let log = try AuditLog(
+                directory: directory, signingKey: AuditSigningKey.loadOrCreate(keyDirectory: keys),
+                policy: AuditLogConfiguration(streamRecords: AuditTrail.streamRecords), now: Date())
             for stream in ["s1/1", "s1/3"] {
-                try log.append(type: "stream_open", fields: ["stream": .string(stream), "operator": "alice", "node": "node-1", "service": "ssh"], now: Date(), durable: true)
+                try log.append(
+                    type: "stream_open",
+                    fields: ["stream": .string(stream), "operator": "alice", "node": "node-1", "service": "ssh"],
+                    now: Date(), durable: true)
             }
         }
         let trail = try AuditTrail(directory: directory, keyDirectory: keys, logger: .init(label: "test"))
@@ -86,13 +95,19 @@ struct AuditTrailTests {
         let text = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }
             .map { try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8) }.joined()
         for stream in ["s1/1", "s1/3"] {
-            let closes = text.split(separator: "\n").filter { $0.contains("\"type\":\"stream_close\"") && $0.contains("\"stream\":\"\(stream)\"") }
+            let closes = text.split(separator: "\n").filter {
+                $0.contains("\"type\":\"stream_close\"") && $0.contains("\"stream\":\"\(stream)\"")
+            }
             #expect(closes.count == 1 && closes.first?.contains("gateway_crash") == true, "\(stream): \(closes)")
-            #expect(closes.first?.contains(#""node":"node-1","operator":"alice""#) == true, "the close names whom the open named: \(closes)")
+            #expect(
+                closes.first?.contains(#""node":"node-1","operator":"alice""#) == true,
+                "the close names whom the open named: \(closes)")
         }
     }
 
-    @Test("while the audit disk is full no stream is admitted, tunnel nodes says so, and streams resume once it has room", .enabled(if: geteuid() == 0))
+    @Test(
+        "while the audit disk is full no stream is admitted, tunnel nodes says so, and streams resume once it has room",
+        .enabled(if: geteuid() == 0))
     func fullDiskStopsStreams() throws {
         let mountPoint = NSTemporaryDirectory() + "audit-full-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)

@@ -5,10 +5,11 @@ import PostgresTestServer
 import Testing
 import TunnelAudit
 import TunnelClient
-@testable import TunnelGateway
 import TunnelRuntime
 import TunnelState
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// Issue #13: two gateway replicas in one process over one shared store (an SQLite file both
 /// open, and a real PostgreSQL server): presence with epochs and leases, fencing of an older
@@ -48,7 +49,10 @@ struct ClusterPresenceTests {
             case .postgres:
                 let server = try PostgresTestServer.shared()
                 let name = try server.freshDatabase()
-                stores = [try PostgresFleetStore(url: server.url(database: name)), try PostgresFleetStore(url: server.url(database: name))]
+                stores = [
+                    try PostgresFleetStore(url: server.url(database: name)),
+                    try PostgresFleetStore(url: server.url(database: name)),
+                ]
                 databaseName = name
             }
             echo = try EchoServer(loop: runner.loop)
@@ -60,7 +64,8 @@ struct ClusterPresenceTests {
                 configuration.policyPath = policyPath(name)
                 configuration.auditDirectory = "\(pki.fleet.directory)/\(name)/audit"
                 configuration.auditKeyDirectory = "\(pki.fleet.directory)/\(name)/audit-key"
-                let gateway = try Gateway(loop: runner.loop, configuration: configuration, store: stores[index], logger: runner.logger)
+                let gateway = try Gateway(
+                    loop: runner.loop, configuration: configuration, store: stores[index], logger: runner.logger)
                 ports.append(try gateway.start().port)
                 gateways.append(gateway)
             }
@@ -99,7 +104,9 @@ struct ClusterPresenceTests {
 
         /// An operator connected to `replica`; nil if it did not connect.
         func connectOperator(_ identity: TLSIdentity, at replica: Int) -> OperatorClient? {
-            let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: ports[replica], identity: identity), logger: runner.logger)
+            let client = try! OperatorClient(
+                loop: runner.loop, endpoint: pki.endpoint(port: ports[replica], identity: identity),
+                logger: runner.logger)
             operators.append(client)
             var outcome: Result<MuxConnection, OperatorFailure>?
             client.connect { outcome = $0 }
@@ -127,7 +134,9 @@ struct ClusterPresenceTests {
         }
     }
 
-    @Test("a node held by one replica is online at every replica, with that replica's name, until its session ends", arguments: SharedStore.tested)
+    @Test(
+        "a node held by one replica is online at every replica, with that replica's name, until its session ends",
+        arguments: SharedStore.tested)
     func presenceIsSeenEverywhere(shared: SharedStore) throws {
         let cluster = try TwoReplicas(shared)
         defer { cluster.tearDown() }
@@ -147,7 +156,9 @@ struct ClusterPresenceTests {
         #expect(records.allSatisfy { $0["replica"] == .string("a") })
     }
 
-    @Test("a newer session of a node on another replica fences the older one, and its epoch is the next one", arguments: SharedStore.tested)
+    @Test(
+        "a newer session of a node on another replica fences the older one, and its epoch is the next one",
+        arguments: SharedStore.tested)
     func newerSessionElsewhereFencesTheOlder(shared: SharedStore) throws {
         let cluster = try TwoReplicas(shared)
         defer { cluster.tearDown() }
@@ -158,14 +169,20 @@ struct ClusterPresenceTests {
         #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 1) }))
         #expect(cluster.gateways[1].nodes["edge-1"]?.epoch == 2)
         // Replica a learns at its next lease renewal that its session is stale, and closes it.
-        #expect(cluster.runner.run(until: { !cluster.holds("edge-1", at: 0) }, timeout: .seconds(Int(PresenceLedger.renewSeconds) + 5)))
+        #expect(
+            cluster.runner.run(
+                until: { !cluster.holds("edge-1", at: 0) }, timeout: .seconds(Int(PresenceLedger.renewSeconds) + 5)))
         older.stop()
         #expect(cluster.status("edge-1", at: 0)?.replica == "b")
-        #expect(cluster.gateways[0].nodes["edge-1"]?.lastDisconnectReason?.hasSuffix("replaced by a newer session of edge-1 on replica b") == true)
+        #expect(
+            cluster.gateways[0].nodes["edge-1"]?.lastDisconnectReason?.hasSuffix(
+                "replaced by a newer session of edge-1 on replica b") == true)
         #expect(cluster.holds("edge-1", at: 1), "the newer session stays")
     }
 
-    @Test("node and user revocations at one replica end the sessions held at the other within 5 s", arguments: SharedStore.tested)
+    @Test(
+        "node and user revocations at one replica end the sessions held at the other within 5 s",
+        arguments: SharedStore.tested)
     func revocationsPropagate(shared: SharedStore) throws {
         let cluster = try TwoReplicas(shared)
         defer { cluster.tearDown() }
@@ -191,7 +208,9 @@ struct ClusterPresenceTests {
         cluster.gateways[0].reloadPolicy()
         let version = Gateway.policyVersion(Array(newer.utf8))
         #expect(cluster.gateways[0].authority.policy.version == version)
-        #expect(cluster.runner.run(until: { cluster.gateways[1].authority.policy.version == version }, timeout: .seconds(5)))
+        #expect(
+            cluster.runner.run(until: { cluster.gateways[1].authority.policy.version == version }, timeout: .seconds(5))
+        )
         #expect(cluster.gateways[1].authority.policy.roleNames.contains("viewer"))
     }
 
@@ -213,24 +232,39 @@ struct ClusterPresenceTests {
         let server = try PostgresTestServer.shared()
         let stale = TwoReplicas.policy + "\n  stale:\n    allow:\n      - services: [echo]\n        nodes: [\"*\"]\n"
         let cluster = try TwoReplicas(.postgres) { cluster in
-            _ = try cluster.stores[0].appendChange(.policy, subject: "old", detail: stale, replica: "gone", now: Int64(time(nil)) - 60)
-            try server.execute("ALTER TABLE fleet_changes RENAME TO fleet_changes_away", database: try #require(cluster.databaseName))
+            _ = try cluster.stores[0].appendChange(
+                .policy, subject: "old", detail: stale, replica: "gone", now: Int64(time(nil)) - 60)
+            try server.execute(
+                "ALTER TABLE fleet_changes RENAME TO fleet_changes_away", database: try #require(cluster.databaseName))
         }
         defer { cluster.tearDown() }
         #expect(cluster.gateways.allSatisfy { $0.cluster?.cursor == nil }, "the feed was unreadable at start")
-        try server.execute("ALTER TABLE fleet_changes_away RENAME TO fleet_changes", database: try #require(cluster.databaseName))
+        try server.execute(
+            "ALTER TABLE fleet_changes_away RENAME TO fleet_changes", database: try #require(cluster.databaseName))
         // Once the feed reads again, a replica starts at its end: the next change applies, the old one never.
         let fresh = TwoReplicas.policy + "\n  fresh:\n    allow:\n      - services: [echo]\n        nodes: [\"*\"]\n"
-        #expect(cluster.runner.run(until: { cluster.gateways.allSatisfy { $0.cluster?.cursor != nil } }, timeout: .seconds(5)))
-        _ = try cluster.stores[0].appendChange(.policy, subject: "new", detail: fresh, replica: "other", now: Int64(time(nil)))
-        #expect(cluster.runner.run(until: { cluster.gateways.allSatisfy { $0.authority.policy.roleNames.contains("fresh") } }, timeout: .seconds(5)))
+        #expect(
+            cluster.runner.run(
+                until: { cluster.gateways.allSatisfy { $0.cluster?.cursor != nil } }, timeout: .seconds(5)))
+        _ = try cluster.stores[0].appendChange(
+            .policy, subject: "new", detail: fresh, replica: "other", now: Int64(time(nil)))
+        #expect(
+            cluster.runner.run(
+                until: { cluster.gateways.allSatisfy { $0.authority.policy.roleNames.contains("fresh") } },
+                timeout: .seconds(5)))
         for name in TwoReplicas.names {
-            let reloads = try auditRecords(in: "\(cluster.pki.fleet.directory)/\(name)/audit").filter { $0["type"] == .string("policy_reload") }
-            #expect(reloads.map { $0["policy_version"] } == [.string(Gateway.policyVersion(Array(fresh.utf8)))], "replica \(name)")
+            let reloads = try auditRecords(in: "\(cluster.pki.fleet.directory)/\(name)/audit").filter {
+                $0["type"] == .string("policy_reload")
+            }
+            #expect(
+                reloads.map { $0["policy_version"] } == [.string(Gateway.policyVersion(Array(fresh.utf8)))],
+                "replica \(name)")
         }
     }
 
-    @Test("a claim the store refused is made again once the store answers, and the node shows online at the other replica")
+    @Test(
+        "a claim the store refused is made again once the store answers, and the node shows online at the other replica"
+    )
     func refusedClaimIsRetried() throws {
         guard PostgresTestServer.shouldRun else { return }
         let server = try PostgresTestServer.shared()

@@ -26,7 +26,10 @@ struct FinDeliveryTests {
         case .finRightAfterOpen:
             [.open(id, metadata: metadata[...], interactive: false, fin: false), .data(id, [], fin: true)]
         case .dataAndFinRightAfterOpen:
-            [.open(id, metadata: metadata[...], interactive: false, fin: false), .data(id, Array("hi".utf8)[...], fin: true)]
+            [
+                .open(id, metadata: metadata[...], interactive: false, fin: false),
+                .data(id, Array("hi".utf8)[...], fin: true),
+            ]
         }
     }
 
@@ -37,14 +40,18 @@ struct FinDeliveryTests {
         try fixture.startNode(try fixture.pki.identity(.node, "node-17"))
         #expect(fixture.runner.run(until: { fixture.online("node-17") }))
         var dialed: WirePeer??
-        try WirePeer.dial(loop: fixture.runner.loop, port: fixture.port, identity: try fixture.pki.identity(.operator, "alice"),
-                          gatewayCA: fixture.pki.nodeCA.certificate, protocols: [TunnelProtocol.operatorALPN]) { dialed = .some($0) }
+        try WirePeer.dial(
+            loop: fixture.runner.loop, port: fixture.port, identity: try fixture.pki.identity(.operator, "alice"),
+            gatewayCA: fixture.pki.nodeCA.certificate, protocols: [TunnelProtocol.operatorALPN]
+        ) { dialed = .some($0) }
         fixture.runner.run(until: { dialed != nil })
         let alice = try #require(dialed ?? nil)
         defer { alice.close() }
         let metadata = try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
         var bytes: [UInt8] = []
-        for frame in [Frame.helloV1] + Self.frames(shape, id: 1, metadata: metadata) { FrameEncoder.append(frame, to: &bytes) }
+        for frame in [Frame.helloV1] + Self.frames(shape, id: 1, metadata: metadata) {
+            FrameEncoder.append(frame, to: &bytes)
+        }
         alice.send(bytes)
         #expect(fixture.runner.run(until: { alice.finished(1) }, timeout: .seconds(5)), "\(alice.frames)")
         #expect(alice.resets[1] == nil)
@@ -56,7 +63,9 @@ struct FinDeliveryTests {
         let pki = try TestPKI()
         let echo = try EchoServer(loop: runner.loop)
         var gatewaySide: WirePeer?
-        let listener = try WirePeer.listen(loop: runner.loop, identity: pki.gateway, nodeCA: pki.nodeCA.certificate) { gatewaySide = $0 }
+        let listener = try WirePeer.listen(loop: runner.loop, identity: pki.gateway, nodeCA: pki.nodeCA.certificate) {
+            gatewaySide = $0
+        }
         let configuration = EdgeClientConfiguration(
             gateway: pki.endpoint(port: listener.localAddress.port, identity: try pki.identity(.node, "node-17")),
             services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)])
@@ -66,7 +75,9 @@ struct FinDeliveryTests {
         let gateway = try #require(gatewaySide)
         var bytes: [UInt8] = []
         let metadata = try TunnelProtocol.encode(ServiceRequest(service: "echo"))
-        for frame in [Frame.helloV1] + Self.frames(shape, id: 2, metadata: metadata) { FrameEncoder.append(frame, to: &bytes) }
+        for frame in [Frame.helloV1] + Self.frames(shape, id: 2, metadata: metadata) {
+            FrameEncoder.append(frame, to: &bytes)
+        }
         gateway.send(bytes)
         #expect(runner.run(until: { gateway.finished(2) }, timeout: .seconds(5)), "\(gateway.frames)")
         #expect(gateway.accepted(2))

@@ -4,11 +4,12 @@ import Logging
 import Multiplex
 import Testing
 import TunnelClient
-@testable import TunnelGateway
 import TunnelIO
 import TunnelRuntime
 import TunnelState
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// Issue #4 end to end over real TLS on loopback: enrollment with join tokens, renewal,
 /// re-enrollment, admission, revocation and the policy, all through one in-process gateway.
@@ -35,21 +36,30 @@ struct FleetTests {
             }
         }
 
-        func token(node: String? = nil, prefix: String? = nil, uses: Int = 1, ttl: Int64 = 3600, labels: [String: String] = [:]) -> JoinToken {
-            let reply = gateway.administer(.createToken(TokenSpec(nodeName: node, namePrefix: prefix, lifetimeSeconds: ttl, uses: uses, labels: labels)), actor: "test")
+        func token(
+            node: String? = nil, prefix: String? = nil, uses: Int = 1, ttl: Int64 = 3600, labels: [String: String] = [:]
+        ) -> JoinToken {
+            let reply = gateway.administer(
+                .createToken(
+                    TokenSpec(nodeName: node, namePrefix: prefix, lifetimeSeconds: ttl, uses: uses, labels: labels)),
+                actor: "test")
             return try! JoinToken.parse(reply.token!)
         }
 
         func files(_ name: String) -> NodeCredentialFiles {
-            NodeCredentialFiles(certificate: "\(pki.fleet.directory)/\(name).crt", key: "\(pki.fleet.directory)/\(name).key",
-                                gatewayCA: "\(pki.fleet.directory)/\(name)-ca.crt")
+            NodeCredentialFiles(
+                certificate: "\(pki.fleet.directory)/\(name).crt", key: "\(pki.fleet.directory)/\(name).key",
+                gatewayCA: "\(pki.fleet.directory)/\(name)-ca.crt")
         }
 
         /// Runs token enrollment for `name` to its end.
-        func enroll(_ name: String?, token: JoinToken, files: NodeCredentialFiles) -> Result<TLSIdentity, FleetFailure>? {
+        func enroll(_ name: String?, token: JoinToken, files: NodeCredentialFiles) -> Result<TLSIdentity, FleetFailure>?
+        {
             var outcome: Result<TLSIdentity, FleetFailure>?
-            NodeCredentials.enroll(loop: runner.loop, host: "127.0.0.1", port: port, serverName: "localhost", token: token,
-                                   nodeName: name, labels: ["asked": "yes"], files: files, logger: runner.logger) { outcome = $0 }
+            NodeCredentials.enroll(
+                loop: runner.loop, host: "127.0.0.1", port: port, serverName: "localhost", token: token,
+                nodeName: name, labels: ["asked": "yes"], files: files, logger: runner.logger
+            ) { outcome = $0 }
             runner.run(until: { outcome != nil })
             return outcome
         }
@@ -60,13 +70,15 @@ struct FleetTests {
         let fleet = try Fleet()
         defer { fleet.tearDown() }
         let files = fleet.files("plant-a-1")
-        let identity = try #require(try fleet.enroll("plant-a-1", token: fleet.token(prefix: "plant-a-", labels: ["site": "plant-a"]), files: files)?.get())
+        let identity = try #require(
+            try fleet.enroll(
+                "plant-a-1", token: fleet.token(prefix: "plant-a-", labels: ["site": "plant-a"]), files: files)?.get())
         #expect(try identity.chain[0].tunnelIdentity().name == "plant-a-1")
         var status = stat()
         #expect(stat(files.key, &status) == 0 && status.st_mode & 0o777 == 0o600)
         #expect(FileManager.default.fileExists(atPath: files.certificate))
         let stored = try #require(try fleet.pki.fleet.store.node(named: "plant-a-1"))
-        #expect(stored.labels == ["site": "plant-a"])  // the node asked for "asked": "yes" too; nodes choose no labels
+        #expect(stored.labels == ["site": "plant-a"]) // the node asked for "asked": "yes" too; nodes choose no labels
         #expect(stored.keySHA256 == Hex.encode(SHA256.hash(try identity.key.publicKey().der())))
 
         try fleet.startNode(try TLSIdentity.load(certificatePath: files.certificate, keyPath: files.key), files: files)
@@ -82,12 +94,18 @@ struct FleetTests {
         let token = fleet.token(node: "node-1")
         #expect(try fleet.enroll(nil, token: token, files: fleet.files("node-1"))?.get() != nil)
         func refusal(_ name: String?, _ token: JoinToken, _ files: String) -> String {
-            guard case .failure(let failure)? = fleet.enroll(name, token: token, files: fleet.files(files)) else { return "enrolled" }
+            guard case .failure(let failure)? = fleet.enroll(name, token: token, files: fleet.files(files)) else {
+                return "enrolled"
+            }
             return failure.message
         }
         #expect(refusal(nil, token, "other").contains("already used"))
-        #expect(refusal("x", JoinToken(id: "deadbeef", secret: token.secret, caPin: token.caPin), "x").contains("does not know this token"))
-        #expect(refusal("x", JoinToken(id: token.id, secret: String(repeating: "0", count: 32), caPin: token.caPin), "y").contains("does not know this token"))
+        #expect(
+            refusal("x", JoinToken(id: "deadbeef", secret: token.secret, caPin: token.caPin), "x").contains(
+                "does not know this token"))
+        #expect(
+            refusal("x", JoinToken(id: token.id, secret: String(repeating: "0", count: 32), caPin: token.caPin), "y")
+                .contains("does not know this token"))
         #expect(refusal("node-2", fleet.token(node: "node-3"), "z").contains("enrolls only the node node-3"))
         #expect(refusal("lab-1", fleet.token(prefix: "plant-"), "w").contains("starting with plant-"))
         #expect(refusal("node-1", fleet.token(), "v").contains("already enrolled with another key"))
@@ -123,8 +141,11 @@ struct FleetTests {
         let token = fleet.token()
         var outcomes: [Result<TLSIdentity, FleetFailure>] = []
         for index in 0..<50 {
-            NodeCredentials.enroll(loop: fleet.runner.loop, host: "127.0.0.1", port: fleet.port, serverName: "localhost", token: token,
-                                   nodeName: "racer-\(index)", labels: [:], files: fleet.files("racer-\(index)"), logger: fleet.runner.logger) { outcomes.append($0) }
+            NodeCredentials.enroll(
+                loop: fleet.runner.loop, host: "127.0.0.1", port: fleet.port, serverName: "localhost", token: token,
+                nodeName: "racer-\(index)", labels: [:], files: fleet.files("racer-\(index)"),
+                logger: fleet.runner.logger
+            ) { outcomes.append($0) }
         }
         #expect(fleet.runner.run(until: { outcomes.count == 50 }, timeout: .seconds(60)))
         #expect(outcomes.filter { (try? $0.get()) != nil }.count == 1)
@@ -141,7 +162,8 @@ struct FleetTests {
         #expect(fleet.runner.run(until: { fleet.online("node-17") && fleet.online("node-18") }))
 
         // A renewal request naming node-18 on node-17's session yields a node-17 certificate.
-        let csr = String(decoding: try CertificateSigningRequest(key: node17.key, commonName: "node-18").pem(), as: UTF8.self)
+        let csr = String(
+            decoding: try CertificateSigningRequest(key: node17.key, commonName: "node-18").pem(), as: UTF8.self)
         let renewed = try fleet.gateway.authority.renewNode(name: "node-17", presented: node17.chain[0], csr: csr).pem
         #expect(try Certificate.chainFromPEM(Array(renewed.utf8))[0].tunnelIdentity().name == "node-17")
 
@@ -149,7 +171,9 @@ struct FleetTests {
         let copied = try fleet.pki.identity(.node, "node-18", enrolled: false)
         #expect(fleet.runner.run(until: { fleet.online("node-18") }))
         try fleet.startNode(copied)
-        #expect(!fleet.runner.run(until: { !fleet.online("node-18") }, timeout: .seconds(1)), "the copied certificate took over node-18")
+        #expect(
+            !fleet.runner.run(until: { !fleet.online("node-18") }, timeout: .seconds(1)),
+            "the copied certificate took over node-18")
         _ = fleet.gateway.administer(.removeNode(name: "node-17"), actor: "test")
         #expect(fleet.runner.run(until: { !fleet.online("node-17") }, timeout: .seconds(5)))
     }
@@ -168,7 +192,10 @@ struct FleetTests {
         let pipe = try LocalPipe(loop: fleet.runner.loop)
         defer { pipe.testSide.close() }
         var ended: OperatorFailure??
-        fleet.operators.last!.splice(on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { ended = .some($0) }
+        fleet.operators.last!.splice(
+            on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide,
+            output: pipe.tunnelSide
+        ) { ended = .some($0) }
         var sent = 0
         // One message a quarter second for 14 s: more than two lifetimes.
         let ticker = LoopTimer(loop: fleet.runner.loop)
@@ -201,7 +228,10 @@ struct FleetTests {
         // The refused re-enrollment reaches the node as `revoked`, not as an internal error.
         let log = CapturedLog()
         try fleet.startNode(revoked, logger: Logger(label: "node-2") { _ in log })
-        #expect(fleet.runner.run(until: { log.reasons.contains { $0.hasPrefix("revoked: re-enrollment failed: node node-2 was revoked at ") } }), "\(log.reasons)")
+        #expect(
+            fleet.runner.run(until: {
+                log.reasons.contains { $0.hasPrefix("revoked: re-enrollment failed: node node-2 was revoked at ") }
+            }), "\(log.reasons)")
         #expect(!log.reasons.contains { $0.hasPrefix("internal-error") }, "\(log.reasons)")
         #expect(!fleet.online("node-2"))
     }
@@ -238,12 +268,18 @@ struct FleetTests {
         _ = fleet.gateway.administer(.revokeUser(name: "bob"), actor: "test")
         #expect(fleet.runner.run(until: { !fleet.online("node-1") && !bobSession.isEstablished }, timeout: .seconds(5)))
         #expect(Date().timeIntervalSince(started) < 5)
-        guard case .failure(let refused)? = fleet.connectOperator(bob) else { Issue.record("revoked operator connected"); return }
+        guard case .failure(let refused)? = fleet.connectOperator(bob) else {
+            Issue.record("revoked operator connected")
+            return
+        }
         #expect(refused.message.contains("revoked"))
 
         try fleet.restartGateway()
         #expect(!fleet.runner.run(until: { fleet.online("node-1") }, timeout: .seconds(2)))
-        guard case .failure? = fleet.connectOperator(bob) else { Issue.record("revoked operator connected after restart"); return }
+        guard case .failure? = fleet.connectOperator(bob) else {
+            Issue.record("revoked operator connected after restart")
+            return
+        }
     }
 
     @Test("when a node's session ends under a stream, the operator is told the node disconnected")
@@ -256,7 +292,10 @@ struct FleetTests {
         let pipe = try LocalPipe(loop: fleet.runner.loop)
         defer { pipe.testSide.close() }
         var ended: OperatorFailure??
-        fleet.operators.last!.splice(on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { ended = .some($0) }
+        fleet.operators.last!.splice(
+            on: connection, node: "node-1", service: "echo", interactive: true, input: pipe.tunnelSide,
+            output: pipe.tunnelSide
+        ) { ended = .some($0) }
         try pipe.testSide.write(Array("hello".utf8))
         #expect(fleet.runner.run(until: { pipe.received.count == 5 }))
         // The gateway ends the node's session itself (as on a lost link), not the node.
@@ -282,7 +321,9 @@ struct FleetTests {
                 nodes: ["b-*"]
         """
 
-    @Test("every cell of roles × services × nodes allows or denies as the policy says; a change applies to the next stream")
+    @Test(
+        "every cell of roles × services × nodes allows or denies as the policy says; a change applies to the next stream"
+    )
     func policyMatrix() throws {
         let fleet = try Fleet(policy: Self.policy)
         defer { fleet.tearDown() }
@@ -292,21 +333,32 @@ struct FleetTests {
         try fleet.startNode(b1)
         #expect(fleet.runner.run(until: { fleet.online("a-1") && fleet.online("b-1") }))
         let expected: [(role: String, node: String, service: String, allowed: Bool)] = [
-            ("admin", "a-1", "echo", true), ("admin", "a-1", "logs", true), ("admin", "b-1", "echo", true), ("admin", "b-1", "logs", true),
-            ("vendor-acme", "a-1", "echo", false), ("vendor-acme", "a-1", "logs", true), ("vendor-acme", "b-1", "echo", false), ("vendor-acme", "b-1", "logs", false),
-            ("plant-b-tech", "a-1", "echo", false), ("plant-b-tech", "a-1", "logs", false), ("plant-b-tech", "b-1", "echo", true), ("plant-b-tech", "b-1", "logs", true),
+            ("admin", "a-1", "echo", true), ("admin", "a-1", "logs", true), ("admin", "b-1", "echo", true),
+            ("admin", "b-1", "logs", true),
+            ("vendor-acme", "a-1", "echo", false), ("vendor-acme", "a-1", "logs", true),
+            ("vendor-acme", "b-1", "echo", false), ("vendor-acme", "b-1", "logs", false),
+            ("plant-b-tech", "a-1", "echo", false), ("plant-b-tech", "a-1", "logs", false),
+            ("plant-b-tech", "b-1", "echo", true), ("plant-b-tech", "b-1", "logs", true),
         ]
         var sessions: [String: MuxConnection] = [:]
         for role in ["admin", "vendor-acme", "plant-b-tech"] {
-            sessions[role] = try #require(try fleet.connectOperator(fleet.pki.identity(.operator, "user-\(role)", roles: [role]))?.get())
+            sessions[role] = try #require(
+                try fleet.connectOperator(fleet.pki.identity(.operator, "user-\(role)", roles: [role]))?.get())
         }
         for cell in expected {
             let outcome = try fleet.echoThrough(sessions[cell.role]!, node: cell.node, service: cell.service)
             #expect((outcome == nil) == cell.allowed, "\(cell): \(outcome ?? "allowed")")
-            if !cell.allowed { #expect(outcome?.contains("vendor-acme") == true || outcome?.contains("plant-b-tech") == true, "\(cell): \(outcome ?? "")") }
+            if !cell.allowed {
+                #expect(
+                    outcome?.contains("vendor-acme") == true || outcome?.contains("plant-b-tech") == true,
+                    "\(cell): \(outcome ?? "")")
+            }
         }
         // The vendor loses logs: the next stream on the same session is denied.
-        try DurableFile.write(path: fleet.policyPath, bytes: Array(Self.policy.replacingOccurrences(of: "services: [logs]", with: "services: [echo]").utf8), mode: 0o644)
+        try DurableFile.write(
+            path: fleet.policyPath,
+            bytes: Array(Self.policy.replacingOccurrences(of: "services: [logs]", with: "services: [echo]").utf8),
+            mode: 0o644)
         fleet.gateway.reloadPolicy()
         #expect(try fleet.echoThrough(sessions["vendor-acme"]!, node: "a-1", service: "logs") != nil)
         #expect(try fleet.echoThrough(sessions["vendor-acme"]!, node: "a-1", service: "echo") == nil)

@@ -17,9 +17,11 @@ import TunnelRuntime
     }
 
     /// A schedule whose waits are exactly the backoff's ceiling (floor 1), so the test can name them.
-    private static let exact = ReconnectSchedule(backoff: Backoff(base: .seconds(1), cap: .seconds(30), floor: 1), settleMilliseconds: 1_000)
+    private static let exact = ReconnectSchedule(
+        backoff: Backoff(base: .seconds(1), cap: .seconds(30), floor: 1), settleMilliseconds: 1_000)
 
-    @Test("a failure moves to the next replica within the failover jitter; a full round of failures backs off and grows")
+    @Test(
+        "a failure moves to the next replica within the failover jitter; a full round of failures backs off and grows")
     func failoverThenBackoff() {
         var rotation = GatewayRotation(count: 3, start: 1, schedule: Self.exact, failoverJitter: 800)
         var random = Seeded(state: 7)

@@ -1,8 +1,9 @@
 import Multiplex
 import Testing
 import TunnelClient
-@testable import TunnelGateway
 import TunnelRuntime
+
+@testable import TunnelGateway
 
 /// What a stream handler was told, in order.
 private final class RecordingHandler: StreamHandler {
@@ -24,7 +25,12 @@ struct GroupCommitTests {
         defer { runner.finish() }
         var syncs = 0
         var batches: [[String: NodeSighting]] = []
-        let commit = GroupCommit(loop: runner.loop, syncAudit: { syncs += 1; return true }, saveSightings: { batches.append($0) })
+        let commit = GroupCommit(
+            loop: runner.loop,
+            syncAudit: {
+                syncs += 1
+                return true
+            }, saveSightings: { batches.append($0) })
         var told: [Bool] = []
         for _ in 0..<5 { commit.afterAuditSync { told.append($0) } }
         commit.nodeSeen("node-1", NodeSighting(at: 10, address: "127.0.0.1:1000"))
@@ -34,10 +40,13 @@ struct GroupCommitTests {
         #expect(runner.run(until: { told.count == 5 }))
         #expect(told == Array(repeating: true, count: 5))
         #expect(syncs == 1)
-        #expect(batches == [[
-            "node-1": NodeSighting(at: 11, address: "127.0.0.1:1000", disconnectReason: "link lost"),
-            "node-2": NodeSighting(at: 12, address: "127.0.0.1:2000"),
-        ]])
+        #expect(
+            batches == [
+                [
+                    "node-1": NodeSighting(at: 11, address: "127.0.0.1:1000", disconnectReason: "link lost"),
+                    "node-2": NodeSighting(at: 12, address: "127.0.0.1:2000"),
+                ]
+            ])
         commit.close()
     }
 
@@ -49,7 +58,10 @@ struct GroupCommitTests {
         gate.hold()
         var accepted = false
         gate.streamReceived([1, 2][...])
-        gate.afterOpening { accepted = true; relayEnd.events.append("accepted") }
+        gate.afterOpening {
+            accepted = true
+            relayEnd.events.append("accepted")
+        }
         gate.streamReceived([3][...])
         gate.streamFinished()
         #expect(relayEnd.events.isEmpty && !accepted, "no byte moves before the record is on disk")
@@ -60,7 +72,9 @@ struct GroupCommitTests {
         #expect(relayEnd.events.last == "writable", "once open, events pass straight through")
     }
 
-    @Test("a stream reset while its record is being synced reaches the relay once open, which is not attached to a dead stream")
+    @Test(
+        "a stream reset while its record is being synced reaches the relay once open, which is not attached to a dead stream"
+    )
     func gateKeepsReset() {
         var attached = 0
         let relayEnd = RecordingHandler()
@@ -82,8 +96,10 @@ struct GroupCommitTests {
         defer { for pipe in pipes { pipe.testSide.close() } }
         var results: [OperatorFailure?] = []
         for pipe in pipes {
-            audited.operators.last!.splice(on: session, node: "node-1", service: "echo", interactive: true,
-                                           input: pipe.tunnelSide, output: pipe.tunnelSide) { results.append($0) }
+            audited.operators.last!.splice(
+                on: session, node: "node-1", service: "echo", interactive: true,
+                input: pipe.tunnelSide, output: pipe.tunnelSide
+            ) { results.append($0) }
         }
         for (index, pipe) in pipes.enumerated() { try pipe.testSide.write([UInt8(index)]) }
         #expect(audited.runner.run(until: { pipes.allSatisfy { $0.received.count == 1 } }))

@@ -1,5 +1,6 @@
 import Testing
 import TunnelClient
+
 @testable import TunnelGateway
 
 /// Issue #11: during a reconnect storm, operators' handshakes go ahead of nodes', and nodes'
@@ -46,7 +47,9 @@ struct HandshakeQueueTests {
         }
         let expected = Array(12..<5_010) + Array(10_000..<11_000)
         #expect(released.count == expected.count, "\(released.count) released")
-        #expect(released.count == expected.count && released == expected, "first difference at \(released.indices.first { released[$0] != expected[$0] } ?? -1)")
+        #expect(
+            released.count == expected.count && released == expected,
+            "first difference at \(released.indices.first { released[$0] != expected[$0] } ?? -1)")
     }
 
     @Test("a newcomer never goes ahead of a waiting node, even with budget left in the turn")

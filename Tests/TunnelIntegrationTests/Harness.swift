@@ -28,19 +28,25 @@ final class TestFleet {
 
     /// Records an identity as enrolled: a node with its key and labels, an operator with this
     /// certificate and roles — what enrollment and `tunnel user add` would have stored.
-    func enroll(_ identity: TLSIdentity, labels: [String: String] = ["site": "plant-a"], roles: [String] = ["admin"]) throws {
+    func enroll(_ identity: TLSIdentity, labels: [String: String] = ["site": "plant-a"], roles: [String] = ["admin"])
+        throws
+    {
         let certificate = identity.chain[0]
         let subject = try certificate.tunnelIdentity()
         let now = Int64(time(nil))
         switch subject.role {
         case .node:
-            try store.saveNode(NodeEntry(
-                name: subject.name, labels: labels, keySHA256: Hex.encode(SHA256.hash(try certificate.publicKey().der())),
-                certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter, enrolledAt: now))
+            try store.saveNode(
+                NodeEntry(
+                    name: subject.name, labels: labels,
+                    keySHA256: Hex.encode(SHA256.hash(try certificate.publicKey().der())),
+                    certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter,
+                    enrolledAt: now))
         case .operator:
-            try store.saveUser(UserEntry(
-                name: subject.name, roles: roles, createdAt: now, createdBy: "test",
-                certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter))
+            try store.saveUser(
+                UserEntry(
+                    name: subject.name, roles: roles, createdAt: now, createdBy: "test",
+                    certificateSerial: certificate.serialNumberHex, certificateNotAfter: certificate.notAfter))
         case .gateway:
             // A replica is not enrolled: its peer certificate comes from the shared PKI.
             break
@@ -65,29 +71,37 @@ struct TestPKI {
         fleet = try TestFleet()
         let now = Int64(time(nil))
         let year = try CertificateValidity(now: now, lifetime: 365 * 86_400)
-        nodeCA = try CertificateAuthority.createSelfSigned(commonName: "test node CA", key: try PrivateKey.generateP256(), validity: year)
-        operatorCA = try CertificateAuthority.createSelfSigned(commonName: "test operator CA", key: try PrivateKey.generateP256(), validity: year)
+        nodeCA = try CertificateAuthority.createSelfSigned(
+            commonName: "test node CA", key: try PrivateKey.generateP256(), validity: year)
+        operatorCA = try CertificateAuthority.createSelfSigned(
+            commonName: "test operator CA", key: try PrivateKey.generateP256(), validity: year)
         let key = try PrivateKey.generateP256()
         let certificate = try nodeCA.issueGatewayCertificate(
-            for: try key.publicKey(), commonName: "gateway", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validity: year)
+            for: try key.publicKey(), commonName: "gateway", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"],
+            validity: year)
         gateway = TLSIdentity(chain: [certificate, nodeCA.certificate], key: key)
     }
 
     /// A client identity signed by `issuer` (the matching CA unless a test wants a wrong one),
     /// recorded in the fleet database as enrolled unless `enrolled` is false.
-    func identity(_ role: TunnelIdentity.Role, _ name: String, issuer: CertificateAuthority? = nil,
-                  notBefore: Int64? = nil, lifetime: Int64 = 86_400, enrolled: Bool = true, roles: [String] = ["admin"]) throws -> TLSIdentity {
+    func identity(
+        _ role: TunnelIdentity.Role, _ name: String, issuer: CertificateAuthority? = nil,
+        notBefore: Int64? = nil, lifetime: Int64 = 86_400, enrolled: Bool = true, roles: [String] = ["admin"]
+    ) throws -> TLSIdentity {
         let ca = issuer ?? (role == .node ? nodeCA : operatorCA)
         let key = try PrivateKey.generateP256()
-        let validity = try CertificateValidity(now: notBefore ?? Int64(time(nil)), lifetime: lifetime, backdate: min(300, lifetime / 10))
-        let certificate = try ca.issueClientCertificate(for: try key.publicKey(), identity: try TunnelIdentity(role: role, name: name), validity: validity)
+        let validity = try CertificateValidity(
+            now: notBefore ?? Int64(time(nil)), lifetime: lifetime, backdate: min(300, lifetime / 10))
+        let certificate = try ca.issueClientCertificate(
+            for: try key.publicKey(), identity: try TunnelIdentity(role: role, name: name), validity: validity)
         let identity = TLSIdentity(chain: [certificate], key: key)
         if enrolled { try fleet.enroll(identity, roles: roles) }
         return identity
     }
 
     func gatewayConfiguration(port: UInt16 = 0) -> GatewayConfiguration {
-        var configuration = GatewayConfiguration(listenHost: "127.0.0.1", listenPort: port, identity: gateway, nodeCA: nodeCA, operatorCA: operatorCA)
+        var configuration = GatewayConfiguration(
+            listenHost: "127.0.0.1", listenPort: port, identity: gateway, nodeCA: nodeCA, operatorCA: operatorCA)
         configuration.drainTimeout = .seconds(2)
         return configuration
     }
@@ -114,7 +128,8 @@ final class LoopRunner {
     func run(until condition: () -> Bool, timeout: Duration = .seconds(10)) -> Bool {
         if condition() { return true }
         let (seconds, attoseconds) = timeout.components
-        let deadline = EventLoop.monotonicNanoseconds + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        let deadline =
+            EventLoop.monotonicNanoseconds + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
         let ticker = LoopTimer(loop: loop)
         ticker.start(after: 20, repeat: 20) {}
         while !condition(), EventLoop.monotonicNanoseconds < deadline {
@@ -208,7 +223,8 @@ class GatewayFixture {
         pki = try TestPKI()
         var configuration = pki.gatewayConfiguration()
         try configure(&configuration, pki)
-        gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
+        gateway = try Gateway(
+            loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
         port = try gateway.start().port
         echo = try EchoServer(loop: runner.loop)
     }
@@ -216,12 +232,15 @@ class GatewayFixture {
     /// Starts a node offering `services` — by default `echo` (and `logs`, the same echo, where a
     /// second name is needed), none when built-in services are given.
     @discardableResult
-    func startNode(_ identity: TLSIdentity, services: [String: LocalService]? = nil, labels: [String: String] = [:],
-                   files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:], logger: Logger? = nil) throws -> EdgeClient {
+    func startNode(
+        _ identity: TLSIdentity, services: [String: LocalService]? = nil, labels: [String: String] = [:],
+        files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:], logger: Logger? = nil
+    ) throws -> EdgeClient {
         let service = LocalService(host: "127.0.0.1", port: echo.port)
         var configuration = EdgeClientConfiguration(
             gateway: pki.endpoint(port: port, identity: identity),
-            services: services ?? (builtIn.isEmpty ? ["echo": service, "logs": service] : [:]), labels: labels, credentialFiles: files)
+            services: services ?? (builtIn.isEmpty ? ["echo": service, "logs": service] : [:]), labels: labels,
+            credentialFiles: files)
         configuration.builtInServices = builtIn
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: logger ?? runner.logger)
         client.start()
@@ -236,7 +255,9 @@ class GatewayFixture {
     /// Connects an operator; nil only if the connection attempt never finished.
     /// - Parameter port: another gateway's (a second replica's); this one's by default.
     func connectOperator(_ identity: TLSIdentity, port: UInt16? = nil) -> Result<MuxConnection, OperatorFailure>? {
-        let client = try! OperatorClient(loop: runner.loop, endpoint: pki.endpoint(port: port ?? self.port, identity: identity), logger: runner.logger)
+        let client = try! OperatorClient(
+            loop: runner.loop, endpoint: pki.endpoint(port: port ?? self.port, identity: identity),
+            logger: runner.logger)
         operators.append(client)
         var outcome: Result<MuxConnection, OperatorFailure>?
         client.connect { outcome = $0 }
@@ -246,11 +267,16 @@ class GatewayFixture {
 
     /// Opens `service` on `node` over the last connected operator and echoes `bytes` through
     /// it; nil when they all came back, else the operator's sentence.
-    func echoThrough(_ connection: MuxConnection, node: String, service: String = "echo", bytes: [UInt8] = Array("ping".utf8)) throws -> String? {
+    func echoThrough(
+        _ connection: MuxConnection, node: String, service: String = "echo", bytes: [UInt8] = Array("ping".utf8)
+    ) throws -> String? {
         let pipe = try LocalPipe(loop: runner.loop)
         defer { pipe.testSide.close() }
         var result: OperatorFailure??
-        operators.last!.splice(on: connection, node: node, service: service, interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        operators.last!.splice(
+            on: connection, node: node, service: service, interactive: true, input: pipe.tunnelSide,
+            output: pipe.tunnelSide
+        ) { result = .some($0) }
         try pipe.testSide.write(bytes)
         try pipe.testSide.shutdown()
         runner.run(until: { result != nil || pipe.received.count >= bytes.count })
@@ -269,7 +295,8 @@ class GatewayFixture {
         runner.run(until: { stopped })
         var configuration = pki.gatewayConfiguration(port: port)
         configure(&configuration)
-        gateway = try Gateway(loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
+        gateway = try Gateway(
+            loop: runner.loop, configuration: configuration, store: pki.fleet.store, logger: runner.logger)
         try gateway.start()
     }
 

@@ -4,11 +4,12 @@ import Logging
 import Multiplex
 import Testing
 import TunnelAudit
-@testable import TunnelClient
-@testable import TunnelGateway
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelClient
+@testable import TunnelGateway
 
 /// Issue #9, the door: anonymous peers cannot flood the audit log or the descriptor table or
 /// hold enrollment sessions, finite-field key exchange is refused, and one operator cannot take
@@ -33,7 +34,9 @@ struct HostileDoorTests {
         /// A plain TCP connection to the gateway.
         func dial() -> StreamConnection? {
             var outcome: Result<StreamConnection, FleetFailure>?
-            let dialer = GatewayDialer(loop: runner.loop, host: "127.0.0.1", port: port, timeoutMilliseconds: 5_000) { outcome = $0 }
+            let dialer = GatewayDialer(loop: runner.loop, host: "127.0.0.1", port: port, timeoutMilliseconds: 5_000) {
+                outcome = $0
+            }
             runner.run(until: { outcome != nil })
             _ = dialer
             return try? outcome?.get()
@@ -42,9 +45,11 @@ struct HostileDoorTests {
         /// One enrollment request on a connection of its own, as a node sends it.
         func enroll(_ request: EnrollmentRequest) -> Result<CertificateReply, FleetFailure>? {
             var outcome: Result<CertificateReply, FleetFailure>?
-            EnrollmentCall(loop: runner.loop, host: "127.0.0.1", port: port, serverName: "localhost",
-                           verification: .pinnedCA(sha256: pki.nodeCA.certificate.sha256Fingerprint), identity: nil,
-                           certificateTime: .systemClock, request: request, logger: runner.logger) { result, _ in outcome = result }
+            EnrollmentCall(
+                loop: runner.loop, host: "127.0.0.1", port: port, serverName: "localhost",
+                verification: .pinnedCA(sha256: pki.nodeCA.certificate.sha256Fingerprint), identity: nil,
+                certificateTime: .systemClock, request: request, logger: runner.logger
+            ) { result, _ in outcome = result }
             runner.run(until: { outcome != nil })
             return outcome
         }
@@ -60,7 +65,10 @@ struct HostileDoorTests {
             let pipe = try LocalPipe(loop: runner.loop)
             held.append(pipe)
             var failure: OperatorFailure??
-            session.0.splice(on: session.1, node: node, service: "echo", interactive: true, input: pipe.tunnelSide, output: pipe.tunnelSide) { failure = .some($0) }
+            session.0.splice(
+                on: session.1, node: node, service: "echo", interactive: true, input: pipe.tunnelSide,
+                output: pipe.tunnelSide
+            ) { failure = .some($0) }
             try pipe.testSide.write([7])
             runner.run(until: { failure != nil || pipe.received == [7] })
             return failure.flatMap { $0?.message }
@@ -84,13 +92,17 @@ struct HostileDoorTests {
     }
 
     static func redeem(tokenID: String) -> EnrollmentRequest {
-        .redeem(RedeemRequest(tokenID: tokenID, secret: String(repeating: "0", count: 32), nodeName: "x", hostName: nil, labels: [:], csr: ""))
+        .redeem(
+            RedeemRequest(
+                tokenID: tokenID, secret: String(repeating: "0", count: 32), nodeName: "x", hostName: nil, labels: [:],
+                csr: ""))
     }
 
     @Test("a refused-redeem flood leaves one summary per source, and none of the peer's text, in the audit log")
     func refusedRedeemFlood() throws {
         let door = try Door { $0.admission.enrollmentsPerSourcePerMinute = 60 }
-        let forged = "0123abcd\n2026-12-04T00:00:00Z enroll outcome=ok node=forged" + String(repeating: "A", count: 3000)
+        let forged =
+            "0123abcd\n2026-12-04T00:00:00Z enroll outcome=ok node=forged" + String(repeating: "A", count: 3000)
         var replies: [String] = []
         for index in 0..<30 {
             let request = Self.redeem(tokenID: index % 2 == 0 ? forged : String(format: "%08x", index))
@@ -107,12 +119,17 @@ struct HostileDoorTests {
         #expect(!records.contains { $0["type"] == .string("enroll") }, "no record per refusal")
         let summaries = records.filter { $0["type"] == .string("enroll_refused") }
         #expect(summaries.count == 1)
-        guard case .object(let counts)? = summaries.first?["counts"] else { Issue.record("no counts"); return }
+        guard case .object(let counts)? = summaries.first?["counts"] else {
+            Issue.record("no counts")
+            return
+        }
         #expect(counts.values.compactMap(Int.init).reduce(0, +) == 30)
         #expect(counts["malformed"] != nil && counts["token-refused"] != nil && counts["enrollment-rate"] != nil)
         #expect(summaries.first?["source"] == .string("127.0.0.1"))
-        let text = try FileManager.default.contentsOfDirectory(atPath: door.auditDirectory).filter { $0.hasSuffix(".jsonl") }
-            .map { try String(contentsOfFile: "\(door.auditDirectory)/\($0)", encoding: .utf8) }.joined()
+        let text = try FileManager.default.contentsOfDirectory(atPath: door.auditDirectory).filter {
+            $0.hasSuffix(".jsonl")
+        }
+        .map { try String(contentsOfFile: "\(door.auditDirectory)/\($0)", encoding: .utf8) }.joined()
         #expect(!text.contains("forged") && !text.contains("AAAA"))
     }
 
@@ -122,17 +139,21 @@ struct HostileDoorTests {
         defer { door.tearDown() }
         let idle = IdleEnrollment()
         let socket = try #require(door.dial())
-        let context = try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: nil, peerVerification: .pinnedCA(sha256: door.pki.nodeCA.certificate.sha256Fingerprint),
-            applicationProtocols: [TunnelProtocol.enrollALPN]))
+        let context = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: nil,
+                peerVerification: .pinnedCA(sha256: door.pki.nodeCA.certificate.sha256Fingerprint),
+                applicationProtocols: [TunnelProtocol.enrollALPN]))
         var configuration = SessionConfiguration()
         configuration.keepaliveInterval = .milliseconds(200)
-        let connection = try MuxConnection.makeClient(on: socket, context: context, serverName: "localhost", configuration: configuration,
-                                                      delegate: idle, logger: door.runner.logger)
+        let connection = try MuxConnection.makeClient(
+            on: socket, context: context, serverName: "localhost", configuration: configuration,
+            delegate: idle, logger: door.runner.logger)
         connection.start()
         #expect(door.runner.run(until: { idle.ready }))
         #expect(door.runner.run(until: { idle.closed != nil }, timeout: .seconds(10)))
-        #expect(idle.closed?.reason.contains("enrollment connection closes") == true, "\(String(describing: idle.closed))")
+        #expect(
+            idle.closed?.reason.contains("enrollment connection closes") == true, "\(String(describing: idle.closed))")
     }
 
     @Test("a ClientHello offering only finite-field groups is refused; X25519 and P-256 are served")
@@ -142,8 +163,10 @@ struct HostileDoorTests {
         func handshake(groups: String) throws -> String {
             let client = Process()
             client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            client.arguments = ["s_client", "-connect", "127.0.0.1:\(door.port)", "-tls1_3", "-groups", groups,
-                                "-alpn", TunnelProtocol.enrollALPN, "-brief"]
+            client.arguments = [
+                "s_client", "-connect", "127.0.0.1:\(door.port)", "-tls1_3", "-groups", groups,
+                "-alpn", TunnelProtocol.enrollALPN, "-brief",
+            ]
             client.standardInput = FileHandle.nullDevice
             let output = Pipe()
             client.standardOutput = output
@@ -186,7 +209,10 @@ struct HostileDoorTests {
         #expect(try door.holdStream(root, node: "b-17") == nil, "the admins' reserve")
         #expect(try door.holdStream(root, node: "b-17") == nil)
         #expect(try door.holdStream(root, node: "b-17")?.contains("busy (6 streams open)") == true)
-        guard case .success(let list)? = door.nodeList(root) else { Issue.record("no node list"); return }
+        guard case .success(let list)? = door.nodeList(root) else {
+            Issue.record("no node list")
+            return
+        }
         #expect(list.nodes.contains { $0.name == "b-17" && $0.online })
     }
 
@@ -233,10 +259,10 @@ final class IdleEnrollment: MuxConnectionDelegate {
 /// Every record of the audit log in `directory`, in order.
 func auditRecords(in directory: String) throws -> [[String: AuditValue]] {
     let decoder = JSONDecoder()
-    return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted().flatMap { name in
-        try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8).split(separator: "\n").map {
-            try decoder.decode([String: AuditValue].self, from: Data($0.utf8))
+    return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted()
+        .flatMap { name in
+            try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8).split(separator: "\n").map {
+                try decoder.decode([String: AuditValue].self, from: Data($0.utf8))
+            }
         }
-    }
 }
-

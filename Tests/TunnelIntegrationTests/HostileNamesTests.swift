@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 import TunnelClient
-@testable import TunnelGateway
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// Issue #9, item 6: names are checked at the gateway's door before any look-up, record or list.
 @Suite("Names at the gateway's door", .serialized)
@@ -18,8 +19,11 @@ struct HostileNamesTests {
         #expect(fleet.runner.run(until: { fleet.online("kx-1") }))
         let connection = try #require(try fleet.connectOperator(fleet.pki.identity(.operator, "alice"))?.get())
         #expect(try fleet.echoThrough(connection, node: "kx-1") == nil)
-        for (node, service) in [("\u{212A}x-1", "echo"), ("Kx-1", "echo"), ("kx-1\n", "echo"), ("kx-1", "echo\u{1b}[2J"), ("kx-1", "Echo")] {
-            let refusal = try #require(try fleet.echoThrough(connection, node: node, service: service), "\(node) \(service) was routed")
+        for (node, service) in [
+            ("\u{212A}x-1", "echo"), ("Kx-1", "echo"), ("kx-1\n", "echo"), ("kx-1", "echo\u{1b}[2J"), ("kx-1", "Echo"),
+        ] {
+            let refusal = try #require(
+                try fleet.echoThrough(connection, node: node, service: service), "\(node) \(service) was routed")
             #expect(refusal.contains("invalid"), "\(refusal)")
             #expect(!refusal.contains("\n") && !refusal.contains("\u{1b}"), "\(refusal)")
         }
@@ -29,14 +33,24 @@ struct HostileNamesTests {
     func adminAndEnrollmentNames() throws {
         let fleet = try Fleet()
         defer { fleet.tearDown() }
-        let badLabels = fleet.gateway.administer(.createToken(TokenSpec(nodeName: nil, namePrefix: nil, lifetimeSeconds: 60, uses: 1, labels: ["tier\n": "gold"])), actor: "test")
+        let badLabels = fleet.gateway.administer(
+            .createToken(
+                TokenSpec(nodeName: nil, namePrefix: nil, lifetimeSeconds: 60, uses: 1, labels: ["tier\n": "gold"])),
+            actor: "test")
         #expect(badLabels.error?.contains("invalid label key") == true)
-        let badPrefix = fleet.gateway.administer(.createToken(TokenSpec(nodeName: nil, namePrefix: "Plant-", lifetimeSeconds: 60, uses: 1, labels: [:])), actor: "test")
+        let badPrefix = fleet.gateway.administer(
+            .createToken(TokenSpec(nodeName: nil, namePrefix: "Plant-", lifetimeSeconds: 60, uses: 1, labels: [:])),
+            actor: "test")
         #expect(badPrefix.error?.contains("invalid name prefix") == true)
-        #expect(fleet.gateway.administer(.removeNode(name: "\u{212A}x-1"), actor: "test").error?.contains("invalid node name") == true)
-        #expect(fleet.gateway.administer(.revokeUser(name: "bob\u{1b}"), actor: "test").error?.contains("invalid user name") == true)
+        #expect(
+            fleet.gateway.administer(.removeNode(name: "\u{212A}x-1"), actor: "test").error?.contains(
+                "invalid node name") == true)
+        #expect(
+            fleet.gateway.administer(.revokeUser(name: "bob\u{1b}"), actor: "test").error?.contains("invalid user name")
+                == true)
         for name in ["\u{212A}x-2", "Node-2"] {
-            guard case .failure(let refusal)? = fleet.enroll(name, token: fleet.token(), files: fleet.files("kx-2")) else {
+            guard case .failure(let refusal)? = fleet.enroll(name, token: fleet.token(), files: fleet.files("kx-2"))
+            else {
                 Issue.record("\(name) enrolled")
                 continue
             }

@@ -32,16 +32,22 @@ struct LiveWireFuzzTests {
         mutating func frame(requests: [[UInt8]]) -> Frame {
             let id = StreamID(next(12))
             switch next(8) {
-            case 0: return .open(id, metadata: (next(2) == 0 ? requests[next(requests.count)] : bytes(next(64)))[...],
-                                 interactive: next(2) == 0, fin: next(4) == 0)
+            case 0:
+                return .open(
+                    id, metadata: (next(2) == 0 ? requests[next(requests.count)] : bytes(next(64)))[...],
+                    interactive: next(2) == 0, fin: next(4) == 0)
             case 1: return .accept(id, metadata: bytes(next(16))[...], fin: next(2) == 0)
             case 2: return .data(id, bytes(next(2048))[...], fin: next(3) == 0)
             case 3: return .windowUpdate(id, increment: UInt32(next(1 << 20)))
             case 4: return .reset(id, ErrorCode(rawValue: UInt32(next(0x110))))
             case 5: return .ping(opaque: UInt64(next(1 << 30)), ack: next(2) == 0)
-            case 6: return .goAway(lastStreamID: id, ErrorCode(rawValue: UInt32(next(12))), message: bytes(next(40))[...])
-            default: return .hello(HelloFrame(minVersion: UInt8(next(3)), maxVersion: UInt8(next(3)), maxConcurrentStreams: UInt32(next(200)),
-                                              initialStreamWindow: UInt32(next(1 << 20)), connectionWindow: UInt32(next(1 << 27))))
+            case 6:
+                return .goAway(lastStreamID: id, ErrorCode(rawValue: UInt32(next(12))), message: bytes(next(40))[...])
+            default:
+                return .hello(
+                    HelloFrame(
+                        minVersion: UInt8(next(3)), maxVersion: UInt8(next(3)), maxConcurrentStreams: UInt32(next(200)),
+                        initialStreamWindow: UInt32(next(1 << 20)), connectionWindow: UInt32(next(1 << 27))))
             }
         }
 
@@ -86,8 +92,10 @@ struct LiveWireFuzzTests {
             let identity = identities[round % 2]
             let alpn = round % 2 == 0 ? TunnelProtocol.operatorALPN : TunnelProtocol.nodeALPN
             var dialed: WirePeer??
-            try WirePeer.dial(loop: fixture.runner.loop, port: fixture.port, identity: identity,
-                              gatewayCA: fixture.pki.nodeCA.certificate, protocols: [alpn]) { dialed = .some($0) }
+            try WirePeer.dial(
+                loop: fixture.runner.loop, port: fixture.port, identity: identity,
+                gatewayCA: fixture.pki.nodeCA.certificate, protocols: [alpn]
+            ) { dialed = .some($0) }
             fixture.runner.run(until: { dialed != nil })
             let fuzzer = try #require(dialed ?? nil, "round \(round)")
             #expect(fixture.runner.run(until: { fuzzer.isEstablished || fuzzer.ended }), "round \(round): no handshake")
@@ -96,7 +104,9 @@ struct LiveWireFuzzTests {
             fuzzer.close()
         }
         #expect(drops == 0, "no node's session was dropped")
-        let after = fixture.gateway.nodeStatuses().filter { $0.name != "node-fuzz" && $0.online }.map { ($0.name, $0.connectedSince) }
+        let after = fixture.gateway.nodeStatuses().filter { $0.name != "node-fuzz" && $0.online }.map {
+            ($0.name, $0.connectedSince)
+        }
         #expect(after.map(\.0) == since.map(\.0) && after.map(\.1) == since.map(\.1), "the same sessions, still online")
         #expect(bob.isEstablished)
         #expect(try fixture.echoThrough(bob, node: "node-17") == nil)
@@ -111,7 +121,9 @@ struct LiveWireFuzzTests {
         let pki = try TestPKI()
         let echo = try EchoServer(loop: runner.loop)
         var accepted: [WirePeer] = []
-        let listener = try WirePeer.listen(loop: runner.loop, identity: pki.gateway, nodeCA: pki.nodeCA.certificate) { accepted.append($0) }
+        let listener = try WirePeer.listen(loop: runner.loop, identity: pki.gateway, nodeCA: pki.nodeCA.certificate) {
+            accepted.append($0)
+        }
         var configuration = EdgeClientConfiguration(
             gateway: pki.endpoint(port: listener.localAddress.port, identity: try pki.identity(.node, "node-17")),
             services: ["echo": LocalService(host: "127.0.0.1", port: echo.port)])
@@ -119,9 +131,14 @@ struct LiveWireFuzzTests {
         configuration.replacedBackoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50), floor: 0.5)
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: runner.logger)
         client.start()
-        let requests = [try TunnelProtocol.encode(ServiceRequest(service: "echo")), try TunnelProtocol.encode(ServiceRequest(service: "nope"))]
+        let requests = [
+            try TunnelProtocol.encode(ServiceRequest(service: "echo")),
+            try TunnelProtocol.encode(ServiceRequest(service: "nope")),
+        ]
         for round in 0..<30 {
-            #expect(runner.run(until: { accepted.count > round && accepted[round].isEstablished }), "round \(round): the client did not come back")
+            #expect(
+                runner.run(until: { accepted.count > round && accepted[round].isEstablished }),
+                "round \(round): the client did not come back")
             guard accepted.count > round else { break }
             var mutator = Mutator(seed: 1000 + UInt64(round))
             // The gateway opens even stream IDs; the mutator's are mixed, which is hostile too.
@@ -135,9 +152,13 @@ struct LiveWireFuzzTests {
         if accepted.count > sane {
             let gateway = accepted[sane]
             let metadata = try TunnelProtocol.encode(ServiceRequest(service: "echo"))
-            gateway.send(.helloV1, .open(2, metadata: metadata[...], interactive: false, fin: false), .data(2, Array("sane".utf8)[...], fin: true))
+            gateway.send(
+                .helloV1, .open(2, metadata: metadata[...], interactive: false, fin: false),
+                .data(2, Array("sane".utf8)[...], fin: true))
             #expect(runner.run(until: { gateway.finished(2) }), "\(gateway.frames)")
-            let echoed = gateway.frames.flatMap { frame -> [UInt8] in if case .data(2, let bytes, _) = frame { Array(bytes) } else { [] } }
+            let echoed = gateway.frames.flatMap { frame -> [UInt8] in
+                if case .data(2, let bytes, _) = frame { Array(bytes) } else { [] }
+            }
             #expect(echoed == Array("sane".utf8))
         }
         client.stop()

@@ -13,7 +13,9 @@ struct LogRootTests {
 
         init(_ path: String) throws {
             descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-            guard descriptor >= 0, inotify_add_watch(descriptor, path, UInt32(IN_OPEN)) >= 0 else { throw TestFailure("inotify failed: \(errno)") }
+            guard descriptor >= 0, inotify_add_watch(descriptor, path, UInt32(IN_OPEN)) >= 0 else {
+                throw TestFailure("inotify failed: \(errno)")
+            }
         }
 
         deinit { close(descriptor) }

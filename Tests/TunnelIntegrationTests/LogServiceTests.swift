@@ -2,11 +2,12 @@ import Foundation
 import Glibc
 import Multiplex
 import Testing
-@testable import TunnelClient
 import TunnelGateway
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelClient
 
 /// Device logs through an in-process gateway over real TLS: a node whose client serves log
 /// sources from a temporary log root, and an operator reading them as `tunnel logs` does.
@@ -21,20 +22,32 @@ struct LogServiceTests {
         /// `sources` maps names to paths relative to the log root, or to `journald:UNIT`.
         init(_ sources: [String: String]) throws {
             try super.init()
-            for directory in [root, outside] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            for directory in [root, outside] {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
             let root = self.root
-            service = LogService(sources: try sources.mapValues { try LogSource.parse($0.hasPrefix("journald:") ? $0 : "\(root)/\($0)") }, root: root)
+            service = LogService(
+                sources: try sources.mapValues {
+                    try LogSource.parse($0.hasPrefix("journald:") ? $0 : "\(root)/\($0)")
+                }, root: root)
             try startNode(pki.identity(.node, "node-17"), builtIn: [LogService.serviceName: service])
-            #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.online && $0.services == ["logs"] } }))
+            #expect(
+                runner.run(until: {
+                    self.gateway.nodeStatuses().contains {
+                        $0.name == "node-17" && $0.online && $0.services == ["logs"]
+                    }
+                }))
         }
 
         /// Starts a read as `tunnel logs` does: the operator's direction ends at once.
         func read(_ request: LogRequest) throws -> LogRead {
             let connection = try #require(try connectOperator(pki.identity(.operator, "alice"))?.get())
             let read = LogRead(client: operators.last!, pipe: try LocalPipe(loop: runner.loop))
-            operators.last!.splice(on: connection, node: "node-17", service: LogService.serviceName,
-                                   parameters: request.parameters, interactive: false,
-                                   input: read.pipe.tunnelSide, output: read.pipe.tunnelSide) { read.outcome = .some($0) }
+            operators.last!.splice(
+                on: connection, node: "node-17", service: LogService.serviceName,
+                parameters: request.parameters, interactive: false,
+                input: read.pipe.tunnelSide, output: read.pipe.tunnelSide
+            ) { read.outcome = .some($0) }
             try read.pipe.testSide.shutdown()
             return read
         }
@@ -91,7 +104,9 @@ struct LogServiceTests {
     /// Whether this process holds `path` open: the node's reader still follows it.
     static func isOpenHere(_ path: String) -> Bool {
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return descriptors.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == path }
+        return descriptors.contains {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == path
+        }
     }
 
     static func numbered(_ range: ClosedRange<Int>) -> String {
@@ -105,9 +120,11 @@ struct LogServiceTests {
         // 2.5 MB: many backwards reads to find the start, many turns of reading and waiting for
         // the stream to drain to send it all. The last line is unfinished.
         try Self.append(Self.numbered(1...200_000) + "unfinished", to: setup.path("app.log"))
-        #expect(try setup.lines(LogRequest(source: "app", lines: 3)).get() == ["line 199999", "line 200000", "unfinished"])
+        #expect(
+            try setup.lines(LogRequest(source: "app", lines: 3)).get() == ["line 199999", "line 200000", "unfinished"])
         #expect(try setup.lines(LogRequest(lines: 0)).get() == [])
-        #expect(try setup.lines(LogRequest(lines: 200_000)).get() == (2...200_000).map { "line \($0)" } + ["unfinished"])
+        #expect(
+            try setup.lines(LogRequest(lines: 200_000)).get() == (2...200_000).map { "line \($0)" } + ["unfinished"])
         // Of the last 100 lines (199902 to "unfinished"), those containing "95".
         let matching = try setup.lines(LogRequest(lines: 100, grep: "95")).get()
         #expect(matching == (199950...199959).map { "line \($0)" } + ["line 199995"])
@@ -131,7 +148,10 @@ struct LogServiceTests {
         try Self.append(Self.numbered(7...9), to: path)
         #expect(setup.runner.run(until: { read.lines.count >= 8 }))
         setup.runner.run(until: { false }, timeout: .milliseconds(600))
-        #expect(read.lines == ["line 2", "line 3", "line 4", "line 5 is half written", "line 6", "line 7", "line 8", "line 9"])
+        #expect(
+            read.lines == [
+                "line 2", "line 3", "line 4", "line 5 is half written", "line 6", "line 7", "line 8", "line 9",
+            ])
         #expect(read.outcome == nil)
 
         // The operator goes away: the node stops following and lets go of the file.
@@ -162,7 +182,8 @@ struct LogServiceTests {
         try FileManager.default.createDirectory(atPath: setup.path("apps"), withIntermediateDirectories: true)
         try Self.append("a1\n", to: setup.path("apps/a.log"))
         try Self.append("secret\n", to: "\(setup.outside)/secret.log")
-        try FileManager.default.createSymbolicLink(atPath: setup.path("apps/leak.log"), withDestinationPath: "\(setup.outside)/secret.log")
+        try FileManager.default.createSymbolicLink(
+            atPath: setup.path("apps/leak.log"), withDestinationPath: "\(setup.outside)/secret.log")
         #expect(try setup.lines(LogRequest()).get() == ["a.log: a1"])
         let read = try setup.read(LogRequest(follow: true))
         #expect(setup.runner.run(until: { read.lines.count == 1 }))
@@ -173,18 +194,22 @@ struct LogServiceTests {
         read.close()
     }
 
-    @Test("refusals are sentences: an unknown source names the configured ones; a symlink out of the root, a bad request")
+    @Test(
+        "refusals are sentences: an unknown source names the configured ones; a symlink out of the root, a bad request")
     func refusals() throws {
         let setup = try Setup(["app": "app.log", "leak": "leak.log", "none": "none/*.log", "k3s": "journald:k3s"])
         defer { setup.tearDown() }
         try Self.append("x\n", to: setup.path("app.log"))
         try Self.append("secret\n", to: "\(setup.outside)/secret.log")
-        try FileManager.default.createSymbolicLink(atPath: setup.path("leak.log"), withDestinationPath: "\(setup.outside)/secret.log")
+        try FileManager.default.createSymbolicLink(
+            atPath: setup.path("leak.log"), withDestinationPath: "\(setup.outside)/secret.log")
         func message(_ request: LogRequest) throws -> String {
             guard case .failure(let failure) = try setup.lines(request) else { return "served" }
             return failure.message
         }
-        #expect(try message(LogRequest(source: "nope")) == "this node has no log source \"nope\"; it has: app, k3s, leak, none")
+        #expect(
+            try message(LogRequest(source: "nope"))
+                == "this node has no log source \"nope\"; it has: app, k3s, leak, none")
         #expect(try message(LogRequest()) == "name a log source; this node has: app, k3s, leak, none")
         #expect(try message(LogRequest(source: "leak")).contains("leads outside the log root"))
         #expect(try message(LogRequest(source: "none")) == "\(setup.root)/none/*.log matches no file on this node")
@@ -201,13 +226,13 @@ struct LogServiceTests {
         // are), and with --follow waits (as itself, via exec) to be ended.
         let script = "\(setup.root)/../journalctl"
         try """
-            #!/bin/sh
-            echo $$ > "$0.pid"
-            echo "args: $*"
-            echo "entry one"
-            echo "entry two" >&2
-            case "$*" in *--follow*) exec sleep 60;; esac
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        echo $$ > "$0.pid"
+        echo "args: $*"
+        echo "entry one"
+        echo "entry two" >&2
+        case "$*" in *--follow*) exec sleep 60;; esac
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         #expect(chmod(script, 0o755) == 0)
         setup.service.journalctl = script
 
@@ -218,13 +243,19 @@ struct LogServiceTests {
 
         let read = try setup.read(LogRequest(follow: true, grep: "entry"))
         #expect(setup.runner.run(until: { read.lines == ["entry one", "entry two"] }))
-        let pid = try #require(Int32(String(contentsOfFile: "\(script).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(
+            Int32(
+                String(contentsOfFile: "\(script).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            ))
         #expect(kill(pid, 0) == 0)
         read.close()
         #expect(setup.runner.run(until: { kill(pid, 0) != 0 }), "journalctl still runs")
 
         setup.service.journalctl = "\(setup.root)/no-such-journalctl"
-        guard case .failure(let failure) = try setup.lines(LogRequest()) else { Issue.record("served without journalctl"); return }
+        guard case .failure(let failure) = try setup.lines(LogRequest()) else {
+            Issue.record("served without journalctl")
+            return
+        }
         #expect(failure.message.contains("cannot read the journal of k3s"))
     }
 
@@ -239,7 +270,9 @@ struct LogServiceTests {
         #expect(lines.map(\.count) == [LineFramer.maxLineLength + 3, 13, 5])
         #expect(lines[2] == "f: ab")
         let filter = LineFilter("needle")
-        for (line, expected) in [("needle", true), ("a needle here", true), ("needl", false), ("nneedle", true), ("", false)] {
+        for (line, expected) in [
+            ("needle", true), ("a needle here", true), ("needl", false), ("nneedle", true), ("", false),
+        ] {
             #expect(Array(line.utf8).withUnsafeBytes { filter.matches($0) } == expected, "\(line)")
         }
     }

@@ -10,7 +10,8 @@ import TunnelTLS
 struct PeerALPNTests {
     private static let wrongRole = [ErrorCode(rawValue: 0x105)]
 
-    @Test("a replica's gateway-peer certificate opens a peer link and nothing else; nodes and operators cannot open one")
+    @Test(
+        "a replica's gateway-peer certificate opens a peer link and nothing else; nodes and operators cannot open one")
     func peerIdentityOnlyOnPeerALPN() throws {
         let fixture = try GatewayFixture()
         defer { fixture.tearDown() }
@@ -25,8 +26,10 @@ struct PeerALPNTests {
             #expect(refused.goAways == Self.wrongRole, "\(wrong)")
             refused.close()
         }
-        let strangers = [try fixture.pki.identity(.node, "node-3"), try fixture.pki.identity(.operator, "alice"),
-                         try fixture.pki.identity(.gateway, "r3", issuer: fixture.pki.operatorCA, enrolled: false)]
+        let strangers = [
+            try fixture.pki.identity(.node, "node-3"), try fixture.pki.identity(.operator, "alice"),
+            try fixture.pki.identity(.gateway, "r3", issuer: fixture.pki.operatorCA, enrolled: false),
+        ]
         for stranger in strangers {
             let refused = try alpn.dial(fixture, stranger, protocols: [TunnelProtocol.peerALPN])
             #expect(refused.goAways == Self.wrongRole)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TunnelGateway
 
 /// Issue #13: one peer link per replica pair, dialed on demand, backed off after failures.
@@ -6,19 +7,34 @@ import Testing
     @Test("the first stream dials, the next waits, a link is shared, a failure backs off and grows, success resets")
     func lifecycle() {
         var links = PeerLinks<Int>(dialTimeout: 1000)
-        guard case .dial(let address) = links.use("r2", address: "r2:7443", now: 0) else { Issue.record("no dial"); return }
+        guard case .dial(let address) = links.use("r2", address: "r2:7443", now: 0) else {
+            Issue.record("no dial")
+            return
+        }
         #expect(address == "r2:7443")
-        guard case .wait = links.use("r2", address: "r2:7443", now: 500) else { Issue.record("a second dial under way"); return }
-        guard case .dial = links.use("r2", address: "r2:7443", now: 1000) else { Issue.record("a dial past its timeout is not given up"); return }
+        guard case .wait = links.use("r2", address: "r2:7443", now: 500) else {
+            Issue.record("a second dial under way")
+            return
+        }
+        guard case .dial = links.use("r2", address: "r2:7443", now: 1000) else {
+            Issue.record("a dial past its timeout is not given up")
+            return
+        }
         links.dialed("r2", link: 7)
-        guard case .send(7) = links.use("r2", address: "r2:7443", now: 1001) else { Issue.record("the link is not used"); return }
+        guard case .send(7) = links.use("r2", address: "r2:7443", now: 1001) else {
+            Issue.record("the link is not used")
+            return
+        }
 
         var retryAts: [UInt64] = []
         for attempt in 0..<4 {
             let now = UInt64(10_000 * (attempt + 1))
             links.failed("r2", now: now)
             #expect(!links.isReachable("r2", now: now))
-            guard case .unavailable(let retryAt) = links.use("r2", address: "r2:7443", now: now) else { Issue.record("no backoff"); return }
+            guard case .unavailable(let retryAt) = links.use("r2", address: "r2:7443", now: now) else {
+                Issue.record("no backoff")
+                return
+            }
             retryAts.append(retryAt - now)
             #expect(links.isReachable("r2", now: retryAt))
         }
@@ -26,7 +42,10 @@ import Testing
         #expect(retryAts[0] <= 500 && retryAts[3] >= 2000, "\(retryAts)")
         links.dialed("r2", link: 8)
         links.failed("r2", now: 100_000)
-        guard case .unavailable(let retryAt) = links.use("r2", address: "r2:7443", now: 100_000) else { Issue.record("no backoff"); return }
+        guard case .unavailable(let retryAt) = links.use("r2", address: "r2:7443", now: 100_000) else {
+            Issue.record("no backoff")
+            return
+        }
         #expect(retryAt - 100_000 <= 500)
     }
 

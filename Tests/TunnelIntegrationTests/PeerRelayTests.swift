@@ -4,6 +4,7 @@ import Testing
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+
 @testable import TunnelGateway
 
 /// The store's presence records as a table: the stand-in for the shared store's presence API in
@@ -27,14 +28,17 @@ struct PeerRelayTests {
         init() throws {
             fixture = try GatewayFixture()
             fixture.gateway.peering = PeerRouting(replicaName: "r1", presence: presence)
-            second = try Gateway(loop: fixture.runner.loop, configuration: fixture.pki.gatewayConfiguration(), store: fixture.pki.fleet.store,
-                                 logger: fixture.runner.logger)
+            second = try Gateway(
+                loop: fixture.runner.loop, configuration: fixture.pki.gatewayConfiguration(),
+                store: fixture.pki.fleet.store,
+                logger: fixture.runner.logger)
             second.peering = PeerRouting(replicaName: "r2", presence: presence)
             secondPort = try second.start().port
         }
 
         func hold(_ node: String, at replica: String, port: UInt16) {
-            presence.holders[node] = NodePresence(replica: replica, advertise: "127.0.0.1:\(port)", epoch: 1, leaseExpires: Int64(time(nil)) + 60)
+            presence.holders[node] = NodePresence(
+                replica: replica, advertise: "127.0.0.1:\(port)", epoch: 1, leaseExpires: Int64(time(nil)) + 60)
         }
 
         /// A node connected to r1, and the presence record saying so.
@@ -62,7 +66,10 @@ struct PeerRelayTests {
         defer { cluster.tearDown() }
         let fixture = cluster.fixture
         try cluster.startNodeOnFirstReplica("node-1")
-        guard case .success(let operatorLink)? = fixture.connectOperator(try fixture.pki.identity(.operator, "alice"), port: cluster.secondPort) else {
+        guard
+            case .success(let operatorLink)? = fixture.connectOperator(
+                try fixture.pki.identity(.operator, "alice"), port: cluster.secondPort)
+        else {
             Issue.record("the operator did not connect to replica 2")
             return
         }
@@ -86,7 +93,8 @@ struct PeerRelayTests {
         cluster.hold("node-2", at: "r1", port: fixture.port)
         let alice = try fixture.pki.identity(.operator, "alice")
         guard case .success(let direct)? = fixture.connectOperator(alice),
-              case .success(let viaPeer)? = fixture.connectOperator(alice, port: cluster.secondPort) else {
+            case .success(let viaPeer)? = fixture.connectOperator(alice, port: cluster.secondPort)
+        else {
             Issue.record("the operators did not connect")
             return
         }
@@ -105,12 +113,17 @@ struct PeerRelayTests {
         // A port nobody listens on: the fixture's echo server is TCP but speaks no TLS, so use a
         // freshly closed listener's port instead.
         let closedPort = try {
-            let probe = try TCPListener(loop: fixture.runner.loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { _ in }
+            let probe = try TCPListener(loop: fixture.runner.loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) {
+                _ in
+            }
             defer { probe.close() }
             return probe.localAddress.port
         }()
         cluster.hold("node-9", at: "r3", port: closedPort)
-        guard case .success(let viaPeer)? = fixture.connectOperator(try fixture.pki.identity(.operator, "alice"), port: cluster.secondPort) else {
+        guard
+            case .success(let viaPeer)? = fixture.connectOperator(
+                try fixture.pki.identity(.operator, "alice"), port: cluster.secondPort)
+        else {
             Issue.record("the operator did not connect")
             return
         }

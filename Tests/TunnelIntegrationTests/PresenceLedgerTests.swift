@@ -1,5 +1,6 @@
 import Testing
 import TunnelState
+
 @testable import TunnelGateway
 
 /// The presence decisions on a virtual clock: claims, renewals every `renewSeconds`, fencing of
@@ -62,9 +63,12 @@ struct PresenceLedgerTests {
     @Test func theCursorSkipsWhatItSawAndWhatThisReplicaMade() {
         var cursor = ChangeFeedCursor(startingAfter: 10)
         func change(_ sequence: Int64, by replica: String) -> FleetChange {
-            FleetChange(sequence: sequence, kind: .nodeCut, subject: "edge-\(sequence)", detail: "revoked", replica: replica, recordedAt: start)
+            FleetChange(
+                sequence: sequence, kind: .nodeCut, subject: "edge-\(sequence)", detail: "revoked", replica: replica,
+                recordedAt: start)
         }
-        let read = cursor.read([change(9, by: "r2"), change(11, by: "r2"), change(12, by: "r1"), change(13, by: "r3")], replica: "r1")
+        let read = cursor.read(
+            [change(9, by: "r2"), change(11, by: "r2"), change(12, by: "r1"), change(13, by: "r3")], replica: "r1")
         #expect(read.map(\.sequence) == [11, 13])
         #expect(cursor.lastSequence == 13)
         let nothing = cursor.read([], replica: "r1")

@@ -22,8 +22,10 @@ struct RapidResetTests {
 
         func attacker(_ name: String) throws -> WirePeer {
             var peer: WirePeer??
-            try WirePeer.dial(loop: runner.loop, port: port, identity: try pki.identity(.operator, name),
-                              gatewayCA: pki.nodeCA.certificate, protocols: [TunnelProtocol.operatorALPN]) { peer = .some($0) }
+            try WirePeer.dial(
+                loop: runner.loop, port: port, identity: try pki.identity(.operator, name),
+                gatewayCA: pki.nodeCA.certificate, protocols: [TunnelProtocol.operatorALPN]
+            ) { peer = .some($0) }
             runner.run(until: { peer != nil && (peer!!.isEstablished || peer!!.ended) })
             let attacker = try #require(peer ?? nil)
             attacker.send(.helloV1)
@@ -36,7 +38,8 @@ struct RapidResetTests {
         func openAndReset(_ attacker: WirePeer, id: StreamID) throws -> Bool {
             let metadata = try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo"))
             attacker.send(.open(id, metadata: metadata[...], interactive: false, fin: false))
-            runner.run(until: { attacker.accepted(id) || attacker.resets[id] != nil || attacker.ended }, timeout: .seconds(5))
+            runner.run(
+                until: { attacker.accepted(id) || attacker.resets[id] != nil || attacker.ended }, timeout: .seconds(5))
             attacker.send(.reset(id, .cancel))
             return !attacker.ended && attacker.goAways.isEmpty
         }

@@ -82,9 +82,11 @@ extension ReconnectTests {
             services: ["echo": LocalService(host: "127.0.0.1", port: fixture.echo.port)])
         // Waits of at least half their ceiling: under the old rule (reset after a 30 s session)
         // the sixth return would take at least 0.5 × 200 ms × 2⁵ = 3.2 s.
-        configuration.reconnect = ReconnectSchedule(backoff: Backoff(base: .milliseconds(200), cap: .seconds(30), floor: 0.5),
-                                                    settleMilliseconds: 0)
-        let client = try EdgeClient(loop: fixture.runner.loop, configuration: configuration, logger: fixture.runner.logger)
+        configuration.reconnect = ReconnectSchedule(
+            backoff: Backoff(base: .milliseconds(200), cap: .seconds(30), floor: 0.5),
+            settleMilliseconds: 0)
+        let client = try EdgeClient(
+            loop: fixture.runner.loop, configuration: configuration, logger: fixture.runner.logger)
         defer { client.stop() }
         client.start()
         #expect(fixture.runner.run(until: { fixture.online("node-3") }))

@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import Testing
 import TunnelClient
-@testable import TunnelGateway
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// Issue #9, item 12: an expired node certificate re-enrolls only within the re-enrollment window.
 @Suite("Re-enrollment window", .serialized)
@@ -15,9 +16,14 @@ struct ReenrollWindowTests {
         defer { fixture.tearDown() }
         let now = Int64(time(nil))
         func reenroll(_ name: String, expiredSecondsAgo: Int64) throws -> Result<String, FleetFailure> {
-            let identity = try fixture.pki.identity(.node, name, notBefore: now - expiredSecondsAgo - 3600, lifetime: 3600)
-            let csr = String(decoding: try CertificateSigningRequest(key: identity.key, commonName: name).pem(), as: UTF8.self)
-            do { return .success(try fixture.gateway.authority.reenroll(name: name, presented: identity.chain[0], csr: csr)) } catch { return .failure(error) }
+            let identity = try fixture.pki.identity(
+                .node, name, notBefore: now - expiredSecondsAgo - 3600, lifetime: 3600)
+            let csr = String(
+                decoding: try CertificateSigningRequest(key: identity.key, commonName: name).pem(), as: UTF8.self)
+            do {
+                return .success(
+                    try fixture.gateway.authority.reenroll(name: name, presented: identity.chain[0], csr: csr))
+            } catch { return .failure(error) }
         }
         #expect(throws: Never.self) { try reenroll("recent-1", expiredSecondsAgo: 3600).get() }
         guard case .failure(let refusal) = try reenroll("old-1", expiredSecondsAgo: 2 * 86_400) else {

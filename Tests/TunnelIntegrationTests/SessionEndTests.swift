@@ -19,8 +19,10 @@ struct SessionEndTests {
         let pipe = try LocalPipe(loop: fixture.runner.loop)
         defer { pipe.testSide.close() }
         var result: OperatorFailure??
-        fixture.operators.last!.splice(on: connection, node: "node-17", service: "echo", interactive: true,
-                                       input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        fixture.operators.last!.splice(
+            on: connection, node: "node-17", service: "echo", interactive: true,
+            input: pipe.tunnelSide, output: pipe.tunnelSide
+        ) { result = .some($0) }
         try pipe.testSide.write(Array("hi".utf8))
         #expect(fixture.runner.run(until: { pipe.received.count == 2 }))
         _ = fixture.gateway.administer(.revokeUser(name: "alice"), actor: "test")
@@ -30,7 +32,9 @@ struct SessionEndTests {
         #expect(!message.contains("application-"), "\(message)")
     }
 
-    @Test("two machines with one node key: the newest session wins, the replaced one waits longer each time, the gateway says so")
+    @Test(
+        "two machines with one node key: the newest session wins, the replaced one waits longer each time, the gateway says so"
+    )
     func flappingNodeKey() throws {
         let fixture = try GatewayFixture()
         defer { fixture.tearDown() }
@@ -62,19 +66,24 @@ struct SessionEndTests {
             for replaced in replacedAt[index] {
                 // The next time this machine came back: never sooner than half the first wait.
                 if let back = ups[index].first(where: { $0 > replaced }) {
-                    #expect(back - replaced >= 100, "machine \(index) was back \(back - replaced) ms after being replaced")
+                    #expect(
+                        back - replaced >= 100, "machine \(index) was back \(back - replaced) ms after being replaced")
                 }
             }
         }
         let status = try #require(fixture.gateway.nodeStatuses().first { $0.name == "node-5" })
-        #expect(status.previousSessionEnded?.contains("two machines may share this node's key") == true, "\(status.previousSessionEnded ?? "")")
+        #expect(
+            status.previousSessionEnded?.contains("two machines may share this node's key") == true,
+            "\(status.previousSessionEnded ?? "")")
         #expect(status.previousSessionEnded?.contains("127.0.0.1:") == true)
         for client in clients { client.stop() }
     }
 }
 
 extension SessionEndTests {
-    @Test("a local reader that leaves after the operator finished (ssh logging out) ends the stream cleanly, not with a reset")
+    @Test(
+        "a local reader that leaves after the operator finished (ssh logging out) ends the stream cleanly, not with a reset"
+    )
     func readerGoneAfterFinishIsClean() throws {
         let fixture = try GatewayFixture()
         defer { fixture.tearDown() }
@@ -85,8 +94,10 @@ extension SessionEndTests {
         let stdin = try LocalPipe(loop: fixture.runner.loop)
         let stdout = try LocalPipe(loop: fixture.runner.loop)
         var result: OperatorFailure??
-        fixture.operators.last!.splice(on: connection, node: "node-17", service: "echo", interactive: true,
-                                       input: stdin.tunnelSide, output: stdout.tunnelSide) { result = .some($0) }
+        fixture.operators.last!.splice(
+            on: connection, node: "node-17", service: "echo", interactive: true,
+            input: stdin.tunnelSide, output: stdout.tunnelSide
+        ) { result = .some($0) }
         // ssh sends its last bytes and exits: its stdin ends and its stdout goes away before
         // the far side's last bytes (the echo) come back.
         try stdin.testSide.write(Array(repeating: 7, count: 64 * 1024))

@@ -51,17 +51,20 @@ struct ShellFramingTests {
         let payload = (0..<(ShellFraming.maxPayloadLength * 2 + 3)).map { UInt8(truncatingIfNeeded: $0) }
         let frames = try Self.decode(ShellFraming.encode(.data(payload[...])), .toOperator, chunk: 4096)
         #expect(frames.count == 3)
-        #expect(frames.flatMap { frame -> [UInt8] in
-            guard case .data(let bytes) = frame else { return [] }
-            return Array(bytes)
-        } == payload)
+        #expect(
+            frames.flatMap { frame -> [UInt8] in
+                guard case .data(let bytes) = frame else { return [] }
+                return Array(bytes)
+            } == payload)
     }
 
     @Test("a length above the limit is refused from the header alone, before any payload")
     func oversizeRefused() {
         var decoder = ShellFrameDecoder(direction: .toNode)
         let length = UInt32(ShellFraming.maxPayloadLength + 1)
-        decoder.append([1, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)])
+        decoder.append([
+            1, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+        ])
         #expect(throws: Failure.self) { try decoder.next() }
         do {
             _ = try decoder.next()
@@ -84,7 +87,9 @@ struct ShellFramingTests {
         #expect(failure([2, 0, 0, 0, 5, 0, 80, 0, 24, 0], .toNode)?.code == .frameSizeError)
         #expect(failure(ShellFraming.encode(.resize(columns: 80, rows: 24)), .toOperator)?.code == .protocolError)
         #expect(failure(ShellFraming.encode(.exit(status: 0)), .toNode)?.code == .protocolError)
-        #expect(failure(ShellFraming.encode(.exit(status: 0)) + ShellFraming.encode(.data([1])), .toOperator)?.code == .protocolError)
+        #expect(
+            failure(ShellFraming.encode(.exit(status: 0)) + ShellFraming.encode(.data([1])), .toOperator)?.code
+                == .protocolError)
         #expect(failure(ShellFraming.encode(.exit(status: 0)), .toOperator) == nil)
     }
 
@@ -96,7 +101,8 @@ struct ShellFramingTests {
         for bad in [
             ["term": "xterm; rm -rf /", "cols": "80", "rows": "24"], ["term": "", "cols": "80", "rows": "24"],
             ["term": String(repeating: "x", count: 65), "cols": "80", "rows": "24"], ["cols": "80", "rows": "24"],
-            ["term": "vt100", "cols": "0", "rows": "24"], ["term": "vt100", "cols": "80", "rows": "65536"], ["term": "vt100", "cols": "80"],
+            ["term": "vt100", "cols": "0", "rows": "24"], ["term": "vt100", "cols": "80", "rows": "65536"],
+            ["term": "vt100", "cols": "80"],
         ] {
             #expect(throws: Failure.self, "\(bad)") { try ShellParameters(bad) }
         }
@@ -104,12 +110,14 @@ struct ShellFramingTests {
 
     @Test("a command parameter: any printable text, tabs and newlines; no NUL or other control characters; bounded")
     func commandParameter() throws {
-        let command = ShellParameters(term: "dumb", columns: 80, rows: 24, command: "for f in *; do\n\techo \"$f\" 'é'; done")
+        let command = ShellParameters(
+            term: "dumb", columns: 80, rows: 24, command: "for f in *; do\n\techo \"$f\" 'é'; done")
         #expect(command.dictionary["command"] == command.command)
         #expect(try ShellParameters(command.dictionary) == command)
         #expect(try ShellParameters(["term": "dumb", "cols": "80", "rows": "24"]).command == nil)
         let longest = String(repeating: "x", count: ShellParameters.maxCommandLength)
-        #expect(try ShellParameters(["term": "dumb", "cols": "80", "rows": "24", "command": longest]).command == longest)
+        #expect(
+            try ShellParameters(["term": "dumb", "cols": "80", "rows": "24", "command": longest]).command == longest)
         for bad in ["", "true\0; rm -rf /", "echo \u{1b}[2J", "echo\r", longest + "x"] {
             #expect(throws: Failure.self, "\(bad.debugDescription)") {
                 try ShellParameters(["term": "dumb", "cols": "80", "rows": "24", "command": bad])

@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import Multiplex
 import Testing
-@testable import TunnelGateway
 import TunnelRuntime
 import TunnelTLS
+
+@testable import TunnelGateway
 
 /// The gateway's asciicast v2 recorder, fed frames as a relay's tap would, checked by parsing
 /// the file and by the real asciinema (Debian's package, installed by scripts/setup.sh).
@@ -48,8 +49,8 @@ struct ShellRecorderTests {
             }
         }
         let text = Array(output.utf8)
-        let e = text.firstIndex(of: 0xC3)!  // é is C3 A9: cut between its bytes
-        let thumb = text.firstIndex(of: 0xF0)!  // 👍 is four bytes: cut after the first and the third
+        let e = text.firstIndex(of: 0xC3)! // é is C3 A9: cut between its bytes
+        let thumb = text.firstIndex(of: 0xF0)! // 👍 is four bytes: cut after the first and the third
         feed([.data(Array("ls \"a\\b\"\r".utf8)[...])], .fromFirst, at: 0.25)
         feed([.data(text[..<(e + 1)]), .data(text[(e + 1)..<(thumb + 1)])], .fromSecond, at: 0.5, chunk: 3)
         feed([.resize(columns: 120, rows: 40)], .fromFirst, at: 1.0, chunk: 1)
@@ -68,7 +69,8 @@ struct ShellRecorderTests {
         let directory = try Directory()
         let path = "\(directory.path)/session.cast"
         let clock = ManualClock()
-        let recorder = try ShellRecorder(path: path, parameters: Self.parameters, recordInput: true, clock: clock.recording)
+        let recorder = try ShellRecorder(
+            path: path, parameters: Self.parameters, recordInput: true, clock: clock.recording)
         Self.feedSession(recorder, clock)
         let (sha256, size) = try recorder.finish()
         #expect(recorder.framingFailure == nil)
@@ -98,7 +100,8 @@ struct ShellRecorderTests {
         let played = try runAsciinema(["play", "--idle-time-limit", "0.01", path])
         #expect(played.status == 0)
         #expect(played.output == Array(Self.output.utf8))
-        let catted = try runProgram("script", ["--quiet", "--return", "--command", "asciinema cat \(path)", "/dev/null"])
+        let catted = try runProgram(
+            "script", ["--quiet", "--return", "--command", "asciinema cat \(path)", "/dev/null"])
         #expect(catted.status == 0)
         #expect(catted.output == Array(Self.output.utf8))
     }
@@ -109,7 +112,8 @@ struct ShellRecorderTests {
         let path = "\(directory.path)/session.cast"
         var parameters = Self.parameters
         parameters.command = "sh -c 'exit 3'\n\"é\""
-        let recorder = try ShellRecorder(path: path, parameters: parameters, recordInput: false, clock: ManualClock().recording)
+        let recorder = try ShellRecorder(
+            path: path, parameters: parameters, recordInput: false, clock: ManualClock().recording)
         _ = try recorder.finish()
         let header = try #require(try Self.lines(path).first as? [String: Any])
         #expect(header["command"] as? String == parameters.command)
@@ -121,7 +125,8 @@ struct ShellRecorderTests {
         let directory = try Directory()
         let path = "\(directory.path)/session.cast"
         let clock = ManualClock()
-        let recorder = try ShellRecorder(path: path, parameters: Self.parameters, recordInput: false, clock: clock.recording)
+        let recorder = try ShellRecorder(
+            path: path, parameters: Self.parameters, recordInput: false, clock: clock.recording)
         Self.feedSession(recorder, clock)
         _ = try recorder.finish()
         let kinds = try Self.lines(path).dropFirst().compactMap { ($0 as? [Any])?[1] as? String }
@@ -132,7 +137,8 @@ struct ShellRecorderTests {
     func framingFailure() throws {
         let directory = try Directory()
         let path = "\(directory.path)/session.cast"
-        let recorder = try ShellRecorder(path: path, parameters: Self.parameters, recordInput: true, clock: ManualClock().recording)
+        let recorder = try ShellRecorder(
+            path: path, parameters: Self.parameters, recordInput: true, clock: ManualClock().recording)
         recorder.feed(ShellFraming.encode(.data(Array("ok".utf8)[...]))[...], direction: .fromSecond)
         recorder.feed([9, 0, 0, 0, 0], direction: .fromSecond)
         recorder.feed(ShellFraming.encode(.data(Array("lost".utf8)[...]))[...], direction: .fromSecond)

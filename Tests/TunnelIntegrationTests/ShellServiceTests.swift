@@ -29,7 +29,10 @@ struct ShellServiceTests {
             shellService = try ShellService(user: ShellServiceTests.shellUser)
             try super.init()
             try startNode(pki.identity(.node, "node-17"), builtIn: [ShellStream.serviceName: shellService])
-            #expect(runner.run(until: { self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] } }))
+            #expect(
+                runner.run(until: {
+                    self.gateway.nodeStatuses().contains { $0.name == "node-17" && $0.services == ["shell"] }
+                }))
             connection = try #require(try connectOperator(pki.identity(.operator, "alice"))?.get())
         }
 
@@ -46,7 +49,8 @@ struct ShellServiceTests {
         private(set) var failure: Failure?
 
         init(_ scenario: Scenario, parameters: ShellParameters) throws {
-            shell = try ShellStream.open(on: scenario.connection, node: "node-17", parameters: parameters) { [unowned self] event in
+            shell = try ShellStream.open(on: scenario.connection, node: "node-17", parameters: parameters) {
+                [unowned self] event in
                 switch event {
                 case .accepted: accepted = true
                 case .data(let bytes, let delivered):
@@ -77,7 +81,9 @@ struct ShellServiceTests {
 
         // The echoed command line contains neither "30 100" nor "T=vt220": only the shell's answers do.
         try terminal.type("stty size; echo \"T=$TERM\"\n")
-        #expect(scenario.runner.run(until: { terminal.text.contains("30 100") && terminal.text.contains("T=vt220") }), "\(terminal.text)")
+        #expect(
+            scenario.runner.run(until: { terminal.text.contains("30 100") && terminal.text.contains("T=vt220") }),
+            "\(terminal.text)")
 
         try terminal.shell.send(.resize(columns: 120, rows: 40))
         try terminal.type("stty size\n")
@@ -103,12 +109,15 @@ struct ShellServiceTests {
         #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }))
     }
 
-    @Test("a command runs through the login shell's -c on the terminal, and its exit status comes back without any input")
+    @Test(
+        "a command runs through the login shell's -c on the terminal, and its exit status comes back without any input")
     func command() throws {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
-        let terminal = try Terminal(scenario, parameters: ShellParameters(
-            term: "dumb", columns: 80, rows: 24, command: "tty >/dev/null && echo out-$((6 * 7)); exit 5"))
+        let terminal = try Terminal(
+            scenario,
+            parameters: ShellParameters(
+                term: "dumb", columns: 80, rows: 24, command: "tty >/dev/null && echo out-$((6 * 7)); exit 5"))
         #expect(scenario.runner.run(until: { terminal.finished || terminal.failure != nil }))
         #expect(terminal.exitStatus == 5)
         // The command is not echoed (nobody typed it): "out-42" can only be its output, on a terminal.
@@ -129,7 +138,8 @@ struct ShellServiceTests {
         terminal.shell.reset(code: .cancel)
         #expect(scenario.runner.run(until: { scenario.shellService.sessionCount == 0 }, timeout: .seconds(3)))
         // The foreground `sleep`, in a process group of its own, is hung up too.
-        #expect(scenario.runner.run(until: { SessionProcesses.groups(inSession: session).isEmpty }, timeout: .seconds(3)))
+        #expect(
+            scenario.runner.run(until: { SessionProcesses.groups(inSession: session).isEmpty }, timeout: .seconds(3)))
     }
 
     /// The shell's pid, which `echo started $$` printed: the id of its session.

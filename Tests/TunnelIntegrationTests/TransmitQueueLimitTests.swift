@@ -1,16 +1,21 @@
 import Multiplex
 import Testing
+
 @testable import TunnelRuntime
 
 /// Issue #12: what waits below the scheduler is sized from the link, not fixed at 1 MiB.
 @Suite struct TransmitQueueLimitTests {
     /// Feeds `seconds` of a link carrying `bytesPerSecond` in 1 ms write completions.
-    private func drive(_ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
-                       socketLimited: Bool = true, roundTrip: Duration?) -> UInt64 {
+    private func drive(
+        _ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
+        socketLimited: Bool = true, roundTrip: Duration?
+    ) -> UInt64 {
         var now = start
         for _ in 0..<Int(seconds * 1000) {
             now += 1_000_000
-            limit.kernelTook(bytesPerSecond / 1000, at: Timestamp(nanoseconds: now), socketLimited: socketLimited) { roundTrip }
+            limit.kernelTook(bytesPerSecond / 1000, at: Timestamp(nanoseconds: now), socketLimited: socketLimited) {
+                roundTrip
+            }
         }
         return now
     }
@@ -48,7 +53,8 @@ import Testing
         var limit = TransmitQueueLimit()
         let later = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
         let measured = limit.highWater
-        _ = drive(&limit, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10))
+        _ = drive(
+            &limit, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10))
         #expect(limit.highWater == measured)
     }
 

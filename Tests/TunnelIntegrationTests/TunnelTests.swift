@@ -28,15 +28,21 @@ struct TunnelTests {
 
         @discardableResult
         func addNode(_ name: String, identity: TLSIdentity? = nil) throws -> EdgeClient {
-            try startNode(try identity ?? pki.identity(.node, name),
-                          services: ["echo": LocalService(host: "127.0.0.1", port: echo.port),
-                                     "closed": LocalService(host: "127.0.0.1", port: closedPort)],
-                          labels: ["site": "plant-a"])
+            try startNode(
+                try identity ?? pki.identity(.node, name),
+                services: [
+                    "echo": LocalService(host: "127.0.0.1", port: echo.port),
+                    "closed": LocalService(host: "127.0.0.1", port: closedPort),
+                ],
+                labels: ["site": "plant-a"])
         }
 
         /// Waits until `node` is online, then connects operator alice.
-        func operatorOnceOnline(_ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (OperatorClient, MuxConnection) {
-            #expect(runner.run(until: { self.online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
+        func operatorOnceOnline(_ node: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (
+            OperatorClient, MuxConnection
+        ) {
+            #expect(
+                runner.run(until: { self.online(node) }), "\(node) never came online", sourceLocation: sourceLocation)
             let outcome = connectOperator(try pki.identity(.operator, "alice"))
             return (operators.last!, try #require(try outcome?.get(), sourceLocation: sourceLocation))
         }
@@ -49,10 +55,12 @@ struct TunnelTests {
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         var result: OperatorFailure??
-        operatorClient.splice(on: connection, node: "node-17", service: "echo", interactive: true,
-                              input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        operatorClient.splice(
+            on: connection, node: "node-17", service: "echo", interactive: true,
+            input: pipe.tunnelSide, output: pipe.tunnelSide
+        ) { result = .some($0) }
         var payload = [UInt8](repeating: 0, count: 4 << 20)
-        for index in payload.indices { payload[index] = UInt8(truncatingIfNeeded: index &* 2654435761 >> 13) }
+        for index in payload.indices { payload[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) }
         try pipe.testSide.write(payload)
         try pipe.testSide.shutdown()
         #expect(scenario.runner.run(until: { pipe.ended }, timeout: .seconds(30)))
@@ -72,8 +80,10 @@ struct TunnelTests {
         let stdin = try LocalPipe(loop: scenario.runner.loop)
         let stdout = try LocalPipe(loop: scenario.runner.loop)
         var result: OperatorFailure??
-        operatorClient.splice(on: connection, node: "node-17", service: "echo", interactive: false,
-                              input: stdin.tunnelSide, output: stdout.tunnelSide) { result = .some($0) }
+        operatorClient.splice(
+            on: connection, node: "node-17", service: "echo", interactive: false,
+            input: stdin.tunnelSide, output: stdout.tunnelSide
+        ) { result = .some($0) }
         let payload = [UInt8](repeating: 7, count: 8 << 20)
         try stdin.testSide.write(payload)
         try stdin.testSide.shutdown()
@@ -95,10 +105,12 @@ struct TunnelTests {
             try? socket.startReading { _ in socket.close() }
         }
         defer { rude.close() }
-        try scenario.startNode(try scenario.pki.identity(.node, "node-19"), services: [
-            "rude": LocalService(host: "127.0.0.1", port: rude.localAddress.port),
-            "echo": LocalService(host: "127.0.0.1", port: scenario.echo.port),
-        ])
+        try scenario.startNode(
+            try scenario.pki.identity(.node, "node-19"),
+            services: [
+                "rude": LocalService(host: "127.0.0.1", port: rude.localAddress.port),
+                "echo": LocalService(host: "127.0.0.1", port: scenario.echo.port),
+            ])
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-19")
         // 12 × 8 MiB is more than the node connection's 64 MiB budget: if stuck streams kept
         // their unconsumed bytes, the later rounds and the echo below would stall.
@@ -106,15 +118,19 @@ struct TunnelTests {
         for round in 0..<12 {
             let pipe = try LocalPipe(loop: scenario.runner.loop)
             var result: OperatorFailure??
-            operatorClient.splice(on: connection, node: "node-19", service: "rude", interactive: false,
-                                  input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+            operatorClient.splice(
+                on: connection, node: "node-19", service: "rude", interactive: false,
+                input: pipe.tunnelSide, output: pipe.tunnelSide
+            ) { result = .some($0) }
             try pipe.testSide.write(payload)
             #expect(scenario.runner.run(until: { result != nil }, timeout: .seconds(20)), "round \(round) never ended")
             pipe.testSide.close()
         }
         let pipe = try LocalPipe(loop: scenario.runner.loop)
-        operatorClient.splice(on: connection, node: "node-19", service: "echo", interactive: false,
-                              input: pipe.tunnelSide, output: pipe.tunnelSide) { _ in }
+        operatorClient.splice(
+            on: connection, node: "node-19", service: "echo", interactive: false,
+            input: pipe.tunnelSide, output: pipe.tunnelSide
+        ) { _ in }
         try pipe.testSide.write(Array("still alive".utf8))
         try pipe.testSide.shutdown()
         #expect(scenario.runner.run(until: { pipe.ended }, timeout: .seconds(20)))
@@ -123,17 +139,22 @@ struct TunnelTests {
         operatorClient.close()
     }
 
-    @Test("an unknown node, an unknown service and an unreachable service each get their own sentence",
-          arguments: [("node-99", "echo", "node-99 is not connected"), ("node-17", "smtp", "offers no service \"smtp\""),
-                      ("node-17", "closed", "could not reach its closed service")])
+    @Test(
+        "an unknown node, an unknown service and an unreachable service each get their own sentence",
+        arguments: [
+            ("node-99", "echo", "node-99 is not connected"), ("node-17", "smtp", "offers no service \"smtp\""),
+            ("node-17", "closed", "could not reach its closed service"),
+        ])
     func refusals(node: String, service: String, expected: String) throws {
         let scenario = try Scenario()
         defer { scenario.tearDown() }
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
         var result: OperatorFailure??
-        operatorClient.splice(on: connection, node: node, service: service, interactive: false,
-                              input: pipe.tunnelSide, output: pipe.tunnelSide) { result = .some($0) }
+        operatorClient.splice(
+            on: connection, node: node, service: service, interactive: false,
+            input: pipe.tunnelSide, output: pipe.tunnelSide
+        ) { result = .some($0) }
         #expect(scenario.runner.run(until: { result != nil }))
         let message = try #require(result ?? nil).message
         #expect(message.contains(expected), "\(message)")
@@ -157,15 +178,22 @@ struct TunnelTests {
                 try? socket.write(chunk) { error in if error == nil { accepted += chunk.count } }
             }
         }
-        defer { listener.close(); source?.close() }
-        try scenario.startNode(try scenario.pki.identity(.node, "node-18"), services: [
-            "source": LocalService(host: "127.0.0.1", port: listener.localAddress.port),
-        ])
+        defer {
+            listener.close()
+            source?.close()
+        }
+        try scenario.startNode(
+            try scenario.pki.identity(.node, "node-18"),
+            services: [
+                "source": LocalService(host: "127.0.0.1", port: listener.localAddress.port)
+            ])
         let (operatorClient, connection) = try scenario.operatorOnceOnline("node-18")
         let pipe = try LocalPipe(loop: scenario.runner.loop)
-        pipe.testSide.stopReading()  // the operator's reader stalls
-        operatorClient.splice(on: connection, node: "node-18", service: "source", interactive: false,
-                              input: pipe.tunnelSide, output: pipe.tunnelSide) { _ in }
+        pipe.testSide.stopReading() // the operator's reader stalls
+        operatorClient.splice(
+            on: connection, node: "node-18", service: "source", interactive: false,
+            input: pipe.tunnelSide, output: pipe.tunnelSide
+        ) { _ in }
         // Let the pipeline fill until nothing moves for a while, then look at what left the service.
         var lastAccepted = -1
         for _ in 0..<50 where accepted != lastAccepted {
@@ -208,14 +236,16 @@ struct TunnelTests {
         first.onStateChange = { up, failure in
             if !up {
                 firstLost = failure
-                first.stop()  // a real duplicate would keep fighting; the test needs one winner
+                first.stop() // a real duplicate would keep fighting; the test needs one winner
             }
         }
         let second = try scenario.addNode("node-17")
         #expect(scenario.runner.run(until: { firstLost != nil && second.isConnected }))
         #expect(firstLost?.code == TunnelErrorCode.replaced)
         #expect(scenario.runner.run(until: { scenario.online("node-17") }))
-        #expect(scenario.gateway.nodeStatuses().first?.previousSessionEnded?.hasPrefix("replaced by a newer session from 127.0.0.1:") == true)
+        #expect(
+            scenario.gateway.nodeStatuses().first?.previousSessionEnded?.hasPrefix(
+                "replaced by a newer session from 127.0.0.1:") == true)
     }
 
     @Test("certificates of the wrong role, from a foreign CA, expired or not yet valid are refused")
@@ -224,9 +254,13 @@ struct TunnelTests {
         defer { scenario.tearDown() }
         let now = Int64(time(nil))
         let foreign = try CertificateAuthority.createSelfSigned(
-            commonName: "foreign", key: try PrivateKey.generateP256(), validity: try CertificateValidity(now: now, lifetime: 86_400))
+            commonName: "foreign", key: try PrivateKey.generateP256(),
+            validity: try CertificateValidity(now: now, lifetime: 86_400))
         let cases: [(String, TLSIdentity, String)] = [
-            ("node certificate as operator", try scenario.pki.identity(.node, "node-17"), "cannot connect as an operator"),
+            (
+                "node certificate as operator", try scenario.pki.identity(.node, "node-17"),
+                "cannot connect as an operator"
+            ),
             ("foreign CA", try scenario.pki.identity(.operator, "mallory", issuer: foreign), "refused"),
             ("expired", try scenario.pki.identity(.operator, "bob", notBefore: now - 7200, lifetime: 3000), "refused"),
             ("not yet valid", try scenario.pki.identity(.operator, "carol", notBefore: now + 86_400 * 10), "refused"),

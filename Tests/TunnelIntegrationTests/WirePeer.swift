@@ -34,17 +34,22 @@ final class WirePeer {
     }
 
     /// Dials the gateway at `port` with `identity` and offers `protocols` in ALPN.
-    static func dial(loop: EventLoop, port: UInt16, identity: TLSIdentity?, gatewayCA: Certificate,
-                     protocols: [String], connected: @escaping (WirePeer?) -> Void) throws {
-        let context = try TLSContext(configuration: TLSConfiguration(
-            role: .client, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
-            applicationProtocols: protocols))
+    static func dial(
+        loop: EventLoop, port: UInt16, identity: TLSIdentity?, gatewayCA: Certificate,
+        protocols: [String], connected: @escaping (WirePeer?) -> Void
+    ) throws {
+        let context = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: identity,
+                peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
+                applicationProtocols: protocols))
         var socket: StreamConnection?
-        socket = try StreamConnection.connect(loop: loop, to: try SocketAddress(ip: "127.0.0.1", port: port)) { result in
+        socket = try StreamConnection.connect(loop: loop, to: try SocketAddress(ip: "127.0.0.1", port: port)) {
+            result in
             guard case .success = result, let socket,
-                  let tls = try? TLSConnection(context: context, serverHost: "127.0.0.1"),
-                  let peer = try? WirePeer(socket: socket, tls: tls) else { return connected(nil) }
+                let tls = try? TLSConnection(context: context, serverHost: "127.0.0.1"),
+                let peer = try? WirePeer(socket: socket, tls: tls)
+            else { return connected(nil) }
             peer.pump()
             connected(peer)
         }
@@ -116,22 +121,28 @@ final class WirePeer {
 
 extension Frame {
     /// Our HELLO as any version-1 peer sends it.
-    static let helloV1 = Frame.hello(HelloFrame(
-        minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144, connectionWindow: 1 << 26))
+    static let helloV1 = Frame.hello(
+        HelloFrame(
+            minVersion: 1, maxVersion: 1, maxConcurrentStreams: 100, initialStreamWindow: 262_144,
+            connectionWindow: 1 << 26))
 }
 
 extension WirePeer {
     /// A stand-in gateway on loopback: each node that dials it completes a real TLS handshake with
     /// `identity` (the gateway's certificate) and becomes a `WirePeer` handed to `accepted`.
-    static func listen(loop: EventLoop, identity: TLSIdentity, nodeCA: Certificate,
-                       accepted: @escaping (WirePeer) -> Void) throws -> TCPListener {
-        let context = try TLSContext(configuration: TLSConfiguration(
-            role: .server, identity: identity,
-            peerVerification: .trustedCAs([TrustedCA(.node, certificate: nodeCA)]),
-            applicationProtocols: [TunnelProtocol.nodeALPN]))
+    static func listen(
+        loop: EventLoop, identity: TLSIdentity, nodeCA: Certificate,
+        accepted: @escaping (WirePeer) -> Void
+    ) throws -> TCPListener {
+        let context = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .server, identity: identity,
+                peerVerification: .trustedCAs([TrustedCA(.node, certificate: nodeCA)]),
+                applicationProtocols: [TunnelProtocol.nodeALPN]))
         return try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
             guard case .success(let socket) = result else { return }
-            guard let tls = try? TLSConnection(context: context), let peer = try? WirePeer(socket: socket, tls: tls) else {
+            guard let tls = try? TLSConnection(context: context), let peer = try? WirePeer(socket: socket, tls: tls)
+            else {
                 socket.close()
                 return
             }

@@ -1,18 +1,19 @@
 import Testing
+
 @testable import TunnelPolicy
 
 /// `audit: true`: reading the audit log over the tunnel, and nothing else.
 @Suite struct AuditRolePolicyTests {
     static let policy = """
-    roles:
-      admin:
-        admin: true
-        allow:
-          - services: ["*"]
-            nodes: ["*"]
-      auditor:
-        audit: true
-    """
+        roles:
+          admin:
+            admin: true
+            allow:
+              - services: ["*"]
+                nodes: ["*"]
+          auditor:
+            audit: true
+        """
 
     @Test func anAuditRoleReadsTheLogAndOpensNoStreams() throws {
         let policy = try parsePolicy(Self.policy)
@@ -28,6 +29,8 @@ import Testing
     }
 
     @Test func auditTakesOnlyABoolean() {
-        #expect(parseError("roles:\n  a:\n    audit: yes\n") == "policy.yaml:3: roles.a.audit: must be true or false (unquoted), not the value \"yes\"")
+        #expect(
+            parseError("roles:\n  a:\n    audit: yes\n")
+                == "policy.yaml:3: roles.a.audit: must be true or false (unquoted), not the value \"yes\"")
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TunnelPolicy
 
 @Suite struct NodePatternTests {
@@ -65,13 +66,17 @@ import Testing
     /// Patterns that could never match a node name are refused when the policy is read.
     @Test(arguments: ["plant.a", "[ab]", "Plant-*", "node_1", "", String(repeating: "a", count: 64)])
     func unmatchablePatternsAreRefused(_ pattern: String) {
-        let message = parseError("""
-        roles:
-          ops:
-            allow:
-              - services: [ssh]
-                nodes: ["\(pattern)"]
-        """)
-        #expect(message == "policy.yaml:5: roles.ops.allow[0].nodes[0]: invalid node pattern \"\(pattern)\": use 1–63 of a-z 0-9 '-' and the wildcards * (any run) and ? (one character); node names are lower-case DNS labels, so nothing else can match")
+        let message = parseError(
+            """
+            roles:
+              ops:
+                allow:
+                  - services: [ssh]
+                    nodes: ["\(pattern)"]
+            """)
+        #expect(
+            message
+                == "policy.yaml:5: roles.ops.allow[0].nodes[0]: invalid node pattern \"\(pattern)\": use 1–63 of a-z 0-9 '-' and the wildcards * (any run) and ? (one character); node names are lower-case DNS labels, so nothing else can match"
+        )
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TunnelPolicy
 
 /// Every role × node × service of the example policy against a table written by hand.
@@ -21,15 +22,15 @@ import Testing
             "plant-b-01": ["ssh", "shell", "k3s", "logs"], "lab-1": ["ssh", "shell", "k3s", "logs"],
             "lab-12": ["ssh", "shell", "k3s", "logs"], "office": ["ssh", "shell", "k3s", "logs"],
         ],
-        "vendor-acme": [   // logs where site=plant-a, whatever the name
+        "vendor-acme": [ // logs where site=plant-a, whatever the name
             "plant-a-01": ["logs"], "plant-a-02": ["logs"], "plant-b-01": [],
             "lab-1": [], "lab-12": ["logs"], "office": [],
         ],
-        "plant-a-tech": [  // ssh/shell/k3s on plant-a-* or lab-? with env=prod
+        "plant-a-tech": [ // ssh/shell/k3s on plant-a-* or lab-? with env=prod
             "plant-a-01": ["ssh", "shell", "k3s"], "plant-a-02": [], "plant-b-01": [],
             "lab-1": ["ssh", "shell", "k3s"], "lab-12": [], "office": [],
         ],
-        "auditor": [       // logs wherever the audit label is present
+        "auditor": [ // logs wherever the audit label is present
             "plant-a-01": [], "plant-a-02": [], "plant-b-01": ["logs"],
             "lab-1": [], "lab-12": [], "office": [],
         ],
@@ -48,8 +49,9 @@ import Testing
                         #expect(!decision.isAllowed, "\(role) \(node.name) \(service)")
                     }
                 }
-                #expect(policy.canReachAnything(roles: [role], node: node.name, labels: node.labels) == !allowed.isEmpty,
-                        "\(role) \(node.name)")
+                #expect(
+                    policy.canReachAnything(roles: [role], node: node.name, labels: node.labels) == !allowed.isEmpty,
+                    "\(role) \(node.name)")
             }
         }
     }
@@ -61,10 +63,13 @@ import Testing
         for first in roles {
             for second in roles {
                 for node in Self.nodes {
-                    let union = try #require(Self.expected[first]?[node.name]).union(try #require(Self.expected[second]?[node.name]))
+                    let union = try #require(Self.expected[first]?[node.name]).union(
+                        try #require(Self.expected[second]?[node.name]))
                     for service in Self.services {
-                        let decision = policy.decide(roles: [first, second], node: node.name, labels: node.labels, service: service)
-                        #expect(decision.isAllowed == union.contains(service), "\(first)+\(second) \(node.name) \(service)")
+                        let decision = policy.decide(
+                            roles: [first, second], node: node.name, labels: node.labels, service: service)
+                        #expect(
+                            decision.isAllowed == union.contains(service), "\(first)+\(second) \(node.name) \(service)")
                     }
                 }
             }
@@ -74,33 +79,54 @@ import Testing
     @Test func theAllowingRuleIsTheFirstInRoleOrder() throws {
         let policy = try parsePolicy(examplePolicy)
         let node = "plant-a-01", labels = ["site": "plant-a", "env": "prod"]
-        #expect(policy.decide(roles: ["vendor-acme", "plant-a-tech"], node: node, labels: labels, service: "ssh") == .allowed(rule: "plant-a-tech.allow[0]"))
-        #expect(policy.decide(roles: ["vendor-acme", "plant-a-tech"], node: node, labels: labels, service: "logs") == .allowed(rule: "vendor-acme.allow[0]"))
-        #expect(policy.decide(roles: ["vendor-acme", "admin"], node: node, labels: labels, service: "logs") == .allowed(rule: "vendor-acme.allow[0]"))
-        #expect(policy.decide(roles: ["admin", "vendor-acme"], node: node, labels: labels, service: "logs") == .allowed(rule: "admin.allow[0]"))
+        #expect(
+            policy.decide(roles: ["vendor-acme", "plant-a-tech"], node: node, labels: labels, service: "ssh")
+                == .allowed(rule: "plant-a-tech.allow[0]"))
+        #expect(
+            policy.decide(roles: ["vendor-acme", "plant-a-tech"], node: node, labels: labels, service: "logs")
+                == .allowed(rule: "vendor-acme.allow[0]"))
+        #expect(
+            policy.decide(roles: ["vendor-acme", "admin"], node: node, labels: labels, service: "logs")
+                == .allowed(rule: "vendor-acme.allow[0]"))
+        #expect(
+            policy.decide(roles: ["admin", "vendor-acme"], node: node, labels: labels, service: "logs")
+                == .allowed(rule: "admin.allow[0]"))
     }
 
     @Test func unknownRolesAddNothing() throws {
         let policy = try parsePolicy(examplePolicy)
-        #expect(policy.decide(roles: ["ghost", "vendor-acme"], node: "lab-12", labels: ["site": "plant-a"], service: "logs") == .allowed(rule: "vendor-acme.allow[0]"))
-        #expect(!policy.decide(roles: ["ghost", "vendor-acme"], node: "lab-12", labels: ["site": "plant-a"], service: "ssh").isAllowed)
+        #expect(
+            policy.decide(
+                roles: ["ghost", "vendor-acme"], node: "lab-12", labels: ["site": "plant-a"], service: "logs")
+                == .allowed(rule: "vendor-acme.allow[0]"))
+        #expect(
+            !policy.decide(
+                roles: ["ghost", "vendor-acme"], node: "lab-12", labels: ["site": "plant-a"], service: "ssh"
+            ).isAllowed)
     }
 
     @Test func laterRulesOfARoleCount() throws {
-        let policy = try parsePolicy("""
-        roles:
-          ops:
-            allow:
-              - services: [ssh]
-                nodes: [edge-*]
-              - services: [logs]
-                labels: {site: a}
-              - services: [ssh, logs]
-                nodes: [core-1]
-        """)
-        #expect(policy.decide(roles: ["ops"], node: "edge-1", labels: ["site": "a"], service: "ssh") == .allowed(rule: "ops.allow[0]"))
-        #expect(policy.decide(roles: ["ops"], node: "edge-1", labels: ["site": "a"], service: "logs") == .allowed(rule: "ops.allow[1]"))
-        #expect(policy.decide(roles: ["ops"], node: "core-1", labels: [:], service: "logs") == .allowed(rule: "ops.allow[2]"))
+        let policy = try parsePolicy(
+            """
+            roles:
+              ops:
+                allow:
+                  - services: [ssh]
+                    nodes: [edge-*]
+                  - services: [logs]
+                    labels: {site: a}
+                  - services: [ssh, logs]
+                    nodes: [core-1]
+            """)
+        #expect(
+            policy.decide(roles: ["ops"], node: "edge-1", labels: ["site": "a"], service: "ssh")
+                == .allowed(rule: "ops.allow[0]"))
+        #expect(
+            policy.decide(roles: ["ops"], node: "edge-1", labels: ["site": "a"], service: "logs")
+                == .allowed(rule: "ops.allow[1]"))
+        #expect(
+            policy.decide(roles: ["ops"], node: "core-1", labels: [:], service: "logs")
+                == .allowed(rule: "ops.allow[2]"))
         #expect(!policy.decide(roles: ["ops"], node: "edge-1", labels: [:], service: "logs").isAllowed)
     }
 }

@@ -17,24 +17,24 @@ func parseError(_ yaml: String) -> String? {
 
 /// The example of docs/POLICY.md, plus a role that needs a label only to be present.
 let examplePolicy = """
-# roles → what they may do
-roles:
-  admin:
-    admin: true
-    allow:
-      - services: ["*"]
-        nodes: ["*"]
-  vendor-acme:
-    allow:
-      - services: [logs]
-        labels: {site: plant-a}
-  plant-a-tech:
-    allow:
-      - services: [ssh, shell, k3s]
-        nodes: ["plant-a-*", "lab-?"]
-        labels: {env: prod}
-  auditor:
-    allow:
-      - services: [logs]
-        labels: {audit: "*"}
-"""
+    # roles → what they may do
+    roles:
+      admin:
+        admin: true
+        allow:
+          - services: ["*"]
+            nodes: ["*"]
+      vendor-acme:
+        allow:
+          - services: [logs]
+            labels: {site: plant-a}
+      plant-a-tech:
+        allow:
+          - services: [ssh, shell, k3s]
+            nodes: ["plant-a-*", "lab-?"]
+            labels: {env: prod}
+      auditor:
+        allow:
+          - services: [logs]
+            labels: {audit: "*"}
+    """

@@ -15,10 +15,11 @@ struct ClusterStoreTests {
         try store.heartbeat(replica: "r2", advertise: "10.0.0.2:7443", now: now)
         try store.heartbeat(replica: "r1", advertise: "10.0.0.1:7443", now: now)
         try store.heartbeat(replica: "r2", advertise: "10.0.0.9:7443", now: now + 5)
-        #expect(try store.replicas() == [
-            ReplicaEntry(name: "r1", advertise: "10.0.0.1:7443", heartbeatAt: now),
-            ReplicaEntry(name: "r2", advertise: "10.0.0.9:7443", heartbeatAt: now + 5),
-        ])
+        #expect(
+            try store.replicas() == [
+                ReplicaEntry(name: "r1", advertise: "10.0.0.1:7443", heartbeatAt: now),
+                ReplicaEntry(name: "r2", advertise: "10.0.0.9:7443", heartbeatAt: now + 5),
+            ])
     }
 
     @Test(arguments: StoreKind.tested) func epochsGrowAcrossReplicasAndTheNewestClaimWins(kind: StoreKind) throws {
@@ -29,7 +30,9 @@ struct ClusterStoreTests {
         try second.heartbeat(replica: "r2", advertise: "10.0.0.2:7443", now: now)
 
         #expect(try first.claimPresence(node: "edge-1", replica: "r1", leaseUntil: now + 15) == 1)
-        #expect(try second.presence(of: "edge-1", now: now) == Presence(node: "edge-1", replica: "r1", advertise: "10.0.0.1:7443", epoch: 1, leaseUntil: now + 15))
+        #expect(
+            try second.presence(of: "edge-1", now: now)
+                == Presence(node: "edge-1", replica: "r1", advertise: "10.0.0.1:7443", epoch: 1, leaseUntil: now + 15))
         // The node reconnects through the other replica: the epoch grows there, and r1's renewal
         // no longer lists the node, which is r1's cue to close its stale session.
         #expect(try second.claimPresence(node: "edge-1", replica: "r2", leaseUntil: now + 16) == 2)
@@ -58,10 +61,13 @@ struct ClusterStoreTests {
         #expect(try store.presence(of: "edge-a", now: now + 15) == nil)
         #expect(try store.renewLeases(replica: "r1", until: now + 30) == ["edge-a": 1, "edge-b": 1])
         // A replica that never heartbeated is listed with no address.
-        #expect(try store.presences(now: now + 20).map { "\($0.node)@\($0.replica)\($0.advertise)" } == ["edge-a@r1", "edge-b@r1"])
+        #expect(
+            try store.presences(now: now + 20).map { "\($0.node)@\($0.replica)\($0.advertise)" } == [
+                "edge-a@r1", "edge-b@r1",
+            ])
         // A restarted r1 first ends what its previous run held.
         #expect(try store.releaseAll(replica: "r1") == 2)
-        #expect(try store.presences(now: now) .map(\.node) == ["edge-c"])
+        #expect(try store.presences(now: now).map(\.node) == ["edge-c"])
         #expect(try store.renewLeases(replica: "r1", until: now + 45) == [:])
     }
 
@@ -70,15 +76,23 @@ struct ClusterStoreTests {
         defer { fresh.remove() }
         let writer = try fresh.open(), reader = try fresh.open()
         #expect(try reader.latestChange() == 0)
-        let one = try writer.appendChange(.nodeCut, subject: "edge-1", detail: "revoked by alice", replica: "r2", now: now)
-        let two = try writer.appendChange(.operatorCut, subject: "bob", detail: "revoked by alice", replica: "r2", now: now + 1)
-        let three = try writer.appendChange(.policy, subject: "abc123", detail: "roles: {}\n", replica: "r1", now: now + 2)
+        let one = try writer.appendChange(
+            .nodeCut, subject: "edge-1", detail: "revoked by alice", replica: "r2", now: now)
+        let two = try writer.appendChange(
+            .operatorCut, subject: "bob", detail: "revoked by alice", replica: "r2", now: now + 1)
+        let three = try writer.appendChange(
+            .policy, subject: "abc123", detail: "roles: {}\n", replica: "r1", now: now + 2)
         #expect(one < two && two < three)
         #expect(try reader.latestChange() == three)
-        #expect(try reader.changes(after: 0, limit: 2) == [
-            FleetChange(sequence: one, kind: .nodeCut, subject: "edge-1", detail: "revoked by alice", replica: "r2", recordedAt: now),
-            FleetChange(sequence: two, kind: .operatorCut, subject: "bob", detail: "revoked by alice", replica: "r2", recordedAt: now + 1),
-        ])
+        #expect(
+            try reader.changes(after: 0, limit: 2) == [
+                FleetChange(
+                    sequence: one, kind: .nodeCut, subject: "edge-1", detail: "revoked by alice", replica: "r2",
+                    recordedAt: now),
+                FleetChange(
+                    sequence: two, kind: .operatorCut, subject: "bob", detail: "revoked by alice", replica: "r2",
+                    recordedAt: now + 1),
+            ])
         #expect(try reader.changes(after: two, limit: 10).map(\.kind) == [.policy])
         #expect(try reader.changes(after: three, limit: 10) == [])
         // Pruning drops what is older, but never the newest change: the feed's end stays known.

@@ -27,7 +27,9 @@ struct ConcurrentRedemptionTests {
     /// PostgreSQL database would have) race
     /// 50 redemptions of one single-use token with 50 different keys: the database alone
     /// must let exactly one through.
-    @Test(.timeLimit(.minutes(1)), arguments: StoreKind.tested) func aSingleUseTokenIsRedeemedExactlyOnce(kind: StoreKind) throws {
+    @Test(.timeLimit(.minutes(1)), arguments: StoreKind.tested) func aSingleUseTokenIsRedeemedExactlyOnce(
+        kind: StoreKind
+    ) throws {
         let fresh = try FreshStore(kind)
         defer { fresh.remove() }
         let token = Sample.token(uses: 1)
@@ -54,7 +56,11 @@ struct ConcurrentRedemptionTests {
                 for attempt in stride(from: thread, to: attempts, by: threadCount) {
                     let key = hexHash("key-\(attempt)")
                     do {
-                        outcomes.record(key: key, try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: key, nodeName: "node-\(attempt)", now: Sample.now))
+                        outcomes.record(
+                            key: key,
+                            try store.redeemToken(
+                                id: token.id, secretSHA256: token.secretSHA256, keySHA256: key,
+                                nodeName: "node-\(attempt)", now: Sample.now))
                     } catch {
                         outcomes.record(failure: "\(error)")
                     }
@@ -79,8 +85,12 @@ struct ConcurrentRedemptionTests {
 
         let store = try fresh.open()
         #expect(try store.tokens().map(\.usesCount) == [1])
-        if let winner = winners.first, let attempt = (0..<attempts).first(where: { hexHash("key-\($0)") == winner.key }) {
-            #expect(try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: winner.key, nodeName: "x", now: Sample.now) == .alreadyRedeemed(nodeName: "node-\(attempt)"))
+        if let winner = winners.first, let attempt = (0..<attempts).first(where: { hexHash("key-\($0)") == winner.key })
+        {
+            #expect(
+                try store.redeemToken(
+                    id: token.id, secretSHA256: token.secretSHA256, keySHA256: winner.key, nodeName: "x",
+                    now: Sample.now) == .alreadyRedeemed(nodeName: "node-\(attempt)"))
         }
     }
 }

@@ -16,13 +16,18 @@ struct DatabaseFileTests {
             try store.saveNode(Sample.seenNode)
             try store.insertToken(token)
             try store.saveUser(Sample.admin)
-            _ = try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "node-a", now: Sample.now)
+            _ = try store.redeemToken(
+                id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "node-a",
+                now: Sample.now)
         }
         let store = try fresh.open()
         #expect(try store.nodes() == [Sample.seenNode, Sample.enrolledNode])
         #expect(try store.users() == [Sample.admin])
         #expect(try store.tokens().map(\.usesCount) == [1])
-        #expect(try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "node-a", now: Sample.now) == .alreadyRedeemed(nodeName: "node-a"))
+        #expect(
+            try store.redeemToken(
+                id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "node-a",
+                now: Sample.now) == .alreadyRedeemed(nodeName: "node-a"))
     }
 
     @Test func filesAreReadableOnlyByTheOwner() throws {
@@ -57,23 +62,34 @@ struct DatabaseFileTests {
         sqlite3_close(handle)
 
         let error = #expect(throws: StoreError.self) { try SQLiteFleetStore(path: directory.database) }
-        #expect(error?.message == "state database \(directory.database) was written by a newer tunnel (schema 99); upgrade tunnel or restore a backup")
+        #expect(
+            error?.message
+                == "state database \(directory.database) was written by a newer tunnel (schema 99); upgrade tunnel or restore a backup"
+        )
     }
 
     @Test(.enabled(if: PostgresTestServer.shouldRun)) func aPostgresDatabaseFromANewerTunnelIsRefused() throws {
         let fresh = try FreshStore(.postgres)
         try fresh.open().saveNode(Sample.seenNode)
-        try PostgresTestServer.shared().execute("UPDATE tunnel_schema SET version = 99", database: try #require(fresh.databaseName))
+        try PostgresTestServer.shared().execute(
+            "UPDATE tunnel_schema SET version = 99", database: try #require(fresh.databaseName))
 
         let error = #expect(throws: StoreError.self) { try fresh.open() }
-        #expect(error?.message == "state database \(fresh.location) was written by a newer tunnel (schema 99); upgrade tunnel or restore a backup")
+        #expect(
+            error?.message
+                == "state database \(fresh.location) was written by a newer tunnel (schema 99); upgrade tunnel or restore a backup"
+        )
     }
 
-    @Test(.enabled(if: PostgresTestServer.shouldRun)) func anUnreachablePostgresServerIsNamedWithoutThePassword() throws {
+    @Test(.enabled(if: PostgresTestServer.shouldRun)) func anUnreachablePostgresServerIsNamedWithoutThePassword() throws
+    {
         let server = try PostgresTestServer.shared()
         let url = "postgres://tunnel:s3cret@127.0.0.1:\(server.port)/no_such_database"
         let error = #expect(throws: StoreError.self) { try PostgresFleetStore(url: url) }
-        #expect(error?.message.hasPrefix("state database postgres://tunnel@127.0.0.1:\(server.port)/no_such_database: could not connect (") == true)
+        #expect(
+            error?.message.hasPrefix(
+                "state database postgres://tunnel@127.0.0.1:\(server.port)/no_such_database: could not connect (")
+                == true)
         #expect(error?.message.contains("no_such_database\" does not exist") == true)
         #expect(error?.message.contains("s3cret") == false)
     }

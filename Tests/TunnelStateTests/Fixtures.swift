@@ -9,7 +9,8 @@ struct TemporaryDirectory {
 
     init() throws {
         path = NSTemporaryDirectory() + "tunnel-state-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
     }
 
     /// The path of a database file inside the directory.

@@ -6,8 +6,12 @@ struct RedemptionTests {
     let now = Sample.now
 
     /// Redeems `token` with its right secret for the key and node derived from `who`.
-    func redeem(_ store: FleetStore, _ token: TokenEntry, as who: String, at time: Int64? = nil) throws -> TokenRedemption {
-        try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-\(who)"), nodeName: "node-\(who)", now: time ?? now)
+    func redeem(_ store: FleetStore, _ token: TokenEntry, as who: String, at time: Int64? = nil) throws
+        -> TokenRedemption
+    {
+        try store.redeemToken(
+            id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-\(who)"), nodeName: "node-\(who)",
+            now: time ?? now)
     }
 
     @Test(arguments: StoreKind.tested) func unknownIdAndWrongSecretLookTheSame(kind: StoreKind) throws {
@@ -17,10 +21,19 @@ struct RedemptionTests {
         let token = Sample.token()
         try store.insertToken(token)
 
-        #expect(try store.redeemToken(id: "tok-nope", secretSHA256: token.secretSHA256, keySHA256: hexHash("k"), nodeName: "n", now: now) == .unknown)
-        #expect(try store.redeemToken(id: token.id, secretSHA256: hexHash("guess"), keySHA256: hexHash("k"), nodeName: "n", now: now) == .unknown)
+        #expect(
+            try store.redeemToken(
+                id: "tok-nope", secretSHA256: token.secretSHA256, keySHA256: hexHash("k"), nodeName: "n", now: now)
+                == .unknown)
+        #expect(
+            try store.redeemToken(
+                id: token.id, secretSHA256: hexHash("guess"), keySHA256: hexHash("k"), nodeName: "n", now: now)
+                == .unknown)
         // A prefix of the right hash is as wrong as any other guess.
-        #expect(try store.redeemToken(id: token.id, secretSHA256: String(token.secretSHA256.dropLast()), keySHA256: hexHash("k"), nodeName: "n", now: now) == .unknown)
+        #expect(
+            try store.redeemToken(
+                id: token.id, secretSHA256: String(token.secretSHA256.dropLast()), keySHA256: hexHash("k"),
+                nodeName: "n", now: now) == .unknown)
         #expect(try store.tokens() == [token])
     }
 
@@ -70,9 +83,15 @@ struct RedemptionTests {
         #expect(try redeem(store, token, as: "a") == .alreadyRedeemed(nodeName: "node-a"))
         #expect(try redeem(store, token, as: "a", at: now + 3_600) == .alreadyRedeemed(nodeName: "node-a"))
         // The retry reports the node name of the original redemption, whatever it asks for now.
-        #expect(try store.redeemToken(id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "other", now: now) == .alreadyRedeemed(nodeName: "node-a"))
+        #expect(
+            try store.redeemToken(
+                id: token.id, secretSHA256: token.secretSHA256, keySHA256: hexHash("key-a"), nodeName: "other", now: now
+            ) == .alreadyRedeemed(nodeName: "node-a"))
         // Knowing a redeemed key does not help without the secret.
-        #expect(try store.redeemToken(id: token.id, secretSHA256: hexHash("guess"), keySHA256: hexHash("key-a"), nodeName: "node-a", now: now) == .unknown)
+        #expect(
+            try store.redeemToken(
+                id: token.id, secretSHA256: hexHash("guess"), keySHA256: hexHash("key-a"), nodeName: "node-a", now: now)
+                == .unknown)
         #expect(try store.tokens().first?.usesCount == 1)
     }
 

@@ -6,7 +6,8 @@ struct BulkTransferTests {
     @Test func sixtyFourMebibytesArriveIntact() throws {
         let pki = try PKI()
         let node = try TunnelIdentity(role: .node, name: "node-17")
-        let (client, server) = try connect(pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), pki.serverContext())
+        let (client, server) = try connect(
+            pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), pki.serverContext())
         #expect(client.handshakeState.isDone && server.handshakeState.isDone)
 
         let total = 64 << 20
@@ -25,7 +26,8 @@ struct BulkTransferTests {
         while received.count < total {
             if offset < total {
                 let accepted = try payload.withUnsafeBytes { bytes in
-                    try client.writePlaintext(UnsafeRawBufferPointer(rebasing: bytes[offset..<min(offset + chunk, total)]))
+                    try client.writePlaintext(
+                        UnsafeRawBufferPointer(rebasing: bytes[offset..<min(offset + chunk, total)]))
                 }
                 #expect(accepted > 0)
                 offset += accepted
@@ -33,8 +35,11 @@ struct BulkTransferTests {
             wire.removeAll(keepingCapacity: true)
             client.drainCiphertext(into: &wire)
             server.feedCiphertext(wire)
-            while case .bytes(let count) = try readBuffer.withUnsafeMutableBytes({ try server.readPlaintext(into: $0) }) {
-                readBuffer.withUnsafeBytes { received.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            while case .bytes(let count) = try readBuffer.withUnsafeMutableBytes({ try server.readPlaintext(into: $0) })
+            {
+                readBuffer.withUnsafeBytes {
+                    received.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[..<count]))
+                }
             }
         }
         #expect(received.count == total)

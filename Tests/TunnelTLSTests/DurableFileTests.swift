@@ -16,7 +16,9 @@ struct DurableFileTests {
         defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
@@ -29,7 +31,10 @@ struct DurableFileTests {
 
     @Test func writesExactModeAndLeavesNoTemporaryFiles() throws {
         let directory = try makeDirectory()
-        defer { for name in entries(directory) { unlink("\(directory)/\(name)") }; rmdir(directory) }
+        defer {
+            for name in entries(directory) { unlink("\(directory)/\(name)") }
+            rmdir(directory)
+        }
         let path = "\(directory)/node.key"
 
         try DurableFile.write(path: path, bytes: Array("first".utf8), mode: 0o600)
@@ -44,12 +49,17 @@ struct DurableFileTests {
     }
 
     @Test func failuresNameThePathAndReadsAreBounded() throws {
-        let error = #expect(throws: TLSError.self) { try DurableFile.write(path: "/nonexistent-dir/x.key", bytes: [1], mode: 0o600) }
+        let error = #expect(throws: TLSError.self) {
+            try DurableFile.write(path: "/nonexistent-dir/x.key", bytes: [1], mode: 0o600)
+        }
         #expect(error?.code == .file)
         #expect(error?.message.contains("/nonexistent-dir") == true)
 
         let directory = try makeDirectory()
-        defer { for name in entries(directory) { unlink("\(directory)/\(name)") }; rmdir(directory) }
+        defer {
+            for name in entries(directory) { unlink("\(directory)/\(name)") }
+            rmdir(directory)
+        }
         try DurableFile.write(path: "\(directory)/big", bytes: [UInt8](repeating: 7, count: 2048), mode: 0o644)
         #expect(throws: TLSError.self) { try DurableFile.read(path: "\(directory)/big", limit: 1024) }
         #expect(try DurableFile.read(path: "\(directory)/big").count == 2048)
@@ -57,7 +67,10 @@ struct DurableFileTests {
 
     @Test func identityLoadsFromDurableFiles() throws {
         let directory = try makeDirectory()
-        defer { for name in entries(directory) { unlink("\(directory)/\(name)") }; rmdir(directory) }
+        defer {
+            for name in entries(directory) { unlink("\(directory)/\(name)") }
+            rmdir(directory)
+        }
         let pki = try PKI()
         let gateway = try pki.gatewayIdentity()
         try DurableFile.write(path: "\(directory)/gw.crt", bytes: Certificate.pem(chain: gateway.chain), mode: 0o644)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TunnelTLS
 
 let enrollProtocol = "tunnel-enroll/1"
@@ -14,14 +15,17 @@ struct EnrollmentHandshakeTests {
     }
 
     func enrollingServer() throws -> TLSContext {
-        try TLSContext(configuration: TLSConfiguration(
-            role: .server, identity: pki.gatewayIdentity(), peerVerification: pki.gatewayTrust,
-            applicationProtocols: [nodeProtocol, operatorProtocol, enrollProtocol], enrollmentProtocol: enrollProtocol))
+        try TLSContext(
+            configuration: TLSConfiguration(
+                role: .server, identity: pki.gatewayIdentity(), peerVerification: pki.gatewayTrust,
+                applicationProtocols: [nodeProtocol, operatorProtocol, enrollProtocol],
+                enrollmentProtocol: enrollProtocol))
     }
 
     func expiredNode() throws -> TLSIdentity {
         let node = try TunnelIdentity(role: .node, name: "node-17")
-        return try pki.clientIdentity(node, issuer: pki.nodeCA, validity: CertificateValidity(now: currentTime() - 3 * day, lifetime: day))
+        return try pki.clientIdentity(
+            node, issuer: pki.nodeCA, validity: CertificateValidity(now: currentTime() - 3 * day, lifetime: day))
     }
 
     @Test func aNewNodeEnrollsWithoutACertificate() throws {
@@ -44,7 +48,8 @@ struct EnrollmentHandshakeTests {
 
     @Test func aCertifiedClientOfferingBothGetsTheNodeProtocol() throws {
         let node = try pki.clientIdentity(TunnelIdentity(role: .node, name: "node-17"), issuer: pki.nodeCA)
-        let (_, server) = try connect(pki.clientContext(node, protocols: [enrollProtocol, nodeProtocol]), enrollingServer())
+        let (_, server) = try connect(
+            pki.clientContext(node, protocols: [enrollProtocol, nodeProtocol]), enrollingServer())
         #expect(server.handshakeState.isDone)
         #expect(server.applicationProtocol == nodeProtocol)
         #expect(!server.isEnrollment)
@@ -65,7 +70,8 @@ struct EnrollmentHandshakeTests {
     @Test func aForeignOrNotYetValidCertificateIsRefusedEvenForEnrollment() throws {
         let node = try TunnelIdentity(role: .node, name: "node-17")
         let foreign = try pki.clientIdentity(node, issuer: pki.foreignCA)
-        let future = try pki.clientIdentity(node, issuer: pki.nodeCA, validity: CertificateValidity(now: currentTime() + 3 * day, lifetime: day))
+        let future = try pki.clientIdentity(
+            node, issuer: pki.nodeCA, validity: CertificateValidity(now: currentTime() + 3 * day, lifetime: day))
         for identity in [foreign, future] {
             let (_, server) = try connect(pki.clientContext(identity, protocols: [enrollProtocol]), enrollingServer())
             #expect(server.handshakeState.failure != nil)

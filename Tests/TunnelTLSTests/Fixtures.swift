@@ -1,5 +1,6 @@
 import COpenSSL
 import Glibc
+
 @testable import TunnelTLS
 
 /// Seconds since 1970 now; tests pass explicit times to issuance, as production code does.
@@ -27,8 +28,10 @@ struct PKI {
     }
 
     var gatewayTrust: TLSConfiguration.PeerVerification {
-        .trustedCAs([TrustedCA(.node, certificate: nodeCA.certificate),
-                     TrustedCA(.operator, certificate: operatorCA.certificate)])
+        .trustedCAs([
+            TrustedCA(.node, certificate: nodeCA.certificate),
+            TrustedCA(.operator, certificate: operatorCA.certificate),
+        ])
     }
 
     var clientTrust: TLSConfiguration.PeerVerification {
@@ -42,24 +45,41 @@ struct PKI {
             for: key.publicKey(), commonName: "gateway", dnsNames: [gatewayHost], ipAddresses: [gatewayIP],
             validity: validity ?? CertificateValidity(now: currentTime(), lifetime: 30 * day)
         )
-        return TLSIdentity(chain: [leaf, gatewayCA.certificate], key: key, certificatePath: "/etc/tunnel/gateway.crt", keyPath: "/etc/tunnel/gateway.key")
+        return TLSIdentity(
+            chain: [leaf, gatewayCA.certificate], key: key, certificatePath: "/etc/tunnel/gateway.crt",
+            keyPath: "/etc/tunnel/gateway.key")
     }
 
-    func clientIdentity(_ identity: TunnelIdentity, issuer: CertificateAuthority, validity: CertificateValidity? = nil) throws -> TLSIdentity {
+    func clientIdentity(_ identity: TunnelIdentity, issuer: CertificateAuthority, validity: CertificateValidity? = nil)
+        throws -> TLSIdentity
+    {
         let key = try PrivateKey.generateP256()
         let certificate = try issuer.issueClientCertificate(
             for: key.publicKey(), identity: identity,
             validity: validity ?? CertificateValidity(now: currentTime(), lifetime: day)
         )
-        return TLSIdentity(chain: [certificate], key: key, certificatePath: "/var/lib/tunnel/node.crt", keyPath: "/var/lib/tunnel/node.key")
+        return TLSIdentity(
+            chain: [certificate], key: key, certificatePath: "/var/lib/tunnel/node.crt",
+            keyPath: "/var/lib/tunnel/node.key")
     }
 
-    func serverContext(protocols: [String] = [nodeProtocol, operatorProtocol], identity: TLSIdentity? = nil) throws -> TLSContext {
-        try TLSContext(configuration: TLSConfiguration(role: .server, identity: identity ?? gatewayIdentity(), peerVerification: gatewayTrust, applicationProtocols: protocols))
+    func serverContext(protocols: [String] = [nodeProtocol, operatorProtocol], identity: TLSIdentity? = nil) throws
+        -> TLSContext
+    {
+        try TLSContext(
+            configuration: TLSConfiguration(
+                role: .server, identity: identity ?? gatewayIdentity(), peerVerification: gatewayTrust,
+                applicationProtocols: protocols))
     }
 
-    func clientContext(_ identity: TLSIdentity?, verification: TLSConfiguration.PeerVerification? = nil, protocols: [String] = [nodeProtocol]) throws -> TLSContext {
-        try TLSContext(configuration: TLSConfiguration(role: .client, identity: identity, peerVerification: verification ?? clientTrust, applicationProtocols: protocols))
+    func clientContext(
+        _ identity: TLSIdentity?, verification: TLSConfiguration.PeerVerification? = nil,
+        protocols: [String] = [nodeProtocol]
+    ) throws -> TLSContext {
+        try TLSContext(
+            configuration: TLSConfiguration(
+                role: .client, identity: identity, peerVerification: verification ?? clientTrust,
+                applicationProtocols: protocols))
     }
 }
 
@@ -96,7 +116,9 @@ func pump(_ client: MemoryPeer, _ server: MemoryPeer) {
 
 /// Handshakes a client and a server connection in memory, then lets post-handshake messages
 /// (alerts, tickets) flow by having both sides try to read.
-func connect(_ clientContext: TLSContext, _ serverContext: TLSContext, host: String = gatewayHost) throws -> (client: TLSConnection, server: TLSConnection) {
+func connect(_ clientContext: TLSContext, _ serverContext: TLSContext, host: String = gatewayHost) throws -> (
+    client: TLSConnection, server: TLSConnection
+) {
     let client = try TLSConnection(context: clientContext, serverHost: host)
     let server = try TLSConnection(context: serverContext)
     pump(client, server)

@@ -1,5 +1,6 @@
 import COpenSSL
 import Testing
+
 @testable import TunnelTLS
 
 @Suite("Mutual TLS handshakes pumped in memory")
@@ -37,7 +38,8 @@ struct HandshakeTests {
 
     @Test func handshakeAndDataSurviveOneByteAtATime() throws {
         let node = try TunnelIdentity(role: .node, name: "node-17")
-        let client = try TLSConnection(context: pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), serverHost: gatewayHost)
+        let client = try TLSConnection(
+            context: pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), serverHost: gatewayHost)
         let server = try TLSConnection(context: pki.serverContext())
         // Both queues stay non-empty most of the time, so drainCiphertext's append path is used.
         var toServer: [UInt8] = []
@@ -155,7 +157,8 @@ struct HandshakeTests {
             extensions: [(NID_ext_key_usage, "clientAuth"), (NID_authority_key_identifier, "keyid:always")],
             alternativeNames: [(GEN_URI, "https://example.com/node-17")]
         )
-        let (client, server) = try connect(pki.clientContext(TLSIdentity(chain: [anonymous], key: key)), pki.serverContext())
+        let (client, server) = try connect(
+            pki.clientContext(TLSIdentity(chain: [anonymous], key: key)), pki.serverContext())
         let error = try #require(server.handshakeState.failure)
         #expect(error.code == .invalidIdentity)
         #expect(error.message.contains("exactly one"))
@@ -173,25 +176,34 @@ struct HandshakeTests {
 
     @Test("handshake errors name the peer that was dialed, not always the gateway")
     func errorsNameThePeer() throws {
-        var configuration = TLSConfiguration(role: .client, identity: nil, peerVerification: pki.clientTrust, applicationProtocols: [nodeProtocol])
+        var configuration = TLSConfiguration(
+            role: .client, identity: nil, peerVerification: pki.clientTrust, applicationProtocols: [nodeProtocol])
         configuration.peerKind = .kubernetesAPIServer
         let apiServer = try TLSContext(configuration: configuration)
         let (client, _) = try connect(apiServer, pki.serverContext())
         let error = #expect(throws: TLSError.self) { try readAvailable(client) }
-        #expect(error?.message.hasPrefix("the Kubernetes API server requires a client certificate") == true, "\(String(describing: error))")
+        #expect(
+            error?.message.hasPrefix("the Kubernetes API server requires a client certificate") == true,
+            "\(String(describing: error))")
         let (gatewayClient, _) = try connect(pki.clientContext(nil), pki.serverContext())
         let gatewayError = #expect(throws: TLSError.self) { try readAvailable(gatewayClient) }
-        #expect(gatewayError?.message.hasPrefix("the gateway requires a client certificate") == true, "\(String(describing: gatewayError))")
+        #expect(
+            gatewayError?.message.hasPrefix("the gateway requires a client certificate") == true,
+            "\(String(describing: gatewayError))")
     }
 
     @Test func nodeCertificateCannotActAsGateway() throws {
         // A server presenting a clientAuth-only node certificate must fail the client's purpose check.
         let node = try TunnelIdentity(role: .node, name: "node-17")
         let nodeIdentity = try pki.clientIdentity(node, issuer: pki.nodeCA)
-        let fakeGateway = try TLSContext(configuration: TLSConfiguration(
-            role: .server, identity: nodeIdentity, peerVerification: pki.gatewayTrust, applicationProtocols: [nodeProtocol]
-        ))
-        let trustNodeCA = TLSConfiguration.PeerVerification.trustedCAs([TrustedCA(.node, certificate: pki.nodeCA.certificate)])
+        let fakeGateway = try TLSContext(
+            configuration: TLSConfiguration(
+                role: .server, identity: nodeIdentity, peerVerification: pki.gatewayTrust,
+                applicationProtocols: [nodeProtocol]
+            ))
+        let trustNodeCA = TLSConfiguration.PeerVerification.trustedCAs([
+            TrustedCA(.node, certificate: pki.nodeCA.certificate)
+        ])
         let (client, _) = try connect(pki.clientContext(nodeIdentity, verification: trustNodeCA), fakeGateway)
         let error = try #require(client.handshakeState.failure)
         #expect(error.code == .untrustedCertificate)
@@ -208,7 +220,8 @@ struct HandshakeTests {
         #expect(pinned.client.verifiedBy?.certificate.sha256Fingerprint == pki.gatewayCA.certificate.sha256Fingerprint)
 
         let wrongPin = pki.foreignCA.certificate.sha256Fingerprint
-        let refused = try connect(pki.clientContext(nil, verification: .pinnedCA(sha256: wrongPin)), pki.serverContext())
+        let refused = try connect(
+            pki.clientContext(nil, verification: .pinnedCA(sha256: wrongPin)), pki.serverContext())
         let error = try #require(refused.client.handshakeState.failure)
         #expect(error.code == .pinMismatch)
         #expect(error.message.contains(Hex.encode(wrongPin)))
@@ -216,14 +229,16 @@ struct HandshakeTests {
 
     @Test func pinnedModeStillChecksTheHost() throws {
         let pin = pki.gatewayCA.certificate.sha256Fingerprint
-        let (client, _) = try connect(pki.clientContext(nil, verification: .pinnedCA(sha256: pin)), pki.serverContext(), host: "evil.example")
+        let (client, _) = try connect(
+            pki.clientContext(nil, verification: .pinnedCA(sha256: pin)), pki.serverContext(), host: "evil.example")
         #expect(client.handshakeState.failure?.code == .hostMismatch)
     }
 
     @Test func noCommonApplicationProtocolFailsTheHandshake() throws {
         let node = try TunnelIdentity(role: .node, name: "node-17")
         let (client, server) = try connect(
-            pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA), protocols: ["tunnel-node/2"]), pki.serverContext()
+            pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA), protocols: ["tunnel-node/2"]),
+            pki.serverContext()
         )
         #expect(server.handshakeState.failure?.code == .noCommonApplicationProtocol)
         #expect(client.handshakeState.failure?.code == .noCommonApplicationProtocol)
@@ -251,7 +266,8 @@ struct HandshakeTests {
 
     @Test func gatewayIssuesNoSessionTicket() throws {
         let node = try TunnelIdentity(role: .node, name: "node-17")
-        let (client, server) = try connect(pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), pki.serverContext())
+        let (client, server) = try connect(
+            pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), pki.serverContext())
         #expect(try server.writePlaintext(Array("hello".utf8)) == 5)
         pump(client, server)
         // Tickets travel after the handshake; reading makes the client process anything that came.
@@ -265,14 +281,17 @@ struct HandshakeTests {
         let server = RawPeer(server: true) { context in
             _ = SSL_CTX_use_certificate(context, gateway.chain[0].pointer)
             _ = SSL_CTX_use_PrivateKey(context, gateway.key.pointer)
-            SSL_CTX_set_alpn_select_cb(context, { _, out, outLength, offered, _, _ in
-                out?.pointee = offered.map { $0 + 1 }
-                outLength?.pointee = offered?.pointee ?? 0
-                return SSL_TLSEXT_ERR_OK
-            }, nil)
+            SSL_CTX_set_alpn_select_cb(
+                context,
+                { _, out, outLength, offered, _, _ in
+                    out?.pointee = offered.map { $0 + 1 }
+                    outLength?.pointee = offered?.pointee ?? 0
+                    return SSL_TLSEXT_ERR_OK
+                }, nil)
         }
         let node = try TunnelIdentity(role: .node, name: "node-17")
-        let client = try TLSConnection(context: pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), serverHost: gatewayHost)
+        let client = try TLSConnection(
+            context: pki.clientContext(pki.clientIdentity(node, issuer: pki.nodeCA)), serverHost: gatewayHost)
         pump(client, server)
         #expect(client.handshakeState.isDone)
         _ = try readAvailable(client)
@@ -292,15 +311,21 @@ struct HandshakeTests {
 
         let cut = try connect(clientContext, serverContext)
         cut.server.feedEndOfCiphertext()
-        let error = #expect(throws: TLSError.self) { try buffer.withUnsafeMutableBytes { try cut.server.readPlaintext(into: $0) } }
+        let error = #expect(throws: TLSError.self) {
+            try buffer.withUnsafeMutableBytes { try cut.server.readPlaintext(into: $0) }
+        }
         #expect(error?.code == .truncated)
     }
 
     @Test func mismatchedKeyNamesBothFiles() throws {
         let gateway = try pki.gatewayIdentity()
-        let wrong = TLSIdentity(chain: gateway.chain, key: try .generateP256(), certificatePath: "/x/gateway.crt", keyPath: "/x/other.key")
+        let wrong = TLSIdentity(
+            chain: gateway.chain, key: try .generateP256(), certificatePath: "/x/gateway.crt", keyPath: "/x/other.key")
         let error = #expect(throws: TLSError.self) {
-            try TLSContext(configuration: TLSConfiguration(role: .server, identity: wrong, peerVerification: pki.gatewayTrust, applicationProtocols: [nodeProtocol]))
+            try TLSContext(
+                configuration: TLSConfiguration(
+                    role: .server, identity: wrong, peerVerification: pki.gatewayTrust,
+                    applicationProtocols: [nodeProtocol]))
         }
         #expect(error?.code == .keyMismatch)
         #expect(error?.message.contains("/x/gateway.crt") == true)

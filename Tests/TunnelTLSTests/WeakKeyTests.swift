@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TunnelTLS
 
 /// Issue #9, item 12: the CA certifies no weak key (short RSA, odd curves, DSA).
@@ -32,21 +33,27 @@ struct WeakKeyTests {
 
     @Test("RSA below 2048 bits and curves other than P-256/384/521 are refused, with the reason", arguments: weak)
     func weakKeysAreRefused(_ arguments: [String]) throws {
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "ca", key: .generateP256(), validity: CertificateValidity(now: 0, lifetime: 86_400 * 365 * 100))
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "ca", key: .generateP256(), validity: CertificateValidity(now: 0, lifetime: 86_400 * 365 * 100))
         let key = try Self.opensslKey(arguments)
         let csr = try CertificateSigningRequest(key: key, commonName: "node-1")
         let requested = try csr.publicKey()
         #expect(requested.weakness != nil)
         #expect(throws: TLSError.self) {
-            try ca.issueClientCertificate(for: requested, identity: TunnelIdentity(role: .node, name: "node-1"), validity: CertificateValidity(now: 0, lifetime: 3600))
+            try ca.issueClientCertificate(
+                for: requested, identity: TunnelIdentity(role: .node, name: "node-1"),
+                validity: CertificateValidity(now: 0, lifetime: 3600))
         }
     }
 
     @Test("RSA 2048 and P-384 are certified", arguments: strong)
     func strongKeysAreCertified(_ arguments: [String]) throws {
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "ca", key: .generateP256(), validity: CertificateValidity(now: 0, lifetime: 86_400 * 365 * 100))
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "ca", key: .generateP256(), validity: CertificateValidity(now: 0, lifetime: 86_400 * 365 * 100))
         let requested = try CertificateSigningRequest(key: Self.opensslKey(arguments), commonName: "node-1").publicKey()
         #expect(requested.weakness == nil)
-        _ = try ca.issueClientCertificate(for: requested, identity: TunnelIdentity(role: .node, name: "node-1"), validity: CertificateValidity(now: 0, lifetime: 3600))
+        _ = try ca.issueClientCertificate(
+            for: requested, identity: TunnelIdentity(role: .node, name: "node-1"),
+            validity: CertificateValidity(now: 0, lifetime: 3600))
     }
 }

@@ -1,11 +1,14 @@
 import COpenSSL
 import Testing
+
 @testable import TunnelTLS
 
 @Suite("Keys, certificates and CSRs")
 struct X509Tests {
     @Test func sha256MatchesTheStandardVector() {
-        #expect(Hex.encode(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            Hex.encode(SHA256.hash(Array("abc".utf8)))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.decode("00ffA0") == [0x00, 0xff, 0xa0])
         #expect(Hex.decode("0g") == nil)
     }
@@ -22,10 +25,14 @@ struct X509Tests {
     }
 
     @Test func garbageIsRefusedWithTheSourceNamed() throws {
-        let error = #expect(throws: TLSError.self) { try PrivateKey(pem: Array("not a key".utf8), source: "/x/node.key") }
+        let error = #expect(throws: TLSError.self) {
+            try PrivateKey(pem: Array("not a key".utf8), source: "/x/node.key")
+        }
         #expect(error?.code == .invalidEncoding)
         #expect(error?.message.contains("/x/node.key") == true)
-        let certificateError = #expect(throws: TLSError.self) { try Certificate.chainFromPEM(Array("junk".utf8), source: "/x/node.crt") }
+        let certificateError = #expect(throws: TLSError.self) {
+            try Certificate.chainFromPEM(Array("junk".utf8), source: "/x/node.crt")
+        }
         #expect(certificateError?.code == .invalidEncoding)
         #expect(certificateError?.message.contains("/x/node.crt") == true)
     }
@@ -33,13 +40,16 @@ struct X509Tests {
     @Test func certificateAuthorityHasTheRequiredExtensions() throws {
         let now = currentTime()
         let validity = try CertificateValidity(now: now, lifetime: 10 * day, backdate: 60)
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "Tunnel Node CA", key: .generateP256(), validity: validity)
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "Tunnel Node CA", key: .generateP256(), validity: validity)
         let certificate = ca.certificate
         #expect(certificate.commonName == "Tunnel Node CA")
         #expect(certificate.notBefore == now - 60)
         #expect(certificate.notAfter == now + 10 * day)
         #expect(X509_check_ca(certificate.pointer) == 1)
-        #expect(X509_get_extension_flags(certificate.pointer) & UInt32(EXFLAG_CRITICAL) == 0, "no unknown critical extensions")
+        #expect(
+            X509_get_extension_flags(certificate.pointer) & UInt32(EXFLAG_CRITICAL) == 0,
+            "no unknown critical extensions")
         #expect(X509_get0_subject_key_id(certificate.pointer) != nil)
         #expect(X509_get_key_usage(certificate.pointer) == UInt32(KU_KEY_CERT_SIGN | KU_CRL_SIGN))
         #expect(X509_check_issued(certificate.pointer, certificate.pointer) == X509_V_OK)
@@ -48,7 +58,8 @@ struct X509Tests {
 
     @Test func clientCertificateCarriesIdentityAndFields() throws {
         let now = currentTime()
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "Tunnel Node CA", key: .generateP256(), validity: .init(now: now, lifetime: 100 * day))
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "Tunnel Node CA", key: .generateP256(), validity: .init(now: now, lifetime: 100 * day))
         let key = try PrivateKey.generateP256()
         let identity = try TunnelIdentity(role: .node, name: "node-17")
         let validity = try CertificateValidity(now: now, lifetime: day, backdate: 300)
@@ -73,22 +84,32 @@ struct X509Tests {
 
     @Test func gatewayCertificateNamesHostsAndServesBothPurposes() throws {
         let now = currentTime()
-        let ca = try CertificateAuthority.createSelfSigned(commonName: "Tunnel Gateway CA", key: .generateP256(), validity: .init(now: now, lifetime: 100 * day))
+        let ca = try CertificateAuthority.createSelfSigned(
+            commonName: "Tunnel Gateway CA", key: .generateP256(), validity: .init(now: now, lifetime: 100 * day))
         let certificate = try ca.issueGatewayCertificate(
             for: PrivateKey.generateP256().publicKey(), commonName: "gateway",
-            dnsNames: ["gw.example"], ipAddresses: ["192.0.2.7", "2001:db8::1"], validity: .init(now: now, lifetime: day)
+            dnsNames: ["gw.example"], ipAddresses: ["192.0.2.7", "2001:db8::1"],
+            validity: .init(now: now, lifetime: day)
         )
-        #expect(certificate.subjectAlternativeNames == [.dns("gw.example"), .ipAddress("192.0.2.7"), .ipAddress("2001:db8::1")])
+        #expect(
+            certificate.subjectAlternativeNames == [
+                .dns("gw.example"), .ipAddress("192.0.2.7"), .ipAddress("2001:db8::1"),
+            ])
         #expect(X509_get_extended_key_usage(certificate.pointer) == UInt32(XKU_SSL_SERVER | XKU_SSL_CLIENT))
         #expect(throws: TLSError.self) { try certificate.tunnelIdentity() }
         #expect(throws: TLSError.self) {
-            try ca.issueGatewayCertificate(for: PrivateKey.generateP256().publicKey(), commonName: "gateway", dnsNames: [], ipAddresses: ["not-an-ip"], validity: .init(now: now, lifetime: day))
+            try ca.issueGatewayCertificate(
+                for: PrivateKey.generateP256().publicKey(), commonName: "gateway", dnsNames: [],
+                ipAddresses: ["not-an-ip"], validity: .init(now: now, lifetime: day))
         }
     }
 
     @Test func identityURIsAreParsedStrictly() throws {
         #expect(TunnelIdentity(uri: "tunnel://operator/alice") == (try TunnelIdentity(role: .operator, name: "alice")))
-        for bad in ["tunnel://node/", "tunnel://admin/x", "tunnel://node/a/b", "http://node/x", "tunnel://node/-x", "tunnel://node/a b"] {
+        for bad in [
+            "tunnel://node/", "tunnel://admin/x", "tunnel://node/a/b", "http://node/x", "tunnel://node/-x",
+            "tunnel://node/a b",
+        ] {
             #expect(TunnelIdentity(uri: bad) == nil, "\(bad) must be refused")
         }
         #expect(throws: TLSError.self) { try TunnelIdentity(role: .node, name: String(repeating: "a", count: 65)) }
@@ -141,10 +162,14 @@ struct X509Tests {
     @Test func certificateAuthorityRefusesAForeignKey() throws {
         let pki = try PKI()
         let error = #expect(throws: TLSError.self) {
-            try CertificateAuthority(certificate: pki.nodeCA.certificate, key: pki.operatorCA.key, certificatePath: "/ca/node.crt", keyPath: "/ca/operator.key")
+            try CertificateAuthority(
+                certificate: pki.nodeCA.certificate, key: pki.operatorCA.key, certificatePath: "/ca/node.crt",
+                keyPath: "/ca/operator.key")
         }
         #expect(error?.code == .keyMismatch)
         #expect(error?.message.contains("/ca/node.crt") == true && error?.message.contains("/ca/operator.key") == true)
-        #expect(throws: Never.self) { try CertificateAuthority(certificate: pki.nodeCA.certificate, key: pki.nodeCA.key) }
+        #expect(throws: Never.self) {
+            try CertificateAuthority(certificate: pki.nodeCA.certificate, key: pki.nodeCA.key)
+        }
     }
 }

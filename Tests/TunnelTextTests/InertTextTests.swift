@@ -6,7 +6,9 @@ struct InertTextTests {
     @Test("newlines, tabs and carriage returns cannot start a forged line")
     func lineBreaks() {
         #expect(InertText.escape("a\nb\r\nc\td") == "a\\nb\\r\\nc\\td")
-        #expect(InertText.escape("2026-01-01  stream_open  node=x\n7  2026  forged") == "2026-01-01  stream_open  node=x\\n7  2026  forged")
+        #expect(
+            InertText.escape("2026-01-01  stream_open  node=x\n7  2026  forged")
+                == "2026-01-01  stream_open  node=x\\n7  2026  forged")
     }
 
     @Test("terminal escapes (clear screen, OSC window title, hidden text) arrive as visible text")
@@ -42,7 +44,10 @@ struct InertTextTests {
             var text = ""
             text.unicodeScalars.append(contentsOf: scalars)
             let shown = InertText.escape(text)
-            #expect(!shown.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format })
+            #expect(
+                !shown.unicodeScalars.contains {
+                    $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format
+                })
         }
     }
 }

@@ -8,7 +8,10 @@ struct NamesTests {
         for good in ["node-17", "a", "0", String(repeating: "a", count: 63)] {
             #expect(NameKind.node.accepts(good), "\(good)")
         }
-        for bad in ["", "Kx-1", "\u{212A}x-1", "k\u{0301}", "-a", "a-", "a.b", "a_b", "node 1", "node\n1", String(repeating: "a", count: 64), "ｎｏｄｅ"] {
+        for bad in [
+            "", "Kx-1", "\u{212A}x-1", "k\u{0301}", "-a", "a-", "a.b", "a_b", "node 1", "node\n1",
+            String(repeating: "a", count: 64), "ｎｏｄｅ",
+        ] {
             #expect(!NameKind.node.accepts(bad), "\(bad)")
         }
         // Swift's own equality would make these one name; the rule and `same` keep them apart.

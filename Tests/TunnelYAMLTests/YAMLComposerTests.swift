@@ -58,6 +58,8 @@ import TunnelYAML
         }
         var small = YAMLComposer.Limits()
         small.nodes = 3
-        #expect(throws: YAMLError(line: 1, problem: "more than 3 values")) { try YAMLComposer.compose("[1, 2, 3, 4]", limits: small) }
+        #expect(throws: YAMLError(line: 1, problem: "more than 3 values")) {
+            try YAMLComposer.compose("[1, 2, 3, 4]", limits: small)
+        }
     }
 }
