@@ -10,51 +10,54 @@ public final class Session {
     public let role: Role
     public let configuration: SessionConfiguration
 
+    // The state below is internal, not private, only so that Session+Receive.swift and
+    // Session+Transmit.swift can reach it; nothing else in the module touches it.
+
     /// What the peer told us in its HELLO; nil until it arrives.
-    private var peer: HelloFrame?
-    private var closedWith: Failure?
+    var peer: HelloFrame?
+    var closedWith: Failure?
     /// Whether the session has ended (failed, aborted, or drained after GOAWAY): its streams'
     /// resets from now on are the session's end, not their own.
     public var isClosed: Bool { closedWith != nil }
-    private var now: Timestamp
+    var now: Timestamp
 
-    private var streams: [StreamID: StreamRecord] = [:]
+    var streams: [StreamID: StreamRecord] = [:]
     /// The stream looked up last: bulk traffic hits the same stream frame after frame, and this
     /// spares the hashing. A removed stream is `.closed`, which is how a stale entry is noticed.
     private var recentStream: StreamRecord?
     /// Internal, not private, so tests can start near the end of the ID space.
     var nextLocalStreamID: StreamID
-    private var lastPeerStreamID: StreamID = 0
-    private var peerOpenedCount = 0
+    var lastPeerStreamID: StreamID = 0
+    var peerOpenedCount = 0
     private var localOpenedCount = 0
     /// Bytes of closed streams the application still holds; their connection credit comes back
     /// when it reports them consumed.
     private var lingeringUnconsumed: [StreamID: Int] = [:]
 
     /// Set once we sent GOAWAY: the last peer stream we accepted.
-    private var sentGoAway: StreamID?
+    var sentGoAway: StreamID?
     /// Set once the peer sent GOAWAY: the last of our streams it accepted.
-    private var receivedGoAway: StreamID?
+    var receivedGoAway: StreamID?
 
     private var decoder = FrameDecoder()
-    private var control = FIFO<ControlFrame>()
-    private var interactiveReady = FIFO<StreamID>()
-    private var bulkReady = FIFO<StreamID>()
+    var control = FIFO<ControlFrame>()
+    var interactiveReady = FIFO<StreamID>()
+    var bulkReady = FIFO<StreamID>()
     /// Interactive bytes sent in a row while bulk streams waited.
-    private var interactiveRun = 0
-    private var events = FIFO<SessionEvent>()
+    var interactiveRun = 0
+    var events = FIFO<SessionEvent>()
 
-    private var connectionCredit = SendCredit(initial: 0)
-    private var connectionWindow: ReceiveWindow
-    private var connectionUpdateQueued = false
-    private var floodGuard: FloodGuard
+    var connectionCredit = SendCredit(initial: 0)
+    var connectionWindow: ReceiveWindow
+    var connectionUpdateQueued = false
+    var floodGuard: FloodGuard
 
     private var lastHeardAt: Timestamp
     private var nextPingAt: Timestamp
     /// Opaque values of pings in flight (our send times), oldest first, bounded by the miss limit.
-    private var pingsInFlight: [UInt64] = []
+    var pingsInFlight: [UInt64] = []
     /// Smoothed round-trip time from ping answers; nil until the first answer.
-    public private(set) var roundTrip: Duration?
+    public internal(set) var roundTrip: Duration?
 
     public init(role: Role, configuration: SessionConfiguration = SessionConfiguration(), now: Timestamp) {
         let configuration = configuration.validated()
@@ -264,30 +267,6 @@ public final class Session {
 
     // MARK: - Outputs
 
-    /// Appends frames to `buffer` until it holds at least `maxBytes` or nothing is ready. Control
-    /// frames go first; then data, interactive streams ahead of bulk ones, round-robin within
-    /// each class, one frame per stream per turn. A DATA frame is cut to the room left, but not
-    /// below `minimumCut` payload bytes, so a small `maxBytes` (a slow link's short queue) gets
-    /// small frames rather than one 16 KiB frame past it; control frames may pass it by one.
-    /// Returns the number of bytes appended.
-    @discardableResult
-    public func pollTransmit(into buffer: inout [UInt8], maxBytes: Int = 64 * 1024) -> Int {
-        let start = buffer.count
-        while buffer.count - start < maxBytes, let frame = control.first {
-            if peer == nil && frame.needsPeerHello && closedWith == nil { break }
-            _ = control.popFirst()
-            // A closed session that never heard the peer's HELLO has no stream to speak of.
-            if peer == nil && frame.needsPeerHello { continue }
-            emit(frame, into: &buffer)
-        }
-        guard closedWith == nil, peer != nil, control.isEmpty else { return buffer.count - start }
-        while buffer.count - start < maxBytes, let stream = nextReadyStream() {
-            let room = maxBytes - (buffer.count - start) - Limits.frameHeaderLength
-            emitData(of: stream, into: &buffer, room: max(room, Self.minimumCut))
-        }
-        return buffer.count - start
-    }
-
     /// The next event for the owner, nil when there is none.
     public func pollEvent() -> SessionEvent? {
         events.popFirst()
@@ -297,232 +276,22 @@ public final class Session {
     /// buffer drains), so an owner checks this after `pollTransmit`, not only after input.
     public var hasPendingEvents: Bool { !events.isEmpty }
 
-    // MARK: - Frame handling
-
-    private func handle(_ frame: Frame) throws(Failure) {
-        guard let peer else {
-            switch frame {
-            case .hello(let hello):
-                try receiveHello(hello)
-            case .goAway(let last, let code, let message):
-                // A side that refuses the connection outright says why without a HELLO.
-                try receiveGoAway(last: last, code: code, message: message)
-            default:
-                throw Failure(.protocolError, "first frame was not HELLO")
-            }
-            return
-        }
-        switch frame {
-        case .hello:
-            throw Failure(.protocolError, "second HELLO")
-        case .open(let id, let metadata, let interactive, let fin):
-            try receiveOpen(id, metadata: metadata, interactive: interactive, fin: fin, peer: peer)
-        case .accept(let id, let metadata, let fin):
-            try receiveAccept(id, metadata: metadata, fin: fin)
-        case .data(let id, let payload, let fin):
-            try receiveData(id, payload, fin: fin)
-        case .windowUpdate(let id, let increment):
-            try floodGuard.recordIdleFrame(now: now)
-            try receiveWindowUpdate(id, increment: increment)
-        case .reset(let id, let code):
-            try receiveReset(id, code: code)
-        case .ping(let opaque, let ack):
-            try floodGuard.recordIdleFrame(now: now)
-            if ack {
-                receivePong(opaque)
-            } else {
-                try queueForcedReply(.pong(opaque))
-            }
-        case .goAway(let last, let code, let message):
-            try floodGuard.recordIdleFrame(now: now)
-            try receiveGoAway(last: last, code: code, message: message)
-        }
-    }
-
-    private func receiveHello(_ hello: HelloFrame) throws(Failure) {
-        guard hello.minVersion <= hello.maxVersion else {
-            throw Failure(
-                .protocolError, "HELLO's minimum version \(hello.minVersion) is above its maximum \(hello.maxVersion)")
-        }
-        let version = min(Self.protocolVersion, hello.maxVersion)
-        guard version >= max(Self.protocolVersion, hello.minVersion) else {
-            throw Failure(
-                .unsupportedVersion,
-                "peer speaks protocol versions \(hello.minVersion)–\(hello.maxVersion); we speak \(Self.protocolVersion)"
-            )
-        }
-        guard Int64(hello.initialStreamWindow) <= Limits.maxWindow, Int64(hello.connectionWindow) <= Limits.maxWindow
-        else {
-            throw Failure(.flowControlError, "HELLO advertises a window above 2^31-1")
-        }
-        peer = hello
-        connectionCredit = SendCredit(initial: hello.connectionWindow)
-        // Streams opened before the peer's limits were known get them now; any beyond its cap are refused.
-        var allowed = Int(hello.maxConcurrentStreams)
-        for id in streams.keys.sorted() {
-            guard let stream = streams[id] else { continue }
-            stream.sendCredit = SendCredit(initial: hello.initialStreamWindow)
-            if allowed > 0 {
-                allowed -= 1
-            } else {
-                remove(stream, completed: false)
-                events.append(
-                    .streamReset(
-                        id,
-                        Failure(.refusedStream, "the peer allows only \(hello.maxConcurrentStreams) concurrent streams")
-                    ))
-            }
-        }
-    }
-
-    private func receiveOpen(
-        _ id: StreamID, metadata: ArraySlice<UInt8>, interactive: Bool, fin: Bool, peer: HelloFrame
-    ) throws(Failure) {
-        guard !isLocalID(id) else {
-            throw Failure(.protocolError, "peer opened stream \(id), which has our parity")
-        }
-        guard id > lastPeerStreamID else {
-            throw Failure(.protocolError, "peer opened stream \(id) after \(lastPeerStreamID); IDs must increase")
-        }
-        lastPeerStreamID = id
-        if let last = sentGoAway, id > last {
-            try refuse(id, "we are going away")
-            return
-        }
-        if receivedGoAway != nil {
-            try refuse(id, "the peer itself announced it is going away")
-            return
-        }
-        guard peerOpenedCount < Int(configuration.maxConcurrentStreams) else {
-            try refuse(id, "over the \(configuration.maxConcurrentStreams) concurrent streams we allow")
-            return
-        }
-        streams[id] = StreamRecord(
-            id: id, state: .remoteOpening(receiveFinished: fin), interactive: interactive,
-            sendCredit: peer.initialStreamWindow, configuration: configuration)
-        peerOpenedCount += 1
-        events.append(.streamOpened(id, metadata: Array(metadata), interactive: interactive))
-        if fin { events.append(.finished(id)) }
-    }
-
-    /// Refuses a peer's OPEN with `refused-stream` (safe for the peer to retry elsewhere). No work
-    /// was started for it, so it costs what a ping costs and is charged as an idle frame.
-    private func refuse(_ id: StreamID, _ reason: String) throws(Failure) {
-        try queueForcedReply(.reset(id, .refusedStream))
-        try floodGuard.recordIdleFrame(now: now)
-    }
-
-    private func receiveAccept(_ id: StreamID, metadata: ArraySlice<UInt8>, fin: Bool) throws(Failure) {
-        guard isLocalID(id) else {
-            throw Failure(.protocolError, "peer accepted stream \(id), which it opened itself")
-        }
-        guard let stream = try liveStream(id) else { return }
-        try apply(fin ? .receiveAcceptWithFin : .receiveAccept, to: stream)
-        events.append(.streamAccepted(id, metadata: Array(metadata)))
-        if fin { events.append(.finished(id)) }
-        removeIfClosed(stream, completed: true)
-    }
-
-    private func receiveData(_ id: StreamID, _ payload: ArraySlice<UInt8>, fin: Bool) throws(Failure) {
-        try connectionWindow.receive(payload.count)
-        if payload.isEmpty && !fin { try floodGuard.recordIdleFrame(now: now) }
-        guard let stream = try liveStream(id) else {
-            // Data racing our reset: discard it and hand its connection credit straight back.
-            returnConnectionCredit(payload.count)
-            return
-        }
-        switch stream.state.on(fin ? .receiveDataWithFin : .receiveData) {
-        case .moveTo(let next):
-            try stream.receiveWindow.receive(payload.count)
-            stream.state = next
-            if !payload.isEmpty { events.append(.data(id, payload)) }
-            if fin { events.append(.finished(id)) }
-            removeIfClosed(stream, completed: true)
-        case .resetStream(let code):
-            returnConnectionCredit(payload.count)
-            try resetByProtocol(stream, Failure(code, "DATA after the peer finished stream \(id)"))
-        case .closeConnection(let failure):
-            throw failure
-        case .refuse:
-            throw Failure(.internalError, "stream \(id) is live but refused data")
-        }
-    }
-
-    private func receiveWindowUpdate(_ id: StreamID, increment: UInt32) throws(Failure) {
-        if id == 0 {
-            let wasBlocked = connectionCredit.available == 0
-            try connectionCredit.grant(increment)
-            // Streams blocked only by the connection budget left the ready queues; bring them back.
-            if wasBlocked {
-                for id in streams.keys.sorted() { schedule(streams[id]!) }
-            }
-            return
-        }
-        guard let stream = try liveStream(id) else { return }
-        try stream.sendCredit.grant(increment)
-        schedule(stream)
-    }
-
-    /// Only a reset of a stream the peer opened itself is charged to it: that is the rapid-reset
-    /// pattern (CVE-2023-44487), open, make us start work, cancel. A reset of a stream we opened
-    /// is the peer's answer to our request.
-    private func receiveReset(_ id: StreamID, code: ErrorCode) throws(Failure) {
-        guard let stream = try liveStream(id) else { return }
-        remove(stream, completed: false)
-        events.append(.streamReset(id, Failure(code, "reset by the peer")))
-        if !isLocalID(id) { try floodGuard.recordReset(now: now) }
-    }
-
-    private func receivePong(_ opaque: UInt64) {
-        guard let index = pingsInFlight.firstIndex(of: opaque) else { return }
-        pingsInFlight.removeSubrange(...index)
-        let sample = now.since(Timestamp(nanoseconds: opaque))
-        roundTrip = roundTrip.map { $0 * 7 / 8 + sample / 8 } ?? sample
-        events.append(.pong(roundTrip: sample))
-    }
-
-    private func receiveGoAway(last: StreamID, code: ErrorCode, message: ArraySlice<UInt8>) throws(Failure) {
-        if let previous = receivedGoAway, last > previous {
-            throw Failure(.protocolError, "second GOAWAY raised the last stream from \(previous) to \(last)")
-        }
-        receivedGoAway = last
-        let text = String(decoding: message, as: UTF8.self)
-        let failure = Failure(code, text.isEmpty ? "peer is going away" : "peer is going away: \(text)")
-        events.append(.peerGoingAway(lastStreamID: last, failure))
-        guard code == .noError else {
-            // The sender closes right after an abortive GOAWAY: nobody would read an answer.
-            fail(failure, answer: false)
-            return
-        }
-        for id in streams.keys.sorted() where isLocalID(id) && id > last {
-            if let stream = streams[id] {
-                remove(stream, completed: false)
-                events.append(
-                    .streamReset(
-                        id,
-                        Failure(
-                            .refusedStream, "not processed by the peer, which is going away; retry on a new session")))
-            }
-        }
-        closeIfDrained()
-    }
-
     // MARK: - Stream bookkeeping
 
-    private func lookUp(_ id: StreamID) -> StreamRecord? {
+    func lookUp(_ id: StreamID) -> StreamRecord? {
         if let recent = recentStream, recent.id == id, recent.state != .closed { return recent }
         let stream = streams[id]
         if stream != nil { recentStream = stream }
         return stream
     }
 
-    private func isLocalID(_ id: StreamID) -> Bool {
+    func isLocalID(_ id: StreamID) -> Bool {
         (id & 1 == 1) == (role == .dialer)
     }
 
     /// The live stream for a frame's ID; nil for a stream that existed and is closed (a frame
     /// racing a reset, counted as idle); a protocol error for a stream that never existed.
-    private func liveStream(_ id: StreamID) throws(Failure) -> StreamRecord? {
+    func liveStream(_ id: StreamID) throws(Failure) -> StreamRecord? {
         if let stream = lookUp(id) { return stream }
         let existed = isLocalID(id) ? id < nextLocalStreamID : id <= lastPeerStreamID
         guard existed else {
@@ -532,7 +301,7 @@ public final class Session {
         return nil
     }
 
-    private func apply(_ event: StreamEvent, to stream: StreamRecord) throws(Failure) {
+    func apply(_ event: StreamEvent, to stream: StreamRecord) throws(Failure) {
         switch stream.state.on(event) {
         case .moveTo(let next): stream.state = next
         case .closeConnection(let failure): throw failure
@@ -543,7 +312,7 @@ public final class Session {
 
     /// Resets a stream because the peer broke its rules; the application hears of it. The reset
     /// is ours, so the frame that broke the rule is charged as an idle frame, not as a reset.
-    private func resetByProtocol(_ stream: StreamRecord, _ failure: Failure) throws(Failure) {
+    func resetByProtocol(_ stream: StreamRecord, _ failure: Failure) throws(Failure) {
         try queueForcedReply(.reset(stream.id, failure.code))
         remove(stream, completed: false)
         events.append(.streamReset(stream.id, failure))
@@ -559,11 +328,11 @@ public final class Session {
         if let closedWith { throw .sessionClosed(closedWith) }
     }
 
-    private func removeIfClosed(_ stream: StreamRecord, completed: Bool) {
+    func removeIfClosed(_ stream: StreamRecord, completed: Bool) {
         if stream.state == .closed { remove(stream, completed: completed) }
     }
 
-    private func remove(_ stream: StreamRecord, completed: Bool) {
+    func remove(_ stream: StreamRecord, completed: Bool) {
         guard streams.removeValue(forKey: stream.id) != nil else { return }
         stream.state = .closed
         if stream.isLocal(role) { localOpenedCount -= 1 } else { peerOpenedCount -= 1 }
@@ -580,7 +349,7 @@ public final class Session {
         closeIfDrained()
     }
 
-    private func returnConnectionCredit(_ count: Int) {
+    func returnConnectionCredit(_ count: Int) {
         guard count > 0 else { return }
         if connectionWindow.unconsumed < Int64(count) {
             connectionWindow.consume(Int(connectionWindow.unconsumed))
@@ -593,7 +362,7 @@ public final class Session {
         }
     }
 
-    private func closeIfDrained() {
+    func closeIfDrained() {
         guard closedWith == nil, isGoingAway, streams.isEmpty else { return }
         closedWith = Failure(.noError, "drained after go-away")
         events.append(.closed(closedWith!))
@@ -601,7 +370,7 @@ public final class Session {
 
     /// Ends the session: every stream is reset with `failure`, the peer gets a GOAWAY naming it
     /// (unless `answer` is false: the peer itself ended it abortively), and nothing else is sent.
-    private func fail(_ failure: Failure, answer: Bool = true) {
+    func fail(_ failure: Failure, answer: Bool = true) {
         guard closedWith == nil else { return }
         closedWith = failure
         control.removeAll()
@@ -620,7 +389,7 @@ public final class Session {
 
     /// Queues a reply the peer forced on us. A peer that keeps forcing replies while not reading
     /// them would grow this queue without bound, so past the limit the session ends.
-    private func queueForcedReply(_ frame: ControlFrame) throws(Failure) {
+    func queueForcedReply(_ frame: ControlFrame) throws(Failure) {
         control.append(frame)
         guard control.count <= configuration.maxPendingControlFrames else {
             throw Failure(.enhanceYourCalm, "\(control.count) replies waiting unsent: the peer floods without reading")
@@ -629,154 +398,5 @@ public final class Session {
 
     private static func truncatedMessage(_ text: String) -> [UInt8] {
         Array(text.utf8.prefix(Limits.maxGoAwayMessage))
-    }
-
-    // MARK: - Sending
-
-    private func schedule(_ stream: StreamRecord) {
-        guard !stream.scheduled, stream.hasSendWork else { return }
-        stream.scheduled = true
-        if stream.interactive { interactiveReady.append(stream.id) } else { bulkReady.append(stream.id) }
-    }
-
-    /// Picks the next stream with something to send: interactive first, but after
-    /// `interactiveBurst` bytes in a row one bulk stream gets a turn, so bulk never starves.
-    /// A stream without credit leaves the queue; a window update brings it back.
-    private func nextReadyStream() -> StreamRecord? {
-        while true {
-            let useBulk =
-                interactiveReady.isEmpty
-                || (!bulkReady.isEmpty && interactiveRun >= configuration.interactiveBurst)
-            guard let id = useBulk ? bulkReady.popFirst() : interactiveReady.popFirst() else { return nil }
-            interactiveRun = useBulk ? 0 : interactiveRun
-            guard let stream = lookUp(id) else { continue }
-            stream.scheduled = false
-            if stream.canEmitData(connectionCredit: connectionCredit.available) { return stream }
-        }
-    }
-
-    /// Smallest payload `pollTransmit` cuts a DATA frame to: below it the 8-byte header and the
-    /// TLS record's overhead would cost more than the queue they save.
-    static let minimumCut = 1024
-
-    private func emitData(of stream: StreamRecord, into buffer: inout [UInt8], room: Int) {
-        let queued = stream.sendQueue.byteCount
-        let credit = min(stream.sendCredit.available, connectionCredit.available)
-        let length = min(Limits.maxDataPayload, room, queued, Int(clamping: credit))
-        let fin = stream.finishQueued && length == queued
-        FrameEncoder.appendHeader(.data, flags: fin ? .fin : [], length: length, streamID: stream.id, to: &buffer)
-        stream.sendQueue.move(length, to: &buffer)
-        stream.sendCredit.spend(length)
-        connectionCredit.spend(length)
-        floodGuard.recordDataFrameSent(now: now)
-        if stream.interactive { interactiveRun += length }
-        if stream.wantsWritable, stream.sendQueue.byteCount <= configuration.sendBufferLimit / 2 {
-            stream.wantsWritable = false
-            events.append(.writable(stream.id))
-        }
-        if fin {
-            stream.finishQueued = false
-            if case .moveTo(let next) = stream.state.on(.sendFin) { stream.state = next }
-            removeIfClosed(stream, completed: true)
-        } else {
-            schedule(stream)
-        }
-    }
-
-    private func emit(_ frame: ControlFrame, into buffer: inout [UInt8]) {
-        switch frame {
-        case .hello:
-            FrameEncoder.append(
-                .hello(
-                    HelloFrame(
-                        minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion,
-                        maxConcurrentStreams: configuration.maxConcurrentStreams,
-                        initialStreamWindow: configuration.initialStreamWindow,
-                        connectionWindow: configuration.connectionWindow)), to: &buffer)
-        case .open(let id, let metadata, let interactive):
-            guard let stream = streams[id] else { return }
-            stream.openSent = true
-            FrameEncoder.append(.open(id, metadata: metadata[...], interactive: interactive, fin: false), to: &buffer)
-        case .accept(let id, let metadata):
-            FrameEncoder.append(.accept(id, metadata: metadata[...], fin: false), to: &buffer)
-        case .windowUpdate(0):
-            connectionUpdateQueued = false
-            if let increment = connectionWindow.takeUpdate(now: now, roundTrip: roundTrip) {
-                FrameEncoder.append(.windowUpdate(0, increment: increment), to: &buffer)
-            }
-        case .windowUpdate(let id):
-            guard let stream = streams[id] else { return }
-            stream.windowUpdateQueued = false
-            guard stream.state.canReceive,
-                let increment = stream.receiveWindow.takeUpdate(now: now, roundTrip: roundTrip)
-            else { return }
-            FrameEncoder.append(.windowUpdate(id, increment: increment), to: &buffer)
-        case .reset(let id, let code):
-            FrameEncoder.append(.reset(id, code), to: &buffer)
-        case .ping(let opaque):
-            FrameEncoder.append(.ping(opaque: opaque, ack: false), to: &buffer)
-        case .pong(let opaque):
-            FrameEncoder.append(.ping(opaque: opaque, ack: true), to: &buffer)
-        case .goAway(let last, let code, let message):
-            FrameEncoder.append(.goAway(lastStreamID: last, code, message: message[...]), to: &buffer)
-        }
-    }
-}
-
-/// A frame waiting in the control queue. Window updates are computed when sent, so consumption
-/// that happens meanwhile rides along in the same frame.
-private enum ControlFrame {
-    case hello
-    case open(StreamID, metadata: [UInt8], interactive: Bool)
-    case accept(StreamID, metadata: [UInt8])
-    case windowUpdate(StreamID)
-    case reset(StreamID, ErrorCode)
-    case ping(UInt64)
-    case pong(UInt64)
-    case goAway(StreamID, ErrorCode, message: [UInt8])
-
-    /// Stream frames wait for the peer's HELLO: until then its windows and limits are unknown.
-    var needsPeerHello: Bool {
-        switch self {
-        case .hello, .ping, .pong, .goAway: false
-        case .open, .accept, .windowUpdate, .reset: true
-        }
-    }
-}
-
-/// Everything the session keeps for one stream. A class so the session can hold it in the
-/// table and in local variables without copying the queue around.
-final class StreamRecord {
-    let id: StreamID
-    var state: StreamState
-    let interactive: Bool
-    var sendCredit: SendCredit
-    var receiveWindow: ReceiveWindow
-    var sendQueue = ChunkQueue()
-    var finishQueued = false
-    var openSent = false
-    var scheduled = false
-    var wantsWritable = false
-    var windowUpdateQueued = false
-
-    init(id: StreamID, state: StreamState, interactive: Bool, sendCredit: UInt32, configuration: SessionConfiguration) {
-        self.id = id
-        self.state = state
-        self.interactive = interactive
-        self.sendCredit = SendCredit(initial: sendCredit)
-        receiveWindow = ReceiveWindow(initial: configuration.initialStreamWindow, max: configuration.maxStreamWindow)
-    }
-
-    func isLocal(_ role: Role) -> Bool {
-        (id & 1 == 1) == (role == .dialer)
-    }
-
-    /// Bytes or a FIN are waiting to go out.
-    var hasSendWork: Bool { sendQueue.byteCount > 0 || finishQueued }
-
-    /// Whether a DATA frame can go out now: bytes and credit, or only a FIN.
-    func canEmitData(connectionCredit: Int64) -> Bool {
-        if sendQueue.byteCount == 0 { return finishQueued }
-        return sendCredit.available > 0 && connectionCredit > 0
     }
 }

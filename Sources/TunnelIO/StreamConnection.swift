@@ -32,7 +32,7 @@ public final class StreamConnection: HandleOwner {
     public let loop: EventLoop
     private let storage: UnsafeMutablePointer<tunnel_uv_stream_storage>
     /// The TCP view of the handle; only meaningful (and only used) for TCP connections.
-    private var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
+    var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
     /// The pipe view of the handle; only meaningful for pipes and Unix sockets.
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { tunnel_uv_storage_pipe(storage) }
     /// Handed to libuv for every read; one allocation per connection, not per read, made at
@@ -45,7 +45,7 @@ public final class StreamConnection: HandleOwner {
     private var connectTimer: LoopTimer?
     private var onClosed: (() -> Void)?
     /// Remembered for error messages, since getpeername fails once the peer is gone.
-    private var peerDescription: String?
+    private(set) var peerDescription: String?
 
     /// Whether `startReading`/`resumeReading` is in effect (false after end or error).
     public private(set) var isReading = false
@@ -225,7 +225,7 @@ public final class StreamConnection: HandleOwner {
         return .success(connection)
     }
 
-    private var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
+    var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
 
     // MARK: Reading
 
@@ -386,89 +386,7 @@ public final class StreamConnection: HandleOwner {
         }
     }
 
-    // MARK: Options and addresses
-
-    /// Disables (true) or re-enables Nagle's algorithm.
-    public func setNoDelay(_ enabled: Bool) throws(IOError) {
-        try requireOpen("set TCP_NODELAY")
-        try check(uv_tcp_nodelay(handle, enabled ? 1 : 0), "set TCP_NODELAY", address: peerDescription)
-    }
-
-    /// Enables TCP keepalive: the first probe after `idleSeconds` of silence,
-    /// then one every `intervalSeconds`, dropping the link after `probeCount`
-    /// unanswered. Call once connected (interval and count need the socket).
-    public func setKeepAlive(idleSeconds: UInt32, intervalSeconds: UInt32, probeCount: UInt32) throws(IOError) {
-        try requireOpen("set TCP keepalive")
-        try check(uv_tcp_keepalive(handle, 1, idleSeconds), "set TCP keepalive", address: peerDescription)
-        try check(
-            tunnel_uv_tcp_set_keepalive_probes(handle, Int32(intervalSeconds), Int32(probeCount)),
-            "set TCP keepalive", address: peerDescription)
-    }
-
-    /// Turns TCP keepalive off.
-    public func disableKeepAlive() throws(IOError) {
-        try requireOpen("set TCP keepalive")
-        try check(uv_tcp_keepalive(handle, 0, 0), "set TCP keepalive", address: peerDescription)
-    }
-
-    /// Sets TCP_USER_TIMEOUT: the connection fails once sent data stays
-    /// unacknowledged this long (0 restores the kernel default). Call once connected.
-    public func setUserTimeout(milliseconds: UInt32) throws(IOError) {
-        try requireOpen("set TCP_USER_TIMEOUT")
-        try check(
-            tunnel_uv_tcp_set_user_timeout(handle, milliseconds), "set TCP_USER_TIMEOUT", address: peerDescription)
-    }
-
-    /// Sets TCP_NOTSENT_LOWAT: the kernel holds at most about `bytes` unsent (beyond what is in
-    /// flight), so a backlog waits in the write queue above it rather than in the kernel.
-    public func setNotSentLowWater(_ bytes: UInt32) throws(IOError) {
-        try requireOpen("set TCP_NOTSENT_LOWAT")
-        try check(tunnel_uv_tcp_set_notsent_lowat(handle, bytes), "set TCP_NOTSENT_LOWAT", address: peerDescription)
-    }
-
-    /// The kernel's smoothed round-trip time of this TCP connection.
-    public func roundTrip() throws(IOError) -> Duration {
-        try requireOpen("read TCP_INFO")
-        var microseconds: UInt32 = 0
-        try check(tunnel_uv_tcp_round_trip(handle, &microseconds), "read TCP_INFO", address: peerDescription)
-        return .microseconds(microseconds)
-    }
-
-    public func localAddress() throws(IOError) -> SocketAddress {
-        try requireOpen("getsockname")
-        var storage = sockaddr_storage()
-        try check(tunnel_uv_tcp_local_address(handle, &storage), "getsockname", address: peerDescription)
-        return SocketAddress(storage: storage)
-    }
-
-    public func peerAddress() throws(IOError) -> SocketAddress {
-        try requireOpen("getpeername")
-        var storage = sockaddr_storage()
-        try check(tunnel_uv_tcp_peer_address(handle, &storage), "getpeername", address: peerDescription)
-        return SocketAddress(storage: storage)
-    }
-
-    /// The process at the other end of a Unix domain socket as the kernel recorded it when the
-    /// connection was made (SO_PEERCRED): unlike anything the peer sends, it cannot be forged, so
-    /// it can decide what a local peer may do. Trust the uid and gid; the pid may have exited (and
-    /// been reused) since. Throws for TCP connections and pipes, which carry no credentials.
-    public func peerCredentials() throws(IOError) -> (pid: Int32, uid: UInt32, gid: UInt32) {
-        let operation = "read peer credentials"
-        try requireOpen(operation)
-        var pid: Int32 = 0
-        var uid: UInt32 = 0
-        var gid: UInt32 = 0
-        let status = tunnel_uv_peer_credentials(stream, &pid, &uid, &gid)
-        if status == UV_EAFNOSUPPORT.rawValue || status == UV_ENOTSOCK.rawValue {
-            throw IOError(
-                code: status, operation: operation, address: peerDescription,
-                detail: "only a Unix domain socket connection has peer credentials")
-        }
-        try check(status, operation, address: peerDescription)
-        return (pid, uid, gid)
-    }
-
-    private func requireOpen(_ operation: String) throws(IOError) {
+    func requireOpen(_ operation: String) throws(IOError) {
         guard state == .open else { throw IOError(UV_EBADF, operation: operation, address: peerDescription) }
     }
 
