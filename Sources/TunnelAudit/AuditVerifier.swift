@@ -187,52 +187,70 @@ public enum AuditVerifier {
         var problem: AuditProblem?
         var previousNumber = wholeLog ? 0 : first.number - 1
         var bytesBefore: Int64 = 0
-        segments: for (index, segment) in segments.enumerated() {
+        for (index, segment) in segments.enumerated() {
             let name = SegmentName.make(segment.number)
-            guard segment.number == previousNumber + 1 else {
-                let missing = SegmentName.make(previousNumber + 1)
-                let message =
-                    segment.number == previousNumber
-                    ? "\(name) is given twice"
-                    : previousNumber == 0
-                        ? "\(missing) is missing: the log's first segment(s) were removed (verify the remaining files as a list to check them from \(name) on)"
-                        : "\(missing) is missing: the files jump from \(SegmentName.make(previousNumber)) to \(name), so a whole segment was removed"
-                problem = AuditProblem(
-                    kind: .missingFile, file: missing, line: nil, seq: walker.lastSeq.map { $0 + 1 }, message: message)
+            if let gap = gapProblem(segment.number, after: previousNumber, walker: walker) {
+                problem = gap
                 break
             }
             previousNumber = segment.number
             names.append(name)
             walker.beginFile(name)
-            do {
-                let reader = try LineReader(path: segment.path)
-                var fileBytes: Int64 = 0
-                while let line = try reader.next() {
-                    if let found = walker.consume(line) {
-                        problem = found
-                        break segments
-                    }
-                    fileBytes = line.offset + Int64(line.bytes.count) + 1
-                    progress?(bytesBefore + fileBytes)
-                }
-                bytesBefore += fileBytes
-            } catch {
-                problem = AuditProblem(kind: .unreadable, file: name, line: nil, seq: nil, message: error.message)
-                break
-            }
             let ending: ChainWalker.FileEnding =
                 index + 1 < segments.count ? .followed : wholeLog ? .newest : .endOfList
-            if let found = walker.endFile(
-                ending, requireClosed: requireClosed, nextFile: SegmentName.make(segment.number + 1))
+            if let found = walk(segment.path, named: name, with: walker, bytesBefore: &bytesBefore, progress: progress)
+                ?? walker.endFile(ending, requireClosed: requireClosed, nextFile: SegmentName.make(segment.number + 1))
             {
                 problem = found
                 break
             }
         }
-        return AuditReport(
+        return AuditReport(walker: walker, files: names, problem: problem, keyID: publicKey.keyID)
+    }
+
+    /// Segments must be numbered one after another from where the check starts.
+    private static func gapProblem(_ number: Int, after previousNumber: Int, walker: ChainWalker) -> AuditProblem? {
+        guard number != previousNumber + 1 else { return nil }
+        let name = SegmentName.make(number)
+        let missing = SegmentName.make(previousNumber + 1)
+        let message =
+            number == previousNumber
+            ? "\(name) is given twice"
+            : previousNumber == 0
+                ? "\(missing) is missing: the log's first segment(s) were removed (verify the remaining files as a list to check them from \(name) on)"
+                : "\(missing) is missing: the files jump from \(SegmentName.make(previousNumber)) to \(name), so a whole segment was removed"
+        return AuditProblem(
+            kind: .missingFile, file: missing, line: nil, seq: walker.lastSeq.map { $0 + 1 }, message: message)
+    }
+
+    /// Feeds every line of one segment to the walker; the first problem, if any.
+    private static func walk(
+        _ path: String, named name: String, with walker: ChainWalker, bytesBefore: inout Int64,
+        progress: ((Int64) -> Void)?
+    ) -> AuditProblem? {
+        do {
+            let reader = try LineReader(path: path)
+            var fileBytes: Int64 = 0
+            while let line = try reader.next() {
+                if let found = walker.consume(line) { return found }
+                fileBytes = line.offset + Int64(line.bytes.count) + 1
+                progress?(bytesBefore + fileBytes)
+            }
+            bytesBefore += fileBytes
+            return nil
+        } catch {
+            return AuditProblem(kind: .unreadable, file: name, line: nil, seq: nil, message: error.message)
+        }
+    }
+}
+
+extension AuditReport {
+    /// What the walker saw, up to the first problem if there was one.
+    fileprivate init(walker: ChainWalker, files: [String], problem: AuditProblem?, keyID: String) {
+        self.init(
             problem: problem,
-            keyID: publicKey.keyID,
-            files: names,
+            keyID: keyID,
+            files: files,
             records: walker.records,
             firstSeq: walker.firstSeq,
             lastSeq: walker.lastSeq,
@@ -243,9 +261,7 @@ public enum AuditVerifier {
             closedCleanly: walker.lastKind == .checkpoint && walker.lastReason == .close
         )
     }
-}
 
-extension AuditReport {
     /// A report for a failure before any record was read.
     init(failure: AuditProblem, keyID: String) {
         self.init(

@@ -62,9 +62,51 @@ final class ChainWalker {
     /// Checks one line against everything before it; nil if it is a good next record.
     func consume(_ line: LineReader.Line) -> AuditProblem? {
         let expected = lastSeq.map { $0 + 1 } ?? (fromGenesis ? 1 : nil)
+        if let problem = endingProblem(line) { return problem }
+        let header: RecordHeader
+        do {
+            header = try RecordHeader.parse(line.bytes)
+        } catch {
+            let hint = expected.map { " (record seq \($0) was expected here)" } ?? ""
+            return problem(
+                .malformed, line.number, nil,
+                "line \(line.number) of \(file) is not a valid record\(hint): \(error.message)")
+        }
+        let record = ParsedLine(bytes: line.bytes, header: header, number: line.number)
+        if let problem = segmentProblem(record) ?? sequenceProblem(record, expected: expected) {
+            return problem
+        }
+        if header.kind == .checkpoint, let failure = checkCheckpoint(header, line.bytes, line.number) {
+            return failure
+        }
+        accept(record, offset: line.offset)
+        return nil
+    }
+
+    /// A record line with its parsed header, and the byte comparisons the chain rules make on it.
+    private struct ParsedLine {
+        let bytes: UnsafeRawBufferPointer
+        let header: RecordHeader
+        let number: Int
+        var seq: UInt64 { header.seq }
+
+        func bytesEqual(_ range: Range<Int>, _ other: [UInt8]) -> Bool {
+            range.count == other.count
+                && other.withUnsafeBytes {
+                    memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, range.count) == 0
+                }
+        }
+
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: bytes[range], as: UTF8.self)
+        }
+    }
+
+    /// A line must end with a newline and fit in a record.
+    private func endingProblem(_ line: LineReader.Line) -> AuditProblem? {
         switch line.ending {
         case .newline:
-            break
+            return nil
         case .endOfFile:
             return problem(
                 .tornLine, line.number, nil,
@@ -76,70 +118,72 @@ final class ChainWalker {
                 "line \(line.number) of \(file) is longer than any record can be (\(RecordFormat.maxRecordBytes) bytes)"
             )
         }
-        let bytes = line.bytes
-        let header: RecordHeader
-        do {
-            header = try RecordHeader.parse(bytes)
-        } catch {
-            let hint = expected.map { " (record seq \($0) was expected here)" } ?? ""
-            return problem(
-                .malformed, line.number, nil,
-                "line \(line.number) of \(file) is not a valid record\(hint): \(error.message)")
-        }
-        let seq = header.seq
-        func bytesEqual(_ range: Range<Int>, _ other: [UInt8]) -> Bool {
-            range.count == other.count
-                && other.withUnsafeBytes {
-                    memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, range.count) == 0
-                }
-        }
-        func text(_ range: Range<Int>) -> String {
-            String(decoding: bytes[range], as: UTF8.self)
-        }
+    }
 
+    /// A file begins with a segment_start naming the file before it, and has no other; nothing
+    /// follows a rotation checkpoint.
+    private func segmentProblem(_ record: ParsedLine) -> AuditProblem? {
+        let (header, seq, number) = (record.header, record.seq, record.number)
         if recordsInFile == 0 {
             guard header.kind == .segmentStart else {
                 return problem(
-                    .segmentLink, line.number, seq,
-                    "\(file) does not begin with a segment_start record (line 1 is \(place(seq, line.number)), of type \(text(header.type))): the start of this file was removed"
+                    .segmentLink, number, seq,
+                    "\(file) does not begin with a segment_start record (line 1 is \(place(seq, number)), of type \(record.text(header.type))): the start of this file was removed"
                 )
             }
-            guard header.previousSeq &+ 1 == seq, bytesEqual(header.previousHash, Array(bytes[header.prev])) else {
-                return problem(
-                    .malformed, line.number, seq,
-                    "\(place(seq, line.number)): its previous_seq and previous_hash disagree with its own seq and prev")
-            }
-            if let lastSeq {
-                guard bytesEqual(header.previousFile, Array(lastFile.utf8)), header.previousSeq == lastSeq,
-                    bytesEqual(header.previousHash, lastHash)
-                else {
-                    return problem(
-                        .segmentLink, line.number, seq,
-                        "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, but the file before it is \(lastFile) ending at seq \(lastSeq): a segment was removed, renamed or altered"
-                    )
-                }
-            } else if fromGenesis, header.previousFile.count != 0 || header.previousSeq != 0 {
-                return problem(
-                    .missingFile, line.number, seq,
-                    "\(file) begins by naming \(text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, so it is not the first segment of the log: earlier segments were removed"
-                )
-            }
-        } else if header.kind == .segmentStart {
-            return problem(
-                .malformed, line.number, seq,
-                "\(place(seq, line.number)) is a segment_start record in the middle of a file")
+            return segmentStartProblem(record)
         }
-        if recordsInFile > 0, lastKind == .checkpoint, lastReason == .rotate {
+        if header.kind == .segmentStart {
             return problem(
-                .afterRotation, line.number, seq,
-                "\(place(seq, line.number)) follows the rotation checkpoint that ends \(file): records were added to a finished segment"
+                .malformed, number, seq,
+                "\(place(seq, number)) is a segment_start record in the middle of a file")
+        }
+        if lastKind == .checkpoint, lastReason == .rotate {
+            return problem(
+                .afterRotation, number, seq,
+                "\(place(seq, number)) follows the rotation checkpoint that ends \(file): records were added to a finished segment"
             )
         }
-        if let expected, seq != expected {
+        return nil
+    }
+
+    /// A segment_start's link must agree with itself and with the file before it.
+    private func segmentStartProblem(_ record: ParsedLine) -> AuditProblem? {
+        let (header, seq, number) = (record.header, record.seq, record.number)
+        guard header.previousSeq &+ 1 == seq,
+            record.bytesEqual(header.previousHash, Array(record.bytes[header.prev]))
+        else {
+            return problem(
+                .malformed, number, seq,
+                "\(place(seq, number)): its previous_seq and previous_hash disagree with its own seq and prev")
+        }
+        if let lastSeq {
+            guard record.bytesEqual(header.previousFile, Array(lastFile.utf8)), header.previousSeq == lastSeq,
+                record.bytesEqual(header.previousHash, lastHash)
+            else {
+                return problem(
+                    .segmentLink, number, seq,
+                    "\(file) begins by naming \(record.text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, but the file before it is \(lastFile) ending at seq \(lastSeq): a segment was removed, renamed or altered"
+                )
+            }
+        } else if fromGenesis, header.previousFile.count != 0 || header.previousSeq != 0 {
+            return problem(
+                .missingFile, number, seq,
+                "\(file) begins by naming \(record.text(header.previousFile)) ending at seq \(header.previousSeq) as its predecessor, so it is not the first segment of the log: earlier segments were removed"
+            )
+        }
+        return nil
+    }
+
+    /// Seq numbers run on by one, and each record's prev is the hash of the one before.
+    private func sequenceProblem(_ record: ParsedLine, expected: UInt64?) -> AuditProblem? {
+        let (seq, number) = (record.seq, record.number)
+        guard let expected else { return nil }
+        if seq != expected {
             if lastSeq == nil {
                 return problem(
-                    .seqBreak, line.number, seq,
-                    "the log's first record, \(place(seq, line.number)), should be seq 1: the beginning of the log was removed"
+                    .seqBreak, number, seq,
+                    "the log's first record, \(place(seq, number)), should be seq 1: the beginning of the log was removed"
                 )
             }
             let gap =
@@ -148,32 +192,31 @@ final class ChainWalker {
                     ? "record \(expected) is missing here" : "records \(expected)–\(seq - 1) are missing here")
                     + " — removed or reordered, or a file was cut"
                 : "a record was inserted, duplicated or reordered here"
+            return problem(.seqBreak, number, seq, "\(place(seq, number)) follows seq \(expected - 1): \(gap)")
+        }
+        guard !record.bytesEqual(record.header.prev, lastHash) else { return nil }
+        if lastSeq == nil {
             return problem(
-                .seqBreak, line.number, seq, "\(place(seq, line.number)) follows seq \(expected - 1): \(gap)")
+                .prevMismatch, number, seq,
+                "\(place(seq, number)): the log's first record must have a prev of 64 zeros")
         }
-        if expected != nil, !bytesEqual(header.prev, lastHash) {
-            if lastSeq == nil {
-                return problem(
-                    .prevMismatch, line.number, seq,
-                    "\(place(seq, line.number)): the log's first record must have a prev of 64 zeros")
-            }
-            return problem(
-                .prevMismatch, line.number, seq,
-                "\(place(seq, line.number)): its prev hash does not match record \(seq - 1) — record \(seq - 1) was changed, or a record was inserted, removed or reordered here"
-            )
-        }
-        if header.kind == .checkpoint, let failure = checkCheckpoint(header, bytes, line.number) {
-            return failure
-        }
+        return problem(
+            .prevMismatch, number, seq,
+            "\(place(seq, number)): its prev hash does not match record \(seq - 1) — record \(seq - 1) was changed, or a record was inserted, removed or reordered here"
+        )
+    }
 
-        hasher.hexDigest(bytes, into: &scratch)
+    /// Makes a good record the new end of the chain.
+    private func accept(_ record: ParsedLine, offset: Int64) {
+        let (header, seq) = (record.header, record.seq)
+        hasher.hexDigest(record.bytes, into: &scratch)
         swap(&lastHash, &scratch)
         if recordsInFile == 0 { fileDay = header.utcDay }
         if firstSeq == nil { firstSeq = seq }
         lastSeq = seq
         lastFile = file
-        lastLine = line.number
-        lastEnd = line.offset + Int64(bytes.count) + 1
+        lastLine = record.number
+        lastEnd = offset + Int64(record.bytes.count) + 1
         lastKind = header.kind
         records += 1
         recordsInFile += 1
@@ -189,7 +232,6 @@ final class ChainWalker {
         case .event, .segmentStart, .writeResumed:
             recordsSinceCheckpoint += 1
         }
-        return nil
     }
 
     /// A checkpoint must name the record before it and carry a valid signature by the key.
