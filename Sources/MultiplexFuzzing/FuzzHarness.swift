@@ -80,19 +80,7 @@ public enum FuzzHarness {
             step += 1
             now = now + .milliseconds(Int64(peerBytes[end - 1]) * 40)
             session.advanceTime(to: now)
-            while let event = session.pollEvent() {
-                switch event {
-                case .streamOpened(let id, _, _):
-                    if step % 5 == 4 { session.reset(id) } else { try? session.accept(id) }
-                case .data(let id, let bytes):
-                    if readsData { session.consumed(bytes.count, on: id) }
-                    _ = try? session.write(bytes, on: id)
-                case .finished(let id):
-                    try? session.finish(id)
-                default:
-                    break
-                }
-            }
+            answerEvents(of: session, resetting: step % 5 == 4, readsData: readsData)
             if session.streamCount > Int(configuration.maxConcurrentStreams) + 1 {
                 return "\(session.streamCount) streams open, above the cap"
             }
@@ -107,5 +95,23 @@ public enum FuzzHarness {
             if session.connectionSendCredit < 0 { return "negative connection credit" }
         }
         return nil
+    }
+
+    /// The fuzzed application: accepts (or resets) each new stream, echoes data, finishes when
+    /// the peer does.
+    private static func answerEvents(of session: Session, resetting: Bool, readsData: Bool) {
+        while let event = session.pollEvent() {
+            switch event {
+            case .streamOpened(let id, _, _):
+                if resetting { session.reset(id) } else { try? session.accept(id) }
+            case .data(let id, let bytes):
+                if readsData { session.consumed(bytes.count, on: id) }
+                _ = try? session.write(bytes, on: id)
+            case .finished(let id):
+                try? session.finish(id)
+            default:
+                break
+            }
+        }
     }
 }

@@ -122,24 +122,8 @@ final class LineReader {
         let base = buffer.baseAddress!
         while true {
             if let newline = memchr(base + start, 0x0A, end - start) {
-                let lineStart = start
-                let lineOffset = startOffset
-                let length = base.distance(to: newline) - lineStart
-                start = lineStart + length + 1
-                startOffset += Int64(length + 1)
-                if skippingLongLine {
-                    skippingLongLine = false
-                    continue
-                }
-                lineNumber += 1
-                guard length <= RecordFormat.maxRecordBytes else {
-                    return Line(
-                        bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: lineOffset,
-                        ending: .tooLong)
-                }
-                return Line(
-                    bytes: UnsafeRawBufferPointer(start: base + lineStart, count: length), number: lineNumber,
-                    offset: lineOffset, ending: .newline)
+                if let line = takeLine(endingAt: base.distance(to: newline)) { return line }
+                continue
             }
             let pending = end - start
             if atEndOfFile {
@@ -179,5 +163,29 @@ final class LineReader {
             }
             if count == 0 { atEndOfFile = true } else { end += count }
         }
+    }
+
+    /// Consumes the buffered line that ends at `newlineIndex`: nil when it was the tail of an
+    /// over-long line being skipped.
+    private func takeLine(endingAt newlineIndex: Int) -> Line? {
+        let base = buffer.baseAddress!
+        let lineStart = start
+        let lineOffset = startOffset
+        let length = newlineIndex - lineStart
+        start = newlineIndex + 1
+        startOffset += Int64(length + 1)
+        if skippingLongLine {
+            skippingLongLine = false
+            return nil
+        }
+        lineNumber += 1
+        guard length <= RecordFormat.maxRecordBytes else {
+            return Line(
+                bytes: UnsafeRawBufferPointer(start: base, count: 0), number: lineNumber, offset: lineOffset,
+                ending: .tooLong)
+        }
+        return Line(
+            bytes: UnsafeRawBufferPointer(start: base + lineStart, count: length), number: lineNumber,
+            offset: lineOffset, ending: .newline)
     }
 }

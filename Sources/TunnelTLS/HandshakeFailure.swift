@@ -79,52 +79,60 @@ enum VerificationFailure {
             let subject =
                 certificate.map { (depth == 0 ? "\(peerKind) certificate " : "CA certificate ") + $0.displayName }
                 ?? "\(peerKind) certificate"
-            let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
-            let (errorCode, message): (TLSError.Code, String)
-            switch code {
-            case X509_V_ERR_CERT_HAS_EXPIRED:
-                let date = certificate.map { " at \(UTCTime.format($0.notAfter))" } ?? ""
-                (errorCode, message) = (
-                    .certificateExpired,
-                    "\(subject) expired\(date); renew it (renewal runs at 2/3 of the lifetime; after expiry re-enroll with a token). If it should still be valid, fix the clock: \(clock)"
-                )
-            case X509_V_ERR_CERT_NOT_YET_VALID:
-                let date = certificate.map { " before \(UTCTime.format($0.notBefore))" } ?? " yet"
-                (errorCode, message) = (
-                    .certificateNotYetValid,
-                    "\(subject) is not valid\(date) and \(clock); fix the clock (enable NTP) — a clock at 1970 after a cold boot causes exactly this"
-                )
-            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
-                X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-                X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_SIGNATURE_FAILURE,
-                X509_V_ERR_CERT_UNTRUSTED:
-                let issuer =
-                    certificate.flatMap { X509Name.commonName(X509_get_issuer_name($0.pointer)) }.map {
-                        " (issued by \"\($0)\")"
-                    } ?? ""
-                (errorCode, message) = (
-                    .untrustedCertificate,
-                    "\(subject)\(issuer) was not signed by \(Self.trustedDescription(trusted)); it belongs to another CA or fleet — enroll it with the right CA"
-                )
-            case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
-                let names =
-                    certificate.map { $0.subjectAlternativeNames.map(\.description).joined(separator: ", ") } ?? "none"
-                (errorCode, message) = (
-                    .hostMismatch,
-                    "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the \(peerKind)'s certificate with this one"
-                )
-            case X509_V_ERR_INVALID_PURPOSE:
-                (errorCode, message) = (
-                    .untrustedCertificate,
-                    "\(subject) is not issued for use as a TLS \(peerKind == .client ? "client" : "server") (extendedKeyUsage); node and operator certificates cannot act as the gateway, and vice versa"
-                )
-            default:
-                (errorCode, message) = (
-                    .untrustedCertificate,
-                    "\(subject) failed verification: \(String(cString: X509_verify_cert_error_string(Int(code))))"
-                )
-            }
+            let (errorCode, message) = Self.explain(
+                code, certificate: certificate, subject: subject, peerKind: peerKind, trusted: trusted, host: host)
             return TLSError(errorCode, message, openSSLErrors: openSSLErrors)
+        }
+    }
+
+    /// The code and the sentence for an X.509 verification error, naming the certificate and the fix.
+    private static func explain(
+        _ code: Int32, certificate: Certificate?, subject: String, peerKind: PeerKind,
+        trusted: TLSConfiguration.PeerVerification, host: String?
+    ) -> (TLSError.Code, String) {
+        let clock = "this machine's clock reads \(UTCTime.format(UTCTime.now()))"
+        switch code {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            let date = certificate.map { " at \(UTCTime.format($0.notAfter))" } ?? ""
+            return (
+                .certificateExpired,
+                "\(subject) expired\(date); renew it (renewal runs at 2/3 of the lifetime; after expiry re-enroll with a token). If it should still be valid, fix the clock: \(clock)"
+            )
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            let date = certificate.map { " before \(UTCTime.format($0.notBefore))" } ?? " yet"
+            return (
+                .certificateNotYetValid,
+                "\(subject) is not valid\(date) and \(clock); fix the clock (enable NTP) — a clock at 1970 after a cold boot causes exactly this"
+            )
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+            X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+            X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_SIGNATURE_FAILURE,
+            X509_V_ERR_CERT_UNTRUSTED:
+            let issuer =
+                certificate.flatMap { X509Name.commonName(X509_get_issuer_name($0.pointer)) }.map {
+                    " (issued by \"\($0)\")"
+                } ?? ""
+            return (
+                .untrustedCertificate,
+                "\(subject)\(issuer) was not signed by \(trustedDescription(trusted)); it belongs to another CA or fleet — enroll it with the right CA"
+            )
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
+            let names =
+                certificate.map { $0.subjectAlternativeNames.map(\.description).joined(separator: ", ") } ?? "none"
+            return (
+                .hostMismatch,
+                "\(subject) does not cover the dialed host \"\(host ?? "?")\" (it names: \(names)); dial one of those names or reissue the \(peerKind)'s certificate with this one"
+            )
+        case X509_V_ERR_INVALID_PURPOSE:
+            return (
+                .untrustedCertificate,
+                "\(subject) is not issued for use as a TLS \(peerKind == .client ? "client" : "server") (extendedKeyUsage); node and operator certificates cannot act as the gateway, and vice versa"
+            )
+        default:
+            return (
+                .untrustedCertificate,
+                "\(subject) failed verification: \(String(cString: X509_verify_cert_error_string(Int(code))))"
+            )
         }
     }
 
