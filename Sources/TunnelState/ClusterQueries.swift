@@ -14,6 +14,10 @@ protocol SQLSession {
     /// A statement that makes concurrent appends to the change feed commit in sequence order,
     /// run first in the appending transaction; nil where transactions already serialise.
     var changeFeedLock: String? { get }
+    /// The collation that orders text byte by byte, as Swift's `<` on ASCII names does.
+    var bytewiseCollation: String { get }
+    /// What follows a SELECT in a write transaction to lock the rows it read until commit.
+    var rowLock: String { get }
 }
 
 /// The replica, presence and change-feed statements, written once for both stores (the SQL is

@@ -251,4 +251,11 @@ extension PostgresConnection: SQLSession {
     /// keeps a reader that saw n from missing a smaller number committed later. Appends are
     /// rare (revocations, policy changes), so the lock costs nothing that matters.
     var changeFeedLock: String? { "LOCK TABLE fleet_changes IN SHARE ROW EXCLUSIVE MODE" }
+
+    /// "C" compares bytes; the database's default collation may follow a locale.
+    var bytewiseCollation: String { "COLLATE \"C\"" }
+
+    /// Queues concurrent redemptions of a token behind this transaction, so the same key racing
+    /// itself sees its own earlier redemption instead of a duplicate row.
+    var rowLock: String { "FOR UPDATE" }
 }

@@ -1,16 +1,17 @@
 /// The fleet state in a PostgreSQL database shared by the replicas of a gateway cluster.
 ///
 /// The same tables, columns and schema versions as `SQLiteFleetStore` (`FleetRows` maps both),
-/// in PostgreSQL's dialect. Every call is one statement or one transaction on one connection,
+/// with the same statements (`FleetQueries`, `ClusterQueries`); only the schema scripts are in
+/// PostgreSQL's dialect. Every call is one statement or one transaction on one connection,
 /// committed before it returns; a replica's crash loses nothing it has answered. Token
 /// redemption locks the token row and consumes with a conditional UPDATE, so exactly one of
 /// any number of replicas racing on a single-use token wins.
 ///
 /// Synchronous: each call blocks the loop for one round trip to the server (see
 /// `PostgresConnection` for the bounds, docs/TUNNEL.md for the cost).
-public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
+public final class PostgresFleetStore: FleetStore, FleetBackedStore, ClusterBackedStore {
     let connection: PostgresConnection
-    private let rows: FleetRows
+    let fleet: FleetQueries<PostgresConnection>
     let cluster: ClusterQueries<PostgresConnection>
 
     /// The server and database, without the password: for messages and logs.
@@ -22,7 +23,7 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     ///   written by a newer tunnel.
     public init(url: String) throws(StoreError) {
         connection = try PostgresConnection(url: url)
-        rows = FleetRows(database: connection.description)
+        fleet = FleetQueries(session: connection, rows: FleetRows(database: connection.description))
         cluster = ClusterQueries(session: connection)
         try migrate()
     }
@@ -30,127 +31,6 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
     /// True if `url` carries a password (libpq reads one from PGPASSWORD or ~/.pgpass instead).
     public static func urlHoldsPassword(_ url: String) -> Bool {
         PostgresConnection.settings(url)?["password"] != nil
-    }
-
-    // MARK: Nodes
-
-    public func node(named name: String) throws(StoreError) -> NodeEntry? {
-        try connection.query(
-            "SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = $1", [name], operation: "read node \(name)",
-            row: rows.node
-        ).first
-    }
-
-    public func nodes() throws(StoreError) -> [NodeEntry] {
-        try connection.query(
-            "SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name COLLATE \"C\"", operation: "list nodes",
-            row: rows.node)
-    }
-
-    public func saveNode(_ node: NodeEntry) throws(StoreError) {
-        try connection.execute(
-            """
-            INSERT INTO nodes (\(FleetRows.nodeColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ON CONFLICT (name) DO UPDATE SET \(Self.replacing(FleetRows.nodeColumns))
-            """,
-            try rows.values(node), operation: "save node \(node.name)")
-    }
-
-    public func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) {
-        try connection.transaction(operation: "save \(nodes.count) nodes") { () throws(StoreError) in
-            for node in nodes { try saveNode(node) }
-        }
-    }
-
-    public func removeNode(named name: String) throws(StoreError) -> Bool {
-        try connection.execute("DELETE FROM nodes WHERE name = $1", [name], operation: "remove node \(name)") > 0
-    }
-
-    // MARK: Tokens
-
-    public func insertToken(_ token: TokenEntry) throws(StoreError) {
-        let inserted = try connection.execute(
-            "INSERT INTO tokens (\(FleetRows.tokenColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-            try rows.values(token), operation: "insert token \(token.id)")
-        guard inserted == 1 else { throw rows.duplicateToken(token.id) }
-    }
-
-    public func tokens() throws(StoreError) -> [TokenEntry] {
-        try connection.query(
-            "SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id COLLATE \"C\"", operation: "list tokens",
-            row: rows.token)
-    }
-
-    public func removeToken(id: String) throws(StoreError) -> Bool {
-        try connection.execute("DELETE FROM tokens WHERE id = $1", [id], operation: "remove token \(id)") > 0
-    }
-
-    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64)
-        throws(StoreError) -> TokenRedemption
-    {
-        let operation = "redeem token \(id)"
-        return try connection.transaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
-            // FOR UPDATE queues concurrent redemptions of this token behind this transaction, so
-            // the same key racing itself sees its own earlier redemption instead of a duplicate row.
-            let token = try connection.query(
-                "SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = $1 FOR UPDATE", [id], operation: operation,
-                row: rows.token
-            ).first
-            let check = try RedemptionCheck.decide(
-                token: token, secretSHA256: secretSHA256,
-                earlierNodeName: { () throws(StoreError) in
-                    try connection.query(
-                        "SELECT node_name FROM token_redemptions WHERE token_id = $1 AND key_sha256 = $2",
-                        [id, keySHA256], operation: operation,
-                        row: { $0.text(0) }
-                    ).first
-                }, now: now)
-            var redeemed: TokenEntry
-            switch check {
-            case .refuse(let outcome): return outcome
-            case .consume(let token): redeemed = token
-            }
-            // The one atomic step across replicas: the conditions hold at the moment of the write.
-            let updated = try connection.execute(
-                "UPDATE tokens SET uses_count = uses_count + 1 WHERE id = $1 AND uses_count < uses_allowed AND expires_at > $2",
-                [id, now], operation: operation)
-            guard updated == 1 else { return .usedUp(uses: redeemed.usesAllowed) }
-            try connection.execute(
-                "INSERT INTO token_redemptions (token_id, key_sha256, node_name, redeemed_at) VALUES ($1, $2, $3, $4)",
-                [id, keySHA256, nodeName, now], operation: operation)
-            redeemed.usesCount += 1
-            return .redeemed(redeemed)
-        }
-    }
-
-    // MARK: Users
-
-    public func user(named name: String) throws(StoreError) -> UserEntry? {
-        try connection.query(
-            "SELECT \(FleetRows.userColumns) FROM users WHERE name = $1", [name], operation: "read user \(name)",
-            row: rows.user
-        ).first
-    }
-
-    public func users() throws(StoreError) -> [UserEntry] {
-        try connection.query(
-            "SELECT \(FleetRows.userColumns) FROM users ORDER BY name COLLATE \"C\"", operation: "list users",
-            row: rows.user)
-    }
-
-    public func saveUser(_ user: UserEntry) throws(StoreError) {
-        try connection.execute(
-            """
-            INSERT INTO users (\(FleetRows.userColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (name) DO UPDATE SET \(Self.replacing(FleetRows.userColumns))
-            """,
-            try rows.values(user), operation: "save user \(user.name)")
-    }
-
-    /// "a = EXCLUDED.a, b = EXCLUDED.b, …": an upsert that replaces every column, like SQLite's INSERT OR REPLACE.
-    private static func replacing(_ columns: String) -> String {
-        columns.split(separator: ",").map { $0.trimmingWhitespace }.map { "\($0) = EXCLUDED.\($0)" }.joined(
-            separator: ", ")
     }
 
     // MARK: Schema
@@ -260,11 +140,5 @@ public final class PostgresFleetStore: FleetStore, ClusterBackedStore {
                 try connection.execute("UPDATE tunnel_schema SET version = $1", [index + 1], operation: operation)
             }
         }
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingWhitespace: String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }

@@ -230,4 +230,9 @@ extension SQLiteDatabase: SQLSession {
 
     /// BEGIN IMMEDIATE already admits one writer at a time.
     var changeFeedLock: String? { nil }
+
+    var bytewiseCollation: String { "COLLATE BINARY" }
+
+    /// BEGIN IMMEDIATE already holds the database's one write lock for the whole transaction.
+    var rowLock: String { "" }
 }

@@ -5,9 +5,9 @@ internal import Foundation
 /// Every change is committed durably (WAL with `synchronous=FULL`) before a call returns.
 /// Several instances, in this or other processes, may open the same file: token redemption
 /// is one IMMEDIATE transaction guarded by a conditional UPDATE, so exactly one of them wins.
-public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
+public final class SQLiteFleetStore: FleetStore, FleetBackedStore, ClusterBackedStore {
     private let database: SQLiteDatabase
-    private let rows: FleetRows
+    let fleet: FleetQueries<SQLiteDatabase>
     let cluster: ClusterQueries<SQLiteDatabase>
 
     /// The database file.
@@ -19,7 +19,7 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
     ///   or was written by a newer tunnel.
     public init(path: String) throws(StoreError) {
         database = try SQLiteDatabase(path: path)
-        rows = FleetRows(database: "state database \(path)")
+        fleet = FleetQueries(session: database, rows: FleetRows(database: "state database \(path)"))
         cluster = ClusterQueries(session: database)
         try enableWriteAheadLog()
         // FULL: a committed change survives power loss, not only a crash of the process.
@@ -27,123 +27,6 @@ public final class SQLiteFleetStore: FleetStore, ClusterBackedStore {
         try database.executeScript(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", operation: "configure the connection")
         try migrate()
-    }
-
-    // MARK: Nodes
-
-    public func node(named name: String) throws(StoreError) -> NodeEntry? {
-        try database.query(
-            "SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name = ?", [name], operation: "read node \(name)",
-            row: rows.node
-        ).first
-    }
-
-    public func nodes() throws(StoreError) -> [NodeEntry] {
-        try database.query(
-            "SELECT \(FleetRows.nodeColumns) FROM nodes ORDER BY name", operation: "list nodes", row: rows.node)
-    }
-
-    public func saveNode(_ node: NodeEntry) throws(StoreError) {
-        try database.execute(
-            "INSERT OR REPLACE INTO nodes (\(FleetRows.nodeColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            try rows.values(node),
-            operation: "save node \(node.name)"
-        )
-    }
-
-    public func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) {
-        try database.immediateTransaction(operation: "save \(nodes.count) nodes") { () throws(StoreError) in
-            for node in nodes { try saveNode(node) }
-        }
-    }
-
-    public func removeNode(named name: String) throws(StoreError) -> Bool {
-        try database.execute("DELETE FROM nodes WHERE name = ?", [name], operation: "remove node \(name)") > 0
-    }
-
-    // MARK: Tokens
-
-    public func insertToken(_ token: TokenEntry) throws(StoreError) {
-        // DO NOTHING turns a duplicate id into "0 rows changed", which gets its own message;
-        // other constraint failures (e.g. negative uses) still fail the statement.
-        let inserted = try database.execute(
-            "INSERT INTO tokens (\(FleetRows.tokenColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            try rows.values(token),
-            operation: "insert token \(token.id)"
-        )
-        guard inserted == 1 else {
-            throw rows.duplicateToken(token.id)
-        }
-    }
-
-    public func tokens() throws(StoreError) -> [TokenEntry] {
-        try database.query(
-            "SELECT \(FleetRows.tokenColumns) FROM tokens ORDER BY id", operation: "list tokens", row: rows.token)
-    }
-
-    public func removeToken(id: String) throws(StoreError) -> Bool {
-        try database.execute("DELETE FROM tokens WHERE id = ?", [id], operation: "remove token \(id)") > 0
-    }
-
-    public func redeemToken(id: String, secretSHA256: String, keySHA256: String, nodeName: String, now: Int64)
-        throws(StoreError) -> TokenRedemption
-    {
-        let operation = "redeem token \(id)"
-        return try database.immediateTransaction(operation: operation) { () throws(StoreError) -> TokenRedemption in
-            let token = try database.query(
-                "SELECT \(FleetRows.tokenColumns) FROM tokens WHERE id = ?", [id], operation: operation, row: rows.token
-            ).first
-            let check = try RedemptionCheck.decide(
-                token: token, secretSHA256: secretSHA256,
-                earlierNodeName: { () throws(StoreError) in
-                    try database.query(
-                        "SELECT node_name FROM token_redemptions WHERE token_id = ? AND key_sha256 = ?",
-                        [id, keySHA256], operation: operation,
-                        row: { $0.text(0) }
-                    ).first
-                }, now: now)
-            var redeemed: TokenEntry
-            switch check {
-            case .refuse(let outcome): return outcome
-            case .consume(let token): redeemed = token
-            }
-            // The lock taken by IMMEDIATE already excludes other writers here; the conditions
-            // repeat the checks above so the UPDATE stays correct on a shared database whose
-            // transactions do not lock on begin.
-            let updated = try database.execute(
-                "UPDATE tokens SET uses_count = uses_count + 1 WHERE id = ? AND uses_count < uses_allowed AND expires_at > ?",
-                [id, now], operation: operation
-            )
-            guard updated == 1 else { return .usedUp(uses: redeemed.usesAllowed) }
-            try database.execute(
-                "INSERT INTO token_redemptions (token_id, key_sha256, node_name, redeemed_at) VALUES (?, ?, ?, ?)",
-                [id, keySHA256, nodeName, now], operation: operation
-            )
-            redeemed.usesCount += 1
-            return .redeemed(redeemed)
-        }
-    }
-
-    // MARK: Users
-
-    public func user(named name: String) throws(StoreError) -> UserEntry? {
-        try database.query(
-            "SELECT \(FleetRows.userColumns) FROM users WHERE name = ?", [name], operation: "read user \(name)",
-            row: rows.user
-        ).first
-    }
-
-    public func users() throws(StoreError) -> [UserEntry] {
-        try database.query(
-            "SELECT \(FleetRows.userColumns) FROM users ORDER BY name", operation: "list users", row: rows.user)
-    }
-
-    public func saveUser(_ user: UserEntry) throws(StoreError) {
-        try database.execute(
-            "INSERT OR REPLACE INTO users (\(FleetRows.userColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            try rows.values(user),
-            operation: "save user \(user.name)"
-        )
     }
 
     // MARK: Opening
