@@ -11,6 +11,8 @@ protocol SQLSession {
         -> Result
     /// `sql`, written with `?1`-style parameters, in this database's own parameter syntax.
     func dialect(_ sql: String) -> String
+    /// A `FleetSchema` script in this database's own column types.
+    func schema(_ sql: String) -> String
     /// A statement that makes concurrent appends to the change feed commit in sequence order,
     /// run first in the appending transaction; nil where transactions already serialise.
     var changeFeedLock: String? { get }

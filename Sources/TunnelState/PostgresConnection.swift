@@ -247,6 +247,13 @@ extension PostgresConnection: SQLSession {
     /// PostgreSQL numbers its parameters `$1`; the shared SQL holds no other `?`.
     func dialect(_ sql: String) -> String { sql.replacing("?", with: "$") }
 
+    /// SQLite's 64-bit INTEGER is BIGINT here, its AUTOINCREMENT key an identity column, and
+    /// PostgreSQL checks column types without STRICT.
+    func schema(_ sql: String) -> String {
+        sql.replacing("INTEGER PRIMARY KEY AUTOINCREMENT", with: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+            .replacing(" INTEGER", with: " BIGINT").replacing(") STRICT;", with: ");")
+    }
+
     /// A sequence number is taken at insert but visible at commit; serialising the appends
     /// keeps a reader that saw n from missing a smaller number committed later. Appends are
     /// rare (revocations, policy changes), so the lock costs nothing that matters.

@@ -35,78 +35,6 @@ public final class PostgresFleetStore: FleetStore, FleetBackedStore, ClusterBack
 
     // MARK: Schema
 
-    /// Schema changes, append only, version for version the same as `SQLiteFleetStore`'s:
-    /// entry `n` takes the schema from version `n` to `n + 1`. A shipped entry is never edited.
-    private static let migrations = [
-        """
-        CREATE TABLE nodes (
-            name TEXT PRIMARY KEY NOT NULL,
-            labels TEXT NOT NULL,
-            key_sha256 TEXT,
-            certificate_serial TEXT,
-            certificate_not_after BIGINT,
-            enrolled_at BIGINT,
-            enrolled_with_token TEXT,
-            last_seen BIGINT,
-            last_address TEXT,
-            last_disconnect_reason TEXT,
-            revoked_at BIGINT,
-            revoked_by TEXT
-        );
-        CREATE TABLE tokens (
-            id TEXT PRIMARY KEY NOT NULL,
-            secret_sha256 TEXT NOT NULL,
-            node_name TEXT,
-            name_prefix TEXT,
-            labels TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            uses_allowed BIGINT NOT NULL CHECK (uses_allowed >= 0),
-            uses_count BIGINT NOT NULL CHECK (uses_count BETWEEN 0 AND uses_allowed),
-            created_by TEXT NOT NULL
-        );
-        CREATE TABLE token_redemptions (
-            token_id TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
-            key_sha256 TEXT NOT NULL,
-            node_name TEXT NOT NULL,
-            redeemed_at BIGINT NOT NULL,
-            PRIMARY KEY (token_id, key_sha256)
-        );
-        CREATE TABLE users (
-            name TEXT PRIMARY KEY NOT NULL,
-            roles TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            created_by TEXT NOT NULL,
-            certificate_serial TEXT,
-            certificate_not_after BIGINT,
-            revoked_at BIGINT,
-            revoked_by TEXT
-        );
-        """,
-        """
-        CREATE TABLE replicas (
-            name TEXT PRIMARY KEY NOT NULL,
-            advertise TEXT NOT NULL,
-            heartbeat_at BIGINT NOT NULL
-        );
-        CREATE TABLE presence (
-            node TEXT PRIMARY KEY NOT NULL,
-            replica TEXT NOT NULL,
-            epoch BIGINT NOT NULL CHECK (epoch > 0),
-            lease_until BIGINT NOT NULL
-        );
-        CREATE INDEX presence_by_replica ON presence (replica);
-        CREATE TABLE fleet_changes (
-            sequence BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            kind TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            replica TEXT NOT NULL,
-            recorded_at BIGINT NOT NULL
-        );
-        """,
-    ]
-
     /// An arbitrary constant naming the advisory lock that serialises schema upgrades.
     private static let migrationLock = 0x7475_6e6e_656c
 
@@ -127,7 +55,7 @@ public final class PostgresFleetStore: FleetStore, FleetBackedStore, ClusterBack
                 try connection.execute("INSERT INTO tunnel_schema (version) VALUES (0)", [], operation: operation)
             }
             let current = version ?? 0
-            guard current <= Self.migrations.count else {
+            guard current <= FleetSchema.migrations.count else {
                 throw StoreError(
                     "\(description) was written by a newer tunnel (schema \(current)); upgrade tunnel or restore a backup"
                 )
@@ -135,8 +63,8 @@ public final class PostgresFleetStore: FleetStore, FleetBackedStore, ClusterBack
             guard current >= 0 else {
                 throw StoreError("\(description) has the invalid schema version \(current); restore a backup")
             }
-            for (index, script) in Self.migrations.enumerated().dropFirst(Int(current)) {
-                try connection.executeScript(script, operation: operation)
+            for (index, script) in FleetSchema.migrations.enumerated().dropFirst(Int(current)) {
+                try connection.executeScript(connection.schema(script), operation: operation)
                 try connection.execute("UPDATE tunnel_schema SET version = $1", [index + 1], operation: operation)
             }
         }

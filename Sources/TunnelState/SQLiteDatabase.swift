@@ -228,6 +228,9 @@ extension SQLiteDatabase: SQLSession {
     /// SQLite reads `?1` as the first parameter already.
     func dialect(_ sql: String) -> String { sql }
 
+    /// The schema is written in SQLite's dialect.
+    func schema(_ sql: String) -> String { sql }
+
     /// BEGIN IMMEDIATE already admits one writer at a time.
     var changeFeedLock: String? { nil }
 
