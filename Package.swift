@@ -91,10 +91,11 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         /// The fleet's durable state (nodes, join tokens, users, revocations) behind a small
         /// storage protocol: SQLite for one gateway, PostgreSQL shared by the replicas of a cluster.
-        .target(name: "TunnelState", dependencies: ["CSQLite", "CLibPQ"]),
+        .target(name: "TunnelState", dependencies: ["CSQLite", "CLibPQ", "TunnelWire"]),
         /// Starts a throwaway PostgreSQL server from Debian's binaries for the tests that need one.
         .target(name: "PostgresTestServer", path: "Tests/PostgresTestServer"),
-        .testTarget(name: "TunnelStateTests", dependencies: ["TunnelState", "CSQLite", "PostgresTestServer"]),
+        .testTarget(
+            name: "TunnelStateTests", dependencies: ["TunnelState", "TunnelWire", "CSQLite", "PostgresTestServer"]),
         /// Roles → services on nodes chosen by name and labels: parsed strictly, checked per stream.
         .target(name: "TunnelPolicy", dependencies: ["TunnelText", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "TunnelPolicyTests", dependencies: ["TunnelPolicy"]),

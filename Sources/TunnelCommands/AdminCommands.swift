@@ -41,7 +41,7 @@ struct AdminOptions: ParsableArguments {
         }
         switch outcome {
         case .success(let reply):
-            if let error = reply.error { throw .failed(error, .gatewayRequestFailed) }
+            if let failure = reply.failure { throw .failed(failure.message, .gatewayRequestFailed) }
             return reply
         case .failure(let failure):
             throw .failed(failure.message, .gatewayRequestFailed)
@@ -50,6 +50,19 @@ struct AdminOptions: ParsableArguments {
         }
     }
 }
+
+extension AdminOptions {
+    /// Sends a request answered by a sentence saying what was done, and returns the sentence.
+    func done(_ request: AdminRequest) throws(CommandFailure) -> String {
+        guard case .done(let message) = try send(request) else { throw unexpectedReply }
+        return message
+    }
+}
+
+/// A reply of another kind than the request calls for.
+let unexpectedReply = CommandFailure.failed(
+    "the gateway answered with another kind of reply than asked for (is this tunnel older than the gateway?)",
+    .gatewayRequestFailed)
 
 /// Parses `k=v` labels from repeated flags.
 func parseLabels(_ entries: [String], flag: String) throws(CommandFailure) -> [String: String] {
@@ -128,9 +141,9 @@ public struct TokenCreateCommand: ParsableCommand {
         let spec = TokenSpec(
             nodeName: node, namePrefix: namePrefix, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"),
             uses: uses, labels: try parseLabels(label, flag: "--label"))
-        let reply = try admin.send(.createToken(spec))
-        print(reply.token ?? "")
-        if let message = reply.message { FileHandle.standardError.write(Data("\(InertText.escape(message))\n".utf8)) }
+        guard case .token(let token, let message) = try admin.send(.createToken(spec)) else { throw unexpectedReply }
+        print(token)
+        FileHandle.standardError.write(Data("\(InertText.escape(message))\n".utf8))
     }
 }
 
@@ -142,7 +155,7 @@ public struct TokenListCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let tokens = try admin.send(.listTokens).tokens ?? []
+        guard case .tokens(let tokens) = try admin.send(.listTokens) else { throw unexpectedReply }
         if output.isJSON { return printJSON(tokens) }
         let now = Int64(Date().timeIntervalSince1970)
         printTable(
@@ -198,7 +211,7 @@ public struct UserAddCommand: ParsableCommand {
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
         let reply = try admin.send(
             .addUser(name: name, roles: role, lifetimeSeconds: try durationSeconds(ttl, flag: "--ttl"), csr: csr))
-        guard let certificatePEM = reply.certificate, let gatewayCA = reply.gatewayCA,
+        guard case .operatorCertificate(let certificatePEM, let gatewayCA, let message) = reply,
             let certificate = try? Certificate.chainFromPEM(Array(certificatePEM.utf8)).first,
             let identity = try? certificate.tunnelIdentity()
         else { throw CommandFailure.failed("the gateway sent no usable certificate", .gatewayRequestFailed) }
@@ -209,7 +222,7 @@ public struct UserAddCommand: ParsableCommand {
         let file = try GatewayPKI.write(
             path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
             "operator bundle for \(identity) (contains a private key)")
-        printReply(reply.message)
+        printReply(message)
         printFiles([file])
         print("Hand it over safely; the operator runs `tunnel login \(path)`.")
     }
@@ -222,7 +235,7 @@ public struct UserListCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let users = try admin.send(.listUsers).users ?? []
+        guard case .users(let users) = try admin.send(.listUsers) else { throw unexpectedReply }
         if output.isJSON { return printJSON(users) }
         printTable(
             [["NAME", "ROLES", "CERTIFICATE UNTIL", "STATUS", "CREATED BY"]]
@@ -243,7 +256,7 @@ public struct UserRevokeCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        printReply(try admin.send(.revokeUser(name: name)).message)
+        printReply(try admin.done(.revokeUser(name: name)))
     }
 }
 
@@ -264,7 +277,7 @@ public struct NodeListCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let nodes = try admin.send(.listNodes).nodes ?? []
+        guard case .nodes(let nodes) = try admin.send(.listNodes) else { throw unexpectedReply }
         if output.isJSON {
             print(String(decoding: try TunnelProtocol.encode(nodes), as: UTF8.self))
             return
@@ -294,7 +307,7 @@ public struct NodeLabelCommand: ParsableCommand {
 
     public func run() throws {
         let (set, remove) = try Self.parse(changes)
-        printReply(try admin.send(.labelNode(name: name, set: set, remove: remove)).message)
+        printReply(try admin.done(.labelNode(name: name, set: set, remove: remove)))
     }
 
     /// `key=value` sets, `key-` removes (as `kubectl label` does); each key and value follows its rule.
@@ -331,7 +344,7 @@ public struct NodeRevokeCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        printReply(try admin.send(.revokeNode(name: name)).message)
+        printReply(try admin.done(.revokeNode(name: name)))
     }
 }
 
@@ -343,7 +356,7 @@ public struct NodeRemoveCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        printReply(try admin.send(.removeNode(name: name)).message)
+        printReply(try admin.done(.removeNode(name: name)))
     }
 }
 
@@ -366,8 +379,8 @@ public struct PolicyShowCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let policy = try admin.send(.showPolicy).policy
-        if output.isJSON { return printJSON(["policy": policy ?? ""]) }
+        guard case .policy(let policy) = try admin.send(.showPolicy) else { throw unexpectedReply }
+        if output.isJSON { return printJSON(["policy": policy]) }
         printReply(policy)
     }
 }

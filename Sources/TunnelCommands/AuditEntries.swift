@@ -88,11 +88,10 @@ enum AuditReader {
         AdminChannel.send(.recordAuditRead(what: what), to: socket, loop: loop) { outcome = $0 }
         loop.run()
         switch outcome {
-        case .success(let reply) where reply.error == nil: return
-        case .success(let reply):
+        case .success(.refused(let failure)):
             throw .failed(
-                "the gateway did not record this audit read, so it is not done: \(reply.error ?? "")", .auditUnavailable
-            )
+                "the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)
+        case .success: return
         case .failure(let failure):
             throw .failed(
                 "the gateway did not record this audit read, so it is not done: \(failure.message)", .auditUnavailable)

@@ -237,8 +237,8 @@ struct DevelopmentFiles {
             .createToken(
                 TokenSpec(nodeName: node, namePrefix: nil, lifetimeSeconds: 600, uses: 1, labels: ["env": "dev"])),
             actor: "tunnel dev")
-        guard let text = reply.token, let token = try? JoinToken.parse(text) else {
-            throw .failed(reply.error ?? "no token", .gatewayRequestFailed)
+        guard case .token(let text, _) = reply, let token = try? JoinToken.parse(text) else {
+            throw .failed(reply.failure?.message ?? "no token", .gatewayRequestFailed)
         }
         return token
     }
@@ -251,8 +251,8 @@ struct DevelopmentFiles {
             let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: "dev").pem(), as: UTF8.self)
             let reply = gateway.administer(
                 .addUser(name: "dev", roles: ["admin"], lifetimeSeconds: 12 * 3600, csr: csr), actor: "tunnel dev")
-            guard let certificate = reply.certificate, let gatewayCA = reply.gatewayCA else {
-                throw CommandFailure.failed(reply.error ?? "no certificate", .gatewayRequestFailed)
+            guard case .operatorCertificate(let certificate, let gatewayCA, _) = reply else {
+                throw CommandFailure.failed(reply.failure?.message ?? "no certificate", .gatewayRequestFailed)
             }
             let bundle = OperatorBundle(
                 gateway: address, serverName: "localhost", certificatePEM: certificate,

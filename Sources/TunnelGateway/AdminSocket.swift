@@ -27,8 +27,10 @@ extension Gateway {
         guard credentials.uid == 0 || credentials.uid == geteuid() else {
             logger.notice("admin socket: peer refused", metadata: ["peer.uid": "\(credentials.uid)"])
             respond(
-                AdminReply(
-                    error: "only root or the gateway's user may use the admin socket (you are uid \(credentials.uid))"),
+                .refused(
+                    AdminFailure(
+                        .notAllowed,
+                        "only root or the gateway's user may use the admin socket (you are uid \(credentials.uid))")),
                 on: connection)
             return
         }
@@ -43,11 +45,13 @@ extension Gateway {
                             TunnelProtocol.decode(AdminRequest.self, from: line).map {
                                 administer($0, actor: "local admin (uid \(credentials.uid), pid \(credentials.pid))")
                             }
-                            ?? AdminReply(
-                                error: "the admin request was not understood (is this tunnel older than the gateway?)")
+                            ?? .refused(
+                                AdminFailure(
+                                    .invalid,
+                                    "the admin request was not understood (is this tunnel older than the gateway?)"))
                         respond(reply, on: connection)
                     } else if reader.overflowed {
-                        respond(AdminReply(error: "admin request too long"), on: connection)
+                        respond(.refused(AdminFailure(.invalid, "admin request too long")), on: connection)
                     }
                 case .end, .error:
                     connection.close()

@@ -277,148 +277,15 @@ final class FleetAuthority {
         if !entries.isEmpty { try? store.saveNodes(entries) }
     }
 
-    // MARK: - Administration
-
-    /// Carries out one admin request on behalf of `actor` (already checked to be an admin).
-    func administer(_ request: AdminRequest, actor: String) -> (AdminReply, [Effect]) {
-        do {
-            return try perform(request, actor: actor)
-        } catch {
-            return (AdminReply(error: error.message), [])
-        }
-    }
-
-    private func perform(_ request: AdminRequest, actor: String) throws(FleetFailure) -> (AdminReply, [Effect]) {
-        var reply = AdminReply()
-        switch request {
-        case .createToken(let spec):
-            guard spec.lifetimeSeconds > 0, spec.uses > 0 else {
-                throw FleetFailure("--ttl and --uses must be positive")
-            }
-            guard spec.nodeName == nil || spec.namePrefix == nil else {
-                throw FleetFailure("give --node or --name-prefix, not both")
-            }
-            if let node = spec.nodeName { try checkName(node, as: .node) }
-            // A prefix is the start of a node name: its rule without the last-character condition.
-            if let prefix = spec.namePrefix, !NameKind.node.accepts(prefix + "0") {
-                throw FleetFailure("invalid name prefix \"\(InertText.escape(prefix))\": \(NameKind.node.rule)")
-            }
-            try checkLabels(spec.labels)
-            let token = JoinToken.generate(caPin: caPin)
-            try storeCall {
-                try store.insertToken(
-                    TokenEntry(
-                        id: token.id, secretSHA256: token.secretHash, nodeName: spec.nodeName,
-                        namePrefix: spec.namePrefix,
-                        labels: spec.labels, createdAt: now, expiresAt: now + spec.lifetimeSeconds,
-                        usesAllowed: spec.uses, usesCount: 0, createdBy: actor))
-            }
-            reply.token = token.description
-            reply.message =
-                "token \(token.id) enrolls \(spec.nodeName ?? spec.namePrefix.map { "names starting with \($0)" } ?? "any name"), \(spec.uses) time(s), until \(isoTime(now + spec.lifetimeSeconds))"
-        case .listTokens:
-            reply.tokens = try storeCall { try store.tokens() }.map {
-                TokenInfo(
-                    id: $0.id, nodeName: $0.nodeName, namePrefix: $0.namePrefix, labels: $0.labels,
-                    createdAt: $0.createdAt,
-                    expiresAt: $0.expiresAt, usesAllowed: $0.usesAllowed, usesCount: $0.usesCount,
-                    createdBy: $0.createdBy)
-            }
-        case .addUser(let name, let roles, let lifetime, let csrText):
-            try checkName(name, as: .user)
-            guard !roles.isEmpty else { throw FleetFailure("give the user a role with --role") }
-            let unknown = roles.filter { !policy.roleNames.contains($0) }
-            guard unknown.isEmpty else {
-                throw FleetFailure(
-                    "role \(unknown.joined(separator: ", ")) is not defined in policy \(policy.version) (roles: \(policy.roleNames.joined(separator: ", "))); add it to the policy first"
-                )
-            }
-            guard lifetime > 0 else { throw FleetFailure("--ttl must be positive") }
-            let (csr, _) = try readRequest(csrText)
-            let issued = try issueOperator(name: name, publicKey: csr.key, lifetime: lifetime)
-            let previous = try storeCall { try store.user(named: name) }
-            try storeCall {
-                try store.saveUser(
-                    UserEntry(
-                        name: name, roles: roles, createdAt: previous?.createdAt ?? now,
-                        createdBy: previous?.createdBy ?? actor,
-                        certificateSerial: issued.serialNumberHex, certificateNotAfter: issued.notAfter, revokedAt: nil,
-                        revokedBy: nil))
-            }
-            reply.certificate = try pem(issued, operatorCA)
-            reply.gatewayCA = String(decoding: try tls { try self.nodeCA.certificate.pem() }, as: UTF8.self)
-            reply.message =
-                "\(previous == nil ? "added" : "re-issued") \(name) with role \(roles.joined(separator: ", ")), certificate valid until \(isoTime(issued.notAfter))"
-            // A re-issue replaces the old certificate, so sessions made with it end.
-            if previous != nil {
-                return (reply, [.disconnectOperator(name, reason: "certificate re-issued by \(actor)")])
-            }
-        case .listUsers:
-            reply.users = try storeCall { try store.users() }.map {
-                UserInfo(
-                    name: $0.name, roles: $0.roles, createdAt: $0.createdAt, createdBy: $0.createdBy,
-                    certificateNotAfter: $0.certificateNotAfter, revokedAt: $0.revokedAt)
-            }
-        case .revokeUser(let name):
-            try checkName(name, as: .user)
-            guard var user = try storeCall({ try store.user(named: name) }) else {
-                throw FleetFailure("there is no user \(name); `tunnel user ls` lists them")
-            }
-            user.revokedAt = now
-            user.revokedBy = actor
-            try storeCall { try store.saveUser(user) }
-            reply.message = "revoked user \(name): open sessions are closed now and new ones refused"
-            return (reply, [.disconnectOperator(name, reason: "revoked by \(actor)")])
-        case .listNodes:
-            break // The gateway fills in the live view.
-        case .revokeNode(let name):
-            try checkName(name, as: .node)
-            guard var node = try storeCall({ try store.node(named: name) }) else {
-                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
-            }
-            node.revokedAt = now
-            node.revokedBy = actor
-            try storeCall { try store.saveNode(node) }
-            reply.message = "revoked node \(name): its session is closed now and it cannot connect, renew or re-enroll"
-            return (reply, [.disconnectNode(name, reason: "revoked by \(actor)")])
-        case .removeNode(let name):
-            try checkName(name, as: .node)
-            guard try storeCall({ try store.removeNode(named: name) }) else {
-                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
-            }
-            reply.message =
-                "removed node \(name): its certificate no longer connects; it must enroll again with a token"
-            return (reply, [.disconnectNode(name, reason: "removed by \(actor)")])
-        case .labelNode(let name, let set, let remove):
-            try checkName(name, as: .node)
-            try checkLabels(set)
-            for key in remove { try checkName(key, as: .labelKey) }
-            guard var node = try storeCall({ try store.node(named: name) }) else {
-                throw FleetFailure("there is no node \(name); `tunnel node ls` lists them")
-            }
-            for key in remove { node.labels[key] = nil }
-            node.labels.merge(set) { _, new in new }
-            try storeCall { try store.saveNode(node) }
-            let now = node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            reply.message =
-                "node \(name) now has labels \(now.isEmpty ? "(none)" : now); the policy matches them from the next stream"
-        case .showPolicy:
-            reply.policy = "policy \(policy.version) from \(policy.source)"
-        case .recordAuditRead:
-            reply.message = "audit read recorded"
-        }
-        return (reply, [])
-    }
-
     // MARK: - Helpers
 
-    private struct ParsedRequest {
+    struct ParsedRequest {
         let key: PublicKey
         let keyHash: String
     }
 
     /// Parses and checks a PEM CSR; returns it with the SHA-256 of its key.
-    private func readRequest(_ text: String) throws(FleetFailure) -> (ParsedRequest, String) {
+    func readRequest(_ text: String) throws(FleetFailure) -> (ParsedRequest, String) {
         do {
             let csr = try CertificateSigningRequest.fromPEM(Array(text.utf8))
             try csr.verifySignature()
@@ -466,8 +333,7 @@ final class FleetAuthority {
         }
     }
 
-    private func issueOperator(name: String, publicKey: PublicKey, lifetime: Int64) throws(FleetFailure) -> Certificate
-    {
+    func issueOperator(name: String, publicKey: PublicKey, lifetime: Int64) throws(FleetFailure) -> Certificate {
         try tls {
             try self.operatorCA.issueClientCertificate(
                 for: publicKey, identity: TunnelIdentity(role: .operator, name: name),
@@ -489,24 +355,24 @@ final class FleetAuthority {
         try storeCall { try store.saveNode(saved) }
     }
 
-    private func pem(_ certificate: Certificate, _ authority: CertificateAuthority) throws(FleetFailure) -> String {
+    func pem(_ certificate: Certificate, _ authority: CertificateAuthority) throws(FleetFailure) -> String {
         String(decoding: try tls { try Certificate.pem(chain: [certificate, authority.certificate]) }, as: UTF8.self)
     }
 
     /// The door every name from a request passes before it is looked up or stored.
-    private func checkName(_ name: String, as kind: NameKind) throws(FleetFailure) {
+    func checkName(_ name: String, as kind: NameKind) throws(FleetFailure) {
         do { try Names.check(name, as: kind) } catch { throw FleetFailure(error.message) }
     }
 
-    private func checkLabels(_ labels: [String: String]) throws(FleetFailure) {
+    func checkLabels(_ labels: [String: String]) throws(FleetFailure) {
         do { try Names.checkLabels(labels) } catch { throw FleetFailure(error.message) }
     }
 
-    private func tls<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
+    func tls<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
         do { return try body() } catch { throw FleetFailure("certificate work failed: \(error)") }
     }
 
-    private func storeCall<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
+    func storeCall<T>(_ body: () throws -> T) throws(FleetFailure) -> T {
         do { return try body() } catch { throw FleetFailure("the gateway's state database failed: \(error)") }
     }
 }

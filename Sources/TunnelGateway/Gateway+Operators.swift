@@ -52,10 +52,11 @@ extension Gateway {
                         .admin, by: auditOperator(name, connection, roles: roles),
                         AdminAction(action: request.summary, outcome: "denied", reason: "no admin role")))
                 connection.reply(
-                    AdminReply(
-                        error:
+                    AdminReply.refused(
+                        AdminFailure(
+                            .notAllowed,
                             "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"
-                    ), on: stream)
+                        )), on: stream)
                 return
             }
             connection.reply(
@@ -72,18 +73,24 @@ extension Gateway {
     /// `by` is the operator who asked, nil for the local admin socket.
     public func administer(_ request: AdminRequest, actor: String, by asker: AuditOperator? = nil) -> AdminReply {
         var (reply, effects) = authority.administer(request, actor: actor)
+        var token: String?
+        if case .token(let issued, _) = reply { token = try? JoinToken.parse(issued).id }
         let action = AdminAction(
-            actor: actor, action: request.summary, outcome: reply.error == nil ? "ok" : "refused", reason: reply.error,
-            token: reply.token.flatMap { try? JoinToken.parse($0) }?.id, node: request.nodeName)
+            actor: actor, action: request.summary, outcome: reply.failure == nil ? "ok" : "refused",
+            reason: reply.failure?.message, token: token, node: request.nodeName)
         let recorded = audit?.record(.admin(request.auditType, by: asker, action), durable: true)
         if recorded == false, case .recordAuditRead = request {
-            return AdminReply(
-                error: "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")")
+            return .refused(
+                AdminFailure(
+                    .unavailable,
+                    "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")"))
         }
-        if request == .listNodes, reply.error == nil { reply.nodes = nodeStatuses() }
+        if case .nodes = reply { reply = .nodes(nodeStatuses()) }
         logger.notice(
             "admin request",
-            metadata: ["actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.error ?? "none")"])
+            metadata: [
+                "actor": "\(actor)", "request": "\(request.summary)", "error": "\(reply.failure?.message ?? "none")",
+            ])
         for effect in effects {
             carryOut(effect)
             // A removed node leaves no trace in this run's view either.

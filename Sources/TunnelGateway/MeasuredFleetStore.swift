@@ -1,5 +1,6 @@
 import TunnelMetrics
 import TunnelState
+import TunnelWire
 
 /// A `FleetStore` that times every call of the store it wraps and counts its failures into the
 /// gateway's metrics (`tunnel_store_operation_duration_seconds`, `tunnel_store_errors_total`),

@@ -1,3 +1,5 @@
+import TunnelWire
+
 /// The node, token and user statements, written once for both stores like `ClusterQueries`:
 /// `?1`-style parameters (`SQLSession.dialect` translates them), upserts as `ON CONFLICT … DO
 /// UPDATE` (SQLite ≥ 3.24 and PostgreSQL alike), and the two places where the dialects really

@@ -1,4 +1,5 @@
 internal import Foundation
+import TunnelWire
 
 /// A result row of either database, read by column index while it is current.
 protocol StoreRow {

@@ -1,3 +1,5 @@
+import TunnelWire
+
 /// Fleet state storage: nodes, join tokens and operators, with their revocations.
 ///
 /// A protocol so that the embedded database (`SQLiteFleetStore`) can later be replaced by a
@@ -111,4 +113,20 @@ package func constantTimeEquals(_ left: String, _ right: String) -> Bool {
         difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
     }
     return difference == 0
+}
+
+/// The outcome of one attempt to redeem a join token (`FleetStore.redeemToken`).
+public enum TokenRedemption: Equatable, Sendable {
+    /// One use was consumed; the token as it is after the increment.
+    case redeemed(TokenEntry)
+    /// This key already redeemed the token, for the node named here: a client that crashed
+    /// after redeeming but before saving its certificate may enroll again without a new use.
+    case alreadyRedeemed(nodeName: String)
+    /// No token with this id and secret. Deliberately the same for a wrong secret, so a
+    /// guesser learns nothing about which ids exist.
+    case unknown
+    /// The token expired at this time (seconds since 1970).
+    case expired(at: Int64)
+    /// Every allowed use has been consumed; `uses` is how many were allowed.
+    case usedUp(uses: Int)
 }

@@ -186,74 +186,114 @@ public struct TokenSpec: Codable, Equatable, Sendable {
     }
 }
 
-/// One row of `tunnel token ls` (never the secret or its hash).
-public struct TokenInfo: Codable, Equatable, Sendable {
-    public var id: String
-    public var nodeName: String?
-    public var namePrefix: String?
-    public var labels: [String: String]
-    public var createdAt: Int64
-    public var expiresAt: Int64
-    public var usesAllowed: Int
-    public var usesCount: Int
-    public var createdBy: String
-
-    public init(
-        id: String, nodeName: String?, namePrefix: String?, labels: [String: String], createdAt: Int64,
-        expiresAt: Int64, usesAllowed: Int, usesCount: Int, createdBy: String
-    ) {
-        self.id = id
-        self.nodeName = nodeName
-        self.namePrefix = namePrefix
-        self.labels = labels
-        self.createdAt = createdAt
-        self.expiresAt = expiresAt
-        self.usesAllowed = usesAllowed
-        self.usesCount = usesCount
-        self.createdBy = createdBy
+/// Why the gateway did not carry out an admin request: what kind of refusal, and one sentence
+/// for the person at the command line. On the wire, `error` (the sentence) and `errorCode`.
+public struct AdminFailure: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Code: String, Codable, Sendable {
+        /// The request is malformed or contradicts the policy (a bad name, an unknown role):
+        /// correct the command.
+        case invalid
+        /// The request names a node or user the gateway does not know.
+        case notFound = "not-found"
+        /// The asker has no admin role in the policy.
+        case notAllowed = "not-allowed"
+        /// The gateway cannot do it now: its state database, its CA or its audit log failed.
+        case unavailable
+        /// A refusal without a code: from a gateway older than the codes.
+        case refused
     }
-}
 
-/// One row of `tunnel user ls`.
-public struct UserInfo: Codable, Equatable, Sendable {
-    public var name: String
-    public var roles: [String]
-    public var createdAt: Int64
-    public var createdBy: String
-    public var certificateNotAfter: Int64?
-    public var revokedAt: Int64?
+    public let code: Code
+    public let message: String
 
-    public init(
-        name: String, roles: [String], createdAt: Int64, createdBy: String, certificateNotAfter: Int64?,
-        revokedAt: Int64?
-    ) {
-        self.name = name
-        self.roles = roles
-        self.createdAt = createdAt
-        self.createdBy = createdBy
-        self.certificateNotAfter = certificateNotAfter
-        self.revokedAt = revokedAt
-    }
-}
-
-/// The gateway's answer to an `AdminRequest`; the fields the request calls for are set.
-public struct AdminReply: Codable, Equatable, Sendable {
-    public var error: String?
-    /// A sentence saying what was done.
-    public var message: String?
-    public var token: String?
-    public var tokens: [TokenInfo]?
-    public var users: [UserInfo]?
-    public var nodes: [NodeStatus]?
-    /// PEM: an issued operator certificate, then the operator CA.
-    public var certificate: String?
-    /// PEM of the CA that verifies the gateway, for operator bundles.
-    public var gatewayCA: String?
-    /// The policy in force: its version and source, then its text.
-    public var policy: String?
-
-    public init(error: String? = nil, message: String? = nil) {
-        self.error = error
+    public init(_ code: Code, _ message: String) {
+        self.code = code
         self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The gateway's answer to an `AdminRequest`: one case per kind of answer, or the refusal.
+///
+/// Its JSON is one flat object with the keys of the case (`message`, `token`, `tokens`,
+/// `users`, `nodes`, `certificate` with `gatewayCA`, `policy`, or `error` with `errorCode`), as
+/// it was when the reply was a struct of optionals, so older tunnels and newer gateways still
+/// understand each other (docs/PROTOCOL.md).
+public enum AdminReply: Equatable, Sendable {
+    /// Done; the sentence says what was done.
+    case done(String)
+    /// A new join token (`tnl1.…`), and the sentence saying what it enrolls.
+    case token(String, message: String)
+    /// The join tokens, sorted by id; their JSON carries no secret hash.
+    case tokens([TokenEntry])
+    /// The operators, sorted by name.
+    case users([UserEntry])
+    /// The nodes as the gateway sees them now.
+    case nodes([NodeStatus])
+    /// An issued operator certificate (PEM, then the operator CA), the PEM of the CA that
+    /// verifies the gateway, for the operator's bundle, and the sentence.
+    case operatorCertificate(String, gatewayCA: String, message: String)
+    /// The policy in force: its version and source.
+    case policy(String)
+    case refused(AdminFailure)
+
+    /// The refusal, if this reply is one.
+    public var failure: AdminFailure? {
+        if case .refused(let failure) = self { failure } else { nil }
+    }
+}
+
+extension AdminReply: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case error, errorCode, message, token, tokens, users, nodes, certificate, gatewayCA, policy
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .done(let message):
+            try values.encode(message, forKey: .message)
+        case .token(let token, let message):
+            try values.encode(token, forKey: .token)
+            try values.encode(message, forKey: .message)
+        case .tokens(let tokens): try values.encode(tokens, forKey: .tokens)
+        case .users(let users): try values.encode(users, forKey: .users)
+        case .nodes(let nodes): try values.encode(nodes, forKey: .nodes)
+        case .operatorCertificate(let certificate, let gatewayCA, let message):
+            try values.encode(certificate, forKey: .certificate)
+            try values.encode(gatewayCA, forKey: .gatewayCA)
+            try values.encode(message, forKey: .message)
+        case .policy(let policy): try values.encode(policy, forKey: .policy)
+        case .refused(let failure):
+            try values.encode(failure.message, forKey: .error)
+            try values.encode(failure.code, forKey: .errorCode)
+        }
+    }
+
+    /// The first key present decides the case, in the order `encode` never mixes them.
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        func text(_ key: CodingKeys) throws -> String? { try values.decodeIfPresent(String.self, forKey: key) }
+        let message = try text(.message)
+        if let error = try text(.error) {
+            // An unknown code from a newer gateway is still a refusal with its sentence.
+            let code = (try? values.decodeIfPresent(AdminFailure.Code.self, forKey: .errorCode)) ?? nil
+            self = .refused(AdminFailure(code ?? .refused, error))
+        } else if let token = try text(.token) {
+            self = .token(token, message: message ?? "")
+        } else if let tokens = try values.decodeIfPresent([TokenEntry].self, forKey: .tokens) {
+            self = .tokens(tokens)
+        } else if let users = try values.decodeIfPresent([UserEntry].self, forKey: .users) {
+            self = .users(users)
+        } else if let nodes = try values.decodeIfPresent([NodeStatus].self, forKey: .nodes) {
+            self = .nodes(nodes)
+        } else if let certificate = try text(.certificate), let gatewayCA = try text(.gatewayCA) {
+            self = .operatorCertificate(certificate, gatewayCA: gatewayCA, message: message ?? "")
+        } else if let policy = try text(.policy) {
+            self = .policy(policy)
+        } else {
+            self = .done(message ?? "")
+        }
     }
 }

@@ -192,9 +192,9 @@ struct ClusterPresenceTests {
         var bobClosed: Failure?
         bob.onClosed = { bobClosed = $0 }
 
-        #expect(cluster.gateways[1].administer(.revokeNode(name: "edge-1"), actor: "operator alice").error == nil)
+        #expect(cluster.gateways[1].administer(.revokeNode(name: "edge-1"), actor: "operator alice").failure == nil)
         #expect(cluster.runner.run(until: { !cluster.holds("edge-1", at: 0) }, timeout: .seconds(5)))
-        #expect(cluster.gateways[0].administer(.revokeUser(name: "bob"), actor: "operator alice").error == nil)
+        #expect(cluster.gateways[0].administer(.revokeUser(name: "bob"), actor: "operator alice").failure == nil)
         #expect(cluster.runner.run(until: { bobClosed != nil }, timeout: .seconds(5)))
         #expect(bobClosed?.reason.contains("revoked by operator alice") == true)
     }

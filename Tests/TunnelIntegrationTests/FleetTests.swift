@@ -43,7 +43,8 @@ struct FleetTests {
                 .createToken(
                     TokenSpec(nodeName: node, namePrefix: prefix, lifetimeSeconds: ttl, uses: uses, labels: labels)),
                 actor: "test")
-            return try! JoinToken.parse(reply.token!)
+            guard case .token(let token, _) = reply else { fatalError("no token: \(reply)") }
+            return try! JoinToken.parse(token)
         }
 
         func files(_ name: String) -> NodeCredentialFiles {

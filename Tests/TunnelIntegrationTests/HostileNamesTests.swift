@@ -37,16 +37,18 @@ struct HostileNamesTests {
             .createToken(
                 TokenSpec(nodeName: nil, namePrefix: nil, lifetimeSeconds: 60, uses: 1, labels: ["tier\n": "gold"])),
             actor: "test")
-        #expect(badLabels.error?.contains("invalid label key") == true)
+        #expect(badLabels.failure?.message.contains("invalid label key") == true)
+        #expect(badLabels.failure?.code == .invalid)
         let badPrefix = fleet.gateway.administer(
             .createToken(TokenSpec(nodeName: nil, namePrefix: "Plant-", lifetimeSeconds: 60, uses: 1, labels: [:])),
             actor: "test")
-        #expect(badPrefix.error?.contains("invalid name prefix") == true)
+        #expect(badPrefix.failure?.message.contains("invalid name prefix") == true)
         #expect(
-            fleet.gateway.administer(.removeNode(name: "\u{212A}x-1"), actor: "test").error?.contains(
+            fleet.gateway.administer(.removeNode(name: "\u{212A}x-1"), actor: "test").failure?.message.contains(
                 "invalid node name") == true)
         #expect(
-            fleet.gateway.administer(.revokeUser(name: "bob\u{1b}"), actor: "test").error?.contains("invalid user name")
+            fleet.gateway.administer(.revokeUser(name: "bob\u{1b}"), actor: "test").failure?.message.contains(
+                "invalid user name")
                 == true)
         for name in ["\u{212A}x-2", "Node-2"] {
             guard case .failure(let refusal)? = fleet.enroll(name, token: fleet.token(), files: fleet.files("kx-2"))

@@ -53,15 +53,19 @@ struct LabelsAndLeaksTests {
 
         let reply = fleet.gateway.administer(
             .labelNode(name: "n-1", set: ["tier": "gold"], remove: ["site"]), actor: "test")
-        #expect(reply.error == nil, "\(reply.error ?? "")")
+        #expect(reply.failure == nil, "\(reply)")
         #expect(try fleet.pki.fleet.store.node(named: "n-1")?.labels == ["tier": "gold"])
         #expect(try fleet.echoThrough(gold, node: "n-1") == nil)
         #expect(
-            fleet.gateway.administer(.labelNode(name: "n-1", set: ["tier\n": "x"], remove: []), actor: "test").error?
-                .contains("invalid label key") == true)
+            fleet.gateway.administer(.labelNode(name: "n-1", set: ["tier\n": "x"], remove: []), actor: "test").failure?
+                .message.contains("invalid label key") == true)
         #expect(
-            fleet.gateway.administer(.labelNode(name: "ghost", set: ["a": "b"], remove: []), actor: "test").error?
-                .contains("there is no node ghost") == true)
+            fleet.gateway.administer(.labelNode(name: "ghost", set: ["a": "b"], remove: []), actor: "test").failure?
+                .message.contains("there is no node ghost") == true)
+        #expect(
+            fleet.gateway.administer(.labelNode(name: "ghost", set: ["a": "b"], remove: []), actor: "test").failure?
+                .code
+                == .notFound)
     }
 
     @Test("a denial reads the same for a node with secret labels and for a node that does not exist")
@@ -86,7 +90,7 @@ struct LabelsAndLeaksTests {
         defer { fleet.tearDown() }
         try fleet.startNode(try fleet.pki.identity(.node, "gone-1"), labels: ["announced": "yes"])
         #expect(fleet.runner.run(until: { fleet.online("gone-1") }))
-        #expect(fleet.gateway.administer(.removeNode(name: "gone-1"), actor: "test").error == nil)
+        #expect(fleet.gateway.administer(.removeNode(name: "gone-1"), actor: "test").failure == nil)
         #expect(
             fleet.runner.run(
                 until: { !fleet.gateway.nodeStatuses().contains { $0.name == "gone-1" } }, timeout: .seconds(5)))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TunnelState
+import TunnelWire
 
 /// Outcomes collected from several threads.
 private final class Outcomes: @unchecked Sendable {

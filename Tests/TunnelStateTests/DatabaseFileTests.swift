@@ -3,6 +3,7 @@ import Foundation
 import PostgresTestServer
 import Testing
 import TunnelState
+import TunnelWire
 
 @Suite("Database file")
 struct DatabaseFileTests {

@@ -2,6 +2,7 @@ import Foundation
 import PostgresTestServer
 import Testing
 import TunnelState
+import TunnelWire
 
 /// A fresh private directory for one test's database files, removed by `remove()`.
 struct TemporaryDirectory {

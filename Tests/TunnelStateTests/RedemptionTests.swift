@@ -1,5 +1,6 @@
 import Testing
 import TunnelState
+import TunnelWire
 
 @Suite("Token redemption")
 struct RedemptionTests {

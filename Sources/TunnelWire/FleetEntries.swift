@@ -1,6 +1,6 @@
 /// A node the gateway knows: enrolled with a key, or only seen connecting.
 ///
-/// Times are seconds since 1970 (UTC). Codable so operator requests can carry it as JSON.
+/// Times are seconds since 1970 (UTC). Codable so admin replies can carry it as JSON.
 public struct NodeEntry: Sendable, Equatable, Codable {
     public var name: String
     public var labels: [String: String]
@@ -53,6 +53,9 @@ public struct NodeEntry: Sendable, Equatable, Codable {
 /// Only the SHA-256 of the secret is stored, so a copy of the database does not let anyone
 /// enroll. Either `nodeName` fixes the enrolling node's name or `namePrefix` constrains it;
 /// the gateway enforces both, the store only records them.
+///
+/// Its JSON form (a row of `tunnel token ls`) leaves the secret's hash out: it never leaves
+/// the gateway, and a token decoded from JSON has an empty `secretSHA256`.
 public struct TokenEntry: Sendable, Equatable, Codable {
     public var id: String
     /// Lowercase hex SHA-256 of the token secret.
@@ -91,6 +94,24 @@ public struct TokenEntry: Sendable, Equatable, Codable {
         self.usesCount = usesCount
         self.createdBy = createdBy
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, nodeName, namePrefix, labels, createdAt, expiresAt, usesAllowed, usesCount, createdBy
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try values.decode(String.self, forKey: .id), secretSHA256: "",
+            nodeName: try values.decodeIfPresent(String.self, forKey: .nodeName),
+            namePrefix: try values.decodeIfPresent(String.self, forKey: .namePrefix),
+            labels: try values.decode([String: String].self, forKey: .labels),
+            createdAt: try values.decode(Int64.self, forKey: .createdAt),
+            expiresAt: try values.decode(Int64.self, forKey: .expiresAt),
+            usesAllowed: try values.decode(Int.self, forKey: .usesAllowed),
+            usesCount: try values.decode(Int.self, forKey: .usesCount),
+            createdBy: try values.decode(String.self, forKey: .createdBy))
+    }
 }
 
 /// An operator (a person or automation with an operator certificate) and their roles.
@@ -126,20 +147,4 @@ public struct UserEntry: Sendable, Equatable, Codable {
         self.revokedAt = revokedAt
         self.revokedBy = revokedBy
     }
-}
-
-/// The outcome of one attempt to redeem a join token (`FleetStore.redeemToken`).
-public enum TokenRedemption: Equatable, Sendable {
-    /// One use was consumed; the token as it is after the increment.
-    case redeemed(TokenEntry)
-    /// This key already redeemed the token, for the node named here: a client that crashed
-    /// after redeeming but before saving its certificate may enroll again without a new use.
-    case alreadyRedeemed(nodeName: String)
-    /// No token with this id and secret. Deliberately the same for a wrong secret, so a
-    /// guesser learns nothing about which ids exist.
-    case unknown
-    /// The token expired at this time (seconds since 1970).
-    case expired(at: Int64)
-    /// Every allowed use has been consumed; `uses` is how many were allowed.
-    case usedUp(uses: Int)
 }
