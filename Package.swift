@@ -143,20 +143,17 @@ let package = Package(
         .testTarget(name: "TunnelYAMLTests", dependencies: ["TunnelYAML"]),
         /// What the edge agent's command line needs and every other command builds on: settings
         /// (schemas, YAML, TUNNEL_* variables, flags), failures and their codes, the log format, the
-        /// version, and `tunnel client` itself. No Foundation (FoundationEssentials at most), so
-        /// `tunnel-client` links no Foundation, ICU, SQLite or libpq.
+        /// version, and `tunnel client` itself with its own flag parser. No Foundation
+        /// (FoundationEssentials at most) and no swift-argument-parser, so `tunnel-client` links
+        /// no Foundation, ICU, SQLite, libpq or argument-parser.
         .target(
             name: "TunnelAgent",
             dependencies: [
                 "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics", "TunnelYAML",
-                "Multiplex",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                "Multiplex", .product(name: "Logging", package: "swift-log"),
             ], plugins: ["SourceCommit"]),
         /// The edge agent's executable: `tunnel client` alone.
-        .executableTarget(
-            name: "tunnel-client",
-            dependencies: ["TunnelAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "tunnel-client", dependencies: ["TunnelAgent"]),
         /// Every other subcommand: offline PKI, login, the gateway, operator and auditor commands,
         /// on TunnelAgent's settings. A library so tests can drive it.
         .target(

@@ -19,7 +19,7 @@ public enum LogFormat: String, CaseIterable, Sendable {
 
     /// Whether stderr is the systemd journal's stream: `JOURNAL_STREAM` names its device and
     /// inode (systemd.exec(5)), which must be stderr's own, or the variable was only inherited.
-    package static func stderrIsJournal(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    package static func stderrIsJournal(environment: [String: String] = processEnvironment()) -> Bool {
         guard let value = environment["JOURNAL_STREAM"] else { return false }
         let parts = value.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }

@@ -250,6 +250,9 @@ public enum TunnelMain {
     }
 
     public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        if arguments.first == "client" {
+            CommandMain.runAgent(arguments: Array(arguments.dropFirst()), command: "tunnel client")
+        }
         CommandMain.run(Tunnel.self, arguments: arguments)
     }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The slim edge agent, `tunnel-client`, as a node would run it: it links and maps no Foundation,
 # ICU, SQLite or libpq; it reads a client.yaml (libyaml, not Yams) and refuses a bad one with
-# file:line; it enrolls with a join token, connects, and carries an operator's bytes to its
-# service, against a real `tunnel gateway` on loopback.
+# file:line, and an unknown flag with one message; it enrolls with a join token, connects, and
+# carries an operator's bytes to its service, against a real `tunnel gateway` on loopback.
 #
 #   Tests/EndToEnd/edge-agent.sh [path/to/tunnel] [path/to/tunnel-client]
 # Defaults: .build/debug/tunnel and the tunnel-client beside it.
@@ -44,6 +44,13 @@ printf 'gateway: 127.0.0.1:1\nservises:\n  echo: 127.0.0.1:1\n' >"$WORK/bad.yaml
 out=$("$AGENT" --config "$WORK/bad.yaml" --check-config 2>&1); code=$?
 if [ "$code" = 2 ] && grep -q "bad.yaml:2: unknown key \"servises\" (did you mean \"services\"?)" <<<"$out"; then pass "an unknown key is refused with file:line and a suggestion (exit 2)"
 else fail "an unknown key is refused with file:line and a suggestion (exit 2)" "exit $code: $out"; fi
+
+out=$("$AGENT" --gatway 127.0.0.1:1 2>&1); code=$?
+if [ "$code" = 2 ] && [ "$(wc -l <<<"$out")" = 2 ] && grep -q "^tunnel: unknown flag --gatway (did you mean --gateway?); see tunnel-client --help" <<<"$out"; then pass "an unknown flag is refused with one message and a suggestion (exit 2)"
+else fail "an unknown flag is refused with one message and a suggestion (exit 2)" "exit $code: $out"; fi
+help=$("$AGENT" --help 2>&1)
+if diff <(sed 1,4d <<<"$help") <("$TUNNEL" client --help | sed 1,4d) >/dev/null && grep -q -- "--service <k=v>" <<<"$help"; then pass "tunnel-client --help lists the same flags as tunnel client --help"
+else fail "tunnel-client --help lists the same flags as tunnel client --help" "$(head -5 <<<"$help")"; fi
 
 # --- enrolled and serving ----------------------------------------------------------------------------
 start "$WORK/echo.log" python3 -c '

@@ -159,16 +159,15 @@ import Yams
             #expect(command.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
         }
         for spec in Schemas.client.settings {
-            let command = try ClientCommand.parse([spec.flagName, spec.example ?? "x"])
-            #expect(command.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
+            let invocation = try ClientFlags.parse([spec.flagName, spec.example ?? "x"], command: "tunnel client")
+            #expect(invocation.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
         }
         for spec in Schemas.operator.settings {
             let command = try WhoamiCommand.parse([spec.flagName, spec.example ?? "x"])
             #expect(command.options.flags[spec.key] == [spec.example ?? "x"], "\(spec.key)")
         }
-        let labels = try ClientCommand.parse([
-            "--node-label", "a=1", "--node-label", "b=2", "--service", "ssh=127.0.0.1:22",
-        ])
+        let labels = try ClientFlags.parse(
+            ["--node-label", "a=1", "--node-label", "b=2", "--service", "ssh=127.0.0.1:22"], command: "tunnel client")
         #expect(labels.flags["node-labels"] == ["a=1", "b=2"])
         #expect(labels.flags["services"] == ["ssh=127.0.0.1:22"])
     }

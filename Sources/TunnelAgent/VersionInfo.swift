@@ -1,4 +1,3 @@
-import ArgumentParser
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
@@ -50,16 +49,4 @@ public struct VersionInfo: Codable, Equatable, Sendable {
 
     /// One JSON object on one line, keys sorted.
     public var json: String { jsonText(self) }
-}
-
-public struct VersionCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "version", abstract: "Print the version, source commit, and the Swift, OpenSSL and libuv versions."
-    )
-    @OptionGroup package var output: OutputOptions
-    public init() {}
-
-    public func run() throws {
-        print(output.isJSON ? VersionInfo.current.json : VersionInfo.current.line)
-    }
 }
