@@ -105,12 +105,27 @@ let package = Package(
         /// nothing but OpenSSL.
         .target(name: "TunnelAudit", dependencies: ["COpenSSL", "TunnelTLS"]),
         .testTarget(name: "TunnelAuditTests", dependencies: ["TunnelAudit", "TunnelTLS"]),
-        /// The gateway's logic: node registry, enrollment and renewal, policy checks, relays.
-        /// A library so tests drive it.
+        /// The gateway's decisions, sans IO: connections classified, node sessions with epochs,
+        /// certificate deadlines. Events and `now` in, intents out; no TunnelIO, no OpenSSL import.
+        .target(
+            name: "TunnelGatewayCore",
+            dependencies: [
+                "Multiplex", "TunnelWire", "TunnelPolicy", "TunnelAudit", "TunnelText",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "TunnelGatewayCoreTests",
+            dependencies: [
+                "TunnelGatewayCore", "Multiplex", "TunnelAudit", "TunnelWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        /// The gateway's IO shell over `TunnelGatewayCore`, and the fleet authority: enrollment and
+        /// renewal, policy checks, relays. A library so tests drive it.
         .target(
             name: "TunnelGateway",
             dependencies: [
-                "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText", "TunnelKube",
+                "TunnelGatewayCore", "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText",
+                "TunnelKube",
                 "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
             ]),
         /// Pseudo-terminals and login shells, in C because the child between fork and exec may
@@ -130,7 +145,8 @@ let package = Package(
         .testTarget(
             name: "TunnelIntegrationTests",
             dependencies: [
-                "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelRuntime",
+                "TunnelGateway", "TunnelGatewayCore", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit",
+                "TunnelRuntime",
                 "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
                 "PostgresTestServer",
                 .product(name: "Logging", package: "swift-log"),

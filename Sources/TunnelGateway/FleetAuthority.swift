@@ -1,4 +1,5 @@
 import Foundation
+import TunnelGatewayCore
 import TunnelPolicy
 import TunnelRuntime
 import TunnelState

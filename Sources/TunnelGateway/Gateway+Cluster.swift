@@ -16,7 +16,7 @@ extension Gateway {
     /// A newer session of `node` started on another replica: the local one is stale (one live
     /// session per node, cluster-wide) and closes the way a replaced session does here.
     func fenceNode(_ node: String, newerOn replica: String?) {
-        guard let connection = nodes[node]?.connection else { return }
+        guard let connection = liveSession(of: node) else { return }
         let elsewhere = replica.map { "on replica \($0)" } ?? "on another replica"
         logger.notice(
             "node connected to another replica; closing its older session here",

@@ -1,72 +1,48 @@
 import Foundation
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelRuntime
 import TunnelTLS
 
-// The connections' life at the gateway: classified by ALPN, CA kind and identity when the
-// handshake is done, their streams dispatched by role, and their end recorded.
+// The connections' life at the gateway: classified by the core (ALPN, CA kind and identity) when
+// the handshake is done, checked against the fleet store, their streams dispatched by role, and
+// their end recorded.
 extension Gateway: MuxConnectionDelegate {
     public func connectionEstablished(_ connection: MuxConnection) -> Failure? {
         let key = ObjectIdentifier(connection)
         if let outbound = outboundPeerEstablished(connection) { return outbound }
-        if connection.applicationProtocol == TunnelProtocol.enrollALPN {
-            connections[key] = .enrolling(connection)
+        let certificate = Self.peerCertificate(of: connection)
+        let classification = GatewayCore<ObjectIdentifier>.classify(
+            alpn: connection.applicationProtocol, certificate: certificate)
+        switch classification {
+        case .refuse(let failure):
+            return failure
+        case .enrolling:
+            core.enrolling(key)
             metrics.handshake(kind: "enroll", admitted: true)
             return enrollmentStarted(connection)
-        }
-        guard let identity = connection.peerIdentity, let verifiedBy = connection.verifiedBy,
-            let certificate = connection.peerCertificate
-        else {
-            return Failure(TunnelErrorCode.wrongRole, "no verified tunnel identity")
-        }
-        switch connection.applicationProtocol {
-        case TunnelProtocol.nodeALPN:
-            guard verifiedBy.kind == .node, identity.role == .node else {
-                return Failure(
-                    TunnelErrorCode.wrongRole,
-                    "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as a node; use a node certificate"
-                )
+        case .node(let name), .operator(let name):
+            guard let certificate, let presented = connection.peerCertificate else {
+                return Failure(TunnelErrorCode.wrongRole, "no verified tunnel identity")
             }
-            if let refusal = authority.admitNode(identity.name, certificate: certificate) {
-                audit?.record(
-                    .connectionRefused(
-                        auditPeer(connection), ConnectionRefused(node: identity.name, reason: refusal.message)))
+            let refusal =
+                classification == .node(name)
+                ? authority.admitNode(name, certificate: presented)
+                : authority.admitOperator(name, certificate: presented)
+            if let refusal {
+                enact(core.credentialRefused(key, classification, reason: refusal.message))
                 return Failure(TunnelErrorCode.revoked, refusal.message)
             }
-            registerNode(identity.name, connection: connection)
-        case TunnelProtocol.operatorALPN:
-            guard verifiedBy.kind == .operator, identity.role == .operator else {
-                return Failure(
-                    TunnelErrorCode.wrongRole,
-                    "certificate of \(identity.role.rawValue) \(identity.name) cannot connect as an operator; use an operator certificate"
-                )
+            if classification == .node(name) {
+                let epoch = cluster?.sessionStarted(node: name)
+                enact(core.nodeAuthenticated(key, certificate: certificate, clusterEpoch: epoch, now: moment))
+            } else {
+                enact(core.operatorAuthenticated(key, certificate: certificate, roles: authority.roles(of: name)))
             }
-            if let refusal = authority.admitOperator(identity.name, certificate: certificate) {
-                audit?.record(
-                    .connectionRefused(
-                        auditPeer(connection), ConnectionRefused(operatorName: identity.name, reason: refusal.message)))
-                return Failure(TunnelErrorCode.revoked, refusal.message)
-            }
-            connections[key] = .operator(identity.name, connection)
-            audit?.record(
-                .operatorConnect(auditOperator(identity.name, connection, roles: authority.roles(of: identity.name))))
-            logger.info(
-                "operator connected",
-                metadata: ["operator.name": "\(identity.name)", "peer.address": "\(connection.remoteAddress)"])
-        case TunnelProtocol.peerALPN:
-            guard verifiedBy.kind == .node, identity.role == .gateway else {
-                return Failure(
-                    TunnelErrorCode.wrongRole,
-                    "certificate of \(identity.role.rawValue) \(identity.name) cannot open a peer link; only a replica's gateway-peer certificate can"
-                )
-            }
-            connections[key] = .peer(identity.name, connection)
-            audit?.record(.peerConnect(auditPeer(connection), PeerLink(peerReplica: identity.name)))
-        default:
-            return Failure(TunnelErrorCode.wrongRole, "unknown application protocol")
+        case .peer(let replica):
+            enact(core.peerAuthenticated(key, replica: replica, certificate: certificate))
         }
-        certificateDeadlines[key] = certificate.notAfter
         admission.authenticated(key, now: loop.now)
         return nil
     }
@@ -74,18 +50,18 @@ extension Gateway: MuxConnectionDelegate {
     public func connection(
         _ connection: MuxConnection, peerOpened stream: StreamID, metadata: [UInt8], interactive: Bool
     ) {
-        switch connections[ObjectIdentifier(connection)] {
-        case .node(let name, _):
+        switch core.connections[ObjectIdentifier(connection)]?.role {
+        case .node(let name):
             handleNodeRequest(from: name, connection: connection, stream: stream, metadata: metadata)
-        case .operator(let name, _):
+        case .operator(let name):
             handleOperatorRequest(
                 from: name, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
         case .enrolling:
             handleEnrollment(connection, stream: stream, metadata: metadata)
-        case .peer(let replica, _):
+        case .peer(let replica):
             handlePeerRequest(
                 from: replica, connection: connection, stream: stream, metadata: metadata, interactive: interactive)
-        case .unclassified, nil:
+        case .handshaking, .replaced, nil:
             connection.reset(stream, code: .refusedStream)
         }
     }
@@ -95,32 +71,10 @@ extension Gateway: MuxConnectionDelegate {
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
         let key = ObjectIdentifier(connection)
         peerLinkClosed(connection, failure: failure)
-        let peer = connections.removeValue(forKey: key)
-        certificateDeadlines[key] = nil
+        connections[key] = nil
         admission.closed(key)
         handshakes.closed(key)
-        switch peer {
-        case .node(let name, _):
-            let reason =
-                failure.code == .keepaliveTimeout
-                ? "network lost (no keepalive answer)" : "disconnected: \(failure.reason)"
-            if nodes[name]?.connection === connection {
-                cluster?.sessionEnded(node: name)
-                nodes[name]?.connection = nil
-                nodes[name]?.lastDisconnectReason = reason
-                groupCommit.nodeSeen(name, NodeSighting(at: authority.now, disconnectReason: reason))
-                logger.info("node disconnected", metadata: ["node.name": "\(name)", "reason": "\(failure)"])
-            }
-            audit?.record(.nodeDisconnect(auditPeer(connection), NodeDisconnect(node: name, reason: reason)))
-        case .operator(let name, _):
-            audit?.record(
-                .operatorDisconnect(auditPeer(connection), OperatorDisconnect(name: name, reason: failure.reason)))
-        case .peer(let name, _):
-            audit?.record(.peerDisconnect(auditPeer(connection), PeerLink(peerReplica: name, reason: failure.reason)))
-        case .enrolling, .unclassified, nil:
-            break
-        }
-        sessionIDs[key] = nil
+        enact(core.closed(key, failure: failure, now: moment))
         finishStopIfDrained()
     }
 }

@@ -8,16 +8,6 @@ import TunnelText
 extension Gateway {
     /// The `/metrics` body now.
     public func metricsExposition() -> [UInt8] {
-        var kinds: [String: Int] = [:]
-        for peer in connections.values {
-            switch peer {
-            case .node: kinds["node", default: 0] += 1
-            case .operator: kinds["operator", default: 0] += 1
-            case .enrolling: kinds["enrolling", default: 0] += 1
-            case .peer: kinds["peer", default: 0] += 1
-            case .unclassified: kinds["handshake", default: 0] += 1
-            }
-        }
         let expiry = [
             "gateway": configuration.identity.chain.first?.notAfter,
             "node_ca": configuration.nodeCA.certificate.notAfter,
@@ -25,7 +15,8 @@ extension Gateway {
         ].compactMapValues { $0 }
         return metrics.exposition(
             .init(
-                nodesOnline: nodes.values.filter { $0.connection != nil }.count, connections: kinds,
+                nodesOnline: core.nodes.values.filter { $0.connection != nil }.count,
+                connections: core.connectionKinds,
                 streamsOpen: relays.count,
                 certificateExpiry: expiry, auditWritable: audit?.isHealthy ?? true,
                 admissionRefusals: admission.refusalTotals))

@@ -1,68 +1,14 @@
 import Foundation
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelRuntime
 import TunnelTLS
 import TunnelText
 
-// Nodes at the gateway: a node's session taking its place, its requests (announcements,
-// renewals), and enrollment of new and returning nodes.
+// Nodes at the gateway: their requests (announcements, renewals) on a live session, and
+// enrollment of new and returning nodes. Which session is a node's is the core's.
 extension Gateway {
-    func registerNode(_ name: String, connection: MuxConnection) {
-        var record = nodes[name] ?? NodeRecord(name: name)
-        if let stale = record.connection {
-            logger.notice(
-                "node reconnected; replacing its older session",
-                metadata: [
-                    "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)",
-                    "old.address": "\(stale.remoteAddress)",
-                ])
-            connections[ObjectIdentifier(stale)] = .unclassified(stale)
-            audit?.record(
-                .nodeDisconnect(
-                    auditPeer(stale),
-                    NodeDisconnect(
-                        node: name, reason: "replaced by a newer session", replacedBy: connection.remoteAddress)))
-            stale.abort(
-                Failure(
-                    TunnelErrorCode.replaced, "replaced by a newer session of \(name) from \(connection.remoteAddress)")
-            )
-            record.lastDisconnectReason =
-                "replaced by a newer session from \(connection.remoteAddress) (the replaced one was from \(stale.remoteAddress))"
-            if let count = record.takeovers.recordTakeover(now: loop.now) {
-                logger.warning(
-                    "one node identity is in use on two machines: their sessions keep replacing each other; give each machine its own node key",
-                    metadata: [
-                        "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)",
-                        "old.address": "\(stale.remoteAddress)",
-                        "takeovers": "\(count) within \(TakeoverWatch.windowMilliseconds / 1000) s",
-                    ])
-            }
-            if record.takeovers.isFlapping(now: loop.now) {
-                record.lastDisconnectReason! +=
-                    "; sessions keep replacing each other: two machines may share this node's key"
-            }
-        }
-        record.connection = connection
-        record.epoch = cluster?.sessionStarted(node: name).map { Int($0) } ?? record.epoch + 1
-        record.remoteAddress = connection.remoteAddress
-        record.connectedSince = Date()
-        record.previousSessionEnded = record.lastDisconnectReason
-        nodes[name] = record
-        connections[ObjectIdentifier(connection)] = .node(name, connection)
-        groupCommit.nodeSeen(name, NodeSighting(at: authority.now, address: connection.remoteAddress))
-        audit?.record(
-            .nodeConnect(
-                auditPeer(connection),
-                NodeConnect(
-                    node: name, nodeSerial: connection.peerCertificate?.serialNumberHex, epoch: Int64(record.epoch))))
-        logger.info(
-            "node connected",
-            metadata: [
-                "node.name": "\(name)", "peer.address": "\(connection.remoteAddress)", "node.epoch": "\(record.epoch)",
-            ])
-    }
-
     func handleNodeRequest(from name: String, connection: MuxConnection, stream: StreamID, metadata: [UInt8]) {
         switch TunnelProtocol.decode(NodeRequest.self, from: metadata) {
         case .announce(let announcement):
@@ -73,7 +19,7 @@ extension Gateway {
             }
             do {
                 let (pem, notAfter) = try authority.renewNode(name: name, presented: presented, csr: csr)
-                certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                core.renewed(ObjectIdentifier(connection), notAfter: notAfter)
                 logger.info(
                     "node certificate renewed",
                     metadata: ["node.name": "\(name)", "certificate.not_after": "\(isoTime(notAfter))"])
@@ -95,32 +41,19 @@ extension Gateway {
     func receiveAnnouncement(
         _ announcement: NodeAnnouncement, from name: String, connection: MuxConnection, stream: StreamID
     ) {
-        guard var record = nodes[name], record.connection === connection else {
+        switch core.announced(ObjectIdentifier(connection), announcement) {
+        case nil:
+            do {
+                try connection.accept(stream, handler: DiscardingHandler(connection: connection, stream: stream))
+                connection.finish(stream)
+            } catch {
+                connection.reset(stream, code: .cancel)
+            }
+        case .badName(let reason):
+            logger.notice("node announcement refused", metadata: ["node.name": "\(name)", "reason": "\(reason)"])
             connection.reset(stream, code: TunnelErrorCode.badRequest)
-            return
-        }
-        // What a node says about itself is listed to operators: its names must follow the rules.
-        do throws(NameProblem) {
-            for service in announcement.services { try Names.check(service, as: .service) }
-            try Names.checkLabels(announcement.labels)
-        } catch {
-            logger.notice(
-                "node announcement refused", metadata: ["node.name": "\(name)", "reason": "\(error.message)"])
+        case .notLive:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
-            return
-        }
-        if let lastBoot = record.lastBootID, lastBoot != announcement.bootID {
-            record.previousSessionEnded =
-                "node rebooted (up \(Int(announcement.uptimeSeconds)) s); before that: \(record.previousSessionEnded ?? "first session")"
-        }
-        record.lastBootID = announcement.bootID
-        record.announcement = announcement
-        nodes[name] = record
-        do {
-            try connection.accept(stream, handler: DiscardingHandler(connection: connection, stream: stream))
-            connection.finish(stream)
-        } catch {
-            connection.reset(stream, code: .cancel)
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelRuntime
 import TunnelTLS
 import TunnelText
@@ -36,7 +37,7 @@ extension Gateway {
             }
             do {
                 let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
-                certificateDeadlines[ObjectIdentifier(connection)] = notAfter
+                core.renewed(ObjectIdentifier(connection), notAfter: notAfter)
                 audit?.record(
                     .operatorRenew(
                         auditOperator(name, connection, roles: roles), Renewal(outcome: .ok, notAfter: notAfter)))
@@ -94,7 +95,7 @@ extension Gateway {
         for effect in effects {
             carryOut(effect)
             // A removed node leaves no trace in this run's view either.
-            if case .removeNode(let name) = request { nodes[name] = nil }
+            if case .removeNode(let name) = request { core.forgetNode(name) }
             // The other replicas of a cluster end their sessions of the same node or operator.
             switch effect {
             case .disconnectNode(let name, let reason): cluster?.publish(.nodeCut, subject: name, detail: reason)
@@ -109,11 +110,15 @@ extension Gateway {
     func carryOut(_ effect: FleetAuthority.Effect) {
         switch effect {
         case .disconnectNode(let name, let reason):
-            nodes[name]?.connection?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
+            enact(
+                core.liveSession(of: name).map {
+                    [.abort($0, Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))]
+                } ?? [])
         case .disconnectOperator(let name, let reason):
-            for case .operator(name, let connection) in connections.values {
-                connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
-            }
+            enact(
+                core.connections(ofOperator: name).map {
+                    .abort($0, Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
+                })
         }
     }
 

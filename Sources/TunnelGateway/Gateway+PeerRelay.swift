@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
@@ -24,7 +25,7 @@ extension Gateway {
     }
 
     func carrier(for node: String) -> StreamCarrier {
-        if let local = nodes[node]?.connection, !local.isEnding { return .local(local) }
+        if let local = liveSession(of: node), !local.isEnding { return .local(local) }
         guard let peering else { return .none(nil) }
         let now = loop.now
         let route = StreamRoute.decide(
@@ -35,7 +36,8 @@ extension Gateway {
             return .none(nil)
         }
         // A link the other replica dialed serves both ways: one link per pair.
-        for case .peer(replica, let inbound) in connections.values where !inbound.isEnding {
+        for id in core.peerLinks(of: replica) {
+            guard let inbound = connections[id]?.connection, !inbound.isEnding else { continue }
             return .peer(replica: replica, link: inbound)
         }
         switch peering.links.use(replica, address: address, now: now) {
@@ -52,7 +54,7 @@ extension Gateway {
     /// Before an operator's stream is decided: when its node's replica is being dialed, the
     /// request waits for the link (bounded) and runs again then; true when it waits.
     func awaitPeerLink(node: String, retry: @escaping () -> Void) -> Bool {
-        guard let peering, nodes[node]?.connection == nil, NameKind.node.accepts(node),
+        guard let peering, core.liveSession(of: node) == nil, NameKind.node.accepts(node),
             case .dialing(let replica) = carrier(for: node)
         else { return false }
         return peering.wait(for: replica, retry: retry)
@@ -115,10 +117,8 @@ extension Gateway {
             return peerLinkDown(replica, reason: "cannot start TLS: \(error)")
         }
         connection.delegate = self
-        let key = ObjectIdentifier(connection)
-        peering.dials[key] = replica
-        connections[key] = .unclassified(connection)
-        sessionIDs[key] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+        peering.dials[ObjectIdentifier(connection)] = replica
+        opened(connection)
         connection.start()
     }
 
@@ -159,9 +159,8 @@ extension Gateway {
             return .some(
                 Failure(TunnelErrorCode.wrongRole, "not a replica of this cluster: another gateway certificate"))
         }
-        connections[key] = .peer(replica, connection)
+        enact(core.peerAuthenticated(key, replica: replica, certificate: nil))
         peering.links.dialed(replica, link: connection)
-        audit?.record(.peerConnect(auditPeer(connection), PeerLink(peerReplica: replica)))
         logger.info("peer link up", metadata: ["replica": "\(replica)", "peer.address": "\(connection.remoteAddress)"])
         for retry in peering.takeWaiting(for: replica) { retry() }
         return .some(nil)
@@ -174,8 +173,8 @@ extension Gateway {
         if let replica = peering.dials.removeValue(forKey: key) {
             return peerLinkDown(replica, reason: failure.reason)
         }
-        if case .peer(let replica, let link)? = connections[key],
-            case .up(let current) = peering.links.state(of: replica), current === link
+        if case .peer(let replica)? = core.connections[key]?.role,
+            case .up(let current) = peering.links.state(of: replica), current === connection
         {
             peerLinkDown(replica, reason: failure.reason)
         }
@@ -204,7 +203,7 @@ extension Gateway {
         } catch {
             return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
         }
-        guard let nodeConnection = nodes[ask.node]?.connection, !nodeConnection.isEnding else {
+        guard let nodeConnection = liveSession(of: ask.node), !nodeConnection.isEnding else {
             let sentence = TunnelErrorCode.explain(
                 Failure(TunnelErrorCode.unknownNode, ""), node: ask.node, service: ask.request.service)
             return refuseStream(

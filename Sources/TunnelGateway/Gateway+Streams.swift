@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelRuntime
 import TunnelTLS
 import TunnelText
@@ -54,7 +55,7 @@ extension Gateway {
                     actor, target: nil, StreamGrant(), StreamDenial(outcome: "bad_request", reason: error.message)))
             return refuseStream(stream, on: connection, code: TunnelErrorCode.badRequest, message: error.message)
         }
-        let session = sessionIDs[ObjectIdentifier(connection)] ?? "?"
+        let session = core.connections[ObjectIdentifier(connection)]?.sessionID ?? "?"
         var request = StreamRequest(
             operatorName: operatorName, roles: roles, connection: connection, stream: stream, actor: actor,
             target: StreamTarget(

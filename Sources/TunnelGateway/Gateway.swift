@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Multiplex
 import TunnelAudit
+import TunnelGatewayCore
 import TunnelIO
 import TunnelMetrics
 import TunnelPolicy
@@ -75,12 +76,11 @@ public final class Gateway {
     private var listener: TCPListener?
     /// The local admin socket, once `startAdminSocket` opened it.
     var adminListener: UnixListener?
-    /// Nodes seen in this run, online or not (the store has every enrolled one).
-    var nodes: [String: NodeRecord] = [:]
-    /// Every connection, classified once its handshake is done.
-    var connections: [ObjectIdentifier: Peer] = [:]
-    /// When each authenticated connection's certificate expires; it is closed then unless renewed.
-    var certificateDeadlines: [ObjectIdentifier: Int64] = [:]
+    /// What each connection is, the node sessions with their epochs, certificate deadlines: the
+    /// decisions about connections, sans IO (`Gateway+Intents.swift` carries them out).
+    var core = GatewayCore<ObjectIdentifier>(timeText: UTCTime.format)
+    /// The IO handle of every open connection, by the id the core knows it by.
+    var connections: [ObjectIdentifier: ConnectionHandle] = [:]
     var relays: [ObjectIdentifier: StreamRelay] = [:]
     /// Per node: the resets passed on to it for operators, so together they cannot spend its allowance.
     var relayedResets: [String: RelayedResetBudget] = [:]
@@ -88,8 +88,6 @@ public final class Gateway {
     let audit: AuditTrail?
     /// The audit syncs and fleet-store writes of a loop turn, done once for all of them.
     let groupCommit: GroupCommit
-    /// A random id per connection, so audit records of one session can be found together.
-    var sessionIDs: [ObjectIdentifier: String] = [:]
     /// Decides on connections before they authenticate (`Gateway+Admission.swift` carries it out).
     var admission: ConnectionAdmission<ObjectIdentifier>
     /// Operators' handshakes ahead of a reconnect storm's (`Gateway+Handshakes.swift`).
@@ -111,39 +109,6 @@ public final class Gateway {
 
     /// How often certificate deadlines and the policy file are checked.
     static let housekeepingMilliseconds: UInt64 = 1_000
-
-    /// What a connection turned out to be after its handshake.
-    enum Peer {
-        case unclassified(MuxConnection)
-        case enrolling(MuxConnection)
-        case node(String, MuxConnection)
-        case `operator`(String, MuxConnection)
-        /// Another replica's peer link.
-        case peer(String, MuxConnection)
-
-        var connection: MuxConnection {
-            switch self {
-            case .unclassified(let connection), .enrolling(let connection), .node(_, let connection),
-                .operator(_, let connection), .peer(_, let connection):
-                connection
-            }
-        }
-    }
-
-    /// The gateway's view of one node: its live session, if any, and what it said about itself.
-    struct NodeRecord {
-        var name: String
-        var connection: MuxConnection?
-        /// Bumped for every new session, so streams are never routed to a stale one.
-        var epoch = 0
-        var announcement: NodeAnnouncement?
-        var remoteAddress = ""
-        var connectedSince: Date?
-        var lastDisconnectReason: String?
-        var lastBootID: String?
-        var previousSessionEnded: String?
-        var takeovers = TakeoverWatch()
-    }
 
     /// - Parameter store: the fleet's nodes, tokens and users; the gateway uses it from its loop.
     public init(loop: EventLoop, configuration: GatewayConfiguration, store: FleetStore, logger: Logger) throws {
@@ -248,8 +213,8 @@ public final class Gateway {
         for connection in open { connection.goAway(reason: "gateway shutting down") }
         let timer = LoopTimer(loop: loop)
         timer.start(after: configuration.drainTimeout.wholeMilliseconds) { [unowned self] in
-            for peer in connections.values {
-                peer.connection.abort(Failure(.noError, "gateway shut down; drain time is over"))
+            for handle in connections.values {
+                handle.connection.abort(Failure(.noError, "gateway shut down; drain time is over"))
             }
         }
         drainTimer = timer
@@ -270,15 +235,14 @@ public final class Gateway {
 
     /// The audit fields naming a connection's peer: session id and source address.
     func auditPeer(_ connection: MuxConnection) -> AuditPeer {
-        AuditPeer(session: sessionIDs[ObjectIdentifier(connection)] ?? "?", source: connection.remoteAddress)
+        core.auditPeer(ObjectIdentifier(connection)) ?? AuditPeer(session: "?", source: connection.remoteAddress)
     }
 
     /// An operator as audit records name them: certificate subject and serial, and `roles`, the
     /// roles the request was decided with (looked up once per request by the caller).
     func auditOperator(_ name: String, _ connection: MuxConnection, roles: [String]) -> AuditOperator {
-        AuditOperator(
-            peer: auditPeer(connection), name: name, subject: connection.peerIdentity?.uri,
-            serial: connection.peerCertificate?.serialNumberHex, roles: roles)
+        core.auditOperator(ObjectIdentifier(connection), roles: roles)
+            ?? AuditOperator(peer: auditPeer(connection), name: name, subject: nil, serial: nil, roles: roles)
     }
 
     private func accepted(_ socket: StreamConnection) {
@@ -302,8 +266,7 @@ public final class Gateway {
         tls.holdAtClientHello = { [unowned self, unowned connection] offered in
             holdsHandshake(connection, offered: offered)
         }
-        connections[ObjectIdentifier(connection)] = .unclassified(connection)
-        sessionIDs[ObjectIdentifier(connection)] = Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+        opened(connection)
         handshakeStarted(connection, source: source)
         connection.start()
     }
@@ -382,20 +345,10 @@ public final class Gateway {
 
     // MARK: - Certificates in use
 
-    /// Sessions whose certificate expired without a renewal on that session are closed: a
-    /// certificate's short life is only worth something if it bounds the session too.
+    /// Sessions whose certificate expired without a renewal on that session are closed
+    /// (`GatewayCore.expireCertificates`).
     private func closeExpiredSessions() {
-        let now = authority.now
-        for (key, deadline) in certificateDeadlines where deadline <= now {
-            certificateDeadlines[key] = nil
-            guard let peer = connections[key] else { continue }
-            logger.notice(
-                "closing a session whose certificate expired",
-                metadata: ["peer.address": "\(peer.connection.remoteAddress)"])
-            peer.connection.abort(
-                Failure(TunnelErrorCode.revoked, "your certificate expired at \(isoTime(deadline)) and was not renewed")
-            )
-        }
+        enact(core.expireCertificates(now: moment))
     }
 
     // MARK: - Nodes
@@ -413,7 +366,8 @@ public final class Gateway {
             ?? [:]
         return stored.compactMap { entry -> NodeStatus? in
             let name = entry.name
-            let record = nodes[name]
+            let record = core.nodes[name]
+            let session = record?.connection.flatMap { connections[$0]?.connection }
             let labels = entry.labels
             if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
             let here = record?.connection != nil
@@ -422,8 +376,8 @@ public final class Gateway {
                 replica: here ? cluster?.identity.name : heldElsewhere[name]?.replica,
                 labels: labels, services: record?.announcement?.services ?? [],
                 remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
-                connectedSince: record?.connection != nil ? record?.connectedSince?.timeIntervalSince1970 : nil,
-                lastKeepaliveSecondsAgo: record?.connection?.lastPongAt.map { Double(now &- $0) / 1000 },
+                connectedSince: here ? record?.connectedSince : nil,
+                lastKeepaliveSecondsAgo: session?.lastPongAt.map { Double(now &- $0) / 1000 },
                 version: record?.announcement?.version ?? "",
                 previousSessionEnded: record.map {
                     $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded

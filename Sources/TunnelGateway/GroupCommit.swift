@@ -1,18 +1,5 @@
+import TunnelGatewayCore
 import TunnelIO
-
-/// A node's connect or disconnect, to be written to the fleet store (`lastSeen`, its address,
-/// why it left). Two sightings of one node in one loop turn merge as if applied in order.
-struct NodeSighting: Equatable {
-    var at: Int64
-    var address: String?
-    var disconnectReason: String?
-
-    func followed(by later: NodeSighting) -> NodeSighting {
-        NodeSighting(
-            at: later.at, address: later.address ?? address,
-            disconnectReason: later.disconnectReason ?? disconnectReason)
-    }
-}
 
 /// Group commit: the durable writes of one loop turn share one sync. Stream-open records wait
 /// for the audit log's sync here instead of each syncing on its own, and the connects and

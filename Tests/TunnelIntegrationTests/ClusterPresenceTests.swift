@@ -120,7 +120,7 @@ struct ClusterPresenceTests {
 
         /// True while `replica` holds a live local session of `node`.
         func holds(_ node: String, at replica: Int) -> Bool {
-            gateways[replica].nodes[node]?.connection != nil
+            gateways[replica].core.nodes[node]?.connection != nil
         }
 
         func tearDown() {
@@ -146,7 +146,7 @@ struct ClusterPresenceTests {
             #expect(cluster.status("edge-1", at: replica)?.online == true)
             #expect(cluster.status("edge-1", at: replica)?.replica == "a")
         }
-        #expect(cluster.gateways[0].nodes["edge-1"]?.epoch == 1)
+        #expect(cluster.gateways[0].core.nodes["edge-1"]?.epoch == 1)
         client.stop()
         #expect(cluster.runner.run(until: { cluster.status("edge-1", at: 1)?.online == false }))
         #expect(cluster.status("edge-1", at: 1)?.replica == nil)
@@ -167,7 +167,7 @@ struct ClusterPresenceTests {
         #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 0) }))
         try cluster.startNode(node, at: 1)
         #expect(cluster.runner.run(until: { cluster.holds("edge-1", at: 1) }))
-        #expect(cluster.gateways[1].nodes["edge-1"]?.epoch == 2)
+        #expect(cluster.gateways[1].core.nodes["edge-1"]?.epoch == 2)
         // Replica a learns at its next lease renewal that its session is stale, and closes it.
         #expect(
             cluster.runner.run(
@@ -175,7 +175,7 @@ struct ClusterPresenceTests {
         older.stop()
         #expect(cluster.status("edge-1", at: 0)?.replica == "b")
         #expect(
-            cluster.gateways[0].nodes["edge-1"]?.lastDisconnectReason?.hasSuffix(
+            cluster.gateways[0].core.nodes["edge-1"]?.lastDisconnectReason?.hasSuffix(
                 "replaced by a newer session of edge-1 on replica b") == true)
         #expect(cluster.holds("edge-1", at: 1), "the newer session stays")
     }

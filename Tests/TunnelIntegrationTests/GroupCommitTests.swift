@@ -1,6 +1,7 @@
 import Multiplex
 import Testing
 import TunnelClient
+import TunnelGatewayCore
 import TunnelRuntime
 
 @testable import TunnelGateway

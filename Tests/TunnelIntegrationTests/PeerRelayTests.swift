@@ -49,7 +49,7 @@ struct PeerRelayTests {
         }
 
         func peerLinks(_ gateway: Gateway) -> Int {
-            gateway.connections.values.filter { if case .peer = $0 { true } else { false } }.count
+            gateway.core.connections.values.filter { if case .peer = $0.role { true } else { false } }.count
         }
 
         func tearDown() {

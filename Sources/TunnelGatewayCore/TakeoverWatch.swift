@@ -3,18 +3,20 @@
 /// is what lets a rebooted node back in at once); this only tells the gateway's operators, and
 /// the replaced client backs off on its own (`EdgeClientConfiguration.replacedBackoff`).
 /// A decision only: the gateway logs and reports it.
-struct TakeoverWatch {
+package struct TakeoverWatch {
     /// This many takeovers within `windowMilliseconds` is flapping, not a reconnect.
-    static let flappingCount = 3
-    static let windowMilliseconds: UInt64 = 60_000
+    package static let flappingCount = 3
+    package static let windowMilliseconds: UInt64 = 60_000
 
     /// Times of the recent takeovers, oldest first; never more than `flappingCount`.
     private var recent: [UInt64] = []
     private var lastWarningAt: UInt64?
 
+    package init() {}
+
     /// A newer session replaced the live one at `now`. Returns the number of takeovers within
     /// the window when that is flapping and a warning is due (at most one per window), else nil.
-    mutating func recordTakeover(now: UInt64) -> Int? {
+    package mutating func recordTakeover(now: UInt64) -> Int? {
         recent.append(now)
         recent.removeAll { now &- $0 >= Self.windowMilliseconds }
         if recent.count > Self.flappingCount { recent.removeFirst(recent.count - Self.flappingCount) }
@@ -25,7 +27,7 @@ struct TakeoverWatch {
     }
 
     /// Whether the node flapped within the window before `now`.
-    func isFlapping(now: UInt64) -> Bool {
+    package func isFlapping(now: UInt64) -> Bool {
         recent.filter { now &- $0 < Self.windowMilliseconds }.count >= Self.flappingCount
     }
 }
