@@ -142,12 +142,20 @@ let package = Package(
                 "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        /// The operator's side: the connection to the gateway with an operator certificate, the
+        /// local terminal, and the streams behind `tunnel shell`, `proxy`, `forward`, `logs`,
+        /// `kube-proxy` and `kubectl`, run on a loop of its own (`OperatorSession`).
+        .target(
+            name: "TunnelOperator",
+            dependencies: [
+                "TunnelClient", "TunnelRuntime", "TunnelWire", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
+                "CPseudoTerminal", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "TunnelIntegrationTests",
             dependencies: [
-                "TunnelGateway", "TunnelGatewayCore", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit",
-                "TunnelRuntime",
-                "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
+                "TunnelGateway", "TunnelGatewayCore", "TunnelClient", "TunnelOperator", "TunnelState", "TunnelPolicy",
+                "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
                 "PostgresTestServer",
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -175,7 +183,8 @@ let package = Package(
         .target(
             name: "TunnelCommands",
             dependencies: [
-                "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelState", "TunnelPolicy", "TunnelAudit",
+                "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelOperator", "TunnelState", "TunnelPolicy",
+                "TunnelAudit",
                 "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -188,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "TunnelCommandsTests",
             dependencies: [
-                "TunnelCommands", "TunnelTLS", "TunnelText", .product(name: "Yams", package: "Yams"),
+                "TunnelCommands", "TunnelOperator", "TunnelTLS", "TunnelText", .product(name: "Yams", package: "Yams"),
             ]),
         /// Fuzz-target bodies, shared by the libFuzzer builds (`scripts/fuzz.sh`) and the tests
         /// that replay the corpus and every committed crasher.

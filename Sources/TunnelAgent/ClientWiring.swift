@@ -50,38 +50,6 @@ package func checkValidity(_ identity: TLSIdentity, path: String, now: Int64 = I
     }
 }
 
-/// SIGTERM and SIGINT handling for a long-running command: the first signal calls `onStop`
-/// (drain, close); a second one exits at once (an operator who presses Ctrl-C twice means it).
-/// Close it when the command's work is done, so the loop can run out of handles and return.
-package final class StopSignals {
-    private var watchers: [SignalWatcher] = []
-    private var stopping = false
-
-    package init(loop: EventLoop, logger: Logger, onStop: @escaping () -> Void) {
-        for signal in [Signal.terminate, Signal.interrupt] {
-            if let watcher = try? SignalWatcher(
-                loop: loop, signal: signal,
-                { [unowned self] signal in
-                    if stopping {
-                        logger.warning("second signal; exiting without draining")
-                        exit(CommandFailure.failureExitCode)
-                    }
-                    stopping = true
-                    logger.info("signal received; stopping", metadata: ["signal": "\(signal.number)"])
-                    onStop()
-                })
-            {
-                watchers.append(watcher)
-            }
-        }
-    }
-
-    package func close() {
-        for watcher in watchers { watcher.close() }
-        watchers.removeAll()
-    }
-}
-
 /// Runs a long-lived role on a new loop until SIGTERM or SIGINT. `start` sets the role up on the
 /// loop and returns how to stop it; that stop calls its argument once everything has closed, so
 /// the loop runs out of handles and this returns.

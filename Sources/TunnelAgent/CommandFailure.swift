@@ -1,5 +1,3 @@
-import TunnelClient
-
 /// The one error type every `tunnel` command throws.
 ///
 /// `TunnelMain.run` prints it as `tunnel: <message>` on stderr, with no stack trace and no
@@ -20,11 +18,6 @@ public struct CommandFailure: Error, Sendable, Equatable, CustomStringConvertibl
         self.message = message
         self.code = code
         self.exitCode = exitCode
-    }
-
-    /// An operator connection's or stream's failure, coded by its cause.
-    public init(_ failure: OperatorFailure, exitCode: Int32 = CommandFailure.failureExitCode) {
-        self.init(failure.message, code: FailureCode(failure.cause), exitCode: exitCode)
     }
 
     /// A usage or configuration error (exit code 2).

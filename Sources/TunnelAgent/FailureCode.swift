@@ -1,5 +1,4 @@
 import Multiplex
-import TunnelClient
 import TunnelRuntime
 
 /// The stable code of every failure a user can meet, chosen where the failure is made (each
@@ -45,17 +44,6 @@ public enum FailureCode: String, CaseIterable, Sendable {
     /// not the tunnel's own.
     public init?(wire: ErrorCode) {
         self.init(rawValue: "T" + String(wire.rawValue, radix: 16, uppercase: true))
-    }
-
-    /// The code of an operator connection's or stream's failure.
-    public init(_ cause: OperatorFailure.Cause) {
-        switch cause {
-        case .unreachable: self = .gatewayUnreachable
-        case .handshake: self = .gatewayCAMismatch
-        case .refused(let wire): self = FailureCode(wire: wire) ?? .streamEnded
-        case .ended: self = .streamEnded
-        case .local: self = .systemResource
-        }
     }
 
     /// `fix: … (T020, docs/ERRORS.md#t020)`

@@ -34,7 +34,7 @@ public struct GatewayEndpoint: Sendable {
         self.gatewayCA = gatewayCA
     }
 
-    func tlsContext(applicationProtocol: String) throws -> TLSContext {
+    package func tlsContext(applicationProtocol: String) throws -> TLSContext {
         try TLSContext(
             configuration: TLSConfiguration(
                 role: .client, identity: identity,

@@ -14,7 +14,7 @@ import TunnelTLS
 /// side (node, operator, enrollment) reaches the gateway. A name with several addresses (the
 /// replicas of a cluster behind one DNS name) is tried address by address, starting at
 /// `addressOffset`, until one connects. Cancellable until it completes.
-final class GatewayDialer {
+package final class GatewayDialer {
     private let loop: EventLoop
     private var resolver: Resolver?
     private var pendingSocket: StreamConnection?
@@ -28,7 +28,7 @@ final class GatewayDialer {
     /// `completion` runs once, on the loop, unless `cancel()` comes first.
     /// - Parameter addressOffset: where in the resolved addresses to start (callers spreading a
     ///   fleet over the addresses of one name pass a random number).
-    init(
+    package init(
         loop: EventLoop, host: String, port: UInt16, timeoutMilliseconds: UInt64, addressOffset: Int = 0,
         completion: @escaping (Result<StreamConnection, FleetFailure>) -> Void
     ) {
@@ -104,7 +104,7 @@ extension MuxConnection {
     /// gateway's certificate for `serverName` at `certificateTime`, then the mux session. The
     /// caller keeps it and then calls `start()`, so that callbacks find it already kept. On
     /// failure the socket is closed and the error thrown.
-    static func makeClient(
+    package static func makeClient(
         on socket: StreamConnection, context: TLSContext, serverName: String,
         certificateTime: TLSConnection.CertificateTime = .systemClock,
         configuration: SessionConfiguration = SessionConfiguration(), handshakeTimeout: Duration = .seconds(10),

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TunnelClient
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 import TunnelText
@@ -31,12 +32,11 @@ struct AdminOptions: ParsableArguments {
             loop.run()
         } else {
             let (settings, logger) = try operatorOptions.settingsAndLogger()
-            _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
-                client.ask(.admin(request), on: connection, reply: AdminReply.self) { result in
+            _ = try withOperatorSession(settings, logger: logger) { session in
+                session.ask(.admin(request), reply: AdminReply.self) { result in
                     outcome = result.mapError { FleetFailure($0.message) }
-                    finish(0)
+                    session.finish(0)
                 }
-                return nil
             }
         }
         switch outcome {
@@ -406,12 +406,11 @@ public struct RenewCommand: ParsableCommand {
         }
         let csr = String(decoding: try CertificateSigningRequest(key: key, commonName: name).pem(), as: UTF8.self)
         var outcome: Result<CertificateReply, FleetFailure>?
-        _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
-            client.ask(.renew(csr: csr), on: connection, reply: CertificateReply.self) { result in
+        _ = try withOperatorSession(settings, logger: logger) { session in
+            session.ask(.renew(csr: csr), reply: CertificateReply.self) { result in
                 outcome = result.mapError { FleetFailure($0.message) }
-                finish(0)
+                session.finish(0)
             }
-            return nil
         }
         switch outcome {
         case .success(let reply):

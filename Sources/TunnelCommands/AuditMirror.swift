@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 
@@ -9,23 +10,22 @@ import TunnelTLS
 enum AuditMirror {
     static func fetch(settings: OperatorSettings, logger: Logger, into directory: String) throws(CommandFailure) {
         var failure: String?
-        let code = try withOperatorConnection(settings, logger: logger) { _, _, connection, finish in
-            connection.request(OperatorRequest.auditRead(.list), reply: AuditReadReply.self) { result in
+        let code = try withOperatorSession(settings, logger: logger) { session in
+            session.ask(.auditRead(.list), reply: AuditReadReply.self) { result in
                 switch result {
                 case .success(let reply) where reply.error == nil:
-                    copy(reply.files ?? [], from: connection, into: directory) { error in
+                    copy(reply.files ?? [], from: session, into: directory) { error in
                         failure = error
-                        finish(error == nil ? 0 : CommandFailure.failureExitCode)
+                        session.finish(error == nil ? 0 : CommandFailure.failureExitCode)
                     }
                 case .success(let reply):
                     failure = reply.error
-                    finish(CommandFailure.failureExitCode)
+                    session.finish(CommandFailure.failureExitCode)
                 case .failure(let error):
                     failure = error.message
-                    finish(CommandFailure.failureExitCode)
+                    session.finish(CommandFailure.failureExitCode)
                 }
             }
-            return nil
         }
         if code != 0 {
             throw CommandFailure(
@@ -38,7 +38,7 @@ enum AuditMirror {
     /// grow), then cuts a segment after its last complete line: a record being written at the
     /// moment of the listing is left for the next read, not shown torn.
     private static func copy(
-        _ files: [AuditFileInfo], from connection: MuxConnection, into directory: String,
+        _ files: [AuditFileInfo], from session: OperatorSession, into directory: String,
         done: @escaping (String?) -> Void
     ) {
         guard let file = files.first else { return done(nil) }
@@ -48,7 +48,7 @@ enum AuditMirror {
         var bytes: [UInt8] = []
         func next() {
             let request = OperatorRequest.auditRead(.fetch(file: file.name, offset: Int64(bytes.count)))
-            connection.request(request, reply: AuditReadReply.self) { result in
+            session.ask(request, reply: AuditReadReply.self) { result in
                 guard case .success(let reply) = result, reply.error == nil,
                     let chunk = reply.data.flatMap({ Data(base64Encoded: $0) })
                 else {
@@ -66,7 +66,7 @@ enum AuditMirror {
                 } catch {
                     return done("cannot write \(file.name): \(error)")
                 }
-                copy(Array(files.dropFirst()), from: connection, into: directory, done: done)
+                copy(Array(files.dropFirst()), from: session, into: directory, done: done)
             }
         }
         next()

@@ -4,6 +4,7 @@ import Logging
 import TunnelClient
 import TunnelGateway
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 import TunnelText

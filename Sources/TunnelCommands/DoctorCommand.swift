@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TunnelClient
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 
@@ -138,16 +139,15 @@ struct OperatorDoctor {
         do throws(CommandFailure) {
             let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
             var failure: CommandFailure?
-            _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
+            _ = try withOperatorSession(settings, logger: logger) { session in
                 sentAt = DoctorSteps.now
-                client.listNodes(on: connection) { result in
+                session.listNodes { result in
                     switch result {
                     case .success(let list): gatewayTime = list.gatewayTime ?? -1
                     case .failure(let error): failure = CommandFailure(error)
                     }
-                    finish(0)
+                    session.finish(0)
                 }
-                return nil
             }
             if let failure { throw failure }
         } catch {
@@ -228,10 +228,7 @@ struct NodeDoctor {
             gatewayCA: settings.gatewayCA, logLevel: .critical)
         do throws(CommandFailure) {
             let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
-            _ = try withOperatorConnection(probe, logger: logger) { _, _, _, finish in
-                finish(0)
-                return nil
-            }
+            _ = try withOperatorSession(probe, logger: logger) { session in session.finish(0) }
         } catch {
             if error.code == .wrongRole {
                 return .ok(

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TunnelClient
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 
@@ -24,17 +24,14 @@ public struct KubeProxyCommand: ParsableCommand {
         let address = try loopbackAddress(listen)
         let (settings, logger) = try options.settingsAndLogger()
         var listenFailure: CommandFailure?
-        _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+        _ = try withOperatorSession(settings, logger: logger) { session in
             do {
-                let proxy = try KubeProxy(
-                    loop: loop, client: client, connection: connection, listen: address, logger: logger)
+                let proxy = try session.kubeProxy(host: address.host, port: address.port)
                 print("kube-proxy on socks5://\(proxy.address) for the kubeconfig of `tunnel kubeconfig`; Ctrl-C stops")
                 fflush(nil)
-                return proxy.close
             } catch {
                 listenFailure = CommandFailure("cannot listen on \(address): \(oneLine(error))", code: .portInUse)
-                finish(CommandFailure.failureExitCode)
-                return nil
+                session.finish(CommandFailure.failureExitCode)
             }
         }
         if let listenFailure { throw listenFailure }
@@ -83,22 +80,18 @@ public struct KubeconfigCommand: ParsableCommand {
     private func reachableKubernetesNodes() throws -> [String] {
         let (settings, logger) = try options.settingsAndLogger()
         var names: [String] = []
-        var failure: CommandFailure?
-        _ = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
-            client.listNodes(on: connection) { result in
+        _ = try withOperatorSession(settings, logger: logger) { session in
+            session.listNodes { result in
                 switch result {
                 case .success(let list):
                     names = list.nodes.filter { $0.services.contains(TunnelProtocol.kubernetesService) }.map(\.name)
                         .sorted()
-                    finish(0)
+                    session.finish(0)
                 case .failure(let error):
-                    failure = CommandFailure(error)
-                    finish(CommandFailure.failureExitCode)
+                    session.fail(error)
                 }
             }
-            return nil
         }
-        if let failure { throw failure }
         return names
     }
 }
@@ -115,4 +108,25 @@ func loopbackAddress(_ text: String) throws(CommandFailure) -> HostPort {
             .usage)
     }
     return address
+}
+
+/// A kubeconfig with one context per node, each reaching the node's `kubernetes` service through
+/// the kube-proxy at `proxy`; no credentials in it (the operator's tunnel login is the credential).
+func tunnelKubeconfig(nodes: [String], proxy: HostPort, namespace: String = "default") -> String {
+    var text =
+        "# Written by `tunnel kubeconfig`: kubectl reaches each node through `tunnel kube-proxy --listen \(proxy)`.\n"
+    text +=
+        "# No secrets here: you act as your tunnel identity, in the Kubernetes groups the gateway's policy gives you.\n"
+    text += "apiVersion: v1\nkind: Config\nclusters:\n"
+    for node in nodes {
+        text += "- name: tunnel-\(node)\n  cluster:\n    server: http://\(node)\n    proxy-url: socks5://\(proxy)\n"
+    }
+    text += "contexts:\n"
+    for node in nodes {
+        text +=
+            "- name: \(node)\n  context:\n    cluster: tunnel-\(node)\n    user: tunnel\n    namespace: \(namespace)\n"
+    }
+    if let first = nodes.first { text += "current-context: \(first)\n" }
+    text += "users:\n- name: tunnel\n  user: {}\n"
+    return text
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import TunnelClient
-import TunnelIO
+import TunnelOperator
 import TunnelTLS
 
 /// `tunnel kubectl NODE -- ARGS`: runs the real kubectl against a node's Kubernetes API through
@@ -45,57 +44,38 @@ public struct KubectlCommand: ParsableCommand {
         let (settings, logger) = try options.settingsAndLogger()
         var commandFailure: CommandFailure?
         let environment = ProcessInfo.processInfo.environment
-        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
-            var closeListener: (() -> Void)?
+        let code = try withOperatorSession(settings, logger: logger) { session in
             var temporary: TemporaryKubeconfig?
-            var waker: EventLoop.Waker?
             let process = Process()
-            let teardown = {
-                waker?.close()
-                closeListener?()
+            session.onFinish {
                 temporary?.remove()
                 if process.isRunning { process.terminate() }
             }
             do {
                 let contents: String
-                let loopback = HostPort(host: "127.0.0.1", port: 0)
                 if let passThrough {
-                    let forwarder = try Forwarder(
-                        loop: loop, client: client, connection: connection, node: node, service: service,
-                        listen: loopback, logger: logger)
-                    closeListener = forwarder.close
+                    let forwarder = try session.forward(node: node, service: service, host: "127.0.0.1", port: 0)
                     contents = try kubeconfigRewritten(original: passThrough, localPort: forwarder.address.port)
                 } else {
-                    let proxy = try KubeProxy(
-                        loop: loop, client: client, connection: connection, listen: loopback, logger: logger)
-                    closeListener = proxy.close
+                    let proxy = try session.kubeProxy(host: "127.0.0.1", port: 0)
                     contents = tunnelKubeconfig(
                         nodes: [node], proxy: HostPort(host: "127.0.0.1", port: proxy.address.port))
                 }
                 let file = try TemporaryKubeconfig(contents: contents)
                 temporary = file
-                let wakeUp = try EventLoop.Waker(loop: loop)
-                waker = wakeUp
-                let done = LoopBound({ (status: Int32) in finish(status) }, loop: loop)
+                let finish = try session.finishFromAnyThread()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = ["kubectl"] + kubectlArguments
                 process.environment = environment.merging(["KUBECONFIG": file.path]) { $1 }
-                process.terminationHandler = { process in
-                    let status = process.terminationStatus
-                    _ = wakeUp.execute { done.value(status) }
-                }
+                process.terminationHandler = { process in finish(process.terminationStatus) }
                 try process.run()
-                return teardown
             } catch let error as KubeconfigError {
                 commandFailure = .usage("\(kubeconfig ?? "kubeconfig"): \(error.message)", .configInvalid)
-                teardown()
-                finish(CommandFailure.usageExitCode)
+                session.finish(CommandFailure.usageExitCode)
             } catch {
                 commandFailure = .failed("cannot run kubectl: \(oneLine(error))", .programMissing)
-                teardown()
-                finish(CommandFailure.failureExitCode)
+                session.finish(CommandFailure.failureExitCode)
             }
-            return nil
         }
         if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }

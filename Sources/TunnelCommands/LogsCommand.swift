@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import TunnelClient
-import TunnelIO
+import TunnelOperator
 
 public struct LogsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -39,40 +39,11 @@ public struct LogsCommand: ParsableCommand {
         let node = try checkedNodeName(node)
         let request = try request()
         let (settings, logger) = try options.settingsAndLogger()
-        var commandFailure: CommandFailure?
-        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
-            // Set when the command ends another way (Ctrl-C): the stream is then cut on purpose.
-            var stopping = false
-            let input: StreamConnection
-            let output: StreamConnection
-            do throws(CommandFailure) {
-                (input, output) = try spliceEnds(loop: loop, input: closedInput)
-            } catch {
-                commandFailure = error
-                finish(CommandFailure.failureExitCode)
-                return nil
-            }
-            let progress = DownloadProgress(loop: loop)
-            client.splice(
-                on: connection, node: node, service: LogService.serviceName, parameters: request.parameters,
-                interactive: traffic.resolved(byUse: .bulk).isInteractive, input: input, output: output
-            ) { failure in
-                progress?.close()
-                guard !stopping else { return }
-                // A reader that went away (`| head`) has had enough; that is no failure.
-                if let failure, !standardOutputReaderIsGone() {
-                    commandFailure = CommandFailure(failure)
-                    finish(CommandFailure.failureExitCode)
-                } else {
-                    finish(0)
-                }
-            }
-            return {
-                stopping = true
-                progress?.close()
-            }
+        let interactive = traffic.resolved(byUse: .bulk).isInteractive
+        let code = try withOperatorSession(settings, logger: logger) { session in
+            if let progress = DownloadProgress(session: session) { session.onFinish(progress.finish) }
+            session.printLogs(node: node, parameters: request.parameters, interactive: interactive)
         }
-        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 
@@ -100,26 +71,23 @@ public struct LogsCommand: ParsableCommand {
 /// the file's growth, read ten times a second. Nothing when stdout is a terminal (the lines are
 /// the progress) or a pipe (its reader's business), nor when stderr is no terminal.
 final class DownloadProgress {
-    private let timer: LoopTimer
     private let line: ProgressLine
 
-    init?(loop: EventLoop) {
+    init?(session: OperatorSession) {
         var status = stat()
         guard isatty(STDERR_FILENO) == 1, fstat(STDOUT_FILENO, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
             return nil
         }
         let start = Int64(status.st_size)
-        timer = LoopTimer(loop: loop)
         let line = ProgressLine("downloading", total: nil, unit: .bytes)
         self.line = line
-        timer.start(after: 100, repeat: 100) {
+        session.every(milliseconds: 100) {
             var now = stat()
             if fstat(STDOUT_FILENO, &now) == 0 { line.update(Int64(now.st_size) - start) }
         }
     }
 
-    func close() {
-        timer.close()
+    func finish() {
         line.finish()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TunnelOperator
 import TunnelTLS
 import TunnelText
 
@@ -72,5 +73,19 @@ public struct OperatorStatus: Codable, Equatable {
         throws(CommandFailure) -> String
     {
         try read(settings, now: now).text
+    }
+}
+
+/// Connects to the gateway as an operator with `settings`, runs `body` once connected, and
+/// returns the exit code the session finishes with. A connection failure, the gateway going
+/// away, or a `session.fail` is thrown as one line with its code.
+func withOperatorSession(
+    _ settings: OperatorSettings, logger: Logger, _ body: @escaping (OperatorSession) -> Void
+) throws(CommandFailure) -> Int32 {
+    let endpoint = try settings.endpoint()
+    do {
+        return try OperatorSession.run(endpoint: endpoint, logger: logger, body)
+    } catch {
+        throw CommandFailure(error)
     }
 }

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Multiplex
-import TunnelClient
-import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelText
 
@@ -67,24 +65,20 @@ public struct NodesCommand: ParsableCommand {
         let (settings, logger) = try options.settingsAndLogger()
         let json = format.isJSON
         var listed: NodeList?
-        var failure: CommandFailure?
-        let code = try withOperatorConnection(settings, logger: logger) { _, client, connection, finish in
-            client.listNodes(on: connection) { result in
+        let code = try withOperatorSession(settings, logger: logger) { session in
+            session.listNodes { result in
                 switch result {
                 case .success(let list):
                     listed = list
                     for warning in list.warnings {
                         FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8))
                     }
-                    finish(0)
+                    session.finish(0)
                 case .failure(let error):
-                    failure = CommandFailure(error)
-                    finish(CommandFailure.failureExitCode)
+                    session.fail(error)
                 }
             }
-            return nil
         }
-        if let failure { throw failure }
         if code != 0 { throw ExitCode(code) }
         guard let listed else { return }
         print(
@@ -145,39 +139,13 @@ public struct ProxyCommand: ParsableCommand {
     public func run() throws {
         let node = try checkedNodeName(node)
         let (settings, logger) = try options.settingsAndLogger()
-        var commandFailure: CommandFailure?
-        let code = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
-            let input: StreamConnection
-            let output: StreamConnection
-            do throws(CommandFailure) {
-                (input, output) = try spliceEnds(loop: loop, input: standardInput)
-            } catch {
-                commandFailure = error
-                finish(CommandFailure.failureExitCode)
-                return nil
-            }
-            // By use: a person typing into ssh, or files moving (scp, rsync, sftp, git).
-            let interactive = traffic.resolved(byUse: .forProxy(callerInput: TrafficClass.parentInput())).isInteractive
-            client.splice(
-                on: connection, node: node, service: service, interactive: interactive,
-                input: input, output: output
-            ) { failure in
-                commandFailure = failure.map { CommandFailure($0) }
-                finish(failure == nil ? 0 : CommandFailure.failureExitCode)
-            }
-            // ssh sends SIGHUP to its ProxyCommand as it exits, also after a clean logout. The
-            // stream is ending anyway then (stdin reaches EOF, the server's FIN is on its way), so
-            // it gets a moment to finish cleanly and be audited as closed, not cut mid-stream.
-            let grace = LoopTimer(loop: loop)
-            let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in
-                grace.start(after: Self.hangupGraceMilliseconds) { finish(128 + SIGHUP) }
-            }
-            return {
-                hangup?.close()
-                grace.close()
-            }
+        // By use: a person typing into ssh, or files moving (scp, rsync, sftp, git).
+        let interactive = traffic.resolved(byUse: .forProxy(callerInput: TrafficClass.parentInput())).isInteractive
+        let code = try withOperatorSession(settings, logger: logger) { session in
+            session.proxyStandardStreams(
+                node: node, service: service, interactive: interactive,
+                hangupGraceMilliseconds: Self.hangupGraceMilliseconds)
         }
-        if let commandFailure { throw commandFailure }
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -194,9 +162,6 @@ public struct ForwardCommand: ParsableCommand {
 
     public init() {}
 
-    /// How long a hung-up proxy waits for its stream to finish before it cuts it.
-    static let hangupGraceMilliseconds: UInt64 = 2_000
-
     public func run() throws {
         let node = try checkedNodeName(node)
         let address: HostPort
@@ -205,55 +170,19 @@ public struct ForwardCommand: ParsableCommand {
         }
         let (settings, logger) = try options.settingsAndLogger()
         var listenFailure: CommandFailure?
-        _ = try withOperatorConnection(settings, logger: logger) { loop, client, connection, finish in
+        let interactive = traffic.resolved(byUse: .bulk).isInteractive
+        _ = try withOperatorSession(settings, logger: logger) { session in
             do {
-                let forwarder = try Forwarder(
-                    loop: loop, client: client, connection: connection, node: node, service: service,
-                    listen: address, interactive: traffic.resolved(byUse: .bulk).isInteractive,
-                    logger: logger)
+                let forwarder = try session.forward(
+                    node: node, service: service, host: address.host, port: address.port, interactive: interactive)
                 print("forwarding \(forwarder.address) → \(node)/\(service); Ctrl-C stops")
                 fflush(nil)
-                return forwarder.close
             } catch {
                 listenFailure = CommandFailure("cannot listen on \(address): \(error)", code: .portInUse)
-                finish(CommandFailure.failureExitCode)
-                return nil
+                session.finish(CommandFailure.failureExitCode)
             }
         }
         if let listenFailure { throw listenFailure }
-    }
-}
-
-/// A local listener whose every accepted connection is spliced to its own stream.
-final class Forwarder {
-    let address: SocketAddress
-    private var listener: TCPListener!
-    /// Set once the forwarder itself is shutting down: streams it cuts are not worth a warning.
-    private var closed = false
-
-    init(
-        loop: EventLoop, client: OperatorClient, connection: MuxConnection, node: String, service: String,
-        listen: HostPort, interactive: Bool = false, logger: Logger
-    ) throws {
-        let address = try SocketAddress(ip: listen.host, port: listen.port)
-        weak var forwarder: Forwarder?
-        listener = try TCPListener(loop: loop, address: address) { result in
-            guard case .success(let socket) = result else { return }
-            try? socket.setNoDelay(true)
-            client.splice(
-                on: connection, node: node, service: service, interactive: interactive, input: socket, output: socket
-            ) { failure in
-                guard let failure, forwarder?.closed == false else { return }
-                logger.warning("forwarded connection ended", metadata: ["reason": "\(failure.message)"])
-            }
-        }
-        self.address = listener.localAddress
-        forwarder = self
-    }
-
-    func close() {
-        closed = true
-        listener.close()
     }
 }
 

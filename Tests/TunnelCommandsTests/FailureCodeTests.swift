@@ -2,6 +2,7 @@ import Foundation
 import Multiplex
 import Testing
 import TunnelClient
+import TunnelOperator
 import TunnelRuntime
 
 @testable import TunnelCommands

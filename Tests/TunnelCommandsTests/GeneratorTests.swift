@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TunnelOperator
 import Yams
 
 @testable import TunnelCommands

@@ -5,6 +5,7 @@ import PostgresTestServer
 import Testing
 import TunnelAudit
 import TunnelClient
+import TunnelOperator
 import TunnelRuntime
 import TunnelState
 import TunnelTLS

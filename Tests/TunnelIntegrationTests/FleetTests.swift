@@ -5,6 +5,7 @@ import Multiplex
 import Testing
 import TunnelClient
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelState
 import TunnelTLS

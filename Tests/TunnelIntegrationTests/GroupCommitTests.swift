@@ -2,6 +2,7 @@ import Multiplex
 import Testing
 import TunnelClient
 import TunnelGatewayCore
+import TunnelOperator
 import TunnelRuntime
 
 @testable import TunnelGateway

@@ -6,6 +6,7 @@ import Testing
 import TunnelClient
 import TunnelGateway
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelState
 import TunnelTLS

@@ -5,6 +5,7 @@ import Multiplex
 import Testing
 import TunnelAudit
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 

@@ -4,6 +4,7 @@ import Multiplex
 import Testing
 import TunnelGateway
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 

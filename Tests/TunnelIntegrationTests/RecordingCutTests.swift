@@ -4,6 +4,7 @@ import Multiplex
 import Testing
 import TunnelAudit
 import TunnelClient
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 

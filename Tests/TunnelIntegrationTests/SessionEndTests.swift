@@ -2,6 +2,7 @@ import Multiplex
 import Testing
 import TunnelClient
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 

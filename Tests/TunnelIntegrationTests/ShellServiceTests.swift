@@ -4,6 +4,7 @@ import Testing
 import TunnelClient
 import TunnelGateway
 import TunnelIO
+import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
 

@@ -1,5 +1,6 @@
 import Logging
 import Multiplex
+import TunnelClient
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS

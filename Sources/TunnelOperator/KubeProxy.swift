@@ -1,8 +1,9 @@
-import Foundation
 import Logging
 import TunnelClient
 import TunnelIO
 import TunnelRuntime
+import TunnelText
+import TunnelWire
 
 /// A SOCKS5 listener on loopback through which kubectl reaches each node's `kubernetes`
 /// service: a kubeconfig from `tunnel kubeconfig` names the cluster `http://NODE` with
@@ -12,16 +13,19 @@ import TunnelRuntime
 ///
 /// The connection carries plain HTTP between kubectl and here; the tunnel's TLS covers it to
 /// the gateway, and the node speaks TLS to its API server. Loop-confined.
-final class KubeProxy {
-    let address: SocketAddress
+public final class KubeProxy {
+    /// Where it listens: the port the kubeconfig's `proxy-url` names.
+    public let address: SocketAddress
     private var listener: TCPListener!
     private var handshakes: [ObjectIdentifier: StreamConnection] = [:]
     private var closed = false
     /// A client that has not finished its SOCKS request by then is dropped.
     static let handshakeTimeoutMilliseconds: UInt64 = 10_000
 
-    init(loop: EventLoop, client: OperatorClient, connection: MuxConnection, listen: HostPort, logger: Logger) throws {
-        let address = try SocketAddress(ip: listen.host, port: listen.port)
+    init(
+        loop: EventLoop, client: OperatorClient, connection: MuxConnection, host: String, port: UInt16, logger: Logger
+    ) throws {
+        let address = try SocketAddress(ip: host, port: port)
         weak var proxy: KubeProxy?
         listener = try TCPListener(loop: loop, address: address) { result in
             guard case .success(let socket) = result, let proxy else { return }
@@ -90,31 +94,10 @@ final class KubeProxy {
         }
     }
 
-    func close() {
+    public func close() {
         closed = true
         listener.close()
         for socket in handshakes.values { socket.close() }
         handshakes = [:]
     }
-}
-
-/// A kubeconfig with one context per node, each reaching the node's `kubernetes` service through
-/// the kube-proxy at `proxy`; no credentials in it (the operator's tunnel login is the credential).
-func tunnelKubeconfig(nodes: [String], proxy: HostPort, namespace: String = "default") -> String {
-    var text =
-        "# Written by `tunnel kubeconfig`: kubectl reaches each node through `tunnel kube-proxy --listen \(proxy)`.\n"
-    text +=
-        "# No secrets here: you act as your tunnel identity, in the Kubernetes groups the gateway's policy gives you.\n"
-    text += "apiVersion: v1\nkind: Config\nclusters:\n"
-    for node in nodes {
-        text += "- name: tunnel-\(node)\n  cluster:\n    server: http://\(node)\n    proxy-url: socks5://\(proxy)\n"
-    }
-    text += "contexts:\n"
-    for node in nodes {
-        text +=
-            "- name: \(node)\n  context:\n    cluster: tunnel-\(node)\n    user: tunnel\n    namespace: \(namespace)\n"
-    }
-    if let first = nodes.first { text += "current-context: \(first)\n" }
-    text += "users:\n- name: tunnel\n  user: {}\n"
-    return text
 }

@@ -19,16 +19,16 @@ func closedInput(loop: EventLoop) throws -> StreamConnection {
 
 /// The local ends of a splice: `makeInput`, then standard output; the input is closed again if
 /// standard output cannot be used. The error is a sentence naming the side that failed.
-func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(CommandFailure) -> (
+func spliceEnds(loop: EventLoop, input makeInput: (EventLoop) throws -> StreamConnection) throws(OperatorFailure) -> (
     input: StreamConnection, output: StreamConnection
 ) {
     let input: StreamConnection
-    do { input = try makeInput(loop) } catch { throw .failed("cannot use stdin: \(error)", .systemResource) }
+    do { input = try makeInput(loop) } catch { throw OperatorFailure("cannot use stdin: \(error)", cause: .local) }
     do {
         return (input, try standardOutput(loop: loop))
     } catch {
         input.close()
-        throw .failed("cannot use stdout: \(error)", .systemResource)
+        throw OperatorFailure("cannot use stdout: \(error)", cause: .local)
     }
 }
 
@@ -98,10 +98,10 @@ func standardOutput(loop: EventLoop) throws -> StreamConnection {
     return writer
 }
 
-func makePipe() throws(CommandFailure) -> (readEnd: Int32, writeEnd: Int32) {
+func makePipe() throws(OperatorFailure) -> (readEnd: Int32, writeEnd: Int32) {
     var descriptors: [Int32] = [-1, -1]
     guard pipe(&descriptors) == 0 else {
-        throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))", .systemResource)
+        throw OperatorFailure("cannot make a pipe: \(String(cString: strerror(errno)))", cause: .local)
     }
     // Close-on-exec: a child the command starts must not hold a write end open.
     for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
