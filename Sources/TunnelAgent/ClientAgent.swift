@@ -83,6 +83,12 @@ public enum ClientAgent {
         let configuration = try client.runtimeConfiguration()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let edge = try startEdgeClient(configuration, loop: loop, logger: logger)
+            // Each time a session is up, the pages only starting touched go back (StartupPages).
+            edge.onStateChange = { connected, _ in
+                guard connected else { return }
+                let advised = StartupPages.release()
+                logger.debug("start-up pages released", metadata: ["mappings.kib": "\(advised >> 10)"])
+            }
             let metrics = try startMetrics(
                 client.metricsListen, loop: loop, logger: logger,
                 exposition: {
