@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The edge agent's footprint (issue #12), side by side with OpenSSH's `ssh -R` client in one run:
-# resident memory idle and with 8 busy streams, wakeups while idle, what each MiB of the agent
+# resident memory idle (RSS and PSS) and with 8 busy streams, wakeups while idle, what each MiB of the agent
 # is, and the binaries' sizes. One gateway serves every agent; each agent is its own node offering
 # one iperf3 server, reached through its own `tunnel forward`. Writes nothing into the repository.
 #

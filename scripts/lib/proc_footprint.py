@@ -55,7 +55,22 @@ def end(pid, begin_file, seconds):
         "rss_anon_kib": kib(st.get("RssAnon")),
         "rss_file_kib": kib(st.get("RssFile")),
         "vm_size_kib": kib(st.get("VmSize")),
+        "pss_kib": rollup(pid).get("Pss", 0),
     }
+
+
+def rollup(pid):
+    """Sums from smaps_rollup in KiB: Pss divides every shared page among the processes mapping it."""
+    fields = {}
+    try:
+        with open("/proc/%s/smaps_rollup" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return fields
 
 
 def sample(pid, while_pid):
@@ -161,6 +176,7 @@ def report(raw, names):
         ("RSS idle, MiB", *[mib(idle[n].get("vm_rss_kib")) for n in names]),
         ("  of it anonymous (heap, stacks), MiB", *[mib(idle[n].get("rss_anon_kib")) for n in names]),
         ("  of it file-backed (code, libraries), MiB", *[mib(idle[n].get("rss_file_kib")) for n in names]),
+        ("PSS idle (shared pages divided), MiB", *[mib(idle[n].get("pss_kib")) for n in names]),
         ("RSS with 8 busy streams (max), MiB", *[mib(busy[n].get("vm_rss_max_kib")) for n in names]),
         ("8 streams, Gbit/s (for the record)", *[gbits[n] for n in names]),
         ("wakeups in %.0f s idle (context switches)" % seconds, *[idle[n].get("wakeups", "-") for n in names]),
