@@ -54,7 +54,7 @@ func checkedNodeName(_ text: String) throws(CommandFailure) -> String {
 
 public struct NodesCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "nodes", abstract: "List the nodes the gateway knows, online first.")
+        commandName: "nodes", abstract: "List the nodes the gateway knows, by name.")
 
     @OptionGroup var options: OperatorOptions
     @OptionGroup var format: OutputOptions
@@ -66,36 +66,41 @@ public struct NodesCommand: ParsableCommand {
         let json = format.isJSON
         var listed: NodeList?
         let code = try withOperatorSession(settings, logger: logger) { session in
-            session.listNodes { result in
-                switch result {
-                case .success(let list):
-                    listed = list
-                    for warning in list.warnings {
+            // The table is printed a page at a time as the pages arrive; JSON is one document.
+            session.listNodes { page in
+                if listed == nil {
+                    for warning in page.warnings {
                         FileHandle.standardError.write(Data("tunnel: warning: \(InertText.escape(warning))\n".utf8))
                     }
-                    session.finish(0)
-                case .failure(let error):
-                    session.fail(error)
                 }
+                if !json { print(Self.table(page.nodes, header: listed == nil), terminator: "") }
+                if listed == nil { listed = page } else { listed?.nodes += page.nodes }
+            } completion: { error in
+                if let error { session.fail(error) } else { session.finish(0) }
             }
         }
         if code != 0 { throw ExitCode(code) }
-        guard let listed else { return }
-        print(
-            json ? String(decoding: try TunnelProtocol.encode(listed), as: UTF8.self) + "\n" : Self.table(listed.nodes),
-            terminator: "")
+        guard var listed else { return }
+        if !json {
+            if listed.nodes.isEmpty { print("no nodes have connected to this gateway yet") }
+            return
+        }
+        listed.next = nil
+        print(String(decoding: try TunnelProtocol.encode(listed), as: UTF8.self))
     }
 
-    static func table(_ nodes: [NodeStatus]) -> String {
-        guard !nodes.isEmpty else { return "no nodes have connected to this gateway yet\n" }
+    /// One page of the table; `header` on the first. Each page is aligned on its own.
+    static func table(_ nodes: [NodeStatus], header: Bool = true) -> String {
+        guard !nodes.isEmpty else { return "" }
         let now = Date().timeIntervalSince1970
         let rows =
-            [
-                [
-                    "NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION",
-                    "PREVIOUS SESSION ENDED",
-                ]
-            ]
+            (header
+                ? [
+                    [
+                        "NAME", "STATUS", "LABELS", "SERVICES", "ADDRESS", "CONNECTED", "KEEPALIVE", "VERSION",
+                        "PREVIOUS SESSION ENDED",
+                    ]
+                ] : [])
             + nodes.map { node in
                 [
                     // In a cluster, the replica holding the session: "online@gw-2".

@@ -16,9 +16,11 @@ extension Gateway {
         // The roles now (not at connect): a changed role applies to the next request.
         let roles = authority.roles(of: name)
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
-        case .listNodes:
+        case .listNodes(let after, let limit):
+            let (page, next) = nodePage(visibleToRoles: roles, after: after, limit: limit)
             connection.reply(
-                NodeList(nodes: nodeStatuses(visibleToRoles: roles), warnings: warnings, gatewayTime: authority.now),
+                NodeList(
+                    nodes: page, warnings: after == nil ? warnings : [], gatewayTime: authority.now, next: next),
                 on: stream)
         case .connect(let node, let service, let parameters):
             let open = { [unowned self] in

@@ -350,39 +350,4 @@ public final class Gateway {
     private func closeExpiredSessions() {
         enact(core.expireCertificates(now: moment))
     }
-
-    // MARK: - Nodes
-
-    /// Every node the gateway knows: the enrolled ones in the store, with the live view merged
-    /// in. A removed node is gone from the store, so it is gone from here; labels are the
-    /// recorded ones (token and admin), never what a node announces. Online first, then by
-    /// name. `visibleToRoles` limits it to nodes those roles can reach.
-    public func nodeStatuses(visibleToRoles roles: [String]? = nil) -> [NodeStatus] {
-        let now = loop.now
-        let stored = (try? authority.store.nodes()) ?? []
-        // In a cluster, a node held by another replica is online there while its lease lives.
-        let heldElsewhere =
-            cluster.map { cluster in cluster.livePresences().filter { $0.value.replica != cluster.identity.name } }
-            ?? [:]
-        return stored.compactMap { entry -> NodeStatus? in
-            let name = entry.name
-            let record = core.nodes[name]
-            let session = record?.connection.flatMap { connections[$0]?.connection }
-            let labels = entry.labels
-            if let roles, !authority.policy.canReachAnything(roles: roles, node: name, labels: labels) { return nil }
-            let here = record?.connection != nil
-            return NodeStatus(
-                name: name, online: here || heldElsewhere[name] != nil,
-                replica: here ? cluster?.identity.name : heldElsewhere[name]?.replica,
-                labels: labels, services: record?.announcement?.services ?? [],
-                remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
-                connectedSince: here ? record?.connectedSince : nil,
-                lastKeepaliveSecondsAgo: session?.lastPongAt.map { Double(now &- $0) / 1000 },
-                version: record?.announcement?.version ?? "",
-                previousSessionEnded: record.map {
-                    $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded
-                } ?? entry.lastDisconnectReason,
-                certificateNotAfter: entry.certificateNotAfter, lastSeen: entry.lastSeen, revokedAt: entry.revokedAt)
-        }.sorted { ($0.online ? 0 : 1, $0.name) < ($1.online ? 0 : 1, $1.name) }
-    }
 }

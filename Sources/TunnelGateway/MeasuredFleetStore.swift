@@ -33,6 +33,9 @@ final class MeasuredFleetStore: FleetStore {
     func nodes() throws(StoreError) -> [NodeEntry] {
         try measure("nodes") { () throws(StoreError) in try wrapped.nodes() }
     }
+    func nodes(after: String?, limit: Int) throws(StoreError) -> [NodeEntry] {
+        try measure("nodes_page") { () throws(StoreError) in try wrapped.nodes(after: after, limit: limit) }
+    }
     func saveNode(_ node: NodeEntry) throws(StoreError) {
         try measure("save_node") { () throws(StoreError) in try wrapped.saveNode(node) }
     }

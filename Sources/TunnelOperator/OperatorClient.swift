@@ -113,11 +113,37 @@ public final class OperatorClient {
 
     // MARK: - Requests
 
-    /// `tunnel nodes`: the gateway's list of known nodes.
+    /// `tunnel nodes`: the gateway's list of known nodes, a page at a time. `page` gets each
+    /// page as it arrives (the first carries the gateway's warnings and time); the next is asked
+    /// for at once. `completion` ends it: nil after the last page, or the failure.
+    public func listNodes(
+        on connection: MuxConnection, pageSize: Int = NodeList.maximumPage, after: String? = nil,
+        page: @escaping (NodeList) -> Void, completion: @escaping (OperatorFailure?) -> Void
+    ) {
+        ask(.listNodes(after: after, limit: pageSize), on: connection, reply: NodeList.self) { [weak self] result in
+            switch result {
+            case .failure(let failure): completion(failure)
+            case .success(let list):
+                page(list)
+                // A cursor that does not move on would ask for the same page forever.
+                guard let next = list.next, let self, next > (after ?? "") else { return completion(nil) }
+                listNodes(on: connection, pageSize: pageSize, after: next, page: page, completion: completion)
+            }
+        }
+    }
+
+    /// The whole list, from its pages: for callers that need every node before they go on.
     public func listNodes(
         on connection: MuxConnection, _ completion: @escaping (Result<NodeList, OperatorFailure>) -> Void
     ) {
-        ask(.listNodes, on: connection, reply: NodeList.self, completion)
+        var whole: NodeList?
+        listNodes(on: connection) { list in
+            if whole == nil { whole = list } else { whole?.nodes += list.nodes }
+        } completion: { failure in
+            if let failure { return completion(.failure(failure)) }
+            whole?.next = nil
+            completion(.success(whole ?? NodeList(nodes: [], warnings: [])))
+        }
     }
 
     /// Sends one request and decodes its one reply.

@@ -83,6 +83,13 @@ public final class OperatorSession {
         client.listNodes(on: connection, completion)
     }
 
+    /// `tunnel nodes`: the gateway's list a page at a time, as each arrives (`OperatorClient`).
+    public func listNodes(
+        page: @escaping (NodeList) -> Void, completion: @escaping (OperatorFailure?) -> Void
+    ) {
+        client.listNodes(on: connection, page: page, completion: completion)
+    }
+
     /// Sends one request and decodes its one reply.
     public func ask<Reply: Decodable>(
         _ request: OperatorRequest, reply: Reply.Type, _ completion: @escaping (Result<Reply, OperatorFailure>) -> Void

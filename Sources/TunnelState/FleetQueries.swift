@@ -24,6 +24,13 @@ struct FleetQueries<Session: SQLSession> {
             operation: "list nodes", row: rows.node)
     }
 
+    func nodes(after: String?, limit: Int) throws(StoreError) -> [NodeEntry] {
+        try session.query(
+            session.dialect(
+                "SELECT \(FleetRows.nodeColumns) FROM nodes WHERE name \(session.bytewiseCollation) > ?1 ORDER BY name \(session.bytewiseCollation) LIMIT ?2"
+            ), [after ?? "", max(0, limit)], operation: "list nodes", row: rows.node)
+    }
+
     func saveNode(_ node: NodeEntry) throws(StoreError) {
         try session.execute(
             Self.upsert(into: "nodes", FleetRows.nodeColumns, key: "name", session: session), try rows.values(node),
@@ -155,6 +162,9 @@ protocol FleetBackedStore: FleetStore {
 extension FleetBackedStore {
     public func node(named name: String) throws(StoreError) -> NodeEntry? { try fleet.node(named: name) }
     public func nodes() throws(StoreError) -> [NodeEntry] { try fleet.nodes() }
+    public func nodes(after: String?, limit: Int) throws(StoreError) -> [NodeEntry] {
+        try fleet.nodes(after: after, limit: limit)
+    }
     public func saveNode(_ node: NodeEntry) throws(StoreError) { try fleet.saveNode(node) }
     public func saveNodes(_ nodes: [NodeEntry]) throws(StoreError) { try fleet.saveNodes(nodes) }
     public func removeNode(named name: String) throws(StoreError) -> Bool { try fleet.removeNode(named: name) }

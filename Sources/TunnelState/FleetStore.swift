@@ -13,6 +13,9 @@ public protocol FleetStore: AnyObject {
     func node(named name: String) throws(StoreError) -> NodeEntry?
     /// All nodes, sorted by name.
     func nodes() throws(StoreError) -> [NodeEntry]
+    /// At most `limit` nodes named after `after` (all when nil), sorted by name byte by byte:
+    /// one page of a list too long to read in one piece.
+    func nodes(after: String?, limit: Int) throws(StoreError) -> [NodeEntry]
     /// Inserts `node`, or replaces the node of the same name.
     func saveNode(_ node: NodeEntry) throws(StoreError)
     /// Inserts or replaces each of `nodes` in one transaction, so a batch costs one sync (the

@@ -51,8 +51,11 @@ public enum OperatorRequest: Codable, Equatable, Sendable {
     /// Splice this stream to `service` on `node`; `parameters` go to the service (a log
     /// source and its options, say) and into the audit record.
     case connect(node: String, service: String, parameters: [String: String]? = nil)
-    /// Reply with the list of known nodes as JSON data, then finish.
-    case listNodes
+    /// Reply with one page of the known nodes (`NodeList`) as JSON data, then finish: the nodes
+    /// named after `after` (by byte order), at most `limit` of them and never more than
+    /// `NodeList.maximumPage`. A request without a limit (from a tunnel older than pages) gets
+    /// one page of the maximum size.
+    case listNodes(after: String? = nil, limit: Int? = nil)
     /// A fresh certificate for the operator's key, answered with a `CertificateReply`.
     case renew(csr: String)
     /// Fleet administration, answered with an `AdminReply`; needs an admin role.
@@ -122,15 +125,23 @@ public struct NodeAnnouncement: Codable, Equatable, Sendable {
 /// The reply to `OperatorRequest.listNodes`: the nodes, and what the operator should know about
 /// the gateway itself (its audit log failing, say).
 public struct NodeList: Codable, Equatable, Sendable {
+    /// The most nodes one reply carries, whatever the request asks: a reply's encoding is one
+    /// turn of the gateway's loop, and this bounds it.
+    public static let maximumPage = 1_000
+
     public var nodes: [NodeStatus]
     public var warnings: [String]
     /// The gateway's clock (Unix seconds) when it answered, for `tunnel doctor`'s skew check;
     /// nil from gateways older than the field.
     public var gatewayTime: Int64?
-    public init(nodes: [NodeStatus], warnings: [String], gatewayTime: Int64? = nil) {
+    /// Where the next page starts (`OperatorRequest.listNodes(after:)`); nil on the last page
+    /// and from gateways older than pages, whose one reply holds every node.
+    public var next: String?
+    public init(nodes: [NodeStatus], warnings: [String], gatewayTime: Int64? = nil, next: String? = nil) {
         self.nodes = nodes
         self.warnings = warnings
         self.gatewayTime = gatewayTime
+        self.next = next
     }
 }
 

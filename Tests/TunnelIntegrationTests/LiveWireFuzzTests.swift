@@ -84,7 +84,7 @@ struct LiveWireFuzzTests {
         let requests = [
             try TunnelProtocol.encode(OperatorRequest.connect(node: "node-17", service: "echo")),
             try TunnelProtocol.encode(OperatorRequest.connect(node: "node-18", service: "logs")),
-            try TunnelProtocol.encode(OperatorRequest.listNodes),
+            try TunnelProtocol.encode(OperatorRequest.listNodes()),
             try TunnelProtocol.encode(ServiceRequest(service: "echo")),
         ]
         for round in 0..<120 {
