@@ -1,5 +1,5 @@
 import Testing
-import TunnelClient
+import TunnelOperator
 import TunnelRuntime
 import TunnelState
 
