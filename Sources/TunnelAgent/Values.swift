@@ -103,16 +103,7 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// A DNS name (letters, digits, '-', dots between labels) or an IPv4 address.
     package static func isValidHost(_ host: String) -> Bool {
         if host.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) { return isIPv4(host) }
-        return isValidDNSName(host)
-    }
-
-    package static func isValidDNSName(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
-        let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
-        return trimmed.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && label.utf8.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
-                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-        }
+        return DNSName.isValid(host)
     }
 
     package static func isIPv4(_ text: String) -> Bool {

@@ -219,7 +219,7 @@ public struct UserAddCommand: ParsableCommand {
             gateway: address, serverName: serverName, certificatePEM: certificatePEM,
             keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
         let path = out ?? "\(name).tunnel-operator.yaml"
-        let file = try GatewayPKI.write(
+        let file = try writeFile(
             path, Array(bundle.render(identity: identity, notAfter: certificate.notAfter).utf8), 0o600,
             "operator bundle for \(identity) (contains a private key)")
         printReply(message)
@@ -421,7 +421,7 @@ public struct RenewCommand: ParsableCommand {
             guard (try? certificate.publicKey().der()) == (try? key.publicKey().der()) else {
                 throw CommandFailure.failed("the gateway issued a certificate for another key", .gatewayRequestFailed)
             }
-            _ = try GatewayPKI.write(settings.cert, Array(pem.utf8), 0o644, "operator certificate")
+            _ = try writeFile(settings.cert, Array(pem.utf8), 0o644, "operator certificate")
             print("renewed \(name): valid until \(isoDate(certificate.notAfter))")
         case .failure(let failure):
             throw CommandFailure.failed(failure.message, .gatewayRequestFailed)

@@ -164,7 +164,7 @@ public struct CAInitCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let result = try GatewayPKI.initialize(
+        let result = try CADirectory.create(
             .init(
                 directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,
                 gatewayLifetime: try lifetimeSeconds(gatewayLifetime)))

@@ -59,9 +59,9 @@ public struct DevCommand: ParsableCommand {
         }
         let logger = TunnelLogging.bootstrap(level: level, format: format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
-        if !FileManager.default.fileExists(atPath: "\(gatewaySettings.pkiDir)/\(GatewayPKI.nodeCACertificate)") {
+        if !GatewayPKI.isPresent(directory: gatewaySettings.pkiDir) {
             try makePrivateDirectory(paths.gateway)
-            _ = try GatewayPKI.initialize(
+            _ = try CADirectory.create(
                 .init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
         }
         let logs = try DevSandbox.demoLogs(directory: directory)
@@ -219,7 +219,7 @@ struct DevelopmentFiles {
                 "log-root: \(yamlQuoted(settings.logRoot))\nlog-sources:\n" + map(settings.logSources.mapValues(\.text))
         }
         try makePrivateDirectory(nodeDirectory)
-        _ = try GatewayPKI.write(clientConfig, Array(text.utf8), 0o600, "dev node's client config")
+        _ = try writeFile(clientConfig, Array(text.utf8), 0o600, "dev node's client config")
     }
 
     /// Points the dev login's `tunnel ssh` at the private sshd's sandbox key and host key.
@@ -260,7 +260,7 @@ struct DevelopmentFiles {
                 keyPEM: String(decoding: try key.pem(), as: UTF8.self), gatewayCAPEM: gatewayCA)
             let identity = try TunnelIdentity(role: .operator, name: "dev")
             let path = "\(directory)/dev.tunnel-operator.yaml"
-            _ = try GatewayPKI.write(
+            _ = try writeFile(
                 path, Array(bundle.render(identity: identity, notAfter: 0).utf8), 0o600, "dev operator bundle")
             defer { try? FileManager.default.removeItem(atPath: path) }
             _ = try OperatorLogin.install(bundlePath: path, configDirectory: operatorDirectory)

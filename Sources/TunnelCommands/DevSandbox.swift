@@ -26,7 +26,7 @@ enum DevSandbox {
                 "press-3: WARNING hydraulic pressure 182 bar (limit 180)",
                 "press-3: cycle 1043 done in 2.4 s",
             ]
-            _ = try GatewayPKI.write(
+            _ = try writeFile(
                 file, Array(lines.map { "\(isoDate(Int64(Date().timeIntervalSince1970))) \($0)\n" }.joined().utf8),
                 0o644, "demo log")
         }
@@ -117,7 +117,7 @@ final class DevSSHServer {
             throw .failed("cannot find a free loopback port for the private sshd", .systemResource)
         }
         self.port = port
-        _ = try GatewayPKI.write(
+        _ = try writeFile(
             files.config, Array(Self.configuration(files, port: port).utf8), 0o600, "private sshd configuration")
         logDescriptor = open(files.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard logDescriptor >= 0 else {
@@ -173,9 +173,9 @@ final class DevSSHServer {
             }
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        _ = try GatewayPKI.write(
+        _ = try writeFile(
             files.authorizedKeys, Array("\(try publicKey(files.userKey))\n".utf8), 0o600, "sandbox user key")
-        _ = try GatewayPKI.write(
+        _ = try writeFile(
             files.knownHosts, Array("\(hostAlias) \(try publicKey(files.hostKey))\n".utf8), 0o644, "dev host key")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunnelGateway
 import TunnelTLS
 
 /// The file `tunnel user add` writes and `tunnel login` reads: one YAML mapping with
@@ -175,10 +176,10 @@ public enum OperatorLogin {
         config += "cert: \(yamlQuoted(crt))\nkey: \(yamlQuoted(keyPath))\ngateway-ca: \(yamlQuoted(caPath))\n"
         do {
             let files = [
-                try GatewayPKI.write(keyPath, try key.pem(), 0o600, "operator key"),
-                try GatewayPKI.write(crt, try certificate.pem(), 0o644, "operator certificate \(identity)"),
-                try GatewayPKI.write(caPath, try gatewayCA.pem(), 0o644, "CA that verifies the gateway"),
-                try GatewayPKI.write("\(dir)/\(configFile)", Array(config.utf8), 0o644, "operator settings"),
+                try writeFile(keyPath, try key.pem(), 0o600, "operator key"),
+                try writeFile(crt, try certificate.pem(), 0o644, "operator certificate \(identity)"),
+                try writeFile(caPath, try gatewayCA.pem(), 0o644, "CA that verifies the gateway"),
+                try writeFile("\(dir)/\(configFile)", Array(config.utf8), 0o644, "operator settings"),
             ]
             return Result(
                 identity: identity, gateway: bundle.gateway, serverName: bundle.serverName,

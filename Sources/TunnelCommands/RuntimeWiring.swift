@@ -16,9 +16,9 @@ extension GatewaySettings {
     /// CA, gateway certificate) in pki-dir; afterwards it loads and checks it.
     func runtimeConfiguration() throws(CommandFailure) -> GatewayConfiguration {
         let fix = "restore pki-dir from a backup, or move it aside to start a new fleet"
-        if !FileManager.default.fileExists(atPath: "\(pkiDir)/\(GatewayPKI.nodeCACertificate)") {
+        if !GatewayPKI.isPresent(directory: pkiDir) {
             try makePrivateDirectory(dataDir)
-            _ = try GatewayPKI.initialize(.init(directory: pkiDir))
+            _ = try CADirectory.create(.init(directory: pkiDir))
         }
         let identity = try loadIdentity(
             certificate: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)", key: "\(pkiDir)/\(GatewayPKI.gatewayKey)",
@@ -26,8 +26,8 @@ extension GatewaySettings {
         try checkValidity(identity, path: "\(pkiDir)/\(GatewayPKI.gatewayCertificate)")
         var configuration = GatewayConfiguration(
             listenHost: listen.host, listenPort: listen.port, identity: identity,
-            nodeCA: try GatewayPKI.loadCA(.node, directory: pkiDir),
-            operatorCA: try GatewayPKI.loadCA(.operator, directory: pkiDir))
+            nodeCA: try CADirectory.loadCA(.node, directory: pkiDir),
+            operatorCA: try CADirectory.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
         try AdmissionSettings.check(admission, nodeCapacity: Int(configuration.session.maxConcurrentStreams))

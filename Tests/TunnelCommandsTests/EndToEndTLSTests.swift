@@ -55,7 +55,7 @@ import TunnelTLS
     @Test func nodeAndOperatorFilesWorkWithTheTLSLayer() throws {
         try withTemporaryDirectory { dir in
             let ca = "\(dir)/ca"
-            _ = try GatewayPKI.initialize(.init(directory: ca, now: now))
+            _ = try CADirectory.create(.init(directory: ca, now: now))
             _ = try TestIssuer.issueNode(name: "node-17", caDirectory: ca, outputDirectory: "\(dir)/node", now: now)
             let (_, server) = try handshake(
                 gatewayDir: ca, clientCert: "\(dir)/node/node-17.crt", clientKey: "\(dir)/node/node-17.key",

@@ -17,13 +17,13 @@ enum TestIssuer {
         throws -> Issued
     {
         let identity = try TunnelIdentity(role: role, name: name)
-        let ca = try GatewayPKI.loadCA(role, directory: caDirectory)
+        let ca = try CADirectory.loadCA(role, directory: caDirectory)
         let key = try PrivateKey.generateP256()
         let certificate = try ca.issueClientCertificate(
             for: key.publicKey(), identity: identity, validity: CertificateValidity(now: now, lifetime: lifetime))
         return Issued(
             identity: identity, certificate: certificate, key: key,
-            gatewayCA: try GatewayPKI.loadCA(.node, directory: caDirectory).certificate)
+            gatewayCA: try CADirectory.loadCA(.node, directory: caDirectory).certificate)
     }
 
     /// Writes OUT/NAME.crt, OUT/NAME.key and OUT/gateway-ca.crt.

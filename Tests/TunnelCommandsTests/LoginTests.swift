@@ -11,7 +11,7 @@ import TunnelTLS
         -> String
     {
         if !FileManager.default.fileExists(atPath: "\(dir)/ca/node-ca.crt") {
-            _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: self.now - 30 * 86_400))
+            _ = try CADirectory.create(.init(directory: "\(dir)/ca", now: self.now - 30 * 86_400))
         }
         let path = "\(dir)/alice.yaml"
         _ = try TestIssuer.issueOperatorBundle(
@@ -93,7 +93,7 @@ import TunnelTLS
 
     @Test func refusesNodeCertificate() throws {
         try withTemporaryDirectory { dir in
-            _ = try GatewayPKI.initialize(.init(directory: "\(dir)/ca", now: now))
+            _ = try CADirectory.create(.init(directory: "\(dir)/ca", now: now))
             let (node, _) = try TestIssuer.issueNode(
                 name: "node-17", caDirectory: "\(dir)/ca", outputDirectory: "\(dir)/n", now: now)
             let bundle = OperatorBundle(

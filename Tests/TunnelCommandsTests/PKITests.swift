@@ -17,7 +17,7 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
     @Test func initCreatesSeparateCAsAndGatewayChain() throws {
         try withTemporaryDirectory { dir in
             let ca = "\(dir)/ca"
-            let result = try GatewayPKI.initialize(.init(directory: ca, now: now, hostName: "gw-host"))
+            let result = try CADirectory.create(.init(directory: ca, now: now, hostName: "gw-host"))
             #expect(result.gatewayNames == ["localhost", "gw-host"])
             #expect(result.gatewayIPs == ["127.0.0.1", "::1"])
             for key in ["node-ca.key", "operator-ca.key", "gateway.key"] { #expect(try mode("\(ca)/\(key)") == 0o600) }
@@ -54,8 +54,8 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func initRefusesToOverwriteWithoutForce() throws {
         try withTemporaryDirectory { dir in
-            let first = try GatewayPKI.initialize(.init(directory: dir, now: now, hostName: nil))
-            let refused = failure { try GatewayPKI.initialize(.init(directory: dir, now: now)) }
+            let first = try CADirectory.create(.init(directory: dir, now: now, hostName: nil))
+            let refused = failure { try CADirectory.create(.init(directory: dir, now: now)) }
             #expect(
                 refused?.message
                     == "\(dir)/node-ca.crt already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it"
@@ -64,7 +64,7 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
             let unchanged = try Certificate.fromPEM(try DurableFile.read(path: "\(dir)/node-ca.crt"))
             #expect(unchanged.sha256Fingerprint == first.nodeCAFingerprint)
 
-            let forced = try GatewayPKI.initialize(.init(directory: dir, force: true, now: now))
+            let forced = try CADirectory.create(.init(directory: dir, force: true, now: now))
             #expect(forced.nodeCAFingerprint != first.nodeCAFingerprint)
             let replaced = try Certificate.fromPEM(try DurableFile.read(path: "\(dir)/node-ca.crt"))
             #expect(replaced.sha256Fingerprint == forced.nodeCAFingerprint)
@@ -74,17 +74,17 @@ func opensslVerify(ca: String, certificate: String, purpose: String) throws -> (
 
     @Test func initWithExplicitNamesAndBadNames() throws {
         try withTemporaryDirectory { dir in
-            let result = try GatewayPKI.initialize(
+            let result = try CADirectory.create(
                 .init(directory: dir, gatewayNames: ["gw.example.com"], gatewayIPs: ["192.0.2.10"], now: now))
             #expect(result.gatewayNames == ["gw.example.com"] && result.gatewayIPs == ["192.0.2.10"])
             let chain = try Certificate.chainFromPEM(try DurableFile.read(path: "\(dir)/gateway.crt"))
             #expect(chain[0].subjectAlternativeNames.count == 2)
             let badName = failure {
-                try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now))
+                try CADirectory.create(.init(directory: "\(dir)/x", gatewayNames: ["*.example.com"], now: now))
             }
             #expect(badName?.message.hasPrefix("--gateway-name: \"*.example.com\" is not a DNS name") == true)
             let badIP = failure {
-                try GatewayPKI.initialize(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now))
+                try CADirectory.create(.init(directory: "\(dir)/x", gatewayIPs: ["300.1.1.1"], now: now))
             }
             #expect(badIP?.message.hasPrefix("--gateway-ip: \"300.1.1.1\" is not an IPv4 or IPv6 address") == true)
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/x"))

@@ -1,5 +1,6 @@
 import Foundation
 import TunnelTLS
+import TunnelText
 
 /// A file written by a command, for the summary it prints.
 public struct WrittenFile: Sendable, Equatable {
@@ -7,11 +8,32 @@ public struct WrittenFile: Sendable, Equatable {
     /// Permission bits, e.g. 0o600.
     public let mode: UInt32
     public let what: String
+
+    public init(path: String, mode: UInt32, what: String) {
+        self.path = path
+        self.mode = mode
+        self.what = what
+    }
+}
+
+/// Why the PKI directory could not be made or read; `message` names the file and the fix.
+public struct GatewayPKIError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// A CA file is not there: the directory given is not a CA directory (yet).
+        case missing
+        /// A file could not be written or read, or a CA is already there.
+        case file
+    }
+
+    public let message: String
+    public let kind: Kind
+    public var description: String { message }
 }
 
 /// The gateway's PKI directory: two separate CAs, which the gateway uses to sign enrolled nodes'
 /// and operators' certificates, and its own server certificate. The gateway creates it on first
-/// start; `tunnel ca init` creates it beforehand when the certificate must carry chosen names.
+/// start (`isPresent`, `initialize`); `tunnel ca init` creates it beforehand when the
+/// certificate must carry chosen names.
 ///
 /// Layout (all names fixed):
 ///
@@ -72,34 +94,31 @@ public enum GatewayPKI {
     /// DNS name), `127.0.0.1`, `::1`.
     public static func defaultGatewayNames(hostName: String?) -> (names: [String], ips: [String]) {
         var names = ["localhost"]
-        if let hostName, hostName != "localhost", HostPort.isValidDNSName(hostName) { names.append(hostName) }
+        if let hostName, hostName != "localhost", DNSName.isValid(hostName) { names.append(hostName) }
         return (names, ["127.0.0.1", "::1"])
     }
 
-    /// `tunnel ca init`: creates both CAs and the gateway certificate.
-    public static func initialize(_ options: InitOptions) throws(CommandFailure) -> InitResult {
+    /// Whether `directory` holds a PKI already; the gateway's first start creates one when not.
+    public static func isPresent(directory: String) -> Bool {
+        FileManager.default.fileExists(atPath: "\(directory)/\(nodeCACertificate)")
+    }
+
+    /// Creates both CAs and the gateway certificate in `directory`, which exists (0700: it holds
+    /// the keys). The names and addresses are taken as given (the command checks its flags).
+    public static func initialize(_ options: InitOptions) throws(GatewayPKIError) -> InitResult {
         let dir = options.directory
         let all = [nodeCACertificate, nodeCAKey, operatorCACertificate, operatorCAKey, gatewayCertificate, gatewayKey]
         if !options.force, let existing = all.first(where: { FileManager.default.fileExists(atPath: "\(dir)/\($0)") }) {
-            throw .failed(
-                "\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it",
-                .localFile)
+            throw GatewayPKIError(
+                message:
+                    "\(dir)/\(existing) already exists: a CA is already set up in \(dir), and replacing it invalidates every certificate it issued; use another --dir, or --force to replace it",
+                kind: .file)
         }
         var names = options.gatewayNames
         var ips = options.gatewayIPs
         if names.isEmpty && ips.isEmpty {
             (names, ips) = defaultGatewayNames(hostName: options.hostName ?? ProcessInfo.processInfo.hostName)
         }
-        for name in names where !HostPort.isValidDNSName(name) {
-            throw .usage(
-                "--gateway-name: \"\(name)\" is not a DNS name (letters, digits, '-', dots; no wildcards), e.g. gateway.example.com",
-                .usage)
-        }
-        for ip in ips where !(HostPort.isIPv4(ip) || HostPort.isIPv6(ip)) {
-            throw .usage(
-                "--gateway-ip: \"\(ip)\" is not an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10", .usage)
-        }
-        try makePrivateDirectory(dir)
         do {
             let caValidity = try CertificateValidity(now: options.now, lifetime: caLifetime)
             let nodeCA = try CertificateAuthority.createSelfSigned(
@@ -135,23 +154,24 @@ public enum GatewayPKI {
             return InitResult(
                 files: files, nodeCAFingerprint: nodeCA.certificate.sha256Fingerprint,
                 operatorCAFingerprint: operatorCA.certificate.sha256Fingerprint, gatewayNames: names, gatewayIPs: ips)
-        } catch let failure as CommandFailure {
+        } catch let failure as GatewayPKIError {
             throw failure
         } catch {
-            throw .failed(oneLine(error), .localFile)
+            throw GatewayPKIError(message: oneLine(error), kind: .file)
         }
     }
 
     /// Loads the CA of `role` from a directory made by `initialize`.
-    public static func loadCA(_ role: TunnelIdentity.Role, directory: String) throws(CommandFailure)
+    public static func loadCA(_ role: TunnelIdentity.Role, directory: String) throws(GatewayPKIError)
         -> CertificateAuthority
     {
         let (crt, key) = role == .operator ? (operatorCACertificate, operatorCAKey) : (nodeCACertificate, nodeCAKey)
         let crtPath = "\(directory)/\(crt)", keyPath = "\(directory)/\(key)"
         for path in [crtPath, keyPath] where !FileManager.default.fileExists(atPath: path) {
-            throw .usage(
-                "--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory",
-                .usage)
+            throw GatewayPKIError(
+                message:
+                    "--dir: \(path) does not exist; run `tunnel ca init --dir \(directory)` first, or point --dir at the CA directory",
+                kind: .missing)
         }
         do {
             let certificate = try Certificate.fromPEM(try DurableFile.read(path: crtPath), source: crtPath)
@@ -159,23 +179,23 @@ public enum GatewayPKI {
             return try CertificateAuthority(
                 certificate: certificate, key: privateKey, certificatePath: crtPath, keyPath: keyPath)
         } catch {
-            throw .failed(oneLine(error), .localFile)
+            throw GatewayPKIError(message: oneLine(error), kind: .file)
         }
     }
 
-    static func write(_ path: String, _ bytes: [UInt8], _ mode: UInt32, _ what: String) throws(CommandFailure)
-        -> WrittenFile
+    private static func write(_ path: String, _ bytes: [UInt8], _ mode: UInt32, _ what: String)
+        throws(GatewayPKIError) -> WrittenFile
     {
         do {
             try DurableFile.write(path: path, bytes: bytes, mode: mode)
         } catch {
-            throw .failed(oneLine(error), .localFile)
+            throw GatewayPKIError(message: oneLine(error), kind: .file)
         }
         return WrittenFile(path: path, mode: mode, what: what)
     }
-}
 
-/// `SHA256:` + colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256` prints it.
-public func fingerprintText(_ bytes: [UInt8]) -> String {
-    "SHA256:" + bytes.map { String($0, radix: 16, uppercase: true).leftPadded(to: 2) }.joined(separator: ":")
+    /// One line of an error from below (TunnelTLS), for a sentence.
+    private static func oneLine(_ error: any Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
 }
