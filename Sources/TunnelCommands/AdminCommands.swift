@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import TunnelClient
-import TunnelIO
 import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
@@ -26,10 +25,11 @@ struct AdminOptions: ParsableArguments {
             adminSocket ?? (FileManager.default.fileExists(atPath: Self.defaultSocket) ? Self.defaultSocket : nil)
         var outcome: Result<AdminReply, FleetFailure>?
         if let socket {
-            let loop: EventLoop
-            do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
-            AdminChannel.send(request, to: socket, loop: loop) { outcome = $0 }
-            loop.run()
+            do {
+                outcome = try AdminChannel.exchange(request, with: socket)
+            } catch {
+                throw .failed("cannot start: \(error)", .systemResource)
+            }
         } else {
             let (settings, logger) = try operatorOptions.settingsAndLogger()
             _ = try withOperatorSession(settings, logger: logger) { session in

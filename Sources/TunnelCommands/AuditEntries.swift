@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TunnelAudit
-import TunnelIO
 import TunnelRuntime
 
 /// One audit record as the auditor commands read it: the typed record, and the file it is in.
@@ -82,11 +81,12 @@ enum AuditReader {
             adminSocket
             ?? (FileManager.default.fileExists(atPath: AdminOptions.defaultSocket) ? AdminOptions.defaultSocket : nil)
         guard let socket else { return }
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
-        var outcome: Result<AdminReply, FleetFailure>?
-        AdminChannel.send(.recordAuditRead(what: what), to: socket, loop: loop) { outcome = $0 }
-        loop.run()
+        let outcome: Result<AdminReply, FleetFailure>?
+        do {
+            outcome = try AdminChannel.exchange(.recordAuditRead(what: what), with: socket)
+        } catch {
+            throw .failed("cannot start: \(error)", .systemResource)
+        }
         switch outcome {
         case .success(.refused(let failure)):
             throw .failed(
