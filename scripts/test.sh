@@ -27,7 +27,7 @@ if [ "$(id -u)" = 0 ] && [ -z "${TEST_SHELL_ACCOUNT:-}" ]; then
 fi
 swift build --build-tests
 swift test
-scripts/test-habits.sh tsan release
+scripts/test-habits.sh layers tsan release
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 AUDIT_SCENARIO_OUT=.build/audit-scenario Tests/EndToEnd/run.sh .build/debug/tunnel
 Tests/EndToEnd/newcomer.sh .build/debug/tunnel
