@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 runtime_suites='TunnelIOTests|TunnelIntegrationTests\.(FinDeliveryTests|RapidResetTests|SessionEndTests|ShellFramingTests)'
 # TunnelCommands files that still import TunnelIO or Multiplex, until their loops move down too.
-commands_waiting='AuditServeCommand Commands DevCommand DevSandbox DoctorCommand RuntimeWiring'
+commands_waiting='Commands DevCommand DevSandbox DoctorCommand RuntimeWiring'
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(layers tsan release)
 for check in "${checks[@]}"; do

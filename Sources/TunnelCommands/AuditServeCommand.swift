@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TunnelAudit
 import TunnelConsole
-import TunnelIO
 
 /// `tunnel audit serve`: the auditor's web console over an audit directory or an export bundle.
 public struct AuditServeCommand: ParsableCommand {
@@ -77,35 +76,23 @@ public struct AuditServeCommand: ParsableCommand {
             exportBundle: { directory, from, until, out in
                 _ = try AuditBundle.export(directory: directory, from: from, to: until, out: out)
             })
-        let loop: EventLoop
-        do { loop = try EventLoop() } catch { throw CommandFailure.failed("cannot start: \(error)", .systemResource) }
-        let server: ConsoleServer
         do {
-            server = try ConsoleServer(
-                loop: loop, address: try SocketAddress(ip: address.host, port: address.port),
-                directory: directory, report: report, services: services)
+            try ConsoleServer.run(
+                host: address.host, port: address.port, directory: directory, report: report, services: services
+            ) { url in
+                print(
+                    "audit console (\(report.isValid ? "log verified" : "LOG BROKEN: \(report.problem?.message ?? "")")); open in a browser on this machine:"
+                )
+                print("  \(url)")
+                print("The link works once. Ctrl-C stops.")
+                fflush(nil)
+            }
         } catch {
-            throw CommandFailure.failed("cannot serve the console on \(address): \(error)", .portInUse)
-        }
-        var watchers: [SignalWatcher] = []
-        for signal in [Signal.interrupt, .terminate] {
-            if let watcher = try? SignalWatcher(
-                loop: loop, signal: signal,
-                { _ in
-                    server.close()
-                    for watcher in watchers { watcher.close() }
-                })
-            {
-                watchers.append(watcher)
+            switch error {
+            case .cannotStart(let reason): throw CommandFailure.failed("cannot start: \(reason)", .systemResource)
+            case .cannotServe(let reason):
+                throw CommandFailure.failed("cannot serve the console on \(address): \(reason)", .portInUse)
             }
         }
-        print(
-            "audit console (\(report.isValid ? "log verified" : "LOG BROKEN: \(report.problem?.message ?? "")")); open in a browser on this machine:"
-        )
-        print("  \(server.url)")
-        print("The link works once. Ctrl-C stops.")
-        fflush(nil)
-        _ = loop.run()
-        _ = loop.close()
     }
 }
