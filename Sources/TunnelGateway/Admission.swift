@@ -9,6 +9,10 @@ public struct AdmissionLimits: Sendable, Equatable {
     public var pendingHandshakes = 256
     /// TLS handshakes in progress from one source (IPv4 address or IPv6 /64).
     public var pendingHandshakesPerSource = 32
+    /// Connections waiting for their ClientHello, which says whether an operator or a node is
+    /// coming, before a place among the handshakes is charged (built in, not a setting; per
+    /// source the handshake cap applies). Waiting costs a socket and the bytes read so far.
+    public var helloWaits = 128
     /// TLS handshakes begun per loop turn, operators first, then nodes, then enrollments
     /// (`HandshakeQueue`); the rest wait after their ClientHello for the next turn.
     public var handshakesPerTurn = 8
@@ -37,14 +41,17 @@ public struct AdmissionLimits: Sendable, Equatable {
     /// Why these limits cannot work with `descriptorLimit` open files (nil if they can): the
     /// anonymous caps must leave at least half the descriptors to authenticated peers.
     public func problem(descriptorLimit: Int) -> String? {
-        let anonymous = pendingHandshakes + enrollmentConnections
+        let anonymous = helloWaits + pendingHandshakes + enrollmentConnections
         guard anonymous * 2 <= descriptorLimit else {
             return
-                "max-pending-handshakes + max-enrollment-connections (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
+                "max-pending-handshakes + max-enrollment-connections + \(helloWaits) connections awaiting their ClientHello (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
         }
         return nil
     }
 
+    /// Of `pendingHandshakes`, an eighth is kept for ClientHellos offering the operator protocol,
+    /// so an admin finds a place while a fleet reconnects (built in, not a setting).
+    var operatorReservedHandshakes: Int { pendingHandshakes / 8 }
     var enrollmentDeadlineMilliseconds: UInt64 { enrollmentDeadline.wholeMilliseconds }
     var refusalIntervalMilliseconds: UInt64 { refusalSummaryInterval.wholeMilliseconds }
 }
@@ -72,12 +79,20 @@ func admissionSourceKey(ip: String) -> String {
 /// (a fleet reconnecting at once, each node from its own address), evicting would only swap
 /// who holds the place, and a storm of newcomers would throw away every handshake before it
 /// finished. Refused instead, the node's jittered backoff spreads the storm.
+///
+/// Every decision is O(1) in the number of sources (a storm brings thousands): sources are kept
+/// by how many places they hold, so the heaviest count is known without a walk, and only the
+/// sources holding that many are compared when an eviction is possible at all.
 struct AnonymousPool<ID: Hashable> {
     let total: Int
     let perSource: Int
     private(set) var entries: [ID: (source: String, since: UInt64)] = [:]
-    /// Oldest first.
+    /// Oldest first; at most `perSource` each.
     private var bySource: [String: [ID]] = [:]
+    /// Sources by the number of places they hold (1 up to `perSource`).
+    private var sourcesHolding: [Int: Set<String>] = [:]
+    /// The most places any one source holds.
+    private var heaviestCount = 0
 
     init(total: Int, perSource: Int) {
         self.total = max(1, total)
@@ -95,12 +110,13 @@ struct AnonymousPool<ID: Hashable> {
         case full
     }
 
-    /// Whether a newcomer from `source` can have a place, and whose.
-    func room(for source: String) -> Room {
+    /// Whether a newcomer from `source` can have a place, and whose, when the pool counts as
+    /// full at `limit` places (at most `total`; less for those kept out of a reserved share).
+    func room(for source: String, limit: Int) -> Room {
         let own = count(from: source)
         guard own < perSource else { return .full }
-        guard entries.count >= total else { return .free }
-        guard let heaviest = heaviestSource(), count(from: heaviest) > own + 1, let oldest = bySource[heaviest]?.first
+        guard entries.count >= min(limit, total) else { return .free }
+        guard heaviestCount > own + 1, let heaviest = heaviestSource(), let oldest = bySource[heaviest]?.first
         else { return .full }
         return .evict(oldest, source: heaviest)
     }
@@ -108,24 +124,38 @@ struct AnonymousPool<ID: Hashable> {
     /// Adds `id`; the caller made room (`room(for:)`).
     mutating func insert(_ id: ID, source: String, now: UInt64) {
         entries[id] = (source, now)
+        let held = count(from: source)
         bySource[source, default: []].append(id)
+        moveSource(source, from: held, to: held + 1)
     }
 
     @discardableResult
     mutating func remove(_ id: ID) -> (source: String, since: UInt64)? {
         guard let entry = entries.removeValue(forKey: id) else { return nil }
+        let held = count(from: entry.source)
         bySource[entry.source]?.removeAll { $0 == id }
         if bySource[entry.source]?.isEmpty == true { bySource[entry.source] = nil }
+        moveSource(entry.source, from: held, to: held - 1)
         return entry
     }
 
-    /// The source with the most connections; of equals, the one whose oldest is oldest.
+    private mutating func moveSource(_ source: String, from old: Int, to new: Int) {
+        if old > 0 {
+            sourcesHolding[old]?.remove(source)
+            if sourcesHolding[old]?.isEmpty == true { sourcesHolding[old] = nil }
+        }
+        if new > 0 { sourcesHolding[new, default: []].insert(source) }
+        // Counts move by one, so the heaviest count does too.
+        if new > heaviestCount { heaviestCount = new }
+        if old == heaviestCount, sourcesHolding[old] == nil { heaviestCount = new }
+    }
+
+    /// A source with the most connections; of equals, the one whose oldest is oldest.
     private func heaviestSource() -> String? {
-        bySource.max { left, right in
-            if left.value.count != right.value.count { return left.value.count < right.value.count }
-            let leftSince = left.value.first.flatMap { entries[$0]?.since } ?? 0
-            let rightSince = right.value.first.flatMap { entries[$0]?.since } ?? 0
-            return leftSince > rightSince
-        }?.key
+        sourcesHolding[heaviestCount]?.min { left, right in
+            let leftSince = bySource[left]?.first.flatMap { entries[$0]?.since } ?? 0
+            let rightSince = bySource[right]?.first.flatMap { entries[$0]?.since } ?? 0
+            return leftSince < rightSince
+        }
     }
 }

@@ -1,5 +1,6 @@
 /// The gateway's decisions about connections before they authenticate: whether a source may
-/// start one more handshake, which anonymous connections make room for a newcomer, whether an
+/// connect and, once its ClientHello says who it claims to be, start one more handshake (a share
+/// of them kept for operators), which anonymous connections make room for a newcomer, whether an
 /// enrollment request is served, which enrollment connections are past their deadline, and the
 /// per-source refusal counts the audit log gets instead of one record per refusal.
 ///
@@ -12,8 +13,14 @@ struct ConnectionAdmission<ID: Hashable> {
         case connectionRate = "connection-rate"
         /// Dropped to make room under the pending-handshake caps for a lighter source.
         case handshakeEvicted = "handshake-evicted"
-        /// Turned away at accept: the source holds the most handshakes, or its own cap.
+        /// Turned away after its ClientHello: the source holds the most handshakes, or its own
+        /// cap, or only the operators' share is left.
         case handshakeCap = "handshake-cap"
+        /// Dropped while awaiting its ClientHello to make room for a lighter source.
+        case helloEvicted = "hello-evicted"
+        /// Turned away at accept: the source holds the most connections awaiting their
+        /// ClientHello, or its own cap.
+        case helloCap = "hello-cap"
         /// Dropped to make room under the enrollment-connection caps for a lighter source.
         case enrollmentEvicted = "enrollment-evicted"
         /// Turned away after the handshake: the source holds the most enrollment connections.
@@ -44,6 +51,9 @@ struct ConnectionAdmission<ID: Hashable> {
     }
 
     let limits: AdmissionLimits
+    /// Accepted, awaiting their ClientHello.
+    private(set) var greeting: AnonymousPool<ID>
+    /// Handshaking, after their ClientHello.
     private(set) var pending: AnonymousPool<ID>
     private(set) var enrolling: AnonymousPool<ID>
     private var connectionRate: RateLimiter<String>
@@ -54,6 +64,7 @@ struct ConnectionAdmission<ID: Hashable> {
 
     init(limits: AdmissionLimits, now: UInt64) {
         self.limits = limits
+        greeting = AnonymousPool(total: limits.helloWaits, perSource: limits.pendingHandshakesPerSource)
         pending = AnonymousPool(total: limits.pendingHandshakes, perSource: limits.pendingHandshakesPerSource)
         enrolling = AnonymousPool(total: limits.enrollmentConnections, perSource: limits.enrollmentConnectionsPerSource)
         connectionRate = RateLimiter(perMinute: limits.connectionsPerSourcePerMinute)
@@ -61,19 +72,49 @@ struct ConnectionAdmission<ID: Hashable> {
         refusals = RefusalCounter(intervalMilliseconds: limits.refusalIntervalMilliseconds, now: now)
     }
 
-    /// A source connected: may it start a handshake, and whose place does it take? A refusal is
-    /// counted; the caller closes the socket without a word, before any TLS work.
+    /// A source connected: may it send its ClientHello, and whose place does it take? A refusal
+    /// is counted; the caller closes the socket without a word, before reading a byte.
     mutating func mayConnect(from source: String, now: UInt64) -> Place {
         guard connectionRate.allow(source, now: now) else {
             refusals.count(source, reason: Reason.connectionRate.rawValue)
             return .refuse
         }
-        return place(in: pending, for: source, evicted: .handshakeEvicted, refused: .handshakeCap)
+        return place(in: greeting, for: source, limit: greeting.total, evicted: .helloEvicted, refused: .helloCap)
     }
 
-    /// The handshake admitted by `mayConnect` starts.
-    mutating func handshakeStarted(_ id: ID, source: String, now: UInt64) {
-        pending.insert(id, source: source, now: now)
+    /// The connection admitted by `mayConnect` awaits its ClientHello.
+    mutating func awaitingHello(_ id: ID, source: String, now: UInt64) {
+        greeting.insert(id, source: source, now: now)
+    }
+
+    /// The ClientHello of `id` is in, offering the protocol of `priority`: may its handshake
+    /// start, and whose place does it take? Only operators may take the last
+    /// `operatorReservedHandshakes` places. A refusal is counted; the caller closes the socket
+    /// without a word, before any TLS work. Admitted, the caller starts the handshake and names
+    /// it (`handshakeStarted`).
+    mutating func helloRead(_ id: ID, priority: HandshakeQueue<ID>.Priority, now: UInt64) -> Place {
+        guard let entry = greeting.remove(id) else { return .refuse }
+        let reserved = priority == .operator ? 0 : limits.operatorReservedHandshakes
+        let decision = place(
+            in: pending, for: entry.source, limit: pending.total - reserved, evicted: .handshakeEvicted,
+            refused: .handshakeCap)
+        // Deadlines count from the accept, so a slow ClientHello does not extend them.
+        if case .admit = decision { pending.insert(id, source: entry.source, now: entry.since) }
+        return decision
+    }
+
+    /// The handshake admitted for the ClientHello of `hello` goes on as connection `handshake`.
+    mutating func handshakeStarted(_ handshake: ID, after hello: ID) {
+        guard let entry = pending.remove(hello) else { return }
+        pending.insert(handshake, source: entry.source, now: entry.since)
+    }
+
+    /// Connections whose ClientHello has not come within `timeout` milliseconds of their accept;
+    /// they leave the caps now and the caller closes them.
+    mutating func expiredHelloWaits(now: UInt64, timeout: UInt64) -> [ID] {
+        let expired = greeting.entries.filter { $0.value.since + timeout <= now }.map(\.key)
+        for id in expired { greeting.remove(id) }
+        return expired
     }
 
     /// The handshake proved a node or operator certificate: it leaves the anonymous caps, and
@@ -86,16 +127,18 @@ struct ConnectionAdmission<ID: Hashable> {
     /// The handshake chose enrollment: does it get a place, and whose?
     mutating func enrollmentStarted(_ id: ID, now: UInt64) -> Place {
         guard let entry = pending.remove(id) else { return .refuse }
-        let decision = place(in: enrolling, for: entry.source, evicted: .enrollmentEvicted, refused: .enrollmentCap)
+        let decision = place(
+            in: enrolling, for: entry.source, limit: enrolling.total, evicted: .enrollmentEvicted,
+            refused: .enrollmentCap)
         // The deadline counts from the accept, so a slow handshake does not extend it.
         if case .admit = decision { enrolling.insert(id, source: entry.source, now: entry.since) }
         return decision
     }
 
-    private mutating func place(in pool: AnonymousPool<ID>, for source: String, evicted: Reason, refused: Reason)
-        -> Place
-    {
-        switch pool.room(for: source) {
+    private mutating func place(
+        in pool: AnonymousPool<ID>, for source: String, limit: Int, evicted: Reason, refused: Reason
+    ) -> Place {
+        switch pool.room(for: source, limit: limit) {
         case .free:
             return .admit(closing: nil)
         case .evict(let id, let owner):
@@ -138,6 +181,7 @@ struct ConnectionAdmission<ID: Hashable> {
     }
 
     mutating func closed(_ id: ID) {
+        greeting.remove(id)
         pending.remove(id)
         enrolling.remove(id)
         served.remove(id)
@@ -152,6 +196,7 @@ struct ConnectionAdmission<ID: Hashable> {
     }
 
     private mutating func dropped(_ id: ID, reason: Reason, source: String) {
+        greeting.remove(id)
         pending.remove(id)
         enrolling.remove(id)
         served.remove(id)

@@ -10,22 +10,6 @@ import TunnelText
 extension Gateway {
     typealias AdmissionReason = ConnectionAdmission<ObjectIdentifier>.Reason
 
-    /// The source a socket's limits are counted against, or nil when its source may start no
-    /// handshake now (the caller closes it before any TLS work). A handshake that gives up its
-    /// place to this one is closed (no TLS yet, so nothing to tell it).
-    func admissionSource(of socket: StreamConnection) -> String? {
-        let source = (try? socket.peerAddress()).map { admissionSourceKey(ip: $0.ip) } ?? "unknown"
-        guard case .admit(let closing) = admission.mayConnect(from: source, now: loop.now) else { return nil }
-        if let closing {
-            connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
-        }
-        return source
-    }
-
-    func handshakeStarted(_ connection: MuxConnection, source: String) {
-        admission.handshakeStarted(ObjectIdentifier(connection), source: source, now: loop.now)
-    }
-
     /// Whether an enrollment connection gets a place (else it is refused with a GOAWAY saying why).
     func enrollmentStarted(_ connection: MuxConnection) -> Failure? {
         let tooMany = Failure(.enhanceYourCalm, "too many enrollment connections from your address; retry later")

@@ -69,7 +69,7 @@ public final class Gateway {
     public let loop: EventLoop
     public let logger: Logger
     let configuration: GatewayConfiguration
-    private let tlsContext: TLSContext
+    let tlsContext: TLSContext
     let authority: FleetAuthority
     /// One set of scratch buffers for all connections: they share the loop.
     let buffers = MuxBuffers()
@@ -90,6 +90,8 @@ public final class Gateway {
     let groupCommit: GroupCommit
     /// Decides on connections before they authenticate (`Gateway+Admission.swift` carries it out).
     var admission: ConnectionAdmission<ObjectIdentifier>
+    /// Accepted connections whose ClientHello is not in yet (`Gateway+HelloWaits.swift`).
+    var helloWaits: [ObjectIdentifier: HelloWait] = [:]
     /// Operators' handshakes ahead of a reconnect storm's (`Gateway+Handshakes.swift`).
     var handshakes: HandshakeQueue<ObjectIdentifier>
     let handshakeTurn: LoopTimer
@@ -179,6 +181,7 @@ public final class Gateway {
             closeExpiredSessions()
             reloadPolicyIfChanged()
             enforceAdmission()
+            enforceHelloDeadline()
             audit?.tick()
         }
         audit?.record(
@@ -207,6 +210,7 @@ public final class Gateway {
         housekeeping.close()
         cluster?.stop()
         handshakeTurn.close()
+        closeHelloWaits()
         onStopped = completion
         let open = connections.values.map(\.connection)
         logger.info("gateway stopping", metadata: ["connections": "\(open.count)"])
@@ -246,29 +250,11 @@ public final class Gateway {
     }
 
     private func accepted(_ socket: StreamConnection) {
-        guard onStopped == nil, let source = admissionSource(of: socket) else {
+        guard onStopped == nil else {
             socket.close()
             return
         }
-        configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
-        let tls: TLSConnection
-        do {
-            tls = try TLSConnection(context: tlsContext)
-        } catch {
-            logger.error("cannot start TLS", metadata: ["error": "\(error)"])
-            socket.close()
-            return
-        }
-        let connection = MuxConnection(
-            loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
-            handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
-        connection.delegate = self
-        tls.holdAtClientHello = { [unowned self, unowned connection] offered in
-            holdsHandshake(connection, offered: offered)
-        }
-        opened(connection)
-        handshakeStarted(connection, source: source)
-        connection.start()
+        awaitHello(socket)
     }
 
     /// What every operator should know about the gateway's own state.

@@ -124,8 +124,10 @@ public final class MuxConnection {
         dispatch { process() }
     }
 
-    /// Starts reading and the TLS handshake.
-    public func start() {
+    /// Starts reading and the TLS handshake; `received` are bytes the owner already read from
+    /// the socket (a gateway peeks at the ClientHello before it admits a handshake).
+    public func start(received: [UInt8] = []) {
+        if !received.isEmpty { tls.feedCiphertext(received) }
         do {
             try socket.startReading { [self] event in
                 dispatch {

@@ -9,6 +9,18 @@ import TunnelRuntime
 struct AdmissionTests {
     typealias Admission = ConnectionAdmission<Int>
 
+    /// A connection from `source` through both doors: accept, then its ClientHello offering the
+    /// protocol of `priority` (operators may use the whole handshake pool).
+    static func connect(
+        _ admission: inout Admission, _ id: Int, from source: String, now: UInt64,
+        as priority: HandshakeQueue<Int>.Priority = .operator
+    ) -> Admission.Place {
+        let door = admission.mayConnect(from: source, now: now)
+        guard door == .admit(closing: nil) else { return door }
+        admission.awaitingHello(id, source: source, now: now)
+        return admission.helloRead(id, priority: priority, now: now)
+    }
+
     @Test("a token bucket allows a burst of ten seconds' worth, then the rate, and refunds")
     func tokenBucket() {
         var bucket = TokenBucket(perMinute: 60, now: 0)
@@ -32,6 +44,7 @@ struct AdmissionTests {
         var limiter = RateLimiter<Int>(perMinute: 60, maximumKeys: 100)
         for key in 0..<10_000 { _ = limiter.allow(key, now: UInt64(key)) }
         #expect(limiter.trackedKeys <= 100)
+        #expect(limiter.trackedKeys >= 75, "a sweep keeps the most recent three quarters")
         // A key charged to empty stays charged while it is tracked.
         for _ in 0..<10 { _ = limiter.allow(-1, now: 20_000) }
         let value5 = limiter.allow(-1, now: 20_000)
@@ -44,9 +57,7 @@ struct AdmissionTests {
         limits.connectionsPerSourcePerMinute = 60
         var admission = Admission(limits: limits, now: 0)
         for id in 0..<10 {
-            let place = admission.mayConnect(from: "198.51.100.7", now: 0)
-            #expect(place == .admit(closing: nil))
-            admission.handshakeStarted(id, source: "198.51.100.7", now: 0)
+            #expect(Self.connect(&admission, id, from: "198.51.100.7", now: 0) == .admit(closing: nil))
         }
         let overRate = admission.mayConnect(from: "198.51.100.7", now: 0)
         #expect(overRate == .refuse)
@@ -67,9 +78,7 @@ struct AdmissionTests {
         limits.pendingHandshakesPerSource = 6
         var admission = Admission(limits: limits, now: 0)
         func connect(_ id: Int, _ source: String) -> Admission.Place {
-            let place = admission.mayConnect(from: source, now: UInt64(id))
-            if case .admit = place { admission.handshakeStarted(id, source: source, now: UInt64(id)) }
-            return place
+            Self.connect(&admission, id, from: source, now: UInt64(id))
         }
         let flood = (0..<20).map { connect($0, "flood-a") }
         #expect(flood.filter { $0 == .admit(closing: nil) }.count == 6, "its own cap, then turned away")
@@ -94,19 +103,90 @@ struct AdmissionTests {
         var limits = AdmissionLimits()
         limits.pendingHandshakes = 10
         var admission = Admission(limits: limits, now: 0)
-        for id in 0..<10 {
-            #expect(admission.mayConnect(from: "node-\(id)", now: 0) == .admit(closing: nil))
-            admission.handshakeStarted(id, source: "node-\(id)", now: 0)
+        for id in 0..<9 {
+            #expect(Self.connect(&admission, id, from: "node-\(id)", now: 0, as: .node) == .admit(closing: nil))
         }
         // A reconnect storm of many addresses: evicting would swap places without progress.
         for id in 10..<100 {
-            #expect(admission.mayConnect(from: "node-\(id)", now: UInt64(id)) == .refuse)
+            #expect(Self.connect(&admission, id, from: "node-\(id)", now: UInt64(id), as: .node) == .refuse)
         }
-        #expect((0..<10).allSatisfy { admission.pending.contains($0) }, "the first ten finish their handshakes")
+        #expect((0..<9).allSatisfy { admission.pending.contains($0) }, "the first nine finish their handshakes")
+        // The tenth place is the operators'.
+        #expect(Self.connect(&admission, 9, from: "operator", now: 100) == .admit(closing: nil))
         // A source holding two is still made to give one up.
         admission.authenticated(9, now: 100)
-        admission.handshakeStarted(10, source: "node-0", now: 100)
-        #expect(admission.mayConnect(from: "operator", now: 101) == .admit(closing: 0))
+        #expect(Self.connect(&admission, 10, from: "node-0", now: 100) == .admit(closing: nil))
+        #expect(Self.connect(&admission, 11, from: "operator", now: 101) == .admit(closing: 0))
+    }
+
+    @Test("an eighth of the handshake places is kept for operators while a fleet reconnects")
+    func operatorShare() {
+        var limits = AdmissionLimits()
+        limits.pendingHandshakes = 16
+        var admission = Admission(limits: limits, now: 0)
+        let storm = (0..<40).map { Self.connect(&admission, $0, from: "node-\($0)", now: 0, as: .node) }
+        #expect(storm.filter { $0 == .admit(closing: nil) }.count == 14)
+        #expect(Self.connect(&admission, 100, from: "admin", now: 1) == .admit(closing: nil))
+        #expect(Self.connect(&admission, 101, from: "admin-2", now: 1) == .admit(closing: nil))
+        #expect(Self.connect(&admission, 102, from: "admin-3", now: 1) == .refuse, "the share is two places")
+        #expect(Self.connect(&admission, 103, from: "newcomer", now: 1, as: .newcomer) == .refuse)
+        // Finished handshakes free places for the nodes again once the share is whole.
+        for id in [100, 101] { admission.authenticated(id, now: 2) }
+        #expect(Self.connect(&admission, 104, from: "node-40", now: 2, as: .node) == .refuse)
+        admission.authenticated(0, now: 2)
+        #expect(Self.connect(&admission, 105, from: "node-41", now: 2, as: .node) == .admit(closing: nil))
+        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(0) { $0 + ($1.counts["handshake-cap"] ?? 0) }
+        #expect(counts == 26 + 2 + 1)
+    }
+
+    @Test("a connection waits for its ClientHello in a pool of its own, evicted by lighter sources, until its deadline")
+    func helloWaits() {
+        var limits = AdmissionLimits()
+        limits.helloWaits = 4
+        var admission = Admission(limits: limits, now: 0)
+        for id in 0..<3 {
+            #expect(admission.mayConnect(from: "slow", now: UInt64(id)) == .admit(closing: nil))
+            admission.awaitingHello(id, source: "slow", now: UInt64(id))
+        }
+        #expect(admission.mayConnect(from: "node-1", now: 3) == .admit(closing: nil))
+        admission.awaitingHello(3, source: "node-1", now: 3)
+        #expect(admission.mayConnect(from: "node-2", now: 4) == .admit(closing: 0), "the slow source's oldest goes")
+        admission.awaitingHello(4, source: "node-2", now: 4)
+        #expect(admission.mayConnect(from: "node-3", now: 5) == .admit(closing: 1))
+        admission.awaitingHello(5, source: "node-3", now: 5)
+        #expect(admission.mayConnect(from: "node-4", now: 6) == .refuse, "every source holds one now")
+        // The hello of 3 is in: it moves to the handshakes and keeps its accept time.
+        #expect(admission.helloRead(3, priority: .node, now: 7) == .admit(closing: nil))
+        admission.handshakeStarted(30, after: 3)
+        #expect(admission.pending.contains(30) && !admission.pending.contains(3))
+        #expect(admission.greeting.count == 3)
+        #expect(admission.helloRead(3, priority: .node, now: 7) == .refuse, "a hello is read once")
+        let expired = admission.expiredHelloWaits(now: 10_004, timeout: 10_000).sorted()
+        #expect(expired == [2, 4])
+        #expect(admission.greeting.count == 1)
+        admission.closed(5)
+        admission.closed(30)
+        #expect(admission.greeting.count == 0 && admission.pending.count == 0)
+        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) {
+            $0[$1.key] = $1.counts
+        }
+        #expect(counts["slow"] == ["hello-evicted": 2])
+        #expect(counts["node-4"] == ["hello-cap": 1])
+    }
+
+    @Test("the pool knows its heaviest source as places come and go, across thousands of sources")
+    func heaviestSourceIsTracked() {
+        var pool = AnonymousPool<Int>(total: 10_000, perSource: 8)
+        for id in 0..<9_990 { pool.insert(id, source: "node-\(id)", now: UInt64(id)) }
+        for id in 0..<8 { pool.insert(20_000 + id, source: "flood", now: 20_000) }
+        #expect(pool.room(for: "node-0", limit: 9_998) == .evict(20_000, source: "flood"))
+        for id in 0..<6 { pool.remove(20_000 + id) }
+        #expect(pool.room(for: "node-0", limit: 9_992) == .full, "flood holds only one more than node-0")
+        #expect(pool.room(for: "newcomer", limit: 9_992) == .evict(20_006, source: "flood"))
+        pool.remove(20_006)
+        #expect(pool.room(for: "newcomer", limit: 9_991) == .full, "every source holds one")
+        pool.remove(20_007)
+        #expect(pool.room(for: "newcomer", limit: 9_991) == .free)
     }
 
     @Test("an enrollment connection serves one request, at the source's rate, until its deadline")
@@ -115,14 +195,14 @@ struct AdmissionTests {
         limits.enrollmentsPerSourcePerMinute = 6
         limits.enrollmentDeadline = .seconds(15)
         var admission = Admission(limits: limits, now: 0)
-        admission.handshakeStarted(1, source: "a", now: 0)
+        _ = Self.connect(&admission, 1, from: "a", now: 0, as: .newcomer)
         let value10 = admission.enrollmentStarted(1, now: 100)
         #expect(value10 == .admit(closing: nil))
         let value11 = admission.enrollmentRequest(1, now: 200)
         #expect(value11 == .serve)
         let value12 = admission.enrollmentRequest(1, now: 300)
         #expect(value12 == .refuse(.secondRequest))
-        admission.handshakeStarted(2, source: "a", now: 400)
+        _ = Self.connect(&admission, 2, from: "a", now: 400, as: .newcomer)
         _ = admission.enrollmentStarted(2, now: 400)
         let value13 = admission.enrollmentRequest(2, now: 500)
         #expect(value13 == .refuse(.enrollmentRate), "a burst of one a minute's tenth")

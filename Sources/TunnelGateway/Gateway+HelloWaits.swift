@@ -1,0 +1,118 @@
+import Multiplex
+import TunnelIO
+import TunnelRuntime
+import TunnelTLS
+
+/// A connection accepted but not yet given a place among the handshakes: its first bytes are
+/// read into a `ClientHelloPeek` until they say which protocol it offers. It holds a socket and
+/// those bytes (at most `ClientHelloPeek.maximumBufferedBytes`), no TLS state.
+final class HelloWait {
+    let socket: StreamConnection
+    var peek = ClientHelloPeek()
+
+    init(socket: StreamConnection) {
+        self.socket = socket
+    }
+}
+
+// Carries out `ConnectionAdmission`'s decisions before TLS: a place to await the ClientHello at
+// accept, then a place among the handshakes once the hello says whether an operator is coming
+// (operators have a share of their own, so an admin gets in during a reconnect storm).
+extension Gateway {
+    /// A new socket: closed at once when its source may not connect now, else read until its
+    /// ClientHello is in. One that gives up its place to this one is closed (nothing was said
+    /// to it yet, so nothing to tell it).
+    func awaitHello(_ socket: StreamConnection) {
+        let wait = HelloWait(socket: socket)
+        let id = ObjectIdentifier(wait)
+        let source = (try? socket.peerAddress()).map { admissionSourceKey(ip: $0.ip) } ?? "unknown"
+        guard case .admit(let closing) = admission.mayConnect(from: source, now: loop.now) else {
+            socket.close()
+            return
+        }
+        if let closing { helloWaits.removeValue(forKey: closing)?.socket.close() }
+        admission.awaitingHello(id, source: source, now: loop.now)
+        helloWaits[id] = wait
+        do {
+            // The handler holds the wait until the connection's handler replaces it or the
+            // socket closes, which releases it.
+            try socket.startReading { [unowned self, wait] event in
+                switch event {
+                case .data(let bytes):
+                    if wait.peek.feed(bytes) != .needMore { helloRead(wait) }
+                case .end, .error:
+                    endHelloWait(id)
+                }
+            }
+        } catch {
+            endHelloWait(id)
+        }
+    }
+
+    /// The ClientHello is in (or unreadable, left to TLS to refuse): the handshake starts if
+    /// admission finds it a place, else the socket is closed before any TLS work.
+    private func helloRead(_ wait: HelloWait) {
+        let id = ObjectIdentifier(wait)
+        guard helloWaits.removeValue(forKey: id) != nil else { return }
+        let offered: [String]
+        if case .offered(let names) = wait.peek.verdict { offered = names } else { offered = [] }
+        guard
+            case .admit(let closing) = admission.helloRead(id, priority: Self.handshakePriority(offered), now: loop.now)
+        else {
+            wait.socket.close()
+            return
+        }
+        if let closing {
+            connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
+        }
+        startHandshake(wait.socket, received: wait.peek.received, hello: id)
+    }
+
+    /// Starts the TLS handshake of a socket admitted after its ClientHello, fed the bytes read
+    /// so far.
+    private func startHandshake(_ socket: StreamConnection, received: [UInt8], hello: ObjectIdentifier) {
+        configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
+        let tls: TLSConnection
+        do {
+            tls = try TLSConnection(context: tlsContext)
+        } catch {
+            logger.error("cannot start TLS", metadata: ["error": "\(error)"])
+            admission.closed(hello)
+            socket.close()
+            return
+        }
+        let connection = MuxConnection(
+            loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
+            handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
+        connection.delegate = self
+        tls.holdAtClientHello = { [unowned self, unowned connection] offered in
+            holdsHandshake(connection, offered: offered)
+        }
+        opened(connection)
+        admission.handshakeStarted(ObjectIdentifier(connection), after: hello)
+        connection.start(received: received)
+    }
+
+    private func endHelloWait(_ id: ObjectIdentifier) {
+        admission.closed(id)
+        helloWaits.removeValue(forKey: id)?.socket.close()
+    }
+
+    /// Every second: connections whose ClientHello did not come within the handshake timeout
+    /// of their accept are closed.
+    func enforceHelloDeadline() {
+        let timeout = configuration.handshakeTimeout.wholeMilliseconds
+        for id in admission.expiredHelloWaits(now: loop.now, timeout: timeout) {
+            helloWaits.removeValue(forKey: id)?.socket.close()
+        }
+    }
+
+    /// At shutdown: connections that have not said hello are closed without a word.
+    func closeHelloWaits() {
+        for (id, wait) in helloWaits {
+            admission.closed(id)
+            wait.socket.close()
+        }
+        helloWaits.removeAll()
+    }
+}
