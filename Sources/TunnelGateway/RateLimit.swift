@@ -54,10 +54,12 @@ struct TokenBucket: Equatable {
     }
 }
 
-/// One token bucket per key (a source address, an operator), with a bounded table: buckets
-/// that refilled completely are forgotten (they hold nothing a fresh one would not), and when
-/// the table is still full the least recently used key is forgotten, so a peer with a million
-/// addresses costs a bounded amount of memory.
+/// One token bucket per key (a source address, an operator), with a bounded table: when it is
+/// full, buckets that refilled completely are forgotten (they hold nothing a fresh one would not)
+/// and, if that leaves it more than three quarters full, the least recently used down to three
+/// quarters, so a peer with a million addresses costs a bounded amount of memory. A sweep walks
+/// the table but frees a quarter of it, so a new key costs O(log n) amortized, not O(n): a
+/// reconnect storm brings a new source per connection.
 struct RateLimiter<Key: Hashable> {
     let perMinute: Int
     let maximumKeys: Int
@@ -65,7 +67,7 @@ struct RateLimiter<Key: Hashable> {
 
     init(perMinute: Int, maximumKeys: Int = 4096) {
         self.perMinute = perMinute
-        self.maximumKeys = maximumKeys
+        self.maximumKeys = max(1, maximumKeys)
     }
 
     var trackedKeys: Int { buckets.count }
@@ -86,8 +88,9 @@ struct RateLimiter<Key: Hashable> {
 
     private mutating func makeRoom(now: UInt64) {
         buckets = buckets.filter { !$0.value.bucket.isFull(now: now) }
-        if buckets.count >= maximumKeys, let oldest = buckets.min(by: { $0.value.usedAt < $1.value.usedAt })?.key {
-            buckets[oldest] = nil
-        }
+        let kept = maximumKeys * 3 / 4
+        guard buckets.count > kept else { return }
+        let leastRecent = buckets.sorted { $0.value.usedAt < $1.value.usedAt }.prefix(buckets.count - kept)
+        for (key, _) in leastRecent { buckets[key] = nil }
     }
 }
