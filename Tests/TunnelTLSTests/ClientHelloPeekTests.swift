@@ -126,10 +126,17 @@ struct ClientHelloPeekTests {
     @Test("random bytes and every single-byte mutation of a real hello never trap")
     func hostileMutations() throws {
         let hello = try Self.realHello([operatorProtocol])
-        var random = SplitMix(seed: 11)
+        // A fixed xorshift sequence, so a failure reproduces.
+        var state: UInt64 = 0x11AD_5EED
+        func nextRandom() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
         for index in hello.indices {
             var mutated = hello
-            mutated[index] ^= UInt8(truncatingIfNeeded: random.next() | 1)
+            mutated[index] ^= UInt8(truncatingIfNeeded: nextRandom() | 1)
             var peek = ClientHelloPeek()
             for chunk in stride(from: 0, to: mutated.count, by: 97) {
                 _ = peek.feed(mutated[chunk..<min(chunk + 97, mutated.count)])
@@ -137,26 +144,13 @@ struct ClientHelloPeekTests {
             if case .offered(let names) = peek.verdict { #expect(names.count <= ClientHelloPeek.maximumNames) }
         }
         for _ in 0..<2_000 {
-            let length = Int(random.next() % 512)
-            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-            if random.next() % 2 == 0, bytes.count >= 5 {
+            let length = Int(nextRandom() % 512)
+            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: nextRandom()) }
+            if nextRandom() % 2 == 0, bytes.count >= 5 {
                 bytes[0] = 22
                 bytes[1] = 3
             }
             _ = Self.peek(bytes)
-        }
-    }
-
-    /// A small deterministic generator, so a failure reproduces.
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var value = state
-            value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-            return value ^ (value >> 31)
         }
     }
 }
