@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "TunnelTLS", targets: ["TunnelTLS"]),
         /// The mux-over-TLS-over-socket runtime and the tunnel's messages, for the fleet simulator.
         .library(name: "TunnelRuntime", targets: ["TunnelRuntime"]),
+        /// The node agent's decisions and the reconnect schedules, for the fleet simulator.
+        .library(name: "TunnelEdgeCore", targets: ["TunnelEdgeCore"]),
         /// The audit log and its offline verifier, for tools of an auditor's own (and audit-bench).
         .library(name: "TunnelAudit", targets: ["TunnelAudit"]),
         .executable(name: "tunnel", targets: ["tunnel"]),
@@ -124,7 +126,8 @@ let package = Package(
         .target(
             name: "TunnelGateway",
             dependencies: [
-                "TunnelGatewayCore", "TunnelRuntime", "TunnelState", "TunnelPolicy", "TunnelAudit", "TunnelText",
+                "TunnelGatewayCore", "TunnelRuntime", "TunnelEdgeCore", "TunnelState", "TunnelPolicy", "TunnelAudit",
+                "TunnelText",
                 "TunnelKube",
                 "TunnelMetrics", .product(name: "Logging", package: "swift-log"),
             ]),
@@ -135,11 +138,15 @@ let package = Package(
         /// node's rewrite of each request head, and what each request asks for (for the audit).
         .target(name: "TunnelKube", dependencies: ["TunnelHTTP"]),
         .testTarget(name: "TunnelKubeTests", dependencies: ["TunnelKube", "TunnelHTTP"]),
-        /// The edge client's logic: dial out, reconnect, serve the configured services.
+        /// The node agent's decisions, sans-IO: which replica to dial and when (backoff, flaps,
+        /// failover), renewal, re-enrollment, the clock. No TunnelIO, no TLS, no Foundation.
+        .target(name: "TunnelEdgeCore", dependencies: ["Multiplex"]),
+        .testTarget(name: "TunnelEdgeCoreTests", dependencies: ["TunnelEdgeCore", "Multiplex"]),
+        /// The edge client's IO: dial out, reconnect, serve the configured services, as its core decides.
         .target(
             name: "TunnelClient",
             dependencies: [
-                "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics",
+                "TunnelEdgeCore", "TunnelRuntime", "TunnelKube", "CPseudoTerminal", "TunnelText", "TunnelMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         /// The operator's side: the connection to the gateway with an operator certificate, the
@@ -154,8 +161,8 @@ let package = Package(
         .testTarget(
             name: "TunnelIntegrationTests",
             dependencies: [
-                "TunnelGateway", "TunnelGatewayCore", "TunnelClient", "TunnelOperator", "TunnelState", "TunnelPolicy",
-                "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
+                "TunnelGateway", "TunnelGatewayCore", "TunnelClient", "TunnelEdgeCore", "TunnelOperator", "TunnelState",
+                "TunnelPolicy", "TunnelAudit", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "Multiplex",
                 "PostgresTestServer",
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -173,8 +180,8 @@ let package = Package(
         .target(
             name: "TunnelAgent",
             dependencies: [
-                "TunnelClient", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics", "TunnelYAML",
-                "Multiplex", .product(name: "Logging", package: "swift-log"),
+                "TunnelClient", "TunnelEdgeCore", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics",
+                "TunnelYAML", "Multiplex", .product(name: "Logging", package: "swift-log"),
             ], plugins: ["SourceCommit"]),
         /// The edge agent's executable: `tunnel client` alone.
         .executableTarget(name: "tunnel-client", dependencies: ["TunnelAgent"]),

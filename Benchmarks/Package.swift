@@ -35,6 +35,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Multiplex", package: "tunnel"), .product(name: "TunnelIO", package: "tunnel"),
                 .product(name: "TunnelTLS", package: "tunnel"), .product(name: "TunnelRuntime", package: "tunnel"),
+                .product(name: "TunnelEdgeCore", package: "tunnel"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

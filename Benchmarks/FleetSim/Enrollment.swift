@@ -1,5 +1,6 @@
 import Foundation
 import Multiplex
+import TunnelEdgeCore
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS

@@ -109,27 +109,10 @@ extension ClientSettings {
         let loop: EventLoop
         do { loop = try EventLoop() } catch { throw .failed("cannot start: \(error)", .systemResource) }
         var outcome: Result<TLSIdentity, FleetFailure>?
-        var backoff = Backoff()
-        let retryTimer = LoopTimer(loop: loop)
-        func attempt() {
-            NodeCredentials.enroll(
-                loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token,
-                nodeName: nodeName,
-                labels: nodeLabels, files: credentialFiles, logger: logger
-            ) { result in
-                if case .failure(let failure) = result, !failure.isFinal {
-                    let delay = backoff.nextDelay()
-                    logger.warning(
-                        "enrollment failed; retrying",
-                        metadata: ["reason": "\(failure.message)", "retry.in_s": "\(delay)"])
-                    retryTimer.start(after: delay.wholeMilliseconds) { attempt() }
-                    return
-                }
-                outcome = result
-                retryTimer.close()
-            }
-        }
-        attempt()
+        TokenEnrollment(
+            loop: loop, host: gateway.host, port: gateway.port, serverName: serverName, token: token,
+            nodeName: nodeName, labels: nodeLabels, files: credentialFiles, logger: logger
+        ) { outcome = $0 }
         loop.run()
         switch outcome {
         case .success(let identity):

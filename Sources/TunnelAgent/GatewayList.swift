@@ -1,3 +1,4 @@
+import TunnelEdgeCore
 import TunnelRuntime
 import TunnelText
 

@@ -1,3 +1,4 @@
+import TunnelEdgeCore
 import TunnelRuntime
 
 /// The state of this replica's peer links, one per other replica: whether a stream may use a

@@ -1,6 +1,7 @@
 import Multiplex
 import Testing
 import TunnelClient
+import TunnelEdgeCore
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS

@@ -57,22 +57,20 @@ public struct GatewayRotation: Sendable {
         }
         return schedule.delayAfterLoss(now: now, using: &generator).wholeMilliseconds
     }
-
-    public mutating func failed(now: UInt64) -> UInt64 {
-        var generator = SystemRandomSource()
-        return failed(now: now, using: &generator)
-    }
 }
 
 /// The system's generator with a stored field. Forwarding an inout `SystemRandomNumberGenerator`,
 /// which has no storage, through two generic functions crashes ThreadSanitizer's access tracking
 /// (Swift 6.3.1, SEGV in `failed(now:using:)`): the empty value's address is not one it can
-/// shadow. The count of draws is what gives the value storage.
-private struct SystemRandomSource: RandomNumberGenerator {
+/// shadow. The count of draws is what gives the value storage. `EdgeCore` keeps one for the
+/// jitter of every wait it decides.
+public struct SystemRandomSource: RandomNumberGenerator {
     private var system = SystemRandomNumberGenerator()
     private var drawn: UInt64 = 0
 
-    mutating func next() -> UInt64 {
+    public init() {}
+
+    public mutating func next() -> UInt64 {
         drawn &+= 1
         return system.next()
     }

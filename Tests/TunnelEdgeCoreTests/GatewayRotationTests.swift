@@ -1,21 +1,9 @@
 import Testing
-import TunnelRuntime
+import TunnelEdgeCore
 
 /// Issue #13: a node that knows several gateway replicas spreads over them, fails over to the
 /// next after a short jittered wait, and backs off only once every replica failed in a row.
 @Suite struct GatewayRotationTests {
-    /// SplitMix64: reproducible randomness for the jitter.
-    private struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A schedule whose waits are exactly the backoff's ceiling (floor 1), so the test can name them.
     private static let exact = ReconnectSchedule(
         backoff: Backoff(base: .seconds(1), cap: .seconds(30), floor: 1), settleMilliseconds: 1_000)
