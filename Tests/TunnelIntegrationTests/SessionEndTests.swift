@@ -61,8 +61,9 @@ struct SessionEndTests {
             client.start()
             clients.append(client)
         }
-        // Observe the pair for a bounded time: long enough for several takeovers.
-        fixture.runner.run(until: { replacedAt[0].count + replacedAt[1].count >= 6 }, timeout: .seconds(8))
+        // Until each took the session from the other once; that the waits then grow is the
+        // core's (`EdgeCoreSessionTests`, on a virtual clock).
+        fixture.runner.run(until: { !replacedAt[0].isEmpty && !replacedAt[1].isEmpty }, timeout: .seconds(8))
         #expect(!replacedAt[0].isEmpty && !replacedAt[1].isEmpty, "each machine was replaced by the other")
         for index in 0..<2 {
             for replaced in replacedAt[index] {
