@@ -15,8 +15,7 @@ extension EdgeClient {
     func announce(on connection: MuxConnection) {
         let announcement = NodeAnnouncement(
             labels: configuration.labels,
-            services: (Array(configuration.services.keys) + configuration.builtInServices.keys
-                + (configuration.kubernetes == nil ? [] : [KubernetesService.serviceName])).sorted(),
+            services: services.names,
             version: configuration.softwareVersion, bootID: Self.bootID(), uptimeSeconds: Self.uptime())
         do {
             // The gateway accepts the announcement once it has taken the node in: the reconnect
@@ -44,30 +43,35 @@ extension EdgeClient {
         return Double(text.split(separator: " ").first ?? "") ?? 0
     }
 
-    /// Serves a stream the gateway opened: dial the named local service, splice on success.
+    /// Serves a stream the gateway opened by the service it names: the node's own, or refused.
     func serve(_ stream: StreamID, on connection: MuxConnection, metadata: [UInt8]) {
         guard let request = TunnelProtocol.decode(ServiceRequest.self, from: metadata) else {
             metrics.streamServed(service: "none", outcome: "bad_request")
             connection.reset(stream, code: TunnelErrorCode.badRequest)
             return
         }
-        if request.service == KubernetesService.serviceName, let kubernetes {
-            metrics.streamServed(service: request.service, outcome: "ok")
-            kubernetes.serve(stream, on: connection, identity: request.kubernetes)
-            return
+        // The directory was made from this configuration, so each lookup below finds its service.
+        switch services.route(request.service) {
+        case .kubernetes:
+            if let kubernetes {
+                metrics.streamServed(service: request.service, outcome: "ok")
+                return kubernetes.serve(stream, on: connection, identity: request.kubernetes)
+            }
+        case .builtIn:
+            if let builtIn = configuration.builtInServices[request.service] {
+                metrics.streamServed(service: request.service, outcome: "ok")
+                return builtIn.serve(stream, on: connection, parameters: request.parameters ?? [:])
+            }
+        case .local:
+            if let service = configuration.services[request.service] {
+                return splice(stream, on: connection, to: service, named: request.service)
+            }
+        case .unknown:
+            break
         }
-        if let builtIn = configuration.builtInServices[request.service] {
-            metrics.streamServed(service: request.service, outcome: "ok")
-            builtIn.serve(stream, on: connection, parameters: request.parameters ?? [:])
-            return
-        }
-        guard let service = configuration.services[request.service] else {
-            logger.notice("gateway asked for an unknown service", metadata: ["service": "\(request.service)"])
-            metrics.streamServed(service: "other", outcome: "unknown_service")
-            connection.reset(stream, code: TunnelErrorCode.unknownService)
-            return
-        }
-        splice(stream, on: connection, to: service, named: request.service)
+        logger.notice("gateway asked for an unknown service", metadata: ["service": "\(request.service)"])
+        metrics.streamServed(service: "other", outcome: "unknown_service")
+        connection.reset(stream, code: TunnelErrorCode.unknownService)
     }
 
     /// Dials a configured local service and splices the stream to it once it answers.

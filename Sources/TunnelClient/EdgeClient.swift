@@ -35,6 +35,8 @@ public final class EdgeClient {
     private var core: EdgeCore
     var splices: [ObjectIdentifier: SocketSplice] = [:]
     let kubernetes: KubernetesService?
+    /// The services announced and served, by name.
+    let services: ServiceDirectory
     /// Called whenever the session comes up (true) or goes down (false); for tests and status.
     public var onStateChange: ((Bool, Failure?) -> Void)?
     /// Called with each certificate the gateway issued (renewal or re-enrollment).
@@ -50,6 +52,9 @@ public final class EdgeClient {
         kubernetes = try configuration.kubernetes.map {
             try KubernetesService(loop: loop, upstream: $0, logger: logger)
         }
+        services = ServiceDirectory(
+            local: configuration.services.keys, builtIn: configuration.builtInServices.keys,
+            kubernetes: configuration.kubernetes == nil ? nil : KubernetesService.serviceName)
         retryTimer = LoopTimer(loop: loop)
         renewalTimer = LoopTimer(loop: loop)
         let replicas = max(1, configuration.gateway.replicas.count)

@@ -23,8 +23,20 @@ struct EdgeNode {
             certificate: CertificateDates(notBefore: issued, notAfter: issued + lifetime), random: random)
     }
 
+    /// Every answer is also checked for what the shell relies on: at most one intent that
+    /// starts IO, and it comes last.
     mutating func handle(_ event: EdgeCore.Event) -> [EdgeCore.Intent] {
-        core.handle(event, now: now)
+        let intents = core.handle(event, now: now)
+        let io = intents.indices.filter { Self.startsIO(intents[$0]) }
+        #expect(io.isEmpty || io == [intents.count - 1], "\(event) → \(intents)")
+        return intents
+    }
+
+    static func startsIO(_ intent: EdgeCore.Intent) -> Bool {
+        switch intent {
+        case .dial, .reenroll, .askGatewayTime: true
+        default: false
+        }
     }
 
     mutating func advance(milliseconds: UInt64) {
@@ -149,5 +161,27 @@ struct EdgeCoreSessionTests {
         #expect(node.handle(.retryTimerFired) == [])
         #expect(node.handle(.renewalTimerFired) == [])
         #expect(node.handle(.gatewayTime(0)) == [])
+    }
+}
+
+@Suite("Which service serves a stream")
+struct ServiceDirectoryTests {
+    private let directory = ServiceDirectory(
+        local: ["ssh", "web"], builtIn: ["shell", "logs"], kubernetes: "kubernetes")
+
+    @Test("a name is served by what the node configured under it; anything else is unknown")
+    func routes() {
+        #expect(directory.route("ssh") == .local)
+        #expect(directory.route("shell") == .builtIn)
+        #expect(directory.route("kubernetes") == .kubernetes)
+        for asked in ["", "SSH", "10.0.0.5:22", "ssh ", "kubernetes\u{0}"] {
+            #expect(directory.route(asked) == .unknown, "\(asked)")
+        }
+        #expect(ServiceDirectory(local: ["ssh"], builtIn: [], kubernetes: nil).route("kubernetes") == .unknown)
+    }
+
+    @Test("the node announces every name once, sorted")
+    func announced() {
+        #expect(directory.names == ["kubernetes", "logs", "shell", "ssh", "web"])
     }
 }
