@@ -188,8 +188,8 @@ public final class EdgeClient {
             case TunnelErrorCode.revoked: .revoked
             default: .unreachable
             }
-        let datesRefused = tlsFailure.map { $0.code == .certificateNotYetValid || $0.code == .certificateExpired }
-        return EdgeLoss(kind, failure, certificateTimeError: datesRefused == true ? tlsFailure.map { "\($0)" } : nil)
+        let datesRefused = tlsFailure.flatMap { $0.refusedCertificateDates ? "\($0)" : nil }
+        return EdgeLoss(kind, failure, certificateTimeError: datesRefused)
     }
 
     // MARK: - Identity upkeep

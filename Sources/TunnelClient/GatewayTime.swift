@@ -18,3 +18,9 @@ public func askGatewayTime(
         completion(result.map(\.gatewayTime))
     }
 }
+
+extension TLSError {
+    /// The handshake refused a certificate by its dates (not yet valid, or expired): what a
+    /// wrong clock on this machine looks like, so the client asks the gateway's time.
+    var refusedCertificateDates: Bool { code == .certificateNotYetValid || code == .certificateExpired }
+}

@@ -73,6 +73,32 @@ public enum NodeCredentials {
         try DurableFile.write(path: files.certificate, bytes: Array(certificateChain.utf8), mode: 0o644)
     }
 
+    /// The node's key (made or reused) and its redemption of `token`.
+    private static func redeemRequest(token: JoinToken, nodeName: String?, labels: [String: String], keyPath: String)
+        throws -> (PrivateKey, EnrollmentRequest)
+    {
+        let key = try loadOrCreateKey(at: keyPath)
+        let csr = String(
+            decoding: try CertificateSigningRequest(key: key, commonName: nodeName ?? "node").pem(), as: UTF8.self)
+        // Node names are lower-case (docs/TUNNEL.md §6); a host called PLC-07 enrolls as plc-07.
+        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map { Names.asciiLowercased($0) }
+        let request = EnrollmentRequest.redeem(
+            RedeemRequest(
+                tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels,
+                csr: csr))
+        return (key, request)
+    }
+
+    /// Checks the issued chain against the token's pin and saves it with the CA it names.
+    private static func keep(_ reply: CertificateReply, key: PrivateKey, pin: [UInt8], files: NodeCredentialFiles)
+        throws -> TLSIdentity
+    {
+        guard let pem = reply.certificate else { throw FleetFailure("the gateway sent no certificate") }
+        let identity = try accept(chainPEM: pem, key: key, expectedName: nil, gatewayCA: nil, pin: pin)
+        try save(certificateChain: pem, gatewayCA: identity.chain.last, to: files)
+        return TLSIdentity(chain: identity.chain, key: key, certificatePath: files.certificate, keyPath: files.key)
+    }
+
     /// `tunnel client --token`: makes or reuses the key, checks the gateway against the token's CA
     /// pin before sending anything, trades the token for a certificate and saves everything.
     /// A wrong clock (the gateway's certificate not yet valid here) is corrected by asking the
@@ -83,20 +109,12 @@ public enum NodeCredentials {
         completion: @escaping (Result<TLSIdentity, FleetFailure>) -> Void
     ) {
         let key: PrivateKey
-        let csr: String
+        let request: EnrollmentRequest
         do {
-            key = try loadOrCreateKey(at: files.key)
-            csr = String(
-                decoding: try CertificateSigningRequest(key: key, commonName: nodeName ?? "node").pem(), as: UTF8.self)
+            (key, request) = try redeemRequest(token: token, nodeName: nodeName, labels: labels, keyPath: files.key)
         } catch {
             return completion(.failure(FleetFailure("cannot prepare the node key \(files.key): \(error)")))
         }
-        // Node names are lower-case (docs/TUNNEL.md §6); a host called PLC-07 enrolls as plc-07.
-        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map { Names.asciiLowercased($0) }
-        let request = EnrollmentRequest.redeem(
-            RedeemRequest(
-                tokenID: token.id, secret: token.secret, nodeName: nodeName, hostName: hostName, labels: labels,
-                csr: csr))
         func call(at time: TLSConnection.CertificateTime, checkClock: Bool) {
             EnrollmentCall(
                 loop: loop, host: host, port: port, serverName: serverName,
@@ -105,23 +123,11 @@ public enum NodeCredentials {
             ) { result, tlsError in
                 switch result {
                 case .success(let reply):
-                    do {
-                        guard let pem = reply.certificate else { throw FleetFailure("the gateway sent no certificate") }
-                        let identity = try accept(
-                            chainPEM: pem, key: key, expectedName: nil, gatewayCA: nil, pin: token.caPin)
-                        try save(certificateChain: pem, gatewayCA: identity.chain.last, to: files)
-                        completion(
-                            .success(
-                                TLSIdentity(
-                                    chain: identity.chain, key: key, certificatePath: files.certificate,
-                                    keyPath: files.key)))
-                    } catch {
-                        completion(.failure(FleetFailure("enrollment reply unusable: \(error)")))
-                    }
+                    completion(
+                        Result { try keep(reply, key: key, pin: token.caPin, files: files) }
+                            .mapError { FleetFailure("enrollment reply unusable: \($0)") })
                 case .failure(let failure):
-                    guard checkClock, let code = tlsError?.code,
-                        code == .certificateNotYetValid || code == .certificateExpired
-                    else {
+                    guard checkClock, tlsError?.refusedCertificateDates == true else {
                         return completion(.failure(failure))
                     }
                     askTime(then: call)
