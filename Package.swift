@@ -180,7 +180,8 @@ let package = Package(
         .target(
             name: "TunnelAgent",
             dependencies: [
-                "TunnelClient", "TunnelEdgeCore", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelMetrics",
+                "TunnelClient", "TunnelEdgeCore", "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText",
+                "TunnelMetrics",
                 "TunnelYAML", "Multiplex", .product(name: "Logging", package: "swift-log"),
             ], plugins: ["SourceCommit"]),
         /// The edge agent's executable: `tunnel client` alone.
