@@ -10,7 +10,19 @@ extension Session {
     /// Returns the number of bytes appended.
     @discardableResult
     public func pollTransmit(into buffer: inout [UInt8], maxBytes: Int = 64 * 1024) -> Int {
+        var urgent = 0
+        return pollTransmit(into: &buffer, maxBytes: maxBytes, urgentBytes: &urgent)
+    }
+
+    /// `pollTransmit(into:maxBytes:)` that also sets `urgentBytes` to how many of the appended
+    /// bytes, from the first, come before the first bulk DATA frame (control frames and
+    /// interactive data): the owner can seal them in a TLS record of their own, which the peer
+    /// decrypts without waiting for the bulk bytes behind them to arrive.
+    @discardableResult
+    public func pollTransmit(into buffer: inout [UInt8], maxBytes: Int, urgentBytes: inout Int) -> Int {
         let start = buffer.count
+        var urgentEnd: Int?
+        defer { urgentBytes = (urgentEnd ?? buffer.count) - start }
         while buffer.count - start < maxBytes, let frame = control.first {
             if peer == nil && frame.needsPeerHello && closedWith == nil { break }
             _ = control.popFirst()
@@ -20,6 +32,7 @@ extension Session {
         }
         guard closedWith == nil, peer != nil, control.isEmpty else { return buffer.count - start }
         while buffer.count - start < maxBytes, let stream = nextReadyStream() {
+            if !stream.interactive && urgentEnd == nil { urgentEnd = buffer.count }
             let room = maxBytes - (buffer.count - start) - Limits.frameHeaderLength
             emitData(of: stream, into: &buffer, room: max(room, Self.minimumCut))
         }

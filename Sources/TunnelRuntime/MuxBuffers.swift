@@ -1,21 +1,15 @@
 import Multiplex
 import TunnelTLS
 
-/// Scratch memory for every `MuxConnection` on one loop. Each use fills and empties it within a
-/// single callback (TLS plaintext out of OpenSSL, frames into OpenSSL),
-/// and a loop runs one callback at a time, so one set serves all of a gateway's connections
-/// instead of 330 KiB per idle node.
+/// Scratch memory for every `MuxConnection` on one loop: the frames pulled from a session, filled
+/// and handed to OpenSSL within a single callback. A loop runs one callback at a time, so one
+/// buffer serves all of a gateway's connections instead of one per idle node. (Received plaintext
+/// needs none: it is decrypted straight into the array its data events slice.)
 public final class MuxBuffers {
-    let scratch: UnsafeMutableRawBufferPointer
     var plaintext: [UInt8] = []
 
     public init() {
-        scratch = .allocate(byteCount: 256 * 1024, alignment: 16)
         plaintext.reserveCapacity(MuxConnection.transmitChunk + Limits.maxDataPayload + 64)
-    }
-
-    deinit {
-        scratch.deallocate()
     }
 }
 

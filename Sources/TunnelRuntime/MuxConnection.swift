@@ -28,10 +28,10 @@ extension MuxConnectionDelegate {
 /// into the session, dispatches the session's events, then drains the session's frames back
 /// through TLS to the socket and re-arms its timer for the session's next deadline.
 ///
-/// Backpressure: frames are pulled from the session only while the socket's write queue is short
-/// (`TransmitQueueLimit`: about two round trips of the measured send rate, and a small kernel
-/// share), so a slow network leaves data in the streams' queues, where interactive frames still
-/// go first, and whose writers are then told to wait.
+/// Backpressure: frames are pulled from the session only while the kernel takes them at once
+/// (`TransmitQueueLimit`, `MuxConnection+Transmit.swift`), so a slow network leaves data in the
+/// streams' queues, where interactive frames still go first, and whose writers are then told to
+/// wait.
 /// Lifetime: the socket's and timers' callbacks hold the connection strongly, so it lives until
 /// `close` closes them, whoever else lets go of it first. Loop-confined.
 public final class MuxConnection {
@@ -41,28 +41,32 @@ public final class MuxConnection {
     public let remoteAddress: String
     public weak var delegate: MuxConnectionDelegate?
 
-    private let socket: StreamConnection
-    private let tls: TLSConnection
-    private let session: Session
+    let socket: StreamConnection
+    let tls: TLSConnection
+    let session: Session
     private let timer: LoopTimer
     private let flushTimer: LoopTimer
     private var handlers: [StreamID: any StreamHandler] = [:]
     /// Streams that may have closed at the last flush (a FIN went out or came in).
     private var closingStreams: Set<StreamID> = []
-    private var phase = Phase.handshaking
+    var phase = Phase.handshaking
     /// Set while inside a read or timer callback: commands then flush once at its end.
     private var dispatching = false
     private var flushScheduled = false
-    private var blockedOnSocket = false
+    /// The last flush left frames behind for the socket (its write queue was not empty, or the
+    /// turn's budget was spent): a write completion resumes it, and rate samples count.
+    var heldBack = false
+    /// The TCP_NOTSENT_LOWAT last set on the socket.
+    var appliedNotSentLowWater = TransmitQueueLimit.largestNotSentLowWater
     private var reportedReady = false
-    private let buffers: MuxBuffers
-    private var queueLimit = TransmitQueueLimit()
+    let buffers: MuxBuffers
+    var queueLimit = TransmitQueueLimit()
     /// Bytes of plaintext pulled from the session per TLS write.
     static let transmitChunk = 64 * 1024
     /// A closing connection whose last bytes cannot be delivered in this time is dropped.
     static let closeTimeoutMilliseconds: UInt64 = 5_000
 
-    private enum Phase: Equatable {
+    enum Phase: Equatable {
         case handshaking
         case established
         /// The session ended; the last frames are being written before the socket closes.
@@ -100,7 +104,7 @@ public final class MuxConnection {
         flushTimer = LoopTimer(loop: loop)
         self.buffers = buffers
         do {
-            try socket.setNotSentLowWater(TransmitQueueLimit.notSentLowWater)
+            try socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
         } catch {
             logger.debug(
                 "cannot set TCP_NOTSENT_LOWAT", metadata: ["peer.address": "\(remoteAddress)", "error": "\(error)"])
@@ -133,8 +137,7 @@ public final class MuxConnection {
                 dispatch {
                     switch event {
                     case .data(let bytes):
-                        tls.feedCiphertext(bytes)
-                        process()
+                        tls.withReceivedCiphertext(bytes) { process() }
                     case .end:
                         tls.feedEndOfCiphertext()
                         process()
@@ -221,7 +224,7 @@ public final class MuxConnection {
     /// Runs `body`, then dispatches the session's events and flushes, until flushing raises no
     /// new events: a flush that drains a send buffer raises `.writable`, and a writer waiting
     /// for it must hear now, not at the next packet or timer.
-    private func dispatch(_ body: () -> Void) {
+    func dispatch(_ body: () -> Void) {
         let outermost = !dispatching
         dispatching = true
         body()
@@ -256,17 +259,16 @@ public final class MuxConnection {
         guard phase == .established else { return }
         while phase == .established {
             let result: TLSConnection.ReadResult
-            do {
-                result = try tls.readPlaintext(into: buffers.scratch)
+            let bytes: [UInt8]
+            do throws(TLSError) {
+                (result, bytes) = try decryptReceived()
             } catch {
-                tlsFailure = error as? TLSError
+                tlsFailure = error
                 close(Failure(.protocolError, "TLS error with \(remoteAddress): \(error)"))
                 return
             }
             switch result {
-            case .bytes(let count):
-                // One copy out of the scratch buffer; stream data events are slices of it.
-                let bytes = Array(UnsafeRawBufferPointer(rebasing: buffers.scratch[..<count]))
+            case .bytes:
                 session.receive(bytes[...], now: Self.now())
                 if !reportedReady, session.hasPeerHello {
                     reportedReady = true
@@ -325,82 +327,7 @@ public final class MuxConnection {
         }
     }
 
-    /// Pulls frames from the session while the socket keeps up, encrypts and writes them.
-    private func flush() {
-        if phase == .handshaking { writeCiphertext() }
-        guard phase == .established else { return }
-        while queuedBelowScheduler < queueLimit.highWater {
-            buffers.plaintext.removeAll(keepingCapacity: true)
-            let room = min(Self.transmitChunk, queueLimit.highWater - queuedBelowScheduler)
-            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: room) > 0 else { break }
-            do {
-                try encryptPlaintextOut()
-            } catch {
-                close(Failure(.internalError, "TLS write failed: \(error)"))
-                return
-            }
-        }
-        blockedOnSocket = queuedBelowScheduler >= queueLimit.highWater
-        writeCiphertext()
-        sweepClosedStreams()
-        armTimer()
-    }
-
-    /// Bytes past the scheduler and not yet taken by the kernel: ciphertext TLS holds until the
-    /// flush writes it, and the socket's write queue. Interactive frames cannot pass these.
-    private var queuedBelowScheduler: Int {
-        tls.pendingCiphertextCount + socket.writeQueueSize
-    }
-
-    /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.
-    /// Each TLS write makes one record of at most `recordSize`: the peer can decrypt nothing of a
-    /// record before all of it has arrived, so on a slow link a keystroke shares a small record.
-    private func encryptPlaintextOut() throws {
-        let recordSize = queueLimit.recordSize
-        try buffers.plaintext.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let end = min(raw.count, offset + recordSize)
-                let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
-                guard written > 0 else { throw TLSError(.openSSL, "TLS accepted no plaintext") }
-                offset += written
-            }
-        }
-    }
-
-    /// Moves everything TLS has produced to the socket, drained straight into the socket's pinned
-    /// write buffer (no copy through scratch memory).
-    private func writeCiphertext() {
-        while !socket.isClosed {
-            let pending = tls.pendingCiphertextCount
-            guard pending > 0 else { return }
-            var written = 0
-            do {
-                try socket.write(
-                    capacity: pending,
-                    filling: {
-                        written = tls.drainCiphertext(into: $0)
-                        return written
-                    },
-                    completion: { [self] error in
-                        guard error == nil else { return }
-                        queueLimit.kernelTook(written, at: Self.now(), socketLimited: blockedOnSocket) {
-                            try? socket.roundTrip()
-                        }
-                        if blockedOnSocket, socket.writeQueueSize < queueLimit.lowWater {
-                            blockedOnSocket = false
-                            dispatch {}
-                        }
-                    })
-            } catch {
-                close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
-                return
-            }
-            guard tls.pendingCiphertextCount < pending else { return } // no progress: never spin
-        }
-    }
-
-    private func sweepClosedStreams() {
+    func sweepClosedStreams() {
         guard !closingStreams.isEmpty else { return }
         for id in closingStreams where session.state(of: id) == .closed {
             handlers[id] = nil
@@ -408,7 +335,7 @@ public final class MuxConnection {
         }
     }
 
-    private func armTimer() {
+    func armTimer() {
         guard phase == .established, let deadline = session.nextDeadline else { return }
         let now = Self.now()
         let milliseconds = deadline > now ? (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000 : 0
@@ -436,17 +363,6 @@ public final class MuxConnection {
         }
         // Last: the delegate may close this connection outright.
         delegate?.connectionClosed(self, failure: failure)
-    }
-
-    /// Writes whatever the ended session still has (its final GOAWAY), ignoring the high-water mark.
-    private func flushFinalBytes() {
-        while tls.handshakeState.isDone {
-            buffers.plaintext.removeAll(keepingCapacity: true)
-            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }
-            guard (try? encryptPlaintextOut()) != nil else { break }
-        }
-        if tls.handshakeState.isDone { tls.shutdown() }
-        writeCiphertext()
     }
 
     /// Closes the socket and every timer at once. Idempotent.

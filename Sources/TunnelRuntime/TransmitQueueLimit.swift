@@ -1,15 +1,17 @@
 import Multiplex
 
 /// How many bytes of one connection may wait below the session's scheduler (encrypted, in the
-/// socket's write queue) before the connection stops pulling frames from the session.
+/// socket's write queue, unsent in the kernel) before the connection stops pulling frames.
 ///
 /// Whatever waits there is first-in first-out: a keystroke framed after it waits for all of it to
-/// cross the link. So the queue holds only what keeps the link busy until the next refill, sized
-/// from the link itself: one round trip of the measured send rate (the kernel already keeps a
-/// round trip in flight; this only bridges the moment until the next refill), within
-/// `floor...cap`. The kernel's own share stays small too (`notSentLowWater`, TCP_NOTSENT_LOWAT),
-/// so the rest of a backlog waits in the streams' queues, where the scheduler can still put
-/// interactive frames first.
+/// cross the link. So frames are pulled only while the kernel takes them at once (the socket's
+/// write queue is empty), one `writeChunk` per socket write and at most `highWater` per loop turn;
+/// the kernel's unsent share is `notSentLowWater` (TCP_NOTSENT_LOWAT), which wakes the loop for
+/// the next chunk while that share still keeps the link busy. A keystroke then waits behind at
+/// most the kernel's share, one chunk past it and one chunk in the write queue; the rest of a
+/// backlog waits in the streams' queues, where the scheduler still puts interactive frames first.
+/// Both scale with the measured send rate: a slow link gets a few KiB (a few ms of it), a fast
+/// one larger chunks and one round trip per turn, so its loop turns and syscalls stay few.
 ///
 /// Rate rule: bytes the kernel took, counted only while the connection was held back by the
 /// socket (more frames waited than it let through: the link is the limit, not the application),
@@ -17,25 +19,33 @@ import Multiplex
 /// after a first sample that sets it. An application-limited span says nothing about the link and
 /// is dropped. Sans-IO: the owner hands in the time, the bytes and the kernel's round-trip time.
 struct TransmitQueueLimit: Equatable {
-    /// Never less than this: a small frame burst and one TLS record always fit.
+    /// Never less than this per turn: a small frame burst and one TLS record always fit.
     static let floor = 16 * 1024
-    /// Never more than this: the fixed limit the queue had before it was measured.
+    /// Never more than this per turn: the fixed limit the queue had before it was measured.
     static let cap = 1 << 20
-    /// The kernel's unsent bytes per socket (TCP_NOTSENT_LOWAT): a few frames, so a keystroke
-    /// never waits behind more than that inside the kernel.
-    static let notSentLowWater: UInt32 = 16 * 1024
+    /// The kernel's unsent share before the rate is known, and its most: a few frames.
+    static let largestNotSentLowWater = 16 * 1024
+    /// The kernel's smallest unsent share: one small TLS record.
+    static let smallestNotSentLowWater = 4 * 1024
+    /// How long of the link the kernel's unsent share covers: enough for the loop to wake and
+    /// refill before the link idles, little enough that a keystroke behind it waits no longer.
+    static let notSentSpan: Duration = .milliseconds(2)
     /// Shortest span one rate sample covers, so a single write completion's timing is no sample.
     static let sampleSpan: Duration = .milliseconds(10)
 
-    /// Above this many queued bytes no more frames are pulled.
+    /// At most this many bytes are pulled from the scheduler in one loop turn.
     private(set) var highWater = floor
+    /// The kernel's unsent bytes per socket (TCP_NOTSENT_LOWAT); the owner sets it on the socket
+    /// whenever it changes.
+    private(set) var notSentLowWater = largestNotSentLowWater
     /// Smoothed send rate in bytes per second; nil until the first sample.
     private(set) var bytesPerSecond: Double?
     private var spanStart: Timestamp?
     private var spanBytes = 0
 
-    /// Pulling resumes once the queue drains below this.
-    var lowWater: Int { highWater / 2 }
+    /// The most one socket write hands the kernel: it takes a write whole once its unsent bytes
+    /// are below the mark, so this bounds how far past the mark they can go.
+    var writeChunk: Int { notSentLowWater }
 
     /// Plaintext per TLS record: a quarter of the queue, 4 KiB to TLS's 16 KiB. A record is
     /// decrypted only once it has arrived whole, so on a slow link (a short queue) a keystroke
@@ -63,6 +73,11 @@ struct TransmitQueueLimit: Equatable {
         bytesPerSecond = bytesPerSecond.map { $0 * 7 / 8 + sample / 8 } ?? sample
         spanStart = now
         spanBytes = 0
+        if let rate = bytesPerSecond {
+            let share = rate * Self.seconds(Self.notSentSpan)
+            notSentLowWater = Int(
+                min(max(share, Double(Self.smallestNotSentLowWater)), Double(Self.largestNotSentLowWater)))
+        }
         if let rate = bytesPerSecond, let roundTrip = roundTrip() {
             let bytesInFlight = rate * Self.seconds(roundTrip)
             highWater = Int(min(max(bytesInFlight, Double(Self.floor)), Double(Self.cap)))

@@ -15,6 +15,34 @@ extension TLSConnection {
         }
     }
 
+    /// Runs `body` (which reads plaintext or advances the handshake) with `bytes` as the ciphertext
+    /// TLS reads next, read straight from the caller's memory: no copy into the input BIO. What
+    /// `body` leaves unread (a handshake held at its ClientHello) is copied in afterwards, so the
+    /// caller's memory is free again on return, as with `feedCiphertext`. Falls back to feeding
+    /// a copy when earlier ciphertext still waits, so bytes stay in order.
+    public func withReceivedCiphertext<Result, Failure: Error>(
+        _ bytes: UnsafeRawBufferPointer, _ body: () throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        guard BIO_ctrl_pending(networkInput) == 0, !bytes.isEmpty, bytes.count <= Int(Int32.max),
+            let borrowed = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count))
+        else {
+            feedCiphertext(bytes)
+            return try body()
+        }
+        // Empty means "no data yet", as for the owned BIO.
+        tunnel_bio_set_mem_eof_return(borrowed, -1)
+        // `SSL_set0_rbio` releases the current read BIO: this reference keeps the owned one alive.
+        BIO_up_ref(networkInput)
+        SSL_set0_rbio(ssl, borrowed)
+        defer {
+            let unread = Int(BIO_ctrl_pending(borrowed))
+            if unread > 0 { feedCiphertext(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - unread)...])) }
+            // Hands the reference taken above back to `ssl`, and frees the borrowed BIO.
+            SSL_set0_rbio(ssl, networkInput)
+        }
+        return try body()
+    }
+
     public func feedCiphertext(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { feedCiphertext($0) }
     }
@@ -23,6 +51,15 @@ extension TLSConnection {
     /// missing close_notify is reported as `.truncated` (a cut connection, not a clean close).
     public func feedEndOfCiphertext() {
         tunnel_bio_set_mem_eof_return(networkInput, 0)
+    }
+
+    /// At least how many plaintext bytes `readPlaintext` can deliver from what has arrived, give
+    /// or take the rest of a record already partly read: ciphertext not yet read by TLS (which
+    /// holds no less than the plaintext it decrypts to) plus plaintext decrypted and not yet read.
+    /// Sizes a buffer the plaintext can be decrypted into, to be kept without a copy.
+    public var receivedPlaintextBound: Int {
+        // The read BIO, not `networkInput`: inside `withReceivedCiphertext` it is the borrowed one.
+        Int(BIO_ctrl_pending(SSL_get_rbio(ssl))) + Int(SSL_pending(ssl))
     }
 
     /// Ciphertext waiting for the socket.

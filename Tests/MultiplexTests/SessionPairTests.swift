@@ -167,6 +167,27 @@ struct SessionPairTests {
         #expect(first == .data(shell, pattern(stream: shell, from: 0, count: 10)[...], fin: false))
     }
 
+    @Test("pollTransmit tells where the interactive frames end, so they can have a TLS record of their own")
+    func urgentBytesEndAtTheFirstBulkFrame() throws {
+        let pair = SessionPair()
+        let bulk = try pair.dialer.session.openStream(metadata: [])
+        let shell = try pair.dialer.session.openStream(metadata: [], interactive: true)
+        pair.pump()
+        try pair.dialer.session.write(pattern(stream: bulk, from: 0, count: 50_000), on: bulk)
+        try pair.dialer.session.write(pattern(stream: shell, from: 0, count: 3), on: shell)
+        var wire: [UInt8] = []
+        var urgent = -1
+        let count = pair.dialer.session.pollTransmit(into: &wire, maxBytes: 8_000, urgentBytes: &urgent)
+        #expect(urgent == Limits.frameHeaderLength + 3 && count > urgent)
+        var decoder = FrameDecoder()
+        decoder.append(wire[..<urgent])
+        #expect(try decoder.next() == .data(shell, pattern(stream: shell, from: 0, count: 3)[...], fin: false))
+        #expect(try decoder.next() == nil)
+        wire.removeAll()
+        pair.dialer.session.pollTransmit(into: &wire, maxBytes: 8_000, urgentBytes: &urgent)
+        #expect(urgent == 0)
+    }
+
     @Test("bulk streams still get a turn while interactive ones keep sending")
     func bulkIsNotStarved() throws {
         let pair = SessionPair()

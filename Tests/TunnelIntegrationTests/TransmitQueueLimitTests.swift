@@ -26,8 +26,9 @@ import Testing
         _ = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
         #expect(limit.bytesPerSecond.map { abs($0 - 2_500_000) < 25_000 } == true)
         #expect(limit.highWater == 25_000)
-        #expect(limit.lowWater == 12_500)
         #expect(limit.recordSize == 6_250)
+        // The kernel's share is 2 ms of the link, so a keystroke waits behind a few kB there.
+        #expect((4_900...5_100).contains(limit.notSentLowWater) && limit.writeChunk == limit.notSentLowWater)
     }
 
     @Test("a fast link is held to the cap, a very short path to the floor")
@@ -35,6 +36,7 @@ import Testing
         var fast = TransmitQueueLimit()
         _ = drive(&fast, bytesPerSecond: 1_000_000_000, seconds: 0.5, roundTrip: .milliseconds(5))
         #expect(fast.highWater == TransmitQueueLimit.cap && fast.recordSize == 16 * 1024)
+        #expect(fast.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
         var short = TransmitQueueLimit()
         _ = drive(&short, bytesPerSecond: 2_500_000, seconds: 0.5, roundTrip: .microseconds(100))
         #expect(short.highWater == TransmitQueueLimit.floor && short.recordSize == 4 * 1024)
@@ -44,6 +46,7 @@ import Testing
     func startsAtFloor() {
         var limit = TransmitQueueLimit()
         #expect(limit.highWater == TransmitQueueLimit.floor)
+        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
         _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.009, roundTrip: .milliseconds(10))
         #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
     }
@@ -56,6 +59,13 @@ import Testing
         _ = drive(
             &limit, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10))
         #expect(limit.highWater == measured)
+    }
+
+    @Test("a very slow link keeps the kernel's share at one small record")
+    func smallestKernelShare() {
+        var limit = TransmitQueueLimit()
+        _ = drive(&limit, bytesPerSecond: 100_000, seconds: 1, roundTrip: .milliseconds(50))
+        #expect(limit.notSentLowWater == TransmitQueueLimit.smallestNotSentLowWater)
     }
 
     @Test("without the kernel's round-trip time the limit does not move")

@@ -1,0 +1,126 @@
+import Multiplex
+import TunnelIO
+import TunnelTLS
+
+// The pump's two directions below the session: received ciphertext decrypted into the array the
+// session's data events slice, and frames pulled from the session, encrypted and written in
+// chunks the kernel takes at once (`TransmitQueueLimit` says why and how much).
+extension MuxConnection {
+    /// Decrypts what has arrived straight into a fresh array sized for it, which the session's
+    /// data events then slice: no scratch buffer and no copy out of it.
+    func decryptReceived() throws(TLSError) -> (TLSConnection.ReadResult, [UInt8]) {
+        var result = Result<TLSConnection.ReadResult, TLSError>.success(.wouldBlock)
+        let bytes = [UInt8](unsafeUninitializedCapacity: tls.receivedPlaintextBound) { storage, initialized in
+            result = Result { () throws(TLSError) in try tls.readPlaintext(into: UnsafeMutableRawBufferPointer(storage))
+            }
+            if case .success(.bytes(let count)) = result { initialized = count }
+        }
+        return (try result.get(), bytes)
+    }
+
+    /// Pulls frames from the session while the kernel takes them at once, one chunk per socket
+    /// write and at most `highWater` per turn, encrypts and writes them.
+    func flush() {
+        if phase == .handshaking { writeCiphertext() }
+        guard phase == .established else { return }
+        heldBack = false
+        var budget = queueLimit.highWater
+        while writeCiphertext() {
+            guard budget > 0 else {
+                heldBack = true
+                break
+            }
+            buffers.plaintext.removeAll(keepingCapacity: true)
+            var urgent = 0
+            let pulled = session.pollTransmit(
+                into: &buffers.plaintext, maxBytes: min(queueLimit.writeChunk, budget), urgentBytes: &urgent)
+            guard pulled > 0 else { break }
+            budget -= pulled
+            do {
+                try encryptPlaintextOut(urgentBytes: urgent)
+            } catch {
+                close(Failure(.internalError, "TLS write failed: \(error)"))
+                return
+            }
+        }
+        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 { heldBack = true }
+        sweepClosedStreams()
+        armTimer()
+    }
+
+    /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.
+    /// Each TLS write makes one record of at most `recordSize`: the peer can decrypt nothing of a
+    /// record before all of it has arrived, so on a slow link a keystroke shares a small record,
+    /// and the first `urgentBytes` (control frames and interactive data) get records of their own.
+    func encryptPlaintextOut(urgentBytes: Int = 0) throws {
+        let recordSize = queueLimit.recordSize
+        try buffers.plaintext.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let boundary = offset < urgentBytes ? urgentBytes : raw.count
+                let end = min(boundary, offset + recordSize)
+                let written = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                guard written > 0 else { throw TLSError(.openSSL, "TLS accepted no plaintext") }
+                offset += written
+            }
+        }
+    }
+
+    /// Moves what TLS has produced to the socket, drained straight into the socket's pinned write
+    /// buffer (no copy through scratch memory). Established, it writes one `writeChunk` at a time
+    /// and only while the socket's write queue is empty, so the kernel's unsent bytes pass its
+    /// low-water mark by at most one chunk; handshaking or closing, it writes everything. Returns
+    /// whether TLS has nothing left and the kernel took all of it (there is room for more).
+    @discardableResult
+    func writeCiphertext() -> Bool {
+        let paced = phase == .established
+        while !socket.isClosed {
+            let pending = tls.pendingCiphertextCount
+            guard pending > 0 else { return socket.writeQueueSize == 0 }
+            guard !paced || socket.writeQueueSize == 0 else { return false }
+            var written = 0
+            do {
+                try socket.write(
+                    capacity: paced ? min(pending, queueLimit.writeChunk) : pending,
+                    filling: {
+                        written = tls.drainCiphertext(into: $0)
+                        return written
+                    },
+                    completion: { [self] error in
+                        guard error == nil else { return }
+                        kernelTook(written)
+                    })
+            } catch {
+                close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
+                return false
+            }
+            guard tls.pendingCiphertextCount < pending else { return false } // no progress: never spin
+        }
+        return false
+    }
+
+    /// A write completed: the kernel took `count` bytes. Feeds the rate estimate, applies a new
+    /// kernel share, and resumes a flush that was held back once the write queue is empty.
+    private func kernelTook(_ count: Int) {
+        queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.roundTrip() }
+        if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
+            appliedNotSentLowWater = queueLimit.notSentLowWater
+            try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
+        }
+        if heldBack, socket.writeQueueSize == 0 {
+            heldBack = false
+            dispatch {}
+        }
+    }
+
+    /// Writes whatever the ended session still has (its final GOAWAY), ignoring the pacing.
+    func flushFinalBytes() {
+        while tls.handshakeState.isDone {
+            buffers.plaintext.removeAll(keepingCapacity: true)
+            guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }
+            guard (try? encryptPlaintextOut()) != nil else { break }
+        }
+        if tls.handshakeState.isDone { tls.shutdown() }
+        writeCiphertext()
+    }
+}
