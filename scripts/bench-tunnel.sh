@@ -26,6 +26,8 @@
 # the same node connection, across a 20 Mbit/s `tc tbf` link between two network namespaces made
 # here (scripts/lib/shaped-link.sh), next to two plain TCP connections on the same link (the
 # "direct" column). Skipped with a note where namespaces cannot be made.
+# The edge agent's own footprint (RSS idle and busy, wakeups, binary sizes) is scripts/bench-edge.sh;
+# what opening many streams at once costs in audit syncs, scripts/bench-stream-open.sh.
 # Needs: iperf3, python3, /usr/sbin/sshd, ssh, ssh-keygen (apt-get install iperf3 openssh-server).
 # Exits non-zero with a message naming the component when anything fails to start, and non-zero
 # after printing the table when any measurement failed (a stalled stream is cut by a timeout).
