@@ -91,10 +91,13 @@ enum AdmissionSettings {
     }
 
     /// Raises this process's open-file limit to its hard limit, then says whether the anonymous
-    /// caps leave half of it to nodes and operators. Returns the limit in force.
-    static func checkDescriptors(_ limits: AdmissionLimits) throws(CommandFailure) -> Int {
+    /// caps leave half of it to nodes and operators. Returns the limit in force and the limits
+    /// fitted to it (the hello pool may be cut).
+    static func checkDescriptors(_ limits: AdmissionLimits) throws(CommandFailure) -> (
+        descriptors: Int, fitted: AdmissionLimits
+    ) {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return Int.max }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (Int.max, limits) }
         if limit.rlim_cur < limit.rlim_max {
             var raised = limit
             raised.rlim_cur = limit.rlim_max
@@ -102,7 +105,7 @@ enum AdmissionSettings {
         }
         let descriptors = Int(clamping: limit.rlim_cur)
         if let problem = limits.problem(descriptorLimit: descriptors) { throw .usage(problem, .configInvalid) }
-        return descriptors
+        return (descriptors, limits.fitted(toDescriptorLimit: descriptors))
     }
 }
 

@@ -92,17 +92,17 @@ public struct GatewayCommand: ParsableCommand {
             }
             print("policy: \(configuration.policyPath ?? "built-in (role admin may do everything)") is valid")
             print(
-                "open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission)), enough for the anonymous caps"
+                "open-file limit: \(try AdmissionSettings.checkDescriptors(configuration.admission).descriptors), enough for the anonymous caps"
             )
             return
         }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
-        let configuration = try gateway.runtimeConfiguration()
+        var configuration = try gateway.runtimeConfiguration()
         do { _ = try Gateway.loadPolicy(configuration.policyPath) } catch {
             throw CommandFailure.usage(error.message, .configInvalid)
         }
-        _ = try AdmissionSettings.checkDescriptors(configuration.admission)
+        configuration.admission = try AdmissionSettings.checkDescriptors(configuration.admission).fitted
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (running, _) = try startGateway(

@@ -11,8 +11,11 @@ public struct AdmissionLimits: Sendable, Equatable {
     public var pendingHandshakesPerSource = 32
     /// Connections waiting for their ClientHello, which says whether an operator or a node is
     /// coming, before a place among the handshakes is charged (built in, not a setting; per
-    /// source the handshake cap applies). Waiting costs a socket and the bytes read so far.
-    public var helloWaits = 128
+    /// source the handshake cap applies). Waiting costs a socket and the bytes read so far, no
+    /// TLS, so the pool is four times the handshakes: libuv accepts a whole backlog in one loop
+    /// turn, and in a reconnect storm a smaller pool filled before any hello was read, closing
+    /// operators at the door with everyone else.
+    public var helloWaits = 1024
     /// TLS handshakes begun per loop turn, operators first, then nodes, then enrollments
     /// (`HandshakeQueue`); the rest wait after their ClientHello for the next turn.
     public var handshakesPerTurn = 8
@@ -38,15 +41,30 @@ public struct AdmissionLimits: Sendable, Equatable {
 
     public init() {}
 
+    /// The fewest places the hello pool is cut to where open files are scarce.
+    static let fewestHelloWaits = 128
+
     /// Why these limits cannot work with `descriptorLimit` open files (nil if they can): the
-    /// anonymous caps must leave at least half the descriptors to authenticated peers.
+    /// anonymous caps must leave at least half the descriptors to authenticated peers, with the
+    /// hello pool at its fewest (`fitted` cuts it to what is left).
     public func problem(descriptorLimit: Int) -> String? {
+        let helloWaits = min(helloWaits, Self.fewestHelloWaits)
         let anonymous = helloWaits + pendingHandshakes + enrollmentConnections
         guard anonymous * 2 <= descriptorLimit else {
             return
                 "max-pending-handshakes + max-enrollment-connections + \(helloWaits) connections awaiting their ClientHello (\(anonymous)) must be at most half the open-file limit (\(descriptorLimit)), so nodes and operators always find a descriptor; raise `ulimit -n` or lower them"
         }
         return nil
+    }
+
+    /// These limits with the hello pool cut to what `descriptorLimit` open files allow: the
+    /// anonymous caps together use at most half of them, and the hello pool takes what the
+    /// handshakes and enrollments leave, but no fewer than `fewestHelloWaits`.
+    public func fitted(toDescriptorLimit descriptorLimit: Int) -> AdmissionLimits {
+        var fitted = self
+        let room = descriptorLimit / 2 - pendingHandshakes - enrollmentConnections
+        fitted.helloWaits = min(helloWaits, max(Self.fewestHelloWaits, room))
+        return fitted
     }
 
     /// Of `pendingHandshakes`, an eighth is kept for ClientHellos offering the operator protocol,

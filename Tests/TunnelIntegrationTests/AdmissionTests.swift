@@ -336,5 +336,8 @@ struct AdmissionTests {
         let limits = AdmissionLimits()
         #expect(limits.problem(descriptorLimit: 1024) == nil)
         #expect(limits.problem(descriptorLimit: 256)?.contains("ulimit -n") == true)
+        #expect(limits.fitted(toDescriptorLimit: 1024).helloWaits == 192, "the hello pool takes what is left")
+        #expect(limits.fitted(toDescriptorLimit: 896).helloWaits == 128, "but no fewer than 128")
+        #expect(limits.fitted(toDescriptorLimit: 65536).helloWaits == 1024)
     }
 }
