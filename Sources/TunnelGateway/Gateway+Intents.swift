@@ -42,6 +42,13 @@ extension Gateway {
                 groupCommit.nodeSeen(name, sighting)
             case .presenceEnded(let node):
                 cluster?.sessionEnded(node: node)
+            case .refuseStream(let id, let stream, let code, let sentence):
+                guard let connection = connections[id]?.connection else { continue }
+                refuseStream(stream, on: connection, code: code, message: sentence)
+            case .countUnrecordedStream(let operatorName, let outcome):
+                streamRecords.count(operatorName, outcome: outcome)
+            case .openRelay(let request, let link):
+                openRelay(request, via: link)
             }
         }
     }
@@ -74,5 +81,19 @@ extension Gateway {
     /// The connection of `node`'s live session here, if any.
     func liveSession(of node: String) -> MuxConnection? {
         core.liveSession(of: node).flatMap { connections[$0]?.connection }
+    }
+}
+
+extension Gateway {
+    /// The core's limits on one node's streams, from the settings.
+    static func streamLimits(_ configuration: GatewayConfiguration) -> StreamLimits {
+        let admission = configuration.admission
+        return StreamLimits(
+            nodeCapacity: Int(configuration.session.maxConcurrentStreams),
+            streamsPerOperatorPerNode: admission.streamsPerOperatorPerNode,
+            adminReservedStreamsPerNode: admission.adminReservedStreamsPerNode,
+            nodeResetAllowance: configuration.session.maxResetsPerWindow,
+            streamRecordsPerMinute: admission.streamRecordsPerOperatorPerMinute,
+            streamRecordBurst: TokenBucket.burst(perMinute: admission.streamRecordsPerOperatorPerMinute))
     }
 }

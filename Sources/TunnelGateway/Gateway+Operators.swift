@@ -112,47 +112,11 @@ extension Gateway {
     func carryOut(_ effect: FleetAuthority.Effect) {
         switch effect {
         case .disconnectNode(let name, let reason):
-            enact(
-                core.liveSession(of: name).map {
-                    [.abort($0, Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))]
-                } ?? [])
+            liveSession(of: name)?.abort(Failure(TunnelErrorCode.revoked, "node \(name) \(reason)"))
         case .disconnectOperator(let name, let reason):
-            enact(
-                core.connections(ofOperator: name).map {
-                    .abort($0, Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
-                })
-        }
-    }
-
-    /// Why `operatorName` may not open one more stream to `node` now because of the resets it
-    /// caused there (`RelayedResetBudget`), and whether to disconnect it too; nil to go on.
-    func resetBudgetRefusal(_ node: String, operatorName: String) -> (String, disconnect: Bool)? {
-        var budget = relayedResets[node] ?? RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)
-        let decision = budget.decide(operatorName, now: loop.now)
-        relayedResets[node] = budget
-        guard decision != .admit else { return nil }
-        let seconds = (budget.remaining(now: loop.now) + 999) / 1000
-        return (
-            "you reset too many streams to \(node) within \(Limits.abuseWindow); so that the node stays up for everyone, new streams to it are refused for \(seconds) s",
-            decision == .disconnect
-        )
-    }
-
-    /// Why `operatorName` may not open one more stream to `node` now, or nil: the operator's
-    /// own budget on the node, the slots kept for admins, or the node's capacity.
-    func nodeBusy(_ node: String, _ nodeConnection: MuxConnection, operatorName: String, roles: [String]) -> String? {
-        let capacity = Int(configuration.session.maxConcurrentStreams)
-        switch streamShare.decide(
-            node: node, operatorName: operatorName, isAdmin: authority.policy.isAdmin(roles: roles),
-            nodeCapacity: capacity)
-        {
-        case .nodeBusy(let open):
-            return TunnelErrorCode.busy(node: node, open: open)
-        case .operatorBudget(let open):
-            return "you have \(open) streams open to \(node), the most one operator may have on a node; close one first"
-        case .admit:
-            return nodeConnection.canOpenStream
-                ? nil : TunnelErrorCode.busy(node: node, open: streamShare.openStreams(on: node))
+            for id in core.connections(ofOperator: name) {
+                connections[id]?.connection.abort(Failure(TunnelErrorCode.revoked, "operator \(name) \(reason)"))
+            }
         }
     }
 }

@@ -12,20 +12,9 @@ import TunnelText
 // to that replica (ALPN tunnel-peer/1, one mutual-TLS link per replica pair, multiplexed), which
 // opens them on its node's session. Policy and audit happen once, at the operator's replica.
 extension Gateway {
-    /// What carries an operator's stream to a node.
-    enum StreamCarrier {
-        /// The node's live session on this replica.
-        case local(MuxConnection)
-        /// The peer link to the replica holding the node.
-        case peer(replica: String, link: MuxConnection)
-        /// The link to `replica` is being dialed.
-        case dialing(replica: String)
-        /// Nothing can carry it now; the reason for the operator, if more is known than "offline".
-        case none(String?)
-    }
-
-    func carrier(for node: String) -> StreamCarrier {
-        if let local = liveSession(of: node), !local.isEnding { return .local(local) }
+    /// What carries an operator's stream to `node` now; dials its replica's link when needed.
+    func carrier(for node: String) -> StreamCarrier<ObjectIdentifier> {
+        if let local = liveSession(of: node), !local.isEnding { return .local(ObjectIdentifier(local)) }
         guard let peering else { return .none(nil) }
         let now = loop.now
         let route = StreamRoute.decide(
@@ -38,10 +27,10 @@ extension Gateway {
         // A link the other replica dialed serves both ways: one link per pair.
         for id in core.peerLinks(of: replica) {
             guard let inbound = connections[id]?.connection, !inbound.isEnding else { continue }
-            return .peer(replica: replica, link: inbound)
+            return .peer(replica: replica, link: ObjectIdentifier(inbound))
         }
         switch peering.links.use(replica, address: address, now: now) {
-        case .send(let link) where !link.isEnding: return .peer(replica: replica, link: link)
+        case .send(let link) where !link.isEnding: return .peer(replica: replica, link: ObjectIdentifier(link))
         case .send: return .none("the link to replica \(replica) is closing")
         case .dial(let address):
             dialPeer(replica, address: address)
@@ -213,7 +202,7 @@ extension Gateway {
         guard nodeConnection.canOpenStream, peering.relayed < PeerRouting.maxRelayedStreams else {
             return refuseStream(
                 stream, on: connection, code: TunnelErrorCode.nodeBusy,
-                message: TunnelErrorCode.busy(node: ask.node, open: streamShare.openStreams(on: ask.node)))
+                message: TunnelErrorCode.busy(node: ask.node, open: core.openStreams(on: ask.node)))
         }
         let logMetadata: Logger.Metadata = [
             "replica": "\(replica)", "node.name": "\(ask.node)", "operator.name": "\(InertText.escape(ask.operator))",

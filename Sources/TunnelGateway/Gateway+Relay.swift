@@ -5,9 +5,11 @@ import TunnelRuntime
 
 // An admitted stream relayed to its node: the recorders that watch it, and its close record.
 extension Gateway {
-    func relay(_ request: StreamRequest, to nodeConnection: MuxConnection, recorder: ShellRecorder?, interactive: Bool)
-    {
-        let (connection, stream, target) = (request.connection, request.stream, request.target)
+    func relay(
+        _ request: OperatorStream, from connection: MuxConnection, to nodeConnection: MuxConnection,
+        recorder: ShellRecorder?
+    ) {
+        let (stream, target) = (request.stream, request.target)
         let opened = Date()
         let kubernetes = request.grant.kubeUser.map {
             KubernetesIdentity(user: $0, groups: request.grant.kubeGroups ?? [])
@@ -34,14 +36,10 @@ extension Gateway {
                 }
             case .ended(let failure):
                 relays[ObjectIdentifier(relay)] = nil
-                streamShare.closed(node: target.node, operatorName: request.operatorName)
-                if relay.resetFrom == .fromFirst {
-                    relayedResets[
-                        target.node,
-                        default: RelayedResetBudget(nodeAllowance: configuration.session.maxResetsPerWindow)
-                    ]
-                    .recordReset(by: request.operatorName, now: loop.now)
-                }
+                core.streamEnded(
+                    node: target.node, operatorName: request.operatorName,
+                    resetByOperator: relay.resetFrom == .fromFirst,
+                    now: moment)
                 logger.debug(
                     "stream ended",
                     metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 }
@@ -77,7 +75,7 @@ extension Gateway {
                 : try TunnelProtocol.encode(
                     PeerStreamRequest(
                         node: target.node, request: service, operator: request.operatorName, stream: target.stream))
-            try relay.openSecond(metadata: metadata, interactive: interactive)
+            try relay.openSecond(metadata: metadata, interactive: request.interactive)
         } catch {
             logger.info(
                 "stream refused: cannot open a stream to the node",
@@ -90,7 +88,7 @@ extension Gateway {
             return
         }
         relays[ObjectIdentifier(relay)] = relay
-        streamShare.opened(node: target.node, operatorName: request.operatorName)
+        core.streamOpened(node: target.node, operatorName: request.operatorName)
         openWhenDurable(relay, through: gate)
     }
 

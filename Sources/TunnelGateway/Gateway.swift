@@ -78,12 +78,10 @@ public final class Gateway {
     var adminListener: UnixListener?
     /// What each connection is, the node sessions with their epochs, certificate deadlines: the
     /// decisions about connections, sans IO (`Gateway+Intents.swift` carries them out).
-    var core = GatewayCore<ObjectIdentifier>(timeText: UTCTime.format)
+    var core: GatewayCore<ObjectIdentifier>
     /// The IO handle of every open connection, by the id the core knows it by.
     var connections: [ObjectIdentifier: ConnectionHandle] = [:]
     var relays: [ObjectIdentifier: StreamRelay] = [:]
-    /// Per node: the resets passed on to it for operators, so together they cannot spend its allowance.
-    var relayedResets: [String: RelayedResetBudget] = [:]
     private let housekeeping: LoopTimer
     let audit: AuditTrail?
     /// The audit syncs and fleet-store writes of a loop turn, done once for all of them.
@@ -95,8 +93,7 @@ public final class Gateway {
     /// Operators' handshakes ahead of a reconnect storm's (`Gateway+Handshakes.swift`).
     var handshakes: HandshakeQueue<ObjectIdentifier>
     let handshakeTurn: LoopTimer
-    /// Each operator's share of each node's streams, and of the audit log.
-    var streamShare: StreamShare
+    /// Each operator's share of the audit log.
     var streamRecords: StreamRecordBudget
     private var policyFileContent: [UInt8]?
     private var drainTimer: LoopTimer?
@@ -141,7 +138,7 @@ public final class Gateway {
         admission = ConnectionAdmission(limits: configuration.admission, now: loop.now)
         handshakes = HandshakeQueue(perTurn: configuration.admission.handshakesPerTurn)
         handshakeTurn = LoopTimer(loop: loop)
-        streamShare = StreamShare(limits: configuration.admission)
+        core = GatewayCore(limits: Self.streamLimits(configuration), timeText: UTCTime.format)
         streamRecords = StreamRecordBudget(limits: configuration.admission, now: loop.now)
         if let directory = configuration.auditDirectory {
             do {

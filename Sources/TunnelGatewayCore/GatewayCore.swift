@@ -15,10 +15,17 @@ package struct GatewayCore<ID: Hashable> {
     package internal(set) var connections: [ID: ConnectionRecord] = [:]
     /// Nodes seen in this run, online or not (the fleet store has every enrolled one).
     package internal(set) var nodes: [String: NodeRecord<ID>] = [:]
+    let limits: StreamLimits
+    /// Each operator's share of each node's streams.
+    var streamShare: StreamShare
+    /// Per node: the resets passed on to it for operators, so together they cannot spend its allowance.
+    var relayedResets: [String: RelayedResetBudget] = [:]
     /// How Unix seconds read in sentences to peers (the shell passes its UTC formatter).
     let timeText: (Int64) -> String
 
-    package init(timeText: @escaping (Int64) -> String) {
+    package init(limits: StreamLimits, timeText: @escaping (Int64) -> String) {
+        self.limits = limits
+        streamShare = StreamShare(limits: limits)
         self.timeText = timeText
     }
 

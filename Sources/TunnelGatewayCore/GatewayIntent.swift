@@ -31,6 +31,12 @@ package enum GatewayIntent<ID: Hashable>: Equatable {
     case nodeSeen(String, NodeSighting)
     /// The node's session on this replica ended: release its cluster presence.
     case presenceEnded(node: String)
+    /// Refuse the operator's stream with a code and the sentence it reads (`StreamRefusal`).
+    case refuseStream(ID, StreamID, code: ErrorCode, sentence: String)
+    /// A stream request past the operator's record budget: counted into its summary by outcome.
+    case countUnrecordedStream(String, outcome: String)
+    /// An admitted stream: record its open and relay it over the connection `via`.
+    case openRelay(StreamRequest<ID>, via: ID)
 
     /// An audit record synced with the loop turn's others.
     static func record(_ event: AuditEvent) -> Self { .record(event, durable: false) }

@@ -23,9 +23,14 @@ func certificate(
         uri: "tunnel://\(role.rawValue)/\(name)", serial: "serial-\(name)", notAfter: Int64(start) + lifetime)
 }
 
+/// Limits small enough to reach in a test: 6 streams a node, 3 per operator, 2 kept for admins.
+let testLimits = StreamLimits(
+    nodeCapacity: 6, streamsPerOperatorPerNode: 3, adminReservedStreamsPerNode: 2, nodeResetAllowance: 40,
+    streamRecordsPerMinute: 600, streamRecordBurst: 60)
+
 /// A core whose sentences show Unix seconds as numbers.
-func makeCore() -> Core {
-    Core(timeText: { "t\($0)" })
+func makeCore(limits: StreamLimits = testLimits) -> Core {
+    Core(limits: limits, timeText: { "t\($0)" })
 }
 
 extension Core {

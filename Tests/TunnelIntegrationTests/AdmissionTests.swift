@@ -241,33 +241,6 @@ struct AdmissionTests {
         #expect(admissionSourceKey(ip: "192.0.2.5") == "192.0.2.5")
     }
 
-    @Test("an operator's budget on a node, the admins' reserve and the node's capacity")
-    func streamShare() {
-        var limits = AdmissionLimits()
-        limits.streamsPerOperatorPerNode = 3
-        limits.adminReservedStreamsPerNode = 2
-        var share = StreamShare(limits: limits)
-        func decide(_ name: String, admin: Bool = false) -> StreamShare.Decision {
-            share.decide(node: "node-17", operatorName: name, isAdmin: admin, nodeCapacity: 6)
-        }
-        for _ in 0..<3 {
-            #expect(decide("mallory") == .admit)
-            share.opened(node: "node-17", operatorName: "mallory")
-        }
-        #expect(decide("mallory") == .operatorBudget(open: 3))
-        #expect(decide("bob") == .admit)
-        share.opened(node: "node-17", operatorName: "bob")
-        #expect(decide("carol") == .nodeBusy(open: 4), "the last two are the admins'")
-        #expect(decide("root", admin: true) == .admit)
-        share.opened(node: "node-17", operatorName: "root")
-        share.opened(node: "node-17", operatorName: "root")
-        #expect(decide("root", admin: true) == .nodeBusy(open: 6))
-        #expect(share.decide(node: "node-18", operatorName: "mallory", isAdmin: false, nodeCapacity: 6) == .admit)
-        share.closed(node: "node-17", operatorName: "mallory")
-        #expect(decide("mallory") == .nodeBusy(open: 5))
-        #expect(share.openStreams(on: "node-17") == 5)
-    }
-
     @Test("an operator's stream records are rationed; what is over is counted by outcome")
     func recordBudget() {
         var limits = AdmissionLimits()

@@ -8,9 +8,9 @@ import Multiplex
 /// per-node sum. Once `limit` resets went to the node within one abuse window, an operator that
 /// reset any of them is refused new streams to the node until the window ends, and one that reset
 /// at least half of `limit` itself is disconnected; operators that reset none carry on.
-/// Decisions only: the gateway refuses, disconnects, logs and audits.
-struct RelayedResetBudget {
-    enum Decision: Equatable {
+/// Decisions only: `GatewayCore` refuses and disconnects, and the shell carries it out.
+package struct RelayedResetBudget {
+    package enum Decision: Equatable {
         case admit
         /// Refuse this stream; the operator reset streams to the node in this window.
         case refuse
@@ -27,7 +27,7 @@ struct RelayedResetBudget {
     /// A quarter of the node's allowance: our windows and the node's are not aligned, so one of
     /// its windows can straddle two of ours, and every stream in flight when the budget runs out
     /// (at most the node's stream cap) may still be reset; together that stays within it.
-    init(nodeAllowance: Int) {
+    package init(nodeAllowance: Int) {
         limit = max(2, nodeAllowance / 4)
     }
 
@@ -41,21 +41,21 @@ struct RelayedResetBudget {
     }
 
     /// An operator's stream to the node ended in a reset from the operator's side.
-    mutating func recordReset(by operatorName: String, now: UInt64) {
+    package mutating func recordReset(by operatorName: String, now: UInt64) {
         roll(now)
         relayed += 1
         byOperator[operatorName, default: 0] += 1
     }
 
     /// Whether `operatorName` may open another stream to the node now.
-    mutating func decide(_ operatorName: String, now: UInt64) -> Decision {
+    package mutating func decide(_ operatorName: String, now: UInt64) -> Decision {
         roll(now)
         guard relayed >= limit, let own = byOperator[operatorName] else { return .admit }
         return own * 2 >= limit ? .disconnect : .refuse
     }
 
     /// Milliseconds until the current window ends (for the refusal's sentence).
-    func remaining(now: UInt64) -> UInt64 {
+    package func remaining(now: UInt64) -> UInt64 {
         windowEnd.map { $0 > now ? $0 - now : 0 } ?? 0
     }
 }
