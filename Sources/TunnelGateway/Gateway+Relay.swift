@@ -35,26 +35,9 @@ extension Gateway {
                     }
                 }
             case .ended(let failure):
-                relays[ObjectIdentifier(relay)] = nil
-                core.streamEnded(
-                    node: target.node, operatorName: request.operatorName,
-                    resetByOperator: relay.resetFrom == .fromFirst,
-                    now: moment)
-                logger.debug(
-                    "stream ended",
-                    metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 }
-                )
-                var close = StreamCloseReason.close(
-                    for: failure, operatorConnection: connection, nodeConnection: nodeConnection)
-                close.bytesToNode = Int64(relay.first.bytesReceived)
-                close.bytesFromNode = Int64(relay.second.bytesReceived)
-                close.durationMs = Int64(Date().timeIntervalSince(opened) * 1000)
-                if let kubeRecorder {
-                    kubeRecorder.finish()
-                    close.kubeRequests = Int64(kubeRecorder.recorded)
-                }
-                if let recorder { Self.finishRecording(recorder, file: request.grant.recording, into: &close) }
-                audit?.record(.streamClose(request.parties, close))
+                relayEnded(
+                    relay, failure: failure, request: request, operatorConnection: connection,
+                    nodeConnection: nodeConnection, opened: opened, recorders: (recorder, kubeRecorder))
             }
         }
         if let recorder {
@@ -65,16 +48,7 @@ extension Gateway {
             }
         }
         do {
-            let service = ServiceRequest(
-                service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes
-            )
-            // Through a peer link, the holding replica is told which node to open it on.
-            let metadata =
-                request.grant.viaReplica == nil
-                ? try TunnelProtocol.encode(service)
-                : try TunnelProtocol.encode(
-                    PeerStreamRequest(
-                        node: target.node, request: service, operator: request.operatorName, stream: target.stream))
+            let metadata = try Self.serviceMetadata(request, kubernetes: kubernetes)
             try relay.openSecond(metadata: metadata, interactive: request.interactive)
         } catch {
             logger.info(
@@ -90,6 +64,46 @@ extension Gateway {
         relays[ObjectIdentifier(relay)] = relay
         core.streamOpened(node: target.node, operatorName: request.operatorName)
         openWhenDurable(relay, through: gate)
+    }
+
+    /// What the node is asked to open: the service, its parameters or the kubernetes identity;
+    /// through a peer link, wrapped with the node the holding replica opens it on.
+    private static func serviceMetadata(_ request: OperatorStream, kubernetes: KubernetesIdentity?) throws -> [UInt8] {
+        let target = request.target
+        let service = ServiceRequest(
+            service: target.service, parameters: kubernetes == nil ? target.parameters : nil, kubernetes: kubernetes)
+        guard request.grant.viaReplica != nil else { return try TunnelProtocol.encode(service) }
+        return try TunnelProtocol.encode(
+            PeerStreamRequest(
+                node: target.node, request: service, operator: request.operatorName, stream: target.stream))
+    }
+
+    /// A relayed stream ended: the node's share and reset budget learn it, and its close record
+    /// says why, how many bytes went each way, and what its recorders kept.
+    private func relayEnded(
+        _ relay: StreamRelay, failure: Failure?, request: OperatorStream, operatorConnection: MuxConnection,
+        nodeConnection: MuxConnection, opened: Date, recorders: (shell: ShellRecorder?, kube: KubeRequestRecorder?)
+    ) {
+        relays[ObjectIdentifier(relay)] = nil
+        core.streamEnded(
+            node: request.target.node, operatorName: request.operatorName,
+            resetByOperator: relay.resetFrom == .fromFirst, now: moment)
+        logger.debug(
+            "stream ended",
+            metadata: request.logMetadata.merging(["reason": "\(failure.map { "\($0)" } ?? "finished")"]) { $1 })
+        var close = StreamCloseReason.close(
+            for: failure, operatorConnection: operatorConnection, nodeConnection: nodeConnection)
+        close.bytesToNode = Int64(relay.first.bytesReceived)
+        close.bytesFromNode = Int64(relay.second.bytesReceived)
+        close.durationMs = Int64(Date().timeIntervalSince(opened) * 1000)
+        if let kubeRecorder = recorders.kube {
+            kubeRecorder.finish()
+            close.kubeRequests = Int64(kubeRecorder.recorded)
+        }
+        if let recorder = recorders.shell {
+            Self.finishRecording(recorder, file: request.grant.recording, into: &close)
+        }
+        audit?.record(.streamClose(request.parties, close))
     }
 
     /// Lets bytes through `relay` once its open record is durable: the node's stream is open
