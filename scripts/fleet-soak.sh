@@ -81,7 +81,8 @@ python3 "$ROOT/scripts/lib/fleet-audit-check.py" audit "$GATEWAY_DATA/audit" "$A
     "${OPERATOR_NAMES[@]}" || fail "the audit matches the simulator"
 "$TUNNEL" audit verify "$GATEWAY_DATA/audit" >"$WORK/verify.out" 2>&1 || fail "tunnel audit verify: $(tail -3 "$WORK/verify.out")"
 
-python3 - "$WORK/rss.tsv" "$LOAD_START" "$LOAD_END" "$IDLE_RSS" "$AFTER_RSS" "$WORK/report.json" "$AFTER_SECONDS" <<'PY' | while read -r line; do figure "${line%%=*}" "${line#*=}"; done
+python3 - "$WORK/rss.tsv" "$LOAD_START" "$LOAD_END" "$IDLE_RSS" "$AFTER_RSS" "$WORK/report.json" "$AFTER_SECONDS" \
+    "$((OPERATORS * STREAMS))" <<'PY' | while read -r line; do figure "${line%%=*}" "${line#*=}"; done
 import json, sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
 start, end, idle, after = map(int, sys.argv[2:6])
@@ -92,8 +93,14 @@ mib = lambda k: f"{k / 1024:.0f} MiB"
 print(f"soak: streams completed={report['streams_completed']} ({report['bytes_verified'] / 1e9:.2f} GB verified, {report['verified_mb_per_s']:.0f} MB/s)")
 print(f"soak: bytes wrong / streams lost={report['bytes_wrong']} / {report['streams_lost']}")
 print(f"soak: node flaps={report['flaps']}")
+# What the relayed streams' windows may hold (docs/PROTOCOL.md 6.3): each stream's 256 KiB
+# initial window both ways, plus the gateway's 32 MiB budget for window growth.
+bound = int(sys.argv[8]) * 2 * 256 + 32 * 1024
 if during:
-    print(f"soak: gateway RSS peak under load={mib(max(during))} (+{mib(max(during) - idle)} over idle)")
+    peak = max(during) - idle
+    print(f"soak: gateway RSS peak under load={mib(max(during))} (+{mib(peak)} over idle)")
+    verdict = "within" if peak <= bound else f"over by {mib(peak - bound)}"
+    print(f"soak: window bound for {sys.argv[8]} streams=+{mib(bound)} over idle; the peak is {verdict}")
 if five:
     print(f"soak: gateway RSS after 5 min, first / last / max={mib(five[0])} / {mib(five[-1])} / {mib(max(five))}")
 print(f"soak: gateway RSS {sys.argv[7]} s after the load={mib(after)} ({(after - idle) * 100 / idle:+.0f} % of idle)")

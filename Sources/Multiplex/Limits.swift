@@ -42,6 +42,10 @@ public struct SessionConfiguration: Sendable {
     public var initialStreamWindow: UInt32 = 256 * 1024
     /// Ceiling for a stream's receive window when auto-tuning grows it.
     public var maxStreamWindow: UInt32 = 16 * 1024 * 1024
+    /// Shared by every session of a process that relays many streams (the gateway): growth of
+    /// stream windows beyond `initialStreamWindow` is lent from it. Nil: each stream may grow to
+    /// `maxStreamWindow` on its own.
+    public var windowBudget: WindowBudget?
     /// Per-connection budget of received-but-unconsumed bytes over all streams; advertised in HELLO.
     public var connectionWindow: UInt32 = 64 * 1024 * 1024
     /// Bytes an application may queue on a stream before `write` asks it to wait.

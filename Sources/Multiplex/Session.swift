@@ -335,6 +335,8 @@ public final class Session {
     func remove(_ stream: StreamRecord, completed: Bool) {
         guard streams.removeValue(forKey: stream.id) != nil else { return }
         stream.state = .closed
+        // Let go of the record now: it holds the stream's window loan until it is freed.
+        if recentStream === stream { recentStream = nil }
         if stream.isLocal(role) { localOpenedCount -= 1 } else { peerOpenedCount -= 1 }
         let held = Int(stream.receiveWindow.unconsumed)
         if held > 0 {

@@ -18,7 +18,15 @@ final class StreamRecord {
         self.state = state
         self.interactive = interactive
         self.sendCredit = SendCredit(initial: sendCredit)
-        receiveWindow = ReceiveWindow(initial: configuration.initialStreamWindow, max: configuration.maxStreamWindow)
+        receiveWindow = ReceiveWindow(
+            initial: configuration.initialStreamWindow, max: configuration.maxStreamWindow,
+            budget: configuration.windowBudget)
+    }
+
+    /// Whichever way the stream ended (closed, reset, or its session failed), its window's loan
+    /// goes back once nothing refers to it.
+    deinit {
+        receiveWindow.release()
     }
 
     func isLocal(_ role: Role) -> Bool {

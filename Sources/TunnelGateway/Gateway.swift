@@ -57,7 +57,12 @@ public struct GatewayConfiguration: Sendable {
         self.identity = identity
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
+        session.windowBudget = WindowBudget(capacity: Self.windowBudgetBytes)
     }
+
+    /// Window growth all relayed streams share (`WindowBudget`): enough for one bulk stream to
+    /// reach a 16 MiB window, or a few to pass 4 MiB, without 200 of them holding gigabytes.
+    public static let windowBudgetBytes: Int64 = 32 << 20
 }
 
 /// The central gateway: one port for edge nodes, operators and enrolling nodes, told apart by
@@ -82,6 +87,8 @@ public final class Gateway {
     /// The IO handle of every open connection, by the id the core knows it by.
     var connections: [ObjectIdentifier: ConnectionHandle] = [:]
     var relays: [ObjectIdentifier: StreamRelay] = [:]
+    /// Whether streams were relayed at the last housekeeping tick (`Gateway+Memory.swift`).
+    var wasRelaying = false
     private let housekeeping: LoopTimer
     let audit: AuditTrail?
     /// The audit syncs and fleet-store writes of a loop turn, done once for all of them.
@@ -180,6 +187,7 @@ public final class Gateway {
             enforceAdmission()
             enforceHelloDeadline()
             audit?.tick()
+            returnFreedMemoryWhenIdle()
         }
         audit?.record(
             .gatewayStart(

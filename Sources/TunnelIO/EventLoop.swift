@@ -9,6 +9,10 @@ public final class EventLoop {
     /// The creating thread; `LoopBound` checks access against it.
     let thread: pthread_t
     private var isClosed = false
+    /// Where every stream on this loop reads into (`StreamConnection`): a read's bytes are
+    /// handed on within its callback and the loop runs one callback at a time, so one buffer
+    /// serves all of a gateway's connections instead of 64 KiB each. Made at the first read.
+    private var sharedReadBuffer: UnsafeMutableRawBufferPointer?
 
     /// Creates a private loop (not `uv_default_loop`, so tests can run many).
     public init() throws(IOError) {
@@ -29,9 +33,19 @@ public final class EventLoop {
     /// handles finished closing; a loop that still refuses to close is leaked
     /// rather than freed under libuv's feet.
     deinit {
+        sharedReadBuffer?.deallocate()
         if !isClosed && uv_loop_close(loop) == 0 {
             loop.deallocate()
         }
+    }
+
+    /// The loop's read buffer, at least `count` bytes long; valid until the next call.
+    func readBuffer(ofAtLeast count: Int) -> UnsafeMutableRawBufferPointer {
+        if let sharedReadBuffer, sharedReadBuffer.count >= count { return sharedReadBuffer }
+        sharedReadBuffer?.deallocate()
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        sharedReadBuffer = made
+        return made
     }
 
     /// Runs until no active handles or requests remain, or `stop()` is called.

@@ -11,7 +11,7 @@ internal import CLibUV
 public final class StreamConnection: HandleOwner {
     /// What a read delivers.
     public enum ReadEvent {
-        /// Bytes received, in a buffer the connection owns and reuses: they are
+        /// Bytes received, in a buffer the loop lends to every read: they are
         /// valid only until the handler returns; copy what you keep.
         case data(UnsafeRawBufferPointer)
         /// The peer shut down its write side. Reading has stopped; writing still works.
@@ -35,9 +35,10 @@ public final class StreamConnection: HandleOwner {
     var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
     /// The pipe view of the handle; only meaningful for pipes and Unix sockets.
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { tunnel_uv_storage_pipe(storage) }
-    /// Handed to libuv for every read; one allocation per connection, not per read, made at
-    /// the first read: a peer that connects and never sends (a half-open flood) costs none.
+    /// Handed to libuv for every read: the loop's shared buffer (`EventLoop.readBuffer`), so an
+    /// idle connection holds none. Valid from libuv's allocation callback to its read callback.
     private var readBuffer: UnsafeMutableRawBufferPointer?
+    /// The most bytes one read hands over.
     private let readBufferSize: Int
     private var state = HandleState.open
     private var onRead: ((ReadEvent) -> Void)?
@@ -266,10 +267,10 @@ public final class StreamConnection: HandleOwner {
     }
 
     private func readBufferForReading() -> UnsafeMutableRawBufferPointer {
-        if let readBuffer { return readBuffer }
-        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 16)
-        readBuffer = made
-        return made
+        let buffer = UnsafeMutableRawBufferPointer(
+            rebasing: loop.readBuffer(ofAtLeast: readBufferSize)[..<readBufferSize])
+        readBuffer = buffer
+        return buffer
     }
 
     private func didRead(count: Int) {
@@ -411,7 +412,6 @@ public final class StreamConnection: HandleOwner {
     func handleDidClose() {
         state = .closed
         storage.deallocate()
-        readBuffer?.deallocate()
         readBuffer = nil
         onRead = nil
         onConnect = nil

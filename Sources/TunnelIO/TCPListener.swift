@@ -17,7 +17,7 @@ public final class TCPListener: HandleOwner {
     ///
     /// - Parameters:
     ///   - ipv6Only: for `::`, refuse IPv4-mapped peers instead of serving both families.
-    ///   - readBufferSize: the read buffer each accepted connection allocates.
+    ///   - readBufferSize: the most bytes one read of an accepted connection hands over.
     ///   - onAccept: called per peer; an error means one accept failed, the
     ///     listener keeps listening.
     public init(

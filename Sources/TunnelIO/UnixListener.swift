@@ -24,7 +24,7 @@ public final class UnixListener: HandleOwner {
     ///
     /// - Parameters:
     ///   - mode: permission bits of the socket file; connecting needs write permission on it.
-    ///   - readBufferSize: the read buffer each accepted connection allocates.
+    ///   - readBufferSize: the most bytes one read of an accepted connection hands over.
     ///   - onAccept: called per peer; an error means one accept failed, the listener keeps listening.
     public init(
         loop: EventLoop,

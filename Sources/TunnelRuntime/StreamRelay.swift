@@ -57,8 +57,12 @@ public final class StreamRelay {
                 return
             }
             bytesReceived += bytes.count
+            // A slice shares the whole TLS read it came from (up to 256 KiB, many streams' frames);
+            // bytes that will wait behind a full queue get storage of their own, so a stalled
+            // stream holds its window's worth and not every read its frames came in.
+            let queued = otherIsFull ? Array(bytes)[...] : bytes
             do {
-                let keepGoing = try other.connection.write(bytes, on: other.stream)
+                let keepGoing = try other.connection.write(queued, on: other.stream)
                 if keepGoing && !otherIsFull {
                     connection.consumed(bytes.count, on: stream)
                 } else {
