@@ -47,109 +47,130 @@ public enum SettingsLoader {
 
     public static func load(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) -> ResolvedSettings
     {
-        var values: [String: SettingValue] = [:]
-        var sources: [String: SettingSource] = [:]
-        let env = input.environment
-
-        // 1. defaults
-        for spec in schema.settings {
-            guard case .defaultValue(let text) = spec.requirement else { continue }
-            let expanded = spec.kind == .path ? expandDefaultPath(text, environment: env) : text
-            do {
-                values[spec.key] = try parse(expanded, as: spec, relativeTo: nil, environment: env)
-            } catch {
-                preconditionFailure("schema \(schema.command): default of \(spec.key) is invalid: \(error)")
-            }
-            sources[spec.key] = .defaultValue
-        }
-
-        // 2. config file
+        var layers = Layers()
+        layers.applyDefaults(schema, environment: input.environment)
+        // 2. The config file.
         let configFile = try locateConfigFile(schema, input)
         if let configFile {
-            for (key, entry) in try readConfigFile(configFile, schema: schema, environment: env) {
-                values[key] = entry.value
-                sources[key] = .file(path: configFile, line: entry.line)
+            for (key, entry) in try readConfigFile(configFile, schema: schema, environment: input.environment) {
+                layers.values[key] = entry.value
+                layers.sources[key] = .file(path: configFile, line: entry.line)
             }
         }
+        try layers.applyEnvironment(schema, input)
+        try layers.applyFlags(schema, input)
+        try layers.applyDerived(schema, configFile: configFile, environment: input.environment)
+        try checkLogSourceRoots(schema, values: layers.values, sources: layers.sources)
+        return ResolvedSettings(
+            schema: schema, configFile: configFile, values: layers.values, sources: layers.sources)
+    }
 
-        // 3. environment
-        let ownNames = Dictionary(uniqueKeysWithValues: schema.settings.map { ($0.environmentName, $0) })
-        let otherNames = Set(
-            input.knownSchemas.flatMap { $0.settings.map(\.environmentName) } + [configEnvironmentName])
-        for name in env.keys.sorted() where name.hasPrefix("TUNNEL_") {
-            guard let spec = ownNames[name] else {
-                if otherNames.contains(name) { continue }
-                // Suggest only this command's names: pointing at another command's variable would mislead.
-                let suggestion = Suggest.closest(to: name, in: Array(ownNames.keys))
-                let hint =
-                    suggestion.map { "did you mean \($0)?" }
-                    ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
-                throw .usage(
-                    "\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name",
-                    .configInvalid)
-            }
-            do {
-                values[spec.key] = try parse(env[name]!, as: spec, relativeTo: nil, environment: env)
-            } catch {
-                throw .usage("\(name): \(error.text)", .configInvalid)
-            }
-            sources[spec.key] = .environment(name)
-        }
+    /// The values found so far and where each came from; each layer overrides the one before.
+    private struct Layers {
+        var values: [String: SettingValue] = [:]
+        var sources: [String: SettingSource] = [:]
 
-        // 4. flags
-        for spec in schema.settings {
-            guard let raw = input.flags[spec.key], !raw.isEmpty else { continue }
-            let flag = spec.singularFlag.map { "\(spec.flagName)/--\($0)" } ?? spec.flagName
-            do {
-                if case .map = spec.kind {
-                    var merged: [String: String] = [:]
-                    for text in raw {
-                        guard case .map(let part) = try parse(text, as: spec, relativeTo: nil, environment: env) else {
-                            continue
-                        }
-                        merged.merge(part) { _, new in new }
-                    }
-                    values[spec.key] = .map(merged)
-                } else {
-                    values[spec.key] = try parse(raw.last!, as: spec, relativeTo: nil, environment: env)
+        /// 1. The schema's defaults.
+        mutating func applyDefaults(_ schema: SettingsSchema, environment env: [String: String]) {
+            for spec in schema.settings {
+                guard case .defaultValue(let text) = spec.requirement else { continue }
+                let expanded = spec.kind == .path ? expandDefaultPath(text, environment: env) : text
+                do {
+                    values[spec.key] = try parse(expanded, as: spec, relativeTo: nil, environment: env)
+                } catch {
+                    preconditionFailure("schema \(schema.command): default of \(spec.key) is invalid: \(error)")
                 }
-            } catch {
-                throw .usage("\(flag): \(error.text)", .configInvalid)
+                sources[spec.key] = .defaultValue
             }
-            sources[spec.key] = .flag(flag)
         }
 
-        // 5. derived defaults and required settings
-        for spec in schema.settings {
-            if case .derived(let derivation) = spec.requirement, values[spec.key] == nil {
-                switch derivation {
-                case .pathInside(let key, let component):
-                    if case .path(let base)? = values[key] {
-                        values[spec.key] = .path(base.hasSuffix("/") ? base + component : base + "/" + component)
-                        sources[spec.key] = .derived(from: key)
-                    }
-                case .hostOf(let key):
-                    if case .hostPort(let hostPort)? = values[key] {
-                        values[spec.key] = .string(hostPort.host)
-                        sources[spec.key] = .derived(from: key)
-                    } else if case .hostPorts(let list)? = values[key], let first = list.first {
-                        values[spec.key] = .string(first.host)
-                        sources[spec.key] = .derived(from: key)
-                    }
-                }
-            }
-            if spec.requirement == .required {
-                if values[spec.key] == nil {
-                    let file = configFile ?? expandDefaultPath(schema.defaultConfigPath, environment: env)
-                    let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
+        /// 3. `TUNNEL_*` variables: this command's, others' known ones ignored, any other refused.
+        mutating func applyEnvironment(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) {
+            let env = input.environment
+            let ownNames = Dictionary(uniqueKeysWithValues: schema.settings.map { ($0.environmentName, $0) })
+            let otherNames = Set(
+                input.knownSchemas.flatMap { $0.settings.map(\.environmentName) } + [configEnvironmentName])
+            for name in env.keys.sorted() where name.hasPrefix("TUNNEL_") {
+                guard let spec = ownNames[name] else {
+                    if otherNames.contains(name) { continue }
+                    // Suggest only this command's names: pointing at another command's variable would mislead.
+                    let suggestion = Suggest.closest(to: name, in: Array(ownNames.keys))
+                    let hint =
+                        suggestion.map { "did you mean \($0)?" }
+                        ?? "known: \(ownNames.keys.sorted().joined(separator: ", "))"
                     throw .usage(
-                        "missing required setting \"\(spec.key)\": set it in \(file), \(spec.environmentName) or \(flags)",
+                        "\(name): unknown setting for tunnel \(schema.command) (\(hint)); unset it or fix the name",
                         .configInvalid)
                 }
+                do {
+                    values[spec.key] = try parse(env[name]!, as: spec, relativeTo: nil, environment: env)
+                } catch {
+                    throw .usage("\(name): \(error.text)", .configInvalid)
+                }
+                sources[spec.key] = .environment(name)
             }
         }
-        try checkLogSourceRoots(schema, values: values, sources: sources)
-        return ResolvedSettings(schema: schema, configFile: configFile, values: values, sources: sources)
+
+        /// 4. Flags; a map flag's values are merged, any other's last one wins.
+        mutating func applyFlags(_ schema: SettingsSchema, _ input: SettingsInput) throws(CommandFailure) {
+            let env = input.environment
+            for spec in schema.settings {
+                guard let raw = input.flags[spec.key], !raw.isEmpty else { continue }
+                let flag = spec.singularFlag.map { "\(spec.flagName)/--\($0)" } ?? spec.flagName
+                do {
+                    if case .map = spec.kind {
+                        var merged: [String: String] = [:]
+                        for text in raw {
+                            guard case .map(let part) = try parse(text, as: spec, relativeTo: nil, environment: env)
+                            else {
+                                continue
+                            }
+                            merged.merge(part) { _, new in new }
+                        }
+                        values[spec.key] = .map(merged)
+                    } else {
+                        values[spec.key] = try parse(raw.last!, as: spec, relativeTo: nil, environment: env)
+                    }
+                } catch {
+                    throw .usage("\(flag): \(error.text)", .configInvalid)
+                }
+                sources[spec.key] = .flag(flag)
+            }
+        }
+
+        /// 5. Defaults derived from other settings, then every required setting must be there.
+        mutating func applyDerived(
+            _ schema: SettingsSchema, configFile: String?, environment env: [String: String]
+        ) throws(CommandFailure) {
+            for spec in schema.settings {
+                if case .derived(let derivation) = spec.requirement, values[spec.key] == nil {
+                    switch derivation {
+                    case .pathInside(let key, let component):
+                        if case .path(let base)? = values[key] {
+                            values[spec.key] = .path(base.hasSuffix("/") ? base + component : base + "/" + component)
+                            sources[spec.key] = .derived(from: key)
+                        }
+                    case .hostOf(let key):
+                        if case .hostPort(let hostPort)? = values[key] {
+                            values[spec.key] = .string(hostPort.host)
+                            sources[spec.key] = .derived(from: key)
+                        } else if case .hostPorts(let list)? = values[key], let first = list.first {
+                            values[spec.key] = .string(first.host)
+                            sources[spec.key] = .derived(from: key)
+                        }
+                    }
+                }
+                if spec.requirement == .required {
+                    if values[spec.key] == nil {
+                        let file = configFile ?? expandDefaultPath(schema.defaultConfigPath, environment: env)
+                        let flags = spec.singularFlag.map { "\(spec.flagName) or --\($0)" } ?? spec.flagName
+                        throw .usage(
+                            "missing required setting \"\(spec.key)\": set it in \(file), \(spec.environmentName) or \(flags)",
+                            .configInvalid)
+                    }
+                }
+            }
+        }
     }
 
     /// `--config`, else `TUNNEL_CONFIG`, else the schema's default path if that file exists.

@@ -30,8 +30,7 @@ struct RecordHeader {
     static func parse(_ line: UnsafeRawBufferPointer) throws(ScanError) -> RecordHeader {
         var header = RecordHeader()
         var seen = (seq: false, prev: false, type: false, time: false)
-        var signedSeq, previousSeq: JSONCursor.Value?
-        var signedHash, keyID, signature, reason, previousFile, previousHash: JSONCursor.Value?
+        var system = SystemValues()
 
         var members = try ObjectReader(JSONCursor(line), fieldNames: true)
         while let (key, value) = try members.next() {
@@ -58,7 +57,33 @@ struct RecordHeader {
                 }
                 header.utcDay = day
                 seen.time = true
-            } else if named(SystemField.signedSeq) {
+            } else {
+                system.keep(value, ifOneOf: named)
+            }
+        }
+        guard members.cursor.atEnd else { throw members.cursor.unexpected("the end of the line") }
+        guard seen.seq else { throw ScanError("the seq field is missing") }
+        guard seen.prev else { throw ScanError("the prev field is missing") }
+        guard seen.type else { throw ScanError("the type field is missing") }
+        guard seen.time else { throw ScanError("the time field is missing") }
+
+        header.kind = kind(ofType: UnsafeRawBufferPointer(rebasing: line[header.type]))
+        switch header.kind {
+        case .checkpoint: try header.readCheckpoint(system, line)
+        case .segmentStart: try header.readSegmentStart(system, line)
+        case .event, .recovery, .writeResumed: break
+        }
+        return header
+    }
+
+    /// The system fields a checkpoint or a segment_start carries, kept until the type says which apply.
+    private struct SystemValues {
+        var signedSeq, previousSeq: JSONCursor.Value?
+        var signedHash, keyID, signature, reason, previousFile, previousHash: JSONCursor.Value?
+
+        /// Keeps `value` if `named` matches a system field's name; other fields are the event's own.
+        mutating func keep(_ value: JSONCursor.Value, ifOneOf named: (StaticString) -> Bool) {
+            if named(SystemField.signedSeq) {
                 signedSeq = value
             } else if named(SystemField.signedHash) {
                 signedHash = value
@@ -76,45 +101,43 @@ struct RecordHeader {
                 previousHash = value
             }
         }
-        guard members.cursor.atEnd else { throw members.cursor.unexpected("the end of the line") }
-        guard seen.seq else { throw ScanError("the seq field is missing") }
-        guard seen.prev else { throw ScanError("the prev field is missing") }
-        guard seen.type else { throw ScanError("the type field is missing") }
-        guard seen.time else { throw ScanError("the time field is missing") }
+    }
 
-        let type = UnsafeRawBufferPointer(rebasing: line[header.type])
-        header.kind =
-            if type.elementsEqual("checkpoint".utf8) { .checkpoint } else if type.elementsEqual("segment_start".utf8) {
-                .segmentStart
-            } else if type.elementsEqual("recovery".utf8) { .recovery } else if type.elementsEqual("write_resumed".utf8)
-            { .writeResumed } else { .event }
+    private static func kind(ofType type: UnsafeRawBufferPointer) -> Kind {
+        if type.elementsEqual("checkpoint".utf8) { return .checkpoint }
+        if type.elementsEqual("segment_start".utf8) { return .segmentStart }
+        if type.elementsEqual("recovery".utf8) { return .recovery }
+        if type.elementsEqual("write_resumed".utf8) { return .writeResumed }
+        return .event
+    }
 
-        switch header.kind {
-        case .checkpoint:
-            header.signedSeq = try unsigned(require(signedSeq, SystemField.signedSeq), SystemField.signedSeq.text, line)
-            header.signedHash = try hex(
-                require(signedHash, SystemField.signedHash), SystemField.signedHash.text, count: 64, line)
-            header.keyID = try hex(
-                require(keyID, SystemField.keyID), SystemField.keyID.text, count: RecordFormat.keyIDLength, line)
-            header.signature = try string(require(signature, SystemField.signature), SystemField.signature.text)
-            let reasonText = UnsafeRawBufferPointer(
-                rebasing: line[try string(require(reason, SystemField.reason), SystemField.reason.text)])
-            guard let known = CheckpointReason.allCases.first(where: { reasonText.elementsEqual($0.rawValue.utf8) })
-            else {
-                throw ScanError("checkpoint reason is not one of count, interval, rotate, close, recovery")
-            }
-            header.reason = known
-        case .segmentStart:
-            header.previousFile = try string(
-                require(previousFile, SystemField.previousFile), SystemField.previousFile.text)
-            header.previousSeq = try unsigned(
-                require(previousSeq, SystemField.previousSeq), SystemField.previousSeq.text, line)
-            header.previousHash = try hex(
-                require(previousHash, SystemField.previousHash), SystemField.previousHash.text, count: 64, line)
-        case .event, .recovery, .writeResumed:
-            break
+    private mutating func readCheckpoint(_ system: SystemValues, _ line: UnsafeRawBufferPointer) throws(ScanError) {
+        signedSeq = try Self.unsigned(
+            Self.require(system.signedSeq, SystemField.signedSeq), SystemField.signedSeq.text, line)
+        signedHash = try Self.hex(
+            Self.require(system.signedHash, SystemField.signedHash), SystemField.signedHash.text, count: 64, line)
+        keyID = try Self.hex(
+            Self.require(system.keyID, SystemField.keyID), SystemField.keyID.text, count: RecordFormat.keyIDLength,
+            line)
+        signature = try Self.string(
+            Self.require(system.signature, SystemField.signature), SystemField.signature.text)
+        let reasonText = UnsafeRawBufferPointer(
+            rebasing: line[try Self.string(Self.require(system.reason, SystemField.reason), SystemField.reason.text)])
+        guard let known = CheckpointReason.allCases.first(where: { reasonText.elementsEqual($0.rawValue.utf8) })
+        else {
+            throw ScanError("checkpoint reason is not one of count, interval, rotate, close, recovery")
         }
-        return header
+        reason = known
+    }
+
+    private mutating func readSegmentStart(_ system: SystemValues, _ line: UnsafeRawBufferPointer) throws(ScanError) {
+        previousFile = try Self.string(
+            Self.require(system.previousFile, SystemField.previousFile), SystemField.previousFile.text)
+        previousSeq = try Self.unsigned(
+            Self.require(system.previousSeq, SystemField.previousSeq), SystemField.previousSeq.text, line)
+        previousHash = try Self.hex(
+            Self.require(system.previousHash, SystemField.previousHash), SystemField.previousHash.text, count: 64,
+            line)
     }
 
     private static func require(_ value: JSONCursor.Value?, _ name: StaticString) throws(ScanError) -> JSONCursor.Value

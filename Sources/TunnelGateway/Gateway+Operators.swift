@@ -34,42 +34,56 @@ extension Gateway {
             if awaitPeerLink(node: node, retry: open) { return }
             open()
         case .renew(let csr):
-            guard let presented = connection.peerCertificate else {
-                return connection.reset(stream, code: TunnelErrorCode.badRequest)
-            }
-            do {
-                let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
-                core.renewed(ObjectIdentifier(connection), notAfter: notAfter)
-                audit?.record(
-                    .operatorRenew(
-                        auditOperator(name, connection, roles: roles), Renewal(outcome: .ok, notAfter: notAfter)))
-                connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
-            } catch {
-                connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
-            }
+            renewOperator(name, roles: roles, csr: csr, connection: connection, stream: stream)
         case .admin(let request):
-            guard authority.policy.isAdmin(roles: roles) else {
-                logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
-                audit?.record(
-                    .admin(
-                        .admin, by: auditOperator(name, connection, roles: roles),
-                        AdminAction(action: request.summary, outcome: "denied", reason: "no admin role")))
-                connection.reply(
-                    AdminReply.refused(
-                        AdminFailure(
-                            .notAllowed,
-                            "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"
-                        )), on: stream)
-                return
-            }
-            connection.reply(
-                administer(request, actor: "operator \(name)", by: auditOperator(name, connection, roles: roles)),
-                on: stream)
+            administerForOperator(name, roles: roles, request: request, connection: connection, stream: stream)
         case .auditRead(let request):
             serveAuditRead(request, operatorName: name, roles: roles, connection: connection, stream: stream)
         case nil:
             connection.reset(stream, code: TunnelErrorCode.badRequest)
         }
+    }
+
+    /// An operator's certificate renewal: a new certificate for the same name, or the reason why not.
+    private func renewOperator(
+        _ name: String, roles: [String], csr: String, connection: MuxConnection, stream: StreamID
+    ) {
+        guard let presented = connection.peerCertificate else {
+            return connection.reset(stream, code: TunnelErrorCode.badRequest)
+        }
+        do {
+            let (pem, notAfter) = try authority.renewOperator(name: name, presented: presented, csr: csr)
+            core.renewed(ObjectIdentifier(connection), notAfter: notAfter)
+            audit?.record(
+                .operatorRenew(
+                    auditOperator(name, connection, roles: roles), Renewal(outcome: .ok, notAfter: notAfter)))
+            connection.reply(CertificateReply(gatewayTime: authority.now, certificate: pem), on: stream)
+        } catch {
+            connection.reply(CertificateReply(gatewayTime: authority.now, error: error.message), on: stream)
+        }
+    }
+
+    /// An admin request over the tunnel: carried out for an operator with an admin role, refused
+    /// and recorded for anyone else.
+    private func administerForOperator(
+        _ name: String, roles: [String], request: AdminRequest, connection: MuxConnection, stream: StreamID
+    ) {
+        let asker = auditOperator(name, connection, roles: roles)
+        guard authority.policy.isAdmin(roles: roles) else {
+            logger.notice("admin request denied", metadata: ["operator.name": "\(name)"])
+            audit?.record(
+                .admin(
+                    .admin, by: asker, AdminAction(action: request.summary, outcome: "denied", reason: "no admin role"))
+            )
+            connection.reply(
+                AdminReply.refused(
+                    AdminFailure(
+                        .notAllowed,
+                        "you (\(name), roles \(roles.joined(separator: ", "))) have no admin role in policy \(authority.policy.version)"
+                    )), on: stream)
+            return
+        }
+        connection.reply(administer(request, actor: "operator \(name)", by: asker), on: stream)
     }
 
     /// Carries out an admin request from an admin operator or the local admin socket.
