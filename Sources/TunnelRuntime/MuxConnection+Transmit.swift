@@ -9,6 +9,12 @@ extension MuxConnection {
     /// Decrypts what has arrived straight into a fresh array sized for it, which the session's
     /// data events then slice: no scratch buffer and no copy out of it.
     func decryptReceived() throws(TLSError) -> (TLSConnection.ReadResult, [UInt8]) {
+        // Nothing to decrypt: TLS is still asked (it reports a close or an alert), but no array is
+        // built in place, since an empty one is the shared empty-array storage, and setting its
+        // count from two loops' threads is a race ThreadSanitizer reports.
+        guard tls.receivedPlaintextBound > 0 else {
+            return (try tls.readPlaintext(into: UnsafeMutableRawBufferPointer(start: nil, count: 0)), [])
+        }
         var result = Result<TLSConnection.ReadResult, TLSError>.success(.wouldBlock)
         let bytes = [UInt8](unsafeUninitializedCapacity: tls.receivedPlaintextBound) { storage, initialized in
             result = Result { () throws(TLSError) in try tls.readPlaintext(into: UnsafeMutableRawBufferPointer(storage))
