@@ -193,7 +193,7 @@ let package = Package(
             dependencies: [
                 "TunnelAgent", "TunnelGateway", "TunnelClient", "TunnelOperator", "TunnelState", "TunnelPolicy",
                 "TunnelAudit",
-                "TunnelRuntime", "TunnelIO", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
+                "TunnelRuntime", "TunnelTLS", "TunnelText", "TunnelConsole", "TunnelMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,6 +19,21 @@ public func askGatewayTime(
     }
 }
 
+/// `askGatewayTime` on a loop of its own, run until it answers: for a command that asks once
+/// (`tunnel doctor --node`). nil when the gateway gave no answer; throws when no loop can start.
+public func askGatewayTimeOnce(
+    host: String, port: UInt16, serverName: String, gatewayCA: Certificate, logger: Logger
+) throws -> Result<Int64, FleetFailure>? {
+    let loop = try EventLoop()
+    var answer: Result<Int64, FleetFailure>?
+    askGatewayTime(
+        loop: loop, host: host, port: port, serverName: serverName, gatewayCA: gatewayCA, logger: logger
+    ) { answer = $0 }
+    loop.run()
+    _ = loop.close()
+    return answer
+}
+
 extension TLSError {
     /// The handshake refused a certificate by its dates (not yet valid, or expired): what a
     /// wrong clock on this machine looks like, so the client asks the gateway's time.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TunnelGateway
-import TunnelIO
 import TunnelTLS
 import TunnelText
 
@@ -105,12 +104,16 @@ public struct GatewayCommand: ParsableCommand {
         configuration.admission = try AdmissionSettings.checkDescriptors(configuration.admission).fitted
         let store = try gateway.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
-            let (running, _) = try startGateway(
-                configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger)
+            let running = try startGateway(configuration, logger: logger) {
+                () throws(GatewayLaunchFailure) in
+                try Gateway.launch(
+                    configuration, store: store, adminSocket: gateway.adminSocket, loop: loop, logger: logger
+                ).gateway
+            }
             let metrics = try startMetrics(
                 gateway.metricsListen, loop: loop, logger: logger,
                 exposition: running.metricsExposition, unreadiness: running.unreadiness)
-            let hangup = try? SignalWatcher(loop: loop, signal: .hangup) { _ in running.reloadPolicy() }
+            let hangup = running.reloadPolicyOnHangup()
             return { stopped in
                 hangup?.close()
                 metrics?.close()

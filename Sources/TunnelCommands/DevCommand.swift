@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import TunnelClient
 import TunnelGateway
-import TunnelIO
 import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
@@ -73,11 +72,14 @@ public struct DevCommand: ParsableCommand {
         configuration.auditPolicy.checkpointInterval = 1
         let store = try gatewaySettings.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
-            let (gateway, bound) = try startGateway(
-                configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
+            let (gateway, bound) = try startGateway(configuration, logger: logger) { () throws(GatewayLaunchFailure) in
+                try Gateway.launch(
+                    configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
+            }
             let gatewayAddress = HostPort(host: bound.ip, port: bound.port)
             try paths.loginOperator(gateway: gateway, address: gatewayAddress)
-            let ssh = startPrivateSSHIfNeeded(services: &services, directory: directory, loop: loop, logger: logger)
+            let ssh = startPrivateSSHIfNeeded(
+                services: &services, directory: directory, launcher: ChildLauncher(loop: loop), logger: logger)
             if let sshd = ssh.server {
                 try paths.addSSHSettings(identity: sshd.files.userKey, knownHosts: sshd.files.knownHosts)
             }
@@ -140,7 +142,7 @@ public struct DevCommand: ParsableCommand {
     /// When the ssh service's target does not answer, a private sshd takes its place (or, with
     /// no OpenSSH installed, a note says what to install). Returns the server and a note for the guide.
     private func startPrivateSSHIfNeeded(
-        services: inout [String: HostPort], directory: String, loop: EventLoop,
+        services: inout [String: HostPort], directory: String, launcher: ChildLauncher,
         logger: Logger
     ) -> (server: DevSSHServer?, note: String?) {
         guard let target = services["ssh"], !DevSandbox.answers(target) else { return (nil, nil) }
@@ -149,7 +151,8 @@ public struct DevCommand: ParsableCommand {
         }
         do {
             let server = try DevSSHServer(
-                directory: "\(directory)/sshd", hostAlias: "\(node)\(sshHostSuffix)", loop: loop, logger: logger)
+                directory: "\(directory)/sshd", hostAlias: "\(node)\(sshHostSuffix)", launcher: launcher, logger: logger
+            )
             guard server.waitUntilListening(seconds: 5) else {
                 server.stop()
                 return (

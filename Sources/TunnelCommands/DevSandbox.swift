@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Logging
 import TunnelClient
-import TunnelIO
 
 /// What `tunnel dev` adds so that every command it prints works on a bare machine: a demo log
 /// directory for the node's `logs` service, and, when nothing answers on the ssh target, a
@@ -90,8 +89,7 @@ final class DevSSHServer {
 
     let files: Files
     let port: UInt16
-    private let process: ChildProcess
-    private let logDescriptor: Int32
+    private let process: LoggedChild
 
     /// Why the private sshd cannot run here, with what to install; nil when it can.
     static func unavailableReason() -> String? {
@@ -102,7 +100,7 @@ final class DevSSHServer {
 
     /// Makes the keys (once), writes the configuration for this run's port and starts sshd.
     /// `hostAlias` is the name ssh checks the host key under (`dev-node.tunnel`).
-    init(directory: String, hostAlias: String, loop: EventLoop, logger: Logger) throws(CommandFailure) {
+    init(directory: String, hostAlias: String, launcher: ChildLauncher, logger: Logger) throws(CommandFailure) {
         guard let sshd = Self.program, let keygen = Self.keygen else {
             throw .failed(Self.missingOpenSSH, .programMissing)
         }
@@ -119,37 +117,21 @@ final class DevSSHServer {
         self.port = port
         _ = try writeFile(
             files.config, Array(Self.configuration(files, port: port).utf8), 0o600, "private sshd configuration")
-        logDescriptor = open(files.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard logDescriptor >= 0 else {
-            throw .failed("cannot open \(files.log): \(String(cString: strerror(errno)))", .localFile)
-        }
-        let log = logDescriptor
         do {
-            process = try ChildProcess(loop: loop, arguments: [sshd, "-D", "-e", "-f", files.config]) { termination in
-                logger.info(
-                    "private sshd ended",
-                    metadata: ["exit_status": "\(termination.status)", "signal": "\(termination.signal)"])
+            process = try launcher.start([sshd, "-D", "-e", "-f", files.config], log: files.log) { status, signal in
+                logger.info("private sshd ended", metadata: ["exit_status": "\(status)", "signal": "\(signal)"])
             }
         } catch {
-            close(log)
-            throw .failed("cannot start \(sshd): \(error)", .programMissing)
-        }
-        let output = process.output
-        // sshd's own messages go to DIR/sshd/sshd.log; the pipe must be read or sshd would block on it.
-        try? output.startReading { event in
-            switch event {
-            case .data(let bytes):
-                _ = bytes.withUnsafeBytes { write(log, $0.baseAddress, $0.count) }
-            case .end, .error:
-                output.close()
+            switch error {
+            case .log(let path, let reason): throw .failed("cannot open \(path): \(reason)", .localFile)
+            case .program(let error): throw .failed("cannot start \(sshd): \(error)", .programMissing)
             }
         }
     }
 
     /// Ends sshd (its exit then closes the process handle) and the log file.
     func stop() {
-        process.terminate()
-        close(logDescriptor)
+        process.stop()
     }
 
     /// Waits, at most `seconds`, until sshd accepts connections. It blocks the loop, which is

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import TunnelClient
-import TunnelIO
 import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
@@ -195,23 +194,17 @@ struct NodeDoctor {
     /// Asks the gateway's time on the enrollment door, which checks its certificate but no
     /// dates, so a node whose clock is wrong still gets an answer.
     private func clock(_ settings: ClientSettings) -> DoctorCheck {
-        let gatewayCA: Certificate
-        let loop: EventLoop
+        let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
+        let sentAt = DoctorSteps.now
+        let answer: Result<Int64, FleetFailure>?
         do {
-            gatewayCA = try loadCertificate(settings.gatewayCA, fix: "")
-            loop = try EventLoop()
+            let gatewayCA = try loadCertificate(settings.gatewayCA, fix: "")
+            answer = try askGatewayTimeOnce(
+                host: settings.gateway.host, port: settings.gateway.port, serverName: settings.serverName,
+                gatewayCA: gatewayCA, logger: logger)
         } catch {
             return .fail("clock", "not measured: \(error)", .localFile)
         }
-        let logger = Logger(label: "tunnel.doctor") { _ in SwiftLogNoOpLogHandler() }
-        var answer: Result<Int64, FleetFailure>?
-        let sentAt = DoctorSteps.now
-        askGatewayTime(
-            loop: loop, host: settings.gateway.host, port: settings.gateway.port,
-            serverName: settings.serverName, gatewayCA: gatewayCA, logger: logger
-        ) { answer = $0 }
-        loop.run()
-        _ = loop.close()
         switch answer {
         case .success(let gatewayTime): return DoctorSteps.clock(gatewayTime: gatewayTime, sentAt: sentAt)
         case .failure(let failure): return .fail("clock", "not measured: \(failure.message)", .gatewayUnreachable)

@@ -1,9 +1,7 @@
 import Foundation
 import Logging
-import Multiplex
 import TunnelClient
 import TunnelGateway
-import TunnelIO
 import TunnelRuntime
 import TunnelState
 import TunnelTLS
@@ -62,10 +60,12 @@ extension GatewaySettings {
     }
 }
 
-/// Starts a gateway on `loop` with its admin socket; a port already in use is one clear line.
-func startGateway(
-    _ configuration: GatewayConfiguration, store: FleetStore, adminSocket: String?, loop: EventLoop, logger: Logger
-) throws(CommandFailure) -> (Gateway, SocketAddress) {
+/// Logs the version a gateway starts with and runs `launch` (`Gateway.launch` on the command's
+/// loop), turning its failure into one clear line: a port already in use names `--listen`.
+func startGateway<Launched>(
+    _ configuration: GatewayConfiguration, logger: Logger,
+    _ launch: () throws(GatewayLaunchFailure) -> Launched
+) throws(CommandFailure) -> Launched {
     let version = VersionInfo.current
     logger.info(
         "starting \(version.line)",
@@ -73,30 +73,22 @@ func startGateway(
             "version": "\(version.version)", "commit": "\(version.commit)", "swift": "\(version.swift)",
             "openssl": "\(version.openssl)", "libuv": "\(version.libuv)",
         ])
-    let gateway: Gateway
     do {
-        gateway = try Gateway(loop: loop, configuration: configuration, store: store, logger: logger)
+        return try launch()
     } catch {
-        throw .failed("cannot start the gateway: \(oneLine(error))", .systemResource)
-    }
-    let bound: SocketAddress
-    do {
-        bound = try gateway.start()
-    } catch {
-        throw .failed(
-            "cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen",
-            .portInUse)
-    }
-    if let adminSocket {
-        do {
-            try gateway.startAdminSocket(path: adminSocket)
-        } catch {
+        switch error {
+        case .cannotStart(let error):
+            throw .failed("cannot start the gateway: \(oneLine(error))", .systemResource)
+        case .cannotListen(let error):
             throw .failed(
-                "cannot open the admin socket \(adminSocket): \(error); is another gateway using this data-dir?",
+                "cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error.message); pick another --listen",
+                .portInUse)
+        case .adminSocket(let path, let error):
+            throw .failed(
+                "cannot open the admin socket \(path): \(error); is another gateway using this data-dir?",
                 .localFile)
         }
     }
-    return (gateway, bound)
 }
 
 extension OperatorSettings {
