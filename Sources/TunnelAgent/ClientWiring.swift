@@ -5,6 +5,7 @@ import TunnelClient
 import TunnelIO
 import TunnelRuntime
 import TunnelTLS
+import TunnelText
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

@@ -32,14 +32,3 @@ public struct CommandFailure: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var description: String { message }
 }
-
-/// Converts any error from a lower layer (TunnelTLS, Yams, Foundation) into a one-line failure.
-package func oneLine(_ error: any Error) -> String {
-    let text: String
-    if let failure = error as? CommandFailure {
-        text = failure.message
-    } else {
-        text = String(describing: error)
-    }
-    return text.split(whereSeparator: \.isNewline).joined(separator: " ")
-}

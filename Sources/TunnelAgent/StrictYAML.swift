@@ -1,4 +1,5 @@
 import TunnelTLS
+import TunnelText
 import TunnelYAML
 
 /// Reading small YAML files strictly: a top-level mapping of known keys, each once, with line numbers.

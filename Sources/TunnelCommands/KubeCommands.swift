@@ -3,6 +3,7 @@ import Foundation
 import TunnelOperator
 import TunnelRuntime
 import TunnelTLS
+import TunnelText
 
 /// The kube-proxy's usual address; `tunnel kubeconfig` and `tunnel kube-proxy` agree on it.
 let defaultKubeProxyAddress = "127.0.0.1:8443"

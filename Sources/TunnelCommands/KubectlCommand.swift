@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TunnelOperator
 import TunnelTLS
+import TunnelText
 
 /// `tunnel kubectl NODE -- ARGS`: runs the real kubectl against a node's Kubernetes API through
 /// the gateway, as the operator's own identity.

@@ -1,6 +1,7 @@
 import Foundation
 import TunnelGateway
 import TunnelTLS
+import TunnelText
 
 /// The file `tunnel user add` writes and `tunnel login` reads: one YAML mapping with
 /// `gateway`, optional `server-name`, and the PEM texts `certificate`, `key`, `gateway-ca`.

@@ -5,6 +5,7 @@ import TunnelGateway
 import TunnelRuntime
 import TunnelState
 import TunnelTLS
+import TunnelText
 
 // Turns checked settings into running gateways, clients and operator connections. Every file
 // problem becomes one `CommandFailure` line naming the file and the fix.

@@ -193,9 +193,4 @@ public enum GatewayPKI {
         }
         return WrittenFile(path: path, mode: mode, what: what)
     }
-
-    /// One line of an error from below (TunnelTLS), for a sentence.
-    private static func oneLine(_ error: any Error) -> String {
-        "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
-    }
 }

@@ -2,6 +2,7 @@ import Logging
 import TunnelClient
 import TunnelIO
 import TunnelRuntime
+import TunnelText
 import TunnelWire
 
 /// One operator command's run: a loop of its own, one connection to the gateway as an operator,
@@ -35,8 +36,7 @@ public final class OperatorSession {
             loop = try EventLoop()
             client = try OperatorClient(loop: loop, endpoint: endpoint, logger: logger)
         } catch {
-            let line = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
-            throw OperatorFailure("cannot start: \(line)", cause: .local)
+            throw OperatorFailure("cannot start: \(oneLine(error))", cause: .local)
         }
         let end = SessionEnd(client: client)
         end.signals = StopSignals(loop: loop, logger: logger) { end.finish(130) }

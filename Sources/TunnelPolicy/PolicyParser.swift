@@ -1,3 +1,4 @@
+import TunnelText
 import Yams
 
 extension Policy {
@@ -303,7 +304,6 @@ struct PolicyParser {
                 break
             }
         }
-        let text = String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
-        return PolicyError("\(source): not valid YAML: \(text)")
+        return PolicyError("\(source): not valid YAML: \(oneLine(error))")
     }
 }
