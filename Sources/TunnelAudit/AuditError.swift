@@ -25,31 +25,17 @@ public struct AuditError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public let code: Code
-    public let message: String
-    /// The drained OpenSSL error queue, oldest first, for logs and bug reports.
-    public let openSSLErrors: [String]
-
-    public init(_ code: Code, _ message: String, openSSLErrors: [String] = []) {
-        self.code = code
-        self.message = message
-        self.openSSLErrors = openSSLErrors
-    }
-
-    public var description: String {
-        openSSLErrors.isEmpty ? message : "\(message) [openssl: \(openSSLErrors.joined(separator: "; "))]"
-    }
+    /// The sentence and the drained OpenSSL error queue, kept and printed the way TunnelTLS
+    /// keeps its own (`OpenSSLReportingError` gives `message`, `openSSLErrors`, `description`).
+    let report: OpenSSLReport
 }
 
-extension AuditError {
-    /// An error of `code` carrying whatever OpenSSL queued. The queue is TunnelTLS's
-    /// `OpenSSLErrorQueue`: one reader of it for the whole program.
-    static func openSSL(_ code: Code, _ message: String) -> AuditError {
-        AuditError(code, message, openSSLErrors: OpenSSLErrorQueue.drain().texts)
-    }
-
+/// Built on TunnelTLS's error layer: `AuditError.openSSL` reads TunnelTLS's `OpenSSLErrorQueue`,
+/// one reader of it for the whole program.
+extension AuditError: OpenSSLReportingError {
     /// The same failure, reported by a TunnelTLS primitive (a durable write, a PEM codec).
     init(_ code: Code, _ error: TLSError) {
-        self.init(code, error.message, openSSLErrors: error.openSSLErrors)
+        self.init(code: code, report: error.report)
     }
 }
 

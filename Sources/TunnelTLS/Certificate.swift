@@ -89,7 +89,7 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
             return d2i_X509(nil, &cursor, buffer.count)
         }
         guard let x509 else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "not a DER X.509 certificate")
+            throw TLSError.openSSL(.invalidEncoding, "not a DER X.509 certificate")
         }
         return try adopting(x509)
     }
@@ -117,7 +117,7 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
     public func publicKey() throws -> PublicKey {
         OpenSSLErrorQueue.clear()
         guard let key = X509_get_pubkey(pointer) else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "certificate \(displayName) has no readable public key")
+            throw TLSError.openSSL(.invalidEncoding, "certificate \(displayName) has no readable public key")
         }
         return PublicKey(owning: key)
     }
@@ -203,7 +203,7 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
         var der: UnsafeMutablePointer<UInt8>?
         let length = i2d_X509(x509, &der)
         guard length > 0, let der else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not DER-encode a certificate")
+            throw TLSError.openSSL(.openSSL, "could not DER-encode a certificate")
         }
         defer { tunnel_openssl_free(der) }
         return Array(UnsafeBufferPointer(start: der, count: Int(length)))
@@ -237,7 +237,7 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
                 let start = UTCTime.epochSeconds(of: X509_get0_notBefore(x509)),
                 let end = UTCTime.epochSeconds(of: X509_get0_notAfter(x509))
             else {
-                throw OpenSSLErrorQueue.error(
+                throw TLSError.openSSL(
                     .invalidEncoding, "certificate has an unreadable serial number or validity period")
             }
             serialNumberHex = serial

@@ -39,7 +39,7 @@ public struct CertificateAuthority: Sendable {
     ) throws {
         OpenSSLErrorQueue.clear()
         guard X509_check_private_key(certificate.pointer, key.pointer) == 1 else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .keyMismatch,
                 "CA key \(keyPath) does not belong to CA certificate \(certificatePath); use the key the CA was created with"
             )
@@ -184,7 +184,7 @@ enum CertificateBuilder {
         }
         OpenSSLErrorQueue.clear()
         guard let x509 = X509_new() else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a certificate")
+            throw TLSError.openSSL(.openSSL, "could not allocate a certificate")
         }
         do {
             try fill(x509, subject: subject, publicKey: publicKey, issuer: issuer, validity: validity)
@@ -192,13 +192,13 @@ enum CertificateBuilder {
             X509V3_set_ctx(&context, issuer ?? x509, x509, nil, nil, 0)
             for (nid, value) in extensions {
                 guard let extensionPointer = X509V3_EXT_conf_nid(nil, &context, nid, value) else {
-                    throw OpenSSLErrorQueue.error(
+                    throw TLSError.openSSL(
                         .openSSL, "could not build certificate extension \(String(cString: OBJ_nid2sn(nid))) = \(value)"
                     )
                 }
                 defer { X509_EXTENSION_free(extensionPointer) }
                 guard X509_add_ext(x509, extensionPointer, -1) == 1 else {
-                    throw OpenSSLErrorQueue.error(
+                    throw TLSError.openSSL(
                         .openSSL, "could not add certificate extension \(String(cString: OBJ_nid2sn(nid)))")
                 }
             }
@@ -206,7 +206,7 @@ enum CertificateBuilder {
                 try addAlternativeNames(alternativeNames, to: x509)
             }
             guard X509_sign(x509, signingKey, EVP_sha256()) > 0 else {
-                throw OpenSSLErrorQueue.error(.openSSL, "could not sign the certificate")
+                throw TLSError.openSSL(.openSSL, "could not sign the certificate")
             }
         } catch {
             X509_free(x509)
@@ -221,11 +221,11 @@ enum CertificateBuilder {
     ) throws {
         var serial = [UInt8](repeating: 0, count: serialByteCount)
         guard RAND_bytes(&serial, Int32(serial.count)) == 1 else {
-            throw OpenSSLErrorQueue.error(.openSSL, "the random number generator failed while creating a serial number")
+            throw TLSError.openSSL(.openSSL, "the random number generator failed while creating a serial number")
         }
         serial[0] &= 0x7f
         guard let serialNumber = BN_bin2bn(serial, Int32(serial.count), nil) else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not encode the serial number")
+            throw TLSError.openSSL(.openSSL, "could not encode the serial number")
         }
         defer { BN_free(serialNumber) }
         let issuerName = issuer.map { X509_get_subject_name($0) } ?? subject.pointer
@@ -237,25 +237,25 @@ enum CertificateBuilder {
             ASN1_TIME_set(X509_getm_notBefore(x509), time_t(validity.notBefore)) != nil,
             ASN1_TIME_set(X509_getm_notAfter(x509), time_t(validity.notAfter)) != nil
         else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not fill in the certificate fields")
+            throw TLSError.openSSL(.openSSL, "could not fill in the certificate fields")
         }
     }
 
     private static func addAlternativeNames(_ entries: [(type: Int32, value: String)], to x509: OpaquePointer) throws {
         guard let names = GENERAL_NAMES_new() else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate subjectAltName")
+            throw TLSError.openSSL(.openSSL, "could not allocate subjectAltName")
         }
         defer { GENERAL_NAMES_free(names) }
         for (type, value) in entries {
             guard let name = GENERAL_NAME_new() else {
-                throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a subjectAltName entry")
+                throw TLSError.openSSL(.openSSL, "could not allocate a subjectAltName entry")
             }
             let payload: UnsafeMutableRawPointer?
             if type == GEN_IPADD {
                 payload = a2i_IPADDRESS(value).map { UnsafeMutableRawPointer($0) }
                 if payload == nil {
                     GENERAL_NAME_free(name)
-                    throw OpenSSLErrorQueue.error(.invalidArgument, "\"\(value)\" is not an IPv4 or IPv6 address")
+                    throw TLSError.openSSL(.invalidArgument, "\"\(value)\" is not an IPv4 or IPv6 address")
                 }
             } else {
                 let string = ASN1_IA5STRING_new()
@@ -264,17 +264,17 @@ enum CertificateBuilder {
                 } else {
                     ASN1_IA5STRING_free(string)
                     GENERAL_NAME_free(name)
-                    throw OpenSSLErrorQueue.error(.openSSL, "could not encode subjectAltName \"\(value)\"")
+                    throw TLSError.openSSL(.openSSL, "could not encode subjectAltName \"\(value)\"")
                 }
             }
             GENERAL_NAME_set0_value(name, type, payload)
             guard tunnel_sk_GENERAL_NAME_push(names, name) > 0 else {
                 GENERAL_NAME_free(name)
-                throw OpenSSLErrorQueue.error(.openSSL, "could not add a subjectAltName entry")
+                throw TLSError.openSSL(.openSSL, "could not add a subjectAltName entry")
             }
         }
         guard X509_add1_ext_i2d(x509, NID_subject_alt_name, UnsafeMutableRawPointer(names), 0, 0) == 1 else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not add the subjectAltName extension")
+            throw TLSError.openSSL(.openSSL, "could not add the subjectAltName extension")
         }
     }
 }

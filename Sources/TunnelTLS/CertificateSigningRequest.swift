@@ -23,7 +23,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
         let subject = try X509Name(commonName: commonName)
         OpenSSLErrorQueue.clear()
         guard let request = X509_REQ_new() else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a CSR")
+            throw TLSError.openSSL(.openSSL, "could not allocate a CSR")
         }
         self.init(owning: request)
         guard X509_REQ_set_version(request, 0) == 1, // 0 means PKCS#10 v1, the only version
@@ -31,7 +31,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
             X509_REQ_set_pubkey(request, key.pointer) == 1,
             X509_REQ_sign(request, key.pointer, EVP_sha256()) > 0
         else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not create a CSR for \"\(commonName)\"")
+            throw TLSError.openSSL(.openSSL, "could not create a CSR for \"\(commonName)\"")
         }
     }
 
@@ -41,7 +41,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
             PEM_read_bio_X509_REQ(bio, nil, refusePassphrase, nil)
         }
         guard let request else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .invalidEncoding, "\(source) is not a PEM certificate request (\"-----BEGIN CERTIFICATE REQUEST-----\")"
             )
         }
@@ -55,7 +55,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
             return d2i_X509_REQ(nil, &cursor, buffer.count)
         }
         guard let request else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "not a DER certificate request")
+            throw TLSError.openSSL(.invalidEncoding, "not a DER certificate request")
         }
         return CertificateSigningRequest(owning: request)
     }
@@ -71,7 +71,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
         var der: UnsafeMutablePointer<UInt8>?
         let length = i2d_X509_REQ(pointer, &der)
         guard length > 0, let der else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not DER-encode the certificate request")
+            throw TLSError.openSSL(.openSSL, "could not DER-encode the certificate request")
         }
         defer { tunnel_openssl_free(der) }
         return Array(UnsafeBufferPointer(start: der, count: Int(length)))
@@ -86,7 +86,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
     public func verifySignature() throws {
         OpenSSLErrorQueue.clear()
         guard let key = X509_REQ_get0_pubkey(pointer), X509_REQ_verify(pointer, key) == 1 else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .badSignature,
                 "certificate request for \"\(commonName ?? "(no name)")\" is not signed by its own key; it was altered or corrupted — create a new one"
             )
@@ -97,7 +97,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
     public func publicKey() throws -> PublicKey {
         OpenSSLErrorQueue.clear()
         guard let key = X509_REQ_get_pubkey(pointer) else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "certificate request has no readable public key")
+            throw TLSError.openSSL(.invalidEncoding, "certificate request has no readable public key")
         }
         return PublicKey(owning: key)
     }
@@ -117,7 +117,7 @@ final class X509Name {
         }
         OpenSSLErrorQueue.clear()
         guard let name = X509_NAME_new() else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate an X.509 name")
+            throw TLSError.openSSL(.openSSL, "could not allocate an X.509 name")
         }
         pointer = name
         let added = Array(commonName.utf8).withUnsafeBufferPointer { bytes in
@@ -125,7 +125,7 @@ final class X509Name {
                 name, NID_commonName, tunnel_mbstring_utf8(), bytes.baseAddress, Int32(bytes.count), -1, 0)
         }
         guard added == 1 else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .invalidArgument, "could not use \"\(commonName)\" as a certificate common name")
         }
     }

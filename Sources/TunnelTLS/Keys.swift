@@ -19,7 +19,7 @@ public final class PrivateKey: @unchecked Sendable {
     public static func generateP256() throws -> PrivateKey {
         OpenSSLErrorQueue.clear()
         guard let context = EVP_PKEY_CTX_new_from_name(nil, "EC", nil) else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not create an EC key generation context")
+            throw TLSError.openSSL(.openSSL, "could not create an EC key generation context")
         }
         defer { EVP_PKEY_CTX_free(context) }
         var key: OpaquePointer?
@@ -27,7 +27,7 @@ public final class PrivateKey: @unchecked Sendable {
             EVP_PKEY_CTX_set_group_name(context, "P-256") == 1,
             EVP_PKEY_generate(context, &key) == 1, let key
         else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not generate an ECDSA P-256 key")
+            throw TLSError.openSSL(.openSSL, "could not generate an ECDSA P-256 key")
         }
         return PrivateKey(owning: key)
     }
@@ -41,7 +41,7 @@ public final class PrivateKey: @unchecked Sendable {
             PEM_read_bio_PrivateKey(bio, nil, refusePassphrase, nil)
         }
         guard let key else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .invalidEncoding,
                 "\(source) is not an unencrypted PEM private key; expected a \"-----BEGIN PRIVATE KEY-----\" block"
             )
@@ -84,7 +84,7 @@ public final class PublicKey: @unchecked Sendable {
             return d2i_PUBKEY(nil, &cursor, buffer.count)
         }
         guard let key else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "not a DER SubjectPublicKeyInfo")
+            throw TLSError.openSSL(.invalidEncoding, "not a DER SubjectPublicKeyInfo")
         }
         self.init(owning: key)
     }
@@ -96,7 +96,7 @@ public final class PublicKey: @unchecked Sendable {
             PEM_read_bio_PUBKEY(bio, nil, refusePassphrase, nil)
         }
         guard let key else {
-            throw OpenSSLErrorQueue.error(.invalidEncoding, "not a PEM public key")
+            throw TLSError.openSSL(.invalidEncoding, "not a PEM public key")
         }
         self.init(owning: key)
     }
@@ -150,7 +150,7 @@ private func subjectPublicKeyInfoDER(_ key: OpaquePointer) throws -> [UInt8] {
     var der: UnsafeMutablePointer<UInt8>?
     let length = i2d_PUBKEY(key, &der)
     guard length > 0, let der else {
-        throw OpenSSLErrorQueue.error(.openSSL, "could not encode the public key")
+        throw TLSError.openSSL(.openSSL, "could not encode the public key")
     }
     defer { tunnel_openssl_free(der) }
     return Array(UnsafeBufferPointer(start: der, count: Int(length)))

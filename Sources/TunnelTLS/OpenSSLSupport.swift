@@ -8,7 +8,7 @@ package func withReadOnlyBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) throws
         // BIO_new_mem_buf refuses a NULL pointer, which is what an empty array may hand us.
         let bio = raw.isEmpty ? BIO_new(BIO_s_mem()) : BIO_new_mem_buf(raw.baseAddress, Int32(raw.count))
         guard let bio else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate an OpenSSL memory BIO")
+            throw TLSError.openSSL(.openSSL, "could not allocate an OpenSSL memory BIO")
         }
         defer { BIO_free(bio) }
         return try body(bio)
@@ -19,11 +19,11 @@ package func withReadOnlyBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) throws
 package func collectBIOOutput(_ what: String, _ write: (OpaquePointer) -> Bool) throws(TLSError) -> [UInt8] {
     OpenSSLErrorQueue.clear()
     guard let bio = BIO_new(BIO_s_mem()) else {
-        throw OpenSSLErrorQueue.error(.openSSL, "could not allocate an OpenSSL memory BIO")
+        throw TLSError.openSSL(.openSSL, "could not allocate an OpenSSL memory BIO")
     }
     defer { BIO_free(bio) }
     guard write(bio) else {
-        throw OpenSSLErrorQueue.error(.openSSL, "could not encode \(what)")
+        throw TLSError.openSSL(.openSSL, "could not encode \(what)")
     }
     var data: UnsafeMutablePointer<CChar>?
     let length = tunnel_bio_get_mem_data(bio, &data)

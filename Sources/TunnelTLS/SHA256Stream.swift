@@ -47,12 +47,12 @@ package final class SHA256Hasher {
     package init() throws(TLSError) {
         OpenSSLErrorQueue.clear()
         guard let algorithm = EVP_MD_fetch(nil, "SHA256", nil) else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .openSSL, "OpenSSL offers no SHA-256 implementation (check its configuration and providers)")
         }
         guard let context = EVP_MD_CTX_new() else {
             EVP_MD_free(algorithm)
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate an OpenSSL digest context")
+            throw TLSError.openSSL(.openSSL, "could not allocate an OpenSSL digest context")
         }
         self.algorithm = algorithm
         self.context = context

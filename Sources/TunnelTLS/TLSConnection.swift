@@ -113,16 +113,16 @@ public final class TLSConnection {
         }
         OpenSSLErrorQueue.clear()
         guard let ssl = SSL_new(context.pointer) else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL connection")
+            throw TLSError.openSSL(.openSSL, "could not create an OpenSSL connection")
         }
         guard let input = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a memory BIO")
+            throw TLSError.openSSL(.openSSL, "could not allocate a memory BIO")
         }
         guard let output = BIO_new(BIO_s_mem()) else {
             BIO_free(input)
             SSL_free(ssl)
-            throw OpenSSLErrorQueue.error(.openSSL, "could not allocate a memory BIO")
+            throw TLSError.openSSL(.openSSL, "could not allocate a memory BIO")
         }
         // An empty input BIO means "no data yet" (retry), not end of stream; see `feedEndOfCiphertext`.
         tunnel_bio_set_mem_eof_return(input, -1)
@@ -269,7 +269,7 @@ public final class TLSConnection {
                 && tunnel_ssl_set_tlsext_host_name(ssl, host) == 1
         }
         guard configured else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .invalidArgument, "\"\(host)\" is not a usable gateway host name or IP address")
         }
     }

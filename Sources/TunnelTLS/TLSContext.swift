@@ -161,7 +161,7 @@ public final class TLSContext: @unchecked Sendable {
         OpenSSLErrorQueue.clear()
         guard let context = SSL_CTX_new(configuration.role == .server ? TLS_server_method() : TLS_client_method())
         else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not create an OpenSSL context")
+            throw TLSError.openSSL(.openSSL, "could not create an OpenSSL context")
         }
         pointer = context
         self.configuration = configuration
@@ -197,7 +197,7 @@ public final class TLSContext: @unchecked Sendable {
             SSL_CTX_set_ciphersuites(pointer, Self.cipherSuites) == 1,
             SSL_CTX_set_num_tickets(pointer, 0) == 1
         else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not restrict the context to TLS 1.3 without tickets")
+            throw TLSError.openSSL(.openSSL, "could not restrict the context to TLS 1.3 without tickets")
         }
         // The server's order wins, except that a client listing ChaCha20 first (one without AES
         // instructions) gets ChaCha20.
@@ -208,7 +208,7 @@ public final class TLSContext: @unchecked Sendable {
         )
         tunnel_ssl_ctx_set_session_cache_off(pointer)
         guard Self.keyExchangeGroupLists.contains(where: { tunnel_ssl_ctx_set1_groups_list(pointer, $0) == 1 }) else {
-            throw OpenSSLErrorQueue.error(.openSSL, "could not limit key exchange to X25519 and P-256")
+            throw TLSError.openSSL(.openSSL, "could not limit key exchange to X25519 and P-256")
         }
         OpenSSLErrorQueue.clear()
         // Swift arrays may move between a WANT_* and the retry; partial writes let a large
@@ -225,18 +225,18 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(.invalidArgument, "\(identity.certificatePath) contains no certificate")
         }
         guard SSL_CTX_use_certificate(pointer, leaf.pointer) == 1 else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .invalidArgument, "OpenSSL refused certificate \(identity.certificatePath) (\(leaf.displayName))")
         }
         for intermediate in identity.chain.dropFirst() {
             guard tunnel_ssl_ctx_add1_chain_cert(pointer, intermediate.pointer) == 1 else {
-                throw OpenSSLErrorQueue.error(
+                throw TLSError.openSSL(
                     .invalidArgument,
                     "OpenSSL refused chain certificate \(intermediate.displayName) from \(identity.certificatePath)")
             }
         }
         guard SSL_CTX_use_PrivateKey(pointer, identity.key.pointer) == 1, SSL_CTX_check_private_key(pointer) == 1 else {
-            throw OpenSSLErrorQueue.error(
+            throw TLSError.openSSL(
                 .keyMismatch,
                 "private key \(identity.keyPath) does not match certificate \(identity.certificatePath) (\(leaf.displayName)); they must come from the same enrollment — re-enroll or restore the matching pair"
             )
@@ -265,7 +265,7 @@ public final class TLSContext: @unchecked Sendable {
             let wire = protocols.flatMap { [UInt8($0.count)] + $0 }
             // Unlike most of OpenSSL, SSL_CTX_set_alpn_protos returns 0 on success.
             guard SSL_CTX_set_alpn_protos(pointer, wire, UInt32(wire.count)) == 0 else {
-                throw OpenSSLErrorQueue.error(.openSSL, "could not set the ALPN protocol list")
+                throw TLSError.openSSL(.openSSL, "could not set the ALPN protocol list")
             }
         }
     }
@@ -298,7 +298,7 @@ public final class TLSContext: @unchecked Sendable {
                 )
             }
             guard X509_STORE_add_cert(store, authority.certificate.pointer) == 1 else {
-                throw OpenSSLErrorQueue.error(.openSSL, "could not add \(authority.label) to the trust store")
+                throw TLSError.openSSL(.openSSL, "could not add \(authority.label) to the trust store")
             }
         }
     }

@@ -5,7 +5,7 @@ internal import COpenSSL
 /// `message` is written for the person who has to fix the problem: it names the
 /// certificate, file or host at fault and what to do about it. `openSSLErrors` keeps the
 /// raw OpenSSL error queue for logs and bug reports.
-public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct TLSError: OpenSSLReportingError, Sendable, Equatable {
     /// What went wrong, for callers that react differently to different failures.
     public enum Code: Sendable, Equatable {
         /// A certificate's notAfter lies in the past.
@@ -45,18 +45,47 @@ public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public let code: Code
-    public let message: String
-    /// The drained OpenSSL error queue, oldest first, as OpenSSL formats it.
-    public let openSSLErrors: [String]
+    package let report: OpenSSLReport
 
-    public init(_ code: Code, _ message: String, openSSLErrors: [String] = []) {
+    package init(code: Code, report: OpenSSLReport) {
         self.code = code
-        self.message = message
-        self.openSSLErrors = openSSLErrors
+        self.report = report
     }
+}
+
+/// What every error of the C-crypto layer carries besides its code: the sentence for the
+/// person who has to act, and the OpenSSL error queue drained with it, oldest first, as
+/// OpenSSL formats it (for logs and bug reports).
+package struct OpenSSLReport: Sendable, Equatable {
+    package let message: String
+    package let openSSLErrors: [String]
+}
+
+/// An error of the C-crypto layer: `TLSError`, and TunnelAudit's `AuditError`, which builds on
+/// this layer. One definition of their message, queue and text, so both read and print alike.
+package protocol OpenSSLReportingError: Error, CustomStringConvertible {
+    associatedtype Code
+    var code: Code { get }
+    var report: OpenSSLReport { get }
+    init(code: Code, report: OpenSSLReport)
+}
+
+extension OpenSSLReportingError {
+    public init(_ code: Code, _ message: String, openSSLErrors: [String] = []) {
+        self.init(code: code, report: OpenSSLReport(message: message, openSSLErrors: openSSLErrors))
+    }
+
+    public var message: String { report.message }
+    /// The drained OpenSSL error queue, oldest first, as OpenSSL formats it.
+    public var openSSLErrors: [String] { report.openSSLErrors }
 
     public var description: String {
         openSSLErrors.isEmpty ? message : "\(message) [openssl: \(openSSLErrors.joined(separator: "; "))]"
+    }
+
+    /// An error of `code` with `message`, attaching whatever OpenSSL queued.
+    package static func openSSL(_ code: Code, _ message: String) -> Self {
+        Self(code, message, openSSLErrors: OpenSSLErrorQueue.drain().texts)
     }
 }
 
@@ -90,10 +119,5 @@ package enum OpenSSLErrorQueue {
             texts.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return (entries, texts)
-    }
-
-    /// Builds an error of `code` with `message`, attaching whatever OpenSSL queued.
-    static func error(_ code: TLSError.Code, _ message: String) -> TLSError {
-        TLSError(code, message, openSSLErrors: drain().texts)
     }
 }
