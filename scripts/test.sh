@@ -17,6 +17,8 @@ fi
 # The house format (.swift-format): any finding fails here, before the long build.
 # `swift format format -i -r -p Sources Tests Benchmarks Fuzz Package.swift` fixes nearly all.
 swift format lint --strict -r -p Sources Tests Benchmarks Fuzz Package.swift
+# No function over about 60 lines (docs/ARCHITECTURE.md): a longer one fails here, before the build.
+python3 scripts/long-functions.py Sources
 # Login shells in the tests (the shell service's suite, `tunnel shell` end to end) run as a
 # throwaway account made here, never as root with root's own profile. (Not a TUNNEL_ variable:
 # tunnel refuses TUNNEL_* names it does not know.)

@@ -34,109 +34,109 @@ public struct DevCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let directory = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
-        let listenAddress: HostPort
-        do { listenAddress = try HostPort.parse(listen) } catch {
-            throw CommandFailure.usage("--listen: \(error.text)", .usage)
-        }
-        var services = try parseServices(service)
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw CommandFailure.usage(
-                "--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))", .usage)
-        }
-        // Checked before anything starts, so a second sandbox says so in one sentence.
-        if DevSandbox.answers(listenAddress) {
-            throw CommandFailure.failed(
-                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT",
-                .portInUse)
-        }
-        let paths = DevelopmentFiles(directory: directory, node: node)
-        guard let format = LogFormat(rawValue: logFormat) else {
-            throw CommandFailure.usage(
-                "--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))",
-                .usage)
-        }
-        let logger = TunnelLogging.bootstrap(level: level, format: format)
-        let gatewaySettings = GatewaySettings.forDevelopment(listen: listenAddress, dataDir: paths.gateway)
-        if !GatewayPKI.isPresent(directory: gatewaySettings.pkiDir) {
-            try makePrivateDirectory(paths.gateway)
-            _ = try CADirectory.create(
-                .init(directory: gatewaySettings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
-        }
-        let logs = try DevSandbox.demoLogs(directory: directory)
-        var configuration = try gatewaySettings.runtimeConfiguration()
-        // A sandbox signs each record as the next one comes (and the last within a second), so
-        // `tunnel audit verify` has something to verify from the first command on; a production
-        // gateway signs every 1000 records or 60 s.
-        configuration.auditPolicy.checkpointEvery = 1
-        configuration.auditPolicy.checkpointInterval = 1
+        let options = try checkedOptions()
+        let paths = DevelopmentFiles(directory: options.directory, node: node)
+        let logger = TunnelLogging.bootstrap(level: options.level, format: options.format)
+        let gatewaySettings = GatewaySettings.forDevelopment(listen: options.listen, dataDir: paths.gateway)
+        try makeCAIfMissing(gatewaySettings, paths: paths)
+        let logs = try DevSandbox.demoLogs(directory: options.directory)
+        let configuration = try sandboxConfiguration(gatewaySettings)
         let store = try gatewaySettings.openStore()
         try runUntilSignalled(logger: logger) { loop throws(CommandFailure) in
             let (gateway, bound) = try startGateway(configuration, logger: logger) { () throws(GatewayLaunchFailure) in
                 try Gateway.launch(
                     configuration, store: store, adminSocket: gatewaySettings.adminSocket, loop: loop, logger: logger)
             }
-            let gatewayAddress = HostPort(host: bound.ip, port: bound.port)
-            try paths.loginOperator(gateway: gateway, address: gatewayAddress)
-            let ssh = startPrivateSSHIfNeeded(
-                services: &services, directory: directory, launcher: ChildLauncher(loop: loop), logger: logger)
-            if let sshd = ssh.server {
-                try paths.addSSHSettings(identity: sshd.files.userKey, knownHosts: sshd.files.knownHosts)
-            }
-            var clientSettings = ClientSettings(
-                gateway: gatewayAddress, serverName: "localhost",
-                cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA, nodeName: node,
-                services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: level,
-                shellUser: String(cString: getpwuid(geteuid()).pointee.pw_name),
-                logSources: [DevSandbox.logSourceName: logs.source], logRoot: logs.root)
-            try paths.writeClientConfig(clientSettings)
-            var edge: EdgeClient?
-            var stopped = false
-            let guide = DevGuide(
-                directory: directory, node: node, gateway: "\(bound)", services: services.mapValues(\.description),
-                sshNote: ssh.note, adminSocket: gatewaySettings.adminSocket)
-            func startNode() {
-                do {
-                    edge = try startEdgeClient(try clientSettings.runtimeConfiguration(), loop: loop, logger: logger)
-                    // The commands to try are printed once the node is there, so each works at once.
-                    var printed = false
-                    edge?.onStateChange = { connected, _ in
-                        guard connected, !printed else { return }
-                        printed = true
-                        print(guide.text)
-                        fflush(nil)
-                    }
-                } catch {
-                    logger.error("cannot start the dev node", metadata: ["error": "\(error)"])
-                }
-            }
-            if clientSettings.isEnrolled {
-                startNode()
-            } else {
-                // The node enrolls the way a real one does: a token, a key made here, a pinned CA.
-                let token = try paths.token(for: node, gateway: gateway)
-                try makePrivateDirectory(paths.nodeDirectory)
-                clientSettings.nodeName = node
-                NodeCredentials.enroll(
-                    loop: loop, host: gatewayAddress.host, port: gatewayAddress.port, serverName: "localhost",
-                    token: token,
-                    nodeName: node, labels: ["env": "dev"], files: clientSettings.credentialFiles, logger: logger
-                ) { result in
-                    guard !stopped else { return }
-                    switch result {
-                    case .success: startNode()
-                    case .failure(let failure):
-                        logger.error("dev node enrollment failed", metadata: ["error": "\(failure.message)"])
-                    }
-                }
-            }
-            return { stopped_ in
-                stopped = true
-                edge?.stop()
-                ssh.server?.stop()
-                gateway.stop(completion: stopped_)
+            let sandbox = try prepareNode(
+                options, paths: paths, logs: logs,
+                gateway: (gateway, HostPort(host: bound.ip, port: bound.port), "\(bound)"),
+                adminSocket: gatewaySettings.adminSocket, launcher: ChildLauncher(loop: loop), logger: logger)
+            let devNode = try SandboxNode(
+                settings: sandbox.client, loop: loop, logger: logger,
+                token: { () throws(CommandFailure) in try paths.token(for: node, gateway: gateway) },
+                // The commands to try are printed once the node is there, so each works at once.
+                onFirstSession: {
+                    print(sandbox.guide.text)
+                    fflush(nil)
+                })
+            return { stopped in
+                devNode.stop()
+                sandbox.ssh?.stop()
+                gateway.stop(completion: stopped)
             }
         }
+    }
+
+    /// The options, checked in the order they are reported, before anything starts.
+    private func checkedOptions() throws(CommandFailure) -> DevOptions {
+        let directory = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+        let listenAddress: HostPort
+        do { listenAddress = try HostPort.parse(listen) } catch {
+            throw .usage("--listen: \(error.text)", .usage)
+        }
+        let services = try parseServices(service)
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw .usage(
+                "--log-level: \"\(logLevel)\" is not one of \(Schemas.logLevels.joined(separator: ", "))", .usage)
+        }
+        // Checked before anything starts, so a second sandbox says so in one sentence.
+        if DevSandbox.answers(listenAddress) {
+            throw .failed(
+                "\(listenAddress) is in use, most likely by another `tunnel dev` or a gateway; stop it, or give this one another port with --listen 127.0.0.1:PORT",
+                .portInUse)
+        }
+        guard let format = LogFormat(rawValue: logFormat) else {
+            throw .usage(
+                "--log-format: \"\(logFormat)\" is not one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", "))",
+                .usage)
+        }
+        return DevOptions(directory: directory, listen: listenAddress, services: services, level: level, format: format)
+    }
+
+    /// Makes the development PKI on the first run; later runs reuse it.
+    private func makeCAIfMissing(_ settings: GatewaySettings, paths: DevelopmentFiles) throws {
+        guard !GatewayPKI.isPresent(directory: settings.pkiDir) else { return }
+        try makePrivateDirectory(paths.gateway)
+        _ = try CADirectory.create(
+            .init(directory: settings.pkiDir, gatewayNames: ["localhost"], gatewayIPs: ["127.0.0.1", "::1"]))
+    }
+
+    /// The gateway's configuration, with the sandbox's checkpoint policy.
+    private func sandboxConfiguration(_ settings: GatewaySettings) throws(CommandFailure) -> GatewayConfiguration {
+        var configuration = try settings.runtimeConfiguration()
+        // A sandbox signs each record as the next one comes (and the last within a second), so
+        // `tunnel audit verify` has something to verify from the first command on; a production
+        // gateway signs every 1000 records or 60 s.
+        configuration.auditPolicy.checkpointEvery = 1
+        configuration.auditPolicy.checkpointInterval = 1
+        return configuration
+    }
+
+    /// Once the gateway runs: the dev operator's login, ssh (a private sshd when needed), the
+    /// node's settings (also written as its client config) and the guide to print.
+    private func prepareNode(
+        _ options: DevOptions, paths: DevelopmentFiles, logs: (root: String, source: LogSource),
+        gateway: (running: Gateway, address: HostPort, bound: String), adminSocket: String,
+        launcher: ChildLauncher, logger: Logger
+    ) throws(CommandFailure) -> (client: ClientSettings, ssh: DevSSHServer?, guide: DevGuide) {
+        try paths.loginOperator(gateway: gateway.running, address: gateway.address)
+        var services = options.services
+        let ssh = startPrivateSSHIfNeeded(
+            services: &services, directory: options.directory, launcher: launcher, logger: logger)
+        if let sshd = ssh.server {
+            try paths.addSSHSettings(identity: sshd.files.userKey, knownHosts: sshd.files.knownHosts)
+        }
+        let client = ClientSettings(
+            gateway: gateway.address, serverName: "localhost",
+            cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA, nodeName: node,
+            services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: options.level,
+            shellUser: String(cString: getpwuid(geteuid()).pointee.pw_name),
+            logSources: [DevSandbox.logSourceName: logs.source], logRoot: logs.root)
+        try paths.writeClientConfig(client)
+        let guide = DevGuide(
+            directory: options.directory, node: node, gateway: gateway.bound,
+            services: services.mapValues(\.description), sshNote: ssh.note, adminSocket: adminSocket)
+        return (client, ssh.server, guide)
     }
 
     /// When the ssh service's target does not answer, a private sshd takes its place (or, with
@@ -186,6 +186,16 @@ public struct DevCommand: ParsableCommand {
         }
         return services
     }
+}
+
+/// `tunnel dev`'s options once checked.
+struct DevOptions {
+    /// --dir, made absolute.
+    let directory: String
+    let listen: HostPort
+    let services: [String: HostPort]
+    let level: Logger.Level
+    let format: LogFormat
 }
 
 /// The files `tunnel dev` keeps in its directory: the gateway's data directory, the node's
