@@ -15,6 +15,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
 ROUNDS=30 UPTIME=3 TUNNEL_ARG="" CLIENT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -22,17 +24,13 @@ while [ $# -gt 0 ]; do
         --uptime) UPTIME=$2; shift ;;
         --tunnel) TUNNEL_ARG=$2; shift ;;
         --client) CLIENT=$2; shift ;;
-        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) usage_from_header; exit 0 ;;
         *) echo "bench-crash-reconnect: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-# shellcheck source=lib/e2e.sh
-. "$ROOT/scripts/lib/e2e.sh"
 e2e_begin crash-reconnect "${TUNNEL_ARG:-$ROOT/.build/release/tunnel}" python3
 CLIENT=$(readlink -f "${CLIENT:-$TUNNEL}")
-die() { fail "$1" "$( [ -f "${2:-}" ] && tail -n 20 "$2")"; exit 1; }
-note() { echo "== $*" >&2; }
 
 GATEWAY_PORT=$(free_port)
 start_gateway() {
@@ -42,10 +40,7 @@ start_gateway() {
 }
 start_gateway 0
 ADMIN=(--admin-socket "$WORK/data/admin.sock")
-TOKEN=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>"$WORK/pki.log") || die "token create failed" "$WORK/pki.log"
-start "$WORK/client.log" "$CLIENT" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
-    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service "echo=127.0.0.1:9"
-wait_for_line "$WORK/client.log" "connected to the gateway" 20 "$LAST_PID" || die "tunnel client did not connect" "$WORK/client.log"
+NODE_CLIENT=$CLIENT bench_node node-1 "$WORK/client.log" "echo=127.0.0.1:9"
 
 note "$ROUNDS rounds: ${UPTIME}s up, kill -9, restart; client $CLIENT"
 : >"$WORK/back.txt"

@@ -18,7 +18,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-IDLE=60 LOAD=10 OUT="" KEEP=0 TUNNEL="" AGENTS=()
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
+IDLE=60 LOAD=10 OUT="" TUNNEL="" AGENTS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) IDLE=10; LOAD=3 ;;
@@ -26,48 +28,20 @@ while [ $# -gt 0 ]; do
         --agent) AGENTS+=("$2"); shift ;;
         --tunnel) TUNNEL=$2; shift ;;
         --out) OUT=$2; shift ;;
-        --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --keep) KEEP_WORK=1 ;;
+        -h|--help) usage_from_header; exit 0 ;;
         *) echo "bench-edge: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
-[ -x "$TUNNEL" ] || { echo "bench-edge: no tunnel binary at $TUNNEL (swift build -c release, or --tunnel PATH)" >&2; exit 2; }
-TUNNEL=$(readlink -f "$TUNNEL")
+e2e_begin bench-edge "${TUNNEL:-$ROOT/.build/release/tunnel}" iperf3 python3 /usr/sbin/sshd ssh ssh-keygen timeout strip
 if [ ${#AGENTS[@]} -eq 0 ]; then
     AGENTS=("tunnel=$TUNNEL client")
     [ -x "$(dirname "$TUNNEL")/tunnel-client" ] && AGENTS+=("tunnel-client=$(dirname "$TUNNEL")/tunnel-client")
 fi
-for tool in iperf3 python3 /usr/sbin/sshd ssh ssh-keygen timeout strip; do
-    command -v "$tool" >/dev/null || { echo "bench-edge: missing $tool (apt-get install iperf3 openssh-server binutils)" >&2; exit 2; }
-done
-
-WORK=$(mktemp -d /tmp/bench-edge.XXXXXX)
 RAW=${OUT:-$WORK/raw}
-mkdir -p "$RAW" "$WORK/home" /run/sshd
+mkdir -p "$RAW"
 RAW=$(readlink -f "$RAW")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-edge: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
-note() { echo "== $*" >&2; }
-# shellcheck source=lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-expect_ready() {
-    local name=$1 pid=$2 log=$3 pattern=$4 seconds=${5:-20}
-    wait_for_line "$log" "$pattern" "$seconds" "$pid" || die "$name did not start within ${seconds}s (no \"$pattern\" in $log)" "$log"
-    kill -0 "$pid" 2>/dev/null || die "$name exited right after starting" "$log"
-}
 STATS="python3 $ROOT/scripts/lib/proc_footprint.py"
 
 # --- the service every path reaches: one iperf3 server ----------------------------------------------
@@ -88,13 +62,8 @@ expect_ready "ssh -R" "$SSHR_PID" "$WORK/ssh-R.log" "Allocated port [0-9]+ for r
 SSHR_PORT=$(grep -oE "Allocated port [0-9]+ for remote forward" "$WORK/ssh-R.log" | head -1 | awk '{print $3}')
 
 # --- the gateway, the operator, and one node per agent ------------------------------------------------
-export HOME="$WORK/home"
-GATEWAY_PORT=$(free_port)
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"
-expect_ready "tunnel gateway" "$LAST_PID" "$WORK/gateway.log" "admin socket open" 15
-ADMIN=(--admin-socket "$WORK/data/admin.sock")
-{ "$TUNNEL" user add bench --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/bench.yaml" "${ADMIN[@]}" \
-  && "$TUNNEL" login "$WORK/bench.yaml"; } >"$WORK/pki.log" 2>&1 || die "tunnel operator setup failed" "$WORK/pki.log"
+bench_gateway
+bench_operator
 
 NAMES=(ssh-R)
 declare -A PID_OF=([ssh-R]=$SSHR_PID) PORT_OF=([ssh-R]=$SSHR_PORT)

@@ -21,7 +21,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HALF_OPEN=5000 IDLE_ENROLL=1000 REDEEM_THREADS=4 SECONDS_FLOOD=60 CHECK=0 KEEP=0 TUNNEL=""
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
+HALF_OPEN=5000 IDLE_ENROLL=1000 REDEEM_THREADS=4 SECONDS_FLOOD=60 CHECK=0 TUNNEL=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) HALF_OPEN=500; IDLE_ENROLL=100; REDEEM_THREADS=2; SECONDS_FLOOD=20 ;;
@@ -31,61 +33,21 @@ while [ $# -gt 0 ]; do
         --idle-enroll) IDLE_ENROLL=$2; shift ;;
         --redeem-threads) REDEEM_THREADS=$2; shift ;;
         --tunnel) TUNNEL=$2; shift ;;
-        --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --keep) KEEP_WORK=1 ;;
+        -h|--help) usage_from_header; exit 0 ;;
         *) echo "bench-hostile: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
-[ -x "$TUNNEL" ] || { echo "bench-hostile: no tunnel binary at $TUNNEL (swift build -c release --product tunnel, or --tunnel PATH)" >&2; exit 2; }
-TUNNEL=$(readlink -f "$TUNNEL")
+e2e_begin bench-hostile "${TUNNEL:-$ROOT/.build/release/tunnel}" python3
 # Half-open sockets, idle sessions and the gateway's own descriptors, with room to spare.
 ulimit -n "$(( HALF_OPEN + 2 * IDLE_ENROLL + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d /tmp/bench-hostile.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [ "$KEEP" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-hostile: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
-note() { echo "== $*" >&2; }
-
-# shellcheck source=lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
 # --- a gateway, an admin, a node offering an echo service ------------------------------------------
-export HOME="$WORK/home"
-mkdir -p "$HOME"
-start "$WORK/echo.log" python3 -c '
-import socketserver
-class Echo(socketserver.StreamRequestHandler):
-    def handle(self):
-        for line in self.rfile: self.wfile.write(line)
-server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-print("READY port=%d" % server.server_address[1], flush=True)
-server.serve_forever()'
-wait_for_line "$WORK/echo.log" "READY port=" 10 || die "echo server did not start" "$WORK/echo.log"
-ECHO_PORT=$(grep -o 'READY port=[0-9]*' "$WORK/echo.log" | cut -d= -f2)
-GATEWAY_PORT=$(free_port)
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data"
-GATEWAY_PID=$LAST_PID
-wait_for_line "$WORK/gateway.log" "admin socket open" 20 "$GATEWAY_PID" || die "tunnel gateway did not start" "$WORK/gateway.log"
-ADMIN=(--admin-socket "$WORK/data/admin.sock")
-{ "$TUNNEL" user add bench --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/bench.yaml" "${ADMIN[@]}" \
-  && "$TUNNEL" login "$WORK/bench.yaml"; } >"$WORK/pki.log" 2>&1 || die "operator setup failed" "$WORK/pki.log"
-TOKEN=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>>"$WORK/pki.log") || die "token create failed" "$WORK/pki.log"
-start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
-    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" --service "echo=127.0.0.1:$ECHO_PORT"
-wait_for_line "$WORK/client.log" "connected to the gateway" 20 "$LAST_PID" || die "tunnel client did not connect" "$WORK/client.log"
+start_echo_server
+bench_gateway
+bench_operator
+bench_node node-1 "$WORK/client.log" "echo=127.0.0.1:$ECHO_PORT"
 
 rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$GATEWAY_PID/status"; }
 audit_bytes() { cat "$WORK"/data/audit/*.jsonl 2>/dev/null | wc -c; }

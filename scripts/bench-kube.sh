@@ -12,28 +12,18 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
 RUNS=20 TUNNEL="$ROOT/.build/release/tunnel"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
-        --tunnel) TUNNEL=$(readlink -f "$2"); shift 2 ;;
+        --tunnel) TUNNEL=$2; shift 2 ;;
+        -h|--help) usage_from_header; exit 0 ;;
         *) echo "usage: $0 [--runs N] [--tunnel PATH]"; exit 2 ;;
     esac
 done
-[ -x "$TUNNEL" ] || { echo "no tunnel binary at $TUNNEL (swift build -c release first)"; exit 2; }
-WORK=$(mktemp -d /tmp/tunnel-bench-kube.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-# shellcheck source=lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-export HOME="$WORK/home"
-mkdir -p "$HOME"
-die() { echo "bench-kube: $1"; [ -n "${2:-}" ] && tail -n 20 "$2"; exit 1; }
+e2e_begin bench-kube "$TUNNEL" python3 kubectl
 
 start "$WORK/kube.log" python3 "$ROOT/Tests/Fixtures/kube/kube-apiserver-standin.py" --dir "$WORK/kube"
 wait_for_line "$WORK/kube.log" "READY port=" 30 || die "the stand-in did not start" "$WORK/kube.log"

@@ -34,7 +34,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" KEEP=0 TUNNEL="" LIMIT=90 SHAPED=1 KEYS=200
+# shellcheck source=lib/e2e.sh
+. "$ROOT/scripts/lib/e2e.sh"
+QUICK=0 RUNS=3 BYTES=1G CONNS=1000 RTTS=2000 OUT="" TUNNEL="" LIMIT=90 SHAPED=1 KEYS=200
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; RUNS=1; BYTES=64M; CONNS=200; RTTS=300; LIMIT=40; KEYS=60 ;;
@@ -46,56 +48,24 @@ while [ $# -gt 0 ]; do
         --rtts) RTTS=$2; shift ;;
         --tunnel) TUNNEL=$2; shift ;;
         --out) OUT=$2; shift ;;
-        --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --keep) KEEP_WORK=1 ;;
+        -h|--help) usage_from_header; exit 0 ;;
         *) echo "bench-tunnel: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-TUNNEL=${TUNNEL:-$ROOT/.build/release/tunnel}
-[ -x "$TUNNEL" ] || {
-    echo "bench-tunnel: no tunnel binary at $TUNNEL (swift build -c release --product tunnel, or --tunnel PATH)" >&2; exit 2; }
-TUNNEL=$(readlink -f "$TUNNEL")
-for tool in iperf3 python3 /usr/sbin/sshd ssh ssh-keygen timeout tail grep; do
-    command -v "$tool" >/dev/null || { echo "bench-tunnel: missing $tool (apt-get install iperf3 openssh-server)" >&2; exit 2; }
-done
-
-WORK=$(mktemp -d /tmp/bench-tunnel.XXXXXX)
+e2e_begin bench-tunnel "${TUNNEL:-$ROOT/.build/release/tunnel}" iperf3 python3 /usr/sbin/sshd ssh ssh-keygen timeout tail grep
 RAW=${OUT:-$WORK/raw}
-mkdir -p "$RAW" "$WORK/home" /run/sshd
+mkdir -p "$RAW"
 RAW=$(readlink -f "$RAW")
-PIDS=()
 FAILURES=0
 TICK=$(getconf CLK_TCK)
 
 SAMPLER=""
-cleanup() {
-    local pid
+e2e_on_exit() {
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        # Bounded: a process that ignores SIGTERM for 5 s gets SIGKILL.
-        timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
     declare -F shaped_link_down >/dev/null && shaped_link_down
     if [ -n "$OUT" ]; then cp "$WORK"/*.log "$RAW/" 2>/dev/null; fi
-    if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() { echo "bench-tunnel: $1" >&2; [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/    /' >&2; exit 1; }
-note() { echo "== $*" >&2; }
-
-# shellcheck source=lib/loopback.sh
-. "$ROOT/scripts/lib/loopback.sh"
-
-# Fails loudly if the process has died or the ready line does not appear in time.
-expect_ready() {
-    local name=$1 pid=$2 log=$3 pattern=$4 seconds=${5:-20}
-    wait_for_line "$log" "$pattern" "$seconds" "$pid" || die "$name did not start within ${seconds}s (no \"$pattern\" in $log)" "$log"
-    kill -0 "$pid" 2>/dev/null || die "$name exited right after starting" "$log"
 }
 
 # --- helpers in Python: echo server, round-trip latency, new streams per second ----------------
@@ -248,25 +218,14 @@ SSHR_IPERF=$(grep -oE "Allocated port [0-9]+ for remote forward to 127.0.0.1:$IP
 SSHR_ECHO=$(grep -oE "Allocated port [0-9]+ for remote forward to 127.0.0.1:$ECHO_PORT\b" "$WORK/ssh-R.log" | awk '{print $3}')
 
 # --- path c: tunnel gateway + client + operator forwards -----------------------------------------------
-export HOME="$WORK/home"   # `tunnel login` installs the operator bundle under $HOME/.config/tunnel
-GATEWAY_PORT=$(free_port)
 # The gateway makes its own PKI; root bootstraps the operator over the admin socket, and the node
 # enrolls with a join token, as in production.
 # The new-stream test opens thousands of streams a minute as one operator: the per-operator budget
 # (600 a minute by default, docs/TUNNEL.md admission limits) is raised so it measures the path.
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" \
-    --stream-records-per-operator-per-minute 1000000
-GATEWAY_PID=$LAST_PID
-expect_ready "tunnel gateway" "$GATEWAY_PID" "$WORK/gateway.log" "admin socket open" 15
-ADMIN=(--admin-socket "$WORK/data/admin.sock")
-{ "$TUNNEL" user add bench --role admin --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/bench.yaml" "${ADMIN[@]}" \
-  && "$TUNNEL" login "$WORK/bench.yaml"; } >"$WORK/pki.log" 2>&1 || die "tunnel operator setup failed" "$WORK/pki.log"
-TOKEN=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>>"$WORK/pki.log") || die "tunnel token create failed" "$WORK/pki.log"
-start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$TOKEN" \
-    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
-    --service "iperf=127.0.0.1:$IPERF_PORT" --service "echo=127.0.0.1:$ECHO_PORT"
-CLIENT_PID=$LAST_PID
-expect_ready "tunnel client" "$CLIENT_PID" "$WORK/client.log" "connected to the gateway" 20
+bench_gateway --stream-records-per-operator-per-minute 1000000
+bench_operator
+bench_node node-1 "$WORK/client.log" "iperf=127.0.0.1:$IPERF_PORT" "echo=127.0.0.1:$ECHO_PORT"
+CLIENT_PID=$NODE_PID
 # Explicit ports: the documented default `--listen 127.0.0.1:0` is refused ("the port must be a
 # number from 1 to 65535").
 start "$WORK/forward-iperf.log" "$TUNNEL" forward node-1 iperf --listen "127.0.0.1:$(free_port)"
