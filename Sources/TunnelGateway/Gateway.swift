@@ -313,6 +313,8 @@ public final class Gateway {
                     .policy, subject: policy.version, detail: String(decoding: content ?? [], as: UTF8.self))
             }
         } catch {
+            // These bytes are reported now: the change check must not report them again.
+            policyFileContent = try? DurableFile.read(path: path)
             logger.error(
                 "policy not reloaded; the previous one stays in force",
                 metadata: [
