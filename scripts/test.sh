@@ -43,6 +43,7 @@ Tests/EndToEnd/names-and-records.sh .build/debug/tunnel
 Tests/EndToEnd/metrics.sh .build/debug/tunnel
 Tests/EndToEnd/deploy-check.sh
 Tests/EndToEnd/backup-restore.sh .build/debug/tunnel
+Tests/EndToEnd/gateway-process.sh .build/debug/tunnel
 Tests/EndToEnd/cluster.sh .build/debug/tunnel
 Tests/EndToEnd/edge-agent.sh .build/debug/tunnel .build/debug/tunnel-client
 # Fleet soak (issue #11): 200 simulated nodes, churn on, 2 minutes of checked streams through the

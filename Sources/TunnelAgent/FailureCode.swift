@@ -22,6 +22,7 @@ public enum FailureCode: String, CaseIterable, Sendable {
     case gatewayRequestFailed = "T023"
     case enrollmentRefused = "T024"
     case portInUse = "T030"
+    case dataDirectoryInUse = "T031"
     case serviceNotDialable = "T040"
     case auditInvalid = "T050"
     case auditNotFound = "T051"

@@ -72,6 +72,11 @@ extension FailureCode {
                 "port-in-use",
                 "stop what listens there, or choose another address (--listen)"
             )
+        case .dataDirectoryInUse:
+            (
+                "data-dir-in-use",
+                "stop the gateway the sentence names (its pid), or give this one its own data directory (--data-dir)"
+            )
         case .serviceNotDialable:
             (
                 "service-not-dialable",

@@ -95,6 +95,9 @@ public struct GatewayCommand: ParsableCommand {
             )
             return
         }
+        // First, before the PKI, the store or the audit log in data-dir is opened; held until exit.
+        let lock = try gateway.lockDataDirectory()
+        defer { withExtendedLifetime(lock) {} }
         let logger = TunnelLogging.bootstrap(level: gateway.logLevel, format: gateway.logFormat)
         logger.debug("settings loaded", metadata: ["config.file": "\(settings.configFile ?? "none")"])
         var configuration = try gateway.runtimeConfiguration()
@@ -167,6 +170,8 @@ public struct CAInitCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let lock = try DataDirectoryLock.guarding(pkiDirectory: dir)
+        defer { withExtendedLifetime(lock) {} }
         let result = try CADirectory.create(
             .init(
                 directory: dir, gatewayNames: gatewayName, gatewayIPs: gatewayIp, force: force,

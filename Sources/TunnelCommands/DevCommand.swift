@@ -38,6 +38,8 @@ public struct DevCommand: ParsableCommand {
         let paths = DevelopmentFiles(directory: options.directory, node: node)
         let logger = TunnelLogging.bootstrap(level: options.level, format: options.format)
         let gatewaySettings = GatewaySettings.forDevelopment(listen: options.listen, dataDir: paths.gateway)
+        let lock = try gatewaySettings.lockDataDirectory(fix: "stop it, or give this sandbox another --dir")
+        defer { withExtendedLifetime(lock) {} }
         try makeCAIfMissing(gatewaySettings, paths: paths)
         let logs = try DevSandbox.demoLogs(directory: options.directory)
         let configuration = try sandboxConfiguration(gatewaySettings)
