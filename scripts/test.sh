@@ -4,7 +4,8 @@
 # sshd, ssh, scp and kubectl, the audit console's browser tests (Chromium) on their scenario,
 # kubectl by impersonation (kubernetes.sh), keystrokes over a bulk download on a shaped link
 # (shaped-link.sh), a real Prometheus scraping the gateway (metrics.sh), the offline schema checks
-# of deploy/ (deploy-check.sh), a one-box backup and restore, and a 2-minute fleet soak with the
+# of deploy/ (deploy-check.sh), a one-box backup and restore, one gateway per data directory and
+# the SIGHUP policy reload (gateway-process.sh), and a 2-minute fleet soak with the
 # fleet simulator (scripts/fleet-soak.sh --ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."

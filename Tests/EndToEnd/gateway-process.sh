@@ -24,33 +24,12 @@ policy() {
 }
 policy "echo, spare"
 
-ECHO_PORT=$(free_port)
-start "$WORK/echo.log" python3 -u -c '
-import socket, sys, threading
-server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
-print("READY", flush=True)
-def serve(connection):
-    with connection:
-        while data := connection.recv(65536):
-            connection.sendall(data)
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-' "$ECHO_PORT"
-wait_for_line "$WORK/echo.log" READY 20 || fail "echo service started" "$(cat "$WORK/echo.log")"
-
-GATEWAY_PORT=$(free_port)
+start_echo_server
 DATA=$WORK/data
-start "$WORK/gateway.log" "$TUNNEL" gateway --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$DATA" --policy "$WORK/policy.yaml"
-GATEWAY_PID=$LAST_PID
-wait_for_line "$WORK/gateway.log" "admin socket open" 30 "$GATEWAY_PID" || { fail "gateway started" "$(cat "$WORK/gateway.log")"; exit 1; }
-ADMIN=(--admin-socket "$DATA/admin.sock")
+bench_gateway --policy "$WORK/policy.yaml"
 "$TUNNEL" user add op --role ops --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --out "$WORK/op.yaml" "${ADMIN[@]}" >/dev/null \
     && "$TUNNEL" login "$WORK/op.yaml" >/dev/null || fail "operator op logged in"
-token=$("$TUNNEL" token create --node node-1 "${ADMIN[@]}" 2>>"$WORK/token.err")
-start "$WORK/client.log" "$TUNNEL" client --gateway "127.0.0.1:$GATEWAY_PORT" --server-name localhost --token "$token" \
-    --cert "$WORK/node/node.crt" --key "$WORK/node/node.key" --gateway-ca "$WORK/node/gateway-ca.crt" \
-    --service "echo=127.0.0.1:$ECHO_PORT" --service "spare=127.0.0.1:$ECHO_PORT"
-wait_for_line "$WORK/client.log" "connected to the gateway" 20 || fail "node-1 connected" "$(cat "$WORK/client.log")"
+bench_node node-1 "$WORK/client.log" "echo=127.0.0.1:$ECHO_PORT" "spare=127.0.0.1:$ECHO_PORT"
 
 # --- (1) one gateway per data directory ----------------------------------------------------
 audit_state() {
