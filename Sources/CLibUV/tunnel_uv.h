@@ -9,11 +9,13 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -76,6 +78,32 @@ static inline int tunnel_uv_tcp_set_notsent_lowat(uv_tcp_t *tcp, unsigned int by
     int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
     if (rc != 0) return rc;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) != 0) return -errno;
+    return 0;
+}
+
+/// Sends what it can of `length` bytes straight to the socket with MSG_EOR, when libuv has
+/// nothing queued ahead of them (0 otherwise, and on any error: libuv's own write of the rest
+/// then meets the error and reports it). MSG_EOR ends the kernel's segment with these bytes, so
+/// the next write starts a new one, and the kernel takes a new segment only while its unsent
+/// bytes are under TCP_NOTSENT_LOWAT: without it a write is appended to the last segment
+/// (up to 64 KiB with GSO) unchecked, and the unsent bytes pass the mark by tens of KiB.
+static inline size_t tunnel_uv_send_ending_segment(uv_stream_t *stream, const void *base, size_t length) {
+    if (uv_stream_get_write_queue_size(stream) != 0) return 0;
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)stream, &fd) != 0) return 0;
+    ssize_t sent;
+    do {
+        sent = send(fd, base, length, MSG_EOR | MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    return sent < 0 ? 0 : (size_t)sent;
+}
+
+/// Bytes the kernel holds for a TCP connection that it has not sent yet (SIOCOUTQNSD).
+static inline int tunnel_uv_tcp_unsent_bytes(uv_tcp_t *tcp, int *bytes) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    if (ioctl(fd, SIOCOUTQNSD, bytes) != 0) return -errno;
     return 0;
 }
 

@@ -41,6 +41,15 @@ extension StreamConnection {
         try check(tunnel_uv_tcp_set_notsent_lowat(handle, bytes), "set TCP_NOTSENT_LOWAT", address: peerDescription)
     }
 
+    /// Bytes the kernel holds for this TCP connection that it has not sent yet (SIOCOUTQNSD):
+    /// what a byte written now waits behind before it even leaves.
+    public func unsentBytes() throws(IOError) -> Int {
+        try requireOpen("read SIOCOUTQNSD")
+        var bytes: Int32 = 0
+        try check(tunnel_uv_tcp_unsent_bytes(handle, &bytes), "read SIOCOUTQNSD", address: peerDescription)
+        return Int(bytes)
+    }
+
     /// The kernel's smoothed round-trip time of this TCP connection.
     public func roundTrip() throws(IOError) -> Duration {
         try requireOpen("read TCP_INFO")

@@ -306,8 +306,13 @@ public final class StreamConnection: HandleOwner {
     /// Queues bytes that `fill` writes straight into the pinned write buffer (up to `capacity`;
     /// it returns how many it wrote), so a producer such as TLS needs no scratch copy of its own.
     /// Same completion contract as `write(_:completion:)`; nothing is queued if `fill` writes 0.
+    /// `endsSegment` (TCP, nothing queued): the bytes end the kernel's segment (MSG_EOR), so the
+    /// next write is taken only while the kernel's unsent bytes are under TCP_NOTSENT_LOWAT
+    /// rather than appended to a 64 KiB segment past it; what the kernel does not take at once
+    /// is queued as usual.
     public func write(
-        capacity: Int, filling fill: (UnsafeMutableRawBufferPointer) -> Int, completion: ((IOError?) -> Void)? = nil
+        capacity: Int, filling fill: (UnsafeMutableRawBufferPointer) -> Int, endsSegment: Bool = false,
+        completion: ((IOError?) -> Void)? = nil
     ) throws(IOError) {
         guard state == .open else {
             throw IOError(UV_EBADF, operation: "write", address: peerDescription)
@@ -326,7 +331,10 @@ public final class StreamConnection: HandleOwner {
             return
         }
         request.pointee.data = completion.map { Unmanaged.passRetained(WriteCompletion($0)).toOpaque() }
-        var buffer = tunnel_uv_buf(payload, count)
+        // What was sent directly is skipped; a write left empty still goes through libuv, which
+        // completes it at once, so the completion runs from the loop as for every other write.
+        let sent = endsSegment ? tunnel_uv_send_ending_segment(stream, payload, count) : 0
+        var buffer = tunnel_uv_buf(payload + sent, count - sent)
         let status = uv_write(request, stream, &buffer, 1) { request, status in
             let completion = request!.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()

@@ -92,6 +92,7 @@ extension MuxConnection {
                         written = tls.drainCiphertext(into: $0)
                         return written
                     },
+                    endsSegment: paced && queueLimit.endsEachWrite,
                     completion: { [self] error in
                         guard error == nil else { return }
                         kernelTook(written)

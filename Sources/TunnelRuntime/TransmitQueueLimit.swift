@@ -7,7 +7,8 @@ import Multiplex
 /// cross the link. So frames are pulled only while the kernel takes them at once (the socket's
 /// write queue is empty), one `writeChunk` per socket write and at most `highWater` per loop turn;
 /// the kernel's unsent share is `notSentLowWater` (TCP_NOTSENT_LOWAT), which wakes the loop for
-/// the next chunk while that share still keeps the link busy. A keystroke then waits behind at
+/// the next chunk while that share still keeps the link busy (and which the kernel enforces only
+/// at a segment's start: `endsEachWrite`). A keystroke then waits behind at
 /// most the kernel's share, one chunk past it and one chunk in the write queue; the rest of a
 /// backlog waits in the streams' queues, where the scheduler still puts interactive frames first.
 /// Both scale with the measured send rate: a slow link gets a few KiB (a few ms of it), a fast
@@ -46,6 +47,13 @@ struct TransmitQueueLimit: Equatable {
     /// The most one socket write hands the kernel: it takes a write whole once its unsent bytes
     /// are below the mark, so this bounds how far past the mark they can go.
     var writeChunk: Int { notSentLowWater }
+
+    /// Each write ends the kernel's segment (MSG_EOR) while the link is slow (the kernel's share
+    /// below its largest): the kernel then checks its low-water mark before it takes the next
+    /// write, where it would otherwise append writes to its last segment, up to 64 KiB with GSO,
+    /// past the mark (measured on a 20 Mbit/s link: 30–70 KB unsent with a 5 KB mark, 12–28 ms
+    /// a keystroke waits). A fast link keeps coalescing writes: fewer, larger segments.
+    var endsEachWrite: Bool { notSentLowWater < Self.largestNotSentLowWater }
 
     /// Plaintext per TLS record: a quarter of the queue, 4 KiB to TLS's 16 KiB. A record is
     /// decrypted only once it has arrived whole, so on a slow link (a short queue) a keystroke

@@ -29,6 +29,8 @@ import Testing
         #expect(limit.recordSize == 6_250)
         // The kernel's share is 2 ms of the link, so a keystroke waits behind a few kB there.
         #expect((4_900...5_100).contains(limit.notSentLowWater) && limit.writeChunk == limit.notSentLowWater)
+        // …which the kernel holds to only if every write starts a segment of its own.
+        #expect(limit.endsEachWrite)
     }
 
     @Test("a fast link is held to the cap, a very short path to the floor")
@@ -36,7 +38,7 @@ import Testing
         var fast = TransmitQueueLimit()
         _ = drive(&fast, bytesPerSecond: 1_000_000_000, seconds: 0.5, roundTrip: .milliseconds(5))
         #expect(fast.highWater == TransmitQueueLimit.cap && fast.recordSize == 16 * 1024)
-        #expect(fast.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
+        #expect(fast.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater && !fast.endsEachWrite)
         var short = TransmitQueueLimit()
         _ = drive(&short, bytesPerSecond: 2_500_000, seconds: 0.5, roundTrip: .microseconds(100))
         #expect(short.highWater == TransmitQueueLimit.floor && short.recordSize == 4 * 1024)
@@ -46,7 +48,7 @@ import Testing
     func startsAtFloor() {
         var limit = TransmitQueueLimit()
         #expect(limit.highWater == TransmitQueueLimit.floor)
-        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
+        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater && !limit.endsEachWrite)
         _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.009, roundTrip: .milliseconds(10))
         #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
     }

@@ -9,7 +9,8 @@ Measurement (run on the operator's side):
     Starts the bulk download (if any), waits until 1 MiB of it has arrived, then sends N one-byte
     keystrokes one at a time, each after the previous echo, and prints one JSON line: the round
     trips' p50/p99/max in ms, how many echoes came back, whether the bulk download was still
-    running when the last echo came back, and whether it arrived whole and intact (its SHA-256).
+    running when the last echo came back, whether it arrived whole and intact (its SHA-256), and
+    its rate in Mbit/s from its start to its last byte.
 Every wait is bounded; a stalled echo or download ends the run with an error in the JSON.
 """
 import hashlib, json, os, random, shlex, socket, subprocess, sys, threading, time
@@ -130,6 +131,7 @@ def measure(args):
     downloader = None
     if opts["bulk-tcp"] or opts["bulk-cmd"]:
         source = Endpoint(opts["bulk-tcp"], opts["bulk-cmd"])
+        state["started_at"] = time.monotonic()
         downloader = threading.Thread(target=download, args=(source, state), daemon=True); downloader.start()
         if not state["warm"].wait(limit):
             print(json.dumps({**result, "error": "the bulk download did not start within %ss" % limit})); return 1
@@ -150,6 +152,7 @@ def measure(args):
         downloader.join(max(1.0, deadline + limit - time.monotonic()))
         result["bulk_running_at_last_echo"] = state["done_at"] is None or state["done_at"] > last_echo
         result["bulk_bytes"] = state["bytes"]
+        if state["done_at"]: result["bulk_mbit_s"] = round(state["bytes"] * 8 / 1e6 / (state["done_at"] - state["started_at"]), 2)
         result["bulk_intact"] = state["bytes"] == total and state["digest"] == expected_digest(total)
         if state["error"]: result["bulk_error"] = state["error"]
         source.close()
