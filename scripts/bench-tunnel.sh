@@ -396,7 +396,7 @@ shaped_keystrokes() {
                 echo "$out" >"$RAW/keys-$path-$load-$rep.json"
                 local column=$path; [ "$path" = tcp ] && column=direct
                 if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["echoes"] == d["count"] and d.get("bulk_intact", True) else 1)' "$out" 2>/dev/null; then
-                    for k in p50_ms p99_ms; do
+                    for k in p50_ms p99_ms $([ "$load" = bulk ] && echo bulk_mbit_s); do
                         record "$rep" "$column" "key_${load}_$k" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$out" "$k")"
                     done
                     echo "   keystrokes $path $load: $out" >&2
@@ -469,6 +469,7 @@ table = [
     ("keystroke RTT idle p99, ms", "key_idle_p99_ms", 1),
     ("keystroke RTT under bulk p50, ms (direct = 2 plain TCP conns)", "key_bulk_p50_ms", 1),
     ("keystroke RTT under bulk p99, ms", "key_bulk_p99_ms", 1),
+    ("the bulk download beside them, Mbit/s (link: 20)", "key_bulk_bulk_mbit_s", 1),
 ]
 print(f"medians of {sys.argv[3]} repetition(s) (of those that succeeded), {sys.argv[2]} per throughput test")
 print()
