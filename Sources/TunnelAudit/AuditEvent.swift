@@ -31,9 +31,10 @@ public enum AuditEvent: Sendable, Equatable {
     /// An administration request; `by` is nil for the local admin socket.
     case admin(AdminRecordType, by: AuditOperator?, AdminAction)
 
-    case streamOpen(AuditOperator, StreamTarget, StreamGrant)
-    /// `target` is nil when the request was refused before its names were checked.
-    case streamDeny(AuditOperator, target: StreamTarget?, StreamGrant, StreamDenial)
+    /// Its parties always have a target.
+    case streamOpen(StreamRequestParties, StreamGrant)
+    /// The parties' target is nil when the request was refused before its names were checked.
+    case streamDeny(StreamRequestParties, StreamGrant, StreamDenial)
     case streamClose(StreamParties, StreamClose)
     case kubeRequest(StreamParties, KubeAPIRequest)
 
@@ -100,9 +101,8 @@ public enum AuditEvent: Sendable, Equatable {
         case .enrollRefused(let source, let summary): [source, summary]
         case .streamSummary(let name, let summary): [name, summary]
         case .admin(_, let actor, let action): [actor as (any Encodable)?, action].compactMap { $0 }
-        case .streamOpen(let actor, let target, let grant): [actor, target, grant]
-        case .streamDeny(let actor, let target, let grant, let denial):
-            [actor, target as (any Encodable)?, grant, denial].compactMap { $0 }
+        case .streamOpen(let parties, let grant): [parties, grant]
+        case .streamDeny(let parties, let grant, let denial): [parties, grant, denial]
         case .streamClose(let parties, let close): [parties, close]
         case .kubeRequest(let parties, let request): [parties, request]
         case .unknown: []
@@ -120,8 +120,7 @@ extension AuditEvent {
         case .enroll(_, let enrollment), .reenroll(_, let enrollment): enrollment.node
         case .nodeRenew(_, let renewal), .operatorRenew(_, let renewal): renewal.node
         case .admin(_, _, let action): action.node
-        case .streamOpen(_, let target, _): target.node
-        case .streamDeny(_, let target, _, _): target?.node
+        case .streamOpen(let parties, _), .streamDeny(let parties, _, _): parties.target?.node
         case .streamClose(let parties, _), .kubeRequest(let parties, _): parties.node
         case .unknown(_, let fields): if case .string(let node)? = fields["node"] { node } else { nil }
         default: nil

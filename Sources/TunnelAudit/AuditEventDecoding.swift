@@ -54,10 +54,12 @@ extension AuditEvent {
                 ? .nodeRenew(try read(), try read()) : .operatorRenew(try read(), try read())
         case "enroll_refused": return .enrollRefused(try read(), try read())
         case "stream_summary": return .streamSummary(try read(), try read())
-        case "stream_open": return .streamOpen(try read(), try read(), try read())
+        case "stream_open":
+            return .streamOpen(StreamRequestParties(actor: try read(), target: try read(StreamTarget.self)), try read())
         case "stream_deny":
-            return .streamDeny(
-                try read(), target: try readIfPresent(StreamTarget.self, key: "stream"), try read(), try read())
+            let parties = StreamRequestParties(
+                actor: try read(), target: try readIfPresent(StreamTarget.self, key: "stream"))
+            return .streamDeny(parties, try read(), try read())
         case "stream_close": return .streamClose(try read(), try read())
         case "kube_request": return .kubeRequest(try read(), try read())
         default: return .unknown(type: type, fields: fields)

@@ -53,6 +53,24 @@ public struct StreamDenial: Codable, Sendable, Equatable {
     }
 }
 
+/// Who asked for a stream and for what, as its `stream_open` and `stream_deny` name them: the
+/// operator (as at connect, with the roles the request was decided with) and the target. Only a
+/// `stream_deny` of a request refused before its names were checked has no target.
+public struct StreamRequestParties: Encodable, Sendable, Equatable {
+    public var actor: AuditOperator
+    public var target: StreamTarget?
+    public init(actor: AuditOperator, target: StreamTarget?) {
+        self.actor = actor
+        self.target = target
+    }
+
+    /// The fields of both, flat in the record.
+    public func encode(to encoder: any Encoder) throws {
+        try actor.encode(to: encoder)
+        try target?.encode(to: encoder)
+    }
+}
+
 /// The stream and the parties of a `stream_close` or `kube_request`, copied from its
 /// `stream_open`.
 public struct StreamParties: Codable, Sendable, Equatable {
@@ -123,6 +141,13 @@ public struct KubeAPIRequest: Codable, Sendable, Equatable {
 }
 
 extension StreamParties {
+    /// The parties of a stream whose `stream_open` names `actor` and `target`.
+    public init(actor: AuditOperator, target: StreamTarget) {
+        self.init(
+            stream: target.stream, session: actor.peer.session, operatorName: actor.name, node: target.node,
+            service: target.service)
+    }
+
     /// The parties a stream's open record names (its fields, as `AuditLog.unclosedStreams`
     /// returns them); those it lacks, or holds in another shape, stay nil.
     public init(stream: String, openFields: [String: AuditValue]) {

@@ -40,9 +40,8 @@ struct AuditedStream {
         }
         return entries.compactMap { entry in
             switch entry.record.event {
-            case .streamOpen(_, let target, _): AuditedStream(open: entry, close: closes[target.stream])
-            case .streamDeny(_, let target, _, _):
-                AuditedStream(open: entry, close: target.flatMap { closes[$0.stream] })
+            case .streamOpen(let parties, _), .streamDeny(let parties, _, _):
+                AuditedStream(open: entry, close: parties.target.flatMap { closes[$0.stream] })
             default: nil
             }
         }
@@ -187,8 +186,8 @@ public struct AuditReplayCommand: ParsableCommand {
         // (still running, or ending this instant) can be played too; only a close seals it.
         let recorded = entries.reversed().lazy.compactMap {
             entry -> (entry: AuditEntry, stream: String, recording: String)? in
-            guard case .streamOpen(_, let target, let grant) = entry.record.event, let recording = grant.recording,
-                id == "last" || target.stream == id
+            guard case .streamOpen(let parties, let grant) = entry.record.event, let target = parties.target,
+                let recording = grant.recording, id == "last" || target.stream == id
             else { return nil }
             return (entry, target.stream, recording)
         }

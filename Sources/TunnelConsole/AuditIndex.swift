@@ -134,14 +134,10 @@ public final class AuditIndex {
                 timeMs: time, type: names.number(record?.type ?? "(unreadable line)"), node: node))
         if node >= 0 { nodeRecords[node, default: []].append(number) }
         switch record?.event {
-        case .streamOpen(let actor, let target, _):
-            addStream(
-                target.stream, open: number, time: time, actor: actor, node: node, service: target.service,
-                outcome: "open")
-        case .streamDeny(let actor, let target?, _, let denial):
-            addStream(
-                target.stream, open: number, time: time, actor: actor, node: node, service: target.service,
-                outcome: denial.outcome)
+        case .streamOpen(let parties, _):
+            addStream(parties, open: number, time: time, node: node, outcome: "open")
+        case .streamDeny(let parties, _, let denial):
+            addStream(parties, open: number, time: time, node: node, outcome: denial.outcome)
         case .streamClose(let parties, let close):
             guard let row = streamByID[parties.stream].map(Int.init) else { return }
             streams[row].close = number
@@ -154,15 +150,16 @@ public final class AuditIndex {
         }
     }
 
-    private func addStream(
-        _ stream: String, open: Int32, time: Int64, actor: AuditOperator, node: Int32, service: String, outcome: String
-    ) {
-        streamByID[stream] = Int32(streams.count)
+    /// A row for a stream that was opened or denied; a request refused before its names were
+    /// checked names no stream and gets none.
+    private func addStream(_ parties: StreamRequestParties, open: Int32, time: Int64, node: Int32, outcome: String) {
+        guard let target = parties.target else { return }
+        streamByID[target.stream] = Int32(streams.count)
         streams.append(
             StreamRow(
-                stream: stream, open: open, timeMs: time, operatorName: names.number(actor.name),
-                roles: names.number(actor.roles.joined(separator: ",")),
-                node: max(node, 0), service: names.number(service), outcome: names.number(outcome)))
+                stream: target.stream, open: open, timeMs: time, operatorName: names.number(parties.actor.name),
+                roles: names.number(parties.actor.roles.joined(separator: ",")),
+                node: max(node, 0), service: names.number(target.service), outcome: names.number(outcome)))
     }
 }
 

@@ -46,9 +46,9 @@ extension GatewayMetrics {
             refusal("credential-refused")
         case .enroll(_, let record), .reenroll(_, let record): enrollment(event.type, outcome: record.outcome)
         case .nodeRenew(_, let record), .operatorRenew(_, let record): renewal(outcome: record.outcome.rawValue)
-        case .streamOpen(_, let target, _): streamOpened(service: target.service, outcome: "ok")
-        case .streamDeny(_, let target, _, let denial):
-            streamOpened(service: target?.service ?? "none", outcome: denial.outcome)
+        case .streamOpen(let parties, _): streamOpened(service: parties.target?.service ?? "none", outcome: "ok")
+        case .streamDeny(let parties, _, let denial):
+            streamOpened(service: parties.target?.service ?? "none", outcome: denial.outcome)
         case .streamSummary(_, let summary):
             // Refusals past an operator's record budget are summed, not recorded one by one.
             for (outcome, count) in summary.counts {

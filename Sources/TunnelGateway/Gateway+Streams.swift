@@ -48,7 +48,7 @@ extension Gateway {
         }
         // The open record is on disk before a byte moves; without it, no stream. It is synced with
         // the loop turn's other records (`GroupCommit`) while the node already opens its end.
-        guard audit?.record(.streamOpen(request.actor, request.target, request.grant)) != false else {
+        guard audit?.record(.streamOpen(request.requestParties, request.grant)) != false else {
             return enact(
                 core.refuse(
                     request, TunnelErrorCode.auditUnavailable,

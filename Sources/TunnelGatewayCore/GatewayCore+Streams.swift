@@ -35,7 +35,8 @@ extension GatewayCore {
                     ["operator.name": "\(operatorName)", "stream.id": "\(stream)", "reason": "\(error.message)"]),
                 .record(
                     .streamDeny(
-                        actor, target: nil, StreamGrant(), StreamDenial(outcome: "bad_request", reason: error.message))),
+                        StreamRequestParties(actor: actor, target: nil), StreamGrant(),
+                        StreamDenial(outcome: "bad_request", reason: error.message))),
                 refuse,
             ])
         }
@@ -151,9 +152,7 @@ extension GatewayCore {
         return [
             .log(.notice, "stream refused", request.logMetadata.merging(["reason": "\(message)"]) { $1 }),
             .record(
-                .streamDeny(
-                    request.actor, target: request.target, request.grant,
-                    StreamDenial(outcome: outcome, reason: message))),
+                .streamDeny(request.requestParties, request.grant, StreamDenial(outcome: outcome, reason: message))),
             refuse,
         ]
     }

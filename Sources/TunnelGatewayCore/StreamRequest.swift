@@ -19,11 +19,10 @@ package struct StreamRequest<ID: Hashable>: Equatable {
     /// False beyond the operator's record budget: then nothing is recorded or logged one by one.
     package let recordedOneByOne: Bool
 
-    package var parties: StreamParties {
-        StreamParties(
-            stream: target.stream, session: actor.peer.session, operatorName: operatorName, node: target.node,
-            service: target.service)
-    }
+    /// The parties its `stream_open` or `stream_deny` names.
+    package var requestParties: StreamRequestParties { StreamRequestParties(actor: actor, target: target) }
+    /// The parties its `stream_close` and `kube_request` copy.
+    package var parties: StreamParties { StreamParties(actor: actor, target: target) }
 
     /// Records which shell recording file the stream writes (the shell names and opens it).
     package mutating func recording(into file: String) {

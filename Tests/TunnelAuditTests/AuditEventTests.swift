@@ -127,7 +127,8 @@ struct AuditEventTests {
             roles: ["ops"])
         let target = StreamTarget(
             stream: "s-2/1", node: "edge-1", service: "shell", parameters: ["rows": "24"], policyVersion: "v1")
-        let event = AuditEvent.streamOpen(actor, target, StreamGrant(rule: "ops-shell", recording: "s-2-1.cast"))
+        let event = AuditEvent.streamOpen(
+            StreamRequestParties(actor: actor, target: target), StreamGrant(rule: "ops-shell", recording: "s-2-1.cast"))
         try log.append(event, now: fixture.clock.next(), durable: true)
         let text = try String(contentsOfFile: "\(fixture.directory)/audit-000001.jsonl", encoding: .utf8)
         let line = try #require(text.split(separator: "\n").last)

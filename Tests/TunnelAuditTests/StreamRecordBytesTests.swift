@@ -29,7 +29,8 @@ struct StreamRecordBytesTests {
     @Test("stream_open: the operator, the target and the grant, in one flat record")
     func streamOpen() throws {
         let event = AuditEvent.streamOpen(
-            Self.actor, Self.target, StreamGrant(rule: "admins-anything", recording: "12b555716fc19d6a-3.cast"))
+            StreamRequestParties(actor: Self.actor, target: Self.target),
+            StreamGrant(rule: "admins-anything", recording: "12b555716fc19d6a-3.cast"))
         #expect(
             try Self.line(event)
                 == #"{"node":"node-17","operator":"alice","operator_serial":"cb558c519be6249db9edf5680dda803","operator_subject":"tunnel://operator/alice","parameters":{"cols":"80","rows":"24"},"policy_version":"f460c07b0ffee2d7","prev":"\#(Self.zeros)","recording":"12b555716fc19d6a-3.cast","roles":["admin"],"rule":"admins-anything","seq":26,"service":"shell","session":"12b555716fc19d6a","source":"127.0.0.1:49050","stream":"12b555716fc19d6a/3","time":"2026-03-01T10:00:25.000Z","type":"stream_open"}"#
@@ -39,14 +40,14 @@ struct StreamRecordBytesTests {
     @Test("stream_deny: with its target once the names were checked, without it before")
     func streamDeny() throws {
         let denied = AuditEvent.streamDeny(
-            Self.actor, target: Self.target, StreamGrant(rule: "admins-anything"),
+            StreamRequestParties(actor: Self.actor, target: Self.target), StreamGrant(rule: "admins-anything"),
             StreamDenial(outcome: "unavailable", reason: "node node-17 is not connected"))
         #expect(
             try Self.line(denied)
                 == #"{"node":"node-17","operator":"alice","operator_serial":"cb558c519be6249db9edf5680dda803","operator_subject":"tunnel://operator/alice","outcome":"unavailable","parameters":{"cols":"80","rows":"24"},"policy_version":"f460c07b0ffee2d7","prev":"\#(Self.zeros)","reason":"node node-17 is not connected","roles":["admin"],"rule":"admins-anything","seq":26,"service":"shell","session":"12b555716fc19d6a","source":"127.0.0.1:49050","stream":"12b555716fc19d6a/3","time":"2026-03-01T10:00:25.000Z","type":"stream_deny"}"#
         )
         let refusedAtTheDoor = AuditEvent.streamDeny(
-            Self.actor, target: nil, StreamGrant(),
+            StreamRequestParties(actor: Self.actor, target: nil), StreamGrant(),
             StreamDenial(outcome: "bad_request", reason: "the node name \"a b\" has a space"))
         #expect(
             try Self.line(refusedAtTheDoor)
@@ -56,7 +57,7 @@ struct StreamRecordBytesTests {
 
     @Test("the parties a stream_close copies are those its stream_open names")
     func closeCopiesOpen() {
-        let open = AuditEvent.streamOpen(Self.actor, Self.target, StreamGrant())
+        let open = AuditEvent.streamOpen(StreamRequestParties(actor: Self.actor, target: Self.target), StreamGrant())
         #expect(
             StreamParties(stream: Self.target.stream, openFields: open.fields)
                 == StreamParties(

@@ -23,7 +23,9 @@ import TunnelTLS
                 stream: "\(replica)/\(index)", node: "node-1", service: "ssh", parameters: nil, policyVersion: "v1")
             try log.append(
                 type: "stream_open",
-                fields: AuditEvent.streamOpen(actor, target, StreamGrant(rule: "r")).fields.merging([
+                fields: AuditEvent.streamOpen(
+                    StreamRequestParties(actor: actor, target: target), StreamGrant(rule: "r")
+                ).fields.merging([
                     "replica": .string(replica)
                 ]) { $1 },
                 now: start.addingTimeInterval(offset), durable: true)

@@ -20,7 +20,9 @@ import TunnelIO
             roles: ["admin"])
         let target = StreamTarget(
             stream: "s1/1", node: "node-17", service: service, parameters: nil, policyVersion: "v1")
-        try log.append(.streamOpen(actor, target, StreamGrant(rule: "admin.allow[0]")), now: Date(), durable: true)
+        try log.append(
+            .streamOpen(StreamRequestParties(actor: actor, target: target), StreamGrant(rule: "admin.allow[0]")),
+            now: Date(), durable: true)
         var close = StreamClose(outcome: .closed)
         close.durationMs = 5
         let parties = StreamParties(

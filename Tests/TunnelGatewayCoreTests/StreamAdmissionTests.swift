@@ -101,11 +101,11 @@ struct StreamAdmissionTests {
         }
         #expect(code == TunnelErrorCode.denied)
         #expect(sentence.contains("vendor"))
-        guard case .streamDeny(let actor, let target, _, let denial)? = intents.records.first else {
+        guard case .streamDeny(let parties, _, let denial)? = intents.records.first else {
             Issue.record("no stream_deny record")
             return
         }
-        #expect(actor.name == "vera" && target?.service == "ssh")
+        #expect(parties.actor.name == "vera" && parties.target?.service == "ssh")
         #expect(denial == StreamDenial(outcome: "denied", reason: sentence))
         #expect(intents.logged(.notice) == ["stream refused"])
     }
@@ -115,7 +115,7 @@ struct StreamAdmissionTests {
         var core = Self.fleet()
         let intents = Self.ask(&core, 11, "logs", node: "N1\u{1b}[2J")
         #expect(intents.records.count == 1)
-        guard case .streamDeny(_, nil, _, let denial)? = intents.records.first else {
+        guard case .streamDeny(let parties, _, let denial)? = intents.records.first, parties.target == nil else {
             Issue.record("no stream_deny record without a target")
             return
         }
@@ -220,7 +220,7 @@ struct StreamAdmissionTests {
         }
         let intents = core.refuse(request, TunnelErrorCode.auditUnavailable, "no audit", outcome: "audit_unavailable")
         #expect(intents.last == .refuseStream(11, 3, code: TunnelErrorCode.auditUnavailable, sentence: "no audit"))
-        guard case .streamDeny(_, _, let grant, let denial)? = intents.records.first else {
+        guard case .streamDeny(_, let grant, let denial)? = intents.records.first else {
             Issue.record("no record")
             return
         }
