@@ -73,4 +73,20 @@ enum FleetSchema {
         ) STRICT;
         """,
     ]
+
+    /// The migrations a store at schema `version` still needs, each with the version it leads
+    /// to. A version this tunnel does not know (a newer one's, or a negative one) is refused,
+    /// naming `store`: the same checks and sentences for both stores.
+    static func pending(from version: Int64, in store: String) throws(StoreError) -> [(
+        script: String, version: Int
+    )] {
+        guard version <= migrations.count else {
+            throw StoreError(
+                "\(store) was written by a newer tunnel (schema \(version)); upgrade tunnel or restore a backup")
+        }
+        guard version >= 0 else {
+            throw StoreError("\(store) has the invalid schema version \(version); restore a backup")
+        }
+        return migrations.enumerated().dropFirst(Int(version)).map { ($0.element, $0.offset + 1) }
+    }
 }

@@ -54,18 +54,9 @@ public final class PostgresFleetStore: FleetStore, FleetBackedStore, ClusterBack
             if version == nil {
                 try connection.execute("INSERT INTO tunnel_schema (version) VALUES (0)", [], operation: operation)
             }
-            let current = version ?? 0
-            guard current <= FleetSchema.migrations.count else {
-                throw StoreError(
-                    "\(description) was written by a newer tunnel (schema \(current)); upgrade tunnel or restore a backup"
-                )
-            }
-            guard current >= 0 else {
-                throw StoreError("\(description) has the invalid schema version \(current); restore a backup")
-            }
-            for (index, script) in FleetSchema.migrations.enumerated().dropFirst(Int(current)) {
+            for (script, next) in try FleetSchema.pending(from: version ?? 0, in: description) {
                 try connection.executeScript(connection.schema(script), operation: operation)
-                try connection.execute("UPDATE tunnel_schema SET version = $1", [index + 1], operation: operation)
+                try connection.execute("UPDATE tunnel_schema SET version = $1", [next], operation: operation)
             }
         }
     }

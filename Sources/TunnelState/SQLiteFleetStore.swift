@@ -49,17 +49,9 @@ public final class SQLiteFleetStore: FleetStore, FleetBackedStore, ClusterBacked
             let version =
                 try database.query("PRAGMA user_version", operation: "read the schema version") { $0.int64(0) }.first
                 ?? 0
-            guard version <= FleetSchema.migrations.count else {
-                throw StoreError(
-                    "state database \(path) was written by a newer tunnel (schema \(version)); upgrade tunnel or restore a backup"
-                )
-            }
-            guard version >= 0 else {
-                throw StoreError("state database \(path) has the invalid schema version \(version); restore a backup")
-            }
-            for (index, script) in FleetSchema.migrations.enumerated().dropFirst(Int(version)) {
+            for (script, next) in try FleetSchema.pending(from: version, in: "state database \(path)") {
                 try database.executeScript(
-                    database.schema(script) + "\nPRAGMA user_version = \(index + 1);", operation: "upgrade the schema")
+                    database.schema(script) + "\nPRAGMA user_version = \(next);", operation: "upgrade the schema")
             }
         }
     }

@@ -1,14 +1,14 @@
 @testable import TunnelPolicy
 
 /// Parses YAML text as the file `policy.yaml`, version `v1`.
-func parsePolicy(_ yaml: String) throws -> Policy {
+func parsePolicy(_ yaml: String) throws(PolicyError) -> Policy {
     try Policy.parse(Array(yaml.utf8), source: "policy.yaml", version: "v1")
 }
 
 /// The message `Policy.parse` throws for this text, or nil if it parses.
 func parseError(_ yaml: String) -> String? {
     do {
-        _ = try Policy.parse(Array(yaml.utf8), source: "policy.yaml", version: "v1")
+        _ = try parsePolicy(yaml)
         return nil
     } catch {
         return error.message
