@@ -277,21 +277,34 @@ public struct NodeListCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        guard case .nodes(let nodes) = try admin.send(.listNodes) else { throw unexpectedReply }
-        if output.isJSON {
-            print(String(decoding: try TunnelProtocol.encode(nodes), as: UTF8.self))
-            return
+        // The table is printed a page at a time as the pages arrive; JSON is one array.
+        var all: [NodeStatus] = []
+        var after: String?
+        repeat {
+            guard case .nodes(let nodes, let next) = try admin.send(.listNodes(after: after, limit: nil)) else {
+                throw unexpectedReply
+            }
+            if output.isJSON { all += nodes } else { Self.printPage(nodes, header: after == nil) }
+            // A cursor that does not move on would ask for the same page forever.
+            guard let next, next > (after ?? "") else { break }
+            after = next
+        } while true
+        if output.isJSON { print(String(decoding: try TunnelProtocol.encode(all), as: UTF8.self)) }
+    }
+
+    /// One page of the table, the header on the first (printed even when it is empty); each page
+    /// is aligned on its own.
+    static func printPage(_ nodes: [NodeStatus], header: Bool) {
+        let rows = nodes.map {
+            [
+                $0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline", labelText($0.labels),
+                $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-",
+                $0.previousSessionEnded ?? "-",
+            ]
         }
-        printTable(
-            [["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]]
-                + nodes.map {
-                    [
-                        $0.name, $0.revokedAt != nil ? "revoked" : $0.online ? "online" : "offline",
-                        labelText($0.labels),
-                        $0.certificateNotAfter.map(isoDate) ?? "-", $0.lastSeen.map(isoDate) ?? "-",
-                        $0.previousSessionEnded ?? "-",
-                    ]
-                })
+        let heading = ["NAME", "STATUS", "LABELS", "CERTIFICATE UNTIL", "LAST SEEN", "LAST DISCONNECT"]
+        guard header || !rows.isEmpty else { return }
+        printTable(header ? [heading] + rows : rows)
     }
 }
 

@@ -140,7 +140,8 @@ struct OperatorDoctor {
             var failure: CommandFailure?
             _ = try withOperatorSession(settings, logger: logger) { session in
                 sentAt = DoctorSteps.now
-                session.listNodes { result in
+                // Only the gateway's time is needed, which every page carries: a page of one node.
+                session.ask(.listNodes(after: nil, limit: 1), reply: NodeList.self) { result in
                     switch result {
                     case .success(let list): gatewayTime = list.gatewayTime ?? -1
                     case .failure(let error): failure = CommandFailure(error)

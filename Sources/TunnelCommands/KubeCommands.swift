@@ -82,18 +82,14 @@ public struct KubeconfigCommand: ParsableCommand {
         let (settings, logger) = try options.settingsAndLogger()
         var names: [String] = []
         _ = try withOperatorSession(settings, logger: logger) { session in
-            session.listNodes { result in
-                switch result {
-                case .success(let list):
-                    names = list.nodes.filter { $0.services.contains(TunnelProtocol.kubernetesService) }.map(\.name)
-                        .sorted()
-                    session.finish(0)
-                case .failure(let error):
-                    session.fail(error)
-                }
+            // Page by page, keeping only the names of the nodes that offer the service.
+            session.listNodes { page in
+                names += page.nodes.filter { $0.services.contains(TunnelProtocol.kubernetesService) }.map(\.name)
+            } completion: { error in
+                if let error { session.fail(error) } else { session.finish(0) }
             }
         }
-        return names
+        return names.sorted()
     }
 }
 

@@ -3,7 +3,7 @@ import TunnelRuntime
 import TunnelState
 
 // The node list operators and admins read: the enrolled nodes in the store with the live view
-// merged in, whole (admins, tests) or a page at a time (`tunnel nodes`).
+// merged in, a page at a time (`tunnel nodes`, `tunnel node ls`), or whole (tests).
 extension Gateway {
     /// Every node the gateway knows: the enrolled ones in the store, with the live view merged
     /// in. A removed node is gone from the store, so it is gone from here; labels are the
@@ -15,29 +15,37 @@ extension Gateway {
             .sorted { ($0.online ? 0 : 1, $0.name) < ($1.online ? 0 : 1, $1.name) }
     }
 
-    /// One page of the nodes `roles` can reach, by name after `after`: at most `limit` (capped at
-    /// `NodeList.maximumPage`), and where the next page starts, nil after the last. Reads the
-    /// store a page at a time, so a page costs what its nodes cost, not the whole fleet.
-    func nodePage(visibleToRoles roles: [String], after: String?, limit: Int?) -> (
+    /// One page of the nodes `roles` can reach (every node when nil, for admins), by name after
+    /// `after`: at most `limit` (capped at `NodeList.maximumPage`), and where the next page
+    /// starts, nil after the last. Reads the store a batch at a time, so a page costs what its
+    /// nodes cost, not the whole fleet; a small page (doctor's one node) still reads in batches
+    /// of `nodeReadBatch`, so skipping nodes the roles cannot reach takes few reads.
+    func nodePage(visibleToRoles roles: [String]?, after: String?, limit: Int?) -> (
         [NodeStatus], next: String?
     ) {
         let size = min(max(limit ?? NodeList.maximumPage, 1), NodeList.maximumPage)
+        let batch = max(size, Self.nodeReadBatch)
         let view = NodeView(self)
         var page: [NodeStatus] = []
         var cursor = after
-        // Nodes the roles cannot reach are skipped; each read moves the cursor on, so this ends.
+        // Each read moves the cursor on, so this ends.
         while page.count < size {
-            guard let entries = try? authority.store.nodes(after: cursor, limit: size), let last = entries.last else {
+            guard let entries = try? authority.store.nodes(after: cursor, limit: batch), !entries.isEmpty else {
                 return (page, nil)
             }
-            for entry in entries where page.count < size {
+            for entry in entries {
+                // Full before this batch is used up: the next page starts after the last one taken.
+                guard page.count < size else { return (page, cursor) }
                 cursor = entry.name
                 if let status = view.status(entry, visibleToRoles: roles) { page.append(status) }
             }
-            if entries.count < size, cursor == last.name { return (page, nil) }
+            if entries.count < batch { return (page, nil) }
         }
         return (page, cursor)
     }
+
+    /// The fewest stored nodes one read of `nodePage` asks for.
+    static let nodeReadBatch = 100
 }
 
 /// What the node list merges into the stored entries, taken once per list.

@@ -102,7 +102,10 @@ extension Gateway {
                     .unavailable,
                     "the audit log cannot be written, so reading it cannot be recorded: \(audit?.failure ?? "")"))
         }
-        if case .nodes = reply { reply = .nodes(nodeStatuses()) }
+        if case .nodes = reply, case .listNodes(let after, let limit) = request {
+            let (page, next) = nodePage(visibleToRoles: nil, after: after, limit: limit)
+            reply = .nodes(page, next: next)
+        }
         logger.notice(
             "admin request",
             metadata: [

@@ -78,11 +78,6 @@ public final class OperatorSession {
 
     // MARK: - Requests
 
-    /// `tunnel nodes`: the gateway's list of known nodes.
-    public func listNodes(_ completion: @escaping (Result<NodeList, OperatorFailure>) -> Void) {
-        client.listNodes(on: connection, completion)
-    }
-
     /// `tunnel nodes`: the gateway's list a page at a time, as each arrives (`OperatorClient`).
     public func listNodes(
         page: @escaping (NodeList) -> Void, completion: @escaping (OperatorFailure?) -> Void

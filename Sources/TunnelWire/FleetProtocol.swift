@@ -154,7 +154,11 @@ public enum AdminRequest: Codable, Equatable, Sendable {
     case addUser(name: String, roles: [String], lifetimeSeconds: Int64, csr: String)
     case listUsers
     case revokeUser(name: String)
-    case listNodes
+    /// Every enrolled node, a page at a time as `OperatorRequest.listNodes` pages: by name after
+    /// `after`, at most `limit` and never more than `NodeList.maximumPage`, answered with
+    /// `AdminReply.nodes` and where the next page starts. A request without them (from a tunnel
+    /// older than pages) gets the first page of the maximum size.
+    case listNodes(after: String? = nil, limit: Int? = nil)
     case revokeNode(name: String)
     case removeNode(name: String)
     /// Sets (`set`) and removes (`remove`, keys) labels the policy matches on a node: with the
@@ -229,8 +233,9 @@ public enum AdminReply: Equatable, Sendable {
     case tokens([TokenEntry])
     /// The operators, sorted by name.
     case users([UserEntry])
-    /// The nodes as the gateway sees them now.
-    case nodes([NodeStatus])
+    /// A page of the nodes as the gateway sees them now, and the name the next page starts
+    /// after (`AdminRequest.listNodes(after:)`); nil on the last page.
+    case nodes([NodeStatus], next: String? = nil)
     /// An issued operator certificate (PEM, then the operator CA), the PEM of the CA that
     /// verifies the gateway, for the operator's bundle, and the sentence.
     case operatorCertificate(String, gatewayCA: String, message: String)
@@ -246,7 +251,7 @@ public enum AdminReply: Equatable, Sendable {
 
 extension AdminReply: Codable {
     private enum CodingKeys: String, CodingKey {
-        case error, errorCode, message, token, tokens, users, nodes, certificate, gatewayCA, policy
+        case error, errorCode, message, token, tokens, users, nodes, next, certificate, gatewayCA, policy
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -259,7 +264,9 @@ extension AdminReply: Codable {
             try values.encode(message, forKey: .message)
         case .tokens(let tokens): try values.encode(tokens, forKey: .tokens)
         case .users(let users): try values.encode(users, forKey: .users)
-        case .nodes(let nodes): try values.encode(nodes, forKey: .nodes)
+        case .nodes(let nodes, let next):
+            try values.encode(nodes, forKey: .nodes)
+            try values.encodeIfPresent(next, forKey: .next)
         case .operatorCertificate(let certificate, let gatewayCA, let message):
             try values.encode(certificate, forKey: .certificate)
             try values.encode(gatewayCA, forKey: .gatewayCA)
@@ -287,7 +294,7 @@ extension AdminReply: Codable {
         } else if let users = try values.decodeIfPresent([UserEntry].self, forKey: .users) {
             self = .users(users)
         } else if let nodes = try values.decodeIfPresent([NodeStatus].self, forKey: .nodes) {
-            self = .nodes(nodes)
+            self = .nodes(nodes, next: try text(.next))
         } else if let certificate = try text(.certificate), let gatewayCA = try text(.gatewayCA) {
             self = .operatorCertificate(certificate, gatewayCA: gatewayCA, message: message ?? "")
         } else if let policy = try text(.policy) {

@@ -18,7 +18,8 @@ struct AdminReplyWireTests {
         let replies: [AdminReply] = [
             .done("revoked node edge-1"), .token("tnl1.x", message: "token x enrolls any name"), .tokens([]),
             .users([UserEntry(name: "bob", roles: ["ops"], createdAt: 1, createdBy: "root", revokedBy: "alice")]),
-            .nodes([]), .operatorCertificate("CERT", gatewayCA: "CA", message: "added bob"), .policy("policy 3 from x"),
+            .nodes([]), .nodes([], next: "edge-9"), .operatorCertificate("CERT", gatewayCA: "CA", message: "added bob"),
+            .policy("policy 3 from x"),
             .refused(AdminFailure(.notFound, "there is no node edge-9")),
         ]
         for reply in replies {
@@ -46,6 +47,7 @@ struct AdminReplyWireTests {
             read(#"{"error":"you have no admin role"}"#) == .refused(AdminFailure(.refused, "you have no admin role")))
         #expect(read(#"{"error":"x","errorCode":"from-the-future"}"#) == .refused(AdminFailure(.refused, "x")))
         #expect(read(#"{"message":"audit read recorded"}"#) == .done("audit read recorded"))
+        #expect(read(#"{"nodes":[]}"#) == .nodes([], next: nil))
         #expect(read(#"{"token":"tnl1.a","message":"m"}"#) == .token("tnl1.a", message: "m"))
         #expect(
             read(#"{"users":[{"name":"bob","roles":["ops"],"createdAt":1,"createdBy":"root"}]}"#)

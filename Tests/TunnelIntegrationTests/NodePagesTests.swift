@@ -51,6 +51,56 @@ struct NodePagesTests {
     }
 }
 
+/// `tunnel node ls` (admin socket or an admin operator) pages the same way; doctor asks for one node.
+@Suite("Admin node list pages and small pages", .serialized)
+struct AdminNodePagesTests {
+    @Test("node ls over the admin request: 2,501 nodes in pages of at most 1,000, each once and in name order")
+    func adminPages() throws {
+        let scenario = try TunnelTests.Scenario()
+        defer { scenario.tearDown() }
+        try scenario.pki.fleet.store.saveNodes((0..<2_500).map { NodeEntry(name: "sim-\($0 + 10_000)") })
+        _ = try scenario.operatorOnceOnline("node-17")
+        var pages: [[NodeStatus]] = []
+        var after: String?
+        for _ in 0..<10 {
+            guard
+                case .nodes(let nodes, let next) = scenario.gateway.administer(
+                    .listNodes(after: after, limit: after == nil ? 5_000 : nil), actor: "test")
+            else {
+                Issue.record("not a node list")
+                return
+            }
+            pages.append(nodes)
+            guard let next else { break }
+            after = next
+        }
+        #expect(pages.map(\.count) == [1_000, 1_000, 501])
+        let names = pages.flatMap { $0 }.map(\.name)
+        #expect(names == names.sorted() && Set(names).count == 2_501)
+        #expect(pages.flatMap { $0 }.first { $0.name == "node-17" }?.online == true)
+    }
+
+    @Test("a page of one node (tunnel doctor's) carries the gateway's time and where the next starts")
+    func pageOfOne() throws {
+        let scenario = try TunnelTests.Scenario()
+        defer { scenario.tearDown() }
+        try scenario.pki.fleet.store.saveNodes((0..<300).map { NodeEntry(name: "n-\($0 + 100)") })
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
+        var one: Result<NodeList, OperatorFailure>?
+        operatorClient.ask(.listNodes(after: nil, limit: 1), on: connection, reply: NodeList.self) { one = $0 }
+        var last: Result<NodeList, OperatorFailure>?
+        operatorClient.ask(.listNodes(after: "n-398", limit: 1), on: connection, reply: NodeList.self) { last = $0 }
+        #expect(scenario.runner.run(until: { one != nil && last != nil }))
+        #expect(try one?.get().nodes.map(\.name) == ["n-100"])
+        #expect(try one?.get().next == "n-100")
+        #expect(try one?.get().gatewayTime != nil)
+        #expect(try last?.get().nodes.map(\.name) == ["n-399"])
+        // n-399 was followed by node-17, the last name: one more page, then none.
+        #expect(try last?.get().next == "n-399")
+        operatorClient.close()
+    }
+}
+
 extension String {
     fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
