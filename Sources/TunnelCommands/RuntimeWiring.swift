@@ -86,7 +86,7 @@ func startGateway<Launched>(
                 .portInUse)
         case .adminSocket(let path, let error):
             throw .failed(
-                "cannot open the admin socket \(path): \(error); is another gateway using this data-dir?",
+                "cannot open the admin socket \(path): \(error); give each gateway its own --admin-socket",
                 .localFile)
         }
     }

@@ -8,7 +8,8 @@ public enum GatewayLaunchFailure: Error {
     case cannotStart(any Error)
     /// The listening address is in use or not ours to bind.
     case cannotListen(IOError)
-    /// The admin socket could not be opened, usually another gateway on the same data-dir.
+    /// The admin socket could not be opened, usually another gateway's (on another data-dir:
+    /// one on the same data-dir stops earlier, at its lock).
     case adminSocket(path: String, IOError)
 }
 
