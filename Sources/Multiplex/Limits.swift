@@ -54,6 +54,10 @@ public struct SessionConfiguration: Sendable {
     public var keepaliveInterval: Duration = .seconds(15)
     /// The peer is declared dead after this many intervals without a single frame from it.
     public var keepaliveMissLimit: Int = 3
+    /// Ping only while streams are open, or once the peer has been silent for all but the last of
+    /// its allowed intervals (PROTOCOL.md §7.1). A gateway holding thousands of idle nodes, each
+    /// pinging it anyway, then sends half the keepalive records; dead peers are found as soon.
+    public var pingsOnlyWhenQuiet = false
     /// Streams the peer opened and then reset itself, in one abuse window, before the connection
     /// is closed (on top of one for every stream completed in the same window).
     public var maxResetsPerWindow: Int = 200

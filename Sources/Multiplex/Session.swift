@@ -54,6 +54,7 @@ public final class Session {
 
     private var lastHeardAt: Timestamp
     private var nextPingAt: Timestamp
+    private var hasPinged = false
     /// Opaque values of pings in flight (our send times), oldest first, bounded by the miss limit.
     var pingsInFlight: [UInt64] = []
     /// Smoothed round-trip time from ping answers; nil until the first answer.
@@ -105,7 +106,17 @@ public final class Session {
     /// When the owner must call `advanceTime(to:)` at the latest; nil once closed.
     public var nextDeadline: Timestamp? {
         guard closedWith == nil else { return nil }
-        return min(nextPingAt, deadAt)
+        return min(pingDueAt, deadAt)
+    }
+
+    /// When the next ping goes out: every keepalive interval; or, for a side that pings only
+    /// when quiet and has no stream open, once the peer has been silent for all but the last of
+    /// its allowed intervals, so that ping still has an interval to be answered before `deadAt`.
+    /// The first ping always goes out at once: it gives the round trip that window growth needs.
+    private var pingDueAt: Timestamp {
+        guard configuration.pingsOnlyWhenQuiet, hasPinged, streams.isEmpty else { return nextPingAt }
+        let quietLimit = configuration.keepaliveInterval * (configuration.keepaliveMissLimit - 1)
+        return max(nextPingAt, lastHeardAt + quietLimit)
     }
 
     private var deadAt: Timestamp {
@@ -147,7 +158,8 @@ public final class Session {
                 ))
             return
         }
-        if self.now >= nextPingAt {
+        if self.now >= pingDueAt {
+            hasPinged = true
             let opaque = self.now.nanoseconds
             pingsInFlight.append(opaque)
             if pingsInFlight.count > configuration.keepaliveMissLimit { pingsInFlight.removeFirst() }

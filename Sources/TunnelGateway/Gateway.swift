@@ -58,6 +58,8 @@ public struct GatewayConfiguration: Sendable {
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
         session.windowBudget = WindowBudget(capacity: Self.windowBudgetBytes)
+        // Nodes and operators ping the gateway anyway: answering is enough while they do.
+        session.pingsOnlyWhenQuiet = true
     }
 
     /// Window growth all relayed streams share (`WindowBudget`): enough for one bulk stream to
