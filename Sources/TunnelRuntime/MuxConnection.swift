@@ -46,6 +46,8 @@ public final class MuxConnection {
     let session: Session
     private let timer: LoopTimer
     private let flushTimer: LoopTimer
+    /// The session deadline `timer` is armed for (see `armTimer`).
+    private var armedDeadline: Timestamp?
     private var handlers: [StreamID: any StreamHandler] = [:]
     /// Streams that may have closed at the last flush (a FIN went out or came in).
     private var closingStreams: Set<StreamID> = []
@@ -335,11 +337,17 @@ public final class MuxConnection {
         }
     }
 
+    /// A deadline later than the one armed leaves the timer as it is: it fires early once and is
+    /// armed again then. Every frame heard moves an idle session's deadline on, and restarting a
+    /// libuv timer (and its closure) at every flush was a visible share of an idle fleet's CPU.
     func armTimer() {
         guard phase == .established, let deadline = session.nextDeadline else { return }
+        if let armedDeadline, armedDeadline <= deadline, timer.isActive { return }
+        armedDeadline = deadline
         let now = Self.now()
         let milliseconds = deadline > now ? (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000 : 0
         timer.start(after: milliseconds) { [self] in
+            armedDeadline = nil
             dispatch { session.advanceTime(to: Self.now()) }
         }
     }
