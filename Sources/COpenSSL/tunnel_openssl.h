@@ -64,6 +64,20 @@ static inline int tunnel_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
 
 static inline long tunnel_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 static inline void tunnel_bio_set_mem_eof_return(BIO *bio, int value) { BIO_set_mem_eof_return(bio, value); }
+/* The size a memory BIO's buffer has grown to: it never shrinks by itself. */
+static inline size_t tunnel_bio_mem_capacity(BIO *bio) {
+    BUF_MEM *memory = NULL;
+    BIO_get_mem_ptr(bio, &memory);
+    return memory != NULL ? memory->max : 0;
+}
+/* Gives a drained memory BIO a fresh, empty buffer and frees the old one (its end-of-data
+   setting stays). 0 if the new buffer could not be allocated; the BIO is then unchanged. */
+static inline int tunnel_bio_mem_renew(BIO *bio) {
+    BUF_MEM *fresh = BUF_MEM_new();
+    if (fresh == NULL) return 0;
+    BIO_set_mem_buf(bio, fresh, BIO_CLOSE);
+    return 1;
+}
 
 /* MARK: Stacks */
 

@@ -49,7 +49,12 @@ extension MuxConnection {
                 return
             }
         }
-        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 { heldBack = true }
+        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 {
+            heldBack = true
+        } else if session.streamCount == 0 {
+            // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
+            tls.releaseDrainedBuffers()
+        }
         sweepClosedStreams()
         armTimer()
     }

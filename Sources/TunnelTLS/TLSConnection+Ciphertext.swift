@@ -62,6 +62,29 @@ extension TLSConnection {
         Int(BIO_ctrl_pending(SSL_get_rbio(ssl))) + Int(SSL_pending(ssl))
     }
 
+    /// A memory BIO keeps the largest buffer it ever grew to: without this, every connection that
+    /// once carried bulk data would hold a write chunk of ciphertext buffer (tens to hundreds of
+    /// KiB) for the rest of its life. Buffers up to this size are kept and reused.
+    static let keptBufferCapacity = 16 * 1024
+
+    /// Frees the BIOs' buffers that grew past `keptBufferCapacity` and are empty now. For an
+    /// owner whose connection went quiet (no streams): after a busy spell, not every write.
+    public func releaseDrainedBuffers() {
+        Self.releaseIfDrained(networkInput)
+        Self.releaseIfDrained(networkOutput)
+    }
+
+    private static func releaseIfDrained(_ bio: OpaquePointer) {
+        guard BIO_ctrl_pending(bio) == 0, tunnel_bio_mem_capacity(bio) > keptBufferCapacity else { return }
+        // Out of memory, the old buffer simply stays.
+        _ = tunnel_bio_mem_renew(bio)
+    }
+
+    /// The sizes the input and output BIOs' buffers have grown to (for tests).
+    var bufferCapacities: (input: Int, output: Int) {
+        (tunnel_bio_mem_capacity(networkInput), tunnel_bio_mem_capacity(networkOutput))
+    }
+
     /// Ciphertext waiting for the socket.
     public var pendingCiphertextCount: Int {
         Int(BIO_ctrl_pending(networkOutput))
