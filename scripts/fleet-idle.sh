@@ -26,6 +26,7 @@ fleet_begin fleet-idle
 fleet_prepare "$NODES"
 sleep 5    # let the fresh gateway settle before its empty size is read
 EMPTY_RSS=$(rss_kib "$GATEWAY_PID")
+EMPTY_ANON=$(anon_kib "$GATEWAY_PID")
 figure "idle: gateway RSS with no node" "$((EMPTY_RSS / 1024)) MiB"
 
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s
@@ -37,10 +38,13 @@ sleep 15   # the connect storm's last handshakes and announcements are done
 FULL_RSS=$(rss_kib "$GATEWAY_PID")
 figure "idle: gateway RSS with $NODES idle nodes" "$((FULL_RSS / 1024)) MiB"
 figure "idle: gateway RSS per idle node" "$(((FULL_RSS - EMPTY_RSS) / NODES)) KiB"
+# Of which anonymous memory (heap, stacks): what the nodes cost, apart from the code and
+# library pages their connects touched first.
+figure "idle: gateway anonymous memory per idle node" "$((($(anon_kib "$GATEWAY_PID") - EMPTY_ANON) / NODES)) KiB"
 ticks_before=$(cpu_ticks "$GATEWAY_PID")
 sleep 60
 ticks_after=$(cpu_ticks "$GATEWAY_PID")
-figure "idle: gateway CPU over 60 s idle" "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f %% of one core", t / hz / 60 * 100 }')"
+figure "idle: gateway CPU over 60 s idle" "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f %% of one core", t / hz / 60 * 100 }')"
 for run in 1 2 3; do
     read -r seconds status < <(seconds_of "$TUNNEL" nodes)
     listed=$(grep -c ' online ' "$WORK/last.out")

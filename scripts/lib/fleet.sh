@@ -113,6 +113,9 @@ fleet_sim() {
 # rss_kib PID: resident set size in KiB.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# anon_kib PID: the anonymous part of the resident set (heap, stacks), in KiB.
+anon_kib() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
+
 # cpu_ticks PID: user + system CPU time in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
