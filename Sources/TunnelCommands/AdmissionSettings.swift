@@ -4,55 +4,79 @@ import TunnelGateway
 
 /// The gateway's admission limits as settings. docs/TUNNEL.md §7 lists what a peer gets at each.
 enum AdmissionSettings {
-    /// One setting per limit, its default the `AdmissionLimits` default.
-    static let declarations: [Setting<GatewaySettings>] = {
+    typealias Field<Value> = WritableKeyPath<GatewaySettings, Value> & Sendable
+
+    /// One limit: its key, its field, its default (the `AdmissionLimits` default), its help and
+    /// the least it may be: a count its `minimum`, a duration a second.
+    private enum Limit: Sendable {
+        case count(String, Field<Int>, Int, minimum: Int = 1, String)
+        case duration(String, Field<Duration>, Duration, String)
+
+        var setting: Setting<GatewaySettings> {
+            switch self {
+            case .count(let key, let field, let value, _, let help):
+                Setting(key, .integer, .defaultValue(String(value)), field, help: help, example: String(value))
+            case .duration(let key, let field, let value, let help):
+                Setting(
+                    key, .duration, .defaultValue(DurationText.format(value)), field, help: help,
+                    example: DurationText.format(value))
+            }
+        }
+
+        func check(_ settings: GatewaySettings) throws(CommandFailure) {
+            switch self {
+            case .count(let key, let field, _, let minimum, _):
+                let value = settings[keyPath: field]
+                guard value >= minimum else {
+                    throw .usage("\(key) must be at least \(minimum) (got \(value))", .configInvalid)
+                }
+            case .duration(let key, let field, _, _):
+                let value = settings[keyPath: field]
+                guard value >= .seconds(1) else {
+                    throw .usage("\(key) must be at least 1s (got \(DurationText.format(value)))", .configInvalid)
+                }
+            }
+        }
+    }
+
+    private static let limits: [Limit] = {
         let defaults = AdmissionLimits()
-        typealias Limit<Value> = WritableKeyPath<GatewaySettings, Value> & Sendable
-        func count(_ key: String, _ field: Limit<Int>, _ value: Int, _ help: String) -> Setting<GatewaySettings> {
-            Setting(key, .integer, .defaultValue(String(value)), field, help: help, example: String(value))
-        }
-        func duration(_ key: String, _ field: Limit<Duration>, _ value: Duration, _ help: String) -> Setting<
-            GatewaySettings
-        > {
-            Setting(
-                key, .duration, .defaultValue(DurationText.format(value)), field, help: help,
-                example: DurationText.format(value))
-        }
         return [
-            count(
+            .count(
                 "max-pending-handshakes", \.admission.pendingHandshakes, defaults.pendingHandshakes,
                 "TLS handshakes in progress at once; beyond it the oldest of the busiest source is dropped"),
-            count(
+            .count(
                 "max-pending-handshakes-per-source", \.admission.pendingHandshakesPerSource,
                 defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
-            count(
+            .count(
                 "max-enrollment-connections", \.admission.enrollmentConnections, defaults.enrollmentConnections,
                 "Enrollment connections (no certificate) open at once"),
-            count(
+            .count(
                 "max-enrollment-connections-per-source", \.admission.enrollmentConnectionsPerSource,
                 defaults.enrollmentConnectionsPerSource, "Enrollment connections open at once from one source"),
-            duration(
+            .duration(
                 "enrollment-deadline", \.admission.enrollmentDeadline, defaults.enrollmentDeadline,
                 "An enrollment connection is closed this long after it opens, whatever it does"),
-            count(
+            .count(
                 "connections-per-source-per-minute", \.admission.connectionsPerSourcePerMinute,
                 defaults.connectionsPerSourcePerMinute,
                 "New connections one source may make a minute (those that authenticate are not counted)"),
-            count(
+            .count(
                 "enrollments-per-source-per-minute", \.admission.enrollmentsPerSourcePerMinute,
                 defaults.enrollmentsPerSourcePerMinute, "Enrollment requests one source may make a minute"),
-            duration(
+            .duration(
                 "refusal-summary-interval", \.admission.refusalSummaryInterval, defaults.refusalSummaryInterval,
                 "Refusals are audited as one count per source or operator per interval"),
-            count(
+            .count(
                 "streams-per-operator-per-node", \.admission.streamsPerOperatorPerNode,
                 defaults.streamsPerOperatorPerNode,
                 "Streams one operator may have open to one node (admins: the node's capacity)"),
-            count(
+            // The reserve may be 0, and stays below a node's capacity (`check`).
+            .count(
                 "admin-reserved-streams-per-node", \.admission.adminReservedStreamsPerNode,
-                defaults.adminReservedStreamsPerNode,
+                defaults.adminReservedStreamsPerNode, minimum: 0,
                 "Streams of each node kept for operators whose role has admin: true"),
-            count(
+            .count(
                 "stream-records-per-operator-per-minute", \.admission.streamRecordsPerOperatorPerMinute,
                 defaults.streamRecordsPerOperatorPerMinute,
                 "Stream opens and denials of one operator audited one by one a minute; more opens are refused, more denials counted"
@@ -60,33 +84,17 @@ enum AdmissionSettings {
         ]
     }()
 
-    /// Counts must be positive (the admins' reserve may be 0 and stays below a node's
-    /// `capacity`), durations at least a second.
-    static func check(_ limits: AdmissionLimits, nodeCapacity: Int) throws(CommandFailure) {
-        let counts: [(String, Int, Int)] = [
-            ("max-pending-handshakes", limits.pendingHandshakes, 1),
-            ("max-pending-handshakes-per-source", limits.pendingHandshakesPerSource, 1),
-            ("max-enrollment-connections", limits.enrollmentConnections, 1),
-            ("max-enrollment-connections-per-source", limits.enrollmentConnectionsPerSource, 1),
-            ("connections-per-source-per-minute", limits.connectionsPerSourcePerMinute, 1),
-            ("enrollments-per-source-per-minute", limits.enrollmentsPerSourcePerMinute, 1),
-            ("streams-per-operator-per-node", limits.streamsPerOperatorPerNode, 1),
-            ("admin-reserved-streams-per-node", limits.adminReservedStreamsPerNode, 0),
-            ("stream-records-per-operator-per-minute", limits.streamRecordsPerOperatorPerMinute, 1),
-        ]
-        for (key, value, minimum) in counts where value < minimum {
-            throw .usage("\(key) must be at least \(minimum) (got \(value))", .configInvalid)
-        }
-        guard limits.adminReservedStreamsPerNode < nodeCapacity else {
+    /// One setting per limit.
+    static let declarations = limits.map(\.setting)
+
+    /// Each limit at least its least value, and the admins' reserve below a node's `capacity`.
+    static func check(_ settings: GatewaySettings, nodeCapacity: Int) throws(CommandFailure) {
+        for limit in limits { try limit.check(settings) }
+        let reserve = settings.admission.adminReservedStreamsPerNode
+        guard reserve < nodeCapacity else {
             throw .usage(
-                "admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(limits.adminReservedStreamsPerNode))",
+                "admin-reserved-streams-per-node must be below a node's \(nodeCapacity) streams (got \(reserve))",
                 .configInvalid)
-        }
-        for (key, value) in [
-            ("enrollment-deadline", limits.enrollmentDeadline),
-            ("refusal-summary-interval", limits.refusalSummaryInterval),
-        ] where value < .seconds(1) {
-            throw .usage("\(key) must be at least 1s (got \(DurationText.format(value)))", .configInvalid)
         }
     }
 

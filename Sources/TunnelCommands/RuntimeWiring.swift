@@ -29,7 +29,7 @@ extension GatewaySettings {
             operatorCA: try CADirectory.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
-        try AdmissionSettings.check(admission, nodeCapacity: Int(configuration.session.maxConcurrentStreams))
+        try AdmissionSettings.check(self, nodeCapacity: Int(configuration.session.maxConcurrentStreams))
         configuration.admission = admission
         configuration.session.keepaliveInterval = keepaliveInterval
         configuration.nodeCertificateLifetime = Int64(nodeCertificateTTL.components.seconds)

@@ -14,7 +14,7 @@ import TunnelGateway
                 SettingsInput(
                     environment: ["HOME": "/nonexistent-home", "PATH": "/usr/bin"].merging(environment) { $1 })))
         do {
-            try AdmissionSettings.check(settings.admission, nodeCapacity: nodeCapacity)
+            try AdmissionSettings.check(settings, nodeCapacity: nodeCapacity)
             return nil
         } catch {
             return error.message
