@@ -83,7 +83,7 @@ if [ "$(field "$control" echoes)" = "$KEYS" ] && [ "$(field "$control" bulk_inta
 else
     fail "plain TCP control" "$control"
 fi
-echo "figures (not asserted): tunnel idle $(field "$idle" p50_ms) ms; under bulk p50 $(field "$loaded" p50_ms) p99 $(field "$loaded" p99_ms) ms; plain TCP under bulk p50 $(field "$control" p50_ms) p99 $(field "$control" p99_ms) ms"
+echo "figures (not asserted): tunnel idle $(field "$idle" p50_ms) ms; under bulk p50 $(field "$loaded" p50_ms) p99 $(field "$loaded" p99_ms) ms; plain TCP under bulk p50 $(field "$control" p50_ms) p99 $(field "$control" p99_ms) ms; the download through the tunnel $(field "$loaded" bulk_mbit_s), plain TCP $(field "$control" bulk_mbit_s) Mbit/s"
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
