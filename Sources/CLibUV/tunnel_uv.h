@@ -107,15 +107,30 @@ static inline int tunnel_uv_tcp_unsent_bytes(uv_tcp_t *tcp, int *bytes) {
     return 0;
 }
 
-/// The kernel's smoothed round-trip time of a TCP connection, in microseconds (TCP_INFO).
-static inline int tunnel_uv_tcp_round_trip(uv_tcp_t *tcp, unsigned int *microseconds) {
+/// What the kernel knows of a TCP connection's path (TCP_INFO): its smoothed round-trip time in
+/// microseconds, its most recent delivery rate in bytes per second, and whether that rate was
+/// limited by the application (then it is only a lower bound of the path's). The kernel's struct
+/// (linux/tcp.h) cannot be included next to glibc's older one, which uv.h brings in and which
+/// stops before the delivery rate; the kernel only ever appends to it, so the two fields are read
+/// at their fixed offsets, and count as unknown (0) on a kernel too old to fill them.
+static inline int tunnel_uv_tcp_path(uv_tcp_t *tcp, unsigned int *microseconds, unsigned long long *delivery_rate,
+                                     int *application_limited) {
+    enum { delivery_rate_offset = 160, application_limited_byte = 7 };
     uv_os_fd_t fd;
     int rc = uv_fileno((const uv_handle_t *)tcp, &fd);
     if (rc != 0) return rc;
-    struct tcp_info info;
-    socklen_t length = sizeof info;
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -errno;
-    *microseconds = info.tcpi_rtt;
+    union {
+        struct tcp_info info;
+        unsigned char bytes[256];
+    } kernel;
+    memset(&kernel, 0, sizeof kernel);
+    socklen_t length = sizeof kernel;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &kernel, &length) != 0) return -errno;
+    *microseconds = kernel.info.tcpi_rtt;
+    *delivery_rate = 0;
+    if (length >= delivery_rate_offset + sizeof *delivery_rate)
+        memcpy(delivery_rate, kernel.bytes + delivery_rate_offset, sizeof *delivery_rate);
+    *application_limited = kernel.bytes[application_limited_byte] & 1;
     return 0;
 }
 

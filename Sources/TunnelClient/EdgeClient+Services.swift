@@ -114,6 +114,9 @@ extension EdgeClient {
                 guard let splice else { return }
                 metrics.relayed(toService: splice.bytesToLocal, fromService: splice.bytesFromLocal)
                 splices[ObjectIdentifier(splice)] = nil
+                // The heap keeps its freed top between a busy stream's buffers (`Heap`); the
+                // last stream's end gives it back, so an agent idles at its idle size again.
+                if splices.isEmpty { Heap.returnFreePages() }
             }
             splice = created
             splices[ObjectIdentifier(created)] = created

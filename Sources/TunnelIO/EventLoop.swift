@@ -19,6 +19,7 @@ public final class EventLoop {
         // A write to a socket the peer already closed must come back as EPIPE from libuv, not
         // kill the process; libuv leaves SIGPIPE to its user.
         signal(SIGPIPE, SIG_IGN)
+        Heap.configured
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let status = uv_loop_init(loop)
         if status != 0 {

@@ -50,12 +50,18 @@ extension StreamConnection {
         return Int(bytes)
     }
 
-    /// The kernel's smoothed round-trip time of this TCP connection.
-    public func roundTrip() throws(IOError) -> Duration {
+    /// What the kernel measured of this TCP connection's path.
+    public func path() throws(IOError) -> TCPPath {
         try requireOpen("read TCP_INFO")
         var microseconds: UInt32 = 0
-        try check(tunnel_uv_tcp_round_trip(handle, &microseconds), "read TCP_INFO", address: peerDescription)
-        return .microseconds(microseconds)
+        var deliveryRate: UInt64 = 0
+        var applicationLimited: Int32 = 0
+        try check(
+            tunnel_uv_tcp_path(handle, &microseconds, &deliveryRate, &applicationLimited), "read TCP_INFO",
+            address: peerDescription)
+        return TCPPath(
+            roundTrip: .microseconds(microseconds), deliveryRate: Double(deliveryRate),
+            applicationLimited: applicationLimited != 0)
     }
 
     public func localAddress() throws(IOError) -> SocketAddress {
@@ -90,5 +96,21 @@ extension StreamConnection {
         }
         try check(status, operation, address: peerDescription)
         return (pid, uid, gid)
+    }
+}
+
+/// The kernel's measurements of one TCP connection's path (TCP_INFO).
+public struct TCPPath: Equatable, Sendable {
+    /// The smoothed round-trip time.
+    public var roundTrip: Duration
+    /// Bytes per second delivered to the peer over the most recent samples.
+    public var deliveryRate: Double
+    /// The sender had nothing more to send while the rate was measured: the path may carry more.
+    public var applicationLimited: Bool
+
+    public init(roundTrip: Duration, deliveryRate: Double, applicationLimited: Bool) {
+        self.roundTrip = roundTrip
+        self.deliveryRate = deliveryRate
+        self.applicationLimited = applicationLimited
     }
 }

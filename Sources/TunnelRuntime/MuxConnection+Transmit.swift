@@ -78,10 +78,12 @@ extension MuxConnection {
     }
 
     /// Moves what TLS has produced to the socket, drained straight into the socket's pinned write
-    /// buffer (no copy through scratch memory). Established, it writes one `writeChunk` at a time
-    /// and only while the socket's write queue is empty, so the kernel's unsent bytes pass its
-    /// low-water mark by at most one chunk; handshaking or closing, it writes everything. Returns
-    /// whether TLS has nothing left and the kernel took all of it (there is room for more).
+    /// buffer (no copy through scratch memory), all of it in one write. Established, it writes
+    /// only while the socket's write queue is empty; `flush` encrypts one `writeChunk` of frames
+    /// per write, so the kernel's unsent bytes pass its low-water mark by at most one chunk and
+    /// its records' overhead. (Cutting the write at the chunk instead left those few dozen bytes
+    /// of record overhead to a syscall of their own after every chunk.) Returns whether TLS has
+    /// nothing left and the kernel took all of it (there is room for more).
     @discardableResult
     func writeCiphertext() -> Bool {
         let paced = phase == .established
@@ -92,7 +94,7 @@ extension MuxConnection {
             var written = 0
             do {
                 try socket.write(
-                    capacity: paced ? min(pending, queueLimit.writeChunk) : pending,
+                    capacity: pending,
                     filling: {
                         written = tls.drainCiphertext(into: $0)
                         return written
@@ -114,7 +116,7 @@ extension MuxConnection {
     /// A write completed: the kernel took `count` bytes. Feeds the rate estimate, applies a new
     /// kernel share, and resumes a flush that was held back once the write queue is empty.
     private func kernelTook(_ count: Int) {
-        queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.roundTrip() }
+        queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.path() }
         if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
             appliedNotSentLowWater = queueLimit.notSentLowWater
             try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))

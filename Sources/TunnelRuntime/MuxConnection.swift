@@ -59,7 +59,7 @@ public final class MuxConnection {
     /// turn's budget was spent): a write completion resumes it, and rate samples count.
     var heldBack = false
     /// The TCP_NOTSENT_LOWAT last set on the socket.
-    var appliedNotSentLowWater = TransmitQueueLimit.largestNotSentLowWater
+    var appliedNotSentLowWater = TransmitQueueLimit.initialNotSentLowWater
     private var reportedReady = false
     let buffers: MuxBuffers
     var queueLimit = TransmitQueueLimit()

@@ -1,4 +1,5 @@
 import Multiplex
+import TunnelIO
 
 /// How many bytes of one connection may wait below the session's scheduler (encrypted, in the
 /// socket's write queue, unsent in the kernel) before the connection stops pulling frames.
@@ -18,14 +19,18 @@ import Multiplex
 /// socket (more frames waited than it let through: the link is the limit, not the application),
 /// over spans of at least `sampleSpan`; each span is one sample, smoothed `7/8 old + 1/8 new`
 /// after a first sample that sets it. An application-limited span says nothing about the link and
-/// is dropped. Sans-IO: the owner hands in the time, the bytes and the kernel's round-trip time.
+/// is dropped. Sans-IO: the owner hands in the time, the bytes and the kernel's path measurements.
 struct TransmitQueueLimit: Equatable {
     /// Never less than this per turn: a small frame burst and one TLS record always fit.
     static let floor = 16 * 1024
     /// Never more than this per turn: the fixed limit the queue had before it was measured.
     static let cap = 1 << 20
-    /// The kernel's unsent share before the rate is known, and its most: a few frames.
-    static let largestNotSentLowWater = 16 * 1024
+    /// The kernel's unsent share before the rate is known: a few frames.
+    static let initialNotSentLowWater = 16 * 1024
+    /// The kernel's largest unsent share: 2 ms of a 1 Gbit/s link. On a fast path the share (and
+    /// so each socket write) must grow with the rate, or the loop pays a syscall and a wakeup per
+    /// few KiB: held at 16 KiB, loopback took ten times the writes and 40 % more CPU per byte.
+    static let largestNotSentLowWater = 256 * 1024
     /// The kernel's smallest unsent share: one small TLS record.
     static let smallestNotSentLowWater = 4 * 1024
     /// How long of the link the kernel's unsent share covers: enough for the loop to wake and
@@ -38,22 +43,24 @@ struct TransmitQueueLimit: Equatable {
     private(set) var highWater = floor
     /// The kernel's unsent bytes per socket (TCP_NOTSENT_LOWAT); the owner sets it on the socket
     /// whenever it changes.
-    private(set) var notSentLowWater = largestNotSentLowWater
+    private(set) var notSentLowWater = initialNotSentLowWater
     /// Smoothed send rate in bytes per second; nil until the first sample.
     private(set) var bytesPerSecond: Double?
     private var spanStart: Timestamp?
     private var spanBytes = 0
+    /// When the kernel's path measurements were last read during an application-limited span.
+    private var lastPathRead: Timestamp?
 
     /// The most one socket write hands the kernel: it takes a write whole once its unsent bytes
     /// are below the mark, so this bounds how far past the mark they can go.
     var writeChunk: Int { notSentLowWater }
 
     /// Each write ends the kernel's segment (MSG_EOR) while the link is slow (the kernel's share
-    /// below its largest): the kernel then checks its low-water mark before it takes the next
+    /// below its initial 16 KiB, so under 8 MB/s): the kernel then checks its low-water mark before it takes the next
     /// write, where it would otherwise append writes to its last segment, up to 64 KiB with GSO,
     /// past the mark (measured on a 20 Mbit/s link: 30–70 KB unsent with a 5 KB mark, 12–28 ms
     /// a keystroke waits). A fast link keeps coalescing writes: fewer, larger segments.
-    var endsEachWrite: Bool { notSentLowWater < Self.largestNotSentLowWater }
+    var endsEachWrite: Bool { notSentLowWater < Self.initialNotSentLowWater }
 
     /// Plaintext per TLS record: a quarter of the queue, 4 KiB to TLS's 16 KiB. A record is
     /// decrypted only once it has arrived whole, so on a slow link (a short queue) a keystroke
@@ -61,11 +68,24 @@ struct TransmitQueueLimit: Equatable {
     var recordSize: Int { min(max(highWater / 4, 4 * 1024), 16 * 1024) }
 
     /// The kernel took `count` queued bytes at `now`. `socketLimited`: the connection had more
-    /// frames to send than the queue let through. `roundTrip`: the kernel's smoothed RTT, read only
-    /// when a sample is complete (nil if it cannot be read; the limit then stays).
-    mutating func kernelTook(_ count: Int, at now: Timestamp, socketLimited: Bool, roundTrip: () -> Duration?) {
+    /// frames to send than the queue let through. `path`: the kernel's measurements of the path,
+    /// read at most once a sample span (nil if they cannot be read; the limit then stays).
+    ///
+    /// A connection that never fills its queue (a sender on loopback that reads its own input
+    /// slower than the kernel drains it) gives no sample of its own, and held at the first
+    /// estimate it would write a few KiB per syscall. While it is application-limited, the
+    /// kernel's delivery rate can only raise the estimate: it is what the path carried at the
+    /// least (the rule BBR applies to application-limited samples).
+    mutating func kernelTook(_ count: Int, at now: Timestamp, socketLimited: Bool, path: () -> TCPPath?) {
         guard socketLimited else {
             spanStart = nil
+            if lastPathRead.map({ now.since($0) >= Self.sampleSpan }) ?? true {
+                lastPathRead = now
+                if let path = path(), path.deliveryRate > (bytesPerSecond ?? 0) {
+                    bytesPerSecond = path.deliveryRate
+                    resize(roundTrip: path.roundTrip)
+                }
+            }
             return
         }
         guard let start = spanStart else {
@@ -81,13 +101,19 @@ struct TransmitQueueLimit: Equatable {
         bytesPerSecond = bytesPerSecond.map { $0 * 7 / 8 + sample / 8 } ?? sample
         spanStart = now
         spanBytes = 0
-        if let rate = bytesPerSecond {
-            let share = rate * Self.seconds(Self.notSentSpan)
-            notSentLowWater = Int(
-                min(max(share, Double(Self.smallestNotSentLowWater)), Double(Self.largestNotSentLowWater)))
-        }
-        if let rate = bytesPerSecond, let roundTrip = roundTrip() {
-            let bytesInFlight = rate * Self.seconds(roundTrip)
+        resize(roundTrip: path()?.roundTrip)
+    }
+
+    /// Sizes the kernel's share and the turn's budget from the rate (and the round trip, when known).
+    private mutating func resize(roundTrip: Duration?) {
+        guard let rate = bytesPerSecond else { return }
+        let share = rate * Self.seconds(Self.notSentSpan)
+        notSentLowWater = Int(
+            min(max(share, Double(Self.smallestNotSentLowWater)), Double(Self.largestNotSentLowWater)))
+        if let roundTrip {
+            // A turn fills at least the kernel's share and one chunk past it, so a short path
+            // (loopback) is not held to a few KiB per turn.
+            let bytesInFlight = max(rate * Self.seconds(roundTrip), Double(2 * notSentLowWater))
             highWater = Int(min(max(bytesInFlight, Double(Self.floor)), Double(Self.cap)))
         }
     }

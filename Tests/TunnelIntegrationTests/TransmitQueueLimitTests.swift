@@ -1,5 +1,6 @@
 import Multiplex
 import Testing
+import TunnelIO
 
 @testable import TunnelRuntime
 
@@ -8,13 +9,13 @@ import Testing
     /// Feeds `seconds` of a link carrying `bytesPerSecond` in 1 ms write completions.
     private func drive(
         _ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
-        socketLimited: Bool = true, roundTrip: Duration?
+        socketLimited: Bool = true, roundTrip: Duration?, kernelRate: Double = 0
     ) -> UInt64 {
         var now = start
         for _ in 0..<Int(seconds * 1000) {
             now += 1_000_000
             limit.kernelTook(bytesPerSecond / 1000, at: Timestamp(nanoseconds: now), socketLimited: socketLimited) {
-                roundTrip
+                roundTrip.map { TCPPath(roundTrip: $0, deliveryRate: kernelRate, applicationLimited: !socketLimited) }
             }
         }
         return now
@@ -44,11 +45,36 @@ import Testing
         #expect(short.highWater == TransmitQueueLimit.floor && short.recordSize == 4 * 1024)
     }
 
+    @Test("a fast short path (loopback) writes large chunks and full records, not a few KiB a turn")
+    func fastShortPath() {
+        var limit = TransmitQueueLimit()
+        _ = drive(&limit, bytesPerSecond: 300_000_000, seconds: 0.5, roundTrip: .microseconds(50))
+        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
+        #expect(limit.highWater == 2 * TransmitQueueLimit.largestNotSentLowWater && limit.recordSize == 16 * 1024)
+    }
+
+    @Test("a sender that never fills its queue takes the kernel's delivery rate, which only raises the estimate")
+    func applicationLimitedSenderUsesTheKernelsRate() {
+        var loopback = TransmitQueueLimit()
+        _ = drive(
+            &loopback, bytesPerSecond: 50_000_000, seconds: 0.1, socketLimited: false,
+            roundTrip: .microseconds(30), kernelRate: 2_000_000_000)
+        #expect(loopback.bytesPerSecond == 2_000_000_000)
+        #expect(loopback.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
+        var slow = TransmitQueueLimit()
+        let later = drive(&slow, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
+        let measured = slow.bytesPerSecond
+        _ = drive(
+            &slow, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10),
+            kernelRate: 100_000)
+        #expect(slow.bytesPerSecond == measured)
+    }
+
     @Test("before any measurement the queue is the floor, and a sample spans at least 10 ms")
     func startsAtFloor() {
         var limit = TransmitQueueLimit()
         #expect(limit.highWater == TransmitQueueLimit.floor)
-        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater && !limit.endsEachWrite)
+        #expect(limit.notSentLowWater == TransmitQueueLimit.initialNotSentLowWater && !limit.endsEachWrite)
         _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.009, roundTrip: .milliseconds(10))
         #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
     }
