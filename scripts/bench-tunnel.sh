@@ -22,10 +22,10 @@
 #     --out DIR     keep raw outputs (iperf3 JSON, samples, logs, table) in DIR
 #     --keep        keep the temporary directory
 #     --no-shaped   skip the keystroke figures on the shaped link
-# Then, as root: keystroke round trips (1 byte, interactive class) idle and under a bulk download on
-# the same node connection, across a 20 Mbit/s `tc tbf` link between two network namespaces made
-# here (scripts/lib/shaped-link.sh), next to two plain TCP connections on the same link (the
-# "direct" column). Skipped with a note where namespaces cannot be made.
+# Then, as root: keystroke round trips (1 byte, interactive class) idle, under a bulk download and
+# under an upload on the same node connection, across a 20 Mbit/s `tc tbf` link between two
+# network namespaces made here (scripts/lib/shaped-link.sh), next to two plain TCP connections on
+# the same link (the "direct" column). Skipped with a note where namespaces cannot be made.
 # The edge agent's own footprint (RSS idle and busy, wakeups, binary sizes) is scripts/bench-edge.sh;
 # what opening many streams at once costs in audit syncs, scripts/bench-stream-open.sh.
 # Needs: iperf3, python3, /usr/sbin/sshd, ssh, ssh-keygen (apt-get install iperf3 openssh-server).
@@ -391,12 +391,12 @@ shaped_keystrokes() {
         FAILURES=$((FAILURES + 1)); echo "FAILED: the shaped link's gateway and node: $(tail -3 "$WORK/shaped-start.err")" >&2; return; }
     for rep in $(seq 1 "$RUNS"); do
         for path in tcp tunnel; do
-            for load in idle bulk; do
+            for load in idle bulk upload; do
                 out=$(HOME=$home SHAPED_TUNNEL=$TUNNEL shaped_measure "$path" "$load" "$KEYS" "$bytes")
                 echo "$out" >"$RAW/keys-$path-$load-$rep.json"
                 local column=$path; [ "$path" = tcp ] && column=direct
                 if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["echoes"] == d["count"] and d.get("bulk_intact", True) else 1)' "$out" 2>/dev/null; then
-                    for k in p50_ms p99_ms $([ "$load" = bulk ] && echo bulk_mbit_s); do
+                    for k in p50_ms p99_ms $([ "$load" != idle ] && echo bulk_mbit_s); do
                         record "$rep" "$column" "key_${load}_$k" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$out" "$k")"
                     done
                     echo "   keystrokes $path $load: $out" >&2
@@ -470,6 +470,9 @@ table = [
     ("keystroke RTT under bulk p50, ms (direct = 2 plain TCP conns)", "key_bulk_p50_ms", 1),
     ("keystroke RTT under bulk p99, ms", "key_bulk_p99_ms", 1),
     ("the bulk download beside them, Mbit/s (link: 20)", "key_bulk_bulk_mbit_s", 1),
+    ("keystroke RTT under an upload to the node p50, ms", "key_upload_p50_ms", 1),
+    ("keystroke RTT under an upload p99, ms", "key_upload_p99_ms", 1),
+    ("the upload beside them, Mbit/s (link: 20)", "key_upload_bulk_mbit_s", 1),
 ]
 print(f"medians of {sys.argv[3]} repetition(s) (of those that succeeded), {sys.argv[2]} per throughput test")
 print()

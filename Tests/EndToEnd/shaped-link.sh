@@ -2,8 +2,8 @@
 # Interactive over bulk on a shaped edge uplink (issue #12), end to end: a 20 Mbit/s link made here
 # (two network namespaces, a veth pair, `tc tbf` on both ends; scripts/lib/shaped-link.sh), the
 # gateway and operator on one side, the node's client with an echo and a bulk-download service on
-# the other. While `tunnel proxy --class bulk` downloads from the node, one-byte keystrokes go
-# through `tunnel proxy --class interactive` on the same node connection.
+# the other. While `tunnel proxy --class bulk` downloads from the node (and then uploads to it),
+# one-byte keystrokes go through `tunnel proxy --class interactive` on the same node connection.
 # Checks only what works or not, never how fast: every echo comes back while the download is still
 # running (behind a FIFO queue of the old 1 MiB they could not: 100 echoes would take longer than
 # the whole download), and the download arrives whole and intact. The timings are
@@ -76,6 +76,14 @@ if [ "$(field "$loaded" bulk_intact)" = True ]; then
 else
     fail "the bulk download arrives intact" "$loaded"
 fi
+# The other way: an upload to the node's sink loads the gateway's socket toward the node instead.
+upload=$(shaped_measure tunnel upload "$KEYS" "$BULK_BYTES")
+if [ "$(field "$upload" echoes)" = "$KEYS" ] && [ "$(field "$upload" bulk_running_at_last_echo)" = True ] \
+    && [ "$(field "$upload" bulk_intact)" = True ]; then
+    pass "all $KEYS keystrokes come back while an upload runs to the node, and the upload arrives intact (SHA-256 read back)"
+else
+    fail "keystrokes go ahead of an upload" "$upload"
+fi
 # The control: the same on two plain TCP connections across the same link, to show the link works.
 control=$(shaped_measure tcp bulk "$KEYS" "$BULK_BYTES")
 if [ "$(field "$control" echoes)" = "$KEYS" ] && [ "$(field "$control" bulk_intact)" = True ]; then
@@ -83,7 +91,7 @@ if [ "$(field "$control" echoes)" = "$KEYS" ] && [ "$(field "$control" bulk_inta
 else
     fail "plain TCP control" "$control"
 fi
-echo "figures (not asserted): tunnel idle $(field "$idle" p50_ms) ms; under bulk p50 $(field "$loaded" p50_ms) p99 $(field "$loaded" p99_ms) ms; plain TCP under bulk p50 $(field "$control" p50_ms) p99 $(field "$control" p99_ms) ms; the download through the tunnel $(field "$loaded" bulk_mbit_s), plain TCP $(field "$control" bulk_mbit_s) Mbit/s"
+echo "figures (not asserted): tunnel idle $(field "$idle" p50_ms) ms; under bulk p50 $(field "$loaded" p50_ms) p99 $(field "$loaded" p99_ms) ms; plain TCP under bulk p50 $(field "$control" p50_ms) p99 $(field "$control" p99_ms) ms; the download through the tunnel $(field "$loaded" bulk_mbit_s), plain TCP $(field "$control" bulk_mbit_s) Mbit/s; under an upload p50 $(field "$upload" p50_ms) p99 $(field "$upload" p99_ms) ms at $(field "$upload" bulk_mbit_s) Mbit/s"
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -3,14 +3,16 @@
 Services (run on the node's side):
   keystrokes.py echo-server PORT            echoes every byte back
   keystrokes.py bulk-server PORT BYTES      sends BYTES of a fixed pseudo-random stream, then closes
+  keystrokes.py sink-server PORT            reads to the end, then answers with the SHA-256 of it
 Measurement (run on the operator's side):
   keystrokes.py measure --count N --bytes BYTES (--echo-tcp HOST:PORT | --echo-cmd CMD...)
-                        [--bulk-tcp HOST:PORT | --bulk-cmd CMD...]
+                        [--bulk-tcp HOST:PORT | --bulk-cmd CMD... | --upload-tcp HOST:PORT | --upload-cmd CMD...]
     Starts the bulk download (if any), waits until 1 MiB of it has arrived, then sends N one-byte
     keystrokes one at a time, each after the previous echo, and prints one JSON line: the round
     trips' p50/p99/max in ms, how many echoes came back, whether the bulk download was still
     running when the last echo came back, whether it arrived whole and intact (its SHA-256), and
-    its rate in Mbit/s from its start to its last byte.
+    its rate in Mbit/s from its start to its last byte. An upload (to sink-server) is the same the
+    other way: BYTES of the stream sent, then the end, and the sink's SHA-256 read back.
 Every wait is bounded; a stalled echo or download ends the run with an error in the JSON.
 """
 import hashlib, json, os, random, shlex, socket, subprocess, sys, threading, time
@@ -81,8 +83,14 @@ class Endpoint:
             self.process = subprocess.Popen(shlex.split(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
 
     def send(self, data):
-        if self.process: self.process.stdin.write(data)
-        else: self.sock.sendall(data)
+        if not self.process: return self.sock.sendall(data)
+        view = memoryview(data)
+        while view: view = view[self.process.stdin.write(view):]
+
+    def finish(self):
+        """Ends what is sent (stdin closed, or the socket half-closed); the reply can still come."""
+        if self.process: self.process.stdin.close()
+        else: self.sock.shutdown(socket.SHUT_WR)
 
     def recv(self, n):
         return os.read(self.process.stdout.fileno(), n) if self.process else self.sock.recv(n)
@@ -96,6 +104,31 @@ class Endpoint:
             except subprocess.TimeoutExpired: self.process.kill(); self.process.wait()
         else:
             self.sock.close()
+
+
+def sink(connection):
+    h = hashlib.sha256()
+    try:
+        while data := connection.recv(1 << 16): h.update(data)
+        connection.sendall(h.hexdigest().encode())
+    except OSError:
+        pass
+    connection.close()
+
+
+def upload(endpoint, total, state):
+    block, left = pattern_block(), total
+    try:
+        while left:
+            n = min(left, BLOCK); endpoint.send(block[:n]); left -= n; state["bytes"] += n
+            if state["bytes"] >= WARMUP: state["warm"].set()
+        endpoint.finish()
+        reply = b""
+        while len(reply) < 64 and (data := endpoint.recv(64)): reply += data
+        state["digest"] = reply.decode(errors="replace")
+    except OSError as error:
+        state["error"] = str(error)
+    state["done_at"] = time.monotonic(); state["warm"].set()
 
 
 def download(endpoint, state):
@@ -116,7 +149,8 @@ def pct(xs, p):
 
 
 def measure(args):
-    opts = {"count": 50, "bytes": 0, "echo-tcp": None, "echo-cmd": None, "bulk-tcp": None, "bulk-cmd": None, "timeout": 60}
+    opts = {"count": 50, "bytes": 0, "echo-tcp": None, "echo-cmd": None, "bulk-tcp": None, "bulk-cmd": None,
+            "upload-tcp": None, "upload-cmd": None, "timeout": 60}
     while args:
         key = args.pop(0).lstrip("-"); opts[key] = args.pop(0)
     count, total, limit = int(opts["count"]), int(opts["bytes"]), float(opts["timeout"])
@@ -129,12 +163,14 @@ def measure(args):
     if keys.recv(1) != b"w":
         print(json.dumps({**result, "error": "the echo service did not answer"})); return 1
     downloader = None
-    if opts["bulk-tcp"] or opts["bulk-cmd"]:
-        source = Endpoint(opts["bulk-tcp"], opts["bulk-cmd"])
+    uploading = bool(opts["upload-tcp"] or opts["upload-cmd"])
+    if uploading or opts["bulk-tcp"] or opts["bulk-cmd"]:
+        source = Endpoint(opts["upload-tcp"], opts["upload-cmd"]) if uploading else Endpoint(opts["bulk-tcp"], opts["bulk-cmd"])
         state["started_at"] = time.monotonic()
-        downloader = threading.Thread(target=download, args=(source, state), daemon=True); downloader.start()
+        task, task_args = (upload, (source, total, state)) if uploading else (download, (source, state))
+        downloader = threading.Thread(target=task, args=task_args, daemon=True); downloader.start()
         if not state["warm"].wait(limit):
-            print(json.dumps({**result, "error": "the bulk download did not start within %ss" % limit})); return 1
+            print(json.dumps({**result, "error": "the bulk transfer did not start within %ss" % limit})); return 1
     samples, deadline = [], time.monotonic() + limit
     try:
         for _ in range(count):
@@ -164,5 +200,6 @@ if __name__ == "__main__":
     mode, rest = sys.argv[1], sys.argv[2:]
     if mode == "echo-server": serve(int(rest[0]), echo)
     elif mode == "bulk-server": serve(int(rest[0]), bulk(int(rest[1])))
+    elif mode == "sink-server": serve(int(rest[0]), sink)
     elif mode == "measure": sys.exit(measure(rest))
     else: sys.exit("keystrokes.py: unknown mode %s" % mode)

@@ -12,6 +12,7 @@ SHAPED_GW_IP=10.214.0.1
 SHAPED_NODE_IP=10.214.0.2
 SHAPED_ECHO_PORT=7001
 SHAPED_BULK_PORT=7002
+SHAPED_SINK_PORT=7003
 KEYSTROKES=$(dirname "${BASH_SOURCE[0]}")/keystrokes.py
 
 # shaped_link_up RATE: the namespaces and the link, both directions shaped to RATE (e.g. 20mbit).
@@ -46,6 +47,7 @@ shaped_link_start() {
     local tunnel=$1 bulk_bytes=$2 token
     start "$WORK/shaped-echo.log" ip netns exec "$SHAPED_NS_NODE" python3 "$KEYSTROKES" echo-server "$SHAPED_ECHO_PORT"
     start "$WORK/shaped-bulk.log" ip netns exec "$SHAPED_NS_NODE" python3 "$KEYSTROKES" bulk-server "$SHAPED_BULK_PORT" "$bulk_bytes"
+    start "$WORK/shaped-sink.log" ip netns exec "$SHAPED_NS_NODE" python3 "$KEYSTROKES" sink-server "$SHAPED_SINK_PORT"
     "$tunnel" ca init --dir "$WORK/shaped-data/pki" --gateway-ip "$SHAPED_GW_IP" >/dev/null || return 1
     start "$WORK/shaped-gateway.log" ip netns exec "$SHAPED_NS_GW" "$tunnel" gateway --listen "$SHAPED_GW_IP:7443" \
         --data-dir "$WORK/shaped-data"
@@ -57,22 +59,27 @@ shaped_link_start() {
     start "$WORK/shaped-client.log" ip netns exec "$SHAPED_NS_NODE" "$tunnel" client --gateway "$SHAPED_GW_IP:7443" \
         --token "$token" --cert "$WORK/shaped-node/node.crt" --key "$WORK/shaped-node/node.key" \
         --gateway-ca "$WORK/shaped-node/gateway-ca.crt" \
-        --service "echo=127.0.0.1:$SHAPED_ECHO_PORT" --service "bulk=127.0.0.1:$SHAPED_BULK_PORT"
+        --service "echo=127.0.0.1:$SHAPED_ECHO_PORT" --service "bulk=127.0.0.1:$SHAPED_BULK_PORT" \
+        --service "sink=127.0.0.1:$SHAPED_SINK_PORT"
     wait_for_line "$WORK/shaped-client.log" "connected to the gateway" 30 || { tail -5 "$WORK/shaped-client.log" >&2; return 1; }
-    wait_for_line "$WORK/shaped-echo.log" READY 10 && wait_for_line "$WORK/shaped-bulk.log" READY 10
+    wait_for_line "$WORK/shaped-echo.log" READY 10 && wait_for_line "$WORK/shaped-bulk.log" READY 10 \
+        && wait_for_line "$WORK/shaped-sink.log" READY 10
 }
 
 # shaped_measure PATH LOAD COUNT BULK_BYTES: one run of keystrokes.py measure from the gateway's
-# namespace; PATH tunnel|tcp, LOAD idle|bulk. Prints its JSON line.
+# namespace; PATH tunnel|tcp, LOAD idle|bulk (a download from the node)|upload (to the node's
+# sink, so the gateway's socket toward the node is the loaded one). Prints its JSON line.
 shaped_measure() {
     local path=$1 load=$2 count=$3 bytes=$4 tunnel=${SHAPED_TUNNEL:-tunnel}
     local echo_args bulk_args=()
     if [ "$path" = tunnel ]; then
         echo_args=(--echo-cmd "$tunnel proxy --class interactive edge-1 echo")
         [ "$load" = bulk ] && bulk_args=(--bulk-cmd "$tunnel proxy --class bulk edge-1 bulk")
+        [ "$load" = upload ] && bulk_args=(--upload-cmd "$tunnel proxy --class bulk edge-1 sink")
     else
         echo_args=(--echo-tcp "$SHAPED_NODE_IP:$SHAPED_ECHO_PORT")
         [ "$load" = bulk ] && bulk_args=(--bulk-tcp "$SHAPED_NODE_IP:$SHAPED_BULK_PORT")
+        [ "$load" = upload ] && bulk_args=(--upload-tcp "$SHAPED_NODE_IP:$SHAPED_SINK_PORT")
     fi
     in_gateway_ns python3 "$KEYSTROKES" measure --count "$count" --bytes "$bytes" --timeout 60 "${echo_args[@]}" "${bulk_args[@]}"
 }
