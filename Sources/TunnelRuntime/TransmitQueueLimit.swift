@@ -58,10 +58,11 @@ struct TransmitQueueLimit: Equatable {
     var writeChunk: Int { notSentLowWater }
 
     /// Each write ends the kernel's segment (MSG_EOR) while the link is slow (the kernel's share
-    /// below its initial 16 KiB, so under 8 MB/s): the kernel then checks its low-water mark before it takes the next
-    /// write, where it would otherwise append writes to its last segment, up to 64 KiB with GSO,
-    /// past the mark (measured on a 20 Mbit/s link: 30–70 KB unsent with a 5 KB mark, 12–28 ms
-    /// a keystroke waits). A fast link keeps coalescing writes: fewer, larger segments.
+    /// below its initial 16 KiB, so under 8 MB/s): the kernel then checks its low-water mark
+    /// before it takes the next write, where it would otherwise append writes to its last
+    /// segment, up to 64 KiB with GSO, past the mark (measured on a 20 Mbit/s link: 30–70 KB
+    /// unsent with a 5 KB mark, 12–28 ms a keystroke waits). A fast link keeps coalescing writes:
+    /// fewer, larger segments.
     var endsEachWrite: Bool { notSentLowWater < Self.initialNotSentLowWater }
 
     /// Plaintext per TLS record: a quarter of the queue, 4 KiB to TLS's 16 KiB. A record is
@@ -80,7 +81,7 @@ struct TransmitQueueLimit: Equatable {
     /// path carried at the least (the rule BBR applies to application-limited samples). The first
     /// sample of its own replaces it: a delivery rate can read high for a moment (acknowledgements
     /// arriving in a burst), and on a slow link that would size the kernel's share past what a
-    /// keystroke can wait behind (measured: 7 → 13–16 ms p50 under bulk on the 20 Mbit/s link).
+    /// keystroke can wait behind.
     mutating func kernelTook(_ count: Int, at now: Timestamp, socketLimited: Bool, path: () -> TCPPath?) {
         guard socketLimited else {
             spanStart = nil
