@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -210,9 +211,35 @@ static inline int tunnel_uv_unix_path_check(const char *path) {
     return length < sizeof(((struct sockaddr_un *)0)->sun_path) ? 0 : UV_ENAMETOOLONG;
 }
 
-static inline int tunnel_uv_pipe_bind(uv_pipe_t *pipe, const char *path) {
+/// `path` must have passed tunnel_uv_unix_path_check.
+static inline void tunnel_unix_address(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    strcpy(address->sun_path, path);
+}
+
+/// Binds a new socket at `path` whose file is never more open than `mode`, then hands it to
+/// `pipe`. Linux creates the file with the socket inode's mode less the umask, so an fchmod before
+/// bind narrows it without touching the process-wide umask, which other threads' mkdir and open
+/// would see. libuv does not know the path, so it will not unlink it on close: the caller does.
+static inline int tunnel_uv_pipe_bind_mode(uv_pipe_t *pipe, const char *path, mode_t mode) {
     int rc = tunnel_uv_unix_path_check(path);
-    return rc != 0 ? rc : uv_pipe_bind(pipe, path);
+    if (rc != 0) return rc;
+    struct sockaddr_un address;
+    tunnel_unix_address(path, &address);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (fchmod(fd, mode) != 0 || bind(fd, (const struct sockaddr *)&address, sizeof address) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rc = uv_pipe_open(pipe, fd);
+    if (rc != 0) {
+        unlink(path);
+        close(fd);
+    }
+    return rc;
 }
 
 /// Returns only the path check's error: libuv reports every other failure to `callback`.
@@ -232,9 +259,7 @@ static inline int tunnel_uv_unix_has_listener(const char *path) {
     int rc = tunnel_uv_unix_path_check(path);
     if (rc != 0) return rc;
     struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    strcpy(address.sun_path, path);
+    tunnel_unix_address(path, &address);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int error = connect(fd, (const struct sockaddr *)&address, sizeof address) == 0 ? 0 : errno;

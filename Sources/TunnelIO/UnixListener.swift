@@ -11,6 +11,8 @@ public final class UnixListener: HandleOwner {
     private let handle: UnsafeMutablePointer<uv_pipe_t>
     private let readBufferSize: Int
     private var state = HandleState.open
+    /// Whether this listener created the socket file, and so must remove it.
+    private var isBound = false
     private var onAccept: ((Result<StreamConnection, IOError>) -> Void)?
     private var onClosed: (() -> Void)?
 
@@ -82,19 +84,13 @@ public final class UnixListener: HandleOwner {
         }
     }
 
-    /// Binds with the umask narrowed to `mode`, so the kernel creates the socket file no more
-    /// open than `mode` from its first instant; a chmod after a plain bind would leave a moment
-    /// in which anyone the process umask lets in could connect. Binding in a private directory
-    /// and renaming would avoid touching the umask, but leaves the socket a name (getsockname)
-    /// that no longer exists and shortens the usable path. The umask is process-wide: for the
-    /// length of this one bind, files other threads create come out more restricted than they
-    /// asked, never more open. The chmod then sets exactly `mode`, whatever bits the platform
-    /// starts a socket file with before applying the umask.
+    /// Creates the socket file no more open than `mode` from its first instant (a chmod after a
+    /// plain bind would leave a moment in which anyone the umask lets in could connect), without
+    /// narrowing the process-wide umask, which would break a directory another thread creates
+    /// meanwhile. The chmod then sets exactly `mode`, bits the umask took included.
     private func bind(mode: UInt32) throws(IOError) {
-        let previous = umask(~mode & 0o777)
-        let status = tunnel_uv_pipe_bind(handle, path)
-        umask(previous)
-        try check(status, "bind", address: path)
+        try check(tunnel_uv_pipe_bind_mode(handle, path, mode_t(mode)), "bind", address: path)
+        isBound = true
         if chmod(path, mode) != 0 {
             throw IOError(code: -errno, operation: "chmod", address: path)
         }
@@ -112,12 +108,13 @@ public final class UnixListener: HandleOwner {
     public var isClosed: Bool { state != .open }
 
     /// Stops listening and removes the socket file; connections already accepted stay open.
-    /// Idempotent. libuv unlinks the path it bound inside `uv_close`, before closing the
-    /// descriptor, so the file is gone when this returns and a successor's socket created after
-    /// that is never removed; a listener whose init failed before binding removes nothing.
+    /// Idempotent. The file is unlinked here, before the descriptor closes, so it is gone when
+    /// this returns and a successor's socket created after that is never removed; a listener
+    /// whose init failed before binding removes nothing.
     public func close(_ onClosed: (() -> Void)? = nil) {
         guard state == .open else { return }
         state = .closing
+        if isBound { unlink(path) }
         self.onClosed = onClosed
         beginClose(tunnel_uv_pipe_as_handle(handle))
     }
