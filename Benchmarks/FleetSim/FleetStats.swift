@@ -19,6 +19,9 @@ final class FleetStats: @unchecked Sendable {
         var sessions = 0
         var sessionsLost = 0
         var dialFailures = 0
+        /// Of those, dials the gateway closed after reading the ClientHello, with no TLS reply: its
+        /// admission turned them away (the pending-handshake cap in a burst of connects).
+        var doorRefusals = 0
         var enrolled = 0
         var enrollFailures = 0
         var flaps = 0

@@ -26,6 +26,7 @@ extension FleetStats {
             report["sessions"] = counters.sessions
             report["sessions_lost"] = counters.sessionsLost
             report["dial_failures"] = counters.dialFailures
+            report["door_refusals"] = counters.doorRefusals
             report["enrolled"] = counters.enrolled
             report["enroll_failures"] = counters.enrollFailures
             report["flaps"] = counters.flaps
@@ -56,9 +57,10 @@ extension FleetStats {
         read { counters in
             var lines = [
                 String(
-                    format: "fleet-sim: %.1f s, %d nodes (%d online), %d sessions, %d lost, %d flaps, %d dial failures",
+                    format:
+                        "fleet-sim: %.1f s, %d nodes (%d online), %d sessions, %d lost, %d flaps, %d dial failures (%d refused at the door)",
                     seconds, counters.nodes, counters.online, counters.sessions, counters.sessionsLost, counters.flaps,
-                    counters.dialFailures),
+                    counters.dialFailures, counters.doorRefusals),
                 "streams: \(counters.streamsOpened) opened, \(counters.streamsCompleted) completed, \(counters.streamsWrong) wrong, "
                     + "\(counters.streamsLost) lost, \(counters.streamsInFlight) still in flight; operator sessions lost: \(counters.operatorSessionsLost)",
                 String(

@@ -24,6 +24,8 @@ final class VirtualNode: MuxConnectionDelegate {
     private let retryTimer: LoopTimer
     private var dialStartedNanos: UInt64 = 0
     private var isAdmitted = false
+    /// The TLS handshake of the current dial finished.
+    private var handshakeDone = false
     private var flapping = false
     private var stopped = false
 
@@ -61,6 +63,7 @@ final class VirtualNode: MuxConnectionDelegate {
             return
         }
         dialStartedNanos = monotonicNanos()
+        handshakeDone = false
         context.dial(from: source, context: tls!, delegate: self) { [self] result in
             switch result {
             case .success(let started): connection = started
@@ -105,6 +108,7 @@ final class VirtualNode: MuxConnectionDelegate {
     // MARK: MuxConnectionDelegate
 
     func connectionEstablished(_ connection: MuxConnection) -> Failure? {
+        handshakeDone = true
         let announcement = NodeAnnouncement(
             labels: [:], services: ["echo", "sink"], version: "fleet-sim", bootID: "fleet-sim-\(index)",
             uptimeSeconds: 1)
@@ -159,10 +163,20 @@ final class VirtualNode: MuxConnectionDelegate {
                 $0.online -= 1
                 $0.sessionsLost += 1
             }
+        } else if !handshakeDone, connection.tlsFailure?.code == .truncated {
+            // Closed without a TLS reply: the gateway's admission refused the handshake before any
+            // TLS work (docs/TUNNEL.md §7), as it does in a burst of connects; the node retries.
+            context.stats.update {
+                $0.dialFailures += 1
+                $0.doorRefusals += 1
+            }
         } else {
             context.stats.update { $0.dialFailures += 1 }
+            // The reason names the gateway's address (one for the whole fleet) and the TLS error,
+            // never this node's own, so sentences of the same cause are counted together.
             context.stats.error(
-                "node session failed before the gateway admitted it: \(TunnelErrorCode.name(failure.code))")
+                "node session failed before the gateway admitted it: \(TunnelErrorCode.name(failure.code)): "
+                    + failure.reason.replacingOccurrences(of: source.ip, with: "SOURCE"))
         }
         retry()
     }
