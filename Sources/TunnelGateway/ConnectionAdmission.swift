@@ -94,12 +94,34 @@ struct ConnectionAdmission<ID: Hashable> {
     /// it (`handshakeStarted`).
     mutating func helloRead(_ id: ID, priority: HandshakeQueue<ID>.Priority, now: UInt64) -> Place {
         guard let entry = greeting.remove(id) else { return .refuse }
+        // Deadlines count from the accept, so a slow ClientHello does not extend them.
+        return handshakePlace(id, source: entry.source, priority: priority, since: entry.since)
+    }
+
+    /// A connection whose ClientHello was already waiting when it was accepted (it queued in
+    /// the kernel behind a storm): it is decided at once, with no place awaiting its hello, so
+    /// a full hello pool never turns away an operator whose hello says who it is. The source's
+    /// connection rate is charged as in `mayConnect`.
+    mutating func helloAtAccept(
+        _ id: ID, source: String, priority: HandshakeQueue<ID>.Priority, now: UInt64
+    ) -> Place {
+        guard connectionRate.allow(source, now: now) else {
+            refusals.count(source, reason: Reason.connectionRate.rawValue)
+            return .refuse
+        }
+        return handshakePlace(id, source: source, priority: priority, since: now)
+    }
+
+    /// A place among the pending handshakes; only operators may take the last
+    /// `operatorReservedHandshakes`.
+    private mutating func handshakePlace(
+        _ id: ID, source: String, priority: HandshakeQueue<ID>.Priority, since: UInt64
+    ) -> Place {
         let reserved = priority == .operator ? 0 : limits.operatorReservedHandshakes
         let decision = place(
-            in: pending, for: entry.source, limit: pending.total - reserved, evicted: .handshakeEvicted,
+            in: pending, for: source, limit: pending.total - reserved, evicted: .handshakeEvicted,
             refused: .handshakeCap)
-        // Deadlines count from the accept, so a slow ClientHello does not extend them.
-        if case .admit = decision { pending.insert(id, source: entry.source, now: entry.since) }
+        if case .admit = decision { pending.insert(id, source: source, now: since) }
         return decision
     }
 

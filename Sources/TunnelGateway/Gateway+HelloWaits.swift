@@ -13,19 +13,38 @@ final class HelloWait {
     init(socket: StreamConnection) {
         self.socket = socket
     }
+
+    /// The protocols the ClientHello offers (none when it was unreadable).
+    var offered: [String] {
+        if case .offered(let names) = peek.verdict { names } else { [] }
+    }
 }
 
 // Carries out `ConnectionAdmission`'s decisions before TLS: a place to await the ClientHello at
 // accept, then a place among the handshakes once the hello says whether an operator is coming
 // (operators have a share of their own, so an admin gets in during a reconnect storm).
 extension Gateway {
-    /// A new socket: closed at once when its source may not connect now, else read until its
-    /// ClientHello is in. One that gives up its place to this one is closed (nothing was said
-    /// to it yet, so nothing to tell it).
+    /// Connections the kernel queues for accept (it caps this at `net.core.somaxconn`, 4,096 on
+    /// Linux since 5.4). A reconnect storm fills libuv's default of 511, and a full queue drops
+    /// the SYN of an admin, whose client then waits 1 s, then 2 s more, to resend it. Queued
+    /// connections cost the gateway nothing until accepted; the hello is read with the accept
+    /// (`helloCameWithConnect`), so a long queue does not overrun the hello pool.
+    static let listenBacklog: Int32 = 4_096
+
+    /// A new socket: when its ClientHello came with the connect (it queued behind a storm),
+    /// it is given a place among the handshakes, or refused, at once. Otherwise it is closed at
+    /// once when its source may not connect now, else read until its ClientHello is in. One
+    /// that gives up its place to this one is closed (nothing was said to it yet, so nothing to
+    /// tell it).
     func awaitHello(_ socket: StreamConnection) {
         let wait = HelloWait(socket: socket)
         let id = ObjectIdentifier(wait)
         let source = (try? socket.peerAddress()).map { admissionSourceKey(ip: $0.ip) } ?? "unknown"
+        if helloCameWithConnect(wait) {
+            let priority = Self.handshakePriority(wait.offered)
+            enterHandshake(wait, admission.helloAtAccept(id, source: source, priority: priority, now: loop.now))
+            return
+        }
         guard case .admit(let closing) = admission.mayConnect(from: source, now: loop.now) else {
             socket.close()
             return
@@ -54,11 +73,24 @@ extension Gateway {
     private func helloRead(_ wait: HelloWait) {
         let id = ObjectIdentifier(wait)
         guard helloWaits.removeValue(forKey: id) != nil else { return }
-        let offered: [String]
-        if case .offered(let names) = wait.peek.verdict { offered = names } else { offered = [] }
-        guard
-            case .admit(let closing) = admission.helloRead(id, priority: Self.handshakePriority(offered), now: loop.now)
-        else {
+        enterHandshake(wait, admission.helloRead(id, priority: Self.handshakePriority(wait.offered), now: loop.now))
+    }
+
+    /// Reads what arrived with the connect, without waiting: true when it holds the whole
+    /// ClientHello (or bytes that are no ClientHello, left to TLS to refuse). Nothing, part of
+    /// a hello, an end or an error leave the socket to the read path, which sees the same.
+    private func helloCameWithConnect(_ wait: HelloWait) -> Bool {
+        guard case .data(let bytes) = try? wait.socket.readNow(atMost: ClientHelloPeek.maximumBufferedBytes) else {
+            return false
+        }
+        return wait.peek.feed(bytes) != .needMore
+    }
+
+    /// Carries out admission's place for a connection whose ClientHello is in: the handshake
+    /// starts, or the socket is closed before any TLS work.
+    private func enterHandshake(_ wait: HelloWait, _ place: ConnectionAdmission<ObjectIdentifier>.Place) {
+        let id = ObjectIdentifier(wait)
+        guard case .admit(let closing) = place else {
             wait.socket.close()
             return
         }

@@ -1,0 +1,83 @@
+import Testing
+import TunnelRuntime
+
+@testable import TunnelGateway
+
+/// The admission decisions for connections whose ClientHello was already waiting at their
+/// accept (they queued in the kernel behind a reconnect storm), on a virtual clock.
+@Suite("Admission at accept")
+struct AdmissionStormTests {
+    typealias Admission = ConnectionAdmission<Int>
+
+    /// Small pools: 4 hello places, 8 handshakes of which 1 is kept for operators, 4 per source.
+    static func limits() -> AdmissionLimits {
+        var limits = AdmissionLimits()
+        limits.helloWaits = 4
+        limits.pendingHandshakes = 8
+        limits.pendingHandshakesPerSource = 4
+        return limits
+    }
+
+    @Test(
+        "with the hello pool full, an operator whose hello came with its connect takes the operators' handshake place")
+    func operatorPastAFullHelloPool() {
+        var admission = Admission(limits: Self.limits(), now: 0)
+        #expect(admission.limits.operatorReservedHandshakes == 1)
+        // Slow connections fill the hello pool: a newcomer without its hello is refused.
+        for id in 0..<4 {
+            #expect(admission.mayConnect(from: "slow-\(id)", now: 0) == .admit(closing: nil))
+            admission.awaitingHello(id, source: "slow-\(id)", now: 0)
+        }
+        #expect(admission.mayConnect(from: "admin", now: 1) == .refuse)
+        // A storm of nodes whose hellos came with their connects takes every place but the operators'.
+        for id in 10..<17 {
+            #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 2) == .admit(closing: nil))
+        }
+        #expect(admission.helloAtAccept(17, source: "node-17", priority: .node, now: 2) == .refuse)
+        #expect(admission.greeting.count == 4, "no hello place was charged")
+        #expect(admission.helloAtAccept(20, source: "admin", priority: .operator, now: 3) == .admit(closing: nil))
+        #expect(admission.pending.count == 8)
+        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) {
+            $0[$1.key] = $1.counts
+        }
+        #expect(counts["node-17"] == ["handshake-cap": 1])
+        #expect(counts["admin"] == ["hello-cap": 1])
+    }
+
+    @Test("a flood claiming the operator protocol holds its source's share, and a lighter operator evicts it")
+    func floodClaimingOperator() {
+        var admission = Admission(limits: Self.limits(), now: 0)
+        for id in 0..<4 {
+            #expect(
+                admission.helloAtAccept(id, source: "flood", priority: .operator, now: UInt64(id))
+                    == .admit(closing: nil))
+        }
+        #expect(admission.helloAtAccept(4, source: "flood", priority: .operator, now: 4) == .refuse, "its source's cap")
+        for id in 10..<13 {
+            #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 5) == .admit(closing: nil))
+        }
+        #expect(admission.helloAtAccept(20, source: "admin", priority: .operator, now: 6) == .admit(closing: nil))
+        // Full: the next operator, and the next node, each take the place of the flood's oldest.
+        #expect(admission.helloAtAccept(21, source: "admin-2", priority: .operator, now: 7) == .admit(closing: 0))
+        #expect(admission.helloAtAccept(13, source: "node-13", priority: .node, now: 8) == .admit(closing: 1))
+        #expect(!admission.pending.contains(0) && admission.pending.contains(21) && admission.pending.count == 8)
+    }
+
+    @Test(
+        "a connection whose hello came with its connect is charged to its source's rate, and refunded once it authenticates"
+    )
+    func chargedToTheRate() {
+        var limits = Self.limits()
+        limits.connectionsPerSourcePerMinute = 6
+        limits.pendingHandshakesPerSource = 8
+        var admission = Admission(limits: limits, now: 0)
+        #expect(admission.helloAtAccept(0, source: "a", priority: .node, now: 0) == .admit(closing: nil))
+        admission.handshakeStarted(100, after: 0)
+        admission.authenticated(100, now: 0)
+        #expect(admission.pending.count == 0)
+        // The burst is ten seconds' worth (at 6 a minute: 1); the refund gave the first back.
+        #expect(admission.helloAtAccept(1, source: "a", priority: .node, now: 1) == .admit(closing: nil))
+        #expect(admission.helloAtAccept(2, source: "a", priority: .node, now: 2) == .refuse)
+        #expect(admission.takeRefusalSummaries(now: 60_000).first?.counts == ["connection-rate": 1])
+    }
+}
