@@ -90,7 +90,7 @@ package final class GatewayDialer {
     }
 
     /// Stops resolving or connecting; the completion does not run.
-    func cancel() {
+    package func cancel() {
         completion = nil
         resolver?.cancel()
         resolver = nil

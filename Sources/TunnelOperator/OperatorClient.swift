@@ -44,19 +44,33 @@ public struct OperatorFailure: Error, CustomStringConvertible {
 
 /// The operator's side: one connection to the gateway with an operator certificate, and the
 /// requests `tunnel nodes`, `tunnel proxy` and `tunnel forward` make over it. Loop-confined.
+/// It connects by racing attempts (`DialRace`), so a gateway busy with a reconnect storm does
+/// not keep an operator out for TCP's SYN retry times.
 public final class OperatorClient {
     public let loop: EventLoop
     public let logger: Logger
     private let endpoint: GatewayEndpoint
     private let tlsContext: TLSContext
+    /// The attempt that won the race.
     private var connection: MuxConnection?
-    private var dialer: GatewayDialer?
+    private var race = DialRace(raceAfter: OperatorClient.raceAfterMilliseconds, maximumAttempts: 3)
+    private var raceTimer: LoopTimer?
+    /// Attempts dialing, by number, and attempts in their TLS handshake.
+    private var dialing: Set<Int> = []
+    private var dialers: [Int: GatewayDialer] = [:]
+    private var handshaking: [ObjectIdentifier: MuxConnection] = [:]
+    private var lastFailure: OperatorFailure?
     private var onConnected: ((Result<MuxConnection, OperatorFailure>) -> Void)?
-    /// Why the gateway refused us, if it said so in a GOAWAY.
-    private var refusal: Failure?
+    /// Why the gateway refused a connection, if it said so in a GOAWAY.
+    private var refusals: [ObjectIdentifier: Failure] = [:]
     private var splices: [ObjectIdentifier: SocketSplice] = [:]
     /// Told when the connection ends after it was up.
     public var onClosed: ((Failure) -> Void)?
+
+    /// How long an attempt may go without finishing its handshake before another begins: well
+    /// above a handshake on a loaded gateway in the storms measured (docs/BENCHMARKS.md), well
+    /// below TCP's first SYN retry (1 s).
+    static let raceAfterMilliseconds: UInt64 = 400
 
     public init(loop: EventLoop, endpoint: GatewayEndpoint, logger: Logger) throws {
         self.loop = loop
@@ -68,30 +82,74 @@ public final class OperatorClient {
     /// Connects and completes the TLS handshake; `completion` gets the connection or a sentence.
     public func connect(_ completion: @escaping (Result<MuxConnection, OperatorFailure>) -> Void) {
         onConnected = completion
-        dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) {
+        raceTimer = LoopTimer(loop: loop)
+        advanceRace()
+    }
+
+    /// Does what the race says now: dial another attempt, wait, or report the last failure.
+    private func advanceRace() {
+        guard onConnected != nil else { return }
+        switch race.next(now: loop.now) {
+        case .dial:
+            race.dialed(now: loop.now)
+            dial(attempt: race.attempts)
+            advanceRace()
+        case .wait(let until):
+            raceTimer?.start(after: until - loop.now) { [weak self] in self?.advanceRace() }
+        case .idle:
+            break
+        case .fail:
+            finishConnecting(.failure(lastFailure ?? OperatorFailure("cannot connect", cause: .unreachable)))
+        }
+    }
+
+    private func dial(attempt: Int) {
+        dialing.insert(attempt)
+        let dialer = GatewayDialer(loop: loop, host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 10_000) {
             [weak self] result in
-            guard let self else { return }
-            dialer = nil
+            guard let self, dialing.remove(attempt) != nil else { return }
+            dialers[attempt] = nil
             switch result {
             case .success(let socket): startSession(on: socket)
             case .failure(let failure):
-                finishConnecting(.failure(OperatorFailure(failure.message, cause: .unreachable)))
+                attemptFailed(OperatorFailure(failure.message, cause: .unreachable), final: false)
             }
         }
+        // A dialer that failed at once (a bad address) has reported already.
+        if dialing.contains(attempt) { dialers[attempt] = dialer }
     }
 
     private func startSession(on socket: StreamConnection) {
         try? socket.setNoDelay(true)
         do {
-            connection = try MuxConnection.makeClient(
+            let attempt = try MuxConnection.makeClient(
                 on: socket, context: tlsContext, serverName: endpoint.serverName, delegate: self, logger: logger)
-            connection?.start()
+            handshaking[ObjectIdentifier(attempt)] = attempt
+            attempt.start()
         } catch {
-            finishConnecting(.failure(OperatorFailure("cannot start TLS: \(error)", cause: .local)))
+            attemptFailed(OperatorFailure("cannot start TLS: \(error)", cause: .local), final: true)
         }
     }
 
+    private func attemptFailed(_ failure: OperatorFailure, final: Bool) {
+        lastFailure = failure
+        if race.failed(final: final) {
+            finishConnecting(.failure(failure))
+        } else {
+            advanceRace()
+        }
+    }
+
+    /// Reports the race's result once; the attempts still running are closed.
     private func finishConnecting(_ result: Result<MuxConnection, OperatorFailure>) {
+        for dialer in dialers.values { dialer.cancel() }
+        dialers.removeAll()
+        dialing.removeAll()
+        let losers = handshaking.values
+        handshaking.removeAll()
+        for loser in losers { loser.abort(Failure(.noError, "another connection won")) }
+        raceTimer?.close()
+        raceTimer = nil
         let completion = onConnected
         onConnected = nil
         completion?(result)
@@ -203,6 +261,11 @@ extension OperatorClient: MuxConnectionDelegate {
     /// Only now has the gateway accepted our certificate; a refusal would have come as a TLS
     /// alert or a GOAWAY instead of its HELLO.
     public func connectionReady(_ connection: MuxConnection) {
+        guard handshaking.removeValue(forKey: ObjectIdentifier(connection)) != nil, race.ready() else {
+            connection.abort(Failure(.noError, "another connection won"))
+            return
+        }
+        self.connection = connection
         finishConnecting(.success(connection))
     }
 
@@ -213,18 +276,23 @@ extension OperatorClient: MuxConnectionDelegate {
     }
 
     public func connectionPeerGoingAway(_ connection: MuxConnection, failure: Failure) {
-        if failure.code != .noError { refusal = failure }
+        if failure.code != .noError { refusals[ObjectIdentifier(connection)] = failure }
     }
 
     public func connectionClosed(_ connection: MuxConnection, failure: Failure) {
-        let reason = refusal ?? failure
-        if onConnected != nil {
-            // A GOAWAY with a tunnel code is a refusal (revoked, wrong role); without one, the handshake failed.
-            let cause: OperatorFailure.Cause = reason.code.isApplicationCode ? .refused(reason.code) : .handshake
-            finishConnecting(
-                .failure(OperatorFailure("the gateway refused the connection: \(reason.reason)", cause: cause)))
-        } else {
+        let id = ObjectIdentifier(connection)
+        let reason = refusals.removeValue(forKey: id) ?? failure
+        if connection === self.connection {
             onClosed?(reason)
+            return
         }
+        guard handshaking.removeValue(forKey: id) != nil else { return }
+        // A GOAWAY with a tunnel code is a refusal (revoked, wrong role) and a TLS alert a failed
+        // handshake: both are the gateway's answer. A close without a word is admission at the
+        // door during a storm, worth another attempt.
+        let said = reason.code.isApplicationCode || connection.tlsFailure != nil
+        let cause: OperatorFailure.Cause = reason.code.isApplicationCode ? .refused(reason.code) : .handshake
+        attemptFailed(
+            OperatorFailure("the gateway refused the connection: \(reason.reason)", cause: cause), final: said)
     }
 }
