@@ -4,18 +4,21 @@
 #   - HALF_OPEN TCP connections that never send a byte (reopened when the gateway drops them),
 #   - IDLE_ENROLL enrollment sessions that complete TLS, send HELLO and then nothing,
 #   - REDEEM_THREADS threads redeeming a made-up token at full speed,
+#   - OPERATOR_CLAIMS connections (none unless asked) whose ClientHello offers the operator
+#     protocol, as an admin's does, and that then stall, each from its own address,
 # and meanwhile, every second, an admin's `tunnel nodes` and a new stream (`tunnel proxy NODE
 # echo` carrying one line through an echo service on the node). Reported: each admin
 # operation's time (median, max, failures), the gateway's RSS before and at its peak, and the
 # audit log's growth per flooding source per minute.
 #
 #   scripts/bench-hostile.sh [--quick] [--check] [--seconds S] [--half-open N] [--idle-enroll N]
-#                            [--redeem-threads N] [--tunnel PATH] [--keep]
+#                            [--redeem-threads N] [--operator-claims N] [--tunnel PATH] [--keep]
 #     --quick       smaller flood (500 half-open, 100 idle sessions, 2 redeem threads, 20 s)
 #     --check       for the end-to-end suite: fail unless every admin operation succeeded and
 #                   the audit log holds summaries, not one record per refusal (no timing asserted)
 #     --seconds S   how long the flood runs (default 60)
-#     --half-open N, --idle-enroll N, --redeem-threads N   one part of the flood at another size
+#     --half-open N, --idle-enroll N, --redeem-threads N, --operator-claims N
+#                   one part of the flood at another size
 #     --tunnel PATH the binary (default .build/release/tunnel)
 # Needs python3. Raises `ulimit -n` for itself and its children.
 set -uo pipefail
@@ -23,7 +26,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/e2e.sh
 . "$ROOT/scripts/lib/e2e.sh"
-HALF_OPEN=5000 IDLE_ENROLL=1000 REDEEM_THREADS=4 SECONDS_FLOOD=60 CHECK=0 TUNNEL=""
+HALF_OPEN=5000 IDLE_ENROLL=1000 REDEEM_THREADS=4 OPERATOR_CLAIMS=0 SECONDS_FLOOD=60 CHECK=0 TUNNEL=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) HALF_OPEN=500; IDLE_ENROLL=100; REDEEM_THREADS=2; SECONDS_FLOOD=20 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
         --half-open) HALF_OPEN=$2; shift ;;
         --idle-enroll) IDLE_ENROLL=$2; shift ;;
         --redeem-threads) REDEEM_THREADS=$2; shift ;;
+        --operator-claims) OPERATOR_CLAIMS=$2; shift ;;
         --tunnel) TUNNEL=$2; shift ;;
         --keep) KEEP_WORK=1 ;;
         -h|--help) usage_from_header; exit 0 ;;
@@ -41,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 e2e_begin bench-hostile "${TUNNEL:-$ROOT/.build/release/tunnel}" python3
 # Half-open sockets, idle sessions and the gateway's own descriptors, with room to spare.
-ulimit -n "$(( HALF_OPEN + 2 * IDLE_ENROLL + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n "$(( HALF_OPEN + 2 * IDLE_ENROLL + OPERATOR_CLAIMS + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- a gateway, an admin, a node offering an echo service ------------------------------------------
 start_echo_server
@@ -70,10 +74,12 @@ for _ in 1 2 3 4 5; do admin_round; done >"$WORK/baseline.txt"
 RSS_BEFORE=$(rss_kib VmRSS)
 AUDIT_BEFORE=$(audit_bytes)
 
-note "flood: $HALF_OPEN half-open, $IDLE_ENROLL idle enrollment sessions, $REDEEM_THREADS redeem threads, ${SECONDS_FLOOD}s"
-# Three processes, so the parts do not wait for each other on one Python interpreter.
+note "flood: $HALF_OPEN half-open, $IDLE_ENROLL idle enrollment sessions, $REDEEM_THREADS redeem threads, $OPERATOR_CLAIMS operator claims, ${SECONDS_FLOOD}s"
+# A process per part, so the parts do not wait for each other on one Python interpreter.
 FLOOD_PIDS=()
-for part in "--half-open $HALF_OPEN" "--idle-enroll $IDLE_ENROLL" "--redeem-threads $REDEEM_THREADS"; do
+PARTS=("--half-open $HALF_OPEN" "--idle-enroll $IDLE_ENROLL" "--redeem-threads $REDEEM_THREADS")
+[ "$OPERATOR_CLAIMS" -gt 0 ] && PARTS+=("--operator-claims $OPERATOR_CLAIMS")
+for part in "${PARTS[@]}"; do
     # shellcheck disable=SC2086
     start "$WORK/flood-${part%% *}.log" python3 "$ROOT/scripts/lib/hostile_flood.py" "$GATEWAY_PORT" "$SECONDS_FLOOD" $part
     FLOOD_PIDS+=("$LAST_PID")

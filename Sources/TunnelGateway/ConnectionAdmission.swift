@@ -55,6 +55,10 @@ struct ConnectionAdmission<ID: Hashable> {
     private(set) var greeting: AnonymousPool<ID>
     /// Handshaking, after their ClientHello.
     private(set) var pending: AnonymousPool<ID>
+    /// Of `pending`, those whose ClientHello offered the operator protocol (at most
+    /// `operatorReservedHandshakes`, or one): anyone can claim it, so claims get no more than
+    /// the share kept for operators, and nodes keep the rest.
+    private(set) var operatorClaims: Set<ID> = []
     private(set) var enrolling: AnonymousPool<ID>
     private var connectionRate: RateLimiter<String>
     private var enrollmentRate: RateLimiter<String>
@@ -112,23 +116,47 @@ struct ConnectionAdmission<ID: Hashable> {
         return handshakePlace(id, source: source, priority: priority, since: now)
     }
 
-    /// A place among the pending handshakes; only operators may take the last
-    /// `operatorReservedHandshakes`.
+    /// A place among the pending handshakes. Operator claims may hold `operatorReservedHandshakes`
+    /// places and no more; the places of that share they do not hold are kept from everyone else.
     private mutating func handshakePlace(
         _ id: ID, source: String, priority: HandshakeQueue<ID>.Priority, since: UInt64
     ) -> Place {
-        let reserved = priority == .operator ? 0 : limits.operatorReservedHandshakes
-        let decision = place(
-            in: pending, for: source, limit: pending.total - reserved, evicted: .handshakeEvicted,
-            refused: .handshakeCap)
-        if case .admit = decision { pending.insert(id, source: source, now: since) }
+        let decision: Place
+        if priority == .operator, operatorClaims.count >= max(1, limits.operatorReservedHandshakes) {
+            decision = operatorPlace(for: source)
+        } else {
+            let reserved = priority == .operator ? 0 : max(0, limits.operatorReservedHandshakes - operatorClaims.count)
+            decision = place(
+                in: pending, for: source, limit: pending.total - reserved, evicted: .handshakeEvicted,
+                refused: .handshakeCap)
+        }
+        if case .admit = decision {
+            pending.insert(id, source: source, now: since)
+            if priority == .operator { operatorClaims.insert(id) }
+        }
         return decision
+    }
+
+    /// With the operators' share full, an operator's hello takes the place of the oldest
+    /// operator claim: an operator's handshake takes milliseconds, so the oldest is the likeliest
+    /// to be a stalled impostor's, and impostors churning the share must outpace handshakes.
+    private mutating func operatorPlace(for source: String) -> Place {
+        let oldest = operatorClaims.min { (pending.entries[$0]?.since ?? 0) < (pending.entries[$1]?.since ?? 0) }
+        guard pending.count(from: source) < pending.perSource, let oldest, let owner = pending.entries[oldest]?.source
+        else {
+            refusals.count(source, reason: Reason.handshakeCap.rawValue)
+            return .refuse
+        }
+        dropped(oldest, reason: .handshakeEvicted, source: owner)
+        return .admit(closing: oldest)
     }
 
     /// The handshake admitted for the ClientHello of `hello` goes on as connection `handshake`.
     mutating func handshakeStarted(_ handshake: ID, after hello: ID) {
-        guard let entry = pending.remove(hello) else { return }
+        let claim = operatorClaims.remove(hello) != nil
+        guard let entry = leavePending(hello) else { return }
         pending.insert(handshake, source: entry.source, now: entry.since)
+        if claim { operatorClaims.insert(handshake) }
     }
 
     /// Connections whose ClientHello has not come within `timeout` milliseconds of their accept;
@@ -142,13 +170,13 @@ struct ConnectionAdmission<ID: Hashable> {
     /// The handshake proved a node or operator certificate: it leaves the anonymous caps, and
     /// its connection is not charged to its source's rate.
     mutating func authenticated(_ id: ID, now: UInt64) {
-        guard let entry = pending.remove(id) else { return }
+        guard let entry = leavePending(id) else { return }
         connectionRate.refund(entry.source, now: now)
     }
 
     /// The handshake chose enrollment: does it get a place, and whose?
     mutating func enrollmentStarted(_ id: ID, now: UInt64) -> Place {
-        guard let entry = pending.remove(id) else { return .refuse }
+        guard let entry = leavePending(id) else { return .refuse }
         let decision = place(
             in: enrolling, for: entry.source, limit: enrolling.total, evicted: .enrollmentEvicted,
             refused: .enrollmentCap)
@@ -204,7 +232,7 @@ struct ConnectionAdmission<ID: Hashable> {
 
     mutating func closed(_ id: ID) {
         greeting.remove(id)
-        pending.remove(id)
+        leavePending(id)
         enrolling.remove(id)
         served.remove(id)
     }
@@ -217,9 +245,15 @@ struct ConnectionAdmission<ID: Hashable> {
         refusals.takeSummaries(now: now, force: force)
     }
 
+    @discardableResult
+    private mutating func leavePending(_ id: ID) -> (source: String, since: UInt64)? {
+        operatorClaims.remove(id)
+        return pending.remove(id)
+    }
+
     private mutating func dropped(_ id: ID, reason: Reason, source: String) {
         greeting.remove(id)
-        pending.remove(id)
+        leavePending(id)
         enrolling.remove(id)
         served.remove(id)
         refusals.count(source, reason: reason.rawValue)

@@ -44,23 +44,32 @@ struct AdmissionStormTests {
         #expect(counts["admin"] == ["hello-cap": 1])
     }
 
-    @Test("a flood claiming the operator protocol holds its source's share, and a lighter operator evicts it")
+    @Test(
+        "claims of the operator protocol hold no more than the operators' share, and an operator takes the oldest claim's place"
+    )
     func floodClaimingOperator() {
-        var admission = Admission(limits: Self.limits(), now: 0)
-        for id in 0..<4 {
+        var limits = Self.limits()
+        limits.pendingHandshakes = 16
+        var admission = Admission(limits: limits, now: 0)
+        #expect(admission.limits.operatorReservedHandshakes == 2)
+        // A flood from as many addresses, each claiming to be an operator: it churns its own two places.
+        for id in 0..<10 {
+            let expected: Admission.Place = id < 2 ? .admit(closing: nil) : .admit(closing: id - 2)
             #expect(
-                admission.helloAtAccept(id, source: "flood", priority: .operator, now: UInt64(id))
-                    == .admit(closing: nil))
+                admission.helloAtAccept(id, source: "flood-\(id)", priority: .operator, now: UInt64(id)) == expected)
         }
-        #expect(admission.helloAtAccept(4, source: "flood", priority: .operator, now: 4) == .refuse, "its source's cap")
-        for id in 10..<13 {
-            #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 5) == .admit(closing: nil))
+        #expect(admission.operatorClaims == [8, 9])
+        // The nodes keep the other fourteen places.
+        for id in 10..<24 {
+            #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 10) == .admit(closing: nil))
         }
-        #expect(admission.helloAtAccept(20, source: "admin", priority: .operator, now: 6) == .admit(closing: nil))
-        // Full: the next operator, and the next node, each take the place of the flood's oldest.
-        #expect(admission.helloAtAccept(21, source: "admin-2", priority: .operator, now: 7) == .admit(closing: 0))
-        #expect(admission.helloAtAccept(13, source: "node-13", priority: .node, now: 8) == .admit(closing: 1))
-        #expect(!admission.pending.contains(0) && admission.pending.contains(21) && admission.pending.count == 8)
+        #expect(admission.helloAtAccept(24, source: "node-24", priority: .node, now: 11) == .refuse)
+        // An operator's hello takes the oldest claim's place; its handshake keeps the mark.
+        #expect(admission.helloAtAccept(30, source: "admin", priority: .operator, now: 12) == .admit(closing: 8))
+        admission.handshakeStarted(300, after: 30)
+        #expect(admission.operatorClaims == [9, 300] && admission.pending.count == 16)
+        admission.authenticated(300, now: 13)
+        #expect(admission.operatorClaims == [9])
     }
 
     @Test(

@@ -11,6 +11,9 @@
                    each reopened as soon as the gateway closes it (from 127.0.0.100 onwards)
 --redeem-threads N threads that redeem a made-up token at full speed, one connection each
                    (from 127.0.0.200 onwards)
+--operator-claims N  N connections that send a ClientHello offering tunnel-operator/1 (as an
+                   operator's does) and then nothing, each from its own source (127.0.2.1
+                   onwards, up to 250 per /24), reopened a second after the gateway closes it
 --ready FILE       written once every half-open connection was made the first time
 
 Runs SECONDS, then prints one JSON line of counts. Every loop is bounded by SECONDS.
@@ -21,7 +24,8 @@ HELLO = struct.pack(">BBHI", 0, 0, 16, 0) + struct.pack(">BBHIII", 1, 1, 0, 100,
 REDEEM = json.dumps({"redeem": {"_0": {"tokenID": "0123abcd", "secret": "0" * 32, "labels": {}, "csr": ""}}}).encode()
 OPEN = struct.pack(">BBHI", 1, 0, len(REDEEM), 1) + REDEEM
 
-counts = {"half_open_made": 0, "half_open_closed_by_gateway": 0, "enroll_sessions_made": 0,
+counts = {"half_open_made": 0, "half_open_closed_by_gateway": 0, "operator_claims_made": 0,
+          "operator_claims_closed_by_gateway": 0, "enroll_sessions_made": 0,
           "enroll_sessions_closed_by_gateway": 0, "enroll_handshakes_failed": 0,
           "redeems_sent": 0, "redeem_connections_refused": 0}
 lock = threading.Lock()
@@ -72,6 +76,57 @@ def half_open(port, total, spread, deadline, ready):
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
                 bump("half_open_closed_by_gateway")
+                reopen.append((time.time() + 1, key.data))
+
+
+def operator_hello():
+    """The first flight of a TLS 1.3 client offering the operator protocol, made by OpenSSL itself."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["tunnel-operator/1"])
+    outgoing = ssl.MemoryBIO()
+    try:
+        context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost").do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def operator_claims(port, total, deadline):
+    """Holds `total` connections that claim the operator protocol in their ClientHello and then
+    stall, each from its own source, reopening each one the gateway closes a second later."""
+    sel = selectors.DefaultSelector()
+    hello = operator_hello()
+
+    def connect(index):
+        address = "127.0.%d.%d" % (2 + index // 250, 1 + index % 250)
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(address, 0))
+            s.sendall(hello)
+        except OSError:
+            return False
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, index)
+        bump("operator_claims_made")
+        return True
+
+    reopen = [(0, index) for index in range(total)]
+    while time.time() < deadline:
+        now = time.time()
+        while reopen and reopen[0][0] <= now:
+            index = reopen.pop(0)[1]
+            if not connect(index):
+                reopen.append((now + 1, index))
+        for key, _ in sel.select(timeout=0.2):
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                bump("operator_claims_closed_by_gateway")
                 reopen.append((time.time() + 1, key.data))
 
 
@@ -160,6 +215,7 @@ def main():
     parser.add_argument("--half-open", type=int, default=0)
     parser.add_argument("--idle-enroll", type=int, default=0)
     parser.add_argument("--redeem-threads", type=int, default=0)
+    parser.add_argument("--operator-claims", type=int, default=0)
     parser.add_argument("--sources", type=int, default=10)
     parser.add_argument("--ready")
     args = parser.parse_args()
@@ -168,6 +224,8 @@ def main():
     threads = [threading.Thread(target=half_open, args=(args.port, args.half_open, args.sources, deadline, args.ready), daemon=True)]
     threads += [threading.Thread(target=idle_enroll, args=(args.port, i, args.sources, deadline, context), daemon=True)
                 for i in range(args.idle_enroll)]
+    if args.operator_claims:
+        threads.append(threading.Thread(target=operator_claims, args=(args.port, args.operator_claims, deadline), daemon=True))
     threads += [threading.Thread(target=redeem, args=(args.port, i, deadline, context), daemon=True)
                 for i in range(args.redeem_threads)]
     for thread in threads:
