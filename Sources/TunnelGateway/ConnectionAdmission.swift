@@ -42,6 +42,11 @@ struct ConnectionAdmission<ID: Hashable> {
     /// Whether a connection gets a place, and which connection gives its place up.
     enum Place: Equatable {
         case admit(closing: ID?)
+        /// Its ClientHello is in but every handshake place it may take is held: it waits in a
+        /// hello place (the one it held, or one it now takes from `closing`) until `unpark`
+        /// names it or its deadline passes. Waiting costs a socket and its hello; refused, a
+        /// node would come back only after its backoff, which grows with every refusal.
+        case wait(closing: ID?)
         case refuse
     }
 
@@ -59,6 +64,10 @@ struct ConnectionAdmission<ID: Hashable> {
     /// `operatorReservedHandshakes`, or one): anyone can claim it, so claims get no more than
     /// the share kept for operators, and nodes keep the rest.
     private(set) var operatorClaims: Set<ID> = []
+    /// Of `greeting`, those whose hello is in, waiting for a handshake place: oldest first per
+    /// priority (entries that left meanwhile are skipped), and the priority of each.
+    private var parked: [HandshakeQueue<ID>.Priority: [ID]] = [:]
+    private var parkedPriority: [ID: HandshakeQueue<ID>.Priority] = [:]
     private(set) var enrolling: AnonymousPool<ID>
     private var connectionRate: RateLimiter<String>
     private var enrollmentRate: RateLimiter<String>
@@ -95,11 +104,21 @@ struct ConnectionAdmission<ID: Hashable> {
     /// start, and whose place does it take? Only operators may take the last
     /// `operatorReservedHandshakes` places. A refusal is counted; the caller closes the socket
     /// without a word, before any TLS work. Admitted, the caller starts the handshake and names
-    /// it (`handshakeStarted`).
+    /// it (`handshakeStarted`); told to wait, it keeps the socket until `unpark`.
     mutating func helloRead(_ id: ID, priority: HandshakeQueue<ID>.Priority, now: UInt64) -> Place {
-        guard let entry = greeting.remove(id) else { return .refuse }
-        // Deadlines count from the accept, so a slow ClientHello does not extend them.
-        return handshakePlace(id, source: entry.source, priority: priority, since: entry.since)
+        guard let entry = greeting.entries[id], parkedPriority[id] == nil else { return .refuse }
+        let decision = handshakePlace(for: entry.source, priority: priority)
+        switch decision {
+        case .wait:
+            park(id, priority: priority)
+        case .admit:
+            greeting.remove(id)
+            // Deadlines count from the accept, so a slow ClientHello does not extend them.
+            enterPending(id, source: entry.source, priority: priority, since: entry.since)
+        case .refuse:
+            greeting.remove(id)
+        }
+        return decision
     }
 
     /// A connection whose ClientHello was already waiting when it was accepted (it queued in
@@ -113,28 +132,98 @@ struct ConnectionAdmission<ID: Hashable> {
             refusals.count(source, reason: Reason.connectionRate.rawValue)
             return .refuse
         }
-        return handshakePlace(id, source: source, priority: priority, since: now)
+        switch handshakePlace(for: source, priority: priority) {
+        case .admit(let closing):
+            enterPending(id, source: source, priority: priority, since: now)
+            return .admit(closing: closing)
+        case .wait:
+            let door = place(
+                in: greeting, for: source, limit: greeting.total, evicted: .helloEvicted, refused: .helloCap)
+            guard case .admit(let closing) = door else { return .refuse }
+            greeting.insert(id, source: source, now: now)
+            park(id, priority: priority)
+            return .wait(closing: closing)
+        case .refuse:
+            return .refuse
+        }
+    }
+
+    /// Connections waiting for a handshake place.
+    var parkedCount: Int { parkedPriority.count }
+
+    /// Handshake places came free: the waiting connections that take them now, best first
+    /// (operators, then nodes, then newcomers; oldest first within each). Nobody is evicted
+    /// for them. The caller starts their handshakes.
+    mutating func unpark() -> [ID] {
+        var admitted: [ID] = []
+        for priority in HandshakeQueue<ID>.Priority.allCases {
+            guard let queue = parked[priority], !queue.isEmpty else { continue }
+            var kept: [ID] = []
+            for (index, id) in queue.enumerated() {
+                guard parkedPriority[id] == priority, let entry = greeting.entries[id] else { continue }
+                guard pending.count < pendingLimit(for: priority) else {
+                    kept.append(contentsOf: queue[index...].filter { parkedPriority[$0] == priority })
+                    break
+                }
+                guard pending.count(from: entry.source) < pending.perSource else {
+                    kept.append(id)
+                    continue
+                }
+                greeting.remove(id)
+                parkedPriority[id] = nil
+                enterPending(id, source: entry.source, priority: priority, since: entry.since)
+                admitted.append(id)
+            }
+            parked[priority] = kept
+        }
+        return admitted
+    }
+
+    private mutating func park(_ id: ID, priority: HandshakeQueue<ID>.Priority) {
+        parkedPriority[id] = priority
+        parked[priority, default: []].append(id)
+        // Entries that left without an unpark are dropped now and then, so the queue stays
+        // within twice the hello places.
+        if let count = parked[priority]?.count, count > 2 * greeting.total {
+            parked[priority]?.removeAll { parkedPriority[$0] != priority }
+        }
+    }
+
+    /// How many pending handshakes a hello of `priority` may find and still take a place.
+    private func pendingLimit(for priority: HandshakeQueue<ID>.Priority) -> Int {
+        if priority == .operator {
+            return operatorClaims.count >= operatorClaimCap ? 0 : pending.total
+        }
+        return pending.total - max(0, limits.operatorReservedHandshakes - operatorClaims.count)
+    }
+
+    private var operatorClaimCap: Int { max(1, limits.operatorReservedHandshakes) }
+
+    private mutating func enterPending(
+        _ id: ID, source: String, priority: HandshakeQueue<ID>.Priority, since: UInt64
+    ) {
+        pending.insert(id, source: source, now: since)
+        if priority == .operator { operatorClaims.insert(id) }
     }
 
     /// A place among the pending handshakes. Operator claims may hold `operatorReservedHandshakes`
     /// places and no more; the places of that share they do not hold are kept from everyone else.
-    private mutating func handshakePlace(
-        _ id: ID, source: String, priority: HandshakeQueue<ID>.Priority, since: UInt64
-    ) -> Place {
-        let decision: Place
-        if priority == .operator, operatorClaims.count >= max(1, limits.operatorReservedHandshakes) {
-            decision = operatorPlace(for: source)
-        } else {
-            let reserved = priority == .operator ? 0 : max(0, limits.operatorReservedHandshakes - operatorClaims.count)
-            decision = place(
-                in: pending, for: source, limit: pending.total - reserved, evicted: .handshakeEvicted,
-                refused: .handshakeCap)
+    /// With every place it may take held, a hello waits, unless its source holds its cap.
+    private mutating func handshakePlace(for source: String, priority: HandshakeQueue<ID>.Priority) -> Place {
+        if priority == .operator, operatorClaims.count >= operatorClaimCap {
+            return operatorPlace(for: source)
         }
-        if case .admit = decision {
-            pending.insert(id, source: source, now: since)
-            if priority == .operator { operatorClaims.insert(id) }
+        switch pending.room(for: source, limit: pendingLimit(for: priority)) {
+        case .free:
+            return .admit(closing: nil)
+        case .evict(let id, let owner):
+            dropped(id, reason: .handshakeEvicted, source: owner)
+            return .admit(closing: id)
+        case .full:
+            guard pending.count(from: source) >= pending.perSource else { return .wait(closing: nil) }
+            refusals.count(source, reason: Reason.handshakeCap.rawValue)
+            return .refuse
         }
-        return decision
     }
 
     /// With the operators' share full, an operator's hello takes the place of the oldest
@@ -163,7 +252,7 @@ struct ConnectionAdmission<ID: Hashable> {
     /// they leave the caps now and the caller closes them.
     mutating func expiredHelloWaits(now: UInt64, timeout: UInt64) -> [ID] {
         let expired = greeting.entries.filter { $0.value.since + timeout <= now }.map(\.key)
-        for id in expired { greeting.remove(id) }
+        for id in expired { leaveGreeting(id) }
         return expired
     }
 
@@ -231,7 +320,7 @@ struct ConnectionAdmission<ID: Hashable> {
     }
 
     mutating func closed(_ id: ID) {
-        greeting.remove(id)
+        leaveGreeting(id)
         leavePending(id)
         enrolling.remove(id)
         served.remove(id)
@@ -245,6 +334,11 @@ struct ConnectionAdmission<ID: Hashable> {
         refusals.takeSummaries(now: now, force: force)
     }
 
+    private mutating func leaveGreeting(_ id: ID) {
+        parkedPriority[id] = nil
+        greeting.remove(id)
+    }
+
     @discardableResult
     private mutating func leavePending(_ id: ID) -> (source: String, since: UInt64)? {
         operatorClaims.remove(id)
@@ -252,7 +346,7 @@ struct ConnectionAdmission<ID: Hashable> {
     }
 
     private mutating func dropped(_ id: ID, reason: Reason, source: String) {
-        greeting.remove(id)
+        leaveGreeting(id)
         leavePending(id)
         enrolling.remove(id)
         served.remove(id)

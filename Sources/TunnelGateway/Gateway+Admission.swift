@@ -13,7 +13,9 @@ extension Gateway {
     /// Whether an enrollment connection gets a place (else it is refused with a GOAWAY saying why).
     func enrollmentStarted(_ connection: MuxConnection) -> Failure? {
         let tooMany = Failure(.enhanceYourCalm, "too many enrollment connections from your address; retry later")
-        guard case .admit(let closing) = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now) else {
+        let place = admission.enrollmentStarted(ObjectIdentifier(connection), now: loop.now)
+        handshakePlaceFreed()
+        guard case .admit(let closing) = place else {
             return tooMany
         }
         if let closing {

@@ -44,6 +44,7 @@ extension Gateway: MuxConnectionDelegate {
             enact(core.peerAuthenticated(key, replica: replica, certificate: certificate))
         }
         admission.authenticated(key, now: loop.now)
+        handshakePlaceFreed()
         return nil
     }
 
@@ -74,6 +75,7 @@ extension Gateway: MuxConnectionDelegate {
         connections[key] = nil
         admission.closed(key)
         handshakes.closed(key)
+        handshakePlaceFreed()
         enact(core.closed(key, failure: failure, now: moment))
         finishStopIfDrained()
     }

@@ -27,10 +27,18 @@ extension Gateway {
         return .newcomer
     }
 
-    /// The next loop turn starts a new budget and takes up the best waiting handshakes.
+    /// A handshake place came free (a handshake ended): connections waiting for one get it
+    /// next turn.
+    func handshakePlaceFreed() {
+        if admission.parkedCount > 0 { scheduleHandshakeTurn() }
+    }
+
+    /// The next loop turn starts a new budget, gives free handshake places to connections
+    /// waiting for one, and takes up the best waiting handshakes.
     private func scheduleHandshakeTurn() {
         guard !handshakeTurn.isActive, !handshakeTurn.isClosed else { return }
         handshakeTurn.start(after: 0) { [unowned self] in
+            unparkHellos()
             for id in handshakes.release(now: loop.now) {
                 connections[id]?.connection.resumeHandshake()
             }

@@ -87,17 +87,35 @@ extension Gateway {
     }
 
     /// Carries out admission's place for a connection whose ClientHello is in: the handshake
-    /// starts, or the socket is closed before any TLS work.
+    /// starts, the connection waits for a place (reading nothing more), or the socket is closed
+    /// before any TLS work.
     private func enterHandshake(_ wait: HelloWait, _ place: ConnectionAdmission<ObjectIdentifier>.Place) {
         let id = ObjectIdentifier(wait)
-        guard case .admit(let closing) = place else {
+        switch place {
+        case .admit(let closing):
+            if let closing {
+                connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
+            }
+            startHandshake(wait.socket, received: wait.peek.received, hello: id)
+        case .wait(let closing):
+            if let closing { helloWaits.removeValue(forKey: closing)?.socket.close() }
+            wait.socket.stopReading()
+            helloWaits[id] = wait
+        case .refuse:
             wait.socket.close()
-            return
         }
-        if let closing {
-            connections[closing]?.connection.close(Failure(.enhanceYourCalm, "too many TLS handshakes in progress"))
+    }
+
+    /// Handshake places came free: the connections waiting for one start their handshakes,
+    /// best first. Run from the handshake turn, never from inside a connection's callback.
+    func unparkHellos() {
+        for id in admission.unpark() {
+            guard let wait = helloWaits.removeValue(forKey: id) else {
+                admission.closed(id)
+                continue
+            }
+            startHandshake(wait.socket, received: wait.peek.received, hello: id)
         }
-        startHandshake(wait.socket, received: wait.peek.received, hello: id)
     }
 
     /// Starts the TLS handshake of a socket admitted after its ClientHello, fed the bytes read

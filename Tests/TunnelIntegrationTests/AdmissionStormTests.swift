@@ -33,6 +33,7 @@ struct AdmissionStormTests {
         for id in 10..<17 {
             #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 2) == .admit(closing: nil))
         }
+        // The next would wait in a hello place, but they are all held.
         #expect(admission.helloAtAccept(17, source: "node-17", priority: .node, now: 2) == .refuse)
         #expect(admission.greeting.count == 4, "no hello place was charged")
         #expect(admission.helloAtAccept(20, source: "admin", priority: .operator, now: 3) == .admit(closing: nil))
@@ -40,7 +41,7 @@ struct AdmissionStormTests {
         let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) {
             $0[$1.key] = $1.counts
         }
-        #expect(counts["node-17"] == ["handshake-cap": 1])
+        #expect(counts["node-17"] == ["hello-cap": 1])
         #expect(counts["admin"] == ["hello-cap": 1])
     }
 
@@ -63,7 +64,7 @@ struct AdmissionStormTests {
         for id in 10..<24 {
             #expect(admission.helloAtAccept(id, source: "node-\(id)", priority: .node, now: 10) == .admit(closing: nil))
         }
-        #expect(admission.helloAtAccept(24, source: "node-24", priority: .node, now: 11) == .refuse)
+        #expect(admission.helloAtAccept(24, source: "node-24", priority: .node, now: 11) == .wait(closing: nil))
         // An operator's hello takes the oldest claim's place; its handshake keeps the mark.
         #expect(admission.helloAtAccept(30, source: "admin", priority: .operator, now: 12) == .admit(closing: 8))
         admission.handshakeStarted(300, after: 30)

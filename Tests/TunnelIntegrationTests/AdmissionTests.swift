@@ -90,7 +90,7 @@ struct AdmissionTests {
         #expect(second.filter { $0 == .admit(closing: 0) }.count == 1)
         // Full: a newcomer from a light source takes the place of the heaviest's oldest.
         #expect(connect(100, "operator") == .admit(closing: 1))
-        #expect(connect(101, "flood-b") == .refuse, "flood-b holds the most now: no place")
+        #expect(connect(101, "flood-b") == .wait(closing: nil), "flood-b holds the most now: it waits")
         #expect(admission.pending.contains(100))
         #expect(admission.pending.count == 10)
         let counts = admission.takeRefusalSummaries(now: 60_000).reduce(into: [String: [String: Int]]()) {
@@ -99,7 +99,7 @@ struct AdmissionTests {
         #expect(counts["flood-a"] == ["handshake-cap": 14, "handshake-evicted": 2])
     }
 
-    @Test("where every source holds one handshake, a newcomer is refused, not given another's place")
+    @Test("where every source holds one handshake, a newcomer waits for a place, not given another's")
     func noEvictionAmongEquals() {
         var limits = AdmissionLimits()
         limits.pendingHandshakes = 10
@@ -107,17 +107,26 @@ struct AdmissionTests {
         for id in 0..<9 {
             #expect(Self.connect(&admission, id, from: "node-\(id)", now: 0, as: .node) == .admit(closing: nil))
         }
-        // A reconnect storm of many addresses: evicting would swap places without progress.
+        // A reconnect storm of many addresses: evicting would swap places without progress, and
+        // refusing would grow each node's backoff; they wait in their hello places instead.
         for id in 10..<100 {
-            #expect(Self.connect(&admission, id, from: "node-\(id)", now: UInt64(id), as: .node) == .refuse)
+            #expect(Self.connect(&admission, id, from: "node-\(id)", now: UInt64(id), as: .node) == .wait(closing: nil))
         }
         #expect((0..<9).allSatisfy { admission.pending.contains($0) }, "the first nine finish their handshakes")
+        #expect(admission.parkedCount == 90 && admission.unpark().isEmpty)
         // The tenth place is the operators'.
         #expect(Self.connect(&admission, 9, from: "operator", now: 100) == .admit(closing: nil))
         // A source holding two is still made to give one up.
         admission.authenticated(9, now: 100)
-        #expect(Self.connect(&admission, 10, from: "node-0", now: 100) == .admit(closing: nil))
-        #expect(Self.connect(&admission, 11, from: "node-new", now: 101, as: .node) == .admit(closing: 0))
+        #expect(Self.connect(&admission, 200, from: "node-0", now: 100) == .admit(closing: nil))
+        #expect(Self.connect(&admission, 201, from: "node-new", now: 101, as: .node) == .admit(closing: 0))
+        // Places that come free go to the waiting nodes, oldest first; nobody is evicted for them.
+        for id in [1, 2, 200] { admission.authenticated(id, now: 102) }
+        #expect(admission.unpark() == [10, 11], "the operators' place stays free")
+        #expect(admission.pending.contains(10) && admission.parkedCount == 88)
+        admission.handshakeStarted(110, after: 10)
+        #expect(admission.expiredHelloWaits(now: 10_050, timeout: 10_000).count == 39, "accepted at 12 to 50")
+        #expect(admission.parkedCount == 49 && admission.pending.contains(110))
     }
 
     @Test("an eighth of the handshake places is kept for operators while a fleet reconnects")
@@ -131,14 +140,17 @@ struct AdmissionTests {
         #expect(Self.connect(&admission, 101, from: "admin-2", now: 2) == .admit(closing: nil))
         // The share is two places: a third operator takes the place of the oldest claim.
         #expect(Self.connect(&admission, 102, from: "admin-3", now: 3) == .admit(closing: 100))
-        #expect(Self.connect(&admission, 103, from: "newcomer", now: 1, as: .newcomer) == .refuse)
+        #expect(Self.connect(&admission, 103, from: "newcomer", now: 1, as: .newcomer) == .wait(closing: nil))
         // Finished handshakes free places for the nodes again once the share is whole.
         for id in [101, 102] { admission.authenticated(id, now: 2) }
-        #expect(Self.connect(&admission, 104, from: "node-40", now: 2, as: .node) == .refuse)
+        #expect(Self.connect(&admission, 104, from: "node-40", now: 2, as: .node) == .wait(closing: nil))
+        #expect(admission.unpark().isEmpty, "the free places are the operators'")
         admission.authenticated(0, now: 2)
-        #expect(Self.connect(&admission, 105, from: "node-41", now: 2, as: .node) == .admit(closing: nil))
-        let counts = admission.takeRefusalSummaries(now: 60_000).reduce(0) { $0 + ($1.counts["handshake-cap"] ?? 0) }
-        #expect(counts == 26 + 1 + 1)
+        // The nodes that waited come before the newcomer, however long it waited.
+        #expect(admission.unpark() == [14])
+        #expect(admission.parkedCount == 26 + 1 + 1 - 1)
+        let summaries = admission.takeRefusalSummaries(now: 60_000)
+        #expect(summaries.map(\.key) == ["admin"] && summaries.first?.counts == ["handshake-evicted": 1], "nobody else")
     }
 
     @Test("a connection waits for its ClientHello in a pool of its own, evicted by lighter sources, until its deadline")
