@@ -10,11 +10,10 @@ public struct AdmissionLimits: Sendable, Equatable {
     /// TLS handshakes in progress from one source (IPv4 address or IPv6 /64).
     public var pendingHandshakesPerSource = 32
     /// Connections waiting for their ClientHello, which says whether an operator or a node is
-    /// coming, before a place among the handshakes is charged (built in, not a setting; per
-    /// source the handshake cap applies). Waiting costs a socket and the bytes read so far, no
-    /// TLS, so the pool is four times the handshakes: libuv accepts a whole backlog in one loop
-    /// turn, and in a reconnect storm a smaller pool filled before any hello was read, closing
-    /// operators at the door with everyone else.
+    /// coming, before a place among the handshakes is charged, or, hello in, for a free place
+    /// among the handshakes (built in, not a setting; per source the handshake cap applies).
+    /// Waiting costs a socket and the bytes read so far, no TLS, so the pool is four times the
+    /// handshakes. A hello that came with its connect needs no place unless it must wait.
     public var helloWaits = 1024
     /// TLS handshakes begun per loop turn, operators first, then nodes, then enrollments
     /// (`HandshakeQueue`); the rest wait after their ClientHello for the next turn.

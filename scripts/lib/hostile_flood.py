@@ -40,6 +40,21 @@ def source(base, index, spread):
     return "127.0.0.%d" % (base + index % spread)
 
 
+def reap_closed(sel, counter, reopen):
+    """Reads and drops what the gateway sent; a connection it closed is counted, and due to be
+    reopened a second later."""
+    for key, _ in sel.select(timeout=0.2):
+        try:
+            data = key.fileobj.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            bump(counter)
+            reopen.append((time.time() + 1, key.data))
+
+
 def half_open(port, total, spread, deadline, ready):
     """Holds `total` idle TCP connections, reopening each one the gateway closes."""
     sel = selectors.DefaultSelector()
@@ -67,16 +82,7 @@ def half_open(port, total, spread, deadline, ready):
         now = time.time()
         while reopen and reopen[0][0] <= now:
             connect(reopen.pop(0)[1])
-        for key, _ in sel.select(timeout=0.2):
-            try:
-                data = key.fileobj.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-                bump("half_open_closed_by_gateway")
-                reopen.append((time.time() + 1, key.data))
+        reap_closed(sel, "half_open_closed_by_gateway", reopen)
 
 
 def operator_hello():
@@ -118,16 +124,7 @@ def operator_claims(port, total, deadline):
             index = reopen.pop(0)[1]
             if not connect(index):
                 reopen.append((now + 1, index))
-        for key, _ in sel.select(timeout=0.2):
-            try:
-                data = key.fileobj.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-                bump("operator_claims_closed_by_gateway")
-                reopen.append((time.time() + 1, key.data))
+        reap_closed(sel, "operator_claims_closed_by_gateway", reopen)
 
 
 def tls_context():
