@@ -13,7 +13,8 @@
 #
 #   scripts/bench-hostile.sh [--quick] [--check] [--seconds S] [--half-open N] [--idle-enroll N]
 #                            [--redeem-threads N] [--operator-claims N] [--tunnel PATH] [--keep]
-#     --quick       smaller flood (500 half-open, 100 idle sessions, 2 redeem threads, 20 s)
+#     --quick       smaller flood (500 half-open, 100 idle sessions, 2 redeem threads, 100
+#                   operator claims, 20 s)
 #     --check       for the end-to-end suite: fail unless every admin operation succeeded and
 #                   the audit log holds summaries, not one record per refusal (no timing asserted)
 #     --seconds S   how long the flood runs (default 60)
@@ -29,7 +30,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HALF_OPEN=5000 IDLE_ENROLL=1000 REDEEM_THREADS=4 OPERATOR_CLAIMS=0 SECONDS_FLOOD=60 CHECK=0 TUNNEL=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) HALF_OPEN=500; IDLE_ENROLL=100; REDEEM_THREADS=2; SECONDS_FLOOD=20 ;;
+        --quick) HALF_OPEN=500; IDLE_ENROLL=100; REDEEM_THREADS=2; OPERATOR_CLAIMS=100; SECONDS_FLOOD=20 ;;
         --check) CHECK=1 ;;
         --seconds) SECONDS_FLOOD=$2; shift ;;
         --half-open) HALF_OPEN=$2; shift ;;
