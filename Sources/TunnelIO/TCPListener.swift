@@ -8,9 +8,7 @@ public final class TCPListener: HandleOwner {
     public private(set) var localAddress: SocketAddress
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private let readBufferSize: Int
-    private var state = HandleState.open
-    private var onAccept: ((Result<StreamConnection, IOError>) -> Void)?
-    private var onClosed: (() -> Void)?
+    private var callbacks: ListenerCallbacks
 
     /// Binds and listens at once, so bind errors surface here: libuv defers
     /// EADDRINUSE from `uv_tcp_bind` to `uv_listen`.
@@ -35,7 +33,7 @@ public final class TCPListener: HandleOwner {
         self.loop = loop
         self.localAddress = address
         self.readBufferSize = readBufferSize
-        self.onAccept = onAccept
+        callbacks = ListenerCallbacks(onAccept: onAccept)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
         do {
             var storage = address.storage
@@ -65,7 +63,7 @@ public final class TCPListener: HandleOwner {
     }
 
     private func didReceiveConnection(status: Int32) {
-        guard state == .open, let onAccept else { return }
+        guard let onAccept = callbacks.acceptHandler else { return }
         onAccept(
             StreamConnection.accept(
                 from: tunnel_uv_tcp_as_stream(handle), status: status, kind: .tcp, loop: loop,
@@ -73,23 +71,17 @@ public final class TCPListener: HandleOwner {
     }
 
     /// Whether `close()` has been called.
-    public var isClosed: Bool { state != .open }
+    public var isClosed: Bool { callbacks.state != .open }
 
     /// Stops listening; connections already accepted stay open. Idempotent.
     public func close(_ onClosed: (() -> Void)? = nil) {
-        guard state == .open else { return }
-        state = .closing
-        self.onClosed = onClosed
+        guard callbacks.close(then: onClosed) else { return }
         beginClose(tunnel_uv_tcp_as_handle(handle))
     }
 
     func handleDidClose() {
-        state = .closed
         handle.deallocate()
-        onAccept = nil
-        let onClosed = self.onClosed
-        self.onClosed = nil
-        onClosed?()
+        callbacks.closed()?()
     }
 }
 

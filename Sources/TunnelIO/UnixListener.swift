@@ -10,11 +10,9 @@ public final class UnixListener: HandleOwner {
     public let path: String
     private let handle: UnsafeMutablePointer<uv_pipe_t>
     private let readBufferSize: Int
-    private var state = HandleState.open
     /// Whether this listener created the socket file, and so must remove it.
     private var isBound = false
-    private var onAccept: ((Result<StreamConnection, IOError>) -> Void)?
-    private var onClosed: (() -> Void)?
+    private var callbacks: ListenerCallbacks
 
     /// Creates the socket file at `path` with permissions `mode` and listens on it.
     ///
@@ -43,7 +41,7 @@ public final class UnixListener: HandleOwner {
         self.loop = loop
         self.path = path
         self.readBufferSize = readBufferSize
-        self.onAccept = onAccept
+        callbacks = ListenerCallbacks(onAccept: onAccept)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
         do {
             try Self.removeStaleSocket(at: path)
@@ -97,7 +95,7 @@ public final class UnixListener: HandleOwner {
     }
 
     private func didReceiveConnection(status: Int32) {
-        guard state == .open, let onAccept else { return }
+        guard let onAccept = callbacks.acceptHandler else { return }
         onAccept(
             StreamConnection.accept(
                 from: tunnel_uv_pipe_as_stream(handle), status: status, kind: .pipe, loop: loop,
@@ -105,27 +103,21 @@ public final class UnixListener: HandleOwner {
     }
 
     /// Whether `close()` has been called.
-    public var isClosed: Bool { state != .open }
+    public var isClosed: Bool { callbacks.state != .open }
 
     /// Stops listening and removes the socket file; connections already accepted stay open.
     /// Idempotent. The file is unlinked here, before the descriptor closes, so it is gone when
     /// this returns and a successor's socket created after that is never removed; a listener
     /// whose init failed before binding removes nothing.
     public func close(_ onClosed: (() -> Void)? = nil) {
-        guard state == .open else { return }
-        state = .closing
+        guard callbacks.close(then: onClosed) else { return }
         if isBound { unlink(path) }
-        self.onClosed = onClosed
         beginClose(tunnel_uv_pipe_as_handle(handle))
     }
 
     func handleDidClose() {
-        state = .closed
         handle.deallocate()
-        onAccept = nil
-        let onClosed = self.onClosed
-        self.onClosed = nil
-        onClosed?()
+        callbacks.closed()?()
     }
 }
 
