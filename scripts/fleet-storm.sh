@@ -9,6 +9,9 @@
 #   scripts/fleet-storm.sh --nodes 1000 --kills 20 --uptime 3     # scenario 6, the crash loop
 # --uptime: seconds the gateway runs after all nodes are back (or after the 60 s wait) before
 # the next kill. --connect-rate ramps only the fleet's first connects (fleet-idle.sh says why).
+# Each storm also reports the CPU per reconnect of the gateway (its whole life from the restart
+# until every node is back) and of the simulator (from the kill until then). STORM_PERF=FILE
+# records the first storm's gateway with `perf record -e cpu-clock -g` for STORM_PERF_SECONDS (15).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,8 +40,12 @@ for kill in $(seq 1 "$KILLS"); do
     # The clock starts at the kill: nodes dial again as soon as the new gateway listens, which
     # can be before it says it is ready, so a mark at "ready" would miss the fastest of them.
     kill -USR1 "$SIM_PID"
+    sim_ticks=$(cpu_ticks "$SIM_PID")
     restart_begin=$(date +%s%N)
     fleet_gateway_restart || exit 1
+    if [ -n "${STORM_PERF:-}" ] && [ "$kill" = 1 ]; then
+        perf record -q -e cpu-clock -g -p "$GATEWAY_PID" -o "$STORM_PERF" -- sleep "${STORM_PERF_SECONDS:-15}" >/dev/null 2>&1 &
+    fi
     restart_ms=$((($(date +%s%N) - restart_begin) / 1000000))
     sleep 1
     read -r nodes_seconds nodes_status < <(seconds_of timeout 30 "$TUNNEL" nodes --json)
@@ -50,9 +57,13 @@ for kill in $(seq 1 "$KILLS"); do
     else
         episode="EPISODE $kill: not all back after 120 s: $(grep '^\[' "$WORK/sim.log" | tail -1 | cut -d'|' -f1)"
     fi
+    tick_ms=$((1000 / $(getconf CLK_TCK)))
+    gateway_ms=$(($(cpu_ticks "$GATEWAY_PID") * tick_ms)) sim_ms=$((($(cpu_ticks "$SIM_PID") - sim_ticks) * tick_ms))
     figure "storm $kill/$KILLS ($NODES nodes): nodes back after the kill" "${episode#EPISODE *: } (gateway ready after $restart_ms ms)"
     figure "storm $kill/$KILLS: tunnel nodes 1 s after restart" "$nodes_seconds s (exit $nodes_status)"
     figure "storm $kill/$KILLS: new stream 1 s after restart" "$stream_seconds s (exit $stream_status, node ${node:-none listed online})"
+    figure "storm $kill/$KILLS: CPU per reconnect" "$(awk -v g="$gateway_ms" -v s="$sim_ms" -v n="$NODES" \
+        'BEGIN { printf "gateway %.3f ms (%.1f s in all), simulator %.3f ms (%.1f s)", g / n, g / 1000, s / n, s / 1000 }')"
     sleep "$UPTIME"
 done
 if [ "$KILLS" -gt 1 ]; then

@@ -9,6 +9,8 @@ import TunnelTLS
 struct Target: Sendable {
     let gateway: SocketAddress
     let serverName: String
+    /// Nodes keep the gateway's session tickets and resume with them, as `tunnel client` does.
+    let resumes: Bool
 }
 
 /// What one loop thread owns: its loop, the scratch buffers all its connections share (as the

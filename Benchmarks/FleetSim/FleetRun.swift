@@ -21,7 +21,7 @@ final class FleetRun {
         stats.configure(nodes: options.nodes)
         let target = Target(
             gateway: try SocketAddress(ip: options.gatewayHost, port: options.gatewayPort),
-            serverName: options.serverName)
+            serverName: options.serverName, resumes: !options.fullHandshakes)
         let stats = stats
         workers = (0..<options.loops).map { _ in LoopWorker(target: target, stats: stats) }
         cache = options.identities.map(IdentityCache.init(directory:))

@@ -32,6 +32,7 @@ struct Options {
     var linger = 0.0
     var openBeforeHello = false
     var connectRate = 0.0
+    var fullHandshakes = false
 
     static let usage = """
         fleet-sim: N virtual nodes and M virtual operators in one process, on the real protocol.
@@ -64,6 +65,7 @@ struct Options {
           --linger D                 after the report, keep the nodes connected and idle this long (0)
           --open-before-hello        operators open streams once TLS is up, before the gateway's HELLO
           --connect-rate R           nodes first dial at R a second, in order; 0 dials all at once (0)
+          --full-handshakes          nodes keep no session tickets: every reconnect is a full handshake
         SIGUSR1 marks a gateway (re)start: an EPISODE line then says how long every node took to come back.
         Exit status 1 if any byte was wrong or any stream was lost without a reason; 2 for bad usage.
         """
@@ -116,6 +118,7 @@ struct Options {
             case "--linger": options.linger = try seconds(value(flag), flag)
             case "--open-before-hello": options.openBeforeHello = true
             case "--connect-rate": options.connectRate = try number(value(flag), flag)
+            case "--full-handshakes": options.fullHandshakes = true
             case "--help", "-h": throw UsageError(nil)
             default: throw UsageError("unknown flag \(flag)")
             }

@@ -52,11 +52,12 @@ final class VirtualNode: MuxConnectionDelegate {
         guard !stopped else { return }
         do {
             if tls == nil {
-                tls = try TLSContext(
-                    configuration: TLSConfiguration(
-                        role: .client, identity: identity,
-                        peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
-                        applicationProtocols: [TunnelProtocol.nodeALPN]))
+                var configuration = TLSConfiguration(
+                    role: .client, identity: identity,
+                    peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
+                    applicationProtocols: [TunnelProtocol.nodeALPN])
+                if context.target.resumes { configuration.resumption = .keepSessions }
+                tls = try TLSContext(configuration: configuration)
             }
         } catch {
             context.stats.error("node TLS context: \(error)")

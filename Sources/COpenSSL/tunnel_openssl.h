@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -30,6 +31,24 @@ static inline int tunnel_err_get_reason(unsigned long code) { return ERR_GET_REA
 /* MARK: Memory */
 
 static inline void tunnel_openssl_free(void *pointer) { OPENSSL_free(pointer); }
+
+/* MARK: Session resumption (TLS 1.3 tickets) */
+
+/* Clients: every new session (each NewSessionTicket) goes to the new-session callback and
+ * nowhere else; TunnelTLS keeps it for the next dial. */
+static inline void tunnel_ssl_ctx_set_session_cache_client(SSL_CTX *ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+}
+/* Servers: keys a ticket's HMAC-SHA256 (the ticket key callback's MAC context). */
+static inline int tunnel_ticket_mac_init(EVP_MAC_CTX *mac, const unsigned char *key, size_t length) {
+    static char digest[] = "SHA256";
+    OSSL_PARAM parameters[] = {
+        OSSL_PARAM_construct_octet_string("key", (void *)key, length),
+        OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    return EVP_MAC_CTX_set_params(mac, parameters);
+}
 
 /* MARK: SSL_CTX configuration */
 

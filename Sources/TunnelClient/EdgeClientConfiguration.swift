@@ -25,12 +25,15 @@ public struct GatewayEndpoint: Sendable {
         self.gatewayCA = gatewayCA
     }
 
+    /// Keeps the gateway's session tickets in memory, so the next dial resumes (the gateway
+    /// issues them to nodes only); a new identity gets a new context, and starts over.
     package func tlsContext(applicationProtocol: String) throws -> TLSContext {
-        try TLSContext(
-            configuration: TLSConfiguration(
-                role: .client, identity: identity,
-                peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
-                applicationProtocols: [applicationProtocol]))
+        var configuration = TLSConfiguration(
+            role: .client, identity: identity,
+            peerVerification: .trustedCAs([TrustedCA(.gateway, certificate: gatewayCA)]),
+            applicationProtocols: [applicationProtocol])
+        configuration.resumption = .keepSessions
+        return try TLSContext(configuration: configuration)
     }
 }
 

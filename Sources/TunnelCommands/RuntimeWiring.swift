@@ -37,6 +37,7 @@ extension GatewaySettings {
         configuration.policyPath = policy
         configuration.auditDirectory = "\(dataDir)/audit"
         configuration.auditKeyDirectory = "\(dataDir)/audit-key"
+        configuration.sessionTicketKeysPath = "\(dataDir)/session-ticket-keys"
         configuration.softwareVersion = VersionInfo.current.reported
         configuration.replica = try replicaIdentity()
         return configuration

@@ -13,6 +13,7 @@ extension Gateway: MuxConnectionDelegate {
         let key = ObjectIdentifier(connection)
         if let outbound = outboundPeerEstablished(connection) { return outbound }
         let certificate = Self.peerCertificate(of: connection)
+        if connection.isResumed { metrics.resumedHandshake() }
         let classification = GatewayCore<ObjectIdentifier>.classify(
             alpn: connection.applicationProtocol, certificate: certificate)
         switch classification {

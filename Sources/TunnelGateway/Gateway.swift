@@ -44,6 +44,9 @@ public struct GatewayConfiguration: Sendable {
     public var session = SessionConfiguration()
     /// Caps and rates before authentication, and each operator's share of a node.
     public var admission = AdmissionLimits()
+    /// Where the keys that seal nodes' TLS session tickets are kept (`TicketKeyRing`), so nodes
+    /// resume their sessions after a restart; nil: full handshakes only.
+    public var sessionTicketKeysPath: String?
     /// This gateway's name and address as a replica of a cluster; nil for a lone gateway,
     /// which then keeps no presence in the store and writes no `replica` in its records.
     public var replica: ReplicaIdentity?
@@ -73,6 +76,8 @@ public final class Gateway {
     public let logger: Logger
     let configuration: GatewayConfiguration
     let tlsContext: TLSContext
+    /// The keys nodes' session tickets are sealed with (`Gateway+SessionTickets.swift`).
+    let ticketKeys: TicketKeyRing?
     let authority: FleetAuthority
     /// One set of scratch buffers for all connections: they share the loop.
     let buffers = MuxBuffers()
@@ -119,19 +124,10 @@ public final class Gateway {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        tlsContext = try TLSContext(
-            configuration: TLSConfiguration(
-                role: .server,
-                identity: configuration.identity,
-                peerVerification: .trustedCAs([
-                    TrustedCA(.node, certificate: configuration.nodeCA.certificate),
-                    TrustedCA(.operator, certificate: configuration.operatorCA.certificate),
-                ]),
-                applicationProtocols: [
-                    TunnelProtocol.nodeALPN, TunnelProtocol.operatorALPN, TunnelProtocol.enrollALPN,
-                    TunnelProtocol.peerALPN,
-                ],
-                enrollmentProtocol: TunnelProtocol.enrollALPN))
+        ticketKeys = try configuration.sessionTicketKeysPath.map { path throws(TLSError) in
+            try TicketKeyRing(path: path, now: Int64(Date().timeIntervalSince1970))
+        }
+        tlsContext = try Self.makeTLSContext(configuration, ticketKeys: ticketKeys)
         let (policy, content) = try Self.loadPolicy(configuration.policyPath)
         policyFileContent = content
         authority = FleetAuthority(
@@ -187,6 +183,7 @@ public final class Gateway {
             enforceHelloDeadline()
             audit?.tick()
             returnFreedMemoryWhenIdle()
+            rotateTicketKeys()
         }
         audit?.record(
             .gatewayStart(

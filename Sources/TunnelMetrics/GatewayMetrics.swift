@@ -73,6 +73,11 @@ public final class GatewayMetrics {
         ).increment()
     }
 
+    /// A handshake that resumed a node's session from a ticket instead of exchanging certificates.
+    public func resumedHandshake() {
+        registry.makeCounter(descriptor: Name.resumedHandshakes).increment()
+    }
+
     /// A connection refused, before or after authentication, for `reason`.
     public func refusal(_ reason: String, count: Int = 1) {
         registry.makeCounter(descriptor: Name.refusals, labels: [("reason", reason)]).increment(by: Int64(count))
@@ -142,6 +147,9 @@ public final class GatewayMetrics {
         }
         static var handshakes: MetricNameDescriptor {
             .tunnel("handshakes", unit: "total", "Completed TLS handshakes by peer kind and outcome")
+        }
+        static var resumedHandshakes: MetricNameDescriptor {
+            .tunnel("handshakes_resumed", unit: "total", "Node handshakes that resumed a session from a ticket")
         }
         static var refusals: MetricNameDescriptor {
             .tunnel("refusals", unit: "total", "Connections and enrollment requests refused, by reason")

@@ -82,6 +82,8 @@ public final class MuxConnection {
     public var verifiedBy: TrustedCA? { tls.verifiedBy }
     /// The peer's verified certificate (leaf); for its key, serial and expiry.
     public var peerCertificate: Certificate? { tls.peerCertificate }
+    /// The handshake resumed a session from a ticket (`TLSConfiguration.Resumption`).
+    public var isResumed: Bool { tls.isResumed }
     /// Why the handshake or TLS failed, when it did: lets a client tell a wrong clock or an
     /// expired certificate from a network problem.
     public private(set) var tlsFailure: TLSError?

@@ -40,13 +40,16 @@ public final class TLSConnection {
     let networkInput: OpaquePointer
     /// Ciphertext produced by OpenSSL, waiting for the socket. Owned by `ssl`.
     let networkOutput: OpaquePointer
-    private let serverHost: String?
+    let serverHost: String?
+    /// Clients: sessions from this connection's tickets may be kept (`TLSContext.sessions`);
+    /// never when certificates were checked against another clock than this machine's.
+    let keepsSessions: Bool
 
     public private(set) var handshakeState: HandshakeState = .inProgress
     /// The negotiated ALPN protocol, once the handshake is done.
     public private(set) var applicationProtocol: String?
     /// The verified peer certificate (leaf), once the handshake is done.
-    public private(set) var peerCertificate: Certificate?
+    public internal(set) var peerCertificate: Certificate?
     /// Servers only: the client's identity from its certificate's single `tunnel://` URI, once the
     /// handshake is done. Check its role against `applicationProtocol` and `verifiedBy`.
     public internal(set) var peerIdentity: TunnelIdentity?
@@ -54,7 +57,15 @@ public final class TLSConnection {
     public private(set) var cipherSuite: String?
     /// The trusted CA at the root of the peer's verified chain, once the handshake is done.
     /// In CA-pin mode its kind is `.pinned`.
-    public private(set) var verifiedBy: TrustedCA?
+    public internal(set) var verifiedBy: TrustedCA?
+    /// The handshake resumed a session (a ticket) instead of exchanging certificates; what was
+    /// verified then is above as for a full handshake (`TLSConnection+Resumption.swift`).
+    public internal(set) var isResumed = false
+    /// Servers: the client certificate of the offered ticket's session and its CA, checked again
+    /// when the ticket was opened (`admitsResumption`).
+    var resumedPeer: (certificate: Certificate, verifiedBy: TrustedCA)?
+    /// Clients: the kept session offered in this handshake.
+    var offeredSession: SessionCache.Entry?
 
     /// Servers with an enrollment protocol: the client offered only that protocol, so it may
     /// present no certificate or an expired one (`TLSConfiguration.enrollmentProtocol`).
@@ -132,6 +143,7 @@ public final class TLSConnection {
         self.networkInput = input
         self.networkOutput = output
         self.serverHost = serverHost
+        keepsSessions = isClient && certificateTime == .systemClock && context.sessions != nil
         SSL_set_ex_data(ssl, Self.appDataIndex, Unmanaged.passUnretained(self).toOpaque())
         switch certificateTime {
         case .systemClock: break
@@ -141,6 +153,7 @@ public final class TLSConnection {
         if let serverHost {
             SSL_set_connect_state(ssl)
             try configureServerHost(serverHost)
+            offerKeptSession(to: serverHost)
         } else {
             SSL_set_accept_state(ssl)
         }
@@ -232,7 +245,7 @@ public final class TLSConnection {
         OpenSSLErrorQueue.clear()
     }
 
-    /// True if this session could be resumed: never, with tickets and the cache disabled.
+    /// True if this session could be resumed: never unless the context turned resumption on.
     /// Exposed for tests that check no NewSessionTicket was accepted.
     var sessionIsResumable: Bool {
         guard let session = SSL_get_session(ssl) else { return false }
@@ -301,6 +314,7 @@ public final class TLSConnection {
         }
         applicationProtocol = String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
         cipherSuite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) }
+        if SSL_session_reused(ssl) == 1 { return completeResumption() }
 
         if isEnrollment, SSL_get_verify_result(ssl) == X509_V_OK, SSL_get0_peer_certificate(ssl) == nil {
             return .done
@@ -334,7 +348,7 @@ public final class TLSConnection {
         return .done
     }
 
-    private var peerKind: PeerKind {
+    var peerKind: PeerKind {
         context.configuration.peerKind
     }
 

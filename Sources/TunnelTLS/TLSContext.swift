@@ -103,6 +103,8 @@ public struct TLSConfiguration: Sendable {
     /// What the peer is, as handshake errors name it: the gateway for a client by default, a
     /// client for a server; a node dialing its Kubernetes API server says so.
     public var peerKind: PeerKind
+    /// TLS 1.3 session resumption (`TLSContext+Resumption.swift`); off unless asked for.
+    public var resumption: Resumption = .off
 
     public init(
         role: Role, identity: TLSIdentity?, peerVerification: PeerVerification, applicationProtocols: [String],
@@ -117,9 +119,9 @@ public struct TLSConfiguration: Sendable {
     }
 }
 
-/// The one Swift owner of an `SSL_CTX`: TLS 1.3 only, mutual authentication, no session
-/// resumption, ALPN required. Build one per role and configuration and share it between
-/// connections.
+/// The one Swift owner of an `SSL_CTX`: TLS 1.3 only, mutual authentication, ALPN required,
+/// session resumption only where the configuration asks for it. Build one per role and
+/// configuration and share it between connections.
 ///
 /// `@unchecked Sendable`: the `SSL_CTX` is fully configured in `init` and never changed
 /// afterwards; OpenSSL allows `SSL_new` on one `SSL_CTX` from several threads.
@@ -130,6 +132,12 @@ public final class TLSContext: @unchecked Sendable {
     let applicationProtocolsWire: [[UInt8]]
     /// `configuration.enrollmentProtocol` in wire form (without its length byte).
     let enrollmentProtocolWire: [UInt8]?
+    /// Servers with resumption: the keys tickets are sealed with, and the ALPN protocols whose
+    /// sessions get tickets (wire form, without length bytes).
+    let ticketKeys: TicketKeyRing?
+    let resumableProtocolsWire: [[UInt8]]
+    /// Clients with resumption: the session each server name gave last.
+    let sessions: SessionCache?
 
     /// Longest ALPN protocol name the wire format allows (one length byte).
     public static let maximumApplicationProtocolLength = 255
@@ -167,7 +175,16 @@ public final class TLSContext: @unchecked Sendable {
         self.configuration = configuration
         applicationProtocolsWire = protocols
         enrollmentProtocolWire = configuration.enrollmentProtocol.map { Array($0.utf8) }
+        switch configuration.resumption {
+        case .off:
+            (ticketKeys, resumableProtocolsWire, sessions) = (nil, [], nil)
+        case .tickets(let ring, let resumable):
+            (ticketKeys, resumableProtocolsWire, sessions) = (ring, resumable.map { Array($0.utf8) }, nil)
+        case .keepSessions:
+            (ticketKeys, resumableProtocolsWire, sessions) = (nil, [], SessionCache())
+        }
         try configureProtocol()
+        try configureResumption()
         if let identity = configuration.identity {
             try configureIdentity(identity)
         }
@@ -189,8 +206,7 @@ public final class TLSContext: @unchecked Sendable {
     /// an X25519 one, and a client can replay one precomputed share to make it pay that at will.
     static let keyExchangeGroupLists = ["X25519MLKEM768:X25519:P-256", "X25519:P-256"]
 
-    /// TLS 1.3 only and no resumption of any kind: resumption has skipped client authentication
-    /// in other products, and reconnects are rare enough to afford a full handshake.
+    /// TLS 1.3 only, and no tickets nor session cache unless `configureResumption` turns them on.
     private func configureProtocol() throws {
         guard tunnel_ssl_ctx_set_min_proto_version(pointer, TLS1_3_VERSION) == 1,
             tunnel_ssl_ctx_set_max_proto_version(pointer, TLS1_3_VERSION) == 1,
@@ -339,6 +355,11 @@ private func selectApplicationProtocol(
     }
     out.pointee = offered + range.lowerBound
     outLength.pointee = UInt8(range.count)
+    if connection.context.ticketKeys != nil,
+        !connection.context.resumes(applicationProtocol: UnsafeBufferPointer(rebasing: offeredList[range]))
+    {
+        SSL_set_num_tickets(ssl, 0)
+    }
     return SSL_TLSEXT_ERR_OK
 }
 
