@@ -49,23 +49,27 @@ extension TLSConnection {
         return (certificate, trusted)
     }
 
-    /// Clients, as a ticket arrives: keep its session for the next dial, with what the full
-    /// handshake verified of the server. False leaves the session to OpenSSL to free.
-    func keepForResumption(_ session: OpaquePointer) -> Bool {
+    /// Clients, as a ticket arrives: keep a copy of its session for the next dial, with what the
+    /// full handshake verified of the server. A copy, because OpenSSL marks a connection's own
+    /// session not resumable when that connection dies badly, as every one does when its
+    /// gateway is killed: the very moment the ticket is needed.
+    func keepForResumption(_ session: OpaquePointer) {
         guard keepsSessions, let serverHost, let peerCertificate, let verifiedBy, let sessions = context.sessions,
-            SSL_SESSION_is_resumable(session) == 1
-        else { return false }
+            SSL_SESSION_is_resumable(session) == 1, let copy = SSL_SESSION_dup(session)
+        else { return }
         sessions.keep(
-            SessionCache.Entry(session: session, peerCertificate: peerCertificate, verifiedBy: verifiedBy),
+            SessionCache.Entry(session: copy, peerCertificate: peerCertificate, verifiedBy: verifiedBy),
             for: serverHost)
-        return true
     }
 
-    /// Clients: offers the session kept for `serverName`, if any; it is used once.
+    /// Clients: offers (a copy of) the session kept for `serverName`, if any. It stays kept
+    /// until a newer ticket replaces it, so a dial refused before its handshake costs nothing.
     func offerKeptSession(to serverName: String) {
-        guard keepsSessions, let entry = context.sessions?.take(for: serverName),
-            SSL_set_session(ssl, entry.session) == 1
+        guard keepsSessions, let entry = context.sessions?.entry(for: serverName),
+            let copy = SSL_SESSION_dup(entry.session)
         else { return }
+        defer { SSL_SESSION_free(copy) }
+        guard SSL_set_session(ssl, copy) == 1 else { return }
         offeredSession = entry
     }
 

@@ -13,8 +13,8 @@ extension TLSConfiguration {
         /// them only after checking the session's client certificate again, now, exactly as a full
         /// handshake checks it (chain, dates, identity). Anything else gets a full handshake.
         case tickets(TicketKeyRing, protocols: [String])
-        /// Clients: keep the newest ticket of each server name in memory and offer it (once) at
-        /// the next dial, with what the full handshake verified of the server.
+        /// Clients: keep the newest ticket of each server name in memory and offer it at each
+        /// dial until a newer one replaces it, with what the full handshake verified of the server.
         case keepSessions
     }
 }
@@ -128,11 +128,12 @@ private func ticketOpened(
     return SSL_TICKET_RETURN_USE_RENEW
 }
 
-/// Clients: each ticket the server sends is kept for the next dial to the same name; the
-/// reference OpenSSL hands over is then the cache's (hence 1).
+/// Clients: each ticket the server sends is kept (copied) for the next dial to the same name;
+/// the reference OpenSSL hands over stays OpenSSL's (hence 0: it frees it).
 private func sessionReceived(ssl: OpaquePointer?, session: OpaquePointer?) -> Int32 {
     guard let ssl, let session, let connection = TLSConnection.owning(ssl: ssl) else { return 0 }
-    return connection.keepForResumption(session) ? 1 : 0
+    connection.keepForResumption(session)
+    return 0
 }
 
 /// What a client keeps to resume with: the session (ticket and secrets) and what the full
@@ -174,10 +175,10 @@ final class SessionCache: @unchecked Sendable {
         entries[serverName] = entry
     }
 
-    /// The session for `serverName`, removed: a ticket is offered once.
-    func take(for serverName: String) -> Entry? {
+    /// The session kept for `serverName`.
+    func entry(for serverName: String) -> Entry? {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        return entries.removeValue(forKey: serverName)
+        return entries[serverName]
     }
 }

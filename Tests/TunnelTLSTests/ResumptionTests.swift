@@ -67,6 +67,20 @@ import Testing
         #expect(try dial(nodeContext, restarted).server.isResumed)
     }
 
+    @Test func theTicketOutlivesItsConnectionDyingBadlyAndADialThatNeverHandshook() throws {
+        defer { cleanUp() }
+        let node = try pki.clientIdentity(TunnelIdentity(role: .node, name: "node-17"), issuer: pki.nodeCA)
+        let nodeContext = try client(node)
+        let killed = try dial(nodeContext, try server(TicketKeyRing(path: keysPath, now: currentTime())))
+        // The gateway is killed: the session ends without close_notify, a fatal error for OpenSSL.
+        killed.client.feedEndOfCiphertext()
+        #expect(throws: TLSError.self) { try readAvailable(killed.client) }
+        // A dial whose socket the gateway closes at the door, before any handshake.
+        _ = try TLSConnection(context: nodeContext, serverHost: gatewayHost)
+        let restarted = try dial(nodeContext, try server(TicketKeyRing(path: keysPath, now: currentTime())))
+        #expect(restarted.server.isResumed && restarted.client.isResumed)
+    }
+
     @Test func aTicketWhoseCertificateNoLongerVerifiesGetsAFullHandshake() throws {
         defer { cleanUp() }
         let node = try pki.clientIdentity(TunnelIdentity(role: .node, name: "node-17"), issuer: pki.nodeCA)
@@ -102,7 +116,7 @@ import Testing
         let serverContext = try server(TicketKeyRing(path: keysPath, now: currentTime()))
         let first = try dial(operatorContext, serverContext)
         #expect(first.server.handshakeState.isDone)
-        #expect(operatorContext.sessions?.take(for: gatewayHost) == nil)
+        #expect(operatorContext.sessions?.entry(for: gatewayHost) == nil)
         #expect(!(try dial(operatorContext, serverContext)).server.isResumed)
     }
 
@@ -113,7 +127,7 @@ import Testing
             validity: CertificateValidity(now: currentTime(), lifetime: 600, backdate: 0))
         let nodeContext = try client(shortLived)
         _ = try dial(nodeContext, try server(TicketKeyRing(path: keysPath, now: currentTime())))
-        let kept = try #require(nodeContext.sessions?.take(for: gatewayHost))
+        let kept = try #require(nodeContext.sessions?.entry(for: gatewayHost))
         let lifetime = SSL_SESSION_get_ticket_lifetime_hint(kept.session)
         #expect(lifetime > 500 && lifetime <= 600, "ticket lifetime \(lifetime) s")
     }
