@@ -30,7 +30,8 @@ done
 fleet_begin fleet-storm
 
 fleet_prepare "$NODES"
-fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s
+# shellcheck disable=SC2086 # STORM_SIM_ARGS: more fleet-sim flags, e.g. --full-handshakes
+fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s ${STORM_SIM_ARGS:-}
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
 grep -m1 '^ONLINE' "$WORK/sim.log"
 sleep "$UPTIME"
