@@ -142,6 +142,14 @@ public final class OperatorClient {
 
     /// Reports the race's result once; the attempts still running are closed.
     private func finishConnecting(_ result: Result<MuxConnection, OperatorFailure>) {
+        let completion = onConnected
+        stopRace()
+        completion?(result)
+    }
+
+    /// No more attempts, no report: those under way are cancelled or closed.
+    private func stopRace() {
+        onConnected = nil
         for dialer in dialers.values { dialer.cancel() }
         dialers.removeAll()
         dialing.removeAll()
@@ -150,17 +158,15 @@ public final class OperatorClient {
         for loser in losers { loser.abort(Failure(.noError, "another connection won")) }
         raceTimer?.close()
         raceTimer = nil
-        let completion = onConnected
-        onConnected = nil
-        completion?(result)
     }
 
     /// Says goodbye (GOAWAY, TLS close_notify) and closes once that is written. It waits one
     /// turn of the loop: the callback that led here (a stream finishing both ways, say) has
     /// queued that stream's last frame, its FIN, which is written at the end of the callback;
     /// aborting before that would drop it, and the stream would end as reset, not closed, in
-    /// the gateway's audit log.
+    /// the gateway's audit log. A connect still racing stops, without a report.
     public func close() {
+        stopRace()
         guard let connection else { return }
         let nextTurn = LoopTimer(loop: loop)
         nextTurn.start(after: 0) { [weak connection] in
