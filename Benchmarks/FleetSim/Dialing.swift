@@ -34,8 +34,8 @@ final class LoopContext {
     /// Dials the gateway from `source` (nil: any local address) and starts a client session
     /// with `context` for `delegate`. The completion gets the started connection or a sentence.
     func dial(
-        from source: SocketAddress?, context: TLSContext, delegate: MuxConnectionDelegate,
-        completion: @escaping (Result<MuxConnection, FleetFailure>) -> Void
+        from source: SocketAddress?, context: TLSContext, session: SessionConfiguration = SessionConfiguration(),
+        delegate: MuxConnectionDelegate, completion: @escaping (Result<MuxConnection, FleetFailure>) -> Void
     ) {
         var socket: StreamConnection?
         do {
@@ -53,7 +53,7 @@ final class LoopContext {
                         let tls = try TLSConnection(context: context, serverHost: target.serverName)
                         let connection = MuxConnection(
                             loop: loop, socket: connected, tls: tls, role: .dialer,
-                            configuration: SessionConfiguration(),
+                            configuration: session,
                             handshakeTimeout: .seconds(10), buffers: buffers, logger: logger)
                         connection.delegate = delegate
                         completion(.success(connection))

@@ -65,7 +65,8 @@ final class VirtualNode: MuxConnectionDelegate {
         }
         dialStartedNanos = monotonicNanos()
         handshakeDone = false
-        context.dial(from: source, context: tls!, delegate: self) { [self] result in
+        // The keepalive of `tunnel client` (a PING every 30 s), so an idle fleet costs the gateway what a real one does.
+        context.dial(from: source, context: tls!, session: NodeKeepalive.session, delegate: self) { [self] result in
             switch result {
             case .success(let started): connection = started
             case .failure(let failure):

@@ -21,10 +21,15 @@ public enum Schemas {
             help: "Log lines as text (with syslog priorities instead of times under systemd) or JSON", example: "json")
     }
 
-    package static func keepalive<Root>(_ field: WritableKeyPath<Root, Duration> & Sendable) -> Setting<Root> {
-        Setting(
-            "keepalive-interval", .duration, .defaultValue("15s"), field,
-            help: "How often to ping the peer; dead after 3 missed pings", example: "15s")
+    /// `interval` is the role's default; `misses`, how many intervals of silence declare the peer dead.
+    package static func keepalive<Root>(
+        _ field: WritableKeyPath<Root, Duration> & Sendable, interval: Duration, misses: Int
+    ) -> Setting<Root> {
+        let seconds = "\(interval.components.seconds)s"
+        return Setting(
+            "keepalive-interval", .duration, .defaultValue(seconds), field,
+            help: "How often to ping the peer; it is declared dead after \(misses) intervals without a frame",
+            example: seconds)
     }
 
     package static func metricsListen<Root>(_ field: WritableKeyPath<Root, HostPort?> & Sendable) -> Setting<Root> {

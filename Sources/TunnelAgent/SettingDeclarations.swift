@@ -1,5 +1,6 @@
 import Logging
 import TunnelClient
+import TunnelEdgeCore
 
 // Every setting of the node's roles (client, operator), declared once: key (and from it `TUNNEL_*` and the
 // flag), kind (validation), default, help, and the typed field it fills. `Schemas` is built
@@ -61,7 +62,7 @@ extension ClientSettings: DeclaredSettings {
                 "Local user whose login shell the built-in shell service runs (`tunnel shell`); no shell service unless set",
             example: "maint"),
         Schemas.metricsListen(\.metricsListen),
-        Schemas.keepalive(\.keepaliveInterval),
+        Schemas.keepalive(\.keepaliveInterval, interval: NodeKeepalive.interval, misses: NodeKeepalive.missLimit),
         Schemas.logLevel(\.logLevel),
         Schemas.logFormat(\.logFormat),
     ]

@@ -146,7 +146,7 @@ public final class EdgeClient {
     }
 
     private func startSession(on socket: StreamConnection, certificateTime: TLSConnection.CertificateTime) {
-        configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
+        configureKeepalive(socket, session: configuration.session, logger: logger)
         do {
             connection = try MuxConnection.makeClient(
                 on: socket, context: tlsContext, serverName: configuration.gateway.serverName,

@@ -67,7 +67,7 @@ public struct EdgeClientConfiguration {
     public var labels: [String: String]
     /// Where renewed certificates are saved; nil keeps them in memory only.
     public var credentialFiles: NodeCredentialFiles?
-    public var session = SessionConfiguration()
+    public var session = NodeKeepalive.session
     public var handshakeTimeout: Duration = .seconds(10)
     public var connectTimeout: Duration = .seconds(10)
     public var serviceConnectTimeout: Duration = .seconds(5)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TunnelClient
+import TunnelEdgeCore
 import TunnelGateway
 import TunnelOperator
 import TunnelRuntime
@@ -131,7 +132,8 @@ public struct DevCommand: ParsableCommand {
         let client = ClientSettings(
             gateway: gateway.address, serverName: "localhost",
             cert: paths.nodeCertificate, key: paths.nodeKey, gatewayCA: paths.gatewayCA, nodeName: node,
-            services: services, nodeLabels: ["env": "dev"], keepaliveInterval: .seconds(15), logLevel: options.level,
+            services: services, nodeLabels: ["env": "dev"], keepaliveInterval: NodeKeepalive.interval,
+            logLevel: options.level,
             shellUser: String(cString: getpwuid(geteuid()).pointee.pw_name),
             logSources: [DevSandbox.logSourceName: logs.source], logRoot: logs.root)
         try paths.writeClientConfig(client)
@@ -293,7 +295,7 @@ extension GatewaySettings {
             listen: listen, dataDir: dataDir, pkiDir: "\(dataDir)/pki", adminSocket: "\(dataDir)/admin.sock",
             policy: nil,
             nodeCertificateTTL: .seconds(86_400), drainTimeout: .seconds(5),
-            handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15), logLevel: .info)
+            handshakeTimeout: .seconds(10), keepaliveInterval: GatewayKeepalive.interval, logLevel: .info)
     }
 }
 

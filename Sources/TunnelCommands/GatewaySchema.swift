@@ -88,7 +88,8 @@ extension GatewaySettings: DeclaredSettings {
                 "handshake-timeout", .duration, .defaultValue("10s"), \.handshakeTimeout,
                 help: "Time allowed for a TLS handshake", example: "10s"),
             Schemas.metricsListen(\.metricsListen),
-            Schemas.keepalive(\.keepaliveInterval),
+            Schemas.keepalive(
+                \.keepaliveInterval, interval: GatewayKeepalive.interval, misses: GatewayKeepalive.missLimit),
             Schemas.logLevel(\.logLevel),
             Schemas.logFormat(\.logFormat),
         ] + AdmissionSettings.declarations

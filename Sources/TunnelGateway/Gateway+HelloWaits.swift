@@ -121,7 +121,7 @@ extension Gateway {
     /// Starts the TLS handshake of a socket admitted after its ClientHello, fed the bytes read
     /// so far.
     private func startHandshake(_ socket: StreamConnection, received: [UInt8], hello: ObjectIdentifier) {
-        configureKeepalive(socket, keepaliveInterval: configuration.session.keepaliveInterval, logger: logger)
+        configureKeepalive(socket, session: configuration.session, logger: logger)
         let tls: TLSConnection
         do {
             tls = try TLSConnection(context: tlsContext)

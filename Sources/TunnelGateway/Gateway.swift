@@ -61,6 +61,8 @@ public struct GatewayConfiguration: Sendable {
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
         session.sizeForRelaying()
+        session.keepaliveInterval = GatewayKeepalive.interval
+        session.keepaliveMissLimit = GatewayKeepalive.missLimit
         // Nodes and operators ping the gateway anyway: answering is enough while they do.
         session.pingsOnlyWhenQuiet = true
     }

@@ -58,6 +58,26 @@ struct QuietKeepaliveTests {
         #expect(pair.acceptor.pongCount == 1)
     }
 
+    /// The roles' defaults (`NodeKeepalive`, `GatewayKeepalive`): the gateway's quiet time (40 s)
+    /// is longer than the node's interval (30 s), so an idle node is only answered.
+    @Test("a node pinging every 30 s (2 misses) is only answered by a gateway at 20 s × 3 for an hour")
+    func nodeAndGatewayDefaults() throws {
+        var node = SessionConfiguration()
+        node.keepaliveInterval = .seconds(30)
+        node.keepaliveMissLimit = 2
+        var gateway = Self.quiet()
+        gateway.keepaliveInterval = .seconds(20)
+        let pair = SessionPair(configuration: node, acceptorConfiguration: gateway)
+        pair.pump()
+        for _ in 0..<360 {
+            pair.advance(by: .seconds(10))
+            pair.pump()
+        }
+        #expect(pair.dialer.closed == nil && pair.acceptor.closed == nil)
+        #expect(pair.dialer.pongCount == 121)
+        #expect(pair.acceptor.pongCount == 1, "only the first ping, for the round trip")
+    }
+
     @Test("a peer that pings less often than our dead limit is kept alive by our quiet-time pings")
     func slowPeer() throws {
         var slow = SessionConfiguration()

@@ -17,7 +17,7 @@ import Testing
         #expect(g.pkiDir == "/var/lib/tunnel/gateway/pki")
         #expect(g.drainTimeout == .seconds(30))
         #expect(g.handshakeTimeout == .seconds(10))
-        #expect(g.keepaliveInterval == .seconds(15))
+        #expect(g.keepaliveInterval == .seconds(20))
         #expect(g.logLevel == .info)
         #expect(s.sources["listen"] == .defaultValue)
         #expect(s.sources["pki-dir"] == .derived(from: "data-dir"))
@@ -33,7 +33,7 @@ import Testing
                     pkiDir: "/var/lib/tunnel/gateway/pki",
                     adminSocket: "/var/lib/tunnel/gateway/admin.sock", nodeCertificateTTL: .seconds(86_400),
                     reenrollWindow: .seconds(30 * 86_400),
-                    drainTimeout: .seconds(30), handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(15),
+                    drainTimeout: .seconds(30), handshakeTimeout: .seconds(10), keepaliveInterval: .seconds(20),
                     logLevel: .info))
         let client = try ClientSettings(
             SettingsLoader.load(
@@ -45,7 +45,7 @@ import Testing
                     gateway: HostPort(host: "gw", port: 7443), serverName: "gw",
                     cert: "/var/lib/tunnel/client/node.crt", key: "/var/lib/tunnel/client/node.key",
                     gatewayCA: "/var/lib/tunnel/client/gateway-ca.crt", services: [:], nodeLabels: [:],
-                    keepaliveInterval: .seconds(15), logLevel: .debug))
+                    keepaliveInterval: .seconds(30), logLevel: .debug))
         let operatorSettings = try OperatorSettings(
             SettingsLoader.load(
                 Schemas.operator, SettingsInput(environment: env(["TUNNEL_GATEWAY": "gw:7443"], home: "/h"))))
@@ -83,7 +83,7 @@ import Testing
             #expect(s.sources["drain-timeout"] == .environment("TUNNEL_DRAIN_TIMEOUT"))
             #expect(g.handshakeTimeout == .seconds(5)) // file beats default
             #expect(s.sources["handshake-timeout"] == .file(path: config, line: 4))
-            #expect(g.keepaliveInterval == .seconds(15)) // default
+            #expect(g.keepaliveInterval == .seconds(20)) // default
             #expect(g.dataDir == "\(dir)/state") // relative to the file
             #expect(g.pkiDir == "\(dir)/state/pki") // derived after all sources
             #expect(s.configFile == config)
