@@ -52,7 +52,8 @@ public final class Session {
     var connectionUpdateQueued = false
     var floodGuard: FloodGuard
 
-    private var lastHeardAt: Timestamp
+    /// When the last frame of any kind arrived from the peer (its keepalive pings included).
+    public private(set) var lastHeardAt: Timestamp
     private var nextPingAt: Timestamp
     private var hasPinged = false
     /// Opaque values of pings in flight (our send times), oldest first, bounded by the miss limit.

@@ -51,13 +51,11 @@ extension Gateway {
 /// What the node list merges into the stored entries, taken once per list.
 private struct NodeView {
     let gateway: Gateway
-    let now: UInt64
     /// In a cluster, a node held by another replica is online there while its lease lives.
     let heldElsewhere: [String: Presence]
 
     init(_ gateway: Gateway) {
         self.gateway = gateway
-        now = gateway.loop.now
         heldElsewhere =
             gateway.cluster.map { cluster in
                 cluster.livePresences().filter { $0.value.replica != cluster.identity.name }
@@ -79,7 +77,7 @@ private struct NodeView {
             labels: labels, services: record?.announcement?.services ?? [],
             remoteAddress: record?.remoteAddress ?? entry.lastAddress ?? "",
             connectedSince: here ? record?.connectedSince : nil,
-            lastKeepaliveSecondsAgo: session?.lastPongAt.map { Double(now &- $0) / 1000 },
+            lastKeepaliveSecondsAgo: session.map { Double($0.silence.wholeMilliseconds) / 1000 },
             version: record?.announcement?.version ?? "",
             previousSessionEnded: record.map {
                 $0.connection == nil ? $0.lastDisconnectReason : $0.previousSessionEnded

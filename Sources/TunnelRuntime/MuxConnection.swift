@@ -91,8 +91,9 @@ public final class MuxConnection {
     /// The session is over (or the connection closing): resets now come from its end.
     public var isEnding: Bool { phase != .established || session.isClosed }
     public var canOpenStream: Bool { phase == .established && session.canOpenStream }
-    /// When the last keepalive ping was answered (loop clock, milliseconds).
-    public private(set) var lastPongAt: UInt64?
+    /// How long ago the peer's last frame arrived: its own keepalive pings count, so an idle peer
+    /// that pings shows a fresh value even when we do not ping it ourselves.
+    public var silence: Duration { Self.now().since(session.lastHeardAt) }
 
     public init(
         loop: EventLoop, socket: StreamConnection, tls: TLSConnection, role: Role,
@@ -313,7 +314,7 @@ public final class MuxConnection {
             case .writable(let id):
                 handlers[id]?.streamWritable()
             case .pong:
-                lastPongAt = loop.now
+                break
             case .peerGoingAway(_, let failure):
                 delegate?.connectionPeerGoingAway(self, failure: failure)
             case .closed(let failure):

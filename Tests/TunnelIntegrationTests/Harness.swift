@@ -235,7 +235,8 @@ class GatewayFixture {
     @discardableResult
     func startNode(
         _ identity: TLSIdentity, services: [String: LocalService]? = nil, labels: [String: String] = [:],
-        files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:], logger: Logger? = nil
+        files: NodeCredentialFiles? = nil, builtIn: [String: any BuiltInService] = [:], logger: Logger? = nil,
+        session: SessionConfiguration? = nil
     ) throws -> EdgeClient {
         let service = LocalService(host: "127.0.0.1", port: echo.port)
         var configuration = EdgeClientConfiguration(
@@ -243,6 +244,7 @@ class GatewayFixture {
             services: services ?? (builtIn.isEmpty ? ["echo": service, "logs": service] : [:]), labels: labels,
             credentialFiles: files)
         configuration.builtInServices = builtIn
+        if let session { configuration.session = session }
         let client = try EdgeClient(loop: runner.loop, configuration: configuration, logger: logger ?? runner.logger)
         client.start()
         nodes.append(client)
