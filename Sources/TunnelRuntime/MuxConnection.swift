@@ -65,6 +65,8 @@ public final class MuxConnection {
     var queueLimit = TransmitQueueLimit()
     /// Bytes of plaintext pulled from the session per TLS write.
     static let transmitChunk = 64 * 1024
+    /// How much later than the armed one a session deadline may be and still leave the timer.
+    static let timerSlack: Duration = .seconds(1)
     /// A closing connection whose last bytes cannot be delivered in this time is dropped.
     static let closeTimeoutMilliseconds: UInt64 = 5_000
 
@@ -340,12 +342,18 @@ public final class MuxConnection {
         }
     }
 
-    /// A deadline later than the one armed leaves the timer as it is: it fires early once and is
-    /// armed again then. Every frame heard moves an idle session's deadline on, and restarting a
-    /// libuv timer (and its closure) at every flush was a visible share of an idle fleet's CPU.
+    /// A deadline less than `timerSlack` later than the one armed leaves the timer as it is: it
+    /// fires early once and is armed again then, since restarting a libuv timer (and its closure)
+    /// at every flush was a visible share of an idle fleet's CPU. One further away moves the timer:
+    /// an idle node's ping moves the deadline on by its whole interval, and a timer left behind
+    /// then woke the loop once more per ping for nothing (as many wake-ups as the pings).
     func armTimer() {
         guard phase == .established, let deadline = session.nextDeadline else { return }
-        if let armedDeadline, armedDeadline <= deadline, timer.isActive { return }
+        if let armedDeadline, armedDeadline <= deadline, deadline.since(armedDeadline) < Self.timerSlack,
+            timer.isActive
+        {
+            return
+        }
         armedDeadline = deadline
         let now = Self.now()
         let milliseconds = deadline > now ? (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000 : 0
