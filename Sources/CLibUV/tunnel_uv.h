@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/sockios.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -82,14 +83,20 @@ static inline int tunnel_uv_tcp_set_notsent_lowat(uv_tcp_t *tcp, unsigned int by
     return 0;
 }
 
-/// Sends what it can of `length` bytes straight to the socket with MSG_EOR, when libuv has
-/// nothing queued ahead of them (0 otherwise, and on any error: libuv's own write of the rest
-/// then meets the error and reports it). MSG_EOR ends the kernel's segment with these bytes, so
-/// the next write starts a new one, and the kernel takes a new segment only while its unsent
-/// bytes are under TCP_NOTSENT_LOWAT: without it a write is appended to the last segment
-/// (up to 64 KiB with GSO) unchecked, and the unsent bytes pass the mark by tens of KiB.
-static inline size_t tunnel_uv_send_ending_segment(uv_stream_t *stream, const void *base, size_t length) {
+/// Sends what the kernel takes at once of `length` bytes straight to the stream, when libuv has
+/// nothing queued ahead of them (0 otherwise, and on any error: libuv's own write of the rest then
+/// meets the error and reports it). `ends_segment` (TCP only) sends with MSG_EOR, which ends the
+/// kernel's segment with these bytes, so the next write starts a new one, and the kernel takes a
+/// new segment only while its unsent bytes are under TCP_NOTSENT_LOWAT: without it a write is
+/// appended to the last segment (up to 64 KiB with GSO) unchecked, and the unsent bytes pass the
+/// mark by tens of KiB.
+static inline size_t tunnel_uv_try_send(uv_stream_t *stream, const void *base, size_t length, int ends_segment) {
     if (uv_stream_get_write_queue_size(stream) != 0) return 0;
+    if (!ends_segment) {
+        uv_buf_t buffer = uv_buf_init((char *)base, length > UINT_MAX ? UINT_MAX : (unsigned int)length);
+        int sent = uv_try_write(stream, &buffer, 1);
+        return sent < 0 ? 0 : (size_t)sent;
+    }
     uv_os_fd_t fd;
     if (uv_fileno((const uv_handle_t *)stream, &fd) != 0) return 0;
     ssize_t sent;

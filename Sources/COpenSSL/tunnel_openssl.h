@@ -23,6 +23,9 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <pthread.h>
+#include <string.h>
+
 /* MARK: Error queue */
 
 static inline int tunnel_err_get_lib(unsigned long code) { return ERR_GET_LIB(code); }
@@ -96,6 +99,132 @@ static inline int tunnel_bio_mem_renew(BIO *bio) {
     if (fresh == NULL) return 0;
     BIO_set_mem_buf(bio, fresh, BIO_CLOSE);
     return 1;
+}
+
+/* MARK: Ciphertext sink */
+
+/* A write-only BIO for the ciphertext OpenSSL produces: its writes append to one growable buffer
+   whose pending bytes the owner sends straight from where they lie and then marks as taken, so
+   ciphertext is copied once (record buffer to sink), where a memory BIO took two copies (into the
+   BIO, and out of it with BIO_read). Bytes taken move a start offset; the buffer is compacted
+   only when a write would not fit behind them. */
+typedef struct {
+    unsigned char *bytes;
+    size_t start;    /* the first pending byte */
+    size_t end;      /* one past the last pending byte */
+    size_t capacity;
+} tunnel_sink;
+
+static inline tunnel_sink *tunnel_sink_of(BIO *bio) { return (tunnel_sink *)BIO_get_data(bio); }
+
+static inline int tunnel_sink_write(BIO *bio, const char *data, int length) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    if (sink == NULL || length < 0) return -1;
+    size_t count = (size_t)length;
+    size_t pending = sink->end - sink->start;
+    if (pending == 0) sink->start = sink->end = 0;
+    if (sink->end + count > sink->capacity) {
+        if (pending + count <= sink->capacity && sink->start > 0) {
+            memmove(sink->bytes, sink->bytes + sink->start, pending);
+        } else {
+            size_t capacity = sink->capacity * 2 > pending + count ? sink->capacity * 2 : pending + count;
+            if (capacity < 4096) capacity = 4096;
+            unsigned char *grown = OPENSSL_malloc(capacity);
+            if (grown == NULL) return -1;
+            if (pending > 0) memcpy(grown, sink->bytes + sink->start, pending);
+            OPENSSL_free(sink->bytes);
+            sink->bytes = grown;
+            sink->capacity = capacity;
+        }
+        sink->start = 0;
+        sink->end = pending;
+    }
+    memcpy(sink->bytes + sink->end, data, count);
+    sink->end += count;
+    return length;
+}
+
+static inline long tunnel_sink_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)number;
+    (void)pointer;
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    switch (command) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_PENDING:
+    case BIO_CTRL_WPENDING: return sink != NULL ? (long)(sink->end - sink->start) : 0;
+    default: return 0;
+    }
+}
+
+static inline int tunnel_sink_create(BIO *bio) {
+    tunnel_sink *sink = OPENSSL_zalloc(sizeof *sink);
+    if (sink == NULL) return 0;
+    BIO_set_data(bio, sink);
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static inline int tunnel_sink_destroy(BIO *bio) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    if (sink != NULL) {
+        OPENSSL_free(sink->bytes);
+        OPENSSL_free(sink);
+    }
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static inline BIO_METHOD **tunnel_sink_method_slot(void) {
+    static BIO_METHOD *method;
+    return &method;
+}
+
+static inline void tunnel_sink_method_make(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tunnel ciphertext sink");
+    if (method == NULL) return;
+    BIO_meth_set_write(method, tunnel_sink_write);
+    BIO_meth_set_ctrl(method, tunnel_sink_ctrl);
+    BIO_meth_set_create(method, tunnel_sink_create);
+    BIO_meth_set_destroy(method, tunnel_sink_destroy);
+    *tunnel_sink_method_slot() = method;
+}
+
+/* A new, empty sink; NULL when out of memory. The method is made once, by whichever thread asks first. */
+static inline BIO *tunnel_sink_new(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, tunnel_sink_method_make);
+    BIO_METHOD *method = *tunnel_sink_method_slot();
+    return method != NULL ? BIO_new(method) : NULL;
+}
+
+/* The pending bytes, in place: valid until the next write to the sink. */
+static inline const unsigned char *tunnel_sink_pending_bytes(BIO *bio) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    return sink->bytes + sink->start;
+}
+
+static inline size_t tunnel_sink_pending(BIO *bio) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    return sink->end - sink->start;
+}
+
+/* Marks `count` pending bytes (at most all of them) as sent. */
+static inline void tunnel_sink_take(BIO *bio, size_t count) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    size_t pending = sink->end - sink->start;
+    sink->start += count < pending ? count : pending;
+    if (sink->start == sink->end) sink->start = sink->end = 0;
+}
+
+static inline size_t tunnel_sink_capacity(BIO *bio) { return tunnel_sink_of(bio)->capacity; }
+
+/* Frees a drained sink's buffer; the next write allocates a new one. */
+static inline void tunnel_sink_release(BIO *bio) {
+    tunnel_sink *sink = tunnel_sink_of(bio);
+    if (sink->end != sink->start) return;
+    OPENSSL_free(sink->bytes);
+    sink->bytes = NULL;
+    sink->start = sink->end = sink->capacity = 0;
 }
 
 /* MARK: Stacks */

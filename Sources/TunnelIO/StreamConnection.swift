@@ -303,16 +303,53 @@ public final class StreamConnection: HandleOwner {
             }, completion: completion)
     }
 
-    /// Queues bytes that `fill` writes straight into the pinned write buffer (up to `capacity`;
-    /// it returns how many it wrote), so a producer such as TLS needs no scratch copy of its own.
-    /// Same completion contract as `write(_:completion:)`; nothing is queued if `fill` writes 0.
-    /// `endsSegment` (TCP, nothing queued): the bytes end the kernel's segment (MSG_EOR), so the
-    /// next write is taken only while the kernel's unsent bytes are under TCP_NOTSENT_LOWAT
-    /// rather than appended to a 64 KiB segment past it; what the kernel does not take at once
-    /// is queued as usual.
-    public func write(
-        capacity: Int, filling fill: (UnsafeMutableRawBufferPointer) -> Int, endsSegment: Bool = false,
+    /// Hands `bytes` to the kernel at once, as many as it takes, when nothing is queued ahead of
+    /// them, and queues a copy of the rest (of all of them when writes are queued); the caller's
+    /// memory is free again on return. Returns how many went at once. `completion` runs only if
+    /// something was queued, as for `write(_:completion:)`, once the kernel took the rest.
+    ///
+    /// What the kernel takes at once costs no write request, no copy, no completion turn and no
+    /// re-arming of the socket's poll (libuv re-arms it after every queued write: an epoll_ctl a
+    /// message). A failing send queues everything, and the queued write reports the error.
+    /// `endsSegment` (TCP): the bytes end the kernel's segment (MSG_EOR), so the next write is
+    /// taken only while the kernel's unsent bytes are under TCP_NOTSENT_LOWAT rather than
+    /// appended to a 64 KiB segment past it. `alwaysCompletes`: `completion` runs from the loop
+    /// even when the kernel took every byte at once (an empty write request carries it), for an
+    /// owner that resumes its work from there.
+    @discardableResult
+    public func send(
+        _ bytes: UnsafeRawBufferPointer, endsSegment: Bool = false, alwaysCompletes: Bool = false,
         completion: ((IOError?) -> Void)? = nil
+    ) throws(IOError) -> Int {
+        guard state == .open else {
+            throw IOError(UV_EBADF, operation: "write", address: peerDescription)
+        }
+        let sent =
+            bytes.isEmpty ? 0 : tunnel_uv_try_send(stream, bytes.baseAddress, bytes.count, endsSegment ? 1 : 0)
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+        if !rest.isEmpty || alwaysCompletes {
+            try queue(capacity: rest.count, evenIfEmpty: true, completion: completion) { payload in
+                payload.copyMemory(from: rest)
+                return rest.count
+            }
+        }
+        return sent
+    }
+
+    /// Queues bytes that `fill` writes straight into the pinned write buffer (up to `capacity`;
+    /// it returns how many it wrote), so a producer needs no scratch copy of its own.
+    /// Same completion contract as `write(_:completion:)`; nothing is queued if `fill` writes 0.
+    public func write(
+        capacity: Int, filling fill: (UnsafeMutableRawBufferPointer) -> Int, completion: ((IOError?) -> Void)? = nil
+    ) throws(IOError) {
+        try queue(capacity: capacity, evenIfEmpty: false, completion: completion, filling: fill)
+    }
+
+    /// `write(capacity:filling:completion:)`; `evenIfEmpty` queues a request when `fill` wrote
+    /// nothing too, which libuv completes at once, from the loop.
+    private func queue(
+        capacity: Int, evenIfEmpty: Bool, completion: ((IOError?) -> Void)?,
+        filling fill: (UnsafeMutableRawBufferPointer) -> Int
     ) throws(IOError) {
         guard state == .open else {
             throw IOError(UV_EBADF, operation: "write", address: peerDescription)
@@ -325,16 +362,13 @@ public final class StreamConnection: HandleOwner {
         let request = block.bindMemory(to: uv_write_t.self, capacity: 1)
         let payload = block + headerSize
         let count = min(capacity, fill(UnsafeMutableRawBufferPointer(start: payload, count: capacity)))
-        guard count > 0 else {
+        guard count > 0 || evenIfEmpty else {
             block.deallocate()
             completion?(nil)
             return
         }
         request.pointee.data = completion.map { Unmanaged.passRetained(WriteCompletion($0)).toOpaque() }
-        // What was sent directly is skipped; a write left empty still goes through libuv, which
-        // completes it at once, so the completion runs from the loop as for every other write.
-        let sent = endsSegment ? tunnel_uv_send_ending_segment(stream, payload, count) : 0
-        var buffer = tunnel_uv_buf(payload + sent, count - sent)
+        var buffer = tunnel_uv_buf(payload, count)
         let status = uv_write(request, stream, &buffer, 1) { request, status in
             let completion = request!.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()

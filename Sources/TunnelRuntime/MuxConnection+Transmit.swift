@@ -31,7 +31,9 @@ extension MuxConnection {
         guard phase == .established else { return }
         heldBack = false
         var budget = queueLimit.highWater
-        while writeCiphertext() {
+        // A turn cut short by its budget resumes from the completion of its last write, which is
+        // therefore queued through libuv even when the kernel would take it at once.
+        while writeCiphertext(resumesTurn: budget <= 0) {
             guard budget > 0 else {
                 heldBack = true
                 break
@@ -49,9 +51,14 @@ extension MuxConnection {
                 return
             }
         }
-        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 {
-            heldBack = true
-        } else if session.streamCount == 0 {
+        let leftBytes = socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0
+        if leftBytes { heldBack = true }
+        if takenAtOnce > 0 {
+            // Counted as the completions of queued writes count, after the turn: held back or not.
+            noteKernelTook(takenAtOnce)
+            takenAtOnce = 0
+        }
+        if !leftBytes, session.streamCount == 0 {
             // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
             tls.releaseDrainedBuffers()
         }
@@ -77,57 +84,63 @@ extension MuxConnection {
         }
     }
 
-    /// Moves what TLS has produced to the socket, drained straight into the socket's pinned write
-    /// buffer (no copy through scratch memory). Established, it writes only while the socket's
-    /// write queue is empty, and `flush` encrypts one `writeChunk` of frames per write. On a slow
-    /// link (`endsEachWrite`) a write is cut at the chunk: the kernel takes it, and the few bytes
-    /// of record overhead past it wait in the write queue until the kernel's unsent bytes fall
-    /// below its mark, which paces the next turn (a keystroke under bulk on 20 Mbit/s: p50 6 ms;
-    /// 12–16 ms when the whole turn went out at once). On a fast one the turn's ciphertext goes
-    /// out in one write: cut there, the overhead took a syscall of its own after every chunk.
-    /// Handshaking or closing, it writes everything. Returns whether TLS has nothing left and the
-    /// kernel took all of it (there is room for more).
+    /// Moves what TLS has produced to the socket, sent straight from TLS's sink: what the kernel
+    /// takes at once costs no copy and no write request, and only the rest is copied into
+    /// libuv's queue (`resumesTurn`: a request goes through it anyway, so that its completion
+    /// resumes the flush).
+    /// Established, it writes only while the socket's write queue is empty, and `flush` encrypts
+    /// one `writeChunk` of frames per write. On a slow link (`endsEachWrite`) a write is cut at
+    /// the chunk: the kernel takes it, and the few bytes of record overhead past it wait in the
+    /// write queue until the kernel's unsent bytes fall below its mark, which paces the next turn
+    /// (a keystroke under bulk on 20 Mbit/s: p50 6 ms; 12–16 ms when the whole turn went out at
+    /// once). On a fast one the turn's ciphertext goes out in one write: cut there, the overhead
+    /// took a syscall of its own after every chunk. Handshaking or closing, it writes
+    /// everything. Returns whether TLS has nothing left and the kernel took all of it (there is
+    /// room for more).
     @discardableResult
-    func writeCiphertext() -> Bool {
+    func writeCiphertext(resumesTurn: Bool = false) -> Bool {
         let paced = phase == .established
         let slowLink = paced && queueLimit.endsEachWrite
         while !socket.isClosed {
             let pending = tls.pendingCiphertextCount
             guard pending > 0 else { return socket.writeQueueSize == 0 }
             guard !paced || socket.writeQueueSize == 0 else { return false }
-            var written = 0
-            do {
-                try socket.write(
-                    capacity: slowLink ? min(pending, queueLimit.writeChunk) : pending,
-                    filling: {
-                        written = tls.drainCiphertext(into: $0)
-                        return written
-                    },
-                    endsSegment: slowLink,
-                    completion: { [self] error in
-                        guard error == nil else { return }
-                        kernelTook(written)
-                    })
+            do throws(IOError) {
+                try tls.sendCiphertext(limit: slowLink ? queueLimit.writeChunk : pending) {
+                    ciphertext throws(IOError) in
+                    let count = ciphertext.count
+                    var sent = 0
+                    sent = try socket.send(ciphertext, endsSegment: slowLink, alwaysCompletes: resumesTurn) {
+                        [self] error in
+                        if error == nil { kernelTook(count - sent) }
+                    }
+                    if paced { takenAtOnce += sent }
+                    return count
+                }
             } catch {
                 close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
                 return false
             }
-            guard tls.pendingCiphertextCount < pending else { return false } // no progress: never spin
         }
         return false
     }
 
-    /// A write completed: the kernel took `count` bytes. Feeds the rate estimate, applies a new
-    /// kernel share, and resumes a flush that was held back once the write queue is empty.
+    /// A queued write completed: the kernel took `count` bytes. Resumes a flush that was held
+    /// back once the write queue is empty.
     private func kernelTook(_ count: Int) {
+        noteKernelTook(count)
+        if heldBack, socket.writeQueueSize == 0 {
+            heldBack = false
+            dispatch {}
+        }
+    }
+
+    /// Feeds the rate estimate with `count` bytes the kernel took and applies a new kernel share.
+    private func noteKernelTook(_ count: Int) {
         queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.path() }
         if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
             appliedNotSentLowWater = queueLimit.notSentLowWater
             try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
-        }
-        if heldBack, socket.writeQueueSize == 0 {
-            heldBack = false
-            dispatch {}
         }
     }
 

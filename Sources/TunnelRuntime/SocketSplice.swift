@@ -106,10 +106,15 @@ public final class SocketSplice: StreamHandler {
         }
         bytesToLocal += count
         do {
-            try output.write(bytes) { [self] error in
-                if let error { localReaderGone(error) }
-                connection.consumed(count, on: stream)
+            // What the kernel takes at once is consumed now; the rest once its queued write is done.
+            var sent = 0
+            sent = try bytes.withUnsafeBytes { raw in
+                try output.send(raw) { [self] error in
+                    if let error { localReaderGone(error) }
+                    connection.consumed(count - sent, on: stream)
+                }
             }
+            if sent > 0 { connection.consumed(sent, on: stream) }
         } catch {
             localReaderGone(error)
             connection.consumed(count, on: stream)

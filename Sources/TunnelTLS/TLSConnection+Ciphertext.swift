@@ -1,7 +1,7 @@
 internal import COpenSSL
 
 // The ciphertext side of a `TLSConnection`: bytes from the socket into the input BIO, and what
-// TLS wrote to the output BIO back out for the socket.
+// TLS wrote to its output sink back out for the socket.
 extension TLSConnection {
     /// Hands bytes received from the socket to TLS. Copies them once into the input BIO.
     public func feedCiphertext(_ bytes: UnsafeRawBufferPointer) {
@@ -71,7 +71,7 @@ extension TLSConnection {
     /// owner whose connection went quiet (no streams): after a busy spell, not every write.
     public func releaseDrainedBuffers() {
         Self.releaseIfDrained(networkInput)
-        Self.releaseIfDrained(networkOutput)
+        if tunnel_sink_capacity(networkOutput) > Self.keptBufferCapacity { tunnel_sink_release(networkOutput) }
     }
 
     private static func releaseIfDrained(_ bio: OpaquePointer) {
@@ -82,12 +82,25 @@ extension TLSConnection {
 
     /// The sizes the input and output BIOs' buffers have grown to (for tests).
     var bufferCapacities: (input: Int, output: Int) {
-        (tunnel_bio_mem_capacity(networkInput), tunnel_bio_mem_capacity(networkOutput))
+        (tunnel_bio_mem_capacity(networkInput), tunnel_sink_capacity(networkOutput))
     }
 
     /// Ciphertext waiting for the socket.
     public var pendingCiphertextCount: Int {
-        Int(BIO_ctrl_pending(networkOutput))
+        tunnel_sink_pending(networkOutput)
+    }
+
+    /// Hands the ciphertext waiting for the socket to `send` where it lies (no copy), at most
+    /// `limit` bytes of it; `send` returns how many it took, which TLS then forgets. The bytes are
+    /// valid only during the call.
+    public func sendCiphertext<Failure: Error>(
+        limit: Int = .max, _ send: (UnsafeRawBufferPointer) throws(Failure) -> Int
+    ) throws(Failure) -> Int {
+        let count = min(tunnel_sink_pending(networkOutput), limit)
+        guard count > 0 else { return 0 }
+        let taken = try send(UnsafeRawBufferPointer(start: tunnel_sink_pending_bytes(networkOutput), count: count))
+        tunnel_sink_take(networkOutput, min(taken, count))
+        return taken
     }
 
     /// Appends all ciphertext waiting for the socket to `buffer`, as a freshly allocated array of
@@ -112,13 +125,9 @@ extension TLSConnection {
     }
 
     private func readOutput(into storage: UnsafeMutableRawBufferPointer) -> Int {
-        var total = 0
-        while total < storage.count {
-            var read = 0
-            guard BIO_read_ex(networkOutput, storage.baseAddress! + total, storage.count - total, &read) == 1, read > 0
-            else { break }
-            total += read
+        sendCiphertext(limit: storage.count) { pending in
+            storage.copyMemory(from: pending)
+            return pending.count
         }
-        return total
     }
 }

@@ -38,7 +38,8 @@ public final class TLSConnection {
     let ssl: OpaquePointer
     /// Ciphertext received from the peer, waiting for OpenSSL. Owned by `ssl`.
     let networkInput: OpaquePointer
-    /// Ciphertext produced by OpenSSL, waiting for the socket. Owned by `ssl`.
+    /// Ciphertext produced by OpenSSL, waiting for the socket: a sink (`tunnel_sink_new`) the
+    /// socket writes from in place. Owned by `ssl`.
     let networkOutput: OpaquePointer
     let serverHost: String?
     /// Clients: sessions from this connection's tickets may be kept (`TLSContext.sessions`);
@@ -130,10 +131,10 @@ public final class TLSConnection {
             SSL_free(ssl)
             throw TLSError.openSSL(.openSSL, "could not allocate a memory BIO")
         }
-        guard let output = BIO_new(BIO_s_mem()) else {
+        guard let output = tunnel_sink_new() else {
             BIO_free(input)
             SSL_free(ssl)
-            throw TLSError.openSSL(.openSSL, "could not allocate a memory BIO")
+            throw TLSError.openSSL(.openSSL, "could not allocate a ciphertext sink BIO")
         }
         // An empty input BIO means "no data yet" (retry), not end of stream; see `feedEndOfCiphertext`.
         tunnel_bio_set_mem_eof_return(input, -1)

@@ -10,6 +10,8 @@ import TunnelIO
         var sent = FNV1a()
         var total = 0
         var writes = 0
+        /// Writes the kernel did not take whole at once, and completions of their queued rest.
+        var queued = 0
         var completions = 0
 
         /// Writes until the kernel leaves part of a write queued: far more than the reader's
@@ -20,24 +22,21 @@ import TunnelIO
                 bytes.withUnsafeBytes { sent.add($0) }
                 total += chunk
                 writes += 1
-                try client.write(
-                    capacity: chunk,
-                    filling: {
-                        $0.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: chunk))
-                        return chunk
-                    },
-                    endsSegment: endsSegment,
-                    completion: { [self] error in
+                let taken = try bytes.withUnsafeBytes {
+                    try client.send($0, endsSegment: endsSegment) { [self] error in
                         #expect(error == nil)
                         completions += 1
-                    })
+                    }
+                }
+                if taken < chunk { queued += 1 }
             }
         }
     }
 
     /// Writes `chunk`-byte pieces, each once the write queue is empty, to a reader that never
     /// reads, until the kernel refuses one; then reports the kernel's unsent bytes, lets the
-    /// reader read everything and checks it arrived whole, in order, with one completion a write.
+    /// reader read everything and checks it arrived whole, in order, with one completion for each
+    /// write whose rest was queued.
     private func unsentWhenRefused(endsSegment: Bool, lowWater: Int, chunk: Int) throws -> Int? {
         let harness = try LoopHarness(timeoutMilliseconds: 30_000)
         let loop = harness.loop
@@ -86,7 +85,7 @@ import TunnelIO
         }
         harness.run()
         #expect(receivedCount == writer.total && received.value == writer.sent.value)
-        #expect(writer.completions == writer.writes)
+        #expect(writer.queued >= 1 && writer.completions == writer.queued)
         return unsent
     }
 
@@ -99,7 +98,7 @@ import TunnelIO
     /// Plain writes are appended to the kernel's last segment unchecked: on this machine's kernel
     /// (6.18) the same run left 35,840 bytes unsent against the 4,096-byte mark. Not asserted,
     /// since it is the kernel's behaviour, not ours.
-    @Test("plain writes still arrive whole, with one completion each")
+    @Test("plain writes still arrive whole, the refused one completing once")
     func plainWritesArriveWhole() throws {
         let unsent = try unsentWhenRefused(endsSegment: false, lowWater: 4096, chunk: 1024)
         #expect(unsent != nil)
