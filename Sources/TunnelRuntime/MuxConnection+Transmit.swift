@@ -31,9 +31,7 @@ extension MuxConnection {
         guard phase == .established else { return }
         heldBack = false
         var budget = queueLimit.highWater
-        // A turn cut short by its budget resumes from the completion of its last write, which is
-        // therefore queued through libuv even when the kernel would take it at once.
-        while writeCiphertext(resumesTurn: budget <= 0) {
+        while writeCiphertext() {
             guard budget > 0 else {
                 heldBack = true
                 break
@@ -51,14 +49,9 @@ extension MuxConnection {
                 return
             }
         }
-        let leftBytes = socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0
-        if leftBytes { heldBack = true }
-        if takenAtOnce > 0 {
-            // Counted as the completions of queued writes count, after the turn: held back or not.
-            noteKernelTook(takenAtOnce)
-            takenAtOnce = 0
-        }
-        if !leftBytes, session.streamCount == 0 {
+        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 {
+            heldBack = true
+        } else if session.streamCount == 0 {
             // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
             tls.releaseDrainedBuffers()
         }
@@ -85,9 +78,10 @@ extension MuxConnection {
     }
 
     /// Moves what TLS has produced to the socket, sent straight from TLS's sink: what the kernel
-    /// takes at once costs no copy and no write request, and only the rest is copied into
-    /// libuv's queue (`resumesTurn`: a request goes through it anyway, so that its completion
-    /// resumes the flush).
+    /// takes at once costs no copy, and only the rest is copied into libuv's queue. Every write
+    /// still completes from the loop (an empty request when the kernel took it all): the
+    /// completions feed the rate estimate and resume a held-back flush (`kernelTook`). A write
+    /// under `sendInPlaceMinimum` is copied into libuv's queue whole, which writes it at once.
     /// Established, it writes only while the socket's write queue is empty, and `flush` encrypts
     /// one `writeChunk` of frames per write. On a slow link (`endsEachWrite`) a write is cut at
     /// the chunk: the kernel takes it, and the few bytes of record overhead past it wait in the
@@ -98,7 +92,7 @@ extension MuxConnection {
     /// everything. Returns whether TLS has nothing left and the kernel took all of it (there is
     /// room for more).
     @discardableResult
-    func writeCiphertext(resumesTurn: Bool = false) -> Bool {
+    func writeCiphertext() -> Bool {
         let paced = phase == .established
         let slowLink = paced && queueLimit.endsEachWrite
         while !socket.isClosed {
@@ -109,12 +103,13 @@ extension MuxConnection {
                 try tls.sendCiphertext(limit: slowLink ? queueLimit.writeChunk : pending) {
                     ciphertext throws(IOError) in
                     let count = ciphertext.count
-                    var sent = 0
-                    sent = try socket.send(ciphertext, endsSegment: slowLink, alwaysCompletes: resumesTurn) {
-                        [self] error in
-                        if error == nil { kernelTook(count - sent) }
+                    let completion: (IOError?) -> Void = { [self] error in if error == nil { kernelTook(count) } }
+                    if slowLink || count >= Self.sendInPlaceMinimum {
+                        try socket.send(
+                            ciphertext, endsSegment: slowLink, alwaysCompletes: true, completion: completion)
+                    } else {
+                        try socket.write(ciphertext, completion: completion)
                     }
-                    if paced { takenAtOnce += sent }
                     return count
                 }
             } catch {
@@ -125,22 +120,21 @@ extension MuxConnection {
         return false
     }
 
-    /// A queued write completed: the kernel took `count` bytes. Resumes a flush that was held
-    /// back once the write queue is empty.
-    private func kernelTook(_ count: Int) {
-        noteKernelTook(count)
-        if heldBack, socket.writeQueueSize == 0 {
-            heldBack = false
-            dispatch {}
-        }
-    }
+    /// Below this, copying a write costs less than the empty request (a `writev` of nothing) that
+    /// carries the completion of a write sent in place.
+    static let sendInPlaceMinimum = 16 * 1024
 
-    /// Feeds the rate estimate with `count` bytes the kernel took and applies a new kernel share.
-    private func noteKernelTook(_ count: Int) {
+    /// A write completed: the kernel took `count` bytes. Feeds the rate estimate, applies a new
+    /// kernel share, and resumes a flush that was held back once the write queue is empty.
+    private func kernelTook(_ count: Int) {
         queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.path() }
         if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
             appliedNotSentLowWater = queueLimit.notSentLowWater
             try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
+        }
+        if heldBack, socket.writeQueueSize == 0 {
+            heldBack = false
+            dispatch {}
         }
     }
 

@@ -58,8 +58,6 @@ public final class MuxConnection {
     /// The last flush left frames behind for the socket (its write queue was not empty, or the
     /// turn's budget was spent): a write completion resumes it, and rate samples count.
     var heldBack = false
-    /// Bytes the kernel took at once during this flush (no completion reports them).
-    var takenAtOnce = 0
     /// The TCP_NOTSENT_LOWAT last set on the socket.
     var appliedNotSentLowWater = TransmitQueueLimit.initialNotSentLowWater
     private var reportedReady = false
