@@ -23,7 +23,7 @@ import Testing
     func server(_ ring: TicketKeyRing, trust: TLSConfiguration.PeerVerification? = nil) throws -> TLSContext {
         var configuration = TLSConfiguration(
             role: .server, identity: try pki.gatewayIdentity(), peerVerification: trust ?? pki.gatewayTrust,
-            applicationProtocols: [nodeProtocol, operatorProtocol])
+            applicationProtocols: [nodeProtocol, operatorProtocol, enrollProtocol], enrollmentProtocol: enrollProtocol)
         configuration.resumption = .tickets(ring, protocols: [nodeProtocol])
         return try TLSContext(configuration: configuration)
     }
@@ -107,6 +107,20 @@ import Testing
         let fresh = try dial(nodeContext, try server(TicketKeyRing(path: keysPath, now: currentTime())))
         #expect(fresh.server.handshakeState.isDone && !fresh.server.isResumed)
         #expect(fresh.server.peerIdentity?.name == "node-17")
+    }
+
+    @Test func anEnrollmentConnectionNeverResumesANodesSession() throws {
+        defer { cleanUp() }
+        let node = try pki.clientIdentity(TunnelIdentity(role: .node, name: "node-17"), issuer: pki.nodeCA)
+        let serverContext = try server(TicketKeyRing(path: keysPath, now: currentTime()))
+        let nodeContext = try client(node)
+        _ = try dial(nodeContext, serverContext)
+        // The node's ticket, offered on a connection that asks only for enrollment.
+        let enrolling = try client(node, protocols: [enrollProtocol])
+        enrolling.sessions?.keep(try #require(nodeContext.sessions?.entry(for: gatewayHost)), for: gatewayHost)
+        let (client, server) = try connect(enrolling, serverContext)
+        #expect(client.offeredSession != nil)
+        #expect(server.handshakeState.isDone && server.isEnrollment && !server.isResumed)
     }
 
     @Test func onlyTheResumableProtocolGetsTickets() throws {
