@@ -12,16 +12,19 @@
 # Each storm also reports the CPU per reconnect of the gateway (its whole life from the restart
 # until every node is back) and of the simulator (from the kill until then). STORM_PERF=FILE
 # records the first storm's gateway with `perf record -e cpu-clock -g` for STORM_PERF_SECONDS (15).
+# The gateway issues session tickets here (--session-resumption, off by default in the product);
+# --full-handshakes measures it as shipped.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NODES=10000 KILLS=1 UPTIME=3 CONNECT_RATE=0
+NODES=10000 KILLS=1 UPTIME=3 CONNECT_RATE=0 RESUMPTION=true
 while [ $# -gt 0 ]; do
     case $1 in
         --nodes) NODES=$2; shift 2 ;;
         --kills) KILLS=$2; shift 2 ;;
         --uptime) UPTIME=$2; shift 2 ;;
         --connect-rate) CONNECT_RATE=$2; shift 2 ;;
+        --full-handshakes) RESUMPTION=false; shift ;;
         *) echo "unknown argument $1"; exit 2 ;;
     esac
 done
@@ -29,7 +32,7 @@ done
 . "$ROOT/scripts/lib/fleet.sh"
 fleet_begin fleet-storm
 
-fleet_prepare "$NODES"
+fleet_prepare "$NODES" --session-resumption "$RESUMPTION"
 # shellcheck disable=SC2086 # STORM_SIM_ARGS: more fleet-sim flags, e.g. --full-handshakes
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s ${STORM_SIM_ARGS:-}
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }

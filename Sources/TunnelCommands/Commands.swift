@@ -54,6 +54,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("reenroll-window")) var reenrollWindow: String?
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
+    @Option(help: schema.argumentHelp("session-resumption")) var sessionResumption: String?
     @Option(help: schema.argumentHelp("metrics-listen")) var metricsListen: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
@@ -71,7 +72,8 @@ public struct GatewayCommand: ParsableCommand {
             ("store", store), ("replica-name", replicaName), ("advertise", advertise),
             ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow),
             ("drain-timeout", drainTimeout),
-            ("handshake-timeout", handshakeTimeout), ("metrics-listen", metricsListen),
+            ("handshake-timeout", handshakeTimeout), ("session-resumption", sessionResumption),
+            ("metrics-listen", metricsListen),
             ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
             ("log-format", logFormat),
         ])

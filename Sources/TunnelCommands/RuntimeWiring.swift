@@ -37,7 +37,7 @@ extension GatewaySettings {
         configuration.policyPath = policy
         configuration.auditDirectory = "\(dataDir)/audit"
         configuration.auditKeyDirectory = "\(dataDir)/audit-key"
-        configuration.sessionTicketKeysPath = "\(dataDir)/session-ticket-keys"
+        configuration.sessionTicketKeysPath = sessionResumption ? "\(dataDir)/session-ticket-keys" : nil
         configuration.softwareVersion = VersionInfo.current.reported
         configuration.replica = try replicaIdentity()
         return configuration

@@ -19,8 +19,20 @@ import Testing
         #expect(g.handshakeTimeout == .seconds(10))
         #expect(g.keepaliveInterval == .seconds(20))
         #expect(g.logLevel == .info)
+        #expect(!g.sessionResumption, "no session tickets unless asked for (DESIGN's TLS default)")
         #expect(s.sources["listen"] == .defaultValue)
         #expect(s.sources["pki-dir"] == .derived(from: "data-dir"))
+    }
+
+    @Test("session resumption is turned on by its key, and anything but a yes or no is refused")
+    func sessionResumptionIsOptIn() throws {
+        let on = try SettingsLoader.load(
+            Schemas.gateway, SettingsInput(environment: env(["TUNNEL_SESSION_RESUMPTION": "on"])))
+        #expect(try GatewaySettings(on).sessionResumption)
+        #expect(throws: (any Error).self) {
+            try SettingsLoader.load(
+                Schemas.gateway, SettingsInput(environment: env(["TUNNEL_SESSION_RESUMPTION": "maybe"])))
+        }
     }
 
     @Test("every field of the typed settings is filled by its declaration: none keeps its placeholder")
