@@ -3,7 +3,8 @@
 # simulated nodes come online, the gateway is killed with SIGKILL and started again on the same
 # data directory (so with the same ticket keys), and once every node is back (its /metrics say
 # so) the gateway's CPU since that start and the simulator's since the kill are divided by the
-# nodes. Alternates runs with session tickets and with `fleet-sim --full-handshakes`.
+# nodes. Alternates runs with session tickets and with `fleet-sim --full-handshakes` (the gateway
+# issues tickets here: --session-resumption, off by default in the product).
 #   FLEET_BIN=DIR scripts/bench-reconnect-cpu.sh [--nodes 1000] [--rounds 2]
 # Uses the identities and gateway data a `fleet-*.sh --nodes 10000` run keeps in
 # $FLEET_DIR/n10000 (default /var/tmp/tunnel-fleet), on a copy of the data. Run it under the
@@ -32,7 +33,7 @@ PORT=$(free_port) METRICS=$(free_port) TICK_MS=$((1000 / $(getconf CLK_TCK)))
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 gateway() {
     "$FLEET_BIN/tunnel" gateway --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --policy "$WORK/policy.yaml" \
-        --metrics-listen "127.0.0.1:$METRICS" >>"$WORK/gateway.log" 2>&1 &
+        --metrics-listen "127.0.0.1:$METRICS" --session-resumption true >>"$WORK/gateway.log" 2>&1 &
     GATEWAY=$!
 }
 metric() { curl -s "127.0.0.1:$METRICS/metrics" | awk -v name="$1" 'index($0, name " ") == 1 { print $2 }'; }
