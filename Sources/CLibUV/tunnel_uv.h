@@ -41,6 +41,13 @@ typedef union {
 
 static inline uv_tcp_t *_Nonnull tunnel_uv_storage_tcp(tunnel_uv_stream_storage *_Nonnull storage) { return &storage->tcp; }
 static inline uv_pipe_t *_Nonnull tunnel_uv_storage_pipe(tunnel_uv_stream_storage *_Nonnull storage) { return &storage->pipe; }
+/// The fields both members begin with: what handle and stream calls take, whichever member it is.
+static inline uv_handle_t *_Nonnull tunnel_uv_storage_handle(tunnel_uv_stream_storage *_Nonnull storage) {
+    return (uv_handle_t *)storage;
+}
+static inline uv_stream_t *_Nonnull tunnel_uv_storage_stream(tunnel_uv_stream_storage *_Nonnull storage) {
+    return (uv_stream_t *)storage;
+}
 
 // MARK: - Buffers
 

@@ -22,7 +22,7 @@ extension StreamConnection {
         try requireOpen("read")
         precondition(!isReading, "readNow while libuv reads the connection")
         var descriptor: uv_os_fd_t = -1
-        try check(uv_fileno(tunnel_uv_tcp_as_handle(handle), &descriptor), "read", address: peerDescription)
+        try check(uv_fileno(anyHandle, &descriptor), "read", address: peerDescription)
         let buffer = loop.readBuffer(ofAtLeast: maximum)
         let count = recv(descriptor, buffer.baseAddress, maximum, Int32(MSG_DONTWAIT))
         if count > 0 { return .data(UnsafeRawBufferPointer(rebasing: buffer[..<count])) }

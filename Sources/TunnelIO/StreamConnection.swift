@@ -33,6 +33,8 @@ public final class StreamConnection: HandleOwner {
     private let storage: UnsafeMutablePointer<tunnel_uv_stream_storage>
     /// The TCP view of the handle; only meaningful (and only used) for TCP connections.
     var handle: UnsafeMutablePointer<uv_tcp_t> { tunnel_uv_storage_tcp(storage) }
+    /// The generic view of the handle, right for TCP and pipes alike.
+    var anyHandle: UnsafeMutablePointer<uv_handle_t> { tunnel_uv_storage_handle(storage) }
     /// The pipe view of the handle; only meaningful for pipes and Unix sockets.
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { tunnel_uv_storage_pipe(storage) }
     /// Handed to libuv for every read: the loop's shared buffer (`EventLoop.readBuffer`), so an
@@ -62,7 +64,7 @@ public final class StreamConnection: HandleOwner {
         case .tcp: uv_tcp_init(loop.loop, handle)
         case .pipe: uv_pipe_init(loop.loop, pipe, 0)
         }
-        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        anyHandle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 
     /// Wraps an inherited pipe or socket descriptor (not a regular file: those cannot be polled).
@@ -226,7 +228,7 @@ public final class StreamConnection: HandleOwner {
         return .success(connection)
     }
 
-    var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_tcp_as_stream(handle) }
+    var stream: UnsafeMutablePointer<uv_stream_t> { tunnel_uv_storage_stream(storage) }
 
     // MARK: Reading
 
@@ -448,7 +450,7 @@ public final class StreamConnection: HandleOwner {
         self.onClosed = onClosed
         connectTimer?.close()
         connectTimer = nil
-        beginClose(tunnel_uv_tcp_as_handle(handle))
+        beginClose(anyHandle)
     }
 
     func handleDidClose() {
