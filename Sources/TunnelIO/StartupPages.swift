@@ -1,15 +1,16 @@
-import Glibc
+internal import Glibc
 
-/// Gives back the code and read-only data pages the agent touched only while starting.
+/// Gives back the code and read-only data pages a long-running process touched only while starting.
 ///
-/// Most of an idle agent's resident set is clean pages of the files it maps (the binary, the Swift
-/// runtime, OpenSSL, libc): the dynamic loader's relocations, settings, YAML, enrollment and the
-/// first TLS handshake touch them once, and the kernel maps up to 16 neighbouring page-cache pages
-/// on each fault (docs/BENCHMARKS.md, "Edge agent footprint"). Once the session is up, they are
-/// dropped from the page tables with `MADV_DONTNEED`: they stay in the page cache, nothing is
-/// lost, and what the agent runs afterwards (keepalives, streams) faults back in. Only mappings
-/// that can hold no data of the process's own are released: file-backed, private, not writable,
-/// and without one anonymous (copied-on-write) page — so never the relocated RELRO data.
+/// Most of an idle agent's or gateway's resident set is clean pages of the files it maps (the
+/// binary, the Swift runtime, Foundation, OpenSSL, libc): the dynamic loader's relocations,
+/// settings, YAML, the store's migrations and the first TLS handshake touch them once, and the
+/// kernel maps up to 16 neighbouring page-cache pages on each fault (docs/BENCHMARKS.md, "Edge
+/// agent footprint"). Once the process is serving, they are dropped from the page tables with
+/// `MADV_DONTNEED`: they stay in the page cache, nothing is lost, and what runs afterwards
+/// (keepalives, streams) faults back in. Only mappings that can hold no data of the process's own
+/// are released: file-backed, private, not writable, and without one anonymous
+/// (copied-on-write) page — so never the relocated RELRO data.
 package enum StartupPages {
     /// One mapping to release.
     package struct Range: Equatable {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import TunnelCommands
+@testable import TunnelIO
 
 /// Which mappings the edge agent may drop from its resident set once its session is up.
 @Suite struct StartupPagesTests {
