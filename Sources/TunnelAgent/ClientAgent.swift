@@ -86,8 +86,7 @@ public enum ClientAgent {
             // Each time a session is up, the pages only starting touched go back (StartupPages).
             edge.onStateChange = { connected, _ in
                 guard connected else { return }
-                let advised = StartupPages.release()
-                logger.debug("start-up pages released", metadata: ["mappings.kib": "\(advised >> 10)"])
+                releaseStartupPages(logger: logger)
             }
             let metrics = try startMetrics(
                 client.metricsListen, loop: loop, logger: logger,

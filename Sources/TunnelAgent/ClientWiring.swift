@@ -76,6 +76,13 @@ package func runUntilSignalled(
     loop.run()
 }
 
+/// Gives back the pages only starting touched (`StartupPages`), once a long-lived role serves:
+/// the agent each time its session comes up, the gateway once it listens.
+package func releaseStartupPages(logger: Logger) {
+    let advised = StartupPages.release()
+    logger.debug("start-up pages released", metadata: ["mappings.kib": "\(advised >> 10)"])
+}
+
 /// Starts a node client on `loop`. Network and gateway failures never end it: it retries until
 /// it is stopped.
 package func startEdgeClient(_ configuration: EdgeClientConfiguration, loop: EventLoop, logger: Logger)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TunnelGateway
-import TunnelIO
 import TunnelTLS
 import TunnelText
 
@@ -120,9 +119,7 @@ public struct GatewayCommand: ParsableCommand {
                 gateway.metricsListen, loop: loop, logger: logger,
                 exposition: running.metricsExposition, unreadiness: running.unreadiness)
             let hangup = running.reloadPolicyOnHangup()
-            // Serving now: the pages only starting touched go back (StartupPages).
-            let advised = StartupPages.release()
-            logger.debug("start-up pages released", metadata: ["mappings.kib": "\(advised >> 10)"])
+            releaseStartupPages(logger: logger)
             return { stopped in
                 hangup?.close()
                 metrics?.close()
