@@ -334,8 +334,12 @@ public final class MuxConnection {
         }
     }
 
+    /// Lets go of the handlers of closed streams, but not while events wait: the flush that
+    /// sends a stream's last frame can raise its last `.writable` too, and the handler hears
+    /// every event of its stream (a writer may wait on that one to release something else).
+    /// `dispatch` drains the events and flushes again, and that flush sweeps.
     func sweepClosedStreams() {
-        guard !closingStreams.isEmpty else { return }
+        guard !closingStreams.isEmpty, !session.hasPendingEvents else { return }
         for id in closingStreams where session.state(of: id) == .closed {
             handlers[id] = nil
             closingStreams.remove(id)
