@@ -95,10 +95,20 @@ public final class StreamRelay {
         public func streamWritable() {
             // This side drained: the bytes the other end held back are delivered now.
             guard let other, other.otherIsFull else { return }
-            other.otherIsFull = false
-            let held = other.heldBack
-            other.heldBack = 0
-            if held > 0 { other.connection.consumed(held, on: other.stream) }
+            other.releaseHeldCredit()
+        }
+
+        /// Gives the sender the credit of bytes held back, and stops holding. Also when the relay
+        /// ends, since its sender can send nothing more on this stream: the `.writable` that would
+        /// release them comes when the other stream's last bytes drain, and by then the owner
+        /// has let go of the relay (and the other end with it), so nobody would pass it on.
+        /// Credit never given back shrinks the sender's connection window for good, until it
+        /// can send on no stream at all (the CI soak's stalls with `RelaySizing`).
+        fileprivate func releaseHeldCredit() {
+            otherIsFull = false
+            let held = heldBack
+            heldBack = 0
+            if held > 0 { connection.consumed(held, on: stream) }
         }
     }
 
@@ -143,7 +153,11 @@ public final class StreamRelay {
 
     fileprivate func report(_ outcome: Outcome) {
         guard let onEvent else { return }
-        if case .ended = outcome { self.onEvent = nil }
+        if case .ended = outcome {
+            self.onEvent = nil
+            first.releaseHeldCredit()
+            second.releaseHeldCredit()
+        }
         onEvent(self, outcome)
     }
 }
