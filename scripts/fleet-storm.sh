@@ -30,6 +30,17 @@ while [ $# -gt 0 ]; do
 done
 # shellcheck source=lib/fleet.sh
 . "$ROOT/scripts/lib/fleet.sh"
+
+# thread_cpu PID: each thread's name and CPU seconds so far (the loop is `tunnel`, the
+# handshake workers `tls-handshake`).
+thread_cpu() {
+    local tick stat
+    tick=$(getconf CLK_TCK)
+    for stat in /proc/"$1"/task/*/stat; do
+        awk -v t="$tick" '{ sub(/^[^(]*\(/, ""); name = substr($0, 1, index($0, ")") - 1)
+            sub(/^[^)]*\) /, ""); if ($12 + $13 > 0) printf "%s %.2f s; ", name, ($12 + $13) / t }' "$stat"
+    done
+}
 fleet_begin fleet-storm
 
 fleet_prepare "$NODES" --session-resumption "$RESUMPTION"
@@ -68,6 +79,7 @@ for kill in $(seq 1 "$KILLS"); do
     figure "storm $kill/$KILLS: new stream 1 s after restart" "$stream_seconds s (exit $stream_status, node ${node:-none listed online})"
     figure "storm $kill/$KILLS: CPU per reconnect" "$(awk -v g="$gateway_ms" -v s="$sim_ms" -v n="$NODES" \
         'BEGIN { printf "gateway %.3f ms (%.1f s in all), simulator %.3f ms (%.1f s)", g / n, g / 1000, s / n, s / 1000 }')"
+    figure "storm $kill/$KILLS: gateway CPU per thread" "$(thread_cpu "$GATEWAY_PID")"
     sleep "$UPTIME"
 done
 if [ "$KILLS" -gt 1 ]; then

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runtime_suites='TunnelIOTests|TunnelIntegrationTests\.(FinDeliveryTests|RapidResetTests|SessionEndTests|ShellFramingTests|RelayCreditTests)'
+runtime_suites='TunnelIOTests|TunnelIntegrationTests\.(FinDeliveryTests|RapidResetTests|SessionEndTests|ShellFramingTests|RelayCreditTests|HandshakeWorkerTests)'
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(layers tsan release)
 for check in "${checks[@]}"; do

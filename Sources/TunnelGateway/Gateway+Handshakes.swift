@@ -27,6 +27,19 @@ extension Gateway {
         return .newcomer
     }
 
+    /// The worker that takes handshakes after their ClientHello; nil when configured off, or
+    /// when its threads cannot start (handshakes then run on the loop).
+    func startHandshakeWorker() -> HandshakeWorker? {
+        guard configuration.handshakeThreads > 0 else { return nil }
+        do {
+            return try HandshakeWorker(loop: loop, threads: configuration.handshakeThreads)
+        } catch {
+            logger.error(
+                "cannot start the handshake worker; handshakes run on the loop", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
     /// A handshake place came free (a handshake ended): connections waiting for one get it
     /// next turn.
     func handshakePlaceFreed() {

@@ -135,6 +135,7 @@ extension Gateway {
             loop: loop, socket: socket, tls: tls, role: .acceptor, configuration: configuration.session,
             handshakeTimeout: configuration.handshakeTimeout, buffers: buffers, logger: logger)
         connection.delegate = self
+        connection.handshakeWorker = handshakeWorker
         tls.holdAtClientHello = { [unowned self, unowned connection] offered in
             holdsHandshake(connection, offered: offered)
         }

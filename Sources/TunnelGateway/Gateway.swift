@@ -50,6 +50,9 @@ public struct GatewayConfiguration: Sendable {
     /// This gateway's name and address as a replica of a cluster; nil for a lone gateway,
     /// which then keeps no presence in the store and writes no `replica` in its records.
     public var replica: ReplicaIdentity?
+    /// Threads that run TLS handshakes' costly steps off the loop (`HandshakeWorker`); 0: all on
+    /// the loop.
+    public var handshakeThreads = HandshakeWorker.defaultThreadCount
 
     public init(
         listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority,
@@ -109,6 +112,8 @@ public final class Gateway {
     /// Operators' handshakes ahead of a reconnect storm's (`Gateway+Handshakes.swift`).
     var handshakes: HandshakeQueue<ObjectIdentifier>
     let handshakeTurn: LoopTimer
+    /// Started with the listener, closed at stop (`Gateway+Handshakes.swift`).
+    var handshakeWorker: HandshakeWorker?
     /// Each operator's share of the audit log.
     var streamRecords: StreamRecordBudget
     private var policyFileContent: [UInt8]?
@@ -180,6 +185,7 @@ public final class Gateway {
             }
         }
         self.listener = listener
+        handshakeWorker = startHandshakeWorker()
         cluster?.start()
         housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) {
             [unowned self] in
@@ -239,6 +245,7 @@ public final class Gateway {
         drainTimer = nil
         enforceAdmission(final: true)
         groupCommit.close()
+        handshakeWorker?.close()
         audit?.record(.gatewayStop(GatewayStop(reason: "stopped")))
         audit?.close()
         onStopped()

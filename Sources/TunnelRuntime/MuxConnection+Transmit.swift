@@ -27,6 +27,8 @@ extension MuxConnection {
     /// Pulls frames from the session while the kernel takes them at once, one chunk per socket
     /// write and at most `highWater` per turn, encrypts and writes them.
     func flush() {
+        // What a worker's step wrote goes out once it is back (`handshakeCameBack`).
+        guard !handshakeIsAway else { return }
         if phase == .handshaking { writeCiphertext() }
         guard phase == .established else { return }
         heldBack = false
@@ -140,6 +142,7 @@ extension MuxConnection {
 
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the pacing.
     func flushFinalBytes() {
+        guard !handshakeIsAway else { return }
         while tls.handshakeState.isDone {
             buffers.plaintext.removeAll(keepingCapacity: true)
             guard session.pollTransmit(into: &buffers.plaintext, maxBytes: Self.transmitChunk) > 0 else { break }

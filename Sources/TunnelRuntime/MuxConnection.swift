@@ -61,6 +61,13 @@ public final class MuxConnection {
     /// The TCP_NOTSENT_LOWAT last set on the socket.
     var appliedNotSentLowWater = TransmitQueueLimit.initialNotSentLowWater
     private var reportedReady = false
+    /// Servers: where the handshake's costly steps run, off the loop; nil runs them here. Set
+    /// before `start`.
+    public var handshakeWorker: HandshakeWorker? {
+        didSet { tls.stopsAfterAdmission = handshakeWorker != nil }
+    }
+    /// The handshake is with `handshakeWorker`: nothing here touches `tls` until it comes back.
+    var handshakeIsAway = false
     let buffers: MuxBuffers
     var queueLimit = TransmitQueueLimit()
     /// Bytes of plaintext pulled from the session per TLS write.
@@ -79,13 +86,14 @@ public final class MuxConnection {
     }
 
     /// After the handshake: the peer's verified identity, ALPN protocol and the CA that verified it.
-    public var peerIdentity: TunnelIdentity? { tls.peerIdentity }
-    public var applicationProtocol: String? { tls.applicationProtocol }
-    public var verifiedBy: TrustedCA? { tls.verifiedBy }
+    /// All nil while the handshake is away (`handshakeIsAway`), as before it finished.
+    public var peerIdentity: TunnelIdentity? { handshakeIsAway ? nil : tls.peerIdentity }
+    public var applicationProtocol: String? { handshakeIsAway ? nil : tls.applicationProtocol }
+    public var verifiedBy: TrustedCA? { handshakeIsAway ? nil : tls.verifiedBy }
     /// The peer's verified certificate (leaf); for its key, serial and expiry.
-    public var peerCertificate: Certificate? { tls.peerCertificate }
+    public var peerCertificate: Certificate? { handshakeIsAway ? nil : tls.peerCertificate }
     /// The handshake resumed a session from a ticket (`TLSConfiguration.Resumption`).
-    public var isResumed: Bool { tls.isResumed }
+    public var isResumed: Bool { !handshakeIsAway && tls.isResumed }
     /// Why the handshake or TLS failed, when it did: lets a client tell a wrong clock or an
     /// expired certificate from a network problem.
     public private(set) var tlsFailure: TLSError?
@@ -143,6 +151,11 @@ public final class MuxConnection {
             try socket.startReading { [self] event in
                 dispatch {
                     switch event {
+                    case .data(let bytes) where phase == .handshaking && handshakeWorker != nil:
+                        // Copied: the handshake may go to the worker, which must not read the
+                        // socket's buffer.
+                        tls.feedCiphertext(bytes)
+                        process()
                     case .data(let bytes):
                         tls.withReceivedCiphertext(bytes) { process() }
                     case .end:
@@ -243,25 +256,16 @@ public final class MuxConnection {
         dispatching = false
     }
 
-    private func process() {
+    func process() {
         if phase == .handshaking {
-            switch tls.advanceHandshake() {
-            case .inProgress:
-                return
-            case .failed(let error):
-                tlsFailure = error
-                // Write the alert first, so the peer learns why (expired, unknown CA…).
-                beginClosing(Failure(.protocolError, "TLS handshake with \(remoteAddress) failed: \(error)"))
-                return
-            case .done:
-                phase = .established
-                if let refusal = delegate?.connectionEstablished(self) {
-                    logger.notice(
-                        "refusing peer", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(refusal.reason)"])
-                    session.abort(refusal.code, reason: refusal.reason)
-                    return
-                }
+            guard !handshakeIsAway else { return }
+            // The ClientHello is decided here, on the loop; every step after it on the worker.
+            if handshakeWorker != nil, tls.clientHelloAdmitted { return handOffHandshake() }
+            let state = tls.advanceHandshake()
+            if handshakeWorker != nil, tls.clientHelloAdmitted, case .inProgress = state {
+                return handOffHandshake()
             }
+            guard handshakeAdvanced(to: state) else { return }
         }
         guard phase == .established else { return }
         while phase == .established {
@@ -288,6 +292,28 @@ public final class MuxConnection {
                 session.abort(.noError, reason: "TLS closed")
                 return
             }
+        }
+    }
+
+    /// Acts on a handshake step: true once the connection is established and not refused.
+    func handshakeAdvanced(to state: TLSConnection.HandshakeState) -> Bool {
+        switch state {
+        case .inProgress:
+            return false
+        case .failed(let error):
+            tlsFailure = error
+            // Write the alert first, so the peer learns why (expired, unknown CA…).
+            beginClosing(Failure(.protocolError, "TLS handshake with \(remoteAddress) failed: \(error)"))
+            return false
+        case .done:
+            phase = .established
+            if let refusal = delegate?.connectionEstablished(self) {
+                logger.notice(
+                    "refusing peer", metadata: ["peer.address": "\(remoteAddress)", "reason": "\(refusal.reason)"])
+                session.abort(refusal.code, reason: refusal.reason)
+                return false
+            }
+            return true
         }
     }
 

@@ -88,6 +88,14 @@ public final class TLSConnection {
     /// `advanceHandshake` is called again (then it is asked again). How a gateway puts operators
     /// ahead of a reconnect storm.
     public var holdAtClientHello: (([String]) -> Bool)?
+    /// Servers: the ClientHello was let through (`holdAtClientHello` said no, or there is none).
+    /// It is not asked again, not even for a second ClientHello after a HelloRetryRequest.
+    public internal(set) var clientHelloAdmitted = false
+    /// Servers whose owner runs the handshake's costly steps on another thread (a
+    /// `HandshakeWorker`): the handshake stops once more right after its ClientHello is admitted,
+    /// before the key exchange and the signature, so that `holdAtClientHello` is asked on the
+    /// owner's thread and everything after it runs where the owner takes the handshake next.
+    public var stopsAfterAdmission = false
 
     /// Which time certificates are checked against.
     public enum CertificateTime: Sendable, Equatable {

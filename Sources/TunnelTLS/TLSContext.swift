@@ -391,7 +391,10 @@ private func inspectClientHello(
         alert?.pointee = TLS1_AD_NO_APPLICATION_PROTOCOL
         return SSL_CLIENT_HELLO_ERROR
     }
-    return connection.holdsClientHello() ? SSL_CLIENT_HELLO_RETRY : SSL_CLIENT_HELLO_SUCCESS
+    if connection.clientHelloAdmitted { return SSL_CLIENT_HELLO_SUCCESS }
+    if connection.holdsClientHello() { return SSL_CLIENT_HELLO_RETRY }
+    connection.clientHelloAdmitted = true
+    return connection.stopsAfterAdmission ? SSL_CLIENT_HELLO_RETRY : SSL_CLIENT_HELLO_SUCCESS
 }
 
 /// Verify callback for every certificate check: remembers the first failure on the connection so
