@@ -31,6 +31,7 @@ static inline uv_stream_t *tunnel_uv_pipe_as_stream(uv_pipe_t *pipe) { return (u
 static inline uv_handle_t *tunnel_uv_timer_as_handle(uv_timer_t *timer) { return (uv_handle_t *)timer; }
 static inline uv_handle_t *tunnel_uv_signal_as_handle(uv_signal_t *signal) { return (uv_handle_t *)signal; }
 static inline uv_handle_t *tunnel_uv_async_as_handle(uv_async_t *async) { return (uv_handle_t *)async; }
+static inline uv_handle_t *tunnel_uv_prepare_as_handle(uv_prepare_t *prepare) { return (uv_handle_t *)prepare; }
 static inline uv_req_t *tunnel_uv_getaddrinfo_as_req(uv_getaddrinfo_t *req) { return (uv_req_t *)req; }
 
 /// Memory for whichever stream handle a StreamConnection owns: a TCP socket or a pipe.

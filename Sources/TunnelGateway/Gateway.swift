@@ -177,8 +177,9 @@ public final class Gateway {
     @discardableResult
     public func start() throws(IOError) -> SocketAddress {
         let address = try SocketAddress(ip: configuration.listenHost, port: configuration.listenPort)
-        let listener = try TCPListener(loop: loop, address: address, backlog: Self.listenBacklog) {
-            [unowned self] result in
+        let listener = try TCPListener(
+            loop: loop, address: address, backlog: Self.listenBacklog, acceptBudget: Self.acceptBudget
+        ) { [unowned self] result in
             switch result {
             case .success(let socket): accepted(socket)
             case .failure(let error): logger.warning("accept failed", metadata: ["error": "\(error)"])

@@ -9,6 +9,14 @@ public final class TCPListener: HandleOwner {
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private let readBufferSize: Int
     private var callbacks: ListenerCallbacks
+    /// How many connections one loop turn takes from the kernel's queue; nil takes all that
+    /// wait, as libuv does.
+    private var budget: AcceptBudget?
+    /// Starts each turn's budget, and takes a connection left over from the last turn.
+    private var turnStart: LoopTurnStart?
+    /// A connection the budget left for the next turn. libuv holds it (accepted from the kernel,
+    /// no handle yet) and stops watching the queue until `uv_accept` takes it.
+    private var deferred = false
 
     /// Binds and listens at once, so bind errors surface here: libuv defers
     /// EADDRINUSE from `uv_tcp_bind` to `uv_listen`.
@@ -16,6 +24,8 @@ public final class TCPListener: HandleOwner {
     /// - Parameters:
     ///   - ipv6Only: for `::`, refuse IPv4-mapped peers instead of serving both families.
     ///   - readBufferSize: the most bytes one read of an accepted connection hands over.
+    ///   - acceptBudget: accepts per loop turn; the rest stay queued in the kernel until the
+    ///     next turn, so a burst of new connections cannot take a whole turn. Nil: no limit.
     ///   - onAccept: called per peer; an error means one accept failed, the
     ///     listener keeps listening.
     public init(
@@ -24,6 +34,7 @@ public final class TCPListener: HandleOwner {
         backlog: Int32 = 511,
         ipv6Only: Bool = false,
         readBufferSize: Int = StreamConnection.defaultReadBufferSize,
+        acceptBudget: AcceptBudget? = nil,
         onAccept: @escaping (Result<StreamConnection, IOError>) -> Void
     ) throws(IOError) {
         let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
@@ -34,7 +45,11 @@ public final class TCPListener: HandleOwner {
         self.localAddress = address
         self.readBufferSize = readBufferSize
         callbacks = ListenerCallbacks(onAccept: onAccept)
+        budget = acceptBudget
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        if acceptBudget != nil {
+            turnStart = LoopTurnStart(loop: loop) { [unowned self] in beginTurn() }
+        }
         do {
             var storage = address.storage
             try check(tunnel_uv_tcp_bind(handle, &storage, ipv6Only ? 1 : 0), "bind", address: address.description)
@@ -63,6 +78,26 @@ public final class TCPListener: HandleOwner {
     }
 
     private func didReceiveConnection(status: Int32) {
+        guard callbacks.acceptHandler != nil else { return }
+        if status == 0, budget?.mayAccept(now: EventLoop.monotonicNanoseconds) == false {
+            // Returning without uv_accept leaves the connection to libuv, which stops reading
+            // the queue until it is taken (`beginTurn`).
+            deferred = true
+            return
+        }
+        accept(status: status)
+    }
+
+    /// A new loop turn: a new budget, whose first accept is the connection left from the last.
+    private func beginTurn() {
+        budget?.newTurn()
+        guard deferred, callbacks.acceptHandler != nil else { return }
+        deferred = false
+        _ = budget?.mayAccept(now: EventLoop.monotonicNanoseconds)
+        accept(status: 0)
+    }
+
+    private func accept(status: Int32) {
         guard let onAccept = callbacks.acceptHandler else { return }
         onAccept(
             StreamConnection.accept(
@@ -76,6 +111,8 @@ public final class TCPListener: HandleOwner {
     /// Stops listening; connections already accepted stay open. Idempotent.
     public func close(_ onClosed: (() -> Void)? = nil) {
         guard callbacks.close(then: onClosed) else { return }
+        turnStart?.close()
+        turnStart = nil
         beginClose(tunnel_uv_tcp_as_handle(handle))
     }
 
