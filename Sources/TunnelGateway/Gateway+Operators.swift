@@ -16,12 +16,15 @@ extension Gateway {
         // The roles now (not at connect): a changed role applies to the next request.
         let roles = authority.roles(of: name)
         switch TunnelProtocol.decode(OperatorRequest.self, from: metadata) {
-        case .listNodes(let after, let limit):
+        case .listNodes(let after, let limit, nil):
             let (page, next) = nodePage(visibleToRoles: roles, after: after, limit: limit)
             connection.reply(
                 NodeList(
                     nodes: page, warnings: after == nil ? warnings : [], gatewayTime: authority.now, next: next),
                 on: stream)
+        case .listNodes(let after, let limit, let pages?):
+            NodeListReply.start(
+                self, connection: connection, stream: stream, roles: roles, after: after, limit: limit, pages: pages)
         case .connect(let node, let service, let parameters):
             let open = { [unowned self] in
                 guard !connection.isEnding else { return }

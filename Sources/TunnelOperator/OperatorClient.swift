@@ -178,21 +178,29 @@ public final class OperatorClient {
     // MARK: - Requests
 
     /// `tunnel nodes`: the gateway's list of known nodes, a page at a time. `page` gets each
-    /// page as it arrives (the first carries the gateway's warnings and time); the next is asked
-    /// for at once. `completion` ends it: nil after the last page, or the failure.
+    /// page as it arrives (the first carries the gateway's warnings and time). One request asks
+    /// for up to `NodeList.maximumPagesPerReply` pages; where its reply ends, the next request
+    /// is made at once. `completion` ends it: nil after the last page, or the failure.
     public func listNodes(
         on connection: MuxConnection, pageSize: Int = NodeList.maximumPage, after: String? = nil,
         page: @escaping (NodeList) -> Void, completion: @escaping (OperatorFailure?) -> Void
     ) {
-        ask(.listNodes(after: after, limit: pageSize), on: connection, reply: NodeList.self) { [weak self] result in
+        let reader = NodeListReader(connection: connection, page: page) { [weak self] result in
             switch result {
             case .failure(let failure): completion(failure)
-            case .success(let list):
-                page(list)
-                // A cursor that does not move on would ask for the same page forever.
-                guard let next = list.next, let self, next > (after ?? "") else { return completion(nil) }
+            case .success(let next):
+                // A cursor that does not move on would ask for the same pages forever.
+                guard let next, let self, next > (after ?? "") else { return completion(nil) }
                 listNodes(on: connection, pageSize: pageSize, after: next, page: page, completion: completion)
             }
+        }
+        do {
+            let request = OperatorRequest.listNodes(
+                after: after, limit: pageSize, pages: NodeList.maximumPagesPerReply)
+            reader.stream = try connection.openStream(
+                metadata: TunnelProtocol.encode(request), interactive: false, handler: reader)
+        } catch {
+            completion(OperatorFailure("cannot ask the gateway: \(error)", cause: .local))
         }
     }
 

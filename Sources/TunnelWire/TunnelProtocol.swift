@@ -54,8 +54,12 @@ public enum OperatorRequest: Codable, Equatable, Sendable {
     /// Reply with one page of the known nodes (`NodeList`) as JSON data, then finish: the nodes
     /// named after `after` (by byte order), at most `limit` of them and never more than
     /// `NodeList.maximumPage`. A request without a limit (from a tunnel older than pages) gets
-    /// one page of the maximum size.
-    case listNodes(after: String? = nil, limit: Int? = nil)
+    /// one page of the maximum size. With `pages`, the reply carries up to that many pages in a
+    /// row (never more than `NodeList.maximumPagesPerReply`), each a JSON document ended by a
+    /// newline, so a long list costs one request instead of one per page; the last page's `next`
+    /// is where a following request starts. A gateway older than `pages` ignores it and sends
+    /// its one page, which a reader of lines takes the same way.
+    case listNodes(after: String? = nil, limit: Int? = nil, pages: Int? = nil)
     /// A fresh certificate for the operator's key, answered with a `CertificateReply`.
     case renew(csr: String)
     /// Fleet administration, answered with an `AdminReply`; needs an admin role.
@@ -128,6 +132,9 @@ public struct NodeList: Codable, Equatable, Sendable {
     /// The most nodes one reply carries, whatever the request asks: a reply's encoding is one
     /// turn of the gateway's loop, and this bounds it.
     public static let maximumPage = 1_000
+    /// The most pages one request's reply carries (`OperatorRequest.listNodes(pages:)`): a
+    /// 10,000-node fleet in one request. Each page is encoded in a loop turn of its own.
+    public static let maximumPagesPerReply = 10
 
     public var nodes: [NodeStatus]
     public var warnings: [String]

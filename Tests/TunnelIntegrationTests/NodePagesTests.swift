@@ -1,7 +1,8 @@
 import Testing
-import TunnelOperator
 import TunnelRuntime
 import TunnelState
+
+@testable import TunnelOperator
 
 /// `tunnel nodes` reads the list a page at a time: every node once, by name, each reply bounded.
 @Suite("Node list pages", .serialized)
@@ -48,6 +49,49 @@ struct NodePagesTests {
         #expect(try past?.get().nodes.isEmpty == true)
         #expect(try past?.get().next == nil)
         operatorClient.close()
+    }
+}
+
+/// One request, several pages (`listNodes(pages:)`), read a line at a time; and the same reader
+/// takes the one page without a newline that a gateway older than `pages` sends.
+@Suite("Node list pages in one reply", .serialized)
+struct NodePagesInOneReplyTests {
+    /// Reads one request's reply: its pages, and where the next request would start.
+    private func read(_ request: OperatorRequest, _ scenario: TunnelTests.Scenario) throws -> (
+        pages: [NodeList], next: Result<String?, OperatorFailure>?
+    ) {
+        let (operatorClient, connection) = try scenario.operatorOnceOnline("node-17")
+        defer { operatorClient.close() }
+        var pages: [NodeList] = []
+        var next: Result<String?, OperatorFailure>?
+        let reader = NodeListReader(connection: connection, page: { pages.append($0) }) { next = $0 }
+        reader.stream = try connection.openStream(
+            metadata: TunnelProtocol.encode(request), interactive: false, handler: reader)
+        #expect(scenario.runner.run(until: { next != nil }))
+        return (pages, next)
+    }
+
+    @Test("2,501 nodes, two pages of 1,000 asked: both in one reply, and where the third starts")
+    func twoPagesInOneReply() throws {
+        let scenario = try TunnelTests.Scenario()
+        defer { scenario.tearDown() }
+        try scenario.pki.fleet.store.saveNodes((0..<2_500).map { NodeEntry(name: "sim-\($0 + 10_000)") })
+        let (pages, next) = try read(.listNodes(after: nil, limit: 1_000, pages: 2), scenario)
+        #expect(pages.map(\.nodes.count) == [1_000, 1_000])
+        // node-17 sorts first; the second page ends at sim-11998.
+        #expect(try next?.get() == "sim-11998")
+        #expect(pages.last?.next == "sim-11998")
+        #expect(pages.first?.gatewayTime != nil)
+    }
+
+    @Test("a reply of one page and no newline (a gateway older than pages) is read as one page")
+    func onePageWithoutNewline() throws {
+        let scenario = try TunnelTests.Scenario()
+        defer { scenario.tearDown() }
+        try scenario.pki.fleet.store.saveNodes((0..<30).map { NodeEntry(name: "n-\($0 + 10)") })
+        let (pages, next) = try read(.listNodes(after: nil, limit: 5), scenario)
+        #expect(pages.map { $0.nodes.map(\.name) } == [["n-10", "n-11", "n-12", "n-13", "n-14"]])
+        #expect(try next?.get() == "n-14")
     }
 }
 
