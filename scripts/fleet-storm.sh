@@ -13,7 +13,9 @@
 # until every node is back) and of the simulator (from the kill until then). STORM_PERF=FILE
 # records the first storm's gateway with `perf record -e cpu-clock -g` for STORM_PERF_SECONDS (15).
 # The gateway issues session tickets here (--session-resumption, off by default in the product);
-# --full-handshakes measures it as shipped.
+# --full-handshakes measures it as shipped. Before the first kill, `tunnel nodes` is timed at
+# rest (its wall time and the gateway's CPU per 1,000 rows, three calls); after each storm, the
+# gateway's loop delay (`tunnel_loop_delay_seconds`, sampled once a second, from its metrics).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,12 +45,19 @@ thread_cpu() {
 }
 fleet_begin fleet-storm
 
-fleet_prepare "$NODES" --session-resumption "$RESUMPTION"
+METRICS_PORT=$(free_port)
+fleet_prepare "$NODES" --session-resumption "$RESUMPTION" --metrics-listen "127.0.0.1:$METRICS_PORT"
 # shellcheck disable=SC2086 # STORM_SIM_ARGS: more fleet-sim flags, e.g. --full-handshakes
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s ${STORM_SIM_ARGS:-}
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
 grep -m1 '^ONLINE' "$WORK/sim.log"
 sleep "$UPTIME"
+rest_ticks=$(cpu_ticks "$GATEWAY_PID") rest_begin=$(date +%s%N)
+for _ in 1 2 3; do "$TUNNEL" nodes --json >"$WORK/rest.json" 2>&1 || { cat "$WORK/rest.json"; exit 1; }; done
+rows=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["nodes"]))' "$WORK/rest.json")
+figure "tunnel nodes at rest, $rows rows" "$(awk -v t="$(($(cpu_ticks "$GATEWAY_PID") - rest_ticks))" \
+    -v w="$((($(date +%s%N) - rest_begin) / 1000000))" -v r="$rows" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.2f s each; gateway CPU %.0f ms per 1,000 rows", w / 3000, t * 1000 / hz / 3 / r * 1000 }')"
 
 for kill in $(seq 1 "$KILLS"); do
     fleet_gateway_kill
@@ -64,7 +73,16 @@ for kill in $(seq 1 "$KILLS"); do
     restart_ms=$((($(date +%s%N) - restart_begin) / 1000000))
     sleep 1
     read -r nodes_seconds nodes_status < <(seconds_of timeout 30 "$TUNNEL" nodes --json)
-    node=$(python3 -c 'import json,sys; print(next((n["name"] for n in json.load(open(sys.argv[1]))["nodes"] if n["online"]), ""))' "$WORK/last.out" 2>/dev/null)
+    # The stream needs a node that is back: with none in that list, the list is asked again
+    # every half second, for 10 s at most, and the stream starts once one is (its delay said).
+    stream_after=$(awk -v b="$restart_begin" -v n="$(date +%s%N)" 'BEGIN { printf "%.1f", (n - b) / 1e9 }')
+    for _ in $(seq 1 20); do
+        node=$(python3 -c 'import json,sys; print(next((n["name"] for n in json.load(open(sys.argv[1]))["nodes"] if n["online"]), ""))' "$WORK/last.out" 2>/dev/null)
+        [ -n "$node" ] && break
+        sleep 0.5
+        timeout 30 "$TUNNEL" nodes --json >"$WORK/last.out" 2>&1
+        stream_after=$(awk -v b="$restart_begin" -v n="$(date +%s%N)" 'BEGIN { printf "%.1f", (n - b) / 1e9 }')
+    done
     read -r stream_seconds stream_status < <(seconds_of sh -c "printf storm | timeout 30 '$TUNNEL' proxy '${node:-sim-00000}' echo")
     [ "$(cat "$WORK/last.out")" = storm ] || stream_status="$stream_status, echo wrong: $(head -c 200 "$WORK/last.out")"
     if wait_for_lines "$WORK/sim.log" "^EPISODE" "$kill" 120; then
@@ -76,7 +94,15 @@ for kill in $(seq 1 "$KILLS"); do
     gateway_ms=$(($(cpu_ticks "$GATEWAY_PID") * tick_ms)) sim_ms=$((($(cpu_ticks "$SIM_PID") - sim_ticks) * tick_ms))
     figure "storm $kill/$KILLS ($NODES nodes): nodes back after the kill" "${episode#EPISODE *: } (gateway ready after $restart_ms ms)"
     figure "storm $kill/$KILLS: tunnel nodes 1 s after restart" "$nodes_seconds s (exit $nodes_status)"
-    figure "storm $kill/$KILLS: new stream 1 s after restart" "$stream_seconds s (exit $stream_status, node ${node:-none listed online})"
+    figure "storm $kill/$KILLS: new stream once a node is back" "$stream_seconds s (exit $stream_status, node ${node:-none listed online}, begun $stream_after s after the kill)"
+    figure "storm $kill/$KILLS: gateway loop delay, 1/s samples" "$(curl -s --max-time 10 "http://127.0.0.1:$METRICS_PORT/metrics" | python3 -c '
+import re, sys
+buckets = [(float(m.group(1)), int(m.group(2))) for m in
+           (re.match(r"tunnel_loop_delay_seconds_bucket\{le=\"([^\"]+)\"\} (\d+)", l) for l in sys.stdin) if m]
+if not buckets: print("not reported by this gateway"); sys.exit()
+total = max(c for _, c in buckets)
+median = next(le for le, c in buckets if c * 2 >= total) if total else 0
+print(f"{total} samples: median <= {median * 1000:g} ms, " + ", ".join(f"<= {le * 1000:g} ms {c}" for le, c in buckets if le >= 0.01))')"
     figure "storm $kill/$KILLS: CPU per reconnect" "$(awk -v g="$gateway_ms" -v s="$sim_ms" -v n="$NODES" \
         'BEGIN { printf "gateway %.3f ms (%.1f s in all), simulator %.3f ms (%.1f s)", g / n, g / 1000, s / n, s / 1000 }')"
     figure "storm $kill/$KILLS: gateway CPU per thread" "$(thread_cpu "$GATEWAY_PID")"

@@ -102,6 +102,8 @@ public final class Gateway {
     /// Whether streams were relayed at the last housekeeping tick (`Gateway+Memory.swift`).
     var wasRelaying = false
     private let housekeeping: LoopTimer
+    /// When the next housekeeping tick falls due (loop clock): how late it runs is the loop's delay.
+    private var housekeepingDue: UInt64 = 0
     let audit: AuditTrail?
     /// The audit syncs and fleet-store writes of a loop turn, done once for all of them.
     let groupCommit: GroupCommit
@@ -188,8 +190,11 @@ public final class Gateway {
         self.listener = listener
         handshakeWorker = startHandshakeWorker()
         cluster?.start()
+        housekeepingDue = loop.now + Self.housekeepingMilliseconds
         housekeeping.start(after: Self.housekeepingMilliseconds, repeat: Self.housekeepingMilliseconds) {
             [unowned self] in
+            metrics.loopDelay(seconds: Double(loop.now &- housekeepingDue) / 1_000)
+            housekeepingDue = loop.now + Self.housekeepingMilliseconds
             closeExpiredSessions()
             reloadPolicyIfChanged()
             enforceAdmission()

@@ -14,6 +14,7 @@ public final class GatewayMetrics {
 
     /// Seconds: an fsync on a healthy disk takes well under 10 ms; a sick one, seconds.
     static let auditBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    static let loopBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
     static let storeBuckets: [Double] = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 
     public init() {}
@@ -126,6 +127,12 @@ public final class GatewayMetrics {
         if failed { registry.makeCounter(descriptor: Name.storeErrors, labels: [("operation", operation)]).increment() }
     }
 
+    /// How late a once-a-second tick of the gateway's loop ran: the rest of the loop turn that
+    /// was going on when it fell due, a sample of how long frames wait for the loop.
+    public func loopDelay(seconds: Double) {
+        registry.makeValueHistogram(descriptor: Name.loopDelay, labels: [], buckets: Self.loopBuckets).record(seconds)
+    }
+
     /// Every metric's name and help, in one place (docs/METRICS.md lists them). Computed: the
     /// library's descriptor type is not `Sendable`, so it cannot be a stored static.
     enum Name {
@@ -178,6 +185,9 @@ public final class GatewayMetrics {
         }
         static var storeDuration: MetricNameDescriptor {
             .tunnel("store_operation_duration", unit: "seconds", "Time of fleet-store calls by operation")
+        }
+        static var loopDelay: MetricNameDescriptor {
+            .tunnel("loop_delay", unit: "seconds", "How late the gateway's once-a-second tick ran (a loop turn's rest)")
         }
         static var storeErrors: MetricNameDescriptor {
             .tunnel("store_errors", unit: "total", "Fleet-store calls that failed, by operation")

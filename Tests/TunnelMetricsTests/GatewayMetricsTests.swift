@@ -71,6 +71,7 @@ import Testing
         metrics.auditWrite(seconds: 0.003, failed: false)
         metrics.auditWrite(seconds: 0.2, failed: true)
         metrics.storeCall("nodes", seconds: 0.0002, failed: false)
+        metrics.loopDelay(seconds: 0.3)
         let lines = Self.lines(metrics)
         for expected in [
             "# TYPE tunnel_audit_write_duration_seconds histogram",
@@ -78,6 +79,7 @@ import Testing
             #"tunnel_audit_write_duration_seconds_bucket{le="+Inf"} 2"#,
             "tunnel_audit_write_duration_seconds_count 2", "tunnel_audit_write_failures_total 1",
             #"tunnel_store_operation_duration_seconds_bucket{operation="nodes",le="0.0005"} 1"#,
+            #"tunnel_loop_delay_seconds_bucket{le="0.25"} 0"#, #"tunnel_loop_delay_seconds_bucket{le="0.5"} 1"#,
         ] {
             #expect(lines.contains(expected), "\(expected)")
         }
