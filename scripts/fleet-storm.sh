@@ -15,7 +15,8 @@
 # The gateway issues session tickets here (--session-resumption, off by default in the product);
 # --full-handshakes measures it as shipped. Before the first kill, `tunnel nodes` is timed at
 # rest (its wall time and the gateway's CPU per 1,000 rows, three calls); after each storm, the
-# gateway's loop delay (`tunnel_loop_delay_seconds`, sampled once a second, from its metrics).
+# gateway's loop delay (`tunnel_loop_delay_seconds`, sampled once a second, from its metrics) and
+# the SYNs the kernel dropped for a full accept queue. STORM_GATEWAY_ARGS: more gateway flags.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,8 +46,12 @@ thread_cpu() {
 }
 fleet_begin fleet-storm
 
+# listen_overflows: connections the kernel dropped for a full accept queue, machine-wide.
+listen_overflows() { nstat -az TcpExtListenOverflows | awk '/ListenOverflows/ { print $2 }'; }
+
 METRICS_PORT=$(free_port)
-fleet_prepare "$NODES" --session-resumption "$RESUMPTION" --metrics-listen "127.0.0.1:$METRICS_PORT"
+# shellcheck disable=SC2086 # STORM_GATEWAY_ARGS: more gateway flags, e.g. --accepts-per-turn 256
+fleet_prepare "$NODES" --session-resumption "$RESUMPTION" --metrics-listen "127.0.0.1:$METRICS_PORT" ${STORM_GATEWAY_ARGS:-}
 # shellcheck disable=SC2086 # STORM_SIM_ARGS: more fleet-sim flags, e.g. --full-handshakes
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s ${STORM_SIM_ARGS:-}
 wait_for_line "$WORK/sim.log" "^ONLINE" 1800 "$SIM_PID" || { tail -20 "$WORK/sim.log"; exit 1; }
@@ -60,6 +65,7 @@ figure "tunnel nodes at rest, $rows rows" "$(awk -v t="$(($(cpu_ticks "$GATEWAY_
     'BEGIN { printf "%.2f s each; gateway CPU %.0f ms per 1,000 rows", w / 3000, t * 1000 / hz / 3 / r * 1000 }')"
 
 for kill in $(seq 1 "$KILLS"); do
+    overflows=$(listen_overflows)
     fleet_gateway_kill
     # The clock starts at the kill: nodes dial again as soon as the new gateway listens, which
     # can be before it says it is ready, so a mark at "ready" would miss the fastest of them.
@@ -103,6 +109,7 @@ if not buckets: print("not reported by this gateway"); sys.exit()
 total = max(c for _, c in buckets)
 median = next(le for le, c in buckets if c * 2 >= total) if total else 0
 print(f"{total} samples: median <= {median * 1000:g} ms, " + ", ".join(f"<= {le * 1000:g} ms {c}" for le, c in buckets if le >= 0.01))')"
+    figure "storm $kill/$KILLS: SYNs dropped (ListenOverflows)" "$(($(listen_overflows) - overflows)) (the machine's, from the kill until all back)"
     figure "storm $kill/$KILLS: CPU per reconnect" "$(awk -v g="$gateway_ms" -v s="$sim_ms" -v n="$NODES" \
         'BEGIN { printf "gateway %.3f ms (%.1f s in all), simulator %.3f ms (%.1f s)", g / n, g / 1000, s / n, s / 1000 }')"
     figure "storm $kill/$KILLS: gateway CPU per thread" "$(thread_cpu "$GATEWAY_PID")"

@@ -49,6 +49,9 @@ enum AdmissionSettings {
                 "max-pending-handshakes-per-source", \.admission.pendingHandshakesPerSource,
                 defaults.pendingHandshakesPerSource, "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
             .count(
+                "accepts-per-turn", \.admission.acceptsPerTurn, defaults.acceptsPerTurn,
+                "New connections taken from the kernel's accept queue per loop turn (none more once 10 ms went by)"),
+            .count(
                 "max-enrollment-connections", \.admission.enrollmentConnections, defaults.enrollmentConnections,
                 "Enrollment connections (no certificate) open at once"),
             .count(
@@ -122,6 +125,7 @@ struct AdmissionFlags: ParsableArguments {
     private static let schema = Schemas.gateway
     @Option(help: schema.argumentHelp("max-pending-handshakes")) var maxPendingHandshakes: String?
     @Option(help: schema.argumentHelp("max-pending-handshakes-per-source")) var maxPendingHandshakesPerSource: String?
+    @Option(help: schema.argumentHelp("accepts-per-turn")) var acceptsPerTurn: String?
     @Option(help: schema.argumentHelp("max-enrollment-connections")) var maxEnrollmentConnections: String?
     @Option(help: schema.argumentHelp("max-enrollment-connections-per-source")) var maxEnrollmentConnectionsPerSource:
         String?
@@ -138,6 +142,7 @@ struct AdmissionFlags: ParsableArguments {
         given([
             ("max-pending-handshakes", maxPendingHandshakes),
             ("max-pending-handshakes-per-source", maxPendingHandshakesPerSource),
+            ("accepts-per-turn", acceptsPerTurn),
             ("max-enrollment-connections", maxEnrollmentConnections),
             ("max-enrollment-connections-per-source", maxEnrollmentConnectionsPerSource),
             ("enrollment-deadline", enrollmentDeadline),

@@ -18,6 +18,9 @@ public struct AdmissionLimits: Sendable, Equatable {
     /// TLS handshakes begun per loop turn, operators first, then nodes, then enrollments
     /// (`HandshakeQueue`); the rest wait after their ClientHello for the next turn.
     public var handshakesPerTurn = 8
+    /// New connections taken from the kernel's accept queue per loop turn, and none more once
+    /// `Gateway.acceptTurnNanoseconds` went by since the turn's first (`AcceptBudget`).
+    public var acceptsPerTurn = 64
     /// Enrollment connections (no certificate needed), all sources together.
     public var enrollmentConnections = 64
     public var enrollmentConnectionsPerSource = 8

@@ -31,12 +31,12 @@ extension Gateway {
     /// (`helloCameWithConnect`), so a long queue does not overrun the hello pool.
     static let listenBacklog: Int32 = 4_096
 
-    /// New connections taken from that queue per loop turn (at most 64, and none more once 10 ms
-    /// went by since the turn's first): each costs its accept, its ClientHello read and its TLS
-    /// state, and a storm's queue of thousands taken at once held the established sessions'
-    /// frames (an admin's pages, its streams) for the whole turn. The rest stay queued in the
-    /// kernel, where they cost nothing, until the next turn.
-    static let acceptBudget = AcceptBudget(perTurn: 64, turnNanoseconds: 10_000_000)
+    /// How long a loop turn may go on taking new connections from that queue, from its first
+    /// (and at most `AdmissionLimits.acceptsPerTurn` of them): each costs its accept, its
+    /// ClientHello read and its TLS state, and a storm's queue of thousands taken at once held
+    /// the established sessions' frames (an admin's pages, its streams) for the whole turn. The
+    /// rest stay queued in the kernel, where they cost nothing, until the next turn.
+    static let acceptTurnNanoseconds: UInt64 = 10_000_000
 
     /// A new socket: when its ClientHello came with the connect (it queued behind a storm),
     /// it is given a place among the handshakes, or refused, at once. Otherwise it is closed at

@@ -180,7 +180,9 @@ public final class Gateway {
     public func start() throws(IOError) -> SocketAddress {
         let address = try SocketAddress(ip: configuration.listenHost, port: configuration.listenPort)
         let listener = try TCPListener(
-            loop: loop, address: address, backlog: Self.listenBacklog, acceptBudget: Self.acceptBudget
+            loop: loop, address: address, backlog: Self.listenBacklog,
+            acceptBudget: AcceptBudget(
+                perTurn: configuration.admission.acceptsPerTurn, turnNanoseconds: Self.acceptTurnNanoseconds)
         ) { [unowned self] result in
             switch result {
             case .success(let socket): accepted(socket)
