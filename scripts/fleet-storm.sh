@@ -50,7 +50,7 @@ fleet_begin fleet-storm
 listen_overflows() { nstat -az TcpExtListenOverflows | awk '/ListenOverflows/ { print $2 }'; }
 
 METRICS_PORT=$(free_port)
-# shellcheck disable=SC2086 # STORM_GATEWAY_ARGS: more gateway flags, e.g. --accepts-per-turn 256
+# shellcheck disable=SC2086 # STORM_GATEWAY_ARGS: more gateway flags, e.g. --accepts-per-turn 64
 fleet_prepare "$NODES" --session-resumption "$RESUMPTION" --metrics-listen "127.0.0.1:$METRICS_PORT" ${STORM_GATEWAY_ARGS:-}
 # shellcheck disable=SC2086 # STORM_SIM_ARGS: more fleet-sim flags, e.g. --full-handshakes
 fleet_sim "$WORK/sim.log" --nodes "$NODES" --identities "$FLEET_HOME/ids" "${TOKEN_ARGS[@]}" --connect-rate "$CONNECT_RATE" --status-interval 5s ${STORM_SIM_ARGS:-}

@@ -20,7 +20,7 @@ public struct AdmissionLimits: Sendable, Equatable {
     public var handshakesPerTurn = 8
     /// New connections taken from the kernel's accept queue per loop turn, and none more once
     /// `Gateway.acceptTurnNanoseconds` went by since the turn's first (`AcceptBudget`).
-    public var acceptsPerTurn = 64
+    public var acceptsPerTurn = 256
     /// Enrollment connections (no certificate needed), all sources together.
     public var enrollmentConnections = 64
     public var enrollmentConnectionsPerSource = 8
