@@ -64,7 +64,7 @@ struct NodePagesInOneReplyTests {
         defer { operatorClient.close() }
         var pages: [NodeList] = []
         var next: Result<String?, OperatorFailure>?
-        let reader = NodeListReader(connection: connection, page: { pages.append($0) }) { next = $0 }
+        let reader = NodeListReader(connection: connection, page: { pages.append($0) }, completion: { next = $0 })
         reader.stream = try connection.openStream(
             metadata: TunnelProtocol.encode(request), interactive: false, handler: reader)
         #expect(scenario.runner.run(until: { next != nil }))
