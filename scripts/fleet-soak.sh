@@ -95,9 +95,9 @@ mib = lambda k: f"{k / 1024:.0f} MiB"
 print(f"soak: streams completed={report['streams_completed']} ({report['bytes_verified'] / 1e9:.2f} GB verified, {report['verified_mb_per_s']:.0f} MB/s)")
 print(f"soak: bytes wrong / streams lost={report['bytes_wrong']} / {report['streams_lost']}")
 print(f"soak: node flaps={report['flaps']}")
-# What the relayed streams' windows may hold (docs/PROTOCOL.md 6.3): each stream's 256 KiB
-# initial window both ways, plus the gateway's 32 MiB budget for window growth.
-bound = int(sys.argv[8]) * 2 * 256 + 32 * 1024
+# What the relayed streams may hold (RelaySizing, docs/TUNNEL.md 4): each stream's 64 KiB initial
+# window and 16 KiB send buffer both ways, plus the gateway's 16 MiB budget for window growth.
+bound = int(sys.argv[8]) * 2 * (64 + 16) + 16 * 1024
 if during:
     peak = max(during) - idle
     print(f"soak: gateway RSS peak under load={mib(max(during))} (+{mib(peak)} over idle)")

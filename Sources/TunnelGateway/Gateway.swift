@@ -63,16 +63,12 @@ public struct GatewayConfiguration: Sendable {
         self.identity = identity
         self.nodeCA = nodeCA
         self.operatorCA = operatorCA
-        session.windowBudget = WindowBudget(capacity: Self.windowBudgetBytes)
+        session.sizeForRelaying()
         session.keepaliveInterval = GatewayKeepalive.interval
         session.keepaliveMissLimit = GatewayKeepalive.missLimit
         // Nodes and operators ping the gateway anyway: answering is enough while they do.
         session.pingsOnlyWhenQuiet = true
     }
-
-    /// Window growth all relayed streams share (`WindowBudget`): enough for one bulk stream to
-    /// reach a 16 MiB window, or a few to pass 4 MiB, without 200 of them holding gigabytes.
-    public static let windowBudgetBytes: Int64 = 32 << 20
 }
 
 /// The central gateway: one port for edge nodes, operators and enrolling nodes, told apart by
