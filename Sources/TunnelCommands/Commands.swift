@@ -55,6 +55,7 @@ public struct GatewayCommand: ParsableCommand {
     @Option(help: schema.argumentHelp("drain-timeout")) var drainTimeout: String?
     @Option(help: schema.argumentHelp("handshake-timeout")) var handshakeTimeout: String?
     @Option(help: schema.argumentHelp("session-resumption")) var sessionResumption: String?
+    @Option(help: schema.argumentHelp("handshake-threads")) var handshakeThreads: String?
     @Option(help: schema.argumentHelp("metrics-listen")) var metricsListen: String?
     @Option(help: schema.argumentHelp("keepalive-interval")) var keepaliveInterval: String?
     @Option(help: schema.argumentHelp("log-level")) var logLevel: String?
@@ -73,6 +74,7 @@ public struct GatewayCommand: ParsableCommand {
             ("node-certificate-ttl", nodeCertificateTtl), ("reenroll-window", reenrollWindow),
             ("drain-timeout", drainTimeout),
             ("handshake-timeout", handshakeTimeout), ("session-resumption", sessionResumption),
+            ("handshake-threads", handshakeThreads),
             ("metrics-listen", metricsListen),
             ("keepalive-interval", keepaliveInterval), ("log-level", logLevel),
             ("log-format", logFormat),

@@ -36,6 +36,12 @@ public struct GatewaySettings: Sendable, Equatable {
     public var metricsListen: HostPort?
     /// Off by default, as DESIGN's TLS row asks: a node then proves its key in every handshake.
     public var sessionResumption = false
+    /// 0 by default: on a machine whose cores are all busy anyway, the hand-overs cost more than
+    /// they gave (docs/BENCHMARKS.md, "TLS handshakes on a worker thread").
+    public var handshakeThreads = 0
+    /// More threads than this would only wait for the loop, whose share of a connect is about
+    /// a worker's.
+    static let maximumHandshakeThreads = 16
 }
 
 extension GatewaySettings: DeclaredSettings {
@@ -94,6 +100,11 @@ extension GatewaySettings: DeclaredSettings {
                 help:
                     "Issue nodes TLS 1.3 session tickets, so a fleet resumes after a restart at less CPU; off: every handshake proves the node's key",
                 example: "true"),
+            Setting(
+                "handshake-threads", .integer, .defaultValue("0"), \.handshakeThreads,
+                help:
+                    "Threads that run TLS handshakes' key exchanges and signatures beside the loop, for a gateway with cores of its own (at most \(GatewaySettings.maximumHandshakeThreads)); 0: all on the loop",
+                example: "1"),
             Schemas.metricsListen(\.metricsListen),
             Schemas.keepalive(
                 \.keepaliveInterval, interval: GatewayKeepalive.interval, misses: GatewayKeepalive.missLimit),

@@ -29,6 +29,12 @@ extension GatewaySettings {
             operatorCA: try CADirectory.loadCA(.operator, directory: pkiDir))
         configuration.drainTimeout = drainTimeout
         configuration.handshakeTimeout = handshakeTimeout
+        guard (0...Self.maximumHandshakeThreads).contains(handshakeThreads) else {
+            throw .usage(
+                "handshake-threads must be 0 to \(Self.maximumHandshakeThreads) (got \(handshakeThreads))",
+                .configInvalid)
+        }
+        configuration.handshakeThreads = handshakeThreads
         try AdmissionSettings.check(self, nodeCapacity: Int(configuration.session.maxConcurrentStreams))
         configuration.admission = admission
         configuration.session.keepaliveInterval = keepaliveInterval

@@ -51,8 +51,9 @@ public struct GatewayConfiguration: Sendable {
     /// which then keeps no presence in the store and writes no `replica` in its records.
     public var replica: ReplicaIdentity?
     /// Threads that run TLS handshakes' costly steps off the loop (`HandshakeWorker`); 0: all on
-    /// the loop.
-    public var handshakeThreads = HandshakeWorker.defaultThreadCount
+    /// the loop (the default: where the machine's cores are busy anyway, as in the benchmarks'
+    /// storms, the hand-overs cost more than they gave).
+    public var handshakeThreads = 0
 
     public init(
         listenHost: String, listenPort: UInt16, identity: TLSIdentity, nodeCA: CertificateAuthority,

@@ -15,15 +15,6 @@ import TunnelTLS
 ///
 /// Loop-confined: create it, hand handshakes to it and close it on the loop's thread.
 public final class HandshakeWorker {
-    /// Worker threads by default: one core is the loop's, the others take handshakes, up to
-    /// `maximumDefaultThreads`; none on a single core, where a worker would only add hand-overs.
-    public static var defaultThreadCount: Int {
-        min(maximumDefaultThreads, max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1))
-    }
-    /// The loop's own share of a connect is about as much as a worker's step, so more workers
-    /// than this would wait for the loop.
-    public static let maximumDefaultThreads = 3
-
     public let threadCount: Int
     private let shared: Shared
     private let waker: EventLoop.Waker

@@ -24,6 +24,19 @@ import Testing
         #expect(s.sources["pki-dir"] == .derived(from: "data-dir"))
     }
 
+    @Test("handshakes run on the loop unless handshake-threads asks for worker threads")
+    func handshakeThreads() throws {
+        let plain = try SettingsLoader.load(Schemas.gateway, SettingsInput(environment: env([:])))
+        #expect(try GatewaySettings(plain).handshakeThreads == 0)
+        let two = try SettingsLoader.load(
+            Schemas.gateway, SettingsInput(environment: env(["TUNNEL_HANDSHAKE_THREADS": "2"])))
+        #expect(try GatewaySettings(two).handshakeThreads == 2)
+        #expect(throws: (any Error).self) {
+            try SettingsLoader.load(
+                Schemas.gateway, SettingsInput(environment: env(["TUNNEL_HANDSHAKE_THREADS": "two"])))
+        }
+    }
+
     @Test("session resumption is turned on by its key, and anything but a yes or no is refused")
     func sessionResumptionIsOptIn() throws {
         let on = try SettingsLoader.load(
