@@ -25,17 +25,18 @@ extension MuxConnection {
     }
 
     /// Pulls frames from the session while the kernel takes them at once, one chunk per socket
-    /// write and at most `highWater` per turn, encrypts and writes them.
+    /// write and at most `highWater` per turn, encrypts and writes them. A turn whose budget ran
+    /// out while the kernel kept taking goes on at the next loop turn; one the kernel refused goes
+    /// on when the write queue has drained (`queuedWriteDone`).
     func flush() {
         // What a worker's step wrote goes out once it is back (`handshakeCameBack`).
         guard !handshakeIsAway else { return }
         if phase == .handshaking { writeCiphertext() }
         guard phase == .established else { return }
-        heldBack = false
         var budget = queueLimit.highWater
         while writeCiphertext() {
             guard budget > 0 else {
-                heldBack = true
+                flushNextTurn()
                 break
             }
             buffers.plaintext.removeAll(keepingCapacity: true)
@@ -51,14 +52,26 @@ extension MuxConnection {
                 return
             }
         }
-        if socket.writeQueueSize > 0 || tls.pendingCiphertextCount > 0 {
-            heldBack = true
-        } else if session.streamCount == 0 {
+        let refused = socket.writeQueueSize > 0
+        sampleSendRate(refused: refused)
+        if !refused, tls.pendingCiphertextCount == 0, session.streamCount == 0 {
             // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
             tls.releaseDrainedBuffers()
         }
         sweepClosedStreams()
         armTimer()
+    }
+
+    /// Feeds the rate estimate what the kernel has taken so far (all bytes handed to the socket
+    /// but those still in libuv's write queue) and applies a new kernel share.
+    private func sampleSendRate(refused: Bool) {
+        queueLimit.sample(
+            kernelTaken: bytesHandedToSocket - socket.writeQueueSize, refused: refused, at: Self.now()
+        ) { try? socket.path() }
+        if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
+            appliedNotSentLowWater = queueLimit.notSentLowWater
+            try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
+        }
     }
 
     /// Hands all of `buffers.plaintext` to TLS; OpenSSL may take it one record at a time.
@@ -79,11 +92,11 @@ extension MuxConnection {
         }
     }
 
-    /// Moves what TLS has produced to the socket, sent straight from TLS's sink: what the kernel
-    /// takes at once costs no copy, and only the rest is copied into libuv's queue. Every write
-    /// still completes from the loop (an empty request when the kernel took it all): the
-    /// completions feed the rate estimate and resume a held-back flush (`kernelTook`). A write
-    /// under `sendInPlaceMinimum` is copied into libuv's queue whole, which writes it at once.
+    /// Moves what TLS has produced to the socket, sent straight from TLS's sink when libuv's write
+    /// queue is empty: what the kernel takes at once costs no copy, no write request, no
+    /// completion turn and no re-arming of the socket's poll; only the rest is copied into the
+    /// queue, and its completion resumes the flush (`queuedWriteDone`). The rate estimate reads
+    /// what the kernel took from the count handed over and the queue, not from completions.
     /// Established, it writes only while the socket's write queue is empty, and `flush` encrypts
     /// one `writeChunk` of frames per write. On a slow link (`endsEachWrite`) a write is cut at
     /// the chunk: the kernel takes it, and the few bytes of record overhead past it wait in the
@@ -104,15 +117,11 @@ extension MuxConnection {
             do throws(IOError) {
                 try tls.sendCiphertext(limit: slowLink ? queueLimit.writeChunk : pending) {
                     ciphertext throws(IOError) in
-                    let count = ciphertext.count
-                    let completion: (IOError?) -> Void = { [self] error in if error == nil { kernelTook(count) } }
-                    if slowLink || count >= Self.sendInPlaceMinimum {
-                        try socket.send(
-                            ciphertext, endsSegment: slowLink, alwaysCompletes: true, completion: completion)
-                    } else {
-                        try socket.write(ciphertext, completion: completion)
+                    bytesHandedToSocket += ciphertext.count
+                    try socket.send(ciphertext, endsSegment: slowLink) { [self] error in
+                        if error == nil { queuedWriteDone() }
                     }
-                    return count
+                    return ciphertext.count
                 }
             } catch {
                 close(Failure(.internalError, "write to \(remoteAddress) failed: \(error)"))
@@ -122,22 +131,9 @@ extension MuxConnection {
         return false
     }
 
-    /// Below this, copying a write costs less than the empty request (a `writev` of nothing) that
-    /// carries the completion of a write sent in place.
-    static let sendInPlaceMinimum = 16 * 1024
-
-    /// A write completed: the kernel took `count` bytes. Feeds the rate estimate, applies a new
-    /// kernel share, and resumes a flush that was held back once the write queue is empty.
-    private func kernelTook(_ count: Int) {
-        queueLimit.kernelTook(count, at: Self.now(), socketLimited: heldBack) { try? socket.path() }
-        if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
-            appliedNotSentLowWater = queueLimit.notSentLowWater
-            try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
-        }
-        if heldBack, socket.writeQueueSize == 0 {
-            heldBack = false
-            dispatch {}
-        }
+    /// The kernel took bytes it had refused: once the write queue is empty, the flush goes on.
+    private func queuedWriteDone() {
+        if phase == .established, socket.writeQueueSize == 0 { dispatch {} }
     }
 
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the pacing.

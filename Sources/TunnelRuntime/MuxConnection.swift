@@ -55,9 +55,8 @@ public final class MuxConnection {
     /// Set while inside a read or timer callback: commands then flush once at its end.
     private var dispatching = false
     private var flushScheduled = false
-    /// The last flush left frames behind for the socket (its write queue was not empty, or the
-    /// turn's budget was spent): a write completion resumes it, and rate samples count.
-    var heldBack = false
+    /// Every ciphertext byte handed to the socket; less its write queue, what the kernel took.
+    var bytesHandedToSocket = 0
     /// The TCP_NOTSENT_LOWAT last set on the socket.
     var appliedNotSentLowWater = TransmitQueueLimit.initialNotSentLowWater
     private var reportedReady = false
@@ -352,7 +351,14 @@ public final class MuxConnection {
     }
 
     private func scheduleFlush() {
-        guard !dispatching, !flushScheduled, phase != .closed else { return }
+        guard !dispatching else { return }
+        flushNextTurn()
+    }
+
+    /// Flushes at the next loop turn, from inside a dispatch too: a flush whose turn's budget ran
+    /// out while the kernel kept taking goes on after the loop has served others.
+    func flushNextTurn() {
+        guard !flushScheduled, phase != .closed else { return }
         flushScheduled = true
         flushTimer.start(after: 0) { [self] in
             flushScheduled = false

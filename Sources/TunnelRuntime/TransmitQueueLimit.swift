@@ -15,11 +15,16 @@ import TunnelIO
 /// Both scale with the measured send rate: a slow link gets a few KiB (a few ms of it), a fast
 /// one larger chunks and one round trip per turn, so its loop turns and syscalls stay few.
 ///
-/// Rate rule: bytes the kernel took, counted only while the connection was held back by the
-/// socket (more frames waited than it let through: the link is the limit, not the application),
-/// over spans of at least `sampleSpan`; each span is one sample, smoothed `7/8 old + 1/8 new`
-/// after a first sample that sets it. An application-limited span says nothing about the link and
-/// is dropped. Sans-IO: the owner hands in the time, the bytes and the kernel's path measurements.
+/// Rate rule: the bytes the kernel took (a running count the owner reads when it samples, not a
+/// sum of write completions, so a write the kernel takes at once needs no completion), counted
+/// only across spans in which the kernel kept refusing bytes: every sample point of the span saw
+/// some wait in the socket's write queue, so the link, not the application, set the pace. A span
+/// lasts at least `sampleSpan` and is one sample, smoothed `7/8 old + 1/8 new` after a first
+/// sample that sets it. A sample point at which the kernel had taken everything ends the span: an
+/// application-limited spell (nothing to send, or a turn whose own budget ran out while the
+/// kernel kept taking) says nothing about the link, and the idle time after it must not be
+/// counted as link time. Sans-IO: the owner hands in the time, the count, whether the kernel
+/// refused bytes and the kernel's path measurements.
 struct TransmitQueueLimit: Equatable {
     /// Never less than this per turn: a small frame burst and one TLS record always fit.
     static let floor = 16 * 1024
@@ -47,7 +52,8 @@ struct TransmitQueueLimit: Equatable {
     /// Smoothed send rate in bytes per second; nil until the first sample.
     private(set) var bytesPerSecond: Double?
     private var spanStart: Timestamp?
-    private var spanBytes = 0
+    /// The kernel's running count of bytes taken when the span started.
+    private var spanStartTaken = 0
     /// The estimate comes from the connection's own samples (not only the kernel's).
     private var measured = false
     /// When the kernel's path measurements were last read during an application-limited span.
@@ -70,9 +76,10 @@ struct TransmitQueueLimit: Equatable {
     /// framed into a record waits for 4 KiB of it, not 16; on a fast one records stay full size.
     var recordSize: Int { min(max(highWater / 4, 4 * 1024), 16 * 1024) }
 
-    /// The kernel took `count` queued bytes at `now`. `socketLimited`: the connection had more
-    /// frames to send than the queue let through. `path`: the kernel's measurements of the path,
-    /// read at most once a sample span (nil if they cannot be read; the limit then stays).
+    /// A sample point at `now`: the kernel has taken `kernelTaken` bytes in all so far, and
+    /// `refused` says whether it refused some (they wait in the socket's write queue). `path`: the
+    /// kernel's measurements of the path, read at most once a sample span (nil if they cannot be
+    /// read; the limit then stays).
     ///
     /// A connection that never fills its queue (a sender on loopback that reads its own input
     /// slower than the kernel drains it) gives no sample of its own, and held at the first
@@ -82,8 +89,8 @@ struct TransmitQueueLimit: Equatable {
     /// sample of its own replaces it: a delivery rate can read high for a moment (acknowledgements
     /// arriving in a burst), and on a slow link that would size the kernel's share past what a
     /// keystroke can wait behind.
-    mutating func kernelTook(_ count: Int, at now: Timestamp, socketLimited: Bool, path: () -> TCPPath?) {
-        guard socketLimited else {
+    mutating func sample(kernelTaken: Int, refused: Bool, at now: Timestamp, path: () -> TCPPath?) {
+        guard refused else {
             spanStart = nil
             if !measured, lastPathRead.map({ now.since($0) >= Self.sampleSpan }) ?? true {
                 lastPathRead = now
@@ -95,19 +102,17 @@ struct TransmitQueueLimit: Equatable {
             return
         }
         guard let start = spanStart else {
-            // The span starts here; these bytes were queued before it.
             spanStart = now
-            spanBytes = 0
+            spanStartTaken = kernelTaken
             return
         }
-        spanBytes += count
         let elapsed = now.since(start)
         guard elapsed >= Self.sampleSpan else { return }
-        let sample = Double(spanBytes) / Self.seconds(elapsed)
+        let sample = Double(kernelTaken - spanStartTaken) / Self.seconds(elapsed)
         bytesPerSecond = measured ? bytesPerSecond.map { $0 * 7 / 8 + sample / 8 } : sample
         measured = true
         spanStart = now
-        spanBytes = 0
+        spanStartTaken = kernelTaken
         resize(roundTrip: path()?.roundTrip)
     }
 

@@ -6,19 +6,32 @@ import TunnelIO
 
 /// Issue #12: what waits below the scheduler is sized from the link, not fixed at 1 MiB.
 @Suite struct TransmitQueueLimitTests {
-    /// Feeds `seconds` of a link carrying `bytesPerSecond` in 1 ms write completions.
+    /// Feeds `seconds` of a link carrying `bytesPerSecond`, sampled every millisecond: the
+    /// kernel's running count grows by a millisecond of the link each time (from `taken`).
     private func drive(
         _ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
-        socketLimited: Bool = true, roundTrip: Duration?, kernelRate: Double = 0
+        taken: inout Int, refused: Bool = true, roundTrip: Duration?, kernelRate: Double = 0
     ) -> UInt64 {
         var now = start
         for _ in 0..<Int(seconds * 1000) {
             now += 1_000_000
-            limit.kernelTook(bytesPerSecond / 1000, at: Timestamp(nanoseconds: now), socketLimited: socketLimited) {
-                roundTrip.map { TCPPath(roundTrip: $0, deliveryRate: kernelRate, applicationLimited: !socketLimited) }
+            taken += bytesPerSecond / 1000
+            limit.sample(kernelTaken: taken, refused: refused, at: Timestamp(nanoseconds: now)) {
+                roundTrip.map { TCPPath(roundTrip: $0, deliveryRate: kernelRate, applicationLimited: !refused) }
             }
         }
         return now
+    }
+
+    /// `drive` from a count of zero.
+    private func drive(
+        _ limit: inout TransmitQueueLimit, bytesPerSecond: Int, seconds: Double, from start: UInt64 = 0,
+        refused: Bool = true, roundTrip: Duration?, kernelRate: Double = 0
+    ) -> UInt64 {
+        var taken = 0
+        return drive(
+            &limit, bytesPerSecond: bytesPerSecond, seconds: seconds, from: start, taken: &taken, refused: refused,
+            roundTrip: roundTrip, kernelRate: kernelRate)
     }
 
     @Test("a 20 Mbit/s link with a 10 ms round trip queues one round trip: 25 kB, not 1 MiB")
@@ -57,7 +70,7 @@ import TunnelIO
     func applicationLimitedSenderUsesTheKernelsRate() {
         var loopback = TransmitQueueLimit()
         _ = drive(
-            &loopback, bytesPerSecond: 50_000_000, seconds: 0.1, socketLimited: false,
+            &loopback, bytesPerSecond: 50_000_000, seconds: 0.1, refused: false,
             roundTrip: .microseconds(30), kernelRate: 2_000_000_000)
         #expect(loopback.bytesPerSecond == 2_000_000_000)
         #expect(loopback.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
@@ -65,14 +78,14 @@ import TunnelIO
         // moment before them is replaced by the first, and ignored after it.
         var slow = TransmitQueueLimit()
         var later = drive(
-            &slow, bytesPerSecond: 1000, seconds: 0.05, socketLimited: false, roundTrip: .milliseconds(10),
+            &slow, bytesPerSecond: 1000, seconds: 0.05, refused: false, roundTrip: .milliseconds(10),
             kernelRate: 50_000_000)
         #expect(slow.bytesPerSecond == 50_000_000)
         later = drive(&slow, bytesPerSecond: 2_500_000, seconds: 1, from: later, roundTrip: .milliseconds(10))
         let measured = slow.bytesPerSecond
         #expect(measured.map { abs($0 - 2_500_000) < 25_000 } == true)
         _ = drive(
-            &slow, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10),
+            &slow, bytesPerSecond: 1000, seconds: 1, from: later, refused: false, roundTrip: .milliseconds(10),
             kernelRate: 10_000_000)
         #expect(slow.bytesPerSecond == measured)
     }
@@ -92,7 +105,7 @@ import TunnelIO
         let later = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, roundTrip: .milliseconds(10))
         let measured = limit.highWater
         _ = drive(
-            &limit, bytesPerSecond: 1000, seconds: 1, from: later, socketLimited: false, roundTrip: .milliseconds(10))
+            &limit, bytesPerSecond: 1000, seconds: 1, from: later, refused: false, roundTrip: .milliseconds(10))
         #expect(limit.highWater == measured)
     }
 
@@ -108,5 +121,47 @@ import TunnelIO
         var limit = TransmitQueueLimit()
         _ = drive(&limit, bytesPerSecond: 100_000_000, seconds: 0.5, roundTrip: nil)
         #expect(limit.bytesPerSecond != nil && limit.highWater == TransmitQueueLimit.floor)
+    }
+
+    @Test("a turn cut short by its own budget, the kernel taking everything, is no sample: loopback stays unpaced")
+    func budgetCutTurnsAreNoSample() {
+        var limit = TransmitQueueLimit()
+        var taken = 0
+        let later = drive(
+            &limit, bytesPerSecond: 300_000_000, seconds: 0.5, taken: &taken, roundTrip: .microseconds(50))
+        let measured = limit.bytesPerSecond
+        // Each turn the kernel took a budget's worth at once and nothing was refused.
+        _ = drive(
+            &limit, bytesPerSecond: 5_000_000, seconds: 1, from: later, taken: &taken, refused: false,
+            roundTrip: .microseconds(50))
+        #expect(limit.bytesPerSecond == measured)
+        #expect(limit.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater && !limit.endsEachWrite)
+    }
+
+    @Test("an idle pause between two refused spells is no link time: the estimate does not fall")
+    func idlePausesAreNotBridged() {
+        var limit = TransmitQueueLimit()
+        var taken = 0
+        var now = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, taken: &taken, roundTrip: .milliseconds(10))
+        // The queue drained and the flush found nothing to send; then a second of silence.
+        limit.sample(kernelTaken: taken, refused: false, at: Timestamp(nanoseconds: now)) { nil }
+        now += 1_000_000_000
+        now = drive(
+            &limit, bytesPerSecond: 2_500_000, seconds: 0.02, from: now, taken: &taken, roundTrip: .milliseconds(10))
+        #expect(limit.bytesPerSecond.map { abs($0 - 2_500_000) < 25_000 } == true)
+        #expect(limit.highWater == 25_000)
+    }
+
+    @Test("a span lasts only while every sample point saw refused bytes")
+    func spansNeedRefusalThroughout() {
+        var limit = TransmitQueueLimit()
+        var taken = 0
+        var now: UInt64 = 0
+        for step in 0..<1000 {
+            now += 1_000_000
+            taken += 100_000
+            limit.sample(kernelTaken: taken, refused: step % 5 != 4, at: Timestamp(nanoseconds: now)) { nil }
+        }
+        #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
     }
 }
