@@ -58,6 +58,8 @@ struct TransmitQueueLimit: Equatable {
     private var measured = false
     /// When the kernel's path measurements were last read during an application-limited span.
     private var lastPathRead: Timestamp?
+    /// The kernel's running count at the last sample point.
+    private var lastKernelTaken = 0
 
     /// The most one socket write hands the kernel: it takes a write whole once its unsent bytes
     /// are below the mark, so this bounds how far past the mark they can go.
@@ -90,9 +92,12 @@ struct TransmitQueueLimit: Equatable {
     /// arriving in a burst), and on a slow link that would size the kernel's share past what a
     /// keystroke can wait behind.
     mutating func sample(kernelTaken: Int, refused: Bool, at now: Timestamp, path: () -> TCPPath?) {
+        let tookMore = kernelTaken != lastKernelTaken
+        lastKernelTaken = kernelTaken
         guard refused else {
             spanStart = nil
-            if !measured, lastPathRead.map({ now.since($0) >= Self.sampleSpan }) ?? true {
+            // A point at which nothing more was sent (a flush that only read) has no new rate.
+            if !measured, tookMore, lastPathRead.map({ now.since($0) >= Self.sampleSpan }) ?? true {
                 lastPathRead = now
                 if let path = path(), path.deliveryRate > (bytesPerSecond ?? 0) {
                     bytesPerSecond = path.deliveryRate

@@ -73,6 +73,12 @@ import TunnelIO
             &loopback, bytesPerSecond: 50_000_000, seconds: 0.1, refused: false,
             roundTrip: .microseconds(30), kernelRate: 2_000_000_000)
         #expect(loopback.bytesPerSecond == 2_000_000_000)
+        // A sample point with nothing more taken (an idle node's flush that only read) reads no path.
+        var idle = TransmitQueueLimit()
+        idle.sample(kernelTaken: 0, refused: false, at: Timestamp(nanoseconds: 1)) {
+            Issue.record("read the path with nothing sent")
+            return nil
+        }
         #expect(loopback.notSentLowWater == TransmitQueueLimit.largestNotSentLowWater)
         // On a slow link the connection's own samples rule: a delivery rate read high for a
         // moment before them is replaced by the first, and ignored after it.
