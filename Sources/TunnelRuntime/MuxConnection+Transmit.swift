@@ -53,7 +53,8 @@ extension MuxConnection {
             }
         }
         let refused = socket.writeQueueSize > 0
-        sampleSendRate(refused: refused)
+        sampleSendRate(refused ? .refused(afterDrain: resumedByDrain) : .tookAll)
+        resumedByDrain = false
         if !refused, tls.pendingCiphertextCount == 0, session.streamCount == 0 {
             // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
             tls.releaseDrainedBuffers()
@@ -64,10 +65,10 @@ extension MuxConnection {
 
     /// Feeds the rate estimate what the kernel has taken so far (all bytes handed to the socket
     /// but those still in libuv's write queue) and applies a new kernel share.
-    private func sampleSendRate(refused: Bool) {
-        queueLimit.sample(
-            kernelTaken: bytesHandedToSocket - socket.writeQueueSize, refused: refused, at: Self.now()
-        ) { try? socket.path() }
+    private func sampleSendRate(_ end: TransmitQueueLimit.FlushEnd) {
+        queueLimit.flushEnded(end, kernelTaken: bytesHandedToSocket - socket.writeQueueSize, at: Self.now()) {
+            try? socket.path()
+        }
         if queueLimit.notSentLowWater != appliedNotSentLowWater, !socket.isClosed {
             appliedNotSentLowWater = queueLimit.notSentLowWater
             try? socket.setNotSentLowWater(UInt32(appliedNotSentLowWater))
@@ -133,7 +134,9 @@ extension MuxConnection {
 
     /// The kernel took bytes it had refused: once the write queue is empty, the flush goes on.
     private func queuedWriteDone() {
-        if phase == .established, socket.writeQueueSize == 0 { dispatch {} }
+        guard phase == .established, socket.writeQueueSize == 0 else { return }
+        resumedByDrain = true
+        dispatch {}
     }
 
     /// Writes whatever the ended session still has (its final GOAWAY), ignoring the pacing.

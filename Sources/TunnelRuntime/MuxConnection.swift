@@ -57,6 +57,8 @@ public final class MuxConnection {
     private var flushScheduled = false
     /// Every ciphertext byte handed to the socket; less its write queue, what the kernel took.
     var bytesHandedToSocket = 0
+    /// The next flush runs because the write queue has drained (a rate sample may end there).
+    var resumedByDrain = false
     /// The TCP_NOTSENT_LOWAT last set on the socket.
     var appliedNotSentLowWater = TransmitQueueLimit.initialNotSentLowWater
     private var reportedReady = false

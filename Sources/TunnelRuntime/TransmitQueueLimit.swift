@@ -15,16 +15,18 @@ import TunnelIO
 /// Both scale with the measured send rate: a slow link gets a few KiB (a few ms of it), a fast
 /// one larger chunks and one round trip per turn, so its loop turns and syscalls stay few.
 ///
-/// Rate rule: the bytes the kernel took (a running count the owner reads when it samples, not a
+/// Rate rule: the bytes the kernel took (a running count the owner reads when a flush ends, not a
 /// sum of write completions, so a write the kernel takes at once needs no completion), counted
-/// only across spans in which the kernel kept refusing bytes: every sample point of the span saw
-/// some wait in the socket's write queue, so the link, not the application, set the pace. A span
-/// lasts at least `sampleSpan` and is one sample, smoothed `7/8 old + 1/8 new` after a first
-/// sample that sets it. A sample point at which the kernel had taken everything ends the span: an
-/// application-limited spell (nothing to send, or a turn whose own budget ran out while the
-/// kernel kept taking) says nothing about the link, and the idle time after it must not be
-/// counted as link time. Sans-IO: the owner hands in the time, the count, whether the kernel
-/// refused bytes and the kernel's path measurements.
+/// only across spans in which the kernel kept refusing bytes, so the link, not the application,
+/// set the pace. A sample ends only where the kernel has just taken all it refused before and the
+/// flush refilled its queue up to a refusal again (`refused(afterDrain: true)`): every sample then
+/// starts and ends with the kernel's queue in the same state, where one ending in the middle of a
+/// stall (a flush for a read while the peer took nothing) read as a rate near zero. A span lasts
+/// at least `sampleSpan` and is one sample, smoothed `7/8 old + 1/8 new` after a first sample
+/// that sets it. A flush at whose end the kernel had taken everything ends the span: an
+/// application-limited spell (nothing to send, or a turn whose own budget ran out while the kernel
+/// kept taking) says nothing about the link, and the idle time after it is no link time. Sans-IO:
+/// the owner hands in the time, the count, how the flush ended and the kernel's path measurements.
 struct TransmitQueueLimit: Equatable {
     /// Never less than this per turn: a small frame burst and one TLS record always fit.
     static let floor = 16 * 1024
@@ -78,10 +80,18 @@ struct TransmitQueueLimit: Equatable {
     /// framed into a record waits for 4 KiB of it, not 16; on a fast one records stay full size.
     var recordSize: Int { min(max(highWater / 4, 4 * 1024), 16 * 1024) }
 
-    /// A sample point at `now`: the kernel has taken `kernelTaken` bytes in all so far, and
-    /// `refused` says whether it refused some (they wait in the socket's write queue). `path`: the
-    /// kernel's measurements of the path, read at most once a sample span (nil if they cannot be
-    /// read; the limit then stays).
+    /// How a flush ended, as the owner saw it.
+    enum FlushEnd: Equatable {
+        /// The kernel took every byte it was given.
+        case tookAll
+        /// The kernel refused bytes (they wait in the socket's write queue). `afterDrain`: the
+        /// flush ran because the kernel had just taken all the bytes it refused before.
+        case refused(afterDrain: Bool)
+    }
+
+    /// A flush ended at `now`, as `end` says, the kernel having taken `kernelTaken` bytes in all so
+    /// far. `path`: the kernel's measurements of the path, read at most once a sample span (nil if
+    /// they cannot be read; the limit then stays).
     ///
     /// A connection that never fills its queue (a sender on loopback that reads its own input
     /// slower than the kernel drains it) gives no sample of its own, and held at the first
@@ -91,12 +101,12 @@ struct TransmitQueueLimit: Equatable {
     /// sample of its own replaces it: a delivery rate can read high for a moment (acknowledgements
     /// arriving in a burst), and on a slow link that would size the kernel's share past what a
     /// keystroke can wait behind.
-    mutating func sample(kernelTaken: Int, refused: Bool, at now: Timestamp, path: () -> TCPPath?) {
+    mutating func flushEnded(_ end: FlushEnd, kernelTaken: Int, at now: Timestamp, path: () -> TCPPath?) {
         let tookMore = kernelTaken != lastKernelTaken
         lastKernelTaken = kernelTaken
-        guard refused else {
+        guard case .refused(let afterDrain) = end else {
             spanStart = nil
-            // A point at which nothing more was sent (a flush that only read) has no new rate.
+            // A flush that sent nothing more (one that only read a ping) has no new rate.
             if !measured, tookMore, lastPathRead.map({ now.since($0) >= Self.sampleSpan }) ?? true {
                 lastPathRead = now
                 if let path = path(), path.deliveryRate > (bytesPerSecond ?? 0) {
@@ -112,7 +122,7 @@ struct TransmitQueueLimit: Equatable {
             return
         }
         let elapsed = now.since(start)
-        guard elapsed >= Self.sampleSpan else { return }
+        guard afterDrain, elapsed >= Self.sampleSpan else { return }
         let sample = Double(kernelTaken - spanStartTaken) / Self.seconds(elapsed)
         bytesPerSecond = measured ? bytesPerSecond.map { $0 * 7 / 8 + sample / 8 } : sample
         measured = true

@@ -16,7 +16,9 @@ import TunnelIO
         for _ in 0..<Int(seconds * 1000) {
             now += 1_000_000
             taken += bytesPerSecond / 1000
-            limit.sample(kernelTaken: taken, refused: refused, at: Timestamp(nanoseconds: now)) {
+            limit.flushEnded(
+                refused ? .refused(afterDrain: true) : .tookAll, kernelTaken: taken, at: Timestamp(nanoseconds: now)
+            ) {
                 roundTrip.map { TCPPath(roundTrip: $0, deliveryRate: kernelRate, applicationLimited: !refused) }
             }
         }
@@ -75,7 +77,7 @@ import TunnelIO
         #expect(loopback.bytesPerSecond == 2_000_000_000)
         // A sample point with nothing more taken (an idle node's flush that only read) reads no path.
         var idle = TransmitQueueLimit()
-        idle.sample(kernelTaken: 0, refused: false, at: Timestamp(nanoseconds: 1)) {
+        idle.flushEnded(.tookAll, kernelTaken: 0, at: Timestamp(nanoseconds: 1)) {
             Issue.record("read the path with nothing sent")
             return nil
         }
@@ -150,7 +152,7 @@ import TunnelIO
         var taken = 0
         var now = drive(&limit, bytesPerSecond: 2_500_000, seconds: 1, taken: &taken, roundTrip: .milliseconds(10))
         // The queue drained and the flush found nothing to send; then a second of silence.
-        limit.sample(kernelTaken: taken, refused: false, at: Timestamp(nanoseconds: now)) { nil }
+        limit.flushEnded(.tookAll, kernelTaken: taken, at: Timestamp(nanoseconds: now)) { nil }
         now += 1_000_000_000
         now = drive(
             &limit, bytesPerSecond: 2_500_000, seconds: 0.02, from: now, taken: &taken, roundTrip: .milliseconds(10))
@@ -166,8 +168,26 @@ import TunnelIO
         for step in 0..<1000 {
             now += 1_000_000
             taken += 100_000
-            limit.sample(kernelTaken: taken, refused: step % 5 != 4, at: Timestamp(nanoseconds: now)) { nil }
+            let end: TransmitQueueLimit.FlushEnd = step % 5 == 4 ? .tookAll : .refused(afterDrain: true)
+            limit.flushEnded(end, kernelTaken: taken, at: Timestamp(nanoseconds: now)) { nil }
         }
         #expect(limit.bytesPerSecond == nil && limit.highWater == TransmitQueueLimit.floor)
+    }
+
+    @Test("a flush in the middle of a stall ends no sample: a sample ends only where the kernel has caught up")
+    func samplesEndAfterADrain() {
+        var limit = TransmitQueueLimit()
+        func end(_ end: TransmitQueueLimit.FlushEnd, taken: Int, milliseconds: UInt64) {
+            limit.flushEnded(end, kernelTaken: taken, at: Timestamp(nanoseconds: milliseconds * 1_000_000)) {
+                TCPPath(roundTrip: .milliseconds(10), deliveryRate: 0, applicationLimited: false)
+            }
+        }
+        end(.refused(afterDrain: false), taken: 16_000, milliseconds: 0)
+        // A read's flush 15 ms on: the peer took nothing yet, and the bytes still wait.
+        end(.refused(afterDrain: false), taken: 16_000, milliseconds: 15)
+        #expect(limit.bytesPerSecond == nil)
+        // The kernel took them all; the flush refilled the queue up to a refusal.
+        end(.refused(afterDrain: true), taken: 66_000, milliseconds: 20)
+        #expect(limit.bytesPerSecond == 2_500_000)
     }
 }
