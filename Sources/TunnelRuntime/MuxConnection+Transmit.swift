@@ -55,8 +55,11 @@ extension MuxConnection {
         let refused = socket.writeQueueSize > 0
         sampleSendRate(refused ? .refused(afterDrain: resumedByDrain) : .tookAll)
         resumedByDrain = false
-        if !refused, tls.pendingCiphertextCount == 0, session.streamCount == 0 {
-            // Quiet now: TLS buffers a busy spell grew go back, or an idle fleet keeps their peak.
+        if !refused, tls.pendingCiphertextCount == 0 {
+            // Drained: the TLS buffers this turn grew go back now, not only once the connection is
+            // quiet. Kept while streams stay open, 200 busy connections held their largest turn of
+            // ciphertext each (37 MiB of the 1,000-node soak's peak); given back, one connection's
+            // buffer serves the next one's turn.
             tls.releaseDrainedBuffers()
         }
         sweepClosedStreams()

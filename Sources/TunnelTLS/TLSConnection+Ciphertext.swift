@@ -67,8 +67,9 @@ extension TLSConnection {
     /// KiB) for the rest of its life. Buffers up to this size are kept and reused.
     static let keptBufferCapacity = 16 * 1024
 
-    /// Frees the BIOs' buffers that grew past `keptBufferCapacity` and are empty now. For an
-    /// owner whose connection went quiet (no streams): after a busy spell, not every write.
+    /// Frees the BIOs' buffers that grew past `keptBufferCapacity` and are empty now: for an
+    /// owner whose turn of writes has drained, so many busy connections do not each keep the
+    /// largest turn they ever wrote.
     public func releaseDrainedBuffers() {
         Self.releaseIfDrained(networkInput)
         if tunnel_sink_capacity(networkOutput) > Self.keptBufferCapacity { tunnel_sink_release(networkOutput) }
