@@ -226,15 +226,15 @@ struct LogServiceTests {
         // and two entries, records its pid first (so the follow run's pid is there once its lines
         // are), and with --follow waits (as itself, via exec) to be ended.
         let script = "\(setup.root)/../journalctl"
-        try """
-        #!/bin/sh
-        echo $$ > "$0.pid"
-        echo "args: $*"
-        echo "entry one"
-        echo "entry two" >&2
-        case "$*" in *--follow*) exec sleep 60;; esac
-        """.write(toFile: script, atomically: true, encoding: .utf8)
-        #expect(chmod(script, 0o755) == 0)
+        try installExecutable(
+            """
+            #!/bin/sh
+            echo $$ > "$0.pid"
+            echo "args: $*"
+            echo "entry one"
+            echo "entry two" >&2
+            case "$*" in *--follow*) exec sleep 60;; esac
+            """, at: script)
         setup.service.journalctl = script
 
         let lines = try setup.lines(LogRequest(lines: 5, sinceSeconds: 3600, grep: "e")).get()
@@ -277,4 +277,18 @@ struct LogServiceTests {
             #expect(Array(line.utf8).withUnsafeBytes { filter.matches($0) } == expected, "\(line)")
         }
     }
+}
+
+/// Writes an executable as another process (`install`), never through a descriptor of this one:
+/// a child another test forks while this process holds the file open for writing keeps that
+/// descriptor until its exec, and executing the file meanwhile fails with ETXTBSY.
+private func installExecutable(_ text: String, at path: String) throws {
+    let source = "\(path).source"
+    try text.write(toFile: source, atomically: true, encoding: .utf8)
+    let install = Process()
+    install.executableURL = URL(fileURLWithPath: "/usr/bin/install")
+    install.arguments = ["-m", "755", source, path]
+    try install.run()
+    install.waitUntilExit()
+    #expect(install.terminationStatus == 0, "install \(path)")
 }
