@@ -1,18 +1,20 @@
 /// A first-in first-out queue over an array with a moving head, so popping is O(1) and storage
 /// is reused instead of shifting elements.
-struct FIFO<Element> {
+package struct FIFO<Element> {
     private var storage: [Element] = []
     private var head = 0
 
-    var isEmpty: Bool { head == storage.count }
-    var count: Int { storage.count - head }
-    var first: Element? { isEmpty ? nil : storage[head] }
+    package init() {}
 
-    mutating func append(_ element: Element) {
+    package var isEmpty: Bool { head == storage.count }
+    package var count: Int { storage.count - head }
+    package var first: Element? { isEmpty ? nil : storage[head] }
+
+    package mutating func append(_ element: Element) {
         storage.append(element)
     }
 
-    mutating func popFirst() -> Element? {
+    package mutating func popFirst() -> Element? {
         guard !isEmpty else { return nil }
         let element = storage[head]
         head += 1
@@ -27,12 +29,12 @@ struct FIFO<Element> {
     }
 
     /// Replaces the element at the head, e.g. with what is left of it after a partial use.
-    mutating func replaceFirst(_ element: Element) {
+    package mutating func replaceFirst(_ element: Element) {
         precondition(!isEmpty)
         storage[head] = element
     }
 
-    mutating func removeAll() {
+    package mutating func removeAll() {
         storage.removeAll()
         head = 0
     }
@@ -44,14 +46,14 @@ struct ChunkQueue {
     private var chunks = FIFO<ArraySlice<UInt8>>()
     private(set) var byteCount = 0
 
-    mutating func append(_ bytes: ArraySlice<UInt8>) {
+    package mutating func append(_ bytes: ArraySlice<UInt8>) {
         guard !bytes.isEmpty else { return }
         chunks.append(bytes)
         byteCount += bytes.count
     }
 
     /// Moves the first `count` bytes to the end of `output`.
-    mutating func move(_ count: Int, to output: inout [UInt8]) {
+    package mutating func move(_ count: Int, to output: inout [UInt8]) {
         precondition(count <= byteCount)
         var remaining = count
         while remaining > 0, let chunk = chunks.first {

@@ -1,4 +1,5 @@
 import Glibc
+import Multiplex
 import TunnelIO
 import TunnelTLS
 
@@ -113,8 +114,7 @@ private final class HandshakesAway {
 private final class Shared: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var queue: [(ticket: UInt64, tls: UnsafeMutableRawPointer)] = []
-    private var head = 0
+    private var queue = FIFO<(ticket: UInt64, tls: UnsafeMutableRawPointer)>()
     private var stopping = false
     private let waker: EventLoop.Waker
     private let away: LoopBound<HandshakesAway>
@@ -160,14 +160,8 @@ private final class Shared: @unchecked Sendable {
     private func next() -> (UInt64, UnsafeMutableRawPointer)? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while head == queue.count, !stopping { pthread_cond_wait(condition, mutex) }
-        guard !stopping else { return nil }
-        let entry = queue[head]
-        head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
+        while queue.isEmpty, !stopping { pthread_cond_wait(condition, mutex) }
+        guard !stopping, let entry = queue.popFirst() else { return nil }
         return entry
     }
 
